@@ -1,0 +1,23 @@
+"""`crm-qualify schema contact`: JSON Schema of canonical documents, generated from the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from connector.model import Contact, Decision
+
+SCHEMAS = {"contact": Contact, "decision": Decision}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "schema", help="print the JSON Schema of a canonical document (contact, decision)"
+    )
+    parser.add_argument("name", choices=sorted(SCHEMAS))
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(SCHEMAS[args.name].model_json_schema(), indent=2))
+    return 0

@@ -1,0 +1,112 @@
+"""`crm-qualify sync --once`: one run now; with --dry-run, the diff it would write and no write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from connector.commands.common import add_config_argument, settings_or_exit
+from connector.engine import BatchReport, RunOptions, SyncEngine
+from connector.plugins import PluginError, build_adapter
+from connector.settings import ConfigurationError
+from connector.state import StateStore
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "sync",
+        help="run one sync now (use --dry-run first)",
+        description=(
+            "Read contacts changed since the last run, score them, and write owned fields and"
+            " follow-up tasks. --dry-run prints the diff and sends no write."
+        ),
+    )
+    add_config_argument(parser)
+    parser.add_argument("--once", action="store_true", help="one run, then exit (the default)")
+    parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
+    parser.add_argument("--json", action="store_true", help="dry-run diff as JSON lines")
+    parser.add_argument("--limit", type=int, default=None, help="process at most N contacts")
+    parser.add_argument(
+        "--contact",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only this record (TYPE/ID or ID); repeatable",
+    )
+    parser.set_defaults(handler=run)
+
+
+def parse_contact(value: str) -> tuple[str, str]:
+    object_type, _, record_id = value.rpartition("/")
+    return object_type, record_id
+
+
+def diff_rows(report: BatchReport) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for update in report.updates:
+        for change in update.changes:
+            rows.append(
+                {
+                    "kind": "field",
+                    "record": f"{update.object_type}/{update.contact_id}",
+                    "field": change.field,
+                    "old": change.old,
+                    "new": change.new,
+                }
+            )
+    for task in report.tasks:
+        rows.append(
+            {
+                "kind": "task",
+                "record": f"{task.object_type}/{task.contact_id}",
+                "key": task.key,
+                "subject": task.subject,
+                "owner_id": task.owner_id,
+                "due": task.due.isoformat(),
+            }
+        )
+    return rows
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = "" if value is None else str(value).replace("\n", " | ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_diff(report: BatchReport, as_json: bool) -> None:
+    for row in diff_rows(report):
+        if as_json:
+            print(json.dumps(row, ensure_ascii=False, default=str))
+        elif row["kind"] == "field":
+            print(
+                f"{row['record']:<28} {row['field']:<17} {_short(row['old']):>40} -> "
+                f"{_short(row['new'])}"
+            )
+        else:
+            print(f"{row['record']:<28} {'task':<17} {row['subject']} (due {row['due'][:16]})")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    try:
+        adapter = build_adapter(settings)
+    except ConfigurationError as exc:
+        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = StateStore(settings.sync.state_path)
+    on_batch = (lambda report: print_diff(report, args.json)) if args.dry_run else None
+    engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
+    contacts = [parse_contact(value) for value in args.contact] if args.contact else None
+    summary = engine.run(RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts))
+    counts = ", ".join(f"{key} {value}" for key, value in sorted(summary.counts.items()))
+    print(f"run {summary.run_id}: {summary.status}; {counts}", file=sys.stderr)
+    for error in summary.errors[:20]:
+        print(f"  error: {error}", file=sys.stderr)
+    if len(summary.errors) > 20:
+        print(f"  … and {len(summary.errors) - 20} more (crm-qualify runs)", file=sys.stderr)
+    return 0 if summary.status in ("ok", "partial") else 1

@@ -1,0 +1,225 @@
+"""The adapter contract: everything a CRM adapter implements, and nothing more.
+
+A consultant adding a CRM reads this module and one existing adapter. An adapter translates
+between one CRM and the canonical model (`connector.model`); the core owns cursors, diffing,
+write policies, idempotency, state and audit. Adapters are registered in the
+`crm_qualify.adapters` entry-point group; the class has a `settings_model` (a pydantic model
+of its `[adapters.<name>]` options, secrets as `SecretStr`) and is built with
+`from_config(settings, mapping)`. `connector.plugins` checks both when it loads the class.
+
+Rules every adapter follows:
+- Read in batches and yield them: the engine never holds more than one batch.
+- Never raise for one bad record: return a per-record `WriteResult` / `TaskResult` with the
+  CRM's message. Raise `AuthError`, `ConfigError`, `BudgetExhausted` or `AdapterError` only for
+  failures of the whole call.
+- Never log or put secrets in exceptions or reprs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from connector.model import Contact, PlannedTask, RecordUpdate
+
+
+class AdapterError(Exception):
+    """A whole call failed after the adapter's own retries (network, 5xx storm, bad answer)."""
+
+
+class AuthError(AdapterError):
+    """Credentials are wrong, expired beyond refresh, or lack a permission; `setting` names the
+    configuration key to fix."""
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+class ConfigError(AdapterError):
+    """The CRM disagrees with our configuration (missing field, unknown stage value…)."""
+
+
+class BudgetExhausted(AdapterError):
+    """The API budget (daily allocation or our reserve) is spent: stop cleanly, resume later."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `crm-qualify doctor`: what was checked, whether it passed, how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A CRM field as `describe_fields` reports it (for doctor and setup)."""
+
+    name: str
+    type: str
+    label: str = ""
+    writable: bool = True
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContactBatch:
+    """Contacts read together, and the cursor to store once their writes are acknowledged.
+
+    `cursor` is opaque to the core (the adapter encodes its own position); `None` means the
+    batch does not move the cursor (e.g. a re-read of specific ids).
+    """
+
+    contacts: Sequence[Contact]
+    cursor: str | None
+    errors: Sequence[RecordError] = ()
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """A record the adapter could not translate: named by record and field, the batch goes on."""
+
+    record: str
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    contact_id: str
+    ok: bool
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    key: str
+    ok: bool
+    crm_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A closed deal and the contacts on it, for calibrating weights against what really won."""
+
+    deal_id: str
+    won: bool
+    closed_at: datetime | None
+    contact_ids: tuple[str, ...] = ()
+    amount: float | None = None
+
+
+@dataclass
+class ApiUsage:
+    """Requests made and throttles met, for metrics and the demo summary."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    daily_remaining: int | None = None
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What the engine calls. Implementations also provide, on the class:
+
+        settings_model: type[pydantic.BaseModel]
+
+        @classmethod
+        def from_config(cls, settings: <settings_model>, mapping: dict[str, Any]) -> Adapter
+
+    where `settings` is the validated `[adapters.<name>]` table and `mapping` the parsed
+    mapping TOML for this CRM (`connector.mapping.load_mapping`).
+
+    Optional: `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
+    where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created.
+    """
+
+    name: str
+
+    def check(self) -> list[CheckResult]:
+        """Connectivity, credentials, permissions, fields and stage values; never writes."""
+        ...
+
+    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
+        """The CRM's fields of one object type, by CRM name."""
+        ...
+
+    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+        """Contacts changed since `cursor` (all of them when None), up to `until` (the run's
+        start), with their engagement, deals and tasks. Batches come in cursor order."""
+        ...
+
+    def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
+        """Specific records by (object_type, id): retries, `sync --contact`, rollback checks.
+        An empty object_type means the user gave a bare id: the adapter resolves it."""
+        ...
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        """Write canonical field values (the adapter maps names and values); one result per
+        update, in order."""
+        ...
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        """Create tasks carrying their idempotency key; one result per task, in order."""
+        ...
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        """CRM ids of tasks that already carry one of these keys (for uncertain creations)."""
+        ...
+
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
+        """Delete or close tasks we created (rollback); `key` of each result is the CRM id."""
+        ...
+
+    def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
+        """Deals closed since `since`, with their contacts."""
+        ...
+
+    def usage(self) -> ApiUsage:
+        """Requests made so far by this adapter instance."""
+        ...
+
+
+REQUIRED_METHODS: tuple[str, ...] = (
+    "check",
+    "describe_fields",
+    "read_changed",
+    "read_contacts",
+    "write_updates",
+    "create_tasks",
+    "find_tasks",
+    "close_tasks",
+    "fetch_outcomes",
+    "usage",
+    "from_config",
+)
+
+
+def missing_methods(adapter_class: type) -> list[str]:
+    """Names of contract methods an adapter class lacks (used when loading plugins)."""
+    return [name for name in REQUIRED_METHODS if not callable(getattr(adapter_class, name, None))]
+
+
+__all__ = [
+    "Adapter",
+    "AdapterError",
+    "ApiUsage",
+    "AuthError",
+    "BudgetExhausted",
+    "CheckResult",
+    "ConfigError",
+    "ContactBatch",
+    "FieldInfo",
+    "Outcome",
+    "RecordError",
+    "REQUIRED_METHODS",
+    "TaskResult",
+    "WriteResult",
+    "missing_methods",
+]

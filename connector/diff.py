@@ -1,0 +1,109 @@
+"""Decide what to write: compare a decision with what the CRM holds, under each field's policy.
+
+Only owned fields are written, only when the value really differs (after normalising the CRM's
+string forms, so a rerun never rewrites "70" over 70), and never a stage backwards or over a
+custom stage a person chose. `scored_at` rides along only with another change, so a rerun with
+nothing new writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector.model import Contact, Decision, FieldUpdate, RecordUpdate, Stage
+from connector.settings import FieldPolicy
+
+PASSENGER_FIELDS = frozenset({"scored_at"})
+"""Fields written only alongside a real change."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A change the policies held back, reported so an admin sees why a field did not move."""
+
+    field: str
+    reason: str
+
+
+def normalise(value: Any) -> Any:
+    """One comparable form for the ways CRMs echo values back (strings, floats, CRLF)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).replace("\r\n", "\n").strip()
+    if text == "":
+        return None
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def same(a: Any, b: Any) -> bool:
+    return normalise(a) == normalise(b)
+
+
+def plan_update(
+    contact: Contact,
+    decision: Decision,
+    policies: Mapping[str, FieldPolicy],
+    last_written: Mapping[str, Any],
+) -> tuple[RecordUpdate | None, list[Skip]]:
+    """The fields to write for one contact (None when nothing changes) and what was held back."""
+    changes: list[FieldUpdate] = []
+    skips: list[Skip] = []
+    for field, new in decision.field_values().items():
+        policy = policies.get(field)
+        if policy is None or not policy.owned or field in PASSENGER_FIELDS:
+            continue
+        old = contact.owned.get(field)
+        if same(old, new):
+            continue
+        held = _held_back(field, old, new, policy, last_written, contact)
+        if held:
+            skips.append(Skip(field, held))
+            continue
+        changes.append(FieldUpdate(field=field, old=old, new=new))
+    if not changes:
+        return None, skips
+    values = decision.field_values()
+    for field in sorted(PASSENGER_FIELDS):
+        policy = policies.get(field)
+        if policy is not None and policy.owned:
+            changes.append(
+                FieldUpdate(field=field, old=contact.owned.get(field), new=values[field])
+            )
+    update = RecordUpdate(contact_id=contact.id, object_type=contact.object_type, changes=changes)
+    return update, skips
+
+
+def _held_back(
+    field: str,
+    old: Any,
+    new: Any,
+    policy: FieldPolicy,
+    last_written: Mapping[str, Any],
+    contact: Contact,
+) -> str | None:
+    if field == "stage":
+        if normalise(old) is not None and contact.stage is None:
+            return f"current stage {old!r} is not in the mapping; a person's choice is kept"
+        if contact.stage is not None and Stage(new).rank < contact.stage.rank:
+            return f"never moves a stage backwards from {contact.stage.value}"
+    if policy.policy == "if_empty" and normalise(old) is not None:
+        return "policy if_empty and the field has a value"
+    if (
+        policy.policy == "unless_edited"
+        and field in last_written
+        and not same(old, last_written[field])
+    ):
+        return "policy unless_edited and a person changed it since our last write"
+    return None

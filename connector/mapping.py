@@ -1,0 +1,64 @@
+"""Mapping files: plain TOML data that says how canonical fields and stages look in one CRM.
+
+The core validates the parts it understands (owned field names, stage and temperature values)
+and hands the whole document to the adapter, which interprets its own sections (profile
+fields, event translations, qualification fields). Bundled mappings live in `mappings/`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from connector.model import OWNED_FIELDS, Stage, Temperature
+from connector.settings import ConfigurationError, describe_validation_error
+
+
+class ObjectMapping(BaseModel):
+    """One CRM object that holds people (HubSpot `contacts`, Salesforce `Lead`, `Contact`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fields: dict[str, str] = {}
+    stages: dict[Stage, str] = {}
+    temperatures: dict[Temperature, str] = {}
+
+    @field_validator("fields")
+    @classmethod
+    def _owned_names(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(OWNED_FIELDS))
+        if unknown:
+            raise ValueError(f"not an owned canonical field: {', '.join(unknown)}")
+        return value
+
+
+class MappingDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    crm: str
+    objects: dict[str, ObjectMapping]
+
+
+def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
+    """The validated mapping for `adapter`, from `path` or the bundled `mappings/<adapter>.toml`."""
+    where = str(path) if path else f"bundled mappings/{adapter}.toml"
+    try:
+        if path is not None:
+            text = Path(path).read_text(encoding="utf-8")
+        else:
+            text = resources.files("mappings").joinpath(f"{adapter}.toml").read_text("utf-8")
+    except (OSError, FileNotFoundError):
+        raise ConfigurationError([f"crm.mapping_file: cannot read {where}"]) from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError([f"crm.mapping_file: {where}: {exc}"]) from None
+    try:
+        MappingDocument.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
+    return document

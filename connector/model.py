@@ -1,0 +1,251 @@
+"""Canonical data model: what every adapter translates its CRM into, and what the engine decides.
+
+The core reasons only in these types; an adapter converts CRM payloads into a `Contact` at its
+edge and converts `RecordUpdate` / `PlannedTask` back. Nothing vendor-specific lives here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Stage(StrEnum):
+    """Lifecycle stages in funnel order (see DOMAIN.md); the order is the rank."""
+
+    TARGET = "target"
+    SUBSCRIBER = "subscriber"
+    LEAD = "lead"
+    MQL = "mql"
+    SQL = "sql"
+    OPPORTUNITY = "opportunity"
+    CUSTOMER = "customer"
+
+    @property
+    def rank(self) -> int:
+        return _STAGE_ORDER.index(self)
+
+
+_STAGE_ORDER = list(Stage)
+
+
+class Temperature(StrEnum):
+    COLD = "cold"
+    WARM = "warm"
+    HOT = "hot"
+
+
+class EventType(StrEnum):
+    """Canonical engagement vocabulary that mappings translate CRM activity into."""
+
+    CONTENT_DOWNLOAD = "content_download"
+    WEBINAR_REGISTERED = "webinar_registered"
+    WEBINAR_ATTENDED = "webinar_attended"
+    DEMO_REQUEST = "demo_request"
+    QUOTE_REQUEST = "quote_request"
+    TRIAL_START = "trial_start"
+    PRICING_PAGE_VIEW = "pricing_page_view"
+    PRODUCT_PAGE_VIEW = "product_page_view"
+    PAGE_VIEW = "page_view"
+    EMAIL_OPEN = "email_open"
+    EMAIL_CLICK = "email_click"
+    EMAIL_REPLY = "email_reply"
+    FORM_SUBMISSION = "form_submission"
+    MEETING_BOOKED = "meeting_booked"
+    CALL = "call"
+    NEWSLETTER_SIGNUP = "newsletter_signup"
+    SOCIAL_INTERACTION = "social_interaction"
+    EVENT_BADGE_SCAN = "event_badge_scan"
+
+
+class CriterionStatus(StrEnum):
+    """A salesperson's answer to one qualification criterion (BANT's budget, MEDDIC's champion…)."""
+
+    MET = "met"
+    IN_PROGRESS = "in_progress"
+    NOT_MET = "not_met"
+
+
+class Origin(StrEnum):
+    """Inbound contacts become leads by their own action; outbound ones need an engagement sign."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    UNKNOWN = "unknown"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class EngagementEvent(_Model):
+    """One engagement signal. CRMs that only expose counters send one event with `count` > 1
+    dated at the most recent occurrence."""
+
+    type: EventType
+    at: AwareDatetime
+    count: int = Field(default=1, ge=1)
+    detail: str | None = None
+
+
+class Deal(_Model):
+    id: str
+    status: Literal["open", "won", "lost"]
+    amount: float | None = None
+    recurring: bool = False
+    closed_at: AwareDatetime | None = None
+
+
+class ExistingTask(_Model):
+    """A task already in the CRM for this contact; `key` is set when crm-qualify created it."""
+
+    id: str
+    key: str | None = None
+    due: AwareDatetime | None = None
+    completed: bool = False
+
+
+class Contact(_Model):
+    """A person as the engine sees it, whatever CRM object holds it (HubSpot contact,
+    Salesforce Lead or Contact)."""
+
+    id: str
+    object_type: str = "contact"
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    company: str | None = None
+    industry: str | None = None
+    employees: int | None = Field(default=None, ge=0)
+    country: str | None = None
+    owner_id: str | None = None
+    origin: Origin = Origin.UNKNOWN
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    stage: Stage | None = Field(
+        default=None, description="The CRM's current lifecycle stage, mapped to canonical."
+    )
+    unsubscribed: bool = False
+    hard_bounced: bool = False
+    qualification: dict[str, CriterionStatus] = Field(
+        default_factory=dict,
+        description="Answers per criterion name (need, authority, timing, budget, champion…).",
+    )
+    events: list[EngagementEvent] = Field(default_factory=list)
+    deals: list[Deal] = Field(default_factory=list)
+    tasks: list[ExistingTask] = Field(default_factory=list)
+    owned: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Current CRM values of the fields crm-qualify owns, by canonical name.",
+    )
+
+    @property
+    def label(self) -> str:
+        """How logs and errors name a record: object and id, never personal data."""
+        return f"{self.object_type}/{self.id}"
+
+
+class Reason(_Model):
+    """One line of the explanation a salesperson reads: '+40 demo request 2026-11-18'."""
+
+    signal: str
+    family: Literal["fit", "engagement", "intent", "negative"]
+    points: float
+    why: str
+
+
+class Score(_Model):
+    total: int = Field(ge=0, le=100)
+    fit: int
+    engagement: int
+    intent: int
+    grade: str = Field(description="Fit grade A..D and engagement level 1..4, e.g. 'A1'.")
+    reasons: list[Reason] = Field(default_factory=list)
+
+
+class PlannedTask(_Model):
+    """A follow-up the engine wants to exist exactly once; `key` makes creation idempotent."""
+
+    key: str
+    contact_id: str
+    object_type: str = "contact"
+    kind: Literal["hot_call", "mql_handoff", "escalation"]
+    subject: str
+    body: str = ""
+    owner_id: str | None = None
+    due: AwareDatetime
+    priority: Literal["high", "medium", "low"] = "medium"
+    task_type: Literal["call", "email", "todo"] = "todo"
+
+
+class Decision(_Model):
+    contact_id: str
+    object_type: str = "contact"
+    stage: Stage
+    computed_stage: Stage = Field(description="What the rules alone say, before never-backwards.")
+    temperature: Temperature
+    score: Score
+    rules_version: str
+    renurture: bool = False
+    disqualified: bool = False
+    tasks: list[PlannedTask] = Field(default_factory=list)
+    scored_at: datetime
+
+    def field_values(self) -> dict[str, Any]:
+        """The canonical owned fields this decision sets, before write policies apply."""
+        return {
+            "stage": self.stage.value,
+            "temperature": self.temperature.value,
+            "score": self.score.total,
+            "fit_score": self.score.fit,
+            "engagement_score": self.score.engagement,
+            "intent_score": self.score.intent,
+            "grade": self.score.grade,
+            "reasons": format_reasons(self.score.reasons),
+            "rules_version": self.rules_version,
+            "renurture": self.renurture,
+            "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+class FieldUpdate(_Model):
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class RecordUpdate(_Model):
+    """All field changes for one record, sent to the adapter in one write."""
+
+    contact_id: str
+    object_type: str = "contact"
+    changes: list[FieldUpdate]
+
+    def values(self) -> dict[str, Any]:
+        return {change.field: change.new for change in self.changes}
+
+
+def format_reasons(reasons: list[Reason]) -> str:
+    """One reason per line, strongest first, as a salesperson reads them in the CRM."""
+    ordered = sorted(reasons, key=lambda reason: -abs(reason.points))
+    return "\n".join(reason.why for reason in ordered)
+
+
+OWNED_FIELDS: tuple[str, ...] = (
+    "stage",
+    "temperature",
+    "score",
+    "fit_score",
+    "engagement_score",
+    "intent_score",
+    "grade",
+    "reasons",
+    "rules_version",
+    "renurture",
+    "scored_at",
+)
+"""Canonical names of every field crm-qualify can write; configuration says which it owns."""

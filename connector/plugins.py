@@ -1,0 +1,66 @@
+"""Finding adapters: every adapter, built-in or a consultant's, is an entry point in the
+`crm_qualify.adapters` group, checked against the contract when it is loaded."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from connector.contract import Adapter, missing_methods
+from connector.mapping import load_mapping
+from connector.settings import ConfigurationError, Settings, describe_validation_error
+
+ENTRY_POINT_GROUP = "crm_qualify.adapters"
+
+
+class PluginError(Exception):
+    """An adapter plugin could not be loaded or breaks the contract; the message names it."""
+
+
+def available_adapters() -> dict[str, EntryPoint]:
+    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_adapter_class(name: str) -> type:
+    points = available_adapters()
+    if name not in points:
+        known = ", ".join(sorted(points)) or "none installed"
+        raise ConfigurationError([f"crm.adapter: unknown adapter {name!r} (available: {known})"])
+    point = points[name]
+    try:
+        adapter_class = point.load()
+    except Exception as exc:  # a broken plugin must not look like our bug
+        raise PluginError(
+            f"adapter plugin {name!r} ({point.value}) failed to import: {exc}"
+        ) from exc
+    missing = missing_methods(adapter_class)
+    settings_model = getattr(adapter_class, "settings_model", None)
+    if not (isinstance(settings_model, type) and issubclass(settings_model, BaseModel)):
+        missing.append("settings_model (a pydantic model class)")
+    if missing:
+        raise PluginError(
+            f"adapter plugin {name!r} ({point.value}) does not implement the contract;"
+            f" missing: {', '.join(missing)}"
+        )
+    return adapter_class
+
+
+def adapter_settings(adapter_class: type, settings: Settings) -> BaseModel:
+    """Validate the `[adapters.<name>]` table with the adapter's own settings model."""
+    prefix = f"adapters.{settings.crm.adapter}."
+    try:
+        return adapter_class.settings_model.model_validate(settings.adapter_options())
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, prefix)) from None
+
+
+def build_adapter(settings: Settings, **overrides: Any) -> Adapter:
+    """Load, validate and construct the configured adapter; no API call is made here."""
+    adapter_class = load_adapter_class(settings.crm.adapter)
+    options = adapter_settings(adapter_class, settings)
+    if overrides:
+        options = options.model_copy(update=overrides)
+    mapping = load_mapping(settings.crm.adapter, settings.crm.mapping_file)
+    return adapter_class.from_config(options, mapping)

@@ -1,0 +1,88 @@
+"""The retry policy as data: which failures are transient, and how long to back off.
+
+Adapters classify their client's errors into a `Failure`; `call_with_retries` retries only the
+transient ones (429, 5xx, timeouts, dropped connections, lock contention) with jittered
+exponential backoff and a cap, honouring a server's `Retry-After`. Everything else (400, 401,
+403, 404, validation) is raised at once so it becomes a clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How an adapter classified an exception."""
+
+    transient: bool
+    retry_after: float | None = None
+    kind: str = "error"
+
+
+Classifier = Callable[[BaseException], Failure]
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def status_failure(status: int | None, retry_after: float | None = None) -> Failure:
+    """The default table: HTTP status -> transient or not."""
+    if status is None:
+        return Failure(transient=True, kind="connection")
+    if status == 429:
+        return Failure(transient=True, retry_after=retry_after, kind="throttled")
+    if status in TRANSIENT_STATUSES:
+        return Failure(transient=True, retry_after=retry_after, kind=f"http_{status}")
+    return Failure(transient=False, kind=f"http_{status}")
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    classify: Classifier,
+    *,
+    attempts: int = 6,
+    max_wait: float = 30.0,
+    on_retry: Callable[[Failure], None] | None = None,
+) -> T:
+    """Run `call`, retrying transient failures; the last failure is re-raised unchanged."""
+    backoff = wait_random_exponential(multiplier=0.5, max=max_wait)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        failure = classify(exc) if exc else Failure(transient=True)
+        if failure.retry_after is not None:
+            return min(failure.retry_after, max_wait)
+        return backoff(state)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        failure = classify(exc) if exc else Failure(transient=True)
+        log.warning(
+            "transient %s, retry %d of %d", failure.kind, state.attempt_number, attempts - 1
+        )
+        if on_retry:
+            on_retry(failure)
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: classify(exc).transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(call)

@@ -1,0 +1,182 @@
+"""Typed configuration: a TOML file, overridden by `CRMQ_*` environment variables.
+
+Nested keys use `__` in the environment (`CRMQ_SYNC__STATE_PATH`,
+`CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN`). A secret may also come from a file: any adapter option
+`X_file = "/run/secrets/…"` fills option `X` with the file's content. Every problem is reported
+with the dotted key that holds it, before any API call is made.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from connector.model import OWNED_FIELDS
+from connector.rules import Rules
+
+WritePolicy = Literal["always", "if_empty", "unless_edited"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldPolicy(_Section):
+    """Whether crm-qualify owns a field, and when it may overwrite what is there."""
+
+    owned: bool = True
+    policy: WritePolicy = "always"
+
+
+def _default_fields() -> dict[str, FieldPolicy]:
+    return {name: FieldPolicy() for name in OWNED_FIELDS}
+
+
+class CrmSettings(_Section):
+    adapter: str = Field(default="hubspot", description="Entry-point name of the CRM adapter.")
+    instance: str = Field(
+        default="default",
+        description="Names this portal or org in the state store (cursors, locks, audit).",
+    )
+    mapping_file: Path | None = Field(
+        default=None, description="A mapping TOML of your own; default: the bundled one."
+    )
+
+
+class SyncSettings(_Section):
+    state_path: Path = Path("crm-qualify.sqlite")
+    max_retry_records: int = Field(
+        default=10_000, ge=0, description="Failed records re-read at the start of a run."
+    )
+
+
+class ScheduleSettings(_Section):
+    interval_minutes: float = Field(default=15.0, gt=0)
+    cron: str | None = Field(default=None, description="Crontab expression; wins over interval.")
+    jitter_seconds: int = Field(default=30, ge=0)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "text", "json"] = "auto"
+
+
+class ServerSettings(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+_toml_path: ContextVar[Path | None] = ContextVar("crmq_toml_path", default=None)
+
+
+class Settings(BaseSettings):
+    """The whole configuration; `config.example.toml` documents every key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRMQ_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    crm: CrmSettings = Field(default_factory=CrmSettings)
+    adapters: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Options per adapter name, validated by the adapter."
+    )
+    fields: dict[str, FieldPolicy] = Field(default_factory=_default_fields)
+    rules: Rules = Field(default_factory=Rules)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, FieldPolicy]) -> dict[str, FieldPolicy]:
+        unknown = sorted(set(value) - set(OWNED_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown field {', '.join(unknown)}; known: {', '.join(OWNED_FIELDS)}"
+            )
+        return {**_default_fields(), **value}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = _toml_path.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    def adapter_options(self) -> dict[str, Any]:
+        """The active adapter's options with `X_file` secrets read from their files."""
+        name = self.crm.adapter
+        return resolve_secret_files(self.adapters.get(name, {}), f"adapters.{name}.")
+
+
+class ConfigurationError(Exception):
+    """Configuration problems, each naming its key; raised before any API call."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+    """`key.path: message` lines a person can act on, never echoing the input value."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        problems.append(f"{prefix}{key}: {item['msg']}")
+    return problems
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the TOML file (if any) and the environment; raise `ConfigurationError`."""
+    toml_path = Path(path) if path else None
+    if toml_path is not None:
+        if not toml_path.is_file():
+            raise ConfigurationError([f"config file {toml_path}: not found"])
+        try:
+            tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError([f"config file {toml_path}: {exc}"]) from None
+    token = _toml_path.set(toml_path)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def resolve_secret_files(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    resolved = dict(options)
+    for key, value in options.items():
+        if not key.endswith("_file") or not value:
+            continue
+        target = key.removesuffix("_file")
+        if resolved.get(target):
+            continue
+        try:
+            resolved[target] = Path(str(value)).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problem = f"{prefix}{key}: cannot read secret file ({exc.strerror})"
+            raise ConfigurationError([problem]) from None
+        del resolved[key]
+    return resolved

@@ -1,0 +1,160 @@
+"""A tiny in-memory CRM that implements the adapter contract, to prove the engine end to end.
+
+It behaves like a real CRM where it matters to the engine: writes bump the record's
+modification time (so our own writes come back on the next incremental read), the cursor is
+(updated_at, id) so ties never loop, and faults can be injected per record or per call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from connector.contract import (
+    AdapterError,
+    ApiUsage,
+    CheckResult,
+    ContactBatch,
+    FieldInfo,
+    Outcome,
+    TaskResult,
+    WriteResult,
+)
+from connector.model import (
+    OWNED_FIELDS,
+    Contact,
+    ExistingTask,
+    PlannedTask,
+    RecordUpdate,
+    Stage,
+)
+
+
+class MemorySettings(BaseModel):
+    batch_size: int = 3
+
+
+class MemoryAdapter:
+    name = "memory"
+    settings_model = MemorySettings
+
+    def __init__(self, contacts: Iterable[Contact] = (), batch_size: int = 3) -> None:
+        self.records: dict[str, Contact] = {c.id: c.model_copy(deep=True) for c in contacts}
+        self.tasks: dict[str, PlannedTask] = {}
+        self.task_ids = (f"T{n}" for n in itertools.count(1))
+        self.batch_size = batch_size
+        self.clock = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+        self.calls: dict[str, int] = {}
+        self.fail_write_ids: set[str] = set()
+        self.crash_after_task_create = False
+        self.closed_tasks: set[str] = set()
+
+    @classmethod
+    def from_config(cls, settings: MemorySettings, mapping: dict[str, Any]) -> MemoryAdapter:
+        return cls(batch_size=settings.batch_size)
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def _tick(self) -> datetime:
+        self.clock += timedelta(seconds=1)
+        return self.clock
+
+    def human_edit(self, contact_id: str, **owned: Any) -> None:
+        """A person changes owned fields in the CRM UI."""
+        record = self.records[contact_id]
+        record.owned.update(owned)
+        record.updated_at = self._tick()
+
+    def check(self) -> list[CheckResult]:
+        return [CheckResult("memory", True, "always reachable")]
+
+    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
+        return {name: FieldInfo(name=name, type="string") for name in OWNED_FIELDS}
+
+    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+        self._count("read_changed")
+        start = tuple(json.loads(cursor)) if cursor else ("", "")
+        ordered = sorted(
+            (c for c in self.records.values() if (_ts(c), c.id) > start),
+            key=lambda c: (_ts(c), c.id),
+        )
+        for offset in range(0, len(ordered), self.batch_size):
+            chunk = ordered[offset : offset + self.batch_size]
+            last = chunk[-1]
+            yield ContactBatch(
+                contacts=[self._with_tasks(c) for c in chunk],
+                cursor=json.dumps([_ts(last), last.id]),
+            )
+
+    def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
+        self._count("read_contacts")
+        found = [self._with_tasks(self.records[cid]) for _, cid in ids if cid in self.records]
+        yield ContactBatch(contacts=found, cursor=None)
+
+    def _with_tasks(self, contact: Contact) -> Contact:
+        copy = contact.model_copy(deep=True)
+        copy.tasks = [
+            ExistingTask(id=crm_id, key=t.key, due=t.due, completed=crm_id in self.closed_tasks)
+            for crm_id, t in self.tasks.items()
+            if t.contact_id == contact.id
+        ]
+        return copy
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        self._count("write_updates")
+        results = []
+        for update in updates:
+            if update.contact_id in self.fail_write_ids:
+                results.append(WriteResult(update.contact_id, False, "FIELD_INVALID: rejected"))
+                continue
+            record = self.records[update.contact_id]
+            for change in update.changes:
+                record.owned[change.field] = change.new
+                if change.field == "stage":
+                    record.stage = Stage(change.new)
+            record.updated_at = self._tick()
+            results.append(WriteResult(update.contact_id, True))
+        return results
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        self._count("create_tasks")
+        results = []
+        for task in tasks:
+            crm_id = next(self.task_ids)
+            self.tasks[crm_id] = task
+            results.append(TaskResult(task.key, True, crm_id))
+        if self.crash_after_task_create:
+            self.crash_after_task_create = False
+            raise AdapterError("connection dropped after the tasks were created")
+        return results
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        self._count("find_tasks")
+        return {t.key: crm_id for crm_id, t in self.tasks.items() if t.key in keys}
+
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
+        self._count("close_tasks")
+        self.closed_tasks.update(crm_ids)
+        return [TaskResult(crm_id, crm_id in self.tasks, crm_id) for crm_id in crm_ids]
+
+    def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
+        for contact in self.records.values():
+            for deal in contact.deals:
+                if deal.status != "open" and (deal.closed_at or since) >= since:
+                    yield Outcome(deal.id, deal.status == "won", deal.closed_at, (contact.id,))
+
+    def usage(self) -> ApiUsage:
+        return ApiUsage(requests=dict(self.calls))
+
+    def write_calls(self) -> int:
+        return self.calls.get("write_updates", 0) + self.calls.get("create_tasks", 0)
+
+
+def _ts(contact: Contact) -> str:
+    return contact.updated_at.isoformat() if contact.updated_at else ""

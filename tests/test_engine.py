@@ -1,0 +1,260 @@
+"""The sync engine end to end through the in-memory adapter."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connector.contract import AdapterError
+from connector.engine import CONTACTS_STREAM, RunOptions, SyncEngine
+from connector.model import Contact, EngagementEvent, EventType, Origin, Stage
+from connector.settings import FieldPolicy, Settings
+from connector.state import TASK_CREATED, StateStore
+from tests.memory_adapter import MemoryAdapter
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def event(kind: EventType, days_ago: float = 1, count: int = 1) -> EngagementEvent:
+    return EngagementEvent(type=kind, at=NOW - timedelta(days=days_ago), count=count)
+
+
+def hot_contact(contact_id: str = "hot-1") -> Contact:
+    """The brief's worked example: whitepaper 10 + webinar 20 + demo request 40."""
+    return Contact(
+        id=contact_id,
+        email=f"{contact_id}@acme.example",
+        title="IT Director",
+        owner_id="owner-7",
+        origin=Origin.INBOUND,
+        stage=Stage.LEAD,
+        updated_at=NOW - timedelta(days=1),
+        events=[
+            event(EventType.CONTENT_DOWNLOAD, 3),
+            event(EventType.WEBINAR_ATTENDED, 2),
+            event(EventType.DEMO_REQUEST, 1),
+        ],
+    )
+
+
+def cold_contact(contact_id: str) -> Contact:
+    return Contact(
+        id=contact_id,
+        email=f"{contact_id}@corp.example",
+        origin=Origin.INBOUND,
+        updated_at=NOW - timedelta(days=2),
+        events=[event(EventType.PAGE_VIEW, 5)],
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = StateStore(tmp_path / "state.sqlite")
+    yield store
+    store.close()
+
+
+def make_engine(adapter: MemoryAdapter, store: StateStore, **fields: FieldPolicy) -> SyncEngine:
+    settings = Settings(fields=fields) if fields else Settings()
+    return SyncEngine(adapter, settings, store)
+
+
+def run(engine: SyncEngine, **options) -> object:
+    return engine.run(RunOptions(now=NOW, **options))
+
+
+def test_full_run_writes_fields_tasks_audit_and_cursor(store):
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1"), cold_contact("c2")])
+    summary = run(make_engine(adapter, store))
+
+    assert summary.status == "ok", summary.errors
+    hot = adapter.records["hot-1"]
+    assert hot.owned["score"] == 70
+    assert hot.owned["stage"] == "mql"
+    assert hot.owned["temperature"] == "hot"
+    assert "+40 demo request" in hot.owned["reasons"]
+    kinds = sorted(task.kind for task in adapter.tasks.values())
+    assert kinds == ["hot_call", "mql_handoff"]
+    assert all(task.owner_id == "owner-7" for task in adapter.tasks.values())
+    audit = store.writes_for_run(summary.run_id)
+    assert {w.field for w in audit if w.contact_id == "hot-1"} >= {"score", "stage", "reasons"}
+    assert store.get_cursor("default", CONTACTS_STREAM) is not None
+    assert summary.counts["tasks_created"] == 2
+
+
+def test_second_run_with_nothing_changed_writes_nothing(store):
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1")])
+    engine = make_engine(adapter, store)
+    run(engine)
+    writes_before, tasks_before = adapter.calls["write_updates"], len(adapter.tasks)
+
+    second = run(engine)
+
+    assert second.counts["read"] == 2, "our own writes bumped the records, so they come back"
+    assert second.counts["fields_written"] == 0
+    assert adapter.calls["write_updates"] == writes_before
+    assert len(adapter.tasks) == tasks_before
+
+
+def test_dry_run_writes_nothing_and_keeps_the_cursor(store):
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1")])
+    reports = []
+    engine = SyncEngine(adapter, Settings(), store, on_batch=reports.append)
+
+    summary = engine.run(RunOptions(now=NOW, dry_run=True))
+
+    assert adapter.write_calls() == 0
+    assert "score" not in adapter.records["hot-1"].owned
+    assert store.get_cursor("default", CONTACTS_STREAM) is None
+    assert summary.counts["fields_planned"] > 0
+    planned = [t.kind for r in reports for t in r.tasks]
+    assert sorted(planned) == ["hot_call", "mql_handoff"]
+
+
+def test_crash_between_task_create_and_record_creates_no_duplicate(store):
+    adapter = MemoryAdapter([hot_contact()])
+    adapter.crash_after_task_create = True
+    engine = make_engine(adapter, store)
+
+    first = run(engine)
+    assert first.status == "failed"
+    assert len(adapter.tasks) == 2, "the CRM did create them before the connection dropped"
+    assert store.get_cursor("default", CONTACTS_STREAM) is None
+
+    second = run(engine)
+
+    assert second.status == "ok", second.errors
+    assert len(adapter.tasks) == 2
+    assert second.counts["tasks_recovered"] == 2
+    keys = [task.key for task in adapter.tasks.values()]
+    assert all(r.status == TASK_CREATED for r in store.tasks_by_key("default", keys).values())
+
+
+def test_crash_between_write_and_cursor_save_does_not_duplicate_tasks(store, monkeypatch):
+    adapter = MemoryAdapter([hot_contact()])
+    engine = make_engine(adapter, store)
+
+    def crash(*args, **kwargs):
+        raise AdapterError("process killed before the checkpoint")
+
+    monkeypatch.setattr(store, "set_cursor", crash)
+    assert run(engine).status == "failed"
+    monkeypatch.undo()
+
+    second = run(engine)
+
+    assert second.status == "ok", second.errors
+    assert len(adapter.tasks) == 2
+    assert second.counts["fields_written"] == 0
+
+
+def test_failed_record_is_reported_the_rest_written_and_retried_next_run(store):
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1"), cold_contact("c2")])
+    adapter.fail_write_ids = {"c1"}
+    engine = make_engine(adapter, store)
+
+    first = run(engine)
+
+    assert first.status == "partial"
+    assert any(e.startswith("contact/c1: write: FIELD_INVALID") for e in first.errors)
+    assert "score" in adapter.records["c2"].owned
+    assert store.retries("default") == [("contact", "c1")]
+
+    adapter.fail_write_ids = set()
+    reads_before = adapter.calls.get("read_contacts", 0)
+    second = run(engine)
+
+    assert adapter.calls["read_contacts"] == reads_before + 1
+    assert "score" in adapter.records["c1"].owned
+    assert store.retries("default") == []
+    assert second.status == "ok"
+
+
+def test_unless_edited_keeps_a_persons_value_and_always_overwrites(store):
+    adapter = MemoryAdapter([hot_contact()])
+    engine = make_engine(
+        adapter,
+        store,
+        temperature=FieldPolicy(policy="unless_edited"),
+        grade=FieldPolicy(policy="always"),
+    )
+    run(engine)
+    adapter.human_edit("hot-1", temperature="warm", grade="Z9")
+    adapter.records["hot-1"].events.append(event(EventType.EMAIL_CLICK, 0.5))
+
+    summary = run(engine)
+
+    record = adapter.records["hot-1"]
+    assert record.owned["temperature"] == "warm"
+    assert record.owned["grade"] != "Z9"
+    assert summary.counts["fields_held_back"] >= 1
+
+
+def test_if_empty_writes_only_an_empty_field(store):
+    contact = hot_contact()
+    contact.owned = {"grade": "B2"}
+    adapter = MemoryAdapter([contact])
+    run(make_engine(adapter, store, grade=FieldPolicy(policy="if_empty")))
+    assert adapter.records["hot-1"].owned["grade"] == "B2"
+    assert adapter.records["hot-1"].owned["score"] == 70
+
+
+def test_unowned_field_is_never_written(store):
+    adapter = MemoryAdapter([hot_contact()])
+    run(make_engine(adapter, store, reasons=FieldPolicy(owned=False)))
+    assert "reasons" not in adapter.records["hot-1"].owned
+    assert "score" in adapter.records["hot-1"].owned
+
+
+def test_a_stage_a_person_set_further_along_is_never_downgraded(store):
+    contact = cold_contact("manual-opp")
+    contact.stage = Stage.OPPORTUNITY
+    contact.owned = {"stage": "opportunity"}
+    adapter = MemoryAdapter([contact])
+
+    run(make_engine(adapter, store))
+
+    assert adapter.records["manual-opp"].owned["stage"] == "opportunity"
+    assert adapter.records["manual-opp"].stage == Stage.OPPORTUNITY
+
+
+def test_an_unmapped_stage_is_left_alone(store):
+    contact = hot_contact()
+    contact.stage = None
+    contact.owned = {"stage": "evangelist"}
+    adapter = MemoryAdapter([contact])
+    reports = []
+    SyncEngine(adapter, Settings(), store, on_batch=reports.append).run(RunOptions(now=NOW))
+    assert adapter.records["hot-1"].owned["stage"] == "evangelist"
+    assert any(skip.field == "stage" for r in reports for _, skip in r.skips)
+
+
+def test_limit_processes_at_most_n_and_does_not_move_the_cursor(store):
+    adapter = MemoryAdapter([cold_contact(f"c{i}") for i in range(7)])
+    summary = run(make_engine(adapter, store), limit=4)
+    assert summary.counts["read"] == 4
+    assert store.get_cursor("default", CONTACTS_STREAM) is None
+
+
+def test_stop_event_ends_the_run_after_the_batch_in_flight(store):
+    adapter = MemoryAdapter([cold_contact(f"c{i}") for i in range(9)], batch_size=3)
+    engine = make_engine(adapter, store)
+    engine.on_batch = lambda report: engine.stop.set()
+
+    summary = run(engine)
+
+    assert summary.status == "interrupted"
+    assert summary.counts["read"] == 3
+    assert store.get_cursor("default", CONTACTS_STREAM) is not None
+
+
+def test_runs_are_recorded_with_counts_and_errors(store):
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1")])
+    adapter.fail_write_ids = {"c1"}
+    summary = run(make_engine(adapter, store))
+    (record,) = store.runs("default")
+    assert record.id == summary.run_id
+    assert record.status == "partial"
+    assert record.counts["records_written"] == 1
+    assert record.errors and "c1" in record.errors[0]

@@ -1,0 +1,53 @@
+"""The state store: cursors, audit trail, task keys, retries and the cross-process lock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from connector.state import TASK_CREATED, TASK_PENDING, StateStore
+
+
+def test_state_survives_reopening(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = StateStore(path)
+    store.set_cursor("portal", "contacts", '{"ts": 1}')
+    run_id = store.start_run("portal", mode="once", dry_run=False)
+    update = RecordUpdate(contact_id="9", changes=[FieldUpdate(field="score", old=None, new=70)])
+    store.record_writes(run_id, "portal", [update])
+    store.finish_run(run_id, "ok", {"read": 1}, [])
+    store.close()
+
+    reopened = StateStore(path)
+    assert reopened.get_cursor("portal", "contacts") == '{"ts": 1}'
+    assert reopened.last_written("portal", [("contact", "9")]) == {("contact", "9"): {"score": 70}}
+    (write,) = reopened.writes_for_run(run_id)
+    assert (write.field, write.old, write.new) == ("score", None, 70)
+    assert reopened.run(run_id).counts == {"read": 1}
+
+
+def test_task_keys_move_from_pending_to_created(tmp_path):
+    store = StateStore(tmp_path / "s.sqlite")
+    task = PlannedTask(
+        key="crmq:contact:1:hot_call:2026-W47",
+        contact_id="1",
+        kind="hot_call",
+        subject="Call",
+        due=datetime(2026, 11, 23, tzinfo=UTC),
+    )
+    store.mark_tasks_pending("p", "run-1", [task])
+    assert store.tasks_by_key("p", [task.key])[task.key].status == TASK_PENDING
+    store.mark_task_created("p", task.key, "T-1")
+    record = store.tasks_by_key("p", [task.key])[task.key]
+    assert (record.status, record.crm_id) == (TASK_CREATED, "T-1")
+    assert [t.key for t in store.tasks_for_run("run-1")] == [task.key]
+
+
+def test_lock_is_exclusive_until_released_or_expired(tmp_path):
+    path = tmp_path / "s.sqlite"
+    one, two = StateStore(path), StateStore(path)
+    assert one.acquire_lock("sync:portal", "proc-1", ttl_seconds=60, now=1000.0)
+    assert not two.acquire_lock("sync:portal", "proc-2", ttl_seconds=60, now=1001.0)
+    assert two.acquire_lock("sync:portal", "proc-2", ttl_seconds=60, now=1061.0)
+    two.release_lock("sync:portal", "proc-2")
+    assert one.acquire_lock("sync:portal", "proc-1", ttl_seconds=60, now=1062.0)
