@@ -17,10 +17,10 @@ Rules every adapter follows:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from connector.model import Contact, PlannedTask, RecordUpdate
 
@@ -186,6 +186,25 @@ class Adapter(Protocol):
         ...
 
 
+@dataclass
+class DemoEnvironment:
+    """A running simulator that `crm-qualify demo` syncs against.
+
+    A CRM package offers one through the `crm_qualify.demos` entry-point group: a function
+    `demo_environment(contacts: int, seed: int) -> ContextManager[DemoEnvironment]` that starts
+    its simulator on loopback and stops it on exit.
+    """
+
+    adapter: str
+    """Entry-point name of the adapter to sync with (`crm_qualify.adapters`)."""
+    options: dict[str, Any]
+    """The `[adapters.<adapter>]` table that points the adapter at the simulator."""
+    simulate_day: Callable[[], int]
+    """Adds a day of new engagement to some contacts; returns how many were touched."""
+    api_usage: Callable[[], dict[str, Any]]
+    """Requests served, throttled and the limits, as the simulator counted them."""
+
+
 REQUIRED_METHODS: tuple[str, ...] = (
     "check",
     "describe_fields",
@@ -215,6 +234,7 @@ __all__ = [
     "CheckResult",
     "ConfigError",
     "ContactBatch",
+    "DemoEnvironment",
     "FieldInfo",
     "Outcome",
     "RecordError",

@@ -1,0 +1,63 @@
+"""`crm-qualify simulate hubspot`: run the simulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from .simulator import HubSpotSimulator
+
+
+def _rate(text: str) -> int:
+    """`190` or `190/10s` (HubSpot states burst limits per 10 seconds)."""
+    count, _, window = text.partition("/")
+    if window not in ("", "10s") or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or N/10s, got {text!r}")
+    return int(count)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="crm-qualify simulate hubspot", description="Serve a seeded local HubSpot portal."
+    )
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
+    p.add_argument("--contacts", type=int, default=1000, help="contacts to seed")
+    p.add_argument("--seed", type=int, default=1, help="data seed")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    p.add_argument("--rate-limit", type=_rate, default=190, help="burst per 10 s, e.g. 190/10s")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random 429/5xx")
+    p.add_argument(
+        "--custom-properties",
+        action="store_true",
+        help="create the crm-qualify owned properties up front",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Arguments are the options only; a leading `simulate hubspot` is accepted and skipped."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["simulate", "hubspot"]:
+        args = args[2:]
+    opts = parser().parse_args(args)
+    sim = HubSpotSimulator(
+        contacts=opts.contacts,
+        seed=opts.seed,
+        latency_ms=opts.latency_ms,
+        rate_limit=opts.rate_limit,
+        fault_rate=opts.fault_rate,
+        custom_properties=opts.custom_properties,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    url = sim.start(port=opts.port)
+    print(f"base_url={url}\ntoken={sim.token}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    return 0

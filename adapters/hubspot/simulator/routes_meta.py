@@ -1,0 +1,310 @@
+"""Portal metadata and auth endpoints: owners, pipelines, properties, v4 associations, OAuth."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from .errors import ApiError, invalid_json, row_error, validation_error
+from .schema import ASSOCIATION_TYPES, SINGULAR, definition, options
+from .server import Request, Response, Route
+from .values import format_ms, now_ms
+
+if TYPE_CHECKING:
+    from .simulator import HubSpotSimulator
+
+MAX_ASSOCIATION_INPUTS = 1000
+PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
+FIELD_TYPES = {
+    "textarea",
+    "text",
+    "date",
+    "file",
+    "number",
+    "select",
+    "radio",
+    "checkbox",
+    "booleancheckbox",
+    "calculation_equation",
+    "html",
+    "phonenumber",
+}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _schema_scopes(write: bool) -> Any:
+    def needed(params: dict[str, str]) -> tuple[str, ...]:
+        owner = "contacts" if params["objectType"] == "tasks" else params["objectType"]
+        verb = "write" if write else "read"
+        return (f"crm.schemas.{owner}.{verb}",) + (() if write else (f"crm.objects.{owner}.read",))
+
+    return needed
+
+
+# ----- owners and pipelines --------------------------------------------------------------
+def list_owners(sim: HubSpotSimulator, req: Request) -> Response:
+    try:
+        limit = int(req.arg("limit") or 100)
+        offset = int(req.arg("after") or 0)
+    except ValueError as exc:
+        raise validation_error("limit and after must be integers") from exc
+    if not 1 <= limit <= 500:
+        raise validation_error(f"limit must be between 1 and 500, was {limit}")
+    archived = (req.arg("archived") or "false").lower() == "true"
+    email = (req.arg("email") or "").lower()
+    owners = [
+        o
+        for o in sim.store.owners
+        if o["archived"] == archived and (not email or o["email"].lower() == email)
+    ]
+    body: dict[str, Any] = {"results": owners[offset : offset + limit]}
+    if offset + limit < len(owners):
+        after = str(offset + limit)
+        body["paging"] = {
+            "next": {"after": after, "link": f"{req.base_url}/crm/v3/owners?after={after}"}
+        }
+    return Response(200, body)
+
+
+def get_owner(sim: HubSpotSimulator, req: Request) -> Response:
+    owner = next((o for o in sim.store.owners if o["id"] == req.params["ownerId"]), None)
+    if owner is None:
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Owner {req.params['ownerId']} not found")
+    return Response(200, owner)
+
+
+def _pipelines(sim: HubSpotSimulator, object_type: str) -> list[dict[str, Any]]:
+    return sim.store.pipelines if object_type == "deals" else []
+
+
+def list_pipelines(sim: HubSpotSimulator, req: Request) -> Response:
+    return Response(200, {"results": _pipelines(sim, req.params["objectType"])})
+
+
+def get_pipeline(sim: HubSpotSimulator, req: Request) -> Response:
+    found = next(
+        (
+            p
+            for p in _pipelines(sim, req.params["objectType"])
+            if p["id"] == req.params["pipelineId"]
+        ),
+        None,
+    )
+    if found is None:
+        raise ApiError(404, "OBJECT_NOT_FOUND", f"Pipeline {req.params['pipelineId']} not found")
+    return Response(200, found)
+
+
+# ----- properties ------------------------------------------------------------------------
+def list_properties(sim: HubSpotSimulator, req: Request) -> Response:
+    if (req.arg("archived") or "false").lower() == "true":
+        return Response(200, {"results": []})
+    return Response(
+        200, {"results": list(sim.store.definitions[req.params["objectType"]].values())}
+    )
+
+
+def get_property(sim: HubSpotSimulator, req: Request) -> Response:
+    name = req.params["propertyName"]
+    found = sim.store.definitions[req.params["objectType"]].get(name)
+    if found is None:
+        raise ApiError(
+            404,
+            "OBJECT_NOT_FOUND",
+            f"Property {name} does not exist",
+            context={"propertyName": [name]},
+        )
+    return Response(200, found)
+
+
+def create_property(sim: HubSpotSimulator, req: Request) -> Response:
+    object_type, body = req.params["objectType"], req.json()
+    if not isinstance(body, dict):
+        raise invalid_json("Cannot build PropertyCreate from a non-object body")
+    missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+    if missing:
+        raise invalid_json(
+            f"Cannot build PropertyCreate, some of required attributes are not set {missing}"
+        )
+    name, kind, field_type = str(body["name"]), str(body["type"]), str(body["fieldType"])
+    if not _NAME.match(name):
+        raise validation_error(
+            f"Property name {name!r} must be lowercase letters, digits and underscores."
+        )
+    if kind not in PROPERTY_TYPES or field_type not in FIELD_TYPES:
+        raise validation_error(f"Invalid type/fieldType combination: {kind}/{field_type}")
+    if name in sim.store.definitions[object_type]:
+        raise ApiError(
+            409,
+            "OBJECT_ALREADY_EXISTS",
+            f"A property named '{name}' already exists.",
+            context={"name": [name]},
+            sub_category="Properties.OBJECT_ALREADY_EXISTS",
+        )
+    group = str(body["groupName"])
+    if group not in sim.store.groups[object_type]:
+        raise validation_error(f"Property group {group} does not exist.", groupName=[group])
+    opts = body.get("options") or []
+    if kind == "bool" and not opts:
+        opts = [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}]
+    if kind == "enumeration" and not opts:
+        raise validation_error("Enumeration properties need at least one option.")
+    try:
+        normalized = options([(str(o["value"]), str(o["label"])) for o in opts])
+    except (KeyError, TypeError) as exc:
+        raise validation_error("Each option needs a label and a value.") from exc
+    created = definition(
+        name,
+        str(body["label"]),
+        kind,
+        field_type,
+        group,
+        opts=normalized,
+        hubspot_defined=False,
+        created_at=format_ms(now_ms()),
+        description=str(body.get("description") or ""),
+    )
+    sim.store.definitions[object_type][name] = created
+    return Response(201, created, wrote=True)
+
+
+def list_groups(sim: HubSpotSimulator, req: Request) -> Response:
+    return Response(200, {"results": list(sim.store.groups[req.params["objectType"]].values())})
+
+
+def create_group(sim: HubSpotSimulator, req: Request) -> Response:
+    object_type, body = req.params["objectType"], req.json()
+    if not isinstance(body, dict) or not body.get("name") or not body.get("label"):
+        raise invalid_json(
+            "Cannot build PropertyGroupCreate, some of required attributes are not set "
+            "[name, label]"
+        )
+    name = str(body["name"])
+    if name in sim.store.groups[object_type]:
+        raise ApiError(
+            409, "OBJECT_ALREADY_EXISTS", f"A property group named '{name}' already exists."
+        )
+    created = sim.store.add_group(
+        object_type, name, str(body["label"]), int(body.get("displayOrder", -1))
+    )
+    return Response(201, created, wrote=True)
+
+
+# ----- associations v4 -------------------------------------------------------------------
+def read_associations(sim: HubSpotSimulator, req: Request) -> Response:
+    """v4 batch read. Inputs without associations come back as 207 NO_ASSOCIATIONS_FOUND rows,
+    as HubSpot does; unlabeled types carry no `label` (the spec has no null for it)."""
+    from_type, to_type = req.params["fromObjectType"], req.params["toObjectType"]
+    body, started = req.json(), format_ms(now_ms())
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(inputs, list) or any(
+        not isinstance(i, dict) or not i.get("id") for i in inputs
+    ):
+        raise invalid_json(
+            "Cannot build BatchInputPublicFetchAssociationsBatchRequest, some of "
+            "required attributes are not set [inputs]"
+        )
+    if len(inputs) > MAX_ASSOCIATION_INPUTS:
+        raise validation_error(
+            f"Batch input of {len(inputs)} items exceeds the limit of {MAX_ASSOCIATION_INPUTS}."
+        )
+    labels = dict(ASSOCIATION_TYPES.get((from_type, to_type), []))
+    results, errors = [], []
+    for key in dict.fromkeys(str(i["id"]) for i in inputs):
+        found = sim.store.association_types(from_type, key, to_type)
+        if not found:
+            errors.append(
+                row_error(
+                    "OBJECT_NOT_FOUND",
+                    f"No {SINGULAR[to_type]} is associated with {SINGULAR[from_type]} {key}.",
+                    {"fromObjectId": [key]},
+                )
+                | {"subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND"}
+            )
+            continue
+        to = [
+            {
+                "toObjectId": to_id,
+                "associationTypes": [
+                    {"category": "HUBSPOT_DEFINED", "typeId": t}
+                    | ({"label": labels[t]} if labels.get(t) else {})
+                    for t in types
+                ],
+            }
+            for to_id, types in found
+        ]
+        results.append({"from": {"id": key}, "to": to})
+    body_out: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    if errors:
+        body_out |= {"numErrors": len(errors), "errors": errors}
+    body_out |= {"startedAt": started, "completedAt": format_ms(now_ms())}
+    return Response(207 if errors else 200, body_out)
+
+
+def _association_scopes(params: dict[str, str]) -> tuple[str, ...]:
+    owners = {
+        "contacts" if t == "tasks" else t
+        for t in (params["fromObjectType"], params["toObjectType"])
+    }
+    return tuple(sorted(f"crm.objects.{t}.read" for t in owners))
+
+
+# ----- OAuth -----------------------------------------------------------------------------
+def oauth_token(sim: HubSpotSimulator, req: Request) -> Response:
+    form = {k: v[-1] for k, v in parse_qs(req.raw.decode("utf-8", "replace")).items()}
+    return Response(200, sim.auth.issue(form))
+
+
+def access_token_info(sim: HubSpotSimulator, req: Request) -> Response:
+    return Response(200, sim.auth.access_token_info(req.params["token"]))
+
+
+def private_app_info(sim: HubSpotSimulator, req: Request) -> Response:
+    body = req.json()
+    return Response(
+        200, sim.auth.private_app_info(body.get("tokenKey") if isinstance(body, dict) else None)
+    )
+
+
+PROPS = "/crm/v3/properties/{objectType}"
+ROUTES = [
+    Route("POST", "/oauth/v1/token", oauth_token, kind="oauth"),
+    Route("GET", "/oauth/v1/access-tokens/{token}", access_token_info, kind="oauth"),
+    Route("POST", "/oauth/v2/private-apps/get/access-token-info", private_app_info, kind="oauth"),
+    Route("GET", "/crm/v3/owners", list_owners, scopes=lambda _: ("crm.objects.owners.read",)),
+    Route(
+        "GET", "/crm/v3/owners/{ownerId}", get_owner, scopes=lambda _: ("crm.objects.owners.read",)
+    ),
+    Route(
+        "GET",
+        "/crm/v3/pipelines/{objectType}",
+        list_pipelines,
+        scopes=lambda _: (
+            "crm.objects.deals.read",
+            "crm.schemas.deals.read",
+            "crm.objects.contacts.read",
+        ),
+    ),
+    Route(
+        "GET",
+        "/crm/v3/pipelines/{objectType}/{pipelineId}",
+        get_pipeline,
+        scopes=lambda _: (
+            "crm.objects.deals.read",
+            "crm.schemas.deals.read",
+            "crm.objects.contacts.read",
+        ),
+    ),
+    Route("GET", PROPS, list_properties, scopes=_schema_scopes(False)),
+    Route("POST", PROPS, create_property, scopes=_schema_scopes(True)),
+    Route("GET", PROPS + "/groups", list_groups, scopes=_schema_scopes(False)),
+    Route("POST", PROPS + "/groups", create_group, scopes=_schema_scopes(True)),
+    Route("GET", PROPS + "/{propertyName}", get_property, scopes=_schema_scopes(False)),
+    Route(
+        "POST",
+        "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+        read_associations,
+        scopes=_association_scopes,
+    ),
+]
