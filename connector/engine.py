@@ -21,7 +21,7 @@ from connector.diff import Skip, plan_update
 from connector.logs import run_context
 from connector.model import Contact, Decision, PlannedTask, RecordUpdate
 from connector.settings import Settings
-from connector.state import TASK_PENDING, StateStore
+from connector.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class SyncEngine:
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
+                if not options.dry_run:
+                    self._recover_pending_tasks(run_id, summary)
                 self._run_batches(options, now, summary)
             except (AuthError, BudgetExhausted, AdapterError) as exc:
                 summary.status = "stopped" if isinstance(exc, BudgetExhausted) else "failed"
@@ -218,24 +220,40 @@ class SyncEngine:
         if not planned:
             return
         known = self.store.tasks_by_key(self.instance, [t.key for t in planned])
-        to_create = [t for t in planned if t.key not in known]
-        uncertain = [t for t in planned if t.key in known and known[t.key].status == TASK_PENDING]
-        if uncertain:
-            found = self.adapter.find_tasks([t.key for t in uncertain])
-            for key, crm_id in found.items():
-                self.store.mark_task_created(self.instance, key, crm_id)
-            counts["tasks_recovered"] += len(found)
-            to_create.extend(t for t in uncertain if t.key not in found)
-        if not to_create:
+        self._send_tasks([t for t in planned if t.key not in known], report, run_id, counts)
+
+    def _recover_pending_tasks(self, run_id: str, summary: RunSummary) -> None:
+        """Settle creations a crash left unacknowledged before planning anything new: those the
+        CRM has are recorded, the others are created now, so none is duplicated or lost."""
+        pending = self.store.pending_tasks(self.instance)
+        if not pending:
             return
-        self.store.mark_tasks_pending(self.instance, run_id, to_create)
-        results = self.adapter.create_tasks(to_create)
-        for task, result in zip(to_create, results, strict=True):
+        found = self.adapter.find_tasks([task.key for task in pending])
+        for key, crm_id in found.items():
+            self.store.mark_task_created(self.instance, key, crm_id)
+        summary.counts["tasks_recovered"] += len(found)
+        report = BatchReport()
+        self._send_tasks([t for t in pending if t.key not in found], report, run_id, summary.counts)
+        summary.errors.extend(report.errors)
+        log.info("settled %d unacknowledged task creations", len(pending))
+
+    def _send_tasks(
+        self, tasks: list[PlannedTask], report: BatchReport, run_id: str, counts: Counter[str]
+    ) -> None:
+        if not tasks:
+            return
+        self.store.mark_tasks_pending(self.instance, run_id, tasks)
+        results = self.adapter.create_tasks(tasks)
+        if len(results) != len(tasks):
+            raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
+        created = 0
+        for task, result in zip(tasks, results, strict=True):
             if result.ok and result.crm_id:
                 self.store.mark_task_created(self.instance, task.key, result.crm_id)
                 report.tasks_created.append(task)
+                created += 1
             else:
                 self.store.forget_task(self.instance, task.key)
                 report.errors.append(f"{task.object_type}/{task.contact_id}: task: {result.error}")
                 counts["task_errors"] += 1
-        counts["tasks_created"] += len(report.tasks_created)
+        counts["tasks_created"] += created

@@ -192,6 +192,9 @@ class Decision(_Model):
     rules_version: str
     renurture: bool = False
     disqualified: bool = False
+    customer_type: Literal["one_time", "recurring"] | None = Field(
+        default=None, description="For customers: whether any won deal is recurring."
+    )
     tasks: list[PlannedTask] = Field(default_factory=list)
     scored_at: datetime
 

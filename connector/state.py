@@ -39,7 +39,7 @@ CREATE INDEX IF NOT EXISTS writes_by_run ON field_writes (run_id);
 CREATE TABLE IF NOT EXISTS tasks (
     instance TEXT NOT NULL, key TEXT NOT NULL, run_id TEXT NOT NULL, object_type TEXT NOT NULL,
     contact_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, crm_id TEXT,
-    due TEXT, created_at TEXT NOT NULL, PRIMARY KEY (instance, key));
+    due TEXT, created_at TEXT NOT NULL, payload TEXT, PRIMARY KEY (instance, key));
 CREATE INDEX IF NOT EXISTS tasks_by_run ON tasks (run_id);
 CREATE TABLE IF NOT EXISTS retries (
     instance TEXT NOT NULL, object_type TEXT NOT NULL, contact_id TEXT NOT NULL,
@@ -264,7 +264,7 @@ class StateStore:
         """Recorded before the create call: a crash after it leaves the key 'uncertain'."""
         with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
                 " ON CONFLICT (instance, key) DO UPDATE SET run_id = excluded.run_id",
                 [
                     (
@@ -277,10 +277,19 @@ class StateStore:
                         TASK_PENDING,
                         task.due.isoformat(),
                         _now(),
+                        task.model_dump_json(),
                     )
                     for task in tasks
                 ],
             )
+
+    def pending_tasks(self, instance: str) -> list[PlannedTask]:
+        """Tasks whose creation was sent but never acknowledged (a crash or a lost answer)."""
+        rows = self._query(
+            "SELECT payload FROM tasks WHERE instance = ? AND status = ? ORDER BY created_at, key",
+            (instance, TASK_PENDING),
+        )
+        return [PlannedTask.model_validate_json(row[0]) for row in rows if row[0]]
 
     def mark_task_created(self, instance: str, key: str, crm_id: str) -> None:
         self.set_task_status(instance, key, TASK_CREATED, crm_id)

@@ -1,0 +1,43 @@
+"""One contact in, one decision out: score -> stage -> temperature -> tasks. Pure, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connector.model import Contact, Decision
+from connector.planning import plan_tasks
+from connector.qualification import computed_stage, customer_type, needs_renurture, temperature
+from connector.rules import Rules
+from connector.scoring import compile_rules, score_contact
+
+
+def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
+    """What the rules say about `contact` at `now`.
+
+    The stage never moves backwards: a stage the CRM already holds further along (set by a
+    person or by a deal) is kept, and a quiet contact is flagged for re-nurture instead.
+    """
+    compiled = compile_rules(rules)
+    result = score_contact(contact, compiled, now)
+    score = result.score
+    computed = computed_stage(contact, rules, score.total, result.disqualified)
+    stage = computed
+    if contact.stage is not None and contact.stage.rank > computed.rank:
+        stage = contact.stage
+    heat = temperature(contact, rules, score.total, result.disqualified, now)
+    return Decision.model_construct(
+        contact_id=contact.id,
+        object_type=contact.object_type,
+        stage=stage,
+        computed_stage=computed,
+        temperature=heat,
+        score=score,
+        rules_version=compiled.version,
+        renurture=needs_renurture(stage, result.last_activity, rules, now),
+        disqualified=result.disqualified,
+        customer_type=customer_type(contact),
+        tasks=plan_tasks(
+            contact, stage, heat, result.disqualified, score.reasons, rules.followup, now
+        ),
+        scored_at=now,
+    )

@@ -1,0 +1,266 @@
+"""Points with reasons: fit, engagement and intent, decayed, capped and explained. Pure, no I/O.
+
+Every point comes with a line a salesperson can read ("+40 demo request 2026-11-18"). The rules
+are compiled once per `Rules` object so scoring a contact is a few dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from connector.model import Contact, EventType, Reason, Score
+from connector.rules import Rules, rules_version
+
+_EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
+_PLACEHOLDER_NAMES = frozenset({"test", "asdf", "xxx", "none", "n/a", "na", "unknown", "aaa"})
+_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRules:
+    """`Rules` turned into the sets and tuples the hot path needs, plus its version."""
+
+    rules: Rules
+    version: str
+    weights: dict[EventType, float]
+    caps: dict[EventType, float]
+    intent: frozenset[EventType]
+    fresh_seconds: float
+    half_life_seconds: float
+    industries: dict[str, float]
+    countries: dict[str, float]
+    titles: tuple[tuple[tuple[str, ...], float], ...]
+    free_mail: frozenset[str]
+    disposable: frozenset[str]
+    competitors: frozenset[str]
+    personal_words: tuple[str, ...]
+
+
+def compile_rules(rules: Rules) -> CompiledRules:
+    """Compile once and remember it on the (frozen) rules object."""
+    if rules._compiled is not None:
+        return rules._compiled
+    negatives = rules.negatives
+    compiled = CompiledRules(
+        rules=rules,
+        version=rules_version(rules),
+        weights=dict(rules.weights),
+        caps=dict(rules.caps),
+        intent=frozenset(rules.intent_signals),
+        fresh_seconds=rules.decay.fresh_days * _DAY,
+        half_life_seconds=rules.decay.half_life_days * _DAY,
+        industries={k.casefold(): v for k, v in rules.fit.industries.items()},
+        countries={k.casefold(): v for k, v in rules.fit.countries.items()},
+        titles=tuple(
+            (tuple(word.casefold() for word in rule.contains), rule.points)
+            for rule in rules.fit.titles
+        ),
+        free_mail=frozenset(d.casefold() for d in negatives.free_mail_domains),
+        disposable=frozenset(d.casefold() for d in negatives.disposable_domains),
+        competitors=frozenset(d.casefold() for d in negatives.competitor_domains),
+        personal_words=tuple(w.casefold() for w in negatives.personal_title_words),
+    )
+    rules._compiled = compiled
+    return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    score: Score
+    disqualified: bool
+    last_activity: datetime | None
+
+
+def format_points(points: float) -> str:
+    """'+40', '-10', '+7.5': whole numbers without decimals, as a person writes them."""
+    rounded = round(points, 1)
+    text = f"{rounded:+.0f}" if rounded == int(rounded) else f"{rounded:+.1f}"
+    return text
+
+
+def _reason(signal: str, family: str, points: float, why: str) -> Reason:
+    return Reason.model_construct(signal=signal, family=family, points=points, why=why)
+
+
+def _event_reasons(
+    contact: Contact, rules: CompiledRules, now: datetime
+) -> tuple[list[Reason], float, float, datetime | None]:
+    """One reason per signal: decayed points per occurrence, summed, then capped."""
+    raw: dict[EventType, float] = {}
+    counts: dict[EventType, int] = {}
+    latest: dict[EventType, datetime] = {}
+    decayed: set[EventType] = set()
+    for event in contact.events:
+        kind = event.type
+        weight = rules.weights.get(kind, 0.0)
+        age = (now - event.at).total_seconds()
+        factor = 1.0
+        if age > rules.fresh_seconds:
+            factor = 0.5 ** ((age - rules.fresh_seconds) / rules.half_life_seconds)
+            decayed.add(kind)
+        raw[kind] = raw.get(kind, 0.0) + weight * event.count * factor
+        counts[kind] = counts.get(kind, 0) + event.count
+        if kind not in latest or event.at > latest[kind]:
+            latest[kind] = event.at
+    reasons: list[Reason] = []
+    engagement = intent = 0.0
+    for kind, points in raw.items():
+        cap = rules.caps.get(kind)
+        capped = cap is not None and points > cap
+        if capped:
+            points = cap
+        points = round(points, 1)
+        if points == 0:
+            continue
+        label = kind.value.replace("_", " ")
+        day = latest[kind].date().isoformat()
+        count = counts[kind]
+        why = f"{format_points(points)} {label} " + (f"x{count}, last {day}" if count > 1 else day)
+        notes = [note for note, on in (("capped", capped), ("decayed", kind in decayed)) if on]
+        if notes:
+            why += f" ({', '.join(notes)})"
+        family = "intent" if kind in rules.intent else "engagement"
+        reasons.append(_reason(kind.value, family, points, why))
+        if family == "intent":
+            intent += points
+        else:
+            engagement += points
+    last = max(latest.values()) if latest else None
+    return reasons, engagement, intent, last
+
+
+def _fit_reasons(contact: Contact, rules: CompiledRules) -> list[Reason]:
+    reasons = []
+    if contact.industry and (points := rules.industries.get(contact.industry.casefold())):
+        reasons.append(
+            _reason(
+                "industry", "fit", points, f"{format_points(points)} industry {contact.industry}"
+            )
+        )
+    if contact.country and (points := rules.countries.get(contact.country.casefold())):
+        reasons.append(
+            _reason("country", "fit", points, f"{format_points(points)} country {contact.country}")
+        )
+    if contact.title and rules.titles:
+        title = contact.title.casefold()
+        for words, points in rules.titles:
+            if any(word in title for word in words):
+                reasons.append(
+                    _reason(
+                        "title", "fit", points, f"{format_points(points)} title {contact.title}"
+                    )
+                )
+                break
+    if contact.employees is not None:
+        for band in rules.rules.fit.company_size:
+            if band.min <= contact.employees and (
+                band.max is None or contact.employees <= band.max
+            ):
+                reasons.append(
+                    _reason(
+                        "company_size",
+                        "fit",
+                        band.points,
+                        f"{format_points(band.points)} company size {contact.employees}",
+                    )
+                )
+                break
+    return reasons
+
+
+def _negative_reasons(contact: Contact, rules: CompiledRules) -> tuple[list[Reason], bool]:
+    """Consent, address and data-quality signals; True when the contact is disqualified."""
+    negatives = rules.rules.negatives
+    reasons: list[Reason] = []
+    disqualified = False
+
+    def add(signal: str, points: float, why: str) -> None:
+        if points:
+            reasons.append(_reason(signal, "negative", points, f"{format_points(points)} {why}"))
+
+    if contact.unsubscribed:
+        add("unsubscribed", negatives.unsubscribed, "unsubscribed")
+    if contact.hard_bounced:
+        add("hard_bounce", negatives.hard_bounce, "hard bounce")
+    email = (contact.email or "").strip()
+    if email:
+        if not _EMAIL.match(email):
+            add("invalid_data", negatives.invalid_data, "invalid email address")
+        else:
+            domain = email.rsplit("@", 1)[1].casefold()
+            if domain in rules.competitors:
+                disqualified = True
+                reasons.append(
+                    _reason(
+                        "competitor", "negative", 0, f"disqualified: competitor domain {domain}"
+                    )
+                )
+            elif domain in rules.disposable:
+                add("disposable", negatives.disposable, f"disposable email domain {domain}")
+                disqualified = negatives.disposable_disqualifies
+                if disqualified:
+                    reasons.append(
+                        _reason("disposable", "negative", 0, "disqualified: throw-away address")
+                    )
+            elif domain in rules.free_mail:
+                add("free_mail", negatives.free_mail, f"free-mail domain {domain}")
+    names = {
+        (contact.first_name or "").strip().casefold(),
+        (contact.last_name or "").strip().casefold(),
+    }
+    if names & _PLACEHOLDER_NAMES:
+        add("invalid_data", negatives.invalid_data, "placeholder name")
+    if contact.title:
+        title = contact.title.casefold()
+        if any(word in title for word in rules.personal_words):
+            add(
+                "personal_title",
+                negatives.personal_title,
+                f"student/personal title {contact.title}",
+            )
+    return reasons, disqualified
+
+
+def _grade(fit: int, activity: int, rules: Rules, disqualified: bool) -> str:
+    grades = rules.grades
+    if disqualified:
+        letter = "D"
+    elif fit >= grades.fit_a:
+        letter = "A"
+    elif fit >= grades.fit_b:
+        letter = "B"
+    elif fit >= grades.fit_c:
+        letter = "C"
+    else:
+        letter = "D"
+    if activity >= grades.engagement_1:
+        level = 1
+    elif activity >= grades.engagement_2:
+        level = 2
+    elif activity >= grades.engagement_3:
+        level = 3
+    else:
+        level = 4
+    return f"{letter}{level}"
+
+
+def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> ScoreResult:
+    """Fit (profile and negatives), engagement and intent; total clamped to 0..100."""
+    event_reasons, engagement, intent, last = _event_reasons(contact, rules, now)
+    fit_reasons = _fit_reasons(contact, rules)
+    negative_reasons, disqualified = _negative_reasons(contact, rules)
+    fit_points = round(sum(r.points for r in fit_reasons) + sum(r.points for r in negative_reasons))
+    engagement_points = round(engagement)
+    intent_points = round(intent)
+    total = max(0, min(100, fit_points + engagement_points + intent_points))
+    score = Score.model_construct(
+        total=total,
+        fit=fit_points,
+        engagement=engagement_points,
+        intent=intent_points,
+        grade=_grade(fit_points, engagement_points + intent_points, rules.rules, disqualified),
+        reasons=fit_reasons + event_reasons + negative_reasons,
+    )
+    return ScoreResult(score=score, disqualified=disqualified, last_activity=last)
