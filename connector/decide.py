@@ -24,7 +24,8 @@ def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
     stage = computed
     if contact.stage is not None and contact.stage.rank > computed.rank:
         stage = contact.stage
-    heat = temperature(contact, rules, score.total, result.disqualified, now)
+    activity = score.engagement + score.intent
+    heat = temperature(contact, rules, activity, result.disqualified, now)
     return Decision.model_construct(
         contact_id=contact.id,
         object_type=contact.object_type,

@@ -119,8 +119,11 @@ def _escalations(
                 contact,
                 key=f"{key}:escalation",
                 kind="escalation",
-                subject=f"Overdue follow-up on {_who(contact)} (due {existing.due:%Y-%m-%d %H:%M})",
-                body=f"The follow-up task {existing.id} is overdue and still open.",
+                subject=f"Overdue follow-up on {_who(contact)}",
+                body=(
+                    f"The follow-up task {existing.id} was due {existing.due:%Y-%m-%d %H:%M} UTC"
+                    " and is still open."
+                ),
                 owner_id=followup.manager_owner_id or owner,
                 due=now + timedelta(hours=followup.escalation_hours),
                 priority="high",

@@ -81,15 +81,16 @@ def _recent(contact: Contact, kinds: list[EventType], now: datetime, days: float
 
 
 def temperature(
-    contact: Contact, rules: Rules, total: int, disqualified: bool, now: datetime
+    contact: Contact, rules: Rules, activity: int, disqualified: bool, now: datetime
 ) -> Temperature:
-    """Bands on the score, raised by recent triggers: a demo asked this week is hot at any score."""
+    """Interest, not profile: bands on engagement + intent points, raised by recent triggers
+    (a demo asked this week is hot whatever the score)."""
     if disqualified:
         return Temperature.COLD
     bands = rules.temperature
-    if total >= bands.hot or _recent(contact, bands.hot_triggers, now, bands.hot_within_days):
+    if activity >= bands.hot or _recent(contact, bands.hot_triggers, now, bands.hot_within_days):
         return Temperature.HOT
-    if total >= bands.warm or _recent(contact, bands.warm_triggers, now, bands.warm_within_days):
+    if activity >= bands.warm or _recent(contact, bands.warm_triggers, now, bands.warm_within_days):
         return Temperature.WARM
     return Temperature.COLD
 

@@ -16,6 +16,12 @@ from connector.rules import Rules, rules_version
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 _PLACEHOLDER_NAMES = frozenset({"test", "asdf", "xxx", "none", "n/a", "na", "unknown", "aaa"})
 _DAY = 86_400.0
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def _words(text: str) -> str:
+    """' it director ': padded lower-case words, so 'cto' matches 'CTO' but not 'Director'."""
+    return f" {_NON_WORD.sub(' ', text.casefold()).strip()} "
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +60,13 @@ def compile_rules(rules: Rules) -> CompiledRules:
         industries={k.casefold(): v for k, v in rules.fit.industries.items()},
         countries={k.casefold(): v for k, v in rules.fit.countries.items()},
         titles=tuple(
-            (tuple(word.casefold() for word in rule.contains), rule.points)
+            (tuple(_words(word) for word in rule.contains), rule.points)
             for rule in rules.fit.titles
         ),
         free_mail=frozenset(d.casefold() for d in negatives.free_mail_domains),
         disposable=frozenset(d.casefold() for d in negatives.disposable_domains),
         competitors=frozenset(d.casefold() for d in negatives.competitor_domains),
-        personal_words=tuple(w.casefold() for w in negatives.personal_title_words),
+        personal_words=tuple(_words(w) for w in negatives.personal_title_words),
     )
     rules._compiled = compiled
     return compiled
@@ -144,7 +150,7 @@ def _fit_reasons(contact: Contact, rules: CompiledRules) -> list[Reason]:
             _reason("country", "fit", points, f"{format_points(points)} country {contact.country}")
         )
     if contact.title and rules.titles:
-        title = contact.title.casefold()
+        title = _words(contact.title)
         for words, points in rules.titles:
             if any(word in title for word in words):
                 reasons.append(
@@ -213,7 +219,7 @@ def _negative_reasons(contact: Contact, rules: CompiledRules) -> tuple[list[Reas
     if names & _PLACEHOLDER_NAMES:
         add("invalid_data", negatives.invalid_data, "placeholder name")
     if contact.title:
-        title = contact.title.casefold()
+        title = _words(contact.title)
         if any(word in title for word in rules.personal_words):
             add(
                 "personal_title",

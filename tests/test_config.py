@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"
 
 
-def test_the_shipped_example_config_is_valid(capsys):
+def test_the_shipped_example_config_is_valid(capsys, monkeypatch):
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-na1-example")
     settings = load_settings(EXAMPLE)
     assert settings.crm.adapter == "hubspot"
     assert main(["config", "check", str(EXAMPLE)]) == 0
