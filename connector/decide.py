@@ -26,7 +26,7 @@ def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
         stage = contact.stage
     activity = score.engagement + score.intent
     heat = temperature(contact, rules, activity, result.disqualified, now)
-    return Decision.model_construct(
+    return Decision(
         contact_id=contact.id,
         object_type=contact.object_type,
         stage=stage,

@@ -42,9 +42,7 @@ def _who(contact: Contact) -> str:
 
 
 def _task(contact: Contact, **fields: object) -> PlannedTask:
-    return PlannedTask.model_construct(
-        contact_id=contact.id, object_type=contact.object_type, **fields
-    )
+    return PlannedTask(contact_id=contact.id, object_type=contact.object_type, **fields)
 
 
 def plan_tasks(

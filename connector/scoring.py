@@ -87,7 +87,7 @@ def format_points(points: float) -> str:
 
 
 def _reason(signal: str, family: str, points: float, why: str) -> Reason:
-    return Reason.model_construct(signal=signal, family=family, points=points, why=why)
+    return Reason(signal=signal, family=family, points=points, why=why)
 
 
 def _event_reasons(
@@ -261,7 +261,7 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
     engagement_points = round(engagement)
     intent_points = round(intent)
     total = max(0, min(100, fit_points + engagement_points + intent_points))
-    score = Score.model_construct(
+    score = Score(
         total=total,
         fit=fit_points,
         engagement=engagement_points,

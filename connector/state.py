@@ -277,7 +277,7 @@ class StateStore:
                         TASK_PENDING,
                         task.due.isoformat(),
                         _now(),
-                        task.model_dump_json(),
+                        json.dumps(task.to_json()),
                     )
                     for task in tasks
                 ],
@@ -289,7 +289,7 @@ class StateStore:
             "SELECT payload FROM tasks WHERE instance = ? AND status = ? ORDER BY created_at, key",
             (instance, TASK_PENDING),
         )
-        return [PlannedTask.model_validate_json(row[0]) for row in rows if row[0]]
+        return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 
     def mark_task_created(self, instance: str, key: str, crm_id: str) -> None:
         self.set_task_status(instance, key, TASK_CREATED, crm_id)

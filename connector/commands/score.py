@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -72,8 +73,8 @@ def decision_document(decision: Decision) -> dict[str, Any]:
         "renurture": decision.renurture,
         "disqualified": decision.disqualified,
         "rules_version": decision.rules_version,
-        "reasons": [r.model_dump(mode="json") for r in score.reasons],
-        "tasks": [t.model_dump(mode="json") for t in decision.tasks],
+        "reasons": [asdict(r) for r in score.reasons],
+        "tasks": [t.to_json() for t in decision.tasks],
     }
 
 
