@@ -6,6 +6,7 @@ are compiled once per `Rules` object so scoring a contact is a few dictionary lo
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,9 +31,8 @@ class CompiledRules:
 
     rules: Rules
     version: str
-    weights: dict[EventType, float]
-    caps: dict[EventType, float]
-    intent: frozenset[EventType]
+    signals: dict[EventType, tuple[float, float, str, str, str]]
+    """Per signal: weight, cap, name, label, family."""
     fresh_seconds: float
     half_life_seconds: float
     industries: dict[str, float]
@@ -45,16 +45,25 @@ class CompiledRules:
 
 
 def compile_rules(rules: Rules) -> CompiledRules:
-    """Compile once and remember it on the (frozen) rules object."""
-    if rules._compiled is not None:
-        return rules._compiled
+    """Compile once per rules object (they are frozen) and remember it."""
+    cached = _COMPILED.get(id(rules))
+    if cached is not None and cached.rules is rules:
+        return cached
     negatives = rules.negatives
+    intent = frozenset(rules.intent_signals)
     compiled = CompiledRules(
         rules=rules,
         version=rules_version(rules),
-        weights=dict(rules.weights),
-        caps=dict(rules.caps),
-        intent=frozenset(rules.intent_signals),
+        signals={
+            kind: (
+                rules.weights.get(kind, 0.0),
+                rules.caps.get(kind, math.inf),
+                kind.value,
+                kind.value.replace("_", " "),
+                "intent" if kind in intent else "engagement",
+            )
+            for kind in EventType
+        },
         fresh_seconds=rules.decay.fresh_days * _DAY,
         half_life_seconds=rules.decay.half_life_days * _DAY,
         industries={k.casefold(): v for k, v in rules.fit.industries.items()},
@@ -68,8 +77,13 @@ def compile_rules(rules: Rules) -> CompiledRules:
         competitors=frozenset(d.casefold() for d in negatives.competitor_domains),
         personal_words=tuple(_words(w) for w in negatives.personal_title_words),
     )
-    rules._compiled = compiled
+    if len(_COMPILED) > 64:
+        _COMPILED.clear()
+    _COMPILED[id(rules)] = compiled
     return compiled
+
+
+_COMPILED: dict[int, CompiledRules] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,41 +108,46 @@ def _event_reasons(
     contact: Contact, rules: CompiledRules, now: datetime
 ) -> tuple[list[Reason], float, float, datetime | None]:
     """One reason per signal: decayed points per occurrence, summed, then capped."""
-    raw: dict[EventType, float] = {}
-    counts: dict[EventType, int] = {}
-    latest: dict[EventType, datetime] = {}
-    decayed: set[EventType] = set()
+    now_ts = now.timestamp()
+    fresh, half_life = rules.fresh_seconds, rules.half_life_seconds
+    # per signal: [points, count, latest, decayed]
+    seen: dict[EventType, list] = {}
     for event in contact.events:
-        kind = event.type
-        weight = rules.weights.get(kind, 0.0)
-        age = (now - event.at).total_seconds()
-        factor = 1.0
-        if age > rules.fresh_seconds:
-            factor = 0.5 ** ((age - rules.fresh_seconds) / rules.half_life_seconds)
-            decayed.add(kind)
-        raw[kind] = raw.get(kind, 0.0) + weight * event.count * factor
-        counts[kind] = counts.get(kind, 0) + event.count
-        if kind not in latest or event.at > latest[kind]:
-            latest[kind] = event.at
+        at = event.at
+        age = now_ts - at.timestamp()
+        factor = 0.5 ** ((age - fresh) / half_life) if age > fresh else 1.0
+        entry = seen.get(event.type)
+        if entry is None:
+            seen[event.type] = [factor * event.count, event.count, at, factor < 1.0]
+            continue
+        entry[0] += factor * event.count
+        entry[1] += event.count
+        if at > entry[2]:
+            entry[2] = at
+        if factor < 1.0:
+            entry[3] = True
     reasons: list[Reason] = []
     engagement = intent = 0.0
-    for kind, points in raw.items():
-        cap = rules.caps.get(kind)
-        capped = cap is not None and points > cap
+    latest = {}
+    for kind, (occurrences, count, last_at, decayed) in seen.items():
+        latest[kind] = last_at
+        weight, cap, name, label, family = rules.signals[kind]
+        points = weight * occurrences
+        capped = points > cap
         if capped:
             points = cap
         points = round(points, 1)
         if points == 0:
             continue
-        label = kind.value.replace("_", " ")
-        day = latest[kind].date().isoformat()
-        count = counts[kind]
+        day = last_at.date().isoformat()
         why = f"{format_points(points)} {label} " + (f"x{count}, last {day}" if count > 1 else day)
-        notes = [note for note, on in (("capped", capped), ("decayed", kind in decayed)) if on]
-        if notes:
-            why += f" ({', '.join(notes)})"
-        family = "intent" if kind in rules.intent else "engagement"
-        reasons.append(_reason(kind.value, family, points, why))
+        if capped or decayed:
+            why += (
+                " (capped, decayed)"
+                if capped and decayed
+                else (" (capped)" if capped else " (decayed)")
+            )
+        reasons.append(Reason(signal=name, family=family, points=points, why=why))
         if family == "intent":
             intent += points
         else:

@@ -83,3 +83,8 @@ def test_schema_is_generated_from_the_model(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert schema == Contact.model_json_schema()
     assert "events" in schema["properties"]
+
+
+def test_a_missing_contacts_file_is_a_clear_error(capsys):
+    assert main(["score", "/nonexistent/contacts.jsonl"]) == 2
+    assert "cannot read /nonexistent/contacts.jsonl" in capsys.readouterr().err
