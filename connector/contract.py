@@ -137,7 +137,9 @@ class Adapter(Protocol):
     mapping TOML for this CRM (`connector.mapping.load_mapping`).
 
     Optional: `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
-    where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created.
+    where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created; and
+    `writable_stages: frozenset[str]`, the canonical stages the CRM has a value for (HubSpot
+    has none for `target`): the engine then never plans a stage write the CRM cannot take.
     """
 
     name: str

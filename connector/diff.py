@@ -8,7 +8,7 @@ nothing new writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,10 @@ def plan_update(
     decision: Decision,
     policies: Mapping[str, FieldPolicy],
     last_written: Mapping[str, Any],
+    writable_stages: Collection[str] | None = None,
 ) -> tuple[RecordUpdate | None, list[Skip]]:
-    """The fields to write for one contact (None when nothing changes) and what was held back."""
+    """The fields to write for one contact (None when nothing changes) and what was held back.
+    `writable_stages`: the canonical stages the CRM has a value for (None: all)."""
     changes: list[FieldUpdate] = []
     skips: list[Skip] = []
     for field, new in decision.field_values().items():
@@ -67,7 +69,7 @@ def plan_update(
         old = contact.owned.get(field)
         if same(old, new):
             continue
-        held = _held_back(field, old, new, policy, last_written, contact)
+        held = _held_back(field, old, new, policy, last_written, contact, writable_stages)
         if held:
             skips.append(Skip(field, held))
             continue
@@ -92,8 +94,11 @@ def _held_back(
     policy: FieldPolicy,
     last_written: Mapping[str, Any],
     contact: Contact,
+    writable_stages: Collection[str] | None,
 ) -> str | None:
     if field == "stage":
+        if writable_stages is not None and new not in writable_stages:
+            return f"the CRM has no value for stage {new}; the field is left as it is"
         if normalise(old) is not None and contact.stage is None:
             return f"current stage {old!r} is not in the mapping; a person's choice is kept"
         if contact.stage is not None and Stage(new).rank < contact.stage.rank:

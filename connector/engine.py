@@ -150,9 +150,14 @@ class SyncEngine:
             self.instance, [(c.object_type, c.id) for c, _ in pairs]
         )
         policies = self.settings.fields
+        stages = getattr(self.adapter, "writable_stages", None)
         for contact, decision in pairs:
             update, skips = plan_update(
-                contact, decision, policies, last_written.get((contact.object_type, contact.id), {})
+                contact,
+                decision,
+                policies,
+                last_written.get((contact.object_type, contact.id), {}),
+                stages,
             )
             if update:
                 report.updates.append(update)

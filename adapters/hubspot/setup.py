@@ -1,0 +1,98 @@
+"""The custom properties crm-qualify writes: checked by `doctor`, created by `setup`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.hubspot.client import HubSpotClient, HubSpotError
+from adapters.hubspot.translate import ContactMapping
+from connector.contract import CheckResult, FieldInfo
+
+GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
+
+_NUMBER = {"type": "number", "fieldType": "number"}
+_TEXT = {"type": "string", "fieldType": "text"}
+CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
+    "crmq_score": {"label": "crm-qualify score", **_NUMBER},
+    "crmq_fit_score": {"label": "crm-qualify fit score", **_NUMBER},
+    "crmq_engagement_score": {"label": "crm-qualify engagement score", **_NUMBER},
+    "crmq_intent_score": {"label": "crm-qualify intent score", **_NUMBER},
+    "crmq_temperature": {
+        "label": "crm-qualify temperature",
+        "type": "enumeration",
+        "fieldType": "select",
+        "options": [
+            {"label": label, "value": label.lower(), "displayOrder": order}
+            for order, label in enumerate(("Cold", "Warm", "Hot"))
+        ],
+    },
+    "crmq_grade": {"label": "crm-qualify grade", **_TEXT},
+    "crmq_rules_version": {"label": "crm-qualify rules version", **_TEXT},
+    "crmq_reasons": {"label": "crm-qualify reasons", "type": "string", "fieldType": "textarea"},
+    "crmq_scored_at": {"label": "crm-qualify scored at", "type": "datetime", "fieldType": "date"},
+    "crmq_renurture": {
+        "label": "crm-qualify re-nurture",
+        "type": "bool",
+        "fieldType": "booleancheckbox",
+        "options": [
+            {"label": "Yes", "value": "true", "displayOrder": 0},
+            {"label": "No", "value": "false", "displayOrder": 1},
+        ],
+    },
+}
+
+
+def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> list[CheckResult]:
+    """Every mapped property exists and the owned ones are writable; stage values are known."""
+    missing = [p for p in mapping.properties if p not in fields]
+    results = [
+        CheckResult(
+            "mapped properties",
+            not missing,
+            "all present" if not missing else f"missing: {', '.join(missing)} (crm-qualify setup)",
+        )
+    ]
+    read_only = [p for p in mapping.fields.values() if p in fields and not fields[p].writable]
+    results.append(
+        CheckResult(
+            "owned properties writable",
+            not read_only,
+            "all writable" if not read_only else f"read-only: {', '.join(read_only)}",
+        )
+    )
+    stage_prop = mapping.fields.get("stage")
+    if stage_prop in fields:
+        unknown = [v for v in mapping.stages.values() if v not in fields[stage_prop].options]
+        results.append(
+            CheckResult(
+                "stage values",
+                not unknown,
+                "all known" if not unknown else f"not in {stage_prop}: {', '.join(unknown)}",
+            )
+        )
+    return results
+
+
+def create_properties(client: HubSpotClient, object_type: str, task_key: str) -> list[CheckResult]:
+    """Create the group and properties that do not exist yet; never changes existing ones."""
+    results = []
+    for target, wanted in (
+        (object_type, CONTACT_PROPERTIES),
+        ("tasks", {task_key: {"label": "crm-qualify task key", **_TEXT}}),
+    ):
+        _, existing = client.call("GET properties", client.properties.get_all, target)
+        names = {row["name"] for row in existing.get("results", [])}
+        _, groups = client.call("GET property groups", client.groups.get_all, target)
+        if GROUP["name"] not in {g["name"] for g in groups.get("results", [])}:
+            client.call("POST property group", client.groups.create, target, GROUP)
+        for name, definition in wanted.items():
+            if name in names:
+                results.append(CheckResult(f"{target}.{name}", True, "exists"))
+                continue
+            body = {"name": name, "groupName": GROUP["name"], **definition}
+            try:
+                client.call("POST property", client.properties.create, target, body)
+                results.append(CheckResult(f"{target}.{name}", True, "created"))
+            except HubSpotError as exc:
+                results.append(CheckResult(f"{target}.{name}", False, str(exc)))
+    return results
