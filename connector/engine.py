@@ -41,6 +41,7 @@ class RunOptions:
 class BatchReport:
     """What one batch decided and did; dry runs print it, the daemon counts it."""
 
+    contacts: list[Contact] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     updates: list[RecordUpdate] = field(default_factory=list)
     tasks: list[PlannedTask] = field(default_factory=list)
@@ -138,7 +139,7 @@ class SyncEngine:
         options: RunOptions,
         summary: RunSummary,
     ) -> BatchReport:
-        report = BatchReport()
+        report = BatchReport(contacts=contacts)
         counts = summary.counts
         counts["read"] += len(contacts)
         for error in batch.errors:
