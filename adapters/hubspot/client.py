@@ -22,9 +22,16 @@ from connector.contract import AdapterError, ApiUsage, AuthError
 from connector.ratelimit import DailyBudget, RateBudget
 from connector.retrying import Failure, call_with_retries, status_failure
 from hubspot import HubSpot
-from hubspot.crm.objects.exceptions import ApiException
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsError
+from hubspot.crm.objects.exceptions import ApiException as ObjectsError
+from hubspot.crm.owners.exceptions import ApiException as OwnersError
+from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
+from hubspot.crm.properties.exceptions import ApiException as PropertiesError
 
 log = logging.getLogger(__name__)
+
+API_EXCEPTIONS = (ObjectsError, AssociationsError, PropertiesError, PipelinesError, OwnersError)
+"""Each generated sub-package of hubspot-api-client raises its own ApiException class."""
 
 
 class HubSpotError(AdapterError):
@@ -93,18 +100,16 @@ class HubSpotClient:
                     _request_timeout=self.settings.timeout_seconds,
                     **kwargs,
                 )
-            except (ApiException, Urllib3Error, OSError) as exc:
+            except API_EXCEPTIONS as exc:
+                # The generated client raises for every 4xx/5xx (429 included) before we see it.
+                self._observe(exc.headers or {})
+                raise self._error(endpoint, exc.status or None, _json(exc.body)) from None
+            except (Urllib3Error, OSError) as exc:
                 raise HubSpotError(endpoint, None, type(exc).__name__) from None
             self._observe(response.headers)
             body = _json(response.data)
             if response.status >= 400:
-                error = HubSpotError(endpoint, response.status, body)
-                if response.status == 401:
-                    raise AuthError(
-                        f"HubSpot rejected the access token ({error.category or 'HTTP 401'})",
-                        setting="adapters.hubspot.access_token",
-                    )
-                raise error
+                raise self._error(endpoint, response.status, body)
             return response.status, body
 
         def on_retry(failure: Failure) -> None:
@@ -115,6 +120,21 @@ class HubSpotClient:
         return call_with_retries(
             once, _classify, attempts=self.settings.max_attempts, on_retry=on_retry
         )
+
+    @staticmethod
+    def _error(endpoint: str, status: int | None, body: Any) -> AdapterError:
+        error = HubSpotError(endpoint, status, body)
+        if status == 401:
+            return AuthError(
+                f"HubSpot rejected the access token ({error.category or 'HTTP 401'})",
+                setting="adapters.hubspot.access_token",
+            )
+        if status == 403:
+            return AuthError(
+                f"HubSpot refused {endpoint}: {error.body.get('message', 'missing scope')}",
+                setting="adapters.hubspot.access_token",
+            )
+        return error
 
     def _observe(self, headers: Any) -> None:
         daily = _int(headers.get("X-HubSpot-RateLimit-Daily"))

@@ -1,0 +1,204 @@
+"""The HubSpot adapter end to end against the simulator, over a real socket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.hubspot import HubSpotAdapter
+from adapters.hubspot.reader import Cursor
+from adapters.hubspot.settings import HubSpotSettings
+from adapters.hubspot.simulator import HubSpotSimulator
+from adapters.hubspot.simulator.values import now_ms
+from connector.contract import AuthError
+from connector.engine import CONTACTS_STREAM, RunOptions, SyncEngine
+from connector.mapping import load_mapping
+from connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from tests.hubspot.conftest import make_adapter
+
+
+def contact_props(sim, contact_id: str) -> dict:
+    return sim.store.objects["contacts"][contact_id]["properties"]
+
+
+def writes(sim) -> int:
+    return sum(
+        count
+        for key, count in sim.stats.by_endpoint.items()
+        if "batch/update" in key or "batch/create" in key
+    )
+
+
+def test_first_run_writes_scores_stages_and_tasks_and_a_rerun_writes_nothing(
+    sim, adapter, store, settings
+):
+    engine = SyncEngine(adapter, settings, store)
+    first = engine.run(RunOptions())
+    assert first.status == "ok", first.errors
+    assert first.counts["read"] == 400
+    scored = [
+        p
+        for p in (contact_props(sim, i) for i in sim.store.objects["contacts"])
+        if p.get("crmq_score")
+    ]
+    assert len(scored) == 400
+    assert all(p["crmq_rules_version"] for p in scored)
+    assert any("demo request" in (p.get("crmq_reasons") or "") for p in scored)
+    tasks = list(sim.store.objects["tasks"].values())
+    ours = [t for t in tasks if t["properties"].get("crmq_task_key")]
+    assert len(ours) == first.counts["tasks_created"] > 0
+    assert store.get_cursor("default", CONTACTS_STREAM) is not None
+
+    before = writes(sim)
+    second = engine.run(RunOptions())
+
+    assert second.status == "ok", second.errors
+    assert second.counts["read"] == 400, "our own writes come back through search"
+    assert second.counts["fields_written"] == 0
+    assert second.counts["tasks_created"] == 0
+    assert writes(sim) == before
+
+
+def test_dry_run_sends_no_write(sim, adapter, store, settings):
+    summary = SyncEngine(adapter, settings, store).run(RunOptions(dry_run=True))
+    assert summary.counts["fields_planned"] > 0
+    assert sim.stats.writes == 0
+    assert writes(sim) == 0
+
+
+def test_throttling_is_retried_and_counted(sim, adapter, store, settings):
+    sim.faults.add("429", times=2, path_contains="/batch/update")
+    sim.faults.add("503", times=1, path_contains="/batch/read")
+    summary = SyncEngine(adapter, settings, store).run(RunOptions())
+    assert summary.status == "ok", summary.errors
+    assert adapter.usage().throttled == 2
+    assert all(contact_props(sim, i).get("crmq_score") for i in sim.store.objects["contacts"])
+
+
+def test_a_record_failing_in_a_batch_is_reported_the_rest_written(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])[:5]
+    sim.faults.add("207", ids=[ids[2]])
+    updates = [
+        RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=42)]) for i in ids
+    ]
+    results = adapter.write_updates(updates)
+    assert [r.contact_id for r in results] == ids
+    assert [r.ok for r in results] == [True, True, False, True, True]
+    assert "VALIDATION_ERROR" in results[2].error
+    assert contact_props(sim, ids[0])["crmq_score"] == "42"
+
+
+def test_an_invalid_value_fails_only_its_own_record(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])[:6]
+    updates = [
+        RecordUpdate(contact_id=i, changes=[FieldUpdate(field="temperature", new="hot")])
+        for i in ids
+    ]
+    updates[3] = RecordUpdate(
+        contact_id=ids[3], changes=[FieldUpdate(field="temperature", new="lukewarm")]
+    )
+    results = adapter.write_updates(updates)
+    assert [r.ok for r in results] == [True, True, True, False, True, True]
+    assert "crmq_temperature" in results[3].error
+    assert contact_props(sim, ids[5])["crmq_temperature"] == "hot"
+
+
+def test_a_stage_set_further_along_by_a_person_is_kept(sim, adapter, store, settings):
+    contact_id = sorted(sim.store.objects["contacts"])[0]
+    sim.touch(contact_id, {"lifecyclestage": "customer"})
+    SyncEngine(adapter, settings, store).run(RunOptions())
+    assert contact_props(sim, contact_id)["lifecyclestage"] == "customer"
+
+
+def test_more_contacts_at_one_instant_than_a_page_are_each_read_once(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])
+    instant = now_ms() - 60_000
+    with sim.store.lock:
+        for contact_id in ids[:450]:
+            sim.store.update("contacts", contact_id, {"jobtitle": "Imported"}, instant, human=True)
+    seen = []
+    since = Cursor(since=instant - 3_600_000)
+    for chunk, _ in adapter.reader.changed(since, datetime.now(UTC)):
+        seen += chunk
+    assert len(seen) == len(set(seen)), "no contact is read twice"
+    assert set(ids[:450]) <= set(seen)
+
+
+def test_our_writes_during_a_read_hide_no_record(sim, adapter):
+    """Writes move records past `until` while we page: keyset paging must not skip any."""
+    since = Cursor(since=0)
+    seen = []
+    for chunk, _ in adapter.reader.changed(since, datetime.now(UTC)):
+        seen += chunk
+        adapter.write_updates(
+            [RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=1)]) for i in chunk]
+        )
+    assert sorted(seen) == sorted(sim.store.objects["contacts"])
+
+
+def test_tasks_are_created_once_and_found_by_key(sim, adapter):
+    contact_id = sorted(sim.store.objects["contacts"])[0]
+    task = PlannedTask(
+        key=f"crmq:contacts:{contact_id}:hot_call:2026-W48",
+        contact_id=contact_id,
+        object_type="contacts",
+        kind="hot_call",
+        subject="Call",
+        owner_id=None,
+        due=datetime.now(UTC) + timedelta(hours=24),
+        priority="high",
+        task_type="call",
+    )
+    (created,) = adapter.create_tasks([task])
+    assert created.ok and created.crm_id
+    record = sim.store.objects["tasks"][created.crm_id]["properties"]
+    assert record["crmq_task_key"] == task.key
+    assert record["hs_task_priority"] == "HIGH"
+    assert sim.store.association_types("tasks", created.crm_id, "contacts")
+    assert adapter.find_tasks([task.key, "crmq:none"]) == {task.key: created.crm_id}
+    (closed,) = adapter.close_tasks([created.crm_id])
+    assert closed.ok
+
+
+def test_a_bad_record_is_reported_by_field_and_the_rest_read(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])[:3]
+    contact_props(sim, ids[1])["hs_email_last_open_date"] = "last tuesday"
+    contact_props(sim, ids[1])["hs_email_open"] = "3"
+    (batch,) = list(adapter.read_contacts([("contacts", i) for i in ids]))
+    assert [c.id for c in batch.contacts] == [ids[0], ids[2]]
+    (error,) = batch.errors
+    assert error.record == f"contacts/{ids[1]}"
+    assert error.field == "hs_email_last_open_date"
+
+
+def test_deals_make_opportunities_and_customers(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])
+    contacts = [
+        c for b in adapter.read_contacts([("contacts", i) for i in ids]) for c in b.contacts
+    ]
+    statuses = {deal.status for c in contacts for deal in c.deals}
+    assert {"open", "won"} <= statuses
+
+
+def test_a_wrong_token_is_an_auth_error_that_does_not_echo_it(sim):
+    settings = HubSpotSettings(access_token="pat-canary-secret-123", base_url=sim.base_url)
+    wrong = HubSpotAdapter.from_config(settings, load_mapping("hubspot"))
+    with pytest.raises(AuthError) as caught:
+        list(wrong.read_changed(None, until=datetime.now(UTC)))
+    assert "pat-canary-secret-123" not in str(caught.value)
+    assert caught.value.setting == "adapters.hubspot.access_token"
+    assert "pat-canary-secret-123" not in repr(settings)
+    checks = wrong.check()
+    assert not checks[0].ok and "canary" not in checks[0].detail
+
+
+def test_check_names_missing_properties_and_setup_creates_them():
+    with HubSpotSimulator(contacts=20, seed=1) as bare:
+        adapter = make_adapter(bare)
+        missing = {c.name: c for c in adapter.check()}["mapped properties"]
+        assert not missing.ok and "crmq_score" in missing.detail
+        created = adapter.setup()
+        assert all(c.ok for c in created)
+        assert {c.name: c for c in adapter.check()}["mapped properties"].ok
+        assert all(c.detail == "exists" for c in adapter.setup()), "setup is idempotent"
