@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from connector.commands import COMMAND_MODULES
+from connector.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging("WARNING", "text")
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

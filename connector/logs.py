@@ -1,11 +1,19 @@
-"""Logging that names the run: every record carries the current run id from a context variable."""
+"""Logging an admin can route: every record carries the current run id, lines are text on a
+terminal or JSON for a log shipper, and secrets are masked in every line, whoever logs it."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+import re
+import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from pydantic import SecretStr
 
 current_run_id: ContextVar[str | None] = ContextVar("crmq_run_id", default=None)
 
@@ -25,3 +33,95 @@ class RunIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = current_run_id.get() or "-"
         return True
+
+
+SECRET_KEYS = ("token", "password", "secret", "api_key", "private_key")
+_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(
+        r"(?i)((?:access_token|refresh_token|client_secret|password|security_token|api_key)"
+        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"
+    ),
+]
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Values that must never be printed, whatever the message that carries them."""
+    _secrets.update(v for v in values if isinstance(v, str) and len(v) >= 4)
+
+
+def secret_values(options: dict[str, Any]) -> list[str]:
+    """Secret-looking option values (tokens, passwords, keys) in a settings table, nested."""
+    found = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            found += secret_values(value)
+        elif isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif any(part in key.lower() for part in SECRET_KEYS) and isinstance(value, str):
+            found.append(value)
+    return found
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern in _PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+class RedactFilter(logging.Filter):
+    """On every handler: masks registered secrets and token-shaped strings in any record,
+    including those of third-party loggers (urllib3, hubspot, simple_salesforce)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            cleaned += "\n" + redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+            record.exc_text = None
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "run_id": getattr(record, "run_id", "-"),
+            "message": record.getMessage(),
+        }
+        return json.dumps(document, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s [run %(run_id)s] %(name)s: %(message)s"
+
+
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = None
+) -> logging.Handler:
+    """Route every logger to one handler: readable on a terminal, JSON lines otherwise (or as
+    configured), each line with the run id, secrets masked."""
+    stream = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RunIdFilter())
+    handler.addFilter(RedactFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "crmq", False):
+            root.removeHandler(old)
+    handler.crmq = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler

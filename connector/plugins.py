@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from connector.contract import Adapter, missing_methods
+from connector.logs import register_secrets, secret_values
 from connector.mapping import load_mapping
 from connector.settings import ConfigurationError, Settings, describe_validation_error
 
@@ -62,5 +63,6 @@ def build_adapter(settings: Settings, **overrides: Any) -> Adapter:
     options = adapter_settings(adapter_class, settings)
     if overrides:
         options = options.model_copy(update=overrides)
+    register_secrets(secret_values(dict(options)))
     mapping = load_mapping(settings.crm.adapter, settings.crm.mapping_file)
     return adapter_class.from_config(options, mapping)

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connector.logs import configure_logging, register_secrets, secret_values
 from connector.settings import ConfigurationError, Settings, load_settings
 
 CONFIG_ENV = "CRMQ_CONFIG"
@@ -30,12 +31,16 @@ def config_path(args: argparse.Namespace) -> Path | None:
 
 
 def settings_or_exit(args: argparse.Namespace) -> Settings:
-    """Load configuration or print every problem and exit 2, before any API call."""
+    """Load configuration or print every problem and exit 2, before any API call. Logging is
+    configured from it, with every secret it holds registered for masking."""
     try:
-        return load_settings(config_path(args))
+        settings = load_settings(config_path(args))
     except ConfigurationError as exc:
         print_problems(exc.problems)
         raise SystemExit(2) from None
+    register_secrets(secret_values(settings.adapters))
+    configure_logging(settings.logging.level, settings.logging.format)
+    return settings
 
 
 def print_problems(problems: list[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from connector.commands.common import add_config_argument, settings_or_exit
 from connector.engine import BatchReport, RunOptions, SyncEngine
 from connector.plugins import PluginError, build_adapter
+from connector.progress import Progress
 from connector.settings import ConfigurationError
 from connector.state import StateStore
 
@@ -99,10 +100,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     store = StateStore(settings.sync.state_path)
-    on_batch = (lambda report: print_diff(report, args.json)) if args.dry_run else None
+    progress = Progress(sys.stderr)
+    on_batch = (lambda report: print_diff(report, args.json)) if args.dry_run else progress.batch
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     contacts = [parse_contact(value) for value in args.contact] if args.contact else None
     summary = engine.run(RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts))
+    store.close()
+    if progress.interactive and progress.read:
+        print(file=sys.stderr)
     counts = ", ".join(f"{key} {value}" for key, value in sorted(summary.counts.items()))
     print(f"run {summary.run_id}: {summary.status}; {counts}", file=sys.stderr)
     for error in summary.errors[:20]:

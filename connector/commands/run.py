@@ -1,0 +1,79 @@
+"""`crm-qualify run`: the daemon an admin runs (in a container, under systemd, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from connector.commands.common import add_config_argument, settings_or_exit
+from connector.engine import SyncEngine
+from connector.observability import Health, Metrics, serve
+from connector.plugins import PluginError, build_adapter
+from connector.progress import Progress
+from connector.scheduler import Daemon
+from connector.settings import ConfigurationError
+from connector.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the daemon: sync on a schedule, serve /healthz and /metrics",
+        description=(
+            "Sync on [schedule] (interval or cron, with jitter), one run at a time per portal"
+            " even across processes sharing the state store. SIGTERM or Ctrl-C: the batch in"
+            " flight finishes and is checkpointed, then the process exits 0."
+        ),
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the batch in flight on SIGTERM (default 60)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    try:
+        adapter = build_adapter(settings)
+    except ConfigurationError as exc:
+        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = StateStore(settings.sync.state_path)
+    progress = Progress(sys.stderr)
+    engine = SyncEngine(adapter, settings, store, on_batch=progress.batch)
+    metrics = Metrics(settings.crm.adapter)
+    health = Health(max_age_seconds=max(3 * settings.schedule.interval_minutes * 60, 3600))
+    daemon = Daemon(engine, settings.schedule, metrics, health)
+    server = None
+    if settings.server.enabled:
+        server = serve(settings.server.host, settings.server.port, metrics, health)
+        host, port = server.server_address[:2]
+        log.info("health and metrics on http://%s:%s/healthz and /metrics", host, port)
+    stopping = threading.Event()
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        log.info("%s received: finishing the batch in flight", signal.Signals(number).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    daemon.start()
+    stopping.wait()
+    finished = daemon.stop(args.stop_timeout)
+    if server:
+        server.shutdown()
+    store.close()
+    return 0 if finished else 1

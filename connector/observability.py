@@ -1,0 +1,145 @@
+"""`/healthz` and `/metrics` for the daemon: what an admin's monitoring scrapes.
+
+Metrics live in their own `CollectorRegistry` (no global state between daemons or tests) and
+are fed once per run from the run summary and the adapter's API usage.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+
+from connector.contract import ApiUsage
+from connector.engine import RunSummary
+
+ERROR_COUNTS = {"read_errors": "read", "write_errors": "write", "task_errors": "task"}
+
+
+class Metrics:
+    def __init__(self, crm: str) -> None:
+        self.crm = crm
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.runs = Counter("crmq_runs", "Sync runs by final status.", ["status"], registry=r)
+        self.contacts = Counter("crmq_contacts_processed", "Contacts scored.", registry=r)
+        self.fields = Counter("crmq_fields_written", "CRM fields written.", registry=r)
+        self.tasks = Counter("crmq_tasks_created", "Follow-up tasks created.", registry=r)
+        self.errors = Counter("crmq_errors", "Errors by kind.", ["kind"], registry=r)
+        self.requests = Gauge(
+            "crmq_api_requests",
+            "API requests made by this process.",
+            ["crm", "endpoint"],
+            registry=r,
+        )
+        self.throttled = Gauge(
+            "crmq_api_throttled", "429 answers met by this process.", ["crm"], registry=r
+        )
+        self.daily_remaining = Gauge(
+            "crmq_api_daily_remaining",
+            "The CRM's remaining daily API allocation.",
+            ["crm"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "crmq_last_success_timestamp_seconds", "End of the last successful run.", registry=r
+        )
+        self.duration = Gauge(
+            "crmq_last_run_duration_seconds", "How long the last run took.", registry=r
+        )
+
+    def observe(self, summary: RunSummary, usage: ApiUsage, seconds: float) -> None:
+        counts = summary.counts
+        self.runs.labels(summary.status).inc()
+        self.contacts.inc(counts["scored"])
+        self.fields.inc(counts["fields_written"])
+        self.tasks.inc(counts["tasks_created"])
+        for key, kind in ERROR_COUNTS.items():
+            if counts[key]:
+                self.errors.labels(kind).inc(counts[key])
+        if summary.status in ("failed", "stopped"):
+            self.errors.labels("run").inc()
+        for endpoint, count in usage.requests.items():
+            self.requests.labels(self.crm, endpoint).set(count)
+        self.throttled.labels(self.crm).set(usage.throttled)
+        if usage.daily_remaining is not None:
+            self.daily_remaining.labels(self.crm).set(usage.daily_remaining)
+        if summary.status in ("ok", "partial"):
+            self.last_success.set_to_current_time()
+        self.duration.set(seconds)
+
+
+@dataclass
+class Health:
+    """Alive, and how the last run went. Unhealthy when the last run failed or when no run
+    succeeded for `max_age_seconds` (a stuck scheduler is as bad as a crash)."""
+
+    max_age_seconds: float
+    started: float = field(default_factory=time.time)
+    last_status: str | None = None
+    last_finished: float | None = None
+    last_success: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, status: str, now: float | None = None) -> None:
+        with self.lock:
+            self.last_status, self.last_finished = status, now or time.time()
+            if status in ("ok", "partial", "interrupted", "skipped"):
+                self.last_success = self.last_finished
+
+    def report(self, now: float | None = None) -> tuple[int, dict[str, Any]]:
+        now = now or time.time()
+        with self.lock:
+            reference = self.last_success or self.started
+            age = now - reference
+            healthy = self.last_status not in ("failed", "stopped") and age <= self.max_age_seconds
+            return (200 if healthy else 503), {
+                "alive": True,
+                "healthy": healthy,
+                "last_run_status": self.last_status,
+                "last_run_age_seconds": (
+                    None if self.last_finished is None else round(now - self.last_finished, 1)
+                ),
+                "seconds_since_success": round(age, 1),
+            }
+
+
+def serve(host: str, port: int, metrics: Metrics, health: Health) -> ThreadingHTTPServer:
+    """Serve both endpoints on a daemon thread; `server.server_address` has the real port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                code, body = health.report()
+                self._send(code, "application/json", json.dumps(body).encode())
+            elif path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
+            else:
+                self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
+
+        def _send(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="crmq-http", daemon=True).start()
+    return server

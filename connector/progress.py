@@ -1,0 +1,41 @@
+"""Progress of a long run: a live line on a terminal, a log line every so often otherwise."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import IO
+
+from connector.engine import BatchReport
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Fed by the engine's `on_batch` hook; counts are per process, rates since the start."""
+
+    def __init__(self, stream: IO[str], every_seconds: float = 30.0) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.every = every_seconds
+        self.started = time.monotonic()
+        self.last_line = 0.0
+        self.read = self.scored = self.written = self.tasks = 0
+
+    def batch(self, report: BatchReport) -> None:
+        self.read += len(report.contacts)
+        self.scored += len(report.decisions)
+        self.written += len(report.written)
+        self.tasks += len(report.tasks_created)
+        now = time.monotonic()
+        rate = self.read / max(now - self.started, 1e-6)
+        line = (
+            f"read {self.read:,} · scored {self.scored:,} · written {self.written:,}"
+            f" · tasks {self.tasks:,} · {rate:,.0f} contacts/s"
+        )
+        if self.interactive:
+            self.stream.write("\r" + line + " " * 4)
+            self.stream.flush()
+        elif now - self.last_line >= self.every:
+            self.last_line = now
+            log.info("progress: %s", line)

@@ -1,0 +1,182 @@
+"""The daemon: scheduling under a lease, health and metrics, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.hubspot.simulator import HubSpotSimulator
+from connector.engine import SyncEngine
+from connector.model import Contact, EngagementEvent, EventType, Origin
+from connector.observability import Health, Metrics, serve
+from connector.scheduler import Daemon
+from connector.settings import ScheduleSettings, Settings
+from connector.state import StateStore
+from tests.memory_adapter import MemoryAdapter
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def contacts(n: int) -> list[Contact]:
+    return [
+        Contact(
+            id=f"c{i}",
+            origin=Origin.INBOUND,
+            updated_at=NOW - timedelta(minutes=i),
+            events=[EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - timedelta(days=1))],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path):
+    state = StateStore(tmp_path / "state.sqlite")
+    yield state
+    state.close()
+
+
+def daemon(store: StateStore, adapter: MemoryAdapter) -> Daemon:
+    engine = SyncEngine(adapter, Settings(), store)
+    return Daemon(
+        engine,
+        ScheduleSettings(interval_minutes=60, jitter_seconds=0),
+        Metrics("memory"),
+        Health(max_age_seconds=3600),
+    )
+
+
+def test_a_run_is_skipped_while_another_process_holds_the_lease(store):
+    adapter = MemoryAdapter(contacts(3))
+    first = daemon(store, adapter)
+    assert store.acquire_lock(first.lock_name, "other-host:1:abc", 600, time.time())
+    assert first.sync_once() is None
+    assert adapter.write_calls() == 0
+    assert first.health.last_status == "skipped"
+    store.release_lock(first.lock_name, "other-host:1:abc")
+    summary = first.sync_once()
+    assert summary is not None and summary.status == "ok"
+    assert store.acquire_lock(first.lock_name, "other-host:1:abc", 600, time.time()), "released"
+
+
+def test_an_expired_lease_of_a_dead_process_is_taken_over(store):
+    adapter = MemoryAdapter(contacts(2))
+    runner = daemon(store, adapter)
+    store.acquire_lock(runner.lock_name, "dead-host:9:xyz", 1, time.time() - 10)
+    assert runner.sync_once().status == "ok"
+
+
+def test_stop_mid_run_checkpoints_and_a_restart_duplicates_no_task(store):
+    adapter = MemoryAdapter(contacts(9), batch_size=3)
+    runner = daemon(store, adapter)
+    runner._forward = lambda report: runner.engine.stop.set()  # SIGTERM during the 1st batch
+    summary = runner.sync_once()
+    assert summary.status == "interrupted"
+    assert summary.counts["read"] == 3
+    tasks_after_stop = len(adapter.tasks)
+
+    restarted = daemon(store, adapter)
+    assert restarted.sync_once().status == "ok"
+    keys = [task.key for task in adapter.tasks.values()]
+    assert len(keys) == len(set(keys)), "no task twice"
+    assert len(adapter.tasks) > tasks_after_stop
+    assert restarted.sync_once().counts["tasks_created"] == 0
+
+
+def test_scheduled_runs_never_overlap(store):
+    adapter = MemoryAdapter(contacts(6), batch_size=2)
+    active, overlaps = [0], []
+
+    def slow_batch(report):
+        active[0] += 1
+        overlaps.append(active[0])
+        time.sleep(0.05)
+        active[0] -= 1
+
+    runner = daemon(store, adapter)
+    runner._forward = slow_batch
+    runner.schedule = ScheduleSettings(interval_minutes=0.001, jitter_seconds=0)
+    runner.start()
+    time.sleep(1.0)
+    assert runner.stop(timeout=10)
+    assert overlaps and max(overlaps) == 1
+
+
+def test_health_and_metrics_endpoints(store):
+    adapter = MemoryAdapter(contacts(4))
+    runner = daemon(store, adapter)
+    server = serve("127.0.0.1", 0, runner.metrics, runner.health)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        runner.sync_once()
+        with urllib.request.urlopen(base + "/healthz") as answer:
+            health = json.load(answer)
+        assert health["healthy"] and health["last_run_status"] == "ok"
+        with urllib.request.urlopen(base + "/metrics") as answer:
+            text = answer.read().decode()
+        assert 'crmq_runs_total{status="ok"} 1.0' in text
+        assert "crmq_contacts_processed_total 4.0" in text
+        assert "crmq_tasks_created_total" in text
+        assert "crmq_last_success_timestamp_seconds" in text
+        runner.health.record("failed")
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(base + "/healthz")
+        assert failed.value.code == 503
+    finally:
+        server.shutdown()
+
+
+def test_the_daemon_process_serves_health_and_exits_0_on_sigterm(tmp_path):
+    """`crm-qualify run` as the container runs it, against the simulator, canary token."""
+    canary = "pat-canary-7c1f3e9d"
+    with HubSpotSimulator(contacts=300, seed=4, custom_properties=True, token=canary) as sim:
+        config = tmp_path / "crm-qualify.toml"
+        config.write_text(
+            f"[crm]\nadapter = 'hubspot'\n[adapters.hubspot]\nbase_url = '{sim.base_url}'\n"
+            f"[sync]\nstate_path = '{tmp_path / 'state.sqlite'}'\n"
+            "[schedule]\ninterval_minutes = 60\njitter_seconds = 0\n"
+            "[server]\nhost = '127.0.0.1'\nport = 0\n[logging]\nlevel = 'DEBUG'\nformat = 'json'\n"
+        )
+        env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": canary}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines, port = [], None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/healthz", line)
+            port = port or (found and found.group(1))
+            if '"run ok' in line or "run ok" in line:
+                break
+        assert port, "".join(lines)
+        status = None
+        for _ in range(100):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as answer:
+                status = json.load(answer)["last_run_status"]
+            if status:
+                break
+            time.sleep(0.1)
+        assert status == "ok"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err[-2000:]
+        everything = "".join(lines) + out + err
+        assert canary not in everything
+        records = [json.loads(line) for line in everything.splitlines() if line.startswith("{")]
+        assert records and all("run_id" in record for record in records)
+        assert any(record["run_id"] != "-" for record in records)
