@@ -41,6 +41,18 @@ def main() -> None:
         print(f"seeded {args.contacts:,} contacts in {time.perf_counter() - started:.1f} s")
         settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url)
         adapter = HubSpotAdapter.from_config(settings, load_mapping("hubspot"))
+        sim.stats.reset()
+        began, seen = time.perf_counter(), []
+        for ids, _ in adapter.reader.changed(Cursor(since=0), datetime.now(UTC)):
+            seen += ids
+        largest = Counter(
+            r["properties"]["lastmodifieddate"] for r in sim.store.objects["contacts"].values()
+        ).most_common(1)[0][1]
+        print(
+            f"search from the epoch: {len(seen):,} ids ({len(set(seen)):,} distinct) in"
+            f" {time.perf_counter() - began:.1f} s, {sum(sim.stats.by_endpoint.values())} searches;"
+            f" largest group sharing one lastmodifieddate: {largest:,}"
+        )
         with tempfile.TemporaryDirectory() as folder:
             store = StateStore(Path(folder) / "state.sqlite")
             engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="hubspot")), store)
@@ -61,18 +73,6 @@ def main() -> None:
                     f" tasks {summary.counts['tasks_created']:,}, 429s {sim.stats.throttled}"
                 )
             store.close()
-        sim.stats.reset()
-        began, seen = time.perf_counter(), []
-        for ids, _ in adapter.reader.changed(Cursor(since=0), datetime.now(UTC)):
-            seen += ids
-        largest = Counter(
-            r["properties"]["lastmodifieddate"] for r in sim.store.objects["contacts"].values()
-        ).most_common(1)[0][1]
-        print(
-            f"search from the epoch: {len(seen):,} ids ({len(set(seen)):,} distinct) in"
-            f" {time.perf_counter() - began:.1f} s, {sum(sim.stats.by_endpoint.values())} searches;"
-            f" largest group sharing one lastmodifieddate: {largest:,}"
-        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory (simulator included): {peak:,.0f} MB")
 

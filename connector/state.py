@@ -239,7 +239,26 @@ class StateStore:
             for r in rows
         ]
 
+    def writes(self, instance: str, fields: Sequence[str]) -> Iterator[AuditWrite]:
+        """Every write of these fields, oldest first, streamed (reports read the whole trail)."""
+        marks = ",".join("?" * len(fields))
+        cursor = self._conn.execute(
+            "SELECT run_id, object_type, contact_id, field, old, new, at FROM field_writes"
+            f" WHERE instance = ? AND field IN ({marks}) ORDER BY seq",
+            [instance, *fields],
+        )
+        for r in cursor:
+            yield AuditWrite(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6])
+
     # tasks -------------------------------------------------------------------------------
+    def all_tasks(self, instance: str) -> list[TaskRecord]:
+        rows = self._query(
+            "SELECT key, run_id, object_type, contact_id, kind, status, crm_id, due"
+            " FROM tasks WHERE instance = ? ORDER BY created_at, key",
+            (instance,),
+        )
+        return [TaskRecord(*row) for row in rows]
+
     def tasks_by_key(self, instance: str, keys: Sequence[str]) -> dict[str, TaskRecord]:
         found: dict[str, TaskRecord] = {}
         for chunk in _chunks(list(keys)):

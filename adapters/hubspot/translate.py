@@ -266,6 +266,9 @@ def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, 
         prop = mapping.fields.get(name)
         if prop is None:
             raise TranslationError(name, f"{name}: no HubSpot property in the mapping")
+        if value is None:
+            properties[prop] = ""  # clears the property (rollback to "never set")
+            continue
         if name == "stage":
             if value not in mapping.stages:
                 continue
@@ -276,7 +279,7 @@ def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, 
             value = "true" if value else "false"
         elif name == "reasons" and isinstance(value, str) and len(value) > REASONS_MAX:
             value = value[: REASONS_MAX - 1] + "…"
-        properties[prop] = "" if value is None else str(value)
+        properties[prop] = str(value)
     return properties
 
 

@@ -1,5 +1,5 @@
 """Subcommands of `crm-qualify`; each module has `register(subparsers)`."""
 
-from connector.commands import config, demo, doctor, run, schema, score, simulate, sync
+from connector.commands import config, demo, doctor, run, runs, schema, score, simulate, sync
 
-COMMAND_MODULES = (demo, score, schema, config, sync, run, doctor, simulate)
+COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, doctor, simulate)

@@ -1,0 +1,97 @@
+"""`crm-qualify runs` and `crm-qualify rollback RUN_ID`: the history, and undoing one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from connector.commands.common import add_config_argument, settings_or_exit
+from connector.plugins import PluginError, build_adapter
+from connector.rollback import RollbackError, rollback
+from connector.settings import ConfigurationError
+from connector.state import StateStore
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    runs = subparsers.add_parser("runs", help="list recent runs with their counts and errors")
+    add_config_argument(runs)
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.set_defaults(handler=run_runs)
+    undo = subparsers.add_parser(
+        "rollback",
+        help="restore the values a run overwrote and close the tasks it created",
+        description=(
+            "Restore every field RUN_ID wrote to its previous value, unless a person changed"
+            " it since (reported, left alone); close the tasks it created. Try --dry-run first."
+        ),
+    )
+    undo.add_argument("run_id", metavar="RUN_ID")
+    add_config_argument(undo)
+    undo.add_argument("--dry-run", action="store_true", help="show what would be restored")
+    undo.set_defaults(handler=run_rollback)
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    store = StateStore(settings.sync.state_path)
+    records = store.runs(settings.crm.instance, limit=args.limit)
+    store.close()
+    if args.json:
+        for record in records:
+            print(json.dumps(record.__dict__, default=str))
+        return 0
+    if not records:
+        print(f"no runs yet for instance {settings.crm.instance}")
+    for record in records:
+        counts = record.counts
+        print(
+            f"{record.id}  {record.started_at[:19]}  {record.mode:<10} {record.status:<11}"
+            f"{' (dry run)' if record.dry_run else ''} read {counts.get('read', 0)},"
+            f" fields {counts.get('fields_written', 0)}, tasks {counts.get('tasks_created', 0)},"
+            f" errors {len(record.errors)}"
+        )
+        for error in record.errors[:3]:
+            print(f"    {error}")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    try:
+        adapter = build_adapter(settings)
+    except ConfigurationError as exc:
+        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    store = StateStore(settings.sync.state_path)
+    try:
+        report = rollback(adapter, store, settings.crm.instance, args.run_id, dry_run=args.dry_run)
+    except RollbackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    verb = "would restore" if args.dry_run else "restored"
+    for update in report.restored:
+        for change in update.changes:
+            print(
+                f"{verb}: {update.object_type}/{update.contact_id} {change.field}:"
+                f" {str(change.old)[:40]!r} -> {str(change.new)[:40]!r}"
+            )
+    for record, field, why in report.held:
+        print(f"left alone: {record} {field}: {why}")
+    closed = report.counts["tasks"] if args.dry_run else len(report.tasks_closed)
+    print(
+        f"{'dry run: ' if args.dry_run else ''}{report.counts['fields']} fields on"
+        f" {report.counts['records']} records {verb}, {report.counts['held']} left alone,"
+        f" {closed} tasks {'to close' if args.dry_run else 'closed'}"
+        + (f"; recorded as run {report.rollback_run_id}" if report.rollback_run_id else ""),
+        file=sys.stderr,
+    )
+    for error in report.errors:
+        print(f"  error: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
