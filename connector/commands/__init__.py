@@ -1,5 +1,16 @@
 """Subcommands of `crm-qualify`; each module has `register(subparsers)`."""
 
-from connector.commands import config, demo, doctor, run, runs, schema, score, simulate, sync
+from connector.commands import (
+    config,
+    demo,
+    doctor,
+    report,
+    run,
+    runs,
+    schema,
+    score,
+    simulate,
+    sync,
+)
 
-COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, doctor, simulate)
+COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, report, doctor, simulate)
