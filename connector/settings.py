@@ -34,8 +34,12 @@ class _Section(BaseModel):
 class FieldPolicy(_Section):
     """Whether crm-qualify owns a field, and when it may overwrite what is there."""
 
-    owned: bool = True
-    policy: WritePolicy = "always"
+    owned: bool = Field(default=True, description="false: crm-qualify never writes this field.")
+    policy: WritePolicy = Field(
+        default="always",
+        description="always; if_empty (only fill a blank); unless_edited (skip a value a person"
+        " changed since our last write).",
+    )
 
 
 def _default_fields() -> dict[str, FieldPolicy]:
@@ -54,27 +58,34 @@ class CrmSettings(_Section):
 
 
 class SyncSettings(_Section):
-    state_path: Path = Path("crm-qualify.sqlite")
+    state_path: Path = Field(
+        default=Path("crm-qualify.sqlite"),
+        description="SQLite state store: cursors, runs, audit trail, task keys, locks.",
+    )
     max_retry_records: int = Field(
         default=10_000, ge=0, description="Failed records re-read at the start of a run."
     )
 
 
 class ScheduleSettings(_Section):
-    interval_minutes: float = Field(default=15.0, gt=0)
+    interval_minutes: float = Field(default=15.0, gt=0, description="Minutes between runs.")
     cron: str | None = Field(default=None, description="Crontab expression; wins over interval.")
-    jitter_seconds: int = Field(default=30, ge=0)
+    jitter_seconds: int = Field(
+        default=30, ge=0, description="Random delay per run, so daemons do not all fire at once."
+    )
 
 
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["auto", "text", "json"] = "auto"
+    format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="auto: text on a terminal, JSON lines otherwise."
+    )
 
 
 class ServerSettings(_Section):
-    enabled: bool = True
-    host: str = "0.0.0.0"
-    port: int = Field(default=9108, ge=0, le=65535)
+    enabled: bool = Field(default=True, description="Serve /healthz and /metrics in `run`.")
+    host: str = Field(default="0.0.0.0", description="Address to listen on.")
+    port: int = Field(default=9108, ge=0, le=65535, description="Port (0: any free port).")
 
 
 _toml_path: ContextVar[Path | None] = ContextVar("crmq_toml_path", default=None)

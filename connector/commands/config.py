@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Literal, get_args, get_origin
+
+from pydantic import BaseModel
 
 from connector.commands.common import CONFIG_ENV, config_path, print_problems
 from connector.mapping import load_mapping
-from connector.plugins import PluginError, adapter_settings, load_adapter_class
+from connector.plugins import (
+    PluginError,
+    adapter_settings,
+    available_adapters,
+    load_adapter_class,
+)
 from connector.rules import rules_version
-from connector.settings import ConfigurationError, load_settings
+from connector.settings import (
+    ConfigurationError,
+    CrmSettings,
+    FieldPolicy,
+    LoggingSettings,
+    ScheduleSettings,
+    ServerSettings,
+    SyncSettings,
+    load_settings,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("file", nargs="?", type=Path, default=None)
     check.set_defaults(handler=run_check)
+    reference = actions.add_parser(
+        "reference", help="print the configuration reference (Markdown) from the settings model"
+    )
+    reference.set_defaults(handler=run_reference)
 
 
 def collect_problems(path: Path | None) -> tuple[list[str], str | None]:
@@ -56,4 +78,58 @@ def run_check(args: argparse.Namespace) -> int:
         print_problems(problems)
         return 2
     print(summary)
+    return 0
+
+
+def _type_text(annotation: object) -> str:
+    if get_origin(annotation) is Literal:
+        return " or ".join(json.dumps(value) for value in get_args(annotation))
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    for noise in ("typing.", "pathlib.", "PosixPath"):
+        text = text.replace(noise, "Path" if noise == "PosixPath" else "")
+    return text.replace(" | ", " or ")
+
+
+def reference_rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every key of a settings model, nested."""
+    rows = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += reference_rows(annotation, f"{key}.")
+            continue
+        default = info.get_default(call_default_factory=True)
+        default_text = "required" if info.is_required() else json.dumps(default, default=str)
+        rows.append((key, _type_text(annotation), default_text, info.description or ""))
+    return rows
+
+
+def reference_markdown() -> str:
+    """The configuration reference in docs/admin.md, generated from the settings models."""
+    lines = ["| key | type | default | what it does |", "|---|---|---|---|"]
+    for model, prefix in (
+        (CrmSettings, "crm."),
+        (SyncSettings, "sync."),
+        (ScheduleSettings, "schedule."),
+        (LoggingSettings, "logging."),
+        (ServerSettings, "server."),
+        (FieldPolicy, "fields.<field>."),
+    ):
+        for key, kind, default, what in reference_rows(model, prefix):
+            lines.append(f"| `{key}` | {kind} | `{default}` | {what} |")
+    for name in sorted(available_adapters()):
+        try:
+            adapter_class = load_adapter_class(name)
+        except (PluginError, ConfigurationError):
+            continue
+        for key, kind, default, what in reference_rows(
+            adapter_class.settings_model, f"adapters.{name}."
+        ):
+            lines.append(f"| `{key}` | {kind} | `{default}` | {what} |")
+    return "\n".join(lines)
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    print(reference_markdown())
     return 0

@@ -1,0 +1,71 @@
+"""What can be tested of the container without a docker engine: its files, its entrypoint
+and its health check, run the way the image runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from connector.commands.config import reference_markdown
+from connector.observability import Health, Metrics, serve
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def test_the_image_is_conventional_and_its_sources_exist():
+    assert DOCKERFILE.startswith("#") and "FROM python:3.11-slim" in DOCKERFILE
+    assert re.search(r"^USER (?!root)\w+", DOCKERFILE, re.M), "runs as a non-root user"
+    assert 'VOLUME ["/data"]' in DOCKERFILE
+    assert "CRMQ_SYNC__STATE_PATH=/data/" in DOCKERFILE
+    assert 'ENTRYPOINT ["crm-qualify"]' in DOCKERFILE and 'CMD ["run"]' in DOCKERFILE
+    for source in re.findall(r"^COPY (.+) \S+$", DOCKERFILE, re.M):
+        for name in source.split():
+            assert (ROOT / name).exists(), name
+    assert (ROOT / ".dockerignore").exists()
+
+
+def _healthcheck_code() -> str:
+    (line,) = [line for line in DOCKERFILE.splitlines() if "urlopen" in line]
+    command = json.loads(line.strip().removeprefix("CMD "))
+    assert command[:2] == ["python", "-c"]
+    return command[2]
+
+
+def test_the_healthcheck_passes_when_healthy_and_fails_when_not():
+    health = Health(max_age_seconds=3600)
+    server = serve("127.0.0.1", 0, Metrics("hubspot"), health)
+    env = {**os.environ, "CRMQ_SERVER__PORT": str(server.server_address[1])}
+    try:
+        health.record("ok")
+        assert subprocess.run([sys.executable, "-c", _healthcheck_code()], env=env).returncode == 0
+        health.record("failed")
+        failing = subprocess.run(
+            [sys.executable, "-c", _healthcheck_code()], env=env, capture_output=True
+        )
+        assert failing.returncode != 0
+    finally:
+        server.shutdown()
+
+
+def test_the_entrypoint_runs_as_the_container_would(tmp_path):
+    env = {**os.environ, "CRMQ_CONFIG": "", "CRMQ_SYNC__STATE_PATH": str(tmp_path / "s.sqlite")}
+    result = subprocess.run(["crm-qualify", "run", "--help"], env=env, capture_output=True)
+    assert result.returncode == 0 and b"SIGTERM" in result.stdout
+    missing = subprocess.run(
+        ["crm-qualify", "config", "check"],
+        env={**env, "CRMQ_CONFIG": str(tmp_path / "absent.toml")},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "absent.toml" in missing.stderr
+
+
+def test_the_admin_guide_holds_the_generated_configuration_reference():
+    guide = (ROOT / "docs" / "admin.md").read_text()
+    block = guide.split("<!-- reference:start -->\n", 1)[1].split("\n<!-- reference:end -->")[0]
+    assert block == reference_markdown(), "run: crm-qualify config reference, paste into admin.md"
