@@ -88,3 +88,9 @@ def test_schema_is_generated_from_the_model(capsys):
 def test_a_missing_contacts_file_is_a_clear_error(capsys):
     assert main(["score", "/nonexistent/contacts.jsonl"]) == 2
     assert "cannot read /nonexistent/contacts.jsonl" in capsys.readouterr().err
+
+
+def test_decision_schema_is_generated_too(capsys):
+    assert main(["schema", "decision"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"stage", "temperature", "score", "tasks", "rules_version"} <= set(schema["properties"])

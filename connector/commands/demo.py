@@ -9,6 +9,7 @@ the API requests it took.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -121,7 +122,11 @@ def summary_lines(
 
 def run(args: argparse.Namespace) -> int:
     (point,) = [p for p in entry_points(group=GROUP) if p.name == args.crm]
-    demo_environment = point.load()
+    try:
+        demo_environment = point.load()
+    except ImportError as exc:
+        print(f"error: the {args.crm} demo is not available: {exc}", file=sys.stderr)
+        return 2
     print(f"starting a local {args.crm} simulator with {args.contacts} contacts…", flush=True)
     with tempfile.TemporaryDirectory() as folder, demo_environment(args.contacts, args.seed) as env:
         settings = Settings(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pydantic import TypeAdapter
+
 from connector.model import Contact, Decision
 
 SCHEMAS = {"contact": Contact, "decision": Decision}
@@ -19,5 +21,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(SCHEMAS[args.name].model_json_schema(), indent=2))
+    print(json.dumps(TypeAdapter(SCHEMAS[args.name]).json_schema(), indent=2))
     return 0

@@ -18,7 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help=f"serve a local CRM API simulator ({', '.join(names) or 'none installed'})",
         description="Serve a simulator; options after the CRM name go to it (try --help).",
-        add_help=False,
     )
     parser.add_argument("crm", nargs="?", choices=names or None)
     parser.add_argument("options", nargs=argparse.REMAINDER)
@@ -28,6 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.crm:
         args.parser.print_help()
-        return 0 if "-h" in args.options or "--help" in args.options else 2
+        return 2
     (point,) = [p for p in entry_points(group=GROUP) if p.name == args.crm]
     return int(point.load()(list(args.options)) or 0)
