@@ -1,0 +1,41 @@
+"""`crm-qualify simulate salesforce`: serve a seeded org on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Sequence
+
+from .simulator import SalesforceSimulator
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="crm-qualify simulate salesforce", description="Serve a local Salesforce org (TLS)."
+    )
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--records", type=int, default=2000, help="leads + contacts to seed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of random 503s")
+    parser.add_argument("--daily-limit", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    sim = SalesforceSimulator(
+        records=args.records, seed=args.seed, latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate, daily_limit=args.daily_limit,
+    )  # fmt: skip
+    sim.start(port=args.port)
+    print(f"Salesforce simulator at {sim.instance_url} ({args.records} records)")
+    print("[adapters.salesforce]")
+    print(f'login_url = "{sim.login_url}"')
+    print(f'ca_bundle = "{sim.ca_bundle_path}"')
+    print(f'username = "{sim.username}"')
+    print(f'client_id = "{sim.client_id}"')
+    print("password, security_token and client_secret: see --help of the simulator module")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0

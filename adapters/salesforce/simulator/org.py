@@ -1,0 +1,274 @@
+"""The simulated org's data: records by object, Salesforce-shaped ids, and a seeded history.
+
+Every write stamps `LastModifiedDate` and `SystemModstamp`. Seeding is deterministic for a
+seed and an anchor day; orgs of 5,000+ records include an import that stamps 2,500 leads with
+one identical `SystemModstamp`, the case that makes naive incremental readers loop.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .schema import OBJECTS, PREFIX
+
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "David",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kenji",
+    "Lea",
+    "Marco",
+    "Nora",
+    "Omar",
+    "Paula",
+    "Quentin",
+    "Rosa",
+    "Sven",
+    "Tara",
+]
+LAST = [
+    "Martin",
+    "Schmidt",
+    "Rossi",
+    "Dubois",
+    "Novak",
+    "Silva",
+    "Jensen",
+    "Kowalski",
+    "Haddad",
+    "Ito",
+    "Moreau",
+    "Garcia",
+    "Olsen",
+    "Weber",
+    "King",
+    "Chen",
+]
+TITLES = [
+    "CTO",
+    "IT Director",
+    "Head of Sales",
+    "VP Marketing",
+    "Marketing Manager",
+    "Sales Operations Analyst",
+    "CFO",
+    "Procurement Lead",
+    "Student",
+    "Consultant",
+]
+INDUSTRIES = ["Technology", "Finance", "Healthcare", "Retail", "Manufacturing", "Education"]
+COUNTRIES = ["France", "Germany", "US", "UK", "Spain", "Italy", "Denmark"]
+CAMPAIGNS = [
+    ("Webinar: RevOps 2026", "Webinar"),
+    ("Webinar: Zero trust", "Webinar"),
+    ("Whitepaper: Security Guide", "Content"),
+    ("Demo request form", "Content"),
+    ("Pricing quote request", "Content"),
+    ("Newsletter", "Email"),
+]
+FREE_MAIL = ["gmail.com", "yahoo.com", "outlook.com"]  # fmt: skip
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+class Org:
+    """Records by object type and id; `lock` guards every read and write."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECTS}
+        self.lock = threading.RLock()
+        self._counter = 0
+        self.writes = 0
+
+    def new_id(self, sobject: str) -> str:
+        self._counter += 1
+        return f"{PREFIX[sobject]}5g{self._counter:010d}AAA"
+
+    def insert(self, sobject: str, fields: dict[str, Any], at: datetime) -> dict[str, Any]:
+        record = {name: None for name in OBJECTS[sobject]}
+        stamp = iso(at)
+        record.update(
+            Id=self.new_id(sobject), CreatedDate=stamp, LastModifiedDate=stamp,
+            SystemModstamp=stamp, IsDeleted=False,
+        )  # fmt: skip
+        record.update(fields)
+        self.records[sobject][record["Id"]] = record
+        return record
+
+    def update(self, sobject: str, record_id: str, fields: dict[str, Any], at: datetime) -> None:
+        record = self.records[sobject][record_id]
+        record.update(fields)
+        if sobject == "Task" and "Status" in fields:
+            record["IsClosed"] = fields["Status"] == "Completed"
+        record["LastModifiedDate"] = record["SystemModstamp"] = iso(at)
+        self.writes += 1
+
+    def find(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
+        for sobject, prefix in PREFIX.items():
+            if record_id.startswith(prefix) and record_id in self.records[sobject]:
+                return sobject, self.records[sobject][record_id]
+        return None
+
+    def live(self, sobject: str) -> Iterable[dict[str, Any]]:
+        return (r for r in self.records[sobject].values() if not r["IsDeleted"])
+
+
+def seed(org: Org, records: int, rng: random.Random, today: date) -> None:
+    """Leads and contacts (half each), accounts, campaigns with members, activities, deals."""
+    now = datetime.combine(today, datetime.min.time(), UTC)
+
+    def ago(low: float, high: float) -> datetime:
+        return now - timedelta(days=rng.uniform(low, high))
+
+    people = (("Alice", "Owner"), ("Bob", "Seller"), ("Cara", "Closer"), ("Dan", "Manager"))
+    users = [
+        org.insert(
+            "User",
+            {
+                "Name": f"{given} {family}",
+                "Email": f"{given.lower()}@org.example",
+                "IsActive": True,
+            },
+            ago(800, 900),
+        )
+        for given, family in people
+    ]
+    owner_ids = [u["Id"] for u in users]
+    campaigns = [
+        org.insert("Campaign", {"Name": n, "Type": t}, ago(300, 400)) for n, t in CAMPAIGNS
+    ]
+    accounts = [
+        org.insert("Account", {"Name": f"Company {i}", "Industry": rng.choice(INDUSTRIES),
+                               "NumberOfEmployees": rng.choice([8, 40, 120, 600, 2500]),
+                               "BillingCountry": rng.choice(COUNTRIES),
+                               "Website": f"company{i}.example"}, ago(400, 800))
+        for i in range(max(1, records // 4))
+    ]  # fmt: skip
+    import_at = ago(60, 61)
+    for i in range(records):
+        is_lead = i % 2 == 0
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        account = rng.choice(accounts)
+        domain = rng.choice(FREE_MAIL) if rng.random() < 0.1 else account["Website"]
+        fields: dict[str, Any] = {
+            "FirstName": first, "LastName": last,
+            "Email": f"{first.lower()}.{last.lower()}{i}@{domain}",
+            "Title": rng.choice(TITLES), "OwnerId": rng.choice(owner_ids),
+            "HasOptedOutOfEmail": rng.random() < 0.03,
+            "LeadSource": rng.choice(["Web", "Web", "Phone Inquiry", "Partner Referral",
+                                      "Purchased List", "Outbound"]),
+        }  # fmt: skip
+        if rng.random() < 0.3:
+            for criterion in ("Need", "Authority", "Timing", "Budget"):
+                fields[f"Qualification_{criterion}__c"] = rng.choice(
+                    ["Met", "Met", "In progress", "Not met"]
+                )
+        created = ago(30, 700)
+        if is_lead:
+            fields.update(
+                Company=account["Name"], Industry=account["Industry"],
+                NumberOfEmployees=account["NumberOfEmployees"], Country=account["BillingCountry"],
+                Status=rng.choice(["Open - Not Contacted", "Working - Contacted"]),
+                Rating=rng.choice([None, None, "Cold", "Warm"]), IsConverted=False,
+            )  # fmt: skip
+            person = org.insert("Lead", fields, created)
+            if rng.random() < 0.1:
+                contact = org.insert(
+                    "Contact", {**_person_fields(fields), "AccountId": account["Id"]}, created
+                )
+                person.update(
+                    IsConverted=True, Status="Closed - Converted", ConvertedContactId=contact["Id"]
+                )
+        else:
+            person = org.insert("Contact", {**fields, "AccountId": account["Id"]}, created)
+        last_touch = _engagement(org, rng, person, campaigns, owner_ids, ago)
+        if not is_lead and rng.random() < 0.12:
+            _deal(org, rng, person, account, ago)
+        stamp = (
+            import_at if (records >= 5000 and is_lead and i < 5000) else max(created, last_touch)
+        )
+        person["LastModifiedDate"] = person["SystemModstamp"] = iso(stamp)
+
+
+def _person_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    keep = ("FirstName", "LastName", "Email", "Title", "OwnerId", "LeadSource")
+    return {k: fields[k] for k in keep if k in fields}
+
+
+def _engagement(org, rng, person, campaigns, owner_ids, ago) -> datetime:  # noqa: ANN001
+    """Campaign responses, logged calls and replies, meetings; returns the latest moment."""
+    latest = ago(400, 700)
+    warmth = rng.random()
+    for campaign in rng.sample(campaigns, k=min(len(campaigns), int(warmth * 4))):
+        at = ago(0, 120)
+        status = rng.choice(["Sent", "Registered", "Attended", "Responded", "Downloaded"])
+        member = {
+            "CampaignId": campaign["Id"],
+            "Status": status,
+            "HasResponded": status != "Sent",
+            "FirstRespondedDate": at.date().isoformat(),
+        }
+        member["LeadId" if person["Id"].startswith("00Q") else "ContactId"] = person["Id"]
+        org.insert("CampaignMember", member, at)
+        latest = max(latest, at)
+    for _ in range(int(warmth * 3)):
+        at = ago(0, 90)
+        subtype = rng.choice(["Call", "Email"])
+        subject = "Call" if subtype == "Call" else rng.choice(["Re: your proposal", "Follow-up"])
+        org.insert(
+            "Task",
+            {
+                "WhoId": person["Id"],
+                "OwnerId": rng.choice(owner_ids),
+                "Subject": subject,
+                "TaskSubtype": subtype,
+                "ActivityDate": at.date().isoformat(),
+                "Status": "Completed",
+                "IsClosed": True,
+                "Priority": "Normal",
+            },
+            at,
+        )
+        latest = max(latest, at)
+    if warmth > 0.8:
+        at = ago(0, 30)
+        org.insert(
+            "Event",
+            {
+                "WhoId": person["Id"],
+                "Subject": "Discovery meeting",
+                "ActivityDateTime": iso(at),
+                "Type": "Meeting",
+            },
+            at,
+        )
+        latest = max(latest, at)
+    return latest
+
+
+def _deal(org, rng, contact, account, ago) -> None:  # noqa: ANN001
+    outcome = rng.choice(["open", "won", "lost"])
+    closed = outcome != "open"
+    opportunity = org.insert("Opportunity", {
+        "Name": f"{account['Name']} deal", "AccountId": account["Id"],
+        "StageName": {"open": "Proposal", "won": "Closed Won", "lost": "Closed Lost"}[outcome],
+        "IsClosed": closed, "IsWon": outcome == "won",
+        "CloseDate": ago(0, 200).date().isoformat(), "Amount": rng.choice([5000, 24000, 90000]),
+        "Type": rng.choice(["New Business", "Renewal", "Subscription"]),
+    }, ago(30, 300))  # fmt: skip
+    org.insert("OpportunityContactRole", {"OpportunityId": opportunity["Id"],
+                                          "ContactId": contact["Id"], "Role": "Decision Maker"},
+               ago(30, 300))  # fmt: skip

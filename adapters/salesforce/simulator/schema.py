@@ -1,0 +1,130 @@
+"""The objects and fields the simulated org has, as `describe` reports them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+QUALIFICATION = ["Met", "In progress", "Not met"]
+STAGES = ["Target", "Subscriber", "Lead", "MQL", "SQL", "Opportunity", "Customer"]
+LEAD_STATUS = [
+    "Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted",
+]  # fmt: skip
+TASK_STATUS = ["Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"]
+
+PREFIX = {
+    "User": "005", "Account": "001", "Contact": "003", "Lead": "00Q", "Task": "00T",
+    "Event": "00U", "Opportunity": "006", "OpportunityContactRole": "00K", "Campaign": "701",
+    "CampaignMember": "00v",
+}  # fmt: skip
+
+
+def _f(kind: str, updateable: bool = True, custom: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "updateable": updateable,
+        "createable": updateable,
+        "custom": custom,
+        **extra,
+    }
+
+
+SYSTEM = {
+    "Id": _f("id", False),
+    "CreatedDate": _f("datetime", False),
+    "LastModifiedDate": _f("datetime", False),
+    "SystemModstamp": _f("datetime", False),
+    "IsDeleted": _f("boolean", False),
+}
+PERSON = {
+    "FirstName": _f("string"), "LastName": _f("string"), "Email": _f("email"),
+    "Title": _f("string"), "OwnerId": _f("reference"), "HasOptedOutOfEmail": _f("boolean"),
+    "EmailBouncedDate": _f("datetime"), "LeadSource": _f("picklist", picklist=[
+        "Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other", "Outbound",
+    ]),
+}  # fmt: skip
+CRMQ = {
+    "CRMQ_Score__c": _f("double", custom=True),
+    "CRMQ_Fit_Score__c": _f("double", custom=True),
+    "CRMQ_Engagement_Score__c": _f("double", custom=True),
+    "CRMQ_Intent_Score__c": _f("double", custom=True),
+    "CRMQ_Temperature__c": _f("picklist", custom=True, picklist=["Hot", "Warm", "Cold"]),
+    "CRMQ_Grade__c": _f("string", custom=True, length=4),
+    "CRMQ_Reasons__c": _f("textarea", custom=True, length=32_768),
+    "CRMQ_Rules_Version__c": _f("string", custom=True, length=20),
+    "CRMQ_Renurture__c": _f("boolean", custom=True),
+    "CRMQ_Scored_At__c": _f("datetime", custom=True),
+    "CRMQ_Stage__c": _f("picklist", custom=True, picklist=STAGES),
+    **{
+        f"Qualification_{name}__c": _f("picklist", custom=True, picklist=QUALIFICATION)
+        for name in ("Budget", "Authority", "Need", "Timing")
+    },
+}
+
+OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
+    "User": {**SYSTEM, "Name": _f("string", False), "Email": _f("email", False),
+             "IsActive": _f("boolean", False)},
+    "Account": {**SYSTEM, "Name": _f("string"), "Industry": _f("picklist"),
+                "NumberOfEmployees": _f("int"), "BillingCountry": _f("string"),
+                "Website": _f("url")},
+    "Lead": {**SYSTEM, **PERSON, **CRMQ, "Company": _f("string"), "Industry": _f("picklist"),
+             "NumberOfEmployees": _f("int"), "Country": _f("string"),
+             "Status": _f("picklist", picklist=LEAD_STATUS),
+             "Rating": _f("picklist", picklist=["Hot", "Warm", "Cold"]),
+             "IsConverted": _f("boolean", False), "ConvertedContactId": _f("reference", False),
+             "ConvertedOpportunityId": _f("reference", False)},
+    "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _f("reference")},
+    "Task": {**SYSTEM, "WhoId": _f("reference"), "WhatId": _f("reference"),
+             "OwnerId": _f("reference"), "Subject": _f("string", length=255),
+             "ActivityDate": _f("date"), "Status": _f("picklist", picklist=TASK_STATUS),
+             "Priority": _f("picklist", picklist=["High", "Normal", "Low"]),
+             "TaskSubtype": _f("picklist", picklist=["Task", "Email", "Call", "ListEmail"]),
+             "Description": _f("textarea", length=32_000), "IsClosed": _f("boolean", False),
+             "CRMQ_Task_Key__c": _f("string", custom=True, length=255)},
+    "Event": {**SYSTEM, "WhoId": _f("reference"), "Subject": _f("string"),
+              "ActivityDateTime": _f("datetime"), "Type": _f("picklist")},
+    "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _f("reference"),
+                    "StageName": _f("picklist"), "IsClosed": _f("boolean", False),
+                    "IsWon": _f("boolean", False), "CloseDate": _f("date"),
+                    "Amount": _f("currency"), "Type": _f("picklist", picklist=[
+                        "New Business", "Existing Business", "Renewal", "Subscription"])},
+    "OpportunityContactRole": {**SYSTEM, "OpportunityId": _f("reference"),
+                               "ContactId": _f("reference"), "Role": _f("picklist")},
+    "Campaign": {**SYSTEM, "Name": _f("string"), "Type": _f("picklist", picklist=[
+        "Webinar", "Content", "Email", "Conference", "Advertisement"])},
+    "CampaignMember": {**SYSTEM, "CampaignId": _f("reference"), "LeadId": _f("reference"),
+                       "ContactId": _f("reference"), "Status": _f("picklist", picklist=[
+                           "Sent", "Registered", "Attended", "Responded", "Downloaded"]),
+                       "HasResponded": _f("boolean", False),
+                       "FirstRespondedDate": _f("date", False)},
+}  # fmt: skip
+
+
+def describe(sobject: str, version: str) -> dict[str, Any]:
+    fields = []
+    for name, spec in OBJECTS[sobject].items():
+        fields.append(
+            {
+                "name": name,
+                "label": name.removesuffix("__c").replace("_", " "),
+                "type": spec["type"],
+                "updateable": spec["updateable"],
+                "createable": spec["createable"],
+                "custom": spec["custom"],
+                "length": spec.get("length", 255 if spec["type"] == "string" else 0),
+                "nillable": name not in ("Id", "LastName", "Company", "Status"),
+                "picklistValues": [
+                    {"value": v, "label": v, "active": True, "defaultValue": False}
+                    for v in spec.get("picklist", [])
+                ],
+            }
+        )
+    return {
+        "name": sobject,
+        "label": sobject,
+        "custom": False,
+        "queryable": True,
+        "updateable": True,
+        "keyPrefix": PREFIX[sobject],
+        "fields": fields,
+        "urls": {"sobject": f"/services/data/v{version}/sobjects/{sobject}"},
+    }

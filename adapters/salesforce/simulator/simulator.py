@@ -1,0 +1,457 @@
+"""A local Salesforce org over TLS: OAuth, SOQL queries, sObject Collections, describe, limits."""
+
+from __future__ import annotations
+
+import random
+import re
+import ssl
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from . import soql
+from .org import Org, iso
+from .org import seed as seed_org
+from .schema import OBJECTS
+from .server import ApiError, locator, make_server, new_session
+
+
+class Stats:
+    """Requests by endpoint and status, and records written (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_endpoint: Counter[str] = Counter()
+            self.by_status: Counter[int] = Counter()
+            self.writes = 0
+
+    def count(self, method: str, path: str, status: int) -> None:
+        resource = re.sub(r"^/services/data/v[\d.]+/", "", path)
+        resource = re.sub(r"^query/.*", "query/more", resource)
+        resource = re.sub(r"^sobjects/(\w+)/\w{15,18}$", r"sobjects/\1/{id}", resource)
+        with self._lock:
+            self.by_endpoint[f"{method} {resource}"] += 1
+            self.by_status[status] += 1
+
+    def wrote(self, records: int) -> None:
+        with self._lock:
+            self.writes += records
+
+
+class Faults:
+    """Queued faults consumed by the requests whose path contains `path_contains`."""
+
+    KINDS = frozenset({"503", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID", "UNABLE_TO_LOCK_ROW"})
+
+    def __init__(self, sim: SalesforceSimulator, rate: float, seed: int) -> None:
+        self.sim, self.rate, self.rng = sim, rate, random.Random(seed)
+        self.queue: list[list[Any]] = []
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, times: int = 1, path_contains: str | None = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(self.KINDS)}")
+        with self.lock:
+            self.queue.append([kind, times, path_contains])
+
+    def take(self, path: str) -> str | None:
+        with self.lock:
+            for fault in self.queue:
+                if fault[2] and fault[2] not in path:
+                    continue
+                fault[1] -= 1
+                if fault[1] == 0:
+                    self.queue.remove(fault)
+                if fault[0] == "INVALID_SESSION_ID":
+                    self.sim.expire_sessions()
+                    raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+                return fault[0]
+        if self.rate and self.rng.random() < self.rate:
+            return "503"
+        return None
+
+
+class SalesforceSimulator:
+    def __init__(
+        self,
+        records: int = 2000,
+        seed: int = 1,
+        latency_ms: float = 0,
+        fault_rate: float = 0.0,
+        daily_limit: int = 100_000,
+        api_version: str = "59.0",
+        username: str = "admin@sim.example",
+        password: str = "sim-password",
+        security_token: str = "sim-security-token",
+        client_id: str = "sim-consumer-key",
+        client_secret: str = "sim-consumer-secret",
+        refresh_token: str = "sim-refresh-token",
+        session_ttl: float = 7200.0,
+        anchor: date | None = None,
+    ) -> None:
+        self.latency_ms, self.daily_limit, self.api_version = latency_ms, daily_limit, api_version
+        self.username, self.password, self.security_token = username, password, security_token
+        self.client_id, self.client_secret = client_id, client_secret
+        self.refresh_token, self.session_ttl = refresh_token, session_ttl
+        self.org = Org()
+        seed_day = anchor or datetime.now(UTC).date()
+        seed_org(self.org, records, random.Random(seed), seed_day)
+        self.rng = random.Random(seed * 31 + 7)
+        self.stats = Stats()
+        self.faults = Faults(self, fault_rate, seed)
+        self.used = 0
+        self._sessions: dict[str, float] = {}
+        self._locators: dict[str, tuple[list[dict[str, Any]], list[str], str]] = {}
+        self._lock = threading.Lock()
+        self.session_id = self._issue()
+        self._ca = trustme.CA()
+        certificate = self._ca.issue_cert("127.0.0.1", "localhost")
+        self.ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certificate.configure_cert(self.ssl_context)
+        self._folder = tempfile.TemporaryDirectory(prefix="sfsim-")
+        self.ca_bundle_path = str(Path(self._folder.name) / "ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_bundle_path)
+        self._server: Any = None
+        self.instance_url = self.login_url = ""
+
+    # lifecycle ------------------------------------------------------------------------------
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        self._server = make_server(self, host, port)
+        self.instance_url = self.login_url = f"https://{host}:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.instance_url
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._folder.cleanup()
+
+    def __enter__(self) -> SalesforceSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # auth and limits -------------------------------------------------------------------------
+    def _issue(self) -> str:
+        token = new_session()
+        with self._lock:
+            self._sessions[token] = time.time() + self.session_ttl
+        return token
+
+    def expire_sessions(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+    def token_endpoint(self, form: dict[str, list[str]]) -> tuple[int, Any]:
+        value = {k: v[0] for k, v in form.items()}
+        grant = value.get("grant_type")
+        client_ok = (value.get("client_id"), value.get("client_secret")) == (
+            self.client_id,
+            self.client_secret,
+        )
+        ok = client_ok and (
+            (
+                grant == "password"
+                and value.get("username") == self.username
+                and value.get("password") == self.password + self.security_token
+            )
+            or grant == "client_credentials"
+            or (grant == "refresh_token" and value.get("refresh_token") == self.refresh_token)
+        )
+        if not ok:
+            return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
+        return 200, {
+            "access_token": self._issue(),
+            "instance_url": self.instance_url,
+            "id": f"{self.login_url}/id/00D5g000000SIM/0055g0000000001",
+            "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)),
+            "signature": "c2ltdWxhdGVk",
+        }
+
+    def authenticate(self, header: str) -> None:
+        token = header.split(" ", 1)[1] if " " in header else ""
+        with self._lock:
+            expiry = self._sessions.get(token)
+        if expiry is None or expiry < time.time():
+            raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    def count_api_call(self) -> str:
+        with self._lock:
+            self.used += 1
+            used = self.used
+        if used > self.daily_limit:
+            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        return f"api-usage={used}/{self.daily_limit}"
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.daily_limit - self.used)
+
+    # queries ---------------------------------------------------------------------------------
+    def render(self, sobject: str, record: dict[str, Any], fields: list[str] | None) -> dict:
+        url = f"/services/data/v{self.api_version}/sobjects/{sobject}/{record['Id']}"
+        names = fields or list(OBJECTS[sobject])
+        return {"attributes": {"type": sobject, "url": url}, **{n: record.get(n) for n in names}}
+
+    def query(self, text: str, options: str | None) -> dict[str, Any]:
+        try:
+            parsed = soql.parse(text, lambda name: set(OBJECTS[name]) if name in OBJECTS else None)
+        except soql.SoqlError as exc:
+            raise ApiError(400, exc.code, str(exc)) from None
+        rows = soql.run(parsed, list(self.org.live(parsed.sobject)))
+        size = 2000
+        if options and (found := re.search(r"batchSize=(\d+)", options)):
+            size = min(2000, max(200, int(found.group(1))))
+        rendered = [self.render(parsed.sobject, r, parsed.fields) for r in rows]
+        return self._page(rendered, 0, size)
+
+    def _page(self, rows: list[dict], offset: int, size: int, key: str | None = None) -> dict:
+        page = rows[offset : offset + size]
+        body: dict[str, Any] = {
+            "totalSize": len(rows),
+            "done": offset + size >= len(rows),
+            "records": page,
+        }
+        if not body["done"]:
+            key = key or locator()
+            with self._lock:
+                self._locators[key] = (rows, [], str(size))
+            body["nextRecordsUrl"] = (
+                f"/services/data/v{self.api_version}/query/{key}-{offset + size}"
+            )
+        return body
+
+    def query_more(self, token: str) -> dict[str, Any]:
+        key, _, offset = token.rpartition("-")
+        with self._lock:
+            found = self._locators.get(key)
+        if not found or not offset.isdigit():
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        rows, _, size = found
+        return self._page(rows, int(offset), int(size), key)
+
+    # writes ----------------------------------------------------------------------------------
+    def collection(self, method: str, body: dict[str, Any], fault: str | None) -> list[dict]:
+        records = body.get("records")
+        if not isinstance(records, list):
+            raise ApiError(400, "JSON_PARSER_ERROR", "records is required")
+        if len(records) > 200:
+            raise ApiError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                "record limit reached. cannot submit more than 200 records into this call",
+            )
+        creating = method == "POST"
+        checked = [self._check(record, creating) for record in records]
+        if fault == "UNABLE_TO_LOCK_ROW" and checked:
+            checked[0] = (
+                None,
+                _error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"),
+            )
+        if body.get("allOrNone") and any(error for _, error in checked):
+            return [
+                {
+                    "success": False,
+                    "errors": [error]
+                    if error
+                    else [
+                        _error(
+                            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                            "Record rolled back because not all"
+                            " records were valid and the request was using AllOrNone header",
+                        )
+                    ],
+                }
+                for _, error in checked
+            ]
+        results, at = [], datetime.now(UTC)
+        for record, (clean, error) in zip(records, checked, strict=True):
+            if error:
+                results.append({"success": False, "errors": [error]})
+                continue
+            sobject = record["attributes"]["type"]
+            if creating:
+                created = self.org.insert(sobject, clean, at)
+                if sobject == "Task":
+                    created["IsClosed"] = created.get("Status") == "Completed"
+                results.append({"id": created["Id"], "success": True, "errors": []})
+            else:
+                self.org.update(sobject, record["id"], clean, at)
+                results.append({"id": record["id"], "success": True, "errors": []})
+        self.stats.wrote(sum(1 for r in results if r["success"]))
+        return results
+
+    def _check(self, record: dict, creating: bool) -> tuple[dict | None, dict | None]:
+        sobject = (record.get("attributes") or {}).get("type")
+        if sobject not in OBJECTS:
+            return None, _error("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
+        if not creating:
+            hit = self.org.find(str(record.get("id") or ""))
+            if hit is None or hit[0] != sobject or hit[1]["IsDeleted"]:
+                return None, _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+        clean = {}
+        for name, value in record.items():
+            if name in ("attributes", "id"):
+                continue
+            spec = OBJECTS[sobject].get(name)
+            if spec is None:
+                return None, _error(
+                    "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
+                )
+            if not spec["updateable"]:
+                return None, _error(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}. Please check the security settings"
+                    " of this field and verify that it is read/write for your profile.",
+                    [name],
+                )
+            problem = _value_problem(name, spec, value)
+            if problem:
+                return None, problem
+            clean[name] = value
+        if (
+            creating
+            and sobject == "Task"
+            and clean.get("WhoId")
+            and not self.org.find(clean["WhoId"])
+        ):
+            return None, _error(
+                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["WhoId"]
+            )
+        return clean, None
+
+    def delete(self, ids: list[str], fault: str | None) -> list[dict]:
+        if len(ids) > 200:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT", "cannot delete more than 200 records")
+        results = []
+        for record_id in ids:
+            hit = self.org.find(record_id)
+            if hit is None or hit[1]["IsDeleted"]:
+                results.append(
+                    {
+                        "id": record_id,
+                        "success": False,
+                        "errors": [_error("ENTITY_IS_DELETED", "entity is deleted")],
+                    }
+                )
+                continue
+            self.org.update(hit[0], record_id, {"IsDeleted": True}, datetime.now(UTC))
+            results.append({"id": record_id, "success": True, "errors": []})
+        self.stats.wrote(sum(1 for r in results if r["success"]))
+        return results
+
+    # scenarios -------------------------------------------------------------------------------
+    def touch(self, record_id: str, fields: dict[str, Any]) -> None:
+        """A person's edit in the UI (any field, even read-only ones), stamped now."""
+        with self.org.lock:
+            sobject, _ = self.org.find(record_id) or (None, None)
+            if sobject is None:
+                raise KeyError(record_id)
+            self.org.update(sobject, record_id, fields, datetime.now(UTC))
+
+    def simulate_engagement(self, n: int) -> list[str]:
+        """A day of new engagement on `n` people: campaign responses, replies, meetings."""
+        with self.org.lock:
+            people = [
+                r["Id"]
+                for s in ("Lead", "Contact")
+                for r in self.org.live(s)
+                if not r.get("IsConverted")
+            ]
+            chosen = sorted(self.rng.sample(people, min(n, len(people))))
+            campaigns = list(self.org.live("Campaign"))
+            at = datetime.now(UTC)
+            for person_id in chosen:
+                roll = self.rng.random()
+                if roll < 0.5:
+                    campaign = self.rng.choice(campaigns)
+                    member = {
+                        "CampaignId": campaign["Id"],
+                        "Status": "Responded",
+                        "HasResponded": True,
+                        "FirstRespondedDate": at.date().isoformat(),
+                    }
+                    member["LeadId" if person_id.startswith("00Q") else "ContactId"] = person_id
+                    self.org.insert("CampaignMember", member, at - timedelta(minutes=5))
+                elif roll < 0.85:
+                    self.org.insert(
+                        "Task",
+                        {
+                            "WhoId": person_id,
+                            "Subject": "Re: follow-up",
+                            "TaskSubtype": "Email",
+                            "Status": "Completed",
+                            "IsClosed": True,
+                            "ActivityDate": at.date().isoformat(),
+                        },
+                        at - timedelta(minutes=5),
+                    )
+                else:
+                    self.org.insert(
+                        "Event",
+                        {
+                            "WhoId": person_id,
+                            "Subject": "Demo meeting",
+                            "ActivityDateTime": iso(at),
+                            "Type": "Meeting",
+                        },
+                        at,
+                    )
+                sobject = "Lead" if person_id.startswith("00Q") else "Contact"
+                self.org.update(sobject, person_id, {}, at)
+        return chosen
+
+
+def _error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {"statusCode": code, "message": message, "fields": fields or []}
+
+
+def _value_problem(name: str, spec: dict[str, Any], value: Any) -> dict[str, Any] | None:
+    kind = spec["type"]
+    if value is None:
+        return None
+    if kind == "picklist" and spec.get("picklist") and value not in spec["picklist"]:
+        return _error(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{name}: bad value for restricted picklist field: {value}",
+            [name],
+        )
+    if kind in ("double", "currency", "int") and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        return _error(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{name}: value not of required type: {value}",
+            [name],
+        )
+    if kind == "boolean" and not isinstance(value, bool):
+        return _error(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{name}: value not of required type: {value}",
+            [name],
+        )
+    if kind in ("string", "textarea") and len(str(value)) > spec.get("length", 255):
+        return _error("STRING_TOO_LONG", f"{name}: data value too large", [name])
+    if kind in ("date", "datetime"):
+        try:
+            soql.comparable(value) if kind == "datetime" else date.fromisoformat(value)
+        except (TypeError, ValueError):
+            return _error(
+                "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type", [name]
+            )
+    return None

@@ -1,0 +1,261 @@
+"""The SOQL subset a connector sends, parsed and evaluated the way Salesforce answers it.
+
+SELECT field, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC], ...] [LIMIT n]
+Conditions: comparisons (=, !=, <, >, <=, >=, LIKE), IN / NOT IN lists, AND / OR / NOT and
+parentheses; literals: 'strings' (with \\' escapes), numbers, true / false / null, dates
+(2026-11-22) and datetimes (2026-11-22T10:00:00Z, .000+0000). Unknown objects and fields,
+and anything else, fail as Salesforce fails: MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+MAX_LENGTH = 100_000
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<string>'(?:[^'\\]|\\.)*')
+  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
+  | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<op><=|>=|!=|<>|=|<|>|\(|\)|,)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+    )""",
+    re.VERBOSE,
+)
+KEYWORDS = {
+    "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc",
+    "desc", "limit", "null", "true", "false", "nulls", "first", "last",
+}  # fmt: skip
+
+
+class SoqlError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Query:
+    fields: list[str]
+    sobject: str
+    where: Callable[[dict[str, Any]], bool] | None
+    order: list[tuple[str, bool]]
+    limit: int | None
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    tokens, position = [], 0
+    text = text.strip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise SoqlError(
+                "MALFORMED_QUERY", f"unexpected token at: {text[position : position + 20]!r}"
+            )
+        position = match.end()
+        kind = match.lastgroup
+        value = match.group(kind)
+        if kind == "string":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        elif kind == "datetime":
+            value = _parse_datetime(value)
+        elif kind == "date":
+            value = date.fromisoformat(value)
+        elif kind == "number":
+            value = float(value)
+        elif kind == "word" and value.lower() in KEYWORDS:
+            kind, value = "kw", value.lower()
+        tokens.append((kind, value))
+    return tokens
+
+
+def _parse_datetime(text: str) -> datetime:
+    text = text.replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def comparable(value: Any) -> Any:
+    """Stored values are JSON-ish strings; compare dates and datetimes as such."""
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}T", value):
+        return _parse_datetime(value)
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+        return date.fromisoformat(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    return value
+
+
+class _Parser:
+    def __init__(self, text: str, fields_of: Callable[[str], set[str] | None]) -> None:
+        if len(text) > MAX_LENGTH:
+            raise SoqlError(
+                "MALFORMED_QUERY", f"SOQL statements cannot exceed {MAX_LENGTH} characters"
+            )
+        self.tokens = _tokens(text)
+        self.position = 0
+        self.fields_of = fields_of
+        self.known: set[str] = set()
+
+    def peek(self) -> tuple[str, Any] | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self, kind: str | None = None, value: Any = None) -> tuple[str, Any]:
+        token = self.peek()
+        if (
+            token is None
+            or (kind and token[0] != kind)
+            or (value is not None and token[1] != value)
+        ):
+            found = "end of query" if token is None else repr(token[1])
+            wanted = value or kind
+            raise SoqlError("MALFORMED_QUERY", f"expecting {wanted}, found {found}")
+        self.position += 1
+        return token
+
+    def accept(self, kind: str, value: Any = None) -> bool:
+        token = self.peek()
+        if token and token[0] == kind and (value is None or token[1] == value):
+            self.position += 1
+            return True
+        return False
+
+    def field(self) -> str:
+        name = self.take("word")[1]
+        if name.split(".")[0].lower() not in self.known:
+            raise SoqlError("INVALID_FIELD", f"No such column '{name}' on entity '{self.sobject}'")
+        return self.canonical[name.lower()]
+
+    def parse(self) -> Query:
+        self.take("kw", "select")
+        names = [self.take("word")[1]]
+        while self.accept("op", ","):
+            names.append(self.take("word")[1])
+        self.take("kw", "from")
+        self.sobject = self.take("word")[1]
+        fields = self.fields_of(self.sobject)
+        if fields is None:
+            raise SoqlError("INVALID_TYPE", f"sObject type '{self.sobject}' is not supported.")
+        self.canonical = {f.lower(): f for f in fields}
+        self.known = set(self.canonical)
+        for name in names:
+            if name.lower() not in self.known:
+                raise SoqlError(
+                    "INVALID_FIELD", f"No such column '{name}' on entity '{self.sobject}'"
+                )
+        where = self.condition() if self.accept("kw", "where") else None
+        order = []
+        if self.accept("kw", "order"):
+            self.take("kw", "by")
+            while True:
+                name = self.field()
+                descending = self.accept("kw", "desc")
+                if not descending:
+                    self.accept("kw", "asc")
+                order.append((name, descending))
+                if not self.accept("op", ","):
+                    break
+        limit = int(self.take("number")[1]) if self.accept("kw", "limit") else None
+        if self.peek() is not None:
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.peek()[1]!r}")
+        return Query([self.canonical[n.lower()] for n in names], self.sobject, where, order, limit)
+
+    def condition(self) -> Callable[[dict[str, Any]], bool]:
+        left = self.conjunction()
+        while self.accept("kw", "or"):
+            right, first = self.conjunction(), left
+            left = lambda r, a=first, b=right: a(r) or b(r)  # noqa: E731
+        return left
+
+    def conjunction(self) -> Callable[[dict[str, Any]], bool]:
+        left = self.unary()
+        while self.accept("kw", "and"):
+            right, first = self.unary(), left
+            left = lambda r, a=first, b=right: a(r) and b(r)  # noqa: E731
+        return left
+
+    def unary(self) -> Callable[[dict[str, Any]], bool]:
+        if self.accept("kw", "not"):
+            inner = self.unary()
+            return lambda r: not inner(r)
+        if self.accept("op", "("):
+            inner = self.condition()
+            self.take("op", ")")
+            return inner
+        return self.comparison()
+
+    def literal(self) -> Any:
+        kind, value = self.take()
+        if kind == "kw" and value in ("null", "true", "false"):
+            return {"null": None, "true": True, "false": False}[value]
+        if kind in ("string", "number", "date", "datetime"):
+            return value
+        raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
+
+    def comparison(self) -> Callable[[dict[str, Any]], bool]:
+        name = self.field()
+        negate = self.accept("kw", "not")
+        if self.accept("kw", "in"):
+            self.take("op", "(")
+            values = [self.literal()]
+            while self.accept("op", ","):
+                values.append(self.literal())
+            self.take("op", ")")
+            wanted = {comparable(v) for v in values}
+            return lambda r: (comparable(r.get(name)) in wanted) != negate
+        if negate:
+            raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
+        if self.accept("kw", "like"):
+            pattern = self.literal()
+            regex = re.compile(
+                "^" + re.escape(str(pattern)).replace("%", ".*").replace("_", ".") + "$",
+                re.IGNORECASE,
+            )
+            return lambda r: r.get(name) is not None and bool(regex.match(str(r.get(name))))
+        op = self.take("op")[1]
+        value = comparable(self.literal())
+        return _compare(name, op, value)
+
+
+def _compare(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
+    def test(record: dict[str, Any]) -> bool:
+        mine = comparable(record.get(name))
+        if op == "=":
+            return mine == value
+        if op in ("!=", "<>"):
+            return mine != value
+        if mine is None or value is None:
+            return False
+        try:
+            return {"<": mine < value, ">": mine > value, "<=": mine <= value, ">=": mine >= value}[
+                op
+            ]
+        except TypeError:
+            return False
+
+    if op not in ("=", "!=", "<>", "<", ">", "<=", ">="):
+        raise SoqlError("MALFORMED_QUERY", f"unexpected operator {op!r}")
+    return test
+
+
+def parse(text: str, fields_of: Callable[[str], set[str] | None]) -> Query:
+    return _Parser(text, fields_of).parse()
+
+
+def run(query: Query, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = [r for r in records if query.where is None or query.where(r)]
+    for name, descending in reversed(query.order):
+        present = [r for r in rows if r.get(name) is not None]
+        missing = [r for r in rows if r.get(name) is None]
+        present.sort(key=lambda r: comparable(r[name]), reverse=descending)
+        rows = missing + present if not descending else present + missing  # Salesforce's defaults
+    return rows[: query.limit] if query.limit is not None else rows
