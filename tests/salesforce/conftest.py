@@ -1,0 +1,54 @@
+"""A fresh simulated org per test, and the adapter logged in to it over real TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from adapters.salesforce import SalesforceAdapter
+from adapters.salesforce.settings import SalesforceSettings
+from adapters.salesforce.simulator import SalesforceSimulator
+from connector.mapping import load_mapping
+from connector.settings import CrmSettings, Settings
+from connector.state import StateStore
+
+
+def settings_for(sim: SalesforceSimulator, **options) -> SalesforceSettings:
+    return SalesforceSettings(
+        login_url=sim.login_url,
+        ca_bundle=sim.ca_bundle_path,
+        client_id=sim.client_id,
+        client_secret=sim.client_secret,
+        username=sim.username,
+        password=sim.password,
+        security_token=sim.security_token,
+        **options,
+    )
+
+
+def make_adapter(sim: SalesforceSimulator, **options) -> SalesforceAdapter:
+    return SalesforceAdapter.from_config(settings_for(sim, **options), load_mapping("salesforce"))
+
+
+@pytest.fixture
+def sim() -> Iterator[SalesforceSimulator]:
+    with SalesforceSimulator(records=300, seed=5) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def adapter(sim) -> SalesforceAdapter:
+    return make_adapter(sim, max_attempts=3)
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[StateStore]:
+    state = StateStore(tmp_path / "state.sqlite")
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(crm=CrmSettings(adapter="salesforce"))
