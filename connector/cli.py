@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("WARNING", "text")
     try:
         return int(args.handler(args) or 0)
+    except SystemExit as exc:  # a handler's "stop here" (configuration errors): keep the code
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

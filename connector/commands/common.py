@@ -8,7 +8,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from connector.contract import Adapter
 from connector.logs import configure_logging, register_secrets, secret_values
+from connector.plugins import PluginError, build_adapter
 from connector.settings import ConfigurationError, Settings, load_settings
 
 CONFIG_ENV = "CRMQ_CONFIG"
@@ -41,6 +43,17 @@ def settings_or_exit(args: argparse.Namespace) -> Settings:
     register_secrets(secret_values(settings.adapters))
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
+
+
+def adapter_or_exit(settings: Settings) -> Adapter:
+    """The configured adapter, or every problem printed and exit 2, before any API call."""
+    try:
+        return build_adapter(settings)
+    except ConfigurationError as exc:
+        print_problems(exc.problems)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def print_problems(problems: list[str]) -> None:

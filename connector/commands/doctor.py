@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from connector.commands.common import add_config_argument, settings_or_exit
-from connector.contract import AdapterError, CheckResult
-from connector.plugins import PluginError, build_adapter
-from connector.settings import ConfigurationError
+from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
+from connector.contract import Adapter, AdapterError, CheckResult
+from connector.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +33,9 @@ def print_results(results: list[CheckResult]) -> bool:
     return all(result.ok for result in results)
 
 
-def _adapter(args: argparse.Namespace):  # noqa: ANN202 - returns the contract's Adapter
+def _adapter(args: argparse.Namespace) -> tuple[Settings, Adapter]:
     settings = settings_or_exit(args)
-    try:
-        return settings, build_adapter(settings)
-    except ConfigurationError as exc:
-        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-    except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    raise SystemExit(2)
+    return settings, adapter_or_exit(settings)
 
 
 def run_doctor(args: argparse.Namespace) -> int:

@@ -9,13 +9,11 @@ import sys
 import threading
 from types import FrameType
 
-from connector.commands.common import add_config_argument, settings_or_exit
+from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
 from connector.engine import SyncEngine
 from connector.observability import Health, Metrics, serve
-from connector.plugins import PluginError, build_adapter
 from connector.progress import Progress
 from connector.scheduler import Daemon
-from connector.settings import ConfigurationError
 from connector.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -43,14 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
-    try:
-        adapter = build_adapter(settings)
-    except ConfigurationError as exc:
-        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-        return 2
-    except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     progress = Progress(sys.stderr)
     engine = SyncEngine(adapter, settings, store, on_batch=progress.batch)

@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 
-from connector.commands.common import add_config_argument, settings_or_exit
-from connector.plugins import PluginError, build_adapter
+from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
 from connector.rollback import RollbackError, rollback
-from connector.settings import ConfigurationError
 from connector.state import StateStore
 
 
@@ -59,14 +57,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def run_rollback(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
-    try:
-        adapter = build_adapter(settings)
-    except ConfigurationError as exc:
-        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-        return 2
-    except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     try:
         report = rollback(adapter, store, settings.crm.instance, args.run_id, dry_run=args.dry_run)

@@ -7,11 +7,9 @@ import json
 import sys
 from typing import Any
 
-from connector.commands.common import add_config_argument, settings_or_exit
+from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
 from connector.engine import BatchReport, RunOptions, SyncEngine
-from connector.plugins import PluginError, build_adapter
 from connector.progress import Progress
-from connector.settings import ConfigurationError
 from connector.state import StateStore
 
 
@@ -91,14 +89,7 @@ def print_diff(report: BatchReport, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
-    try:
-        adapter = build_adapter(settings)
-    except ConfigurationError as exc:
-        print("configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
-        return 2
-    except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     progress = Progress(sys.stderr)
     on_batch = (lambda report: print_diff(report, args.json)) if args.dry_run else progress.batch
