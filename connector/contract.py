@@ -46,6 +46,15 @@ class BudgetExhausted(AdapterError):
     """The API budget (daily allocation or our reserve) is spent: stop cleanly, resume later."""
 
 
+class TranslationError(ValueError):
+    """A CRM value an adapter cannot translate: it names the CRM field, so the engine can
+    report the record and field (`RecordError`) while the rest of the batch goes on."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One line of `crm-qualify doctor`: what was checked, whether it passed, how to fix it."""
@@ -242,6 +251,7 @@ __all__ = [
     "RecordError",
     "REQUIRED_METHODS",
     "TaskResult",
+    "TranslationError",
     "WriteResult",
     "missing_methods",
 ]

@@ -161,7 +161,7 @@ class HubSpotAdapter:
                     )
                 )
             except TranslationError as exc:
-                errors.append(RecordError(f"{self.object_type}/{record_id}", exc.prop, str(exc)))
+                errors.append(RecordError(f"{self.object_type}/{record_id}", exc.field, str(exc)))
         return contacts, errors
 
     def _batch_read(

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector.contract import TranslationError
 from connector.model import (
     Contact,
     CriterionStatus,
@@ -27,12 +28,6 @@ from connector.model import (
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
 _NUMBER_FIELDS = {"score", "fit_score", "engagement_score", "intent_score"}
-
-
-class TranslationError(ValueError):
-    def __init__(self, prop: str, message: str) -> None:
-        super().__init__(message)
-        self.prop = prop
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector.contract import TranslationError
 from connector.model import (
     Contact,
     CriterionStatus,
@@ -27,12 +28,6 @@ from connector.model import (
 
 REASONS_MAX = 32_000
 _NUMBERS = {"score", "fit_score", "engagement_score", "intent_score"}
-
-
-class TranslationError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)
