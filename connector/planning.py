@@ -56,11 +56,17 @@ def plan_tasks(
 ) -> list[PlannedTask]:
     if disqualified:
         return []
+    in_funnel = stage.rank < Stage.OPPORTUNITY.rank
+    hot_call = followup.hot_call and temperature is Temperature.HOT and in_funnel
+    became_mql = contact.stage is None or contact.stage.rank < Stage.MQL.rank
+    handoff = followup.mql_handoff and in_funnel and stage.rank >= Stage.MQL.rank and became_mql
+    escalate = followup.escalate and contact.tasks
+    if not (hot_call or handoff or escalate):
+        return []  # the common case: skip owner and body, which only tasks need
     owner = assign_owner(contact, followup)
     body = format_reasons(reasons)
     tasks = []
-    in_funnel = stage.rank < Stage.OPPORTUNITY.rank
-    if followup.hot_call and temperature is Temperature.HOT and in_funnel:
+    if hot_call:
         year, week, _ = now.isocalendar()
         tasks.append(
             _task(
@@ -75,8 +81,7 @@ def plan_tasks(
                 task_type="call",
             )
         )
-    became_mql = contact.stage is None or contact.stage.rank < Stage.MQL.rank
-    if followup.mql_handoff and in_funnel and stage.rank >= Stage.MQL.rank and became_mql:
+    if handoff:
         tasks.append(
             _task(
                 contact,
@@ -90,7 +95,7 @@ def plan_tasks(
                 task_type="todo",
             )
         )
-    if followup.escalate:
+    if escalate:
         tasks.extend(_escalations(contact, followup, owner, now))
     return tasks
 

@@ -16,11 +16,12 @@ _STATUS_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, Crit
 
 def missing_criteria(contact: Contact, rules: Rules) -> list[str]:
     """Criteria of the configured framework whose answer is below the least it needs."""
+    required = rules.qualification.required
+    if not contact.qualification:
+        return [criterion for criterion, _ in required]
     missing = []
-    for criterion, least in rules.qualification.required().items():
+    for criterion, least in required:
         answer = contact.qualification.get(criterion)
-        if least is CriterionStatus.NOT_MET:
-            continue
         if answer is None or _STATUS_RANK[answer] < _STATUS_RANK[least]:
             missing.append(criterion)
     return missing

@@ -9,6 +9,7 @@ example: content download 10, webinar attended 20, demo request 40; MQL at 60, S
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -270,8 +271,13 @@ class Qualification(_Rules):
         description="Override the least answer per criterion; 'not_met' makes one optional.",
     )
 
-    def required(self) -> dict[str, CriterionStatus]:
-        return {**FRAMEWORK_CRITERIA[self.framework], **self.minimum}
+    @cached_property
+    def required(self) -> tuple[tuple[str, CriterionStatus], ...]:
+        """The least answer per criterion; `not_met` ones (optional) are left out."""
+        merged = {**FRAMEWORK_CRITERIA[self.framework], **self.minimum}
+        return tuple(
+            (n, least) for n, least in merged.items() if least is not CriterionStatus.NOT_MET
+        )
 
 
 class FollowUpRules(_Rules):

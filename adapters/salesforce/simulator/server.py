@@ -28,9 +28,17 @@ MAX_URI = 16_384
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """A request-level failure, answered as Salesforce's JSON error list."""
+
+    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+    def body(self) -> list[dict[str, Any]]:
+        item: dict[str, Any] = {"message": self.message, "errorCode": self.code}
+        if self.fields:
+            item["fields"] = self.fields
+        return [item]
 
 
 def make_server(sim: SalesforceSimulator, host: str, port: int) -> ThreadingHTTPServer:
@@ -75,18 +83,22 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(sim.latency_ms / 1000)
             if parts.path == "/services/oauth2/token" and method == "POST":
                 status, body = sim.token_endpoint(parse_qs(raw.decode()))
-            elif parts.path.startswith("/services/Soap/"):
-                raise ApiError(404, "NOT_FOUND", "SOAP login is not simulated: use OAuth")
+            elif re.match(r"^/services/Soap/u/[\d.]+/?$", parts.path) and method == "POST":
+                status, body = sim.soap_login(raw.decode("utf-8", "replace"))
+                headers["Content-Type"] = "text/xml; charset=utf-8"
             else:
                 status, body = self._api(method, parts.path, parse_qs(parts.query), raw, headers)
         except ApiError as error:
-            status, body = error.status, [{"message": error.message, "errorCode": error.code}]
+            status, body = error.status, error.body()
+        except json.JSONDecodeError:
+            status, body = 400, ApiError(400, "JSON_PARSER_ERROR", "malformed JSON body").body()
         sim.stats.count(method, parts.path, status)
-        payload = b"" if status == 204 else json.dumps(body).encode()
+        payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        payload = b"" if status == 204 else payload
+        headers.setdefault("Content-Type", "application/json;charset=UTF-8")
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -120,6 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"DailyApiRequests": {"Max": sim.daily_limit, "Remaining": sim.remaining}}
         if resource == "query" and method == "GET":
             return 200, sim.query(query.get("q", [""])[0], self.headers.get("Sforce-Query-Options"))
+        if resource == "queryAll" and method == "GET":
+            text = query.get("q", [""])[0]
+            return 200, sim.query(text, self.headers.get("Sforce-Query-Options"), deleted=True)
         if resource.startswith("query/") and method == "GET":
             return 200, sim.query_more(resource.removeprefix("query/"))
         if resource == "composite/sobjects":
@@ -133,13 +148,35 @@ class _Handler(BaseHTTPRequestHandler):
             if found.group(1) not in OBJECTS:
                 raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
             return 200, describe(found.group(1), sim.api_version)
+        found = re.match(r"^sobjects/(\w+)$", resource)
+        if found and method == "POST" and found.group(1) in OBJECTS:
+            return 201, sim.create_one(found.group(1), _fields_body(body))
         found = re.match(r"^sobjects/(\w+)/(\w{15,18})$", resource)
-        if found and method == "GET":
-            hit = sim.org.find(found.group(2))
-            if not hit or hit[0] != found.group(1):
+        if found and method in ("GET", "PATCH", "DELETE"):
+            sobject, record_id = found.groups()
+            if method == "PATCH":
+                sim.update_one(sobject, record_id, _fields_body(body))
+                return 204, None
+            if method == "DELETE":
+                sim.delete_one(sobject, record_id)
+                return 204, None
+            record = sim.org.find(record_id)
+            if not record or record[0] != sobject:
                 raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-            return 200, sim.render(hit[0], hit[1], None)
+            wanted = query.get("fields", [""])[0]
+            names = [n.strip() for n in wanted.split(",") if n.strip()] or None
+            unknown = [n for n in names or [] if n not in OBJECTS[sobject]]
+            if unknown:
+                raise ApiError(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on "
+                               f"sobject of type {sobject}", unknown)  # fmt: skip
+            return 200, sim.render(sobject, record[1], names)
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _fields_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "JSON_PARSER_ERROR", "expected a JSON object of field values")
+    return body
 
 
 def new_session() -> str:

@@ -15,11 +15,28 @@ from typing import Any
 
 import trustme
 
-from . import soql
+from . import soap, soql
 from .org import Org, iso
 from .org import seed as seed_org
 from .schema import OBJECTS
 from .server import ApiError, locator, make_server, new_session
+
+
+def endpoint(method: str, path: str) -> str:
+    """`PATCH composite/sobjects`: the version prefix, ids and query locators left out."""
+    resource = re.sub(r"^/services/data/v[\d.]+/", "", path)
+    resource = re.sub(r"^query/.*", "query/more", resource)
+    resource = re.sub(r"^sobjects/(\w+)/\w{15,18}$", r"sobjects/\1/{id}", resource)
+    return f"{method} {resource}"
+
+
+class Endpoints(Counter[str]):
+    """Counts under short keys; a full-path key ("GET /services/data/v59.0/limits") reads too."""
+
+    def __missing__(self, key: str) -> int:
+        method, _, path = key.partition(" ")
+        short = endpoint(method, path)
+        return self[short] if short != key and short in self else 0
 
 
 class Stats:
@@ -31,16 +48,13 @@ class Stats:
 
     def reset(self) -> None:
         with self._lock:
-            self.by_endpoint: Counter[str] = Counter()
+            self.by_endpoint: Endpoints = Endpoints()
             self.by_status: Counter[int] = Counter()
             self.writes = 0
 
     def count(self, method: str, path: str, status: int) -> None:
-        resource = re.sub(r"^/services/data/v[\d.]+/", "", path)
-        resource = re.sub(r"^query/.*", "query/more", resource)
-        resource = re.sub(r"^sobjects/(\w+)/\w{15,18}$", r"sobjects/\1/{id}", resource)
         with self._lock:
-            self.by_endpoint[f"{method} {resource}"] += 1
+            self.by_endpoint[endpoint(method, path)] += 1
             self.by_status[status] += 1
 
     def wrote(self, records: int) -> None:
@@ -124,6 +138,11 @@ class SalesforceSimulator:
         self._server: Any = None
         self.instance_url = self.login_url = ""
 
+    @property
+    def store(self) -> Org:
+        """The org's records (`store.records[type][id]`), named as the HubSpot simulator's."""
+        return self.org
+
     # lifecycle ------------------------------------------------------------------------------
     def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
         self._server = make_server(self, host, port)
@@ -183,6 +202,13 @@ class SalesforceSimulator:
             "signature": "c2ltdWxhdGVk",
         }
 
+    def soap_login(self, body: str) -> tuple[int, str]:
+        """Partner API `login()`: the password carries the security token appended."""
+        if soap.credentials(body) != (self.username, self.password + self.security_token):
+            return 500, soap.login_fault()
+        user = next(iter(self.org.records["User"]), "0055g0000000001AAA")
+        return 200, soap.login_response(self._issue(), self.instance_url, self.api_version, user)
+
     def authenticate(self, header: str) -> None:
         token = header.split(" ", 1)[1] if " " in header else ""
         with self._lock:
@@ -208,12 +234,14 @@ class SalesforceSimulator:
         names = fields or list(OBJECTS[sobject])
         return {"attributes": {"type": sobject, "url": url}, **{n: record.get(n) for n in names}}
 
-    def query(self, text: str, options: str | None) -> dict[str, Any]:
+    def query(self, text: str, options: str | None, deleted: bool = False) -> dict[str, Any]:
+        """`query`, or `queryAll` (`deleted`: soft-deleted records are rows too)."""
         try:
             parsed = soql.parse(text, lambda name: set(OBJECTS[name]) if name in OBJECTS else None)
         except soql.SoqlError as exc:
             raise ApiError(400, exc.code, str(exc)) from None
-        rows = soql.run(parsed, list(self.org.live(parsed.sobject)))
+        pool = self.org.records[parsed.sobject].values() if deleted else None
+        rows = soql.run(parsed, list(pool or self.org.live(parsed.sobject)))
         size = 2000
         if options and (found := re.search(r"batchSize=(\d+)", options)):
             size = min(2000, max(200, int(found.group(1))))
@@ -334,6 +362,40 @@ class SalesforceSimulator:
                 "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["WhoId"]
             )
         return clean, None
+
+    def create_one(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST sobjects/<type>`: 201 with the id, or a request-level 400 naming the field."""
+        clean, error = self._check({**body, "attributes": {"type": sobject}}, creating=True)
+        if error:
+            raise ApiError(400, error["statusCode"], error["message"], error["fields"])
+        created = self.org.insert(sobject, clean or {}, datetime.now(UTC))
+        if sobject == "Task":
+            created["IsClosed"] = created.get("Status") == "Completed"
+        self.stats.wrote(1)
+        return {"id": created["Id"], "success": True, "errors": []}
+
+    def update_one(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
+        """`PATCH sobjects/<type>/<id>`: 204, 404 for an unknown id, 400 for a bad field."""
+        self._live(sobject, record_id)
+        record = {**body, "attributes": {"type": sobject}, "id": record_id}
+        clean, error = self._check(record, creating=False)
+        if error:
+            raise ApiError(400, error["statusCode"], error["message"], error["fields"])
+        self.org.update(sobject, record_id, clean or {}, datetime.now(UTC))
+        self.stats.wrote(1)
+
+    def delete_one(self, sobject: str, record_id: str) -> None:
+        self._live(sobject, record_id)
+        self.org.update(sobject, record_id, {"IsDeleted": True}, datetime.now(UTC))
+        self.stats.wrote(1)
+
+    def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
+        hit = self.org.find(record_id)
+        if not hit or hit[0] != sobject:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if hit[1]["IsDeleted"]:
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return hit[1]
 
     def delete(self, ids: list[str], fault: str | None) -> list[dict]:
         if len(ids) > 200:

@@ -3,8 +3,10 @@
 SELECT field, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC], ...] [LIMIT n]
 Conditions: comparisons (=, !=, <, >, <=, >=, LIKE), IN / NOT IN lists, AND / OR / NOT and
 parentheses; literals: 'strings' (with \\' escapes), numbers, true / false / null, dates
-(2026-11-22) and datetimes (2026-11-22T10:00:00Z, .000+0000). Unknown objects and fields,
-and anything else, fail as Salesforce fails: MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE.
+(2026-11-22), datetimes (2026-11-22T10:00:00Z, .000+0000) and the relative date literals
+TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n (UTC days). Unknown
+objects and fields, and anything else, fail as Salesforce fails: MALFORMED_QUERY,
+INVALID_FIELD, INVALID_TYPE.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 MAX_LENGTH = 100_000
@@ -22,6 +24,7 @@ _TOKEN = re.compile(
     (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<range>(?:LAST_N_DAYS|NEXT_N_DAYS|N_DAYS_AGO):\d+\b|(?:TODAY|YESTERDAY|TOMORROW)\b)
   | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<op><=|>=|!=|<>|=|<|>|\(|\)|,)
   | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
@@ -67,12 +70,37 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             value = _parse_datetime(value)
         elif kind == "date":
             value = date.fromisoformat(value)
+        elif kind == "range":
+            value = _day_range(value.upper())
         elif kind == "number":
             value = float(value)
         elif kind == "word" and value.lower() in KEYWORDS:
             kind, value = "kw", value.lower()
         tokens.append((kind, value))
     return tokens
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """A relative date literal (TODAY, LAST_N_DAYS:n...): whole UTC days, first to last."""
+
+    first: date
+    last: date
+
+
+def _day_range(literal: str) -> DayRange:
+    today = datetime.now(UTC).date()
+    name, _, count = literal.partition(":")
+    n = int(count or 0)
+    first, last = {
+        "TODAY": (today, today),
+        "YESTERDAY": (today - timedelta(days=1), today - timedelta(days=1)),
+        "TOMORROW": (today + timedelta(days=1), today + timedelta(days=1)),
+        "LAST_N_DAYS": (today - timedelta(days=n), today),
+        "NEXT_N_DAYS": (today, today + timedelta(days=n)),
+        "N_DAYS_AGO": (today - timedelta(days=n), today - timedelta(days=n)),
+    }[name]
+    return DayRange(first, last)
 
 
 def _parse_datetime(text: str) -> datetime:
@@ -131,7 +159,7 @@ class _Parser:
 
     def field(self) -> str:
         name = self.take("word")[1]
-        if name.split(".")[0].lower() not in self.known:
+        if name.lower() not in self.known:
             raise SoqlError("INVALID_FIELD", f"No such column '{name}' on entity '{self.sobject}'")
         return self.canonical[name.lower()]
 
@@ -197,7 +225,7 @@ class _Parser:
         kind, value = self.take()
         if kind == "kw" and value in ("null", "true", "false"):
             return {"null": None, "true": True, "false": False}[value]
-        if kind in ("string", "number", "date", "datetime"):
+        if kind in ("string", "number", "date", "datetime", "range"):
             return value
         raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
 
@@ -226,9 +254,23 @@ class _Parser:
         return _compare(name, op, value)
 
 
+def _in_days(mine: Any, op: str, days: DayRange) -> bool:
+    """Salesforce's reading of `field op RANGE`: = within, < before it, > after it."""
+    day = mine.date() if isinstance(mine, datetime) else mine
+    if not isinstance(day, date):
+        return op in ("!=", "<>") and mine is None
+    return {
+        "=": days.first <= day <= days.last, "!=": not days.first <= day <= days.last,
+        "<>": not days.first <= day <= days.last, "<": day < days.first,
+        "<=": day <= days.last, ">": day > days.last, ">=": day >= days.first,
+    }[op]  # fmt: skip
+
+
 def _compare(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
     def test(record: dict[str, Any]) -> bool:
         mine = comparable(record.get(name))
+        if isinstance(value, DayRange):
+            return _in_days(mine, op, value)
         if op == "=":
             return mine == value
         if op in ("!=", "<>"):
