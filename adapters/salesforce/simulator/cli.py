@@ -31,7 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'ca_bundle = "{sim.ca_bundle_path}"')
     print(f'username = "{sim.username}"')
     print(f'client_id = "{sim.client_id}"')
-    print("password, security_token and client_secret: see --help of the simulator module")
+    print("# the simulator's own throwaway credentials, valid only against it:")
+    print(f'client_secret = "{sim.client_secret}"')
+    print(f'password = "{sim.password}"')
+    print(f'security_token = "{sim.security_token}"')
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -24,7 +24,7 @@ from .server import ApiError, locator, make_server, new_session
 
 def endpoint(method: str, path: str) -> str:
     """`PATCH composite/sobjects`: the version prefix, ids and query locators left out."""
-    resource = re.sub(r"^/services/data/v[\d.]+/", "", path)
+    resource = re.sub(r"^/services/data/v[\d.]+/", "", path).rstrip("/")
     resource = re.sub(r"^query/.*", "query/more", resource)
     resource = re.sub(r"^sobjects/(\w+)/\w{15,18}$", r"sobjects/\1/{id}", resource)
     return f"{method} {resource}"
