@@ -81,3 +81,25 @@ def test_describe_lists_custom_fields_and_picklists(sim):
     assert fields["CRMQ_Score__c"]["custom"] and fields["CRMQ_Score__c"]["updateable"]
     assert {p["value"] for p in fields["Rating"]["picklistValues"]} == {"Hot", "Warm", "Cold"}
     assert not fields["IsConverted"]["updateable"]
+
+
+def test_error_shapes_match_recorded_salesforce_answers(sim):
+    import json
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "salesforce"
+    recorded_401 = json.loads((fixtures / "error_401_invalid_session_id.json").read_text())
+    recorded_item = json.loads(
+        (fixtures / "composite_sobjects_update_item_error_200.json").read_text()
+    )
+    session = make_session(sim.ca_bundle_path)
+    answer = session.get(
+        f"{sim.instance_url}/services/data/v{sim.api_version}/query",
+        params={"q": "SELECT Id FROM Lead"}, headers={"Authorization": "Bearer nope"},
+    )  # fmt: skip
+    assert answer.status_code == 401
+    assert answer.json() == recorded_401
+    missing = {"attributes": {"type": "Lead"}, "id": "00Q000000000000AAA", "Rating": "Hot"}
+    item = client(sim).restful("composite/sobjects", method="PATCH", json={"records": [missing]})
+    assert [set(row) for row in item] == [set(row) for row in recorded_item]
+    assert set(item[0]["errors"][0]) == set(recorded_item[0]["errors"][0])
