@@ -147,7 +147,9 @@ class SalesforceSimulator:
     def start(self, port: int = 0, host: str = "127.0.0.1") -> str:
         self._server = make_server(self, host, port)
         self.instance_url = self.login_url = f"https://{host}:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self.instance_url
 
     def stop(self) -> None:
