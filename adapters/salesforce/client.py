@@ -1,9 +1,9 @@
 """Every Salesforce call goes through `SalesforceClient`: OAuth login, one re-login on an
 expired session, retries on transient faults, and the daily API budget.
 
-Logging in is an OAuth token request made here (simple-salesforce's SOAP login builds its URL
-from a `domain` and cannot reach a private host); the session id and instance URL then go to
-`simple_salesforce.Salesforce`, which makes every API call.
+Logging in is an OAuth token request made here, so one code path serves the password,
+client-credentials and refresh-token flows of a connected app; the session id and instance
+URL then go to `simple_salesforce.Salesforce`, which makes every API call.
 """
 
 from __future__ import annotations
