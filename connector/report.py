@@ -3,17 +3,22 @@
 What crm-qualify wrote is a history of every contact's stage: counts per stage, conversion
 between stages and the median time a contact spent in each stage follow from it, without an
 API call. A follow-up counts as late when crm-qualify had to escalate it (still open past its
-due time when a run looked).
+due time when a run looked). The trail only knows contacts whose fields crm-qualify changed;
+with a CRM snapshot (`report --from-crm`, one full read) the current stage, temperature and
+score of every contact, and whether each of our follow-ups is done, come from the CRM instead.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.model import Stage
+from connector.contract import Adapter
+from connector.diff import normalise
+from connector.model import Contact, Stage
 from connector.state import StateStore
 
 FUNNEL = [Stage.LEAD, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
@@ -33,6 +38,7 @@ class Report:
     temperatures: Counter[str] = field(default_factory=Counter)
     sla: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     runs: int = 0
+    source: str = "audit trail"
 
     def as_dict(self) -> dict:
         return {
@@ -40,6 +46,7 @@ class Report:
             "generated_at": self.generated_at.isoformat(),
             "contacts": self.contacts,
             "runs": self.runs,
+            "source": self.source,
             "stages": dict(self.stages),
             "reached": dict(self.reached),
             "conversions": [{"from": a, "to": b, "rate": rate} for a, b, rate in self.conversions],
@@ -54,7 +61,52 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def build_report(store: StateStore, instance: str, now: datetime | None = None) -> Report:
+@dataclass
+class CrmSnapshot:
+    """Every contact's current stage, temperature and score, and our follow-ups' state, as
+    the CRM holds them now."""
+
+    stages: dict[tuple[str, str], str] = field(default_factory=dict)
+    temperatures: dict[tuple[str, str], str] = field(default_factory=dict)
+    scores: dict[tuple[str, str], float] = field(default_factory=dict)
+    completed_tasks: set[str] = field(default_factory=set)
+    """Keys of crm-qualify's tasks the CRM shows as done."""
+
+    def add(self, contacts: Iterable[Contact]) -> None:
+        for contact in contacts:
+            key = (contact.object_type, contact.id)
+            if contact.stage is not None:
+                self.stages[key] = contact.stage.value
+            if contact.owned.get("temperature"):
+                self.temperatures[key] = str(contact.owned["temperature"])
+            score = normalise(contact.owned.get("score"))
+            if isinstance(score, float):
+                self.scores[key] = score
+            self.completed_tasks.update(t.key for t in contact.tasks if t.key and t.completed)
+
+
+def crm_snapshot(adapter: Adapter, now: datetime) -> CrmSnapshot:
+    """One full read of the CRM (it costs what a full sync's reads cost)."""
+    snapshot = CrmSnapshot()
+    for batch in adapter.read_changed(None, until=now):
+        snapshot.add(batch.contacts)
+    return snapshot
+
+
+def _keep(values: dict, key: tuple[str, str], value: object) -> None:
+    """The latest written value; a write back to empty (a rollback) forgets the contact."""
+    if value is None:
+        values.pop(key, None)
+    else:
+        values[key] = value
+
+
+def build_report(
+    store: StateStore,
+    instance: str,
+    now: datetime | None = None,
+    crm: CrmSnapshot | None = None,
+) -> Report:
     now = now or datetime.now(UTC)
     report = Report(instance, now, runs=len(store.runs(instance, limit=1_000_000)))
     stage: dict[tuple[str, str], str] = {}
@@ -65,10 +117,10 @@ def build_report(store: StateStore, instance: str, now: datetime | None = None) 
     temperature: dict[tuple[str, str], str] = {}
     for write in store.writes(instance, ["stage", "score", "temperature"]):
         key = (write.object_type, write.contact_id)
-        if write.field == "score" and write.new is not None:
-            score[key] = float(write.new)
-        elif write.field == "temperature" and write.new:
-            temperature[key] = str(write.new)
+        if write.field == "score":
+            _keep(score, key, None if write.new in (None, "") else float(write.new))
+        elif write.field == "temperature":
+            _keep(temperature, key, str(write.new) if write.new else None)
         elif write.field == "stage" and write.new in set(Stage):
             at = _time(write.at)
             if key in entered and key in stage:
@@ -78,6 +130,11 @@ def build_report(store: StateStore, instance: str, now: datetime | None = None) 
             if write.old in set(Stage):
                 ranks.append(Stage(write.old).rank)
             highest[key] = max(highest.get(key, 0), *ranks)
+    if crm is not None:
+        report.source = "audit trail and CRM"
+        stage, score, temperature = crm.stages, crm.scores, crm.temperatures
+        for key, value in stage.items():
+            highest[key] = max(highest.get(key, 0), Stage(value).rank)
     keys = set(stage) | set(score) | set(temperature)
     report.contacts = len(keys)
     report.stages = Counter(stage.values())
@@ -102,11 +159,13 @@ def build_report(store: StateStore, instance: str, now: datetime | None = None) 
     buckets = Counter(min(int(value // 10), 9) for value in score.values())
     report.scores = [(f"{b * 10}-{b * 10 + 9 if b < 9 else 100}", buckets[b]) for b in range(10)]
     report.temperatures = Counter(temperature.values())
-    report.sla = _sla(store, instance, now)
+    report.sla = _sla(store, instance, now, crm.completed_tasks if crm else None)
     return report
 
 
-def _sla(store: StateStore, instance: str, now: datetime) -> dict[str, dict]:
+def _sla(
+    store: StateStore, instance: str, now: datetime, completed: set[str] | None
+) -> dict[str, dict]:
     tasks = store.all_tasks(instance)
     escalated = {t.key.removesuffix(":escalation") for t in tasks if t.kind == "escalation"}
     result = {}
@@ -121,13 +180,15 @@ def _sla(store: StateStore, instance: str, now: datetime) -> dict[str, dict]:
             "escalated": len(late),
             "on_time_rate": round(1 - len(late) / len(due), 3) if due else None,
         }
+        if completed is not None:
+            result[kind]["done_in_crm"] = sum(1 for t in mine if t.key in completed)
     return result
 
 
 def text_report(report: Report) -> str:
     lines = [
         f"crm-qualify report for {report.instance}, {report.generated_at:%Y-%m-%d %H:%M} UTC:"
-        f" {report.contacts} contacts, {report.runs} runs",
+        f" {report.contacts} contacts, {report.runs} runs (from the {report.source})",
         "",
         "stage          now  reached  median days in stage",
     ]
@@ -155,5 +216,6 @@ def text_report(report: Report) -> str:
             f"  {kind} ({row['target_hours']} h): {row['created']} created,"
             f" {row['due_by_now']} due, {row['escalated']} late,"
             f" on time {'-' if rate is None else f'{rate:.0%}'}"
+            + (f", {row['done_in_crm']} done in the CRM" if "done_in_crm" in row else "")
         )
     return "\n".join(lines)

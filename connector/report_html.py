@@ -60,7 +60,9 @@ def _sla_card(kind: str, row: dict) -> str:
         f'<div class="card"><div>{escape(kind.replace("_", " "))} within'
         f' {row["target_hours"]} h</div><div class="big">{_percent(row["on_time_rate"])}</div>'
         f'<div class="sub">{row["created"]} created, {row["due_by_now"]} due,'
-        f" {row['escalated']} escalated</div></div>"
+        f" {row['escalated']} escalated"
+        + (f", {row['done_in_crm']} done in the CRM" if "done_in_crm" in row else "")
+        + "</div></div>"
     )
 
 
@@ -93,7 +95,7 @@ def html_report(report: Report) -> str:
 <h2>Follow-up SLAs</h2><div class="grid">{sla_cards}</div>
 <h2>Scores</h2>{_columns(report.scores)}
 <h2>Temperature</h2>{_hbars(temperatures)}
-<p class="sub">From crm-qualify's audit trail. A follow-up counts as late when it was still open
+<p class="sub">From the {escape(report.source)}. A follow-up counts as late when it was still open
 past its due time when a run looked (it was escalated).</p>
 </body></html>
 """

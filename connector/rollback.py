@@ -1,124 +1,222 @@
 """Undo a run: put back the values it overwrote and close the tasks it created.
 
-Driven by the audit trail. A field is restored only while it still holds what the run wrote:
-a value a person (or a later run) changed since is reported and left alone. A stage is never
-moved backwards (HubSpot refuses it through the API; the engine never does it): such fields
-are reported for a person to decide. The rollback is itself a run in the audit trail, so it
-can be audited, and running it again changes nothing.
+Driven by the audit trail. A field is restored only while it still holds what the run wrote
+(re-read from the CRM now): a value a person, or a later run, changed since is reported and
+left alone. A stage is never moved backwards: HubSpot refuses it through the API unless the
+stage is cleared first, and the engine never does it either, so such fields are reported for
+a person to decide. The rollback is itself a run in the audit trail (mode `rollback of …`),
+holds the portal's sync lease so no sync interleaves with it, and running it again changes
+nothing: restored fields already hold their old value, closed tasks are marked closed.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.contract import Adapter
+from connector.contract import Adapter, AdapterError
 from connector.diff import same
-from connector.model import FieldUpdate, RecordUpdate, Stage
-from connector.state import TASK_CLOSED, TASK_CREATED, AuditWrite, StateStore
+from connector.model import FieldUpdate, RecordUpdate
+from connector.state import (
+    LEASE_SECONDS,
+    TASK_CLOSED,
+    TASK_CREATED,
+    AuditWrite,
+    StateStore,
+    TaskRecord,
+    lock_holder,
+    sync_lock_name,
+)
+
+MODE_PREFIX = "rollback of "
+WRITE_CHUNK = 100
+"""Updates per write call: each chunk's writes are in the audit trail before the next is sent."""
 
 
 @dataclass
 class RollbackReport:
     run_id: str
     rollback_run_id: str | None = None
+    status: str = "planned"
     restored: list[RecordUpdate] = field(default_factory=list)
     held: list[tuple[str, str, str]] = field(default_factory=list)
     """(record, field, why not restored)."""
+    tasks_to_close: list[TaskRecord] = field(default_factory=list)
     tasks_closed: list[str] = field(default_factory=list)
+    earlier_rollbacks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
 
 class RollbackError(Exception):
-    pass
+    """The rollback cannot start (unknown run, dry run, a sync holding the lease)."""
 
 
 def _restorable(write: AuditWrite, current: Any) -> str | None:
     """Why this field cannot be put back, or None when it can."""
     if same(current, write.old):
-        return "already holds the value from before the run"
+        return "already holds its value from before the run"
     if not same(current, write.new):
-        return f"changed since the run (now {str(current)[:40]!r}); a person's value is kept"
+        shown = "empty" if current in (None, "") else repr(str(current)[:40])
+        return f"changed since the run (now {shown}): a person's value is kept"
     if write.field == "stage":
-        before = Stage(write.old) if write.old in set(Stage) else None
-        if before is None or before.rank < Stage(write.new).rank:
-            return f"a stage is never moved backwards ({write.new} -> {write.old}); set it by hand"
+        before = "empty" if write.old in (None, "") else repr(write.old)
+        return (
+            f"not moved back from {write.new!r} to {before}: a stage never moves backwards"
+            " (HubSpot only allows it after clearing the field); set it by hand if needed"
+        )
     return None
 
 
-def rollback(
-    adapter: Adapter, store: StateStore, instance: str, run_id: str, *, dry_run: bool = False
+def _current_values(
+    adapter: Adapter, keys: list[tuple[str, str]], report: RollbackReport
+) -> dict[tuple[str, str], dict[str, Any]]:
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    if not keys:
+        return current
+    for batch in adapter.read_contacts(keys):
+        for contact in batch.contacts:
+            current[(contact.object_type, contact.id)] = contact.owned
+        report.errors += [f"{e.record}: {e.field or 'record'}: {e.message}" for e in batch.errors]
+    return current
+
+
+def plan_rollback(
+    adapter: Adapter, store: StateStore, instance: str, run_id: str
 ) -> RollbackReport:
+    """What a rollback would restore, hold back and close; reads the CRM, writes nothing."""
     run = store.run(run_id)
     if run is None:
-        raise RollbackError(f"no run {run_id} in the state store")
+        raise RollbackError(f"no run {run_id} in the state store (see `crm-qualify runs`)")
     if run.instance != instance:
         raise RollbackError(f"run {run_id} belongs to instance {run.instance}, not {instance}")
     if run.dry_run:
         raise RollbackError(f"run {run_id} was a dry run: it wrote nothing")
-    report = RollbackReport(run_id)
-    writes = store.writes_for_run(run_id)
-    by_record: dict[tuple[str, str], list[AuditWrite]] = {}
-    for write in writes:
-        by_record.setdefault((write.object_type, write.contact_id), []).append(write)
-    current: dict[tuple[str, str], dict[str, Any]] = {}
-    for batch in adapter.read_contacts(list(by_record)):
-        for contact in batch.contacts:
-            current[(contact.object_type, contact.id)] = contact.owned
-        report.errors += [f"{e.record}: {e.field or 'record'}: {e.message}" for e in batch.errors]
-    for key, record_writes in by_record.items():
+    report = RollbackReport(run_id, earlier_rollbacks=store.rollbacks_of(run_id))
+    by_record: dict[tuple[str, str], dict[str, AuditWrite]] = {}
+    for write in store.writes_for_run(run_id):
+        # a run writes a field once per record; were it more, the first old value is the prior
+        by_record.setdefault((write.object_type, write.contact_id), {}).setdefault(
+            write.field, write
+        )
+    current = _current_values(adapter, list(by_record), report)
+    for key, writes in by_record.items():
         label = f"{key[0]}/{key[1]}"
         if key not in current:
-            report.held += [(label, w.field, "could not be read back") for w in record_writes]
+            report.held += [(label, name, "could not be read back from the CRM") for name in writes]
             continue
-        latest = {w.field: w for w in record_writes}  # a run writes a field once; keep the last
         changes = []
-        for write in latest.values():
-            why = _restorable(write, current[key].get(write.field))
+        for name, write in writes.items():
+            now = current[key].get(name)
+            why = _restorable(write, now)
             if why:
-                report.held.append((label, write.field, why))
+                report.held.append((label, name, why))
             else:
-                changes.append(
-                    FieldUpdate(field=write.field, old=current[key].get(write.field), new=write.old)
-                )
+                changes.append(FieldUpdate(field=name, old=now, new=write.old))
         if changes:
             report.restored.append(
                 RecordUpdate(contact_id=key[1], object_type=key[0], changes=changes)
             )
-    tasks = [t for t in store.tasks_for_run(run_id) if t.status == TASK_CREATED and t.crm_id]
+    report.tasks_to_close = [
+        t for t in store.tasks_for_run(run_id) if t.status == TASK_CREATED and t.crm_id
+    ]
     report.counts.update(
         records=len(report.restored),
         fields=sum(len(u.changes) for u in report.restored),
         held=len(report.held),
-        tasks=len(tasks),
+        tasks=len(report.tasks_to_close),
     )
-    if dry_run:
-        return report
-    report.rollback_run_id = store.start_run(instance, mode=f"rollback of {run_id}", dry_run=False)
-    written = []
-    if report.restored:
-        results = adapter.write_updates(report.restored)
-        for update, result in zip(report.restored, results, strict=True):
-            if result.ok:
-                written.append(update)
-            else:
-                report.errors.append(f"{update.object_type}/{update.contact_id}: {result.error}")
-        store.record_writes(report.rollback_run_id, instance, written)
-    if tasks:
-        for task, result in zip(tasks, adapter.close_tasks([t.crm_id for t in tasks]), strict=True):
-            if result.ok:
-                store.set_task_status(instance, task.key, TASK_CLOSED, None)
-                report.tasks_closed.append(task.key)
-            else:
-                report.errors.append(f"task {task.crm_id}: {result.error}")
-    counts = {
-        "records_written": len(written),
-        "fields_written": sum(len(u.changes) for u in written),
-        "fields_held_back": len(report.held),
-        "tasks_closed": len(report.tasks_closed),
-    }
-    status = "partial" if report.errors else "ok"
-    store.finish_run(report.rollback_run_id, status, counts, report.errors)
     return report
+
+
+def rollback(
+    adapter: Adapter,
+    store: StateStore,
+    instance: str,
+    run_id: str,
+    *,
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> RollbackReport:
+    """Plan, then (unless `dry_run`) restore and close under the sync lease, recorded as a run.
+    A CRM failure part-way ends the rollback run as `failed`; running it again resumes."""
+    holder = lock_holder("rollback")
+    lock = sync_lock_name(instance)
+    if not dry_run and not store.acquire_lock(lock, holder, LEASE_SECONDS, clock()):
+        raise RollbackError(
+            f"a sync of {instance} is running (it holds the lease): try again when it ends"
+        )
+    try:
+        report = plan_rollback(adapter, store, instance, run_id)
+        if dry_run:
+            return report
+        report.rollback_run_id = store.start_run(instance, mode=MODE_PREFIX + run_id, dry_run=False)
+        written: list[RecordUpdate] = []
+        report.status = "ok"
+        try:
+            _restore(adapter, store, instance, report, written)
+            _close(adapter, store, instance, report)
+        except AdapterError as exc:
+            report.status = "failed"
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+        if report.status == "ok" and report.errors:
+            report.status = "partial"
+        counts = {
+            "records_written": len(written),
+            "fields_written": sum(len(u.changes) for u in written),
+            "fields_held_back": len(report.held),
+            "tasks_closed": len(report.tasks_closed),
+        }
+        store.finish_run(report.rollback_run_id, report.status, counts, report.errors)
+        return report
+    finally:
+        if not dry_run:
+            store.release_lock(lock, holder)
+
+
+def _restore(
+    adapter: Adapter,
+    store: StateStore,
+    instance: str,
+    report: RollbackReport,
+    written: list[RecordUpdate],
+) -> None:
+    if not report.restored:
+        return
+    assert report.rollback_run_id is not None
+    for start in range(0, len(report.restored), WRITE_CHUNK):
+        chunk = report.restored[start : start + WRITE_CHUNK]
+        results = adapter.write_updates(chunk)
+        if len(results) != len(chunk):
+            raise AdapterError(f"adapter returned {len(results)} results for {len(chunk)} updates")
+        ok = []
+        for update, result in zip(chunk, results, strict=True):
+            if result.ok:
+                ok.append(update)
+            else:
+                label = f"{update.object_type}/{update.contact_id}"
+                report.errors.append(f"{label}: write: {result.error}")
+        store.record_writes(report.rollback_run_id, instance, ok)
+        written.extend(ok)
+
+
+def _close(adapter: Adapter, store: StateStore, instance: str, report: RollbackReport) -> None:
+    tasks = report.tasks_to_close
+    if not tasks:
+        return
+    results = adapter.close_tasks([t.crm_id for t in tasks if t.crm_id])
+    if len(results) != len(tasks):
+        raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
+    for task, result in zip(tasks, results, strict=True):
+        if result.ok:
+            store.set_task_status(instance, task.key, TASK_CLOSED, None)
+            report.tasks_closed.append(task.key)
+        else:
+            label = f"{task.object_type}/{task.contact_id}"
+            report.errors.append(f"{label}: task {task.crm_id}: {result.error}")
+
+
+__all__ = ["RollbackError", "RollbackReport", "plan_rollback", "rollback"]

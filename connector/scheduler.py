@@ -10,11 +10,8 @@ flight, saves its checkpoint, and the daemon exits.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +23,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from connector.engine import BatchReport, RunOptions, RunSummary, SyncEngine
 from connector.observability import Health, Metrics
 from connector.settings import ScheduleSettings
+from connector.state import LEASE_SECONDS, lock_holder, sync_lock_name
 
 log = logging.getLogger(__name__)
-
-LEASE_SECONDS = 600.0
-"""A lease outlives a stalled process by at most this long; every batch renews it."""
 
 
 def make_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
@@ -50,8 +45,8 @@ class Daemon:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lock_name = f"sync:{self.engine.instance}"
+        self.holder = lock_holder("daemon")
+        self.lock_name = sync_lock_name(self.engine.instance)
         self.idle = threading.Event()
         self.idle.set()
         self._forward = self.engine.on_batch

@@ -8,6 +8,8 @@ write with its old value: `unless_edited` reads it to spot human edits, rollback
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import uuid
@@ -48,6 +50,20 @@ CREATE TABLE IF NOT EXISTS retries (
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
 """
+
+LEASE_SECONDS = 600.0
+"""A sync lease outlives a stalled process by at most this long; holders renew it per batch."""
+
+
+def sync_lock_name(instance: str) -> str:
+    """The lease a sync or a rollback of this portal holds: one of them at a time."""
+    return f"sync:{instance}"
+
+
+def lock_holder(role: str) -> str:
+    """Who holds a lease: host, process and a random part, readable in the locks table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:8]}"
+
 
 TASK_PENDING = "pending"
 TASK_CREATED = "created"
@@ -365,6 +381,14 @@ class StateStore:
                 (name, holder, now + ttl_seconds),
             )
             return True
+
+    def rollbacks_of(self, run_id: str) -> list[str]:
+        """Ids of the (non-dry) rollbacks recorded for `run_id`, oldest first."""
+        rows = self._query(
+            "SELECT id FROM runs WHERE mode = ? AND dry_run = 0 ORDER BY started_at, id",
+            (f"rollback of {run_id}",),
+        )
+        return [row[0] for row in rows]
 
     def release_lock(self, name: str, holder: str) -> None:
         with self._tx() as conn:

@@ -49,3 +49,25 @@ def test_sync_with_a_bad_config_stops_before_any_api_call(tmp_path, capsys):
         assert main(["sync", "--once", "--config", config]) == 2
         assert "adapters.hubspot.access_token" in capsys.readouterr().err
         assert sum(sim.stats.by_endpoint.values()) == 0
+
+
+def test_sync_waits_its_turn_while_the_daemon_or_a_rollback_holds_the_lease(
+    tmp_path, capsys, monkeypatch
+):
+    import time
+
+    from connector.state import LEASE_SECONDS, StateStore, sync_lock_name
+
+    with HubSpotSimulator(contacts=20, seed=2, custom_properties=True) as sim:
+        monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", sim.token)
+        config = _config(tmp_path, sim)
+        store = StateStore(tmp_path / "state.sqlite")
+        assert store.acquire_lock(sync_lock_name("default"), "daemon-x", LEASE_SECONDS, time.time())
+        assert main(["sync", "--once", "--config", config]) == 1
+        assert "another sync or rollback" in capsys.readouterr().err
+        assert sim.stats.writes == 0
+        assert main(["sync", "--once", "--dry-run", "--config", config]) == 0, "dry runs may"
+        store.release_lock(sync_lock_name("default"), "daemon-x")
+        store.close()
+        assert main(["sync", "--once", "--config", config]) == 0
+        assert sim.stats.writes > 0

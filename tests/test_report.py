@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from connector.cli import main
-from connector.model import FieldUpdate, PlannedTask, RecordUpdate
-from connector.report import build_report
+from connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate, Stage
+from connector.report import build_report, crm_snapshot, text_report
 from connector.report_html import html_report
 from connector.state import StateStore
+from tests.memory_adapter import MemoryAdapter
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -95,3 +96,43 @@ def test_html_report_is_one_self_contained_file(tmp_path, capsys):
     assert html_report(build_report(StateStore(tmp_path / "s.sqlite"), "default")).startswith(
         "<!doctype html>"
     )
+
+
+def test_a_score_rolled_back_to_empty_leaves_the_distribution(tmp_path):
+    store = trail(tmp_path / "s.sqlite")
+    undo = store.start_run("default", mode="rollback of x", dry_run=False)
+    write(store, undo, "a", "score", 80, None, NOW)
+    write(store, undo, "a", "temperature", "hot", None, NOW)
+    report = build_report(store, "default", NOW)
+    assert dict(report.scores)["80-89"] == 0 and sum(n for _, n in report.scores) == 2
+    assert report.temperatures == {"warm": 1, "cold": 1}
+    assert report.contacts == 3, "its stage history still counts"
+
+
+def test_a_crm_snapshot_counts_contacts_the_trail_never_touched(tmp_path):
+    store = trail(tmp_path / "s.sqlite")
+    a_call = "crmq:contact:a:hot_call:2026-W40"
+    crm = MemoryAdapter(
+        [
+            Contact(id="a", stage=Stage.SQL, owned={"score": "81", "temperature": "hot"}),
+            Contact(id="b", stage=Stage.MQL, owned={"score": 65, "temperature": "warm"}),
+            Contact(id="c", stage=Stage.LEAD, owned={"score": 20}),
+            Contact(id="d", stage=Stage.OPPORTUNITY, owned={"temperature": "warm"}),
+        ]
+    )
+    crm.tasks["T1"] = PlannedTask(key=a_call, contact_id="a", kind="hot_call", subject="s", due=T0)
+    crm.closed_tasks.add("T1")
+    snapshot = crm_snapshot(crm, NOW)
+    assert snapshot.completed_tasks == {a_call}
+
+    report = build_report(store, "default", NOW, snapshot)
+    assert report.source == "audit trail and CRM" and report.contacts == 4
+    assert dict(report.stages) == {"sql": 1, "mql": 1, "lead": 1, "opportunity": 1}
+    assert [report.reached[s] for s in ("lead", "mql", "sql", "opportunity")] == [4, 3, 2, 1]
+    assert report.median_days["lead"] == 3.0, "time in stage still comes from the trail"
+    assert dict(report.scores)["80-89"] == 1 and sum(n for _, n in report.scores) == 3
+    assert report.temperatures == {"hot": 1, "warm": 2}
+    assert report.sla["hot_call"]["done_in_crm"] == 1
+    assert report.sla["mql_handoff"]["done_in_crm"] == 0
+    assert "1 done in the CRM" in text_report(report)
+    assert "done in the CRM" in html_report(report)

@@ -1,17 +1,150 @@
-"""Rollback restores exactly the prior values in the simulator, and leaves a person's edits."""
+"""Rollback restores exactly the prior values (memory CRM and the HubSpot simulator), leaves a
+person's edits, closes the run's tasks, is recorded as a run, and changes nothing when re-run."""
 
 from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from adapters.hubspot.simulator import HubSpotSimulator
 from connector.cli import main
+from connector.contract import AdapterError
 from connector.engine import RunOptions, SyncEngine
-from connector.rollback import RollbackError, rollback
+from connector.model import Contact, EngagementEvent, EventType, Origin, Stage
+from connector.rollback import RollbackError, rollback, sync_lock_name
 from connector.settings import CrmSettings, Settings
+from connector.state import TASK_CLOSED, StateStore
 from tests.hubspot.conftest import make_adapter
+from tests.memory_adapter import MemoryAdapter
 
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 OWNED = ("crmq_score", "crmq_temperature", "crmq_reasons", "crmq_grade", "lifecyclestage")
+
+
+def hot(contact_id: str, **owned) -> Contact:
+    events = [
+        EngagementEvent(type=EventType.WEBINAR_ATTENDED, at=NOW - timedelta(days=2)),
+        EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - timedelta(days=1)),
+    ]
+    return Contact(
+        id=contact_id,
+        title="IT Director",
+        owner_id="owner-7",
+        origin=Origin.INBOUND,
+        stage=Stage.LEAD,
+        updated_at=NOW - timedelta(days=1),
+        events=events,
+        owned={"stage": "lead", **owned},
+    )
+
+
+@pytest.fixture
+def memory(tmp_path):
+    """Three contacts (one with values from an older scoring tool) synced once."""
+    adapter = MemoryAdapter(
+        [hot("a"), hot("b", score=12, grade="D4", temperature="cold"), hot("c", reasons="old")]
+    )
+    before = {cid: dict(record.owned) for cid, record in adapter.records.items()}
+    store = StateStore(tmp_path / "state.sqlite")
+    summary = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+    assert summary.status == "ok" and summary.counts["tasks_created"] > 0
+    yield adapter, store, summary.run_id, before
+    store.close()
+
+
+def test_memory_rollback_restores_exactly_the_prior_values(memory):
+    adapter, store, run_id, before = memory
+    assert adapter.records["b"].owned["score"] != 12
+    report = rollback(adapter, store, "default", run_id)
+    assert report.status == "ok" and not report.errors
+    for cid, values in before.items():
+        owned = adapter.records[cid].owned
+        for name in ("score", "grade", "temperature", "reasons", "fit_score", "rules_version"):
+            assert owned.get(name) == values.get(name), (cid, name)
+    stage_notes = {(record, why) for record, name, why in report.held if name == "stage"}
+    assert {record for record, _ in stage_notes} == {"contact/a", "contact/b", "contact/c"}
+    assert all("'mql' to 'lead'" in why for _, why in stage_notes)
+    assert adapter.records["a"].owned["stage"] == "mql", "a stage never moves backwards"
+
+
+def test_memory_rollback_keeps_a_persons_edit_and_closes_the_tasks(memory):
+    adapter, store, run_id, _ = memory
+    adapter.human_edit("a", grade="Z9")
+    adapter.human_edit("b", temperature="")
+    created = {t.crm_id for t in store.tasks_for_run(run_id)}
+    report = rollback(adapter, store, "default", run_id)
+    assert adapter.records["a"].owned["grade"] == "Z9"
+    held = {(record, name): why for record, name, why in report.held}
+    assert "a person's value is kept" in held[("contact/a", "grade")]
+    assert "now empty" in held[("contact/b", "temperature")]
+    assert adapter.records["b"].owned["score"] == 12, "the other fields are restored"
+    assert adapter.records["a"].owned.get("score") is None
+    assert adapter.closed_tasks == created and len(report.tasks_closed) == len(created)
+    assert {t.status for t in store.tasks_for_run(run_id)} == {TASK_CLOSED}
+
+
+def test_memory_rollback_is_a_run_in_the_audit_trail_and_rerunning_changes_nothing(memory):
+    adapter, store, run_id, _ = memory
+    preview = rollback(adapter, store, "default", run_id, dry_run=True)
+    assert adapter.calls.get("write_updates") == 1 and "close_tasks" not in adapter.calls
+    assert preview.rollback_run_id is None and preview.counts["fields"] > 0
+
+    report = rollback(adapter, store, "default", run_id)
+    assert report.counts == preview.counts
+    recorded = store.run(report.rollback_run_id)
+    assert recorded.mode == f"rollback of {run_id}" and recorded.status == "ok"
+    assert recorded.counts["fields_written"] == report.counts["fields"]
+    trail = store.writes_for_run(report.rollback_run_id)
+    assert len(trail) == report.counts["fields"]
+    assert {(w.contact_id, w.field, w.new) for w in trail} >= {("b", "score", 12)}
+
+    writes, closes = adapter.calls["write_updates"], adapter.calls["close_tasks"]
+    again = rollback(adapter, store, "default", run_id)
+    assert again.restored == [] and again.tasks_to_close == []
+    assert again.earlier_rollbacks == [report.rollback_run_id]
+    assert adapter.calls["write_updates"] == writes and adapter.calls["close_tasks"] == closes
+
+
+def test_memory_rollback_waits_for_a_running_sync(memory):
+    adapter, store, run_id, _ = memory
+    assert store.acquire_lock(sync_lock_name("default"), "daemon", 600, 0.0)
+    with pytest.raises(RollbackError, match="sync of default is running"):
+        rollback(adapter, store, "default", run_id, clock=lambda: 1.0)
+    preview = rollback(adapter, store, "default", run_id, dry_run=True, clock=lambda: 1.0)
+    assert preview.counts["fields"] > 0, "a dry run writes nothing, so it needs no lease"
+    assert adapter.calls.get("write_updates") == 1
+    store.release_lock(sync_lock_name("default"), "daemon")
+    assert rollback(adapter, store, "default", run_id).status == "ok"
+    assert store.acquire_lock(sync_lock_name("default"), "daemon", 600, 0.0), "lease released"
+
+
+def test_memory_rollback_failing_part_way_is_recorded_and_resumes(memory, monkeypatch):
+    adapter, store, run_id, before = memory
+    adapter.fail_write_ids = {"b"}
+    first = rollback(adapter, store, "default", run_id)
+    assert first.status == "partial" and any(
+        e.startswith("contact/b: write:") for e in first.errors
+    )
+    assert store.run(first.rollback_run_id).status == "partial"
+
+    adapter.fail_write_ids = set()
+    calls = adapter.calls["write_updates"]
+
+    def unreachable(updates):
+        raise AdapterError("HubSpot answered 503 three times")
+
+    monkeypatch.setattr(adapter, "write_updates", unreachable)
+    broken = rollback(adapter, store, "default", run_id)
+    assert broken.status == "failed" and store.run(broken.rollback_run_id).status == "failed"
+    assert "503" in store.run(broken.rollback_run_id).errors[0]
+
+    monkeypatch.undo()
+    resumed = rollback(adapter, store, "default", run_id)
+    assert resumed.status == "ok" and [u.contact_id for u in resumed.restored] == ["b"]
+    assert adapter.calls["write_updates"] == calls + 1
+    assert adapter.records["b"].owned["score"] == before["b"]["score"]
 
 
 def snapshot(sim) -> dict[str, dict[str, str | None]]:
@@ -23,8 +156,6 @@ def snapshot(sim) -> dict[str, dict[str, str | None]]:
 
 @pytest.fixture
 def synced(tmp_path):
-    from connector.state import StateStore
-
     with HubSpotSimulator(contacts=120, seed=9, custom_properties=True) as sim:
         before = snapshot(sim)
         adapter = make_adapter(sim)
@@ -56,7 +187,7 @@ def test_rollback_restores_prior_values_and_closes_tasks(synced):
     assert after[edited]["crmq_grade"] == "Z9", "a person's edit is kept"
     assert (f"contacts/{edited}", "grade") in {(r, f) for r, f, _ in report.held}
     stage_held = [why for _, f, why in report.held if f == "stage"]
-    assert stage_held and all("never moved backwards" in why for why in stage_held)
+    assert stage_held and all("never moves backwards" in why for why in stage_held)
     still_live = sum(1 for t in sim.store.objects["tasks"].values() if not t["archived"])
     assert live_tasks - still_live == len(report.tasks_closed) > 0
     assert store.run(report.rollback_run_id).status == "ok"
@@ -86,8 +217,6 @@ def test_runs_and_rollback_commands(tmp_path, capsys, monkeypatch):
         assert main(["sync", "--once", "--config", str(config)]) == 0
         capsys.readouterr()
         assert main(["runs", "--json", "--config", str(config)]) == 0
-        import json
-
         (run,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert run["status"] == "ok"
         writes = sim.stats.writes

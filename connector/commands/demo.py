@@ -14,10 +14,11 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from connector.contract import DemoEnvironment
 from connector.engine import BatchReport, RunOptions, RunSummary, SyncEngine
 from connector.model import Decision, Stage
 from connector.plugins import build_adapter
@@ -25,10 +26,11 @@ from connector.settings import CrmSettings, Settings, SyncSettings
 from connector.state import StateStore
 
 GROUP = "crm_qualify.demos"
+REASONS_SHOWN = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    names = sorted(point.name for point in entry_points(group=GROUP))
+    names = sorted(demo_environments())
     parser = subparsers.add_parser(
         "demo",
         help="sync a seeded local CRM simulator end to end (no credentials needed)",
@@ -108,20 +110,59 @@ def summary_lines(
         key=lambda d: (-d.score.total, d.contact_id),
     )[:5]
     lines.append("")
-    lines.append("hottest leads:")
-    for decision in hot:
-        reasons = "; ".join(r.why for r in sorted(decision.score.reasons, key=lambda r: -r.points))
+    lines.append("hottest leads: hot and not yet an opportunity, with their top reasons")
+    for rank, decision in enumerate(hot, 1):
         lines.append(
-            f"  {decision.object_type}/{decision.contact_id}  {decision.score.total}/100"
-            f" {decision.score.grade} {decision.stage.value}: {reasons[:150]}"
+            f"  {rank}. {decision.object_type}/{decision.contact_id}  {decision.score.total}/100,"
+            f" grade {decision.score.grade}, {decision.stage.value}"
         )
+        top = sorted(decision.score.reasons, key=lambda r: -r.points)[:REASONS_SHOWN]
+        lines += [f"       {reason.why}" for reason in top]
+    if not hot:
+        lines.append("  none this time")
     lines.append("")
     lines.append("API use: " + ", ".join(f"{k} {v}" for k, v in usage.items()))
     return lines
 
 
+def demo_environments() -> dict[str, EntryPoint]:
+    """The installed demo environments by CRM name (`crm_qualify.demos` entry points)."""
+    return {point.name: point for point in entry_points(group=GROUP)}
+
+
+def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[str, Any]]:
+    """Full sync, a simulated day, incremental sync: what the demo prints, gathered."""
+    settings = Settings(
+        crm=CrmSettings(adapter=env.adapter, instance="demo"),
+        adapters={env.adapter: env.options},
+        sync=SyncSettings(state_path=state_path),
+    )
+    store = StateStore(settings.sync.state_path)
+    tally = Tally()
+    engine = SyncEngine(build_adapter(settings), settings, store, on_batch=tally.batch)
+    runs: list[tuple[str, RunSummary, float]] = []
+    try:
+        for name in ("full sync", "incremental sync"):
+            if runs:
+                touched = env.simulate_day()
+                print(f"simulated a day of engagement on {touched} contacts", flush=True)
+            print(f"{name}…", flush=True)
+            started = time.perf_counter()
+            summary = engine.run(RunOptions())
+            runs.append((name, summary, time.perf_counter() - started))
+    finally:
+        store.close()
+    return tally, runs, env.api_usage()
+
+
 def run(args: argparse.Namespace) -> int:
-    (point,) = [p for p in entry_points(group=GROUP) if p.name == args.crm]
+    if args.contacts < 1:
+        print("error: --contacts must be at least 1", file=sys.stderr)
+        return 2
+    point = demo_environments().get(args.crm)
+    if point is None:
+        print(f"error: no demo for {args.crm!r} is installed", file=sys.stderr)
+        return 2
     try:
         demo_environment = point.load()
     except ImportError as exc:
@@ -129,25 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"starting a local {args.crm} simulator with {args.contacts} contacts…", flush=True)
     with tempfile.TemporaryDirectory() as folder, demo_environment(args.contacts, args.seed) as env:
-        settings = Settings(
-            crm=CrmSettings(adapter=env.adapter, instance="demo"),
-            adapters={env.adapter: env.options},
-            sync=SyncSettings(state_path=Path(folder) / "demo.sqlite"),
-        )
-        store = StateStore(settings.sync.state_path)
-        tally = Tally()
-        engine = SyncEngine(build_adapter(settings), settings, store, on_batch=tally.batch)
-        runs: list[tuple[str, RunSummary, float]] = []
-        for name in ("full sync", "incremental sync"):
-            if runs:
-                touched = env.simulate_day()
-                print(f"simulated a day of engagement on {touched} contacts", flush=True)
-            started = time.perf_counter()
-            print(f"{name}…", flush=True)
-            summary = engine.run(RunOptions())
-            runs.append((name, summary, time.perf_counter() - started))
-        usage: dict[str, Any] = env.api_usage()
-        store.close()
+        tally, runs, usage = run_demo(env, Path(folder) / "demo.sqlite")
     print()
     print("\n".join(summary_lines(tally, runs, usage)))
     return 0 if all(s.status == "ok" for _, s, _ in runs) else 1

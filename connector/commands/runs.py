@@ -7,7 +7,7 @@ import json
 import sys
 
 from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
-from connector.rollback import RollbackError, rollback
+from connector.rollback import RollbackError, RollbackReport, rollback
 from connector.state import StateStore
 
 
@@ -66,23 +66,48 @@ def run_rollback(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    verb = "would restore" if args.dry_run else "restored"
+    print_rollback(report, args.dry_run)
+    return 1 if report.errors else 0
+
+
+def print_rollback(report: RollbackReport, dry_run: bool) -> None:
+    """Every field restored or left alone (with why) on stdout; the tally on stderr."""
+    if report.earlier_rollbacks:
+        print(
+            f"note: run {report.run_id} was already rolled back by"
+            f" {', '.join(report.earlier_rollbacks)}; only what is left is undone now",
+            file=sys.stderr,
+        )
+    verb = "would restore" if dry_run else "restored"
     for update in report.restored:
         for change in update.changes:
             print(
                 f"{verb}: {update.object_type}/{update.contact_id} {change.field}:"
-                f" {str(change.old)[:40]!r} -> {str(change.new)[:40]!r}"
+                f" {_shown(change.old)} -> {_shown(change.new)}"
             )
     for record, field, why in report.held:
         print(f"left alone: {record} {field}: {why}")
-    closed = report.counts["tasks"] if args.dry_run else len(report.tasks_closed)
+    closed = len(report.tasks_to_close) if dry_run else len(report.tasks_closed)
     print(
-        f"{'dry run: ' if args.dry_run else ''}{report.counts['fields']} fields on"
+        f"{'dry run: ' if dry_run else ''}{report.counts['fields']} fields on"
         f" {report.counts['records']} records {verb}, {report.counts['held']} left alone,"
-        f" {closed} tasks {'to close' if args.dry_run else 'closed'}"
-        + (f"; recorded as run {report.rollback_run_id}" if report.rollback_run_id else ""),
+        f" {closed} tasks {'to close' if dry_run else 'closed'}"
+        + (
+            f"; recorded as run {report.rollback_run_id} ({report.status})"
+            if report.rollback_run_id
+            else ""
+        ),
         file=sys.stderr,
     )
     for error in report.errors:
         print(f"  error: {error}", file=sys.stderr)
-    return 1 if report.errors else 0
+    if report.restored and not dry_run:
+        print(
+            "note: the next sync scores these contacts again and may write the same values;"
+            " change the rules or pause the daemon first if that is not wanted",
+            file=sys.stderr,
+        )
+
+
+def _shown(value: object) -> str:
+    return "(empty)" if value in (None, "") else repr(str(value)[:40])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
 from connector.engine import BatchReport, RunOptions, SyncEngine
 from connector.progress import Progress
-from connector.state import StateStore
+from connector.state import LEASE_SECONDS, StateStore, lock_holder, sync_lock_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,11 +93,32 @@ def run(args: argparse.Namespace) -> int:
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     progress = Progress(sys.stderr)
-    on_batch = (lambda report: print_diff(report, args.json)) if args.dry_run else progress.batch
+    lock, holder = sync_lock_name(settings.crm.instance), lock_holder("sync")
+    if not args.dry_run and not store.acquire_lock(lock, holder, LEASE_SECONDS, time.time()):
+        store.close()
+        print(
+            f"another sync or rollback of {settings.crm.instance} is running (the daemon?);"
+            " nothing was done, try again when it ends",
+            file=sys.stderr,
+        )
+        return 1
+
+    def on_batch(report: BatchReport) -> None:
+        if args.dry_run:
+            print_diff(report, args.json)
+        else:
+            store.acquire_lock(lock, holder, LEASE_SECONDS, time.time())  # renew the lease
+            progress.batch(report)
+
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     contacts = [parse_contact(value) for value in args.contact] if args.contact else None
-    summary = engine.run(RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts))
-    store.close()
+    try:
+        options = RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts)
+        summary = engine.run(options)
+    finally:
+        if not args.dry_run:
+            store.release_lock(lock, holder)
+        store.close()
     if progress.interactive and progress.read:
         print(file=sys.stderr)
     counts = ", ".join(f"{key} {value}" for key, value in sorted(summary.counts.items()))
