@@ -71,8 +71,10 @@ def main() -> None:
                     f"{name:>12}: {summary.status}, read {counts['read']:,} in {seconds:.1f} s"
                     f" ({counts['read'] / seconds:,.0f} records/s); {total:,} requests ="
                     f" {pages:,} queries (pages + engagement IN-lists) + {collections:,}"
-                    f" collections + {total - pages - collections} other; minimum without"
-                    f" engagement queries {minimum:,}; written {counts['records_written']:,}"
+                    f" collections + {total - pages - collections} other"
+                    f" ({1000 * total / max(1, counts['read']):.1f} per 1,000 records read);"
+                    f" minimum without engagement queries {minimum:,};"
+                    f" written {counts['records_written']:,}"
                     f" records, tasks {counts['tasks_created']:,}"
                 )
             store.close()

@@ -10,13 +10,14 @@ sObject Collections, 200 records per call, with per-record results.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.salesforce.client import TRANSIENT_CODES, SalesforceCallError, SalesforceClient
+from adapters.salesforce.doctor import run_checks
+from adapters.salesforce.reader import Cursor, people_touched
 from adapters.salesforce.settings import SalesforceSettings
 from adapters.salesforce.soql import in_chunks, quote, when
 from adapters.salesforce.translate import (
@@ -31,7 +32,6 @@ from adapters.salesforce.translate import (
 )
 from connector.contract import (
     ApiUsage,
-    AuthError,
     CheckResult,
     ContactBatch,
     FieldInfo,
@@ -93,10 +93,12 @@ class SalesforceAdapter:
 
     # reads -----------------------------------------------------------------------------------
     def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
-        positions = _load_cursor(cursor)
+        state = Cursor.load(cursor)
+        sweep_from = state.sweep_from()
         lookback = timedelta(seconds=self.settings.lookback_seconds)
+        seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         for sobject, mapping in self.objects.items():
-            position = positions.get(sobject)
+            position = state.positions.get(sobject)
             conditions = [mapping.where] if mapping.where else []
             if position:
                 since = parse_time(position[0], "cursor") - lookback
@@ -113,16 +115,40 @@ class SalesforceAdapter:
                 f"SELECT {fields} FROM {sobject} WHERE {' AND '.join(conditions)}"
                 " ORDER BY SystemModstamp, Id"
             )
-            seen: set[str] = set()
             for records in self._query(f"GET query {sobject}", soql):
-                fresh = [r for r in records if r["Id"] not in seen]
-                seen.update(r["Id"] for r in fresh)
+                fresh = [r for r in records if r["Id"] not in seen[sobject]]
+                seen[sobject].update(r["Id"] for r in fresh)
                 contacts, errors = self._translate(mapping, fresh)
                 if records:
-                    positions[sobject] = (records[-1]["SystemModstamp"], records[-1]["Id"])
-                yield ContactBatch(contacts, json.dumps(positions), errors)
-            positions[sobject] = (when(until), "")
-            yield ContactBatch([], json.dumps(positions), [])
+                    state.positions[sobject] = (records[-1]["SystemModstamp"], records[-1]["Id"])
+                yield ContactBatch(contacts, state.dump(), errors)
+            state.positions[sobject] = (when(until), "")
+            yield ContactBatch([], state.dump(), [])
+        if sweep_from is not None:
+            touched = people_touched(
+                self._query,
+                parse_time(sweep_from, "cursor") - lookback,
+                until,
+                self.people.task_key,
+                deals="Contact" in self.objects,
+            )
+            for sobject, mapping in self.objects.items():
+                ids = sorted(touched.get(sobject, set()) - seen[sobject])
+                for records in self._pages_by_id(mapping, ids):
+                    contacts, errors = self._translate(mapping, records)
+                    yield ContactBatch(contacts, state.dump(), errors)
+        state.activity = when(until)
+        yield ContactBatch([], state.dump(), [])
+
+    def _pages_by_id(
+        self, mapping: ObjectMapping, ids: Sequence[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the people with these ids (and the object's `where`), IN lists cut to fit."""
+        fields = ", ".join(self.people.read_fields(mapping))
+        where = f"{mapping.where} AND " if mapping.where else ""
+        template = f"SELECT {fields} FROM {mapping.sobject} WHERE {where}Id IN ({{values}})"
+        for statement in in_chunks(template, ids):
+            yield from self._query(f"GET query {mapping.sobject}", statement)
 
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
         wanted: dict[str, list[str]] = {}
@@ -381,99 +407,10 @@ class SalesforceAdapter:
         }
 
     def check(self) -> list[CheckResult]:
-        try:
-            self.client.login()
-        except AuthError as exc:
-            return [CheckResult("login", False, str(exc))]
-        results = [CheckResult("login", True, f"API v{self.settings.api_version}")]
-        for sobject, mapping in [*self.objects.items(), ("Task", None)]:
-            try:
-                fields = self.describe_fields(sobject)
-            except (SalesforceCallError, AuthError) as exc:
-                results.append(CheckResult(f"{sobject} access", False, str(exc)))
-                continue
-            wanted = (
-                self.people.read_fields(mapping)
-                if mapping
-                else [
-                    "WhoId",
-                    "Subject",
-                    "ActivityDate",
-                    "Status",
-                    "Priority",
-                    self.people.task_key,
-                ]
-            )
-            missing = [f for f in wanted if f not in fields]
-            results.append(
-                CheckResult(
-                    f"{sobject} fields",
-                    not missing,
-                    "all present"
-                    if not missing
-                    else "missing: "
-                    + ", ".join(
-                        f"{f} ({EXPECTED_TYPES.get(f, 'see adapters/salesforce/README.md')})"
-                        for f in missing
-                    ),
-                )
-            )
-            if mapping:
-                read_only = [
-                    f for f in mapping.fields.values() if f in fields and not fields[f].writable
-                ]
-                results.append(
-                    CheckResult(
-                        f"{sobject} owned fields writable",
-                        not read_only,
-                        "all writable" if not read_only else "read-only: " + ", ".join(read_only),
-                    )
-                )
-                for name, values in (
-                    ("stage", mapping.stages),
-                    ("temperature", mapping.temperatures),
-                ):
-                    field = mapping.fields.get(name)
-                    if field in fields and fields[field].options:
-                        absent = [v for v in values.values() if v not in fields[field].options]
-                        results.append(
-                            CheckResult(
-                                f"{sobject}.{field} picklist",
-                                not absent,
-                                "all values present"
-                                if not absent
-                                else "missing values: " + ", ".join(absent),
-                            )
-                        )
-        limits = self.client.call("GET limits", lambda sf: sf.limits())
-        daily = limits.get("DailyApiRequests", {})
-        results.append(
-            CheckResult("daily API", True, f"{daily.get('Remaining')} of {daily.get('Max')} left")
-        )
-        return results
+        return run_checks(self)
 
     def usage(self) -> ApiUsage:
         return self.client.usage()
-
-
-EXPECTED_TYPES = {
-    "CRMQ_Score__c": "Number(3, 0)",
-    "CRMQ_Fit_Score__c": "Number(3, 0)",
-    "CRMQ_Engagement_Score__c": "Number(3, 0)",
-    "CRMQ_Intent_Score__c": "Number(3, 0)",
-    "CRMQ_Temperature__c": "Picklist: Hot, Warm, Cold",
-    "CRMQ_Grade__c": "Text(4)",
-    "CRMQ_Reasons__c": "Long Text Area(32768)",
-    "CRMQ_Rules_Version__c": "Text(20)",
-    "CRMQ_Renurture__c": "Checkbox",
-    "CRMQ_Scored_At__c": "Date/Time",
-    "CRMQ_Stage__c": "Picklist: Target, Subscriber, Lead, MQL, SQL, Opportunity, Customer",
-    "CRMQ_Task_Key__c": "Text(255), External ID, Unique",
-    "Qualification_Budget__c": "Picklist: Met, In progress, Not met",
-    "Qualification_Authority__c": "Picklist: Met, In progress, Not met",
-    "Qualification_Need__c": "Picklist: Met, In progress, Not met",
-    "Qualification_Timing__c": "Picklist: Met, In progress, Not met",
-}
 
 
 def _group(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
@@ -482,13 +419,3 @@ def _group(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any
         if row.get(key):
             grouped.setdefault(row[key], []).append(row)
     return grouped
-
-
-def _load_cursor(cursor: str | None) -> dict[str, tuple[str, str]]:
-    if not cursor:
-        return {}
-    try:
-        return {k: (v[0], v[1]) for k, v in json.loads(cursor).items()}
-    except (ValueError, TypeError, IndexError, AttributeError):
-        log.warning("the saved cursor is unreadable: reading every record again")
-        return {}

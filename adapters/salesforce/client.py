@@ -57,7 +57,7 @@ def _classify(exc: BaseException) -> Failure:
 class SalesforceClient:
     def __init__(self, settings: SalesforceSettings) -> None:
         self.settings = settings
-        self.session = make_session(settings.ca_bundle)
+        self.session = make_session(settings.ca_bundle, settings.timeout_seconds)
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0

@@ -251,7 +251,17 @@ def to_contact(
             if value not in people.answers:
                 raise TranslationError(field, f"{field}: unknown answer {value!r}")
             answers[criterion] = people.answers[value]
-    employees = record.get(profile.get("employees", ""))
+    employees_field = profile.get("employees", "")
+    employees = record.get(employees_field)
+    try:
+        headcount = int(employees) if employees not in (None, "") else None
+    except (TypeError, ValueError):
+        raise TranslationError(
+            employees_field, f"{employees_field}: not a whole number: {str(employees)[:40]!r}"
+        ) from None
+    owned = _owned(mapping, record)
+    events = _events(people, person_id, related)
+    tasks = _our_tasks(people, person_id, related)
     try:
         return Contact(
             id=person_id,
@@ -262,7 +272,7 @@ def to_contact(
             title=record.get(profile.get("title", "")) or None,
             company=record.get(profile.get("company", "")) or None,
             industry=record.get(profile.get("industry", "")) or None,
-            employees=int(employees) if employees not in (None, "") else None,
+            employees=headcount,
             country=record.get(profile.get("country", "")) or None,
             owner_id=record.get(profile.get("owner_id", "")) or None,
             origin=origin,
@@ -272,17 +282,15 @@ def to_contact(
             unsubscribed=bool(people.unsubscribed and record.get(people.unsubscribed)),
             hard_bounced=bool(people.hard_bounce and record.get(people.hard_bounce)),
             qualification=answers,
-            events=_events(people, person_id, related),
+            events=events,
             deals=related.deals.get(person_id, []),
-            tasks=_our_tasks(people, person_id, related),
-            owned=_owned(mapping, record),
+            tasks=tasks,
+            owned=owned,
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "record"
         raise TranslationError(where, f"{where}: {first['msg']}") from None
-    except (TypeError, ValueError) as exc:
-        raise TranslationError(profile.get("employees", "record"), str(exc)) from None
 
 
 def to_fields(mapping: ObjectMapping, values: dict[str, Any]) -> dict[str, Any]:

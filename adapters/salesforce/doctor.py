@@ -1,0 +1,108 @@
+"""`crm-qualify doctor` for Salesforce: login, object access, every field the adapter reads or
+writes, picklist values of the mapping, and the daily allocation, each with what to fix.
+
+Describe answers only list the fields the integration user can see, so a field missing here
+is either not created or hidden by field-level security; both are named with their type.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from adapters.salesforce.client import SalesforceCallError
+from connector.contract import AuthError, CheckResult, FieldInfo
+
+if TYPE_CHECKING:
+    from adapters.salesforce.adapter import SalesforceAdapter
+    from adapters.salesforce.translate import ObjectMapping
+
+EXPECTED_TYPES = {
+    "CRMQ_Score__c": "Number(3, 0)",
+    "CRMQ_Fit_Score__c": "Number(3, 0)",
+    "CRMQ_Engagement_Score__c": "Number(3, 0)",
+    "CRMQ_Intent_Score__c": "Number(3, 0)",
+    "CRMQ_Temperature__c": "Picklist: Hot, Warm, Cold",
+    "CRMQ_Grade__c": "Text(4)",
+    "CRMQ_Reasons__c": "Long Text Area(32768)",
+    "CRMQ_Rules_Version__c": "Text(20)",
+    "CRMQ_Renurture__c": "Checkbox",
+    "CRMQ_Scored_At__c": "Date/Time",
+    "CRMQ_Stage__c": "Picklist: Target, Subscriber, Lead, MQL, SQL, Opportunity, Customer",
+    "CRMQ_Task_Key__c": "Text(255), External ID, Unique",
+    "Qualification_Budget__c": "Picklist: Met, In progress, Not met",
+    "Qualification_Authority__c": "Picklist: Met, In progress, Not met",
+    "Qualification_Need__c": "Picklist: Met, In progress, Not met",
+    "Qualification_Timing__c": "Picklist: Met, In progress, Not met",
+}
+
+RELATED_FIELDS = {
+    "Task": ["WhoId", "Subject", "TaskSubtype", "ActivityDate", "Status", "Priority", "IsClosed"],
+    "Event": ["WhoId", "Subject", "ActivityDateTime"],
+    "Campaign": ["Name", "Type"],
+    "CampaignMember": ["CampaignId", "LeadId", "ContactId", "Status", "FirstRespondedDate"],
+    "Opportunity": ["IsClosed", "IsWon", "Amount", "CloseDate", "Type"],
+    "OpportunityContactRole": ["OpportunityId", "ContactId"],
+}
+"""What the adapter reads besides the people themselves (see adapter._related)."""
+
+
+def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
+    try:
+        adapter.client.login()
+    except AuthError as exc:
+        return [CheckResult("login", False, str(exc))]
+    results = [CheckResult("login", True, f"API v{adapter.settings.api_version}")]
+    wanted: list[tuple[str, ObjectMapping | None, list[str]]] = [
+        (sobject, mapping, adapter.people.read_fields(mapping))
+        for sobject, mapping in adapter.objects.items()
+    ]
+    for sobject, names in RELATED_FIELDS.items():
+        if sobject == "Task":
+            names = [*names, adapter.people.task_key]
+        wanted.append((sobject, None, names))
+    for sobject, mapping, names in wanted:
+        try:
+            fields = adapter.describe_fields(sobject)
+        except (SalesforceCallError, AuthError) as exc:
+            results.append(CheckResult(f"{sobject} access", False, str(exc)))
+            continue
+        missing = [f for f in names if f not in fields]
+        detail = "missing or hidden: " + ", ".join(
+            f"{f} ({EXPECTED_TYPES.get(f, 'standard field')})" for f in missing
+        )
+        results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
+        if mapping is not None:
+            results += _owned_checks(sobject, mapping, fields)
+    limits = adapter.client.call("GET limits", lambda sf: sf.limits())
+    daily = limits.get("DailyApiRequests", {})
+    results.append(
+        CheckResult("daily API", True, f"{daily.get('Remaining')} of {daily.get('Max')} left")
+    )
+    return results
+
+
+def _owned_checks(
+    sobject: str, mapping: ObjectMapping, fields: dict[str, FieldInfo]
+) -> list[CheckResult]:
+    read_only = [f for f in mapping.fields.values() if f in fields and not fields[f].writable]
+    results = [
+        CheckResult(
+            f"{sobject} owned fields writable",
+            not read_only,
+            "read-only for the integration user: " + ", ".join(read_only)
+            if read_only
+            else "all writable",
+        )
+    ]
+    for name, values in (("stage", mapping.stages), ("temperature", mapping.temperatures)):
+        field = mapping.fields.get(name)
+        if field in fields and fields[field].options:
+            absent = [v for v in values.values() if v not in fields[field].options]
+            results.append(
+                CheckResult(
+                    f"{sobject}.{field} picklist",
+                    not absent,
+                    "missing values: " + ", ".join(absent) if absent else "all values present",
+                )
+            )
+    return results
