@@ -37,11 +37,14 @@ class RunIdFilter(logging.Filter):
 
 SECRET_KEYS = ("token", "password", "secret", "api_key", "private_key")
 _PATTERNS = [
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=!-]{8,}"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|oauth|token)\s+)[^\s\"',}]+"),
     re.compile(
-        r"(?i)((?:access_token|refresh_token|client_secret|password|security_token|api_key)"
-        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}]+"
+        r"(?i)((?:access_token|refresh_token|client_secret|password|security_token|api_key"
+        r"|session_?id)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}<]+"
     ),
+    re.compile(r"(?i)(<(?:sessionId|password)>)[^<]+"),
+    re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)"),
 ]
 _secrets: set[str] = set()
 
@@ -59,13 +62,15 @@ def secret_values(options: dict[str, Any]) -> list[str]:
             found += secret_values(value)
         elif isinstance(value, SecretStr):
             found.append(value.get_secret_value())
+        elif key.endswith("_file"):
+            continue  # a path; the adapter registers the secret it reads from the file
         elif any(part in key.lower() for part in SECRET_KEYS) and isinstance(value, str):
             found.append(value)
     return found
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     for pattern in _PATTERNS:
@@ -124,4 +129,5 @@ def configure_logging(
     handler.crmq = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # library warnings go through the same masking
     return handler

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,8 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from connector.contract import ApiUsage
 from connector.engine import RunSummary
@@ -27,9 +30,45 @@ from connector.engine import RunSummary
 ERROR_COUNTS = {"read_errors": "read", "write_errors": "write", "task_errors": "task"}
 
 
-class Metrics:
+class ApiUsageCollector(Collector):
+    """The adapter's cumulative API usage, exposed as counters at scrape time (the adapter
+    counts; we only publish its latest snapshot)."""
+
     def __init__(self, crm: str) -> None:
         self.crm = crm
+        self.usage = ApiUsage()
+        self.lock = threading.Lock()
+
+    def update(self, usage: ApiUsage) -> None:
+        with self.lock:
+            self.usage = usage
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            usage = self.usage
+        requests = CounterMetricFamily(
+            "crmq_api_requests", "API requests made by this process.", labels=["crm", "endpoint"]
+        )
+        for endpoint, count in sorted(usage.requests.items()):
+            requests.add_metric([self.crm, endpoint], count)
+        yield requests
+        throttled = CounterMetricFamily(
+            "crmq_api_throttled", "429 answers met by this process.", labels=["crm"]
+        )
+        throttled.add_metric([self.crm], usage.throttled)
+        yield throttled
+        if usage.daily_remaining is not None:
+            remaining = GaugeMetricFamily(
+                "crmq_api_daily_remaining",
+                "The CRM's remaining daily API allocation.",
+                labels=["crm"],
+            )
+            remaining.add_metric([self.crm], usage.daily_remaining)
+            yield remaining
+
+
+class Metrics:
+    def __init__(self, crm: str) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.runs = Counter("crmq_runs", "Sync runs by final status.", ["status"], registry=r)
@@ -37,21 +76,8 @@ class Metrics:
         self.fields = Counter("crmq_fields_written", "CRM fields written.", registry=r)
         self.tasks = Counter("crmq_tasks_created", "Follow-up tasks created.", registry=r)
         self.errors = Counter("crmq_errors", "Errors by kind.", ["kind"], registry=r)
-        self.requests = Gauge(
-            "crmq_api_requests",
-            "API requests made by this process.",
-            ["crm", "endpoint"],
-            registry=r,
-        )
-        self.throttled = Gauge(
-            "crmq_api_throttled", "429 answers met by this process.", ["crm"], registry=r
-        )
-        self.daily_remaining = Gauge(
-            "crmq_api_daily_remaining",
-            "The CRM's remaining daily API allocation.",
-            ["crm"],
-            registry=r,
-        )
+        self.usage = ApiUsageCollector(crm)
+        r.register(self.usage)
         self.last_success = Gauge(
             "crmq_last_success_timestamp_seconds", "End of the last successful run.", registry=r
         )
@@ -70,14 +96,19 @@ class Metrics:
                 self.errors.labels(kind).inc(counts[key])
         if summary.status in ("failed", "stopped"):
             self.errors.labels("run").inc()
-        for endpoint, count in usage.requests.items():
-            self.requests.labels(self.crm, endpoint).set(count)
-        self.throttled.labels(self.crm).set(usage.throttled)
-        if usage.daily_remaining is not None:
-            self.daily_remaining.labels(self.crm).set(usage.daily_remaining)
+        self.usage.update(usage)
         if summary.status in ("ok", "partial"):
             self.last_success.set_to_current_time()
         self.duration.set(seconds)
+
+    def observe_usage(self, usage: ApiUsage) -> None:
+        """Between batches, so a long first read shows its API use as it goes."""
+        self.usage.update(usage)
+
+    def crashed(self, usage: ApiUsage) -> None:
+        self.runs.labels("failed").inc()
+        self.errors.labels("crash").inc()
+        self.usage.update(usage)
 
 
 @dataclass

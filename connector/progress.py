@@ -12,14 +12,18 @@ log = logging.getLogger(__name__)
 
 
 class Progress:
-    """Fed by the engine's `on_batch` hook; counts are per process, rates since the start."""
+    """Fed by the engine's `on_batch` hook; counts and rate are per run (`start` resets)."""
 
     def __init__(self, stream: IO[str], every_seconds: float = 30.0) -> None:
         self.stream = stream
         self.interactive = stream.isatty()
         self.every = every_seconds
+        self.start()
+
+    def start(self) -> None:
+        """A new run: counts and rate from zero."""
         self.started = time.monotonic()
-        self.last_line = 0.0
+        self.last_line: float | None = None
         self.read = self.scored = self.written = self.tasks = 0
 
     def batch(self, report: BatchReport) -> None:
@@ -36,6 +40,14 @@ class Progress:
         if self.interactive:
             self.stream.write("\r" + line + " " * 4)
             self.stream.flush()
-        elif now - self.last_line >= self.every:
+            self.last_line = now
+        elif self.last_line is None or now - self.last_line >= self.every:
             self.last_line = now
             log.info("progress: %s", line)
+
+    def finish(self) -> None:
+        """End of a run: close the live line, so log lines do not land on it."""
+        if self.interactive and self.last_line is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.last_line = None

@@ -14,26 +14,97 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connector.engine import BatchReport, RunOptions, RunSummary, SyncEngine
+from connector.logs import redact, run_context
 from connector.observability import Health, Metrics
+from connector.progress import Progress
 from connector.settings import ScheduleSettings
 from connector.state import LEASE_SECONDS, lock_holder, sync_lock_name
 
 log = logging.getLogger(__name__)
 
+# Crontab numbers days from Sunday (0 or 7); APScheduler 3's `from_crontab` numbers them from
+# Monday, so "1-5" would run Tuesday to Saturday. Numbers are translated to names instead.
+CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_day_of_week(field: str) -> str:
+    """A crontab day-of-week field (numbers from Sunday) as APScheduler day names."""
+    if field == "*" or any(c.isalpha() for c in field):
+        return field
+    names: list[str] = []
+    for item in field.split(","):
+        span, _, step_text = item.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            first_text, last_text = span.split("-", 1)
+            first, last = int(first_text), int(last_text)
+        else:
+            first = int(span)
+            last = 6 if step_text else first
+        if not 0 <= first <= last <= 7:
+            raise ValueError(f"day of week {item!r}: days are 0-7 (0 and 7 are Sunday)")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"day of week {item!r}: the step must be at least 1")
+        names += [CRON_DAYS[day] for day in range(first, last + 1, step)]
+    return ",".join(dict.fromkeys(names))
+
 
 def make_trigger(schedule: ScheduleSettings) -> CronTrigger | IntervalTrigger:
-    if schedule.cron:
-        return CronTrigger.from_crontab(schedule.cron, jitter=schedule.jitter_seconds or None)
-    return IntervalTrigger(
-        minutes=schedule.interval_minutes, jitter=schedule.jitter_seconds or None
-    )
+    """The run trigger; a bad cron expression raises ValueError naming `schedule.cron`."""
+    jitter = schedule.jitter_seconds or None
+    if not schedule.cron:
+        return IntervalTrigger(minutes=schedule.interval_minutes, jitter=jitter, timezone=UTC)
+    fields = schedule.cron.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"schedule.cron: {schedule.cron!r} needs 5 fields (minute hour day month weekday)"
+        )
+    minute, hour, day, month, weekday = fields
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=cron_day_of_week(weekday),
+            jitter=jitter,
+            timezone=UTC,
+        )
+    except ValueError as exc:
+        raise ValueError(f"schedule.cron: {schedule.cron!r}: {exc}") from None
+
+
+def longest_gap_seconds(schedule: ScheduleSettings, now: datetime | None = None) -> float:
+    """The longest wait between two scheduled runs over the coming five weeks, so a weekday
+    cron is not reported unhealthy over a weekend."""
+    if not schedule.cron:
+        return schedule.interval_minutes * 60
+    trigger = make_trigger(schedule.model_copy(update={"jitter_seconds": 0}))
+    start = now or datetime.now(UTC)
+    horizon = start + timedelta(days=35)
+    previous: datetime | None = None
+    fire = trigger.get_next_fire_time(None, start)
+    longest = 0.0
+    while fire is not None and fire <= horizon:
+        if previous is not None:
+            longest = max(longest, (fire - previous).total_seconds())
+        previous, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return longest or 35 * 86400.0
+
+
+def health_max_age(schedule: ScheduleSettings) -> float:
+    """How long without a successful run before /healthz says 503: two missed runs, at least
+    an hour (a long first full read must not look like a hang)."""
+    return max(2 * longest_gap_seconds(schedule) + schedule.jitter_seconds, 3600.0)
 
 
 @dataclass
@@ -42,6 +113,7 @@ class Daemon:
     schedule: ScheduleSettings
     metrics: Metrics | None = None
     health: Health | None = None
+    progress: Progress | None = None
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
@@ -51,10 +123,11 @@ class Daemon:
         self.idle.set()
         self._forward = self.engine.on_batch
         self.engine.on_batch = self._on_batch
-        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.scheduler = BackgroundScheduler(timezone=UTC)
 
     def sync_once(self) -> RunSummary | None:
-        """One run under the lease; None when another process holds it (not an error)."""
+        """One run under the lease; None when another process holds it (not an error) or
+        when the run crashed (logged, counted, and /healthz turns 503)."""
         store = self.engine.store
         if self.engine.stop.is_set():
             return None
@@ -65,10 +138,17 @@ class Daemon:
             return None
         self.idle.clear()
         started = time.perf_counter()
+        if self.progress:
+            self.progress.start()
         try:
             summary = self.engine.run(RunOptions(mode="scheduled"))
+        except Exception as exc:
+            self._crashed(exc)
+            return None
         finally:
             store.release_lock(self.lock_name, self.holder)
+            if self.progress:
+                self.progress.finish()
             self.idle.set()
         if self.metrics:
             self.metrics.observe(
@@ -78,12 +158,39 @@ class Daemon:
             self.health.record(summary.status)
         return summary
 
+    def _crashed(self, error: Exception) -> None:
+        """An error the engine does not classify (a bug, a full disk): its run is recorded as
+        failed, the daemon keeps its schedule, and the next run resumes from the checkpoint."""
+        store, instance = self.engine.store, self.engine.instance
+        ours = [
+            run
+            for run in store.runs(instance, limit=5)
+            if run.mode == "scheduled" and run.status == "running"
+        ]
+        run_id = ours[0].id if ours else "-"
+        with run_context(run_id):
+            log.error("run crashed; the next run resumes from the last checkpoint", exc_info=True)
+        if ours:
+            problem = redact(f"crashed: {type(error).__name__}: {error}")
+            store.finish_run(run_id, "failed", {}, [problem])
+        if self.metrics:
+            self.metrics.crashed(self.engine.adapter.usage())
+        if self.health:
+            self.health.record("failed")
+
     def _on_batch(self, report: BatchReport) -> None:
         self.engine.store.acquire_lock(self.lock_name, self.holder, LEASE_SECONDS, self.clock())
+        if self.metrics:
+            self.metrics.observe_usage(self.engine.adapter.usage())
+        if self.progress:
+            self.progress.batch(report)
         if self._forward:
             self._forward(report)
 
     def start(self, run_now: bool = True) -> None:
+        """Schedule runs (the first one now unless `run_now` is false); raises ValueError for
+        a bad cron expression before anything starts."""
+        first = {"next_run_time": datetime.now(UTC)} if run_now else {}
         self.scheduler.add_job(
             self.sync_once,
             make_trigger(self.schedule),
@@ -91,7 +198,7 @@ class Daemon:
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
-            next_run_time=datetime.now(UTC) if run_now else None,
+            **first,
         )
         self.scheduler.start()
         log.info("daemon started: %s", describe(self.schedule))
@@ -99,7 +206,8 @@ class Daemon:
     def stop(self, timeout: float = 60.0) -> bool:
         """Ask the run in flight to stop after its batch; True if it ended within `timeout`."""
         self.engine.stop.set()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         finished = self.idle.wait(timeout)
         log.info("daemon stopped%s", "" if finished else " (a batch was still running)")
         return finished
@@ -107,6 +215,8 @@ class Daemon:
 
 def describe(schedule: ScheduleSettings) -> str:
     when = (
-        f"cron {schedule.cron!r}" if schedule.cron else f"every {schedule.interval_minutes:g} min"
+        f"cron {schedule.cron!r} (UTC)"
+        if schedule.cron
+        else f"every {schedule.interval_minutes:g} min"
     )
     return f"{when}, jitter up to {schedule.jitter_seconds} s"

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from connector.commands.config import reference_markdown
+from connector.commands.config import reference_markdown, reference_rows
 from connector.observability import Health, Metrics, serve
+from connector.settings import Settings
+from tests.test_scheduler import PATCHED_CLI
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -69,3 +72,64 @@ def test_the_admin_guide_holds_the_generated_configuration_reference():
     guide = (ROOT / "docs" / "admin.md").read_text()
     block = guide.split("<!-- reference:start -->\n", 1)[1].split("\n<!-- reference:end -->")[0]
     assert block == reference_markdown(), "run: crm-qualify config reference, paste into admin.md"
+
+
+def image_env(tmp_path: Path) -> dict[str, str]:
+    """The Dockerfile's ENV, with /config and /data moved under tmp_path."""
+    block = re.findall(r"^ENV ((?:.*\\\n)*.*)$", DOCKERFILE, re.M)
+    pairs = re.findall(r"(\w+)=(\S+)", " ".join(block))
+    env = {name: value for name, value in pairs}
+    env["CRMQ_CONFIG"] = str(tmp_path / env["CRMQ_CONFIG"].lstrip("/"))
+    env["CRMQ_SYNC__STATE_PATH"] = str(tmp_path / env["CRMQ_SYNC__STATE_PATH"].lstrip("/"))
+    return env
+
+
+def test_the_image_command_runs_a_sync_and_passes_its_own_healthcheck(tmp_path):
+    """ENTRYPOINT + CMD with the image's environment and a mounted config, against the
+    in-memory CRM; the HEALTHCHECK command then asks the running daemon."""
+    env = image_env(tmp_path)
+    assert env["CRMQ_SYNC__STATE_PATH"].endswith("data/crm-qualify.sqlite")
+    config = Path(env["CRMQ_CONFIG"])
+    config.parent.mkdir(parents=True)
+    Path(env["CRMQ_SYNC__STATE_PATH"]).parent.mkdir(parents=True)
+    config.write_text(
+        f"[crm]\nadapter = 'memory'\nmapping_file = '{ROOT / 'mappings' / 'hubspot.toml'}'\n"
+        "[server]\nhost = '127.0.0.1'\n"
+    )
+    env = {**os.environ, **env, "CRMQ_SERVER__PORT": "0"}
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.+)$", DOCKERFILE, re.M).group(1))
+    command = json.loads(re.search(r"^CMD (\[.+\])$", DOCKERFILE, re.M).group(1))
+    assert entrypoint + command == ["crm-qualify", "run"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", PATCHED_CLI, *command],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines, port = [], None
+    while not any('"run ok' in line for line in lines):
+        line = process.stderr.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+        found = re.search(r"127\.0\.0\.1:(\d+)/healthz", line)
+        port = port or (found and found.group(1))
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert len(records) == len(lines), [line for line in lines if not line.startswith("{")]
+    healthcheck = subprocess.run(
+        [sys.executable, "-c", _healthcheck_code()], env={**env, "CRMQ_SERVER__PORT": port}
+    )
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert healthcheck.returncode == 0
+    assert process.returncode == 0
+    assert Path(env["CRMQ_SYNC__STATE_PATH"]).exists(), "state on the /data volume"
+
+
+def test_every_settings_key_is_in_the_admin_guide():
+    guide = (ROOT / "docs" / "admin.md").read_text()
+    for key, *_ in reference_rows(Settings):
+        if key not in ("adapters", "fields"):  # tables: `adapters.<name>.…`, `fields.<field>.…`
+            assert f"`{key}`" in guide, key
+    for section in Settings.model_fields:
+        assert f"`{section}." in guide or f"`[{section}]`" in guide, section

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from types import FrameType
 
-from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
+from connector.commands.common import (
+    adapter_or_exit,
+    add_config_argument,
+    print_problems,
+    settings_or_exit,
+)
 from connector.engine import SyncEngine
 from connector.observability import Health, Metrics, serve
 from connector.progress import Progress
-from connector.scheduler import Daemon
+from connector.scheduler import Daemon, health_max_age
 from connector.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -41,22 +47,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    try:
+        max_age = health_max_age(settings.schedule)
+    except ValueError as exc:
+        print_problems([str(exc)])
+        return 2
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
-    progress = Progress(sys.stderr)
-    engine = SyncEngine(adapter, settings, store, on_batch=progress.batch)
     metrics = Metrics(settings.crm.adapter)
-    health = Health(max_age_seconds=max(3 * settings.schedule.interval_minutes * 60, 3600))
-    daemon = Daemon(engine, settings.schedule, metrics, health)
+    health = Health(max_age_seconds=max_age)
+    engine = SyncEngine(adapter, settings, store)
+    daemon = Daemon(engine, settings.schedule, metrics, health, Progress(sys.stderr))
     server = None
     if settings.server.enabled:
-        server = serve(settings.server.host, settings.server.port, metrics, health)
+        try:
+            server = serve(settings.server.host, settings.server.port, metrics, health)
+        except OSError as exc:
+            store.close()
+            where = f"{settings.server.host}:{settings.server.port}"
+            print_problems([f"server.port: cannot listen on {where} ({exc.strerror})"])
+            return 2
         host, port = server.server_address[:2]
         log.info("health and metrics on http://%s:%s/healthz and /metrics", host, port)
     stopping = threading.Event()
 
     def on_signal(number: int, _frame: FrameType | None) -> None:
-        log.info("%s received: finishing the batch in flight", signal.Signals(number).name)
+        name = signal.Signals(number).name
+        if stopping.is_set():
+            log.warning("%s again: exiting now; the next start settles the batch in flight", name)
+            os._exit(130)
+        log.info("%s received: finishing the batch in flight", name)
         stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -66,5 +86,13 @@ def run(args: argparse.Namespace) -> int:
     finished = daemon.stop(args.stop_timeout)
     if server:
         server.shutdown()
+    if not finished:
+        # The scheduler's worker thread would keep the interpreter alive until the batch ends.
+        log.warning(
+            "the batch in flight did not finish within %g s; exiting anyway: its writes are"
+            " re-planned and its tasks settled on the next start",
+            args.stop_timeout,
+        )
+        os._exit(1)
     store.close()
-    return 0 if finished else 1
+    return 0
