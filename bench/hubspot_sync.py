@@ -19,14 +19,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.hubspot import HubSpotAdapter
-from adapters.hubspot.reader import Cursor
-from adapters.hubspot.settings import HubSpotSettings
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.engine import RunOptions, SyncEngine
-from connector.mapping import load_mapping
-from connector.settings import CrmSettings, Settings
-from connector.state import StateStore
+from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.reader import Cursor
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
 
 def main() -> None:

@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from adapters.salesforce import SalesforceAdapter
-from adapters.salesforce.settings import SalesforceSettings
-from adapters.salesforce.simulator import SalesforceSimulator
-from connector.engine import RunOptions, SyncEngine
-from connector.mapping import load_mapping
-from connector.settings import CrmSettings, Settings
-from connector.state import StateStore
+from crm_qualify.adapters.salesforce import SalesforceAdapter
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
 
 def main() -> None:

@@ -14,9 +14,16 @@ import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 
-from connector.decide import decide
-from connector.model import Contact, CriterionStatus, Deal, EngagementEvent, EventType, Origin
-from connector.rules import Rules
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import (
+    Contact,
+    CriterionStatus,
+    Deal,
+    EngagementEvent,
+    EventType,
+    Origin,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DOMAINS = ["acme.example", "globex.example", "gmail.com", "initech.example", "mailinator.com"]

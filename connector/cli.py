@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from connector.commands import COMMAND_MODULES
-from connector.logs import configure_logging
+from crm_qualify.connector.commands import COMMAND_MODULES
+from crm_qualify.connector.ops.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:

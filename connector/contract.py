@@ -1,11 +1,12 @@
 """The adapter contract: everything a CRM adapter implements, and nothing more.
 
 A consultant adding a CRM reads this module and one existing adapter. An adapter translates
-between one CRM and the canonical model (`connector.model`); the core owns cursors, diffing,
-write policies, idempotency, state and audit. Adapters are registered in the
+between one CRM and the canonical model (`crm_qualify.connector.model`); the core owns
+cursors, diffing, write policies, idempotency, state and audit. Adapters are registered in the
 `crm_qualify.adapters` entry-point group; the class has a `settings_model` (a pydantic model
 of its `[adapters.<name>]` options, secrets as `SecretStr`) and is built with
-`from_config(settings, mapping)`. `connector.plugins` checks both when it loads the class.
+`from_config(settings, mapping)`. `crm_qualify.connector.plugins` checks both when it loads
+the class.
 
 Rules every adapter follows:
 - Read in batches and yield them: the engine never holds more than one batch.
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from connector.model import Contact, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 
 
 class AdapterError(Exception):
@@ -143,7 +144,7 @@ class Adapter(Protocol):
         def from_config(cls, settings: <settings_model>, mapping: dict[str, Any]) -> Adapter
 
     where `settings` is the validated `[adapters.<name>]` table and `mapping` the parsed
-    mapping TOML for this CRM (`connector.mapping.load_mapping`).
+    mapping TOML for this CRM (`crm_qualify.connector.mapping.load_mapping`).
 
     Optional: `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
     where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created; and

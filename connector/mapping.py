@@ -12,10 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from crm_qualify.connector.model import OWNED_FIELDS, Stage, Temperature
+from crm_qualify.connector.settings import ConfigurationError, describe_validation_error
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
-from connector.model import OWNED_FIELDS, Stage, Temperature
-from connector.settings import ConfigurationError, describe_validation_error
 
 
 class ObjectMapping(BaseModel):
@@ -50,7 +49,11 @@ def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
         if path is not None:
             text = Path(path).read_text(encoding="utf-8")
         else:
-            text = resources.files("mappings").joinpath(f"{adapter}.toml").read_text("utf-8")
+            text = (
+                resources.files("crm_qualify.mappings")
+                .joinpath(f"{adapter}.toml")
+                .read_text("utf-8")
+            )
     except (OSError, FileNotFoundError):
         raise ConfigurationError([f"crm.mapping_file: cannot read {where}"]) from None
     try:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
+from crm_qualify.connector.contract import Adapter, missing_methods
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.ops.logs import register_secrets, secret_values
+from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
 from pydantic import BaseModel, ValidationError
-
-from connector.contract import Adapter, missing_methods
-from connector.logs import register_secrets, secret_values
-from connector.mapping import load_mapping
-from connector.settings import ConfigurationError, Settings, describe_validation_error
 
 ENTRY_POINT_GROUP = "crm_qualify.adapters"
 

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import OWNED_FIELDS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -20,9 +22,6 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-
-from connector.model import OWNED_FIELDS
-from connector.rules import Rules
 
 WritePolicy = Literal["always", "if_empty", "unless_edited"]
 

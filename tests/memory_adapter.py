@@ -13,9 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
-from connector.contract import (
+from crm_qualify.connector.contract import (
     AdapterError,
     ApiUsage,
     CheckResult,
@@ -25,7 +23,7 @@ from connector.contract import (
     TaskResult,
     WriteResult,
 )
-from connector.model import (
+from crm_qualify.connector.model import (
     OWNED_FIELDS,
     Contact,
     ExistingTask,
@@ -33,6 +31,7 @@ from connector.model import (
     RecordUpdate,
     Stage,
 )
+from pydantic import BaseModel
 
 
 class MemorySettings(BaseModel):

@@ -6,8 +6,8 @@ import io
 import json
 from pathlib import Path
 
-from connector.cli import main
-from connector.model import Contact
+from crm_qualify.connector.cli import main
+from crm_qualify.connector.model import Contact
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "contacts.jsonl"

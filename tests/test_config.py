@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from connector.cli import main
-from connector.settings import ConfigurationError, load_settings, resolve_secret_files
+from crm_qualify.connector.cli import main
+from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"

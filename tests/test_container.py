@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connector.commands.config import reference_markdown, reference_rows
-from connector.observability import Health, Metrics, serve
-from connector.settings import Settings
+from crm_qualify.connector.commands.config import reference_markdown, reference_rows
+from crm_qualify.connector.ops.observability import Health, Metrics, serve
+from crm_qualify.connector.settings import Settings
+
 from tests.test_scheduler import PATCHED_CLI
 
 ROOT = Path(__file__).resolve().parents[1]

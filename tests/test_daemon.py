@@ -13,14 +13,14 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
+from crm_qualify.connector.ops.observability import Health, Metrics, serve
+from crm_qualify.connector.ops.scheduler import Daemon
+from crm_qualify.connector.settings import ScheduleSettings, Settings
+from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.engine import SyncEngine
-from connector.model import Contact, EngagementEvent, EventType, Origin
-from connector.observability import Health, Metrics, serve
-from connector.scheduler import Daemon
-from connector.settings import ScheduleSettings, Settings
-from connector.state import StateStore
 from tests.memory_adapter import MemoryAdapter
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -148,7 +148,7 @@ def test_the_daemon_process_serves_health_and_exits_0_on_sigterm(tmp_path):
         )
         env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": canary}
         process = subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "crm_qualify.connector.cli", "run", "--config", str(config)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
-
-from connector.decide import decide
-from connector.model import (
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.rules import Rules, rules_version
+from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
     Deal,
@@ -19,7 +18,7 @@ from connector.model import (
     Stage,
     Temperature,
 )
-from connector.rules import Rules, rules_version
+from pydantic import ValidationError
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 MET, IN_PROGRESS = CriterionStatus.MET, CriterionStatus.IN_PROGRESS

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from crm_qualify.connector.cli import main
+from crm_qualify.connector.commands import demo
+from crm_qualify.connector.contract import DemoEnvironment
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
 
-from connector.cli import main
-from connector.commands import demo
-from connector.contract import DemoEnvironment
-from connector.model import Contact, EngagementEvent, EventType, Origin, Stage
 from tests.memory_adapter import MemoryAdapter
 
 SIGNALS = [EventType.PAGE_VIEW, EventType.EMAIL_CLICK, EventType.WEBINAR_ATTENDED]

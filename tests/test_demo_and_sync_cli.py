@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.cli import main
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.cli import main
 
 
 def test_demo_runs_end_to_end_and_prints_a_summary(capsys):
@@ -56,7 +56,7 @@ def test_sync_waits_its_turn_while_the_daemon_or_a_rollback_holds_the_lease(
 ):
     import time
 
-    from connector.state import LEASE_SECONDS, StateStore, sync_lock_name
+    from crm_qualify.connector.sync.state import LEASE_SECONDS, StateStore, sync_lock_name
 
     with HubSpotSimulator(contacts=20, seed=2, custom_properties=True) as sim:
         monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", sim.token)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.diff import normalise, plan_update
-from connector.model import Contact, Decision, Score, Stage, Temperature
-from connector.settings import FieldPolicy, Settings
+from crm_qualify.connector.model import Contact, Decision, Score, Stage, Temperature
+from crm_qualify.connector.settings import FieldPolicy, Settings
+from crm_qualify.connector.sync.diff import normalise, plan_update
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
+from crm_qualify.connector.settings import FieldPolicy, Settings
+from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import TASK_CREATED, StateStore
 
-from connector.contract import AdapterError
-from connector.engine import CONTACTS_STREAM, RunOptions, SyncEngine
-from connector.model import Contact, EngagementEvent, EventType, Origin, Stage
-from connector.settings import FieldPolicy, Settings
-from connector.state import TASK_CREATED, StateStore
 from tests.memory_adapter import MemoryAdapter
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

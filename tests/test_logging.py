@@ -12,14 +12,19 @@ import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
+from crm_qualify.connector.ops.logs import (
+    configure_logging,
+    redact,
+    register_secrets,
+    secret_values,
+)
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 from pydantic import SecretStr
 
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.engine import SyncEngine
-from connector.logs import configure_logging, redact, register_secrets, secret_values
-from connector.model import Contact, EngagementEvent, EventType, Origin
-from connector.settings import Settings
-from connector.state import StateStore
 from tests.memory_adapter import MemoryAdapter
 
 CANARY = "pat-canary-5b0e41d2c9"
@@ -66,7 +71,7 @@ def test_json_lines_carry_the_run_id(capture, tmp_path):
     run_id = sync(tmp_path)
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert records[0]["run_id"] == "-" and records[0]["message"] == "before the run"
-    in_run = [r for r in records if r["logger"].startswith("connector.")]
+    in_run = [r for r in records if r["logger"].startswith("crm_qualify.connector.")]
     assert in_run and all(r["run_id"] == run_id for r in in_run)
     assert {"time", "level", "logger", "run_id", "message"} <= set(records[-1])
 
@@ -90,11 +95,13 @@ def test_registered_secrets_and_token_shapes_are_masked_in_every_logger(capture)
     library.debug("GET /crm?hapikey=%s", CANARY)
     library.setLevel(level)
     logging.getLogger("simple_salesforce").info("headers {'Authorization': 'Bearer 00Dabc!xyz12'}")
-    logging.getLogger("connector.x").info("login password=hunter2hunter, access_token=abc.def")
+    logging.getLogger("crm_qualify.connector.x").info(
+        "login password=hunter2hunter, access_token=abc.def"
+    )
     try:
         raise RuntimeError(f"server said: bad token {CANARY}")
     except RuntimeError:
-        logging.getLogger("connector.y").exception("request failed")
+        logging.getLogger("crm_qualify.connector.y").exception("request failed")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         warnings.warn(f"unverified request with {CANARY}", UserWarning, stacklevel=1)
@@ -146,7 +153,15 @@ def test_a_file_secret_never_reaches_any_output_even_on_errors(tmp_path, token_m
             "[logging]\nlevel = 'DEBUG'\nformat = 'json'\n"
         )
         result = subprocess.run(
-            [sys.executable, "-m", "connector.cli", "sync", "--once", "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "crm_qualify.connector.cli",
+                "sync",
+                "--once",
+                "--config",
+                str(config),
+            ],
             env={**os.environ, "CRMQ_CONFIG": ""},
             capture_output=True,
             text=True,

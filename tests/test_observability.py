@@ -8,15 +8,15 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.connector.contract import ApiUsage
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
+from crm_qualify.connector.ops.observability import Health, Metrics, serve
+from crm_qualify.connector.ops.scheduler import Daemon
+from crm_qualify.connector.settings import ScheduleSettings, Settings
+from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.contract import ApiUsage
-from connector.engine import SyncEngine
-from connector.model import Contact, EngagementEvent, EventType, Origin
-from connector.observability import Health, Metrics, serve
-from connector.scheduler import Daemon
-from connector.settings import ScheduleSettings, Settings
-from connector.state import StateStore
 from tests.memory_adapter import MemoryAdapter
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint
 
 import pytest
-
-from connector import plugins
-from connector.contract import REQUIRED_METHODS
-from connector.settings import ConfigurationError
+from crm_qualify.connector import plugins
+from crm_qualify.connector.contract import REQUIRED_METHODS
+from crm_qualify.connector.settings import ConfigurationError
 
 
 class Incomplete:

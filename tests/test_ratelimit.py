@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from connector.contract import BudgetExhausted
-from connector.ratelimit import DailyBudget, RateBudget
-from connector.retrying import Failure, call_with_retries, status_failure
+from crm_qualify.connector.contract import BudgetExhausted
+from crm_qualify.connector.sync.ratelimit import DailyBudget, RateBudget
+from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
 
 
 class FakeClock:

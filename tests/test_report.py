@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connector.cli import main
-from connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate, Stage
-from connector.report import build_report, crm_snapshot, text_report
-from connector.report_html import html_report
-from connector.state import StateStore
+from crm_qualify.connector.cli import main
+from crm_qualify.connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate, Stage
+from crm_qualify.connector.ops.report import build_report, crm_snapshot, text_report
+from crm_qualify.connector.ops.report_html import html_report
+from crm_qualify.connector.sync.state import StateStore
+
 from tests.memory_adapter import MemoryAdapter
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)

@@ -7,15 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.cli import main
+from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
+from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.rollback import RollbackError, rollback, sync_lock_name
+from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore
 
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.cli import main
-from connector.contract import AdapterError
-from connector.engine import RunOptions, SyncEngine
-from connector.model import Contact, EngagementEvent, EventType, Origin, Stage
-from connector.rollback import RollbackError, rollback, sync_lock_name
-from connector.settings import CrmSettings, Settings
-from connector.state import TASK_CLOSED, StateStore
 from tests.hubspot.conftest import make_adapter
 from tests.memory_adapter import MemoryAdapter
 

@@ -14,20 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.engine import SyncEngine
-from connector.model import Contact, EngagementEvent, EventType, Origin
-from connector.observability import Health, Metrics
-from connector.scheduler import (
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
+from crm_qualify.connector.ops.observability import Health, Metrics
+from crm_qualify.connector.ops.scheduler import (
     Daemon,
     cron_day_of_week,
     health_max_age,
     longest_gap_seconds,
     make_trigger,
 )
-from connector.settings import ScheduleSettings, Settings
-from connector.state import StateStore
+from crm_qualify.connector.settings import ScheduleSettings, Settings
+from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.state import StateStore
+
 from tests.memory_adapter import MemoryAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,11 +248,11 @@ def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path
 PATCHED_CLI = """
 import os, sys
 from importlib.metadata import EntryPoint
-import connector.plugins as plugins
+import crm_qualify.connector.plugins as plugins
 known = plugins.available_adapters()
 where = os.environ.get("CRMQ_TEST_ADAPTER", "tests.test_scheduler:SeededAdapter")
 plugins.available_adapters = lambda: {**known, "memory": EntryPoint("memory", where, "x")}
-from connector.cli import main
+from crm_qualify.connector.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from connector.model import FieldUpdate, PlannedTask, RecordUpdate
-from connector.state import TASK_CREATED, TASK_PENDING, StateStore
+from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.state import TASK_CREATED, TASK_PENDING, StateStore
 
 
 def test_state_survives_reopening(tmp_path):

@@ -1,6 +1,6 @@
 """HubSpot adapter: contacts, engagement and deals in; lifecycle stage, scores, reasons and
 follow-up tasks out. See README.md in this folder."""
 
-from adapters.hubspot.adapter import HubSpotAdapter
+from crm_qualify.adapters.hubspot.adapter import HubSpotAdapter
 
 __all__ = ["HubSpotAdapter"]

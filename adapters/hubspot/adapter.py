@@ -1,5 +1,5 @@
-"""The HubSpot adapter: the core's contract (`connector.contract.Adapter`) over HubSpot's CRM
-v3/v4 API, through the official `hubspot-api-client`.
+"""The HubSpot adapter: the core's contract (`crm_qualify.connector.contract.Adapter`)
+over HubSpot's CRM v3/v4 API, through the official `hubspot-api-client`.
 
 Reads are batched: per 100 contacts, one batch read of the mapped properties, one v4
 association read each for deals and tasks, and batch reads of those deals and tasks. Writes
@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from adapters.hubspot.client import HubSpotClient, HubSpotError
-from adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
-from adapters.hubspot.settings import HubSpotSettings
-from adapters.hubspot.setup import create_properties, property_checks
-from adapters.hubspot.translate import (
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
+from crm_qualify.adapters.hubspot.setup import create_properties, property_checks
+from crm_qualify.adapters.hubspot.translate import (
     ContactMapping,
     TranslationError,
     parse_time,
@@ -26,7 +26,7 @@ from adapters.hubspot.translate import (
     to_properties,
     to_task,
 )
-from connector.contract import (
+from crm_qualify.connector.contract import (
     ApiUsage,
     AuthError,
     CheckResult,
@@ -37,7 +37,7 @@ from connector.contract import (
     TaskResult,
     WriteResult,
 )
-from connector.model import Deal, ExistingTask, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Deal, ExistingTask, PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,17 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from urllib3.exceptions import HTTPError as Urllib3Error
-
-from adapters.hubspot.settings import HubSpotSettings
-from connector.contract import AdapterError, ApiUsage, AuthError
-from connector.ratelimit import DailyBudget, RateBudget
-from connector.retrying import Failure, call_with_retries, status_failure
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
+from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
+from crm_qualify.connector.sync.ratelimit import DailyBudget, RateBudget
+from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
 from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsError
 from hubspot.crm.objects.exceptions import ApiException as ObjectsError
 from hubspot.crm.owners.exceptions import ApiException as OwnersError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
 from hubspot.crm.properties.exceptions import ApiException as PropertiesError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 log = logging.getLogger(__name__)
 

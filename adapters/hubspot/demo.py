@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.contract import DemoEnvironment
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.contract import DemoEnvironment
 
 
 @contextmanager

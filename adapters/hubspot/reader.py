@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from adapters.hubspot.client import HubSpotClient
+from crm_qualify.adapters.hubspot.client import HubSpotClient
 
 SEARCH_PAGE = 200
 LIST_PAGE = 100

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.hubspot.client import HubSpotClient, HubSpotError
-from adapters.hubspot.translate import ContactMapping
-from connector.contract import CheckResult, FieldInfo
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.translate import ContactMapping
+from crm_qualify.connector.contract import CheckResult, FieldInfo
 
 GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
 

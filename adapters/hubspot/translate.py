@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from connector.contract import TranslationError
-from connector.model import (
+from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
     Deal,
@@ -25,6 +23,7 @@ from connector.model import (
     PlannedTask,
     Stage,
 )
+from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
 _NUMBER_FIELDS = {"score", "fit_score", "engagement_score", "intent_score"}

@@ -1,5 +1,5 @@
-"""The Salesforce adapter: the core's contract (`connector.contract.Adapter`) over the REST
-API through `simple-salesforce`.
+"""The Salesforce adapter: the core's contract (`crm_qualify.connector.contract.Adapter`)
+over the REST API through `simple-salesforce`.
 
 Leads (not converted) and Contacts are read by SOQL ordered by (SystemModstamp, Id), 2,000 per
 page through `nextRecordsUrl`, and resumed from a keyset cursor; their engagement (Tasks,
@@ -15,12 +15,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.salesforce.client import TRANSIENT_CODES, SalesforceCallError, SalesforceClient
-from adapters.salesforce.doctor import run_checks
-from adapters.salesforce.reader import Cursor, people_touched
-from adapters.salesforce.settings import SalesforceSettings
-from adapters.salesforce.soql import in_chunks, quote, when
-from adapters.salesforce.translate import (
+from crm_qualify.adapters.salesforce.client import (
+    TRANSIENT_CODES,
+    SalesforceCallError,
+    SalesforceClient,
+)
+from crm_qualify.adapters.salesforce.doctor import run_checks
+from crm_qualify.adapters.salesforce.reader import Cursor, people_touched
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.adapters.salesforce.soql import in_chunks, quote, when
+from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
     Related,
@@ -30,7 +34,7 @@ from adapters.salesforce.translate import (
     to_contact,
     to_fields,
 )
-from connector.contract import (
+from crm_qualify.connector.contract import (
     ApiUsage,
     CheckResult,
     ContactBatch,
@@ -40,7 +44,7 @@ from connector.contract import (
     TaskResult,
     WriteResult,
 )
-from connector.model import Deal, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Deal, PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 COLLECTION = 200

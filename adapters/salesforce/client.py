@@ -14,18 +14,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
+from crm_qualify.adapters.salesforce.http import make_session
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
+from crm_qualify.connector.sync.ratelimit import DailyBudget
+from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceRefusedRequest,
 )
-
-from adapters.salesforce.http import make_session
-from adapters.salesforce.settings import SalesforceSettings
-from connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
-from connector.ratelimit import DailyBudget
-from connector.retrying import Failure, call_with_retries, status_failure
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

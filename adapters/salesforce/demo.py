@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from adapters.salesforce.simulator import SalesforceSimulator
-from connector.contract import DemoEnvironment
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.contract import DemoEnvironment
 
 
 @contextmanager

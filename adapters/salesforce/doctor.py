@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adapters.salesforce.client import SalesforceCallError
-from connector.contract import AuthError, CheckResult, FieldInfo
+from crm_qualify.adapters.salesforce.client import SalesforceCallError
+from crm_qualify.connector.contract import AuthError, CheckResult, FieldInfo
 
 if TYPE_CHECKING:
-    from adapters.salesforce.adapter import SalesforceAdapter
-    from adapters.salesforce.translate import ObjectMapping
+    from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
+    from crm_qualify.adapters.salesforce.translate import ObjectMapping
 
 EXPECTED_TYPES = {
     "CRMQ_Score__c": "Number(3, 0)",

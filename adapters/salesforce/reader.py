@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.salesforce.soql import in_chunks, when
+from crm_qualify.adapters.salesforce.soql import in_chunks, when
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
-from connector.contract import TranslationError
-from connector.model import (
+from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
     Deal,
@@ -25,6 +23,7 @@ from connector.model import (
     PlannedTask,
     Stage,
 )
+from pydantic import ValidationError
 
 REASONS_MAX = 32_000
 _NUMBERS = {"score", "fit_score", "engagement_score", "intent_score"}

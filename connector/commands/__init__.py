@@ -1,6 +1,6 @@
 """Subcommands of `crm-qualify`; each module has `register(subparsers)`."""
 
-from connector.commands import (
+from crm_qualify.connector.commands import (
     config,
     demo,
     doctor,

@@ -8,10 +8,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connector.contract import Adapter
-from connector.logs import configure_logging, register_secrets, secret_values
-from connector.plugins import PluginError, build_adapter
-from connector.settings import ConfigurationError, Settings, load_settings
+from crm_qualify.connector.contract import Adapter
+from crm_qualify.connector.ops.logs import configure_logging, register_secrets, secret_values
+from crm_qualify.connector.plugins import PluginError, build_adapter
+from crm_qualify.connector.settings import ConfigurationError, Settings, load_settings
 
 CONFIG_ENV = "CRMQ_CONFIG"
 

@@ -7,18 +7,16 @@ import json
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
-from pydantic import BaseModel
-
-from connector.commands.common import CONFIG_ENV, config_path, print_problems
-from connector.mapping import load_mapping
-from connector.plugins import (
+from crm_qualify.connector.commands.common import CONFIG_ENV, config_path, print_problems
+from crm_qualify.connector.decision.rules import rules_version
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.plugins import (
     PluginError,
     adapter_settings,
     available_adapters,
     load_adapter_class,
 )
-from connector.rules import rules_version
-from connector.settings import (
+from crm_qualify.connector.settings import (
     ConfigurationError,
     CrmSettings,
     FieldPolicy,
@@ -28,6 +26,7 @@ from connector.settings import (
     SyncSettings,
     load_settings,
 )
+from pydantic import BaseModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

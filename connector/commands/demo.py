@@ -18,12 +18,12 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
-from connector.contract import DemoEnvironment
-from connector.engine import BatchReport, RunOptions, RunSummary, SyncEngine
-from connector.model import Decision, Stage
-from connector.plugins import build_adapter
-from connector.settings import CrmSettings, Settings, SyncSettings
-from connector.state import StateStore
+from crm_qualify.connector.contract import DemoEnvironment
+from crm_qualify.connector.model import Decision, Stage
+from crm_qualify.connector.plugins import build_adapter
+from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
+from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
 GROUP = "crm_qualify.demos"
 REASONS_SHOWN = 3

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
-from connector.contract import Adapter, AdapterError, CheckResult
-from connector.settings import Settings
+from crm_qualify.connector.commands.common import (
+    adapter_or_exit,
+    add_config_argument,
+    settings_or_exit,
+)
+from crm_qualify.connector.contract import Adapter, AdapterError, CheckResult
+from crm_qualify.connector.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,11 +8,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
-from connector.contract import AdapterError
-from connector.report import build_report, crm_snapshot, text_report
-from connector.report_html import html_report
-from connector.state import StateStore
+from crm_qualify.connector.commands.common import (
+    adapter_or_exit,
+    add_config_argument,
+    settings_or_exit,
+)
+from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.ops.report import build_report, crm_snapshot, text_report
+from crm_qualify.connector.ops.report_html import html_report
+from crm_qualify.connector.sync.state import StateStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,17 +10,17 @@ import sys
 import threading
 from types import FrameType
 
-from connector.commands.common import (
+from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
     print_problems,
     settings_or_exit,
 )
-from connector.engine import SyncEngine
-from connector.observability import Health, Metrics, serve
-from connector.progress import Progress
-from connector.scheduler import Daemon, health_max_age
-from connector.state import StateStore
+from crm_qualify.connector.ops.observability import Health, Metrics, serve
+from crm_qualify.connector.ops.progress import Progress
+from crm_qualify.connector.ops.scheduler import Daemon, health_max_age
+from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
 log = logging.getLogger(__name__)
 

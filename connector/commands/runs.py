@@ -6,9 +6,13 @@ import argparse
 import json
 import sys
 
-from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
-from connector.rollback import RollbackError, RollbackReport, rollback
-from connector.state import StateStore
+from crm_qualify.connector.commands.common import (
+    adapter_or_exit,
+    add_config_argument,
+    settings_or_exit,
+)
+from crm_qualify.connector.sync.rollback import RollbackError, RollbackReport, rollback
+from crm_qualify.connector.sync.state import StateStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from crm_qualify.connector.model import Contact, Decision
 from pydantic import TypeAdapter
-
-from connector.model import Contact, Decision
 
 SCHEMAS = {"contact": Contact, "decision": Decision}
 

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import IO, Any
 
+from crm_qualify.connector.commands.common import add_config_argument, parse_now, settings_or_exit
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.model import Contact, Decision
 from pydantic import ValidationError
-
-from connector.commands.common import add_config_argument, parse_now, settings_or_exit
-from connector.decide import decide
-from connector.model import Contact, Decision
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,10 +8,14 @@ import sys
 import time
 from typing import Any
 
-from connector.commands.common import adapter_or_exit, add_config_argument, settings_or_exit
-from connector.engine import BatchReport, RunOptions, SyncEngine
-from connector.progress import Progress
-from connector.state import LEASE_SECONDS, StateStore, lock_holder, sync_lock_name
+from crm_qualify.connector.commands.common import (
+    adapter_or_exit,
+    add_config_argument,
+    settings_or_exit,
+)
+from crm_qualify.connector.ops.progress import Progress
+from crm_qualify.connector.sync.engine import BatchReport, RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import LEASE_SECONDS, StateStore, lock_holder, sync_lock_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from adapters.hubspot import HubSpotAdapter
-from adapters.hubspot.settings import HubSpotSettings
-from adapters.hubspot.simulator import HubSpotSimulator
-from connector.mapping import load_mapping
-from connector.settings import CrmSettings, Settings
-from connector.state import StateStore
+from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.state import StateStore
 
 
 @pytest.fixture

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.reader import Cursor
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.adapters.hubspot.simulator.values import now_ms
+from crm_qualify.connector.contract import AuthError
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 
-from adapters.hubspot import HubSpotAdapter
-from adapters.hubspot.reader import Cursor
-from adapters.hubspot.settings import HubSpotSettings
-from adapters.hubspot.simulator import HubSpotSimulator
-from adapters.hubspot.simulator.values import now_ms
-from connector.contract import AuthError
-from connector.engine import CONTACTS_STREAM, RunOptions, SyncEngine
-from connector.mapping import load_mapping
-from connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from tests.hubspot.conftest import make_adapter
 
 

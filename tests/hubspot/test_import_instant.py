@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from adapters.hubspot.reader import Cursor, epoch_ms
-from adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.adapters.hubspot.reader import Cursor, epoch_ms
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+
 from tests.hubspot.conftest import make_adapter
 
 

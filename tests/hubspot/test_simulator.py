@@ -21,6 +21,8 @@ from typing import Any
 import jsonschema
 import pytest
 import requests
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator, main
+from crm_qualify.adapters.hubspot.simulator.values import now_ms, parse_ms
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     BatchInputSimplePublicObjectBatchInput,
@@ -28,9 +30,6 @@ from hubspot.crm.contacts import (
 )
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
-
-from adapters.hubspot.simulator import HubSpotSimulator, main
-from adapters.hubspot.simulator.values import now_ms, parse_ms
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.connector.contract import AdapterError, AuthError
+from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 
-from connector.contract import AdapterError, AuthError
-from connector.engine import CONTACTS_STREAM, RunOptions, SyncEngine
-from connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from tests.salesforce.conftest import make_adapter
 
 
@@ -148,7 +148,7 @@ def test_doctor_checks_fields_picklists_and_limits(adapter):
 
 
 def test_doctor_names_a_missing_custom_field_with_its_type(sim, adapter):
-    from adapters.salesforce.simulator import schema
+    from crm_qualify.adapters.salesforce.simulator import schema
 
     removed = schema.OBJECTS["Contact"].pop("CRMQ_Grade__c")
     try:
@@ -161,13 +161,13 @@ def test_doctor_names_a_missing_custom_field_with_its_type(sim, adapter):
 
 def test_same_facts_same_decision_as_hubspot():
     """One rule set across CRMs: only the mapping differs."""
-    from adapters.hubspot.translate import ContactMapping
-    from adapters.hubspot.translate import to_contact as hubspot_contact
-    from adapters.salesforce.translate import ObjectMapping, PeopleMapping, Related
-    from adapters.salesforce.translate import to_contact as salesforce_contact
-    from connector.decide import decide
-    from connector.mapping import load_mapping
-    from connector.rules import Rules
+    from crm_qualify.adapters.hubspot.translate import ContactMapping
+    from crm_qualify.adapters.hubspot.translate import to_contact as hubspot_contact
+    from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping, Related
+    from crm_qualify.adapters.salesforce.translate import to_contact as salesforce_contact
+    from crm_qualify.connector.decision.decide import decide
+    from crm_qualify.connector.decision.rules import Rules
+    from crm_qualify.connector.mapping import load_mapping
 
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     hubspot = hubspot_contact(

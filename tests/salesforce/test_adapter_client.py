@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 import responses
+from crm_qualify.adapters.salesforce.client import SalesforceClient
+from crm_qualify.adapters.salesforce.http import make_session
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.connector.contract import BudgetExhausted
 
-from adapters.salesforce.client import SalesforceClient
-from adapters.salesforce.http import make_session
-from adapters.salesforce.settings import SalesforceSettings
-from connector.contract import BudgetExhausted
 from tests.salesforce.conftest import make_adapter
 
 LOGIN = "https://login.example.test"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.salesforce.simulator import schema
+from crm_qualify.adapters.salesforce.simulator import schema
 
 
 def test_every_object_read_is_checked(adapter):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from adapters.salesforce.reader import Cursor
+from crm_qualify.adapters.salesforce.reader import Cursor
+
 from tests.salesforce.conftest import make_adapter
 
 

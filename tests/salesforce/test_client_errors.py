@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import responses
-
-from adapters.salesforce.client import SalesforceCallError, SalesforceClient
-from adapters.salesforce.settings import SalesforceSettings
-from connector.contract import AuthError, BudgetExhausted
+from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.connector.contract import AuthError, BudgetExhausted
 
 LOGIN = "https://login.example.test"
 INSTANCE = "https://org.example.test"

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from crm_qualify.adapters.salesforce.http import make_session
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator, main
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
@@ -20,9 +22,6 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
-
-from adapters.salesforce.http import make_session
-from adapters.salesforce.simulator import SalesforceSimulator, main
 
 CRMQ_FIELDS = {
     "CRMQ_Score__c", "CRMQ_Temperature__c", "CRMQ_Reasons__c", "CRMQ_Fit_Score__c",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
-from adapters.salesforce.soql import MAX_QUERY_URI, in_chunks, quote, when
+from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, in_chunks, quote, when
 
 
 def test_string_literals_escape_quotes_and_backslashes():

@@ -6,8 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-
-from adapters.salesforce.translate import (
+from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
     Related,
@@ -16,9 +15,9 @@ from adapters.salesforce.translate import (
     to_contact,
     to_fields,
 )
-from connector.contract import TranslationError
-from connector.mapping import load_mapping
-from connector.model import EventType, Origin, PlannedTask, Stage
+from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.model import EventType, Origin, PlannedTask, Stage
 
 DOCUMENT = load_mapping("salesforce")
 LEAD = ObjectMapping.from_document(DOCUMENT, "Lead")

@@ -1,7 +1,7 @@
 """A faithful local HubSpot API (CRM v3/v4, properties, owners, pipelines, OAuth) for the demo,
 end-to-end tests and benchmarks, since real HubSpot is out of reach.
 
-    from adapters.hubspot.simulator import HubSpotSimulator
+    from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 
     with HubSpotSimulator(contacts=1000, seed=1) as sim:   # starts on 127.0.0.1:<free port>
         sim.base_url, sim.token      # where to point the adapter, and the private-app token

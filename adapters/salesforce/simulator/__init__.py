@@ -1,6 +1,6 @@
 """A faithful local Salesforce org for the demo, end-to-end tests and benchmarks.
 
-    from adapters.salesforce.simulator import SalesforceSimulator
+    from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 
     with SalesforceSimulator(records=2000, seed=1) as sim:   # TLS on 127.0.0.1:<free port>
         sim.instance_url, sim.login_url, sim.ca_bundle_path     # trust the CA via its bundle

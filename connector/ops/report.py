@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.contract import Adapter
-from connector.diff import normalise
-from connector.model import Contact, Stage
-from connector.state import StateStore
+from crm_qualify.connector.contract import Adapter
+from crm_qualify.connector.model import Contact, Stage
+from crm_qualify.connector.sync.diff import normalise
+from crm_qualify.connector.sync.state import StateStore
 
 FUNNEL = [Stage.LEAD, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
 SLA_HOURS = {"hot_call": 24, "mql_handoff": 48}

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import IO
 
-from connector.engine import BatchReport
+from crm_qualify.connector.sync.engine import BatchReport
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from connector.model import Contact, Decision
-from connector.planning import plan_tasks
-from connector.qualification import computed_stage, customer_type, needs_renurture, temperature
-from connector.rules import Rules
-from connector.scoring import compile_rules, score_contact
+from crm_qualify.connector.decision.planning import plan_tasks
+from crm_qualify.connector.decision.qualification import (
+    computed_stage,
+    customer_type,
+    needs_renurture,
+    temperature,
+)
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.decision.scoring import compile_rules, score_contact
+from crm_qualify.connector.model import Contact, Decision
 
 
 def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:

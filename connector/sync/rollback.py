@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.contract import Adapter, AdapterError
-from connector.diff import same
-from connector.model import FieldUpdate, RecordUpdate
-from connector.state import (
+from crm_qualify.connector.contract import Adapter, AdapterError
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate
+from crm_qualify.connector.sync.diff import same
+from crm_qualify.connector.sync.state import (
     LEASE_SECONDS,
     TASK_CLOSED,
     TASK_CREATED,

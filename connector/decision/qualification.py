@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from connector.model import Contact, CriterionStatus, EventType, Origin, Stage, Temperature
-from connector.rules import Rules
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import (
+    Contact,
+    CriterionStatus,
+    EventType,
+    Origin,
+    Stage,
+    Temperature,
+)
 
 _STATUS_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
 

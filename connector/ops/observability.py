@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from crm_qualify.connector.contract import ApiUsage
+from crm_qualify.connector.sync.engine import RunSummary
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,9 +25,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from connector.contract import ApiUsage
-from connector.engine import RunSummary
 
 ERROR_COUNTS = {"read_errors": "read", "write_errors": "write", "task_errors": "task"}
 

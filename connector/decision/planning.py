@@ -9,8 +9,15 @@ from __future__ import annotations
 import zlib
 from datetime import datetime, timedelta
 
-from connector.model import Contact, PlannedTask, Reason, Stage, Temperature, format_reasons
-from connector.rules import FollowUpRules
+from crm_qualify.connector.decision.rules import FollowUpRules
+from crm_qualify.connector.model import (
+    Contact,
+    PlannedTask,
+    Reason,
+    Stage,
+    Temperature,
+    format_reasons,
+)
 
 KEY_PREFIX = "crmq:"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from connector.report import FUNNEL, Report
+from crm_qualify.connector.ops.report import FUNNEL, Report
 
 STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from connector.model import Contact, EventType, Reason, Score
-from connector.rules import Rules, rules_version
+from crm_qualify.connector.decision.rules import Rules, rules_version
+from crm_qualify.connector.model import Contact, EventType, Reason, Score
 
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 _PLACEHOLDER_NAMES = frozenset({"test", "asdf", "xxx", "none", "n/a", "na", "unknown", "aaa"})

@@ -15,13 +15,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.contract import Adapter, AdapterError, AuthError, BudgetExhausted, ContactBatch
-from connector.decide import decide
-from connector.diff import Skip, plan_update
-from connector.logs import run_context
-from connector.model import Contact, Decision, PlannedTask, RecordUpdate
-from connector.settings import Settings
-from connector.state import StateStore
+from crm_qualify.connector.contract import (
+    Adapter,
+    AdapterError,
+    AuthError,
+    BudgetExhausted,
+    ContactBatch,
+)
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
+from crm_qualify.connector.ops.logs import run_context
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.diff import Skip, plan_update
+from crm_qualify.connector.sync.state import StateStore
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,8 @@ import hashlib
 from functools import cached_property
 from typing import Any, Literal
 
+from crm_qualify.connector.model import CriterionStatus, EventType
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
-
-from connector.model import CriterionStatus, EventType
 
 
 class _Rules(BaseModel):

@@ -19,13 +19,12 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-
-from connector.engine import BatchReport, RunOptions, RunSummary, SyncEngine
-from connector.logs import redact, run_context
-from connector.observability import Health, Metrics
-from connector.progress import Progress
-from connector.settings import ScheduleSettings
-from connector.state import LEASE_SECONDS, lock_holder, sync_lock_name
+from crm_qualify.connector.ops.logs import redact, run_context
+from crm_qualify.connector.ops.observability import Health, Metrics
+from crm_qualify.connector.ops.progress import Progress
+from crm_qualify.connector.settings import ScheduleSettings
+from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
+from crm_qualify.connector.sync.state import LEASE_SECONDS, lock_holder, sync_lock_name
 
 log = logging.getLogger(__name__)
 

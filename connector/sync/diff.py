@@ -12,8 +12,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.model import Contact, Decision, FieldUpdate, RecordUpdate, Stage
-from connector.settings import FieldPolicy
+from crm_qualify.connector.model import Contact, Decision, FieldUpdate, RecordUpdate, Stage
+from crm_qualify.connector.settings import FieldPolicy
 
 PASSENGER_FIELDS = frozenset({"scored_at"})
 """Fields written only alongside a real change."""

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from connector.contract import BudgetExhausted
+from crm_qualify.connector.contract import BudgetExhausted
 
 
 class RateBudget:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.model import PlannedTask, RecordUpdate
+from crm_qualify.connector.model import PlannedTask, RecordUpdate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (

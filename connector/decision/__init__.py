@@ -1,0 +1,1 @@
+"""Pure decision functions: rules, scoring, qualification, planning, decide."""

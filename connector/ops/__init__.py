@@ -1,0 +1,1 @@
+"""Running it: scheduler, health and metrics, logs, progress, reports."""

@@ -1,0 +1,1 @@
+"""The sync machinery: engine, diff, state store, rollback, rate limits, retries."""

@@ -1,0 +1,38 @@
+"""The wheel installs one import name, `crm_qualify`, so nothing of ours shadows or is shadowed
+by the package index's `adapters` or `mappings` distributions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_has_one_top_level_name(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("crm_qualify-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {
+        name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")
+    }
+    assert top == {"crm_qualify"}
+    assert "crm_qualify/mappings/hubspot.toml" in names
+    assert "crm_qualify/connector/sync/engine.py" in names
+    assert "crm_qualify/adapters/salesforce/simulator/soql.py" in names
