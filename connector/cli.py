@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from crm_qualify.connector.commands import COMMAND_MODULES
 from crm_qualify.connector.ops.logs import configure_logging
+from crm_qualify.connector.sync.state import StateStoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except SystemExit as exc:  # a handler's "stop here" (configuration errors): keep the code
         return exc.code if isinstance(exc.code, int) else 1
+    except StateStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -13,6 +13,12 @@ Rules every adapter follows:
 - Never raise for one bad record: return a per-record `WriteResult` / `TaskResult` with the
   CRM's message. Raise `AuthError`, `ConfigError`, `BudgetExhausted` or `AdapterError` only for
   failures of the whole call.
+- Hand records to the core untranslated (`ContactBatch.raw`): the core calls each
+  `RawContact.translate` and turns any exception into a per-record error, so one bad value
+  can never stop a run.
+- Never send a create twice blindly: a create whose outcome is unknown (timeout, lost answer,
+  5xx after sending) comes back as `TaskResult(uncertain=True)`; the core looks the key up
+  (`find_tasks`) before anything is sent again.
 - Never log or put secrets in exceptions or reprs.
 """
 
@@ -47,6 +53,12 @@ class BudgetExhausted(AdapterError):
     """The API budget (daily allocation or our reserve) is spent: stop cleanly, resume later."""
 
 
+class OutcomeUnknown(AdapterError):
+    """A call that is not safe to repeat failed in a way that may have reached the CRM (timeout,
+    lost answer, 5xx after sending). Raised by `call_with_retries(..., idempotent=False)`;
+    adapters turn it into `TaskResult(uncertain=True)` for every task the call carried."""
+
+
 class TranslationError(ValueError):
     """A CRM value an adapter cannot translate: it names the CRM field, so the engine can
     report the record and field (`RecordError`) while the rest of the batch goes on."""
@@ -77,41 +89,73 @@ class FieldInfo:
 
 
 @dataclass(frozen=True)
+class RawContact:
+    """One CRM record, not yet translated: the core calls `translate` inside its own guard.
+
+    `record` names it in errors ("contact/123"); `key` is its (object_type, id) when the raw
+    record has a usable id, so a failure can be retried by re-reading it.
+    """
+
+    record: str
+    translate: Callable[[], Contact]
+    key: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class ContactBatch:
     """Contacts read together, and the cursor to store once their writes are acknowledged.
 
     `cursor` is opaque to the core (the adapter encodes its own position); `None` means the
-    batch does not move the cursor (e.g. a re-read of specific ids).
+    batch does not move the cursor (e.g. a re-read of specific ids). Adapters put records in
+    `raw` (translated by the core, one guard per record); `contacts` holds records that are
+    canonical already (an in-memory adapter, a test).
     """
 
-    contacts: Sequence[Contact]
-    cursor: str | None
+    contacts: Sequence[Contact] = ()
+    cursor: str | None = None
     errors: Sequence[RecordError] = ()
+    raw: Sequence[RawContact] = ()
 
 
 @dataclass(frozen=True)
 class RecordError:
-    """A record the adapter could not translate: named by record and field, the batch goes on."""
+    """A record the adapter could not read or translate: named by record and CRM field; the
+    batch goes on. `key` (object_type, id), when known, lets the core re-read it next run;
+    `transient` says whether that is likely to help (a 207 row on a batch read) or whether
+    it needs attention (a value the mapping cannot translate)."""
 
     record: str
     field: str | None
     message: str
+    key: tuple[str, str] | None = None
+    transient: bool = False
 
 
 @dataclass(frozen=True)
 class WriteResult:
+    """One record's write. `retryable` False means the CRM refused the value itself (a
+    restricted picklist, a validation rule): it needs attention, not a quick retry. `field`
+    names the CRM field the CRM blamed, when it said."""
+
     contact_id: str
     ok: bool
     error: str | None = None
     retryable: bool = True
+    field: str | None = None
 
 
 @dataclass(frozen=True)
 class TaskResult:
+    """One task's create. `uncertain`: the create may or may not have landed; the core looks
+    the key up before it sends anything again. `retryable` and `field` as for `WriteResult`."""
+
     key: str
     ok: bool
     crm_id: str | None = None
     error: str | None = None
+    uncertain: bool = False
+    retryable: bool = True
+    field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +229,11 @@ class Adapter(Protocol):
         """CRM ids of tasks that already carry one of these keys (for uncertain creations)."""
         ...
 
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        """(key, CRM id) of every task in the CRM that carries a crm-qualify key, so a new or
+        empty state store rebuilds its ledger before planning anything."""
+        ...
+
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
         """Delete or close tasks we created (rollback); `key` of each result is the CRM id."""
         ...
@@ -225,6 +274,7 @@ REQUIRED_METHODS: tuple[str, ...] = (
     "write_updates",
     "create_tasks",
     "find_tasks",
+    "existing_task_keys",
     "close_tasks",
     "fetch_outcomes",
     "usage",
@@ -249,6 +299,8 @@ __all__ = [
     "DemoEnvironment",
     "FieldInfo",
     "Outcome",
+    "OutcomeUnknown",
+    "RawContact",
     "RecordError",
     "REQUIRED_METHODS",
     "TaskResult",

@@ -137,6 +137,10 @@ class MemoryAdapter:
         self._count("find_tasks")
         return {t.key: crm_id for crm_id, t in self.tasks.items() if t.key in keys}
 
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        self._count("existing_task_keys")
+        yield from ((t.key, crm_id) for crm_id, t in self.tasks.items())
+
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
         self._count("close_tasks")
         self.closed_tasks.update(crm_ids)

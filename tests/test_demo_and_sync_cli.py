@@ -64,7 +64,7 @@ def test_sync_waits_its_turn_while_the_daemon_or_a_rollback_holds_the_lease(
         store = StateStore(tmp_path / "state.sqlite")
         assert store.acquire_lock(sync_lock_name("default"), "daemon-x", LEASE_SECONDS, time.time())
         assert main(["sync", "--once", "--config", config]) == 1
-        assert "another sync or rollback" in capsys.readouterr().err
+        assert "'daemon-x' holds the sync lease of default until" in capsys.readouterr().err
         assert sim.stats.writes == 0
         assert main(["sync", "--once", "--dry-run", "--config", config]) == 0, "dry runs may"
         store.release_lock(sync_lock_name("default"), "daemon-x")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from crm_qualify.connector.contract import BudgetExhausted
+from crm_qualify.connector.contract import BudgetExhausted, OutcomeUnknown
 from crm_qualify.connector.sync.ratelimit import DailyBudget, RateBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
 
@@ -50,7 +50,7 @@ def test_daily_budget_keeps_a_reserve():
 
 
 def test_status_table():
-    assert status_failure(429, 2.0) == Failure(True, 2.0, "throttled")
+    assert status_failure(429, 2.0) == Failure(True, 2.0, "throttled", unprocessed=True)
     assert status_failure(503).transient
     assert status_failure(None).transient
     for status in (400, 401, 403, 404):
@@ -86,4 +86,41 @@ def test_retries_transient_failures_only():
 
     with pytest.raises(Boom):
         call_with_retries(invalid, classify)
+    assert len(calls) == 1
+
+
+def test_a_create_is_retried_only_when_it_certainly_did_not_land():
+    def classify(exc: BaseException) -> Failure:
+        return status_failure(getattr(exc, "status", None), retry_after=0.0)
+
+    calls = []
+
+    def throttled_then_ok():
+        calls.append(1)
+        if len(calls) < 3:
+            raise Boom(429)
+        return "created"
+
+    assert call_with_retries(throttled_then_ok, classify, idempotent=False) == "created"
+    assert len(calls) == 3
+
+    for status in (500, 502, 503, None):
+        calls.clear()
+
+        def ambiguous(status=status):
+            calls.append(1)
+            raise Boom(status) if status else ConnectionResetError("reset after sending")
+
+        with pytest.raises(OutcomeUnknown):
+            call_with_retries(ambiguous, classify, idempotent=False)
+        assert len(calls) == 1, f"a create answered {status} is never sent twice"
+
+    calls.clear()
+
+    def refused():
+        calls.append(1)
+        raise Boom(400)
+
+    with pytest.raises(Boom):
+        call_with_retries(refused, classify, idempotent=False)
     assert len(calls) == 1

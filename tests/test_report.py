@@ -56,6 +56,8 @@ def trail(path) -> StateStore:
             task("crmq:contact:c:hot_call:2026-W60", "hot_call", NOW + day),
         ],
     )
+    created = [(t.key, f"T{n}") for n, t in enumerate(store.all_tasks("default"))]
+    store.mark_tasks_created("default", created)
     store.finish_run(run, "ok", {}, [])
     return store
 
@@ -77,7 +79,7 @@ def test_funnel_conversion_time_in_stage_scores_and_sla(tmp_path):
     assert dict(report.scores)["80-89"] == 1 and dict(report.scores)["60-69"] == 1
     assert report.temperatures == {"hot": 1, "warm": 1, "cold": 1}
     assert report.sla["hot_call"] == {
-        "target_hours": 24, "created": 2, "due_by_now": 1, "escalated": 1, "on_time_rate": 0.0,
+        "target_hours": 24, "created": 2, "due_by_now": 1, "escalated": 1, "on_time_rate": 0.0, "not_yet_in_crm": 0,
     }  # fmt: skip
     assert report.sla["mql_handoff"]["on_time_rate"] == 1.0
 

@@ -13,8 +13,8 @@ from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
-from crm_qualify.connector.sync.rollback import RollbackError, rollback, sync_lock_name
-from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore
+from crm_qualify.connector.sync.rollback import RollbackError, rollback
+from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore, sync_lock_name
 
 from tests.hubspot.conftest import make_adapter
 from tests.memory_adapter import MemoryAdapter
@@ -110,7 +110,7 @@ def test_memory_rollback_is_a_run_in_the_audit_trail_and_rerunning_changes_nothi
 def test_memory_rollback_waits_for_a_running_sync(memory):
     adapter, store, run_id, _ = memory
     assert store.acquire_lock(sync_lock_name("default"), "daemon", 600, 0.0)
-    with pytest.raises(RollbackError, match="sync of default is running"):
+    with pytest.raises(RollbackError, match="holds the sync lease of default"):
         rollback(adapter, store, "default", run_id, clock=lambda: 1.0)
     preview = rollback(adapter, store, "default", run_id, dry_run=True, clock=lambda: 1.0)
     assert preview.counts["fields"] > 0, "a dry run writes nothing, so it needs no lease"

@@ -161,12 +161,12 @@ def test_a_crashed_run_is_recorded_failed_and_the_next_one_resumes(tmp_path, cap
     adapter = CrashingAdapter(contacts(4))
     runner = daemon(tmp_path / "state.sqlite", adapter)
     store = runner.engine.store
-    assert runner.sync_once() is None
+    assert runner.sync_once().status == "failed"
     (crashed,) = store.runs()
     assert crashed.status == "failed" and "RuntimeError: disk full" in crashed.errors[0]
     assert "pat-canary-0042" not in crashed.errors[0]
     assert runner.health.report()[0] == 503
-    assert runner.metrics.errors.labels("crash")._value.get() == 1
+    assert runner.metrics.errors.labels("run")._value.get() == 1
     assert store.acquire_lock(runner.lock_name, "someone-else", 60, time.time()), "released"
     store.release_lock(runner.lock_name, "someone-else")
     assert runner.sync_once().status == "ok"

@@ -4,6 +4,7 @@ from crm_qualify.connector.commands import (
     config,
     demo,
     doctor,
+    errors,
     report,
     run,
     runs,
@@ -13,4 +14,4 @@ from crm_qualify.connector.commands import (
     sync,
 )
 
-COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, report, doctor, simulate)
+COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, errors, report, doctor, simulate)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 from crm_qualify.connector.commands.common import (
@@ -15,7 +14,8 @@ from crm_qualify.connector.commands.common import (
 )
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, SyncEngine
-from crm_qualify.connector.sync.state import LEASE_SECONDS, StateStore, lock_holder, sync_lock_name
+from crm_qualify.connector.sync.lease import Lease, LeaseHeld
+from crm_qualify.connector.sync.state import StateStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,21 +97,19 @@ def run(args: argparse.Namespace) -> int:
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     progress = Progress(sys.stderr)
-    lock, holder = sync_lock_name(settings.crm.instance), lock_holder("sync")
-    if not args.dry_run and not store.acquire_lock(lock, holder, LEASE_SECONDS, time.time()):
-        store.close()
-        print(
-            f"another sync or rollback of {settings.crm.instance} is running (the daemon?);"
-            " nothing was done, try again when it ends",
-            file=sys.stderr,
-        )
-        return 1
+    lease = Lease(store, settings.crm.instance, "sync")
+    if not args.dry_run:
+        try:
+            lease.acquire()
+        except LeaseHeld as held:
+            store.close()
+            print(held, file=sys.stderr)
+            return 1
 
     def on_batch(report: BatchReport) -> None:
         if args.dry_run:
             print_diff(report, args.json)
         else:
-            store.acquire_lock(lock, holder, LEASE_SECONDS, time.time())  # renew the lease
             progress.batch(report)
 
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
@@ -121,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         summary = engine.run(options)
     finally:
         if not args.dry_run:
-            store.release_lock(lock, holder)
+            lease.release()
         store.close()
     if progress.interactive and progress.read:
         print(file=sys.stderr)

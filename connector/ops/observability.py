@@ -83,6 +83,17 @@ class Metrics:
         self.duration = Gauge(
             "crmq_last_run_duration_seconds", "How long the last run took.", registry=r
         )
+        self.attention = Gauge(
+            "crmq_records_needing_attention",
+            "Records whose last error was not transient (crm-qualify errors lists them).",
+            registry=r,
+        )
+        self.owed = Gauge(
+            "crmq_tasks_owed",
+            "Follow-up tasks a decision owes that the CRM does not have yet.",
+            ["state"],
+            registry=r,
+        )
 
     def observe(self, summary: RunSummary, usage: ApiUsage, seconds: float) -> None:
         counts = summary.counts
@@ -99,6 +110,12 @@ class Metrics:
         if summary.status in ("ok", "partial"):
             self.last_success.set_to_current_time()
         self.duration.set(seconds)
+
+    def observe_backlog(self, attention: int, owed: int, pending: int) -> None:
+        """After each run: what is still to be settled."""
+        self.attention.set(attention)
+        self.owed.labels("owed").set(owed)
+        self.owed.labels("unknown_outcome").set(pending)
 
     def observe_usage(self, usage: ApiUsage) -> None:
         """Between batches, so a long first read shows its API use as it goes."""

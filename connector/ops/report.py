@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.model import Contact, Stage
 from crm_qualify.connector.sync.diff import normalise
-from crm_qualify.connector.sync.state import StateStore
+from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CREATED, StateStore
 
 FUNNEL = [Stage.LEAD, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
 SLA_HOURS = {"hot_call": 24, "mql_handoff": 48}
@@ -39,6 +40,8 @@ class Report:
     sla: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     runs: int = 0
     source: str = "audit trail"
+    attention: list[dict] = field(default_factory=list)
+    """Records whose last error was not transient (`crm-qualify errors`)."""
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +57,7 @@ class Report:
             "score_distribution": dict(self.scores),
             "temperatures": dict(self.temperatures),
             "follow_up_sla": self.sla,
+            "records_needing_attention": self.attention,
         }
 
 
@@ -89,7 +93,7 @@ def crm_snapshot(adapter: Adapter, now: datetime) -> CrmSnapshot:
     """One full read of the CRM (it costs what a full sync's reads cost)."""
     snapshot = CrmSnapshot()
     for batch in adapter.read_changed(None, until=now):
-        snapshot.add(batch.contacts)
+        snapshot.add(translate_batch(batch)[0])
     return snapshot
 
 
@@ -109,6 +113,7 @@ def build_report(
 ) -> Report:
     now = now or datetime.now(UTC)
     report = Report(instance, now, runs=len(store.runs(instance, limit=1_000_000)))
+    report.attention = [record.__dict__ for record in store.attention(instance)]
     stage: dict[tuple[str, str], str] = {}
     highest: dict[tuple[str, str], int] = {}
     entered: dict[tuple[str, str], datetime] = {}
@@ -170,7 +175,8 @@ def _sla(
     escalated = {t.key.removesuffix(":escalation") for t in tasks if t.kind == "escalation"}
     result = {}
     for kind, hours in SLA_HOURS.items():
-        mine = [t for t in tasks if t.kind == kind]
+        planned = [t for t in tasks if t.kind == kind]
+        mine = [t for t in planned if t.status in (TASK_CREATED, TASK_CLOSED)]
         due = [t for t in mine if t.due and _time(t.due) <= now]
         late = [t for t in due if t.key in escalated]
         result[kind] = {
@@ -179,6 +185,7 @@ def _sla(
             "due_by_now": len(due),
             "escalated": len(late),
             "on_time_rate": round(1 - len(late) / len(due), 3) if due else None,
+            "not_yet_in_crm": len(planned) - len(mine),
         }
         if completed is not None:
             result[kind]["done_in_crm"] = sum(1 for t in mine if t.key in completed)
@@ -217,5 +224,12 @@ def text_report(report: Report) -> str:
             f" {row['due_by_now']} due, {row['escalated']} late,"
             f" on time {'-' if rate is None else f'{rate:.0%}'}"
             + (f", {row['done_in_crm']} done in the CRM" if "done_in_crm" in row else "")
+            + (f", {row['not_yet_in_crm']} owed" if row.get("not_yet_in_crm") else "")
+        )
+    lines += ["", f"records needing attention: {len(report.attention)} (crm-qualify errors)"]
+    for record in report.attention[:10]:
+        lines.append(
+            f"  {record['object_type']}/{record['contact_id']} {record['field'] or 'record'}:"
+            f" {record['reason']}"
         )
     return "\n".join(lines)

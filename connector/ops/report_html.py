@@ -55,6 +55,19 @@ def _percent(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.0%}"
 
 
+def _attention(records: list[dict]) -> str:
+    """The first records the CRM refused or we could not translate, each with its field."""
+    if not records:
+        return '<p class="sub">None: every record was read and written.</p>'
+    rows = "".join(
+        f"<tr><td>{escape(r['object_type'])}/{escape(r['contact_id'])}</td>"
+        f"<td>{escape(r['field'] or 'record')}</td><td>{escape(r['reason'])}</td></tr>"
+        for r in records[:50]
+    )
+    more = f'<p class="sub">… and {len(records) - 50} more.</p>' if len(records) > 50 else ""
+    return f"<table><tr><th>record</th><th>field</th><th>why</th></tr>{rows}</table>{more}"
+
+
 def _sla_card(kind: str, row: dict) -> str:
     return (
         f'<div class="card"><div>{escape(kind.replace("_", " "))} within'
@@ -95,6 +108,7 @@ def html_report(report: Report) -> str:
 <h2>Follow-up SLAs</h2><div class="grid">{sla_cards}</div>
 <h2>Scores</h2>{_columns(report.scores)}
 <h2>Temperature</h2>{_hbars(temperatures)}
+<h2>Records needing attention: {len(report.attention)}</h2>{_attention(report.attention)}
 <p class="sub">From the {escape(report.source)}. A follow-up counts as late when it was still open
 past its due time when a run looked (it was escalated).</p>
 </body></html>

@@ -24,7 +24,13 @@ from crm_qualify.connector.ops.observability import Health, Metrics
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.settings import ScheduleSettings
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
-from crm_qualify.connector.sync.state import LEASE_SECONDS, lock_holder, sync_lock_name
+from crm_qualify.connector.sync.lease import Lease, LeaseHeld
+from crm_qualify.connector.sync.state import (
+    TASK_OWED,
+    TASK_PENDING,
+    StateStoreError,
+    sync_lock_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,6 @@ class Daemon:
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
-        self.holder = lock_holder("daemon")
         self.lock_name = sync_lock_name(self.engine.instance)
         self.idle = threading.Event()
         self.idle.set()
@@ -127,11 +132,13 @@ class Daemon:
     def sync_once(self) -> RunSummary | None:
         """One run under the lease; None when another process holds it (not an error) or
         when the run crashed (logged, counted, and /healthz turns 503)."""
-        store = self.engine.store
         if self.engine.stop.is_set():
             return None
-        if not store.acquire_lock(self.lock_name, self.holder, LEASE_SECONDS, self.clock()):
-            log.info("another process is syncing %s; this run is skipped", self.engine.instance)
+        lease = Lease(self.engine.store, self.engine.instance, "daemon", clock=self.clock)
+        try:
+            lease.acquire()
+        except LeaseHeld as held:
+            log.info("this run is skipped: %s", held)
             if self.health:
                 self.health.record("skipped")
             return None
@@ -145,7 +152,7 @@ class Daemon:
             self._crashed(exc)
             return None
         finally:
-            store.release_lock(self.lock_name, self.holder)
+            lease.release()
             if self.progress:
                 self.progress.finish()
             self.idle.set()
@@ -153,9 +160,22 @@ class Daemon:
             self.metrics.observe(
                 summary, self.engine.adapter.usage(), time.perf_counter() - started
             )
+            self._observe_backlog()
         if self.health:
             self.health.record(summary.status)
         return summary
+
+    def _observe_backlog(self) -> None:
+        store, instance = self.engine.store, self.engine.instance
+        try:
+            attention = len(store.attention(instance))
+            owed = len(store.tasks_in(instance, TASK_OWED))
+            pending = len(store.tasks_in(instance, TASK_PENDING))
+        except StateStoreError as exc:
+            log.error("cannot read the backlog for /metrics: %s", exc)
+            return
+        if self.metrics:
+            self.metrics.observe_backlog(attention, owed, pending)
 
     def _crashed(self, error: Exception) -> None:
         """An error the engine does not classify (a bug, a full disk): its run is recorded as
@@ -178,7 +198,6 @@ class Daemon:
             self.health.record("failed")
 
     def _on_batch(self, report: BatchReport) -> None:
-        self.engine.store.acquire_lock(self.lock_name, self.holder, LEASE_SECONDS, self.clock())
         if self.metrics:
             self.metrics.observe_usage(self.engine.adapter.usage())
         if self.progress:

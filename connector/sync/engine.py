@@ -1,37 +1,63 @@
-"""One sync run: read -> score and decide -> diff -> write -> record, one batch at a time.
+"""One sync run: read -> decide -> diff -> write -> record, one batch at a time.
 
-The engine holds one batch in memory, saves the adapter's cursor only after that batch's writes
-are acknowledged, records every field write in the audit trail, and creates each planned task
-at most once: the key is recorded as pending before the create call, so after a crash an
-uncertain key is looked up in the CRM instead of being created again.
+Every CRM write follows one protocol, the same for every adapter:
+1. intend: the batch's field changes (with their old values) and the tasks it owes are
+   recorded in the state store, in one transaction, before anything is sent;
+2. send: field updates, then task creations (each task key marked `pending` just before);
+3. acknowledge: each result is recorded; a task whose outcome is unknown stays `pending`.
+A run that dies anywhere leaves intents the next run settles before it plans anything new:
+unacknowledged field writes are re-read and marked landed or not, pending task keys are looked
+up in the CRM (never blindly resent), and owed tasks are created. A state-store failure stops
+the run before its next CRM call, so nothing reaches the CRM that the audit trail lacks.
+
+The engine also owns per-record isolation: it translates each raw record and decides each
+contact inside its own guard, so one bad value becomes a per-record error naming the record
+and CRM field, and the batch goes on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 
 from crm_qualify.connector.contract import (
     Adapter,
     AdapterError,
-    AuthError,
     BudgetExhausted,
     ContactBatch,
+    RecordError,
+    TaskResult,
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
-from crm_qualify.connector.ops.logs import run_context
+from crm_qualify.connector.ops.logs import redact, run_context
 from crm_qualify.connector.settings import Settings
-from crm_qualify.connector.sync.diff import Skip, plan_update
-from crm_qualify.connector.sync.state import StateStore
+from crm_qualify.connector.sync.diff import Skip, plan_update, same
+from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.state import (
+    TASK_OWED,
+    TASK_PENDING,
+    WRITE_ACKED,
+    WRITE_FAILED,
+    AuditWrite,
+    StateStore,
+    StateStoreError,
+)
 
 log = logging.getLogger(__name__)
 
 CONTACTS_STREAM = "contacts"
+LEDGER_KEY = "task_ledger_rebuilt_at"
+OWED_RETRY_ATTEMPTS = 5
+"""Owed tasks are resent at each run start until this many failures; after that only when
+their contact is decided again (a configuration change or the attention backoff)."""
+LOOKUP_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,24 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Problems:
+    """Per-record failures of one batch, sorted by what the next run does about them."""
+
+    retry: list[tuple[str, str, str]] = field(default_factory=list)
+    attention: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+
+    def add(
+        self, key: tuple[str, str] | None, transient: bool, field: str | None, why: str
+    ) -> None:
+        if key is None:
+            return
+        if transient:
+            self.retry.append((*key, why))
+        else:
+            self.attention.append((*key, field, why))
+
+
 class SyncEngine:
     """Runs syncs of one adapter instance against one state store."""
 
@@ -85,49 +129,148 @@ class SyncEngine:
         self.instance = settings.crm.instance
         self.on_batch = on_batch
         self.stop = stop or threading.Event()
+        self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
+        self._fingerprints: dict[str, str] = {}
+        self._config_hash = ""
+        self._run_id = ""
 
+    # the run -----------------------------------------------------------------------------
     def run(self, options: RunOptions | None = None) -> RunSummary:
+        """One run. Once it is recorded as started it never raises for a CRM, state or
+        programming error: it ends `failed` (or `stopped` when the API budget is spent) with
+        its reason recorded. A state store that cannot even record the start raises
+        `StateStoreError` before any CRM call."""
         options = options or RunOptions()
         now = options.now or datetime.now(UTC)
         run_id = self.store.start_run(self.instance, mode=options.mode, dry_run=options.dry_run)
         summary = RunSummary(run_id=run_id, status="ok", dry_run=options.dry_run)
+        self._run_id = run_id
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
-                if not options.dry_run:
-                    self._recover_pending_tasks(run_id, summary)
+                self._prepare(options, summary)
                 self._run_batches(options, now, summary)
-            except (AuthError, BudgetExhausted, AdapterError) as exc:
-                summary.status = "stopped" if isinstance(exc, BudgetExhausted) else "failed"
-                summary.errors.append(f"{type(exc).__name__}: {exc}")
-                log.error("run %s: %s", summary.status, exc)
+            except BudgetExhausted as exc:
+                self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")
+            except (AdapterError, StateStoreError) as exc:
+                self._end(summary, "failed", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:
+                log.exception("run failed on an unexpected error")
+                self._end(summary, "failed", f"unexpected {type(exc).__name__}: {exc}")
             if summary.status == "ok" and summary.errors:
                 summary.status = "partial"
             if self.stop.is_set() and summary.status in ("ok", "partial"):
                 summary.status = "interrupted"
-            self.store.finish_run(run_id, summary.status, dict(summary.counts), summary.errors)
-            log.info("run %s: %s", summary.status, dict(summary.counts))
+            try:
+                self.store.finish_run(run_id, summary.status, dict(summary.counts), summary.errors)
+            except StateStoreError as exc:
+                log.error("the run's end could not be recorded: %s", exc)
+                summary.status = "failed"
+                summary.errors.append(f"StateStoreError: {exc}")
+            log.info("run %s: %s", summary.status, _counts_text(summary.counts))
         return summary
 
+    @staticmethod
+    def _end(summary: RunSummary, status: str, reason: str) -> None:
+        summary.status = status
+        summary.errors.append(redact(reason))
+        log.error("run %s: %s", status, redact(reason))
+
+    def _prepare(self, options: RunOptions, summary: RunSummary) -> None:
+        """Before planning anything new: crashed runs named, the task ledger known, what a
+        dead run left in flight settled."""
+        if options.dry_run:
+            return
+        crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
+        if crashed:
+            log.warning("marked %d run(s) left running by a dead process as crashed", len(crashed))
+        self._rebuild_ledger(summary)
+        self._open_intents = self.store.open_intents(self.instance)
+        self._fingerprints = {}
+        config = self.settings.model_dump_json(exclude={"adapters"}) + _mapping_text(self.settings)
+        self._config_hash = hashlib.sha256(config.encode()).hexdigest()
+        self._settle_pending_tasks(summary)
+        owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
+        if owed:
+            log.info("creating %d owed task(s) left by earlier runs", len(owed))
+            report = BatchReport()
+            self._send_tasks(owed, report, summary.counts, _Problems())
+            summary.errors.extend(report.errors)
+
+    def _rebuild_ledger(self, summary: RunSummary) -> None:
+        """A new or emptied state store learns which task keys the CRM already carries, so a
+        second state file on the same portal creates no duplicate."""
+        if self.store.get_meta(self.instance, LEDGER_KEY):
+            return
+        found = self.store.record_existing_tasks(self.instance, self.adapter.existing_task_keys())
+        self.store.set_meta(self.instance, LEDGER_KEY, datetime.now(UTC).isoformat())
+        summary.counts["tasks_found_in_crm"] += found
+        if found:
+            log.info("task ledger rebuilt from the CRM: %d task key(s) already there", found)
+
+    def _settle_pending_tasks(self, summary: RunSummary) -> None:
+        """Creations sent but never acknowledged: the CRM is asked, never blindly re-sent."""
+        pending = self.store.tasks_in(self.instance, TASK_PENDING)
+        if not pending:
+            return
+        found: dict[str, str] = {}
+        keys = [task.key for task in pending]
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            found.update(self.adapter.find_tasks(keys[start : start + LOOKUP_CHUNK]))
+        self.store.mark_tasks_created(self.instance, list(found.items()))
+        missing = [(key, "not in the CRM after an unknown outcome") for key in keys]
+        self.store.mark_tasks_owed(self.instance, [m for m in missing if m[0] not in found])
+        summary.counts["tasks_recovered"] += len(found)
+        log.info(
+            "settled %d unacknowledged task creation(s): %d found in the CRM, %d owed",
+            len(pending),
+            len(found),
+            len(pending) - len(found),
+        )
+
+    def _fingerprint(self, object_type: str) -> str:
+        """What a record needing attention is retried on: the core configuration, the
+        mapping, and the CRM's description of its object type (one look-up per type)."""
+        if object_type not in self._fingerprints:
+            digest = hashlib.sha256(self._config_hash.encode())
+            try:
+                fields = self.adapter.describe_fields(object_type)
+            except AdapterError:
+                fields = {}
+            for name in sorted(fields):
+                info = fields[name]
+                digest.update(f"{name}:{info.type}:{info.writable}:{info.options}".encode())
+            self._fingerprints[object_type] = digest.hexdigest()[:16]
+        return self._fingerprints[object_type]
+
+    # reading ------------------------------------------------------------------------------
     def _batches(self, options: RunOptions, now: datetime) -> Iterator[ContactBatch]:
         if options.contact_ids is not None:
             yield from self.adapter.read_contacts(options.contact_ids)
             return
-        retries = self.store.retries(self.instance)[: self.settings.sync.max_retry_records]
-        if retries:
-            log.info("re-reading %d records whose last write failed", len(retries))
-            yield from self.adapter.read_contacts(retries)
+        again = list(self._open_intents)
+        types = {record.object_type for record in self.store.attention(self.instance)}
+        fingerprints = {object_type: self._fingerprint(object_type) for object_type in types}
+        retries = self.store.retries(self.instance, fingerprints=fingerprints, now=now)
+        again += [key for key in retries if key not in self._open_intents]
+        again = again[: self.settings.sync.max_retry_records]
+        if again:
+            log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
+            yield from self.adapter.read_contacts(again)
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
         yield from self.adapter.read_changed(cursor, until=now)
 
     def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
         remaining = options.limit
         for batch in self._batches(options, now):
-            contacts = list(batch.contacts)
+            report = BatchReport()
+            problems = _Problems()
+            contacts = self._translate(batch, report, problems)
             if remaining is not None:
                 contacts = contacts[:remaining]
                 remaining -= len(contacts)
-            report = self._process(contacts, batch, now, options, summary)
+            report.contacts = contacts
+            self._process(contacts, batch, now, options, summary, report, problems)
             summary.errors.extend(report.errors)
             if self.on_batch:
                 self.on_batch(report)
@@ -137,6 +280,20 @@ class SyncEngine:
                 log.info("stop requested: checkpoint saved, ending the run")
                 break
 
+    def _translate(
+        self, batch: ContactBatch, report: BatchReport, problems: _Problems
+    ) -> list[Contact]:
+        contacts, errors = translate_batch(batch)
+        for error in errors:
+            self._record_error(report, problems, error)
+        return contacts
+
+    @staticmethod
+    def _record_error(report: BatchReport, problems: _Problems, error: RecordError) -> None:
+        report.errors.append(f"{error.record}: {error.field or 'record'}: {error.message}")
+        problems.add(error.key, error.transient, error.field, error.message)
+
+    # one batch -----------------------------------------------------------------------------
     def _process(
         self,
         contacts: list[Contact],
@@ -144,66 +301,87 @@ class SyncEngine:
         now: datetime,
         options: RunOptions,
         summary: RunSummary,
-    ) -> BatchReport:
-        report = BatchReport(contacts=contacts)
+        report: BatchReport,
+        problems: _Problems,
+    ) -> None:
         counts = summary.counts
         counts["read"] += len(contacts)
-        for error in batch.errors:
-            report.errors.append(f"{error.record}: {error.field or 'record'}: {error.message}")
-            counts["read_errors"] += 1
-        pairs = self._decide_all(contacts, now, report)
+        counts["read_errors"] += len(report.errors)
+        if not options.dry_run:
+            self._settle_intents(contacts)
+        pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
-        last_written = self.store.last_written(
-            self.instance, [(c.object_type, c.id) for c, _ in pairs]
-        )
-        policies = self.settings.fields
-        stages = getattr(self.adapter, "writable_stages", None)
-        for contact, decision in pairs:
-            update, skips = plan_update(
-                contact,
-                decision,
-                policies,
-                last_written.get((contact.object_type, contact.id), {}),
-                stages,
-            )
-            if update:
-                report.updates.append(update)
-            report.skips.extend((contact.label, skip) for skip in skips)
-            report.tasks.extend(decision.tasks)
+        self._plan(pairs, report)
         counts["fields_planned"] += sum(len(u.changes) for u in report.updates)
         counts["tasks_planned"] += len(report.tasks)
         counts["fields_held_back"] += len(report.skips)
         if options.dry_run:
-            return report
-        self._write(report, summary.run_id, counts)
-        self._create_tasks(report, summary.run_id, counts)
-        self.store.clear_retries(
-            self.instance,
-            [
-                key
-                for key in ((c.object_type, c.id) for c in contacts)
-                if key not in report.write_failed
-            ],
-        )
+            return
+        self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
+        self._write(report, summary.run_id, counts, problems)
+        self._send_tasks(self._owed(report.tasks), report, counts, problems)
+        self._record_problems(contacts, report, problems, now, counts)
         if batch.cursor is not None and options.limit is None:
             self.store.set_cursor(self.instance, CONTACTS_STREAM, batch.cursor)
-        return report
+
+    def _settle_intents(self, contacts: list[Contact]) -> None:
+        """A dead run's field intents for these records: landed if the CRM holds the value."""
+        outcomes: list[tuple[AuditWrite, bool]] = []
+        for contact in contacts:
+            writes = self._open_intents.pop((contact.object_type, contact.id), [])
+            outcomes += [(w, same(contact.owned.get(w.field), w.new)) for w in writes]
+        if outcomes:
+            self.store.settle_intent_fields(self.instance, outcomes)
 
     def _decide_all(
-        self, contacts: list[Contact], now: datetime, report: BatchReport
+        self, contacts: list[Contact], now: datetime, report: BatchReport, problems: _Problems
     ) -> list[tuple[Contact, Decision]]:
         pairs = []
         for contact in contacts:
             try:
                 decision = decide(contact, self.settings.rules, now)
-            except (ValueError, TypeError, KeyError) as exc:
-                report.errors.append(f"{contact.label}: record: cannot score: {exc}")
+            except Exception as exc:
+                why = f"cannot score: {type(exc).__name__}: {exc}"
+                self._record_error(
+                    report, problems, RecordError(contact.label, None, why, key=_key(contact))
+                )
                 continue
             report.decisions.append(decision)
             pairs.append((contact, decision))
         return pairs
 
-    def _write(self, report: BatchReport, run_id: str, counts: Counter[str]) -> None:
+    def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:
+        last_written = self.store.last_written(self.instance, [_key(c) for c, _ in pairs])
+        stages = getattr(self.adapter, "writable_stages", None)
+        planned: dict[str, PlannedTask] = {}
+        for contact, decision in pairs:
+            update, skips = plan_update(
+                contact,
+                decision,
+                self.settings.fields,
+                last_written.get(_key(contact), {}),
+                stages,
+            )
+            if update:
+                report.updates.append(update)
+            report.skips.extend((contact.label, skip) for skip in skips)
+            planned.update((task.key, task) for task in decision.tasks)
+        known = self.store.tasks_by_key(self.instance, list(planned))
+        report.tasks = [
+            task
+            for key, task in planned.items()
+            if key not in known or known[key].status == TASK_OWED
+        ]
+
+    def _owed(self, tasks: list[PlannedTask]) -> list[PlannedTask]:
+        """The batch's tasks the ledger still owes (a pending key waits for its lookup)."""
+        known = self.store.tasks_by_key(self.instance, [t.key for t in tasks])
+        return [t for t in tasks if t.key in known and known[t.key].status == TASK_OWED]
+
+    # writing --------------------------------------------------------------------------------
+    def _write(
+        self, report: BatchReport, run_id: str, counts: Counter[str], problems: _Problems
+    ) -> None:
         if not report.updates:
             return
         results = self.adapter.write_updates(report.updates)
@@ -211,61 +389,102 @@ class SyncEngine:
             raise AdapterError(
                 f"adapter returned {len(results)} results for {len(report.updates)} updates"
             )
-        retries = []
+        outcomes = []
         for update, result in zip(report.updates, results, strict=True):
-            label = f"{update.object_type}/{update.contact_id}"
+            outcomes.append((update, WRITE_ACKED if result.ok else WRITE_FAILED))
             if result.ok:
                 report.written.append(update)
                 continue
-            report.errors.append(f"{label}: write: {result.error}")
+            key = (update.object_type, update.contact_id)
+            where = result.field or "write"
+            report.errors.append(
+                f"{update.object_type}/{update.contact_id}: {where}: {result.error}"
+            )
             counts["write_errors"] += 1
-            if result.retryable:
-                report.write_failed.add((update.object_type, update.contact_id))
-                retries.append((update.object_type, update.contact_id, result.error or "failed"))
-        self.store.record_writes(run_id, self.instance, report.written)
-        self.store.add_retries(self.instance, retries)
+            report.write_failed.add(key)
+            problems.add(key, result.retryable, result.field, result.error or "write failed")
+        self.store.settle_writes(run_id, self.instance, outcomes)
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
 
-    def _create_tasks(self, report: BatchReport, run_id: str, counts: Counter[str]) -> None:
-        planned = list({task.key: task for task in report.tasks}.values())
-        if not planned:
-            return
-        known = self.store.tasks_by_key(self.instance, [t.key for t in planned])
-        self._send_tasks([t for t in planned if t.key not in known], report, run_id, counts)
-
-    def _recover_pending_tasks(self, run_id: str, summary: RunSummary) -> None:
-        """Settle creations a crash left unacknowledged before planning anything new: those the
-        CRM has are recorded, the others are created now, so none is duplicated or lost."""
-        pending = self.store.pending_tasks(self.instance)
-        if not pending:
-            return
-        found = self.adapter.find_tasks([task.key for task in pending])
-        for key, crm_id in found.items():
-            self.store.mark_task_created(self.instance, key, crm_id)
-        summary.counts["tasks_recovered"] += len(found)
-        report = BatchReport()
-        self._send_tasks([t for t in pending if t.key not in found], report, run_id, summary.counts)
-        summary.errors.extend(report.errors)
-        log.info("settled %d unacknowledged task creations", len(pending))
-
     def _send_tasks(
-        self, tasks: list[PlannedTask], report: BatchReport, run_id: str, counts: Counter[str]
+        self,
+        tasks: list[PlannedTask],
+        report: BatchReport,
+        counts: Counter[str],
+        problems: _Problems,
     ) -> None:
+        """Create owed tasks. Acknowledged ones are recorded, definite failures stay owed, and
+        an unknown outcome stays `pending` for the next run's lookup."""
         if not tasks:
             return
-        self.store.mark_tasks_pending(self.instance, run_id, tasks)
+        self.store.mark_tasks_pending(self.instance, self._run_id, tasks)
         results = self.adapter.create_tasks(tasks)
         if len(results) != len(tasks):
             raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
-        created = 0
+        created: list[tuple[str, str]] = []
+        failed: list[tuple[str, str | None]] = []
         for task, result in zip(tasks, results, strict=True):
             if result.ok and result.crm_id:
-                self.store.mark_task_created(self.instance, task.key, result.crm_id)
+                created.append((task.key, result.crm_id))
                 report.tasks_created.append(task)
-                created += 1
+            elif result.uncertain:
+                counts["tasks_uncertain"] += 1
             else:
-                self.store.forget_task(self.instance, task.key)
-                report.errors.append(f"{task.object_type}/{task.contact_id}: task: {result.error}")
+                failed.append((task.key, result.error))
+                self._task_failed(task, result, report, problems)
                 counts["task_errors"] += 1
-        counts["tasks_created"] += created
+        self.store.mark_tasks_created(self.instance, created)
+        self.store.mark_tasks_owed(self.instance, failed)
+        counts["tasks_created"] += len(created)
+
+    @staticmethod
+    def _task_failed(
+        task: PlannedTask, result: TaskResult, report: BatchReport, problems: _Problems
+    ) -> None:
+        label = f"{task.object_type}/{task.contact_id}"
+        report.errors.append(f"{label}: {result.field or 'task'}: {result.error}")
+        key = (task.object_type, task.contact_id)
+        problems.add(key, result.retryable, result.field or "task", result.error or "refused")
+
+    def _record_problems(
+        self,
+        contacts: list[Contact],
+        report: BatchReport,
+        problems: _Problems,
+        now: datetime,
+        counts: Counter[str],
+    ) -> None:
+        """Transient failures are re-read next run; the others need attention; every record
+        that went through cleanly leaves both lists."""
+        troubled = {(obj, cid) for obj, cid, _ in problems.retry}
+        troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}
+        self.store.add_retries(self.instance, problems.retry)
+        fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
+        self.store.add_attention(self.instance, problems.attention, fingerprints, now)
+        counts["records_needing_attention"] += len(problems.attention)
+        self.store.clear_retries(
+            self.instance, [k for k in map(_key, contacts) if k not in troubled]
+        )
+
+
+def _key(contact: Contact) -> tuple[str, str]:
+    return (contact.object_type, contact.id)
+
+
+def _mapping_text(settings: Settings) -> str:
+    """The mapping file's text (configured or bundled), or "" for an adapter without one."""
+    try:
+        if settings.crm.mapping_file:
+            return settings.crm.mapping_file.read_text("utf-8")
+        bundled = resources.files("crm_qualify.mappings").joinpath(f"{settings.crm.adapter}.toml")
+        return bundled.read_text("utf-8") if bundled.is_file() else ""
+    except OSError:
+        return ""
+
+
+def _counts_text(counts: Counter[str]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items())) or "nothing"
+
+
+__all__ = ["BatchReport", "RunOptions", "RunSummary", "SyncEngine"]

@@ -4,6 +4,11 @@ Adapters classify their client's errors into a `Failure`; `call_with_retries` re
 transient ones (429, 5xx, timeouts, dropped connections, lock contention) with jittered
 exponential backoff and a cap, honouring a server's `Retry-After`. Everything else (400, 401,
 403, 404, validation) is raised at once so it becomes a clear error.
+
+A call that is not safe to repeat (a create) is retried only after failures that prove the
+request was not processed (`Failure.unprocessed`: a 429, a refused connection). Any other
+transient failure may have landed, so it is raised as `OutcomeUnknown` and the caller asks
+the CRM before sending again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from crm_qualify.connector.contract import OutcomeUnknown
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -33,6 +39,8 @@ class Failure:
     transient: bool
     retry_after: float | None = None
     kind: str = "error"
+    unprocessed: bool = False
+    """True when the CRM certainly did not act on the request (throttled, never connected)."""
 
 
 Classifier = Callable[[BaseException], Failure]
@@ -45,7 +53,7 @@ def status_failure(status: int | None, retry_after: float | None = None) -> Fail
     if status is None:
         return Failure(transient=True, kind="connection")
     if status == 429:
-        return Failure(transient=True, retry_after=retry_after, kind="throttled")
+        return Failure(transient=True, retry_after=retry_after, kind="throttled", unprocessed=True)
     if status in TRANSIENT_STATUSES:
         return Failure(transient=True, retry_after=retry_after, kind=f"http_{status}")
     return Failure(transient=False, kind=f"http_{status}")
@@ -58,8 +66,15 @@ def call_with_retries(
     attempts: int = 6,
     max_wait: float = 30.0,
     on_retry: Callable[[Failure], None] | None = None,
+    idempotent: bool = True,
 ) -> T:
-    """Run `call`, retrying transient failures; the last failure is re-raised unchanged."""
+    """Run `call`, retrying transient failures; the last failure is re-raised unchanged.
+
+    With `idempotent=False`, only unprocessed failures are retried; a transient failure that
+    may have reached the CRM is raised as `OutcomeUnknown` (from the original error).
+    """
+    if not idempotent:
+        return _call_once_safely(call, classify, attempts, max_wait, on_retry)
     backoff = wait_random_exponential(multiplier=0.5, max=max_wait)
 
     def wait(state: RetryCallState) -> float:
@@ -86,3 +101,34 @@ def call_with_retries(
         reraise=True,
     )
     return retrying(call)
+
+
+def _call_once_safely(
+    call: Callable[[], T],
+    classify: Classifier,
+    attempts: int,
+    max_wait: float,
+    on_retry: Callable[[Failure], None] | None,
+) -> T:
+    """Retry only what certainly did not land; report the rest as an unknown outcome."""
+    try:
+        return call_with_retries(
+            call,
+            lambda exc: _only_unprocessed(classify(exc)),
+            attempts=attempts,
+            max_wait=max_wait,
+            on_retry=on_retry,
+        )
+    except OutcomeUnknown:
+        raise
+    except Exception as exc:
+        failure = classify(exc)
+        if failure.transient and not failure.unprocessed:
+            raise OutcomeUnknown(f"outcome unknown after {failure.kind}: {exc}") from exc
+        raise
+
+
+def _only_unprocessed(failure: Failure) -> Failure:
+    if failure.transient and not failure.unprocessed:
+        return Failure(transient=False, kind=failure.kind)
+    return failure

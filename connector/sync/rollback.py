@@ -20,15 +20,17 @@ from typing import Any
 from crm_qualify.connector.contract import Adapter, AdapterError
 from crm_qualify.connector.model import FieldUpdate, RecordUpdate
 from crm_qualify.connector.sync.diff import same
+from crm_qualify.connector.sync.lease import Lease, LeaseHeld
+from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
-    LEASE_SECONDS,
     TASK_CLOSED,
     TASK_CREATED,
+    WRITE_ACKED,
+    WRITE_FAILED,
+    WRITE_INTENDED,
     AuditWrite,
     StateStore,
     TaskRecord,
-    lock_holder,
-    sync_lock_name,
 )
 
 MODE_PREFIX = "rollback of "
@@ -78,7 +80,7 @@ def _current_values(
     if not keys:
         return current
     for batch in adapter.read_contacts(keys):
-        for contact in batch.contacts:
+        for contact in translate_batch(batch)[0]:
             current[(contact.object_type, contact.id)] = contact.owned
         report.errors += [f"{e.record}: {e.field or 'record'}: {e.message}" for e in batch.errors]
     return current
@@ -143,12 +145,12 @@ def rollback(
 ) -> RollbackReport:
     """Plan, then (unless `dry_run`) restore and close under the sync lease, recorded as a run.
     A CRM failure part-way ends the rollback run as `failed`; running it again resumes."""
-    holder = lock_holder("rollback")
-    lock = sync_lock_name(instance)
-    if not dry_run and not store.acquire_lock(lock, holder, LEASE_SECONDS, clock()):
-        raise RollbackError(
-            f"a sync of {instance} is running (it holds the lease): try again when it ends"
-        )
+    lease = Lease(store, instance, "rollback", clock=clock)
+    if not dry_run:
+        try:
+            lease.acquire()
+        except LeaseHeld as held:
+            raise RollbackError(str(held)) from None
     try:
         report = plan_rollback(adapter, store, instance, run_id)
         if dry_run:
@@ -174,7 +176,7 @@ def rollback(
         return report
     finally:
         if not dry_run:
-            store.release_lock(lock, holder)
+            lease.release()
 
 
 def _restore(
@@ -189,6 +191,7 @@ def _restore(
     assert report.rollback_run_id is not None
     for start in range(0, len(report.restored), WRITE_CHUNK):
         chunk = report.restored[start : start + WRITE_CHUNK]
+        store.record_writes(report.rollback_run_id, instance, chunk, WRITE_INTENDED)
         results = adapter.write_updates(chunk)
         if len(results) != len(chunk):
             raise AdapterError(f"adapter returned {len(results)} results for {len(chunk)} updates")
@@ -199,7 +202,14 @@ def _restore(
             else:
                 label = f"{update.object_type}/{update.contact_id}"
                 report.errors.append(f"{label}: write: {result.error}")
-        store.record_writes(report.rollback_run_id, instance, ok)
+        store.settle_writes(
+            report.rollback_run_id,
+            instance,
+            [
+                (u, WRITE_ACKED if r.ok else WRITE_FAILED)
+                for u, r in zip(chunk, results, strict=True)
+            ],
+        )
         written.extend(ok)
 
 

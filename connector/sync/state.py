@@ -1,8 +1,12 @@
-"""The state store: cursors, run history, the audit trail and task idempotency, in one SQLite file.
+"""The state store: cursors, run history, the audit trail, task obligations and records that
+need attention, in one SQLite file.
 
 Embedded so a first run needs no setup; everything goes through `StateStore`, so a server
-database can replace it later behind the same methods. The audit trail records every field
-write with its old value: `unless_edited` reads it to spot human edits, rollback replays it.
+database can replace it later behind the same methods. The audit trail is written before the
+CRM is: each field change is an *intent* (with its old value) until the CRM acknowledges it,
+so a crash leaves intents that the next run settles. `unless_edited` and rollback read only
+acknowledged writes. Every sqlite failure surfaces as `StateStoreError`, which stops a run
+before its next CRM call.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from crm_qualify.connector.model import PlannedTask, RecordUpdate
+
+
+class StateStoreError(Exception):
+    """The state file cannot be read or written (corrupt, locked, disk full, read-only): the
+    run stops before its next CRM call, so nothing reaches the CRM unrecorded."""
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -49,10 +59,33 @@ CREATE TABLE IF NOT EXISTS retries (
     PRIMARY KEY (instance, object_type, contact_id));
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (
+    instance TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (instance, key));
 """
 
-LEASE_SECONDS = 600.0
-"""A sync lease outlives a stalled process by at most this long; holders renew it per batch."""
+COLUMNS = {
+    "field_writes": {"status": "TEXT NOT NULL DEFAULT 'acked'"},
+    "tasks": {"attempts": "INTEGER NOT NULL DEFAULT 0", "last_error": "TEXT"},
+    "retries": {
+        "transient": "INTEGER NOT NULL DEFAULT 1",
+        "field": "TEXT",
+        "attempts": "INTEGER NOT NULL DEFAULT 0",
+        "next_at": "TEXT",
+        "fingerprint": "TEXT",
+    },
+    "runs": {"holder": "TEXT"},
+}
+"""Columns added since the first release: older state files gain them on open."""
+
+WRITE_INTENDED = "intended"
+WRITE_ACKED = "acked"
+WRITE_FAILED = "failed"
+WRITE_NOT_LANDED = "not_landed"
+
+LEASE_SECONDS = 60.0
+"""A lease outlives a dead holder on another host by at most this long; a heartbeat renews it
+(`connector.sync.lease`), and a dead holder on this host is taken over at once."""
 
 
 def sync_lock_name(instance: str) -> str:
@@ -62,10 +95,34 @@ def sync_lock_name(instance: str) -> str:
 
 def lock_holder(role: str) -> str:
     """Who holds a lease: host, process and a random part, readable in the locks table."""
-    return f"{socket.gethostname()}:{os.getpid()}:{role}:{uuid.uuid4().hex[:8]}"
+    return f"{process_id()}:{role}:{uuid.uuid4().hex[:8]}"
 
 
+def process_id() -> str:
+    """host:pid of this process, as leases and runs record their owner."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_alive(holder: str) -> bool:
+    """False only when `holder` (host:pid:...) names a process on this host that is gone;
+    a process on another host is presumed alive until its lease expires."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+TASK_OWED = "owed"
+"""A decision owes this task and the CRM does not have it yet (never sent, or refused)."""
 TASK_PENDING = "pending"
+"""Sent, outcome unknown: the key is looked up in the CRM before it is ever sent again."""
 TASK_CREATED = "created"
 TASK_CLOSED = "closed"
 
@@ -106,6 +163,23 @@ class TaskRecord:
     due: str | None
 
 
+@dataclass(frozen=True)
+class AttentionRecord:
+    """A record whose last error was not transient: kept with its reason, retried when the
+    configuration or the CRM schema changes, and on a slow backoff otherwise."""
+
+    object_type: str
+    contact_id: str
+    field: str | None
+    reason: str
+    since: str
+    attempts: int
+    next_at: str | None
+
+
+TASK_COLUMNS = "key, run_id, object_type, contact_id, kind, status, crm_id, due"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -118,35 +192,71 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
 class StateStore:
     """Thread-safe access to one SQLite state file (WAL, so `runs` can read during a sync)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 10000) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 10000")
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
         self._lock = threading.RLock()
-        self._conn.executescript(SCHEMA)
+        with self._errors("open"):
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.executescript(SCHEMA)
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        for table, columns in COLUMNS.items():
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (instance, status)")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._errors("close"):
             self._conn.close()
 
     @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Every sqlite failure becomes one clear `StateStoreError` naming the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateStoreError(_explain(self.path, doing, exc)) from None
+        except OSError as exc:
+            raise StateStoreError(
+                f"state store {self.path}: cannot {doing}: {exc.strerror or exc}"
+            ) from None
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._errors("write"):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._errors("read"):
             return self._conn.execute(sql, tuple(params)).fetchall()
+
+    # meta --------------------------------------------------------------------------------
+    def get_meta(self, instance: str, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE instance = ? AND key = ?", (instance, key))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, instance: str, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO meta VALUES (?, ?, ?) ON CONFLICT (instance, key)"
+                " DO UPDATE SET value = excluded.value",
+                (instance, key, value),
+            )
 
     # cursors -----------------------------------------------------------------------------
     def get_cursor(self, instance: str, stream: str) -> str | None:
@@ -174,11 +284,38 @@ class StateStore:
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         with self._tx() as conn:
             conn.execute(
-                "INSERT INTO runs (id, instance, mode, dry_run, started_at, status)"
-                " VALUES (?, ?, ?, ?, ?, 'running')",
-                (run_id, instance, mode, int(dry_run), _now()),
+                "INSERT INTO runs (id, instance, mode, dry_run, started_at, status, holder)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (run_id, instance, mode, int(dry_run), _now(), process_id()),
             )
         return run_id
+
+    def mark_crashed_runs(self, instance: str, *, except_run: str) -> list[str]:
+        """Runs of this portal still `running` whose process is gone become `crashed`.
+
+        Called by a run that holds the portal's lease, so no other write run can be alive;
+        a dry run (which takes no lease) is left alone while its process lives.
+        """
+        rows = self._query(
+            "SELECT id, holder, dry_run FROM runs WHERE instance = ? AND status = 'running'"
+            " AND id != ?",
+            (instance, except_run),
+        )
+        dead = [
+            run_id
+            for run_id, holder, dry_run in rows
+            if not (dry_run and holder and process_alive(holder))
+        ]
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE runs SET status = 'crashed', ended_at = ?,"
+                " errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
+                [
+                    (_now(), "the process ended without finishing the run (killed?)", run_id)
+                    for run_id in dead
+                ],
+            )
+        return dead
 
     def finish_run(
         self, run_id: str, status: str, counts: dict[str, int], errors: Sequence[str]
@@ -202,7 +339,89 @@ class StateStore:
         return _run_record(rows[0]) if rows else None
 
     # audit trail -------------------------------------------------------------------------
-    def record_writes(self, run_id: str, instance: str, updates: Sequence[RecordUpdate]) -> None:
+    def record_writes(
+        self,
+        run_id: str,
+        instance: str,
+        updates: Sequence[RecordUpdate],
+        status: str = WRITE_ACKED,
+    ) -> None:
+        """Add field changes to the audit trail: `intended` before they are sent, or
+        `acked` for writes known to have landed."""
+        with self._tx() as conn:
+            self._insert_writes(conn, run_id, instance, updates, status)
+
+    def record_intents(
+        self,
+        run_id: str,
+        instance: str,
+        updates: Sequence[RecordUpdate],
+        tasks: Sequence[PlannedTask],
+    ) -> None:
+        """Before anything is sent: the field changes (with their old values) and the tasks
+        the batch owes, in one transaction."""
+        with self._tx() as conn:
+            self._insert_writes(conn, run_id, instance, updates, WRITE_INTENDED)
+            self._insert_tasks(conn, instance, run_id, tasks, TASK_OWED)
+
+    def settle_writes(
+        self, run_id: str, instance: str, outcomes: Sequence[tuple[RecordUpdate, str]]
+    ) -> None:
+        """Mark the intents of `run_id` for each update `acked`, `failed` or `not_landed`."""
+        rows = [
+            (status, run_id, instance, update.object_type, update.contact_id)
+            for update, status in outcomes
+        ]
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE field_writes SET status = ? WHERE run_id = ? AND instance = ?"
+                " AND object_type = ? AND contact_id = ? AND status = 'intended'",
+                rows,
+            )
+
+    def open_intents(self, instance: str) -> dict[tuple[str, str], list[AuditWrite]]:
+        """Field intents a dead run left unacknowledged, by record."""
+        rows = self._query(
+            "SELECT run_id, object_type, contact_id, field, old, new, at FROM field_writes"
+            " WHERE instance = ? AND status = 'intended' ORDER BY seq",
+            (instance,),
+        )
+        found: dict[tuple[str, str], list[AuditWrite]] = {}
+        for r in rows:
+            write = AuditWrite(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6])
+            found.setdefault((r[1], r[2]), []).append(write)
+        return found
+
+    def settle_intent_fields(
+        self, instance: str, outcomes: Sequence[tuple[AuditWrite, bool]]
+    ) -> None:
+        """After a re-read: each left-over intent either landed (the CRM holds its value) or
+        did not."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE field_writes SET status = ? WHERE run_id = ? AND instance = ?"
+                " AND object_type = ? AND contact_id = ? AND field = ? AND status = 'intended'",
+                [
+                    (
+                        WRITE_ACKED if landed else WRITE_NOT_LANDED,
+                        write.run_id,
+                        instance,
+                        write.object_type,
+                        write.contact_id,
+                        write.field,
+                    )
+                    for write, landed in outcomes
+                ],
+            )
+
+    @staticmethod
+    def _insert_writes(
+        conn: sqlite3.Connection,
+        run_id: str,
+        instance: str,
+        updates: Sequence[RecordUpdate],
+        status: str,
+    ) -> None:
         at = _now()
         rows = [
             (
@@ -214,40 +433,44 @@ class StateStore:
                 json.dumps(change.old),
                 json.dumps(change.new),
                 at,
+                status,
             )
             for update in updates
             for change in update.changes
         ]
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO field_writes (run_id, instance, object_type, contact_id, field,"
-                " old, new, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        conn.executemany(
+            "INSERT INTO field_writes (run_id, instance, object_type, contact_id, field,"
+            " old, new, at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def last_written(
         self, instance: str, records: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        """The value we last wrote per field, for each (object_type, contact_id)."""
+        """The value we last wrote (and the CRM acknowledged) per field, for each record."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        for chunk in _chunks(list(records)):
-            ids = [contact_id for _, contact_id in chunk]
-            marks = ",".join("?" * len(ids))
-            rows = self._query(
-                "SELECT object_type, contact_id, field, new FROM field_writes"
-                f" WHERE instance = ? AND contact_id IN ({marks}) ORDER BY seq",
-                [instance, *ids],
-            )
-            wanted = set(chunk)
-            for object_type, contact_id, field, new in rows:
-                if (object_type, contact_id) in wanted:
+        by_type: dict[str, list[str]] = {}
+        for object_type, contact_id in records:
+            by_type.setdefault(object_type, []).append(contact_id)
+        for object_type, ids in by_type.items():
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                rows = self._query(
+                    "SELECT contact_id, field, new FROM field_writes WHERE instance = ?"
+                    f" AND object_type = ? AND contact_id IN ({marks}) AND status = 'acked'"
+                    " ORDER BY seq",
+                    [instance, object_type, *chunk],
+                )
+                for contact_id, field, new in rows:
                     found.setdefault((object_type, contact_id), {})[field] = json.loads(new)
         return found
 
     def writes_for_run(self, run_id: str) -> list[AuditWrite]:
+        """What the run wrote: acknowledged writes, and intents whose outcome is still open
+        (rollback checks each against the CRM before touching it)."""
         rows = self._query(
             "SELECT run_id, object_type, contact_id, field, old, new, at FROM field_writes"
-            " WHERE run_id = ? ORDER BY seq",
+            " WHERE run_id = ? AND status IN ('acked', 'intended') ORDER BY seq",
             (run_id,),
         )
         return [
@@ -260,7 +483,7 @@ class StateStore:
         marks = ",".join("?" * len(fields))
         cursor = self._conn.execute(
             "SELECT run_id, object_type, contact_id, field, old, new, at FROM field_writes"
-            f" WHERE instance = ? AND field IN ({marks}) ORDER BY seq",
+            f" WHERE instance = ? AND field IN ({marks}) AND status = 'acked' ORDER BY seq",
             [instance, *fields],
         )
         for r in cursor:
@@ -269,8 +492,7 @@ class StateStore:
     # tasks -------------------------------------------------------------------------------
     def all_tasks(self, instance: str) -> list[TaskRecord]:
         rows = self._query(
-            "SELECT key, run_id, object_type, contact_id, kind, status, crm_id, due"
-            " FROM tasks WHERE instance = ? ORDER BY created_at, key",
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE instance = ? ORDER BY created_at, key",
             (instance,),
         )
         return [TaskRecord(*row) for row in rows]
@@ -280,8 +502,7 @@ class StateStore:
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             rows = self._query(
-                "SELECT key, run_id, object_type, contact_id, kind, status, crm_id, due"
-                f" FROM tasks WHERE instance = ? AND key IN ({marks})",
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE instance = ? AND key IN ({marks})",
                 [instance, *chunk],
             )
             found.update({row[0]: TaskRecord(*row) for row in rows})
@@ -289,45 +510,104 @@ class StateStore:
 
     def tasks_for_run(self, run_id: str) -> list[TaskRecord]:
         rows = self._query(
-            "SELECT key, run_id, object_type, contact_id, kind, status, crm_id, due"
-            " FROM tasks WHERE run_id = ? ORDER BY created_at, key",
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY created_at, key",
             (run_id,),
         )
         return [TaskRecord(*row) for row in rows]
 
     def mark_tasks_pending(self, instance: str, run_id: str, tasks: Sequence[PlannedTask]) -> None:
-        """Recorded before the create call: a crash after it leaves the key 'uncertain'."""
+        """Recorded just before the create call: a crash after it leaves the key `pending`,
+        to be looked up in the CRM before it is ever sent again."""
         with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
-                " ON CONFLICT (instance, key) DO UPDATE SET run_id = excluded.run_id",
-                [
-                    (
-                        instance,
-                        task.key,
-                        run_id,
-                        task.object_type,
-                        task.contact_id,
-                        task.kind,
-                        TASK_PENDING,
-                        task.due.isoformat(),
-                        _now(),
-                        json.dumps(task.to_json()),
-                    )
-                    for task in tasks
-                ],
-            )
+            self._insert_tasks(conn, instance, run_id, tasks, TASK_PENDING)
 
-    def pending_tasks(self, instance: str) -> list[PlannedTask]:
-        """Tasks whose creation was sent but never acknowledged (a crash or a lost answer)."""
+    @staticmethod
+    def _insert_tasks(
+        conn: sqlite3.Connection,
+        instance: str,
+        run_id: str,
+        tasks: Sequence[PlannedTask],
+        status: str,
+    ) -> None:
+        """New keys get `status`; a key already known moves only owed -> pending (a created
+        or closed task is never owed again)."""
+        conn.executemany(
+            "INSERT INTO tasks (instance, key, run_id, object_type, contact_id, kind, status,"
+            " crm_id, due, created_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
+            " ON CONFLICT (instance, key) DO UPDATE SET run_id = excluded.run_id,"
+            " status = CASE WHEN tasks.status IN ('owed', 'pending') AND"
+            " excluded.status = 'pending' THEN 'pending' ELSE tasks.status END",
+            [
+                (
+                    instance,
+                    task.key,
+                    run_id,
+                    task.object_type,
+                    task.contact_id,
+                    task.kind,
+                    status,
+                    task.due.isoformat(),
+                    _now(),
+                    json.dumps(task.to_json()),
+                )
+                for task in tasks
+            ],
+        )
+
+    def tasks_in(
+        self, instance: str, status: str, *, below_attempts: int | None = None
+    ) -> list[PlannedTask]:
+        """Tasks in one state (`pending`: sent but never acknowledged; `owed`: not yet in
+        the CRM), from the payload saved with the intent; optionally only those that failed
+        fewer than `below_attempts` times."""
         rows = self._query(
-            "SELECT payload FROM tasks WHERE instance = ? AND status = ? ORDER BY created_at, key",
-            (instance, TASK_PENDING),
+            "SELECT payload FROM tasks WHERE instance = ? AND status = ? AND attempts < ?"
+            " ORDER BY created_at, key",
+            (instance, status, below_attempts if below_attempts is not None else 2**31),
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 
+    def pending_tasks(self, instance: str) -> list[PlannedTask]:
+        """Tasks whose creation was sent but never acknowledged (a crash or a lost answer)."""
+        return self.tasks_in(instance, TASK_PENDING)
+
     def mark_task_created(self, instance: str, key: str, crm_id: str) -> None:
         self.set_task_status(instance, key, TASK_CREATED, crm_id)
+
+    def mark_tasks_created(self, instance: str, created: Sequence[tuple[str, str]]) -> None:
+        """(key, crm_id) pairs acknowledged by the CRM, in one transaction."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE tasks SET status = 'created', crm_id = ?, last_error = NULL"
+                " WHERE instance = ? AND key = ?",
+                [(crm_id, instance, key) for key, crm_id in created],
+            )
+
+    def mark_tasks_owed(self, instance: str, failed: Sequence[tuple[str, str | None]]) -> None:
+        """(key, error) of creations that certainly did not land: still owed, tried again."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE tasks SET status = 'owed', attempts = attempts + 1, last_error = ?"
+                " WHERE instance = ? AND key = ? AND status IN ('owed', 'pending')",
+                [(error, instance, key) for key, error in failed],
+            )
+
+    def record_existing_tasks(self, instance: str, found: Iterable[tuple[str, str]]) -> int:
+        """Tasks the CRM already carries with our key (ledger rebuild): known as created."""
+        rows = [
+            (instance, key, "ledger", "", "", "", TASK_CREATED, crm_id, None, _now(), None)
+            for key, crm_id in found
+        ]
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO tasks (instance, key, run_id, object_type, contact_id, kind,"
+                " status, crm_id, due, created_at, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, key)"
+                " DO UPDATE SET status = CASE WHEN tasks.status = 'closed' THEN 'closed'"
+                " ELSE 'created' END, crm_id = COALESCE(tasks.crm_id, excluded.crm_id)",
+                rows,
+            )
+        return len(rows)
 
     def set_task_status(self, instance: str, key: str, status: str, crm_id: str | None) -> None:
         with self._tx() as conn:
@@ -337,27 +617,84 @@ class StateStore:
                 (status, crm_id, instance, key),
             )
 
-    def forget_task(self, instance: str, key: str) -> None:
-        """A definite creation failure: the key may be planned and created again next run."""
-        with self._tx() as conn:
-            conn.execute("DELETE FROM tasks WHERE instance = ? AND key = ?", (instance, key))
-
-    # retry queue -------------------------------------------------------------------------
+    # retry queue and records needing attention -------------------------------------------
     def add_retries(self, instance: str, records: Sequence[tuple[str, str, str]]) -> None:
-        """(object_type, contact_id, reason) of records whose write failed: re-read next run."""
+        """(object_type, contact_id, reason) of records with a transient failure: re-read at
+        the start of the next run."""
         with self._tx() as conn:
             conn.executemany(
-                "INSERT INTO retries VALUES (?, ?, ?, ?, ?) ON CONFLICT"
-                " (instance, object_type, contact_id) DO UPDATE SET reason = excluded.reason",
+                "INSERT INTO retries (instance, object_type, contact_id, reason, since)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance, object_type, contact_id)"
+                " DO UPDATE SET reason = excluded.reason",
                 [(instance, obj, cid, reason, _now()) for obj, cid, reason in records],
             )
 
-    def retries(self, instance: str) -> list[tuple[str, str]]:
+    def add_attention(
+        self,
+        instance: str,
+        records: Sequence[tuple[str, str, str | None, str]],
+        fingerprints: Mapping[str, str],
+        now: datetime,
+    ) -> None:
+        """(object_type, contact_id, CRM field, reason) of records whose error is not
+        transient. Retried after a configuration or schema change (`fingerprints`, per object
+        type), and on a backoff that doubles from one hour to a week."""
         rows = self._query(
-            "SELECT object_type, contact_id FROM retries WHERE instance = ? ORDER BY since",
+            "SELECT object_type, contact_id, attempts FROM retries WHERE instance = ?"
+            " AND transient = 0",
             (instance,),
         )
-        return [(row[0], row[1]) for row in rows]
+        attempts = {(r[0], r[1]): r[2] for r in rows}
+        values = []
+        for obj, cid, field, reason in records:
+            tries = attempts.get((obj, cid), 0) + 1
+            wait = min(3600 * 2 ** (tries - 1), 7 * 86400)
+            next_at = datetime.fromtimestamp(now.timestamp() + wait, UTC).isoformat()
+            values.append(
+                (instance, obj, cid, reason, _now(), field, tries, next_at, fingerprints.get(obj))
+            )
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO retries (instance, object_type, contact_id, reason, since,"
+                " transient, field, attempts, next_at, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT"
+                " (instance, object_type, contact_id) DO UPDATE SET reason = excluded.reason,"
+                " transient = 0, field = excluded.field, attempts = excluded.attempts,"
+                " next_at = excluded.next_at, fingerprint = excluded.fingerprint",
+                values,
+            )
+
+    def retries(
+        self,
+        instance: str,
+        *,
+        fingerprints: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> list[tuple[str, str]]:
+        """Records to re-read now: every transient one, and those needing attention whose
+        backoff is over or whose configuration or schema changed since."""
+        rows = self._query(
+            "SELECT object_type, contact_id, transient, next_at, fingerprint FROM retries"
+            " WHERE instance = ? ORDER BY since",
+            (instance,),
+        )
+        moment = (now or datetime.now(UTC)).isoformat()
+        return [
+            (obj, cid)
+            for obj, cid, transient, next_at, seen in rows
+            if transient
+            or fingerprints is None
+            or seen != fingerprints.get(obj)
+            or (next_at or "") <= moment
+        ]
+
+    def attention(self, instance: str) -> list[AttentionRecord]:
+        rows = self._query(
+            "SELECT object_type, contact_id, field, reason, since, attempts, next_at"
+            " FROM retries WHERE instance = ? AND transient = 0 ORDER BY since",
+            (instance,),
+        )
+        return [AttentionRecord(*row) for row in rows]
 
     def clear_retries(self, instance: str, records: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
@@ -368,12 +705,13 @@ class StateStore:
 
     # locks -------------------------------------------------------------------------------
     def acquire_lock(self, name: str, holder: str, ttl_seconds: float, now: float) -> bool:
-        """A lease shared by every process on this file: one sync per portal at a time."""
+        """A lease shared by every process on this file: one sync per portal at a time. A
+        holder on this host whose process is gone is taken over at once."""
         with self._tx() as conn:
             row = conn.execute(
                 "SELECT holder, expires_at FROM locks WHERE name = ?", (name,)
             ).fetchone()
-            if row and row[0] != holder and row[1] > now:
+            if row and row[0] != holder and row[1] > now and process_alive(row[0]):
                 return False
             conn.execute(
                 "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT (name)"
@@ -390,9 +728,33 @@ class StateStore:
         )
         return [row[0] for row in rows]
 
+    def lock_info(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires_at) of a lease, for a refusal message."""
+        rows = self._query("SELECT holder, expires_at FROM locks WHERE name = ?", (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def release_lock(self, name: str, holder: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
+
+
+def _explain(path: str, doing: str, exc: sqlite3.Error) -> str:
+    """A one-line cause and fix for the sqlite errors an admin actually meets."""
+    text = str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        hint = "another process holds the file; stop it or wait"
+    elif "disk" in lowered and "full" in lowered:
+        hint = "the disk is full; free space and run again"
+    elif "readonly" in lowered or "read-only" in lowered:
+        hint = "the file or its folder is read-only; fix the permissions"
+    elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        hint = "the file is damaged; restore it from a backup or move it aside"
+    elif "unable to open" in lowered:
+        hint = "check that the folder exists and is writable (sync.state_path)"
+    else:
+        hint = "check sync.state_path"
+    return f"state store {path}: cannot {doing}: {text} ({hint})"
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:

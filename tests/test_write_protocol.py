@@ -1,0 +1,359 @@
+"""The write protocol the core owns: intent before effect, obligations, per-record isolation,
+records needing attention, failed and crashed runs, and state-store failures."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+
+import pytest
+from crm_qualify.connector.contract import (
+    ContactBatch,
+    RawContact,
+    TaskResult,
+    TranslationError,
+    WriteResult,
+)
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate, Stage
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.lease import Lease, LeaseHeld
+from crm_qualify.connector.sync.state import (
+    TASK_CREATED,
+    TASK_OWED,
+    TASK_PENDING,
+    StateStore,
+    StateStoreError,
+    sync_lock_name,
+)
+
+from tests.memory_adapter import MemoryAdapter
+from tests.test_engine import NOW, cold_contact, hot_contact
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing in the engine may catch it or clean up after it."""
+
+
+def engine_for(adapter: MemoryAdapter, store: StateStore, **settings) -> SyncEngine:
+    return SyncEngine(adapter, Settings(**settings), store)
+
+
+def run(adapter: MemoryAdapter, store: StateStore, **settings):
+    return engine_for(adapter, store, **settings).run(RunOptions(now=NOW))
+
+
+def task_keys(adapter: MemoryAdapter) -> Counter[str]:
+    return Counter(task.key for task in adapter.tasks.values())
+
+
+@pytest.fixture
+def store(tmp_path) -> Iterator[StateStore]:
+    state = StateStore(tmp_path / "state.sqlite")
+    yield state
+    state.close()
+
+
+def clean_state(contacts: Sequence[Contact], tmp_path) -> MemoryAdapter:
+    """What one uneventful run leaves in the CRM, for comparison."""
+    adapter = MemoryAdapter(contacts)
+    state = StateStore(tmp_path / "clean.sqlite")
+    assert run(adapter, state).status == "ok"
+    state.close()
+    return adapter
+
+
+def owned(adapter: MemoryAdapter) -> dict[str, dict]:
+    return {
+        cid: {k: v for k, v in c.owned.items() if k != "scored_at"}
+        for cid, c in adapter.records.items()
+    }
+
+
+# ----- crashes at every step ---------------------------------------------------------------------
+class KillAt(MemoryAdapter):
+    """Dies (like kill -9) at one point of the write path, once."""
+
+    def __init__(self, contacts: Iterable[Contact], point: str) -> None:
+        super().__init__(contacts)
+        self.point = point
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        if self.point == "before_write":
+            self.point = ""
+            raise Killed
+        results = super().write_updates(updates)
+        if self.point == "after_write":
+            self.point = ""
+            raise Killed
+        return results
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        if self.point == "before_tasks":
+            self.point = ""
+            raise Killed
+        results = super().create_tasks(tasks)
+        if self.point == "after_tasks":
+            self.point = ""
+            raise Killed
+        return results
+
+
+@pytest.mark.parametrize("point", ["before_write", "after_write", "before_tasks", "after_tasks"])
+def test_a_kill_anywhere_in_the_write_path_converges_to_the_clean_state(tmp_path, point):
+    contacts = [hot_contact("h1"), hot_contact("h2"), cold_contact("c1")]
+    clean = clean_state(contacts, tmp_path)
+    adapter = KillAt(contacts, point)
+    state = StateStore(tmp_path / "state.sqlite")
+    with pytest.raises(Killed):
+        run(adapter, state)
+    (dead,) = state.runs()
+    assert dead.status == "running"
+    summary = run(adapter, state)
+    assert summary.status == "ok", summary.errors
+    assert state.run(dead.id).status == "crashed"
+    assert owned(adapter) == owned(clean)
+    assert task_keys(adapter) == task_keys(clean), "every hand-off and call exactly once"
+    assert set(task_keys(adapter).values()) == {1}
+    assert all(t.status == TASK_CREATED for t in state.all_tasks("default"))
+    if point == "after_write":
+        audit = state.writes_for_run(dead.id)
+        assert audit, "writes that reached the CRM before the kill are in the audit trail"
+        assert state.last_written("default", [("contact", "h1")])[("contact", "h1")]
+    state.close()
+
+
+def test_the_mql_hand_off_stays_owed_after_the_stage_landed(tmp_path, store):
+    """The stage is written, then the process dies: the next run sees the contact at MQL
+    already, but the hand-off the decision owed is still created."""
+    adapter = KillAt([hot_contact("h1")], "before_tasks")
+    with pytest.raises(Killed):
+        run(adapter, store)
+    assert adapter.records["h1"].stage is not None
+    assert adapter.records["h1"].stage.rank >= Stage.MQL.rank
+    assert {t.status for t in store.all_tasks("default")} == {TASK_PENDING}, "sent, unknown"
+    assert run(adapter, store).status == "ok"
+    kinds = Counter(task.kind for task in adapter.tasks.values())
+    assert kinds["mql_handoff"] == 1
+
+
+# ----- ambiguous and failed creations ------------------------------------------------------------
+class LostAnswer(MemoryAdapter):
+    """Creates the tasks, then reports the outcome as unknown (the answer was lost)."""
+
+    lose = True
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        results = super().create_tasks(tasks)
+        if self.lose:
+            self.lose = False
+            return [TaskResult(t.key, False, error="timeout", uncertain=True) for t in tasks]
+        return results
+
+
+def test_an_unknown_outcome_is_looked_up_never_resent(store):
+    adapter = LostAnswer([hot_contact("h1")])
+    first = run(adapter, store)
+    assert first.counts["tasks_uncertain"] == 2
+    assert {t.status for t in store.all_tasks("default")} == {TASK_PENDING}
+    assert run(adapter, store).status == "ok"
+    assert set(task_keys(adapter).values()) == {1}, "no duplicate after the lost answer"
+    assert adapter.calls["find_tasks"] == 1
+    assert {t.status for t in store.all_tasks("default")} == {TASK_CREATED}
+
+
+class RefuseTasks(MemoryAdapter):
+    refuse = 1
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        if self.refuse:
+            self.refuse -= 1
+            return [TaskResult(t.key, False, error="owner locked") for t in tasks]
+        return super().create_tasks(tasks)
+
+
+def test_a_refused_task_stays_owed_and_is_created_next_run(store):
+    adapter = RefuseTasks([hot_contact("h1")])
+    first = run(adapter, store)
+    assert first.status == "partial" and first.counts["task_errors"] == 2
+    assert "contact/h1: task: owner locked" in first.errors
+    assert {t.status for t in store.all_tasks("default")} == {TASK_OWED}
+    assert run(adapter, store).status == "ok"
+    assert sorted(task_keys(adapter).values()) == [1, 1]
+
+
+def test_a_second_state_file_on_the_same_portal_creates_no_duplicate(tmp_path):
+    adapter = MemoryAdapter([hot_contact("h1"), hot_contact("h2")])
+    one = StateStore(tmp_path / "one.sqlite")
+    assert run(adapter, one).status == "ok"
+    before = task_keys(adapter)
+    for record in adapter.records.values():  # the CRM's stage says lead again: plans re-run
+        record.stage = Stage.LEAD
+        record.owned.pop("stage", None)
+    two = StateStore(tmp_path / "two.sqlite")
+    summary = run(adapter, two)
+    assert summary.counts["tasks_found_in_crm"] == len(before)
+    assert task_keys(adapter) == before
+    one.close()
+    two.close()
+
+
+# ----- per-record isolation --------------------------------------------------------------------
+class RawRecords(MemoryAdapter):
+    """Hands the core raw records, one of them untranslatable."""
+
+    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+        def bad() -> Contact:
+            raise TranslationError("num_employees", "'many' is not a number")
+
+        def crash() -> Contact:
+            return {}["missing"]
+
+        raw = [
+            RawContact(
+                f"contact/{c.id}", functools.partial(c.model_copy, deep=True), ("contact", c.id)
+            )
+            for c in self.records.values()
+        ]
+        raw.insert(1, RawContact("contact/bad-1", bad, ("contact", "bad-1")))
+        raw.insert(2, RawContact("contact/bug-1", crash, ("contact", "bug-1")))
+        yield ContactBatch(raw=raw, cursor=None)
+
+
+def test_one_bad_value_never_stops_the_batch(store):
+    adapter = RawRecords([hot_contact("h1"), cold_contact("c1")])
+    summary = run(adapter, store)
+    assert summary.status == "partial"
+    assert "contact/bad-1: num_employees: 'many' is not a number" in summary.errors
+    assert any(e.startswith("contact/bug-1: record: KeyError") for e in summary.errors)
+    assert adapter.records["h1"].owned["stage"] == "mql"
+    attention = {(a.contact_id, a.field) for a in store.attention("default")}
+    assert attention == {("bad-1", "num_employees"), ("bug-1", None)}
+
+
+class PicklistRefusal(MemoryAdapter):
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        results = super().write_updates([u for u in updates if u.contact_id != "c1"])
+        refused = WriteResult("c1", False, "bad value for restricted picklist", False, "Rating")
+        by_id = {r.contact_id: r for r in results}
+        return [by_id.get(u.contact_id, refused) for u in updates]
+
+
+def test_a_refused_value_needs_attention_until_the_configuration_changes(store):
+    adapter = PicklistRefusal([hot_contact("h1"), cold_contact("c1")])
+    first = run(adapter, store)
+    assert "contact/c1: Rating: bad value for restricted picklist" in first.errors
+    (record,) = store.attention("default")
+    assert (record.contact_id, record.field, record.attempts) == ("c1", "Rating", 1)
+    engine = engine_for(adapter, store)
+    engine.run(RunOptions(now=NOW))
+    assert adapter.calls.get("read_contacts", 0) == 0, "on backoff: not re-read while nothing changed"
+    changed = SyncEngine(adapter, Settings(rules={"thresholds": {"mql": 55}}), store)
+    changed.run(RunOptions(now=NOW))
+    assert adapter.calls.get("read_contacts", 0) == 1, "a configuration change retries it at once"
+
+
+# ----- failed and crashed runs -------------------------------------------------------------------
+class Broken(MemoryAdapter):
+    def read_changed(self, cursor, *, until):
+        raise RuntimeError("bug in the adapter")
+
+
+def test_an_unexpected_error_ends_the_run_failed_with_its_reason(store):
+    summary = run(Broken([cold_contact("c1")]), store)
+    assert summary.status == "failed"
+    assert summary.errors == ["unexpected RuntimeError: bug in the adapter"]
+    assert store.run(summary.run_id).status == "failed"
+
+
+# ----- state-store failures ----------------------------------------------------------------------
+class FailingStore(StateStore):
+    """Fails its Nth write transaction the way sqlite does when the disk fills up."""
+
+    fail_on = -1
+
+    def _tx(self):
+        self.fail_on -= 1
+        if self.fail_on == 0:
+            raise StateStoreError(
+                f"state store {self.path}: cannot write: database or disk is full"
+            )
+        return super()._tx()
+
+
+@pytest.mark.parametrize("fail_on", range(1, 12))
+def test_no_crm_write_without_an_audit_row_whatever_write_fails(tmp_path, fail_on):
+    adapter = MemoryAdapter([hot_contact("h1"), cold_contact("c1")])
+    state = FailingStore(tmp_path / "state.sqlite")
+    state.fail_on = fail_on
+    try:
+        summary = run(adapter, state)
+    except StateStoreError:
+        assert fail_on == 1, "only a run that cannot be recorded at all raises"
+        assert adapter.write_calls() == 0
+    else:
+        assert summary.status == "failed", f"write {fail_on} failed: the run must say so"
+        assert any("disk is full" in e for e in summary.errors)
+    state.fail_on = -1
+    audited = {(w.contact_id, w.field) for r in state.runs() for w in state.writes_for_run(r.id)}
+    landed = {(cid, f) for cid, c in adapter.records.items() for f in c.owned}
+    assert landed <= audited, "every value in the CRM has an audit row"
+    ledger = {t.key for t in state.all_tasks("default")}
+    assert set(task_keys(adapter)) <= ledger, "every task in the CRM is in the ledger"
+    assert run(adapter, state).status == "ok"
+    assert set(task_keys(adapter).values()) <= {1}
+    state.close()
+
+
+def test_a_corrupt_state_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateStoreError, match="damaged; restore it from a backup"):
+        StateStore(path)
+
+
+def test_a_locked_state_file_is_a_clear_error_and_nothing_is_sent(tmp_path):
+    path = tmp_path / "state.sqlite"
+    StateStore(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    adapter = MemoryAdapter([hot_contact("h1")])
+    try:
+        with pytest.raises(StateStoreError, match="another process holds the file"):
+            state = StateStore(path, busy_timeout_ms=50)
+            run(adapter, state)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert adapter.write_calls() == 0
+
+
+# ----- the lease ---------------------------------------------------------------------------------
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(store):
+    corpse = subprocess.Popen([sys.executable, "-c", "pass"])
+    corpse.wait()
+    host = os.uname().nodename
+    assert store.acquire_lock(sync_lock_name("default"), f"{host}:{corpse.pid}:sync:x", 60, 0)
+    with Lease(store, "default", "sync", clock=lambda: 1.0) as lease:
+        assert store.lock_info(lease.name)[0] == lease.holder
+
+
+def test_a_live_holder_is_named_in_the_refusal(store):
+    holder = f"{os.uname().nodename}:{os.getpid()}:daemon:abc"
+    assert store.acquire_lock(sync_lock_name("default"), holder, 60, time.time())
+    with pytest.raises(LeaseHeld, match=rf"daemon \(pid {os.getpid()} on .*\) holds .* until"):
+        Lease(store, "default", "sync").acquire()
+
+
+def test_the_heartbeat_keeps_a_short_lease_alive(store):
+    with Lease(store, "default", "sync", ttl_seconds=0.3) as lease:
+        time.sleep(0.5)
+        holder, expires = store.lock_info(lease.name)
+        assert holder == lease.holder and expires > time.time()
