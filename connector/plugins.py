@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter, missing_methods
 from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.ops.logs import register_secrets, secret_values
 from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 ENTRY_POINT_GROUP = "crm_qualify.adapters"
 
@@ -50,10 +50,27 @@ def load_adapter_class(name: str) -> type:
 def adapter_settings(adapter_class: type, settings: Settings) -> BaseModel:
     """Validate the `[adapters.<name>]` table with the adapter's own settings model."""
     prefix = f"adapters.{settings.crm.adapter}."
+    model = adapter_class.settings_model
     try:
-        return adapter_class.settings_model.model_validate(settings.adapter_options())
+        return model.model_validate(reveal_plain_fields(settings.adapter_options(), model))
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, prefix)) from None
+
+
+def reveal_plain_fields(options: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Settings hold every secret-looking option as a `SecretStr`; an option the adapter
+    declares as plain (a plugin's `token_url: str`) gets its value back so it validates.
+    Unknown options stay hidden: the model rejects them by name."""
+    return {key: _as_declared(model, key, value) for key, value in options.items()}
+
+
+def _as_declared(model: type[BaseModel], key: str, value: Any) -> Any:
+    field = model.model_fields.get(key)
+    if field is None or not isinstance(value, SecretStr):
+        return value
+    annotation = field.annotation
+    declared_secret = annotation is SecretStr or SecretStr in get_args(annotation)
+    return value if declared_secret else value.get_secret_value()
 
 
 def build_adapter(settings: Settings, **overrides: Any) -> Adapter:

@@ -4,6 +4,9 @@ Nested keys use `__` in the environment (`CRMQ_SYNC__STATE_PATH`,
 `CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN`). A secret may also come from a file: any adapter option
 `X_file = "/run/secrets/…"` fills option `X` with the file's content. Every problem is reported
 with the dotted key that holds it, before any API call is made.
+
+Secret-looking adapter options (and everything read from a secret file) are held as `SecretStr`
+from validation on, so no repr, dump, log line or error message of the settings can show them.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from typing import Any, Literal
 
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import OWNED_FIELDS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from crm_qualify.connector.ops.logs import is_secret_key, mask_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -118,6 +124,13 @@ class Settings(BaseSettings):
             )
         return {**_default_fields(), **value}
 
+    @field_validator("adapters")
+    @classmethod
+    def _conceal_adapter_secrets(
+        cls, value: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        return {name: conceal_secrets(options) for name, options in value.items()}
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -147,13 +160,58 @@ class ConfigurationError(Exception):
         self.problems = problems
 
 
+def conceal_secrets(options: dict[str, Any], inherited: bool = False) -> dict[str, Any]:
+    """`options` with every value under a secret-looking key (or inside a secret table) as a
+    `SecretStr`, nested; numbers too, since a TOML `password = 1234` is still a password."""
+    return {key: _conceal(value, _is_secret(key, inherited)) for key, value in options.items()}
+
+
+def _is_secret(key: str, inherited: bool) -> bool:
+    """Secret-looking, or inside a secret table; an `X_file` path never is."""
+    return is_secret_key(key) or (inherited and not key.lower().endswith("_file"))
+
+
+def _conceal(value: Any, secret: bool) -> Any:
+    if isinstance(value, dict):
+        return conceal_secrets(value, secret)
+    if isinstance(value, list):
+        return [_conceal(item, secret) for item in value]
+    if secret and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return SecretStr(str(value))
+    return value
+
+
 def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
-    """`key.path: message` lines a person can act on, never echoing the input value."""
+    """`key.path: message` lines a person can act on, never echoing the input value: pydantic
+    leaves the input out of `msg`, but a validator's own message may quote it."""
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{prefix}{key}: {item['msg']}")
+        problems.append(f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}")
     return problems
+
+
+def _input_secrets(item: ErrorDetails) -> list[str]:
+    """Secret strings in one error's input: `SecretStr`s anywhere, a plain string at a
+    secret-looking key."""
+    at_secret_key = any(is_secret_key(str(part)) for part in item["loc"])
+    return _secrets_in(item.get("input"), at_secret_key)
+
+
+def _secrets_in(value: Any, secret: bool) -> list[str]:
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, str):
+        return [value] if secret else []
+    if isinstance(value, dict):
+        return [
+            found
+            for key, inner in value.items()
+            for found in _secrets_in(inner, _is_secret(str(key), secret))
+        ]
+    if isinstance(value, list | tuple):
+        return [found for inner in value for found in _secrets_in(inner, secret)]
+    return []
 
 
 def load_settings(path: Path | str | None = None) -> Settings:
@@ -171,11 +229,15 @@ def load_settings(path: Path | str | None = None) -> Settings:
         return Settings()
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from None
+    except SettingsError as exc:  # an environment value that is not valid JSON for its table
+        raise ConfigurationError([str(exc)]) from None
     finally:
         _toml_path.reset(token)
 
 
 def resolve_secret_files(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Options with each `X_file` replaced by `X`, the file's content as a `SecretStr`
+    (an `X` given directly wins)."""
     resolved = dict(options)
     for key, value in options.items():
         if not key.endswith("_file") or not value:
@@ -184,7 +246,7 @@ def resolve_secret_files(options: dict[str, Any], prefix: str = "") -> dict[str,
         if resolved.get(target):
             continue
         try:
-            resolved[target] = Path(str(value)).read_text(encoding="utf-8").strip()
+            resolved[target] = SecretStr(Path(str(value)).read_text(encoding="utf-8").strip())
         except OSError as exc:
             problem = f"{prefix}{key}: cannot read secret file ({exc.strerror})"
             raise ConfigurationError([problem]) from None

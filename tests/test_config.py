@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"
@@ -65,14 +66,16 @@ def test_environment_overrides_the_file_with_nested_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-canary-123")
     settings = load_settings(config)
     assert settings.sync.state_path == Path("from-env.sqlite")
-    assert settings.adapters["hubspot"]["access_token"] == "pat-canary-123"
+    assert settings.adapters["hubspot"]["access_token"].get_secret_value() == "pat-canary-123"
 
 
 def test_secret_files_fill_their_option(tmp_path):
     secret = tmp_path / "token"
     secret.write_text("pat-from-file\n")
     resolved = resolve_secret_files({"access_token_file": str(secret)})
-    assert resolved == {"access_token": "pat-from-file"}
+    assert list(resolved) == ["access_token"]
+    assert isinstance(resolved["access_token"], SecretStr)
+    assert resolved["access_token"].get_secret_value() == "pat-from-file"
 
 
 def test_unreadable_secret_file_names_the_key_not_the_content(tmp_path):
@@ -87,3 +90,12 @@ def test_a_bad_secret_value_is_never_echoed(tmp_path, capsys):
     main(["config", "check", str(config)])
     captured = capsys.readouterr()
     assert "12345" not in captured.out + captured.err
+
+
+def test_an_environment_value_that_is_not_json_for_its_table_is_a_configuration_error(
+    monkeypatch, capsys
+):
+    monkeypatch.delenv("CRMQ_CONFIG", raising=False)
+    monkeypatch.setenv("CRMQ_SCHEDULE", "{interval_minutes: 5")
+    assert main(["config", "check"]) == 2
+    assert 'field "schedule"' in capsys.readouterr().err

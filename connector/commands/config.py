@@ -10,6 +10,7 @@ from typing import Literal, get_args, get_origin
 from crm_qualify.connector.commands.common import CONFIG_ENV, config_path, print_problems
 from crm_qualify.connector.decision.rules import rules_version
 from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.ops.logs import mask_secrets, register_secrets, secret_values
 from crm_qualify.connector.plugins import (
     PluginError,
     adapter_settings,
@@ -49,10 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def collect_problems(path: Path | None) -> tuple[list[str], str | None]:
+    """Every problem with its key, or a one-line summary that names no option value."""
     try:
         settings = load_settings(path)
     except ConfigurationError as exc:
         return exc.problems, None
+    register_secrets(secret_values(settings.adapters))
     problems: list[str] = []
     try:
         adapter_settings(load_adapter_class(settings.crm.adapter), settings)
@@ -74,7 +77,7 @@ def collect_problems(path: Path | None) -> tuple[list[str], str | None]:
 def run_check(args: argparse.Namespace) -> int:
     problems, summary = collect_problems(args.file or config_path(args))
     if problems:
-        print_problems(problems)
+        print_problems([mask_secrets(problem) for problem in problems])  # a plugin's text too
         return 2
     print(summary)
     return 0

@@ -35,7 +35,17 @@ class RunIdFilter(logging.Filter):
         return True
 
 
-SECRET_KEYS = ("token", "password", "secret", "api_key", "private_key")
+SECRET_KEYS = (
+    "token",
+    "password",
+    "passphrase",
+    "secret",
+    "api_key",
+    "apikey",
+    "private_key",
+    "session",
+)
+"""Option names holding one of these (access_token, client_secret, session_id...) are secret."""
 _PATTERNS = [
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=!-]{8,}"),
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|oauth|token)\s+)[^\s\"',}]+"),
@@ -54,6 +64,12 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets.update(v for v in values if isinstance(v, str) and len(v) >= 4)
 
 
+def is_secret_key(key: str) -> bool:
+    """A secret-looking option name; `X_file` holds a path to the secret, not the secret."""
+    name = key.lower()
+    return not name.endswith("_file") and any(part in name for part in SECRET_KEYS)
+
+
 def secret_values(options: dict[str, Any]) -> list[str]:
     """Secret-looking option values (tokens, passwords, keys) in a settings table, nested."""
     found = []
@@ -62,17 +78,26 @@ def secret_values(options: dict[str, Any]) -> list[str]:
             found += secret_values(value)
         elif isinstance(value, SecretStr):
             found.append(value.get_secret_value())
-        elif key.endswith("_file"):
-            continue  # a path; the adapter registers the secret it reads from the file
-        elif any(part in key.lower() for part in SECRET_KEYS) and isinstance(value, str):
+        elif is_secret_key(key) and isinstance(value, str):
             found.append(value)
     return found
 
 
-def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
+def mask_values(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each of `secrets` as ***, longest first since one may contain another."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret and secret in text:
             text = text.replace(secret, "***")
+    return text
+
+
+def mask_secrets(text: str) -> str:
+    """Registered secrets masked; unlike `redact`, `password: Field required` stays readable."""
+    return mask_values(text, _secrets)
+
+
+def redact(text: str) -> str:
+    text = mask_secrets(text)
     for pattern in _PATTERNS:
         text = pattern.sub(r"\1***", text)
     return text
