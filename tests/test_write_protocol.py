@@ -254,7 +254,9 @@ def test_a_refused_value_needs_attention_until_the_configuration_changes(store):
     assert (record.contact_id, record.field, record.attempts) == ("c1", "Rating", 1)
     engine = engine_for(adapter, store)
     engine.run(RunOptions(now=NOW))
-    assert adapter.calls.get("read_contacts", 0) == 0, "on backoff: not re-read while nothing changed"
+    assert adapter.calls.get("read_contacts", 0) == 0, (
+        "on backoff: not re-read while nothing changed"
+    )
     changed = SyncEngine(adapter, Settings(rules={"thresholds": {"mql": 55}}), store)
     changed.run(RunOptions(now=NOW))
     assert adapter.calls.get("read_contacts", 0) == 1, "a configuration change retries it at once"
@@ -357,3 +359,42 @@ def test_the_heartbeat_keeps_a_short_lease_alive(store):
         time.sleep(0.5)
         holder, expires = store.lock_info(lease.name)
         assert holder == lease.holder and expires > time.time()
+
+
+# ----- the admin's view --------------------------------------------------------------------------
+def test_errors_lists_records_needing_attention_and_runs_shows_crashed(tmp_path, capsys):
+    from crm_qualify.connector.cli import main
+
+    path = tmp_path / "state.sqlite"
+    state = StateStore(path)
+    adapter = KillAt([hot_contact("h1")], "after_write")
+    with pytest.raises(Killed):
+        run(adapter, state)
+    refusing = PicklistRefusal([hot_contact("h1"), cold_contact("c1")])
+    run(refusing, state)
+    state.close()
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(f"[crm]\nadapter = 'hubspot'\n[sync]\nstate_path = '{path}'\n")
+    assert main(["errors", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "1 record(s) need attention" in out
+    assert "contact/c1" in out and "Rating" in out and "restricted picklist" in out
+    assert main(["runs", "--config", str(config)]) == 0
+    assert "crashed" in capsys.readouterr().out
+
+
+def test_a_state_file_from_the_first_release_gains_the_new_columns(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE field_writes (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL,"
+        " instance TEXT NOT NULL, object_type TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " field TEXT NOT NULL, old TEXT, new TEXT, at TEXT NOT NULL);"
+        "INSERT INTO field_writes (run_id, instance, object_type, contact_id, field, old, new, at)"
+        " VALUES ('r1', 'default', 'contact', '9', 'score', 'null', '70', '2026-01-01');"
+    )
+    old.commit()
+    old.close()
+    state = StateStore(path)
+    assert state.last_written("default", [("contact", "9")]) == {("contact", "9"): {"score": 70}}
+    state.close()

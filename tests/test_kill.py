@@ -1,0 +1,20 @@
+"""SIGKILL a real sync at random moments, rerun, and land exactly where a clean sync lands.
+
+A few trials here; `python bench/kill_loop.py --trials 40` runs the long loop.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.kill_harness import one_trial
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_killed_sync_converges_to_the_clean_state(tmp_path, seed):
+    outcome = one_trial(tmp_path, contacts=250, seed=seed, rng=random.Random(seed))
+    assert outcome.duplicate_tasks == 0
+    assert outcome.missing_tasks == 0 and outcome.extra_tasks == 0
+    assert outcome.differing_contacts == 0
