@@ -1,9 +1,10 @@
 """The HubSpot adapter: the core's contract (`crm_qualify.connector.contract.Adapter`)
 over HubSpot's CRM v3/v4 API, through the official `hubspot-api-client`.
 
-Reads are batched: per 100 contacts, one batch read of the mapped properties, one v4
-association read each for deals and tasks, and batch reads of those deals and tasks. Writes
-go 100 records per batch update; results come back unordered and are matched by id.
+Reads are batched: per 500 contacts, batch reads of the mapped properties, one v4
+association read each for deals and tasks, and batch reads of those deals and tasks. Records
+go to the core untranslated (`RawContact`): the core translates each in its own guard.
+Writes: `writes.py` (owned fields) and `tasks.py` (follow-up tasks).
 """
 
 from __future__ import annotations
@@ -11,21 +12,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
+from crm_qualify.adapters.hubspot.records import (
+    ContactRows,
+    Links,
+    Rows,
+    associated,
+    batch_read,
+    next_after,
+)
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
-from crm_qualify.adapters.hubspot.setup import create_properties, property_checks
+from crm_qualify.adapters.hubspot.setup import create_properties, property_checks, task_checks
+from crm_qualify.adapters.hubspot.tasks import TaskWriter
 from crm_qualify.adapters.hubspot.translate import (
     ContactMapping,
-    TranslationError,
-    parse_time,
-    task_input,
-    to_contact,
-    to_properties,
-    to_task,
+    Related,
+    deal_stages,
+    to_deal,
+    translate_contact,
 )
+from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
+from crm_qualify.adapters.hubspot.writes import FieldWriter
 from crm_qualify.connector.contract import (
     ApiUsage,
     AuthError,
@@ -33,15 +44,15 @@ from crm_qualify.connector.contract import (
     ContactBatch,
     FieldInfo,
     Outcome,
+    RawContact,
     RecordError,
     TaskResult,
     WriteResult,
 )
-from crm_qualify.connector.model import Deal, ExistingTask, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
 READ_BATCH = 500
 """Contacts read together: one association request serves up to 1,000 of them."""
 DEAL_PROPERTIES = ["dealstage", "pipeline", "amount", "closedate", "hs_mrr"]
@@ -62,10 +73,13 @@ class HubSpotAdapter:
         self.writable_stages = frozenset(self.contacts.stages)
         tasks = mapping.get("tasks", {})
         self.task_key_property = tasks.get("key_property", "crmq_task_key")
-        self.task_association = int(tasks.get("contact_association_type", 204))
         deals = mapping.get("deals", {})
         self.recurring_property = deals.get("recurring_property", "hs_mrr")
         self.reader = ChangeReader(client, self.object_type, int(settings.lookback_seconds * 1000))
+        self.fields = FieldWriter(client, self.contacts, self.object_type)
+        self.tasks = TaskWriter(
+            client, self.task_key_property, int(tasks.get("contact_association_type", 204))
+        )
         self._deal_stages: dict[str, tuple[bool, bool]] | None = None
 
     @classmethod
@@ -86,10 +100,11 @@ class HubSpotAdapter:
         results = [CheckResult("credentials", True, f"read {len(fields)} contact properties")]
         results += property_checks(self.contacts, fields)
         try:
+            results += task_checks(self.describe_fields("tasks"), self.task_key_property)
             self._stages()
             results.append(CheckResult("deal pipelines", True, "closed and won stages known"))
-        except HubSpotError as exc:
-            results.append(CheckResult("deal pipelines", False, str(exc)))
+        except (AuthError, HubSpotError) as exc:
+            results.append(CheckResult("tasks and deal pipelines", False, str(exc)))
         return results
 
     def setup(self) -> list[CheckResult]:
@@ -99,16 +114,17 @@ class HubSpotAdapter:
         _, body = self.client.call(
             "GET properties", self.client.properties.get_all, object_type, archived=False
         )
-        return {
-            row["name"]: FieldInfo(
-                name=row["name"],
-                label=row.get("label", ""),
-                type=row.get("type", ""),
-                writable=not (row.get("modificationMetadata") or {}).get("readOnlyValue", False),
-                options=tuple(o["value"] for o in row.get("options") or []),
+        fields = {}
+        for row in objects(body.get("results")):
+            meta = row.get("modificationMetadata") or {}
+            fields[str(row.get("name"))] = FieldInfo(
+                name=str(row.get("name")),
+                label=str(row.get("label") or ""),
+                type=str(row.get("type") or ""),
+                writable=not meta.get("readOnlyValue", False),
+                options=tuple(str(o.get("value")) for o in objects(row.get("options"))),
             )
-            for row in body.get("results", [])
-        }
+        return fields
 
     # reads -----------------------------------------------------------------------------------
     def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
@@ -123,233 +139,87 @@ class HubSpotAdapter:
             pending += ids
             last = after
             if len(pending) >= READ_BATCH:
-                yield self._batch(pending, last)
+                yield self._batch(pending, last.dump())
                 pending, last = [], None
         if last is not None:
-            yield self._batch(pending, last)
-
-    def _batch(self, ids: list[str], cursor: Cursor) -> ContactBatch:
-        contacts, errors = self._read(ids) if ids else ([], [])
-        return ContactBatch(contacts=contacts, cursor=cursor.dump(), errors=errors)
+            yield self._batch(pending, last.dump())
 
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
-        wanted = [record_id for _, record_id in ids]
-        for start in range(0, len(wanted), BATCH):
-            contacts, errors = self._read(wanted[start : start + BATCH])
-            yield ContactBatch(contacts=contacts, cursor=None, errors=errors)
+        wanted = list(dict.fromkeys(record for _, record in ids))
+        for start in range(0, len(wanted), READ_BATCH):
+            yield self._batch(wanted[start : start + READ_BATCH], None)
 
-    def _read(self, ids: list[str]) -> tuple[list, list[RecordError]]:
+    def _batch(self, ids: list[str], cursor: str | None) -> ContactBatch:
         ids = list(dict.fromkeys(ids))
-        records = self._batch_read(self.object_type, ids, self.contacts.properties)
-        deal_links = self._associated(ids, "deals")
-        task_links = self._associated(ids, "tasks")
-        deals = self._deals({d for linked in deal_links.values() for d in linked})
-        tasks = self._tasks({t for linked in task_links.values() for t in linked})
-        contacts, errors = [], []
-        for record_id in ids:
-            record = records.get(record_id)
-            if record is None:
-                errors.append(RecordError(f"{self.object_type}/{record_id}", None, "not found"))
-                continue
-            try:
-                contacts.append(
-                    to_contact(
-                        self.contacts,
-                        record,
-                        [deals[d] for d in deal_links.get(record_id, []) if d in deals],
-                        [tasks[t] for t in task_links.get(record_id, []) if t in tasks],
-                    )
+        if not ids:
+            return ContactBatch(cursor=cursor)
+        read = self._read(ids)
+        stages = self._stages() if read.deals.found else {}
+        raw, errors = [], []
+        for record in ids:
+            label, key = f"{self.object_type}/{record}", (self.object_type, record)
+            problem = read.problem(record)
+            if record in read.contacts.gone:
+                errors.append(RecordError(label, None, "not found: deleted or merged"))
+            elif problem:
+                errors.append(RecordError(label, None, problem, key=key, transient=True))
+            else:
+                related = Related(
+                    read.deal_rows(record),
+                    read.task_rows(record),
+                    stages,
+                    self.recurring_property,
+                    self.task_key_property,
                 )
-            except TranslationError as exc:
-                errors.append(RecordError(f"{self.object_type}/{record_id}", exc.field, str(exc)))
-        return contacts, errors
+                row = read.contacts.found[record]
+                translate = partial(translate_contact, self.contacts, row, related)
+                raw.append(RawContact(label, translate, key))
+        return ContactBatch(cursor=cursor, errors=errors, raw=raw)
 
-    def _batch_read(
-        self, object_type: str, ids: Sequence[str], properties: list[str]
-    ) -> dict[str, dict[str, Any]]:
-        """POST batch/read (never a long GET query string: HTTP 414); 207 = some missing."""
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), BATCH):
-            body = {
-                "properties": properties,
-                "inputs": [{"id": i} for i in ids[start : start + BATCH]],
-            }
-            _, page = self.client.call(
-                f"POST {object_type}/batch/read", self.client.batch.read, object_type, body
-            )
-            found.update({str(row["id"]): row for row in page.get("results", [])})
-        return found
+    def _read(self, ids: list[str]) -> ContactRows:
+        """Batch reads of the contacts, their deal and task links, and those deals and tasks."""
+        contacts = batch_read(self.client, self.object_type, ids, self.contacts.properties)
+        live = [i for i in ids if i in contacts.found]
+        deal_links = associated(self.client, self.object_type, live, "deals")
+        task_links = associated(self.client, self.object_type, live, "tasks")
+        task_properties = [*TASK_PROPERTIES, self.task_key_property]
+        return ContactRows(
+            contacts,
+            deal_links,
+            self._related("deals", deal_links, DEAL_PROPERTIES),
+            task_links,
+            self._related("tasks", task_links, task_properties),
+        )
 
-    def _associated(self, ids: Sequence[str], to_type: str) -> dict[str, list[str]]:
-        return self._associated_from(self.object_type, ids, to_type)
+    def _related(self, object_type: str, links: Links, properties: list[str]) -> Rows:
+        ids = sorted({linked for targets in links.linked.values() for linked in targets})
+        return batch_read(self.client, object_type, ids, properties) if ids else Rows()
 
     def _stages(self) -> dict[str, tuple[bool, bool]]:
-        """Deal stage id -> (closed, won), from the pipelines: never the literal 'closedwon'."""
         if self._deal_stages is None:
             _, body = self.client.call(
                 "GET pipelines/deals", self.client.pipelines.get_all, "deals"
             )
-            stages = {}
-            for pipeline in body.get("results", []):
-                for stage in pipeline.get("stages", []):
-                    meta = stage.get("metadata") or {}
-                    closed = str(meta.get("isClosed", "false")).lower() == "true"
-                    won = closed and float(meta.get("probability") or 0) >= 1.0
-                    stages[str(stage["id"])] = (closed, won)
-            self._deal_stages = stages
+            self._deal_stages = deal_stages(body)
         return self._deal_stages
-
-    def _deals(self, ids: set[str]) -> dict[str, Deal]:
-        if not ids:
-            return {}
-        stages = self._stages()
-        deals = {}
-        for deal_id, row in self._batch_read("deals", sorted(ids), DEAL_PROPERTIES).items():
-            props = row.get("properties") or {}
-            closed, won = stages.get(props.get("dealstage") or "", (False, False))
-            deals[deal_id] = Deal(
-                id=deal_id,
-                status="won" if won else "lost" if closed else "open",
-                amount=_float(props.get("amount")),
-                recurring=(_float(props.get(self.recurring_property)) or 0) > 0,
-                closed_at=_date(props.get("closedate")) if closed else None,
-            )
-        return deals
-
-    def _tasks(self, ids: set[str]) -> dict[str, ExistingTask]:
-        if not ids:
-            return {}
-        properties = [*TASK_PROPERTIES, self.task_key_property]
-        tasks = {}
-        for task_id, row in self._batch_read("tasks", sorted(ids), properties).items():
-            try:
-                tasks[task_id] = to_task(row, self.task_key_property)
-            except TranslationError as exc:
-                log.warning("task %s skipped: %s", task_id, exc)
-        return tasks
 
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        results: dict[str, WriteResult] = {}
-        inputs = []
-        for update in updates:
-            try:
-                properties = to_properties(self.contacts, update.values())
-            except TranslationError as exc:
-                results[update.contact_id] = WriteResult(update.contact_id, False, str(exc))
-                continue
-            if properties:
-                inputs.append({"id": update.contact_id, "properties": properties})
-            else:
-                results[update.contact_id] = WriteResult(update.contact_id, True)
-        for start in range(0, len(inputs), BATCH):
-            results.update(self._update_batch(inputs[start : start + BATCH]))
-        return [
-            results.get(u.contact_id) or WriteResult(u.contact_id, False, "no answer", True)
-            for u in updates
-        ]
-
-    def _update_batch(self, inputs: list[dict[str, Any]]) -> dict[str, WriteResult]:
-        """One batch update. A bad value fails HubSpot's whole batch with 400: split it in
-        halves until the bad record stands alone, so the others are still written."""
-        try:
-            _, body = self.client.call(
-                f"POST {self.object_type}/batch/update",
-                self.client.batch.update,
-                self.object_type,
-                {"inputs": inputs},
-            )
-        except HubSpotError as exc:
-            if exc.status != 400:
-                retryable = exc.status is None or exc.status == 429 or exc.status >= 500
-                return {i["id"]: WriteResult(i["id"], False, str(exc), retryable) for i in inputs}
-            if len(inputs) == 1:
-                return {inputs[0]["id"]: WriteResult(inputs[0]["id"], False, _message(exc))}
-            middle = len(inputs) // 2
-            return self._update_batch(inputs[:middle]) | self._update_batch(inputs[middle:])
-        results = {
-            str(row["id"]): WriteResult(str(row["id"]), True) for row in body.get("results", [])
-        }
-        for error in body.get("errors", []):
-            context = error.get("context") or {}
-            for record_id in context.get("id", []) + context.get("ids", []):
-                results[str(record_id)] = WriteResult(
-                    str(record_id), False, f"{error.get('category')}: {error.get('message')}"
-                )
-        return results
+        return self.fields.write(updates)
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
-        results: dict[str, TaskResult] = {}
-        for start in range(0, len(tasks), BATCH):
-            chunk = tasks[start : start + BATCH]
-            body = {
-                "inputs": [
-                    task_input(t, self.task_key_property, self.task_association) for t in chunk
-                ]
-            }
-            try:
-                _, answer = self.client.call(
-                    "POST tasks/batch/create", self.client.batch.create, "tasks", body
-                )
-            except HubSpotError as exc:
-                results.update({t.key: TaskResult(t.key, False, error=str(exc)) for t in chunk})
-                continue
-            for row in answer.get("results", []):
-                key = row.get("objectWriteTraceId") or (row.get("properties") or {}).get(
-                    self.task_key_property
-                )
-                results[key] = TaskResult(key, True, crm_id=str(row["id"]))
-            for error in answer.get("errors", []):
-                for key in (error.get("context") or {}).get("objectWriteTraceId", []):
-                    results[key] = TaskResult(key, False, error=error.get("message"))
-        return [results.get(t.key) or TaskResult(t.key, False, error="no answer") for t in tasks]
+        return self.tasks.create(tasks)
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
-        """Tasks carrying these keys (search, 100 values per IN filter)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(keys), 100):
-            chunk = list(keys[start : start + 100])
-            body = {
-                "filterGroups": [
-                    {
-                        "filters": [
-                            {
-                                "propertyName": self.task_key_property,
-                                "operator": "IN",
-                                "values": chunk,
-                            }
-                        ]
-                    }
-                ],
-                "properties": [self.task_key_property],
-                "limit": 200,
-            }
-            _, page = self.client.call(
-                "POST tasks/search", self.client.search_api.do_search, "tasks", body, search=True
-            )
-            for row in page.get("results", []):
-                key = (row.get("properties") or {}).get(self.task_key_property)
-                if key in chunk:
-                    found[key] = str(row["id"])
-        return found
+        return self.tasks.find(keys)
+
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        return self.tasks.existing()
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
-        """Archive tasks a rolled-back run created (HubSpot batch archive answers 204)."""
-        results = []
-        for start in range(0, len(crm_ids), BATCH):
-            chunk = list(crm_ids[start : start + BATCH])
-            try:
-                self.client.call(
-                    "POST tasks/batch/archive",
-                    self.client.batch.archive,
-                    "tasks",
-                    {"inputs": [{"id": i} for i in chunk]},
-                )
-                results += [TaskResult(i, True, crm_id=i) for i in chunk]
-            except HubSpotError as exc:
-                results += [TaskResult(i, False, crm_id=i, error=str(exc)) for i in chunk]
-        return results
+        return self.tasks.close(crm_ids)
 
+    # outcomes --------------------------------------------------------------------------------
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
         stages = self._stages()
         closed_ids = [s for s, (closed, _) in stages.items() if closed]
@@ -377,56 +247,29 @@ class HubSpotAdapter:
             _, page = self.client.call(
                 "POST deals/search", self.client.search_api.do_search, "deals", body, search=True
             )
-            rows = page.get("results", [])
-            links = self._associated_from("deals", [str(r["id"]) for r in rows], self.object_type)
-            for row in rows:
-                props = row.get("properties") or {}
-                yield Outcome(
-                    deal_id=str(row["id"]),
-                    won=stages.get(props.get("dealstage") or "", (True, False))[1],
-                    closed_at=_date(props.get("closedate")),
-                    contact_ids=tuple(links.get(str(row["id"]), [])),
-                    amount=_float(props.get("amount")),
-                )
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            rows = [r for r in objects(page.get("results")) if record_id(r)]
+            ids = [str(record_id(r)) for r in rows]
+            links = associated(self.client, "deals", ids, self.object_type).linked
+            for row, deal_id in zip(rows, ids, strict=True):
+                yield _outcome(row, deal_id, stages, links.get(deal_id, []))
+            after = next_after(page)
             if not after or not rows:
                 return
-
-    def _associated_from(
-        self, from_type: str, ids: Sequence[str], to_type: str
-    ) -> dict[str, list[str]]:
-        """v4 batch association read, 1,000 ids per request; ids without links are absent
-        (HubSpot answers them with 207 NO_ASSOCIATIONS_FOUND rows)."""
-        links: dict[str, list[str]] = {}
-        for start in range(0, len(ids), 1000):
-            _, page = self.client.call(
-                f"POST associations/{from_type}/{to_type}/batch/read",
-                self.client.associations.get_page,
-                from_type,
-                to_type,
-                {"inputs": [{"id": i} for i in ids[start : start + 1000]]},
-            )
-            for row in page.get("results", []):
-                links[str(row["from"]["id"])] = [str(to["toObjectId"]) for to in row.get("to", [])]
-        return links
 
     def usage(self) -> ApiUsage:
         return self.client.usage()
 
 
-def _message(exc: HubSpotError) -> str:
-    return f"{exc.category or 'VALIDATION_ERROR'}: {exc.body.get('message') or exc}"
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _date(value: str | None) -> datetime | None:
-    try:
-        return parse_time(value, "closedate")
-    except TranslationError:
-        return None
+def _outcome(
+    row: dict[str, Any], deal_id: str, stages: dict[str, tuple[bool, bool]], contacts: list[str]
+) -> Outcome:
+    """A closed deal found by search (its stage is closed by the filter)."""
+    deal = to_deal(row, stages, "hs_mrr")
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    return Outcome(
+        deal_id=deal_id,
+        won=deal.status == "won",
+        closed_at=lenient(parse_time, props.get("closedate"), "closedate"),
+        contact_ids=tuple(contacts),
+        amount=deal.amount,
+    )

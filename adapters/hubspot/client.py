@@ -5,15 +5,22 @@ Calls use the official `hubspot-api-client` with `_preload_content=False`: the c
 and sends the request, and we read the JSON ourselves. That keeps the `X-HubSpot-RateLimit-*`
 headers (the generated models drop them) and skips the model deserialisation that would
 dominate a large sync.
+
+urllib3 (under hubspot-api-client) would retry and follow redirects on its own; both are
+switched off (`Retry(total=0, redirect=False)`): our retry policy is the only one, so a create
+is never resent behind our back, and a 3xx is an error, never followed with the token.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
@@ -25,41 +32,72 @@ from hubspot.crm.objects.exceptions import ApiException as ObjectsError
 from hubspot.crm.owners.exceptions import ApiException as OwnersError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
 from hubspot.crm.properties.exceptions import ApiException as PropertiesError
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
 API_EXCEPTIONS = (ObjectsError, AssociationsError, PropertiesError, PipelinesError, OwnersError)
 """Each generated sub-package of hubspot-api-client raises its own ApiException class."""
+EXCERPT = 120
+_TAGS = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
 
 
 class HubSpotError(AdapterError):
-    """A HubSpot answer we could not use: status, HubSpot's category and message."""
+    """A HubSpot answer we could not use: status, HubSpot's category and message.
 
-    def __init__(self, endpoint: str, status: int | None, body: Any) -> None:
+    `garbled`: the body was not HubSpot's JSON (a gateway's HTML page): worth retrying.
+    `unprocessed`: the request never reached HubSpot (connection refused), so even a create
+    may be sent again."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        status: int | None,
+        body: Any,
+        *,
+        garbled: bool = False,
+        unprocessed: bool = False,
+    ) -> None:
         self.endpoint, self.status = endpoint, status
+        self.garbled, self.unprocessed = garbled, unprocessed
         self.body = body if isinstance(body, dict) else {}
-        self.category = self.body.get("category") or self.body.get("errorType") or ""
+        self.category = str(self.body.get("category") or self.body.get("errorType") or "")
         message = self.body.get("message") or (str(body)[:300] if body else "no answer")
         super().__init__(
             f"{endpoint}: HTTP {status or 'connection error'} {self.category}: {message}"
         )
 
 
-def _classify(exc: BaseException) -> Failure:
-    if isinstance(exc, HubSpotError):
-        return status_failure(exc.status)
-    return Failure(transient=False)
+def classify(exc: BaseException) -> Failure:
+    """Our errors as the core's retry policy sees them."""
+    if not isinstance(exc, HubSpotError):
+        return Failure(transient=False)
+    if exc.garbled:
+        return Failure(transient=True, kind="unreadable_answer")
+    if exc.status is None:
+        return Failure(transient=True, kind="connection", unprocessed=exc.unprocessed)
+    return status_failure(exc.status)
 
 
 class HubSpotClient:
     """One portal. The API objects are built once: each `.batch_api` access would build a new
-    ApiClient (and a new connection pool)."""
+    ApiClient (and a new connection pool). `clock` and `sleep` drive the rate budgets (tests
+    pass a fake clock)."""
 
-    def __init__(self, settings: HubSpotSettings) -> None:
+    def __init__(
+        self,
+        settings: HubSpotSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         hubspot = HubSpot(
             access_token=settings.access_token.get_secret_value(),
             host=settings.base_url.rstrip("/"),
+            retry=Retry(total=0, redirect=False),
         )
         crm = hubspot.crm
         self.basic = crm.objects.basic_api
@@ -71,11 +109,14 @@ class HubSpotClient:
         self.pipelines = crm.pipelines.pipelines_api
         self.owners = crm.owners.owners_api
         self.settings = settings
-        self.burst = RateBudget(settings.requests_per_10s, 10.0)
-        self.search_budget = RateBudget(settings.searches_per_second, 1.0)
+        self.burst = RateBudget(settings.requests_per_10s, 10.0, clock=clock, sleep=sleep)
+        self.search_budget = RateBudget(settings.searches_per_second, 1.0, clock=clock, sleep=sleep)
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient(base_url={self.settings.base_url!r})"
 
     def call(
         self,
@@ -83,33 +124,19 @@ class HubSpotClient:
         method: Callable[..., Any],
         *args: Any,
         search: bool = False,
+        idempotent: bool = True,
         **kwargs: Any,
-    ) -> tuple[int, Any]:
-        """(status, parsed JSON) of one API call, retried on 429 / 5xx / dropped connections."""
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, JSON object) of one API call, retried on 429 / 5xx / dropped connections.
+        With `idempotent=False` (creates) only failures that prove HubSpot never acted are
+        retried; any other transient failure raises `OutcomeUnknown`."""
         budget = self.search_budget if search else self.burst
 
-        def once() -> tuple[int, Any]:
+        def once() -> tuple[int, dict[str, Any]]:
             self.daily.check()
             budget.acquire()
             self.requests[endpoint] += 1
-            try:
-                response = method(
-                    *args,
-                    _preload_content=False,
-                    _request_timeout=self.settings.timeout_seconds,
-                    **kwargs,
-                )
-            except API_EXCEPTIONS as exc:
-                # The generated client raises for every 4xx/5xx (429 included) before we see it.
-                self._observe(exc.headers or {})
-                raise self._error(endpoint, exc.status or None, _json(exc.body)) from None
-            except (Urllib3Error, OSError) as exc:
-                raise HubSpotError(endpoint, None, type(exc).__name__) from None
-            self._observe(response.headers)
-            body = _json(response.data)
-            if response.status >= 400:
-                raise self._error(endpoint, response.status, body)
-            return response.status, body
+            return self._send(endpoint, method, args, kwargs)
 
         def on_retry(failure: Failure) -> None:
             if failure.kind == "throttled":
@@ -117,11 +144,55 @@ class HubSpotClient:
                 budget.pause(1.0 if search else 10.0)
 
         return call_with_retries(
-            once, _classify, attempts=self.settings.max_attempts, on_retry=on_retry
+            once,
+            classify,
+            attempts=self.settings.max_attempts,
+            on_retry=on_retry,
+            idempotent=idempotent,
         )
 
+    def _send(
+        self, endpoint: str, method: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            response = method(
+                *args,
+                _preload_content=False,
+                _request_timeout=self.settings.timeout_seconds,
+                **kwargs,
+            )
+            status, headers, data = response.status, response.headers, response.data
+        except API_EXCEPTIONS as exc:
+            # The generated client raises for every non-2xx status (3xx and 429 included).
+            status, headers, data = exc.status or None, exc.headers or {}, exc.body
+            if status is None:
+                raise HubSpotError(endpoint, None, exc.reason) from None
+        except (Urllib3Error, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            never_sent = isinstance(reason, ConnectTimeoutError | ConnectionRefusedError)
+            raise HubSpotError(
+                endpoint, None, type(reason).__name__, unprocessed=never_sent
+            ) from None
+        self._observe(headers)
+        return status, self._answer(endpoint, status, headers, data)
+
+    def _answer(self, endpoint: str, status: int, headers: Any, data: Any) -> dict[str, Any]:
+        if 300 <= status < 400:
+            where = urlsplit(str(headers.get("Location") or "")).netloc or "elsewhere"
+            raise HubSpotError(
+                endpoint,
+                status,
+                {"message": f"redirected to {where}; not followed (check base_url)"},
+            )
+        body = _json_object(data)
+        if body is None:
+            raise HubSpotError(endpoint, status, _excerpt(data), garbled=True)
+        if status >= 400:
+            raise self._error(endpoint, status, body)
+        return body
+
     @staticmethod
-    def _error(endpoint: str, status: int | None, body: Any) -> AdapterError:
+    def _error(endpoint: str, status: int, body: dict[str, Any]) -> AdapterError:
         error = HubSpotError(endpoint, status, body)
         if status == 401:
             return AuthError(
@@ -130,7 +201,7 @@ class HubSpotClient:
             )
         if status == 403:
             return AuthError(
-                f"HubSpot refused {endpoint}: {error.body.get('message', 'missing scope')}",
+                f"HubSpot refused {endpoint}: {body.get('message', 'missing scope')}",
                 setting="adapters.hubspot.access_token",
             )
         return error
@@ -151,13 +222,30 @@ class HubSpotClient:
         return ApiUsage(dict(self.requests), self.throttled, remaining)
 
 
-def _json(data: bytes | None) -> Any:
-    if not data:
+def _text(data: Any) -> str:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data).decode("utf-8", "replace")
+    return "" if data is None else str(data)
+
+
+def _json_object(data: Any) -> dict[str, Any] | None:
+    """The body as a JSON object; an empty body is an empty object (204); None when the body
+    is not a JSON object (an HTML page, a bare string, a list)."""
+    text = _text(data)
+    if not text.strip():
         return {}
     try:
-        return json.loads(data)
+        parsed = json.loads(text)
     except ValueError:
-        return {"message": data[:300].decode("utf-8", "replace")}
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _excerpt(data: Any) -> dict[str, str]:
+    """A short, tag-free excerpt of an unreadable body, for the error message."""
+    flat = _SPACE.sub(" ", _TAGS.sub(" ", _text(data))).strip()
+    shown = flat[:EXCERPT] + ("…" if len(flat) > EXCERPT else "")
+    return {"message": f"not a HubSpot JSON answer: {shown!r}"}
 
 
 def _int(value: str | None) -> int | None:

@@ -15,8 +15,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
+from crm_qualify.adapters.hubspot.records import next_after
+from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
+from crm_qualify.connector.contract import TranslationError
 
 SEARCH_PAGE = 200
 LIST_PAGE = 100
@@ -48,12 +52,13 @@ def epoch_ms(moment: datetime) -> int:
     return int(moment.astimezone(UTC).timestamp() * 1000)
 
 
-def _ms(value: str | None) -> int:
-    if not value:
-        return 0
-    if value.isdigit():
-        return int(value)
-    return epoch_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
+def _ms(value: Any) -> int | None:
+    """Epoch milliseconds of a `lastmodifieddate`; None when it cannot be read."""
+    try:
+        moment = parse_time(value, "lastmodifieddate")
+    except TranslationError:
+        return None
+    return epoch_ms(moment) if moment else None
 
 
 class ChangeReader:
@@ -82,8 +87,8 @@ class ChangeReader:
             _, page = self.client.call(
                 "GET objects/list", self.client.basic.get_page, self.object_type, **kwargs
             )
-            ids = [str(row["id"]) for row in page.get("results", [])]
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            ids = [i for i in (record_id(row) for row in objects(page.get("results"))) if i]
+            after = next_after(page)
             if not after:
                 # The walk is complete: anything changed since it began is read incrementally.
                 yield ids, Cursor(since=started)
@@ -104,6 +109,7 @@ class ChangeReader:
                     {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(until_ms)},
                 ],
                 "lastmodifieddate",
+                low,
             )
             if len(rows) == SEARCH_PAGE and rows[-1][1] == low:
                 yield from self._instant(low, given)
@@ -132,6 +138,7 @@ class ChangeReader:
                     {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
                 ],
                 "hs_object_id",
+                moment,
             )
             fresh = [oid for oid, _ in rows if oid not in given]
             if fresh:
@@ -140,8 +147,10 @@ class ChangeReader:
                 return
             last_id = int(rows[-1][0])
 
-    def _page(self, filters: list[dict[str, str]], sort: str) -> list[tuple[str, int]]:
-        """(id, lastmodifieddate ms) of the first page of one search."""
+    def _page(self, filters: list[dict[str, str]], sort: str, floor: int) -> list[tuple[str, int]]:
+        """(id, lastmodifieddate ms) of the first page of one search. Results come sorted, so
+        an unreadable stamp is taken as the one before it (`floor` for the first): reading
+        never moves backwards."""
         body = {
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
@@ -155,7 +164,14 @@ class ChangeReader:
             body,
             search=True,
         )
-        return [
-            (str(row["id"]), _ms((row.get("properties") or {}).get("lastmodifieddate")))
-            for row in page.get("results", [])
-        ]
+        rows: list[tuple[str, int]] = []
+        for row in objects(page.get("results")):
+            row_id = record_id(row)
+            props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+            stamp = _ms(props.get("lastmodifieddate"))
+            if row_id is None or not row_id.isdigit():
+                continue  # HubSpot ids are numeric; keyset paging by id needs them
+            if stamp is None:
+                stamp = rows[-1][1] if rows else floor
+            rows.append((row_id, stamp))
+        return rows

@@ -1,4 +1,6 @@
-"""The custom properties crm-qualify writes: checked by `doctor`, created by `setup`."""
+"""The custom properties crm-qualify writes: checked by `doctor`, created by `setup`.
+
+Option lists carry `hidden`, which the properties spec's `OptionInput` requires."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "enumeration",
         "fieldType": "select",
         "options": [
-            {"label": label, "value": label.lower(), "displayOrder": order}
+            {"label": label, "value": label.lower(), "displayOrder": order, "hidden": False}
             for order, label in enumerate(("Cold", "Warm", "Hot"))
         ],
     },
@@ -35,8 +37,8 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
         "type": "bool",
         "fieldType": "booleancheckbox",
         "options": [
-            {"label": "Yes", "value": "true", "displayOrder": 0},
-            {"label": "No", "value": "false", "displayOrder": 1},
+            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+            {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
         ],
     },
 }
@@ -71,6 +73,18 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
             )
         )
     return results
+
+
+def task_checks(fields: dict[str, FieldInfo], key_property: str) -> list[CheckResult]:
+    """The task key property exists and is text, so `find_tasks` can search it."""
+    found = fields.get(key_property)
+    if found is None:
+        detail = f"missing: tasks.{key_property} (crm-qualify setup)"
+    elif found.type != "string":
+        detail = f"tasks.{key_property} is {found.type}, expected string"
+    else:
+        detail = f"tasks.{key_property} present"
+    return [CheckResult("task key property", found is not None and found.type == "string", detail)]
 
 
 def create_properties(client: HubSpotClient, object_type: str, task_key: str) -> list[CheckResult]:

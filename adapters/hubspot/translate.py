@@ -1,16 +1,49 @@
 """HubSpot records <-> the canonical model, driven by the mapping data (mappings/hubspot.toml).
 
-Pure functions. A value that cannot be translated raises `TranslationError` naming the
-property, so the record is reported and the rest of the batch goes on.
+Pure functions. HubSpot sends every property value as a string or null, but an adapter meets
+proxies, imports and portals that send other things; so each value is read through a typed
+accessor that either normalises it harmlessly or raises `TranslationError` naming the HubSpot
+property, and never anything else. Harmless normalisations (each covered by
+tests/hubspot/test_malformed.py):
+
+- a JSON number where text is expected is its text (`42` -> "42"); a JSON boolean where
+  true/false is expected is its value, and "TRUE" / "False" are read in any case;
+- an integer where a datetime is expected is epoch milliseconds; a datetime without a zone
+  is UTC;
+- a `numemployees` bucket is its lower bound ("100-500" -> 100); one that starts with no
+  digits ("lots") is no company size;
+- a negative engagement counter is 0; any value of the hard-bounce property is a bounce;
+- stage, temperature, source and buying-role values the mapping does not list are kept as
+  the CRM's text or ignored, as for any custom value;
+- on deals and tasks (context, not the record itself), an unreadable amount, date, stage or
+  key is left out rather than failing the contact.
+
+Owned values keep HubSpot's own text ("17" stays "17"), so a rollback restores exactly what
+the CRM held.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from crm_qualify.adapters.hubspot.typed import (
+    company_size,
+    counter,
+    empty,
+    fail,
+    finite_number,
+    flag,
+    format_time,
+    lenient,
+    objects,
+    parse_time,
+    properties_of,
+    record_id,
+    render_number,
+    text_value,
+)
 from crm_qualify.connector.contract import TranslationError
 from crm_qualify.connector.model import (
     Contact,
@@ -101,79 +134,46 @@ class ContactMapping:
         names += [prop for pair in self.conversion_pairs for prop in pair]
         return list(dict.fromkeys(names))
 
-
-def parse_time(value: str | None, prop: str) -> datetime | None:
-    """HubSpot sends datetimes as ISO 8601 or as epoch milliseconds, dates as YYYY-MM-DD."""
-    if value in (None, ""):
-        return None
-    try:
-        if value.isdigit():
-            return datetime.fromtimestamp(int(value) / 1000, UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise TranslationError(prop, f"{prop}: not a date: {value[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    def property_of(self, canonical: str) -> str:
+        """The HubSpot property behind a canonical contact field, for error messages."""
+        return self.profile.get(canonical) or self.fields.get(canonical) or canonical
 
 
-def format_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _count(value: str | None, prop: str) -> int:
-    if value in (None, ""):
-        return 0
-    try:
-        return max(0, int(float(value)))
-    except ValueError:
-        raise TranslationError(prop, f"{prop}: not a number: {value[:40]!r}") from None
-
-
-def _number(value: str, prop: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise TranslationError(prop, f"{prop}: not a number: {value[:40]!r}") from None
-
-
-def _employees(value: str | None) -> int | None:
-    """`numemployees` is a bucket ("100-500", "1000+"): the lower bound."""
-    if not value:
-        return None
-    match = re.match(r"\s*(\d[\d,]*)", value)
-    return int(match.group(1).replace(",", "")) if match else None
+# contacts ----------------------------------------------------------------------------------
+def _owned_value(mapping: ContactMapping, name: str, prop: str, value: Any) -> Any:
+    if name == "stage":
+        text = text_value(value, prop)
+        stage = mapping.stage_of_value.get(text or "")
+        return stage.value if stage else text
+    if name == "temperature":
+        text = text_value(value, prop)
+        reverse = {v: k for k, v in mapping.temperatures.items()}
+        return reverse.get(text or "", text)
+    if name in _NUMBER_FIELDS:
+        return render_number(value, prop)
+    if name == "renurture":
+        return flag(value, prop)
+    if name == "scored_at":
+        parsed = parse_time(value, prop)
+        return value if isinstance(value, str) else format_time(parsed) if parsed else None
+    return text_value(value, prop)
 
 
 def _owned(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
+    """Current values of the owned fields, in HubSpot's own text where it has one."""
     owned: dict[str, Any] = {}
     for name, prop in mapping.fields.items():
         value = props.get(prop)
-        if value in (None, ""):
-            continue
-        if name == "stage":
-            stage = mapping.stage_of_value.get(value)
-            owned[name] = stage.value if stage else value
-        elif name == "temperature":
-            reverse = {v: k for k, v in mapping.temperatures.items()}
-            owned[name] = reverse.get(value, value)
-        elif name in _NUMBER_FIELDS:
-            owned[name] = _number(value, prop)
-        elif name == "renurture":
-            owned[name] = value == "true"
-        elif name == "scored_at":
-            parsed = parse_time(value, prop)
-            owned[name] = parsed.isoformat().replace("+00:00", "Z") if parsed else None
-        else:
-            owned[name] = value
+        if not empty(value):
+            owned[name] = _owned_value(mapping, name, prop, value)
     return owned
 
 
 def _events(mapping: ContactMapping, props: dict[str, Any]) -> list[EngagementEvent]:
     events = []
     for kind, count_prop, at_prop in mapping.counters:
-        count, at = (
-            _count(props.get(count_prop), count_prop),
-            parse_time(props.get(at_prop), at_prop),
-        )
+        count = counter(props.get(count_prop), count_prop)
+        at = parse_time(props.get(at_prop), at_prop)
         if count and at:
             events.append(EngagementEvent(type=kind, at=at, count=count))
     for kind, at_prop in mapping.dates:
@@ -181,7 +181,8 @@ def _events(mapping: ContactMapping, props: dict[str, Any]) -> list[EngagementEv
             events.append(EngagementEvent(type=kind, at=at))
     seen = set()
     for name_prop, at_prop in mapping.conversion_pairs:
-        name, at = props.get(name_prop), parse_time(props.get(at_prop), at_prop)
+        name = text_value(props.get(name_prop), name_prop)
+        at = parse_time(props.get(at_prop), at_prop)
         if not name or not at or (name, at) in seen:
             continue
         seen.add((name, at))
@@ -196,17 +197,35 @@ def _events(mapping: ContactMapping, props: dict[str, Any]) -> list[EngagementEv
 def _qualification(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, CriterionStatus]:
     answers = {}
     for criterion, prop in mapping.qualification.items():
-        value = props.get(prop)
+        value = text_value(props.get(prop), prop)
         if value:
             try:
                 answers[criterion] = CriterionStatus(value)
             except ValueError:
-                raise TranslationError(prop, f"{prop}: unknown answer {value[:40]!r}") from None
-    if mapping.authority_property and "authority" not in answers:
-        roles = set(filter(None, (props.get(mapping.authority_property) or "").split(";")))
+                raise fail(prop, "unknown answer", value) from None
+    prop = mapping.authority_property
+    if prop and "authority" not in answers:
+        roles = set(filter(None, (text_value(props.get(prop), prop) or "").split(";")))
         if roles & mapping.authority_roles:
             answers["authority"] = CriterionStatus.MET
     return answers
+
+
+def _profile(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
+    texts = ("email", "first_name", "last_name", "title", "company", "industry", "country")
+    values: dict[str, Any] = {
+        name: text_value(props.get(mapping.profile[name]), mapping.profile[name])
+        for name in (*texts, "owner_id")
+        if name in mapping.profile
+    }
+    if "employees" in mapping.profile:
+        prop = mapping.profile["employees"]
+        values["employees"] = company_size(props.get(prop), prop)
+    return values
+
+
+def _optional_text(props: dict[str, Any], prop: str | None) -> str | None:
+    return text_value(props.get(prop), prop) if prop else None
 
 
 def to_contact(
@@ -216,30 +235,25 @@ def to_contact(
     tasks: list[ExistingTask],
 ) -> Contact:
     """A HubSpot contact (batch-read JSON) with its deals and tasks, as a canonical contact."""
-    props = record.get("properties") or {}
-    profile = mapping.profile
-    source = props.get(mapping.origin_property) if mapping.origin_property else None
+    contact_id = record_id(record)
+    if contact_id is None:
+        raise fail("hs_object_id", "the record has no id", record)
+    props = properties_of(record)
+    source = _optional_text(props, mapping.origin_property)
+    stage_value = _optional_text(props, mapping.fields.get("stage"))
     bounce = props.get(mapping.hard_bounce) if mapping.hard_bounce else None
-    stage_value = props.get(mapping.fields.get("stage", ""))
+    unsubscribed = props.get(mapping.unsubscribed) if mapping.unsubscribed else None
     try:
         return Contact(
-            id=str(record["id"]),
+            id=contact_id,
             object_type=mapping.object_type,
-            email=props.get(profile.get("email", "")) or None,
-            first_name=props.get(profile.get("first_name", "")) or None,
-            last_name=props.get(profile.get("last_name", "")) or None,
-            title=props.get(profile.get("title", "")) or None,
-            company=props.get(profile.get("company", "")) or None,
-            industry=props.get(profile.get("industry", "")) or None,
-            employees=_employees(props.get(profile.get("employees", ""))),
-            country=props.get(profile.get("country", "")) or None,
-            owner_id=props.get(profile.get("owner_id", "")) or None,
+            **_profile(mapping, props),
             origin=mapping.origin_of_source.get(source or "", Origin.UNKNOWN),
             created_at=parse_time(props.get("createdate"), "createdate"),
             updated_at=parse_time(props.get("lastmodifieddate"), "lastmodifieddate"),
             stage=mapping.stage_of_value.get(stage_value or ""),
-            unsubscribed=bool(mapping.unsubscribed and props.get(mapping.unsubscribed) == "true"),
-            hard_bounced=bool(bounce),
+            unsubscribed=flag(unsubscribed, mapping.unsubscribed or "unsubscribed"),
+            hard_bounced=not empty(bounce),
             qualification=_qualification(mapping, props),
             events=_events(mapping, props),
             deals=deals,
@@ -248,7 +262,7 @@ def to_contact(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
+        where = mapping.property_of(str(first["loc"][0])) if first["loc"] else "record"
         raise TranslationError(where, f"{where}: {first['msg']}") from None
 
 
@@ -270,11 +284,47 @@ def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, 
         elif name == "temperature":
             value = mapping.temperatures.get(value, value)
         elif name == "renurture":
-            value = "true" if value else "false"
+            value = "true" if value is True or str(value).lower() == "true" else "false"
+        elif name in _NUMBER_FIELDS:
+            value = render_number(value, prop)
         elif name == "reasons" and isinstance(value, str) and len(value) > REASONS_MAX:
             value = value[: REASONS_MAX - 1] + "…"
         properties[prop] = str(value)
     return properties
+
+
+# deals, pipelines and tasks ----------------------------------------------------------------
+def deal_stages(pipelines: dict[str, Any]) -> dict[str, tuple[bool, bool]]:
+    """Deal stage id -> (closed, won), from the pipelines: never the literal 'closedwon'."""
+    stages = {}
+    for pipeline in objects(pipelines.get("results")):
+        for stage in objects(pipeline.get("stages")):
+            stage_id = record_id(stage)
+            if stage_id is None:
+                continue
+            meta = stage.get("metadata") if isinstance(stage.get("metadata"), dict) else {}
+            closed = str(meta.get("isClosed", "false")).lower() == "true"
+            probability = lenient(finite_number, meta.get("probability") or 0, "probability")
+            stages[stage_id] = (closed, closed and (probability or 0) >= 1.0)
+    return stages
+
+
+def to_deal(
+    row: dict[str, Any], stages: dict[str, tuple[bool, bool]], recurring_property: str
+) -> Deal:
+    """A deal as context for its contacts; unreadable amounts and dates are left out."""
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    stage = lenient(text_value, props.get("dealstage"), "dealstage") or ""
+    closed, won = stages.get(stage, (False, False))
+    amount = lenient(finite_number, props.get("amount"), "amount")
+    recurring = lenient(finite_number, props.get(recurring_property), recurring_property)
+    return Deal(
+        id=str(record_id(row)),
+        status="won" if won else "lost" if closed else "open",
+        amount=amount,
+        recurring=(recurring or 0) > 0,
+        closed_at=lenient(parse_time, props.get("closedate"), "closedate") if closed else None,
+    )
 
 
 TASK_PRIORITY = {"high": "HIGH", "medium": "MEDIUM", "low": "LOW"}
@@ -311,11 +361,31 @@ def task_input(task: PlannedTask, key_property: str, association_type: int) -> d
     }
 
 
-def to_task(record: dict[str, Any], key_property: str) -> ExistingTask:
-    props = record.get("properties") or {}
+@dataclass(frozen=True)
+class Related:
+    """A contact's deals and tasks as HubSpot sent them, and what reading them needs."""
+
+    deals: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    stages: dict[str, tuple[bool, bool]]
+    recurring_property: str
+    key_property: str
+
+
+def translate_contact(mapping: ContactMapping, record: dict[str, Any], related: Related) -> Contact:
+    """The whole translation of one read contact, deals and tasks included: what the core
+    calls (through `RawContact.translate`) inside its guard."""
+    deals = [to_deal(row, related.stages, related.recurring_property) for row in related.deals]
+    tasks = [to_task(row, related.key_property) for row in related.tasks]
+    return to_contact(mapping, record, deals, tasks)
+
+
+def to_task(row: dict[str, Any], key_property: str) -> ExistingTask:
+    """A task as context for its contact; an unreadable due date or key is left out."""
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
     return ExistingTask(
-        id=str(record["id"]),
-        key=props.get(key_property) or None,
-        due=parse_time(props.get("hs_timestamp"), "hs_timestamp"),
+        id=str(record_id(row)),
+        key=lenient(text_value, props.get(key_property), key_property),
+        due=lenient(parse_time, props.get("hs_timestamp"), "hs_timestamp"),
         completed=props.get("hs_task_status") == "COMPLETED",
     )

@@ -1,27 +1,82 @@
-"""A fresh simulated portal per test, and the adapter pointed at it over a real socket."""
+"""A fresh simulated portal per test, and the adapter pointed at it over a real socket.
+
+Backoffs and rate budgets run on a fake clock (`FakeClock`): time passes only when someone
+waits, so retries cost no real time and the folder stays fast.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from types import SimpleNamespace
 
 import pytest
+import tenacity.nap
 from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.contract import ContactBatch, RecordError, TranslationError
 from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.model import Contact
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.state import StateStore
 
 
+class FakeClock:
+    """Monotonic time that moves only when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        self.slept += max(seconds, 0.0)
+
+
+@pytest.fixture(autouse=True)
+def backoff_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """tenacity's waits between retries go to a fake clock (`tenacity.nap` is its test hook)."""
+    clock = FakeClock()
+    monkeypatch.setattr(tenacity.nap, "time", SimpleNamespace(sleep=clock.sleep))
+    return clock
+
+
+FAST = {"rate_limit": 100_000, "search_rate": 10_000}
+"""Simulator limits for tests on the fake clock: our budgets no longer pace real time, so
+the portal's own limits are out of the way (throttling is tested with injected 429s)."""
+
+
 @pytest.fixture
 def sim() -> Iterator[HubSpotSimulator]:
-    with HubSpotSimulator(contacts=400, seed=3, custom_properties=True) as simulator:
+    with HubSpotSimulator(contacts=400, seed=3, custom_properties=True, **FAST) as simulator:
         yield simulator
 
 
 def make_adapter(sim: HubSpotSimulator, **options) -> HubSpotAdapter:
     settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url, **options)
-    return HubSpotAdapter.from_config(settings, load_mapping("hubspot"))
+    clock = FakeClock()
+    client = HubSpotClient(settings, clock=clock, sleep=clock.sleep)
+    return HubSpotAdapter(settings, load_mapping("hubspot"), client)
+
+
+def translate_all(batches: Iterable[ContactBatch]) -> tuple[list[Contact], list[RecordError]]:
+    """Contacts and errors of batches, each raw record translated in its own guard, as the
+    engine does."""
+    contacts: list[Contact] = []
+    errors: list[RecordError] = []
+    for batch in batches:
+        errors += batch.errors
+        contacts += batch.contacts
+        for item in batch.raw:
+            try:
+                contacts.append(item.translate())
+            except TranslationError as exc:
+                errors.append(RecordError(item.record, exc.field, str(exc), key=item.key))
+    return contacts, errors
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 
-from tests.hubspot.conftest import make_adapter
+from tests.hubspot.conftest import make_adapter, translate_all
 
 
 def contact_props(sim, contact_id: str) -> dict:
@@ -165,18 +165,16 @@ def test_a_bad_record_is_reported_by_field_and_the_rest_read(sim, adapter):
     ids = sorted(sim.store.objects["contacts"])[:3]
     contact_props(sim, ids[1])["hs_email_last_open_date"] = "last tuesday"
     contact_props(sim, ids[1])["hs_email_open"] = "3"
-    (batch,) = list(adapter.read_contacts([("contacts", i) for i in ids]))
-    assert [c.id for c in batch.contacts] == [ids[0], ids[2]]
-    (error,) = batch.errors
+    contacts, errors = translate_all(adapter.read_contacts([("contacts", i) for i in ids]))
+    assert [c.id for c in contacts] == [ids[0], ids[2]]
+    (error,) = errors
     assert error.record == f"contacts/{ids[1]}"
     assert error.field == "hs_email_last_open_date"
 
 
 def test_deals_make_opportunities_and_customers(sim, adapter):
     ids = sorted(sim.store.objects["contacts"])
-    contacts = [
-        c for b in adapter.read_contacts([("contacts", i) for i in ids]) for c in b.contacts
-    ]
+    contacts, _ = translate_all(adapter.read_contacts([("contacts", i) for i in ids]))
     statuses = {deal.status for c in contacts for deal in c.deals}
     assert {"open", "won"} <= statuses
 
@@ -202,3 +200,84 @@ def test_check_names_missing_properties_and_setup_creates_them():
         assert all(c.ok for c in created)
         assert {c.name: c for c in adapter.check()}["mapped properties"].ok
         assert all(c.detail == "exists" for c in adapter.setup()), "setup is idempotent"
+
+
+def test_owned_values_keep_hubspot_text_so_a_rollback_restores_them_exactly(sim, adapter):
+    ids = sorted(sim.store.objects["contacts"])[:5]
+    written = [17, 17.0, 17.25, "17.0", "0017"]
+    adapter.write_updates(
+        [
+            RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=value)])
+            for i, value in zip(ids, written, strict=True)
+        ]
+    )
+    stored = [contact_props(sim, i)["crmq_score"] for i in ids]
+    assert stored == ["17", "17", "17.25", "17.0", "0017"]
+    contact_props(sim, ids[0])["crmq_scored_at"] = "2025-01-01T00:00:00Z"
+    contacts, _ = translate_all(adapter.read_contacts([("contacts", i) for i in ids]))
+    owned = {c.id: c.owned for c in contacts}
+    assert [owned[i]["score"] for i in ids] == stored, "read back as HubSpot's own text"
+    assert owned[ids[0]]["scored_at"] == "2025-01-01T00:00:00Z"
+    adapter.write_updates(
+        [
+            RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=owned[i]["score"])])
+            for i in ids
+        ]
+    )
+    assert [contact_props(sim, i)["crmq_score"] for i in ids] == stored
+
+
+def test_task_keys_are_found_in_chunks_and_listed_for_a_new_ledger(sim, adapter):
+    contact_id = sorted(sim.store.objects["contacts"])[0]
+    due = datetime.now(UTC) + timedelta(days=1)
+    tasks = [
+        PlannedTask(
+            key=f"crmq:contacts:{contact_id}:hot_call:2026-W{n:03d}-with-a-long-suffix",
+            contact_id=contact_id,
+            kind="hot_call",
+            subject="Call",
+            due=due,
+        )
+        for n in range(150)
+    ]
+    created = {t.key: r.crm_id for t, r in zip(tasks, adapter.create_tasks(tasks), strict=True)}
+    assert all(created.values())
+    # 150 long keys in one IN filter would pass HubSpot's 3,000-character search body limit,
+    # which the simulator enforces with a 400: the look-up is chunked to fit
+    assert adapter.find_tasks([t.key for t in tasks] + ["crmq:none"]) == created
+    listed = dict(adapter.existing_task_keys())
+    assert {k: listed[k] for k in created} == created
+    ours = {
+        t["properties"]["crmq_task_key"]: tid
+        for tid, t in sim.store.objects["tasks"].items()
+        if t["properties"].get("crmq_task_key") and not t["archived"]
+    }
+    assert listed == ours
+
+
+def test_doctor_checks_the_task_key_property(sim, adapter):
+    checks = {c.name: c for c in adapter.check()}
+    assert checks["task key property"].ok
+    del sim.store.definitions["tasks"]["crmq_task_key"]
+    checks = {c.name: c for c in adapter.check()}
+    assert not checks["task key property"].ok
+    assert "crm-qualify setup" in checks["task key property"].detail
+
+
+def test_outcomes_are_the_closed_deals_with_their_contacts(sim, adapter):
+    stages = {
+        stage["id"]: stage["metadata"]
+        for pipeline in sim.store.pipelines
+        for stage in pipeline["stages"]
+    }
+    closed = {
+        deal_id: stages[deal["properties"]["dealstage"]]["probability"] == "1.0"
+        for deal_id, deal in sim.store.objects["deals"].items()
+        if stages[deal["properties"]["dealstage"]]["isClosed"] == "true"
+    }
+    outcomes = list(adapter.fetch_outcomes(datetime(2000, 1, 1, tzinfo=UTC)))
+    assert {o.deal_id: o.won for o in outcomes} == closed and any(closed.values())
+    assert all(
+        set(o.contact_ids) == set(sim.store.associations("deals", o.deal_id, "contacts"))
+        for o in outcomes
+    )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from crm_qualify.adapters.hubspot.reader import Cursor, epoch_ms
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 
-from tests.hubspot.conftest import make_adapter
+from tests.hubspot.conftest import FAST, make_adapter
 
 
 def modified_ms(record: dict) -> int:
@@ -19,7 +19,7 @@ def modified_ms(record: dict) -> int:
 
 def test_more_than_10000_contacts_at_one_instant_are_each_read_once():
     # 20,000 contacts: the seed puts 10,500 of them in one import (see simulator/seed.py).
-    with HubSpotSimulator(contacts=20_000, seed=5, search_rate=10) as sim:
+    with HubSpotSimulator(contacts=20_000, seed=5, **FAST) as sim:
         stamps = {cid: modified_ms(r) for cid, r in sim.store.objects["contacts"].items()}
         instant, size = Counter(stamps.values()).most_common(1)[0]
         assert size > 10_000

@@ -8,6 +8,7 @@ end-to-end tests and benchmarks, since real HubSpot is out of reach.
         sim.store.objects["contacts"][contact_id]["properties"]
         sim.stats.by_endpoint["POST /crm/v3/objects/contacts/batch/update"]
         sim.faults.add("429", times=2, path_contains="/batch/update")
+        sim.faults.add("lost", request="tasks.batch_create")  # kinds: see faults.py
 
 Pointing hubspot-api-client v12 at the simulator: pass `host` to the client,
 

@@ -52,7 +52,7 @@ def _inputs(req: Request, required: tuple[str, ...], schema: str) -> list[dict[s
 
 def _failing(req: Request, keys: list[str]) -> set[str]:
     """Rows the `207` fault makes fail: the fault's ids, or the first input when it has none."""
-    if req.fault is None or not keys:
+    if req.fault is None or req.fault.kind != "207" or not keys:
         return set()
     return set(req.fault.ids & set(keys)) if req.fault.ids is not None else {keys[0]}
 

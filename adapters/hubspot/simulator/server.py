@@ -2,8 +2,9 @@
 
 Pipeline per request: latency sleep -> fault selection (`expire_token` acts before auth) ->
 auth -> injected faults -> rate limits -> scope check -> handler (under the store lock) ->
-JSON encoding outside the lock. The server is a `ThreadingHTTPServer` speaking HTTP/1.1 with
-keep-alive, so concurrent clients overlap their latency as they would against HubSpot.
+faults that spoil a served answer (`lost`, `timeout`) -> JSON encoding outside the lock.
+The server is a `ThreadingHTTPServer` speaking HTTP/1.1 with keep-alive, so concurrent
+clients overlap their latency as they would against HubSpot.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import re
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,14 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from .auth import OAuthError, Principal, require_scopes
 from .errors import ApiError, invalid_json, rate_limit_body
-from .faults import Fault
+from .faults import AFTER_SERVING, TYPE_PARAMS, Fault, request_names
 from .limits import RateLimited
 from .schema import resolve_type
 
 if TYPE_CHECKING:
     from .simulator import HubSpotSimulator
 
-TYPE_PARAMS = ("objectType", "fromObjectType", "toObjectType")
 _PARAM = re.compile(r"\{(\w+)\}")
 _GATEWAY_HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
@@ -131,6 +132,7 @@ def make_server(sim: HubSpotSimulator, router: Router, host: str, port: int) -> 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms stall
     server_version = "hubspot-simulator"
     sys_version = ""
     sim: HubSpotSimulator
@@ -170,23 +172,41 @@ class _Handler(BaseHTTPRequestHandler):
             response = Response(429, limited.body, headers=limited.headers)
         except OAuthError as err:
             response = Response(400, err.body)
-        except _Dropped:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+        except _Dropped as dropped:
+            self._hang_up(reset=dropped.reset)
             return
         if response.wrote:
             sim.stats.wrote()
+        if req.fault and req.fault.kind in AFTER_SERVING:
+            if req.fault.kind == "lost":
+                self._hang_up(reset=False)
+                return
+            time.sleep(req.fault.delay)
         self._send(response, {**headers, **response.headers})
+
+    def _hang_up(self, *, reset: bool) -> None:
+        """Close without answering: a reset (RST) or an orderly close (FIN)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            if reset:
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def _pipeline(
         self, route: Route | None, known: bool, req: Request, headers: dict[str, str]
     ) -> Response:
         sim = self.sim
-        fault = sim.faults.take(req.path, lambda: _referenced_ids(req)) if route else None
+        fault = None
+        if route is not None:
+            names = request_names(req.method, route.template, req.params)
+            fault = sim.faults.take(req.path, lambda: _referenced_ids(req), names)
         if fault and fault.kind == "expire_token":
             sim.auth.expire_all()
             fault = None
+        req.fault = fault
         if route is None:
             if known:
                 raise ApiError(
@@ -209,7 +229,6 @@ class _Handler(BaseHTTPRequestHandler):
             injected = self._inject(fault)
             if injected is not None:
                 return injected
-            req.fault = fault if fault.kind == "207" else None
         if route.kind != "oauth":
             assert req.principal is not None
             headers.update(sim.limits.admit(route.kind == "search", req.principal.oauth))
@@ -218,11 +237,15 @@ class _Handler(BaseHTTPRequestHandler):
             return route.handler(sim, req)
 
     def _inject(self, fault: Fault) -> Response | None:
-        if fault.kind == "drop":
-            raise _Dropped
+        """Faults that act before the request is served."""
+        if fault.kind in ("drop", "reset"):
+            raise _Dropped(reset=fault.kind == "reset")
         if fault.kind == "slow":
-            time.sleep(2.0)
+            time.sleep(fault.delay)
             return None
+        if fault.kind == "401":
+            message = "The OAuth token used to make this call expired 0 second(s) ago."
+            return Response(401, ApiError(401, "EXPIRED_AUTHENTICATION", message).body())
         if fault.kind == "429":
             body = rate_limit_body(
                 "TEN_SECONDLY_ROLLING",
@@ -261,7 +284,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Dropped(Exception):
-    """The `drop` fault: close the socket without answering."""
+    """The `drop` and `reset` faults: close the socket without answering."""
+
+    def __init__(self, *, reset: bool) -> None:
+        super().__init__("dropped")
+        self.reset = reset
 
 
 def _referenced_ids(req: Request) -> set[str]:

@@ -1,0 +1,197 @@
+"""Follow-up tasks: created at most once, found again by their key.
+
+Creation is `POST /crm/v3/objects/tasks/batch/create` with `objectWriteTraceId` = the key and
+the key in the key property. It is sent with `idempotent=False`: only a failure that proves
+HubSpot never acted (429, connection refused) is retried; after a timeout, a lost answer or a
+5xx every task of the request comes back `uncertain`, and the core looks the keys up
+(`find_tasks`) before anything is sent again. A 400 means HubSpot created nothing, so the
+batch is split until the refused task stands alone. Why not batch upsert by a unique key
+property: see README.md ("Tasks exactly once").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
+from crm_qualify.adapters.hubspot.records import BATCH, context_ids, error_text, next_after
+from crm_qualify.adapters.hubspot.translate import task_input
+from crm_qualify.adapters.hubspot.typed import objects, record_id, text_value
+from crm_qualify.adapters.hubspot.writes import REFUSED, blamed_property
+from crm_qualify.connector.contract import OutcomeUnknown, TaskResult
+from crm_qualify.connector.model import PlannedTask
+
+SEARCH_PAGE = 200
+SEARCH_BODY_LIMIT = 3000
+"""HubSpot refuses search bodies over 3,000 characters: key look-ups are chunked to fit."""
+KEYS_PER_SEARCH = 100
+
+
+class TaskWriter:
+    def __init__(self, client: HubSpotClient, key_property: str, association_type: int) -> None:
+        self.client = client
+        self.key_property = key_property
+        self.association_type = association_type
+
+    # creation --------------------------------------------------------------------------------
+    def create(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        unique = list({task.key: task for task in tasks}.values())
+        results: dict[str, TaskResult] = {}
+        for start in range(0, len(unique), BATCH):
+            results.update(self._create(unique[start : start + BATCH]))
+        return [
+            results.get(t.key)
+            or TaskResult(t.key, False, error="HubSpot's answer left this task out", uncertain=True)
+            for t in tasks
+        ]
+
+    def _create(self, chunk: list[PlannedTask]) -> dict[str, TaskResult]:
+        inputs = [task_input(t, self.key_property, self.association_type) for t in chunk]
+        try:
+            _, answer = self.client.call(
+                "POST tasks/batch/create",
+                self.client.batch.create,
+                "tasks",
+                {"inputs": inputs},
+                idempotent=False,
+            )
+        except OutcomeUnknown as exc:
+            return {t.key: TaskResult(t.key, False, error=str(exc), uncertain=True) for t in chunk}
+        except HubSpotError as exc:
+            return self._refused_batch(chunk, exc)
+        return self._results(chunk, answer)
+
+    def _refused_batch(self, chunk: list[PlannedTask], exc: HubSpotError) -> dict[str, TaskResult]:
+        """Nothing was created: a 400 is split down to the refused task; a throttle or a
+        refused connection that outlasted the retries can simply be tried again later."""
+        if exc.status == 400:
+            if len(chunk) > 1:
+                middle = len(chunk) // 2
+                return self._create(chunk[:middle]) | self._create(chunk[middle:])
+            return {chunk[0].key: _refusal(chunk[0].key, exc.body)}
+        retryable = classify(exc).transient
+        return {t.key: TaskResult(t.key, False, error=str(exc), retryable=retryable) for t in chunk}
+
+    def _results(self, chunk: list[PlannedTask], answer: dict[str, Any]) -> dict[str, TaskResult]:
+        sent = {t.key for t in chunk}
+        results: dict[str, TaskResult] = {}
+        for row in objects(answer.get("results")):
+            props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+            key = row.get("objectWriteTraceId") or props.get(self.key_property)
+            crm_id = record_id(row)
+            if key in sent and crm_id is not None:
+                results[key] = TaskResult(key, True, crm_id=crm_id)
+        for error in objects(answer.get("errors")):
+            for key in context_ids(error, "objectWriteTraceId"):
+                if key in sent and key not in results:
+                    results[key] = _refusal(key, error)
+        return results
+
+    # look-ups --------------------------------------------------------------------------------
+    def find(self, keys: Sequence[str]) -> dict[str, str]:
+        """CRM ids of tasks carrying these keys (the oldest, should a key be on two)."""
+        found: dict[str, str] = {}
+        for chunk in _search_chunks(list(dict.fromkeys(keys))):
+            filters = [{"propertyName": self.key_property, "operator": "IN", "values": chunk}]
+            for key, task_id in self._search(filters):
+                if key in chunk:
+                    found.setdefault(key, task_id)
+        return found
+
+    def existing(self) -> Iterator[tuple[str, str]]:
+        """Every task carrying a key, by ascending id: keyset paging, so HubSpot's
+        10,000-result search window is never reached."""
+        after = "0"
+        while True:
+            filters = [
+                {"propertyName": self.key_property, "operator": "HAS_PROPERTY"},
+                {"propertyName": "hs_object_id", "operator": "GT", "value": after},
+            ]
+            page = self._search_page(filters, None)
+            rows = objects(page.get("results"))
+            yield from self._keys(rows)
+            ids = [int(i) for i in (record_id(r) for r in rows) if i and i.isdigit()]
+            if len(rows) < SEARCH_PAGE or not ids:
+                return
+            after = str(max(ids))
+
+    def _search(self, filters: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+        after: str | None = None
+        while True:
+            page = self._search_page(filters, after)
+            yield from self._keys(objects(page.get("results")))
+            after = next_after(page)
+            if not after:
+                return
+
+    def _search_page(self, filters: list[dict[str, Any]], after: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            "properties": [self.key_property],
+            "limit": SEARCH_PAGE,
+        }
+        if after:
+            body["after"] = after
+        _, page = self.client.call(
+            "POST tasks/search", self.client.search_api.do_search, "tasks", body, search=True
+        )
+        return page
+
+    def _keys(self, rows: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+        for row in rows:
+            props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+            try:
+                key = text_value(props.get(self.key_property), self.key_property)
+            except ValueError:
+                continue  # not a key we could have written
+            task_id = record_id(row)
+            if key and task_id:
+                yield key, task_id
+
+    # rollback --------------------------------------------------------------------------------
+    def close(self, crm_ids: Sequence[str]) -> list[TaskResult]:
+        """Archive tasks a rolled-back run created (batch archive answers 204; archiving an
+        archived task is a no-op, so this keeps ordinary retries)."""
+        results = []
+        for start in range(0, len(crm_ids), BATCH):
+            chunk = list(crm_ids[start : start + BATCH])
+            try:
+                self.client.call(
+                    "POST tasks/batch/archive",
+                    self.client.batch.archive,
+                    "tasks",
+                    {"inputs": [{"id": i} for i in chunk]},
+                )
+                results += [TaskResult(i, True, crm_id=i) for i in chunk]
+            except HubSpotError as exc:
+                results += [TaskResult(i, False, crm_id=i, error=str(exc)) for i in chunk]
+        return results
+
+
+def _refusal(key: str, error: dict[str, Any]) -> TaskResult:
+    category = str(error.get("category") or "")
+    return TaskResult(
+        key,
+        False,
+        error=error_text(error),
+        retryable=category not in REFUSED,
+        field=blamed_property(error),
+    )
+
+
+def _search_chunks(keys: list[str]) -> Iterator[list[str]]:
+    """Keys in groups whose search body stays under HubSpot's 3,000-character limit."""
+    chunk: list[str] = []
+    room = SEARCH_BODY_LIMIT - 400  # the rest of the body: filter, sort, properties
+    for key in keys:
+        cost = len(json.dumps(key)) + 1
+        if chunk and (room - cost < 0 or len(chunk) == KEYS_PER_SEARCH):
+            yield chunk
+            chunk, room = [], SEARCH_BODY_LIMIT - 400
+        chunk.append(key)
+        room -= cost
+    if chunk:
+        yield chunk

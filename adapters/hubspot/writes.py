@@ -1,0 +1,116 @@
+"""Owned field values written back, 100 records per batch update, one result per record.
+
+A batch update is idempotent (it sets values), so it keeps the client's ordinary retries.
+HubSpot fails a whole batch with 400 for one bad value: the batch is split until the bad
+record stands alone. A value HubSpot refuses (VALIDATION_ERROR on a property, an unknown
+option) is `retryable=False` with the property named in `field`; a record HubSpot no longer
+has is not retryable either; anything transient (throttling, 5xx, a dropped connection)
+is retryable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
+from crm_qualify.adapters.hubspot.records import BATCH, NOT_FOUND, context_ids, error_text
+from crm_qualify.adapters.hubspot.translate import ContactMapping, to_properties
+from crm_qualify.adapters.hubspot.typed import objects
+from crm_qualify.connector.contract import TranslationError, WriteResult
+from crm_qualify.connector.model import RecordUpdate
+
+REFUSED = frozenset({"VALIDATION_ERROR", NOT_FOUND, "CONFLICT"})
+"""Categories of a refusal that repeating the same write will not change."""
+_PROPERTY_LIST = "Property values were not valid: "
+
+
+def blamed_property(error: dict[str, Any]) -> str | None:
+    """The property HubSpot blamed: `errors[].context.propertyName`, else the first `name`
+    in the JSON list its validation messages embed."""
+    for detail in objects(error.get("errors")):
+        named = context_ids(detail, "propertyName")
+        if named:
+            return named[0]
+    message = str(error.get("message") or "")
+    if _PROPERTY_LIST not in message:
+        return None
+    try:
+        problems = json.loads(message.split(_PROPERTY_LIST, 1)[1])
+    except ValueError:
+        return None
+    names = [p.get("name") for p in objects(problems) if isinstance(p.get("name"), str)]
+    return names[0] if names else None
+
+
+def refusal(record: str, error: dict[str, Any]) -> WriteResult:
+    category = str(error.get("category") or "")
+    return WriteResult(
+        record,
+        False,
+        error_text(error),
+        retryable=category not in REFUSED,
+        field=blamed_property(error),
+    )
+
+
+class FieldWriter:
+    def __init__(self, client: HubSpotClient, mapping: ContactMapping, object_type: str) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.object_type = object_type
+
+    def write(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        results: dict[str, WriteResult] = {}
+        merged: dict[str, dict[str, str]] = {}  # HubSpot refuses an id twice in one batch
+        for update in updates:
+            try:
+                properties = to_properties(self.mapping, update.values())
+            except TranslationError as exc:
+                results[update.contact_id] = WriteResult(
+                    update.contact_id, False, str(exc), retryable=False, field=exc.field
+                )
+                continue
+            if properties:
+                merged.setdefault(update.contact_id, {}).update(properties)
+            else:
+                results.setdefault(update.contact_id, WriteResult(update.contact_id, True))
+        inputs = [{"id": record, "properties": props} for record, props in merged.items()]
+        for start in range(0, len(inputs), BATCH):
+            results.update(self._update_batch(inputs[start : start + BATCH]))
+        return [
+            results.get(u.contact_id) or WriteResult(u.contact_id, False, "no answer")
+            for u in updates
+        ]
+
+    def _update_batch(self, inputs: list[dict[str, Any]]) -> dict[str, WriteResult]:
+        try:
+            _, body = self.client.call(
+                f"POST {self.object_type}/batch/update",
+                self.client.batch.update,
+                self.object_type,
+                {"inputs": inputs},
+            )
+        except HubSpotError as exc:
+            return self._failed_batch(inputs, exc)
+        results = {
+            str(row_id): WriteResult(str(row_id), True)
+            for row_id in (row.get("id") for row in objects(body.get("results")))
+            if row_id is not None
+        }
+        for error in objects(body.get("errors")):
+            for record in context_ids(error, "id", "ids"):
+                results[record] = refusal(record, error)
+        return results
+
+    def _failed_batch(
+        self, inputs: list[dict[str, Any]], exc: HubSpotError
+    ) -> dict[str, WriteResult]:
+        if exc.status == 400 and not exc.garbled:
+            if len(inputs) == 1:
+                return {inputs[0]["id"]: refusal(inputs[0]["id"], exc.body)}
+            middle = len(inputs) // 2
+            return self._update_batch(inputs[:middle]) | self._update_batch(inputs[middle:])
+        retryable = classify(exc).transient
+        return {i["id"]: WriteResult(i["id"], False, str(exc), retryable) for i in inputs}
