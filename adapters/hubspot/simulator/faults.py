@@ -3,7 +3,7 @@
 Faults are queued with `add()` and consumed in order by the requests they match: every
 request, or only those of one `request` kind, whose path contains `path_contains`, or whose
 path / batch inputs mention one of `ids`. `fault_rate` adds random 429/500/502/503 answers
-drawn from a seeded RNG.
+drawn from a seeded RNG; `set_random(rate, kinds)` draws from any other kinds too.
 
 Kinds, by when they act:
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -103,6 +104,10 @@ class Faults:
 
     def __init__(self, rate: float, seed: int) -> None:
         self.rate = rate
+        self.random_kinds: tuple[str, ...] = RANDOM_KINDS
+        self.random_delay = 2.0
+        self.injected: Counter[str] = Counter()
+        """Faults served so far, by kind (queued and random)."""
         self._rng = random.Random(seed)
         self._queue: list[Fault] = []
         self._lock = threading.Lock()
@@ -133,6 +138,18 @@ class Faults:
                     delay,
                 )
             )
+
+    def set_random(
+        self, rate: float, kinds: Iterable[str] = RANDOM_KINDS, delay: float = 2.0
+    ) -> None:
+        """Strike a random `rate` of requests with one of `kinds` (any of `KINDS` but 207),
+        each drawn from the seeded RNG; `delay` for `slow` and `timeout`."""
+        chosen = tuple(kinds)
+        unknown = set(chosen) - (KINDS - {"207"})
+        if unknown:
+            raise ValueError(f"unknown random fault kinds {sorted(unknown)}")
+        with self._lock:
+            self.rate, self.random_kinds, self.random_delay = rate, chosen, delay
 
     def clear(self) -> None:
         with self._lock:
@@ -166,7 +183,10 @@ class Faults:
                 fault.times -= 1
                 if fault.times == 0:
                     self._queue.remove(fault)
+                self.injected[fault.kind] += 1
                 return fault
             if self.rate > 0 and self._rng.random() < self.rate:
-                return Fault(self._rng.choice(RANDOM_KINDS), 1, None, None)
+                kind = self._rng.choice(self.random_kinds)
+                self.injected[kind] += 1
+                return Fault(kind, 1, None, None, delay=self.random_delay)
         return None

@@ -14,6 +14,7 @@ import json
 import re
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,9 +126,17 @@ def make_server(sim: HubSpotSimulator, router: Router, host: str, port: int) -> 
         pass
 
     SimHandler.sim, SimHandler.router = sim, router
-    server = ThreadingHTTPServer((host, port), SimHandler)
+    server = _Server((host, port), SimHandler)
     server.daemon_threads = True
     return server
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (killed, or gone after a `timeout` fault) is routine."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
