@@ -9,6 +9,7 @@ flight, saves its checkpoint, and the daemon exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -178,20 +179,24 @@ class Daemon:
             self.metrics.observe_backlog(attention, owed, pending)
 
     def _crashed(self, error: Exception) -> None:
-        """An error the engine does not classify (a bug, a full disk): its run is recorded as
-        failed, the daemon keeps its schedule, and the next run resumes from the checkpoint."""
+        """An error the engine could not record (the state store itself failing): logged,
+        counted, /healthz turns 503, and the schedule goes on; the next run settles it."""
         store, instance = self.engine.store, self.engine.instance
-        ours = [
-            run
-            for run in store.runs(instance, limit=5)
-            if run.mode == "scheduled" and run.status == "running"
-        ]
+        try:
+            ours = [
+                run
+                for run in store.runs(instance, limit=5)
+                if run.mode == "scheduled" and run.status == "running"
+            ]
+        except StateStoreError:
+            ours = []
         run_id = ours[0].id if ours else "-"
         with run_context(run_id):
-            log.error("run crashed; the next run resumes from the last checkpoint", exc_info=True)
+            log.error("run crashed: %s", redact(f"{type(error).__name__}: {error}"))
         if ours:
             problem = redact(f"crashed: {type(error).__name__}: {error}")
-            store.finish_run(run_id, "failed", {}, [problem])
+            with contextlib.suppress(StateStoreError):
+                store.finish_run(run_id, "failed", {}, [problem])
         if self.metrics:
             self.metrics.crashed(self.engine.adapter.usage())
         if self.health:
