@@ -4,23 +4,23 @@ over the REST API through `simple-salesforce`.
 Leads (not converted) and Contacts are read by SOQL ordered by (SystemModstamp, Id), 2,000 per
 page through `nextRecordsUrl`, and resumed from a keyset cursor; their engagement (Tasks,
 Events, campaign responses) and deals (OpportunityContactRole -> Opportunity) come from
-IN-list queries per page, never one query per record. Writes and task creations go through
-sObject Collections, 200 records per call, with per-record results.
+IN-list queries per page, never one query per record. Records go to the core untranslated
+(`RawContact`), so one bad value fails one record. Field writes go through sObject
+Collections, 200 records per call; tasks are upserted by their key, an External ID + Unique
+field, so Salesforce itself never holds two tasks with one key (see `writer.py`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-from crm_qualify.adapters.salesforce.client import (
-    TRANSIENT_CODES,
-    SalesforceCallError,
-    SalesforceClient,
-)
-from crm_qualify.adapters.salesforce.doctor import run_checks
+from crm_qualify.adapters.salesforce.client import SalesforceClient
+from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.reader import Cursor, people_touched
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.adapters.salesforce.soql import in_chunks, quote, when
@@ -29,25 +29,36 @@ from crm_qualify.adapters.salesforce.translate import (
     PeopleMapping,
     Related,
     TranslationError,
+    number,
     parse_time,
-    task_record,
     to_contact,
-    to_fields,
 )
+from crm_qualify.adapters.salesforce.writer import Writer
 from crm_qualify.connector.contract import (
+    AdapterError,
     ApiUsage,
     CheckResult,
     ContactBatch,
     FieldInfo,
     Outcome,
+    RawContact,
     RecordError,
     TaskResult,
     WriteResult,
 )
-from crm_qualify.connector.model import Deal, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
-COLLECTION = 200
+SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+NEXT_PAGE = re.compile(r"/services/data/v[\d.]+/query(?:All)?/[\w-]+")
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(SALESFORCE_ID.fullmatch(value))
+
+
+def _refuse(field: str, message: str) -> Contact:
+    raise TranslationError(field, message)
 
 
 class SalesforceAdapter:
@@ -63,6 +74,7 @@ class SalesforceAdapter:
         self.people = PeopleMapping.from_document(mapping)
         stages = [set(m.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
+        self.writer = Writer(client, self.objects, self.people.task_key)
         self._campaigns: dict[str, dict[str, Any]] | None = None
 
     @classmethod
@@ -76,13 +88,21 @@ class SalesforceAdapter:
 
     # queries ---------------------------------------------------------------------------------
     def _query(self, what: str, soql: str) -> Iterator[list[dict[str, Any]]]:
-        """Pages of one query (2,000 records each), following nextRecordsUrl."""
+        """Pages of one query (2,000 records each), following nextRecordsUrl, which must be a
+        query locator on the instance (it is appended to the instance host)."""
         page = self.client.call(what, lambda sf: sf.query(soql))
         while True:
-            yield [{k: v for k, v in r.items() if k != "attributes"} for r in page["records"]]
-            if page.get("done", True) or not page.get("nextRecordsUrl"):
+            rows = page.get("records") or []
+            yield [
+                {k: v for k, v in r.items() if k != "attributes"}
+                for r in rows
+                if isinstance(r, dict)
+            ]
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
                 return
-            next_url = page["nextRecordsUrl"]
+            if not (isinstance(next_url, str) and NEXT_PAGE.fullmatch(next_url)):
+                raise AdapterError(f"{what}: unexpected nextRecordsUrl {str(next_url)[:80]!r}")
             page = self.client.call(
                 f"{what} (more)",
                 lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True),
@@ -102,32 +122,19 @@ class SalesforceAdapter:
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         for sobject, mapping in self.objects.items():
-            position = state.positions.get(sobject)
-            conditions = [mapping.where] if mapping.where else []
-            if position:
-                since = parse_time(position[0], "cursor") - lookback
-                last_id = position[1] if not lookback else ""
-                conditions.append(
-                    f"(SystemModstamp > {when(since)} OR (SystemModstamp = {when(since)}"
-                    f" AND Id > {quote(last_id)}))"
-                )
-            # SystemModstamp has second precision: the run's own second is included (and read
-            # again next run through the lookback) rather than left waiting a whole run.
-            conditions.append(f"SystemModstamp <= {when(until)}")
-            fields = ", ".join(self.people.read_fields(mapping))
-            soql = (
-                f"SELECT {fields} FROM {sobject} WHERE {' AND '.join(conditions)}"
-                " ORDER BY SystemModstamp, Id"
-            )
+            soql = self._changed_soql(mapping, state, until)
             for records in self._query(f"GET query {sobject}", soql):
-                fresh = [r for r in records if r["Id"] not in seen[sobject]]
-                seen[sobject].update(r["Id"] for r in fresh)
-                contacts, errors = self._translate(mapping, fresh)
-                if records:
-                    state.positions[sobject] = (records[-1]["SystemModstamp"], records[-1]["Id"])
-                yield ContactBatch(contacts, state.dump(), errors)
+                fresh = [
+                    r for r in records if not (is_id(r.get("Id")) and r["Id"] in seen[sobject])
+                ]
+                seen[sobject].update(r["Id"] for r in fresh if is_id(r.get("Id")))
+                raw = self._raw(mapping, fresh)
+                last = _position(records)
+                if last:
+                    state.positions[sobject] = last
+                yield ContactBatch(cursor=state.dump(), raw=raw)
             state.positions[sobject] = (when(until), "")
-            yield ContactBatch([], state.dump(), [])
+            yield ContactBatch(cursor=state.dump())
         if sweep_from is not None:
             touched = people_touched(
                 self._query,
@@ -139,10 +146,30 @@ class SalesforceAdapter:
             for sobject, mapping in self.objects.items():
                 ids = sorted(touched.get(sobject, set()) - seen[sobject])
                 for records in self._pages_by_id(mapping, ids):
-                    contacts, errors = self._translate(mapping, records)
-                    yield ContactBatch(contacts, state.dump(), errors)
+                    yield ContactBatch(cursor=state.dump(), raw=self._raw(mapping, records))
         state.activity = when(until)
-        yield ContactBatch([], state.dump(), [])
+        yield ContactBatch(cursor=state.dump())
+
+    def _changed_soql(self, mapping: ObjectMapping, state: Cursor, until: datetime) -> str:
+        """People of one object changed after the cursor's position, up to `until`."""
+        position = state.positions.get(mapping.sobject)
+        conditions = [mapping.where] if mapping.where else []
+        if position:
+            lookback = timedelta(seconds=self.settings.lookback_seconds)
+            since = parse_time(position[0], "cursor") - lookback
+            last_id = position[1] if not lookback else ""
+            conditions.append(
+                f"(SystemModstamp > {when(since)} OR (SystemModstamp = {when(since)}"
+                f" AND Id > {quote(last_id)}))"
+            )
+        # SystemModstamp has second precision: the run's own second is included (and read
+        # again next run through the lookback) rather than left waiting a whole run.
+        conditions.append(f"SystemModstamp <= {when(until)}")
+        fields = ", ".join(self.people.read_fields(mapping))
+        return (
+            f"SELECT {fields} FROM {mapping.sobject} WHERE {' AND '.join(conditions)}"
+            " ORDER BY SystemModstamp, Id"
+        )
 
     def _pages_by_id(
         self, mapping: ObjectMapping, ids: Sequence[str]
@@ -165,7 +192,7 @@ class SalesforceAdapter:
                 errors = [
                     RecordError(f"{sobject}/{i}", None, "object not synced") for i in record_ids
                 ]
-                yield ContactBatch([], None, errors)
+                yield ContactBatch(errors=errors)
                 continue
             fields = ", ".join(self.people.read_fields(mapping))
             records = self._all(
@@ -173,28 +200,40 @@ class SalesforceAdapter:
                 f"SELECT {fields} FROM {sobject} WHERE Id IN ({{values}})",
                 record_ids,
             )
-            found = {r["Id"] for r in records}
-            contacts, errors = self._translate(mapping, records)
-            errors += [
+            found = {r["Id"] for r in records if is_id(r.get("Id"))}
+            errors = [
                 RecordError(f"{sobject}/{i}", None, "not found")
                 for i in record_ids
                 if i not in found
             ]
-            yield ContactBatch(contacts, None, errors)
+            yield ContactBatch(raw=self._raw(mapping, records), errors=errors)
 
-    def _translate(
-        self, mapping: ObjectMapping, records: list[dict[str, Any]]
-    ) -> tuple[list, list[RecordError]]:
-        if not records:
-            return [], []
-        related = self._related([r["Id"] for r in records], mapping.sobject == "Contact")
-        contacts, errors = [], []
-        for record in records:
-            try:
-                contacts.append(to_contact(mapping, self.people, record, related))
-            except TranslationError as exc:
-                errors.append(RecordError(f"{mapping.sobject}/{record['Id']}", exc.field, str(exc)))
-        return contacts, errors
+    def _raw(self, mapping: ObjectMapping, records: list[dict[str, Any]]) -> list[RawContact]:
+        """The records as the core wants them: untranslated, each with its own translation.
+        A record without a Salesforce id fails on its own; a second copy of one id in the
+        same answer is the same record read twice and is left out."""
+        sobject, usable, raw = mapping.sobject, {}, []
+        for n, record in enumerate(records):
+            record_id = record.get("Id")
+            if is_id(record_id):
+                usable.setdefault(record_id, record)
+                continue
+            shown = _shown(record_id)
+            message = f"Id: not a Salesforce record id: {shown}"
+            raw.append(
+                RawContact(f"{sobject}/(row {n}, Id {shown})", partial(_refuse, "Id", message))
+            )
+        if not usable:
+            return raw
+        related = self._related(list(usable), sobject == "Contact")
+        return raw + [
+            RawContact(
+                f"{sobject}/{record_id}",
+                partial(to_contact, mapping, self.people, record, related),
+                (sobject, record_id),
+            )
+            for record_id, record in usable.items()
+        ]
 
     def _related(self, ids: list[str], contacts: bool) -> Related:
         key = self.people.task_key
@@ -222,153 +261,74 @@ class SalesforceAdapter:
             events=_group(events, "WhoId"),
             members=_group(members, person),
             campaigns=self._campaign_index(),
-            deals=self._deals(ids) if contacts else {},
+            deals=self._deal_rows(ids) if contacts else {},
         )
 
     def _campaign_index(self) -> dict[str, dict[str, Any]]:
         if self._campaigns is None:
-            self._campaigns = {
-                row["Id"]: row
-                for page in self._query("GET query Campaign", "SELECT Id, Name, Type FROM Campaign")
-                for row in page
-            }
+            rows = self._query("GET query Campaign", "SELECT Id, Name, Type FROM Campaign")
+            self._campaigns = {r["Id"]: r for page in rows for r in page if is_id(r.get("Id"))}
         return self._campaigns
 
-    def _deals(self, contact_ids: list[str]) -> dict[str, list[Deal]]:
+    def _deal_rows(self, contact_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Opportunity rows by contact id, through OpportunityContactRole."""
         roles = self._all(
             "GET query OpportunityContactRole",
             "SELECT OpportunityId, ContactId FROM OpportunityContactRole"
             " WHERE ContactId IN ({values})",
             contact_ids,
         )
-        if not roles:
+        wanted = sorted({r["OpportunityId"] for r in roles if is_id(r.get("OpportunityId"))})
+        if not wanted:
             return {}
-        opportunities = {
-            row["Id"]: row
-            for row in self._all(
+        opportunities = _group(
+            self._all(
                 "GET query Opportunity",
                 "SELECT Id, IsClosed, IsWon, Amount, CloseDate, Type FROM Opportunity"
                 " WHERE Id IN ({values})",
-                sorted({r["OpportunityId"] for r in roles}),
-            )
-        }
-        deals: dict[str, list[Deal]] = {}
+                wanted,
+            ),
+            "Id",
+        )
+        deals: dict[str, list[dict[str, Any]]] = {}
         for role in roles:
-            row = opportunities.get(role["OpportunityId"])
-            if row is None:
-                continue
-            status = "won" if row.get("IsWon") else "lost" if row.get("IsClosed") else "open"
-            deals.setdefault(role["ContactId"], []).append(
-                Deal(
-                    id=row["Id"],
-                    status=status,
-                    amount=row.get("Amount"),
-                    recurring=bool(self.people.recurring.search(row.get("Type") or "")),
-                    closed_at=parse_time(row.get("CloseDate"), "CloseDate")
-                    if row.get("IsClosed")
-                    else None,
-                )
-            )
+            opportunity, contact = role.get("OpportunityId"), role.get("ContactId")
+            rows = opportunities.get(opportunity, []) if is_id(opportunity) else []
+            if rows and is_id(contact):
+                deals.setdefault(contact, []).append(rows[0])
         return deals
 
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        results: dict[tuple[str, str], WriteResult] = {}
-        records, keys = [], []
-        for update in updates:
-            key = (update.object_type, update.contact_id)
-            mapping = self.objects.get(update.object_type)
-            try:
-                if mapping is None:
-                    raise TranslationError("object", f"{update.object_type} is not synced")
-                fields = to_fields(mapping, update.values())
-            except TranslationError as exc:
-                results[key] = WriteResult(update.contact_id, False, str(exc))
-                continue
-            records.append(
-                {"attributes": {"type": update.object_type}, "id": update.contact_id, **fields}
-            )
-            keys.append(key)
-        for start in range(0, len(records), COLLECTION):
-            chunk, chunk_keys = (
-                records[start : start + COLLECTION],
-                keys[start : start + COLLECTION],
-            )
-            for key, outcome in zip(chunk_keys, self._collection("PATCH", chunk), strict=True):
-                ok, error, retryable = outcome
-                results[key] = WriteResult(key[1], ok, error, retryable)
-        return [results[(u.object_type, u.contact_id)] for u in updates]
-
-    def _collection(
-        self, method: str, records: list[dict[str, Any]]
-    ) -> list[tuple[bool, str | None, bool]]:
-        """(ok, error, retryable) per record, in order; a failed call fails every record."""
-        try:
-            answer = self.client.restful(
-                f"{method} composite/sobjects",
-                "composite/sobjects",
-                method,
-                json={"allOrNone": False, "records": records},
-            )
-        except SalesforceCallError as exc:
-            retryable = exc.status is None or exc.status >= 500 or exc.code in TRANSIENT_CODES
-            return [(False, str(exc), retryable)] * len(records)
-        outcomes = []
-        for row in answer:
-            if row.get("success"):
-                outcomes.append((True, row.get("id"), False))
-                continue
-            errors = row.get("errors") or [{}]
-            first = errors[0]
-            fields = ", ".join(first.get("fields") or [])
-            message = f"{first.get('statusCode')}: {first.get('message')}" + (
-                f" ({fields})" if fields else ""
-            )
-            outcomes.append((False, message, first.get("statusCode") in TRANSIENT_CODES))
-        return outcomes
+        return self.writer.write_updates(updates)
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
-        results = []
-        for start in range(0, len(tasks), COLLECTION):
-            chunk = tasks[start : start + COLLECTION]
-            records = [task_record(t, self.people.task_key) for t in chunk]
-            for task, (ok, detail, _) in zip(chunk, self._collection("POST", records), strict=True):
-                results.append(
-                    TaskResult(task.key, True, crm_id=detail)
-                    if ok
-                    else TaskResult(task.key, False, error=detail)
-                )
-        return results
+        return self.writer.create_tasks(tasks)
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         key = self.people.task_key
+        wanted = {k.casefold(): k for k in keys}
         rows = self._all(
             "GET query Task", f"SELECT Id, {key} FROM Task WHERE {key} IN ({{values}})", list(keys)
         )
-        return {row[key]: row["Id"] for row in rows if row.get(key) in set(keys)}
+        return {
+            wanted[row[key].casefold()]: row["Id"]
+            for row in rows
+            if isinstance(row.get(key), str)
+            and row[key].casefold() in wanted
+            and is_id(row.get("Id"))
+        }
+
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        key = self.people.task_key
+        soql = f"SELECT Id, {key} FROM Task WHERE {key} != null ORDER BY Id"
+        for page in self._query("GET query Task", soql):
+            for row in page:
+                if isinstance(row.get(key), str) and is_id(row.get("Id")):
+                    yield row[key], row["Id"]
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
-        results = []
-        for start in range(0, len(crm_ids), COLLECTION):
-            chunk = list(crm_ids[start : start + COLLECTION])
-            try:
-                answer = self.client.restful(
-                    "DELETE composite/sobjects",
-                    "composite/sobjects",
-                    "DELETE",
-                    params={"ids": ",".join(chunk), "allOrNone": "false"},
-                )
-            except SalesforceCallError as exc:
-                results += [TaskResult(i, False, crm_id=i, error=str(exc)) for i in chunk]
-                continue
-            for task_id, row in zip(chunk, answer, strict=True):
-                ok = bool(row.get("success")) or any(
-                    e.get("statusCode") == "ENTITY_IS_DELETED" for e in row.get("errors") or []
-                )
-                results.append(
-                    TaskResult(task_id, ok, crm_id=task_id, error=None if ok else str(row))
-                )
-        return results
+        return self.writer.delete_tasks(crm_ids)
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
         soql = (
@@ -376,39 +336,42 @@ class SalesforceAdapter:
             f" AND CloseDate >= {since.astimezone(UTC).date().isoformat()}"
         )
         for page in self._query("GET query Opportunity", soql):
+            rows = [row for row in page if is_id(row.get("Id"))]
             roles = _group(
                 self._all(
                     "GET query OpportunityContactRole",
                     "SELECT OpportunityId, ContactId FROM OpportunityContactRole"
                     " WHERE OpportunityId IN ({values})",
-                    [row["Id"] for row in page],
+                    [row["Id"] for row in rows],
                 ),
                 "OpportunityId",
             )
-            for row in page:
+            for row in rows:
+                try:
+                    closed_at = parse_time(row.get("CloseDate"), "CloseDate")
+                    amount = number(row, "Amount")
+                except TranslationError as exc:
+                    log.warning("Opportunity/%s left out of the outcomes: %s", row["Id"], exc)
+                    continue
+                contacts = [r.get("ContactId") for r in roles.get(row["Id"], [])]
                 yield Outcome(
                     deal_id=row["Id"],
-                    won=bool(row.get("IsWon")),
-                    closed_at=parse_time(row.get("CloseDate"), "CloseDate"),
-                    contact_ids=tuple(r["ContactId"] for r in roles.get(row["Id"], [])),
-                    amount=row.get("Amount"),
+                    won=row.get("IsWon") is True,
+                    closed_at=closed_at,
+                    contact_ids=tuple(c for c in contacts if is_id(c)),
+                    amount=amount,
                 )
 
     # checks ----------------------------------------------------------------------------------
-    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
+    def describe(self, object_type: str) -> dict[str, dict[str, Any]]:
+        """The describe answer's fields by name, as Salesforce sends them."""
         answer = self.client.call(
             f"GET describe {object_type}", lambda sf: getattr(sf, object_type).describe()
         )
-        return {
-            f["name"]: FieldInfo(
-                name=f["name"],
-                type=f["type"],
-                label=f.get("label", ""),
-                writable=bool(f.get("updateable")),
-                options=tuple(p["value"] for p in f.get("picklistValues") or []),
-            )
-            for f in answer["fields"]
-        }
+        return {f["name"]: f for f in answer["fields"]}
+
+    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
+        return {name: field_info(f) for name, f in self.describe(object_type).items()}
 
     def check(self) -> list[CheckResult]:
         return run_checks(self)
@@ -417,9 +380,25 @@ class SalesforceAdapter:
         return self.client.usage()
 
 
+def _shown(value: Any) -> str:
+    """A bad id as errors show it: short, and never a whole object."""
+    if value is None:
+        return "missing"
+    return repr(value[:40]) if isinstance(value, str) else f"of type {type(value).__name__}"
+
+
+def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(SystemModstamp, Id) of the last record that has both: where the next page starts."""
+    for record in reversed(records):
+        stamp, record_id = record.get("SystemModstamp"), record.get("Id")
+        if isinstance(stamp, str) and is_id(record_id):
+            return stamp, record_id
+    return None
+
+
 def _group(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if row.get(key):
+        if isinstance(row.get(key), str):
             grouped.setdefault(row[key], []).append(row)
     return grouped

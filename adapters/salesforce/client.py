@@ -3,60 +3,121 @@ expired session, retries on transient faults, and the daily API budget.
 
 Logging in is an OAuth token request made here, so one code path serves the password,
 client-credentials and refresh-token flows of a connected app; the session id and instance
-URL then go to `simple_salesforce.Salesforce`, which makes every API call.
+URL then go to `simple_salesforce.Salesforce`, which makes every API call. The session id goes
+only to an https instance under Salesforce's domains (or `allowed_domains`): a login answer
+naming any other host is refused before the session is used.
+
+Errors are classified once, here (`SalesforceCallError.transient` / `.unprocessed`): a call
+that is not safe to repeat (`idempotent=False`) is retried only after failures that prove the
+request was not acted on (429, a refused connection, a rolled-back lock).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
-from crm_qualify.adapters.salesforce.http import make_session
-from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.adapters.salesforce.http import RefusedRequest, host_of, make_session
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings, allowed_host
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
 from crm_qualify.connector.sync.ratelimit import DailyBudget
-from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
+from crm_qualify.connector.sync.retrying import Failure, call_with_retries
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceRefusedRequest,
 )
+from urllib3.exceptions import NewConnectionError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"}
+UNPROCESSED_CODES = {"UNABLE_TO_LOCK_ROW"}
+"""Per-record or request errors after which Salesforce rolled the work back."""
+DOMAINS_SETTING = "adapters.salesforce.allowed_domains"
 
 
 class SalesforceCallError(AdapterError):
-    def __init__(self, what: str, status: int | None, code: str, message: str) -> None:
+    """A failed call, classified: `transient` (worth retrying), `unprocessed` (Salesforce
+    certainly did not act on it, so even a create may be sent again)."""
+
+    def __init__(
+        self,
+        what: str,
+        status: int | None,
+        code: str,
+        message: str,
+        *,
+        transient: bool = False,
+        unprocessed: bool = False,
+    ) -> None:
         super().__init__(f"{what}: HTTP {status or 'connection error'} {code}: {message}")
         self.status, self.code = status, code
+        self.transient, self.unprocessed = transient, unprocessed
 
 
-def _first_error(exc: SalesforceError) -> tuple[str, str]:
+def excerpt(text: str, limit: int = 120) -> str:
+    """One short line of a body that is not Salesforce's JSON (a proxy's HTML page)."""
+    return " ".join(re.sub(r"<[^>]*>", " ", text).split())[:limit]
+
+
+def _salesforce_error(what: str, exc: SalesforceError) -> SalesforceCallError:
+    """simple-salesforce's error -> ours. Salesforce speaks a JSON list of {errorCode,
+    message}; any other body came from something in between and is worth another try."""
     content = exc.content
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return content[0].get("errorCode", ""), content[0].get("message", "")
-    return "", str(content)[:200]
+    if not (isinstance(content, list) and content and isinstance(content[0], dict)):
+        text = content if isinstance(content, str) else str(content)
+        return SalesforceCallError(
+            what, exc.status, "NON_JSON_BODY", excerpt(text), transient=True,
+            unprocessed=exc.status == 429,
+        )  # fmt: skip
+    code = str(content[0].get("errorCode", ""))
+    message = str(content[0].get("message", ""))[:300]
+    concurrent = code == "REQUEST_LIMIT_EXCEEDED" and "Concurrent" in message
+    return SalesforceCallError(
+        what, exc.status, code, message,
+        transient=exc.status in (429, 500, 502, 503, 504) or code in TRANSIENT_CODES or concurrent,
+        unprocessed=exc.status == 429 or code in UNPROCESSED_CODES or concurrent,
+    )  # fmt: skip
+
+
+def _transport_error(what: str, exc: requests.RequestException) -> AdapterError:
+    """A request that got no usable answer. A refused connection or a connect timeout never
+    reached Salesforce; a reset, a lost answer or a read timeout may have been acted on."""
+    if isinstance(exc, RefusedRequest):
+        return AdapterError(f"{what}: {exc}")
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return SalesforceCallError(
+            what, None, "NON_JSON_BODY", "the answer is not JSON", transient=True
+        )
+    if isinstance(exc, requests.exceptions.SSLError):
+        return AdapterError(f"{what}: TLS verification failed (check ca_bundle)")
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    never_sent = isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+    return SalesforceCallError(
+        what, None, type(exc).__name__, "no answer", transient=True, unprocessed=never_sent
+    )
 
 
 def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, SalesforceCallError):
-        if exc.code in TRANSIENT_CODES:
-            return Failure(transient=True, kind=exc.code.lower())
-        return status_failure(exc.status)
+        kind = exc.code.lower() if exc.code in TRANSIENT_CODES else f"http_{exc.status}"
+        return Failure(exc.transient, kind=kind, unprocessed=exc.unprocessed)
     return Failure(transient=False)
 
 
 class SalesforceClient:
     def __init__(self, settings: SalesforceSettings) -> None:
         self.settings = settings
-        self.session = make_session(settings.ca_bundle, settings.timeout_seconds)
+        self.hosts: set[str] = {host_of(settings.login_url)}
+        self.session = make_session(settings.ca_bundle, settings.timeout_seconds, self.hosts)
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0
@@ -66,49 +127,122 @@ class SalesforceClient:
         return f"SalesforceClient(login_url={self.settings.login_url!r})"
 
     # login -----------------------------------------------------------------------------------
+    def _secrets(self) -> list[str]:
+        s = self.settings
+        values = [s.client_secret, s.password, s.security_token, s.refresh_token]
+        found = [v.get_secret_value() for v in values if v is not None]
+        found.append(self._form().get("password", ""))
+        if self._sf is not None:
+            found.append(self._sf.session_id)
+        return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
+
+    def _scrubbed(self, action: Callable[[], T]) -> Callable[[], T]:
+        """`action`, with our secrets cut out of the text of any error it raises: an error
+        quotes what Salesforce or a proxy answered, and a proxy may echo what it was sent."""
+
+        def run() -> T:
+            try:
+                return action()
+            except AdapterError as exc:
+                text = str(exc)
+                for secret in self._secrets():
+                    text = text.replace(secret, "***")
+                exc.args = (text,)
+                raise
+
+        return run
+
     def login(self) -> Salesforce:
+        token = self._scrubbed(self._token)
+        body = call_with_retries(token, _classify, attempts=self.settings.max_attempts)
+        instance = self._trusted_instance(body.get("instance_url"))
+        self.hosts.add(host_of(instance))
+        self._sf = Salesforce(
+            instance_url=instance,
+            session_id=body["access_token"],
+            session=self.session,
+            version=self.settings.api_version,
+        )
+        return self._sf
+
+    def _form(self) -> dict[str, str]:
         s = self.settings
         form = {
             "grant_type": s.auth,
             "client_id": s.client_id,
             "client_secret": s.client_secret.get_secret_value(),
         }
-        if s.auth == "password":
+        if s.auth == "password" and s.password:
             token = s.security_token.get_secret_value() if s.security_token else ""
-            form |= {"username": s.username, "password": s.password.get_secret_value() + token}
-        elif s.auth == "refresh_token":
+            form |= {
+                "username": s.username or "",
+                "password": s.password.get_secret_value() + token,
+            }
+        elif s.auth == "refresh_token" and s.refresh_token:
             form["refresh_token"] = s.refresh_token.get_secret_value()
-        url = s.login_url.rstrip("/") + "/services/oauth2/token"
-        self.requests["POST oauth2/token"] += 1
+        return form
+
+    def _token(self) -> dict[str, Any]:
+        """One token request: the answer's JSON, or an error classified for retrying."""
+        what = "POST oauth2/token"
+        self.requests[what] += 1
+        url = self.settings.login_url.rstrip("/") + "/services/oauth2/token"
         try:
-            answer = self.session.post(url, data=form, timeout=s.timeout_seconds)
-        except requests.RequestException as exc:
-            raise AdapterError(f"cannot reach {s.login_url}: {type(exc).__name__}") from None
-        if answer.status_code != 200:
-            try:
-                detail = answer.json().get("error_description") or answer.text[:200]
-            except ValueError:
-                detail = answer.text[:200]
-            raise AuthError(
-                f"Salesforce login refused ({answer.status_code}): {detail}",
-                setting="adapters.salesforce",
+            answer = self.session.post(
+                url, data=self._form(), timeout=self.settings.timeout_seconds
             )
-        body = answer.json()
-        self._sf = Salesforce(
-            instance_url=body["instance_url"],
-            session_id=body["access_token"],
-            session=self.session,
-            version=s.api_version,
+        except RefusedRequest as exc:
+            raise AuthError(
+                f"Salesforce login: {exc}", setting="adapters.salesforce.login_url"
+            ) from None
+        except requests.RequestException as exc:
+            raise _transport_error(what, exc) from None
+        try:
+            body = answer.json()
+        except ValueError:
+            raise SalesforceCallError(
+                what, answer.status_code, "NON_JSON_BODY", excerpt(answer.text), transient=True,
+                unprocessed=answer.status_code == 429,
+            ) from None  # fmt: skip
+        if answer.status_code == 200 and isinstance(body, dict) and body.get("access_token"):
+            return body
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise SalesforceCallError(
+                what, answer.status_code, "LOGIN_UNAVAILABLE", excerpt(answer.text),
+                transient=True, unprocessed=answer.status_code == 429,
+            )  # fmt: skip
+        detail = body.get("error_description") if isinstance(body, dict) else None
+        raise AuthError(
+            f"Salesforce login refused ({answer.status_code}): {detail or excerpt(answer.text)}",
+            setting="adapters.salesforce",
         )
-        return self._sf
+
+    def _trusted_instance(self, instance_url: Any) -> str:
+        """The instance URL the session id may go to: https, under an allowed domain."""
+        parts = urlsplit(instance_url if isinstance(instance_url, str) else "")
+        host = parts.hostname or ""
+        if parts.scheme != "https" or not host or parts.username or parts.password:
+            raise AuthError(
+                f"the login answer names an instance that is not an https host ({host or 'none'}):"
+                " the session is not used",
+                setting=DOMAINS_SETTING,
+            )
+        if not allowed_host(host, self.settings.allowed_domains):
+            raise AuthError(
+                f"the login answer names instance host {host!r}, which is neither a Salesforce"
+                f" domain nor in {DOMAINS_SETTING}: the session is not used",
+                setting=DOMAINS_SETTING,
+            )
+        return f"https://{parts.netloc}"
 
     @property
     def sf(self) -> Salesforce:
         return self._sf or self.login()
 
     # calls -----------------------------------------------------------------------------------
-    def call(self, what: str, action: Callable[[Salesforce], T]) -> T:
-        """Run `action(sf)`: retried on 5xx / lock contention, one re-login on an expired
+    def call(self, what: str, action: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+        """Run `action(sf)`: retried on transient faults (only unprocessed ones when not
+        `idempotent`, which raises `OutcomeUnknown` otherwise), one re-login on an expired
         session, a clean stop on the daily limit."""
         relogged = False
 
@@ -129,29 +263,32 @@ class SalesforceClient:
                 self.login()
                 return once()
             except SalesforceRefusedRequest as exc:
-                code, message = _first_error(exc)
-                if code == "REQUEST_LIMIT_EXCEEDED":
+                error = _salesforce_error(what, exc)
+                if error.transient:
+                    raise error from None
+                if error.code == "REQUEST_LIMIT_EXCEEDED":
                     raise BudgetExhausted(
-                        f"the org's daily API limit is reached: {message}"
+                        f"the org's daily API limit is reached: {error}"
                     ) from None
-                raise AuthError(
-                    f"{what} refused: {code} {message}", setting="adapters.salesforce"
-                ) from None
+                raise AuthError(f"{what} refused: {error}", setting="adapters.salesforce") from None
             except SalesforceError as exc:
-                code, message = _first_error(exc)
-                raise SalesforceCallError(what, exc.status, code, message) from None
+                raise _salesforce_error(what, exc) from None
             except requests.RequestException as exc:
-                raise SalesforceCallError(what, None, type(exc).__name__, "") from None
+                raise _transport_error(what, exc) from None
             finally:
                 self._observe()
             return result
 
         def on_retry(failure: Failure) -> None:
-            if failure.kind in ("http_503", "unable_to_lock_row"):
+            if failure.kind in ("http_503", "http_429", "unable_to_lock_row"):
                 self.throttled += 1
 
         return call_with_retries(
-            once, _classify, attempts=self.settings.max_attempts, on_retry=on_retry
+            self._scrubbed(once),
+            _classify,
+            attempts=self.settings.max_attempts,
+            on_retry=on_retry,
+            idempotent=idempotent,
         )
 
     def _observe(self) -> None:
@@ -165,5 +302,9 @@ class SalesforceClient:
             remaining = self.daily.limit - self.daily.used
         return ApiUsage(dict(self.requests), self.throttled, remaining)
 
-    def restful(self, what: str, path: str, method: str, **kwargs: Any) -> Any:
-        return self.call(what, lambda sf: sf.restful(path, method=method, **kwargs))
+    def restful(
+        self, what: str, path: str, method: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> Any:
+        return self.call(
+            what, lambda sf: sf.restful(path, method=method, **kwargs), idempotent=idempotent
+        )

@@ -22,15 +22,7 @@ def demo_environment(contacts: int = 3000, seed: int = 7) -> Iterator[DemoEnviro
 
         yield DemoEnvironment(
             adapter="salesforce",
-            options={
-                "login_url": sim.login_url,
-                "ca_bundle": sim.ca_bundle_path,
-                "client_id": sim.client_id,
-                "client_secret": sim.client_secret,
-                "username": sim.username,
-                "password": sim.password,
-                "security_token": sim.security_token,
-            },
+            options=sim.adapter_options(),
             simulate_day=lambda: len(sim.simulate_engagement(max(1, contacts // 10))),
             api_usage=api_usage,
         )

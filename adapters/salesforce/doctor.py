@@ -1,5 +1,6 @@
 """`crm-qualify doctor` for Salesforce: login, object access, every field the adapter reads or
-writes, picklist values of the mapping, and the daily allocation, each with what to fix.
+writes, picklist values of the mapping, the task key (External ID and Unique: tasks are
+upserted by it), and the daily allocation, each with what to fix.
 
 Describe answers only list the fields the integration user can see, so a field missing here
 is either not created or hidden by field-level security; both are named with their type.
@@ -7,7 +8,7 @@ is either not created or hidden by field-level security; both are named with the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
 from crm_qualify.connector.contract import AuthError, CheckResult, FieldInfo
@@ -62,10 +63,11 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         wanted.append((sobject, None, names))
     for sobject, mapping, names in wanted:
         try:
-            fields = adapter.describe_fields(sobject)
+            described = adapter.describe(sobject)
         except (SalesforceCallError, AuthError) as exc:
             results.append(CheckResult(f"{sobject} access", False, str(exc)))
             continue
+        fields = {name: field_info(f) for name, f in described.items()}
         missing = [f for f in names if f not in fields]
         detail = "missing or hidden: " + ", ".join(
             f"{f} ({EXPECTED_TYPES.get(f, 'standard field')})" for f in missing
@@ -73,12 +75,42 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
         if mapping is not None:
             results += _owned_checks(sobject, mapping, fields)
+        if sobject == "Task" and adapter.people.task_key in described:
+            results.append(_task_key_check(described[adapter.people.task_key]))
     limits = adapter.client.call("GET limits", lambda sf: sf.limits())
     daily = limits.get("DailyApiRequests", {})
     results.append(
         CheckResult("daily API", True, f"{daily.get('Remaining')} of {daily.get('Max')} left")
     )
     return results
+
+
+def field_info(field: dict[str, Any]) -> FieldInfo:
+    """One field of a describe answer, as the contract reports it."""
+    return FieldInfo(
+        name=field["name"],
+        type=field["type"],
+        label=field.get("label", ""),
+        writable=bool(field.get("updateable")),
+        options=tuple(p["value"] for p in field.get("picklistValues") or []),
+    )
+
+
+def _task_key_check(field: dict[str, Any]) -> CheckResult:
+    """Tasks are upserted by their key: Salesforce must match on it (External ID) and refuse
+    a second task with the same one (Unique)."""
+    name = field["name"]
+    missing = [flag for flag, key in (("External ID", "externalId"), ("Unique", "unique"))
+               if not field.get(key)]  # fmt: skip
+    if field.get("type") != "string":
+        missing.insert(0, f"Text (it is {field.get('type')})")
+    detail = (
+        f"{name} must be {', '.join(missing)} ({EXPECTED_TYPES['CRMQ_Task_Key__c']}): tasks are"
+        " upserted by this key so that none is ever created twice"
+        if missing
+        else "External ID, Unique"
+    )
+    return CheckResult(f"Task.{name} key", not missing, detail)
 
 
 def _owned_checks(

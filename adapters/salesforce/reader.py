@@ -77,7 +77,9 @@ def people_touched(
 
     def column(what: str, soql: str, *names: str) -> None:
         for page in pages(what, soql):
-            people.extend(row[name] for row in page for name in names if row.get(name))
+            people.extend(
+                row[name] for row in page for name in names if isinstance(row.get(name), str)
+            )
 
     column(
         "GET query Task",

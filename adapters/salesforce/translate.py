@@ -1,16 +1,22 @@
 """Salesforce records <-> the canonical model, driven by mappings/salesforce.toml. Pure.
 
-A value that cannot be translated raises `TranslationError` naming the field, so the record
-is reported and the rest of the batch goes on.
+A value that cannot be translated raises `TranslationError` naming the Salesforce field (for
+related rows, `Object.Field`: `CampaignMember.Status`), so the record is reported and the rest
+of the batch goes on. Harmless oddities are normalised, never refused: a numeric string in a
+number field is read as its number, "true" / "false" in a checkbox as booleans, a stage or
+rating value the mapping does not know as "not ours yet" (overwritten by the next write), a
+lead source it does not know as an unknown origin, and any value in the hard-bounce field as a
+bounce. Markup and quotes in names are data: kept as they are, never interpreted.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
+from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
 from crm_qualify.connector.contract import TranslationError
 from crm_qualify.connector.model import (
     Contact,
@@ -125,170 +131,190 @@ class PeopleMapping:
         return list(dict.fromkeys(names))
 
 
-def parse_time(value: Any, field: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        text = str(value).replace("Z", "+00:00")
-        if re.search(r"[+-]\d{4}$", text):
-            text = text[:-2] + ":" + text[-2:]
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise TranslationError(field, f"{field}: not a date: {str(value)[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _owned(mapping: ObjectMapping, record: dict[str, Any]) -> dict[str, Any]:
+    """Current values of the fields we own, by canonical name. A stage or temperature value
+    the mapping does not know is kept as it is: the next write replaces it."""
     owned: dict[str, Any] = {}
     for name, field in mapping.fields.items():
-        value = record.get(field)
-        if value in (None, ""):
+        if record.get(field) in (None, ""):
             continue
         if name == "stage":
+            value = text(record, field) or ""
             stage = mapping.stage_of_value.get(value)
             owned[name] = stage.value if stage else value
         elif name == "temperature":
+            value = text(record, field) or ""
             owned[name] = mapping.temperature_of_value.get(value, value)
         elif name in _NUMBERS:
-            try:
-                owned[name] = float(value)
-            except (TypeError, ValueError):
-                raise TranslationError(field, f"{field}: not a number: {value!r}") from None
+            owned[name] = number(record, field)
+        elif name == "renurture":
+            owned[name] = flag(record, field)
         elif name == "scored_at":
-            parsed = parse_time(value, field)
+            parsed = parse_time(record.get(field), field)
             owned[name] = parsed.isoformat().replace("+00:00", "Z") if parsed else None
         else:
-            owned[name] = value
+            owned[name] = text(record, field)
     return owned
 
 
 @dataclass
 class Related:
-    """What was read about a batch of people besides their own record."""
+    """What was read about a batch of people besides their own record, as Salesforce sent it
+    (rows by person id): translated with the person, so a bad row fails only its person."""
 
     tasks: dict[str, list[dict[str, Any]]]
     events: dict[str, list[dict[str, Any]]]
     members: dict[str, list[dict[str, Any]]]
     campaigns: dict[str, dict[str, Any]]
-    deals: dict[str, list[Deal]]
+    deals: dict[str, list[dict[str, Any]]]
+    """Opportunity rows by contact id."""
 
 
-def _events(people: PeopleMapping, person_id: str, related: Related) -> list[EngagementEvent]:
+def _matches(pattern: re.Pattern, value: str | None) -> bool:
+    return bool(pattern.search(value or ""))
+
+
+def _member_events(
+    people: PeopleMapping, person_id: str, related: Related
+) -> list[EngagementEvent]:
     events = []
     for member in related.members.get(person_id, []):
-        campaign = related.campaigns.get(member.get("CampaignId") or "", {})
-        at = parse_time(
-            member.get("FirstRespondedDate") or member.get("CreatedDate"), "CampaignMember"
-        )
-        for kind, status, name, event in people.member_rules:
-            if (
-                kind.search(campaign.get("Type") or "")
-                and status.search(member.get("Status") or "")
-                and name.search(campaign.get("Name") or "")
-            ):
+        campaign_id = text(member, "CampaignId", "CampaignMember") or ""
+        campaign = related.campaigns.get(campaign_id, {})
+        status = text(member, "Status", "CampaignMember")
+        kind, name = text(campaign, "Type", "Campaign"), text(campaign, "Name", "Campaign")
+        responded = member.get("FirstRespondedDate") or member.get("CreatedDate")
+        at = parse_time(responded, "CampaignMember.FirstRespondedDate")
+        for kinds, statuses, names, event in people.member_rules:
+            if _matches(kinds, kind) and _matches(statuses, status) and _matches(names, name):
                 if at:
-                    events.append(EngagementEvent(type=event, at=at, detail=campaign.get("Name")))
+                    events.append(EngagementEvent(type=event, at=at, detail=name))
                 break
+    return events
+
+
+def _activity_events(
+    people: PeopleMapping, person_id: str, related: Related
+) -> list[EngagementEvent]:
+    events = []
     for task in related.tasks.get(person_id, []):
         if task.get(people.task_key):
             continue
+        subject = text(task, "Subject", "Task")
         at = parse_time(task.get("ActivityDate") or task.get("CreatedDate"), "Task.ActivityDate")
-        for subtype, subject, event in people.task_rules:
-            if (not subtype or task.get("TaskSubtype") == subtype) and subject.search(
-                task.get("Subject") or ""
-            ):
+        for subtype, subjects, event in people.task_rules:
+            if (not subtype or task.get("TaskSubtype") == subtype) and _matches(subjects, subject):
                 if at:
-                    events.append(EngagementEvent(type=event, at=at, detail=task.get("Subject")))
+                    events.append(EngagementEvent(type=event, at=at, detail=subject))
                 break
     if people.event_type:
         for meeting in related.events.get(person_id, []):
-            at = parse_time(meeting.get("ActivityDateTime") or meeting.get("CreatedDate"), "Event")
+            when = meeting.get("ActivityDateTime") or meeting.get("CreatedDate")
+            at = parse_time(when, "Event.ActivityDateTime")
             if at:
-                events.append(
-                    EngagementEvent(type=people.event_type, at=at, detail=meeting.get("Subject"))
-                )
+                detail = text(meeting, "Subject", "Event")
+                events.append(EngagementEvent(type=people.event_type, at=at, detail=detail))
     return events
 
 
 def _our_tasks(people: PeopleMapping, person_id: str, related: Related) -> list[ExistingTask]:
     tasks = []
     for task in related.tasks.get(person_id, []):
-        key = task.get(people.task_key)
+        key = text(task, people.task_key, "Task")
         if not key:
             continue
         day = parse_time(task.get("ActivityDate"), "Task.ActivityDate")
+        try:
+            due = day + timedelta(days=1) if day else None
+        except OverflowError:
+            raise TranslationError("Task.ActivityDate", "Task.ActivityDate: out of range") from None
         tasks.append(
             ExistingTask(
-                id=task["Id"],
+                id=text(task, "Id", "Task") or "",
                 key=key,
-                due=day + timedelta(days=1) if day else None,
-                completed=bool(task.get("IsClosed")),
+                due=due,
+                completed=flag(task, "IsClosed", "Task"),
             )
         )
     return tasks
 
 
+def _deals(people: PeopleMapping, person_id: str, related: Related) -> list[Deal]:
+    deals = []
+    for row in related.deals.get(person_id, []):
+        won, closed = flag(row, "IsWon", "Opportunity"), flag(row, "IsClosed", "Opportunity")
+        deals.append(
+            Deal(
+                id=text(row, "Id", "Opportunity") or "",
+                status="won" if won else "lost" if closed else "open",
+                amount=number(row, "Amount", "Opportunity"),
+                recurring=_matches(people.recurring, text(row, "Type", "Opportunity")),
+                closed_at=parse_time(row.get("CloseDate"), "Opportunity.CloseDate")
+                if closed
+                else None,
+            )
+        )
+    return deals
+
+
+def _origin(people: PeopleMapping, record: dict[str, Any]) -> Origin:
+    source = text(record, people.lead_source) if people.lead_source else None
+    if source in people.inbound:
+        return Origin.INBOUND
+    return Origin.OUTBOUND if source in people.outbound else Origin.UNKNOWN
+
+
+def _answers(people: PeopleMapping, record: dict[str, Any]) -> dict[str, CriterionStatus]:
+    answers = {}
+    for criterion, field in people.qualification.items():
+        value = text(record, field)
+        if value:
+            if value not in people.answers:
+                raise TranslationError(field, f"{field}: unknown answer {value[:40]!r}")
+            answers[criterion] = people.answers[value]
+    return answers
+
+
 def to_contact(
     mapping: ObjectMapping, people: PeopleMapping, record: dict[str, Any], related: Related
 ) -> Contact:
+    """One Lead or Contact row and its related rows -> a canonical Contact; the first value
+    that cannot be read raises `TranslationError` naming its Salesforce field."""
     profile = mapping.profile
-    person_id = record["Id"]
-    source = record.get(people.lead_source) if people.lead_source else None
-    origin = (
-        Origin.INBOUND
-        if source in people.inbound
-        else Origin.OUTBOUND
-        if source in people.outbound
-        else Origin.UNKNOWN
-    )
-    answers = {}
-    for criterion, field in people.qualification.items():
-        value = record.get(field)
-        if value:
-            if value not in people.answers:
-                raise TranslationError(field, f"{field}: unknown answer {value!r}")
-            answers[criterion] = people.answers[value]
-    employees_field = profile.get("employees", "")
-    employees = record.get(employees_field)
-    try:
-        headcount = int(employees) if employees not in (None, "") else None
-    except (TypeError, ValueError):
-        raise TranslationError(
-            employees_field, f"{employees_field}: not a whole number: {str(employees)[:40]!r}"
-        ) from None
-    owned = _owned(mapping, record)
-    events = _events(people, person_id, related)
-    tasks = _our_tasks(people, person_id, related)
+    person_id = text(record, "Id")
+    if not person_id:
+        raise TranslationError("Id", "Id: the record has no Id")
+    stage_value = text(record, mapping.fields.get("stage", "")) or ""
     try:
         return Contact(
             id=person_id,
             object_type=mapping.sobject,
-            email=record.get(profile.get("email", "")) or None,
-            first_name=record.get(profile.get("first_name", "")) or None,
-            last_name=record.get(profile.get("last_name", "")) or None,
-            title=record.get(profile.get("title", "")) or None,
-            company=record.get(profile.get("company", "")) or None,
-            industry=record.get(profile.get("industry", "")) or None,
-            employees=headcount,
-            country=record.get(profile.get("country", "")) or None,
-            owner_id=record.get(profile.get("owner_id", "")) or None,
-            origin=origin,
+            email=text(record, profile.get("email", "")),
+            first_name=text(record, profile.get("first_name", "")),
+            last_name=text(record, profile.get("last_name", "")),
+            title=text(record, profile.get("title", "")),
+            company=text(record, profile.get("company", "")),
+            industry=text(record, profile.get("industry", "")),
+            employees=whole(record, profile.get("employees", "")),
+            country=text(record, profile.get("country", "")),
+            owner_id=text(record, profile.get("owner_id", "")),
+            origin=_origin(people, record),
             created_at=parse_time(record.get("CreatedDate"), "CreatedDate"),
             updated_at=parse_time(record.get("SystemModstamp"), "SystemModstamp"),
-            stage=mapping.stage_of_value.get(record.get(mapping.fields.get("stage", "")) or ""),
-            unsubscribed=bool(people.unsubscribed and record.get(people.unsubscribed)),
+            stage=mapping.stage_of_value.get(stage_value),
+            unsubscribed=flag(record, people.unsubscribed),
             hard_bounced=bool(people.hard_bounce and record.get(people.hard_bounce)),
-            qualification=answers,
-            events=events,
-            deals=related.deals.get(person_id, []),
-            tasks=tasks,
-            owned=owned,
+            qualification=_answers(people, record),
+            events=_member_events(people, person_id, related)
+            + _activity_events(people, person_id, related),
+            deals=_deals(people, person_id, related),
+            tasks=_our_tasks(people, person_id, related),
+            owned=_owned(mapping, record),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
+        canonical = str(first["loc"][0]) if first["loc"] else ""
+        where = profile.get(canonical) or mapping.fields.get(canonical) or canonical or "record"
         raise TranslationError(where, f"{where}: {first['msg']}") from None
 
 
@@ -323,6 +349,8 @@ PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
 
 
 def task_record(task: PlannedTask, key_field: str) -> dict[str, Any]:
+    """A Task to upsert by `key_field`. No Status: Salesforce gives a new task its default
+    (Not Started), and an upsert that finds the task already there leaves its status alone."""
     record = {
         "attributes": {"type": "Task"},
         "WhoId": task.contact_id,
@@ -330,7 +358,6 @@ def task_record(task: PlannedTask, key_field: str) -> dict[str, Any]:
         "Description": task.body[:32_000],
         "ActivityDate": task.due.astimezone(UTC).date().isoformat(),
         "Priority": PRIORITY[task.priority],
-        "Status": "Not Started",
         "TaskSubtype": "Call" if task.task_type == "call" else "Task",
         key_field: task.key,
     }

@@ -14,16 +14,7 @@ from crm_qualify.connector.sync.state import StateStore
 
 
 def settings_for(sim: SalesforceSimulator, **options) -> SalesforceSettings:
-    return SalesforceSettings(
-        login_url=sim.login_url,
-        ca_bundle=sim.ca_bundle_path,
-        client_id=sim.client_id,
-        client_secret=sim.client_secret,
-        username=sim.username,
-        password=sim.password,
-        security_token=sim.security_token,
-        **options,
-    )
+    return SalesforceSettings(**{**sim.adapter_options(), **options})
 
 
 def make_adapter(sim: SalesforceSimulator, **options) -> SalesforceAdapter:

@@ -8,6 +8,7 @@ import pytest
 from crm_qualify.connector.contract import AdapterError, AuthError
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
 
 from tests.salesforce.conftest import make_adapter
 
@@ -197,3 +198,65 @@ def test_same_facts_same_decision_as_hubspot():
     a, b = decide(hubspot, Rules(), now), decide(salesforce, Rules(), now)
     assert (a.stage, a.temperature, a.score.total) == (b.stage, b.temperature, b.score.total)
     assert a.stage.value == "sql" and a.temperature.value == "hot"
+
+
+def test_a_refused_value_needs_attention_naming_the_field(sim, adapter, store, settings):
+    """A value removed from the org's restricted picklist: not retried as transient, kept for
+    attention with the field Salesforce blamed, the rest written."""
+    sim.refuse("Lead", "Rating", "Cold")
+    sim.refuse("Lead", "Rating", "Warm")
+    summary = SyncEngine(adapter, settings, store).run(RunOptions())
+    assert summary.status == "partial"
+    attention = store.attention("default")
+    assert attention and {a.field for a in attention} == {"Rating"}
+    assert all("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in a.reason for a in attention)
+    refused = {a.contact_id for a in attention}
+    written = [p for p in people(sim) if p["Id"] not in refused]
+    assert written and all(p["CRMQ_Score__c"] is not None for p in written)
+
+
+def test_write_results_say_what_is_worth_retrying(sim, adapter):
+    lead = sorted(r["Id"] for r in people(sim) if r["Id"].startswith("00Q"))[0]
+    sim.refuse("Lead", "CRMQ_Grade__c", "A1", "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    (refused,) = adapter.write_updates(
+        [RecordUpdate(contact_id=lead, object_type="Lead",
+                      changes=[FieldUpdate(field="grade", new="A1")])]
+    )  # fmt: skip
+    assert (refused.ok, refused.retryable, refused.field) == (
+        False, False, "CRMQ_Grade__c",
+    )  # fmt: skip
+    (unmapped,) = adapter.write_updates(
+        [RecordUpdate(contact_id=lead, object_type="Lead",
+                      changes=[FieldUpdate(field="stage", new="evangelist")])]
+    )  # fmt: skip
+    assert (unmapped.ok, unmapped.retryable, unmapped.field) == (False, False, "CRMQ_Stage__c")
+
+
+def test_a_new_state_store_learns_the_tasks_already_in_salesforce(sim, adapter, settings, tmp_path):
+    first = StateStore(tmp_path / "first.sqlite")
+    assert SyncEngine(adapter, settings, first).run(RunOptions()).counts["tasks_created"] > 0
+    first.close()
+    keys = [t["CRMQ_Task_Key__c"] for t in sim.org.live("Task") if t["CRMQ_Task_Key__c"]]
+    second = StateStore(tmp_path / "second.sqlite")
+    summary = SyncEngine(make_adapter(sim), settings, second).run(RunOptions())
+    second.close()
+    assert summary.counts["tasks_found_in_crm"] == len(keys)
+    assert summary.counts["tasks_created"] == 0
+    after = [t["CRMQ_Task_Key__c"] for t in sim.org.live("Task") if t["CRMQ_Task_Key__c"]]
+    assert sorted(after) == sorted(keys)
+
+
+def test_tasks_are_upserted_by_key_without_a_status(sim, adapter):
+    lead = sorted(r["Id"] for r in people(sim) if r["Id"].startswith("00Q"))[0]
+    task = PlannedTask(
+        key=f"crmq:Lead:{lead}:hot_call", contact_id=lead, object_type="Lead", kind="hot_call",
+        subject="Call", due=datetime.now(UTC) + timedelta(hours=24), priority="high",
+        task_type="call",
+    )  # fmt: skip
+    (made,) = adapter.create_tasks([task, task])[:1]
+    sim.org.records["Task"][made.crm_id]["Status"] = "Completed"
+    (again,) = adapter.create_tasks([task])
+    assert again.ok and again.crm_id == made.crm_id
+    assert sim.org.records["Task"][made.crm_id]["Status"] == "Completed", "not reopened"
+    assert sim.stats.by_endpoint["PATCH composite/sobjects/Task/CRMQ_Task_Key__c"] == 2
+    assert sim.stats.by_endpoint["POST composite/sobjects"] == 0

@@ -75,6 +75,7 @@ def test_the_run_stops_before_the_reserve_is_touched():
     client = SalesforceClient(
         SalesforceSettings(
             login_url=LOGIN, client_id="id", client_secret="s", username="u", password="p",
+            allowed_domains=["example.test"],
             daily_reserve=0.2,
         )
     )  # fmt: skip
@@ -88,5 +89,5 @@ def test_the_run_stops_before_the_reserve_is_touched():
 def test_ids_with_quotes_are_escaped_not_injected(sim, adapter):
     hostile = "00Q' OR Id != '"
     (batch,) = adapter.read_contacts([("Lead", hostile)])
-    assert batch.contacts == []
+    assert batch.raw == []
     assert [(e.record, e.message) for e in batch.errors] == [(f"Lead/{hostile}", "not found")]

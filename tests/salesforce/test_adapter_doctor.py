@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from crm_qualify.adapters.salesforce.simulator import schema
+from crm_qualify.connector.model import PlannedTask
 
 
 def test_every_object_read_is_checked(adapter):
@@ -20,3 +23,33 @@ def test_a_hidden_related_field_is_named(adapter):
     assert not results["CampaignMember fields"].ok
     assert "FirstRespondedDate (standard field)" in results["CampaignMember fields"].detail
     assert results["Event fields"].ok
+
+
+def test_the_task_key_must_be_an_external_unique_id(adapter):
+    assert {c.name: c for c in adapter.check()}["Task.CRMQ_Task_Key__c key"].ok
+    spec = schema.OBJECTS["Task"]["CRMQ_Task_Key__c"]
+    saved = dict(spec)
+    spec.update(externalId=False, unique=False)
+    try:
+        results = {c.name: c for c in adapter.check()}
+    finally:
+        spec.clear()
+        spec.update(saved)
+    check = results["Task.CRMQ_Task_Key__c key"]
+    assert not check.ok and "External ID, Unique" in check.detail
+
+
+def test_upserts_on_a_key_that_is_no_external_id_need_attention(sim, adapter):
+    lead = sorted(r["Id"] for r in sim.org.records["Lead"].values() if not r["IsConverted"])[0]
+    task = PlannedTask(
+        key="crmq:k", contact_id=lead, object_type="Lead", kind="hot_call", subject="Call",
+        due=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    spec = schema.OBJECTS["Task"]["CRMQ_Task_Key__c"]
+    spec["externalId"] = False
+    try:
+        (result,) = adapter.create_tasks([task])
+    finally:
+        spec["externalId"] = True
+    assert not result.ok and not result.retryable and not result.uncertain
+    assert result.field == "CRMQ_Task_Key__c" and "doctor" in result.error

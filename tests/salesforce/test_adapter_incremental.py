@@ -15,7 +15,7 @@ def run(adapter, cursor, until):
     """Every id read and the last cursor, as the engine would save it."""
     ids, last = [], cursor
     for batch in adapter.read_changed(cursor, until=until):
-        ids += [c.id for c in batch.contacts]
+        ids += [raw.translate().id for raw in batch.raw]
         last = batch.cursor or last
     return ids, last
 

@@ -477,7 +477,9 @@ def test_queued_faults(org):
     with pytest.raises(SalesforceExpiredSession):  # every session ended, not just one request
         sf.query("SELECT Id FROM Lead LIMIT 1")
     with pytest.raises(ValueError, match="unknown fault"):
-        org.faults.add("500")
+        org.faults.add("418")
+    with pytest.raises(ValueError, match="unknown request kind"):
+        org.faults.add("503", request="bulk")
 
 
 # scenarios ----------------------------------------------------------------------------------
@@ -508,3 +510,31 @@ def test_command_help(capsys):
         main(["--help"])
     assert done.value.code == 0
     assert "--records" in capsys.readouterr().out
+
+
+def test_faults_strike_only_their_request_kind(org):
+    sf = client(org)
+    lead = first(org, "Lead", IsConverted=False)["Id"]
+    body = {"records": [{"attributes": {"type": "Task"}, "WhoId": lead, "Subject": "Call"}]}
+    org.faults.add("500", request="create")
+    org.faults.add("503", request="login")
+    assert sf.query("SELECT Id FROM Lead LIMIT 1")["totalSize"] == 1, "neither strikes a query"
+    with pytest.raises(SalesforceGeneralError) as failed:
+        sf.restful("composite/sobjects", method="POST", json=body)
+    assert (
+        failed.value.status == 500 and failed.value.content[0]["errorCode"] == "UNKNOWN_EXCEPTION"
+    )
+    token_url = f"{org.login_url}/services/oauth2/token"
+    grant = {"grant_type": "client_credentials", "client_id": org.client_id,
+             "client_secret": org.client_secret}  # fmt: skip
+    assert requests.post(token_url, data=grant, verify=org.ca_bundle_path).status_code == 503
+    tasks = len(org.org.records["Task"])
+    org.faults.add("lost", request="create")
+    with pytest.raises(requests.ConnectionError):
+        sf.restful("composite/sobjects", method="POST", json=body)
+    assert len(org.org.records["Task"]) == tasks + 1, "applied, then the answer was lost"
+    org.faults.add("502", request="query")
+    with pytest.raises(SalesforceGeneralError) as gateway:
+        sf.query("SELECT Id FROM Lead LIMIT 1")
+    assert gateway.value.status == 502 and "Bad Gateway" in gateway.value.content
+    assert org.faults.queue == []

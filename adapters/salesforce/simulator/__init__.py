@@ -7,16 +7,22 @@
         sim.session_id                                          # a valid session for direct use
         sim.store.records["Lead"][lead_id]                      # field -> value
         sim.stats.by_endpoint["PATCH composite/sobjects"]; sim.stats.writes
-        sim.faults.add("UNABLE_TO_LOCK_ROW", path_contains="composite/sobjects")
+        sim.faults.add("lost", request="upsert")      # see faults.py for every kind
+        sim.refuse("Lead", "Rating", "Hot")           # a value the org's picklist lost
+        SalesforceSettings(**sim.adapter_options())   # the adapter pointed at this org
 
 Serves OAuth 2.0 (`/services/oauth2/token`: password, client_credentials, refresh_token) and
 the SOAP partner `login()` (`/services/Soap/u/<ver>`, reachable from simple-salesforce through
 `SalesforceLogin(scratch_url=sim.login_url)`), `/services/data/vXX.X/` query and queryAll +
-nextRecordsUrl (snapshot locators, 2,000 per page), sObject Collections (POST / PATCH /
-DELETE, 200 records, `allOrNone`, per-record results in order), single-record CRUD,
-`sobjects/<type>/describe`, `limits`, `Sforce-Limit-Info` on every answer, the daily
-allocation (403 REQUEST_LIMIT_EXCEEDED), JSON-list error bodies, 414 for over-long URIs and a
-SOQL subset (`soql.py`). Not simulated: Bulk API, relationship queries and subqueries.
+nextRecordsUrl (snapshot locators, 2,000 per page, `page_size` to page a small org), sObject
+Collections (POST / PATCH / DELETE, 200 records, `allOrNone`, per-record results in order) and
+their upsert by external id (PATCH `composite/sobjects/<type>/<field>`, results with
+`created`), single-record CRUD and upsert / lookup by external id, unique fields
+(DUPLICATE_VALUE), create defaults (Task Status, Priority), `sobjects/<type>/describe`
+(with `externalId` / `unique`), `limits`, `Sforce-Limit-Info` on every answer, the daily
+allocation (403 REQUEST_LIMIT_EXCEEDED), JSON-list error bodies, 414 for over-long URIs, a
+SOQL subset (`soql.py`) and queued faults (`faults.py`). Not simulated: Bulk API,
+relationship queries and subqueries.
 """
 
 from .cli import main

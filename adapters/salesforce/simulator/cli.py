@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("[adapters.salesforce]")
     print(f'login_url = "{sim.login_url}"')
     print(f'ca_bundle = "{sim.ca_bundle_path}"')
+    print('allowed_domains = ["127.0.0.1", "localhost"]')
     print(f'username = "{sim.username}"')
     print(f'client_id = "{sim.client_id}"')
     print("# the simulator's own throwaway credentials, valid only against it:")

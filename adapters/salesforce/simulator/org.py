@@ -98,7 +98,7 @@ class Org:
         return f"{PREFIX[sobject]}5g{self._counter:010d}AAA"
 
     def insert(self, sobject: str, fields: dict[str, Any], at: datetime) -> dict[str, Any]:
-        record = {name: None for name in OBJECTS[sobject]}
+        record = {name: spec.get("default") for name, spec in OBJECTS[sobject].items()}
         stamp = iso(at)
         record.update(
             Id=self.new_id(sobject), CreatedDate=stamp, LastModifiedDate=stamp,

@@ -1,4 +1,10 @@
-"""The objects and fields the simulated org has, as `describe` reports them."""
+"""The objects and fields the simulated org has, as `describe` reports them.
+
+Picklists with values are restricted (a value outside them is refused); `default` is the value
+a create without the field gets (Task Status and Priority); `externalId` + `unique` mark a
+field upserts match on and no two live records share (compared case-insensitively, the
+default for a Unique text field).
+"""
 
 from __future__ import annotations
 
@@ -75,11 +81,13 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
     "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _f("reference")},
     "Task": {**SYSTEM, "WhoId": _f("reference"), "WhatId": _f("reference"),
              "OwnerId": _f("reference"), "Subject": _f("string", length=255),
-             "ActivityDate": _f("date"), "Status": _f("picklist", picklist=TASK_STATUS),
-             "Priority": _f("picklist", picklist=["High", "Normal", "Low"]),
+             "ActivityDate": _f("date"),
+             "Status": _f("picklist", picklist=TASK_STATUS, default="Not Started"),
+             "Priority": _f("picklist", picklist=["High", "Normal", "Low"], default="Normal"),
              "TaskSubtype": _f("picklist", picklist=["Task", "Email", "Call", "ListEmail"]),
              "Description": _f("textarea", length=32_000), "IsClosed": _f("boolean", False),
-             "CRMQ_Task_Key__c": _f("string", custom=True, length=255)},
+             "CRMQ_Task_Key__c": _f("string", custom=True, length=255, externalId=True,
+                                    unique=True)},
     "Event": {**SYSTEM, "WhoId": _f("reference"), "Subject": _f("string"),
               "ActivityDateTime": _f("datetime"), "Type": _f("picklist")},
     "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _f("reference"),
@@ -112,8 +120,20 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
                 "custom": spec["custom"],
                 "length": spec.get("length", 255 if spec["type"] == "string" else 0),
                 "nillable": name not in ("Id", "LastName", "Company", "Status"),
+                "externalId": spec.get("externalId", False),
+                "unique": spec.get("unique", False),
+                "caseSensitive": False,
+                "idLookup": name == "Id" or spec.get("externalId", False),
+                "restrictedPicklist": bool(spec.get("picklist")),
+                "defaultValue": spec.get("default"),
+                "defaultedOnCreate": "default" in spec,
                 "picklistValues": [
-                    {"value": v, "label": v, "active": True, "defaultValue": False}
+                    {
+                        "value": v,
+                        "label": v,
+                        "active": True,
+                        "defaultValue": v == spec.get("default"),
+                    }
                     for v in spec.get("picklist", [])
                 ],
             }

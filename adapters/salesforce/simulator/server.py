@@ -1,4 +1,5 @@
-"""The REST subset a connector uses, over TLS, answering as Salesforce answers.
+"""The REST subset a connector uses, over TLS, answering as Salesforce answers (or failing as
+it fails: the queued faults of `faults.py` strike here, before or after a request is processed).
 
 Error bodies are JSON lists (`[{"message", "errorCode"}]`, simple-salesforce reads
 `[0]`); every API answer carries `Sforce-Limit-Info: api-usage=N/M`; the daily allocation
@@ -11,13 +12,17 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
+import struct
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
+from .faults import request_kind
 from .schema import OBJECTS, describe
 
 if TYPE_CHECKING:
@@ -45,15 +50,26 @@ def make_server(sim: SalesforceSimulator, host: str, port: int) -> ThreadingHTTP
     class Handler(_Handler):
         simulator = sim
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _Server((host, port), Handler)
     server.daemon_threads = True
     server.socket = sim.ssl_context.wrap_socket(server.socket, server_side=True)
     return server
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (after a `timeout` fault, on a failed handshake) is routine."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     simulator: SalesforceSimulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """Headers and body go out in two writes: with Nagle's algorithm on, the client's delayed
+    ACK holds every kept-alive answer back ~40 ms."""
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
@@ -75,24 +91,56 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        kind = request_kind(method, parts.path, (query.get("q") or [""])[0])
+        fault = sim.faults.take(kind, parts.path)
+        if fault == "reset":
+            return self._drop(method, parts.path)
         headers: dict[str, str] = {}
         try:
-            if len(self.path) > MAX_URI:
-                raise ApiError(414, "URI_TOO_LONG", "The request URI is too long")
-            if sim.latency_ms:
-                time.sleep(sim.latency_ms / 1000)
-            if parts.path == "/services/oauth2/token" and method == "POST":
-                status, body = sim.token_endpoint(parse_qs(raw.decode()))
-            elif re.match(r"^/services/Soap/u/[\d.]+/?$", parts.path) and method == "POST":
-                status, body = sim.soap_login(raw.decode("utf-8", "replace"))
-                headers["Content-Type"] = "text/xml; charset=utf-8"
-            else:
-                status, body = self._api(method, parts.path, parse_qs(parts.query), raw, headers)
+            status, body = self._answer(method, parts.path, query, raw, headers, fault)
         except ApiError as error:
             status, body = error.status, error.body()
         except json.JSONDecodeError:
             status, body = 400, ApiError(400, "JSON_PARSER_ERROR", "malformed JSON body").body()
+        if fault == "lost":
+            return self._drop(method, parts.path)
+        if fault == "timeout":
+            time.sleep(sim.faults.delay)
         sim.stats.count(method, parts.path, status)
+        self._send(status, body, headers)
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        raw: bytes,
+        headers: dict[str, str],
+        fault: str | None,
+    ) -> tuple[int, Any]:
+        sim = self.simulator
+        if len(self.path) > MAX_URI:
+            raise ApiError(414, "URI_TOO_LONG", "The request URI is too long")
+        if fault in FAULT_ANSWERS:
+            return _fault_answer(sim, fault, path, headers)
+        if sim.latency_ms:
+            time.sleep(sim.latency_ms / 1000)
+        if path == "/services/oauth2/token" and method == "POST":
+            foreign = sim.faults.foreign_instance if fault == "foreign_instance" else None
+            return sim.token_endpoint(parse_qs(raw.decode()), foreign)
+        if re.match(r"^/services/Soap/u/[\d.]+/?$", path) and method == "POST":
+            headers["Content-Type"] = "text/xml; charset=utf-8"
+            return sim.soap_login(raw.decode("utf-8", "replace"))
+        return self._api(method, path, query, raw, headers, fault)
+
+    def _drop(self, method: str, path: str) -> None:
+        """Close the connection without a word (RST): the client cannot tell what happened."""
+        self.simulator.stats.count(method, path, 0)
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         payload = b"" if status == 204 else payload
         headers.setdefault("Content-Type", "application/json;charset=UTF-8")
@@ -104,7 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _api(
-        self, method: str, path: str, query: dict[str, list[str]], raw: bytes, headers: dict
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        raw: bytes,
+        headers: dict[str, str],
+        fault: str | None,
     ) -> tuple[int, Any]:
         sim = self.simulator
         if path.rstrip("/") == "/services/data":
@@ -116,11 +170,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         sim.authenticate(self.headers.get("Authorization", ""))
         headers["Sforce-Limit-Info"] = sim.count_api_call()
-        fault = sim.faults.take(path)
-        if fault == "503":
-            raise ApiError(503, "SERVER_UNAVAILABLE", "Service unavailable")
-        if fault == "REQUEST_LIMIT_EXCEEDED":
-            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         resource = match.group(2).rstrip("/")
         body = json.loads(raw) if raw else None
         with sim.org.lock:
@@ -137,12 +186,19 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, sim.query(text, self.headers.get("Sforce-Query-Options"), deleted=True)
         if resource.startswith("query/") and method == "GET":
             return 200, sim.query_more(resource.removeprefix("query/"))
+        found = re.match(r"^composite/sobjects/(\w+)/(\w+)$", resource)
+        if found and method == "PATCH":
+            return 200, sim.upsert(found.group(1), found.group(2), body, fault)
+        if fault == "UNABLE_TO_LOCK_ROW" and resource != "composite/sobjects":
+            raise ApiError(
+                400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"
+            )
         if resource == "composite/sobjects":
             if method == "DELETE":
                 ids = (query.get("ids", [""])[0]).split(",")
                 return 200, sim.delete(ids, fault)
             if method in ("POST", "PATCH"):
-                return 200, sim.collection(method, body or {}, fault)
+                return 200, sim.collection(method, body, fault)
         found = re.match(r"^sobjects/(\w+)/describe$", resource)
         if found and method == "GET":
             if found.group(1) not in OBJECTS:
@@ -170,7 +226,51 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on "
                                f"sobject of type {sobject}", unknown)  # fmt: skip
             return 200, sim.render(sobject, record[1], names)
+        found = re.match(r"^sobjects/(\w+)/(\w+)/([^/]+)$", resource)
+        if found and method in ("GET", "PATCH"):
+            sobject, field, value = found.group(1), found.group(2), unquote_plus(found.group(3))
+            if method == "GET":
+                return sim.by_external_id(sobject, field, value)
+            return sim.upsert_one(sobject, field, value, body)
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+GATEWAY_PAGE = (
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    "</h1></center><hr><center>proxy</center></body></html>"
+)
+FAULT_ANSWERS = frozenset(
+    {"429", "503", "500", "502", "INVALID_SESSION_ID", "REQUEST_LIMIT_EXCEEDED", "redirect"}
+)
+
+
+def _fault_answer(
+    sim: SalesforceSimulator, fault: str, path: str, headers: dict[str, str]
+) -> tuple[int, Any]:
+    """The answer of a fault that strikes before the request is processed."""
+    if fault == "502":
+        headers["Content-Type"] = "text/html"
+        return 502, GATEWAY_PAGE
+    if fault == "redirect":
+        headers["Location"] = sim.faults.redirect_to.rstrip("/") + path
+        return 307, ""
+    if fault == "INVALID_SESSION_ID":
+        sim.expire_sessions()
+    error = {
+        "429": ApiError(429, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+        "503": ApiError(503, "SERVER_UNAVAILABLE", "Service unavailable"),
+        "500": ApiError(
+            500,
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support:"
+            " 1234567890-12345 (-1234567890)",
+        ),
+        "INVALID_SESSION_ID": ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid"),
+        "REQUEST_LIMIT_EXCEEDED": ApiError(
+            403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."
+        ),
+    }[fault]
+    return error.status, error.body()
 
 
 def _fields_body(body: Any) -> dict[str, Any]:

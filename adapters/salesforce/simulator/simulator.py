@@ -16,10 +16,12 @@ from typing import Any
 import trustme
 
 from . import soap, soql
+from .faults import Faults
 from .org import Org, iso
 from .org import seed as seed_org
 from .schema import OBJECTS
 from .server import ApiError, locator, make_server, new_session
+from .writes import Writes
 
 
 def endpoint(method: str, path: str) -> str:
@@ -62,40 +64,7 @@ class Stats:
             self.writes += records
 
 
-class Faults:
-    """Queued faults consumed by the requests whose path contains `path_contains`."""
-
-    KINDS = frozenset({"503", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID", "UNABLE_TO_LOCK_ROW"})
-
-    def __init__(self, sim: SalesforceSimulator, rate: float, seed: int) -> None:
-        self.sim, self.rate, self.rng = sim, rate, random.Random(seed)
-        self.queue: list[list[Any]] = []
-        self.lock = threading.Lock()
-
-    def add(self, kind: str, times: int = 1, path_contains: str | None = None) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {sorted(self.KINDS)}")
-        with self.lock:
-            self.queue.append([kind, times, path_contains])
-
-    def take(self, path: str) -> str | None:
-        with self.lock:
-            for fault in self.queue:
-                if fault[2] and fault[2] not in path:
-                    continue
-                fault[1] -= 1
-                if fault[1] == 0:
-                    self.queue.remove(fault)
-                if fault[0] == "INVALID_SESSION_ID":
-                    self.sim.expire_sessions()
-                    raise ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")
-                return fault[0]
-        if self.rate and self.rng.random() < self.rate:
-            return "503"
-        return None
-
-
-class SalesforceSimulator:
+class SalesforceSimulator(Writes):
     def __init__(
         self,
         records: int = 2000,
@@ -123,6 +92,10 @@ class SalesforceSimulator:
         self.rng = random.Random(seed * 31 + 7)
         self.stats = Stats()
         self.faults = Faults(self, fault_rate, seed)
+        self.refusals: dict[tuple[str, str, Any], str] = {}
+        self.page_size = 2000
+        """Rows per query page without a batchSize header (Salesforce's 2,000; lower it to make
+        a small org page through nextRecordsUrl)."""
         self.used = 0
         self._sessions: dict[str, float] = {}
         self._locators: dict[str, tuple[list[dict[str, Any]], list[str], str]] = {}
@@ -177,7 +150,23 @@ class SalesforceSimulator:
         with self._lock:
             self._sessions.clear()
 
-    def token_endpoint(self, form: dict[str, list[str]]) -> tuple[int, Any]:
+    def adapter_options(self) -> dict[str, Any]:
+        """The `[adapters.salesforce]` options that point the adapter at this org."""
+        return {
+            "login_url": self.login_url,
+            "ca_bundle": self.ca_bundle_path,
+            "allowed_domains": ["127.0.0.1", "localhost"],
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "username": self.username,
+            "password": self.password,
+            "security_token": self.security_token,
+        }
+
+    def token_endpoint(
+        self, form: dict[str, list[str]], instance_url: str | None = None
+    ) -> tuple[int, Any]:
+        """OAuth token grants; `instance_url` overrides the org's own in the answer (a fault)."""
         value = {k: v[0] for k, v in form.items()}
         grant = value.get("grant_type")
         client_ok = (value.get("client_id"), value.get("client_secret")) == (
@@ -197,7 +186,7 @@ class SalesforceSimulator:
             return 400, {"error": "invalid_grant", "error_description": "authentication failure"}
         return 200, {
             "access_token": self._issue(),
-            "instance_url": self.instance_url,
+            "instance_url": instance_url or self.instance_url,
             "id": f"{self.login_url}/id/00D5g000000SIM/0055g0000000001",
             "token_type": "Bearer",
             "issued_at": str(int(time.time() * 1000)),
@@ -244,7 +233,7 @@ class SalesforceSimulator:
             raise ApiError(400, exc.code, str(exc)) from None
         pool = self.org.records[parsed.sobject].values() if deleted else None
         rows = soql.run(parsed, list(pool or self.org.live(parsed.sobject)))
-        size = 2000
+        size = self.page_size
         if options and (found := re.search(r"batchSize=(\d+)", options)):
             size = min(2000, max(200, int(found.group(1))))
         rendered = [self.render(parsed.sobject, r, parsed.fields) for r in rows]
@@ -266,6 +255,23 @@ class SalesforceSimulator:
             )
         return body
 
+    def by_external_id(self, sobject: str, field: str, value: str) -> tuple[int, Any]:
+        """`GET sobjects/<type>/<field>/<value>`: the record; 300 with their URLs when several
+        hold the value (a field that is not unique), 404 when none does."""
+        self._external_field(sobject, field)
+        folded = value.casefold()
+        hits = [
+            r
+            for r in self.org.live(sobject)
+            if isinstance(r.get(field), str) and r[field].casefold() == folded
+        ]
+        if not hits:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if len(hits) > 1:
+            base = f"/services/data/v{self.api_version}/sobjects/{sobject}"
+            return 300, [f"{base}/{r['Id']}" for r in hits]
+        return 200, self.render(sobject, hits[0], None)
+
     def query_more(self, token: str) -> dict[str, Any]:
         key, _, offset = token.rpartition("-")
         with self._lock:
@@ -274,150 +280,6 @@ class SalesforceSimulator:
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         rows, _, size = found
         return self._page(rows, int(offset), int(size), key)
-
-    # writes ----------------------------------------------------------------------------------
-    def collection(self, method: str, body: dict[str, Any], fault: str | None) -> list[dict]:
-        records = body.get("records")
-        if not isinstance(records, list):
-            raise ApiError(400, "JSON_PARSER_ERROR", "records is required")
-        if len(records) > 200:
-            raise ApiError(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                "record limit reached. cannot submit more than 200 records into this call",
-            )
-        creating = method == "POST"
-        checked = [self._check(record, creating) for record in records]
-        if fault == "UNABLE_TO_LOCK_ROW" and checked:
-            checked[0] = (
-                None,
-                _error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record"),
-            )
-        if body.get("allOrNone") and any(error for _, error in checked):
-            return [
-                {
-                    "success": False,
-                    "errors": [error]
-                    if error
-                    else [
-                        _error(
-                            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                            "Record rolled back because not all"
-                            " records were valid and the request was using AllOrNone header",
-                        )
-                    ],
-                }
-                for _, error in checked
-            ]
-        results, at = [], datetime.now(UTC)
-        for record, (clean, error) in zip(records, checked, strict=True):
-            if error:
-                results.append({"success": False, "errors": [error]})
-                continue
-            sobject = record["attributes"]["type"]
-            if creating:
-                created = self.org.insert(sobject, clean, at)
-                if sobject == "Task":
-                    created["IsClosed"] = created.get("Status") == "Completed"
-                results.append({"id": created["Id"], "success": True, "errors": []})
-            else:
-                self.org.update(sobject, record["id"], clean, at)
-                results.append({"id": record["id"], "success": True, "errors": []})
-        self.stats.wrote(sum(1 for r in results if r["success"]))
-        return results
-
-    def _check(self, record: dict, creating: bool) -> tuple[dict | None, dict | None]:
-        sobject = (record.get("attributes") or {}).get("type")
-        if sobject not in OBJECTS:
-            return None, _error("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
-        if not creating:
-            hit = self.org.find(str(record.get("id") or ""))
-            if hit is None or hit[0] != sobject or hit[1]["IsDeleted"]:
-                return None, _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-        clean = {}
-        for name, value in record.items():
-            if name in ("attributes", "id"):
-                continue
-            spec = OBJECTS[sobject].get(name)
-            if spec is None:
-                return None, _error(
-                    "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}", [name]
-                )
-            if not spec["updateable"]:
-                return None, _error(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {name}. Please check the security settings"
-                    " of this field and verify that it is read/write for your profile.",
-                    [name],
-                )
-            problem = _value_problem(name, spec, value)
-            if problem:
-                return None, problem
-            clean[name] = value
-        if (
-            creating
-            and sobject == "Task"
-            and clean.get("WhoId")
-            and not self.org.find(clean["WhoId"])
-        ):
-            return None, _error(
-                "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["WhoId"]
-            )
-        return clean, None
-
-    def create_one(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`POST sobjects/<type>`: 201 with the id, or a request-level 400 naming the field."""
-        clean, error = self._check({**body, "attributes": {"type": sobject}}, creating=True)
-        if error:
-            raise ApiError(400, error["statusCode"], error["message"], error["fields"])
-        created = self.org.insert(sobject, clean or {}, datetime.now(UTC))
-        if sobject == "Task":
-            created["IsClosed"] = created.get("Status") == "Completed"
-        self.stats.wrote(1)
-        return {"id": created["Id"], "success": True, "errors": []}
-
-    def update_one(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
-        """`PATCH sobjects/<type>/<id>`: 204, 404 for an unknown id, 400 for a bad field."""
-        self._live(sobject, record_id)
-        record = {**body, "attributes": {"type": sobject}, "id": record_id}
-        clean, error = self._check(record, creating=False)
-        if error:
-            raise ApiError(400, error["statusCode"], error["message"], error["fields"])
-        self.org.update(sobject, record_id, clean or {}, datetime.now(UTC))
-        self.stats.wrote(1)
-
-    def delete_one(self, sobject: str, record_id: str) -> None:
-        self._live(sobject, record_id)
-        self.org.update(sobject, record_id, {"IsDeleted": True}, datetime.now(UTC))
-        self.stats.wrote(1)
-
-    def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
-        hit = self.org.find(record_id)
-        if not hit or hit[0] != sobject:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        if hit[1]["IsDeleted"]:
-            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
-        return hit[1]
-
-    def delete(self, ids: list[str], fault: str | None) -> list[dict]:
-        if len(ids) > 200:
-            raise ApiError(400, "EXCEEDED_ID_LIMIT", "cannot delete more than 200 records")
-        results = []
-        for record_id in ids:
-            hit = self.org.find(record_id)
-            if hit is None or hit[1]["IsDeleted"]:
-                results.append(
-                    {
-                        "id": record_id,
-                        "success": False,
-                        "errors": [_error("ENTITY_IS_DELETED", "entity is deleted")],
-                    }
-                )
-                continue
-            self.org.update(hit[0], record_id, {"IsDeleted": True}, datetime.now(UTC))
-            results.append({"id": record_id, "success": True, "errors": []})
-        self.stats.wrote(sum(1 for r in results if r["success"]))
-        return results
 
     # scenarios -------------------------------------------------------------------------------
     def touch(self, record_id: str, fields: dict[str, Any]) -> None:
@@ -479,43 +341,3 @@ class SalesforceSimulator:
                 sobject = "Lead" if person_id.startswith("00Q") else "Contact"
                 self.org.update(sobject, person_id, {}, at)
         return chosen
-
-
-def _error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
-    return {"statusCode": code, "message": message, "fields": fields or []}
-
-
-def _value_problem(name: str, spec: dict[str, Any], value: Any) -> dict[str, Any] | None:
-    kind = spec["type"]
-    if value is None:
-        return None
-    if kind == "picklist" and spec.get("picklist") and value not in spec["picklist"]:
-        return _error(
-            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            f"{name}: bad value for restricted picklist field: {value}",
-            [name],
-        )
-    if kind in ("double", "currency", "int") and (
-        isinstance(value, bool) or not isinstance(value, int | float)
-    ):
-        return _error(
-            "INVALID_TYPE_ON_FIELD_IN_RECORD",
-            f"{name}: value not of required type: {value}",
-            [name],
-        )
-    if kind == "boolean" and not isinstance(value, bool):
-        return _error(
-            "INVALID_TYPE_ON_FIELD_IN_RECORD",
-            f"{name}: value not of required type: {value}",
-            [name],
-        )
-    if kind in ("string", "textarea") and len(str(value)) > spec.get("length", 255):
-        return _error("STRING_TOO_LONG", f"{name}: data value too large", [name])
-    if kind in ("date", "datetime"):
-        try:
-            soql.comparable(value) if kind == "datetime" else date.fromisoformat(value)
-        except (TypeError, ValueError):
-            return _error(
-                "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type", [name]
-            )
-    return None
