@@ -116,9 +116,16 @@ def salesforce(contacts: int, seed: int) -> Portal:
     from crm_qualify.connector.mapping import load_mapping
 
     mapping = load_mapping("salesforce")
-    sim = SalesforceSimulator(records=contacts, seed=seed, seed_day=ANCHOR)
+    sim = SalesforceSimulator(records=contacts, seed=seed, anchor=ANCHOR)
     sim.start()
-    fields = sorted(set(mapping["objects"]["lead"]["fields"].values()) - {"CRMQ_Scored_At__c"})
+    fields = sorted(
+        {
+            crm_field
+            for sobject in ("Lead", "Contact")
+            for canonical, crm_field in mapping["objects"][sobject]["fields"].items()
+            if canonical not in ("scored_at", "reasons")
+        }
+    )
     key_field = mapping["tasks"]["key_field"]
 
     def adapter() -> Adapter:
@@ -138,7 +145,7 @@ def salesforce(contacts: int, seed: int) -> Portal:
         "salesforce",
         sim,
         adapter,
-        lambda n: sim.simulate_engagement(n, seed=seed),
+        sim.simulate_engagement,
         snapshot,
         lambda: Counter(sim.faults.injected),
         lambda rate: sim.faults.set_random(rate, RANDOM_KINDS, delay=1.5),
@@ -167,13 +174,12 @@ def sync_until_settled(portal: Portal, state: Path, now: datetime) -> tuple[list
             if statuses[-1] == "ok" and settled(store):
                 break
         attention = [
-            f"{a.object_type}/{a.contact_id} {a.field}: {a.reason}"
+            f"{a.object_type}/{a.contact_id} {a.field or 'record'}: {a.reason}"
             for a in store.attention("default")
         ]
     finally:
         store.close()
-    portal.attention = attention  # type: ignore[attr-defined]
-    return statuses
+    return statuses, attention
 
 
 def phases(portal: Portal, folder: Path, rate: float, touched: int, later: datetime) -> dict:

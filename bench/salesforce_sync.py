@@ -39,15 +39,7 @@ def main() -> None:
             f"seeded {args.records:,} leads and contacts in {time.perf_counter() - started:.1f} s"
         )
         sim.latency_ms = args.latency_ms
-        settings = SalesforceSettings(
-            login_url=sim.login_url,
-            ca_bundle=sim.ca_bundle_path,
-            client_id=sim.client_id,
-            client_secret=sim.client_secret,
-            username=sim.username,
-            password=sim.password,
-            security_token=sim.security_token,
-        )
+        settings = SalesforceSettings(**sim.adapter_options())
         adapter = SalesforceAdapter.from_config(settings, load_mapping("salesforce"))
         with tempfile.TemporaryDirectory() as folder:
             store = StateStore(Path(folder) / "state.sqlite")

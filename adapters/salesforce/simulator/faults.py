@@ -28,6 +28,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -97,14 +98,32 @@ class _Queued:
         return self.request == request if self.request else request != "login"
 
 
+RANDOM_KINDS = (
+    "429",
+    "503",
+    "500",
+    "502",
+    "reset",
+    "lost",
+    "timeout",
+    "INVALID_SESSION_ID",
+    "UNABLE_TO_LOCK_ROW",
+)
+"""The everyday failures a random mix draws from (`redirect` and `foreign_instance` are
+attacks, `REQUEST_LIMIT_EXCEEDED` ends the day: each has its own tests)."""
+
+
 class Faults:
     """Queued faults, consumed in order by the requests they match; `rate` adds random 503s
-    to API requests."""
+    to API requests, or any `random_kinds` after `set_random`."""
 
     KINDS = KINDS
 
     def __init__(self, sim: SalesforceSimulator, rate: float, seed: int) -> None:
         self.sim, self.rate, self.rng = sim, rate, random.Random(seed)
+        self.random_kinds: tuple[str, ...] = ("503",)
+        self.injected: Counter[str] = Counter()
+        """Faults served so far, by kind (queued and random)."""
         self.queue: list[_Queued] = []
         self.lock = threading.Lock()
         self.delay = 1.0
@@ -141,10 +160,24 @@ class Faults:
                     fault.times -= 1
                     if fault.times == 0:
                         self.queue.remove(fault)
+                    self.injected[fault.kind] += 1
                     return fault.kind
-        if self.rate and request != "login" and self.rng.random() < self.rate:
-            return "503"
+            if self.rate and request != "login" and self.rng.random() < self.rate:
+                kind = self.rng.choice(self.random_kinds)
+                self.injected[kind] += 1
+                return kind
         return None
+
+    def set_random(
+        self, rate: float, kinds: tuple[str, ...] = RANDOM_KINDS, delay: float = 1.0
+    ) -> None:
+        """Strike a random `rate` of API requests with one of `kinds`, from the seeded RNG;
+        `delay` is how long a `timeout` holds its answer."""
+        unknown = set(kinds) - KINDS
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}")
+        with self.lock:
+            self.rate, self.random_kinds, self.delay = rate, tuple(kinds), delay
 
     def clear(self) -> None:
         with self.lock:
