@@ -29,6 +29,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=_rate, default=190, help="burst per 10 s, e.g. 190/10s")
     p.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random 429/5xx")
     p.add_argument(
+        "--fault-kinds",
+        default="429,500,502,503",
+        help="comma-separated kinds the random faults draw from, e.g."
+        " 429,500,502,503,reset,drop,lost,timeout,401 (lost and timeout apply the write first)",
+    )
+    p.add_argument(
         "--custom-properties",
         action="store_true",
         help="create the crm-qualify owned properties up front",
@@ -50,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=opts.fault_rate,
         custom_properties=opts.custom_properties,
     )
+    try:
+        sim.faults.set_random(opts.fault_rate, opts.fault_kinds.split(","))
+    except ValueError as exc:
+        print(f"--fault-kinds: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

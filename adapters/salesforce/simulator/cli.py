@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import threading
 from collections.abc import Sequence
 
@@ -17,13 +18,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=2000, help="leads + contacts to seed")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of random 503s")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of random faults")
+    parser.add_argument(
+        "--fault-kinds",
+        default="503",
+        help="comma-separated kinds the random faults draw from, e.g."
+        " 429,503,500,502,reset,lost,timeout,INVALID_SESSION_ID,UNABLE_TO_LOCK_ROW",
+    )
     parser.add_argument("--daily-limit", type=int, default=100_000)
     args = parser.parse_args(argv)
     sim = SalesforceSimulator(
         records=args.records, seed=args.seed, latency_ms=args.latency_ms,
         fault_rate=args.fault_rate, daily_limit=args.daily_limit,
     )  # fmt: skip
+    try:
+        sim.faults.set_random(args.fault_rate, tuple(args.fault_kinds.split(",")))
+    except ValueError as exc:
+        print(f"--fault-kinds: {exc}", file=sys.stderr)
+        return 2
     sim.start(port=args.port)
     print(f"Salesforce simulator at {sim.instance_url} ({args.records} records)")
     print("[adapters.salesforce]")
