@@ -34,6 +34,9 @@ def seeded_contacts(count: int, seed: int) -> list[Contact]:
         contacts.append(
             Contact(
                 id=f"m{n:04d}",
+                first_name=f"Ada{n:04d}",
+                last_name="Lovelace",
+                company="Analytical Engines",
                 title=rng.choice(["IT Director", "Intern", None]),
                 owner_id="owner-1",
                 origin=Origin.INBOUND,
@@ -101,13 +104,23 @@ def test_demo_syncs_simulates_a_day_syncs_again_and_summarises(memory_demo, caps
     assert sum(map(int, after)) == 60
 
     touched = memory_demo["touched"]
-    hot_ids = re.findall(r"^  \d\. contact/(\w+)  ", out, re.M)
-    assert hot_ids and set(hot_ids) <= set(touched), "the leads that asked for a demo lead"
+    hot = re.findall(
+        r"^  \d\. Ada(\d+) Lovelace, Analytical Engines \(owner owner-1\): ", out, re.M
+    )
+    assert hot and {f"m{n}" for n in hot} <= set(touched), "the leads that asked for a demo lead"
+    assert "contact/m" not in out, "people are named, not numbered"
     assert "+40 demo request" in out
     kinds = Counter(task.kind for task in crm.tasks.values())
     assert kinds["hot_call"] > 0
     assert f"tasks created: {', '.join(f'{k} {v}' for k, v in kinds.items())}\n" in out
     assert f"API use: requests {sum(crm.calls.values())}, limit 1000" in out
+
+
+def test_demo_shows_progress_on_stderr_when_not_a_terminal(memory_demo, capsys):
+    assert main(["demo", "--crm", "memory", "--contacts", "60"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^  full sync: read \d+ · scored \d+ · written \d+", err, re.M)
+    assert re.search(r"^  incremental sync: read \d+ .* contacts/s · API \d+ requests", err, re.M)
 
 
 def test_demo_rejects_an_unknown_crm_and_an_empty_portal(memory_demo, capsys):

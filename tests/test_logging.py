@@ -8,6 +8,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +20,11 @@ from crm_qualify.connector.ops.logs import (
     configure_logging,
     redact,
     register_secrets,
+    run_context,
     secret_values,
 )
-from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.ops.scheduler import Daemon
+from crm_qualify.connector.settings import ScheduleSettings, Settings
 from crm_qualify.connector.sync.engine import SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 from pydantic import SecretStr
@@ -74,6 +78,54 @@ def test_json_lines_carry_the_run_id(capture, tmp_path):
     in_run = [r for r in records if r["logger"].startswith("crm_qualify.connector.")]
     assert in_run and all(r["run_id"] == run_id for r in in_run)
     assert {"time", "level", "logger", "run_id", "message"} <= set(records[-1])
+
+
+def test_the_end_of_a_run_is_a_sentence_with_its_counts_as_json_fields(capture, tmp_path):
+    stream = capture("json")
+    run_id = sync(tmp_path)
+    (end,) = [json.loads(line) for line in stream.getvalue().splitlines() if '"run ok' in line]
+    assert end["run_id"] == run_id and end["status"] == "ok"
+    assert end["message"].startswith("run ok: read 1, scored 1, fields written ")
+    assert "{" not in end["message"] and "_" not in end["message"]
+    assert end["counts"]["read"] == 1 and end["counts"]["tasks_created"] == 1
+
+
+def test_lines_from_other_threads_during_a_run_carry_its_id(capture):
+    stream = capture("json")
+    scheduler = logging.getLogger("apscheduler.scheduler")
+
+    def elsewhere() -> None:
+        scheduler.warning("Execution of job skipped: maximum number of running instances")
+
+    with run_context("run-9"):
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+    scheduler.warning("between runs")
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["run_id"] for r in records] == ["run-9", "-"]
+
+
+def test_a_scheduled_run_has_its_id_on_every_line_apscheduler_included(capture, tmp_path):
+    stream = capture("json")
+    contact = Contact(id="c1", origin=Origin.INBOUND, updated_at=NOW)
+    engine = SyncEngine(MemoryAdapter([contact]), Settings(), StateStore(tmp_path / "s.sqlite"))
+    daemon = Daemon(engine, ScheduleSettings(interval_minutes=60, jitter_seconds=0))
+    daemon.start()
+    deadline = time.monotonic() + 20
+    while '"run ok' not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.stop(10)
+    engine.store.close()
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    start = next(i for i, r in enumerate(records) if r["message"].startswith("run started"))
+    end = next(i for i, r in enumerate(records) if r["message"].startswith("run ok"))
+    run_id = records[start]["run_id"]
+    assert run_id != "-" and all(r["run_id"] == run_id for r in records[start : end + 1])
+    assert any(r["logger"].startswith("apscheduler") for r in records), "its lines still show"
+    assert not any("Running job" in r["message"] for r in records), (
+        "the executor's job lines, before the run has an id, say what 'run started' says"
+    )
 
 
 def test_auto_is_text_on_a_terminal_and_json_otherwise(capture, tmp_path):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_qualify.connector.contract import DemoEnvironment
-from crm_qualify.connector.model import Decision, Stage
+from crm_qualify.connector.model import Contact, Decision, Stage
+from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.plugins import build_adapter
 from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
@@ -54,6 +55,8 @@ class Tally:
     before_temperature: dict[str, str] = field(default_factory=dict)
     latest: dict[str, Decision] = field(default_factory=dict)
     tasks: Counter[str] = field(default_factory=Counter)
+    people: dict[str, str] = field(default_factory=dict)
+    """How the summary names each contact: name and company, owner."""
 
     def batch(self, report: BatchReport) -> None:
         for contact in report.contacts:
@@ -61,9 +64,19 @@ class Tally:
             if key not in self.before_stage:
                 self.before_stage[key] = contact.stage.value if contact.stage else "(none)"
                 self.before_temperature[key] = str(contact.owned.get("temperature") or "(none)")
+            self.people[key] = person(contact)
         for decision in report.decisions:
             self.latest[f"{decision.object_type}/{decision.contact_id}"] = decision
         self.tasks.update(task.kind for task in report.tasks_created)
+
+
+def person(contact: Contact) -> str:
+    """`Ada Lovelace, Analytical Engines Ltd (owner 42)`: what a salesperson looks up."""
+    name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
+    who = name or contact.email or contact.label
+    if contact.company:
+        who += f", {contact.company}"
+    return who + (f" (owner {contact.owner_id})" if contact.owner_id else "")
 
 
 def _table(title: str, before: Counter[str], after: Counter[str], order: list[str]) -> list[str]:
@@ -112,8 +125,9 @@ def summary_lines(
     lines.append("")
     lines.append("hottest leads: hot and not yet an opportunity, with their top reasons")
     for rank, decision in enumerate(hot, 1):
+        label = f"{decision.object_type}/{decision.contact_id}"
         lines.append(
-            f"  {rank}. {decision.object_type}/{decision.contact_id}  {decision.score.total}/100,"
+            f"  {rank}. {tally.people.get(label, label)}: {decision.score.total}/100,"
             f" grade {decision.score.grade}, {decision.stage.value}"
         )
         top = sorted(decision.score.reasons, key=lambda r: -r.points)[:REASONS_SHOWN]
@@ -139,7 +153,14 @@ def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[
     )
     store = StateStore(settings.sync.state_path)
     tally = Tally()
-    engine = SyncEngine(build_adapter(settings), settings, store, on_batch=tally.batch)
+    adapter = build_adapter(settings)
+    progress = Progress(sys.stderr, usage=getattr(adapter, "usage", None), sink=_to_stderr)
+
+    def on_batch(report: BatchReport) -> None:
+        tally.batch(report)
+        progress.batch(report)
+
+    engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     runs: list[tuple[str, RunSummary, float]] = []
     try:
         for name in ("full sync", "incremental sync"):
@@ -148,11 +169,20 @@ def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[
                 print(f"simulated a day of engagement on {touched} contacts", flush=True)
             print(f"{name}…", flush=True)
             started = time.perf_counter()
-            summary = engine.run(RunOptions())
+            progress.start(name)
+            try:
+                summary = engine.run(RunOptions())
+            finally:
+                progress.finish()
             runs.append((name, summary, time.perf_counter() - started))
     finally:
         store.close()
     return tally, runs, env.api_usage()
+
+
+def _to_stderr(line: str) -> None:
+    """Progress when stderr is not a terminal: a plain line every few seconds."""
+    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,7 +196,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         demo_environment = point.load()
     except ImportError as exc:
-        print(f"error: the {args.crm} demo is not available: {exc}", file=sys.stderr)
+        print(
+            f"error: the {args.crm} demo is not available ({exc}); its simulator needs the"
+            ' simulators extra: pip install "crm-qualify[simulators]"',
+            file=sys.stderr,
+        )
         return 2
     print(f"starting a local {args.crm} simulator with {args.contacts} contacts…", flush=True)
     with tempfile.TemporaryDirectory() as folder, demo_environment(args.contacts, args.seed) as env:

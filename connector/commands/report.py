@@ -12,8 +12,10 @@ from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
     settings_or_exit,
+    state_missing,
 )
 from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.ops.report import build_report, crm_snapshot, text_report
 from crm_qualify.connector.ops.report_html import html_report
 from crm_qualify.connector.sync.state import StateStore
@@ -42,17 +44,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    if state_missing(settings, quiet_stdout=args.json):
+        return 0
     now = datetime.now(UTC)
     snapshot = None
     if args.from_crm:
+        adapter = adapter_or_exit(settings)
+        progress = Progress(
+            sys.stderr, label="reading the CRM", usage=adapter.usage, shown=("read",)
+        )
         try:
-            snapshot = crm_snapshot(adapter_or_exit(settings), now)
+            snapshot = crm_snapshot(adapter, now, lambda n: progress.add(read=n))
         except AdapterError as exc:
             print(f"error: reading the CRM failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
+        finally:
+            progress.finish()
     store = StateStore(settings.sync.state_path)
     try:
-        report = build_report(store, settings.crm.instance, now, snapshot)
+        followup = settings.rules.followup
+        hours = {"hot_call": followup.hot_call_hours, "mql_handoff": followup.mql_sla_hours}
+        report = build_report(store, settings.crm.instance, now, snapshot, hours)
     finally:
         store.close()
     print(json.dumps(report.as_dict(), indent=2) if args.json else text_report(report))

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = Metrics(settings.crm.adapter)
     health = Health(max_age_seconds=max_age)
     engine = SyncEngine(adapter, settings, store)
-    daemon = Daemon(engine, settings.schedule, metrics, health, Progress(sys.stderr))
+    progress = Progress(sys.stderr, every_seconds=30.0, usage=adapter.usage)
+    daemon = Daemon(engine, settings.schedule, metrics, health, progress)
     server = None
     if settings.server.enabled:
         try:

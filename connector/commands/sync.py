@@ -12,6 +12,7 @@ from crm_qualify.connector.commands.common import (
     add_config_argument,
     settings_or_exit,
 )
+from crm_qualify.connector.ops.logs import counts_sentence
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, SyncEngine
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
@@ -96,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
-    progress = Progress(sys.stderr)
+    label = "dry run" if args.dry_run else "sync"
+    progress = Progress(sys.stderr, label=label, usage=adapter.usage)
     lease = Lease(store, settings.crm.instance, "sync")
     if not args.dry_run:
         try:
@@ -109,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     def on_batch(report: BatchReport) -> None:
         if args.dry_run:
             print_diff(report, args.json)
-        else:
-            progress.batch(report)
+        progress.batch(report)
 
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     contacts = [parse_contact(value) for value in args.contact] if args.contact else None
@@ -118,12 +119,11 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts)
         summary = engine.run(options)
     finally:
+        progress.finish()
         if not args.dry_run:
             lease.release()
         store.close()
-    if progress.interactive and progress.read:
-        print(file=sys.stderr)
-    counts = ", ".join(f"{key} {value}" for key, value in sorted(summary.counts.items()))
+    counts = counts_sentence(summary.counts)
     print(f"run {summary.run_id}: {summary.status}; {counts}", file=sys.stderr)
     for error in summary.errors[:20]:
         print(f"  error: {error}", file=sys.stderr)

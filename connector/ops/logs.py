@@ -1,5 +1,11 @@
 """Logging an admin can route: every record carries the current run id, lines are text on a
-terminal or JSON for a log shipper, and secrets are masked in every line, whoever logs it."""
+terminal or JSON for a log shipper, and secrets are masked in every line, whoever logs it.
+
+On a terminal, lines go through one shared `rich` console (`console_for`), the same one the
+live progress line (`crm_qualify.connector.ops.progress`) draws on, so a log line is printed
+above the progress line instead of over it. A message is a sentence a person reads; what a
+program needs (counts, progress) also rides in `extra=` and becomes JSON fields.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,84 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from pydantic import SecretStr
+from rich.console import Console
+from rich.text import Text
 
 current_run_id: ContextVar[str | None] = ContextVar("crmq_run_id", default=None)
+_active_runs: dict[int, str] = {}
+"""Runs in flight in this process, newest last: a line logged by another thread during a run
+(APScheduler's scheduler thread, an HTTP pool) carries the run's id too."""
+_active_lock = threading.Lock()
 
 
 @contextmanager
 def run_context(run_id: str) -> Iterator[None]:
     token = current_run_id.set(run_id)
+    with _active_lock:
+        slot = max(_active_runs, default=0) + 1
+        _active_runs[slot] = run_id
     try:
         yield
     finally:
+        with _active_lock:
+            _active_runs.pop(slot, None)
         current_run_id.reset(token)
 
 
+def active_run_id() -> str | None:
+    """The run this thread is in, else the newest run in flight in this process, else None."""
+    run_id = current_run_id.get()
+    if run_id:
+        return run_id
+    with _active_lock:
+        return _active_runs[max(_active_runs)] if _active_runs else None
+
+
 class RunIdFilter(logging.Filter):
-    """Adds `run_id` to every record so formatters (text or JSON) can print it."""
+    """Adds `run_id` to every record so formatters (text or JSON) can print it. It sits on the
+    handler, not on a logger, so third-party loggers' records (APScheduler, urllib3) get it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = current_run_id.get() or "-"
+        record.run_id = active_run_id() or "-"
         return True
+
+
+COUNT_WORDS = {
+    "read": "read",
+    "scored": "scored",
+    "fields_written": "fields written",
+    "records_written": "records written",
+    "tasks_created": "tasks created",
+    "tasks_closed": "tasks closed",
+    "fields_planned": "fields planned",
+    "tasks_planned": "tasks planned",
+    "fields_held_back": "held back",
+}
+"""The counts a person reads first, in this order, and how a sentence names them."""
+
+
+def counts_sentence(counts: Mapping[str, int]) -> str:
+    """`read 300, scored 300, fields written 120, …`: the main counts first, the others
+    after, zeros left out (except `read`), underscores as spaces."""
+    parts = [
+        f"{word} {counts.get(key, 0):,}"
+        for key, word in COUNT_WORDS.items()
+        if counts.get(key) or key == "read"
+    ]
+    parts += [
+        f"{key.replace('_', ' ')} {value:,}"
+        for key, value in sorted(counts.items())
+        if key not in COUNT_WORDS and value
+    ]
+    return ", ".join(parts)
 
 
 SECRET_KEYS = (
@@ -119,8 +177,30 @@ class RedactFilter(logging.Filter):
         return True
 
 
+_STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "run_id",
+    "taskName",
+}
+
+
+def _structured(value: Any) -> Any:
+    """An `extra=` value as JSON can hold it, strings masked like the message."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _structured(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_structured(v) for v in value]
+    return redact(str(value))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers."""
+    """One JSON object per line, for log shippers: the sentence in `message`, and every field
+    a caller passed with `extra=` (counts, progress) as a field of its own."""
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
@@ -130,10 +210,46 @@ class JsonFormatter(logging.Formatter):
             "run_id": getattr(record, "run_id", "-"),
             "message": record.getMessage(),
         }
-        return json.dumps(document, ensure_ascii=False)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_") and key not in document:
+                document[key] = _structured(value)
+        return json.dumps(document, ensure_ascii=False, default=str)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s [run %(run_id)s] %(name)s: %(message)s"
+LEVEL_STYLES = {"WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red", "DEBUG": "dim"}
+
+_consoles: dict[int, Console] = {}
+_consoles_lock = threading.Lock()
+
+
+def console_for(stream: IO[str]) -> Console:
+    """The one rich console writing to `stream`: the log handler and the progress line share
+    it, which is what keeps them from overwriting each other on a terminal."""
+    with _consoles_lock:
+        console = _consoles.get(id(stream))
+        if console is None or console.file is not stream:
+            console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
+            _consoles[id(stream)] = console
+        return console
+
+
+class ConsoleHandler(logging.Handler):
+    """Text lines through the shared rich console: above a live progress line, never over it.
+    Lines are not re-wrapped (the terminal wraps them), so a copied line is one line."""
+
+    def __init__(self, console: Console, styled: bool = True) -> None:
+        super().__init__()
+        self.console = console
+        self.styled = styled
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = LEVEL_STYLES.get(record.levelname, "") if self.styled else ""
+            line = Text(self.format(record), style=style)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(
@@ -142,8 +258,13 @@ def configure_logging(
     """Route every logger to one handler: readable on a terminal, JSON lines otherwise (or as
     configured), each line with the run id, secrets masked."""
     stream = stream or sys.stderr
-    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    handler = logging.StreamHandler(stream)
+    terminal = stream.isatty()
+    use_json = fmt == "json" or (fmt == "auto" and not terminal)
+    handler: logging.Handler
+    if terminal:  # through the console a live progress line draws on, JSON lines included
+        handler = ConsoleHandler(console_for(stream), styled=not use_json)
+    else:
+        handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(RunIdFilter())
     handler.addFilter(RedactFilter())
@@ -154,5 +275,9 @@ def configure_logging(
     handler.crmq = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # APScheduler's "Running job"/"executed successfully" come before the run has an id and
+    # after it ended; "run started" and "run ok" say the same with the id. Its warnings
+    # (a missed or skipped run) still show, with the id of the run in flight.
+    logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
     logging.captureWarnings(True)  # library warnings go through the same masking
     return handler

@@ -1,29 +1,85 @@
-"""Funnel, conversion, time in stage, scores and follow-up SLAs, from the audit trail.
+"""Funnel, conversion, time in stage, scores, hot leads to call and follow-up SLAs.
 
-What crm-qualify wrote is a history of every contact's stage: counts per stage, conversion
-between stages and the median time a contact spent in each stage follow from it, without an
-API call. A follow-up counts as late when crm-qualify had to escalate it (still open past its
-due time when a run looked). The trail only knows contacts whose fields crm-qualify changed;
-with a CRM snapshot (`report --from-crm`, one full read) the current stage, temperature and
-score of every contact, and whether each of our follow-ups is done, come from the CRM instead.
+Two sources, and the report says which one counts what:
+- the **audit trail** (default, no API call): every field crm-qualify wrote. It knows the
+  contacts crm-qualify changed, and a contact's stage only if crm-qualify wrote it; a contact
+  whose stage was already right is counted under "stage not written by crm-qualify". Time in
+  stage comes only from here (from the write that moved a contact into a stage to the one
+  that moved it out).
+- the **CRM** (`report --from-crm`, one full read): every contact's current stage,
+  temperature, score and name, including stages set by people or deals, and whether each of
+  our follow-up tasks is done. The stage table then shows both columns and why they differ.
+
+Hot leads to call: hot, not yet an opportunity, and (with the CRM) no call task done. Names,
+company and owner come from the CRM, or from the call task crm-qualify created (its subject
+names the person). Follow-up SLA: the CRM's task completion times are not mirrored yet, so a
+follow-up counts as late when crm-qualify had to escalate it (still open past its due time
+when a run looked): escalations are the measure, and the report says so.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.model import Contact, Stage
+from crm_qualify.connector.model import Contact, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.records import translate_batch
-from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CREATED, StateStore
+from crm_qualify.connector.sync.state import (
+    TASK_CLOSED,
+    TASK_CREATED,
+    TASK_OWED,
+    TASK_PENDING,
+    StateStore,
+)
 
 FUNNEL = [Stage.LEAD, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
-SLA_HOURS = {"hot_call": 24, "mql_handoff": 48}
+STAGES = list(Stage)
+SLA_HOURS = {"hot_call": 24.0, "mql_handoff": 48.0}
+SLA_NAMES = {"hot_call": "hot lead called", "mql_handoff": "MQL taken over"}
+HOT_KEPT = 100
+"""Hot leads kept in the report (the longest list a person reads), best first."""
+REASONS_SHOWN = 3
+NO_STAGE = "stage not written by crm-qualify"
+NO_STAGE_CRM = "no stage"
+SLA_MEASURE = (
+    "A follow-up counts as late when crm-qualify had to escalate it: still open past its due"
+    " time when a later run read the contact. Task completion times are not mirrored from the"
+    " CRM yet, so 'on time' means 'not escalated', not 'done within the hours'."
+)
+
+
+@dataclass
+class HotLead:
+    """A hot lead not yet an opportunity, with what a caller needs."""
+
+    record: str
+    name: str | None = None
+    company: str | None = None
+    owner: str | None = None
+    score: float | None = None
+    reasons: list[str] = field(default_factory=list)
+    waiting_since: datetime | None = None
+    """When it turned hot (crm-qualify's write), or its oldest call task still open."""
+    call_due: datetime | None = None
+    call: str = "no call task yet"
+
+    def waited(self, now: datetime) -> timedelta | None:
+        return now - self.waiting_since if self.waiting_since else None
+
+    def as_dict(self, now: datetime) -> dict:
+        waited = self.waited(now)
+        return {
+            **asdict(self),
+            "waiting_since": self.waiting_since.isoformat() if self.waiting_since else None,
+            "call_due": self.call_due.isoformat() if self.call_due else None,
+            "waited_hours": round(waited.total_seconds() / 3600, 1) if waited else None,
+        }
 
 
 @dataclass
@@ -32,16 +88,37 @@ class Report:
     generated_at: datetime
     contacts: int = 0
     stages: Counter[str] = field(default_factory=Counter)
+    no_stage: int = 0
+    """Contacts in `contacts` with no stage in this view (so the stage rows add up)."""
     reached: Counter[str] = field(default_factory=Counter)
     conversions: list[tuple[str, str, float | None]] = field(default_factory=list)
     median_days: dict[str, float | None] = field(default_factory=dict)
+    entered: Counter[str] = field(default_factory=Counter)
+    """Contacts crm-qualify moved into each stage (the trail), for time-in-stage wording."""
     scores: list[tuple[str, int]] = field(default_factory=list)
+    unscored: int = 0
     temperatures: Counter[str] = field(default_factory=Counter)
+    no_temperature: int = 0
     sla: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     runs: int = 0
     source: str = "audit trail"
     attention: list[dict] = field(default_factory=list)
     """Records whose last error was not transient (`crm-qualify errors`)."""
+    hot: list[HotLead] = field(default_factory=list)
+    hot_total: int = 0
+    hot_called: int | None = None
+    """With the CRM: hot leads whose latest call task is done (not listed)."""
+    hot_past_funnel: int = 0
+    """With the CRM: hot contacts that are opportunities or customers already."""
+    hot_unplaced: int = 0
+    """Without the CRM: hot contacts left off the list because the trail cannot tell whether
+    they are past the funnel (no stage written, no call task planned)."""
+    trail_stages: Counter[str] | None = None
+    """With the CRM: the stages as crm-qualify last wrote them, for the side-by-side column."""
+    trail_no_stage: int = 0
+    reconciliation: dict[str, int] | None = None
+    notes: list[str] = field(default_factory=list)
+    """Which source counts what, and why two views differ: read before the numbers."""
 
     def as_dict(self) -> dict:
         return {
@@ -50,13 +127,28 @@ class Report:
             "contacts": self.contacts,
             "runs": self.runs,
             "source": self.source,
+            "notes": self.notes,
             "stages": dict(self.stages),
+            "no_stage": self.no_stage,
+            "stages_from_audit_trail": (
+                dict(self.trail_stages) if self.trail_stages is not None else None
+            ),
+            "reconciliation": self.reconciliation,
             "reached": dict(self.reached),
             "conversions": [{"from": a, "to": b, "rate": rate} for a, b, rate in self.conversions],
             "median_days_in_stage": self.median_days,
+            "median_days_explained": {s: median_note(self, s) for s in self.median_days},
             "score_distribution": dict(self.scores),
+            "unscored": self.unscored,
             "temperatures": dict(self.temperatures),
+            "no_temperature": self.no_temperature,
             "follow_up_sla": self.sla,
+            "follow_up_sla_measure": SLA_MEASURE,
+            "hot_leads_to_call": [lead.as_dict(self.generated_at) for lead in self.hot],
+            "hot_leads_total": self.hot_total,
+            "hot_leads_called": self.hot_called,
+            "hot_past_funnel": self.hot_past_funnel,
+            "hot_not_placed": self.hot_unplaced,
             "records_needing_attention": self.attention,
         }
 
@@ -65,20 +157,38 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _name_of(contact: Contact) -> str | None:
+    name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
+    return name or contact.email
+
+
+def _reason_lines(value: object) -> list[str]:
+    text = "" if value is None else str(value)
+    return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
 @dataclass
 class CrmSnapshot:
-    """Every contact's current stage, temperature and score, and our follow-ups' state, as
-    the CRM holds them now."""
+    """Every contact's current stage, temperature and score, our follow-ups' state, and the
+    hot leads with their names, as the CRM holds them now."""
 
+    keys: set[tuple[str, str]] = field(default_factory=set)
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
     temperatures: dict[tuple[str, str], str] = field(default_factory=dict)
     scores: dict[tuple[str, str], float] = field(default_factory=dict)
     completed_tasks: set[str] = field(default_factory=set)
     """Keys of crm-qualify's tasks the CRM shows as done."""
+    hot: dict[tuple[str, str], HotLead] = field(default_factory=dict)
+    hot_called: set[tuple[str, str]] = field(default_factory=set)
+    hot_past_funnel: int = 0
+    """Hot contacts that are opportunities or customers already (not to call as leads)."""
+    open_call_due: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """The due time of each hot lead's oldest call task still open."""
 
     def add(self, contacts: Iterable[Contact]) -> None:
         for contact in contacts:
             key = (contact.object_type, contact.id)
+            self.keys.add(key)
             if contact.stage is not None:
                 self.stages[key] = contact.stage.value
             if contact.owned.get("temperature"):
@@ -87,13 +197,56 @@ class CrmSnapshot:
             if isinstance(score, float):
                 self.scores[key] = score
             self.completed_tasks.update(t.key for t in contact.tasks if t.key and t.completed)
+            if self.temperatures.get(key) != "hot":
+                continue
+            if _in_funnel(self.stages.get(key)):
+                self._hot(key, contact, score if isinstance(score, float) else None)
+            else:
+                self.hot_past_funnel += 1
+
+    def _hot(self, key: tuple[str, str], contact: Contact, score: float | None) -> None:
+        calls = sorted(
+            (
+                t
+                for t in contact.tasks
+                if t.key and ":hot_call" in t.key and ":escalation" not in t.key
+            ),
+            key=lambda t: t.due or datetime.min.replace(tzinfo=UTC),
+        )
+        if calls and calls[-1].completed:
+            self.hot_called.add(key)
+            return
+        open_calls = [t for t in calls if not t.completed and t.due]
+        lead = HotLead(
+            record=contact.label,
+            name=_name_of(contact),
+            company=contact.company,
+            owner=contact.owner_id,
+            score=score,
+            reasons=_reason_lines(contact.owned.get("reasons"))[:REASONS_SHOWN],
+        )
+        if open_calls:
+            self.open_call_due[key] = open_calls[0].due  # type: ignore[assignment]
+            lead.call_due = open_calls[-1].due
+            lead.call = "call task open in the CRM"
+        self.hot[key] = lead
 
 
-def crm_snapshot(adapter: Adapter, now: datetime) -> CrmSnapshot:
-    """One full read of the CRM (it costs what a full sync's reads cost)."""
+def _in_funnel(stage: str | None) -> bool:
+    return stage not in {s.value for s in STAGES if s.rank >= Stage.OPPORTUNITY.rank}
+
+
+def crm_snapshot(
+    adapter: Adapter, now: datetime, progress: Callable[[int], None] | None = None
+) -> CrmSnapshot:
+    """One full read of the CRM (it costs what a full sync's reads cost); `progress` is told
+    how many contacts each batch brought."""
     snapshot = CrmSnapshot()
     for batch in adapter.read_changed(None, until=now):
-        snapshot.add(translate_batch(batch)[0])
+        contacts = translate_batch(batch)[0]
+        snapshot.add(contacts)
+        if progress:
+            progress(len(contacts))
     return snapshot
 
 
@@ -105,44 +258,101 @@ def _keep(values: dict, key: tuple[str, str], value: object) -> None:
         values[key] = value
 
 
+_CALL_SUBJECT = re.compile(r"^Call hot lead (?P<who>.+?) within [\d.]+ h$")
+_HANDOFF_SUBJECT = re.compile(r"^New \w+: take over (?P<who>.+)$")
+_WHO_COMPANY = re.compile(r"^(?P<name>.+) \((?P<company>[^()]+)\)$")
+
+
+def who_from_subject(subject: str, record: str) -> tuple[str | None, str | None]:
+    """(name, company) from the subject of a task crm-qualify created: the task ledger is
+    where the audit trail keeps how a person is called."""
+    match = _CALL_SUBJECT.match(subject) or _HANDOFF_SUBJECT.match(subject)
+    if not match:
+        return None, None
+    who = match["who"]
+    company = None
+    split = _WHO_COMPANY.match(who)
+    if split:
+        who, company = split["name"], split["company"]
+    return (None if who == record else who), company
+
+
+@dataclass
+class _Trail:
+    """What the audit trail says, per contact (latest values) and per stage (durations)."""
+
+    stage: dict[tuple[str, str], str] = field(default_factory=dict)
+    highest: dict[tuple[str, str], int] = field(default_factory=dict)
+    durations: dict[str, list[float]] = field(default_factory=lambda: {s.value: [] for s in Stage})
+    entered: Counter[str] = field(default_factory=Counter)
+    score: dict[tuple[str, str], float] = field(default_factory=dict)
+    temperature: dict[tuple[str, str], str] = field(default_factory=dict)
+    hot_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _read_trail(store: StateStore, instance: str) -> _Trail:
+    trail = _Trail()
+    entered_at: dict[tuple[str, str], datetime] = {}
+    stages = set(Stage)
+    for write in store.writes(instance, ["stage", "score", "temperature", "reasons"]):
+        key = (write.object_type, write.contact_id)
+        if write.field == "score":
+            _keep(trail.score, key, None if write.new in (None, "") else float(write.new))
+        elif write.field == "reasons":
+            _keep(trail.reasons, key, str(write.new) if write.new else None)
+        elif write.field == "temperature":
+            _keep(trail.temperature, key, str(write.new) if write.new else None)
+            if write.new == "hot":
+                trail.hot_since.setdefault(key, _time(write.at))
+            else:
+                trail.hot_since.pop(key, None)
+        elif write.field == "stage" and write.new in stages:
+            at = _time(write.at)
+            if key in entered_at and key in trail.stage:
+                trail.durations[trail.stage[key]].append(
+                    (at - entered_at[key]).total_seconds() / 86_400
+                )
+            trail.stage[key], entered_at[key] = write.new, at
+            trail.entered[write.new] += 1
+            ranks = [Stage(write.new).rank]
+            if write.old in stages:
+                ranks.append(Stage(write.old).rank)
+            trail.highest[key] = max(trail.highest.get(key, 0), *ranks)
+    return trail
+
+
 def build_report(
     store: StateStore,
     instance: str,
     now: datetime | None = None,
     crm: CrmSnapshot | None = None,
+    sla_hours: dict[str, float] | None = None,
 ) -> Report:
+    """The report from the audit trail, or with `crm` from the CRM's current values (time in
+    stage and the SLA still come from the trail). `sla_hours`: the configured hours per
+    follow-up kind (`rules.followup`), default 24 h for a hot call, 48 h for an MQL."""
     now = now or datetime.now(UTC)
+    hours = {**SLA_HOURS, **(sla_hours or {})}
     report = Report(instance, now, runs=len(store.runs(instance, limit=1_000_000)))
     report.attention = [record.__dict__ for record in store.attention(instance)]
-    stage: dict[tuple[str, str], str] = {}
-    highest: dict[tuple[str, str], int] = {}
-    entered: dict[tuple[str, str], datetime] = {}
-    durations: dict[str, list[float]] = {s.value: [] for s in Stage}
-    score: dict[tuple[str, str], float] = {}
-    temperature: dict[tuple[str, str], str] = {}
-    for write in store.writes(instance, ["stage", "score", "temperature"]):
-        key = (write.object_type, write.contact_id)
-        if write.field == "score":
-            _keep(score, key, None if write.new in (None, "") else float(write.new))
-        elif write.field == "temperature":
-            _keep(temperature, key, str(write.new) if write.new else None)
-        elif write.field == "stage" and write.new in set(Stage):
-            at = _time(write.at)
-            if key in entered and key in stage:
-                durations[stage[key]].append((at - entered[key]).total_seconds() / 86_400)
-            stage[key], entered[key] = write.new, at
-            ranks = [Stage(write.new).rank]
-            if write.old in set(Stage):
-                ranks.append(Stage(write.old).rank)
-            highest[key] = max(highest.get(key, 0), *ranks)
+    trail = _read_trail(store, instance)
+    stage, score, temperature = trail.stage, trail.score, trail.temperature
+    highest = dict(trail.highest)
+    keys = set(stage) | set(score) | set(temperature)
     if crm is not None:
-        report.source = "audit trail and CRM"
+        report.source = "CRM (current values) and audit trail (time in stage, follow-ups)"
+        report.trail_stages = Counter(stage.values())
+        report.trail_no_stage = len(keys - set(stage))
+        report.reconciliation = _reconcile(stage, crm)
         stage, score, temperature = crm.stages, crm.scores, crm.temperatures
+        keys = set(crm.keys) | set(stage) | set(score) | set(temperature)
         for key, value in stage.items():
             highest[key] = max(highest.get(key, 0), Stage(value).rank)
-    keys = set(stage) | set(score) | set(temperature)
     report.contacts = len(keys)
     report.stages = Counter(stage.values())
+    report.no_stage = len(keys - set(stage))
+    report.entered = trail.entered
     for rank in highest.values():
         for s in FUNNEL:
             if rank >= s.rank:
@@ -158,74 +368,333 @@ def build_report(
         )
     report.median_days = {
         name: round(statistics.median(values), 1) if values else None
-        for name, values in durations.items()
-        if name in {s.value for s in FUNNEL}
+        for name, values in trail.durations.items()
     }
     buckets = Counter(min(int(value // 10), 9) for value in score.values())
     report.scores = [(f"{b * 10}-{b * 10 + 9 if b < 9 else 100}", buckets[b]) for b in range(10)]
+    report.unscored = len(keys - set(score))
     report.temperatures = Counter(temperature.values())
-    report.sla = _sla(store, instance, now, crm.completed_tasks if crm else None)
+    report.no_temperature = len(keys - set(temperature))
+    report.sla = _sla(store, instance, now, crm.completed_tasks if crm else None, hours)
+    ledger = _ledger(store, instance)
+    if crm is None:
+        hot = _hot_from_trail(trail, ledger, hours["hot_call"])
+        report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot") - len(hot)
+    else:
+        hot = _hot_from_crm(crm, trail, hours["hot_call"])
+        report.hot_called = len(crm.hot_called)
+        report.hot_past_funnel = crm.hot_past_funnel
+    hot.sort(key=lambda lead: (-(lead.score or 0), lead.waiting_since or now, lead.record))
+    report.hot_total, report.hot = len(hot), hot[:HOT_KEPT]
+    report.notes = _notes(report, crm is not None)
     return report
 
 
+def _reconcile(trail_stage: dict[tuple[str, str], str], crm: CrmSnapshot) -> dict[str, int]:
+    """Why the CRM's stage counts differ from what crm-qualify wrote, contact by contact."""
+    agree = changed = gone = 0
+    for key, value in trail_stage.items():
+        if key not in crm.keys:
+            gone += 1
+        elif crm.stages.get(key) == value:
+            agree += 1
+        else:
+            changed += 1
+    return {
+        "same_as_written": agree,
+        "changed_since_written": changed,
+        "written_but_not_in_crm": gone,
+        "in_crm_never_written": len(set(crm.stages) - set(trail_stage)),
+    }
+
+
+def _notes(report: Report, with_crm: bool) -> list[str]:
+    if not with_crm:
+        return [
+            "Counted from the audit trail: the contacts crm-qualify changed. A contact's stage"
+            " is known here only if crm-qualify wrote it; "
+            f"{plural(report.no_stage, 'contact')} whose stage was already right are under"
+            f" '{NO_STAGE}'. `report --from-crm` counts every contact in the CRM instead.",
+        ]
+    rec = report.reconciliation or {}
+    notes = [
+        f"Counted from the CRM: all {report.contacts} contacts and their current stage,"
+        " including stages set by people, deals or before crm-qualify ran. The audit-trail"
+        " column counts only the stages crm-qualify itself wrote.",
+        f"Of the stages crm-qualify wrote, {rec.get('same_as_written', 0)} still hold,"
+        f" {rec.get('changed_since_written', 0)} were changed since (a person or a deal moved"
+        f" the contact), and {rec.get('written_but_not_in_crm', 0)} belong to contacts no"
+        " longer in the CRM (deleted or merged);"
+        f" {rec.get('in_crm_never_written', 0)} contacts have a stage crm-qualify never wrote.",
+    ]
+    return notes
+
+
+def _ledger(store: StateStore, instance: str) -> dict[tuple[str, str], list[PlannedTask]]:
+    """Our follow-up tasks not closed by a rollback, by contact, from the task ledger."""
+    found: dict[tuple[str, str], list[PlannedTask]] = {}
+    for status in (TASK_CREATED, TASK_OWED, TASK_PENDING):
+        for task in store.tasks_in(instance, status):
+            found.setdefault((task.object_type, task.contact_id), []).append(task)
+    return found
+
+
+def _hot_from_trail(
+    trail: _Trail, ledger: dict[tuple[str, str], list[PlannedTask]], call_hours: float
+) -> list[HotLead]:
+    """Hot contacts the trail places in the funnel: a stage crm-qualify wrote before
+    opportunity, or a call task it planned (it plans none past the funnel). A hot contact
+    with neither is probably an opportunity already: the trail cannot tell, `--from-crm` can."""
+    hot = []
+    for key, heat in trail.temperature.items():
+        if heat != "hot":
+            continue
+        tasks = sorted(ledger.get(key, []), key=lambda t: t.due)
+        calls = [t for t in tasks if t.kind == "hot_call"]
+        known = trail.stage.get(key)
+        if not _in_funnel(known) or (known is None and not calls):
+            continue
+        record = f"{key[0]}/{key[1]}"
+        lead = HotLead(record=record, score=trail.score.get(key))
+        lead.reasons = _reason_lines(trail.reasons.get(key))[:REASONS_SHOWN]
+        lead.waiting_since = trail.hot_since.get(key)
+        for task in tasks:
+            name, company = who_from_subject(task.subject, record)
+            lead.name = lead.name or name
+            lead.company = lead.company or company
+            lead.owner = lead.owner or task.owner_id
+            if not lead.reasons:
+                lead.reasons = _reason_lines(task.body)[:REASONS_SHOWN]
+        if calls:
+            lead.call_due = calls[-1].due
+            lead.call = "call task created"
+            if lead.waiting_since is None:
+                lead.waiting_since = calls[0].due - timedelta(hours=call_hours)
+        hot.append(lead)
+    return hot
+
+
+def _hot_from_crm(crm: CrmSnapshot, trail: _Trail, call_hours: float) -> list[HotLead]:
+    hot = []
+    for key, lead in crm.hot.items():
+        since = trail.hot_since.get(key)
+        if key in crm.open_call_due:
+            opened = crm.open_call_due[key] - timedelta(hours=call_hours)
+            since = max(since, opened) if since else opened
+        lead.waiting_since = since
+        if not lead.reasons:
+            lead.reasons = _reason_lines(trail.reasons.get(key))[:REASONS_SHOWN]
+        hot.append(lead)
+    return hot
+
+
 def _sla(
-    store: StateStore, instance: str, now: datetime, completed: set[str] | None
+    store: StateStore,
+    instance: str,
+    now: datetime,
+    completed: set[str] | None,
+    hours: dict[str, float],
 ) -> dict[str, dict]:
+    """Per follow-up kind: created (a rollback's closed tasks are not), due, escalated."""
     tasks = store.all_tasks(instance)
     escalated = {t.key.removesuffix(":escalation") for t in tasks if t.kind == "escalation"}
     result = {}
-    for kind, hours in SLA_HOURS.items():
+    for kind in SLA_HOURS:
         planned = [t for t in tasks if t.kind == kind]
-        mine = [t for t in planned if t.status in (TASK_CREATED, TASK_CLOSED)]
+        mine = [t for t in planned if t.status == TASK_CREATED]
         due = [t for t in mine if t.due and _time(t.due) <= now]
         late = [t for t in due if t.key in escalated]
+        upcoming = sorted(_time(t.due) for t in mine if t.due and _time(t.due) > now)
         result[kind] = {
-            "target_hours": hours,
+            "target_hours": hours[kind],
             "created": len(mine),
             "due_by_now": len(due),
             "escalated": len(late),
             "on_time_rate": round(1 - len(late) / len(due), 3) if due else None,
-            "not_yet_in_crm": len(planned) - len(mine),
+            "not_yet_in_crm": sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING)),
+            "closed_by_rollback": sum(1 for t in planned if t.status == TASK_CLOSED),
+            "next_due": upcoming[0].isoformat() if upcoming else None,
         }
         if completed is not None:
             result[kind]["done_in_crm"] = sum(1 for t in mine if t.key in completed)
     return result
 
 
-def text_report(report: Report) -> str:
-    lines = [
-        f"crm-qualify report for {report.instance}, {report.generated_at:%Y-%m-%d %H:%M} UTC:"
-        f" {report.contacts} contacts, {report.runs} runs (from the {report.source})",
-        "",
-        "stage          now  reached  median days in stage",
-    ]
-    for s in FUNNEL:
-        days = report.median_days.get(s.value)
-        lines.append(
-            f"  {s.value:<12}{report.stages[s.value]:>5}{report.reached[s.value]:>9}"
-            f"  {'-' if days is None else days}"
+# wording shared by the text and HTML forms -------------------------------------------------
+
+
+def median_note(report: Report, stage: str) -> str:
+    """A median in days, or what is missing for one."""
+    days = report.median_days.get(stage)
+    if days is not None:
+        return f"{days:.1f}"
+    if stage == Stage.CUSTOMER.value:
+        return "final stage: not measured"
+    if not report.entered[stage]:
+        return "no contact has entered this stage yet"
+    return "no contact has left this stage yet"
+
+
+def conversion_note(report: Report, before: str, rate: float | None) -> str:
+    return f"{rate:.0%}" if rate is not None else f"no contact has reached {before} yet"
+
+
+def sla_headline(row: dict) -> str:
+    """`83% on time`, or why there is no rate yet."""
+    rate = row["on_time_rate"]
+    if rate is not None:
+        return f"{rate:.0%} on time"
+    if not row["created"]:
+        return "no task created yet"
+    return "none due yet"
+
+
+def sla_detail(kind: str, row: dict) -> str:
+    """What the SLA number counts, in one sentence."""
+    hours = f"{row['target_hours']:g} h"
+    if row["due_by_now"]:
+        text = (
+            f"{row['escalated']} of {row['due_by_now']} tasks due by now were escalated"
+            f" (still open past their {hours})"
         )
+    elif row["created"]:
+        first = _time(str(row["next_due"])) if row.get("next_due") else None
+        text = f"{row['created']} created, none due yet" + (
+            f" (the first is due {first:%Y-%m-%d %H:%M} UTC)" if first else ""
+        )
+    else:
+        text = f"no {SLA_NAMES.get(kind, kind)} task created yet"
+    extras = []
+    if "done_in_crm" in row:
+        extras.append(f"{row['done_in_crm']} done in the CRM now")
+    if row.get("not_yet_in_crm"):
+        extras.append(f"{row['not_yet_in_crm']} owed (not in the CRM yet)")
+    if row.get("closed_by_rollback"):
+        extras.append(f"{row['closed_by_rollback']} closed by a rollback (not counted)")
+    return text + ("; " + ", ".join(extras) if extras else "")
+
+
+def waited_text(waited: timedelta | None) -> str:
+    if waited is None:
+        return "since before the audit trail"
+    hours = waited.total_seconds() / 3600
+    if hours < 1:
+        return f"{max(int(waited.total_seconds() // 60), 0)} min"
+    if hours < 48:
+        return f"{hours:.0f} h"
+    return f"{hours / 24:.0f} days"
+
+
+def hot_notes(report: Report) -> list[str]:
+    """Hot contacts that are not on the list, and why."""
+    notes = []
+    if report.hot_called:
+        notes.append(f"{report.hot_called} more were called: their latest call task is done")
+    if report.hot_past_funnel:
+        notes.append(
+            f"{report.hot_past_funnel} more hot contacts are opportunities or customers already:"
+            " their deal is worked in the CRM"
+        )
+    if report.hot_unplaced:
+        notes.append(
+            f"{report.hot_unplaced} more hot contacts are left off: the audit trail has no stage"
+            " and no call task for them, so they are probably opportunities or customers"
+            " already; --from-crm reads their stage"
+        )
+    return notes
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def lead_name(lead: HotLead) -> str:
+    who = lead.name or lead.record
+    return f"{who}, {lead.company}" if lead.company else who
+
+
+def stage_rows(report: Report) -> list[tuple[str, int, int | None, str]]:
+    """(label, now, reached or None, median note) for every stage, then the no-stage row:
+    the counts add up to `report.contacts`."""
+    rows = [
+        (
+            s.value,
+            report.stages[s.value],
+            report.reached[s.value] if s in FUNNEL else None,
+            median_note(report, s.value),
+        )
+        for s in STAGES
+    ]
+    label = NO_STAGE_CRM if report.trail_stages is not None else NO_STAGE
+    rows.append((label, report.no_stage, None, ""))
+    return rows
+
+
+def text_report(report: Report) -> str:
+    now = report.generated_at
+    lines = [
+        f"crm-qualify report for {report.instance}, {now:%Y-%m-%d %H:%M} UTC:"
+        f" {report.contacts} contacts, {plural(report.runs, 'run')} (from the {report.source})",
+    ]
+    lines += [f"  {note}" for note in report.notes]
+    lines += ["", f"hot leads to call now: {report.hot_total} (hot, not yet an opportunity)"]
+    lines += [f"  ({note})" for note in hot_notes(report)]
+    for rank, lead in enumerate(report.hot[:10], 1):
+        score = "no score" if lead.score is None else f"score {lead.score:g}"
+        owner = f"owner {lead.owner}" if lead.owner else "no owner"
+        record = f" ({lead.record})" if lead.name else ""
+        lines.append(
+            f"  {rank}. {lead_name(lead)}{record}, {owner}, {score},"
+            f" waiting {waited_text(lead.waited(now))}"
+        )
+        lines += [f"       {reason}" for reason in lead.reasons]
+    if report.hot_total > 10:
+        lines.append(f"  … and {report.hot_total - 10} more (--json or --html for the list)")
+    with_crm = report.trail_stages is not None
+    lines += [""]
+    if with_crm:
+        lines.append(
+            "stage                           CRM now  crm-qualify wrote  reached  median days"
+        )
+    else:
+        lines.append("stage                               now  reached  median days in stage")
+    for label, count, reached, note in stage_rows(report):
+        shown = "" if reached is None else reached
+        if with_crm:
+            assert report.trail_stages is not None
+            wrote = report.trail_stages[label] if label in set(Stage) else report.trail_no_stage
+            lines.append(f"  {label:<30}{count:>7}{wrote:>19}{shown:>9}  {note}".rstrip())
+        else:
+            lines.append(f"  {label:<32}{count:>5}{shown:>9}  {note}".rstrip())
+    lines.append(
+        f"  {'total':<30}{report.contacts:>7}"
+        if with_crm
+        else f"  {'total':<32}{report.contacts:>5}"
+    )
     lines += ["", "conversion:"]
     lines += [
-        f"  {a} -> {b}: {'-' if rate is None else f'{rate:.0%}'}"
-        for a, b, rate in report.conversions
+        f"  {a} -> {b}: {conversion_note(report, a, rate)}" for a, b, rate in report.conversions
     ]
     lines += ["", "score distribution:"]
     lines += [f"  {label:>7} {count:>6}" for label, count in report.scores]
-    lines += [
-        "",
-        "temperature: " + ", ".join(f"{k} {v}" for k, v in sorted(report.temperatures.items())),
+    if report.unscored:
+        lines.append(f"  no score {report.unscored:>6}")
+    temps = [f"{k} {report.temperatures[k]}" for k in ("hot", "warm", "cold")]
+    temps += [
+        f"{k} {v}"
+        for k, v in sorted(report.temperatures.items())
+        if k not in ("hot", "warm", "cold")
     ]
+    if report.no_temperature:
+        temps.append(f"none {report.no_temperature}")
+    lines += ["", "temperature: " + ", ".join(temps)]
     lines += ["", "follow-ups (late = escalated):"]
     for kind, row in report.sla.items():
-        rate = row["on_time_rate"]
         lines.append(
-            f"  {kind} ({row['target_hours']} h): {row['created']} created,"
-            f" {row['due_by_now']} due, {row['escalated']} late,"
-            f" on time {'-' if rate is None else f'{rate:.0%}'}"
-            + (f", {row['done_in_crm']} done in the CRM" if "done_in_crm" in row else "")
-            + (f", {row['not_yet_in_crm']} owed" if row.get("not_yet_in_crm") else "")
+            f"  {kind} (within {row['target_hours']:g} h): {sla_headline(row)};"
+            f" {sla_detail(kind, row)}"
         )
+    lines.append(f"  what is measured: {SLA_MEASURE}")
     lines += ["", f"records needing attention: {len(report.attention)} (crm-qualify errors)"]
     for record in report.attention[:10]:
         lines.append(

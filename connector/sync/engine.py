@@ -36,7 +36,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
-from crm_qualify.connector.ops.logs import redact, run_context
+from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.records import translate_batch
@@ -167,7 +167,12 @@ class SyncEngine:
                 log.error("the run's end could not be recorded: %s", exc)
                 summary.status = "failed"
                 summary.errors.append(f"StateStoreError: {exc}")
-            log.info("run %s: %s", summary.status, _counts_text(summary.counts))
+            log.info(
+                "run %s: %s",
+                summary.status,
+                counts_sentence(summary.counts),
+                extra={"status": summary.status, "counts": dict(summary.counts)},
+            )
         return summary
 
     @staticmethod
@@ -481,10 +486,6 @@ def _mapping_text(settings: Settings) -> str:
         return bundled.read_text("utf-8") if bundled.is_file() else ""
     except OSError:
         return ""
-
-
-def _counts_text(counts: Counter[str]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items())) or "nothing"
 
 
 __all__ = ["BatchReport", "RunOptions", "RunSummary", "SyncEngine"]

@@ -33,6 +33,11 @@ from crm_qualify.connector.sync.state import (
     TaskRecord,
 )
 
+ProgressCallback = Callable[[str, int], None]
+"""Told what a long rollback has done: ("read", n) per batch read back, ("planned", n) once
+the records to restore and tasks to close are known, ("restored", n) per chunk written,
+("closed", n) once tasks are closed."""
+
 MODE_PREFIX = "rollback of "
 WRITE_CHUNK = 100
 """Updates per write call: each chunk's writes are in the audit trail before the next is sent."""
@@ -74,20 +79,30 @@ def _restorable(write: AuditWrite, current: Any) -> str | None:
 
 
 def _current_values(
-    adapter: Adapter, keys: list[tuple[str, str]], report: RollbackReport
+    adapter: Adapter,
+    keys: list[tuple[str, str]],
+    report: RollbackReport,
+    progress: ProgressCallback | None = None,
 ) -> dict[tuple[str, str], dict[str, Any]]:
     current: dict[tuple[str, str], dict[str, Any]] = {}
     if not keys:
         return current
     for batch in adapter.read_contacts(keys):
-        for contact in translate_batch(batch)[0]:
+        contacts = translate_batch(batch)[0]
+        for contact in contacts:
             current[(contact.object_type, contact.id)] = contact.owned
         report.errors += [f"{e.record}: {e.field or 'record'}: {e.message}" for e in batch.errors]
+        if progress:
+            progress("read", len(contacts))
     return current
 
 
 def plan_rollback(
-    adapter: Adapter, store: StateStore, instance: str, run_id: str
+    adapter: Adapter,
+    store: StateStore,
+    instance: str,
+    run_id: str,
+    progress: ProgressCallback | None = None,
 ) -> RollbackReport:
     """What a rollback would restore, hold back and close; reads the CRM, writes nothing."""
     run = store.run(run_id)
@@ -104,7 +119,7 @@ def plan_rollback(
         by_record.setdefault((write.object_type, write.contact_id), {}).setdefault(
             write.field, write
         )
-    current = _current_values(adapter, list(by_record), report)
+    current = _current_values(adapter, list(by_record), report, progress)
     for key, writes in by_record.items():
         label = f"{key[0]}/{key[1]}"
         if key not in current:
@@ -131,6 +146,8 @@ def plan_rollback(
         held=len(report.held),
         tasks=len(report.tasks_to_close),
     )
+    if progress:
+        progress("planned", len(report.restored) + len(report.tasks_to_close))
     return report
 
 
@@ -142,9 +159,11 @@ def rollback(
     *,
     dry_run: bool = False,
     clock: Callable[[], float] = time.time,
+    progress: ProgressCallback | None = None,
 ) -> RollbackReport:
     """Plan, then (unless `dry_run`) restore and close under the sync lease, recorded as a run.
-    A CRM failure part-way ends the rollback run as `failed`; running it again resumes."""
+    A CRM failure part-way ends the rollback run as `failed`; running it again resumes.
+    `progress`, when given, is told what is done as it goes (`ProgressCallback`)."""
     lease = Lease(store, instance, "rollback", clock=clock)
     if not dry_run:
         try:
@@ -152,15 +171,15 @@ def rollback(
         except LeaseHeld as held:
             raise RollbackError(str(held)) from None
     try:
-        report = plan_rollback(adapter, store, instance, run_id)
+        report = plan_rollback(adapter, store, instance, run_id, progress)
         if dry_run:
             return report
         report.rollback_run_id = store.start_run(instance, mode=MODE_PREFIX + run_id, dry_run=False)
         written: list[RecordUpdate] = []
         report.status = "ok"
         try:
-            _restore(adapter, store, instance, report, written)
-            _close(adapter, store, instance, report)
+            _restore(adapter, store, instance, report, written, progress)
+            _close(adapter, store, instance, report, progress)
         except AdapterError as exc:
             report.status = "failed"
             report.errors.append(f"{type(exc).__name__}: {exc}")
@@ -185,6 +204,7 @@ def _restore(
     instance: str,
     report: RollbackReport,
     written: list[RecordUpdate],
+    progress: ProgressCallback | None = None,
 ) -> None:
     if not report.restored:
         return
@@ -211,9 +231,17 @@ def _restore(
             ],
         )
         written.extend(ok)
+        if progress:
+            progress("restored", len(chunk))
 
 
-def _close(adapter: Adapter, store: StateStore, instance: str, report: RollbackReport) -> None:
+def _close(
+    adapter: Adapter,
+    store: StateStore,
+    instance: str,
+    report: RollbackReport,
+    progress: ProgressCallback | None = None,
+) -> None:
     tasks = report.tasks_to_close
     if not tasks:
         return
@@ -227,6 +255,8 @@ def _close(adapter: Adapter, store: StateStore, instance: str, report: RollbackR
         else:
             label = f"{task.object_type}/{task.contact_id}"
             report.errors.append(f"{label}: task {task.crm_id}: {result.error}")
+    if progress:
+        progress("closed", len(tasks))
 
 
 __all__ = ["RollbackError", "RollbackReport", "plan_rollback", "rollback"]
