@@ -11,6 +11,7 @@ from validation on, so no repr, dump, log line or error message of the settings 
 
 from __future__ import annotations
 
+import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -30,6 +31,9 @@ from pydantic_settings import (
 )
 
 WritePolicy = Literal["always", "if_empty", "unless_edited"]
+
+CONFIG_ENV = "CRMQ_CONFIG"
+CONFIG_FILE_NAME = "crm-qualify.toml"
 
 
 class _Section(BaseModel):
@@ -212,6 +216,19 @@ def _secrets_in(value: Any, secret: bool) -> list[str]:
     if isinstance(value, list | tuple):
         return [found for inner in value for found in _secrets_in(inner, secret)]
     return []
+
+
+def discover_config(explicit: Path | str | None = None, cwd: Path | None = None) -> Path | None:
+    """The configuration file, found as tools in our ecosystem find theirs: `--config`, then
+    `$CRMQ_CONFIG`, then `./crm-qualify.toml` in the working directory. None: no file, the
+    built-in defaults and `CRMQ_*` variables alone (an explicit path is returned even when it
+    does not exist, so loading it names it)."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    candidate = (cwd or Path.cwd()) / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
 
 
 def load_settings(path: Path | str | None = None) -> Settings:

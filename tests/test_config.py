@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
+from crm_qualify.connector.ops import logs
 from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
 from pydantic import SecretStr
 
@@ -99,3 +102,128 @@ def test_an_environment_value_that_is_not_json_for_its_table_is_a_configuration_
     monkeypatch.setenv("CRMQ_SCHEDULE", "{interval_minutes: 5")
     assert main(["config", "check"]) == 2
     assert 'field "schedule"' in capsys.readouterr().err
+
+
+# config check: every problem in one pass, the example clean as shipped -----------------------
+@pytest.fixture
+def no_registered_secrets(monkeypatch):
+    """Secret values other tests registered (some are plain words) mask nothing here."""
+    monkeypatch.setattr(logs, "_secrets", set())
+
+
+def test_the_example_checks_clean_as_shipped_with_the_missing_token_as_a_warning(
+    monkeypatch, capsys, no_registered_secrets
+):
+    monkeypatch.delenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", raising=False)
+    assert main(["config", "check", str(EXAMPLE)]) == 0
+    captured = capsys.readouterr()
+    assert "configuration ok" in captured.out
+    assert captured.err.strip() == (
+        "warning: adapters.hubspot.access_token: not set yet; set"
+        " CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN or access_token_file (doctor, sync and run need it)"
+    )
+    assert main(["config", "check", "--strict", str(EXAMPLE)]) == 2
+    assert "adapters.hubspot.access_token: not set yet" in capsys.readouterr().err
+
+
+def test_the_example_says_how_it_is_checked_and_shows_a_simulator_base_url():
+    text = EXAMPLE.read_text()
+    header = text.split("[crm]", 1)[0]
+    assert "--strict" in header and "warning" in header
+    assert "./crm-qualify.toml" in header, "where the file is found"
+    assert re.search(r'^# base_url = "http://127\.0\.0\.1:\d+"$', text, re.M)
+    assert "crm-qualify simulate hubspot" in text
+
+
+def test_the_example_pointed_at_the_simulator_passes_doctors_first_checks(
+    tmp_path, monkeypatch, capsys
+):
+    """What the example's comment says to do: uncomment base_url, use the simulator's token."""
+    monkeypatch.delenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", raising=False)
+    with HubSpotSimulator(contacts=5) as sim:
+        text = re.sub(
+            r'^# base_url = ".*"$', f'base_url = "{sim.base_url}"', EXAMPLE.read_text(), flags=re.M
+        )
+        text = text.replace('# access_token = ""', f'access_token = "{sim.token}"')
+        config = tmp_path / "crm-qualify.toml"
+        config.write_text(text)
+        main(["doctor", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert f"[ok  ] reach {sim.base_url}" in out
+    assert "[ok  ] credentials" in out
+
+
+def test_every_layer_is_reported_in_one_pass(tmp_path, capsys, no_registered_secrets):
+    secret = tmp_path / "unreadable-secret"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[crm]\nadapter = 'salesforce'\ninstnce = 'typo'\n"
+        f"mapping_file = '{tmp_path / 'absent-mapping.toml'}'\n"
+        "[sync]\nstate_pth = 'x'\n"
+        "[schedule]\ncron = '*/70 25 * * funday'\n"
+        "[adapters.salesforce]\nlogin_url = 'https://login.salesforce.com'\n"
+        "username = 'u'\npassword = 'p'\nbogus_option = 1\n"
+        f"ca_bundle = '{tmp_path / 'absent-ca.pem'}'\n"
+        f"client_secret_file = '{secret}'\n"
+    )
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    for expected in (
+        "crm.instnce: Extra inputs are not permitted",  # core
+        "sync.state_pth: Extra inputs are not permitted",
+        "schedule.cron: '*/70 25 * * funday'",  # the schedule
+        "adapters.salesforce.client_id: Field required",  # the adapter's own section
+        "adapters.salesforce.bogus_option: Extra inputs are not permitted",
+        f"adapters.salesforce.ca_bundle: {tmp_path / 'absent-ca.pem'}: no such file",  # files
+        f"adapters.salesforce.client_secret_file: {secret}: no such file",
+        "crm.mapping_file: cannot read",  # the mapping
+    ):
+        assert expected in err, f"{expected!r} missing from:\n{err}"
+    assert "client_secret: not set yet" not in err, "the unreadable file is the one problem"
+
+
+@pytest.mark.parametrize(
+    ("cron", "reason"),
+    [
+        ("*/70 25 * * funday", 'Invalid weekday name "funday"'),
+        ("every monday", "needs 5 fields"),
+        ("0 25 * * *", "higher than the maximum value (23)"),
+        ("*/70 * * * *", "step value (70)"),
+    ],
+)
+def test_config_check_rejects_a_bad_cron_naming_the_key_and_reason(tmp_path, capsys, cron, reason):
+    config = tmp_path / "c.toml"
+    config.write_text(f"[schedule]\ncron = '{cron}'\n")
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"schedule.cron: '{cron}'" in err and reason in err
+
+
+def test_the_examples_own_cron_is_accepted(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
+    (cron,) = re.findall(r'^# cron = "(.+)"$', EXAMPLE.read_text(), re.M)
+    config = tmp_path / "c.toml"
+    config.write_text(f"[schedule]\ncron = '{cron}'\n")
+    assert main(["config", "check", str(config)]) == 0
+
+
+def test_a_ca_bundle_that_holds_no_certificate_is_named(tmp_path, capsys, no_registered_secrets):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[crm]\nadapter = 'salesforce'\n[adapters.salesforce]\nclient_id = 'x'\n"
+        f"username = 'u'\npassword = 'p'\nca_bundle = '{not_pem}'\n"
+    )
+    assert main(["config", "check", str(config)]) == 2
+    assert f"adapters.salesforce.ca_bundle: {not_pem}: not a PEM bundle" in capsys.readouterr().err
+
+
+def test_a_table_for_an_adapter_that_is_not_installed_is_a_warning(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
+    config = tmp_path / "c.toml"
+    config.write_text("[adapters.pipedrive]\napi_token_file = '/run/secrets/x'\n")
+    assert main(["config", "check", str(config)]) == 0
+    assert "warning: adapters.pipedrive: no adapter of that name is installed" in (
+        capsys.readouterr().err
+    )

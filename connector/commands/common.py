@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.ops.logs import configure_logging, register_secrets, secret_values
-from crm_qualify.connector.plugins import PluginError, build_adapter
-from crm_qualify.connector.settings import ConfigurationError, Settings, load_settings
+from crm_qualify.connector.plugins import PluginError, build_adapter, load_adapter_class
+from crm_qualify.connector.settings import (
+    CONFIG_ENV,
+    CONFIG_FILE_NAME,
+    ConfigurationError,
+    Settings,
+    discover_config,
+    load_settings,
+)
+from pydantic import SecretStr
 
-CONFIG_ENV = "CRMQ_CONFIG"
+PATH_OPTION_SUFFIXES = ("_file", "_bundle", "_path", "_pem", "_cert", "cafile")
+"""Adapter options that name a file (`access_token_file`, `ca_bundle`, ...): checked before
+any API call, so a missing file is named by its key instead of failing deep in a library."""
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +32,28 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         default=None,
-        help=f"TOML configuration file (default: ${CONFIG_ENV}, else built-in defaults)",
+        help=f"TOML configuration file (default: ${CONFIG_ENV}, else ./{CONFIG_FILE_NAME} if"
+        " present, else built-in defaults and CRMQ_* variables)",
     )
 
 
 def config_path(args: argparse.Namespace) -> Path | None:
-    path = getattr(args, "config", None)
-    if path is None and os.environ.get(CONFIG_ENV):
-        path = Path(os.environ[CONFIG_ENV])
-    return path
+    """`--config`, then `$CRMQ_CONFIG`, then `./crm-qualify.toml`; None: no file at all."""
+    return discover_config(getattr(args, "config", None))
+
+
+def state_missing(settings: Settings, *, quiet_stdout: bool = False) -> bool:
+    """For commands that only read the state store: True (and one line said) when there is no
+    state file yet, so they never create one. `quiet_stdout`: say it on stderr (--json)."""
+    path = Path(settings.sync.state_path)
+    if path.exists():
+        return False
+    print(
+        f"no runs yet for instance {settings.crm.instance}: no state file at {path}"
+        " (`crm-qualify sync --once` or `crm-qualify run` creates it)",
+        file=sys.stderr if quiet_stdout else sys.stdout,
+    )
+    return True
 
 
 def settings_or_exit(args: argparse.Namespace) -> Settings:
@@ -46,14 +70,73 @@ def settings_or_exit(args: argparse.Namespace) -> Settings:
 
 
 def adapter_or_exit(settings: Settings) -> Adapter:
-    """The configured adapter, or every problem printed and exit 2, before any API call."""
+    """The configured adapter, or every problem printed and exit 2, before any API call: the
+    files its options name (secret files, a CA bundle) are checked first, all of them."""
     try:
+        problems = adapter_file_problems(settings, load_adapter_class(settings.crm.adapter))
+        if problems:
+            print_problems(problems)
+            raise SystemExit(2)
         return build_adapter(settings)
     except ConfigurationError as exc:
         print_problems(exc.problems)
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def adapter_file_problems(settings: Settings, adapter_class: type) -> list[str]:
+    """Every file the active adapter's options name that cannot be used, by key: secret files
+    (`X_file`), CA bundles (`ca_bundle`: also checked to hold PEM certificates), and options
+    typed as paths."""
+    name = settings.crm.adapter
+    model = getattr(adapter_class, "settings_model", None)
+    problems = []
+    for key, value in settings.adapters.get(name, {}).items():
+        if not _names_a_file(key, model) or value in (None, ""):
+            continue
+        path = Path(str(value.get_secret_value() if isinstance(value, SecretStr) else value))
+        problem = file_problem(path, ca=_is_ca_option(key))
+        if problem:
+            problems.append(f"adapters.{name}.{key}: {problem}")
+    return problems
+
+
+def _names_a_file(key: str, model: Any) -> bool:
+    if key.lower().endswith(PATH_OPTION_SUFFIXES):
+        return True
+    fields = getattr(model, "model_fields", {}) if isinstance(model, type) else {}
+    field = fields.get(key)
+    if field is None:
+        return False
+    annotation = field.annotation
+    return annotation is Path or Path in get_args(annotation)
+
+
+def _is_ca_option(key: str) -> bool:
+    name = key.lower()
+    return name.endswith("_bundle") or "cafile" in name or name.startswith("ca_")
+
+
+def file_problem(path: Path, *, ca: bool = False) -> str | None:
+    """Why `path` cannot be read (or, for a CA bundle, holds no usable certificate); None if
+    it can."""
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.is_dir():
+        return f"{path}: is a directory, not a file"
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror})"
+    if ca:
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            return f"{path}: not a PEM bundle of CA certificates ({reason})"
+    return None
 
 
 def print_problems(problems: list[str]) -> None:

@@ -1,33 +1,70 @@
-"""`crm-qualify doctor` and `crm-qualify setup <crm>`: check, then prepare, a CRM for the sync."""
+"""`crm-qualify doctor`, `crm-qualify setup <crm>` and `crm-qualify healthcheck`: check, then
+prepare, a CRM for the sync; ask a running daemon whether it is healthy."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import socket
 import sys
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
 
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
+    config_path,
     settings_or_exit,
 )
 from crm_qualify.connector.contract import Adapter, AdapterError, CheckResult
+from crm_qualify.connector.plugins import adapter_settings, load_adapter_class
 from crm_qualify.connector.settings import Settings
+
+PROBE_TIMEOUT = 5.0
+"""Seconds `doctor` waits for a TCP connection to each configured endpoint."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check credentials, permissions, fields and stage values; writes nothing",
+        description=(
+            "Check the configured CRM before a first sync: that its endpoint answers, that the"
+            " credentials work and have the permissions needed, and that the mapped fields,"
+            " task fields and stage values exist. Reads only; exit 0 when every check passes,"
+            " 1 when one fails, 2 for a configuration error."
+        ),
     )
     add_config_argument(doctor)
     doctor.set_defaults(handler=run_doctor)
     setup = subparsers.add_parser(
         "setup",
         help="create the custom fields the mapping needs, where the CRM allows it",
+        description=(
+            "Create the custom fields crm-qualify writes (score, reasons, temperature, the"
+            " task key...) in the CRM, where its API allows it (HubSpot properties); fields"
+            " that exist are left alone. Where an admin must create them (Salesforce), doctor"
+            " lists what is missing."
+        ),
     )
     setup.add_argument("crm", help="adapter name, e.g. hubspot (must match crm.adapter)")
     add_config_argument(setup)
     setup.set_defaults(handler=run_setup)
+    health = subparsers.add_parser(
+        "healthcheck",
+        help="ask the running daemon's /healthz (the container's HEALTHCHECK); exit 0 or 1",
+        description=(
+            "Ask /healthz of the `crm-qualify run` daemon on this host, at the configured"
+            " [server] port (TOML, or CRMQ_SERVER__PORT), and exit 0 when it is healthy, 1"
+            " when not. The container's HEALTHCHECK runs it."
+        ),
+    )
+    add_config_argument(health)
+    health.add_argument(
+        "--timeout", type=float, default=4.0, help="seconds to wait for an answer (default 4)"
+    )
+    health.set_defaults(handler=run_healthcheck)
 
 
 def print_results(results: list[CheckResult]) -> bool:
@@ -42,13 +79,90 @@ def _adapter(args: argparse.Namespace) -> tuple[Settings, Adapter]:
     return settings, adapter_or_exit(settings)
 
 
+def endpoints(settings: Settings) -> list[tuple[str, str]]:
+    """(option key, URL) for every http(s) URL among the active adapter's options
+    (`base_url`, `login_url`, ...), defaults included."""
+    options = adapter_settings(load_adapter_class(settings.crm.adapter), settings)
+    found = []
+    for key in type(options).model_fields:
+        value = getattr(options, key, None)
+        if not (key == "url" or key.endswith("_url")) or not isinstance(value, str):
+            continue
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            found.append((key, value))
+    return found
+
+
+def unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """Why a TCP connection to `url`'s host and port fails, or None when one opens (or when a
+    proxy carries the traffic, so a direct connection says nothing)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except ConnectionRefusedError:
+        return f"connection refused: nothing listens on {host}:{port} (is the server running?)"
+    except socket.gaierror as exc:
+        return f"the host name {host!r} does not resolve ({exc.strerror})"
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout:g} s (firewall, wrong host or port?)"
+    except OSError as exc:
+        return f"{exc.strerror or exc} ({host}:{port})"
+
+
+def network_cause(exc: BaseException) -> str:
+    """The innermost reason in a chain of library exceptions (urllib3 wraps the socket error
+    in `reason`, requests in `args`), as one line."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    innermost = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        innermost = current
+        nested = getattr(current, "reason", None)
+        if not isinstance(nested, BaseException):
+            nested = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = nested or current.__cause__ or current.__context__
+    text = str(innermost).strip().splitlines()
+    return f"{type(innermost).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def run_doctor(args: argparse.Namespace) -> int:
-    _, adapter = _adapter(args)
+    settings, adapter = _adapter(args)
+    where = config_path(args)
+    print(
+        f"doctor: adapter {settings.crm.adapter}, instance {settings.crm.instance},"
+        f" configuration {where or 'none (defaults and CRMQ_* variables)'}"
+    )
+    urls = endpoints(settings)
+    for key, url in urls:
+        why = unreachable(url)
+        if why:
+            print(f"[FAIL] reach {url}: {why}")
+            print(f"fix: check adapters.{settings.crm.adapter}.{key}, the network and any proxy")
+            return 1
+        print(f"[ok  ] reach {url}")
     try:
         return 0 if print_results(adapter.check()) else 1
     except AdapterError as exc:
         print(f"[FAIL] {type(exc).__name__}: {exc}")
-        return 1
+    except Exception as exc:  # a library's network error that no adapter turned into ours
+        if getattr(args, "debug", False) or not is_network_error(exc):
+            raise
+        target = ", ".join(url for _, url in urls) or f"the {settings.crm.adapter} API"
+        print(f"[FAIL] calling {target}: {network_cause(exc)}")
+    return 1
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """A socket, TLS or HTTP-client failure (urllib3's errors are not `OSError`s)."""
+    module = type(exc).__module__.split(".")[0]
+    return isinstance(exc, OSError) or module in ("urllib3", "requests", "http")
 
 
 def run_setup(args: argparse.Namespace) -> int:
@@ -68,3 +182,53 @@ def run_setup(args: argparse.Namespace) -> int:
     except AdapterError as exc:
         print(f"[FAIL] {type(exc).__name__}: {exc}")
         return 1
+
+
+def health_url(settings: Settings) -> str | None:
+    """Where this host's daemon answers /healthz: the configured port, on loopback when it
+    listens on every address."""
+    host = settings.server.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}/healthz"
+
+
+def run_healthcheck(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_or_exit(args)
+    except SystemExit:  # the problems are printed; Docker reserves exit code 2
+        return 1
+    if not settings.server.enabled:
+        print("healthcheck: [server] enabled = false, so there is no /healthz to ask")
+        return 0
+    if settings.server.port == 0:
+        print("unhealthy: server.port = 0 picks a free port at start; set a fixed port")
+        return 1
+    url = health_url(settings)
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as answer:
+            body = answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        print(f"unhealthy: {url} answered {exc.code}: {_health_summary(detail)}")
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {url}: {network_cause(exc)}")
+        return 1
+    print(f"healthy: {url}: {_health_summary(body)}")
+    return 0
+
+
+def _health_summary(body: str) -> str:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return body.strip()[:200]
+    if not isinstance(document, dict):
+        return body.strip()[:200]
+    keys = ("last_run_status", "last_run_age_seconds", "seconds_since_success")
+    return ", ".join(f"{key} {document.get(key)}" for key in keys if key in document) or body

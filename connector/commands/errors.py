@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from crm_qualify.connector.commands.common import add_config_argument, settings_or_exit
+from crm_qualify.connector.commands.common import (
+    add_config_argument,
+    settings_or_exit,
+    state_missing,
+)
 from crm_qualify.connector.sync.state import StateStore
 
 
@@ -26,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    if state_missing(settings, quiet_stdout=args.json):
+        return 0
     store = StateStore(settings.sync.state_path)
     records = store.attention(settings.crm.instance)
     store.close()

@@ -5,18 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
     settings_or_exit,
+    state_missing,
 )
+from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.sync.rollback import RollbackError, RollbackReport, rollback
-from crm_qualify.connector.sync.state import StateStore
+from crm_qualify.connector.sync.state import RunRecord, StateStore
+
+COLUMNS = ("RUN", "STARTED (UTC)", "MODE", "STATUS", "READ", "FIELDS", "TASKS", "ERRORS")
+RIGHT_ALIGNED = {"READ", "ERRORS"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    runs = subparsers.add_parser("runs", help="list recent runs with their counts and errors")
+    runs = subparsers.add_parser(
+        "runs",
+        help="list recent runs with their counts and errors",
+        description=(
+            "Recent runs of this instance, newest first: when, mode (full, incremental,"
+            " rollback of RUN), status, contacts read, fields written (planned, for a dry run),"
+            " tasks created (closed, for a rollback) and errors, with the first errors of each"
+            " run. Reads the state store only; --json prints one object per run."
+        ),
+    )
     add_config_argument(runs)
     runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
@@ -37,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_runs(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    if state_missing(settings, quiet_stdout=args.json):
+        return 0
     store = StateStore(settings.sync.state_path)
     records = store.runs(settings.crm.instance, limit=args.limit)
     store.close()
@@ -46,29 +63,92 @@ def run_runs(args: argparse.Namespace) -> int:
         return 0
     if not records:
         print(f"no runs yet for instance {settings.crm.instance}")
-    for record in records:
-        counts = record.counts
-        print(
-            f"{record.id}  {record.started_at[:19]}  {record.mode:<10} {record.status:<11}"
-            f"{' (dry run)' if record.dry_run else ''} read {counts.get('read', 0)},"
-            f" fields {counts.get('fields_written', 0)}, tasks {counts.get('tasks_created', 0)},"
-            f" errors {len(record.errors)}"
-        )
-        for error in record.errors[:3]:
+        return 0
+    rows = [run_row(record) for record in records]
+    for record, line in zip([None, *records], aligned([COLUMNS, *rows]), strict=True):
+        print(line)
+        for error in record.errors[:3] if record else []:
             print(f"    {error}")
     return 0
 
 
+Cell = str | tuple[int, str]
+"""A table cell: text, or a count with the word that says what was counted."""
+
+
+def run_row(record: RunRecord) -> tuple[Cell, ...]:
+    """One line of `crm-qualify runs`: what a run did, in the words of its kind. A rollback
+    reports the fields it restored and the tasks it closed; a dry run what it planned."""
+    counts = record.counts
+    rollback_run = record.mode.startswith("rollback")
+    if record.dry_run:
+        fields: Cell = (counts.get("fields_planned", 0), "planned")
+        tasks: Cell = (counts.get("tasks_planned", 0), "planned")
+    elif rollback_run:
+        fields = (counts.get("fields_written", 0), "restored")
+        tasks = (counts.get("tasks_closed", 0), "closed")
+    else:
+        fields = (counts.get("fields_written", 0), "written")
+        tasks = (counts.get("tasks_created", 0), "created")
+    return (
+        record.id,
+        record.started_at[:19].replace("T", " "),
+        record.mode + (" (dry run)" if record.dry_run else ""),
+        record.status,
+        "-" if rollback_run else f"{counts.get('read', 0):,}",
+        fields,
+        tasks,
+        str(len(record.errors)),
+    )
+
+
+def aligned(rows: list[tuple[Cell, ...]]) -> list[str]:
+    """Rows as lines with aligned columns: counts right-aligned, their words after them."""
+    columns = list(zip(*rows, strict=True))
+    rendered = []
+    for name, cells in zip(COLUMNS, columns, strict=True):
+        counted = [cell for cell in cells if isinstance(cell, tuple)]
+        digits = max((len(f"{count:,}") for count, _ in counted), default=0)
+        texts = [
+            f"{cell[0]:,}".rjust(digits) + (f" {cell[1]}" if cell[1] else "")
+            if isinstance(cell, tuple)
+            else cell
+            for cell in cells
+        ]
+        width = max(len(text) for text in texts)
+        right = name in RIGHT_ALIGNED
+        rendered.append([text.rjust(width) if right else text.ljust(width) for text in texts])
+    return ["  ".join(line).rstrip() for line in zip(*rendered, strict=True)]
+
+
 def run_rollback(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    if not Path(settings.sync.state_path).exists():
+        print(
+            f"error: no run {args.run_id} to roll back: no state file at"
+            f" {settings.sync.state_path} (check sync.state_path)",
+            file=sys.stderr,
+        )
+        return 2
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
+    progress = Progress(
+        sys.stderr, label="rollback: reading back", usage=adapter.usage, shown=("read",)
+    )
     try:
-        report = rollback(adapter, store, settings.crm.instance, args.run_id, dry_run=args.dry_run)
+        report = rollback(
+            adapter,
+            store,
+            settings.crm.instance,
+            args.run_id,
+            dry_run=args.dry_run,
+            progress=progress.rollback_step,
+        )
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        progress.finish()
         store.close()
     print_rollback(report, args.dry_run)
     return 1 if report.errors else 0

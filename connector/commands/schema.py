@@ -13,9 +13,15 @@ SCHEMAS = {"contact": Contact, "decision": Decision}
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "schema", help="print the JSON Schema of a canonical document (contact, decision)"
+        "schema",
+        help="print the JSON Schema of a canonical document (contact, decision)",
+        description=(
+            "Print the JSON Schema, generated from the model, of a canonical contact (what"
+            " `score` reads and every adapter produces) or of a decision (what `score`"
+            " prints: stage, temperature, scores, reasons, tasks, rules version)."
+        ),
     )
-    parser.add_argument("name", choices=sorted(SCHEMAS))
+    parser.add_argument("name", choices=sorted(SCHEMAS), help="which document")
     parser.set_defaults(handler=run)
 
 

@@ -7,6 +7,8 @@ imports an adapter package.
 from __future__ import annotations
 
 import argparse
+import errno
+import sys
 from importlib.metadata import entry_points
 
 GROUP = "crm_qualify.simulators"
@@ -29,4 +31,38 @@ def run(args: argparse.Namespace) -> int:
         args.parser.print_help()
         return 2
     (point,) = [p for p in entry_points(group=GROUP) if p.name == args.crm]
-    return int(point.load()(list(args.options)) or 0)
+    try:
+        return int(point.load()(list(args.options)) or 0)
+    except OSError as exc:
+        if getattr(args, "debug", False) or exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        print(f"error: {cannot_listen(args.crm, args.options, exc)}", file=sys.stderr)
+        return 2
+
+
+def requested_port(options: list[str]) -> str | None:
+    """The `--port` among the simulator's options, if one was given."""
+    for index, option in enumerate(options):
+        if option == "--port" and index + 1 < len(options):
+            return options[index + 1]
+        if option.startswith("--port="):
+            return option.removeprefix("--port=")
+    return None
+
+
+def cannot_listen(crm: str, options: list[str], exc: OSError) -> str:
+    """One line: which port, why, and what to do instead."""
+    port = requested_port(options)
+    where = (
+        f"port {port}" if port else f"its default port (see `crm-qualify simulate {crm} --help`)"
+    )
+    if exc.errno == errno.EACCES:
+        return (
+            f"the {crm} simulator may not listen on {where}: permission denied; pick a port"
+            " above 1023 with --port"
+        )
+    return (
+        f"the {crm} simulator cannot listen on {where}: the port is already in use (another"
+        " simulator still running?); stop what listens there, or pick another with --port"
+        " (--port 0: any free port)"
+    )

@@ -1,0 +1,374 @@
+"""An admin's first hour at the command line: the version, help for every command, where the
+configuration is found, read-only commands that create nothing, aligned `runs`, and one-line
+errors that say what to do (a traceback only under --debug)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from importlib.metadata import EntryPoint, version
+from pathlib import Path
+
+import pytest
+from crm_qualify.connector import plugins
+from crm_qualify.connector.cli import build_parser, main
+from crm_qualify.connector.commands import doctor, schema
+from crm_qualify.connector.ops import logs
+from crm_qualify.connector.sync.state import StateStore
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from tests.memory_adapter import MemoryAdapter
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPING = ROOT / "mappings" / "hubspot.toml"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No CRMQ_* variable from the machine, an empty working directory, and no secret value
+    that other tests registered (some are plain words) masking what is compared here."""
+    monkeypatch.setattr(logs, "_secrets", set())
+    for name in list(os.environ):
+        if name.startswith("CRMQ_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --version and help ---------------------------------------------------------------------------
+def test_version_comes_from_the_package_metadata(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"crm-qualify {version('crm-qualify')}"
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, object]:
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[prefix + name] = sub
+                found |= subcommands(sub, f"{prefix}{name} ")
+    return found
+
+
+def test_every_command_has_a_description_in_its_help():
+    commands = subcommands(build_parser())
+    assert {"doctor", "runs", "schema", "setup", "config check", "healthcheck"} <= set(commands)
+    undescribed = [name for name, parser in commands.items() if not parser.description]
+    assert not undescribed, f"add description= to: {undescribed}"
+
+
+def test_help_of_each_command_shows_its_description():
+    result = subprocess.run(
+        ["crm-qualify", "doctor", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0 and "credentials" in result.stdout
+    assert "--config" in result.stdout and "./crm-qualify.toml" in result.stdout
+
+
+# one line, or the traceback under --debug ---------------------------------------------------
+def boom(args: argparse.Namespace) -> int:
+    raise RuntimeError("the sky fell\nsecond line")
+
+
+def test_an_unexpected_error_is_one_line_without_debug(monkeypatch, capsys):
+    monkeypatch.setattr(schema, "run", boom)
+    assert main(["schema", "contact"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "error: RuntimeError: the sky fell (rerun with --debug for the traceback)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv", [["--debug", "schema", "contact"], ["schema", "contact", "--debug"]]
+)
+def test_debug_shows_the_traceback_before_or_after_the_command(monkeypatch, argv):
+    monkeypatch.setattr(schema, "run", boom)
+    with pytest.raises(RuntimeError, match="the sky fell"):
+        main(argv)
+
+
+def test_a_missing_optional_package_names_the_extra_that_brings_it(monkeypatch, capsys):
+    def needs_trustme(args: argparse.Namespace) -> int:
+        raise ModuleNotFoundError("No module named 'trustme'", name="trustme")
+
+    monkeypatch.setattr(schema, "run", needs_trustme)
+    assert main(["schema", "contact"]) == 2
+    assert "pip install 'crm-qualify[simulators]'" in capsys.readouterr().err
+
+
+# where the configuration comes from ---------------------------------------------------------
+def instance_in_use(capsys, *argv: str) -> str:
+    assert main(["config", "check", *argv]) == 0
+    return re.search(r"instance (\S+),", capsys.readouterr().out).group(1)
+
+
+def test_config_is_found_by_flag_then_environment_then_working_directory(
+    tmp_path, monkeypatch, capsys
+):
+    for name in ("cwd", "env", "flag"):
+        (tmp_path / f"{name}.toml").write_text(f"[crm]\ninstance = '{name}'\n")
+    assert instance_in_use(capsys) == "default", "no file: built-in defaults"
+    (tmp_path / "crm-qualify.toml").write_text("[crm]\ninstance = 'cwd'\n")
+    assert instance_in_use(capsys) == "cwd"
+    monkeypatch.setenv("CRMQ_CONFIG", str(tmp_path / "env.toml"))
+    assert instance_in_use(capsys) == "env"
+    assert instance_in_use(capsys, str(tmp_path / "flag.toml")) == "flag"
+
+
+def test_every_command_finds_the_file_in_the_working_directory(tmp_path, capsys):
+    (tmp_path / "crm-qualify.toml").write_text("[rules.weights]\ndemo_request = 1\n")
+    contact = {"id": "c1", "origin": "inbound", "events": [{"type": "demo_request", "at": NOW}]}
+    (tmp_path / "one.jsonl").write_text(json.dumps(contact) + "\n")
+    assert main(["score", "one.jsonl", "--now", NOW]) == 0
+    here = json.loads(capsys.readouterr().out)
+    (tmp_path / "crm-qualify.toml").unlink()
+    assert main(["score", "one.jsonl", "--now", NOW]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert here["score"] < default["score"]
+
+
+NOW = "2026-11-22T12:00:00Z"
+
+
+# read-only commands never create a state file -----------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs"],
+        ["runs", "--json"],
+        ["report"],
+        ["report", "--json"],
+        ["errors"],
+        ["errors", "--json"],
+    ],
+)
+def test_read_only_commands_say_there_are_no_runs_and_create_nothing(tmp_path, capsys, argv):
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    said = captured.err if "--json" in argv else captured.out
+    assert said.strip() == (
+        "no runs yet for instance default: no state file at crm-qualify.sqlite"
+        " (`crm-qualify sync --once` or `crm-qualify run` creates it)"
+    )
+    if "--json" in argv:
+        assert captured.out == "", "nothing a JSON reader would choke on"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rollback_without_a_state_file_creates_none(tmp_path, capsys):
+    assert main(["rollback", "20260101T000000-abcdef"]) == 2
+    assert "no state file at crm-qualify.sqlite" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+# runs ---------------------------------------------------------------------------------------
+def seeded_runs(path: Path) -> dict[str, str]:
+    store = StateStore(path)
+    ids = {}
+    ids["dry"] = store.start_run("default", mode="full", dry_run=True)
+    store.finish_run(
+        ids["dry"], "ok", {"read": 1200, "fields_planned": 3400, "tasks_planned": 69}, []
+    )
+    ids["sync"] = store.start_run("default", mode="incremental", dry_run=False)
+    store.finish_run(
+        ids["sync"],
+        "partial",
+        {"read": 1200, "fields_written": 3400, "tasks_created": 69},
+        ["contacts/42 crmq_score: refused", "contacts/43 crmq_grade: refused"],
+    )
+    time.sleep(0.01)
+    ids["rollback"] = store.start_run("default", mode=f"rollback of {ids['sync']}", dry_run=False)
+    store.finish_run(ids["rollback"], "ok", {"fields_written": 3390, "tasks_closed": 69}, [])
+    store.close()
+    return ids
+
+
+def test_runs_are_a_table_with_aligned_columns_and_a_rollback_shows_what_it_closed(
+    tmp_path, capsys
+):
+    ids = seeded_runs(tmp_path / "crm-qualify.sqlite")
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, *rest = lines
+    rows = [line for line in rest if not line.startswith("    ")]
+    assert [row.split()[0] for row in rows] == [ids["rollback"], ids["sync"], ids["dry"]]
+    for column in ("STARTED", "MODE", "STATUS", "FIELDS", "TASKS"):
+        start = header.index(column)
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows), column
+    for column in ("READ", "ERRORS"):  # numbers: right-aligned under the header's end
+        end = header.index(column) + len(column)
+        assert all(row[end - 1] != " " and row[end : end + 1] in ("", " ") for row in rows)
+    rollback, sync, dry = rows
+    assert "69 closed" in rollback and "3,390 restored" in rollback
+    assert "69 created" in sync and "3,400 written" in sync and "partial" in sync
+    assert "69 planned" in dry and "(dry run)" in dry
+    assert "    contacts/42 crmq_score: refused" in lines
+
+
+def test_runs_json_keeps_every_count(tmp_path, capsys):
+    ids = seeded_runs(tmp_path / "crm-qualify.sqlite")
+    assert main(["runs", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[0]["id"] == ids["rollback"]
+    assert records[0]["counts"]["tasks_closed"] == 69
+
+
+# simulate -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("crm", ["hubspot", "salesforce"])
+def test_a_simulator_on_a_busy_port_says_so_in_one_line(crm):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            ["crm-qualify", "simulate", crm, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: the {crm} simulator cannot listen on port {port}: the port is already in"
+        " use (another simulator still running?); stop what listens there, or pick another"
+        " with --port (--port 0: any free port)"
+    )
+    assert "Traceback" not in result.stderr
+
+
+# doctor -------------------------------------------------------------------------------------
+def test_doctor_names_an_unreachable_url_and_the_cause_at_once(tmp_path, capsys):
+    url = f"http://127.0.0.1:{closed_port()}"
+    (tmp_path / "crm-qualify.toml").write_text(
+        f"[adapters.hubspot]\naccess_token = 'pat-x'\nbase_url = '{url}'\n"
+    )
+    started = time.monotonic()
+    assert main(["doctor"]) == 1
+    assert time.monotonic() - started < 5, "no minute of retries before saying so"
+    captured = capsys.readouterr()
+    assert f"[FAIL] reach {url}: connection refused" in captured.out
+    assert "adapters.hubspot.base_url" in captured.out
+    assert "retry" not in captured.err and "Traceback" not in captured.err
+
+
+class UnreachableAdapter(MemoryAdapter):
+    """A CRM whose HTTP client gives up with urllib3's own error, not an AdapterError."""
+
+    def check(self):
+        reason = NewConnectionError(None, "Failed to establish a new connection: refused")
+        raise MaxRetryError(None, "/crm/v3/properties/contacts", reason)
+
+
+@pytest.fixture
+def unreachable_adapter(monkeypatch, tmp_path):
+    known = plugins.available_adapters()
+    where = "tests.test_cli_admin:UnreachableAdapter"
+    monkeypatch.setattr(
+        plugins,
+        "available_adapters",
+        lambda: {**known, "memory": EntryPoint("memory", where, "x")},
+    )
+    (tmp_path / "crm-qualify.toml").write_text(
+        f"[crm]\nadapter = 'memory'\nmapping_file = '{MAPPING}'\n"
+    )
+
+
+def test_doctor_reports_a_library_network_error_as_one_line(unreachable_adapter, capsys):
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] calling the memory API: NewConnectionError:" in out
+    assert "Failed to establish a new connection: refused" in out
+
+
+def test_doctor_under_debug_shows_the_library_error(unreachable_adapter):
+    with pytest.raises(MaxRetryError):
+        main(["--debug", "doctor"])
+
+
+def test_network_cause_finds_the_innermost_reason():
+    """As urllib3 builds it: MaxRetryError(reason=NewConnectionError from the socket error)."""
+    reason = NewConnectionError(None, "Failed to establish a new connection")
+    reason.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    cause = doctor.network_cause(MaxRetryError(None, "/x", reason))
+    assert cause == "ConnectionRefusedError: [Errno 111] Connection refused"
+
+
+def salesforce_config(tmp_path: Path, **options: str) -> None:
+    lines = [
+        "[crm]",
+        "adapter = 'salesforce'",
+        "[adapters.salesforce]",
+        f"login_url = 'https://127.0.0.1:{closed_port()}'",
+        "allowed_domains = ['127.0.0.1']",
+        "client_id = 'id'",
+        "client_secret = 'cli-admin-client-secret-7f3'",
+        "username = 'admin@example.com'",
+        "password = 'cli-admin-password-7f3'",
+        *(f"{key} = '{value}'" for key, value in options.items()),
+    ]
+    (tmp_path / "crm-qualify.toml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["sync", "--once", "--dry-run"]])
+def test_a_missing_ca_bundle_is_named_before_any_call(tmp_path, capsys, command):
+    salesforce_config(tmp_path, ca_bundle=str(tmp_path / "absent-ca.pem"))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"adapters.salesforce.ca_bundle: {tmp_path / 'absent-ca.pem'}: no such file" in err
+    assert "Traceback" not in err
+
+
+# healthcheck --------------------------------------------------------------------------------
+def test_healthcheck_of_a_daemon_that_is_not_there_is_unhealthy(tmp_path, capsys):
+    port = closed_port()
+    (tmp_path / "crm-qualify.toml").write_text(f"[server]\nport = {port}\n")
+    assert main(["healthcheck", "--timeout", "2"]) == 1
+    assert f"unhealthy: http://127.0.0.1:{port}/healthz" in capsys.readouterr().out
+
+
+def test_healthcheck_with_a_broken_configuration_is_unhealthy_not_exit_2(tmp_path, capsys):
+    (tmp_path / "crm-qualify.toml").write_text("[server]\nport = 'x'\n")
+    assert main(["healthcheck"]) == 1
+    assert "server.port" in capsys.readouterr().err
+
+
+def test_healthcheck_url_uses_loopback_for_every_address():
+    from crm_qualify.connector.settings import Settings
+
+    assert doctor.health_url(Settings(server={"host": "0.0.0.0", "port": 9})) == (
+        "http://127.0.0.1:9/healthz"
+    )
+    assert doctor.health_url(Settings(server={"host": "::", "port": 9})) == (
+        "http://[::1]:9/healthz"
+    )
+    assert doctor.health_url(Settings(server={"host": "10.1.2.3", "port": 9})) == (
+        "http://10.1.2.3:9/healthz"
+    )
+
+
+def test_the_cli_module_runs_as_a_script():
+    result = subprocess.run(
+        [sys.executable, "-m", "crm_qualify.connector.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("crm-qualify ")
