@@ -1,6 +1,6 @@
-"""The long kill loop: many SIGKILLed HubSpot syncs, each rerun and compared with a clean sync.
+"""The long kill loop: many SIGKILLed syncs, each rerun and compared with a clean sync.
 
-    python bench/kill_loop.py --trials 40 --contacts 1000
+    python bench/kill_loop.py --trials 40 --contacts 1000 [--crm salesforce]
 
 Prints one line per trial and the totals; exits 1 if any trial duplicated, lost or differed.
 """
@@ -23,12 +23,15 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--contacts", type=int, default=600)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--crm", choices=["hubspot", "salesforce"], default="hubspot")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     bad = kills = 0
     with tempfile.TemporaryDirectory() as folder:
         for trial in range(args.trials):
-            outcome = one_trial(Path(folder) / str(trial), args.contacts, args.seed + trial, rng)
+            outcome = one_trial(
+                Path(folder) / str(trial), args.contacts, args.seed + trial, rng, args.crm
+            )
             kills += outcome.kills
             wrong = (
                 outcome.duplicate_tasks

@@ -1,5 +1,5 @@
 """Kill a real `crm-qualify sync --once` with SIGKILL at a random moment, rerun it until a run
-ends ok, and compare the portal with one that was synced cleanly.
+ends ok, and compare the portal (HubSpot) or org (Salesforce) with one synced cleanly.
 
 Used by `tests/test_kill.py` (a few iterations) and `bench/kill_loop.py` (many). The simulator
 runs in this process; the sync runs as a separate process, as a user runs it, so SIGKILL hits
@@ -17,8 +17,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.mapping import load_mapping
 
 OWNED = (
     "lifecyclestage",
@@ -44,32 +46,68 @@ class Outcome:
     extra_tasks: int
 
 
-def portal_state(sim: HubSpotSimulator) -> tuple[dict[str, tuple], Counter[str]]:
-    """Owned values per contact, and our task keys with how often each exists."""
-    with sim.store.lock:
-        contacts = {
-            oid: tuple(record["properties"].get(name) for name in OWNED)
-            for oid, record in sim.store.objects["contacts"].items()
+def portal_state(sim: Any) -> tuple[dict[str, tuple], Counter[str]]:
+    """Owned values per person, and our task keys with how often each exists."""
+    if isinstance(sim, HubSpotSimulator):
+        with sim.store.lock:
+            contacts = {
+                oid: tuple(record["properties"].get(name) for name in OWNED)
+                for oid, record in sim.store.objects["contacts"].items()
+            }
+            keys = Counter(
+                record["properties"].get("crmq_task_key")
+                for record in sim.store.objects["tasks"].values()
+                if record["properties"].get("crmq_task_key") and not record.get("archived")
+            )
+        return contacts, keys
+    mapping = load_mapping("salesforce")
+    fields = sorted(
+        {
+            crm_field
+            for sobject in ("Lead", "Contact")
+            for canonical, crm_field in mapping["objects"][sobject]["fields"].items()
+            if canonical not in ("scored_at", "reasons")
         }
-        keys = Counter(
-            record["properties"].get("crmq_task_key")
-            for record in sim.store.objects["tasks"].values()
-            if record["properties"].get("crmq_task_key") and not record.get("archived")
-        )
-    return contacts, keys
-
-
-def write_config(folder: Path, sim: HubSpotSimulator, name: str) -> Path:
-    config = folder / f"{name}.toml"
-    config.write_text(
-        f"[crm]\nadapter = 'hubspot'\n[adapters.hubspot]\nbase_url = '{sim.base_url}'\n"
-        f"[sync]\nstate_path = '{folder / (name + '.sqlite')}'\n"
     )
+    key_field = mapping["tasks"]["key_field"]
+    with sim.org.lock:
+        people = {
+            r["Id"]: tuple(r.get(f) for f in fields)
+            for sobject in ("Lead", "Contact")
+            for r in sim.org.live(sobject)
+        }
+        keys = Counter(r.get(key_field) for r in sim.org.live("Task") if r.get(key_field))
+    return people, keys
+
+
+def write_config(folder: Path, sim: Any, name: str) -> Path:
+    """A configuration as a user writes it; HubSpot's token comes from the environment."""
+    config = folder / f"{name}.toml"
+    state = f"[sync]\nstate_path = '{folder / (name + '.sqlite')}'\n"
+    if isinstance(sim, HubSpotSimulator):
+        adapter = f"[crm]\nadapter = 'hubspot'\n[adapters.hubspot]\nbase_url = '{sim.base_url}'\n"
+    else:
+        options = "".join(
+            f"{key} = {_toml(value)}\n" for key, value in sim.adapter_options().items()
+        )
+        adapter = f"[crm]\nadapter = 'salesforce'\n[adapters.salesforce]\n{options}"
+    config.write_text(adapter + state)
     return config
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def sync(config: Path, token: str) -> subprocess.Popen:
     env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": token}
+    env.pop("CRMQ_CONFIG", None)
     return subprocess.Popen(
         [
             sys.executable,
@@ -97,26 +135,33 @@ def run_to_end(config: Path, token: str, attempts: int = 5) -> int:
     raise AssertionError(f"no run ended ok after {attempts} attempts: {err[-2000:]}")
 
 
-def one_trial(folder: Path, contacts: int, seed: int, rng: random.Random) -> Outcome:
+def simulator(crm: str, contacts: int, seed: int) -> Any:
+    if crm == "hubspot":
+        return HubSpotSimulator(contacts=contacts, seed=seed, custom_properties=True)
+    from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+
+    return SalesforceSimulator(records=contacts, seed=seed)
+
+
+def one_trial(
+    folder: Path, contacts: int, seed: int, rng: random.Random, crm: str = "hubspot"
+) -> Outcome:
     """A clean portal and a killed one, from the same seed, compared after settling."""
     folder.mkdir(parents=True, exist_ok=True)
-    with (
-        HubSpotSimulator(contacts=contacts, seed=seed, custom_properties=True) as clean,
-        HubSpotSimulator(contacts=contacts, seed=seed, custom_properties=True) as killed,
-    ):
+    with simulator(crm, contacts, seed) as clean, simulator(crm, contacts, seed) as killed:
         started = time.monotonic()
-        run_to_end(write_config(folder, clean, "clean"), clean.token)
+        run_to_end(write_config(folder, clean, "clean"), _token(clean))
         full = time.monotonic() - started
         config = write_config(folder, killed, "killed")
         kills = 0
         for _ in range(rng.randint(1, 3)):
-            process = sync(config, killed.token)
+            process = sync(config, _token(killed))
             time.sleep(rng.uniform(0.3, max(0.4, full)))
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
             process.wait()
-        reruns = run_to_end(config, killed.token)
+        reruns = run_to_end(config, _token(killed))
         want_contacts, want_tasks = portal_state(clean)
         got_contacts, got_tasks = portal_state(killed)
     differing = sum(1 for oid, values in want_contacts.items() if got_contacts.get(oid) != values)
@@ -128,3 +173,7 @@ def one_trial(folder: Path, contacts: int, seed: int, rng: random.Random) -> Out
         missing_tasks=len(set(want_tasks) - set(got_tasks)),
         extra_tasks=len(set(got_tasks) - set(want_tasks)),
     )
+
+
+def _token(sim: Any) -> str:
+    return sim.token if isinstance(sim, HubSpotSimulator) else ""

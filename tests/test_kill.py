@@ -12,9 +12,9 @@ import pytest
 from tests.kill_harness import one_trial
 
 
-@pytest.mark.parametrize("seed", [11, 12])
-def test_a_killed_sync_converges_to_the_clean_state(tmp_path, seed):
-    outcome = one_trial(tmp_path, contacts=250, seed=seed, rng=random.Random(seed))
+@pytest.mark.parametrize(("crm", "seed"), [("hubspot", 11), ("hubspot", 12), ("salesforce", 13)])
+def test_a_killed_sync_converges_to_the_clean_state(tmp_path, crm, seed):
+    outcome = one_trial(tmp_path, contacts=250, seed=seed, rng=random.Random(seed), crm=crm)
     assert outcome.duplicate_tasks == 0
     assert outcome.missing_tasks == 0 and outcome.extra_tasks == 0
     assert outcome.differing_contacts == 0
