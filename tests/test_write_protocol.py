@@ -398,3 +398,33 @@ def test_a_state_file_from_the_first_release_gains_the_new_columns(tmp_path):
     state = StateStore(path)
     assert state.last_written("default", [("contact", "9")]) == {("contact", "9"): {"score": 70}}
     state.close()
+
+
+@pytest.mark.parametrize(
+    ("pragma", "message"),
+    [
+        ("PRAGMA max_page_count = {pages}", "the disk is full"),
+        ("PRAGMA query_only = ON", "read-only"),
+    ],
+)
+def test_a_real_sqlite_write_failure_stops_before_the_next_crm_call(tmp_path, pragma, message):
+    """sqlite's own 'database or disk is full' (the file may not grow past its size at open)
+    and read-only errors: a clear error, and no CRM value without its audit row."""
+    adapter = MemoryAdapter([hot_contact(f"h{n}") for n in range(6)] + [cold_contact("c1")])
+    state = StateStore(tmp_path / "state.sqlite")
+    pages = state._conn.execute("PRAGMA page_count").fetchone()[0]
+    state._conn.execute(pragma.format(pages=pages + 2))
+    try:
+        summary = run(adapter, state)
+    except StateStoreError as exc:
+        assert message in str(exc)
+        assert adapter.write_calls() == 0, "a run that cannot be recorded sends nothing"
+    else:
+        assert summary.status == "failed"
+        assert any(message in error for error in summary.errors), summary.errors
+        audited = {
+            (w.contact_id, w.field) for r in state.runs() for w in state.writes_for_run(r.id)
+        }
+        landed = {(cid, f) for cid, c in adapter.records.items() for f in c.owned}
+        assert landed <= audited, "every value in the CRM has an audit row"
+    state.close()
