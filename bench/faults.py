@@ -26,10 +26,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.settings import CrmSettings, Settings
-from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
-from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crm_qualify.connector.contract import Adapter  # noqa: E402
+from crm_qualify.connector.settings import CrmSettings, Settings  # noqa: E402
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine  # noqa: E402
+from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore  # noqa: E402
+
+from tests.kill_harness import portal_state  # noqa: E402
 
 ANCHOR = date(2026, 3, 2)
 FULL_AT = datetime(2026, 3, 2, 12, tzinfo=UTC)
@@ -65,17 +69,6 @@ def hubspot(contacts: int, seed: int) -> Portal:
         search_rate=10_000,
     )
     sim.start()
-    owned = [
-        "lifecyclestage",
-        "crmq_temperature",
-        "crmq_score",
-        "crmq_fit_score",
-        "crmq_engagement_score",
-        "crmq_intent_score",
-        "crmq_grade",
-        "crmq_rules_version",
-        "crmq_renurture",
-    ]
 
     def adapter() -> Adapter:
         settings = HubSpotSettings(
@@ -83,26 +76,13 @@ def hubspot(contacts: int, seed: int) -> Portal:
         )
         return HubSpotAdapter.from_config(settings, load_mapping("hubspot"))
 
-    def snapshot() -> tuple[dict[str, tuple], Counter[str]]:
-        with sim.store.lock:
-            values = {
-                oid: tuple(r["properties"].get(p) for p in owned)
-                for oid, r in sim.store.objects["contacts"].items()
-            }
-            keys = Counter(
-                r["properties"].get("crmq_task_key")
-                for r in sim.store.objects["tasks"].values()
-                if r["properties"].get("crmq_task_key") and not r["archived"]
-            )
-        return values, keys
-
     kinds = sorted(KINDS - {"207", "slow", "expire_token"})
     return Portal(
         "hubspot",
         sim,
         adapter,
         lambda n: sim.simulate_engagement(n, seed=seed),
-        snapshot,
+        lambda: portal_state(sim),
         lambda: Counter(sim.faults.injected),
         lambda rate: sim.faults.set_random(rate, kinds, delay=1.5),
     )
@@ -118,35 +98,17 @@ def salesforce(contacts: int, seed: int) -> Portal:
     mapping = load_mapping("salesforce")
     sim = SalesforceSimulator(records=contacts, seed=seed, anchor=ANCHOR)
     sim.start()
-    fields = sorted(
-        {
-            crm_field
-            for sobject in ("Lead", "Contact")
-            for canonical, crm_field in mapping["objects"][sobject]["fields"].items()
-            if canonical not in ("scored_at", "reasons")
-        }
-    )
-    key_field = mapping["tasks"]["key_field"]
 
     def adapter() -> Adapter:
         options = {**sim.adapter_options(), "timeout_seconds": 1.0, "max_attempts": 4}
         return SalesforceAdapter.from_config(SalesforceSettings(**options), mapping)
-
-    def snapshot() -> tuple[dict[str, tuple], Counter[str]]:
-        values = {
-            record["Id"]: tuple(record.get(f) for f in fields)
-            for sobject in ("Lead", "Contact")
-            for record in sim.org.live(sobject)
-        }
-        keys = Counter(r.get(key_field) for r in sim.org.live("Task") if r.get(key_field))
-        return values, keys
 
     return Portal(
         "salesforce",
         sim,
         adapter,
         sim.simulate_engagement,
-        snapshot,
+        lambda: portal_state(sim),
         lambda: Counter(sim.faults.injected),
         lambda rate: sim.faults.set_random(rate, RANDOM_KINDS, delay=1.5),
     )
