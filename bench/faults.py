@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from crm_qualify.connector.contract import Adapter  # noqa: E402
-from crm_qualify.connector.settings import CrmSettings, Settings  # noqa: E402
+from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings  # noqa: E402
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine  # noqa: E402
 from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore  # noqa: E402
 
@@ -127,7 +127,9 @@ def settled(store: StateStore) -> bool:
 def sync_until_settled(portal: Portal, state: Path, now: datetime) -> tuple[list[str], list[str]]:
     """Runs until one ends ok with nothing in flight: the statuses, and what needs attention."""
     store = StateStore(state)
-    settings = Settings(crm=CrmSettings(adapter=portal.name))
+    settings = Settings(
+        crm=CrmSettings(adapter=portal.name), sync=SyncSettings(lookup_delay_seconds=0)
+    )
     statuses: list[str] = []
     try:
         while len(statuses) < MAX_RUNS:

@@ -74,6 +74,13 @@ class SyncSettings(_Section):
     max_retry_records: int = Field(
         default=10_000, ge=0, description="Failed records re-read at the start of a run."
     )
+    lookup_delay_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="A task create whose answer was lost is looked up in the CRM only after"
+        " this long, so the CRM's search index has caught up (HubSpot's lags a few seconds);"
+        " until then it is neither looked up nor sent again.",
+    )
 
 
 class ScheduleSettings(_Section):

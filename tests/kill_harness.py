@@ -83,7 +83,10 @@ def portal_state(sim: Any) -> tuple[dict[str, tuple], Counter[str]]:
 def write_config(folder: Path, sim: Any, name: str) -> Path:
     """A configuration as a user writes it; HubSpot's token comes from the environment."""
     config = folder / f"{name}.toml"
-    state = f"[sync]\nstate_path = '{folder / (name + '.sqlite')}'\n"
+    state = (
+        f"[sync]\nstate_path = '{folder / (name + '.sqlite')}'\n"
+        "lookup_delay_seconds = 0  # reruns follow at once; the simulator's search has no lag\n"
+    )
     if isinstance(sim, HubSpotSimulator):
         adapter = f"[crm]\nadapter = 'hubspot'\n[adapters.hubspot]\nbase_url = '{sim.base_url}'\n"
     else:

@@ -115,7 +115,7 @@ def test_dry_run_writes_nothing_and_keeps_the_cursor(store):
 def test_crash_between_task_create_and_record_creates_no_duplicate(store):
     adapter = MemoryAdapter([hot_contact()])
     adapter.crash_after_task_create = True
-    engine = make_engine(adapter, store)
+    engine = SyncEngine(adapter, Settings(sync={"lookup_delay_seconds": 0}), store)
 
     first = run(engine)
     assert first.status == "failed"

@@ -3,6 +3,7 @@ by the package index's `adapters` or `mappings` distributions."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_has_one_top_level_name(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    for name in ("connector", "adapters", "mappings"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
         [
             sys.executable,
@@ -22,7 +28,7 @@ def test_wheel_has_one_top_level_name(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         cwd=tmp_path,

@@ -47,6 +47,8 @@ def engine_for(adapter: MemoryAdapter, store: StateStore, **settings) -> SyncEng
 
 
 def run(adapter: MemoryAdapter, store: StateStore, **settings):
+    """One run; lost answers are looked up at once unless a test sets the delay."""
+    settings.setdefault("sync", {"lookup_delay_seconds": 0})
     return engine_for(adapter, store, **settings).run(RunOptions(now=NOW))
 
 
@@ -163,6 +165,9 @@ def test_an_unknown_outcome_is_looked_up_never_resent(store):
     first = run(adapter, store)
     assert first.counts["tasks_uncertain"] == 2
     assert {t.status for t in store.all_tasks("default")} == {TASK_PENDING}
+    assert run(adapter, store, sync={"lookup_delay_seconds": 120}).status == "ok"
+    assert "find_tasks" not in adapter.calls, "not looked up before the search index caught up"
+    assert set(task_keys(adapter).values()) == {1}, "and not sent again meanwhile"
     assert run(adapter, store).status == "ok"
     assert set(task_keys(adapter).values()) == {1}, "no duplicate after the lost answer"
     assert adapter.calls["find_tasks"] == 1
@@ -252,12 +257,13 @@ def test_a_refused_value_needs_attention_until_the_configuration_changes(store):
     assert "contact/c1: Rating: bad value for restricted picklist" in first.errors
     (record,) = store.attention("default")
     assert (record.contact_id, record.field, record.attempts) == ("c1", "Rating", 1)
-    engine = engine_for(adapter, store)
+    engine = engine_for(adapter, store, sync={"lookup_delay_seconds": 0})
     engine.run(RunOptions(now=NOW))
     assert adapter.calls.get("read_contacts", 0) == 0, (
         "on backoff: not re-read while nothing changed"
     )
-    changed = SyncEngine(adapter, Settings(rules={"thresholds": {"mql": 55}}), store)
+    settings = Settings(rules={"thresholds": {"mql": 55}}, sync={"lookup_delay_seconds": 0})
+    changed = SyncEngine(adapter, settings, store)
     changed.run(RunOptions(now=NOW))
     assert adapter.calls.get("read_contacts", 0) == 1, "a configuration change retries it at once"
 

@@ -23,7 +23,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 from crm_qualify.connector.contract import (
@@ -214,8 +214,16 @@ class SyncEngine:
             log.info("task ledger rebuilt from the CRM: %d task key(s) already there", found)
 
     def _settle_pending_tasks(self, summary: RunSummary) -> None:
-        """Creations sent but never acknowledged: the CRM is asked, never blindly re-sent."""
-        pending = self.store.tasks_in(self.instance, TASK_PENDING)
+        """Creations sent but never acknowledged: the CRM is asked, never blindly re-sent;
+        only once `sync.lookup_delay_seconds` have passed, so a search index that lags the
+        write cannot make a landed task look missing."""
+        delay = timedelta(seconds=self.settings.sync.lookup_delay_seconds)
+        pending = self.store.tasks_in(
+            self.instance, TASK_PENDING, sent_before=datetime.now(UTC) - delay
+        )
+        waiting = len(self.store.tasks_in(self.instance, TASK_PENDING)) - len(pending)
+        if waiting:
+            log.info("%d task creation(s) of unknown outcome wait for the look-up delay", waiting)
         if not pending:
             return
         found: dict[str, str] = {}

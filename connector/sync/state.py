@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS meta (
 
 COLUMNS = {
     "field_writes": {"status": "TEXT NOT NULL DEFAULT 'acked'"},
-    "tasks": {"attempts": "INTEGER NOT NULL DEFAULT 0", "last_error": "TEXT"},
+    "tasks": {"attempts": "INTEGER NOT NULL DEFAULT 0", "last_error": "TEXT", "sent_at": "TEXT"},
     "retries": {
         "transient": "INTEGER NOT NULL DEFAULT 1",
         "field": "TEXT",
@@ -520,6 +520,10 @@ class StateStore:
         to be looked up in the CRM before it is ever sent again."""
         with self._tx() as conn:
             self._insert_tasks(conn, instance, run_id, tasks, TASK_PENDING)
+            conn.executemany(
+                "UPDATE tasks SET sent_at = ? WHERE instance = ? AND key = ? AND status = ?",
+                [(_now(), instance, task.key, TASK_PENDING) for task in tasks],
+            )
 
     @staticmethod
     def _insert_tasks(
@@ -555,15 +559,25 @@ class StateStore:
         )
 
     def tasks_in(
-        self, instance: str, status: str, *, below_attempts: int | None = None
+        self,
+        instance: str,
+        status: str,
+        *,
+        below_attempts: int | None = None,
+        sent_before: datetime | None = None,
     ) -> list[PlannedTask]:
         """Tasks in one state (`pending`: sent but never acknowledged; `owed`: not yet in
         the CRM), from the payload saved with the intent; optionally only those that failed
-        fewer than `below_attempts` times."""
+        fewer than `below_attempts` times, or that were last sent before `sent_before`."""
         rows = self._query(
             "SELECT payload FROM tasks WHERE instance = ? AND status = ? AND attempts < ?"
-            " ORDER BY created_at, key",
-            (instance, status, below_attempts if below_attempts is not None else 2**31),
+            " AND (sent_at IS NULL OR sent_at <= ?) ORDER BY created_at, key",
+            (
+                instance,
+                status,
+                below_attempts if below_attempts is not None else 2**31,
+                (sent_before or datetime.max.replace(tzinfo=UTC)).isoformat(),
+            ),
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 

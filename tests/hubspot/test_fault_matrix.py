@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
-from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore
 
@@ -55,6 +55,10 @@ REQUESTS = [
 ]
 
 
+IMMEDIATE_LOOKUP = SyncSettings(lookup_delay_seconds=0)
+"""Runs follow each other at once here, and the simulator's search has no lag."""
+
+
 def portal() -> HubSpotSimulator:
     sim = HubSpotSimulator(
         contacts=CONTACTS, seed=12, anchor=ANCHOR, custom_properties=True, **FAST
@@ -76,7 +80,9 @@ def sync_until_settled(sim: HubSpotSimulator, state: Path) -> list[str]:
     in flight; returns the runs' statuses."""
     adapter = make_adapter(sim, timeout_seconds=0.3, max_attempts=3)
     store = StateStore(state)
-    engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="hubspot")), store)
+    engine = SyncEngine(
+        adapter, Settings(crm=CrmSettings(adapter="hubspot"), sync=IMMEDIATE_LOOKUP), store
+    )
     statuses: list[str] = []
     try:
         while len(statuses) < MAX_RUNS:

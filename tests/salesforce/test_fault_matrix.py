@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.mapping import load_mapping
-from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore
 
@@ -29,6 +29,10 @@ OBJECTS = ("Lead", "Contact")
 OWNED = {
     sobject: list(MAPPING["objects"][sobject]["fields"].values()) for sobject in ("Lead", "Contact")
 }
+
+
+IMMEDIATE_LOOKUP = SyncSettings(lookup_delay_seconds=0)
+"""Runs follow each other at once here, and the simulator's search has no lag."""
 
 
 def org() -> SalesforceSimulator:
@@ -58,7 +62,7 @@ def sync_until_settled(sim: SalesforceSimulator, tmp_path, runs: int = 4) -> lis
     """Runs (each with a new adapter, as a restarted daemon) until one ends ok with nothing
     owed or pending; the statuses seen."""
     store = StateStore(tmp_path / "state.sqlite")
-    settings = Settings(crm=CrmSettings(adapter="salesforce"))
+    settings = Settings(crm=CrmSettings(adapter="salesforce"), sync=IMMEDIATE_LOOKUP)
     statuses: list[str] = []
     try:
         for _ in range(runs):
