@@ -28,7 +28,13 @@ Behaviour an adapter must cope with (as in HubSpot): batch results are not in in
 stops at 10,000 results; imports leave >10,000 contacts with one identical `lastmodifieddate`;
 every write bumps `lastmodifieddate` (`hs_lastmodifieddate` on other objects); API writes cannot
 move `lifecyclestage` backwards (the value is kept unless it is cleared first); analytics and
-email-engagement properties are read-only. Differences from the real API are listed in the
+email-engagement properties are read-only. Path values arrive percent-encoded
+(`x%40y.org?idProperty=email`) and are decoded. `crm-qualify simulate hubspot` lags search by
+`--search-lag-seconds` (2 s by default; the class defaults to 0). `propertiesWithHistory` answers
+newest first: API writes as `INTEGRATION` (sourceId = the app id), `touch()` as `CRM_UI` (with
+`updatedByUserId`), `simulate_engagement()` as `ANALYTICS`, seeded values as one `IMPORT` entry.
+Pipelines exist for deals, contacts (the lifecycle stages) and tickets (HubSpot's default
+support pipeline, served without ticket records). Differences from the real API are listed in the
 docstrings where they occur (e.g. v4 association types omit `label` when HubSpot sends null).
 """
 

@@ -9,6 +9,10 @@ import threading
 
 from .simulator import HubSpotSimulator
 
+# HubSpot's search index trails writes by a few seconds; the served portal does too by default
+# (the `HubSpotSimulator` class keeps 0 so in-process tests opt in explicitly).
+DEFAULT_SEARCH_LAG = 2.0
+
 
 def _rate(text: str) -> int:
     """`190` or `190/10s` (HubSpot states burst limits per 10 seconds)."""
@@ -16,6 +20,16 @@ def _rate(text: str) -> int:
     if window not in ("", "10s") or not count.isdigit() or int(count) < 1:
         raise argparse.ArgumentTypeError(f"expected N or N/10s, got {text!r}")
     return int(count)
+
+
+def _lag(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 3600, got {text!r}")
+    return seconds
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +47,13 @@ def parser() -> argparse.ArgumentParser:
         default="429,500,502,503",
         help="comma-separated kinds the random faults draw from, e.g."
         " 429,500,502,503,reset,drop,lost,timeout,401 (lost and timeout apply the write first)",
+    )
+    p.add_argument(
+        "--search-lag-seconds",
+        type=_lag,
+        default=DEFAULT_SEARCH_LAG,
+        help="how long a write stays invisible to search, as in HubSpot's search index"
+        f" (default {DEFAULT_SEARCH_LAG:g}; 0 turns it off)",
     )
     p.add_argument(
         "--custom-properties",
@@ -55,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=opts.rate_limit,
         fault_rate=opts.fault_rate,
         custom_properties=opts.custom_properties,
+        search_index_lag=opts.search_lag_seconds,
     )
     try:
         sim.faults.set_random(opts.fault_rate, opts.fault_kinds.split(","))

@@ -52,9 +52,13 @@ def render(
 
 
 def render_record(
-    sim: HubSpotSimulator, object_type: str, record: Record, wanted: list[str] | None
+    sim: HubSpotSimulator,
+    object_type: str,
+    record: Record,
+    wanted: list[str] | None,
+    history: list[str] | None = None,
 ) -> dict[str, Any]:
-    return render(
+    out = render(
         sim,
         object_type,
         record["id"],
@@ -62,6 +66,9 @@ def render_record(
         wanted,
         archived_at=record.get("archivedAt") if record["archived"] else None,
     )
+    if history:
+        out["propertiesWithHistory"] = sim.store.history(object_type, record, history)
+    return out
 
 
 def with_associations(
@@ -70,8 +77,9 @@ def with_associations(
     record: Record,
     wanted: list[str] | None,
     assoc: list[str],
+    history: list[str] | None = None,
 ) -> dict[str, Any]:
-    out = render_record(sim, object_type, record, wanted)
+    out = render_record(sim, object_type, record, wanted, history)
     links = {}
     for to_type in assoc:
         found = sim.store.association_types(object_type, record["id"], to_type)

@@ -81,6 +81,7 @@ def batch_read(sim: HubSpotSimulator, req: Request) -> Response:
     inputs = _inputs(req, ("id",), "BatchReadInputSimplePublicObjectId")
     body = req.json()
     wanted, id_property = body.get("properties") or None, body.get("idProperty")
+    history = [str(n) for n in body.get("propertiesWithHistory") or []]
     keys = [str(item["id"]) for item in inputs]
     failing = _failing(req, keys)
     results, missing, errors = [], [], []
@@ -91,7 +92,7 @@ def batch_read(sim: HubSpotSimulator, req: Request) -> Response:
         elif record is None:
             missing.append(key)
         else:
-            results.append(render_record(sim, object_type, record, wanted))
+            results.append(render_record(sim, object_type, record, wanted, history))
     if missing:
         errors.append(
             row_error(

@@ -6,8 +6,9 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from . import seed_meta
 from .errors import ApiError, invalid_json, row_error, validation_error
-from .schema import ASSOCIATION_TYPES, SINGULAR, definition, options
+from .schema import ASSOCIATION_TYPES, INVERSE_TYPE, SINGULAR, TYPE_IDS, definition, options
 from .server import Request, Response, Route
 from .values import format_ms, now_ms
 
@@ -75,7 +76,25 @@ def get_owner(sim: HubSpotSimulator, req: Request) -> Response:
 
 
 def _pipelines(sim: HubSpotSimulator, object_type: str) -> list[dict[str, Any]]:
-    return sim.store.pipelines if object_type == "deals" else []
+    if object_type == "deals":
+        return sim.store.pipelines
+    if object_type == "tickets":
+        return [seed_meta.TICKET_PIPELINE]
+    if object_type == "contacts":
+        # The lifecycle stage pipeline follows the portal's (customisable) lifecyclestage options.
+        opts = sim.store.definitions["contacts"]["lifecyclestage"]["options"]
+        return [seed_meta.lifecycle_pipeline([(o["value"], o["label"]) for o in opts])]
+    return []
+
+
+def _pipeline(sim: HubSpotSimulator, req: Request) -> dict[str, Any]:
+    pid = req.params["pipelineId"]
+    found = next((p for p in _pipelines(sim, req.params["objectType"]) if p["id"] == pid), None)
+    if found is None:
+        raise ApiError(
+            404, "OBJECT_NOT_FOUND", f"Unable to find pipeline {pid}", context={"id": [pid]}
+        )
+    return found
 
 
 def list_pipelines(sim: HubSpotSimulator, req: Request) -> Response:
@@ -83,16 +102,20 @@ def list_pipelines(sim: HubSpotSimulator, req: Request) -> Response:
 
 
 def get_pipeline(sim: HubSpotSimulator, req: Request) -> Response:
-    found = next(
-        (
-            p
-            for p in _pipelines(sim, req.params["objectType"])
-            if p["id"] == req.params["pipelineId"]
-        ),
-        None,
-    )
+    return Response(200, _pipeline(sim, req))
+
+
+def list_stages(sim: HubSpotSimulator, req: Request) -> Response:
+    return Response(200, {"results": _pipeline(sim, req)["stages"]})
+
+
+def get_stage(sim: HubSpotSimulator, req: Request) -> Response:
+    sid = req.params["stageId"]
+    found = next((s for s in _pipeline(sim, req)["stages"] if s["id"] == sid), None)
     if found is None:
-        raise ApiError(404, "OBJECT_NOT_FOUND", f"Pipeline {req.params['pipelineId']} not found")
+        raise ApiError(
+            404, "OBJECT_NOT_FOUND", f"Unable to find stage {sid}", context={"id": [sid]}
+        )
     return Response(200, found)
 
 
@@ -242,6 +265,155 @@ def read_associations(sim: HubSpotSimulator, req: Request) -> Response:
     return Response(207 if errors else 200, body_out)
 
 
+def _type_specs(from_type: str, to_type: str, type_ids: Any) -> list[dict[str, Any]]:
+    labels = dict(ASSOCIATION_TYPES.get((from_type, to_type), []))
+    return [
+        {"category": "HUBSPOT_DEFINED", "typeId": t}
+        | ({"label": labels[t]} if labels.get(t) else {})
+        for t in type_ids
+    ]
+
+
+def association_page(sim: HubSpotSimulator, req: Request) -> Response:
+    """v4 `get_page`: one record's associations of a type, ascending by id, cursor = next id."""
+    from_type, oid, to_type = (
+        req.params["objectType"],
+        req.params["objectId"],
+        req.params["toObjectType"],
+    )
+    raw = req.arg("limit")
+    try:
+        limit = 500 if raw in (None, "") else int(raw)
+    except ValueError as exc:
+        raise validation_error(f"limit must be an integer, was {raw!r}") from exc
+    if not 1 <= limit <= 500:
+        raise validation_error(f"limit must be between 1 and 500, was {limit}")
+    after = req.arg("after") or ""
+    found = sorted(
+        (to_id, types)
+        for to_id, types in sim.store.association_types(from_type, oid, to_type)
+        if to_id >= after
+    )
+    results = [
+        {"toObjectId": to_id, "associationTypes": _type_specs(from_type, to_type, types)}
+        for to_id, types in found[:limit]
+    ]
+    body: dict[str, Any] = {"results": results}
+    if len(found) > limit:
+        nxt = found[limit][0]
+        link = (
+            f"{req.base_url}/crm/v4/objects/{from_type}/{oid}/associations/{to_type}"
+            f"?limit={limit}&after={nxt}"
+        )
+        body["paging"] = {"next": {"after": nxt, "link": link}}
+    return Response(200, body)
+
+
+def _default_type(from_type: str, to_type: str) -> int:
+    types = ASSOCIATION_TYPES.get((from_type, to_type))
+    if not types:
+        raise validation_error(
+            f"There is no default association type from {from_type} to {to_type}."
+        )
+    return next(t for t, label in types if label is None)
+
+
+def _require(sim: HubSpotSimulator, object_type: str, oid: str) -> None:
+    if sim.store.get(object_type, oid) is None:
+        raise validation_error(
+            f"One or more associations are invalid: no {SINGULAR[object_type]} with id {oid}."
+        )
+
+
+def create_default_association(sim: HubSpotSimulator, req: Request) -> Response:
+    """v4 `create_default`: the unlabeled default type, answered for both directions."""
+    started = format_ms(now_ms())
+    from_type, from_id = req.params["fromObjectType"], req.params["fromObjectId"]
+    to_type, to_id = req.params["toObjectType"], req.params["toObjectId"]
+    type_id = _default_type(from_type, to_type)
+    _require(sim, from_type, from_id)
+    _require(sim, to_type, to_id)
+    sim.store.associate(from_type, from_id, to_type, to_id, [type_id])
+    results = [
+        {
+            "from": {"id": a},
+            "to": {"id": b},
+            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": t},
+        }
+        for a, b, t in ((from_id, to_id, type_id), (to_id, from_id, INVERSE_TYPE[type_id]))
+    ]
+    body = {"status": "COMPLETE", "results": results, "startedAt": started}
+    return Response(200, body | {"completedAt": format_ms(now_ms())}, wrote=True)
+
+
+def create_associations(sim: HubSpotSimulator, req: Request) -> Response:
+    """v4 batch `create`: 201 with one `LabelsBetweenObjectPair` per input, or 207 with
+    per-row errors for missing records or types that do not link the two object types."""
+    from_type, to_type = req.params["fromObjectType"], req.params["toObjectType"]
+    body, started = req.json(), format_ms(now_ms())
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(inputs, list) or any(
+        not isinstance(i, dict)
+        or not (i.get("from") or {}).get("id")
+        or not (i.get("to") or {}).get("id")
+        or not isinstance(i.get("types"), list)
+        for i in inputs
+    ):
+        raise invalid_json(
+            "Cannot build BatchInputPublicAssociationMultiPost, some of required attributes "
+            "are not set [from, to, types]"
+        )
+    if len(inputs) > MAX_ASSOCIATION_INPUTS:
+        raise validation_error(
+            f"Batch input of {len(inputs)} items exceeds the limit of {MAX_ASSOCIATION_INPUTS}."
+        )
+    labels = dict(ASSOCIATION_TYPES.get((from_type, to_type), []))
+    results, errors = [], []
+    for item in inputs:
+        from_id, to_id = str(item["from"]["id"]), str(item["to"]["id"])
+        types = [t for t in item["types"] if isinstance(t, dict)]
+        type_ids = [t.get("associationTypeId") for t in types]
+        missing = [
+            f"{SINGULAR[kind]} {oid}"
+            for kind, oid in ((from_type, from_id), (to_type, to_id))
+            if sim.store.get(kind, oid) is None
+        ]
+        if missing or not type_ids or any(t not in labels for t in type_ids):
+            reason = (
+                f"No such record: {', '.join(missing)}."
+                if missing
+                else f"Association types {type_ids} do not link {from_type} to {to_type}."
+            )
+            errors.append(
+                row_error(
+                    "VALIDATION_ERROR" if not missing else "OBJECT_NOT_FOUND",
+                    reason,
+                    {"fromObjectId": [from_id], "toObjectId": [to_id]},
+                )
+            )
+            continue
+        sim.store.associate(from_type, from_id, to_type, to_id, type_ids)
+        results.append(
+            {
+                "fromObjectTypeId": TYPE_IDS[from_type],
+                "fromObjectId": from_id,
+                "toObjectTypeId": TYPE_IDS[to_type],
+                "toObjectId": to_id,
+                "labels": [labels[t] for t in dict.fromkeys(type_ids) if labels[t]],
+            }
+        )
+    out: dict[str, Any] = {"status": "COMPLETE", "results": results}
+    if errors:
+        out |= {"numErrors": len(errors), "errors": errors}
+    out |= {"startedAt": started, "completedAt": format_ms(now_ms())}
+    return Response(207 if errors else 201, out, wrote=bool(results))
+
+
+def _association_write_scopes(params: dict[str, str]) -> tuple[str, ...]:
+    owner = "contacts" if params["fromObjectType"] == "tasks" else params["fromObjectType"]
+    return (f"crm.objects.{owner}.write",)
+
+
 def _association_scopes(params: dict[str, str]) -> tuple[str, ...]:
     owners = {
         "contacts" if t == "tasks" else t
@@ -268,6 +440,14 @@ def private_app_info(sim: HubSpotSimulator, req: Request) -> Response:
 
 
 PROPS = "/crm/v3/properties/{objectType}"
+PIPELINES = "/crm/v3/pipelines/{objectType}"
+V4 = "/crm/v4/associations/{fromObjectType}/{toObjectType}"
+
+
+def _pipeline_scopes(_params: dict[str, str]) -> tuple[str, ...]:
+    return ("crm.objects.deals.read", "crm.schemas.deals.read", "crm.objects.contacts.read")
+
+
 ROUTES = [
     Route("POST", "/oauth/v1/token", oauth_token, kind="oauth"),
     Route("GET", "/oauth/v1/access-tokens/{token}", access_token_info, kind="oauth"),
@@ -276,35 +456,35 @@ ROUTES = [
     Route(
         "GET", "/crm/v3/owners/{ownerId}", get_owner, scopes=lambda _: ("crm.objects.owners.read",)
     ),
-    Route(
-        "GET",
-        "/crm/v3/pipelines/{objectType}",
-        list_pipelines,
-        scopes=lambda _: (
-            "crm.objects.deals.read",
-            "crm.schemas.deals.read",
-            "crm.objects.contacts.read",
-        ),
-    ),
-    Route(
-        "GET",
-        "/crm/v3/pipelines/{objectType}/{pipelineId}",
-        get_pipeline,
-        scopes=lambda _: (
-            "crm.objects.deals.read",
-            "crm.schemas.deals.read",
-            "crm.objects.contacts.read",
-        ),
-    ),
+    *[
+        Route("GET", PIPELINES + suffix, handler, scopes=_pipeline_scopes)
+        for suffix, handler in (
+            ("", list_pipelines),
+            ("/{pipelineId}", get_pipeline),
+            ("/{pipelineId}/stages", list_stages),
+            ("/{pipelineId}/stages/{stageId}", get_stage),
+        )
+    ],
     Route("GET", PROPS, list_properties, scopes=_schema_scopes(False)),
     Route("POST", PROPS, create_property, scopes=_schema_scopes(True)),
     Route("GET", PROPS + "/groups", list_groups, scopes=_schema_scopes(False)),
     Route("POST", PROPS + "/groups", create_group, scopes=_schema_scopes(True)),
     Route("GET", PROPS + "/{propertyName}", get_property, scopes=_schema_scopes(False)),
+    Route("POST", V4 + "/batch/read", read_associations, scopes=_association_scopes),
+    Route("POST", V4 + "/batch/create", create_associations, scopes=_association_write_scopes),
     Route(
-        "POST",
-        "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
-        read_associations,
-        scopes=_association_scopes,
+        "GET",
+        "/crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}",
+        association_page,
+        scopes=lambda p: _association_scopes(
+            {"fromObjectType": p["objectType"], "toObjectType": p["toObjectType"]}
+        ),
+    ),
+    Route(
+        "PUT",
+        "/crm/v4/objects/{fromObjectType}/{fromObjectId}/associations/default/"
+        "{toObjectType}/{toObjectId}",
+        create_default_association,
+        scopes=_association_write_scopes,
     ),
 ]

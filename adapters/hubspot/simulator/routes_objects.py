@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from .simulator import HubSpotSimulator
     from .store import Record
 
+# HubSpot serves at most 50 records per list page when property history is asked for
+# ("usage of this parameter will reduce the maximum number of contacts ... by a single request").
+MAX_WITH_HISTORY = 50
 _TYPE_OF_ASSOCIATION = {tid: pair for pair, types in ASSOCIATION_TYPES.items() for tid, _ in types}
 
 
@@ -73,6 +76,9 @@ def _not_found(object_type: str, oid: str) -> ApiError:
 def list_objects(sim: HubSpotSimulator, req: Request) -> Response:
     object_type = req.params["objectType"]
     limit = _int_arg(req, "limit", 10, 100)
+    history = req.arg_list("propertiesWithHistory")
+    if history:
+        limit = min(limit, MAX_WITH_HISTORY)
     archived = (req.arg("archived") or "false").lower() == "true"
     after = req.arg("after") or None
     if after is not None and not after.isdigit():
@@ -85,7 +91,7 @@ def list_objects(sim: HubSpotSimulator, req: Request) -> Response:
         if len(results) == limit:
             next_after = record["id"]
             break
-        results.append(with_associations(sim, object_type, record, wanted, assoc))
+        results.append(with_associations(sim, object_type, record, wanted, assoc, history))
     body: dict[str, Any] = {"results": results}
     if next_after:
         link = f"{req.base_url}/crm/v3/objects/{object_type}?limit={limit}&after={next_after}"
@@ -101,7 +107,14 @@ def get_object(sim: HubSpotSimulator, req: Request) -> Response:
         raise _not_found(object_type, oid)
     return Response(
         200,
-        with_associations(sim, object_type, record, req.arg_list("properties"), _assoc_arg(req)),
+        with_associations(
+            sim,
+            object_type,
+            record,
+            req.arg_list("properties"),
+            _assoc_arg(req),
+            req.arg_list("propertiesWithHistory"),
+        ),
     )
 
 

@@ -98,6 +98,59 @@ def pipelines(rng: random.Random) -> list[dict[str, Any]]:
     ]
 
 
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def _stage(sid: str, label: str, order: int, metadata: dict[str, str]) -> dict[str, Any]:
+    return {
+        "label": label,
+        "displayOrder": order,
+        "metadata": metadata,
+        "id": sid,
+        "createdAt": _EPOCH,
+        "updatedAt": _EPOCH,
+        "archived": False,
+    }
+
+
+# HubSpot's default ticket pipeline ("0", stages "1".."4"; metadata carries `ticketState`).
+TICKET_PIPELINE: dict[str, Any] = {
+    "label": "Support Pipeline",
+    "displayOrder": 0,
+    "id": "0",
+    "stages": [
+        _stage(sid, label, i, {"ticketState": state, "isClosed": str(state == "CLOSED").lower()})
+        for i, (sid, label, state) in enumerate(
+            [
+                ("1", "New", "OPEN"),
+                ("2", "Waiting on contact", "OPEN"),
+                ("3", "Waiting on us", "OPEN"),
+                ("4", "Closed", "CLOSED"),
+            ]
+        )
+    ],
+    "createdAt": _EPOCH,
+    "updatedAt": _EPOCH,
+    "archived": False,
+}
+
+
+def lifecycle_pipeline(stages: list[tuple[str, str]]) -> dict[str, Any]:
+    """The contacts pipeline: the portal's lifecycle stages, in order (id = internal value)."""
+    return {
+        "label": "Lifecycle Stage Pipeline",
+        "displayOrder": 0,
+        "id": "contacts-lifecycle-pipeline",
+        "stages": [
+            _stage(value, label, i, {"isClosed": "false"})
+            for i, (value, label) in enumerate(stages)
+        ],
+        "createdAt": _EPOCH,
+        "updatedAt": _EPOCH,
+        "archived": False,
+    }
+
+
 def stage_ids(pipeline: dict[str, Any]) -> dict[str, list[str]]:
     """Open, won and lost stage ids of one pipeline, resolved from metadata like an adapter."""
     out: dict[str, list[str]] = {"open": [], "won": [], "lost": []}

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .auth import OAuthError, Principal, require_scopes
 from .errors import ApiError, invalid_json, rate_limit_body
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .simulator import HubSpotSimulator
 
 _PARAM = re.compile(r"\{(\w+)\}")
+# Object types the portal has pipelines for but no records of (tickets: pipelines only).
+PIPELINE_ONLY_TYPES = {"tickets": "tickets", "ticket": "tickets", "0-5": "tickets"}
 _GATEWAY_HTML = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
@@ -106,7 +108,8 @@ class Router:
             if found:
                 known = True
                 if route.method == method:
-                    return route, found.groupdict(), True
+                    # Clients percent-encode path values (`x%40y.org`): match raw, decode values.
+                    return route, {k: unquote(v) for k, v in found.groupdict().items()}, True
         return None, {}, known
 
 
@@ -225,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name in TYPE_PARAMS:
             if name in req.params:
                 canonical = resolve_type(req.params[name])
+                if canonical is None and route.template.startswith("/crm/v3/pipelines/"):
+                    canonical = PIPELINE_ONLY_TYPES.get(req.params[name].lower())
                 if canonical is None and route.kind != "oauth":
                     raise ApiError(
                         400,

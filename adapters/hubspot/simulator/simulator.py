@@ -33,6 +33,9 @@ _CONVERSIONS = [
 ]
 
 
+_ANALYTICS = {"sourceType": "ANALYTICS", "sourceLabel": "Analytics"}
+
+
 class Stats:
     """Request accounting for tests and benchmarks (thread-safe)."""
 
@@ -114,6 +117,13 @@ class HubSpotSimulator:
             self.hub_id,
             owners[0],
         )
+        user = owners[0]["userId"]
+        self.store.api_source = {"sourceType": "INTEGRATION", "sourceId": str(self.auth.app_id)}
+        self.store.ui_source = {
+            "sourceType": "CRM_UI",
+            "sourceId": f"userId:{user}",
+            "updatedByUserId": user,
+        }
         self._rng = random.Random(seed * 7919 + 1)
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -185,7 +195,8 @@ class HubSpotSimulator:
             now = now_ms()
             for oid in chosen:
                 props = self.store.objects["contacts"][oid]["properties"]
-                self.store.update("contacts", oid, _engagement(rng, props, now), now, human=True)
+                changes = _engagement(rng, props, now)
+                self.store.update("contacts", oid, changes, now, human=True, source=_ANALYTICS)
         return chosen
 
 

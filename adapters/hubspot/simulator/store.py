@@ -29,6 +29,9 @@ from .search import SearchIndex
 from .values import format_ms, normalize
 
 Record = dict[str, Any]
+Source = dict[str, Any]
+# Where seeded values came from in `propertiesWithHistory`: a portal's data predates us.
+SEEDED_SOURCE: Source = {"sourceType": "IMPORT", "sourceLabel": "Import"}
 ID_BASE = {
     "contacts": 101_000_000_000,
     "companies": 201_000_000_000,
@@ -66,6 +69,9 @@ class Store:
             for t, pairs in STANDARD_GROUPS.items()
         }
         self.index = SearchIndex(self, search_index_lag)
+        # `propertiesWithHistory` sources: API writes (the simulator sets the app id) and UI edits
+        self.api_source: Source = {"sourceType": "INTEGRATION"}
+        self.ui_source: Source = {"sourceType": "CRM_UI"}
 
     # ----- reading -------------------------------------------------------------------------
     def get(self, object_type: str, object_id: str, archived: bool = False) -> Record | None:
@@ -102,6 +108,50 @@ class Store:
             }
         found = self._emails.get(email.lower())
         return self.get("contacts", found) if found else None
+
+    def history(self, object_type: str, record: Record, names: Iterable[str]) -> dict[str, Any]:
+        """`propertiesWithHistory`: newest first, each `{value, timestamp, sourceType, ...}`.
+        Properties never written since seeding (or creation) have one entry, their value at
+        creation; names the record never had are left out, as HubSpot does."""
+        out: dict[str, Any] = {}
+        kept = record.get("history") or {}
+        for name in dict.fromkeys(names):
+            entries = kept.get(name)
+            if entries is None:
+                entries = self._baseline(object_type, record, name)
+            if entries:
+                out[name] = [dict(e) for e in entries]
+        return out
+
+    def _baseline(self, object_type: str, record: Record, name: str) -> list[dict[str, Any]]:
+        props = record["properties"]
+        value = props.get(name)
+        if value is None:
+            return []
+        created = props.get(CREATED[object_type]) or record["createdAt"]
+        stamp = value if name == MODIFIED[object_type] else created
+        source = (
+            self.api_source if props.get("hs_object_source") == "INTEGRATION" else SEEDED_SOURCE
+        )
+        return [{"value": value, "timestamp": stamp, **source}]
+
+    def _remember(
+        self,
+        object_type: str,
+        record: Record,
+        changes: dict[str, str],
+        stamp: str,
+        source: Source,
+    ) -> None:
+        """Keep a value history for written properties (before they are applied)."""
+        history = record.setdefault("history", {})
+        for name, value in changes.items():
+            if record["properties"].get(name, "") == value:
+                continue
+            entries = history.get(name)
+            if entries is None:
+                entries = history[name] = self._baseline(object_type, record, name)
+            entries.insert(0, {"value": value, "timestamp": stamp, **source})
 
     def lifecycle_rank(self, stage: str) -> int:
         opts = self.definitions["contacts"]["lifecyclestage"]["options"]
@@ -188,6 +238,7 @@ class Store:
         now: int,
         *,
         human: bool = False,
+        source: Source | None = None,
     ) -> Record:
         """Apply a write. API writes cannot move `lifecyclestage` backwards: as in HubSpot the
         stage must be cleared first, so a backwards value is silently ignored (UI edits may)."""
@@ -207,12 +258,15 @@ class Store:
             self._emails.pop(current.get("email", "").lower(), None)
             if changes["email"]:
                 self._emails[changes["email"].lower()] = object_id
+        stamp = format_ms(now)
+        if source is None:
+            source = self.ui_source if human else self.api_source
+        self._remember(object_type, record, changes, stamp, source)
         for name, value in changes.items():
             if value == "":
                 current.pop(name, None)
             else:
                 current[name] = value
-        stamp = format_ms(now)
         if object_type == "tasks":
             self._derive_task(current, stamp)
         current[MODIFIED[object_type]] = stamp

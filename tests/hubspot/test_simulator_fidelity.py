@@ -1,0 +1,339 @@
+"""Simulator fidelity (issue 11): decoded paths, search lag, property history, the v4 association
+and pipeline endpoints. Each goes through the official client over a real socket, and the raw
+answers are validated against HubSpot's OpenAPI specs in /work/shared.
+
+One simulator serves the module; tests that write use their own records so order is free.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.adapters.hubspot.simulator.cli import DEFAULT_SEARCH_LAG, parser
+from hubspot import HubSpot
+from hubspot.crm.associations.v4 import (
+    AssociationSpec,
+    BatchInputPublicAssociationMultiPost,
+    PublicAssociationMultiPost,
+    PublicObjectId,
+)
+from hubspot.crm.contacts import (
+    BatchReadInputSimplePublicObjectId,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectId,
+    SimplePublicObjectInput,
+    SimplePublicObjectInputForCreate,
+)
+from hubspot.crm.contacts.exceptions import ApiException
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+
+REPO = Path(__file__).resolve().parents[2]
+SPECS = REPO / ".." / "shared" / "specs" / "hubspot"
+ANCHOR = date(2025, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[HubSpotSimulator]:
+    with HubSpotSimulator(
+        contacts=300, anchor=ANCHOR, rate_limit=10_000, search_rate=1_000
+    ) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def client(sim: HubSpotSimulator) -> HubSpot:
+    return HubSpot(access_token=sim.token, host=sim.base_url)
+
+
+@pytest.fixture(scope="module")
+def http(sim: HubSpotSimulator) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {sim.token}"
+    return session
+
+
+_SPECS: dict[str, OpenAPI] = {}
+
+
+def conforms(spec: str, method: str, path: str, answer: requests.Response) -> dict[str, Any]:
+    """Validate a raw answer against `crm-{spec}.json` and return its JSON body."""
+    if not SPECS.is_dir():
+        pytest.skip("shared HubSpot specs not present")
+    if spec not in _SPECS:
+        _SPECS[spec] = OpenAPI.from_dict(json.loads((SPECS / f"crm-{spec}.json").read_text()))
+    response = MockResponse(
+        answer.content,
+        status_code=answer.status_code,
+        content_type=answer.headers["Content-Type"].split(";")[0],
+    )
+    _SPECS[spec].validate_response(MockRequest("https://api.hubapi.com", method, path), response)
+    return answer.json()
+
+
+def live_contacts(sim: HubSpotSimulator) -> list[str]:
+    return sorted(i for i, r in sim.store.objects["contacts"].items() if not r["archived"])
+
+
+# ----- 1. percent-encoded path values ----------------------------------------------------
+def test_email_id_in_the_path_is_decoded(sim: HubSpotSimulator, client: HubSpot) -> None:
+    created = client.crm.contacts.basic_api.create(
+        SimplePublicObjectInputForCreate(
+            properties={"email": "x+tag@y.org", "firstname": "Encoded"}
+        )
+    )
+    found = client.crm.contacts.basic_api.get_by_id("x+tag@y.org", id_property="email")
+    assert found.id == created.id and found.properties["firstname"] == "Encoded"
+    updated = client.crm.contacts.basic_api.update(
+        "x+tag@y.org",
+        SimplePublicObjectInput(properties={"jobtitle": "Decoded"}),
+        id_property="email",
+    )
+    assert updated.id == created.id
+    assert sim.store.objects["contacts"][created.id]["properties"]["jobtitle"] == "Decoded"
+    seeded = sim.store.objects["contacts"][live_contacts(sim)[0]]["properties"]["email"]
+    assert (
+        client.crm.contacts.basic_api.get_by_id(seeded, id_property="email").properties["email"]
+        == seeded
+    )
+    with pytest.raises(ApiException) as missing:
+        client.crm.contacts.basic_api.get_by_id("nobody@y.org", id_property="email")
+    assert missing.value.status == 404
+
+
+# ----- 2. search lag, on by default in the CLI -----------------------------------------
+def test_cli_search_lag_hides_fresh_writes_until_it_passes() -> None:
+    assert parser().parse_args([]).search_lag_seconds == DEFAULT_SEARCH_LAG > 0
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--search-lag-seconds", "-1"])
+    code = "import sys; from adapters.hubspot.simulator import main; sys.exit(main())"
+    args = ["simulate", "hubspot", "--contacts", "20", "--search-lag-seconds", "0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().removeprefix("base_url=")
+        token = proc.stdout.readline().strip().removeprefix("token=")
+        client = HubSpot(access_token=token, host=url)
+        client.crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"email": "lag@y.org"})
+        )
+        written = time.monotonic()
+        query = PublicObjectSearchRequest(
+            filter_groups=[
+                FilterGroup(
+                    filters=[Filter(property_name="email", operator="EQ", value="lag@y.org")]
+                )
+            ],
+            properties=["email"],
+        )
+        first = client.crm.contacts.search_api.do_search(query)
+        assert time.monotonic() - written < 0.5 and first.total == 0
+        time.sleep(max(0.0, 0.55 - (time.monotonic() - written)))
+        later = client.crm.contacts.search_api.do_search(query)
+        assert later.total == 1 and later.results[0].properties["email"] == "lag@y.org"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+# ----- 3. propertiesWithHistory ----------------------------------------------------------
+def test_properties_with_history_on_get_list_and_batch_read(
+    sim: HubSpotSimulator, client: HubSpot, http: requests.Session
+) -> None:
+    api = client.crm.contacts
+    oid = live_contacts(sim)[5]
+    props = sim.store.objects["contacts"][oid]["properties"]
+    created_at, email = props["createdate"], props["email"]
+    api.basic_api.update(oid, SimplePublicObjectInput(properties={"jobtitle": "First"}))
+    api.basic_api.update(oid, SimplePublicObjectInput(properties={"jobtitle": "Second"}))
+    sim.touch(oid, {"jobtitle": "By hand"})
+
+    got = api.basic_api.get_by_id(oid, properties_with_history=["jobtitle", "email", "no_such"])
+    history = got.properties_with_history
+    assert set(history) == {"jobtitle", "email"}  # unknown names are ignored
+    titles = [(h.value, h.source_type) for h in history["jobtitle"]]
+    assert titles[:3] == [
+        ("By hand", "CRM_UI"),
+        ("Second", "INTEGRATION"),
+        ("First", "INTEGRATION"),
+    ]
+    newest, ours = history["jobtitle"][0], history["jobtitle"][1]
+    owner = sim.store.owners[0]["userId"]
+    assert newest.updated_by_user_id == owner and newest.source_id == f"userId:{owner}"
+    assert ours.source_id == str(sim.auth.app_id)
+    stamps = [h.timestamp for h in history["jobtitle"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert [(h.value, h.source_type) for h in history["email"]] == [(email, "IMPORT")]
+    assert history["email"][0].timestamp.isoformat().startswith(created_at[:19])
+
+    page = api.basic_api.get_page(limit=100, properties_with_history=["email"])
+    assert len(page.results) == 50 and page.paging.next.after  # HubSpot's cap with history
+    assert all(r.properties_with_history["email"][0].value for r in page.results)
+
+    batch = api.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id=oid)],
+            properties=["jobtitle"],
+            properties_with_history=["jobtitle"],
+        )
+    )
+    assert [h.value for h in batch.results[0].properties_with_history["jobtitle"]][:2] == [
+        "By hand",
+        "Second",
+    ]
+    without = api.basic_api.get_by_id(oid)
+    assert without.properties_with_history is None
+
+    base = sim.base_url
+    path = f"/crm/v3/objects/contacts/{oid}"
+    raw = http.get(base + path, params={"propertiesWithHistory": "jobtitle"}, timeout=5)
+    assert conforms("contacts-v3", "get", path, raw)["propertiesWithHistory"]["jobtitle"]
+    raw = http.get(
+        base + "/crm/v3/objects/contacts",
+        params={"propertiesWithHistory": "email", "limit": 3},
+        timeout=5,
+    )
+    conforms("contacts-v3", "get", "/crm/v3/objects/contacts", raw)
+    body = {"inputs": [{"id": oid}], "properties": [], "propertiesWithHistory": ["jobtitle"]}
+    raw = http.post(base + "/crm/v3/objects/contacts/batch/read", json=body, timeout=5)
+    conforms("contacts-v3", "post", "/crm/v3/objects/contacts/batch/read", raw)
+
+
+# ----- 4. v4 associations ----------------------------------------------------------------
+def test_v4_get_page_create_default_and_batch_create(
+    sim: HubSpotSimulator, client: HubSpot, http: requests.Session
+) -> None:
+    v4, store = client.crm.associations.v4, sim.store
+    ids = live_contacts(sim)
+    with_deals = next(i for i in ids if len(store.associations("contacts", i, "deals")) >= 2)
+    page = v4.basic_api.get_page("contacts", with_deals, "deals")
+    assert (
+        sorted(r.to_object_id for r in page.results)
+        == sorted(store.associations("contacts", with_deals, "deals"))
+        and page.paging is None
+    )
+    assert all(
+        [(t.category, t.type_id) for t in r.association_types] == [("HUBSPOT_DEFINED", 4)]
+        for r in page.results
+    )
+    seen, after = [], None
+    while True:  # paging with limit=1 walks every association once
+        one = v4.basic_api.get_page(
+            "0-1", with_deals, "deals", limit=1, **({"after": after} if after else {})
+        )
+        seen += [r.to_object_id for r in one.results]
+        if one.paging is None:
+            break
+        after = one.paging.next.after
+    assert seen == sorted(store.associations("contacts", with_deals, "deals"))
+
+    contact = next(i for i in ids if not store.associations("contacts", i, "companies"))
+    company = sorted(store.objects["companies"])[0]
+    made = v4.basic_api.create_default("contacts", contact, "companies", company)
+    assert made.status == "COMPLETE" and {
+        (r._from.id, r.to.id, r.association_spec.association_type_id) for r in made.results
+    } == {(contact, company, 279), (company, contact, 280)}
+    assert store.associations("contacts", contact, "companies") == [company]
+    assert contact in store.associations("companies", company, "contacts")
+
+    lonely = next(i for i in ids if not store.associations("contacts", i, "deals"))
+    deals = sorted(store.objects["deals"])[:2]
+
+    def post(to_id: str, type_id: int) -> PublicAssociationMultiPost:
+        spec = AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)
+        return PublicAssociationMultiPost(
+            _from=PublicObjectId(id=lonely), to=PublicObjectId(id=to_id), types=[spec]
+        )
+
+    created = v4.batch_api.create(
+        "contacts",
+        "deals",
+        BatchInputPublicAssociationMultiPost(inputs=[post(d, 4) for d in deals]),
+    )
+    assert created.status == "COMPLETE" and not getattr(created, "errors", None)
+    assert {(r.from_object_id, r.to_object_id, r.from_object_type_id) for r in created.results} == {
+        (lonely, d, "0-1") for d in deals
+    }
+    assert sorted(store.associations("contacts", lonely, "deals")) == deals
+    partial = v4.batch_api.create(
+        "contacts",
+        "deals",
+        BatchInputPublicAssociationMultiPost(inputs=[post("999", 4), post(deals[0], 1)]),
+    )
+    assert partial.num_errors == 2 and partial.results == []
+
+    base, spec = sim.base_url, "associations-v4"
+    path = f"/crm/v4/objects/contacts/{with_deals}/associations/deals"
+    conforms(spec, "get", path, http.get(base + path, timeout=5))
+    path = f"/crm/v4/objects/contacts/{contact}/associations/default/companies/{company}"
+    conforms(spec, "put", path, http.put(base + path, timeout=5))
+    path = "/crm/v4/associations/contacts/deals/batch/create"
+    body = {
+        "inputs": [
+            {
+                "from": {"id": lonely},
+                "to": {"id": d},
+                "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 4}],
+            }
+            for d in [*deals, "999"]
+        ]
+    }
+    answer = http.post(base + path, json=body, timeout=5)
+    assert answer.status_code == 207
+    conforms(spec, "post", path, answer)
+    body["inputs"] = body["inputs"][:2]
+    answer = http.post(base + path, json=body, timeout=5)
+    assert answer.status_code == 201
+    conforms(spec, "post", path, answer)
+
+
+# ----- 5. pipelines and stages -----------------------------------------------------------
+def test_pipelines_and_stages_for_deals_contacts_and_tickets(
+    sim: HubSpotSimulator, client: HubSpot, http: requests.Session
+) -> None:
+    pipes = client.crm.pipelines
+    for pipeline in sim.store.pipelines:
+        stages = pipes.pipeline_stages_api.get_all("deals", pipeline["id"]).results
+        assert [s.id for s in stages] == [s["id"] for s in pipeline["stages"]]
+        first = pipes.pipeline_stages_api.get_by_id("deals", pipeline["id"], stages[0].id)
+        assert first.label == pipeline["stages"][0]["label"]
+    contacts = pipes.pipelines_api.get_all("contacts").results
+    options = sim.store.definitions["contacts"]["lifecyclestage"]["options"]
+    assert len(contacts) == 1 and [s.id for s in contacts[0].stages] == [
+        o["value"] for o in options
+    ]
+    tickets = pipes.pipelines_api.get_all("tickets").results
+    assert [(s.id, s.metadata["ticketState"]) for s in tickets[0].stages][-1] == ("4", "CLOSED")
+    assert pipes.pipelines_api.get_by_id("0-5", "0").label == tickets[0].label
+    assert len(pipes.pipeline_stages_api.get_all("tickets", "0").results) == 4
+    with pytest.raises(Exception) as missing:
+        pipes.pipeline_stages_api.get_all("deals", "nope")
+    assert getattr(missing.value, "status", None) == 404
+
+    base = sim.base_url
+    for path in (
+        "/crm/v3/pipelines/contacts",
+        "/crm/v3/pipelines/tickets",
+        "/crm/v3/pipelines/tickets/0",
+        "/crm/v3/pipelines/deals/default/stages",
+        "/crm/v3/pipelines/contacts/contacts-lifecycle-pipeline/stages",
+        "/crm/v3/pipelines/deals/default/stages/closedwon",
+    ):
+        answer = http.get(base + path, timeout=5)
+        assert answer.status_code == 200, path
+        conforms("pipelines-v3", "get", path, answer)
