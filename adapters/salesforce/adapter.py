@@ -158,10 +158,16 @@ class SalesforceAdapter:
             lookback = timedelta(seconds=self.settings.lookback_seconds)
             since = parse_time(position[0], "cursor") - lookback
             last_id = position[1] if not lookback else ""
-            conditions.append(
-                f"(SystemModstamp > {when(since)} OR (SystemModstamp = {when(since)}"
-                f" AND Id > {quote(last_id)}))"
-            )
+            if last_id:
+                # Keyset: strictly after (SystemModstamp, Id) of the last record read.
+                conditions.append(
+                    f"(SystemModstamp > {when(since)} OR (SystemModstamp = {when(since)}"
+                    f" AND Id > {quote(last_id)}))"
+                )
+            else:
+                # No last id (lookback on, or the object was read to its end): the whole
+                # second is re-read. Never an empty Id literal, which SOQL rejects.
+                conditions.append(f"SystemModstamp >= {when(since)}")
         # SystemModstamp has second precision: the run's own second is included (and read
         # again next run through the lookback) rather than left waiting a whole run.
         conditions.append(f"SystemModstamp <= {when(until)}")
@@ -195,16 +201,23 @@ class SalesforceAdapter:
                 yield ContactBatch(errors=errors)
                 continue
             fields = ", ".join(self.people.read_fields(mapping))
-            records = self._all(
-                f"GET query {sobject}",
-                f"SELECT {fields} FROM {sobject} WHERE Id IN ({{values}})",
-                record_ids,
+            # A malformed id literal fails the whole query in SOQL: such ids are simply not
+            # found. A 15-character id finds its 18-character record.
+            valid = [i for i in record_ids if is_id(i)]
+            records = (
+                self._all(
+                    f"GET query {sobject}",
+                    f"SELECT {fields} FROM {sobject} WHERE Id IN ({{values}})",
+                    valid,
+                )
+                if valid
+                else []
             )
-            found = {r["Id"] for r in records if is_id(r.get("Id"))}
+            found = {r["Id"][:15] for r in records if is_id(r.get("Id"))}
             errors = [
                 RecordError(f"{sobject}/{i}", None, "not found")
                 for i in record_ids
-                if i not in found
+                if not is_id(i) or i[:15] not in found
             ]
             yield ContactBatch(raw=self._raw(mapping, records), errors=errors)
 

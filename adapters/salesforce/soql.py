@@ -22,15 +22,24 @@ def when(moment: datetime) -> str:
 
 
 def in_chunks(template: str, values: Sequence[str]) -> Iterator[str]:
-    """`template` with `{values}` filled by as many quoted values as fit one request."""
+    """`template` with `{values}` filled by as many quoted values as fit one request.
+
+    Linear: URL encoding works character by character, so the encoded length of a statement
+    is the encoded template plus each encoded literal plus one encoded separator between
+    neighbours, and is kept as a running sum instead of re-encoding the statement per value.
+    A single value too long for any request still gets a statement of its own.
+    """
+    base = len(quote_plus(template.format(values="")))
+    separator = len(quote_plus(", "))
     chunk: list[str] = []
+    length = base
     for value in values:
-        candidate = [*chunk, quote(value)]
-        statement = template.format(values=", ".join(candidate))
-        if chunk and len(quote_plus(statement)) > MAX_QUERY_URI:
+        literal = quote(value)
+        cost = len(quote_plus(literal))
+        if chunk and length + separator + cost > MAX_QUERY_URI:
             yield template.format(values=", ".join(chunk))
-            chunk = [quote(value)]
-        else:
-            chunk = candidate
+            chunk, length = [], base
+        length += cost + (separator if chunk else 0)
+        chunk.append(literal)
     if chunk:
         yield template.format(values=", ".join(chunk))

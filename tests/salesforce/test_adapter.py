@@ -103,6 +103,7 @@ def test_daily_limit_stops_cleanly_and_the_next_run_resumes(sim, store, settings
 
 
 def test_crash_between_task_insert_and_record_creates_no_duplicate(sim, adapter, store, settings):
+    settings.sync.lookup_delay_seconds = 0  # the lost create is looked up on the next run
     engine = SyncEngine(adapter, settings, store)
     original = adapter.create_tasks
 

@@ -184,7 +184,7 @@ def test_soap_login_through_simple_salesforce(org):
     )  # fmt: skip
     assert host == org.instance_url.removeprefix("https://")
     sf = Salesforce(instance=host, session_id=session_id, session=session, version="59.0")
-    assert sf.query("SELECT Id FROM User")["totalSize"] == 4
+    assert sf.query("SELECT Id FROM User")["totalSize"] == 5  # 4 people + the integration user
 
     with pytest.raises(SalesforceAuthenticationFailed, match="INVALID_LOGIN"):
         SalesforceLogin(

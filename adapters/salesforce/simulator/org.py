@@ -92,34 +92,57 @@ class Org:
         self.lock = threading.RLock()
         self._counter = 0
         self.writes = 0
+        self.integration_user = ""
+        """The API user every REST write is stamped with (`CreatedById`, `LastModifiedById`)."""
+        self.ui_user = ""
+        """The person whose edits in the UI (`touch`, engagement, the seeded history) stamp."""
 
     def new_id(self, sobject: str) -> str:
         self._counter += 1
         return f"{PREFIX[sobject]}5g{self._counter:010d}AAA"
 
-    def insert(self, sobject: str, fields: dict[str, Any], at: datetime) -> dict[str, Any]:
+    def insert(
+        self, sobject: str, fields: dict[str, Any], at: datetime, by: str = ""
+    ) -> dict[str, Any]:
+        """A new record stamped `at` by user `by` (default: the UI user; the first user, who
+        exists before anyone could create it, is its own creator)."""
         record = {name: spec.get("default") for name, spec in OBJECTS[sobject].items()}
         stamp = iso(at)
+        record_id = self.new_id(sobject)
+        actor = by or self.ui_user or self.integration_user or record_id
         record.update(
-            Id=self.new_id(sobject), CreatedDate=stamp, LastModifiedDate=stamp,
-            SystemModstamp=stamp, IsDeleted=False,
+            Id=record_id, CreatedDate=stamp, LastModifiedDate=stamp,
+            SystemModstamp=stamp, IsDeleted=False, CreatedById=actor, LastModifiedById=actor,
         )  # fmt: skip
         record.update(fields)
         self.records[sobject][record["Id"]] = record
         return record
 
-    def update(self, sobject: str, record_id: str, fields: dict[str, Any], at: datetime) -> None:
-        record = self.records[sobject][record_id]
+    def update(
+        self, sobject: str, record_id: str, fields: dict[str, Any], at: datetime, by: str = ""
+    ) -> None:
+        hit = self.find(record_id)
+        if hit is None or hit[0] != sobject:
+            raise KeyError(record_id)
+        record = hit[1]
         record.update(fields)
         if sobject == "Task" and "Status" in fields:
             record["IsClosed"] = fields["Status"] == "Completed"
         record["LastModifiedDate"] = record["SystemModstamp"] = iso(at)
+        record["LastModifiedById"] = by or self.ui_user or record["LastModifiedById"]
         self.writes += 1
 
     def find(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The record with this id: 18 characters, or the case-sensitive 15-character form."""
         for sobject, prefix in PREFIX.items():
-            if record_id.startswith(prefix) and record_id in self.records[sobject]:
+            if not record_id.startswith(prefix):
+                continue
+            if record_id in self.records[sobject]:
                 return sobject, self.records[sobject][record_id]
+            if len(record_id) == 15:
+                full = next((i for i in self.records[sobject] if i[:15] == record_id), None)
+                if full:
+                    return sobject, self.records[sobject][full]
         return None
 
     def live(self, sobject: str) -> Iterable[dict[str, Any]]:
@@ -133,6 +156,12 @@ def seed(org: Org, records: int, rng: random.Random, today: date) -> None:
     def ago(low: float, high: float) -> datetime:
         return now - timedelta(days=rng.uniform(low, high))
 
+    integration = org.insert(
+        "User",
+        {"Name": "Integration User", "Email": "integration@org.example", "IsActive": True},
+        ago(900, 901),
+    )
+    org.integration_user = integration["Id"]
     people = (("Alice", "Owner"), ("Bob", "Seller"), ("Cara", "Closer"), ("Dan", "Manager"))
     users = [
         org.insert(
@@ -147,6 +176,7 @@ def seed(org: Org, records: int, rng: random.Random, today: date) -> None:
         for given, family in people
     ]
     owner_ids = [u["Id"] for u in users]
+    org.ui_user = users[0]["Id"]
     campaigns = [
         org.insert("Campaign", {"Name": n, "Type": t}, ago(300, 400)) for n, t in CAMPAIGNS
     ]

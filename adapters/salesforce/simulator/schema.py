@@ -40,6 +40,8 @@ SYSTEM = {
     "LastModifiedDate": _f("datetime", False),
     "SystemModstamp": _f("datetime", False),
     "IsDeleted": _f("boolean", False),
+    "CreatedById": _f("reference", False),
+    "LastModifiedById": _f("reference", False),
 }
 PERSON = {
     "FirstName": _f("string"), "LastName": _f("string"), "Email": _f("email"),
@@ -105,6 +107,39 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
                        "HasResponded": _f("boolean", False),
                        "FirstRespondedDate": _f("date", False)},
 }  # fmt: skip
+
+
+def _object_summary(sobject: str, version: str) -> dict[str, Any]:
+    """One object as describe global and basic information list it."""
+    base = f"/services/data/v{version}/sobjects/{sobject}"
+    system = sobject in ("User",)
+    return {
+        "activateable": False, "createable": not system, "custom": False,
+        "customSetting": False, "deletable": not system, "deprecatedAndHidden": False,
+        "feedEnabled": not system, "hasSubtypes": False, "isSubtype": False,
+        "keyPrefix": PREFIX[sobject], "label": sobject, "labelPlural": f"{sobject}s",
+        "layoutable": True, "mergeable": sobject in ("Account", "Contact", "Lead"),
+        "mruEnabled": True, "name": sobject, "queryable": True, "replicateable": True,
+        "retrieveable": True, "searchable": True, "triggerable": True,
+        "undeletable": not system, "updateable": not system,
+        "urls": {
+            "sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}",
+        },
+    }  # fmt: skip
+
+
+def describe_global(version: str) -> dict[str, Any]:
+    """`GET sobjects`: the org's encoding, the query batch size, and every object."""
+    return {
+        "encoding": "UTF-8",
+        "maxBatchSize": 200,
+        "sobjects": [_object_summary(name, version) for name in sorted(OBJECTS)],
+    }
+
+
+def basic_info(sobject: str, version: str) -> dict[str, Any]:
+    """`GET sobjects/<type>`: the object's summary and its recently viewed records (none)."""
+    return {"objectDescribe": _object_summary(sobject, version), "recentItems": []}
 
 
 def describe(sobject: str, version: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .faults import request_kind
-from .schema import OBJECTS, describe
+from .schema import OBJECTS, basic_info, describe, describe_global
 
 if TYPE_CHECKING:
     from .simulator import SalesforceSimulator
@@ -171,6 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         sim.authenticate(self.headers.get("Authorization", ""))
         headers["Sforce-Limit-Info"] = sim.count_api_call()
         resource = match.group(2).rstrip("/")
+        sim.answering(match.group(1))
         body = json.loads(raw) if raw else None
         with sim.org.lock:
             return self._route(method, resource, query, body, fault)
@@ -178,7 +179,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method, resource, query, body, fault) -> tuple[int, Any]:  # noqa: ANN001
         sim = self.simulator
         if resource == "limits" and method == "GET":
-            return 200, {"DailyApiRequests": {"Max": sim.daily_limit, "Remaining": sim.remaining}}
+            return 200, {
+                "DailyApiRequests": {"Max": sim.daily_limit, "Remaining": sim.remaining},
+                **BULK_LIMITS,
+            }
+        if resource == "sobjects" and method == "GET":
+            return 200, describe_global(sim.version)
+        found = re.match(r"^sobjects/(\w+)$", resource)
+        if found and method == "GET":
+            if found.group(1) not in OBJECTS:
+                raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            return 200, basic_info(found.group(1), sim.version)
         if resource == "query" and method == "GET":
             return 200, sim.query(query.get("q", [""])[0], self.headers.get("Sforce-Query-Options"))
         if resource == "queryAll" and method == "GET":
@@ -203,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
         if found and method == "GET":
             if found.group(1) not in OBJECTS:
                 raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-            return 200, describe(found.group(1), sim.api_version)
+            return 200, describe(found.group(1), sim.version)
         found = re.match(r"^sobjects/(\w+)$", resource)
         if found and method == "POST" and found.group(1) in OBJECTS:
             return 201, sim.create_one(found.group(1), _fields_body(body))
@@ -234,6 +245,14 @@ class _Handler(BaseHTTPRequestHandler):
             return sim.upsert_one(sobject, field, value, body)
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
+
+BULK_LIMITS = {
+    # Bulk API and Bulk API 2.0 share 15,000 batches a rolling day (only ingest jobs use
+    # them); Bulk API 2.0 allows 10,000 query jobs and 1 TB of query results a day.
+    "DailyBulkApiBatches": {"Max": 15_000, "Remaining": 15_000},
+    "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000},
+    "DailyBulkV2QueryFileStorageMB": {"Max": 1_048_576, "Remaining": 1_048_576},
+}
 
 GATEWAY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"

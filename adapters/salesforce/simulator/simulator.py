@@ -100,6 +100,7 @@ class SalesforceSimulator(Writes):
         self._sessions: dict[str, float] = {}
         self._locators: dict[str, tuple[list[dict[str, Any]], list[str], str]] = {}
         self._lock = threading.Lock()
+        self._request = threading.local()
         self.session_id = self._issue()
         self._ca = trustme.CA()
         certificate = self._ca.issue_cert("127.0.0.1", "localhost")
@@ -187,7 +188,7 @@ class SalesforceSimulator(Writes):
         return 200, {
             "access_token": self._issue(),
             "instance_url": instance_url or self.instance_url,
-            "id": f"{self.login_url}/id/00D5g000000SIM/0055g0000000001",
+            "id": f"{self.login_url}/id/00D5g000000SIM/{self.org.integration_user}",
             "token_type": "Bearer",
             "issued_at": str(int(time.time() * 1000)),
             "signature": "c2ltdWxhdGVk",
@@ -197,7 +198,7 @@ class SalesforceSimulator(Writes):
         """Partner API `login()`: the password carries the security token appended."""
         if soap.credentials(body) != (self.username, self.password + self.security_token):
             return 500, soap.login_fault()
-        user = next(iter(self.org.records["User"]), "0055g0000000001AAA")
+        user = self.org.integration_user
         return 200, soap.login_response(self._issue(), self.instance_url, self.api_version, user)
 
     def authenticate(self, header: str) -> None:
@@ -220,15 +221,24 @@ class SalesforceSimulator(Writes):
         return max(0, self.daily_limit - self.used)
 
     # queries ---------------------------------------------------------------------------------
+    def answering(self, version: str) -> None:
+        """The API version of the request this thread answers: the URLs it gets back
+        (`attributes.url`, `nextRecordsUrl`) carry that version, as Salesforce's do."""
+        self._request.version = version
+
+    @property
+    def version(self) -> str:
+        return getattr(self._request, "version", None) or self.api_version
+
     def render(self, sobject: str, record: dict[str, Any], fields: list[str] | None) -> dict:
-        url = f"/services/data/v{self.api_version}/sobjects/{sobject}/{record['Id']}"
+        url = f"/services/data/v{self.version}/sobjects/{sobject}/{record['Id']}"
         names = fields or list(OBJECTS[sobject])
         return {"attributes": {"type": sobject, "url": url}, **{n: record.get(n) for n in names}}
 
     def query(self, text: str, options: str | None, deleted: bool = False) -> dict[str, Any]:
         """`query`, or `queryAll` (`deleted`: soft-deleted records are rows too)."""
         try:
-            parsed = soql.parse(text, lambda name: set(OBJECTS[name]) if name in OBJECTS else None)
+            parsed = soql.parse(text, OBJECTS.get)
         except soql.SoqlError as exc:
             raise ApiError(400, exc.code, str(exc)) from None
         pool = self.org.records[parsed.sobject].values() if deleted else None
@@ -250,9 +260,7 @@ class SalesforceSimulator(Writes):
             key = key or locator()
             with self._lock:
                 self._locators[key] = (rows, [], str(size))
-            body["nextRecordsUrl"] = (
-                f"/services/data/v{self.api_version}/query/{key}-{offset + size}"
-            )
+            body["nextRecordsUrl"] = f"/services/data/v{self.version}/query/{key}-{offset + size}"
         return body
 
     def by_external_id(self, sobject: str, field: str, value: str) -> tuple[int, Any]:
@@ -268,7 +276,7 @@ class SalesforceSimulator(Writes):
         if not hits:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         if len(hits) > 1:
-            base = f"/services/data/v{self.api_version}/sobjects/{sobject}"
+            base = f"/services/data/v{self.version}/sobjects/{sobject}"
             return 300, [f"{base}/{r['Id']}" for r in hits]
         return 200, self.render(sobject, hits[0], None)
 

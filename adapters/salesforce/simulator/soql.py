@@ -124,7 +124,7 @@ def comparable(value: Any) -> Any:
 
 
 class _Parser:
-    def __init__(self, text: str, fields_of: Callable[[str], set[str] | None]) -> None:
+    def __init__(self, text: str, fields_of: Callable[[str], Any]) -> None:
         if len(text) > MAX_LENGTH:
             raise SoqlError(
                 "MALFORMED_QUERY", f"SOQL statements cannot exceed {MAX_LENGTH} characters"
@@ -133,6 +133,7 @@ class _Parser:
         self.position = 0
         self.fields_of = fields_of
         self.known: set[str] = set()
+        self.types: dict[str, str] = {}
 
     def peek(self) -> tuple[str, Any] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -175,6 +176,8 @@ class _Parser:
             raise SoqlError("INVALID_TYPE", f"sObject type '{self.sobject}' is not supported.")
         self.canonical = {f.lower(): f for f in fields}
         self.known = set(self.canonical)
+        if isinstance(fields, dict):
+            self.types = {name: spec.get("type", "") for name, spec in fields.items()}
         for name in names:
             if name.lower() not in self.known:
                 raise SoqlError(
@@ -221,24 +224,32 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def literal(self) -> Any:
+    def literal(self, field: str | None = None) -> Any:
+        """A literal value; with `field`, checked against the field's type as Salesforce
+        checks it (and a 15-character id widened to match its 18-character record)."""
         kind, value = self.take()
         if kind == "kw" and value in ("null", "true", "false"):
-            return {"null": None, "true": True, "false": False}[value]
-        if kind in ("string", "number", "date", "datetime", "range"):
-            return value
-        raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
+            kind, value = "boolean", {"null": None, "true": True, "false": False}[value]
+            if value is None:
+                return None
+        elif kind not in ("string", "number", "date", "datetime", "range"):
+            raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
+        if field is not None:
+            value = _typed(field, self.types.get(field, ""), kind, value)
+        return value
 
     def comparison(self) -> Callable[[dict[str, Any]], bool]:
         name = self.field()
         negate = self.accept("kw", "not")
         if self.accept("kw", "in"):
             self.take("op", "(")
-            values = [self.literal()]
+            values = [self.literal(name)]
             while self.accept("op", ","):
-                values.append(self.literal())
+                values.append(self.literal(name))
             self.take("op", ")")
             wanted = {comparable(v) for v in values}
+            if self.types.get(name) in ID_TYPES:
+                return lambda r: (_short(r.get(name)) in wanted) != negate
             return lambda r: (comparable(r.get(name)) in wanted) != negate
         if negate:
             raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
@@ -250,8 +261,62 @@ class _Parser:
             )
             return lambda r: r.get(name) is not None and bool(regex.match(str(r.get(name))))
         op = self.take("op")[1]
-        value = comparable(self.literal())
+        value = comparable(self.literal(name))
+        if self.types.get(name) in ID_TYPES:
+            return _compare_ids(name, op, value)
         return _compare(name, op, value)
+
+
+ID_TYPES = ("id", "reference")
+TEXT_TYPES = ("string", "email", "picklist", "textarea", "url", "phone", "multipicklist")
+NUMBER_TYPES = ("double", "int", "currency", "percent")
+_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+
+
+def _typed(field: str, kind: str, literal: str, value: Any) -> Any:
+    """`value` if a literal of this kind may be compared with a field of this type;
+    otherwise the error Salesforce answers (INVALID_FIELD; a malformed id literal:
+    INVALID_QUERY_FILTER_OPERATOR)."""
+    if not kind:
+        return value
+
+    def wrong(expected: str, quoted: bool) -> SoqlError:
+        quotes = "should be enclosed in quotes" if quoted else "should not be enclosed in quotes"
+        return SoqlError(
+            "INVALID_FIELD",
+            f"value of filter criterion for field '{field}' must be of type {expected}"
+            f" and {quotes}",
+        )
+
+    if kind in ID_TYPES:
+        if literal != "string":
+            raise wrong("id", True)
+        if not _ID.match(value):
+            raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}")
+        return value[:15]
+    if kind in TEXT_TYPES and literal != "string":
+        raise wrong("string", True)
+    if kind == "datetime" and literal not in ("datetime", "range"):
+        raise wrong("dateTime", False)
+    if kind == "date" and literal not in ("date", "range"):
+        raise wrong("date", False)
+    if kind in NUMBER_TYPES and literal != "number":
+        raise wrong(kind, False)
+    if kind == "boolean" and literal != "boolean":
+        raise wrong("boolean", False)
+    return value
+
+
+def _compare_ids(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
+    """Ids compare by their case-sensitive 15-character form: a 15-character literal finds
+    its 18-character record."""
+    test = _compare(name, op, value)
+
+    def shortened(record: dict[str, Any]) -> bool:
+        mine = record.get(name)
+        return test({name: mine[:15] if isinstance(mine, str) else mine})
+
+    return shortened
 
 
 def _in_days(mine: Any, op: str, days: DayRange) -> bool:
@@ -289,7 +354,11 @@ def _compare(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]
     return test
 
 
-def parse(text: str, fields_of: Callable[[str], set[str] | None]) -> Query:
+def _short(value: Any) -> Any:
+    return value[:15] if isinstance(value, str) else value
+
+
+def parse(text: str, fields_of: Callable[[str], Any]) -> Query:
     return _Parser(text, fields_of).parse()
 
 

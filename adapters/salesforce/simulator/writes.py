@@ -180,11 +180,11 @@ class Writes:
         self, sobject: str, fields: dict[str, Any], at: datetime, record_id: str | None
     ) -> str:
         if record_id is None:
-            created = self.org.insert(sobject, fields, at)
+            created = self.org.insert(sobject, fields, at, self.org.integration_user)
             if sobject == "Task":
                 created["IsClosed"] = created.get("Status") == "Completed"
             return created["Id"]
-        self.org.update(sobject, record_id, fields, at)
+        self.org.update(sobject, record_id, fields, at, self.org.integration_user)
         return record_id
 
     # checks ----------------------------------------------------------------------------------
@@ -283,12 +283,14 @@ class Writes:
         clean, error = self._check(record, creating=False)
         if error or clean is None:
             raise ApiError(400, error["statusCode"], error["message"], error["fields"])
-        self.org.update(sobject, record_id, clean, datetime.now(UTC))
+        self.org.update(sobject, record_id, clean, datetime.now(UTC), self.org.integration_user)
         self.stats.wrote(1)
 
     def delete_one(self, sobject: str, record_id: str) -> None:
         self._live(sobject, record_id)
-        self.org.update(sobject, record_id, {"IsDeleted": True}, datetime.now(UTC))
+        self.org.update(
+            sobject, record_id, {"IsDeleted": True}, datetime.now(UTC), self.org.integration_user
+        )
         self.stats.wrote(1)
 
     def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
@@ -315,7 +317,13 @@ class Writes:
                 error = _error("ENTITY_IS_DELETED", "entity is deleted")
                 results.append({"id": record_id, "success": False, "errors": [error]})
                 continue
-            self.org.update(hit[0], record_id, {"IsDeleted": True}, datetime.now(UTC))
+            self.org.update(
+                hit[0],
+                record_id,
+                {"IsDeleted": True},
+                datetime.now(UTC),
+                self.org.integration_user,
+            )
             results.append({"id": record_id, "success": True, "errors": []})
         self.stats.wrote(sum(1 for r in results if r["success"]))
         return results
