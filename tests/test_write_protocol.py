@@ -434,3 +434,17 @@ def test_a_real_sqlite_write_failure_stops_before_the_next_crm_call(tmp_path, pr
         landed = {(cid, f) for cid, c in adapter.records.items() for f in c.owned}
         assert landed <= audited, "every value in the CRM has an audit row"
     state.close()
+
+
+class RefuseOwner(MemoryAdapter):
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        return [TaskResult(t.key, False, error="owner inactive", retryable=False) for t in tasks]
+
+
+def test_a_task_refused_again_at_run_start_is_listed_as_needing_attention(store):
+    adapter = RefuseOwner([hot_contact("h1")])
+    run(adapter, store)
+    store.clear_retries("default", [("contact", "h1")])
+    again = run(adapter, store)
+    assert any("owner inactive" in error for error in again.errors)
+    assert [(a.contact_id, a.field) for a in store.attention("default")] == [("h1", "task")]

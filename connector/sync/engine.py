@@ -198,9 +198,14 @@ class SyncEngine:
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
             log.info("creating %d owed task(s) left by earlier runs", len(owed))
-            report = BatchReport()
-            self._send_tasks(owed, report, summary.counts, _Problems())
+            report, problems = BatchReport(), _Problems()
+            self._send_tasks(owed, report, summary.counts, problems)
             summary.errors.extend(report.errors)
+            self.store.add_retries(self.instance, problems.retry)
+            fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
+            self.store.add_attention(
+                self.instance, problems.attention, fingerprints, datetime.now(UTC)
+            )
 
     def _rebuild_ledger(self, summary: RunSummary) -> None:
         """A new or emptied state store learns which task keys the CRM already carries, so a
