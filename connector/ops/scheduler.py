@@ -170,8 +170,8 @@ class Daemon:
         store, instance = self.engine.store, self.engine.instance
         try:
             attention = len(store.attention(instance))
-            owed = len(store.tasks_in(instance, TASK_OWED))
-            pending = len(store.tasks_in(instance, TASK_PENDING))
+            owed = store.count_tasks(instance, TASK_OWED)
+            pending = store.count_tasks(instance, TASK_PENDING)
         except StateStoreError as exc:
             log.error("cannot read the backlog for /metrics: %s", exc)
             return

@@ -226,7 +226,7 @@ class SyncEngine:
         pending = self.store.tasks_in(
             self.instance, TASK_PENDING, sent_before=datetime.now(UTC) - delay
         )
-        waiting = len(self.store.tasks_in(self.instance, TASK_PENDING)) - len(pending)
+        waiting = self.store.count_tasks(self.instance, TASK_PENDING) - len(pending)
         if waiting:
             log.info("%d task creation(s) of unknown outcome wait for the look-up delay", waiting)
         if not pending:
@@ -337,7 +337,7 @@ class SyncEngine:
             return
         self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
         self._write(report, summary.run_id, counts, problems)
-        self._send_tasks(self._owed(report.tasks), report, counts, problems)
+        self._send_tasks(report.tasks, report, counts, problems)
         self._record_problems(contacts, report, problems, now, counts)
         if batch.cursor is not None and options.limit is None:
             self.store.set_cursor(self.instance, CONTACTS_STREAM, batch.cursor)
@@ -385,16 +385,12 @@ class SyncEngine:
             report.skips.extend((contact.label, skip) for skip in skips)
             planned.update((task.key, task) for task in decision.tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
+        # New keys and keys still owed; a pending key waits for its look-up, never resent.
         report.tasks = [
             task
             for key, task in planned.items()
             if key not in known or known[key].status == TASK_OWED
         ]
-
-    def _owed(self, tasks: list[PlannedTask]) -> list[PlannedTask]:
-        """The batch's tasks the ledger still owes (a pending key waits for its lookup)."""
-        known = self.store.tasks_by_key(self.instance, [t.key for t in tasks])
-        return [t for t in tasks if t.key in known and known[t.key].status == TASK_OWED]
 
     # writing --------------------------------------------------------------------------------
     def _write(

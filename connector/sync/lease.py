@@ -18,6 +18,7 @@ from crm_qualify.connector.sync.state import (
     LEASE_SECONDS,
     StateStore,
     StateStoreError,
+    holder_parts,
     lock_holder,
     sync_lock_name,
 )
@@ -93,13 +94,8 @@ def refusal(store: StateStore, instance: str) -> str:
     if info is None:
         return f"another sync or rollback of {instance} just took the lease; try again"
     holder, expires_at = info
-    host, _, rest = holder.partition(":")
-    pid, _, role = rest.partition(":")
-    who = (
-        f"a {role.split(':', 1)[0] or 'process'} (pid {pid} on {host})"
-        if pid.isdigit()
-        else f"{holder!r}"
-    )
+    host, pid, role = holder_parts(holder)
+    who = f"a {role or 'process'} (pid {pid} on {host})" if pid is not None else repr(holder)
     until = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         f"{who} holds the sync lease of {instance} until {until} unless it renews it;"

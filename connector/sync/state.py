@@ -103,15 +103,23 @@ def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def holder_parts(holder: str) -> tuple[str, int | None, str]:
+    """(host, pid, role) of a `lock_holder` or `process_id` string; pid None when the
+    string was written by something else."""
+    host, _, rest = holder.partition(":")
+    pid_text, _, role = rest.partition(":")
+    pid = int(pid_text) if pid_text.isdigit() else None
+    return host, pid, role.split(":", 1)[0]
+
+
 def process_alive(holder: str) -> bool:
     """False only when `holder` (host:pid:...) names a process on this host that is gone;
     a process on another host is presumed alive until its lease expires."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    host, pid, _ = holder_parts(holder)
+    if host != socket.gethostname() or pid is None:
         return True
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -581,9 +589,12 @@ class StateStore:
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 
-    def pending_tasks(self, instance: str) -> list[PlannedTask]:
-        """Tasks whose creation was sent but never acknowledged (a crash or a lost answer)."""
-        return self.tasks_in(instance, TASK_PENDING)
+    def count_tasks(self, instance: str, status: str) -> int:
+        """How many task keys are in one state (for logs and /metrics: no payloads read)."""
+        rows = self._query(
+            "SELECT COUNT(*) FROM tasks WHERE instance = ? AND status = ?", (instance, status)
+        )
+        return rows[0][0]
 
     def mark_task_created(self, instance: str, key: str, crm_id: str) -> None:
         self.set_task_status(instance, key, TASK_CREATED, crm_id)
