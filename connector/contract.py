@@ -130,6 +130,10 @@ class RecordError:
     key: tuple[str, str] | None = None
     transient: bool = False
 
+    def __str__(self) -> str:
+        """How runs, logs and rollbacks list it: record, CRM field, what is wrong."""
+        return f"{self.record}: {self.field or 'record'}: {self.message}"
+
 
 @dataclass(frozen=True)
 class WriteResult:

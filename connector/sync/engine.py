@@ -308,7 +308,7 @@ class SyncEngine:
 
     @staticmethod
     def _record_error(report: BatchReport, problems: _Problems, error: RecordError) -> None:
-        report.errors.append(f"{error.record}: {error.field or 'record'}: {error.message}")
+        report.errors.append(str(error))
         problems.add(error.key, error.transient, error.field, error.message)
 
     # one batch -----------------------------------------------------------------------------

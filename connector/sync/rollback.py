@@ -88,10 +88,10 @@ def _current_values(
     if not keys:
         return current
     for batch in adapter.read_contacts(keys):
-        contacts = translate_batch(batch)[0]
+        contacts, errors = translate_batch(batch)
         for contact in contacts:
             current[(contact.object_type, contact.id)] = contact.owned
-        report.errors += [f"{e.record}: {e.field or 'record'}: {e.message}" for e in batch.errors]
+        report.errors += [str(error) for error in errors]
         if progress:
             progress("read", len(contacts))
     return current
