@@ -139,13 +139,22 @@ class RecordError:
 class WriteResult:
     """One record's write. `retryable` False means the CRM refused the value itself (a
     restricted picklist, a validation rule): it needs attention, not a quick retry. `field`
-    names the CRM field the CRM blamed, when it said."""
+    names the CRM field the CRM blamed, when it said. `stamp`: the record's modification
+    stamp after the write, when the CRM's answer carries it (HubSpot's `updatedAt`), so the
+    next run knows that version as ours without reading it."""
 
     contact_id: str
     ok: bool
     error: str | None = None
     retryable: bool = True
     field: str | None = None
+    stamp: datetime | None = None
+
+
+KnownVersions = Callable[[Sequence[tuple[tuple[str, str], datetime]]], set[tuple[str, str]]]
+"""The core's check, given changed-record hits ((object_type, id), CRM modification stamp),
+of the ones whose version it already holds (read before, or our own acknowledged write):
+an adapter need not read those."""
 
 
 @dataclass(frozen=True)
@@ -210,9 +219,18 @@ class Adapter(Protocol):
         """The CRM's fields of one object type, by CRM name."""
         ...
 
-    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+    ) -> Iterator[ContactBatch]:
         """Contacts changed since `cursor` (all of them when None), up to `until` (the run's
-        start), with their engagement, deals and tasks. Batches come in cursor order."""
+        start), with their engagement, deals and tasks. Batches come in cursor order.
+
+        `known`: where the adapter sees a changed record's stamp before reading it in full,
+        it asks `known` and skips the records it returns (their cursor still moves). An
+        adapter may instead leave out records whose last change is its own write in its own
+        query (Salesforce's `LastModifiedById`). None means a full read: every record is
+        read and none is left out, so the core can tell deleted records from unchanged ones.
+        """
         ...
 
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
@@ -302,6 +320,7 @@ __all__ = [
     "ContactBatch",
     "DemoEnvironment",
     "FieldInfo",
+    "KnownVersions",
     "Outcome",
     "OutcomeUnknown",
     "RawContact",

@@ -1,20 +1,31 @@
 """Mapping files: plain TOML data that says how canonical fields and stages look in one CRM.
 
-The core validates the parts it understands (owned field names, stage and temperature values)
-and hands the whole document to the adapter, which interprets its own sections (profile
-fields, event translations, qualification fields). Bundled mappings live in `mappings/`.
+The core validates the parts it understands (owned field names, stage, temperature, highest
+stage and customer type values) and hands the document to the adapter, which interprets its
+own sections (profile fields, event translations, qualification fields). Bundled mappings live
+in `mappings/`. Fields the configuration does not own are taken out of the document first
+(`owned_only`), so the CRM need not have them: nothing reads or writes them.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from crm_qualify.connector.model import OWNED_FIELDS, Stage, Temperature
-from crm_qualify.connector.settings import ConfigurationError, describe_validation_error
+from crm_qualify.connector.model import CUSTOMER_TYPES, OWNED_FIELDS, Stage, Temperature
+from crm_qualify.connector.settings import (
+    ConfigurationError,
+    FieldPolicy,
+    describe_validation_error,
+)
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+CONTEXT_FIELDS = frozenset({"stage"})
+"""Owned fields the engine also reads as context (the current lifecycle stage decides what
+comes next): kept in the mapping even when not owned."""
 
 
 class ObjectMapping(BaseModel):
@@ -25,6 +36,18 @@ class ObjectMapping(BaseModel):
     fields: dict[str, str] = {}
     stages: dict[Stage, str] = {}
     temperatures: dict[Temperature, str] = {}
+    highest_stages: dict[Stage, str] = {}
+    customer_types: dict[str, str] = {}
+
+    @field_validator("customer_types")
+    @classmethod
+    def _customer_types(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CUSTOMER_TYPES))
+        if unknown:
+            raise ValueError(
+                f"not a customer type: {', '.join(unknown)}; known: {', '.join(CUSTOMER_TYPES)}"
+            )
+        return value
 
     @field_validator("fields")
     @classmethod
@@ -65,3 +88,21 @@ def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
     return document
+
+
+def owned_only(document: dict[str, Any], policies: Mapping[str, FieldPolicy]) -> dict[str, Any]:
+    """The mapping without the fields `[fields.<name>] owned = false` gives up (context fields
+    stay): an adapter then never reads or writes them, so a CRM that lacks them still syncs."""
+    dropped = {
+        name for name, policy in policies.items() if not policy.owned and name not in CONTEXT_FIELDS
+    }
+    if not dropped:
+        return document
+    objects = {
+        name: {
+            **section,
+            "fields": {k: v for k, v in section.get("fields", {}).items() if k not in dropped},
+        }
+        for name, section in document.get("objects", {}).items()
+    }
+    return {**document, "objects": objects}

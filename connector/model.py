@@ -6,6 +6,7 @@ edge and converts `RecordUpdate` / `PlannedTask` back. Nothing vendor-specific l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -101,12 +102,20 @@ class Deal(_Model):
 
 
 class ExistingTask(_Model):
-    """A task already in the CRM for this contact; `key` is set when crm-qualify created it."""
+    """A task already in the CRM for this contact; `key` is set when crm-qualify created it.
+    `created_at` and `completed_at` are the CRM's own times (None where it does not say):
+    they measure the follow-up SLA, and an open task is one neither completed nor closed."""
 
     id: str
     key: str | None = None
     due: AwareDatetime | None = None
     completed: bool = False
+    created_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return not self.completed and self.completed_at is None
 
 
 class Contact(_Model):
@@ -156,7 +165,9 @@ class Contact(_Model):
 
 @dataclass(slots=True, kw_only=True)
 class Reason:
-    """One line of the explanation a salesperson reads: '+40 demo request 2026-11-18'."""
+    """One line of the explanation a salesperson reads: '+40 demo request 2026-11-18'.
+    Engagement and intent reasons are in whole points; a profile reason shows the configured
+    points (to 0.1)."""
 
     signal: str
     family: Literal["fit", "engagement", "intent", "negative"]
@@ -167,13 +178,17 @@ class Reason:
 @dataclass(slots=True, kw_only=True)
 class Score:
     total: int
-    """0..100."""
+    """0..100: fit + engagement + intent, clamped."""
     fit: int
+    """Profile and negative points, -100..100."""
     engagement: int
+    """0..100: the sum of the engagement reasons' points, capped at 100."""
     intent: int
+    """0..100: the sum of the intent reasons' points, capped at 100."""
     grade: str
     """Fit grade A..D and engagement level 1..4, e.g. 'A1'."""
-    reasons: list[Reason] = field(default_factory=list)
+    reasons: Sequence[Reason] = field(default_factory=list)
+    """Scoring fills it with a sequence that writes the texts on first use."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -211,15 +226,22 @@ class Decision:
     rules_version: str
     renurture: bool = False
     disqualified: bool = False
-    customer_type: Literal["one_time", "recurring"] | None = None
-    """For customers: whether any won deal is recurring."""
+    customer_type: Literal["one_time", "recurring", "mixed"] | None = None
+    """For customers, from their won deals: one-time, recurring (subscriptions) or mixed."""
     tasks: list[PlannedTask] = field(default_factory=list)
     scored_at: datetime
+    hot_since: datetime | None = None
+    """When the current hot episode began (None: not hot); the engine keeps it per contact
+    and gives it back to `decide`, so one episode gets one call (see planning.py)."""
 
     def field_values(self) -> dict[str, Any]:
-        """The canonical owned fields this decision sets, before write policies apply."""
-        return {
+        """The canonical owned fields this decision sets, before write policies apply.
+        `highest_stage` is this decision's stage: the diff never plans it below what the CRM
+        holds. `customer_type` is set only for customers (a contact whose won deals are not
+        read keeps the type it has)."""
+        values: dict[str, Any] = {
             "stage": self.stage.value,
+            "highest_stage": self.stage.value,
             "temperature": self.temperature.value,
             "score": self.score.total,
             "fit_score": self.score.fit,
@@ -229,8 +251,12 @@ class Decision:
             "reasons": format_reasons(self.score.reasons),
             "rules_version": self.rules_version,
             "renurture": self.renurture,
+            "disqualified": self.disqualified,
             "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
         }
+        if self.customer_type is not None:
+            values["customer_type"] = self.customer_type
+        return values
 
 
 class FieldUpdate(_Model):
@@ -250,8 +276,14 @@ class RecordUpdate(_Model):
         return {change.field: change.new for change in self.changes}
 
 
-def format_reasons(reasons: list[Reason]) -> str:
-    """One reason per line, strongest first, as a salesperson reads them in the CRM."""
+def format_reasons(reasons: Sequence[Reason]) -> str:
+    """One reason per line, strongest first, as a salesperson reads them in the CRM. Points are
+    whole for engagement and intent, so the text changes only when the points a salesperson
+    reads change, not every day as decay moves them by fractions. Scoring's reasons write this
+    text themselves (`text()`), without building a `Reason` per line."""
+    text = getattr(reasons, "text", None)
+    if text is not None:
+        return text()
     ordered = sorted(reasons, key=lambda reason: -abs(reason.points))
     return "\n".join(reason.why for reason in ordered)
 
@@ -268,5 +300,11 @@ OWNED_FIELDS: tuple[str, ...] = (
     "rules_version",
     "renurture",
     "scored_at",
+    "highest_stage",
+    "customer_type",
+    "disqualified",
 )
 """Canonical names of every field crm-qualify can write; configuration says which it owns."""
+
+CUSTOMER_TYPES: tuple[str, ...] = ("one_time", "recurring", "mixed")
+"""Canonical values of `customer_type`."""

@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter, missing_methods
-from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.mapping import load_mapping, owned_only
 from crm_qualify.connector.ops.logs import register_secrets, secret_values
 from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -81,4 +81,4 @@ def build_adapter(settings: Settings, **overrides: Any) -> Adapter:
         options = options.model_copy(update=overrides)
     register_secrets(secret_values(dict(options)))
     mapping = load_mapping(settings.crm.adapter, settings.crm.mapping_file)
-    return adapter_class.from_config(options, mapping)
+    return adapter_class.from_config(options, owned_only(mapping, settings.fields))

@@ -43,7 +43,11 @@ class _Section(BaseModel):
 class FieldPolicy(_Section):
     """Whether crm-qualify owns a field, and when it may overwrite what is there."""
 
-    owned: bool = Field(default=True, description="false: crm-qualify never writes this field.")
+    owned: bool = Field(
+        default=True,
+        description="false: crm-qualify never writes this field nor reads it (the CRM need"
+        " not have it; the stage is still read).",
+    )
     policy: WritePolicy = Field(
         default="always",
         description="always; if_empty (only fill a blank); unless_edited (skip a value a person"
@@ -80,6 +84,13 @@ class SyncSettings(_Section):
         description="A task create whose answer was lost is looked up in the CRM only after"
         " this long, so the CRM's search index has caught up (HubSpot's lags a few seconds);"
         " until then it is neither looked up nor sent again.",
+    )
+    reconcile_every_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="A full read this often corrects the mirror: records deleted or merged in"
+        " the CRM leave it, and changes the incremental reads could not see are caught."
+        " 0 turns it off (`sync --full` still does one).",
     )
 
 

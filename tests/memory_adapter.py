@@ -19,6 +19,7 @@ from crm_qualify.connector.contract import (
     CheckResult,
     ContactBatch,
     FieldInfo,
+    KnownVersions,
     Outcome,
     TaskResult,
     WriteResult,
@@ -50,8 +51,12 @@ class MemoryAdapter:
         self.clock = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
         self.calls: dict[str, int] = {}
         self.fail_write_ids: set[str] = set()
+        self.refuse_write_ids: set[str] = set()
+        """Writes the CRM refuses for their value: not retryable, they need attention."""
         self.crash_after_task_create = False
         self.closed_tasks: set[str] = set()
+        self.skipped = 0
+        """Changed records left unread because the core already held their version."""
 
     @classmethod
     def from_config(cls, settings: MemorySettings, mapping: dict[str, Any]) -> MemoryAdapter:
@@ -76,7 +81,9 @@ class MemoryAdapter:
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
         return {name: FieldInfo(name=name, type="string") for name in OWNED_FIELDS}
 
-    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+    ) -> Iterator[ContactBatch]:
         self._count("read_changed")
         start = tuple(json.loads(cursor)) if cursor else ("", "")
         ordered = sorted(
@@ -86,8 +93,10 @@ class MemoryAdapter:
         for offset in range(0, len(ordered), self.batch_size):
             chunk = ordered[offset : offset + self.batch_size]
             last = chunk[-1]
+            held = known([(_key(c), c.updated_at) for c in chunk if c.updated_at]) if known else ()
+            self.skipped += len(held)
             yield ContactBatch(
-                contacts=[self._with_tasks(c) for c in chunk],
+                contacts=[self._with_tasks(c) for c in chunk if _key(c) not in held],
                 cursor=json.dumps([_ts(last), last.id]),
             )
 
@@ -112,13 +121,19 @@ class MemoryAdapter:
             if update.contact_id in self.fail_write_ids:
                 results.append(WriteResult(update.contact_id, False, "FIELD_INVALID: rejected"))
                 continue
+            if update.contact_id in self.refuse_write_ids:
+                refusal = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: bad value"
+                results.append(
+                    WriteResult(update.contact_id, False, refusal, retryable=False, field="score")
+                )
+                continue
             record = self.records[update.contact_id]
             for change in update.changes:
                 record.owned[change.field] = change.new
                 if change.field == "stage":
                     record.stage = Stage(change.new)
             record.updated_at = self._tick()
-            results.append(WriteResult(update.contact_id, True))
+            results.append(WriteResult(update.contact_id, True, stamp=record.updated_at))
         return results
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
@@ -161,3 +176,7 @@ class MemoryAdapter:
 
 def _ts(contact: Contact) -> str:
     return contact.updated_at.isoformat() if contact.updated_at else ""
+
+
+def _key(contact: Contact) -> tuple[str, str]:
+    return (contact.object_type, contact.id)

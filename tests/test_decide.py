@@ -261,17 +261,17 @@ def test_temperature_bands_and_triggers():
     )
 
 
-def test_hot_call_task_goes_to_owner_due_in_24h_with_a_weekly_key():
+def test_hot_call_task_goes_to_owner_due_in_24h_keyed_by_the_hot_episode():
     hot = contact(event(EventType.DEMO_REQUEST), id="42", owner_id="owner-1", stage=Stage.MQL)
-    (task,) = decide(hot, Rules(), NOW).tasks
+    decision = decide(hot, Rules(), NOW)
+    (task,) = decision.tasks
     assert task.kind == "hot_call"
     assert task.owner_id == "owner-1"
     assert task.due == NOW + timedelta(hours=24)
-    assert task.key == "crmq:contact:42:hot_call:2026-W47"
-    next_week = decide(hot, Rules(), NOW + timedelta(days=7)).tasks[0]
-    assert next_week.key == "crmq:contact:42:hot_call:2026-W48"
-    same_week = decide(hot, Rules(), NOW - timedelta(days=1)).tasks[0]
-    assert same_week.key == task.key
+    assert task.key == "crmq:contact:42:hot_call:20261122T1200"
+    assert decision.hot_since == NOW
+    later = decide(hot, Rules(), NOW + timedelta(days=2), hot_since=decision.hot_since)
+    assert later.tasks[0].key == task.key and later.hot_since == NOW
 
 
 def test_mql_handoff_is_planned_once_on_the_transition_within_the_sla():

@@ -11,7 +11,7 @@ from crm_qualify.connector.sync.diff import normalise, plan_update
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def decision(stage: Stage = Stage.MQL, total: int = 70) -> Decision:
+def decision(stage: Stage = Stage.MQL, total: int = 70, **extra) -> Decision:
     return Decision(
         contact_id="1",
         stage=stage,
@@ -20,6 +20,7 @@ def decision(stage: Stage = Stage.MQL, total: int = 70) -> Decision:
         score=Score(total=total, fit=10, engagement=30, intent=30, grade="B1"),
         rules_version="abc12345",
         scored_at=NOW,
+        **extra,
     )
 
 
@@ -72,3 +73,86 @@ def test_unless_edited_uses_the_audit_trail():
     untouched = contact(grade="C3")
     update, _ = plan_update(untouched, decision(), policies, {"grade": "C3"})
     assert update.values()["grade"] == "B1"
+
+
+# highest_stage, customer_type, disqualified -------------------------------------------------
+def planned(c: Contact, d: Decision, policies=None, last_written=None) -> dict:
+    update, _ = plan_update(c, d, policies or Settings().fields, last_written or {})
+    return update.values() if update else {}
+
+
+def test_highest_stage_rises_with_the_stage():
+    d = decision(stage=Stage.SQL)
+    values = {**current_values(d), "stage": "mql", "highest_stage": "mql"}
+    c = Contact(id="1", stage=Stage.MQL, owned=values)
+    assert planned(c, d)["highest_stage"] == "sql"
+
+
+def test_highest_stage_never_goes_down():
+    d = decision(stage=Stage.LEAD)
+    for held in ("customer", "opportunity", "sql"):
+        c = Contact(id="1", stage=Stage.LEAD, owned={**current_values(d), "highest_stage": held})
+        update, skips = plan_update(c, d, Settings().fields, {})
+        assert update is None, f"{held} held: nothing to write"
+        assert skips == []
+    # and when another field changes, the update still leaves it alone
+    values = {**current_values(d), "highest_stage": "customer", "score": 12}
+    c = Contact(id="1", stage=Stage.LEAD, owned=values)
+    assert "highest_stage" not in planned(c, d) and planned(c, d)["score"] == 70
+
+
+def test_an_unknown_or_absent_highest_stage_counts_as_none():
+    d = decision(stage=Stage.MQL)
+    for held in ("evangelist", "Marketing Qualified", None, ""):
+        values = {**current_values(d), "highest_stage": held}
+        c = Contact(id="1", stage=Stage.MQL, owned=values)
+        assert planned(c, d) == {"highest_stage": "mql", "scored_at": "2026-11-22T12:00:00Z"}
+
+
+def test_customer_type_and_disqualified_are_written_only_when_they_change():
+    d = decision(stage=Stage.CUSTOMER, customer_type="mixed", disqualified=True)
+    same_values = {**current_values(d), "disqualified": "true"}  # as HubSpot echoes it
+    update, _ = plan_update(contact(**same_values), d, Settings().fields, {})
+    assert update is None
+    changed = {**current_values(d), "customer_type": "one_time", "disqualified": False}
+    values = planned(contact(**changed), d)
+    assert values["customer_type"] == "mixed" and values["disqualified"] is True
+    first = {k: v for k, v in current_values(d).items() if k not in ("disqualified",)}
+    assert planned(contact(**first), d) == {
+        "disqualified": True,
+        "scored_at": "2026-11-22T12:00:00Z",
+    }, "a field never written before is written"
+
+
+def test_a_contact_that_is_no_customer_keeps_its_customer_type():
+    d = decision(stage=Stage.MQL)
+    assert "customer_type" not in d.field_values()
+    values = {**current_values(d), "customer_type": "recurring"}
+    update, _ = plan_update(contact(**values), d, Settings().fields, {})
+    assert update is None, "never cleared"
+
+
+def test_policies_apply_to_the_new_fields():
+    d = decision(stage=Stage.CUSTOMER, customer_type="recurring", disqualified=True)
+    values = {
+        **current_values(d),
+        "highest_stage": "lead",
+        "customer_type": "one_time",
+        "disqualified": False,
+    }
+    c = Contact(id="1", stage=Stage.CUSTOMER, owned=values)
+    policies = {
+        **Settings().fields,
+        "highest_stage": FieldPolicy(policy="if_empty"),
+        "customer_type": FieldPolicy(policy="unless_edited"),
+        "disqualified": FieldPolicy(owned=False),
+    }
+    update, skips = plan_update(c, d, policies, {"customer_type": "recurring"})
+    assert update is None
+    assert {skip.field for skip in skips} == {"highest_stage", "customer_type"}
+    # the person's edit is no longer there: unless_edited writes again
+    values = planned(c, d, policies, {"customer_type": "one_time"})
+    assert values["customer_type"] == "recurring" and "disqualified" not in values
+    assert "highest_stage" not in values
+    blank = Contact(id="1", stage=Stage.CUSTOMER, owned={**c.owned, "highest_stage": None})
+    assert planned(blank, d, policies)["highest_stage"] == "customer", "if_empty fills a blank"

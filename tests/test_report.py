@@ -7,11 +7,20 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.cli import main
-from crm_qualify.connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate, Stage
+from crm_qualify.connector.decision.rules import FollowUpRules
+from crm_qualify.connector.model import (
+    Contact,
+    ExistingTask,
+    FieldUpdate,
+    PlannedTask,
+    RecordUpdate,
+    Stage,
+)
 from crm_qualify.connector.ops.report import (
     NO_STAGE,
     build_report,
     crm_snapshot,
+    follow_up_sla,
     stage_rows,
     text_report,
 )
@@ -42,6 +51,23 @@ def task(key: str, kind: str, due: datetime, contact: str = "x", **fields) -> Pl
 
 
 A_CALL = "crmq:contact:a:hot_call:2026-W40"
+A_RECALL = "crmq:contact:a:hot_call:20261121T0600"
+B_HANDOFF = "crmq:contact:b:mql_handoff"
+C_CALL = "crmq:contact:c:hot_call:2026-W60"
+HOUR = timedelta(hours=1)
+
+
+def mirror(store: StateStore, contacts: list[Contact]) -> None:
+    """Contacts as the engine's mirror holds them (read, plus the tasks it created)."""
+    store.mirror.upsert("default", contacts, NOW)
+
+
+def our_task(key: str, created: datetime, done: datetime | None = None) -> ExistingTask:
+    return ExistingTask(
+        id=f"T-{key}", key=key, created_at=created, completed=done is not None, completed_at=done
+    )
+
+
 A_REASONS = "+40 demo request 2026-09-30\n+20 webinar attended 2026-09-20\n+10 email reply\n+5 x"
 
 
@@ -68,13 +94,32 @@ def trail(path) -> StateStore:
         [
             a_call,
             task("crmq:contact:a:hot_call:2026-W40:escalation", "escalation", T0 + 3 * day),
-            task("crmq:contact:b:mql_handoff", "mql_handoff", T0 + 2 * day),
-            task("crmq:contact:c:hot_call:2026-W60", "hot_call", NOW + day),
+            task(B_HANDOFF, "mql_handoff", T0 + 2 * day),
+            task(C_CALL, "hot_call", NOW + day),
         ],
     )
     created = [(t.key, f"T{n}") for n, t in enumerate(store.all_tasks("default"))]
     store.mark_tasks_created("default", created)
     store.finish_run(run, "ok", {}, [])
+    # As the CRM showed the tasks at the last read: a's first call done 30 h after it was
+    # created (late), a's second call open 30 h (missed), b's hand-off done in 5 h (on time),
+    # c's call open for 2 h (pending).
+    mirror(
+        store,
+        [
+            Contact(
+                id="a",
+                tasks=[
+                    our_task(A_CALL, T0, T0 + 30 * HOUR),
+                    our_task(A_RECALL, NOW - 30 * HOUR),
+                    our_task(f"{A_CALL}:escalation", T0 + 3 * DAY),
+                    ExistingTask(id="X", key=None, created_at=T0),  # not ours
+                ],
+            ),
+            Contact(id="b", tasks=[our_task(B_HANDOFF, T0 + 2 * DAY, T0 + 2 * DAY + 5 * HOUR)]),
+            Contact(id="c", tasks=[our_task(C_CALL, NOW - 2 * HOUR)]),
+        ],
+    )
     return store
 
 
@@ -95,10 +140,13 @@ def test_funnel_conversion_time_in_stage_scores_and_sla(tmp_path):
     assert dict(report.scores)["80-89"] == 1 and dict(report.scores)["60-69"] == 1
     assert report.temperatures == {"hot": 1, "warm": 1, "cold": 1}
     assert report.sla["hot_call"] == {
-        "target_hours": 24, "created": 2, "due_by_now": 1, "escalated": 1, "on_time_rate": 0.0,
-        "not_yet_in_crm": 0, "closed_by_rollback": 0, "next_due": (NOW + DAY).isoformat(),
+        "target_hours": 24, "tasks": 3, "on_time": 0, "late": 1, "missed": 1, "pending": 1,
+        "unmeasured": 0, "measured": 2, "on_time_rate": 0.0, "median_hours_to_done": 30.0,
+        "next_deadline": (NOW + 22 * HOUR).isoformat(), "escalated": 1, "not_yet_in_crm": 0,
+        "closed_by_rollback": 0,
     }  # fmt: skip
     assert report.sla["mql_handoff"]["on_time_rate"] == 1.0
+    assert report.sla["mql_handoff"]["median_hours_to_done"] == 5.0
 
 
 def test_stage_rows_add_up_to_the_total_in_every_form(tmp_path):
@@ -131,17 +179,20 @@ def test_a_missing_number_says_what_is_missing(tmp_path):
     assert "opportunity -> customer: no contact has reached opportunity yet" in text
     assert "no contact has left this stage yet" in html
     assert "–" not in html and " - " not in text.split("records needing attention")[0]
-    assert "What is measured" in html and "escalat" in html
+    assert "What is measured" in html and "completed within the configured hours" in html
 
 
 def test_tasks_closed_by_a_rollback_do_not_count_as_created(tmp_path):
     store = trail(tmp_path / "s.sqlite")
     store.set_task_status("default", A_CALL, TASK_CLOSED, None)
     row = build_report(store, "default", NOW).sla["hot_call"]
-    assert row["created"] == 1 and row["closed_by_rollback"] == 1
-    assert row["due_by_now"] == 0 and row["on_time_rate"] is None
+    assert row["tasks"] == 2 and row["closed_by_rollback"] == 1
+    assert (row["late"], row["missed"], row["on_time_rate"]) == (0, 1, 0.0)
     text = text_report(build_report(store, "default", NOW))
-    assert "hot_call (within 24 h): none due yet; 1 created, none due yet" in text
+    assert (
+        "hot_call (within 24 h): 0% on time; 0 of 1 done within 24 h of their creation,"
+        " 1 still open past 24 h (missed), 1 open and still within time (not counted yet)"
+    ) in text
     assert "1 closed by a rollback (not counted)" in text
 
 
@@ -208,7 +259,6 @@ def test_a_crm_snapshot_counts_contacts_the_trail_never_touched(tmp_path):
     crm.tasks["T1"] = PlannedTask(key=a_call, contact_id="a", kind="hot_call", subject="s", due=T0)
     crm.closed_tasks.add("T1")
     snapshot = crm_snapshot(crm, NOW)
-    assert snapshot.completed_tasks == {a_call}
 
     report = build_report(store, "default", NOW, snapshot)
     assert report.source.startswith("CRM") and report.contacts == 4
@@ -217,10 +267,7 @@ def test_a_crm_snapshot_counts_contacts_the_trail_never_touched(tmp_path):
     assert report.median_days["lead"] == 3.0, "time in stage still comes from the trail"
     assert dict(report.scores)["80-89"] == 1 and sum(n for _, n in report.scores) == 3
     assert report.temperatures == {"hot": 1, "warm": 2} and report.no_temperature == 1
-    assert report.sla["hot_call"]["done_in_crm"] == 1
-    assert report.sla["mql_handoff"]["done_in_crm"] == 0
-    assert "1 done in the CRM" in text_report(report)
-    assert "done in the CRM" in html_report(report)
+    assert report.sla["hot_call"]["on_time_rate"] == 0.0, "the SLA comes from the mirror"
     assert report.hot == [] and report.hot_called == 1, "a's call is done: not to call again"
 
 
@@ -266,3 +313,61 @@ def test_temperature_colours_read_hot_to_cold(tmp_path):
     bars = re.findall(r'class="label">(\w+)</div><div class="track"><div class="fill" '
                       r'style="width:[\d.]+%;--c:(#\w+)"', html)  # fmt: skip
     assert [b for b in bars if b[0] in TEMPERATURE_COLORS] == list(TEMPERATURE_COLORS.items())
+
+
+def test_follow_up_sla_counts_done_within_the_configured_hours_of_creation():
+    def contact(cid: str, *tasks: ExistingTask) -> Contact:
+        return Contact(id=cid, tasks=list(tasks))
+
+    call = "crmq:contact:{}:hot_call:20261122T0900"
+    contacts = [
+        contact("1", our_task(call.format(1), NOW - 50 * HOUR, NOW - 47 * HOUR)),  # 3 h
+        contact("2", our_task(call.format(2), NOW - 50 * HOUR, NOW - 40 * HOUR)),  # 10 h
+        contact("3", our_task(call.format(3), NOW - 9 * HOUR)),  # open 9 h
+        contact("4", our_task(call.format(4), NOW - HOUR)),  # open 1 h
+        contact(
+            "5",
+            ExistingTask(id="n", key=call.format(5)),  # no creation nor due time
+            ExistingTask(id="e", key=call.format(7), due=NOW - HOUR),  # as the engine adds it
+            ExistingTask(id="d", key=call.format(6), created_at=NOW - DAY, completed=True),
+            our_task(f"{B_HANDOFF}:escalation", NOW - DAY),  # an escalation: not a follow-up
+            our_task("crmq:contact:5:mql_handoff", NOW - 60 * HOUR, NOW - 10 * HOUR),  # 50 h
+        ),
+    ]
+    rows = follow_up_sla(contacts, FollowUpRules(), NOW)
+    calls = rows["hot_call"]
+    assert (calls["on_time"], calls["late"], calls["missed"], calls["pending"]) == (2, 0, 1, 2)
+    assert calls["unmeasured"] == 2 and calls["tasks"] == 7 and calls["on_time_rate"] == 0.667
+    assert calls["median_hours_to_done"] == 6.5
+    assert rows["mql_handoff"]["late"] == 1 and rows["mql_handoff"]["on_time_rate"] == 0.0
+
+    strict = FollowUpRules(hot_call_hours=4, mql_sla_hours=72)
+    rows = follow_up_sla(contacts, strict, NOW)
+    calls = rows["hot_call"]
+    assert calls["target_hours"] == 4
+    assert (calls["on_time"], calls["late"], calls["missed"], calls["pending"]) == (1, 1, 2, 1)
+    assert calls["on_time_rate"] == 0.25
+    assert rows["mql_handoff"]["on_time"] == 1 and rows["mql_handoff"]["on_time_rate"] == 1.0
+    ignored = follow_up_sla(contacts, strict, NOW, ignore={call.format(1)})["hot_call"]
+    assert ignored["tasks"] == 6 and ignored["on_time"] == 0
+
+
+def test_the_report_measures_against_the_configured_hours(tmp_path, capsys):
+    store = trail(tmp_path / "s.sqlite")
+    relaxed = build_report(store, "default", NOW, followup=FollowUpRules(hot_call_hours=31))
+    row = relaxed.sla["hot_call"]
+    assert (row["target_hours"], row["on_time"], row["missed"], row["pending"]) == (31, 1, 0, 2)
+    assert relaxed.call_hours == 31
+    assert "hot_call (within 31 h): 100% on time" in text_report(relaxed)
+    html = html_report(relaxed)
+    assert "within 31 h" in html and "past the 31 h call target" in html
+    store.close()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"[sync]\nstate_path = '{tmp_path / 's.sqlite'}'\n"
+        "[rules.followup]\nhot_call_hours = 31\nmql_sla_hours = 3\n"
+    )
+    assert main(["report", "--config", str(config), "--json"]) == 0
+    sla = json.loads(capsys.readouterr().out)["follow_up_sla"]
+    assert sla["hot_call"]["target_hours"] == 31 and sla["hot_call"]["on_time"] == 1
+    assert sla["mql_handoff"]["target_hours"] == 3 and sla["mql_handoff"]["late"] == 1

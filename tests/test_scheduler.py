@@ -150,11 +150,11 @@ def test_start_without_a_run_now_still_schedules(tmp_path):
 class CrashingAdapter(MemoryAdapter):
     crash = True
 
-    def read_changed(self, cursor, *, until):
+    def read_changed(self, cursor, *, until, known=None):
         if self.crash:
             self.crash = False
             raise RuntimeError("disk full (access_token=pat-canary-0042)")
-        return super().read_changed(cursor, until=until)
+        return super().read_changed(cursor, until=until, known=known)
 
 
 def test_a_crashed_run_is_recorded_failed_and_the_next_one_resumes(tmp_path, caplog):

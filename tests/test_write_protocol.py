@@ -214,7 +214,9 @@ def test_a_second_state_file_on_the_same_portal_creates_no_duplicate(tmp_path):
 class RawRecords(MemoryAdapter):
     """Hands the core raw records, one of them untranslatable."""
 
-    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: object = None
+    ) -> Iterator[ContactBatch]:
         def bad() -> Contact:
             raise TranslationError("num_employees", "'many' is not a number")
 
@@ -270,7 +272,7 @@ def test_a_refused_value_needs_attention_until_the_configuration_changes(store):
 
 # ----- failed and crashed runs -------------------------------------------------------------------
 class Broken(MemoryAdapter):
-    def read_changed(self, cursor, *, until):
+    def read_changed(self, cursor, *, until, known=None):
         raise RuntimeError("bug in the adapter")
 
 

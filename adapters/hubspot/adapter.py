@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
-from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
+from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Known, epoch_ms
 from crm_qualify.adapters.hubspot.records import (
     ContactRows,
     Links,
@@ -43,6 +43,7 @@ from crm_qualify.connector.contract import (
     CheckResult,
     ContactBatch,
     FieldInfo,
+    KnownVersions,
     Outcome,
     RawContact,
     RecordError,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 READ_BATCH = 500
 """Contacts read together: one association request serves up to 1,000 of them."""
 DEAL_PROPERTIES = ["dealstage", "pipeline", "amount", "closedate", "hs_mrr"]
-TASK_PROPERTIES = ["hs_timestamp", "hs_task_status"]
+TASK_PROPERTIES = ["hs_timestamp", "hs_task_status", "hs_createdate", "hs_task_completion_date"]
 
 
 class HubSpotAdapter:
@@ -75,7 +76,9 @@ class HubSpotAdapter:
         self.task_key_property = tasks.get("key_property", "crmq_task_key")
         deals = mapping.get("deals", {})
         self.recurring_property = deals.get("recurring_property", "hs_mrr")
-        self.reader = ChangeReader(client, self.object_type, int(settings.lookback_seconds * 1000))
+        self.reader = ChangeReader(
+            client, self.object_type, int(settings.lookback_seconds * 1000), self.task_key_property
+        )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
         self.tasks = TaskWriter(
             client, self.task_key_property, int(tasks.get("contact_association_type", 204))
@@ -127,7 +130,9 @@ class HubSpotAdapter:
         return fields
 
     # reads -----------------------------------------------------------------------------------
-    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+    ) -> Iterator[ContactBatch]:
         try:
             position = Cursor.load(cursor)
         except ValueError:
@@ -135,7 +140,7 @@ class HubSpotAdapter:
             position = None
         pending: list[str] = []
         last: Cursor | None = None
-        for ids, after in self.reader.changed(position, until):
+        for ids, after in self.reader.changed(position, until, self._known(known)):
             pending += ids
             last = after
             if len(pending) >= READ_BATCH:
@@ -143,6 +148,20 @@ class HubSpotAdapter:
                 pending, last = [], None
         if last is not None:
             yield self._batch(pending, last.dump())
+
+    def _known(self, known: KnownVersions | None) -> Known | None:
+        """The core's check in the reader's terms (ids and epoch ms)."""
+        if known is None:
+            return None
+        object_type = self.object_type
+
+        def check(rows: list[tuple[str, int]]) -> set[str]:
+            hits = [
+                ((object_type, oid), datetime.fromtimestamp(ms / 1000, UTC)) for oid, ms in rows
+            ]
+            return {oid for _, oid in known(hits)}
+
+        return check
 
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
         wanted = list(dict.fromkeys(record for _, record in ids))

@@ -7,32 +7,51 @@ is a new query starting at the last timestamp seen (a moving time window), and a
 shared by more contacts than a page holds (imports stamp thousands at once) is read on its
 own, sorted and continued by id, so reading always progresses and never loops. Each batch
 carries a cursor the engine saves once the batch is written.
+
+Completing a task does not touch its contact's `lastmodifieddate`, so after the changed
+contacts an incremental run sweeps the tasks that carry our key property and changed in the
+same window (`hs_lastmodifieddate`), and reads the contacts they are associated with that it
+has not read yet, once each (as Salesforce's reader does with its activity objects). A task
+we created and nobody touched since is left out: creating it is not news, but a salesperson
+completing, reopening, postponing or reassigning it is. The sweep's position (`activity`) is
+saved only once the sweep is done, so a run interrupted during it sweeps again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.records import next_after
+from crm_qualify.adapters.hubspot.records import associated, next_after
 from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
 from crm_qualify.connector.contract import TranslationError
 
+log = logging.getLogger(__name__)
+
 SEARCH_PAGE = 200
 LIST_PAGE = 100
+UNTOUCHED_MS = 60_000
+"""A task changed within a minute of its creation is taken as untouched since (HubSpot
+recomputes a new task's own properties a few seconds after creating it)."""
+
+Known = Callable[[list[tuple[str, int]]], set[str]]
+"""Given search hits (id, lastmodifieddate ms), the ids whose version the core already holds."""
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where reading stands: `since` (epoch ms) for search, or a walk in progress."""
+    """Where reading stands: `since` (epoch ms) for search, or a walk in progress, and
+    `activity`: the stamp up to which tasks were swept (`since` when absent)."""
 
     since: int | None = None
     walk_after: str | None = None
     walk_started: int | None = None
+    activity: int | None = None
 
     def dump(self) -> str:
         return json.dumps({k: v for k, v in self.__dict__.items() if v is not None})
@@ -43,7 +62,8 @@ class Cursor:
             return None
         try:
             data = json.loads(text)
-            return cls(**{k: data[k] for k in ("since", "walk_after", "walk_started") if k in data})
+            names = ("since", "walk_after", "walk_started", "activity")
+            return cls(**{k: data[k] for k in names if k in data})
         except (ValueError, TypeError) as exc:
             raise ValueError(f"unreadable HubSpot cursor {text[:80]!r}") from exc
 
@@ -64,17 +84,50 @@ def _ms(value: Any) -> int | None:
 class ChangeReader:
     """Yields (contact ids, cursor after them), at most 100 ids at a time."""
 
-    def __init__(self, client: HubSpotClient, object_type: str, lookback_ms: int) -> None:
+    def __init__(
+        self,
+        client: HubSpotClient,
+        object_type: str,
+        lookback_ms: int,
+        task_key: str | None = None,
+    ) -> None:
         self.client = client
         self.object_type = object_type
         self.lookback_ms = lookback_ms
+        self.task_key = task_key
+        """The task property holding our keys; None: no task sweep."""
+        self._known: Known | None = None
 
-    def changed(self, cursor: Cursor | None, until: datetime) -> Iterator[tuple[list[str], Cursor]]:
+    def changed(
+        self, cursor: Cursor | None, until: datetime, known: Known | None = None
+    ) -> Iterator[tuple[list[str], Cursor]]:
+        """`known`: hits the core already holds are left out of the ids (the cursor still
+        moves past them); a walk (no cursor) gives every id."""
         until_ms = epoch_ms(until)
         if cursor is None or cursor.since is None:
             yield from self._walk(cursor, until_ms)
             return
-        yield from self._search(max(0, cursor.since - self.lookback_ms), until_ms)
+        self._known = known
+        sweep_from = cursor.activity if cursor.activity is not None else cursor.since
+        read: set[str] = set()
+        for ids, after in self._search(max(0, cursor.since - self.lookback_ms), until_ms):
+            if ids:  # the search's closing step is the run's closing step, below
+                read.update(ids)
+                yield ids, replace(after, activity=sweep_from)
+        swept = until_ms
+        if self.task_key:
+            sweeping = Cursor(since=until_ms, activity=sweep_from)
+            for ids in self._task_sweep(max(0, sweep_from - self.lookback_ms), until_ms, read):
+                if ids is None:
+                    swept = sweep_from  # incomplete: the next run sweeps this window again
+                else:
+                    yield ids, sweeping
+        yield [], Cursor(since=until_ms, activity=swept)
+
+    def _unknown(self, rows: list[tuple[str, int]]) -> set[str]:
+        """Ids of `rows` whose version the core does not hold yet."""
+        ids = {oid for oid, _ in rows}
+        return ids - self._known(rows) if self._known and rows else ids
 
     # first run -------------------------------------------------------------------------------
     def _walk(self, cursor: Cursor | None, until_ms: int) -> Iterator[tuple[list[str], Cursor]]:
@@ -116,7 +169,8 @@ class ChangeReader:
                 given = set()
                 low += 1
                 continue
-            fresh = [oid for oid, ts in rows if not (ts == low and oid in given)]
+            unknown = self._unknown(rows)
+            fresh = [oid for oid, ts in rows if not (ts == low and oid in given) and oid in unknown]
             if fresh:
                 yield fresh, Cursor(since=rows[-1][1])
             if len(rows) < SEARCH_PAGE:
@@ -140,7 +194,8 @@ class ChangeReader:
                 "hs_object_id",
                 moment,
             )
-            fresh = [oid for oid, _ in rows if oid not in given]
+            unknown = self._unknown(rows)
+            fresh = [oid for oid, _ in rows if oid not in given and oid in unknown]
             if fresh:
                 yield fresh, Cursor(since=moment)
             if len(rows) < SEARCH_PAGE:
@@ -175,3 +230,77 @@ class ChangeReader:
                 stamp = rows[-1][1] if rows else floor
             rows.append((row_id, stamp))
         return rows
+
+    # tasks people worked on ----------------------------------------------------------------
+    def _task_sweep(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
+        """Contacts (not in `read`, which grows) of our tasks changed in [low, until) by
+        someone else, at most 100 ids at a time; None once for tasks whose contacts could not
+        be read (the sweep is then not complete). Keyset paging by id: never near HubSpot's
+        10,000-result window, and tasks created meanwhile cannot shift a page."""
+        assert self.task_key is not None
+        after = "0"
+        failed = False
+        while True:
+            body = {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {"propertyName": self.task_key, "operator": "HAS_PROPERTY"},
+                            {
+                                "propertyName": "hs_lastmodifieddate",
+                                "operator": "GTE",
+                                "value": str(low),
+                            },
+                            {
+                                "propertyName": "hs_lastmodifieddate",
+                                "operator": "LT",
+                                "value": str(until_ms),
+                            },
+                            {"propertyName": "hs_object_id", "operator": "GT", "value": after},
+                        ]
+                    }
+                ],
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                "properties": ["hs_createdate", "hs_lastmodifieddate", "hs_task_status"],
+                "limit": SEARCH_PAGE,
+            }
+            _, page = self.client.call(
+                "POST tasks/search", self.client.search_api.do_search, "tasks", body, search=True
+            )
+            rows = objects(page.get("results"))
+            ids = [i for i in (record_id(row) for row in rows) if i and i.isdigit()]
+            worked = [i for row in rows if (i := record_id(row)) and _worked_on(row)]
+            links = associated(self.client, "tasks", worked, self.object_type)
+            if links.failed:
+                failed = True
+                log.warning(
+                    "the contacts of %d changed tasks could not be read (%s): the next run"
+                    " sweeps these tasks again",
+                    len(links.failed),
+                    next(iter(links.failed.values())),
+                )
+            people = [
+                person
+                for task in worked
+                for person in links.linked.get(task, [])
+                if person not in read
+            ]
+            fresh = list(dict.fromkeys(people))
+            read.update(fresh)
+            for start in range(0, len(fresh), LIST_PAGE):
+                yield fresh[start : start + LIST_PAGE]
+            if len(rows) < SEARCH_PAGE or not ids:
+                break
+            after = str(max(int(i) for i in ids))
+        if failed:
+            yield None
+
+
+def _worked_on(row: dict[str, Any]) -> bool:
+    """Whether someone other than its creator changed a task: completed, or changed more
+    than a minute after its creation (an unreadable stamp counts as changed)."""
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    if props.get("hs_task_status") == "COMPLETED":
+        return True
+    created, changed = _ms(props.get("hs_createdate")), _ms(props.get("hs_lastmodifieddate"))
+    return created is None or changed is None or changed - created > UNTOUCHED_MS

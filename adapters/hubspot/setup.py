@@ -14,6 +14,37 @@ GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
 
 _NUMBER = {"type": "number", "fieldType": "number"}
 _TEXT = {"type": "string", "fieldType": "text"}
+_CHECKBOX = {
+    "type": "bool",
+    "fieldType": "booleancheckbox",
+    "options": [
+        {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+        {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+    ],
+}
+
+
+def _select(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {
+        "type": "enumeration",
+        "fieldType": "select",
+        "options": [
+            {"label": label, "value": value, "displayOrder": order, "hidden": False}
+            for order, (value, label) in enumerate(pairs)
+        ],
+    }
+
+
+HIGHEST_STAGES = (
+    ("target", "Target"),
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("mql", "MQL"),
+    ("sql", "SQL"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+)
+CUSTOMER_TYPES = (("one_time", "One-time"), ("recurring", "Recurring"), ("mixed", "Mixed"))
 CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
     "crmq_score": {"label": "crm-qualify score", **_NUMBER},
     "crmq_fit_score": {"label": "crm-qualify fit score", **_NUMBER},
@@ -32,26 +63,22 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
     "crmq_rules_version": {"label": "crm-qualify rules version", **_TEXT},
     "crmq_reasons": {"label": "crm-qualify reasons", "type": "string", "fieldType": "textarea"},
     "crmq_scored_at": {"label": "crm-qualify scored at", "type": "datetime", "fieldType": "date"},
-    "crmq_renurture": {
-        "label": "crm-qualify re-nurture",
-        "type": "bool",
-        "fieldType": "booleancheckbox",
-        "options": [
-            {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
-            {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
-        ],
-    },
+    "crmq_renurture": {"label": "crm-qualify re-nurture", **_CHECKBOX},
+    "crmq_disqualified": {"label": "crm-qualify disqualified", **_CHECKBOX},
+    "crmq_highest_stage": {"label": "crm-qualify highest stage", **_select(HIGHEST_STAGES)},
+    "crmq_customer_type": {"label": "crm-qualify customer type", **_select(CUSTOMER_TYPES)},
 }
 
 
 def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> list[CheckResult]:
-    """Every mapped property exists and the owned ones are writable; stage values are known."""
+    """Every mapped property exists and the owned ones are writable; stage values are known,
+    and so are the options of the owned enumerations."""
     missing = [p for p in mapping.properties if p not in fields]
     results = [
         CheckResult(
             "mapped properties",
             not missing,
-            "all present" if not missing else f"missing: {', '.join(missing)} (crm-qualify setup)",
+            "all present" if not missing else _missing_detail(mapping, missing),
         )
     ]
     read_only = [p for p in mapping.fields.values() if p in fields and not fields[p].writable]
@@ -72,7 +99,38 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
                 "all known" if not unknown else f"not in {stage_prop}: {', '.join(unknown)}",
             )
         )
+    for name, values in (
+        ("temperature", mapping.temperatures),
+        ("highest_stage", mapping.highest_stages),
+        ("customer_type", mapping.customer_types),
+    ):
+        prop = mapping.fields.get(name)
+        if prop in fields and fields[prop].options:
+            unknown = [v for v in values.values() if v not in fields[prop].options]
+            results.append(
+                CheckResult(
+                    f"{prop} options",
+                    not unknown,
+                    "all known" if not unknown else f"not an option: {', '.join(unknown)}",
+                )
+            )
     return results
+
+
+def _missing_detail(mapping: ContactMapping, missing: list[str]) -> str:
+    """What is missing and how to fix it: an owned property is created by `setup` (or made by
+    hand when it is not ours) or given up in the configuration; the portal's other mapped
+    properties are its own to create."""
+    owned = {prop: name for name, prop in mapping.fields.items()}
+    parts = []
+    for prop in missing:
+        name = owned.get(prop)
+        if name is None:
+            parts.append(prop)
+            continue
+        create = "run crm-qualify setup hubspot" if prop in CONTACT_PROPERTIES else "create it"
+        parts.append(f"{prop} for field {name}: {create}, or set [fields.{name}] owned = false")
+    return "missing: " + "; ".join(parts)
 
 
 def task_checks(fields: dict[str, FieldInfo], key_property: str) -> list[CheckResult]:

@@ -13,8 +13,9 @@ tests/hubspot/test_malformed.py):
 - a `numemployees` bucket is its lower bound ("100-500" -> 100); one that starts with no
   digits ("lots") is no company size;
 - a negative engagement counter is 0; any value of the hard-bounce property is a bounce;
-- stage, temperature, source and buying-role values the mapping does not list are kept as
-  the CRM's text or ignored, as for any custom value;
+- stage, temperature, highest-stage, customer-type, source and buying-role values the
+  mapping does not list are kept as the CRM's text or ignored, as for any custom value (the
+  diff counts a highest stage it does not know as none);
 - on deals and tasks (context, not the record itself), an unreadable amount, date, stage or
   key is left out rather than failing the contact.
 
@@ -60,6 +61,13 @@ from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
 _NUMBER_FIELDS = {"score", "fit_score", "engagement_score", "intent_score"}
+_FLAGS = {"renurture", "disqualified"}
+_OPTION_TABLES = {
+    "temperature": "temperatures",
+    "highest_stage": "highest_stages",
+    "customer_type": "customer_types",
+}
+"""Canonical fields written as an option of the CRM's, and the mapping table that says which."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,8 @@ class ContactMapping:
     stages: dict[str, str]
     stage_of_value: dict[str, Stage]
     temperatures: dict[str, str]
+    highest_stages: dict[str, str]
+    customer_types: dict[str, str]
     profile: dict[str, str]
     origin_property: str | None
     origin_of_source: dict[str, Origin]
@@ -99,6 +109,8 @@ class ContactMapping:
             stages=stages,
             stage_of_value={value: Stage(name) for name, value in stages.items()},
             temperatures=dict(section.get("temperatures", {})),
+            highest_stages=dict(section.get("highest_stages", {})),
+            customer_types=dict(section.get("customer_types", {})),
             profile=dict(section.get("profile", {})),
             origin_property=origin.get("property"),
             origin_of_source={
@@ -145,13 +157,13 @@ def _owned_value(mapping: ContactMapping, name: str, prop: str, value: Any) -> A
         text = text_value(value, prop)
         stage = mapping.stage_of_value.get(text or "")
         return stage.value if stage else text
-    if name == "temperature":
+    if name in _OPTION_TABLES:
         text = text_value(value, prop)
-        reverse = {v: k for k, v in mapping.temperatures.items()}
+        reverse = {v: k for k, v in getattr(mapping, _OPTION_TABLES[name]).items()}
         return reverse.get(text or "", text)
     if name in _NUMBER_FIELDS:
         return render_number(value, prop)
-    if name == "renurture":
+    if name in _FLAGS:
         return flag(value, prop)
     if name == "scored_at":
         parsed = parse_time(value, prop)
@@ -281,9 +293,9 @@ def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, 
             if value not in mapping.stages:
                 continue
             value = mapping.stages[value]
-        elif name == "temperature":
-            value = mapping.temperatures.get(value, value)
-        elif name == "renurture":
+        elif name in _OPTION_TABLES:
+            value = getattr(mapping, _OPTION_TABLES[name]).get(value, value)
+        elif name in _FLAGS:
             value = "true" if value is True or str(value).lower() == "true" else "false"
         elif name in _NUMBER_FIELDS:
             value = render_number(value, prop)
@@ -381,11 +393,17 @@ def translate_contact(mapping: ContactMapping, record: dict[str, Any], related: 
 
 
 def to_task(row: dict[str, Any], key_property: str) -> ExistingTask:
-    """A task as context for its contact; an unreadable due date or key is left out."""
+    """A task as context for its contact; an unreadable due date, time or key is left out.
+    Its completion time is the CRM's `hs_task_completion_date`, kept only while the task is
+    COMPLETED (a reopened task is open, whatever date it still carries)."""
     props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    completed = props.get("hs_task_status") == "COMPLETED"
+    done_at = props.get("hs_task_completion_date") if completed else None
     return ExistingTask(
         id=str(record_id(row)),
         key=lenient(text_value, props.get(key_property), key_property),
         due=lenient(parse_time, props.get("hs_timestamp"), "hs_timestamp"),
-        completed=props.get("hs_task_status") == "COMPLETED",
+        completed=completed,
+        created_at=lenient(parse_time, props.get("hs_createdate"), "hs_createdate"),
+        completed_at=lenient(parse_time, done_at, "hs_task_completion_date"),
     )

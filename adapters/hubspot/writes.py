@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
 from crm_qualify.adapters.hubspot.records import BATCH, NOT_FOUND, context_ids, error_text
 from crm_qualify.adapters.hubspot.translate import ContactMapping, to_properties
-from crm_qualify.adapters.hubspot.typed import objects
+from crm_qualify.adapters.hubspot.typed import objects, parse_time
 from crm_qualify.connector.contract import TranslationError, WriteResult
 from crm_qualify.connector.model import RecordUpdate
 
@@ -53,6 +54,14 @@ def refusal(record: str, error: dict[str, Any]) -> WriteResult:
         retryable=category not in REFUSED,
         field=blamed_property(error),
     )
+
+
+def _updated_at(row: dict[str, Any]) -> datetime | None:
+    """The record's new modification stamp, so the next run knows that version as ours."""
+    try:
+        return parse_time(row.get("updatedAt"), "updatedAt")
+    except TranslationError:
+        return None
 
 
 class FieldWriter:
@@ -95,9 +104,9 @@ class FieldWriter:
         except HubSpotError as exc:
             return self._failed_batch(inputs, exc)
         results = {
-            str(row_id): WriteResult(str(row_id), True)
-            for row_id in (row.get("id") for row in objects(body.get("results")))
-            if row_id is not None
+            str(row["id"]): WriteResult(str(row["id"]), True, stamp=_updated_at(row))
+            for row in objects(body.get("results"))
+            if row.get("id") is not None
         }
         for error in objects(body.get("errors")):
             for record in context_ids(error, "id", "ids"):

@@ -2,7 +2,14 @@
 over the REST API through `simple-salesforce`.
 
 Leads (not converted) and Contacts are read by SOQL ordered by (SystemModstamp, Id), 2,000 per
-page through `nextRecordsUrl`, and resumed from a keyset cursor; their engagement (Tasks,
+page through `nextRecordsUrl`, and resumed from a keyset cursor. Our own writes move
+SystemModstamp, so an incremental read (a stored position for the object, and `known` given:
+the engine's mirror holds what we wrote) leaves out records whose last change is ours
+(`LastModifiedById != <integration user>`); a full read (no position, or no `known`) reads
+everyone. Missed until the next full read: a person's edit between our read of a record and
+our write to it that touches no activity object (the sweep reads those people anyway), and
+changes made as the integration user by anything else (a flow our write fires, another tool
+sharing the user). Their engagement (Tasks,
 Events, campaign responses) and deals (OpportunityContactRole -> Opportunity) come from
 IN-list queries per page, never one query per record. Records go to the core untranslated
 (`RawContact`), so one bad value fails one record. Field writes go through sObject
@@ -23,7 +30,7 @@ from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.reader import Cursor, people_touched
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.soql import in_chunks, quote, when
+from crm_qualify.adapters.salesforce.soql import in_chunks, quote, task_query, when
 from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
@@ -40,6 +47,7 @@ from crm_qualify.connector.contract import (
     CheckResult,
     ContactBatch,
     FieldInfo,
+    KnownVersions,
     Outcome,
     RawContact,
     RecordError,
@@ -116,13 +124,18 @@ class SalesforceAdapter:
         return rows
 
     # reads -----------------------------------------------------------------------------------
-    def read_changed(self, cursor: str | None, *, until: datetime) -> Iterator[ContactBatch]:
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+    ) -> Iterator[ContactBatch]:
+        """`known` given: records whose last change is our own write are left out by the
+        query itself (`LastModifiedById`); None (a full read): every record is read."""
         state = Cursor.load(cursor)
         sweep_from = state.sweep_from()
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
+        ours = self.client.integration_user() if state.positions and known else None
         for sobject, mapping in self.objects.items():
-            soql = self._changed_soql(mapping, state, until)
+            soql = self._changed_soql(mapping, state, until, ours)
             for records in self._query(f"GET query {sobject}", soql):
                 fresh = [
                     r for r in records if not (is_id(r.get("Id")) and r["Id"] in seen[sobject])
@@ -150,10 +163,15 @@ class SalesforceAdapter:
         state.activity = when(until)
         yield ContactBatch(cursor=state.dump())
 
-    def _changed_soql(self, mapping: ObjectMapping, state: Cursor, until: datetime) -> str:
-        """People of one object changed after the cursor's position, up to `until`."""
+    def _changed_soql(
+        self, mapping: ObjectMapping, state: Cursor, until: datetime, ours: str | None = None
+    ) -> str:
+        """People of one object changed after the cursor's position, up to `until`; when
+        resuming from a position, not those last changed by `ours` (the integration user)."""
         position = state.positions.get(mapping.sobject)
         conditions = [mapping.where] if mapping.where else []
+        if position and ours:
+            conditions.append(f"LastModifiedById != {quote(ours)}")
         if position:
             lookback = timedelta(seconds=self.settings.lookback_seconds)
             since = parse_time(position[0], "cursor") - lookback
@@ -250,12 +268,7 @@ class SalesforceAdapter:
 
     def _related(self, ids: list[str], contacts: bool) -> Related:
         key = self.people.task_key
-        tasks = self._all(
-            "GET query Task",
-            "SELECT Id, WhoId, Subject, TaskSubtype, ActivityDate, Status, IsClosed, CreatedDate,"
-            f" {key} FROM Task WHERE WhoId IN ({{values}})",
-            ids,
-        )
+        tasks = self._all("GET query Task", task_query(key, self.settings.api_version), ids)
         events = self._all(
             "GET query Event",
             "SELECT Id, WhoId, Subject, ActivityDateTime, CreatedDate FROM Event"

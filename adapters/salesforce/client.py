@@ -7,6 +7,11 @@ URL then go to `simple_salesforce.Salesforce`, which makes every API call. The s
 only to an https instance under Salesforce's domains (or `allowed_domains`): a login answer
 naming any other host is refused before the session is used.
 
+The login answer's `id` is the identity URL, `https://login.salesforce.com/id/<orgId>/<userId>`
+(every OAuth flow returns it), which names the integration user without another request; only
+an answer without it costs one `GET /services/oauth2/userinfo` (`user_id`). The adapter uses
+that id to leave records whose last change is our own write out of incremental reads.
+
 Errors are classified once, here (`SalesforceCallError.transient` / `.unprocessed`): a call
 that is not safe to repeat (`idempotent=False`) is retried only after failures that prove the
 request was not acted on (429, a refused connection, a rolled-back lock).
@@ -41,6 +46,8 @@ T = TypeVar("T")
 TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "QUERY_TIMEOUT"}
 UNPROCESSED_CODES = {"UNABLE_TO_LOCK_ROW"}
 """Per-record or request errors after which Salesforce rolled the work back."""
+USER_ID = re.compile(r"005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
+"""A User record id (key prefix 005), 15 or 18 characters."""
 DOMAINS_SETTING = "adapters.salesforce.allowed_domains"
 
 
@@ -106,6 +113,17 @@ def _transport_error(what: str, exc: requests.RequestException) -> AdapterError:
     )
 
 
+def user_from_identity_url(url: Any) -> str | None:
+    """The user id at the end of an identity URL (`https://<login host>/id/<orgId>/<userId>`),
+    or None when `url` is not one."""
+    if not isinstance(url, str):
+        return None
+    segments = urlsplit(url).path.strip("/").split("/")
+    if len(segments) == 3 and segments[0] == "id" and USER_ID.fullmatch(segments[2]):
+        return segments[2]
+    return None
+
+
 def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, SalesforceCallError):
         kind = exc.code.lower() if exc.code in TRANSIENT_CODES else f"http_{exc.status}"
@@ -122,6 +140,7 @@ class SalesforceClient:
         self.requests: Counter[str] = Counter()
         self.throttled = 0
         self._sf: Salesforce | None = None
+        self._user_id: str | None = None
 
     def __repr__(self) -> str:
         return f"SalesforceClient(login_url={self.settings.login_url!r})"
@@ -157,6 +176,7 @@ class SalesforceClient:
         body = call_with_retries(token, _classify, attempts=self.settings.max_attempts)
         instance = self._trusted_instance(body.get("instance_url"))
         self.hosts.add(host_of(instance))
+        self._user_id = user_from_identity_url(body.get("id")) or self._user_id
         self._sf = Salesforce(
             instance_url=instance,
             session_id=body["access_token"],
@@ -238,6 +258,36 @@ class SalesforceClient:
     @property
     def sf(self) -> Salesforce:
         return self._sf or self.login()
+
+    def integration_user(self) -> str | None:
+        """The Id of the user the client logs in as (logging in first when needed): from the
+        login answer's identity URL, or else from one `userinfo` request. None, with a
+        warning, when Salesforce would not say: the caller then filters nothing."""
+        sf = self.sf
+        if self._user_id is None:
+            self._user_id = self._userinfo(sf.session_id)
+        return self._user_id
+
+    def _userinfo(self, session_id: str) -> str | None:
+        """`GET /services/oauth2/userinfo` on the login host (OpenID Connect): `user_id`."""
+        what = "GET oauth2/userinfo"
+        self.requests[what] += 1
+        url = self.settings.login_url.rstrip("/") + "/services/oauth2/userinfo"
+        try:
+            answer = self.session.get(url, headers={"Authorization": f"Bearer {session_id}"})
+            user = answer.json().get("user_id") if answer.status_code == 200 else None
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            problem = type(exc).__name__  # never the text: it could quote the request
+        else:
+            if isinstance(user, str) and USER_ID.fullmatch(user):
+                return user
+            problem = f"HTTP {answer.status_code}, no user_id"
+        log.warning(
+            "Salesforce did not name the integration user (%s): incremental reads include"
+            " records whose last change is our own write",
+            problem,
+        )
+        return None
 
     # calls -----------------------------------------------------------------------------------
     def call(self, what: str, action: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:

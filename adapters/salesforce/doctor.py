@@ -3,7 +3,8 @@ writes, picklist values of the mapping, the task key (External ID and Unique: ta
 upserted by it), and the daily allocation, each with what to fix.
 
 Describe answers only list the fields the integration user can see, so a field missing here
-is either not created or hidden by field-level security; both are named with their type.
+is either not created or hidden by field-level security; both are named with their type, and
+a missing owned field with the way out: create it, or give it up (`owned = false`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ EXPECTED_TYPES = {
     "CRMQ_Renurture__c": "Checkbox",
     "CRMQ_Scored_At__c": "Date/Time",
     "CRMQ_Stage__c": "Picklist: Target, Subscriber, Lead, MQL, SQL, Opportunity, Customer",
+    "CRMQ_Highest_Stage__c": (
+        "Picklist: Target, Subscriber, Lead, MQL, SQL, Opportunity, Customer"
+    ),
+    "CRMQ_Customer_Type__c": "Picklist: One-time, Recurring, Mixed",
+    "CRMQ_Disqualified__c": "Checkbox",
     "CRMQ_Task_Key__c": "Text(255), External ID, Unique",
     "Qualification_Budget__c": "Picklist: Met, In progress, Not met",
     "Qualification_Authority__c": "Picklist: Met, In progress, Not met",
@@ -69,9 +75,8 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
             continue
         fields = {name: field_info(f) for name, f in described.items()}
         missing = [f for f in names if f not in fields]
-        detail = "missing or hidden: " + ", ".join(
-            f"{f} ({EXPECTED_TYPES.get(f, 'standard field')})" for f in missing
-        )
+        owned = {field: name for name, field in mapping.fields.items()} if mapping else {}
+        detail = "missing or hidden: " + "; ".join(_missing(f, owned.get(f)) for f in missing)
         results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
         if mapping is not None:
             results += _owned_checks(sobject, mapping, fields)
@@ -83,6 +88,15 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         CheckResult("daily API", True, f"{daily.get('Remaining')} of {daily.get('Max')} left")
     )
     return results
+
+
+def _missing(field: str, canonical: str | None) -> str:
+    """A missing field with its type; for an owned one, the two ways to fix it."""
+    kind = EXPECTED_TYPES.get(field, "standard field")
+    if canonical is None:
+        return f"{field} ({kind})"
+    fix = f"create it, or set [fields.{canonical}] owned = false"
+    return f"{field} ({kind}) for field {canonical}: {fix}"
 
 
 def field_info(field: dict[str, Any]) -> FieldInfo:
@@ -126,7 +140,12 @@ def _owned_checks(
             else "all writable",
         )
     ]
-    for name, values in (("stage", mapping.stages), ("temperature", mapping.temperatures)):
+    for name, values in (
+        ("stage", mapping.stages),
+        ("temperature", mapping.temperatures),
+        ("highest_stage", mapping.highest_stages),
+        ("customer_type", mapping.customer_types),
+    ):
         field = mapping.fields.get(name)
         if field in fields and fields[field].options:
             absent = [v for v in values.values() if v not in fields[field].options]

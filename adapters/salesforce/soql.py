@@ -43,3 +43,17 @@ def in_chunks(template: str, values: Sequence[str]) -> Iterator[str]:
         chunk.append(literal)
     if chunk:
         yield template.format(values=", ".join(chunk))
+
+
+COMPLETED_SINCE = 49.0
+"""`Task.CompletedDateTime` exists from API version 49.0 (Summer '20) on."""
+
+
+def task_query(key_field: str, api_version: str) -> str:
+    """The Tasks of a page of people (`{values}`: their ids): their engagement, and for ours
+    the status and the times the follow-up SLA is measured with (creation, completion)."""
+    completed = " CompletedDateTime," if float(api_version) >= COMPLETED_SINCE else ""
+    return (
+        "SELECT Id, WhoId, Subject, TaskSubtype, ActivityDate, Status, IsClosed, CreatedDate,"
+        f"{completed} {key_field} FROM Task WHERE WhoId IN ({{values}})"
+    )

@@ -3,8 +3,9 @@
 A value that cannot be translated raises `TranslationError` naming the Salesforce field (for
 related rows, `Object.Field`: `CampaignMember.Status`), so the record is reported and the rest
 of the batch goes on. Harmless oddities are normalised, never refused: a numeric string in a
-number field is read as its number, "true" / "false" in a checkbox as booleans, a stage or
-rating value the mapping does not know as "not ours yet" (overwritten by the next write), a
+number field is read as its number, "true" / "false" in a checkbox as booleans, a stage,
+rating, highest-stage or customer-type value the mapping does not know as "not ours yet"
+(overwritten by the next write; the diff counts a highest stage it does not know as none), a
 lead source it does not know as an unknown origin, and any value in the hard-bounce field as a
 bounce. Markup and quotes in names are data: kept as they are, never interpreted.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
@@ -33,6 +34,13 @@ from pydantic import ValidationError
 
 REASONS_MAX = 32_000
 _NUMBERS = {"score", "fit_score", "engagement_score", "intent_score"}
+_FLAGS = {"renurture", "disqualified"}
+_OPTION_TABLES = {
+    "temperature": "temperatures",
+    "highest_stage": "highest_stages",
+    "customer_type": "customer_types",
+}
+"""Canonical fields written as a picklist value, and the mapping table that says which."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,8 @@ class ObjectMapping:
     stages: dict[str, str]
     stage_of_value: dict[str, Stage]
     temperatures: dict[str, str]
-    temperature_of_value: dict[str, str]
+    highest_stages: dict[str, str]
+    customer_types: dict[str, str]
     profile: dict[str, str]
 
     @classmethod
@@ -58,7 +67,8 @@ class ObjectMapping:
             stages=stages,
             stage_of_value={v: Stage(k) for k, v in stages.items()},
             temperatures=temperatures,
-            temperature_of_value={v: k for k, v in temperatures.items()},
+            highest_stages=dict(section.get("highest_stages", {})),
+            customer_types=dict(section.get("customer_types", {})),
             profile=dict(section.get("profile", {})),
         )
 
@@ -142,12 +152,13 @@ def _owned(mapping: ObjectMapping, record: dict[str, Any]) -> dict[str, Any]:
             value = text(record, field) or ""
             stage = mapping.stage_of_value.get(value)
             owned[name] = stage.value if stage else value
-        elif name == "temperature":
+        elif name in _OPTION_TABLES:
             value = text(record, field) or ""
-            owned[name] = mapping.temperature_of_value.get(value, value)
+            reverse = {v: k for k, v in getattr(mapping, _OPTION_TABLES[name]).items()}
+            owned[name] = reverse.get(value, value)
         elif name in _NUMBERS:
             owned[name] = number(record, field)
-        elif name == "renurture":
+        elif name in _FLAGS:
             owned[name] = flag(record, field)
         elif name == "scored_at":
             parsed = parse_time(record.get(field), field)
@@ -228,15 +239,27 @@ def _our_tasks(people: PeopleMapping, person_id: str, related: Related) -> list[
             due = day + timedelta(days=1) if day else None
         except OverflowError:
             raise TranslationError("Task.ActivityDate", "Task.ActivityDate: out of range") from None
+        closed = flag(task, "IsClosed", "Task")
         tasks.append(
             ExistingTask(
                 id=text(task, "Id", "Task") or "",
                 key=key,
                 due=due,
-                completed=flag(task, "IsClosed", "Task"),
+                completed=closed,
+                created_at=_lenient_time(task, "CreatedDate"),
+                completed_at=_lenient_time(task, "CompletedDateTime") if closed else None,
             )
         )
     return tasks
+
+
+def _lenient_time(task: dict[str, Any], field: str) -> datetime | None:
+    """A task's creation or completion time: only the SLA report reads them, so one that
+    cannot be read is unknown rather than a reason to leave the person unscored."""
+    try:
+        return parse_time(task.get(field), f"Task.{field}")
+    except TranslationError:
+        return None
 
 
 def _deals(people: PeopleMapping, person_id: str, related: Related) -> list[Deal]:
@@ -331,11 +354,11 @@ def to_fields(mapping: ObjectMapping, values: dict[str, Any]) -> dict[str, Any]:
             if value not in mapping.stages:
                 raise TranslationError(field, f"{field}: no value for stage {value}")
             fields[field] = mapping.stages[value]
-        elif name == "temperature":
-            fields[field] = mapping.temperatures.get(value, value)
+        elif name in _OPTION_TABLES:
+            fields[field] = getattr(mapping, _OPTION_TABLES[name]).get(value, value)
         elif name in _NUMBERS:
             fields[field] = float(value)
-        elif name == "renurture":
+        elif name in _FLAGS:
             fields[field] = bool(value)
         elif name == "reasons":
             text = str(value)

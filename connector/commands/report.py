@@ -62,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
             progress.finish()
     store = StateStore(settings.sync.state_path)
     try:
-        followup = settings.rules.followup
-        hours = {"hot_call": followup.hot_call_hours, "mql_handoff": followup.mql_sla_hours}
-        report = build_report(store, settings.crm.instance, now, snapshot, hours)
+        report = build_report(store, settings.crm.instance, now, snapshot, settings.rules.followup)
     finally:
         store.close()
     print(json.dumps(report.as_dict(), indent=2) if args.json else text_report(report))

@@ -67,6 +67,9 @@ def run_runs(args: argparse.Namespace) -> int:
     rows = [run_row(record) for record in records]
     for record, line in zip([None, *records], aligned([COLUMNS, *rows]), strict=True):
         print(line)
+        previous = record.details.get("previous_rules_version") if record else None
+        if record and previous:
+            print(f"    rules changed: {previous} -> {record.details.get('rules_version')}")
         for error in record.errors[:3] if record else []:
             print(f"    {error}")
     return 0

@@ -71,6 +71,7 @@ def decision_document(decision: Decision) -> dict[str, Any]:
         "temperature": decision.temperature.value,
         "renurture": decision.renurture,
         "disqualified": decision.disqualified,
+        "customer_type": decision.customer_type,
         "rules_version": decision.rules_version,
         "reasons": [asdict(r) for r in score.reasons],
         "tasks": [t.to_json() for t in decision.tasks],
@@ -78,11 +79,17 @@ def decision_document(decision: Decision) -> dict[str, Any]:
 
 
 def explain(decision: Decision) -> str:
+    """'contact/7: 70/100 (C1) fit 0, engagement 30, intent 40 -> mql, hot', then one line per
+    reason and task; a customer's stage says its type ('customer (recurring)'), and the
+    disqualified and re-nurture flags show when set."""
     score = decision.score
+    stage = decision.stage.value
+    if decision.customer_type:
+        stage += f" ({decision.customer_type.replace('_', '-')})"
     lines = [
         f"{decision.object_type}/{decision.contact_id}: {score.total}/100 ({score.grade})"
         f" fit {score.fit}, engagement {score.engagement}, intent {score.intent}"
-        f" -> {decision.stage.value}, {decision.temperature.value}"
+        f" -> {stage}, {decision.temperature.value}"
         + (" [disqualified]" if decision.disqualified else "")
         + (" [re-nurture]" if decision.renurture else ""),
     ]

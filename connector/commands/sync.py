@@ -14,7 +14,7 @@ from crm_qualify.connector.commands.common import (
 )
 from crm_qualify.connector.ops.logs import counts_sentence
 from crm_qualify.connector.ops.progress import Progress
-from crm_qualify.connector.sync.engine import BatchReport, RunOptions, SyncEngine
+from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.state import StateStore
 
@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
     parser.add_argument("--json", action="store_true", help="dry-run diff as JSON lines")
     parser.add_argument("--limit", type=int, default=None, help="process at most N contacts")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="read every record (a reconciliation): deleted ones leave the mirror",
+    )
     parser.add_argument(
         "--contact",
         action="append",
@@ -93,6 +98,21 @@ def print_diff(report: BatchReport, as_json: bool) -> None:
             print(f"{row['record']:<28} {'task':<17} {row['subject']} (due {row['due'][:16]})")
 
 
+def impact(summary: RunSummary) -> str:
+    """What the run moves (or, dry, would move), and the rules it decided with."""
+    counts = summary.counts
+    verb = "would move" if summary.dry_run else "moved"
+    rules = summary.details.get("rules_version", "?")
+    previous = summary.details.get("previous_rules_version")
+    change = f"rules {previous} -> {rules}" if previous else f"rules {rules}"
+    return (
+        f"{verb}: {counts.get('stages_moving', 0):,} stage(s),"
+        f" {counts.get('temperatures_moving', 0):,} temperature(s),"
+        f" {counts.get('tasks_planned', 0):,} task(s), across"
+        f" {counts.get('read', 0) + counts.get('redecided', 0):,} contact(s) decided; {change}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     adapter = adapter_or_exit(settings)
@@ -116,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     contacts = [parse_contact(value) for value in args.contact] if args.contact else None
     try:
-        options = RunOptions(dry_run=args.dry_run, limit=args.limit, contact_ids=contacts)
+        options = RunOptions(
+            dry_run=args.dry_run, limit=args.limit, contact_ids=contacts, full=args.full
+        )
         summary = engine.run(options)
     finally:
         progress.finish()
@@ -125,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     counts = counts_sentence(summary.counts)
     print(f"run {summary.run_id}: {summary.status}; {counts}", file=sys.stderr)
+    print(impact(summary), file=sys.stderr)
     for error in summary.errors[:20]:
         print(f"  error: {error}", file=sys.stderr)
     if len(summary.errors) > 20:

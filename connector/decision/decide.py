@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_qualify.connector.decision.planning import plan_tasks
+from crm_qualify.connector.decision.planning import episode_start, plan_tasks
 from crm_qualify.connector.decision.qualification import (
     computed_stage,
     customer_type,
@@ -16,11 +16,17 @@ from crm_qualify.connector.decision.scoring import compile_rules, score_contact
 from crm_qualify.connector.model import Contact, Decision
 
 
-def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
+def decide(
+    contact: Contact, rules: Rules, now: datetime, *, hot_since: datetime | None = None
+) -> Decision:
     """What the rules say about `contact` at `now`.
 
     The stage never moves backwards: a stage the CRM already holds further along (set by a
     person or by a deal) is kept, and a quiet contact is flagged for re-nurture instead.
+    `hot_since` is the start of the contact's hot episode as the previous decision gave it
+    (`Decision.hot_since`, None if it was not hot); the decision gives back the start of the
+    current one (that start while still hot, `now` when it has just turned hot, None once it
+    has cooled), and one episode gets one call (planning.py).
     """
     compiled = compile_rules(rules)
     result = score_contact(contact, compiled, now)
@@ -31,6 +37,7 @@ def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
         stage = contact.stage
     activity = score.engagement + score.intent
     heat = temperature(contact, rules, activity, result.disqualified, now)
+    episode = episode_start(contact, heat, hot_since, now, rules.followup)
     return Decision(
         contact_id=contact.id,
         object_type=contact.object_type,
@@ -43,7 +50,8 @@ def decide(contact: Contact, rules: Rules, now: datetime) -> Decision:
         disqualified=result.disqualified,
         customer_type=customer_type(contact),
         tasks=plan_tasks(
-            contact, stage, heat, result.disqualified, score.reasons, rules.followup, now
+            contact, stage, heat, result.disqualified, score.reasons, rules.followup, now, episode
         ),
         scored_at=now,
+        hot_since=episode,
     )

@@ -1,17 +1,33 @@
 """Follow-up tasks per the marketing-sales SLA, each with a key that makes it exist once, ever.
 
-Keys are `crmq:<object>:<id>:<reason>[:<period>]`: a hot lead gets one call task per ISO week
-while it stays hot, a new MQL one hand-off, an overdue follow-up one escalation.
+Keys are `crmq:<object>:<id>:<reason>[:<period>]`: a new MQL gets one hand-off
+(`...:mql_handoff`), an overdue follow-up that is still open one escalation
+(`<its key>:escalation`), and a hot lead one call per hot *episode*.
+
+An episode runs from the run that first finds the contact hot to the run that finds it
+cooled; the engine keeps its start (`Decision.hot_since`) and gives it back to `decide`. The
+call's key carries that start, to the UTC minute (`...:hot_call:20261129T1405`), so one episode
+gets one call however many runs, days or calendar weeks it spans, and a contact that cools and
+turns hot again gets a new one. While it stays hot, `hot_recall_days` (default 7) calls it
+again: slot n >= 1 of the episode is keyed `...:hot_call:20261129T1405:<n>` (slot 0 keeps the
+bare start, so changing the setting mid-episode never repeats the first call).
+
+No call is planned while one of our call tasks for the contact is still open (one open call
+per person: an overdue one is escalated, not doubled), nor when this slot already has one (the
+same key, or any call of ours created since the slot began: tasks keyed by the old ISO-week
+scheme count). If the engine lost the episode's start (no `hot_since`) but the contact has an
+open call of ours, the episode is taken as ongoing and its start is read back from that task.
 """
 
 from __future__ import annotations
 
 import zlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import (
     Contact,
+    ExistingTask,
     PlannedTask,
     Reason,
     Stage,
@@ -20,11 +36,87 @@ from crm_qualify.connector.model import (
 )
 
 KEY_PREFIX = "crmq:"
+EPISODE_FORMAT = "%Y%m%dT%H%M"
+"""How a hot episode's start (UTC, to the minute) is written in a call task's key."""
+KINDS = ("hot_call", "mql_handoff")
+"""The follow-ups the SLA measures; an escalation is about one of them."""
 
 
 def task_key(contact: Contact, reason: str, period: str | None = None) -> str:
     key = f"{KEY_PREFIX}{contact.object_type}:{contact.id}:{reason}"
     return f"{key}:{period}" if period else key
+
+
+def task_kind(key: str | None) -> str | None:
+    """`hot_call` or `mql_handoff` for a follow-up crm-qualify created, None for anything else
+    (escalations, tasks of other people or tools)."""
+    if not key or not key.startswith(KEY_PREFIX):
+        return None
+    parts = key.split(":")
+    if "escalation" in parts[3:]:
+        return None
+    return next((part for part in parts[3:] if part in KINDS), None)
+
+
+def _calls(contact: Contact) -> list[ExistingTask]:
+    return [task for task in contact.tasks if task_kind(task.key) == "hot_call"]
+
+
+def _episode_of(task: ExistingTask) -> datetime | None:
+    """The episode start a call task's key carries (None for the old ISO-week keys)."""
+    parts = (task.key or "").split(":")
+    try:
+        stamp = parts[parts.index("hot_call") + 1]
+        return datetime.strptime(stamp, EPISODE_FORMAT).replace(tzinfo=UTC)
+    except (ValueError, IndexError):
+        return None
+
+
+def episode_start(
+    contact: Contact,
+    temperature: Temperature,
+    hot_since: datetime | None,
+    now: datetime,
+    followup: FollowUpRules,
+) -> datetime | None:
+    """When the contact's current hot episode began: None when it is not hot, `hot_since`
+    when the engine knows it, else (the engine lost it: a new state file, an upgrade) the
+    start carried by a call task of ours that is open or was created within the re-contact
+    interval (7 days when it is 0): the episode is taken as going on rather than risk a
+    second call; else `now` (it has just turned hot)."""
+    if temperature is not Temperature.HOT:
+        return None
+    if hot_since is not None:
+        return hot_since
+    recent = now - timedelta(days=followup.hot_recall_days or 7)
+    starts = [
+        _episode_of(task) or task.created_at
+        for task in _calls(contact)
+        if task.is_open or (task.created_at is not None and task.created_at >= recent)
+    ]
+    known = [start for start in starts if start is not None]
+    return max(known) if known else now
+
+
+def _hot_call_period(
+    contact: Contact, followup: FollowUpRules, start: datetime, now: datetime
+) -> str | None:
+    """The period of the call due in this slot of the episode, None when none is due."""
+    slot = 0
+    interval = timedelta(days=followup.hot_recall_days)
+    if followup.hot_recall_days > 0 and now > start:
+        slot = int((now - start) / interval)
+    period = start.astimezone(UTC).strftime(EPISODE_FORMAT) + (f":{slot}" if slot else "")
+    key = task_key(contact, "hot_call", period)
+    slot_began = start + slot * interval
+    for call in _calls(contact):
+        if (
+            call.key == key
+            or call.is_open
+            or (call.created_at is not None and call.created_at >= slot_began)
+        ):
+            return None
+    return period
 
 
 def assign_owner(contact: Contact, followup: FollowUpRules) -> str | None:
@@ -60,11 +152,17 @@ def plan_tasks(
     reasons: list[Reason],
     followup: FollowUpRules,
     now: datetime,
+    hot_since: datetime | None = None,
 ) -> list[PlannedTask]:
+    """The follow-ups due for `contact` now. `hot_since`: the start of its hot episode as
+    `episode_start` gives it (None while hot: it turned hot now)."""
     if disqualified:
         return []
     in_funnel = stage.rank < Stage.OPPORTUNITY.rank
-    hot_call = followup.hot_call and temperature is Temperature.HOT and in_funnel
+    call_period = None
+    if followup.hot_call and temperature is Temperature.HOT and in_funnel:
+        call_period = _hot_call_period(contact, followup, hot_since or now, now)
+    hot_call = call_period is not None
     became_mql = contact.stage is None or contact.stage.rank < Stage.MQL.rank
     handoff = followup.mql_handoff and in_funnel and stage.rank >= Stage.MQL.rank and became_mql
     escalate = followup.escalate and contact.tasks
@@ -74,11 +172,10 @@ def plan_tasks(
     body = format_reasons(reasons)
     tasks = []
     if hot_call:
-        year, week, _ = now.isocalendar()
         tasks.append(
             _task(
                 contact,
-                key=task_key(contact, "hot_call", f"{year}-W{week:02d}"),
+                key=task_key(contact, "hot_call", call_period),
                 kind="hot_call",
                 subject=f"Call hot lead {_who(contact)} within {followup.hot_call_hours:g} h",
                 body=body,
@@ -110,18 +207,21 @@ def plan_tasks(
 def _escalations(
     contact: Contact, followup: FollowUpRules, owner: str | None, now: datetime
 ) -> list[PlannedTask]:
-    """One escalation per overdue, open follow-up that crm-qualify created."""
+    """One escalation per follow-up crm-qualify created that is still open (not completed,
+    no completion time) and past its due time plus the grace. A task whose due time the CRM
+    did not give is due its kind's SLA hours after its creation."""
     late = now - timedelta(hours=followup.escalate_after_hours)
     escalations = []
     for existing in contact.tasks:
         key = existing.key
+        due = existing.due or _due_from_creation(existing, followup)
         if (
             not key
             or not key.startswith(KEY_PREFIX)
             or key.endswith(":escalation")
-            or existing.completed
-            or existing.due is None
-            or existing.due >= late
+            or not existing.is_open
+            or due is None
+            or due >= late
         ):
             continue
         escalations.append(
@@ -131,7 +231,7 @@ def _escalations(
                 kind="escalation",
                 subject=f"Overdue follow-up on {_who(contact)}",
                 body=(
-                    f"The follow-up task {existing.id} was due {existing.due:%Y-%m-%d %H:%M} UTC"
+                    f"The follow-up task {existing.id} was due {due:%Y-%m-%d %H:%M} UTC"
                     " and is still open."
                 ),
                 owner_id=followup.manager_owner_id or owner,
@@ -141,3 +241,15 @@ def _escalations(
             )
         )
     return escalations
+
+
+def sla_hours(kind: str, followup: FollowUpRules) -> float:
+    """The hours a follow-up of `kind` is given (the configured SLA)."""
+    return followup.hot_call_hours if kind == "hot_call" else followup.mql_sla_hours
+
+
+def _due_from_creation(task: ExistingTask, followup: FollowUpRules) -> datetime | None:
+    kind = task_kind(task.key)
+    if kind is None or task.created_at is None:
+        return None
+    return task.created_at + timedelta(hours=sla_hours(kind, followup))

@@ -75,11 +75,16 @@ def computed_stage(contact: Contact, rules: Rules, total: int, disqualified: boo
 
 
 def customer_type(contact: Contact) -> str | None:
-    """'recurring' when any won deal is a subscription, 'one_time' otherwise."""
-    won = [deal for deal in contact.deals if deal.status == "won"]
-    if not won:
+    """From the won deals: 'one_time', 'recurring' (subscriptions) or 'mixed' (both kinds);
+    None without a won deal."""
+    if not contact.deals:
         return None
-    return "recurring" if any(deal.recurring for deal in won) else "one_time"
+    kinds = {deal.recurring for deal in contact.deals if deal.status == "won"}
+    if not kinds:
+        return None
+    if len(kinds) == 2:
+        return "mixed"
+    return "recurring" if True in kinds else "one_time"
 
 
 def _recent(contact: Contact, kinds: list[EventType], now: datetime, days: float) -> bool:

@@ -13,7 +13,16 @@ from functools import cached_property
 from typing import Any, Literal
 
 from crm_qualify.connector.model import CriterionStatus, EventType
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 
 class _Rules(BaseModel):
@@ -127,7 +136,7 @@ def _merge_signal_table(value: Any, defaults: dict[EventType, float]) -> dict[Ev
     if value is None:
         return dict(defaults)
     if not isinstance(value, dict):
-        raise ValueError("must be a table of signal = points")
+        raise ValueError("must be a table of signal = number")
     unknown = sorted(str(k) for k in value if k not in set(EventType))
     if unknown:
         raise ValueError(
@@ -138,10 +147,41 @@ def _merge_signal_table(value: Any, defaults: dict[EventType, float]) -> dict[Ev
 
 class Decay(_Rules):
     """Old engagement counts less. Events younger than `fresh_days` count in full; after that
-    points halve every `half_life_days` (90 days: a quarter, the brief's re-weighting rhythm)."""
+    points halve every `half_life_days` (90 days: a quarter, the brief's re-weighting rhythm).
+    A signal can fade faster or slower than the others: an email open says little after a few
+    weeks, a demo request still matters after a quarter. Ages count in whole days."""
 
     half_life_days: float = Field(default=90, gt=0)
     fresh_days: float = Field(default=14, ge=0)
+    half_life_days_by_signal: dict[EventType, float] = Field(
+        default_factory=dict,
+        description="Half-life in days per signal; signals not listed use half_life_days.",
+    )
+
+    @field_validator("half_life_days_by_signal", mode="before")
+    @classmethod
+    def _known_signals(cls, value: Any) -> dict[EventType, float]:
+        return _merge_signal_table(value, {})
+
+    @field_validator("half_life_days_by_signal")
+    @classmethod
+    def _positive(cls, value: dict[EventType, float]) -> dict[EventType, float]:
+        bad = sorted(kind.value for kind, days in value.items() if not days > 0)
+        if bad:
+            raise ValueError(f"half-life must be above 0 days: {', '.join(bad)}")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _omit_when_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without per-signal half-lives the dump (and so `rules_version`) stays as it was
+        before they existed."""
+        data = handler(self)
+        if not self.half_life_days_by_signal:
+            data.pop("half_life_days_by_signal", None)
+        return data
+
+    def half_life(self, kind: EventType) -> float:
+        return self.half_life_days_by_signal.get(kind, self.half_life_days)
 
 
 class TitleRule(_Rules):
@@ -280,8 +320,20 @@ class Qualification(_Rules):
 
 
 class FollowUpRules(_Rules):
+    """The marketing-sales SLA: which follow-up tasks exist, within how many hours each is
+    due, and when an open one is escalated. A hot lead gets one call per hot episode (from
+    turning hot to cooling down), and another every `hot_recall_days` while it stays hot."""
+
     hot_call: bool = True
     hot_call_hours: float = Field(default=24, gt=0)
+    hot_recall_days: float = Field(
+        default=7,
+        ge=0,
+        description=(
+            "Call a lead that stays hot again after this many days (once the previous call is"
+            " done); 0: one call per hot episode."
+        ),
+    )
     mql_handoff: bool = True
     mql_sla_hours: float = Field(default=48, gt=0)
     escalate: bool = True

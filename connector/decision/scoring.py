@@ -2,22 +2,34 @@
 
 Every point comes with a line a salesperson can read ("+40 demo request 2026-11-18"). The rules
 are compiled once per `Rules` object so scoring a contact is a few dictionary look-ups.
+
+The hot path (`score_contact`, once per contact per run) computes numbers only: decay is a table
+look-up per signal and whole day of age, and the reasons are kept as the few values their text
+needs. The text is written on first use (`Score.reasons`), which the engine needs only to
+compare with the CRM's `reasons` field or to fill a task's body.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import overload
 
 from crm_qualify.connector.decision.rules import Rules, rules_version
 from crm_qualify.connector.model import Contact, EventType, Reason, Score
 
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 _PLACEHOLDER_NAMES = frozenset({"test", "asdf", "xxx", "none", "n/a", "na", "unknown", "aaa"})
-_DAY = 86_400.0
 _NON_WORD = re.compile(r"[^\w]+")
+TABLE_DAYS = 3_660
+"""Decay factors are tabulated for ages of 0 to 10 years; older events compute theirs."""
+PART_MAX = 100
+"""Each part (fit, engagement, intent) is at most this, like the total: a CRM field read as
+"out of 100" never shows 110. Fit (negatives included) is at least -PART_MAX."""
 
 
 def _words(text: str) -> str:
@@ -25,23 +37,60 @@ def _words(text: str) -> str:
     return f" {_NON_WORD.sub(' ', text.casefold()).strip()} "
 
 
+def decay_factor(days: int, fresh_days: float, half_life_days: float) -> float:
+    """What one occurrence `days` whole days old still counts: 1 while fresh, then halved every
+    half-life counted from the end of the fresh window."""
+    if days <= fresh_days:
+        return 1.0
+    return 0.5 ** ((days - fresh_days) / half_life_days)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRules:
-    """`Rules` turned into the sets and tuples the hot path needs, plus its version."""
+    """`Rules` turned into the tables and sets the hot path needs, plus its version."""
 
     rules: Rules
     version: str
-    signals: dict[EventType, tuple[float, float, str, str, str]]
-    """Per signal: weight, cap, name, label, family."""
-    fresh_seconds: float
-    half_life_seconds: float
+    signals: dict[EventType, tuple[float, float, bool]]
+    """Per signal: weight, cap, whether it is an intent signal."""
+    labels: dict[EventType, tuple[str, str]]
+    """Per signal: its name and the words a reason uses ('demo request')."""
+    decay: dict[EventType, tuple[float, ...]]
+    """Per signal: the decay factor per whole day of age, 0..TABLE_DAYS-1 (shared between
+    signals with the same half-life)."""
+    half_lives: dict[EventType, float]
+    fresh_days: float
     industries: dict[str, float]
     countries: dict[str, float]
     titles: tuple[tuple[tuple[str, ...], float], ...]
-    free_mail: frozenset[str]
-    disposable: frozenset[str]
-    competitors: frozenset[str]
+    sizes: tuple[tuple[int, float, float], ...]
+    """Company size bands: min, max (inf when open), points."""
+    domains: dict[str, str]
+    """Email domain -> 'competitor', 'disposable' or 'free_mail' (in that precedence)."""
     personal_words: tuple[str, ...]
+    negative_points: dict[str, float]
+    disposable_disqualifies: bool
+    grades: tuple[float, ...]
+    """Fit A, B, C and engagement 1, 2, 3 thresholds."""
+    title_cache: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
+    """Job title -> (fit points of the first matching title rule, personal title?)."""
+
+    def factor(self, kind: EventType, days: int) -> float:
+        """The decay factor outside the table: events from the future or over 10 years old."""
+        return decay_factor(days, self.fresh_days, self.half_lives[kind])
+
+    def classify_title(self, title: str) -> tuple[float | None, bool]:
+        cached = self.title_cache.get(title)
+        if cached is None:
+            words = _words(title)
+            points = next(
+                (p for needles, p in self.titles if any(w in words for w in needles)), None
+            )
+            cached = (points, any(word in words for word in self.personal_words))
+            if len(self.title_cache) >= 50_000:
+                self.title_cache.clear()
+            self.title_cache[title] = cached
+        return cached
 
 
 def compile_rules(rules: Rules) -> CompiledRules:
@@ -51,31 +100,64 @@ def compile_rules(rules: Rules) -> CompiledRules:
         return cached
     negatives = rules.negatives
     intent = frozenset(rules.intent_signals)
+    decay = rules.decay
+    half_lives = {kind: decay.half_life(kind) for kind in EventType}
+    tables = {
+        half_life: tuple(
+            decay_factor(days, decay.fresh_days, half_life) for days in range(TABLE_DAYS)
+        )
+        for half_life in set(half_lives.values())
+    }
+    domains: dict[str, str] = {}
+    for kind, names in (
+        ("free_mail", negatives.free_mail_domains),
+        ("disposable", negatives.disposable_domains),
+        ("competitor", negatives.competitor_domains),
+    ):
+        domains.update((name.casefold(), kind) for name in names)
     compiled = CompiledRules(
         rules=rules,
         version=rules_version(rules),
         signals={
-            kind: (
-                rules.weights.get(kind, 0.0),
-                rules.caps.get(kind, math.inf),
-                kind.value,
-                kind.value.replace("_", " "),
-                "intent" if kind in intent else "engagement",
-            )
+            kind: (rules.weights.get(kind, 0.0), rules.caps.get(kind, math.inf), kind in intent)
             for kind in EventType
         },
-        fresh_seconds=rules.decay.fresh_days * _DAY,
-        half_life_seconds=rules.decay.half_life_days * _DAY,
+        labels={kind: (kind.value, kind.value.replace("_", " ")) for kind in EventType},
+        decay={kind: tables[half_life] for kind, half_life in half_lives.items()},
+        half_lives=half_lives,
+        fresh_days=decay.fresh_days,
         industries={k.casefold(): v for k, v in rules.fit.industries.items()},
         countries={k.casefold(): v for k, v in rules.fit.countries.items()},
         titles=tuple(
             (tuple(_words(word) for word in rule.contains), rule.points)
             for rule in rules.fit.titles
         ),
-        free_mail=frozenset(d.casefold() for d in negatives.free_mail_domains),
-        disposable=frozenset(d.casefold() for d in negatives.disposable_domains),
-        competitors=frozenset(d.casefold() for d in negatives.competitor_domains),
+        sizes=tuple(
+            (band.min, math.inf if band.max is None else band.max, band.points)
+            for band in rules.fit.company_size
+        ),
+        domains=domains,
         personal_words=tuple(_words(w) for w in negatives.personal_title_words),
+        negative_points={
+            name: getattr(negatives, name)
+            for name in (
+                "unsubscribed",
+                "hard_bounce",
+                "free_mail",
+                "disposable",
+                "personal_title",
+                "invalid_data",
+            )
+        },
+        disposable_disqualifies=negatives.disposable_disqualifies,
+        grades=(
+            rules.grades.fit_a,
+            rules.grades.fit_b,
+            rules.grades.fit_c,
+            rules.grades.engagement_1,
+            rules.grades.engagement_2,
+            rules.grades.engagement_3,
+        ),
     )
     if len(_COMPILED) > 64:
         _COMPILED.clear()
@@ -86,7 +168,7 @@ def compile_rules(rules: Rules) -> CompiledRules:
 _COMPILED: dict[int, CompiledRules] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScoreResult:
     score: Score
     disqualified: bool
@@ -100,192 +182,278 @@ def format_points(points: float) -> str:
     return text
 
 
-def _reason(signal: str, family: str, points: float, why: str) -> Reason:
-    return Reason(signal=signal, family=family, points=points, why=why)
+Note = tuple[str, str, float, str, str]
+"""A profile reason before it is written: signal, family, points, label, detail."""
+
+_Seen = list
+"""Per signal seen: [decayed occurrences, occurrences, youngest age, its date, shown points]."""
 
 
-def _event_reasons(
-    contact: Contact, rules: CompiledRules, now: datetime
-) -> tuple[list[Reason], float, float, datetime | None]:
-    """One reason per signal: decayed points per occurrence, summed, then capped."""
-    now_ts = now.timestamp()
-    fresh, half_life = rules.fresh_seconds, rules.half_life_seconds
-    # per signal: [points, count, latest, decayed]
-    seen: dict[EventType, list] = {}
-    for event in contact.events:
-        at = event.at
-        age = now_ts - at.timestamp()
-        factor = 0.5 ** ((age - fresh) / half_life) if age > fresh else 1.0
-        entry = seen.get(event.type)
-        if entry is None:
-            seen[event.type] = [factor * event.count, event.count, at, factor < 1.0]
-            continue
-        entry[0] += factor * event.count
-        entry[1] += event.count
-        if at > entry[2]:
-            entry[2] = at
-        if factor < 1.0:
-            entry[3] = True
-    reasons: list[Reason] = []
-    engagement = intent = 0.0
-    latest = {}
-    for kind, (occurrences, count, last_at, decayed) in seen.items():
-        latest[kind] = last_at
-        weight, cap, name, label, family = rules.signals[kind]
-        points = weight * occurrences
-        capped = points > cap
-        if capped:
-            points = cap
-        points = round(points, 1)
-        if points == 0:
-            continue
+Line = tuple[str, str, float, str, float]
+"""A written reason: signal, family, points, text, and -|points| to sort it by."""
+_BY_STRENGTH = itemgetter(4)
+
+
+class Explanation(Sequence[Reason]):
+    """The reasons of one score, written on first use and then kept.
+
+    Order: profile (fit) reasons, then one per signal in the order the events name them, then
+    negative ones; `format_reasons` sorts them strongest first for the CRM. `text()` is that
+    CRM text, written without building `Reason` objects (the engine needs it for every
+    contact it compares with the CRM)."""
+
+    __slots__ = ("_compiled", "_notes", "_seen", "_lines", "_reasons", "_text")
+
+    def __init__(
+        self, compiled: CompiledRules, notes: list[Note], seen: dict[EventType, _Seen]
+    ) -> None:
+        self._compiled = compiled
+        self._notes = notes
+        self._seen = seen
+        self._lines: list[Line] | None = None
+        self._reasons: list[Reason] | None = None
+        self._text: str | None = None
+
+    def _written(self) -> list[Line]:
+        lines = self._lines
+        if lines is None:
+            notes = self._notes
+            lines = [_note_line(note) for note in notes if note[1] == "fit"]
+            lines += _signal_lines(self._compiled, self._seen)
+            lines += [_note_line(note) for note in notes if note[1] != "fit"]
+            self._lines = lines
+            self._notes = self._seen = None  # type: ignore[assignment]
+        return lines
+
+    def _build(self) -> list[Reason]:
+        reasons = self._reasons
+        if reasons is None:
+            reasons = self._reasons = [
+                Reason(signal=signal, family=family, points=points, why=why)
+                for signal, family, points, why, _ in self._written()
+            ]
+        return reasons
+
+    def text(self) -> str:
+        """What `format_reasons` gives for these reasons: one per line, strongest first."""
+        text = self._text
+        if text is None:
+            lines = self._written()
+            if len(lines) > 1:
+                lines = sorted(lines, key=_BY_STRENGTH)
+            text = self._text = "\n".join([line[3] for line in lines])
+        return text
+
+    @overload
+    def __getitem__(self, index: int) -> Reason: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Reason]: ...
+    def __getitem__(self, index: int | slice) -> Reason | list[Reason]:
+        return self._build()[index]
+
+    def __len__(self) -> int:
+        return len(self._written())
+
+    def __iter__(self) -> Iterator[Reason]:
+        return iter(self._build())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return self._build() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._build())
+
+
+def _note_line(note: Note) -> Line:
+    signal, family, points, label, detail = note
+    text = f"{label} {detail}" if detail else label
+    if points:
+        shown = _POINTS_TEXT.get(points)
+        if shown is None:
+            shown = _POINTS_TEXT[points] = format_points(points)
+        text = f"{shown} {text}"
+    return signal, family, points, text, -abs(points)
+
+
+_POINTS_TEXT: dict[float, str] = {}
+"""format_points of the configured profile points (a handful of values)."""
+
+
+def _signal_lines(compiled: CompiledRules, seen: dict[EventType, _Seen]) -> list[Line]:
+    """One reason per signal, in whole points. The text changes only when what it says does:
+    the points shown, the count, the last date, or once when the cap or decay starts to take
+    points away from what would be shown without it ("(capped)", "(decayed)")."""
+    lines = []
+    for kind, (occurrences, count, _, last_at, shown) in seen.items():
+        if shown == 0:
+            continue  # counts nothing: not a reason, and the parts add up without it
+        weight, cap, is_intent = compiled.signals[kind]
+        name, label = compiled.labels[kind]
+        capped = round(weight * occurrences) > shown
+        decayed = round(min(weight * count, cap)) != shown
         day = last_at.date().isoformat()
-        why = f"{format_points(points)} {label} " + (f"x{count}, last {day}" if count > 1 else day)
+        why = f"{shown:+d} {label} " + (f"x{count}, last {day}" if count > 1 else day)
         if capped or decayed:
             why += (
                 " (capped, decayed)"
                 if capped and decayed
                 else (" (capped)" if capped else " (decayed)")
             )
-        reasons.append(Reason(signal=name, family=family, points=points, why=why))
-        if family == "intent":
-            intent += points
-        else:
-            engagement += points
-    last = max(latest.values()) if latest else None
-    return reasons, engagement, intent, last
+        lines.append((name, "intent" if is_intent else "engagement", shown, why, -abs(shown)))
+    return lines
 
 
-def _fit_reasons(contact: Contact, rules: CompiledRules) -> list[Reason]:
-    reasons = []
-    if contact.industry and (points := rules.industries.get(contact.industry.casefold())):
-        reasons.append(
-            _reason(
-                "industry", "fit", points, f"{format_points(points)} industry {contact.industry}"
-            )
-        )
-    if contact.country and (points := rules.countries.get(contact.country.casefold())):
-        reasons.append(
-            _reason("country", "fit", points, f"{format_points(points)} country {contact.country}")
-        )
-    if contact.title and rules.titles:
-        title = _words(contact.title)
-        for words, points in rules.titles:
-            if any(word in title for word in words):
-                reasons.append(
-                    _reason(
-                        "title", "fit", points, f"{format_points(points)} title {contact.title}"
-                    )
-                )
-                break
-    if contact.employees is not None:
-        for band in rules.rules.fit.company_size:
-            if band.min <= contact.employees and (
-                band.max is None or contact.employees <= band.max
-            ):
-                reasons.append(
-                    _reason(
-                        "company_size",
-                        "fit",
-                        band.points,
-                        f"{format_points(band.points)} company size {contact.employees}",
-                    )
-                )
-                break
-    return reasons
-
-
-def _negative_reasons(contact: Contact, rules: CompiledRules) -> tuple[list[Reason], bool]:
-    """Consent, address and data-quality signals; True when the contact is disqualified."""
-    negatives = rules.rules.negatives
-    reasons: list[Reason] = []
-    disqualified = False
-
-    def add(signal: str, points: float, why: str) -> None:
-        if points:
-            reasons.append(_reason(signal, "negative", points, f"{format_points(points)} {why}"))
-
-    if contact.unsubscribed:
-        add("unsubscribed", negatives.unsubscribed, "unsubscribed")
-    if contact.hard_bounced:
-        add("hard_bounce", negatives.hard_bounce, "hard bounce")
-    email = (contact.email or "").strip()
-    if email:
-        if not _EMAIL.match(email):
-            add("invalid_data", negatives.invalid_data, "invalid email address")
-        else:
-            domain = email.rsplit("@", 1)[1].casefold()
-            if domain in rules.competitors:
-                disqualified = True
-                reasons.append(
-                    _reason(
-                        "competitor", "negative", 0, f"disqualified: competitor domain {domain}"
-                    )
-                )
-            elif domain in rules.disposable:
-                add("disposable", negatives.disposable, f"disposable email domain {domain}")
-                disqualified = negatives.disposable_disqualifies
-                if disqualified:
-                    reasons.append(
-                        _reason("disposable", "negative", 0, "disqualified: throw-away address")
-                    )
-            elif domain in rules.free_mail:
-                add("free_mail", negatives.free_mail, f"free-mail domain {domain}")
-    names = {
-        (contact.first_name or "").strip().casefold(),
-        (contact.last_name or "").strip().casefold(),
-    }
-    if names & _PLACEHOLDER_NAMES:
-        add("invalid_data", negatives.invalid_data, "placeholder name")
-    if contact.title:
-        title = _words(contact.title)
-        if any(word in title for word in rules.personal_words):
-            add(
-                "personal_title",
-                negatives.personal_title,
-                f"student/personal title {contact.title}",
-            )
-    return reasons, disqualified
-
-
-def _grade(fit: int, activity: int, rules: Rules, disqualified: bool) -> str:
-    grades = rules.grades
+def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: bool) -> str:
+    fit_a, fit_b, fit_c, engagement_1, engagement_2, engagement_3 = grades
     if disqualified:
         letter = "D"
-    elif fit >= grades.fit_a:
+    elif fit >= fit_a:
         letter = "A"
-    elif fit >= grades.fit_b:
+    elif fit >= fit_b:
         letter = "B"
-    elif fit >= grades.fit_c:
+    elif fit >= fit_c:
         letter = "C"
     else:
         letter = "D"
-    if activity >= grades.engagement_1:
-        level = 1
-    elif activity >= grades.engagement_2:
-        level = 2
-    elif activity >= grades.engagement_3:
-        level = 3
-    else:
-        level = 4
-    return f"{letter}{level}"
+    if activity >= engagement_1:
+        return letter + "1"
+    if activity >= engagement_2:
+        return letter + "2"
+    if activity >= engagement_3:
+        return letter + "3"
+    return letter + "4"
 
 
 def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> ScoreResult:
-    """Fit (profile and negatives), engagement and intent; total clamped to 0..100."""
-    event_reasons, engagement, intent, last = _event_reasons(contact, rules, now)
-    fit_reasons = _fit_reasons(contact, rules)
-    negative_reasons, disqualified = _negative_reasons(contact, rules)
-    fit_points = round(sum(r.points for r in fit_reasons) + sum(r.points for r in negative_reasons))
-    engagement_points = round(engagement)
-    intent_points = round(intent)
-    total = max(0, min(100, fit_points + engagement_points + intent_points))
+    """Fit (profile and negatives), engagement and intent, each at most 100; total 0..100.
+
+    Per signal: every occurrence counts its weight times its decay factor (by whole days of
+    age), summed, capped, rounded to whole points. Engagement and intent are the sums of the
+    points their reasons show; fit is the rounded sum of profile and negative points.
+    """
+    # Events: one pass, numbers only.
+    seen: dict[EventType, _Seen] = {}
+    tables = rules.decay
+    for event in contact.events:
+        kind = event.type
+        at = event.at
+        age = now - at
+        days = age.days
+        factor = tables[kind][days] if 0 <= days < TABLE_DAYS else rules.factor(kind, days)
+        count = event.count
+        entry = seen.get(kind)
+        if entry is None:
+            seen[kind] = [factor * count, count, age, at, 0]
+        else:
+            entry[0] += factor * count
+            entry[1] += count
+            if age < entry[2]:
+                entry[2] = age
+                entry[3] = at
+    engagement = intent = 0
+    last = None
+    if seen:
+        signals = rules.signals
+        youngest: timedelta | None = None
+        for kind, entry in seen.items():
+            weight, cap, is_intent = signals[kind]
+            points = weight * entry[0]
+            shown = entry[4] = round(cap if points > cap else points)
+            if is_intent:
+                intent += shown
+            else:
+                engagement += shown
+            if youngest is None or entry[2] < youngest:
+                youngest = entry[2]
+                last = entry[3]
+
+    # Profile and negatives: kept as notes, written only when the reasons are read.
+    notes: list[Note] = []
+    fit = 0.0
+    title = contact.title
+    title_points, personal = rules.classify_title(title) if title else (None, False)
+    industry = contact.industry
+    if industry and (points := rules.industries.get(industry.casefold())):
+        fit += points
+        notes.append(("industry", "fit", points, "industry", industry))
+    country = contact.country
+    if country and (points := rules.countries.get(country.casefold())):
+        fit += points
+        notes.append(("country", "fit", points, "country", country))
+    if title_points:
+        fit += title_points
+        notes.append(("title", "fit", title_points, "title", title))
+    employees = contact.employees
+    if employees is not None:
+        for low, high, points in rules.sizes:
+            if low <= employees <= high:
+                if points:
+                    fit += points
+                    notes.append(("company_size", "fit", points, "company size", str(employees)))
+                break
+    negative = rules.negative_points
+    disqualified = False
+    if contact.unsubscribed and (points := negative["unsubscribed"]):
+        fit += points
+        notes.append(("unsubscribed", "negative", points, "unsubscribed", ""))
+    if contact.hard_bounced and (points := negative["hard_bounce"]):
+        fit += points
+        notes.append(("hard_bounce", "negative", points, "hard bounce", ""))
+    email = contact.email
+    if email and (email := email.strip()):
+        if not _EMAIL.match(email):
+            if points := negative["invalid_data"]:
+                fit += points
+                notes.append(("invalid_data", "negative", points, "invalid email address", ""))
+        else:
+            domain = email.rpartition("@")[2].casefold()
+            kind_of_domain = rules.domains.get(domain)
+            if kind_of_domain == "competitor":
+                disqualified = True
+                notes.append(
+                    ("competitor", "negative", 0, "disqualified: competitor domain", domain)
+                )
+            elif kind_of_domain == "disposable":
+                if points := negative["disposable"]:
+                    fit += points
+                    notes.append(
+                        ("disposable", "negative", points, "disposable email domain", domain)
+                    )
+                if rules.disposable_disqualifies:
+                    disqualified = True
+                    notes.append(
+                        ("disposable", "negative", 0, "disqualified: throw-away address", "")
+                    )
+            elif kind_of_domain == "free_mail" and (points := negative["free_mail"]):
+                fit += points
+                notes.append(("free_mail", "negative", points, "free-mail domain", domain))
+    first, last_name = contact.first_name, contact.last_name
+    if (
+        (first and first.strip().casefold() in _PLACEHOLDER_NAMES)
+        or (last_name and last_name.strip().casefold() in _PLACEHOLDER_NAMES)
+    ) and (points := negative["invalid_data"]):
+        fit += points
+        notes.append(("invalid_data", "negative", points, "placeholder name", ""))
+    if personal and (points := negative["personal_title"]):
+        fit += points
+        notes.append(("personal_title", "negative", points, "student/personal title", title))
+
+    fit_points = max(-PART_MAX, min(PART_MAX, round(fit)))
+    if engagement > PART_MAX:
+        engagement = PART_MAX
+    if intent > PART_MAX:
+        intent = PART_MAX
+    total = fit_points + engagement + intent
     score = Score(
-        total=total,
+        total=0 if total < 0 else (100 if total > 100 else total),
         fit=fit_points,
-        engagement=engagement_points,
-        intent=intent_points,
-        grade=_grade(fit_points, engagement_points + intent_points, rules.rules, disqualified),
-        reasons=fit_reasons + event_reasons + negative_reasons,
+        engagement=engagement,
+        intent=intent,
+        grade=_grade(fit_points, engagement + intent, rules.grades, disqualified),
+        reasons=Explanation(rules, notes, seen) if (notes or seen) else [],
     )
-    return ScoreResult(score=score, disqualified=disqualified, last_activity=last)
+    return ScoreResult(score, disqualified, last)

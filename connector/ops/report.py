@@ -12,9 +12,15 @@ Two sources, and the report says which one counts what:
 
 Hot leads to call: hot, not yet an opportunity, and (with the CRM) no call task done. Names,
 company and owner come from the CRM, or from the call task crm-qualify created (its subject
-names the person). Follow-up SLA: the CRM's task completion times are not mirrored yet, so a
-follow-up counts as late when crm-qualify had to escalate it (still open past its due time
-when a run looked): escalations are the measure, and the report says so.
+names the person).
+
+Follow-up SLA, measured for real from the **mirror** (every contact as the last read or our
+own task creation left it, no API call): each hot call and MQL hand-off crm-qualify created
+counts as on time when the CRM shows it completed within the configured hours of its creation
+(`rules.followup.hot_call_hours`, `mql_sla_hours`), late when completed after them, missed
+when still open past them; one still open within them is pending and left out of the share.
+The task ledger adds what the mirror cannot know: tasks owed but not in the CRM yet, tasks a
+rollback closed (not counted), and escalations.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.contract import Adapter
+from crm_qualify.connector.decision.planning import KINDS, sla_hours, task_kind
+from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import Contact, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.records import translate_batch
@@ -40,7 +48,6 @@ from crm_qualify.connector.sync.state import (
 
 FUNNEL = [Stage.LEAD, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
 STAGES = list(Stage)
-SLA_HOURS = {"hot_call": 24.0, "mql_handoff": 48.0}
 SLA_NAMES = {"hot_call": "hot lead called", "mql_handoff": "MQL taken over"}
 HOT_KEPT = 100
 """Hot leads kept in the report (the longest list a person reads), best first."""
@@ -48,9 +55,10 @@ REASONS_SHOWN = 3
 NO_STAGE = "stage not written by crm-qualify"
 NO_STAGE_CRM = "no stage"
 SLA_MEASURE = (
-    "A follow-up counts as late when crm-qualify had to escalate it: still open past its due"
-    " time when a later run read the contact. Task completion times are not mirrored from the"
-    " CRM yet, so 'on time' means 'not escalated', not 'done within the hours'."
+    "A follow-up crm-qualify created is on time when the CRM shows it completed within the"
+    " configured hours of its creation; completed later it is late, still open past them it"
+    " is missed; still open within them it is pending and left out of the share. Task states"
+    " are as crm-qualify last read them."
 )
 
 
@@ -99,7 +107,9 @@ class Report:
     unscored: int = 0
     temperatures: Counter[str] = field(default_factory=Counter)
     no_temperature: int = 0
-    sla: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    sla: dict[str, dict[str, float | int | str | None]] = field(default_factory=dict)
+    call_hours: float = field(default_factory=lambda: FollowUpRules().hot_call_hours)
+    """The configured hours a hot lead is to be called within (`rules.followup`)."""
     runs: int = 0
     source: str = "audit trail"
     attention: list[dict] = field(default_factory=list)
@@ -169,15 +179,13 @@ def _reason_lines(value: object) -> list[str]:
 
 @dataclass
 class CrmSnapshot:
-    """Every contact's current stage, temperature and score, our follow-ups' state, and the
-    hot leads with their names, as the CRM holds them now."""
+    """Every contact's current stage, temperature and score, and the hot leads with their
+    names and call tasks, as the CRM holds them now."""
 
     keys: set[tuple[str, str]] = field(default_factory=set)
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
     temperatures: dict[tuple[str, str], str] = field(default_factory=dict)
     scores: dict[tuple[str, str], float] = field(default_factory=dict)
-    completed_tasks: set[str] = field(default_factory=set)
-    """Keys of crm-qualify's tasks the CRM shows as done."""
     hot: dict[tuple[str, str], HotLead] = field(default_factory=dict)
     hot_called: set[tuple[str, str]] = field(default_factory=set)
     hot_past_funnel: int = 0
@@ -196,7 +204,6 @@ class CrmSnapshot:
             score = normalise(contact.owned.get("score"))
             if isinstance(score, float):
                 self.scores[key] = score
-            self.completed_tasks.update(t.key for t in contact.tasks if t.key and t.completed)
             if self.temperatures.get(key) != "hot":
                 continue
             if _in_funnel(self.stages.get(key)):
@@ -327,14 +334,15 @@ def build_report(
     instance: str,
     now: datetime | None = None,
     crm: CrmSnapshot | None = None,
-    sla_hours: dict[str, float] | None = None,
+    followup: FollowUpRules | None = None,
 ) -> Report:
     """The report from the audit trail, or with `crm` from the CRM's current values (time in
-    stage and the SLA still come from the trail). `sla_hours`: the configured hours per
-    follow-up kind (`rules.followup`), default 24 h for a hot call, 48 h for an MQL."""
+    stage still comes from the trail, the follow-up SLA from the mirror). `followup`: the
+    configured follow-up rules (`rules.followup`) the SLA is measured against."""
     now = now or datetime.now(UTC)
-    hours = {**SLA_HOURS, **(sla_hours or {})}
+    followup = followup or FollowUpRules()
     report = Report(instance, now, runs=len(store.runs(instance, limit=1_000_000)))
+    report.call_hours = followup.hot_call_hours
     report.attention = [record.__dict__ for record in store.attention(instance)]
     trail = _read_trail(store, instance)
     stage, score, temperature = trail.stage, trail.score, trail.temperature
@@ -375,13 +383,13 @@ def build_report(
     report.unscored = len(keys - set(score))
     report.temperatures = Counter(temperature.values())
     report.no_temperature = len(keys - set(temperature))
-    report.sla = _sla(store, instance, now, crm.completed_tasks if crm else None, hours)
+    report.sla = _sla(store, instance, now, followup)
     ledger = _ledger(store, instance)
     if crm is None:
-        hot = _hot_from_trail(trail, ledger, hours["hot_call"])
+        hot = _hot_from_trail(trail, ledger, followup.hot_call_hours)
         report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot") - len(hot)
     else:
-        hot = _hot_from_crm(crm, trail, hours["hot_call"])
+        hot = _hot_from_crm(crm, trail, followup.hot_call_hours)
         report.hot_called = len(crm.hot_called)
         report.hot_past_funnel = crm.hot_past_funnel
     hot.sort(key=lambda lead: (-(lead.score or 0), lead.waiting_since or now, lead.record))
@@ -488,35 +496,96 @@ def _hot_from_crm(crm: CrmSnapshot, trail: _Trail, call_hours: float) -> list[Ho
     return hot
 
 
-def _sla(
-    store: StateStore,
-    instance: str,
+def follow_up_sla(
+    contacts: Iterable[Contact],
+    followup: FollowUpRules,
     now: datetime,
-    completed: set[str] | None,
-    hours: dict[str, float],
+    *,
+    ignore: Container[str] = (),
 ) -> dict[str, dict]:
-    """Per follow-up kind: created (a rollback's closed tasks are not), due, escalated."""
-    tasks = store.all_tasks(instance)
-    escalated = {t.key.removesuffix(":escalation") for t in tasks if t.kind == "escalation"}
-    result = {}
-    for kind in SLA_HOURS:
-        planned = [t for t in tasks if t.kind == kind]
-        mine = [t for t in planned if t.status == TASK_CREATED]
-        due = [t for t in mine if t.due and _time(t.due) <= now]
-        late = [t for t in due if t.key in escalated]
-        upcoming = sorted(_time(t.due) for t in mine if t.due and _time(t.due) > now)
-        result[kind] = {
-            "target_hours": hours[kind],
-            "created": len(mine),
-            "due_by_now": len(due),
-            "escalated": len(late),
-            "on_time_rate": round(1 - len(late) / len(due), 3) if due else None,
-            "not_yet_in_crm": sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING)),
-            "closed_by_rollback": sum(1 for t in planned if t.status == TASK_CLOSED),
-            "next_due": upcoming[0].isoformat() if upcoming else None,
+    """Per follow-up kind, how crm-qualify's tasks on these contacts met the configured
+    hours, measured from each task's creation in the CRM:
+
+    - `on_time`: completed within the hours; `late`: completed after them;
+    - `missed`: still open past them; `pending`: still open within them (not counted yet);
+    - `unmeasured`: neither a creation nor a due time, or completed with no completion time
+      (not counted);
+    - `on_time_rate`: on_time / (on_time + late + missed), None while none is measured.
+
+    A task whose creation time is not known yet (created by the engine, not read back since)
+    is measured against its due time, which crm-qualify set that many hours after creating
+    it. Tasks whose key is in `ignore` (closed by a rollback) are left out. Pure: no I/O."""
+    rows: dict[str, dict] = {}
+    spans: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    deadlines: dict[str, list[datetime]] = {kind: [] for kind in KINDS}
+    for kind in KINDS:
+        rows[kind] = {
+            "target_hours": sla_hours(kind, followup),
+            "tasks": 0,
+            "on_time": 0,
+            "late": 0,
+            "missed": 0,
+            "pending": 0,
+            "unmeasured": 0,
         }
-        if completed is not None:
-            result[kind]["done_in_crm"] = sum(1 for t in mine if t.key in completed)
+    seen: set[str] = set()
+    for contact in contacts:
+        for task in contact.tasks:
+            kind = task_kind(task.key)
+            if kind is None or task.key in ignore or task.key in seen:
+                continue
+            seen.add(task.key)  # type: ignore[arg-type]
+            row = rows[kind]
+            row["tasks"] += 1
+            if task.created_at is not None:
+                deadline = task.created_at + timedelta(hours=row["target_hours"])
+            elif task.due is not None:
+                deadline = task.due
+            else:
+                row["unmeasured"] += 1
+                continue
+            if not task.is_open:
+                if task.completed_at is None:
+                    row["unmeasured"] += 1
+                    continue
+                row["on_time" if task.completed_at <= deadline else "late"] += 1
+                if task.created_at is not None:
+                    hours = (task.completed_at - task.created_at).total_seconds() / 3600
+                    spans[kind].append(hours)
+            elif now > deadline:
+                row["missed"] += 1
+            else:
+                row["pending"] += 1
+                deadlines[kind].append(deadline)
+    for kind, row in rows.items():
+        measured = row["on_time"] + row["late"] + row["missed"]
+        row["measured"] = measured
+        row["on_time_rate"] = round(row["on_time"] / measured, 3) if measured else None
+        done = spans[kind]
+        row["median_hours_to_done"] = round(statistics.median(done), 1) if done else None
+        row["next_deadline"] = min(deadlines[kind]).isoformat() if deadlines[kind] else None
+    return rows
+
+
+def _sla(
+    store: StateStore, instance: str, now: datetime, followup: FollowUpRules
+) -> dict[str, dict]:
+    """`follow_up_sla` over the mirror, with what only the task ledger knows: tasks owed (not
+    in the CRM yet), closed by a rollback (not counted), escalated."""
+    ledger = store.all_tasks(instance)
+    closed = {t.key for t in ledger if t.status == TASK_CLOSED}
+    mirrored = (c for chunk in store.mirrored_contacts(instance) for c in chunk)
+    result = follow_up_sla(mirrored, followup, now, ignore=closed)
+    escalated = Counter(
+        task_kind(t.key.removesuffix(":escalation"))
+        for t in ledger
+        if t.kind == "escalation" and t.status != TASK_CLOSED
+    )
+    for kind, row in result.items():
+        planned = [t for t in ledger if t.kind == kind]
+        row["escalated"] = escalated[kind]
+        row["not_yet_in_crm"] = sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING))
+        row["closed_by_rollback"] = sum(1 for t in planned if t.status == TASK_CLOSED)
     return result
 
 
@@ -544,29 +613,42 @@ def sla_headline(row: dict) -> str:
     rate = row["on_time_rate"]
     if rate is not None:
         return f"{rate:.0%} on time"
-    if not row["created"]:
-        return "no task created yet"
-    return "none due yet"
+    if row["pending"]:
+        return "none due yet"
+    if row["tasks"]:
+        return "not measurable"
+    return "no task created yet"
 
 
 def sla_detail(kind: str, row: dict) -> str:
     """What the SLA number counts, in one sentence."""
     hours = f"{row['target_hours']:g} h"
-    if row["due_by_now"]:
-        text = (
-            f"{row['escalated']} of {row['due_by_now']} tasks due by now were escalated"
-            f" (still open past their {hours})"
+    if row["measured"]:
+        text = f"{row['on_time']} of {row['measured']} done within {hours} of their creation"
+        parts = []
+        if row["late"]:
+            parts.append(f"{row['late']} done later")
+        if row["missed"]:
+            parts.append(f"{row['missed']} still open past {hours} (missed)")
+        if row["pending"]:
+            parts.append(f"{row['pending']} open and still within time (not counted yet)")
+        text += "".join(f", {part}" for part in parts)
+    elif row["pending"]:
+        first = _time(str(row["next_deadline"])) if row.get("next_deadline") else None
+        text = f"{row['pending']} open, none past its {hours} yet" + (
+            f" (the first deadline is {first:%Y-%m-%d %H:%M} UTC)" if first else ""
         )
-    elif row["created"]:
-        first = _time(str(row["next_due"])) if row.get("next_due") else None
-        text = f"{row['created']} created, none due yet" + (
-            f" (the first is due {first:%Y-%m-%d %H:%M} UTC)" if first else ""
-        )
+    elif row["tasks"]:
+        text = f"{row['tasks']} in the CRM, none with the times to measure it"
     else:
         text = f"no {SLA_NAMES.get(kind, kind)} task created yet"
     extras = []
-    if "done_in_crm" in row:
-        extras.append(f"{row['done_in_crm']} done in the CRM now")
+    if row.get("median_hours_to_done") is not None:
+        extras.append(f"median {row['median_hours_to_done']:g} h to done")
+    if row["measured"] and row["unmeasured"]:
+        extras.append(f"{row['unmeasured']} without a creation or completion time (not counted)")
+    if row.get("escalated"):
+        extras.append(f"{row['escalated']} escalated")
     if row.get("not_yet_in_crm"):
         extras.append(f"{row['not_yet_in_crm']} owed (not in the CRM yet)")
     if row.get("closed_by_rollback"):
@@ -577,12 +659,11 @@ def sla_detail(kind: str, row: dict) -> str:
 def waited_text(waited: timedelta | None) -> str:
     if waited is None:
         return "since before the audit trail"
-    hours = waited.total_seconds() / 3600
-    if hours < 1:
+    if waited < timedelta(hours=1):
         return f"{max(int(waited.total_seconds() // 60), 0)} min"
-    if hours < 48:
-        return f"{hours:.0f} h"
-    return f"{hours / 24:.0f} days"
+    if waited < timedelta(days=2):
+        return f"{waited / timedelta(hours=1):.0f} h"
+    return f"{waited / timedelta(days=1):.0f} days"
 
 
 def hot_notes(report: Report) -> list[str]:
@@ -688,7 +769,7 @@ def text_report(report: Report) -> str:
     if report.no_temperature:
         temps.append(f"none {report.no_temperature}")
     lines += ["", "temperature: " + ", ".join(temps)]
-    lines += ["", "follow-ups (late = escalated):"]
+    lines += ["", "follow-ups (within the configured hours of each task's creation):"]
     for kind, row in report.sla.items():
         lines.append(
             f"  {kind} (within {row['target_hours']:g} h): {sla_headline(row)};"

@@ -177,13 +177,13 @@ def _lead_row(rank: int, lead: HotLead, report: Report, call_hours: float) -> st
 
 
 _NOT_MIRRORED = (
-    " Whether a call was made is not mirrored from the CRM: report --from-crm leaves out the"
-    " leads whose call task is done."
+    " This list does not check whether a lead's call task is done: report --from-crm leaves"
+    " those leads out."
 )
 
 
 def _hot(report: Report) -> str:
-    call_hours = float(report.sla.get("hot_call", {}).get("target_hours") or 24)
+    call_hours = report.call_hours
     notes = "".join(f'<p class="note">{escape(note)}.</p>' for note in hot_notes(report))
     if not report.hot:
         return f'<p class="sub">No hot lead is waiting for a call.</p>{notes}'
@@ -293,7 +293,11 @@ def html_report(report: Report) -> str:
                 "hot, not yet an opportunity",
                 alert=report.hot_total > 0,
             ),
-            _card("hot leads called on time", sla_headline(hot_call), "late = escalated")
+            _card(
+                "hot leads called on time",
+                sla_headline(hot_call),
+                f"done within {report.call_hours:g} h of the call task",
+            )
             if hot_call
             else "",
             _card(

@@ -2,8 +2,9 @@
 
 Only owned fields are written, only when the value really differs (after normalising the CRM's
 string forms, so a rerun never rewrites "70" over 70), and never a stage backwards or over a
-custom stage a person chose. `scored_at` rides along only with another change, so a rerun with
-nothing new writes nothing.
+custom stage a person chose. `highest_stage` never goes down: a CRM value further along is
+kept (a value that is no canonical stage counts as none). `scored_at` rides along only with
+another change, so a rerun with nothing new writes nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def same(a: Any, b: Any) -> bool:
     return normalise(a) == normalise(b)
 
 
+def highest(old: Any, new: str) -> str:
+    """The further along of the CRM's highest stage and this decision's stage."""
+    try:
+        held = Stage(str(old)) if old is not None else None
+    except ValueError:
+        return new
+    return held.value if held is not None and held.rank > Stage(new).rank else new
+
+
 def plan_update(
     contact: Contact,
     decision: Decision,
@@ -67,6 +77,8 @@ def plan_update(
         if policy is None or not policy.owned or field in PASSENGER_FIELDS:
             continue
         old = contact.owned.get(field)
+        if field == "highest_stage":
+            new = highest(old, new)
         if same(old, new):
             continue
         held = _held_back(field, old, new, policy, last_written, contact, writable_stages)

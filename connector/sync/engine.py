@@ -1,4 +1,13 @@
-"""One sync run: read -> decide -> diff -> write -> record, one batch at a time.
+"""One sync run: read -> mirror -> decide -> diff -> write -> record, one batch at a time.
+
+A run reads the records changed since its cursor and updates the mirror with them (records
+whose only change is our own write are recognised without a read, `mirror.known_versions`).
+Then it re-decides every other mirrored contact from the state store, in chunks: decay,
+cooling, re-nurture and overdue follow-ups reach contacts nobody touched, and a rules change
+reaches everyone, with no read. Each decision is diffed against the CRM values the mirror
+holds, so only real changes are written. A full read every `sync.reconcile_every_days` (or
+`sync --full`) drops deleted and merged records from the mirror and catches changes the
+incremental reads could not see.
 
 Every CRM write follows one protocol, the same for every adapter:
 1. intend: the batch's field changes (with their old values) and the tasks it owes are
@@ -35,10 +44,12 @@ from crm_qualify.connector.contract import (
     TaskResult,
 )
 from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
+from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
     TASK_OWED,
@@ -54,6 +65,11 @@ log = logging.getLogger(__name__)
 
 CONTACTS_STREAM = "contacts"
 LEDGER_KEY = "task_ledger_rebuilt_at"
+RULES_KEY = "rules_version"
+FULL_STARTED_KEY = "full_read_started_at"
+"""Set while a full read is under way (it may span runs); pruning waits for its end."""
+FULL_DONE_KEY = "full_read_done_at"
+MIRROR_CHUNK = 500
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
 their contact is decided again (a configuration change or the attention backoff)."""
@@ -67,6 +83,8 @@ class RunOptions:
     contact_ids: Sequence[tuple[str, str]] | None = None
     now: datetime | None = None
     mode: str = "once"
+    full: bool = False
+    """Read every record (a reconciliation), whatever the cursor says."""
 
 
 @dataclass
@@ -91,6 +109,7 @@ class RunSummary:
     dry_run: bool
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,6 +152,10 @@ class SyncEngine:
         self._fingerprints: dict[str, str] = {}
         self._config_hash = ""
         self._run_id = ""
+        self._episodes: dict[tuple[str, str], datetime | None] = {}
+        self._full_read: datetime | None = None
+        self._full_read_done = False
+        self._seen: set[tuple[str, str]] = set()
 
     # the run -----------------------------------------------------------------------------
     def run(self, options: RunOptions | None = None) -> RunSummary:
@@ -142,6 +165,7 @@ class SyncEngine:
         `StateStoreError` before any CRM call."""
         options = options or RunOptions()
         now = options.now or datetime.now(UTC)
+        read_before = datetime.now(UTC)
         run_id = self.store.start_run(self.instance, mode=options.mode, dry_run=options.dry_run)
         summary = RunSummary(run_id=run_id, status="ok", dry_run=options.dry_run)
         self._run_id = run_id
@@ -149,7 +173,10 @@ class SyncEngine:
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
                 self._prepare(options, summary)
-                self._run_batches(options, now, summary)
+                remaining = self._run_batches(options, now, summary)
+                if options.contact_ids is None and not self.stop.is_set():
+                    self._redecide_mirror(options, now, summary, read_before, remaining)
+                self._finish_full_read(options, summary)
             except BudgetExhausted as exc:
                 self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")
             except (AdapterError, StateStoreError) as exc:
@@ -162,7 +189,11 @@ class SyncEngine:
             if self.stop.is_set() and summary.status in ("ok", "partial"):
                 summary.status = "interrupted"
             try:
-                self.store.finish_run(run_id, summary.status, dict(summary.counts), summary.errors)
+                self.store.finish_run(
+                    run_id, summary.status, dict(summary.counts), summary.errors, summary.details
+                )
+                if summary.status in ("ok", "partial") and not options.dry_run:
+                    self.store.set_meta(self.instance, RULES_KEY, summary.details[RULES_KEY])
             except StateStoreError as exc:
                 log.error("the run's end could not be recorded: %s", exc)
                 summary.status = "failed"
@@ -184,16 +215,28 @@ class SyncEngine:
     def _prepare(self, options: RunOptions, summary: RunSummary) -> None:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
-        if options.dry_run:
-            return
-        crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
-        if crashed:
-            log.warning("marked %d run(s) left running by a dead process as crashed", len(crashed))
-        self._rebuild_ledger(summary)
-        self._open_intents = self.store.open_intents(self.instance)
         self._fingerprints = {}
         config = self.settings.model_dump_json(exclude={"adapters"}) + _mapping_text(self.settings)
         self._config_hash = hashlib.sha256(config.encode()).hexdigest()
+        self._seen = set()
+        self._note_rules_version(summary)
+        if not options.dry_run:
+            crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
+            if crashed:
+                log.warning(
+                    "marked %d run(s) left running by a dead process as crashed", len(crashed)
+                )
+        self._rebuild_ledger(summary)
+        self._open_intents = self.store.open_intents(self.instance)
+        owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
+        if options.dry_run:
+            # The real run would send these first; the dry run lists them, sends nothing.
+            if owed:
+                report = BatchReport(tasks=owed)
+                summary.counts["tasks_planned"] += len(owed)
+                if self.on_batch:
+                    self.on_batch(report)
+            return
         self._settle_pending_tasks(summary)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
@@ -205,6 +248,18 @@ class SyncEngine:
             fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
             self.store.add_attention(
                 self.instance, problems.attention, fingerprints, datetime.now(UTC)
+            )
+
+    def _note_rules_version(self, summary: RunSummary) -> None:
+        """The run records its rules version, and the one before when they differ: a rules
+        change re-decides everyone from the mirror, and the runs list says why."""
+        version = compile_rules(self.settings.rules).version
+        summary.details[RULES_KEY] = version
+        previous = self.store.get_meta(self.instance, RULES_KEY)
+        if previous and previous != version:
+            summary.details["previous_rules_version"] = previous
+            log.info(
+                "rules changed (%s -> %s): every mirrored contact is re-decided", previous, version
             )
 
     def _rebuild_ledger(self, summary: RunSummary) -> None:
@@ -276,9 +331,51 @@ class SyncEngine:
             log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
             yield from self.adapter.read_contacts(again)
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
-        yield from self.adapter.read_changed(cursor, until=now)
+        started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
+        if started is None and (cursor is None or self._full_read_due(options)):
+            started = datetime.now(UTC).isoformat()
+            if not options.dry_run:
+                self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
+            cursor = None
+            log.info("full read: every record is read to reconcile the mirror")
+        self._full_read = datetime.fromisoformat(started) if started else None
+        known = None if self._full_read else self._known_versions
+        yield from self.adapter.read_changed(cursor, until=now, known=known)
+        self._full_read_done = self._full_read is not None
 
-    def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
+    def _full_read_due(self, options: RunOptions) -> bool:
+        if options.full:
+            return True
+        days = self.settings.sync.reconcile_every_days
+        done = self.store.get_meta(self.instance, FULL_DONE_KEY)
+        if days <= 0:
+            return False
+        if done is None:
+            return True  # a state file from before the mirror: fill it once
+        return datetime.now(UTC) - datetime.fromisoformat(done) >= timedelta(days=days)
+
+    def _known_versions(
+        self, hits: Sequence[tuple[tuple[str, str], datetime]]
+    ) -> set[tuple[str, str]]:
+        known = self.store.mirror.known_versions(self.instance, hits)
+        return {key for key in known if key not in self._open_intents}
+
+    def _finish_full_read(self, options: RunOptions, summary: RunSummary) -> None:
+        """A full read that reached its end: what it did not return is gone from the CRM."""
+        if not self._full_read_done or self._full_read is None or options.dry_run:
+            return
+        if options.limit is not None or self.stop.is_set():
+            return
+        gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
+        self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
+        self.store.delete_meta(self.instance, FULL_STARTED_KEY)
+        summary.counts["records_gone"] += gone
+        if gone:
+            log.info("full read done: %d record(s) no longer in the CRM left the mirror", gone)
+
+    def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> int | None:
+        """Phase one: the records the CRM reports changed. Returns what is left of `limit`."""
+        self._full_read_done = False
         remaining = options.limit
         for batch in self._batches(options, now):
             report = BatchReport()
@@ -288,7 +385,12 @@ class SyncEngine:
                 contacts = contacts[:remaining]
                 remaining -= len(contacts)
             report.contacts = contacts
-            self._process(contacts, batch, now, options, summary, report, problems)
+            summary.counts["read"] += len(contacts)
+            summary.counts["read_errors"] += len(report.errors)
+            self._ingest(contacts, options)
+            self._process(contacts, now, options, summary, report, problems)
+            if batch.cursor is not None and options.limit is None and not options.dry_run:
+                self.store.set_cursor(self.instance, CONTACTS_STREAM, batch.cursor)
             summary.errors.extend(report.errors)
             if self.on_batch:
                 self.on_batch(report)
@@ -296,6 +398,48 @@ class SyncEngine:
                 break
             if self.stop.is_set():
                 log.info("stop requested: checkpoint saved, ending the run")
+                break
+        return remaining
+
+    def _ingest(self, contacts: list[Contact], options: RunOptions) -> None:
+        """Read records settle a dead run's intents and replace their mirrored facts."""
+        keys = [_key(c) for c in contacts]
+        self._episodes = self.store.mirror.episodes(self.instance, keys)
+        if options.dry_run:
+            self._seen.update(keys)
+            return
+        self._settle_intents(contacts)
+        self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC))
+
+    def _redecide_mirror(
+        self,
+        options: RunOptions,
+        now: datetime,
+        summary: RunSummary,
+        read_before: datetime,
+        remaining: int | None,
+    ) -> None:
+        """Phase two: every mirrored contact this run did not read, decided again from the
+        state store, `MIRROR_CHUNK` at a time; records with a dead run's open intents or
+        waiting for a re-read are left to the read that settles them."""
+        if remaining is not None and remaining <= 0:
+            return
+        exclude = set(self._open_intents) | self._seen
+        for chunk in self.store.mirror.chunks(
+            self.instance, read_before=read_before, exclude=exclude, size=MIRROR_CHUNK
+        ):
+            if remaining is not None:
+                chunk = chunk[:remaining]
+                remaining -= len(chunk)
+            contacts = [m.contact for m in chunk]
+            self._episodes = {_key(m.contact): m.hot_since for m in chunk}
+            report, problems = BatchReport(contacts=contacts), _Problems()
+            summary.counts["redecided"] += len(contacts)
+            self._process(contacts, now, options, summary, report, problems)
+            summary.errors.extend(report.errors)
+            if self.on_batch:
+                self.on_batch(report)
+            if (remaining is not None and remaining <= 0) or self.stop.is_set():
                 break
 
     def _translate(
@@ -315,32 +459,38 @@ class SyncEngine:
     def _process(
         self,
         contacts: list[Contact],
-        batch: ContactBatch,
         now: datetime,
         options: RunOptions,
         summary: RunSummary,
         report: BatchReport,
         problems: _Problems,
     ) -> None:
+        """Decide, diff, write and record one batch (read or mirrored)."""
         counts = summary.counts
-        counts["read"] += len(contacts)
-        counts["read_errors"] += len(report.errors)
-        if not options.dry_run:
-            self._settle_intents(contacts)
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
         self._plan(pairs, report)
         counts["fields_planned"] += sum(len(u.changes) for u in report.updates)
         counts["tasks_planned"] += len(report.tasks)
         counts["fields_held_back"] += len(report.skips)
+        for update in report.updates:
+            moved = {change.field for change in update.changes}
+            counts["stages_moving"] += "stage" in moved
+            counts["temperatures_moving"] += "temperature" in moved
         if options.dry_run:
             return
-        self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
-        self._write(report, summary.run_id, counts, problems)
-        self._send_tasks(report.tasks, report, counts, problems)
+        if report.updates or report.tasks:
+            self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
+        acked = self._write(report, summary.run_id, counts, problems)
+        created = self._send_tasks(report.tasks, report, counts, problems)
+        episodes = [
+            ((d.object_type, d.contact_id), d.hot_since)
+            for d in report.decisions
+            if d.hot_since != self._episodes.get((d.object_type, d.contact_id))
+        ]
+        if acked or created or episodes:
+            self.store.mirror.record_batch(self.instance, acked, created, episodes, now)
         self._record_problems(contacts, report, problems, now, counts)
-        if batch.cursor is not None and options.limit is None:
-            self.store.set_cursor(self.instance, CONTACTS_STREAM, batch.cursor)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -357,7 +507,8 @@ class SyncEngine:
         pairs = []
         for contact in contacts:
             try:
-                decision = decide(contact, self.settings.rules, now)
+                hot_since = self._episodes.get(_key(contact))
+                decision = decide(contact, self.settings.rules, now, hot_since=hot_since)
             except Exception as exc:
                 why = f"cannot score: {type(exc).__name__}: {exc}"
                 self._record_error(
@@ -395,19 +546,23 @@ class SyncEngine:
     # writing --------------------------------------------------------------------------------
     def _write(
         self, report: BatchReport, run_id: str, counts: Counter[str], problems: _Problems
-    ) -> None:
+    ) -> list[AckedWrite]:
         if not report.updates:
-            return
+            return []
+        sent_at = datetime.now(UTC)
         results = self.adapter.write_updates(report.updates)
+        acked_at = datetime.now(UTC)
         if len(results) != len(report.updates):
             raise AdapterError(
                 f"adapter returned {len(results)} results for {len(report.updates)} updates"
             )
         outcomes = []
+        acked = []
         for update, result in zip(report.updates, results, strict=True):
             outcomes.append((update, WRITE_ACKED if result.ok else WRITE_FAILED))
             if result.ok:
                 report.written.append(update)
+                acked.append(AckedWrite(update, sent_at, acked_at, result.stamp))
                 continue
             key = (update.object_type, update.contact_id)
             where = result.field or "write"
@@ -420,6 +575,7 @@ class SyncEngine:
         self.store.settle_writes(run_id, self.instance, outcomes)
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
+        return acked
 
     def _send_tasks(
         self,
@@ -427,20 +583,23 @@ class SyncEngine:
         report: BatchReport,
         counts: Counter[str],
         problems: _Problems,
-    ) -> None:
+    ) -> list[tuple[PlannedTask, str]]:
         """Create owed tasks. Acknowledged ones are recorded, definite failures stay owed, and
-        an unknown outcome stays `pending` for the next run's lookup."""
+        an unknown outcome stays `pending` for the next run's lookup. Returns the created
+        tasks with their CRM ids."""
         if not tasks:
-            return
+            return []
         self.store.mark_tasks_pending(self.instance, self._run_id, tasks)
         results = self.adapter.create_tasks(tasks)
         if len(results) != len(tasks):
             raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
         created: list[tuple[str, str]] = []
+        landed: list[tuple[PlannedTask, str]] = []
         failed: list[tuple[str, str | None]] = []
         for task, result in zip(tasks, results, strict=True):
             if result.ok and result.crm_id:
                 created.append((task.key, result.crm_id))
+                landed.append((task, result.crm_id))
                 report.tasks_created.append(task)
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
@@ -451,6 +610,7 @@ class SyncEngine:
         self.store.mark_tasks_created(self.instance, created)
         self.store.mark_tasks_owed(self.instance, failed)
         counts["tasks_created"] += len(created)
+        return landed
 
     @staticmethod
     def _task_failed(

@@ -20,11 +20,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crm_qualify.connector.model import PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.mirror import Mirror
 
 
 class StateStoreError(Exception):
@@ -62,6 +64,11 @@ CREATE TABLE IF NOT EXISTS locks (
 CREATE TABLE IF NOT EXISTS meta (
     instance TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (instance, key));
+CREATE TABLE IF NOT EXISTS mirror (
+    instance TEXT NOT NULL, object_type TEXT NOT NULL, contact_id TEXT NOT NULL,
+    contact TEXT NOT NULL, stamp TEXT, read_at TEXT NOT NULL, hot_since TEXT,
+    write_sent_at TEXT, write_acked_at TEXT, write_stamp TEXT,
+    PRIMARY KEY (instance, object_type, contact_id));
 """
 
 COLUMNS = {
@@ -74,7 +81,7 @@ COLUMNS = {
         "next_at": "TEXT",
         "fingerprint": "TEXT",
     },
-    "runs": {"holder": "TEXT"},
+    "runs": {"holder": "TEXT", "details": "TEXT NOT NULL DEFAULT '{}'"},
 }
 """Columns added since the first release: older state files gain them on open."""
 
@@ -146,6 +153,7 @@ class RunRecord:
     status: str
     counts: dict[str, int]
     errors: list[str]
+    details: dict[str, Any] = dataclass_field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ class AttentionRecord:
     next_at: str | None
 
 
+RUN_COLUMNS = "id, instance, mode, dry_run, started_at, ended_at, status, counts, errors, details"
 TASK_COLUMNS = "key, run_id, object_type, contact_id, kind, status, crm_id, due"
 
 
@@ -212,6 +221,7 @@ class StateStore:
                 self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.executescript(SCHEMA)
             self._add_columns()
+        self.mirror = Mirror(self)
 
     def _add_columns(self) -> None:
         for table, columns in COLUMNS.items():
@@ -253,6 +263,10 @@ class StateStore:
         with self._lock, self._errors("read"):
             return self._conn.execute(sql, tuple(params)).fetchall()
 
+    def mirrored_contacts(self, instance: str, chunk: int = 1000) -> Iterator[list[Contact]]:
+        """Every contact the mirror holds, `chunk` at a time (reports)."""
+        return self.mirror.contacts(instance, chunk)
+
     # meta --------------------------------------------------------------------------------
     def get_meta(self, instance: str, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE instance = ? AND key = ?", (instance, key))
@@ -265,6 +279,10 @@ class StateStore:
                 " DO UPDATE SET value = excluded.value",
                 (instance, key, value),
             )
+
+    def delete_meta(self, instance: str, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM meta WHERE instance = ? AND key = ?", (instance, key))
 
     # cursors -----------------------------------------------------------------------------
     def get_cursor(self, instance: str, stream: str) -> str | None:
@@ -326,24 +344,38 @@ class StateStore:
         return dead
 
     def finish_run(
-        self, run_id: str, status: str, counts: dict[str, int], errors: Sequence[str]
+        self,
+        run_id: str,
+        status: str,
+        counts: dict[str, int],
+        errors: Sequence[str],
+        details: Mapping[str, Any] | None = None,
     ) -> None:
+        """`details`: what a reader of the run needs beyond counts (rules versions)."""
         with self._tx() as conn:
             conn.execute(
-                "UPDATE runs SET ended_at = ?, status = ?, counts = ?, errors = ? WHERE id = ?",
-                (_now(), status, json.dumps(counts), json.dumps(list(errors)), run_id),
+                "UPDATE runs SET ended_at = ?, status = ?, counts = ?, errors = ?, details = ?"
+                " WHERE id = ?",
+                (
+                    _now(),
+                    status,
+                    json.dumps(counts),
+                    json.dumps(list(errors)),
+                    json.dumps(dict(details or {})),
+                    run_id,
+                ),
             )
 
     def runs(self, instance: str | None = None, limit: int = 20) -> list[RunRecord]:
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
-            f"SELECT * FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+            f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, limit],
         )
         return [_run_record(row) for row in rows]
 
     def run(self, run_id: str) -> RunRecord | None:
-        rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+        rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return _run_record(rows[0]) if rows else None
 
     # audit trail -------------------------------------------------------------------------
@@ -793,4 +825,5 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         status=row[6],
         counts=json.loads(row[7]),
         errors=json.loads(row[8]),
+        details=json.loads(row[9] or "{}"),
     )

@@ -38,6 +38,9 @@ OWNED = (
     "crmq_rules_version",
     "crmq_renurture",
     "crmq_scored_at",
+    "crmq_highest_stage",
+    "crmq_customer_type",
+    "crmq_disqualified",
 )
 FAULTS = ["429", "500", "502", "503", "reset", "drop", "lost", "timeout", "401"]
 REQUESTS = [

@@ -291,5 +291,5 @@ def test_odd_rows_in_a_search_page_never_stop_or_rewind_the_reader():
     ]
     reader = ChangeReader(Pages(rows), "contacts", 0)
     (first, last) = list(reader.changed(Cursor(since=0), datetime(2026, 1, 1, tzinfo=UTC)))
-    assert first == (["11", "12", "13"], Cursor(since=WHEN_MS))
+    assert first == (["11", "12", "13"], Cursor(since=WHEN_MS, activity=0))
     assert last[0] == [] and last[1].since > WHEN_MS

@@ -604,6 +604,9 @@ def test_properties_api(make_sim: MakeSim) -> None:
         "crmq_reasons",
         "crmq_scored_at",
         "crmq_renurture",
+        "crmq_highest_stage",
+        "crmq_customer_type",
+        "crmq_disqualified",
     } <= names
     assert Api(provisioned).get("/crm/v3/properties/tasks/crmq_task_key").status_code == 200
 

@@ -244,8 +244,10 @@ CASES = [
             CRMQ_Score__c=None,
             HasOptedOutOfEmail=None,
         ),
-        normalised=lambda c: c.email is None and c.employees is None and not c.owned,
-        why="an empty field is simply unknown",
+        normalised=lambda c: (
+            c.email is None and c.employees is None and c.owned == {"disqualified": False}
+        ),
+        why="an empty field is simply unknown (a checkbox is never empty: unchecked)",
     ),
     Case(
         "empty strings",

@@ -28,6 +28,7 @@ CRMQ_FIELDS = {
     "CRMQ_Engagement_Score__c", "CRMQ_Intent_Score__c", "CRMQ_Grade__c", "CRMQ_Rules_Version__c",
     "CRMQ_Renurture__c", "CRMQ_Scored_At__c", "CRMQ_Stage__c", "Qualification_Budget__c",
     "Qualification_Authority__c", "Qualification_Need__c", "Qualification_Timing__c",
+    "CRMQ_Highest_Stage__c", "CRMQ_Customer_Type__c", "CRMQ_Disqualified__c",
 }  # fmt: skip
 
 
@@ -229,6 +230,14 @@ def test_describe_has_the_custom_fields_and_picklists(org):
         assert fields["SystemModstamp"]["updateable"] is False
         values = [v["value"] for v in fields["Qualification_Budget__c"]["picklistValues"]]
         assert "Met" in values
+        kinds = [v["value"] for v in fields["CRMQ_Customer_Type__c"]["picklistValues"]]
+        assert kinds == ["One-time", "Recurring", "Mixed"]
+        assert fields["CRMQ_Customer_Type__c"]["restrictedPicklist"] is True
+        stages = [v["value"] for v in fields["CRMQ_Highest_Stage__c"]["picklistValues"]]
+        assert stages[0] == "Target" and stages[-1] == "Customer"
+        checkbox = fields["CRMQ_Disqualified__c"]
+        assert checkbox["type"] == "boolean" and checkbox["nillable"] is False
+        assert checkbox["defaultValue"] is False and checkbox["defaultedOnCreate"] is True
     lead = {f["name"]: f for f in sf.Lead.describe()["fields"]}
     assert [v["value"] for v in lead["Rating"]["picklistValues"]] == ["Hot", "Warm", "Cold"]
     assert lead["IsConverted"]["updateable"] is False

@@ -341,6 +341,16 @@ STANDARD_GROUPS = {
     "tasks": [("task", "Task information"), ("sales_properties", "Sales properties")],
 }
 CRMQ_GROUP = ("crm_qualify", "crm-qualify")
+CRMQ_STAGES = [
+    ("target", "Target"),
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("mql", "MQL"),
+    ("sql", "SQL"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+]
+CUSTOMER_TYPES = [("one_time", "One-time"), ("recurring", "Recurring"), ("mixed", "Mixed")]
 
 
 def crmq_properties(created_at: str) -> dict[str, list[dict[str, Any]]]:
@@ -362,14 +372,19 @@ def crmq_properties(created_at: str) -> dict[str, list[dict[str, Any]]]:
         _t("crmq_rules_version", "crm-qualify rules version", g, **kw),
         definition("crmq_reasons", "crm-qualify reasons", "string", "textarea", g, **kw),
         _dt("crmq_scored_at", "crm-qualify scored at", g, **kw),
-        definition(
-            "crmq_renurture",
-            "crm-qualify re-nurture",
-            "bool",
-            "booleancheckbox",
-            g,
-            opts=options([("true", "Yes"), ("false", "No")]),
-            **kw,
+        *(
+            definition(
+                f"crmq_{n}",
+                f"crm-qualify {label}",
+                "bool",
+                "booleancheckbox",
+                g,
+                opts=options([("true", "Yes"), ("false", "No")]),
+                **kw,
+            )
+            for n, label in (("renurture", "re-nurture"), ("disqualified", "disqualified"))
         ),
+        _e("crmq_highest_stage", "crm-qualify highest stage", g, CRMQ_STAGES, **kw),
+        _e("crmq_customer_type", "crm-qualify customer type", g, CUSTOMER_TYPES, **kw),
     ]
     return {"contacts": contacts, "tasks": [_t("crmq_task_key", "crm-qualify task key", g, **kw)]}

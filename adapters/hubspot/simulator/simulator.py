@@ -184,6 +184,17 @@ class HubSpotSimulator:
                     raise ValueError(problem.message)
             self.store.update("contacts", contact_id, clean, now_ms(), human=True)
 
+    def complete_task(self, task_id: str, completed: bool = True, at: int | None = None) -> None:
+        """A salesperson ticks a task done in HubSpot (or reopens it): its status changes,
+        `hs_task_completion_date` is set (or cleared) and `hs_lastmodifieddate` moves to now
+        (or to `at`, epoch ms); the associated contact's `lastmodifieddate` does not move."""
+        with self.store.lock:
+            if self.store.get("tasks", task_id) is None:
+                raise KeyError(f"no task {task_id}")
+            status = "COMPLETED" if completed else "NOT_STARTED"
+            moment = now_ms() if at is None else at
+            self.store.update("tasks", task_id, {"hs_task_status": status}, moment, human=True)
+
     def simulate_engagement(self, n_contacts: int, seed: int | None = None) -> list[str]:
         """A day of new engagement for `n_contacts` random live contacts: page views, email
         opens/clicks, some replies, meetings and conversions (a few demo/pricing requests).

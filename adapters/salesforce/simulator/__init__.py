@@ -11,7 +11,9 @@
         sim.refuse("Lead", "Rating", "Hot")           # a value the org's picklist lost
         SalesforceSettings(**sim.adapter_options())   # the adapter pointed at this org
 
-Serves OAuth 2.0 (`/services/oauth2/token`: password, client_credentials, refresh_token) and
+Serves OAuth 2.0 (`/services/oauth2/token`: password, client_credentials, refresh_token; every
+answer carries `id`, the identity URL `<login>/id/<orgId>/<userId>`), the identity URL itself
+and OpenID Connect `/services/oauth2/userinfo` (`user_id`), and
 the SOAP partner `login()` (`/services/Soap/u/<ver>`, reachable from simple-salesforce through
 `SalesforceLogin(scratch_url=sim.login_url)`), `/services/data/vXX.X/` query and queryAll +
 nextRecordsUrl (snapshot locators, 2,000 per page, `page_size` to page a small org), sObject
@@ -21,8 +23,10 @@ their upsert by external id (PATCH `composite/sobjects/<type>/<field>`, results 
 (DUPLICATE_VALUE), create defaults (Task Status, Priority), `sobjects/<type>/describe`
 (with `externalId` / `unique`), `limits`, `Sforce-Limit-Info` on every answer, the daily
 allocation (403 REQUEST_LIMIT_EXCEEDED), JSON-list error bodies, 414 for over-long URIs, a
-SOQL subset (`soql.py`) and queued faults (`faults.py`). Not simulated: Bulk API,
-relationship queries and subqueries.
+SOQL subset (`soql.py`) and queued faults (`faults.py`). Every write through the API stamps
+`CreatedById` / `LastModifiedById` with the API user (`org.integration_user`); a person's edit
+(`touch`), `simulate_engagement` and the seeded history stamp another user (`org.ui_user`).
+Not simulated: Bulk API, relationship queries and subqueries.
 """
 
 from .cli import main

@@ -115,6 +115,8 @@ class Org:
             SystemModstamp=stamp, IsDeleted=False, CreatedById=actor, LastModifiedById=actor,
         )  # fmt: skip
         record.update(fields)
+        if sobject == "Task":
+            _close(record, stamp)
         self.records[sobject][record["Id"]] = record
         return record
 
@@ -126,8 +128,8 @@ class Org:
             raise KeyError(record_id)
         record = hit[1]
         record.update(fields)
-        if sobject == "Task" and "Status" in fields:
-            record["IsClosed"] = fields["Status"] == "Completed"
+        if sobject == "Task":
+            _close(record, iso(at))
         record["LastModifiedDate"] = record["SystemModstamp"] = iso(at)
         record["LastModifiedById"] = by or self.ui_user or record["LastModifiedById"]
         self.writes += 1
@@ -147,6 +149,17 @@ class Org:
 
     def live(self, sobject: str) -> Iterable[dict[str, Any]]:
         return (r for r in self.records[sobject].values() if not r["IsDeleted"])
+
+
+def _close(task: dict[str, Any], stamp: str) -> None:
+    """A task is closed while its status is Completed (the org's only closed status), and
+    `CompletedDateTime` is when it was last saved closed: set on closing, kept while it
+    stays closed, cleared when it is reopened (as Salesforce does)."""
+    task["IsClosed"] = task.get("Status") == "Completed"
+    if not task["IsClosed"]:
+        task["CompletedDateTime"] = None
+    elif not task.get("CompletedDateTime"):
+        task["CompletedDateTime"] = stamp
 
 
 def seed(org: Org, records: int, rng: random.Random, today: date) -> None:

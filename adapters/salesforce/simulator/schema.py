@@ -1,7 +1,8 @@
 """The objects and fields the simulated org has, as `describe` reports them.
 
 Picklists with values are restricted (a value outside them is refused); `default` is the value
-a create without the field gets (Task Status and Priority); `externalId` + `unique` mark a
+a create without the field gets (Task Status and Priority; false for a checkbox such as
+`CRMQ_Disqualified__c`, which is never null and not nillable); `externalId` + `unique` mark a
 field upserts match on and no two live records share (compared case-insensitively, the
 default for a Unique text field).
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 QUALIFICATION = ["Met", "In progress", "Not met"]
 STAGES = ["Target", "Subscriber", "Lead", "MQL", "SQL", "Opportunity", "Customer"]
+CUSTOMER_TYPES = ["One-time", "Recurring", "Mixed"]
 LEAD_STATUS = [
     "Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted",
 ]  # fmt: skip
@@ -62,6 +64,9 @@ CRMQ = {
     "CRMQ_Renurture__c": _f("boolean", custom=True),
     "CRMQ_Scored_At__c": _f("datetime", custom=True),
     "CRMQ_Stage__c": _f("picklist", custom=True, picklist=STAGES),
+    "CRMQ_Highest_Stage__c": _f("picklist", custom=True, picklist=STAGES),
+    "CRMQ_Customer_Type__c": _f("picklist", custom=True, picklist=CUSTOMER_TYPES),
+    "CRMQ_Disqualified__c": _f("boolean", custom=True, default=False),  # a checkbox: never null
     **{
         f"Qualification_{name}__c": _f("picklist", custom=True, picklist=QUALIFICATION)
         for name in ("Budget", "Authority", "Need", "Timing")
@@ -88,6 +93,7 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "Priority": _f("picklist", picklist=["High", "Normal", "Low"], default="Normal"),
              "TaskSubtype": _f("picklist", picklist=["Task", "Email", "Call", "ListEmail"]),
              "Description": _f("textarea", length=32_000), "IsClosed": _f("boolean", False),
+             "CompletedDateTime": _f("datetime", False),
              "CRMQ_Task_Key__c": _f("string", custom=True, length=255, externalId=True,
                                     unique=True)},
     "Event": {**SYSTEM, "WhoId": _f("reference"), "Subject": _f("string"),
@@ -154,7 +160,8 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
                 "createable": spec["createable"],
                 "custom": spec["custom"],
                 "length": spec.get("length", 255 if spec["type"] == "string" else 0),
-                "nillable": name not in ("Id", "LastName", "Company", "Status"),
+                "nillable": name not in ("Id", "LastName", "Company", "Status")
+                and spec["type"] != "boolean",
                 "externalId": spec.get("externalId", False),
                 "unique": spec.get("unique", False),
                 "caseSensitive": False,

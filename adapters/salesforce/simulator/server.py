@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 MAX_COLLECTION = 200
 MAX_URI = 16_384
+ORG_ID = "00D5g0000000SIMAAA"
+"""The org's id (18 characters): session ids start with its 15-character form, identity URLs
+(`/id/<org>/<user>`) carry it."""
+IDENTITY = re.compile(r"^/id/(\w{15,18})/(\w{15,18})/?$")
 
 
 class ApiError(Exception):
@@ -129,6 +133,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/services/oauth2/token" and method == "POST":
             foreign = sim.faults.foreign_instance if fault == "foreign_instance" else None
             return sim.token_endpoint(parse_qs(raw.decode()), foreign)
+        if method == "GET" and (path == "/services/oauth2/userinfo" or IDENTITY.match(path)):
+            status, found = sim.identity(self.headers.get("Authorization", ""), path)
+            if isinstance(found, str):
+                headers["Content-Type"] = "text/plain;charset=UTF-8"
+            return status, found
         if re.match(r"^/services/Soap/u/[\d.]+/?$", path) and method == "POST":
             headers["Content-Type"] = "text/xml; charset=utf-8"
             return sim.soap_login(raw.decode("utf-8", "replace"))
@@ -299,7 +308,7 @@ def _fields_body(body: Any) -> dict[str, Any]:
 
 
 def new_session() -> str:
-    return "00D5g000000SIM!" + secrets.token_urlsafe(32)
+    return ORG_ID[:15] + "!" + secrets.token_urlsafe(32)
 
 
 def locator() -> str:

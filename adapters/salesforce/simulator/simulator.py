@@ -20,7 +20,7 @@ from .faults import Faults
 from .org import Org, iso
 from .org import seed as seed_org
 from .schema import OBJECTS
-from .server import ApiError, locator, make_server, new_session
+from .server import IDENTITY, ORG_ID, ApiError, locator, make_server, new_session
 from .writes import Writes
 
 
@@ -188,11 +188,43 @@ class SalesforceSimulator(Writes):
         return 200, {
             "access_token": self._issue(),
             "instance_url": instance_url or self.instance_url,
-            "id": f"{self.login_url}/id/00D5g000000SIM/{self.org.integration_user}",
+            "id": self.identity_url(),
             "token_type": "Bearer",
             "issued_at": str(int(time.time() * 1000)),
             "signature": "c2ltdWxhdGVk",
         }
+
+    def identity_url(self) -> str:
+        """`https://<login host>/id/<orgId>/<userId>`: the `id` of every token answer, naming
+        the API user (the only user sessions are issued for)."""
+        return f"{self.login_url}/id/{ORG_ID}/{self.org.integration_user}"
+
+    def identity(self, header: str, path: str) -> tuple[int, Any]:
+        """GET the identity URL or OpenID Connect `/services/oauth2/userinfo`: who the session
+        is. A session that is not valid, or another user's identity URL, answers 403
+        `Bad_OAuth_Token` (plain text), as Salesforce does."""
+        user = self.org.records["User"][self.org.integration_user]
+        found = IDENTITY.match(path)
+        try:
+            self.authenticate(header)
+        except ApiError:
+            return 403, "Bad_OAuth_Token"
+        if found and (found.group(1)[:15], found.group(2)[:15]) != (ORG_ID[:15], user["Id"][:15]):
+            return 403, "Bad_OAuth_Token"
+        who = {
+            "user_id": user["Id"], "organization_id": ORG_ID, "email": user["Email"],
+            "active": True, "user_type": "STANDARD",
+        }  # fmt: skip
+        if found:
+            return 200, {
+                "id": self.identity_url(), "asserted_user": True, **who,
+                "username": self.username, "display_name": user["Name"],
+                "nick_name": user["Name"].split()[0],
+            }  # fmt: skip
+        return 200, {
+            "sub": self.identity_url(), **who, "preferred_username": self.username,
+            "name": user["Name"], "nickname": user["Name"].split()[0], "email_verified": True,
+        }  # fmt: skip
 
     def soap_login(self, body: str) -> tuple[int, str]:
         """Partner API `login()`: the password carries the security token appended."""

@@ -11,6 +11,8 @@ import re
 from html import unescape
 from xml.sax.saxutils import escape
 
+from .server import ORG_ID
+
 ENVELOPE = (
     '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope'
     ' xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
@@ -32,12 +34,12 @@ def credentials(body: str) -> tuple[str, str]:
 
 
 def login_response(session_id: str, instance_url: str, version: str, user_id: str) -> str:
-    server = f"{instance_url}/services/Soap/u/{version}/00D5g000000SIM"
+    server = f"{instance_url}/services/Soap/u/{version}/{ORG_ID[:15]}"
     result = (
-        f"<metadataServerUrl>{escape(instance_url)}/services/Soap/m/{version}/00D5g000000SIM"
+        f"<metadataServerUrl>{escape(instance_url)}/services/Soap/m/{version}/{ORG_ID[:15]}"
         "</metadataServerUrl><passwordExpired>false</passwordExpired><sandbox>false</sandbox>"
         f"<serverUrl>{escape(server)}</serverUrl><sessionId>{escape(session_id)}</sessionId>"
-        f"<userId>{user_id}</userId><userInfo><organizationId>00D5g000000SIMAAA"
+        f"<userId>{user_id}</userId><userInfo><organizationId>{ORG_ID}"
         "</organizationId></userInfo>"
     )
     return ENVELOPE.format(f"<loginResponse><result>{result}</result></loginResponse>")

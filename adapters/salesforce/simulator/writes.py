@@ -181,8 +181,6 @@ class Writes:
     ) -> str:
         if record_id is None:
             created = self.org.insert(sobject, fields, at, self.org.integration_user)
-            if sobject == "Task":
-                created["IsClosed"] = created.get("Status") == "Completed"
             return created["Id"]
         self.org.update(sobject, record_id, fields, at, self.org.integration_user)
         return record_id
@@ -212,6 +210,8 @@ class Writes:
             problem = _field_problem(sobject, name, value)
             if problem:
                 return None, problem
+            if value is None and OBJECTS[sobject][name]["type"] == "boolean":
+                value = False  # a checkbox is never null: clearing it unchecks it
             clean[name] = value
         problem = (
             self._reference_problem(sobject, clean, creating)

@@ -1,0 +1,158 @@
+"""Benchmark: every mirrored contact re-decided from the state store, as each run does.
+
+    python bench/rescore.py [--contacts 1000000] [--days 1] [--state PATH]
+
+Builds (once, untimed, in its own process) a state store whose mirror holds N contacts, each
+with the CRM values of yesterday's decision, as after a real sync. Then, in a fresh process,
+runs the engine `--days` later against a CRM in which nothing changed: it reads nothing,
+re-decides all N from the mirror and writes only what decay moved. Prints wall time, CPU time
+and the peak RSS of that process alone. Targets (issue 9): 1,000,000 contacts under 20 s and
+under 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from crm_qualify.connector.contract import (  # noqa: E402
+    ApiUsage,
+    ContactBatch,
+    KnownVersions,
+    TaskResult,
+    WriteResult,
+)
+from crm_qualify.connector.decision.decide import decide  # noqa: E402
+from crm_qualify.connector.model import (  # noqa: E402
+    Contact,
+    ExistingTask,
+    PlannedTask,
+    RecordUpdate,
+)
+from crm_qualify.connector.settings import Settings  # noqa: E402
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine  # noqa: E402
+from crm_qualify.connector.sync.state import StateStore  # noqa: E402
+from score_throughput import NOW, generate  # noqa: E402
+
+CHUNK = 20_000
+INSTANCE = "default"
+
+
+class QuietCrm:
+    """A CRM in which nothing changed: no record to read, every write accepted."""
+
+    name = "quiet"
+
+    def __init__(self) -> None:
+        self.fields_written = 0
+        self.tasks_created = 0
+
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+    ) -> Iterator[ContactBatch]:
+        yield ContactBatch(cursor="idle")
+
+    def read_contacts(self, ids: Any) -> Iterator[ContactBatch]:
+        return iter(())
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        self.fields_written += sum(len(u.changes) for u in updates)
+        return [WriteResult(u.contact_id, True) for u in updates]
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        self.tasks_created += len(tasks)
+        return [TaskResult(t.key, True, f"T-{t.key}") for t in tasks]
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        return iter(())
+
+    def describe_fields(self, object_type: str) -> dict[str, Any]:
+        return {}
+
+    def usage(self) -> ApiUsage:
+        return ApiUsage()
+
+
+def settings(state: Path) -> Settings:
+    return Settings.model_validate({"sync": {"state_path": str(state), "reconcile_every_days": 0}})
+
+
+def build(state: Path, count: int) -> None:
+    """A mirror as a sync leaves it: each contact with yesterday's decision as CRM values."""
+    store = StateStore(state)
+    rules = settings(state).rules
+    read_at = NOW - timedelta(days=1)
+    for start in range(0, count, CHUNK):
+        contacts: list[Contact] = []
+        tasks: list[tuple[str, str]] = []
+        for contact in generate(min(CHUNK, count - start), seed=start):
+            contact.id = str(start + int(contact.id))
+            decision = decide(contact, rules, read_at)
+            values = decision.field_values()
+            contact.owned = {k: v for k, v in values.items() if k != "scored_at"}
+            for task in decision.tasks:
+                tasks.append((task.key, f"T-{task.key}"))
+                contact.tasks.append(
+                    ExistingTask(id=f"T-{task.key}", key=task.key, due=task.due, created_at=read_at)
+                )
+            contacts.append(contact)
+        store.mirror.upsert(INSTANCE, contacts, read_at)
+        store.record_existing_tasks(INSTANCE, tasks)
+    store.set_meta(INSTANCE, "full_read_done_at", datetime.now(UTC).isoformat())
+    store.set_cursor(INSTANCE, "contacts", "idle")
+    store.set_meta(INSTANCE, "task_ledger_rebuilt_at", datetime.now(UTC).isoformat())
+    store.close()
+
+
+def measure(state: Path, days: float) -> None:
+    """The timed part, alone in its process so RSS is the engine's own."""
+    store = StateStore(state)
+    crm = QuietCrm()
+    engine = SyncEngine(crm, settings(state), store)  # type: ignore[arg-type]
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = engine.run(RunOptions(now=NOW + timedelta(days=days)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    decided = summary.counts["redecided"]
+    print(f"status: {summary.status}; re-decided {decided:,} contacts, read 0")
+    print(f"fields written: {crm.fields_written:,}, tasks created: {crm.tasks_created:,}")
+    print(f"wall: {wall:.2f} s, cpu: {cpu:.2f} s, {decided / wall:,.0f} contacts/s")
+    print(f"peak RSS: {peak_mb:.0f} MB (targets at 1,000,000: under 20 s and 300 MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--state", type=Path, default=None)
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    state = args.state or Path(f"/tmp/crmq-rescore-{args.contacts}.sqlite")
+    if args.measure:
+        measure(state, args.days)
+        return
+    if not state.exists():
+        started = time.perf_counter()
+        build(state, args.contacts)
+        size = state.stat().st_size / 1e6
+        print(f"built {state} ({size:,.0f} MB) in {time.perf_counter() - started:.0f} s")
+    else:
+        print(f"using {state} (delete it to rebuild)")
+    command = [sys.executable, __file__, "--measure", "--state", str(state)]
+    subprocess.run([*command, "--days", str(args.days)], check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""highest_stage, customer_type and disqualified against the simulated org: written to the
+CRMQ_* picklists and checkbox on Lead and Contact, read back so a rerun writes nothing,
+refused by a restricted picklist, and named by doctor when an org lacks them."""
+
+from __future__ import annotations
+
+from crm_qualify.adapters.salesforce import SalesforceAdapter
+from crm_qualify.adapters.salesforce.simulator import schema
+from crm_qualify.connector.mapping import load_mapping, owned_only
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate
+from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+from tests.salesforce.conftest import settings_for
+
+NEW = ("CRMQ_Highest_Stage__c", "CRMQ_Customer_Type__c", "CRMQ_Disqualified__c")
+
+
+def people(sim) -> dict[str, dict]:
+    leads = {i: r for i, r in sim.org.records["Lead"].items() if not r["IsConverted"]}
+    return {**leads, **sim.org.records["Contact"]}
+
+
+def keys(sim) -> list[tuple[str, str]]:
+    return [("Lead" if i.startswith("00Q") else "Contact", i) for i in sorted(people(sim))]
+
+
+def test_the_fields_land_in_salesforce_and_a_rerun_writes_none_of_them(
+    sim, adapter, store, settings
+):
+    throwaway = sorted(i for i in people(sim) if i.startswith("00Q"))[0]
+    sim.org.records["Lead"][throwaway]["Email"] = "someone@mailinator.com"
+    engine = SyncEngine(adapter, settings, store)
+    first = engine.run(RunOptions())
+    assert first.status == "ok", first.errors
+    for record, row in people(sim).items():
+        assert row["CRMQ_Highest_Stage__c"] == row["CRMQ_Stage__c"], record
+        assert row["CRMQ_Disqualified__c"] is (record == throwaway), record
+        if row["CRMQ_Customer_Type__c"] is not None:
+            assert row["CRMQ_Stage__c"] == "Customer" and record.startswith("003"), record
+    types = {row["CRMQ_Customer_Type__c"] for row in people(sim).values()}
+    assert types & {"One-time", "Recurring"} and types <= {None, "One-time", "Recurring", "Mixed"}
+
+    before = {i: {name: row[name] for name in NEW} for i, row in people(sim).items()}
+    writes = sim.stats.writes
+    second = engine.run(RunOptions(contact_ids=keys(sim)))  # everyone read back from the org
+    assert second.status == "ok", second.errors
+    assert second.counts["read"] == len(before)
+    assert second.counts["fields_written"] == 0 and sim.stats.writes == writes
+    assert {i: {name: row[name] for name in NEW} for i, row in people(sim).items()} == before
+
+
+def test_the_highest_stage_never_goes_down_and_an_unknown_one_is_replaced(
+    sim, adapter, store, settings
+):
+    engine = SyncEngine(adapter, settings, store)
+    assert engine.run(RunOptions()).status == "ok"
+    leads = sorted(
+        i for i, r in people(sim).items() if i.startswith("00Q") and r["CRMQ_Stage__c"] == "Lead"
+    )
+    kept, unknown = leads[:2]
+    sim.touch(kept, {"CRMQ_Highest_Stage__c": "Customer", "CRMQ_Score__c": 101.0})
+    sim.org.records["Lead"][unknown]["CRMQ_Highest_Stage__c"] = "Evangelist"  # a value since
+    # removed from the picklist: Salesforce keeps it on the records that hold it
+    run = engine.run(RunOptions(contact_ids=[("Lead", kept), ("Lead", unknown)]))
+    assert run.status == "ok", run.errors
+    assert sim.org.records["Lead"][kept]["CRMQ_Score__c"] != 101.0, "read and written again"
+    assert sim.org.records["Lead"][kept]["CRMQ_Highest_Stage__c"] == "Customer"
+    assert sim.org.records["Lead"][unknown]["CRMQ_Highest_Stage__c"] == "Lead"
+
+
+def test_a_value_the_picklist_does_not_have_fails_its_record_naming_the_field(sim, adapter):
+    lead, other = sorted(i for i in people(sim) if i.startswith("00Q"))[:2]
+    refused, ok = adapter.write_updates(
+        [
+            RecordUpdate(
+                contact_id=lead,
+                object_type="Lead",
+                changes=[FieldUpdate(field="customer_type", new="weekly")],
+            ),
+            RecordUpdate(
+                contact_id=other,
+                object_type="Lead",
+                changes=[
+                    FieldUpdate(field="customer_type", new="mixed"),
+                    FieldUpdate(field="disqualified", new=True),
+                    FieldUpdate(field="highest_stage", new="target"),
+                ],
+            ),
+        ]
+    )
+    assert not refused.ok and not refused.retryable
+    assert refused.field == "CRMQ_Customer_Type__c" and "restricted picklist" in refused.error
+    assert ok.ok
+    row = sim.org.records["Lead"][other]
+    assert [row[name] for name in NEW] == ["Target", "Mixed", True]
+    (contact,) = [r.translate() for b in adapter.read_contacts([("Lead", other)]) for r in b.raw]
+    assert {k: contact.owned[k] for k in ("highest_stage", "customer_type", "disqualified")} == {
+        "highest_stage": "target",
+        "customer_type": "mixed",
+        "disqualified": True,
+    }
+
+
+def test_an_org_without_the_fields_is_told_how_to_fix_it(sim, adapter, store):
+    removed = {s: schema.OBJECTS[s].pop("CRMQ_Customer_Type__c") for s in ("Lead", "Contact")}
+    try:
+        checks = {c.name: c for c in adapter.check()}
+        for sobject in ("Lead", "Contact"):
+            assert not checks[f"{sobject} fields"].ok
+            assert (
+                "CRMQ_Customer_Type__c (Picklist: One-time, Recurring, Mixed) for field"
+                " customer_type: create it, or set [fields.customer_type] owned = false"
+            ) in checks[f"{sobject} fields"].detail
+        settings = Settings(crm=CrmSettings(adapter="salesforce"))
+        failed = SyncEngine(adapter, settings, store).run(RunOptions())
+        assert failed.status == "failed" and "CRMQ_Customer_Type__c" in " ".join(failed.errors)
+
+        settings.fields["customer_type"] = FieldPolicy(owned=False)
+        mapping = owned_only(load_mapping("salesforce"), settings.fields)
+        given_up = SalesforceAdapter.from_config(settings_for(sim), mapping)
+        assert all(c.ok for c in given_up.check())
+        run = SyncEngine(given_up, settings, store).run(RunOptions())
+        assert run.status == "ok", run.errors
+        assert all(row["CRMQ_Highest_Stage__c"] for row in people(sim).values())
+    finally:
+        for sobject, spec in removed.items():
+            schema.OBJECTS[sobject]["CRMQ_Customer_Type__c"] = spec

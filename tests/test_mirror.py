@@ -1,0 +1,164 @@
+"""The mirror: decisions that change with the clock or the rules reach contacts nobody touched,
+with no read of them; own writes are known without a read; a full read drops deleted records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
+
+from tests.memory_adapter import MemoryAdapter
+from tests.test_engine import NOW, cold_contact, hot_contact
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = StateStore(tmp_path / "state.sqlite")
+    yield store
+    store.close()
+
+
+def synced(store: StateStore, settings: Settings | None = None) -> tuple[MemoryAdapter, SyncEngine]:
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1"), cold_contact("c2")])
+    engine = SyncEngine(adapter, settings or Settings(), store)
+    first = engine.run(RunOptions(now=NOW))
+    assert first.status == "ok", first.errors
+    return adapter, engine
+
+
+def reads(adapter: MemoryAdapter) -> int:
+    return adapter.calls.get("read_contacts", 0)
+
+
+def test_a_contact_left_alone_cools_and_is_flagged_for_renurture_without_being_read(store):
+    adapter, engine = synced(store)
+    assert adapter.records["hot-1"].owned["temperature"] == "hot"
+    before = reads(adapter)
+
+    later = engine.run(RunOptions(now=NOW + timedelta(days=200)))
+
+    assert later.status == "ok", later.errors
+    assert later.counts["read"] == 0 and reads(adapter) == before, "no read of anyone"
+    assert later.counts["redecided"] == 3
+    hot = adapter.records["hot-1"].owned
+    assert hot["temperature"] == "cold"
+    assert hot["renurture"] is True
+    assert hot["score"] < 50
+
+
+def test_an_idle_rerun_reads_and_writes_nothing(store):
+    adapter, engine = synced(store)
+    writes = adapter.calls["write_updates"]
+
+    again = engine.run(RunOptions(now=NOW + timedelta(minutes=15)))
+
+    assert again.counts["read"] == 0
+    assert adapter.skipped == 3, "our own writes are known by their stamps"
+    assert again.counts["fields_written"] == again.counts["tasks_created"] == 0
+    assert adapter.calls["write_updates"] == writes
+
+
+def test_a_person_edit_after_our_write_is_read_again(store):
+    adapter, engine = synced(store)
+    adapter.human_edit("c1", temperature="hot")
+
+    again = engine.run(RunOptions(now=NOW + timedelta(minutes=15)))
+
+    assert again.counts["read"] == 1
+    assert again.counts["redecided"] == 2
+
+
+def test_a_rules_change_rescores_everyone_from_the_mirror_after_a_dry_run_shows_it(store):
+    adapter, _ = synced(store)
+    old_version = adapter.records["c1"].owned["rules_version"]
+    rules = Rules.model_validate({"thresholds": {"mql": 1}})
+    engine = SyncEngine(adapter, Settings(rules=rules), store)
+    writes = adapter.calls["write_updates"]
+
+    dry = engine.run(RunOptions(now=NOW + timedelta(hours=1), dry_run=True))
+
+    assert adapter.calls["write_updates"] == writes, "a dry run writes nothing"
+    assert dry.details["previous_rules_version"] == old_version
+    assert dry.counts["redecided"] == 3 and dry.counts["read"] == 0
+    assert dry.counts["stages_moving"] >= 1
+
+    real = engine.run(RunOptions(now=NOW + timedelta(hours=1)))
+
+    assert real.counts["read"] == 0
+    assert real.counts["stages_moving"] == dry.counts["stages_moving"]
+    assert real.counts["fields_written"] == dry.counts["fields_planned"]
+    assert real.counts["tasks_created"] == dry.counts["tasks_planned"]
+    assert (
+        {r.owned["rules_version"] for r in adapter.records.values()}
+        == {real.details["rules_version"]}
+        != {old_version}
+    )
+    assert store.runs("default", limit=1)[0].details["previous_rules_version"] == old_version
+
+
+def test_an_overdue_open_follow_up_escalates_once_without_a_read(store):
+    adapter, engine = synced(store)
+    calls = [t for t in adapter.tasks.values() if t.kind == "hot_call"]
+    assert len(calls) == 1
+    before = reads(adapter)
+
+    late = engine.run(RunOptions(now=calls[0].due + timedelta(hours=2)))
+    again = engine.run(RunOptions(now=calls[0].due + timedelta(hours=30)))
+
+    escalations = [
+        t for t in adapter.tasks.values() if t.kind == "escalation" and ":hot_call:" in t.key
+    ]
+    assert len(escalations) == 1, "the overdue call escalated once"
+    assert late.counts["read"] == again.counts["read"] == 0 and reads(adapter) == before
+
+
+def test_a_full_read_drops_deleted_records_from_the_mirror(store):
+    adapter, engine = synced(store)
+    assert store.mirror.count("default") == 3
+    del adapter.records["c2"]
+
+    incremental = engine.run(RunOptions(now=NOW + timedelta(minutes=5)))
+    assert store.mirror.count("default") == 3, "an incremental read cannot see a deletion"
+    assert incremental.counts["records_gone"] == 0
+
+    full = engine.run(RunOptions(now=NOW + timedelta(minutes=10), full=True))
+
+    assert full.status == "ok", full.errors
+    assert full.counts["records_gone"] == 1
+    assert store.mirror.count("default") == 2
+    assert full.counts["fields_written"] == 0, "a full read of unchanged records writes nothing"
+
+
+def test_a_reconciliation_is_due_after_the_configured_days(store):
+    from crm_qualify.connector.sync.engine import FULL_DONE_KEY
+
+    adapter, engine = synced(store)
+    reads_before = adapter.calls["read_changed"]
+    engine.run(RunOptions(now=NOW + timedelta(minutes=5)))
+    assert adapter.skipped == 3, "within the week: incremental, own writes known"
+
+    store.set_meta("default", FULL_DONE_KEY, (NOW - timedelta(days=8)).isoformat())
+    skipped = adapter.skipped
+    due = engine.run(RunOptions(now=NOW + timedelta(minutes=10)))
+
+    assert adapter.calls["read_changed"] == reads_before + 2
+    assert adapter.skipped == skipped, "a full read leaves nothing out"
+    assert due.counts["read"] == 3
+
+
+def test_records_needing_attention_wait_for_their_backoff_not_every_run(store):
+    adapter, engine = synced(store)
+    adapter.refuse_write_ids.add("hot-1")
+    later = engine.run(RunOptions(now=NOW + timedelta(days=120)))
+    assert later.counts["write_errors"] == 1
+    attempts = adapter.calls["write_updates"]
+
+    again = engine.run(RunOptions(now=NOW + timedelta(days=120, minutes=15)))
+
+    assert again.counts["write_errors"] == 0
+    assert adapter.calls["write_updates"] == attempts
+    assert again.counts["redecided"] == 2, "the refused record waits for its re-read"

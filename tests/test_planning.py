@@ -1,0 +1,217 @@
+"""Follow-up planning over time: one call per hot episode, re-contact slots, a lost episode
+start, and escalations only for follow-ups that are really overdue and open."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.planning import task_kind
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import (
+    Contact,
+    Decision,
+    EngagementEvent,
+    EventType,
+    ExistingTask,
+    Origin,
+    Stage,
+    Temperature,
+)
+
+SUNDAY = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)  # ISO week 47; Monday 23 starts week 48
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def person(*demo_requests: datetime, tasks: list[ExistingTask] | None = None) -> Contact:
+    return Contact(
+        id="42",
+        origin=Origin.INBOUND,
+        email="ada@engines.example",
+        stage=Stage.MQL,
+        owner_id="rep",
+        events=[EngagementEvent(type=EventType.DEMO_REQUEST, at=at) for at in demo_requests],
+        tasks=tasks or [],
+    )
+
+
+def rules(**followup) -> Rules:
+    return Rules.model_validate({"followup": followup})
+
+
+def calls(decision: Decision) -> list[str]:
+    return [t.key for t in decision.tasks if t.kind == "hot_call"]
+
+
+def created(decision: Decision, at: datetime, **fields) -> ExistingTask:
+    """The call task as the CRM then holds it (the engine adds it to the mirror)."""
+    (key,) = calls(decision)
+    return ExistingTask(id=f"T{at:%d%H}", key=key, due=at + 24 * HOUR, created_at=at, **fields)
+
+
+def test_one_hot_episode_gets_one_call_across_a_monday():
+    demo = SUNDAY - 2 * HOUR
+    first = decide(person(demo), Rules(), SUNDAY)
+    assert calls(first) == ["crmq:contact:42:hot_call:20261122T2000"]
+    assert first.hot_since == SUNDAY
+    call = created(first, SUNDAY)
+    monday = SUNDAY + 30 * HOUR  # a new ISO week: the old keys made a second call here
+    again = decide(person(demo, tasks=[call]), Rules(), monday, hot_since=first.hot_since)
+    assert again.temperature is Temperature.HOT
+    assert calls(again) == [] and again.hot_since == SUNDAY
+    # Before the engine has added the task to the mirror, the same key comes back (the task
+    # ledger makes it exist once), never a new one.
+    unseen = decide(person(demo), Rules(), monday, hot_since=first.hot_since)
+    assert calls(unseen) == calls(first)
+    # Done or not, the episode's call is not repeated.
+    done = call.model_copy(update={"completed": True, "completed_at": SUNDAY + 3 * HOUR})
+    assert calls(decide(person(demo, tasks=[done]), Rules(), monday, hot_since=SUNDAY)) == []
+
+
+def test_a_new_call_after_cooling_and_turning_hot_again():
+    demo = SUNDAY - HOUR
+    first = decide(person(demo), Rules(), SUNDAY)
+    call = created(first, SUNDAY, completed=True, completed_at=SUNDAY + 2 * HOUR)
+    cooled_at = demo + 15 * DAY  # past hot_within_days (14)
+    cooled = decide(person(demo, tasks=[call]), Rules(), cooled_at, hot_since=first.hot_since)
+    assert cooled.temperature is not Temperature.HOT
+    assert cooled.hot_since is None and calls(cooled) == []
+    reheated_at = cooled_at + 2 * DAY
+    second_demo = reheated_at - HOUR
+    reheated = decide(
+        person(demo, second_demo, tasks=[call]), Rules(), reheated_at, hot_since=cooled.hot_since
+    )
+    assert reheated.hot_since == reheated_at
+    (key,) = calls(reheated)
+    assert key == f"crmq:contact:42:hot_call:{reheated_at:%Y%m%dT%H%M}" and key != call.key
+
+
+def test_a_lead_that_stays_hot_is_called_again_every_recall_interval():
+    long_hot = Rules.model_validate(
+        {"temperature": {"hot_within_days": 60}, "followup": {"hot_recall_days": 3}}
+    )
+    demo = SUNDAY - HOUR
+    first = decide(person(demo), long_hot, SUNDAY)
+    done = created(first, SUNDAY, completed=True, completed_at=SUNDAY + HOUR)
+    assert (
+        calls(decide(person(demo, tasks=[done]), long_hot, SUNDAY + 2 * DAY, hot_since=SUNDAY))
+        == []
+    )
+    slot_1 = decide(person(demo, tasks=[done]), long_hot, SUNDAY + 3 * DAY + HOUR, hot_since=SUNDAY)
+    assert calls(slot_1) == ["crmq:contact:42:hot_call:20261122T2000:1"]
+    assert slot_1.hot_since == SUNDAY
+    # One open call at a time: while the first is open, the second slot adds none.
+    still_open = done.model_copy(update={"completed": False, "completed_at": None})
+    busy = decide(person(demo, tasks=[still_open]), long_hot, SUNDAY + 4 * DAY, hot_since=SUNDAY)
+    assert calls(busy) == []
+    # Once that slot has its call (done), the next comes with the next slot.
+    second = created(slot_1, SUNDAY + 3 * DAY + HOUR, completed=True)
+    tasks = [done, second]
+    assert (
+        calls(decide(person(demo, tasks=tasks), long_hot, SUNDAY + 5 * DAY, hot_since=SUNDAY)) == []
+    )
+    assert calls(
+        decide(person(demo, tasks=tasks), long_hot, SUNDAY + 6 * DAY + HOUR, hot_since=SUNDAY)
+    ) == ["crmq:contact:42:hot_call:20261122T2000:2"]
+    # 0: one call per episode, however long it lasts.
+    once = Rules.model_validate(
+        {"temperature": {"hot_within_days": 60}, "followup": {"hot_recall_days": 0}}
+    )
+    assert (
+        calls(decide(person(demo, tasks=[done]), once, SUNDAY + 20 * DAY, hot_since=SUNDAY)) == []
+    )
+
+
+def test_the_default_recall_interval_is_a_week():
+    assert Rules().followup.hot_recall_days == 7
+    demo = SUNDAY - HOUR
+    first = decide(person(demo), Rules(), SUNDAY)
+    done = created(first, SUNDAY, completed=True, completed_at=SUNDAY + HOUR)
+    fresh = person(demo, SUNDAY + 6 * DAY, tasks=[done])  # a new demo request keeps it hot
+    assert calls(decide(fresh, Rules(), SUNDAY + 6 * DAY + HOUR, hot_since=SUNDAY)) == []
+    assert calls(decide(fresh, Rules(), SUNDAY + 7 * DAY + HOUR, hot_since=SUNDAY)) == [
+        "crmq:contact:42:hot_call:20261122T2000:1"
+    ]
+
+
+def test_a_lost_episode_start_with_an_open_call_of_ours_is_an_ongoing_episode():
+    demo = SUNDAY - HOUR
+    first = decide(person(demo), Rules(), SUNDAY)
+    open_call = created(first, SUNDAY + timedelta(seconds=10))  # created just after
+    later = SUNDAY + 30 * HOUR
+    lost = decide(person(demo, tasks=[open_call]), Rules(), later, hot_since=None)
+    assert calls(lost) == []
+    assert lost.hot_since == SUNDAY, "read back from the open task's key"
+    # The run after keys the episode the same way: still no second call once it is done.
+    done = open_call.model_copy(update={"completed": True, "completed_at": later})
+    after = decide(person(demo, tasks=[done]), Rules(), later + HOUR, hot_since=lost.hot_since)
+    assert calls(after) == []
+    # A call keyed by the old ISO-week scheme, still open, also means an ongoing episode.
+    weekly = ExistingTask(id="T9", key="crmq:contact:42:hot_call:2026-W47", created_at=SUNDAY - DAY)
+    legacy = decide(person(demo, tasks=[weekly]), Rules(), later)
+    assert calls(legacy) == [] and legacy.hot_since == SUNDAY - DAY
+    done_weekly = weekly.model_copy(update={"completed": True})
+    assert (
+        calls(
+            decide(person(demo, tasks=[done_weekly]), Rules(), later + HOUR, hot_since=SUNDAY - DAY)
+        )
+        == []
+    ), "the episode's slot already has a call (created since it began)"
+    # Somebody else's open task is not ours: a new episode starts.
+    foreign = ExistingTask(id="T8", key=None, created_at=SUNDAY)
+    assert calls(decide(person(demo, tasks=[foreign]), Rules(), later)) != []
+
+
+def test_a_lost_episode_start_with_a_recent_completed_call_makes_no_second_call():
+    """An upgrade or a new state file: this week's call is done, the lead is still hot."""
+    demo = SUNDAY - HOUR
+    weekly = ExistingTask(
+        id="T7",
+        key="crmq:contact:42:hot_call:2026-W47",
+        created_at=SUNDAY - DAY,
+        completed=True,
+        completed_at=SUNDAY,
+    )
+    later = SUNDAY + 30 * HOUR
+    lost = decide(person(demo, tasks=[weekly]), Rules(), later, hot_since=None)
+    assert calls(lost) == []
+    assert lost.hot_since == SUNDAY - DAY
+    stale = weekly.model_copy(update={"created_at": later - 8 * DAY})
+    assert calls(decide(person(demo, tasks=[stale]), Rules(), later)) != [], (
+        "a call older than the re-contact interval does not hold a new episode back"
+    )
+
+
+def test_not_hot_means_no_episode():
+    cold = Contact(id="7", origin=Origin.INBOUND, email="x@acme.example")
+    assert decide(cold, Rules(), SUNDAY, hot_since=SUNDAY - DAY).hot_since is None
+
+
+def test_escalation_only_for_a_follow_up_really_overdue_and_open():
+    def escalations(*tasks: ExistingTask) -> list[str]:
+        quiet = Contact(id="42", origin=Origin.INBOUND, email="a@b.example", tasks=list(tasks))
+        decision = decide(quiet, Rules(), SUNDAY)
+        return [t.key for t in decision.tasks if t.kind == "escalation"]
+
+    handoff = "crmq:contact:42:mql_handoff"
+    overdue = ExistingTask(id="1", key=handoff, due=SUNDAY - HOUR, created_at=SUNDAY - DAY)
+    assert escalations(overdue) == [f"{handoff}:escalation"]
+    closed = overdue.model_copy(update={"completed_at": SUNDAY - 2 * HOUR})
+    assert escalations(closed) == [], "a completion time means it was done"
+    assert escalations(overdue.model_copy(update={"completed": True})) == []
+    assert escalations(overdue.model_copy(update={"due": SUNDAY + HOUR})) == [], "not yet due"
+    # No due time from the CRM: due its SLA hours (48 for a hand-off) after its creation.
+    undated = ExistingTask(id="2", key=handoff, created_at=SUNDAY - 47 * HOUR)
+    assert escalations(undated) == []
+    assert escalations(undated.model_copy(update={"created_at": SUNDAY - 49 * HOUR})) == [
+        f"{handoff}:escalation"
+    ]
+    assert escalations(ExistingTask(id="3", key=handoff)) == [], "no time at all: not judged"
+
+
+def test_task_kind_reads_our_keys_only():
+    assert task_kind("crmq:contact:1:hot_call:20261122T2000:2") == "hot_call"
+    assert task_kind("crmq:Lead:00Q1:hot_call") == "hot_call"
+    assert task_kind("crmq:contacts:9:mql_handoff") == "mql_handoff"
+    assert task_kind("crmq:contacts:9:mql_handoff:escalation") is None
+    assert task_kind("other:contacts:9:hot_call") is None and task_kind(None) is None
