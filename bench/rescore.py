@@ -1,19 +1,22 @@
 """Benchmark: every mirrored contact re-decided from the state store, as each run does.
 
-    python bench/rescore.py [--contacts 1000000] [--days 1] [--state PATH]
+    python bench/rescore.py [--contacts 1000000] [--days D] [--state PATH]
 
 Builds (once, untimed, in its own process) a state store whose mirror holds N contacts, each
 with the CRM values of yesterday's decision, as after a real sync. Then, in a fresh process,
-runs the engine `--days` later against a CRM in which nothing changed: it reads nothing,
-re-decides all N from the mirror and writes only what decay moved. Prints wall time, CPU time
+runs the engine against a CRM in which nothing changed, in three scenarios: 15 minutes later
+(the next scheduled run: only contacts whose decision can have moved are decided), a day
+later (every contact with an event a day older), and a rules change (all N). It reads
+nothing and writes only what moved. Prints wall time, CPU time
 and the peak RSS of that process alone. Targets (issue 9): 1,000,000 contacts under 20 s and
-under 300 MB.
+under 300 MB. Each measure runs on a copy of the built state, so runs compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +35,7 @@ from crm_qualify.connector.contract import (  # noqa: E402
     WriteResult,
 )
 from crm_qualify.connector.decision.decide import decide  # noqa: E402
+from crm_qualify.connector.decision.review import next_review  # noqa: E402
 from crm_qualify.connector.model import (  # noqa: E402
     Contact,
     ExistingTask,
@@ -39,7 +43,12 @@ from crm_qualify.connector.model import (  # noqa: E402
     RecordUpdate,
 )
 from crm_qualify.connector.settings import Settings  # noqa: E402
-from crm_qualify.connector.sync.engine import RunOptions, SyncEngine  # noqa: E402
+from crm_qualify.connector.sync.engine import (  # noqa: E402
+    DECIDED_WITH_KEY,
+    RunOptions,
+    SyncEngine,
+    decision_fingerprint,
+)
 from crm_qualify.connector.sync.state import StateStore  # noqa: E402
 from score_throughput import NOW, generate  # noqa: E402
 
@@ -90,16 +99,19 @@ def settings(state: Path) -> Settings:
 
 
 def build(state: Path, count: int) -> None:
-    """A mirror as a sync leaves it: each contact with yesterday's decision as CRM values."""
+    """A mirror as a sync leaves it at NOW: each contact with that decision as CRM values."""
     store = StateStore(state)
     rules = settings(state).rules
-    read_at = NOW - timedelta(days=1)
+    read_at = NOW
+    reviews: list[tuple[tuple[str, str], datetime | None, datetime]] = []
     for start in range(0, count, CHUNK):
         contacts: list[Contact] = []
         tasks: list[tuple[str, str]] = []
         for contact in generate(min(CHUNK, count - start), seed=start):
             contact.id = str(start + int(contact.id))
             decision = decide(contact, rules, read_at)
+            review = next_review(contact, decision, rules, read_at)
+            reviews.append(((contact.object_type, contact.id), decision.hot_since, review))
             values = decision.field_values()
             contact.owned = {k: v for k, v in values.items() if k != "scored_at"}
             for task in decision.tasks:
@@ -109,16 +121,22 @@ def build(state: Path, count: int) -> None:
                 )
             contacts.append(contact)
         store.mirror.upsert(INSTANCE, contacts, read_at)
+        store.mirror.record_batch(INSTANCE, [], [], reviews, read_at)
+        reviews.clear()
         store.record_existing_tasks(INSTANCE, tasks)
     store.set_meta(INSTANCE, "full_read_done_at", datetime.now(UTC).isoformat())
     store.set_cursor(INSTANCE, "contacts", "idle")
     store.set_meta(INSTANCE, "task_ledger_rebuilt_at", datetime.now(UTC).isoformat())
+    store.set_meta(INSTANCE, DECIDED_WITH_KEY, decision_fingerprint(settings(state)))
     store.close()
 
 
-def measure(state: Path, days: float) -> None:
-    """The timed part, alone in its process so RSS is the engine's own."""
+def measure(state: Path, days: float, rules_change: bool) -> None:
+    """The timed part, alone in its process so RSS is the engine's own. `rules_change`: the
+    configuration differs from the one the mirror was decided with, so everyone is decided."""
     store = StateStore(state)
+    if rules_change:
+        store.delete_meta(INSTANCE, DECIDED_WITH_KEY)
     crm = QuietCrm()
     engine = SyncEngine(crm, settings(state), store)  # type: ignore[arg-type]
     wall, cpu = time.perf_counter(), time.process_time()
@@ -126,7 +144,8 @@ def measure(state: Path, days: float) -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     decided = summary.counts["redecided"]
-    print(f"status: {summary.status}; re-decided {decided:,} contacts, read 0")
+    what = "rules change" if rules_change else f"{days * 24:.2f} h later"
+    print(f"{what}: {summary.status}; re-decided {decided:,} contacts, read 0")
     print(f"fields written: {crm.fields_written:,}, tasks created: {crm.tasks_created:,}")
     print(f"wall: {wall:.2f} s, cpu: {cpu:.2f} s, {decided / wall:,.0f} contacts/s")
     print(f"peak RSS: {peak_mb:.0f} MB (targets at 1,000,000: under 20 s and 300 MB)")
@@ -135,13 +154,14 @@ def measure(state: Path, days: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
-    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--days", type=float, default=None, help="one scenario only")
     parser.add_argument("--state", type=Path, default=None)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rules-change", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     state = args.state or Path(f"/tmp/crmq-rescore-{args.contacts}.sqlite")
     if args.measure:
-        measure(state, args.days)
+        measure(state, args.days, args.rules_change)
         return
     if not state.exists():
         started = time.perf_counter()
@@ -150,8 +170,18 @@ def main() -> None:
         print(f"built {state} ({size:,.0f} MB) in {time.perf_counter() - started:.0f} s")
     else:
         print(f"using {state} (delete it to rebuild)")
-    command = [sys.executable, __file__, "--measure", "--state", str(state)]
-    subprocess.run([*command, "--days", str(args.days)], check=True)
+    scenarios = [["--days", "0.010417"], ["--days", "1"], ["--days", "0", "--rules-change"]]
+    if args.days is not None:
+        scenarios = [["--days", str(args.days)]]
+    for scenario in scenarios:
+        work = state.with_suffix(".run.sqlite")
+        shutil.copyfile(state, work)  # every measure starts from the same built state
+        try:
+            command = [sys.executable, __file__, "--measure", "--state", str(work)]
+            subprocess.run([*command, *scenario], check=True)
+        finally:
+            for leftover in (work, Path(f"{work}-wal"), Path(f"{work}-shm")):
+                leftover.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

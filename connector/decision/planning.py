@@ -214,7 +214,7 @@ def _escalations(
     escalations = []
     for existing in contact.tasks:
         key = existing.key
-        due = existing.due or _due_from_creation(existing, followup)
+        due = follow_up_due(existing, followup)
         if (
             not key
             or not key.startswith(KEY_PREFIX)
@@ -248,7 +248,11 @@ def sla_hours(kind: str, followup: FollowUpRules) -> float:
     return followup.hot_call_hours if kind == "hot_call" else followup.mql_sla_hours
 
 
-def _due_from_creation(task: ExistingTask, followup: FollowUpRules) -> datetime | None:
+def follow_up_due(task: ExistingTask, followup: FollowUpRules) -> datetime | None:
+    """When a follow-up is due: the CRM's due time, else its kind's SLA hours after its
+    creation (None for a task that is not ours or carries neither)."""
+    if task.due is not None:
+        return task.due
     kind = task_kind(task.key)
     if kind is None or task.created_at is None:
         return None

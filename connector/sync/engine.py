@@ -44,6 +44,7 @@ from crm_qualify.connector.contract import (
     TaskResult,
 )
 from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
@@ -69,6 +70,9 @@ RULES_KEY = "rules_version"
 FULL_STARTED_KEY = "full_read_started_at"
 """Set while a full read is under way (it may span runs); pruning waits for its end."""
 FULL_DONE_KEY = "full_read_done_at"
+DECIDED_WITH_KEY = "mirror_decided_with"
+"""The configuration every mirrored contact was last decided with: when it changes, everyone
+is decided again; otherwise only those whose decision can have moved (`next_review`)."""
 MIRROR_CHUNK = 500
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
@@ -156,6 +160,10 @@ class SyncEngine:
         self._full_read: datetime | None = None
         self._full_read_done = False
         self._seen: set[tuple[str, str]] = set()
+        self._unless_edited = any(
+            policy.owned and policy.policy == "unless_edited" for policy in settings.fields.values()
+        )
+        """Only `unless_edited` needs our last writes: without it no batch asks the trail."""
 
     # the run -----------------------------------------------------------------------------
     def run(self, options: RunOptions | None = None) -> RunSummary:
@@ -216,8 +224,7 @@ class SyncEngine:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
         self._fingerprints = {}
-        config = self.settings.model_dump_json(exclude={"adapters"}) + _mapping_text(self.settings)
-        self._config_hash = hashlib.sha256(config.encode()).hexdigest()
+        self._config_hash = config_fingerprint(self.settings)
         self._seen = set()
         self._note_rules_version(summary)
         if not options.dry_run:
@@ -425,8 +432,17 @@ class SyncEngine:
         if remaining is not None and remaining <= 0:
             return
         exclude = set(self._open_intents) | self._seen
+        decided_with = decision_fingerprint(self.settings)
+        everyone = self.store.get_meta(self.instance, DECIDED_WITH_KEY) != decided_with
+        if everyone:
+            log.info("configuration or rules changed: every mirrored contact is decided again")
+        complete = True
         for chunk in self.store.mirror.chunks(
-            self.instance, read_before=read_before, exclude=exclude, size=MIRROR_CHUNK
+            self.instance,
+            read_before=read_before,
+            exclude=exclude,
+            due_by=None if everyone else now,
+            size=MIRROR_CHUNK,
         ):
             if remaining is not None:
                 chunk = chunk[:remaining]
@@ -440,7 +456,10 @@ class SyncEngine:
             if self.on_batch:
                 self.on_batch(report)
             if (remaining is not None and remaining <= 0) or self.stop.is_set():
+                complete = False
                 break
+        if everyone and complete and not options.dry_run:
+            self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
     def _translate(
         self, batch: ContactBatch, report: BatchReport, problems: _Problems
@@ -483,13 +502,12 @@ class SyncEngine:
             self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
         acked = self._write(report, summary.run_id, counts, problems)
         created = self._send_tasks(report.tasks, report, counts, problems)
-        episodes = [
-            ((d.object_type, d.contact_id), d.hot_since)
-            for d in report.decisions
-            if d.hot_since != self._episodes.get((d.object_type, d.contact_id))
+        rules = self.settings.rules
+        decided = [
+            (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
+            for contact, decision in pairs
         ]
-        if acked or created or episodes:
-            self.store.mirror.record_batch(self.instance, acked, created, episodes, now)
+        self.store.mirror.record_batch(self.instance, acked, created, decided, now)
         self._record_problems(contacts, report, problems, now, counts)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
@@ -520,7 +538,11 @@ class SyncEngine:
         return pairs
 
     def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:
-        last_written = self.store.last_written(self.instance, [_key(c) for c, _ in pairs])
+        last_written = (
+            self.store.last_written(self.instance, [_key(c) for c, _ in pairs])
+            if self._unless_edited
+            else {}
+        )
         stages = getattr(self.adapter, "writable_stages", None)
         planned: dict[str, PlannedTask] = {}
         for contact, decision in pairs:
@@ -644,6 +666,18 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
+
+
+def config_fingerprint(settings: Settings) -> str:
+    """The configuration and mapping a decision depends on (adapter options left out)."""
+    config = settings.model_dump_json(exclude={"adapters"}) + _mapping_text(settings)
+    return hashlib.sha256(config.encode()).hexdigest()
+
+
+def decision_fingerprint(settings: Settings) -> str:
+    """What a decision and its diff depend on: the rules, the field policies, the mapping."""
+    config = settings.rules.model_dump_json() + str(sorted(settings.fields.items()))
+    return hashlib.sha256((config + _mapping_text(settings)).encode()).hexdigest()
 
 
 def _mapping_text(settings: Settings) -> str:

@@ -99,11 +99,13 @@ class Mirror:
         instance: str,
         writes: Sequence[AckedWrite],
         tasks: Sequence[tuple[PlannedTask, str]],
-        episodes: Sequence[tuple[Key, datetime | None]],
+        decided: Sequence[tuple[Key, datetime | None, datetime]],
         now: datetime,
     ) -> None:
         """After a batch: acknowledged values become the CRM's values, created tasks join
-        their contact (created `now`, open), and hot episodes move; one transaction."""
+        their contact (created `now`, open), and each decided contact keeps its hot episode's
+        start and when its decision can next change (`decided`: key, hot_since, recheck_at);
+        one transaction."""
         with self._store._tx() as conn:
             conn.executemany(
                 "UPDATE mirror SET contact = json_set(json_set(contact, '$.owned',"
@@ -135,9 +137,12 @@ class Mirror:
                 ],
             )
             conn.executemany(
-                "UPDATE mirror SET hot_since = ?"
+                "UPDATE mirror SET hot_since = ?, recheck_at = ?"
                 " WHERE instance = ? AND object_type = ? AND contact_id = ?",
-                [(_iso(since), instance, *key) for key, since in episodes],
+                [
+                    (_iso(since), recheck.isoformat(), instance, *key)
+                    for key, since, recheck in decided
+                ],
             )
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
@@ -175,21 +180,30 @@ class Mirror:
         return known
 
     def chunks(
-        self, instance: str, *, read_before: datetime, exclude: set[Key], size: int = 500
+        self,
+        instance: str,
+        *,
+        read_before: datetime,
+        exclude: set[Key],
+        due_by: datetime | None,
+        size: int = 500,
     ) -> Iterator[list[Mirrored]]:
         """Every mirrored contact not read since `read_before` and not waiting for a re-read
-        (retries, records needing attention, `exclude`), in key order, `size` at a time, so
-        memory stays flat however many there are."""
+        (retries, records needing attention, `exclude`) whose decision can have changed by
+        `due_by` (None: all of them), in key order, `size` at a time, so memory stays flat
+        however many there are."""
         after: tuple[str, str] = ("", "")
+        due = due_by.isoformat() if due_by else None
         while True:
             rows = self._store._query(
                 "SELECT m.object_type, m.contact_id, m.contact, m.hot_since FROM mirror m"
                 " WHERE m.instance = ? AND (m.object_type, m.contact_id) > (?, ?)"
-                " AND m.read_at < ? AND NOT EXISTS (SELECT 1 FROM retries r"
+                " AND m.read_at < ? AND (? IS NULL OR m.recheck_at IS NULL OR m.recheck_at <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM retries r"
                 " WHERE r.instance = m.instance AND r.object_type = m.object_type"
                 " AND r.contact_id = m.contact_id)"
                 " ORDER BY m.object_type, m.contact_id LIMIT ?",
-                (instance, *after, read_before.isoformat(), size),
+                (instance, *after, read_before.isoformat(), due, due, size),
             )
             if not rows:
                 return

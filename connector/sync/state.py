@@ -82,6 +82,7 @@ COLUMNS = {
         "fingerprint": "TEXT",
     },
     "runs": {"holder": "TEXT", "details": "TEXT NOT NULL DEFAULT '{}'"},
+    "mirror": {"recheck_at": "TEXT"},
 }
 """Columns added since the first release: older state files gain them on open."""
 
@@ -230,6 +231,12 @@ class StateStore:
                 if name not in have:
                     self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         self._conn.execute("CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (instance, status)")
+        # Open intents are few (a dead run's, the batch in flight): a partial index keeps
+        # open_intents and settling them off the audit trail, however long it is.
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS writes_open ON field_writes"
+            " (instance, object_type, contact_id, field) WHERE status = 'intended'"
+        )
 
     def close(self) -> None:
         with self._lock, self._errors("close"):
