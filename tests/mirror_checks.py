@@ -1,0 +1,84 @@
+"""What the mirror promises, checked the same way against each CRM's simulator: a contact
+left alone cools on the day the rules say, and an overdue open follow-up escalates once, with
+no read of the contact; an idle rerun reads and writes nothing beyond the change pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
+
+WRITES = ("update", "composite", "batch/create", "PATCH", "POST sobjects", "upsert")
+
+
+def run(engine: SyncEngine, adapter: Any, now: datetime) -> tuple[Any, dict[str, int], int]:
+    """One run at `now`: its summary, its read requests by name, its write requests."""
+    before = dict(adapter.usage().requests)
+    summary = engine.run(RunOptions(now=now))
+    assert summary.status == "ok", summary.errors
+    after = adapter.usage().requests
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    read = {k: n for k, n in delta.items() if n and not any(w in k for w in WRITES)}
+    return summary, read, sum(delta.values()) - sum(read.values())
+
+
+def only_change_pages(reads: dict[str, int], idle: dict[str, int]) -> bool:
+    """A run's reads are no more than an idle rerun's: the changed-record pages only."""
+    return set(reads) <= set(idle) and sum(reads.values()) <= sum(idle.values())
+
+
+def check_time_reaches_untouched_contacts(adapter: Any, store: StateStore, settings: Settings):
+    settings = settings.model_copy(
+        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
+    )
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    first, _, _ = run(engine, adapter, start)
+    hot = [
+        m.contact
+        for chunk in store.mirror.chunks(
+            settings.crm.instance,
+            read_before=start + timedelta(days=999),
+            exclude=set(),
+            due_by=None,
+        )
+        for m in chunk
+        if m.contact.owned.get("temperature") == "hot"
+    ]
+    assert hot, "the seeded CRM has hot contacts"
+
+    idle, idle_reads, idle_writes = run(engine, adapter, start + timedelta(minutes=1))
+    assert idle.counts["read"] == 0 and idle_writes == 0
+    assert idle.counts["fields_written"] == idle.counts["tasks_created"] == 0
+
+    overdue, overdue_reads, _ = run(engine, adapter, start + timedelta(days=3))
+    assert overdue.counts["read"] == 0 and only_change_pages(overdue_reads, idle_reads)
+    created = first.counts["tasks_created"]
+    assert overdue.counts["tasks_created"] == created > 0, "every follow-up is late and open"
+    again, _, _ = run(engine, adapter, start + timedelta(days=3, hours=1))
+    assert again.counts["tasks_created"] == 0, "each escalates once"
+
+    later, later_reads, _ = run(engine, adapter, start + timedelta(days=200))
+    assert later.counts["read"] == 0 and only_change_pages(later_reads, idle_reads), "no read"
+    mirrored = {
+        (m.contact.object_type, m.contact.id): m.contact.owned
+        for chunk in store.mirror.chunks(
+            settings.crm.instance,
+            read_before=start + timedelta(days=999),
+            exclude=set(),
+            due_by=None,
+        )
+        for m in chunk
+    }
+    crm = {}
+    for batch in adapter.read_contacts([(c.object_type, c.id) for c in hot]):
+        for raw in batch.raw:
+            contact = raw.translate()
+            crm[(contact.object_type, contact.id)] = contact.owned
+    for contact in hot:
+        key = (contact.object_type, contact.id)
+        assert crm[key]["temperature"] != "hot", f"{key} cooled in the CRM"
+        assert crm[key]["temperature"] == mirrored[key]["temperature"]
