@@ -134,6 +134,14 @@ class _Problems:
             self.attention.append((*key, field, why))
 
 
+@dataclass
+class _Landed:
+    """Answers to one batch of task creations, before they are recorded."""
+
+    created: list[tuple[PlannedTask, str]] = field(default_factory=list)
+    failed: list[tuple[str, str | None]] = field(default_factory=list)
+
+
 class SyncEngine:
     """Runs syncs of one adapter instance against one state store."""
 
@@ -249,7 +257,9 @@ class SyncEngine:
         if owed:
             log.info("creating %d owed task(s) left by earlier runs", len(owed))
             report, problems = BatchReport(), _Problems()
-            self._send_tasks(owed, report, summary.counts, problems)
+            self._record_task_results(
+                self._send_tasks(owed, report, summary.counts, problems), summary.counts
+            )
             summary.errors.extend(report.errors)
             self.store.add_retries(self.instance, problems.retry)
             fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
@@ -500,15 +510,22 @@ class SyncEngine:
             return
         if report.updates or report.tasks:
             self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
-        acked = self._write(report, summary.run_id, counts, problems)
-        created = self._send_tasks(report.tasks, report, counts, problems)
+        acked, outcomes = self._write(report, counts, problems)
+        try:
+            landed = self._send_tasks(report.tasks, report, counts, problems)
+        except BaseException:
+            self.store.settle_writes(summary.run_id, self.instance, outcomes)
+            raise
         rules = self.settings.rules
         decided = [
             (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
             for contact, decision in pairs
         ]
-        self.store.mirror.record_batch(self.instance, acked, created, decided, now)
-        self._record_problems(contacts, report, problems, now, counts)
+        with self.store.transaction():  # the batch's acknowledgements: one commit
+            self.store.settle_writes(summary.run_id, self.instance, outcomes)
+            self._record_task_results(landed, counts)
+            self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
+            self._record_problems(contacts, report, problems, now, counts)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -567,10 +584,12 @@ class SyncEngine:
 
     # writing --------------------------------------------------------------------------------
     def _write(
-        self, report: BatchReport, run_id: str, counts: Counter[str], problems: _Problems
-    ) -> list[AckedWrite]:
+        self, report: BatchReport, counts: Counter[str], problems: _Problems
+    ) -> tuple[list[AckedWrite], list[tuple[RecordUpdate, str]]]:
+        """Send the batch's field updates: what was acknowledged, and each update's outcome
+        for the audit trail (recorded by the caller, with the rest of the batch)."""
         if not report.updates:
-            return []
+            return [], []
         sent_at = datetime.now(UTC)
         results = self.adapter.write_updates(report.updates)
         acked_at = datetime.now(UTC)
@@ -594,10 +613,9 @@ class SyncEngine:
             counts["write_errors"] += 1
             report.write_failed.add(key)
             problems.add(key, result.retryable, result.field, result.error or "write failed")
-        self.store.settle_writes(run_id, self.instance, outcomes)
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
-        return acked
+        return acked, outcomes
 
     def _send_tasks(
         self,
@@ -605,34 +623,34 @@ class SyncEngine:
         report: BatchReport,
         counts: Counter[str],
         problems: _Problems,
-    ) -> list[tuple[PlannedTask, str]]:
-        """Create owed tasks. Acknowledged ones are recorded, definite failures stay owed, and
-        an unknown outcome stays `pending` for the next run's lookup. Returns the created
-        tasks with their CRM ids."""
+    ) -> _Landed:
+        """Create owed tasks, each key marked `pending` first. The caller records the answer
+        (`_record_task_results`): created ones, definite failures (still owed); an unknown
+        outcome stays `pending` for the next run's look-up."""
+        landed = _Landed()
         if not tasks:
-            return []
+            return landed
         self.store.mark_tasks_pending(self.instance, self._run_id, tasks)
         results = self.adapter.create_tasks(tasks)
         if len(results) != len(tasks):
             raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
-        created: list[tuple[str, str]] = []
-        landed: list[tuple[PlannedTask, str]] = []
-        failed: list[tuple[str, str | None]] = []
         for task, result in zip(tasks, results, strict=True):
             if result.ok and result.crm_id:
-                created.append((task.key, result.crm_id))
-                landed.append((task, result.crm_id))
+                landed.created.append((task, result.crm_id))
                 report.tasks_created.append(task)
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
             else:
-                failed.append((task.key, result.error))
+                landed.failed.append((task.key, result.error))
                 self._task_failed(task, result, report, problems)
                 counts["task_errors"] += 1
-        self.store.mark_tasks_created(self.instance, created)
-        self.store.mark_tasks_owed(self.instance, failed)
-        counts["tasks_created"] += len(created)
         return landed
+
+    def _record_task_results(self, landed: _Landed, counts: Counter[str]) -> None:
+        created = [(task.key, crm_id) for task, crm_id in landed.created]
+        self.store.mark_tasks_created(self.instance, created)
+        self.store.mark_tasks_owed(self.instance, landed.failed)
+        counts["tasks_created"] += len(created)
 
     @staticmethod
     def _task_failed(
