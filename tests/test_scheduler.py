@@ -214,7 +214,7 @@ def task_keys(sim: HubSpotSimulator) -> list[str]:
 def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path):
     """Two daemon processes in turn against one simulated portal: the first is stopped after
     its first batch, the second picks up from the checkpoint and finishes."""
-    with HubSpotSimulator(contacts=1500, seed=7, custom_properties=True, latency_ms=15) as sim:
+    with HubSpotSimulator(contacts=4000, seed=7, custom_properties=True, latency_ms=15) as sim:
         config = hubspot_config(tmp_path, sim.base_url)
         env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": sim.token}
         first, lines = start_daemon(config, env), []
@@ -226,7 +226,7 @@ def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path
         store = StateStore(tmp_path / "state.sqlite")
         (stopped,) = store.runs()
         assert stopped.status == "interrupted", stopped
-        assert 0 < stopped.counts["read"] < 1500, "stopped after a batch, not at the end"
+        assert 0 < stopped.counts["read"] < 4000, "stopped after a batch, not at the end"
         assert store.get_cursor("default", "contacts"), "checkpoint saved"
         tasks_before = len(task_keys(sim))
 
@@ -237,7 +237,7 @@ def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path
         assert second.returncode == 0
         finished = store.runs()[0]
         assert finished.status in ("ok", "partial")
-        assert stopped.counts["read"] + finished.counts["read"] >= 1500
+        assert stopped.counts["read"] + finished.counts["read"] >= 4000
         keys = task_keys(sim)
         assert len(keys) > tasks_before, "the restart created the tasks of the unread contacts"
         assert len(keys) == len(set(keys)), "no task created twice"

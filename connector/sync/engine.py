@@ -51,6 +51,7 @@ from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.mirror import AckedWrite
+from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
     TASK_OWED,
@@ -394,7 +395,7 @@ class SyncEngine:
         """Phase one: the records the CRM reports changed. Returns what is left of `limit`."""
         self._full_read_done = False
         remaining = options.limit
-        for batch in self._batches(options, now):
+        for batch in read_ahead(self._batches(options, now)):
             report = BatchReport()
             problems = _Problems()
             contacts = self._translate(batch, report, problems)
