@@ -92,6 +92,14 @@ class SyncSettings(_Section):
         " the CRM leave it, and changes the incremental reads could not see are caught."
         " 0 turns it off (`sync --full` still does one).",
     )
+    keep_runs_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="Runs that ended longer ago than this leave the state store with their"
+        " audit trail (they can no longer be rolled back); each field's last acknowledged"
+        " write, unsettled intents, runs still running and every task key stay. Applied once a"
+        " day after a successful run, and by `crm-qualify compact`. 0 keeps everything.",
+    )
 
 
 class ScheduleSettings(_Section):

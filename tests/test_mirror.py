@@ -3,11 +3,12 @@ with no read of them; own writes are known without a read; a full read drops del
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from crm_qualify.connector.decision.rules import Rules
-from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
@@ -179,3 +180,31 @@ def test_only_contacts_whose_decision_can_have_moved_are_decided_again(store):
 
     assert soon.counts["redecided"] == 0, "no event turned a day older, nothing fell due"
     assert next_day.counts["redecided"] == 3, "every contact has an event a day older"
+
+
+def test_our_last_writes_are_kept_on_the_mirror_and_agree_with_the_audit_trail(store):
+    adapter, engine = synced(store)
+    adapter.human_edit("c1", score=99)
+    engine.run(RunOptions(now=NOW + timedelta(days=200)))
+    keys = [("contact", cid) for cid in adapter.records]
+
+    from_mirror = store.last_written("default", keys)
+    with store._tx() as conn:
+        conn.execute("UPDATE mirror SET written = NULL")
+    from_audit = store.last_written("default", keys)
+
+    assert from_mirror == from_audit
+    assert from_mirror[("contact", "hot-1")]["temperature"] == "cold"
+
+
+def test_unless_edited_keeps_a_person_s_value_with_history_from_before_the_mirror(store):
+    settings = Settings(fields={"score": FieldPolicy(policy="unless_edited")})
+    adapter, engine = synced(store, settings)
+    with store._tx() as conn:  # as after an upgrade: writes known only to the audit trail
+        conn.execute("UPDATE mirror SET written = NULL")
+    adapter.human_edit("hot-1", score=1)
+    engine.run(RunOptions(now=NOW + timedelta(days=200)))  # rewrites other fields
+
+    assert adapter.records["hot-1"].owned["score"] == 1, "the person's value is kept"
+    (written,) = store._query("SELECT written FROM mirror WHERE contact_id = 'hot-1'")[0]
+    assert json.loads(written)["score"] == [70], "seeded from the audit trail, then patched"

@@ -1,6 +1,7 @@
 """Subcommands of `crm-qualify`; each module has `register(subparsers)`."""
 
 from crm_qualify.connector.commands import (
+    compact,
     config,
     demo,
     doctor,
@@ -14,4 +15,17 @@ from crm_qualify.connector.commands import (
     sync,
 )
 
-COMMAND_MODULES = (demo, score, schema, config, sync, run, runs, errors, report, doctor, simulate)
+COMMAND_MODULES = (
+    demo,
+    score,
+    schema,
+    config,
+    sync,
+    run,
+    runs,
+    errors,
+    report,
+    doctor,
+    simulate,
+    compact,
+)

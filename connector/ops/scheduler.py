@@ -24,6 +24,7 @@ from crm_qualify.connector.ops.logs import redact, run_context
 from crm_qualify.connector.ops.observability import Health, Metrics
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.settings import ScheduleSettings
+from crm_qualify.connector.sync import retention
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.state import (
@@ -149,6 +150,8 @@ class Daemon:
             self.progress.start()
         try:
             summary = self.engine.run(RunOptions(mode="scheduled"))
+            if summary.status in ("ok", "partial"):
+                self._apply_retention()
         except Exception as exc:
             self._crashed(exc)
             return None
@@ -165,6 +168,22 @@ class Daemon:
         if self.health:
             self.health.record(summary.status)
         return summary
+
+    def _apply_retention(self) -> None:
+        """Once a day after a successful run, still under the lease: runs older than
+        `sync.keep_runs_days` leave the state store (no VACUUM: SQLite reuses the pages)."""
+        engine = self.engine
+        try:
+            retention.apply_if_due(
+                engine.store,
+                engine.instance,
+                engine.settings.sync.keep_runs_days,
+                stop=engine.stop.is_set,
+            )
+        except StateStoreError as exc:
+            log.error("retention could not be applied (the next run tries again): %s", exc)
+        except Exception:  # housekeeping: never turns a good run into a crash
+            log.exception("retention failed (the next run tries again)")
 
     def _observe_backlog(self) -> None:
         store, instance = self.engine.store, self.engine.instance

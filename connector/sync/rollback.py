@@ -22,6 +22,7 @@ from crm_qualify.connector.model import FieldUpdate, RecordUpdate
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.retention import missing_run
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
     TASK_CREATED,
@@ -107,7 +108,7 @@ def plan_rollback(
     """What a rollback would restore, hold back and close; reads the CRM, writes nothing."""
     run = store.run(run_id)
     if run is None:
-        raise RollbackError(f"no run {run_id} in the state store (see `crm-qualify runs`)")
+        raise RollbackError(missing_run(store, instance, run_id))
     if run.instance != instance:
         raise RollbackError(f"run {run_id} belongs to instance {run.instance}, not {instance}")
     if run.dry_run:

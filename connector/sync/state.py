@@ -82,7 +82,7 @@ COLUMNS = {
         "fingerprint": "TEXT",
     },
     "runs": {"holder": "TEXT", "details": "TEXT NOT NULL DEFAULT '{}'"},
-    "mirror": {"recheck_at": "TEXT"},
+    "mirror": {"recheck_at": "TEXT", "written": "TEXT"},
 }
 """Columns added since the first release: older state files gain them on open."""
 
@@ -440,6 +440,30 @@ class StateStore:
                 " AND object_type = ? AND contact_id = ? AND status = 'intended'",
                 rows,
             )
+            acked = [
+                (u.object_type, u.contact_id, u.values()) for u, st in outcomes if st == "acked"
+            ]
+            self._remember_written(conn, instance, acked)
+
+    @staticmethod
+    def _remember_written(
+        conn: sqlite3.Connection,
+        instance: str,
+        acked: Sequence[tuple[str, str, Mapping[str, Any]]],
+    ) -> None:
+        """Our last acknowledged value per field, kept on the mirrored record: what
+        `unless_edited` compares with, one row per record however long the audit trail.
+        Values are wrapped in a list so that a written null stays a value; a record's first
+        remembered write starts from what the audit trail holds for it."""
+        conn.executemany(
+            "UPDATE mirror SET written = json_patch(COALESCE(written, ("
+            f"{_LATEST_ACKED}), '{{}}'), ?)"
+            " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+            [
+                (json.dumps({k: [v] for k, v in values.items()}), instance, obj, cid)
+                for obj, cid, values in acked
+            ],
+        )
 
     def open_intents(self, instance: str) -> dict[tuple[str, str], list[AuditWrite]]:
         """Field intents a dead run left unacknowledged, by record."""
@@ -475,6 +499,8 @@ class StateStore:
                     for write, landed in outcomes
                 ],
             )
+            landed = [(w.object_type, w.contact_id, {w.field: w.new}) for w, ok in outcomes if ok]
+            self._remember_written(conn, instance, landed)
 
     @staticmethod
     def _insert_writes(
@@ -509,13 +535,26 @@ class StateStore:
     def last_written(
         self, instance: str, records: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        """The value we last wrote (and the CRM acknowledged) per field, for each record."""
+        """The value we last wrote (and the CRM acknowledged) per field, for each record: from
+        the mirror, else (records written before it kept them) from the audit trail."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         by_type: dict[str, list[str]] = {}
         for object_type, contact_id in records:
             by_type.setdefault(object_type, []).append(contact_id)
         for object_type, ids in by_type.items():
+            older: list[str] = []
             for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                rows = self._query(
+                    "SELECT contact_id, written FROM mirror WHERE instance = ?"
+                    f" AND object_type = ? AND contact_id IN ({marks}) AND written IS NOT NULL",
+                    [instance, object_type, *chunk],
+                )
+                kept = {cid: json.loads(text) for cid, text in rows}
+                for cid, values in kept.items():
+                    found[(object_type, cid)] = {k: v[0] for k, v in values.items()}
+                older += [cid for cid in chunk if cid not in kept]
+            for chunk in _chunks(older):
                 marks = ",".join("?" * len(chunk))
                 rows = self._query(
                     "SELECT contact_id, field, new FROM field_writes WHERE instance = ?"
@@ -718,6 +757,8 @@ class StateStore:
         """(object_type, contact_id, CRM field, reason) of records whose error is not
         transient. Retried after a configuration or schema change (`fingerprints`, per object
         type), and on a backoff that doubles from one hour to a week."""
+        if not records:
+            return
         rows = self._query(
             "SELECT object_type, contact_id, attempts FROM retries WHERE instance = ?"
             " AND transient = 0",
@@ -815,6 +856,17 @@ class StateStore:
     def release_lock(self, name: str, holder: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
+
+
+_LATEST_ACKED = (
+    "SELECT json_group_object(f.field, json_array(json(f.new))) FROM field_writes f"
+    " WHERE f.instance = mirror.instance AND f.object_type = mirror.object_type"
+    " AND f.contact_id = mirror.contact_id AND f.status = 'acked' AND f.seq = ("
+    "SELECT MAX(g.seq) FROM field_writes g WHERE g.instance = f.instance"
+    " AND g.object_type = f.object_type AND g.contact_id = f.contact_id"
+    " AND g.field = f.field AND g.status = 'acked')"
+)
+"""Per field, the latest acknowledged value the audit trail holds for a mirrored record."""
 
 
 def _explain(path: str, doing: str, exc: sqlite3.Error) -> str:
