@@ -1,20 +1,24 @@
 """The Salesforce adapter: the core's contract (`crm_qualify.connector.contract.Adapter`)
 over the REST API through `simple-salesforce`.
 
-Leads (not converted) and Contacts are read by SOQL ordered by (SystemModstamp, Id), 2,000 per
-page through `nextRecordsUrl`, and resumed from a keyset cursor. Our own writes move
+Leads (not converted) and Contacts are read by SOQL ordered by (SystemModstamp, Id), pages
+through `nextRecordsUrl`, and resumed from a keyset cursor. Our own writes move
 SystemModstamp, so an incremental read (a stored position for the object, and `known` given:
 the engine's mirror holds what we wrote) leaves out records whose last change is ours
 (`LastModifiedById != <integration user>`); a full read (no position, or no `known`) reads
 everyone. Missed until the next full read: a person's edit between our read of a record and
 our write to it that touches no activity object (the sweep reads those people anyway), and
 changes made as the integration user by anything else (a flow our write fires, another tool
-sharing the user). Their engagement (Tasks,
-Events, campaign responses) and deals (OpportunityContactRole -> Opportunity) come from
-IN-list queries per page, never one query per record. Records go to the core untranslated
-(`RawContact`), so one bad value fails one record. Field writes go through sObject
-Collections, 200 records per call; tasks are upserted by their key, an External ID + Unique
-field, so Salesforce itself never holds two tasks with one key (see `writer.py`).
+sharing the user).
+
+Their engagement (Tasks, Events, campaign responses with their campaign) and deals
+(OpportunityContactRole with its Opportunity) come in the same rows, through relationship
+subqueries: one request per page (child rows count toward a page's 2,000). Only the people
+whose child set Salesforce cut short are read again, by IN list, never one query per record.
+People go to the core in batches of 2,000 (`reader.BATCH`: whole collections of writes),
+untranslated (`RawContact`), so one bad value fails one record. Field writes go through
+sObject Collections, 200 records per call; tasks are upserted by their key, an External ID +
+Unique field, so Salesforce itself never holds two tasks with one key (see `writer.py`).
 """
 
 from __future__ import annotations
@@ -28,9 +32,17 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
-from crm_qualify.adapters.salesforce.reader import Cursor, people_touched
+from crm_qualify.adapters.salesforce.reader import (
+    BATCH,
+    Cursor,
+    Pending,
+    child_sets,
+    people_touched,
+    plain,
+    related,
+)
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.soql import in_chunks, quote, task_query, when
+from crm_qualify.adapters.salesforce.soql import Engagement, engagement, in_chunks, quote, when
 from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
@@ -83,7 +95,11 @@ class SalesforceAdapter:
         stages = [set(m.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
         self.writer = Writer(client, self.objects, self.people.task_key)
-        self._campaigns: dict[str, dict[str, Any]] | None = None
+        self.kinds = {
+            sobject: engagement(sobject, self.people.task_key, settings.api_version)
+            for sobject in self.objects
+        }
+        """What is read with each person of an object (see `soql.engagement`)."""
 
     @classmethod
     def from_config(
@@ -134,20 +150,15 @@ class SalesforceAdapter:
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         ours = self.client.integration_user() if state.positions and known else None
+        pending = Pending(state)
         for sobject, mapping in self.objects.items():
             soql = self._changed_soql(mapping, state, until, ours)
             for records in self._query(f"GET query {sobject}", soql):
-                fresh = [
-                    r for r in records if not (is_id(r.get("Id")) and r["Id"] in seen[sobject])
-                ]
-                seen[sobject].update(r["Id"] for r in fresh if is_id(r.get("Id")))
-                raw = self._raw(mapping, fresh)
-                last = _position(records)
-                if last:
-                    state.positions[sobject] = last
-                yield ContactBatch(cursor=state.dump(), raw=raw)
-            state.positions[sobject] = (when(until), "")
-            yield ContactBatch(cursor=state.dump())
+                for record in records:
+                    first = _first_read(seen[sobject], record)
+                    pending.add(sobject, record if first else None, _position([record]))
+                yield from self._batches(pending, BATCH)
+            pending.add(sobject, None, (when(until), ""))
         if sweep_from is not None:
             touched = people_touched(
                 self._query,
@@ -159,9 +170,28 @@ class SalesforceAdapter:
             for sobject, mapping in self.objects.items():
                 ids = sorted(touched.get(sobject, set()) - seen[sobject])
                 for records in self._pages_by_id(mapping, ids):
-                    yield ContactBatch(cursor=state.dump(), raw=self._raw(mapping, records))
+                    for record in records:
+                        if _first_read(seen[sobject], record):
+                            pending.add(sobject, record, None)
+                    yield from self._batches(pending, BATCH)
+        yield from self._batches(pending, None)
         state.activity = when(until)
         yield ContactBatch(cursor=state.dump())
+
+    def _batches(self, pending: Pending, size: int | None) -> Iterator[ContactBatch]:
+        """Batches of `size` people while that many are pending (None: whatever is left)."""
+        while pending.entries and (size is None or pending.count >= size):
+            taken = pending.take(size)
+            raw = [r for obj, rows in taken.items() for r in self._raw(self.objects[obj], rows)]
+            yield ContactBatch(cursor=pending.state.dump(), raw=raw)
+            if size is None:
+                return
+
+    def _select(self, mapping: ObjectMapping) -> str:
+        """SELECT the person's fields and, by subquery, what is read with each person."""
+        fields = self.people.read_fields(mapping)
+        children = [kind.subquery() for kind in self.kinds[mapping.sobject]]
+        return f"SELECT {', '.join([*fields, *children])} FROM {mapping.sobject}"
 
     def _changed_soql(
         self, mapping: ObjectMapping, state: Cursor, until: datetime, ours: str | None = None
@@ -189,9 +219,8 @@ class SalesforceAdapter:
         # SystemModstamp has second precision: the run's own second is included (and read
         # again next run through the lookback) rather than left waiting a whole run.
         conditions.append(f"SystemModstamp <= {when(until)}")
-        fields = ", ".join(self.people.read_fields(mapping))
         return (
-            f"SELECT {fields} FROM {mapping.sobject} WHERE {' AND '.join(conditions)}"
+            f"{self._select(mapping)} WHERE {' AND '.join(conditions)}"
             " ORDER BY SystemModstamp, Id"
         )
 
@@ -199,9 +228,8 @@ class SalesforceAdapter:
         self, mapping: ObjectMapping, ids: Sequence[str]
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of the people with these ids (and the object's `where`), IN lists cut to fit."""
-        fields = ", ".join(self.people.read_fields(mapping))
         where = f"{mapping.where} AND " if mapping.where else ""
-        template = f"SELECT {fields} FROM {mapping.sobject} WHERE {where}Id IN ({{values}})"
+        template = f"{self._select(mapping)} WHERE {where}Id IN ({{values}})"
         for statement in in_chunks(template, ids):
             yield from self._query(f"GET query {mapping.sobject}", statement)
 
@@ -218,14 +246,13 @@ class SalesforceAdapter:
                 ]
                 yield ContactBatch(errors=errors)
                 continue
-            fields = ", ".join(self.people.read_fields(mapping))
             # A malformed id literal fails the whole query in SOQL: such ids are simply not
             # found. A 15-character id finds its 18-character record.
             valid = [i for i in record_ids if is_id(i)]
             records = (
                 self._all(
                     f"GET query {sobject}",
-                    f"SELECT {fields} FROM {sobject} WHERE Id IN ({{values}})",
+                    f"{self._select(mapping)} WHERE Id IN ({{values}})",
                     valid,
                 )
                 if valid
@@ -256,73 +283,32 @@ class SalesforceAdapter:
             )
         if not usable:
             return raw
-        related = self._related(list(usable), sobject == "Contact")
+        found = self._related(sobject, list(usable.values()))
         return raw + [
             RawContact(
                 f"{sobject}/{record_id}",
-                partial(to_contact, mapping, self.people, record, related),
+                partial(to_contact, mapping, self.people, record, found),
                 (sobject, record_id),
             )
             for record_id, record in usable.items()
         ]
 
-    def _related(self, ids: list[str], contacts: bool) -> Related:
-        key = self.people.task_key
-        tasks = self._all("GET query Task", task_query(key, self.settings.api_version), ids)
-        events = self._all(
-            "GET query Event",
-            "SELECT Id, WhoId, Subject, ActivityDateTime, CreatedDate FROM Event"
-            " WHERE WhoId IN ({values})",
-            ids,
-        )
-        person = "ContactId" if contacts else "LeadId"
-        members = self._all(
-            "GET query CampaignMember",
-            f"SELECT Id, {person}, CampaignId, Status, FirstRespondedDate, CreatedDate"
-            f" FROM CampaignMember WHERE {person} IN ({{values}})",
-            ids,
-        )
-        return Related(
-            tasks=_group(tasks, "WhoId"),
-            events=_group(events, "WhoId"),
-            members=_group(members, person),
-            campaigns=self._campaign_index(),
-            deals=self._deal_rows(ids) if contacts else {},
-        )
+    def _related(self, sobject: str, people: list[dict[str, Any]]) -> Related:
+        """What came with these people, their child sets taken out of their rows; the sets
+        Salesforce cut short read again, for those people only, by IN list."""
+        kinds = self.kinds[sobject]
+        rows, again = child_sets(people, kinds)
+        for kind in kinds:
+            if again[kind.relationship]:
+                rows[kind.relationship].update(self._by_ids(kind, again[kind.relationship]))
+        return related(rows)
 
-    def _campaign_index(self) -> dict[str, dict[str, Any]]:
-        if self._campaigns is None:
-            rows = self._query("GET query Campaign", "SELECT Id, Name, Type FROM Campaign")
-            self._campaigns = {r["Id"]: r for page in rows for r in page if is_id(r.get("Id"))}
-        return self._campaigns
-
-    def _deal_rows(self, contact_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Opportunity rows by contact id, through OpportunityContactRole."""
-        roles = self._all(
-            "GET query OpportunityContactRole",
-            "SELECT OpportunityId, ContactId FROM OpportunityContactRole"
-            " WHERE ContactId IN ({values})",
-            contact_ids,
+    def _by_ids(self, kind: Engagement, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found = _group(
+            [plain(row) for row in self._all(f"GET query {kind.sobject}", kind.by_ids(), ids)],
+            kind.link,
         )
-        wanted = sorted({r["OpportunityId"] for r in roles if is_id(r.get("OpportunityId"))})
-        if not wanted:
-            return {}
-        opportunities = _group(
-            self._all(
-                "GET query Opportunity",
-                "SELECT Id, IsClosed, IsWon, Amount, CloseDate, Type FROM Opportunity"
-                " WHERE Id IN ({values})",
-                wanted,
-            ),
-            "Id",
-        )
-        deals: dict[str, list[dict[str, Any]]] = {}
-        for role in roles:
-            opportunity, contact = role.get("OpportunityId"), role.get("ContactId")
-            rows = opportunities.get(opportunity, []) if is_id(opportunity) else []
-            if rows and is_id(contact):
-                deals.setdefault(contact, []).append(rows[0])
-        return deals
+        return {person: found.get(person, []) for person in ids}
 
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
@@ -357,21 +343,19 @@ class SalesforceAdapter:
         return self.writer.delete_tasks(crm_ids)
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
+        """Closed opportunities with their contact roles, in one request per page."""
+        roles = Engagement("OpportunityContactRoles", "OpportunityContactRole", "OpportunityId",
+                           ("ContactId",))  # fmt: skip
         soql = (
-            "SELECT Id, IsWon, CloseDate, Amount FROM Opportunity WHERE IsClosed = true"
-            f" AND CloseDate >= {since.astimezone(UTC).date().isoformat()}"
+            f"SELECT Id, IsWon, CloseDate, Amount, {roles.subquery()} FROM Opportunity"
+            f" WHERE IsClosed = true AND CloseDate >= {since.astimezone(UTC).date().isoformat()}"
         )
         for page in self._query("GET query Opportunity", soql):
             rows = [row for row in page if is_id(row.get("Id"))]
-            roles = _group(
-                self._all(
-                    "GET query OpportunityContactRole",
-                    "SELECT OpportunityId, ContactId FROM OpportunityContactRole"
-                    " WHERE OpportunityId IN ({values})",
-                    [row["Id"] for row in rows],
-                ),
-                "OpportunityId",
-            )
+            found, again = child_sets(rows, [roles])
+            contacts_of = found[roles.relationship]
+            if again[roles.relationship]:
+                contacts_of.update(self._by_ids(roles, again[roles.relationship]))
             for row in rows:
                 try:
                     closed_at = parse_time(row.get("CloseDate"), "CloseDate")
@@ -379,7 +363,7 @@ class SalesforceAdapter:
                 except TranslationError as exc:
                     log.warning("Opportunity/%s left out of the outcomes: %s", row["Id"], exc)
                     continue
-                contacts = [r.get("ContactId") for r in roles.get(row["Id"], [])]
+                contacts = [r.get("ContactId") for r in contacts_of.get(row["Id"], [])]
                 yield Outcome(
                     deal_id=row["Id"],
                     won=row.get("IsWon") is True,
@@ -411,6 +395,19 @@ def _shown(value: Any) -> str:
     if value is None:
         return "missing"
     return repr(value[:40]) if isinstance(value, str) else f"of type {type(value).__name__}"
+
+
+def _first_read(seen: set[str], record: dict[str, Any]) -> bool:
+    """Whether this run reads the record for the first time (a parent returned again, on a
+    later page or by the sweep, is handed on once), noting it as read. A record without a
+    usable id is handed on: it fails on its own."""
+    record_id = record.get("Id")
+    if not is_id(record_id):
+        return True
+    if record_id in seen:
+        return False
+    seen.add(record_id)
+    return True
 
 
 def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:

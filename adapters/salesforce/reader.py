@@ -1,4 +1,5 @@
-"""Where incremental reading stands, and which people engagement touched since then.
+"""Where incremental reading stands, which people engagement touched since then, what was
+read with each person (the child sets of its row), and batches handed to the core.
 
 `SystemModstamp` on a Lead or Contact alone misses engagement: a campaign response
 (CampaignMember), an open or back-dated Task, or an Opportunity moving to won does not touch
@@ -6,6 +7,11 @@ the person's record (only a change of its LastActivityDate does). So after the c
 a run sweeps the activity objects changed in the same window and reads the people they point
 to that it has not read yet. The sweep's position is saved only once it is done, so a run
 interrupted during the sweep sweeps again.
+
+A person's engagement comes in its own row, one child set per relationship subquery: null
+when there is none, `done: true` with every row, or `done: false` when Salesforce cut the set
+short (child rows count toward the page, a set carries a few hundred at most); a cut set, or
+one in a shape not understood, is read again for those people by an IN list.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crm_qualify.adapters.salesforce.soql import in_chunks, when
+from crm_qualify.adapters.salesforce.soql import Engagement, in_chunks, when
+from crm_qualify.adapters.salesforce.translate import Related
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,12 @@ PREFIXES = {"00Q": "Lead", "003": "Contact"}
 """Salesforce key prefixes: a WhoId names a Lead or a Contact by its first three characters."""
 
 Pages = Callable[[str, str], Iterator[list[dict[str, Any]]]]
+Rows = dict[str, list[dict[str, Any]]]
+"""Related rows by person id."""
+BATCH = 2_000
+"""People per batch handed to the core: a multiple of the 200 records one collection writes,
+so that a batch's updates fill whole collections (pages with subqueries carry fewer people)."""
+_MISSING = object()
 
 
 @dataclass
@@ -116,3 +129,102 @@ def people_touched(
         if sobject:
             touched.setdefault(sobject, set()).add(person)
     return touched
+
+
+def child_sets(
+    people: list[dict[str, Any]], kinds: list[Engagement]
+) -> tuple[dict[str, Rows], dict[str, list[str]]]:
+    """The child sets taken out of each person's row (keyed by its `Id`): rows by kind and
+    person, and by kind the people whose set is to be read again by IN list (cut short, or
+    not a query result)."""
+    rows: dict[str, Rows] = {kind.relationship: {} for kind in kinds}
+    again: dict[str, list[str]] = {kind.relationship: [] for kind in kinds}
+    for person in people:
+        for kind in kinds:
+            found = person.pop(kind.relationship, _MISSING)
+            if found is None:
+                continue
+            readable = isinstance(found, dict) and found.get("done") is True
+            records = found.get("records") if readable else None
+            if not isinstance(records, list):
+                again[kind.relationship].append(person["Id"])
+            elif records:
+                found_rows = [plain(r) for r in records if isinstance(r, dict)]
+                if found_rows:
+                    rows[kind.relationship][person["Id"]] = found_rows
+    return rows, again
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A related row without `attributes`, its parents' (`Campaign`, `Opportunity`) too."""
+    return {
+        key: plain(value) if isinstance(value, dict) else value
+        for key, value in row.items()
+        if key != "attributes"
+    }
+
+
+def related(rows: dict[str, Rows]) -> Related:
+    """What translation takes: the campaigns come with their members, the opportunities with
+    their contact roles (a role whose opportunity cannot be seen is no deal)."""
+    members = rows.get("CampaignMembers", {})
+    campaigns = {
+        member["CampaignId"]: member["Campaign"]
+        for found in members.values()
+        for member in found
+        if isinstance(member.get("CampaignId"), str) and isinstance(member.get("Campaign"), dict)
+    }
+    deals = {
+        person: opportunities
+        for person, roles in rows.get("OpportunityContactRoles", {}).items()
+        if (opportunities := [r["Opportunity"] for r in roles if _deal(r)])
+    }
+    return Related(
+        tasks=rows.get("Tasks", {}),
+        events=rows.get("Events", {}),
+        members=members,
+        campaigns=campaigns,
+        deals=deals,
+    )
+
+
+def _deal(role: dict[str, Any]) -> bool:
+    return isinstance(role.get("OpportunityId"), str) and isinstance(role.get("Opportunity"), dict)
+
+
+@dataclass
+class Pending:
+    """Records read and not yet handed to the core, in reading order, each with the position
+    (SystemModstamp, Id) it moves its object's cursor to: a batch's cursor never claims a
+    record the batch does not carry, whatever page the batch was cut from."""
+
+    state: Cursor
+    entries: list[tuple[str, dict[str, Any] | None, tuple[str, str] | None]] = field(
+        default_factory=list
+    )
+    count: int = 0
+
+    def add(
+        self, sobject: str, record: dict[str, Any] | None, position: tuple[str, str] | None
+    ) -> None:
+        """A record (None: only a position, of a record left out or an object read to its
+        end) to hand on."""
+        self.entries.append((sobject, record, position))
+        self.count += record is not None
+
+    def take(self, limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The next `limit` records (all when None) by object, the cursor moved past them."""
+        taken: dict[str, list[dict[str, Any]]] = {}
+        used = done = 0
+        for sobject, record, position in self.entries:
+            if record is not None:
+                if limit is not None and used == limit:
+                    break
+                taken.setdefault(sobject, []).append(record)
+                used += 1
+            if position:
+                self.state.positions[sobject] = position
+            done += 1
+        del self.entries[:done]
+        self.count -= used
+        return taken

@@ -1,9 +1,11 @@
 """Building SOQL safely: quoted literals, datetime literals, and IN lists cut so that every
-statement stays under Salesforce's URI length (queries travel in a GET query string)."""
+statement stays under Salesforce's URI length (queries travel in a GET query string); and the
+engagement read with each person, as relationship subqueries of the person's query."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
@@ -49,11 +51,64 @@ COMPLETED_SINCE = 49.0
 """`Task.CompletedDateTime` exists from API version 49.0 (Summer '20) on."""
 
 
+@dataclass(frozen=True)
+class Engagement:
+    """One kind of row read with each person: through the person's child relationship, a
+    subquery of the person's own query (one request per page), or, for the people whose
+    child set Salesforce cut short, by an IN list of their ids."""
+
+    relationship: str
+    """The child relationship on the person (`Tasks`): it keys the rows in a person's row."""
+    sobject: str
+    link: str
+    """The child's field naming the person (`WhoId`, `LeadId`, `ContactId`)."""
+    fields: tuple[str, ...]
+    """Selected both ways; child-to-parent paths (`Campaign.Name`) bring the parent along."""
+
+    def subquery(self) -> str:
+        return f"(SELECT {', '.join(self.fields)} FROM {self.relationship})"
+
+    def by_ids(self) -> str:
+        """The same rows for a list of people (`{values}`: their ids)."""
+        return (
+            f"SELECT {self.link}, {', '.join(self.fields)} FROM {self.sobject}"
+            f" WHERE {self.link} IN ({{values}})"
+        )
+
+
+def engagement(sobject: str, key_field: str, api_version: str) -> list[Engagement]:
+    """What is read with each Lead or Contact: Tasks (ours with their status and the times
+    the follow-up SLA is measured with), Events, campaign responses with their campaign's
+    name and type, and for contacts their opportunities through OpportunityContactRole. Four
+    subqueries of the twenty a statement may hold, one level deep (any API version)."""
+    completed = ("CompletedDateTime",) if float(api_version) >= COMPLETED_SINCE else ()
+    task = ("Id", "Subject", "TaskSubtype", "ActivityDate", "Status", "IsClosed", "CreatedDate")
+    meeting = ("Id", "Subject", "ActivityDateTime", "CreatedDate")
+    kinds = [
+        Engagement("Tasks", "Task", "WhoId", (*task, *completed, key_field)),
+        Engagement("Events", "Event", "WhoId", meeting),
+        Engagement(
+            "CampaignMembers",
+            "CampaignMember",
+            "LeadId" if sobject == "Lead" else "ContactId",
+            ("Id", "CampaignId", "Status", "FirstRespondedDate", "CreatedDate", "Campaign.Name",
+             "Campaign.Type"),
+        ),  # fmt: skip
+    ]
+    if sobject == "Contact":
+        deal = ("Id", "IsClosed", "IsWon", "Amount", "CloseDate", "Type")
+        kinds.append(
+            Engagement(
+                "OpportunityContactRoles",
+                "OpportunityContactRole",
+                "ContactId",
+                ("OpportunityId", *(f"Opportunity.{name}" for name in deal)),
+            )
+        )
+    return kinds
+
+
 def task_query(key_field: str, api_version: str) -> str:
-    """The Tasks of a page of people (`{values}`: their ids): their engagement, and for ours
-    the status and the times the follow-up SLA is measured with (creation, completion)."""
-    completed = " CompletedDateTime," if float(api_version) >= COMPLETED_SINCE else ""
-    return (
-        "SELECT Id, WhoId, Subject, TaskSubtype, ActivityDate, Status, IsClosed, CreatedDate,"
-        f"{completed} {key_field} FROM Task WHERE WhoId IN ({{values}})"
-    )
+    """The Tasks of a list of people (`{values}`: their ids), as the subquery reads them."""
+    (tasks,) = [k for k in engagement("Lead", key_field, api_version) if k.sobject == "Task"]
+    return tasks.by_ids()

@@ -16,7 +16,10 @@ answer carries `id`, the identity URL `<login>/id/<orgId>/<userId>`), the identi
 and OpenID Connect `/services/oauth2/userinfo` (`user_id`), and
 the SOAP partner `login()` (`/services/Soap/u/<ver>`, reachable from simple-salesforce through
 `SalesforceLogin(scratch_url=sim.login_url)`), `/services/data/vXX.X/` query and queryAll +
-nextRecordsUrl (snapshot locators, 2,000 per page, `page_size` to page a small org), sObject
+nextRecordsUrl (snapshot locators, 2,000 rows per page, `page_size` to page a small org;
+relationship queries: child-to-parent paths and parent-to-child subqueries whose child rows
+count toward the page and whose cut child sets page through locators of their own, see
+`results.py`), sObject
 Collections (POST / PATCH / DELETE, 200 records, `allOrNone`, per-record results in order) and
 their upsert by external id (PATCH `composite/sobjects/<type>/<field>`, results with
 `created`), single-record CRUD and upsert / lookup by external id, unique fields
@@ -26,7 +29,8 @@ allocation (403 REQUEST_LIMIT_EXCEEDED), JSON-list error bodies, 414 for over-lo
 SOQL subset (`soql.py`) and queued faults (`faults.py`). Every write through the API stamps
 `CreatedById` / `LastModifiedById` with the API user (`org.integration_user`); a person's edit
 (`touch`), `simulate_engagement` and the seeded history stamp another user (`org.ui_user`).
-Not simulated: Bulk API, relationship queries and subqueries.
+Not simulated: Bulk API; in SOQL, relationship paths outside SELECT, polymorphic paths,
+semi-joins and aggregates (`soql.py`).
 """
 
 from .cli import main

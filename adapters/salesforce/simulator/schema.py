@@ -5,6 +5,12 @@ a create without the field gets (Task Status and Priority; false for a checkbox 
 `CRMQ_Disqualified__c`, which is never null and not nillable); `externalId` + `unique` mark a
 field upserts match on and no two live records share (compared case-insensitively, the
 default for a Unique text field).
+
+Lookups carry `referenceTo` and `relationshipName` as describe reports them: a child-to-parent
+path (`Opportunity.IsWon` on OpportunityContactRole) follows a lookup with one target; a
+polymorphic one (`Who`, `What`, a Lead's `Owner`) is listed but not followed by the simulator.
+`CHILD_RELATIONSHIPS` names the parent-to-child relationships a subquery can select (`Tasks`
+on Lead and Contact...): describe lists them under `childRelationships`.
 """
 
 from __future__ import annotations
@@ -36,18 +42,27 @@ def _f(kind: str, updateable: bool = True, custom: bool = False, **extra: Any) -
     }
 
 
+def _ref(
+    targets: list[str], relationship: str, updateable: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """A lookup to `targets` (several: polymorphic), followed in SOQL as `relationship`."""
+    return _f(
+        "reference", updateable, referenceTo=targets, relationshipName=relationship, **extra
+    )
+
+
 SYSTEM = {
     "Id": _f("id", False),
     "CreatedDate": _f("datetime", False),
     "LastModifiedDate": _f("datetime", False),
     "SystemModstamp": _f("datetime", False),
     "IsDeleted": _f("boolean", False),
-    "CreatedById": _f("reference", False),
-    "LastModifiedById": _f("reference", False),
+    "CreatedById": _ref(["User"], "CreatedBy", False),
+    "LastModifiedById": _ref(["User"], "LastModifiedBy", False),
 }
 PERSON = {
     "FirstName": _f("string"), "LastName": _f("string"), "Email": _f("email"),
-    "Title": _f("string"), "OwnerId": _f("reference"), "HasOptedOutOfEmail": _f("boolean"),
+    "Title": _f("string"), "OwnerId": _ref(["User"], "Owner"), "HasOptedOutOfEmail": _f("boolean"),
     "EmailBouncedDate": _f("datetime"), "LeadSource": _f("picklist", picklist=[
         "Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other", "Outbound",
     ]),
@@ -83,11 +98,14 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "NumberOfEmployees": _f("int"), "Country": _f("string"),
              "Status": _f("picklist", picklist=LEAD_STATUS),
              "Rating": _f("picklist", picklist=["Hot", "Warm", "Cold"]),
-             "IsConverted": _f("boolean", False), "ConvertedContactId": _f("reference", False),
-             "ConvertedOpportunityId": _f("reference", False)},
-    "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _f("reference")},
-    "Task": {**SYSTEM, "WhoId": _f("reference"), "WhatId": _f("reference"),
-             "OwnerId": _f("reference"), "Subject": _f("string", length=255),
+             "OwnerId": _ref(["Group", "User"], "Owner"),
+             "IsConverted": _f("boolean", False),
+             "ConvertedContactId": _ref(["Contact"], "ConvertedContact", False),
+             "ConvertedOpportunityId": _ref(["Opportunity"], "ConvertedOpportunity", False)},
+    "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _ref(["Account"], "Account")},
+    "Task": {**SYSTEM, "WhoId": _ref(["Contact", "Lead"], "Who"),
+             "WhatId": _ref(["Account", "Opportunity", "Campaign"], "What"),
+             "OwnerId": _ref(["Group", "User"], "Owner"), "Subject": _f("string", length=255),
              "ActivityDate": _f("date"),
              "Status": _f("picklist", picklist=TASK_STATUS, default="Not Started"),
              "Priority": _f("picklist", picklist=["High", "Normal", "Low"], default="Normal"),
@@ -96,23 +114,66 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "CompletedDateTime": _f("datetime", False),
              "CRMQ_Task_Key__c": _f("string", custom=True, length=255, externalId=True,
                                     unique=True)},
-    "Event": {**SYSTEM, "WhoId": _f("reference"), "Subject": _f("string"),
+    "Event": {**SYSTEM, "WhoId": _ref(["Contact", "Lead"], "Who"), "Subject": _f("string"),
               "ActivityDateTime": _f("datetime"), "Type": _f("picklist")},
-    "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _f("reference"),
+    "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _ref(["Account"], "Account"),
                     "StageName": _f("picklist"), "IsClosed": _f("boolean", False),
                     "IsWon": _f("boolean", False), "CloseDate": _f("date"),
                     "Amount": _f("currency"), "Type": _f("picklist", picklist=[
                         "New Business", "Existing Business", "Renewal", "Subscription"])},
-    "OpportunityContactRole": {**SYSTEM, "OpportunityId": _f("reference"),
-                               "ContactId": _f("reference"), "Role": _f("picklist")},
+    "OpportunityContactRole": {**SYSTEM,
+                               "OpportunityId": _ref(["Opportunity"], "Opportunity"),
+                               "ContactId": _ref(["Contact"], "Contact"),
+                               "Role": _f("picklist")},
     "Campaign": {**SYSTEM, "Name": _f("string"), "Type": _f("picklist", picklist=[
         "Webinar", "Content", "Email", "Conference", "Advertisement"])},
-    "CampaignMember": {**SYSTEM, "CampaignId": _f("reference"), "LeadId": _f("reference"),
-                       "ContactId": _f("reference"), "Status": _f("picklist", picklist=[
+    "CampaignMember": {**SYSTEM, "CampaignId": _ref(["Campaign"], "Campaign"),
+                       "LeadId": _ref(["Lead"], "Lead"), "ContactId": _ref(["Contact"], "Contact"),
+                       "Status": _f("picklist", picklist=[
                            "Sent", "Registered", "Attended", "Responded", "Downloaded"]),
                        "HasResponded": _f("boolean", False),
                        "FirstRespondedDate": _f("date", False)},
 }  # fmt: skip
+
+CHILD_RELATIONSHIPS = {
+    ("Task", "WhoId"): "Tasks",
+    ("Event", "WhoId"): "Events",
+    ("CampaignMember", "LeadId"): "CampaignMembers",
+    ("CampaignMember", "ContactId"): "CampaignMembers",
+    ("CampaignMember", "CampaignId"): "CampaignMembers",
+    ("OpportunityContactRole", "ContactId"): "OpportunityContactRoles",
+    ("OpportunityContactRole", "OpportunityId"): "OpportunityContactRoles",
+    ("Contact", "AccountId"): "Contacts",
+    ("Opportunity", "AccountId"): "Opportunities",
+}
+"""(child object, its lookup field) -> the relationship name on each object the lookup may
+point at: `SELECT Id, (SELECT Subject FROM Tasks) FROM Lead`."""
+
+
+def _children() -> dict[str, dict[str, tuple[str, str]]]:
+    children: dict[str, dict[str, tuple[str, str]]] = {}
+    for (child, field), name in CHILD_RELATIONSHIPS.items():
+        for parent in OBJECTS[child][field]["referenceTo"]:
+            if parent in OBJECTS:
+                children.setdefault(parent, {})[name] = (child, field)
+    return children
+
+
+def _parents() -> dict[str, dict[str, tuple[str, str | None]]]:
+    parents: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for sobject, fields in OBJECTS.items():
+        for field, spec in fields.items():
+            if spec.get("relationshipName"):
+                targets = spec["referenceTo"]
+                target = targets[0] if len(targets) == 1 else None
+                parents.setdefault(sobject, {})[spec["relationshipName"]] = (field, target)
+    return parents
+
+
+CHILDREN = _children()
+"""object -> child relationship name -> (child object, the child's lookup field)."""
+PARENTS = _parents()
+"""object -> relationship name -> (lookup field, parent object; None when polymorphic)."""
 
 
 def _object_summary(sobject: str, version: str) -> dict[str, Any]:
@@ -168,6 +229,8 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
                 "idLookup": name == "Id" or spec.get("externalId", False),
                 "restrictedPicklist": bool(spec.get("picklist")),
                 "defaultValue": spec.get("default"),
+                "referenceTo": spec.get("referenceTo", []),
+                "relationshipName": spec.get("relationshipName"),
                 "defaultedOnCreate": "default" in spec,
                 "picklistValues": [
                     {
@@ -188,5 +251,12 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
         "updateable": True,
         "keyPrefix": PREFIX[sobject],
         "fields": fields,
+        "childRelationships": [
+            {
+                "childSObject": child, "field": field, "relationshipName": name,
+                "cascadeDelete": False, "restrictedDelete": False, "deprecatedAndHidden": False,
+            }
+            for name, (child, field) in sorted(CHILDREN.get(sobject, {}).items())
+        ],
         "urls": {"sobject": f"/services/data/v{version}/sobjects/{sobject}"},
     }

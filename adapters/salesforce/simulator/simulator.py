@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from . import soap, soql
 from .faults import Faults
 from .org import Org, iso
 from .org import seed as seed_org
+from .results import Renderer, child_cap, long_text_fields, page_end, shaped
 from .schema import OBJECTS
 from .server import IDENTITY, ORG_ID, ApiError, locator, make_server, new_session
 from .writes import Writes
@@ -98,7 +100,9 @@ class SalesforceSimulator(Writes):
         a small org page through nextRecordsUrl)."""
         self.used = 0
         self._sessions: dict[str, float] = {}
-        self._locators: dict[str, tuple[list[dict[str, Any]], list[str], str]] = {}
+        self._locators: dict[str, tuple[list[dict[str, Any]], list[str], int, bool]] = {}
+        """Query locators: the rows (a snapshot), the child locators its last page opened,
+        the batch size, and whether rows carry child sets."""
         self._lock = threading.Lock()
         self._request = threading.local()
         self.session_id = self._issue()
@@ -268,31 +272,56 @@ class SalesforceSimulator(Writes):
         return {"attributes": {"type": sobject, "url": url}, **{n: record.get(n) for n in names}}
 
     def query(self, text: str, options: str | None, deleted: bool = False) -> dict[str, Any]:
-        """`query`, or `queryAll` (`deleted`: soft-deleted records are rows too)."""
+        """`query`, or `queryAll` (`deleted`: soft-deleted records, children included, are
+        rows too). Paging with subqueries follows `results.py`."""
         try:
-            parsed = soql.parse(text, OBJECTS.get)
+            parsed = soql.parse(text, OBJECTS.get, float(self.version))
         except soql.SoqlError as exc:
             raise ApiError(400, exc.code, str(exc)) from None
-        pool = self.org.records[parsed.sobject].values() if deleted else None
-        rows = soql.run(parsed, list(pool or self.org.live(parsed.sobject)))
+
+        def pool(sobject: str) -> Iterable[dict[str, Any]]:
+            return self.org.records[sobject].values() if deleted else self.org.live(sobject)
+
+        rows = soql.run(parsed, list(pool(parsed.sobject)))
         size = self.page_size
         if options and (found := re.search(r"batchSize=(\d+)", options)):
             size = min(2000, max(200, int(found.group(1))))
-        rendered = [self.render(parsed.sobject, r, parsed.fields) for r in rows]
-        return self._page(rendered, 0, size)
+        if long_text_fields(parsed) >= 2:
+            size = min(size, 200)
+        renderer = Renderer(parsed, pool, self._find, self.version)
+        prepared = [renderer.row(parsed, r) for r in rows]
+        return self._page(prepared, 0, size, nested=bool(parsed.subqueries()))
 
-    def _page(self, rows: list[dict], offset: int, size: int, key: str | None = None) -> dict:
-        page = rows[offset : offset + size]
-        body: dict[str, Any] = {
-            "totalSize": len(rows),
-            "done": offset + size >= len(rows),
-            "records": page,
-        }
+    def _find(self, record_id: Any) -> tuple[str, dict[str, Any]] | None:
+        return self.org.find(record_id) if isinstance(record_id, str) else None
+
+    def _page(
+        self, rows: list[dict], offset: int, size: int, key: str | None = None, nested: bool = False
+    ) -> dict:
+        """The page of `rows` from `offset`; paging a locator on invalidates the child
+        locators its previous page opened."""
+        end = page_end(rows, offset, size, nested)
+        opened: list[str] = []
+
+        def locate(children: list[dict], start: int) -> str:
+            child = locator()
+            with self._lock:
+                self._locators[child] = (children, [], size, True)
+            opened.append(child)
+            return f"/services/data/v{self.version}/query/{child}-{start}"
+
+        cap = child_cap(size)
+        page = [shaped(r, cap, locate) for r in rows[offset:end]] if nested else rows[offset:end]
+        body: dict[str, Any] = {"totalSize": len(rows), "done": end >= len(rows)}
         if not body["done"]:
             key = key or locator()
+            body["nextRecordsUrl"] = f"/services/data/v{self.version}/query/{key}-{end}"
+        if key is not None:
             with self._lock:
-                self._locators[key] = (rows, [], str(size))
-            body["nextRecordsUrl"] = f"/services/data/v{self.version}/query/{key}-{offset + size}"
+                for stale in self._locators.get(key, ((), []))[1]:
+                    self._locators.pop(stale, None)
+                self._locators[key] = (rows, opened, size, nested)
+        body["records"] = page
         return body
 
     def by_external_id(self, sobject: str, field: str, value: str) -> tuple[int, Any]:
@@ -318,8 +347,8 @@ class SalesforceSimulator(Writes):
             found = self._locators.get(key)
         if not found or not offset.isdigit():
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        rows, _, size = found
-        return self._page(rows, int(offset), int(size), key)
+        rows, _, size, nested = found
+        return self._page(rows, int(offset), size, key, nested)
 
     # scenarios -------------------------------------------------------------------------------
     def touch(self, record_id: str, fields: dict[str, Any]) -> None:

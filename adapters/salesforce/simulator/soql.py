@@ -1,12 +1,18 @@
 """The SOQL subset a connector sends, parsed and evaluated the way Salesforce answers it.
 
-SELECT field, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC], ...] [LIMIT n]
-Conditions: comparisons (=, !=, <, >, <=, >=, LIKE), IN / NOT IN lists, AND / OR / NOT and
-parentheses; literals: 'strings' (with \\' escapes), numbers, true / false / null, dates
-(2026-11-22), datetimes (2026-11-22T10:00:00Z, .000+0000) and the relative date literals
-TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n (UTC days). Unknown
-objects and fields, and anything else, fail as Salesforce fails: MALFORMED_QUERY,
-INVALID_FIELD, INVALID_TYPE.
+SELECT item, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC], ...] [LIMIT n]
+Items: fields, child-to-parent paths through lookups with one target (`Opportunity.IsWon`,
+up to five relationships), and parent-to-child subqueries on the relationships the schema
+names (`(SELECT Id, Subject FROM Tasks WHERE ... ORDER BY ... LIMIT n)`, LIMIT per parent):
+at most 20 in a statement, one level deep before API 58.0, up to five levels (the root
+included) from 58.0 on. Conditions: comparisons (=, !=, <, >, <=, >=, LIKE), IN / NOT IN
+lists, AND / OR / NOT and parentheses; literals: 'strings' (with \\' escapes), numbers,
+true / false / null, dates (2026-11-22), datetimes (2026-11-22T10:00:00Z, .000+0000) and the
+relative date literals TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n, N_DAYS_AGO:n
+(UTC days). Unknown objects, fields and relationships fail as Salesforce fails:
+MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE. Not simulated: relationship paths in WHERE and
+ORDER BY (refused as unknown columns), polymorphic paths (`Who.Name`, TYPEOF: MALFORMED_QUERY
+saying so), semi-joins (`Id IN (SELECT ...)`), aggregates, OFFSET, USING SCOPE.
 """
 
 from __future__ import annotations
@@ -14,8 +20,25 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import field as dataclass_field
+from datetime import date
 from typing import Any
+
+from .comparisons import (
+    ID_TYPES,
+    DayRange,
+    SoqlError,
+    comparable,
+    compare,
+    compare_ids,
+    day_range,
+    parse_datetime,
+    short,
+    typed,
+)
+from .schema import CHILDREN, PARENTS
+
+__all__ = ["DayRange", "Path", "Query", "SoqlError", "comparable", "parse", "run"]
 
 MAX_LENGTH = 100_000
 
@@ -37,10 +60,26 @@ KEYWORDS = {
 }  # fmt: skip
 
 
-class SoqlError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+MAX_SUBQUERIES = 20
+"""Parent-to-child relationships in one statement."""
+MAX_PATH = 5
+"""Relationships in one child-to-parent path (Contact.Account.Owner.FirstName: three)."""
+NESTED_SINCE = 58.0
+"""API version from which subqueries nest (up to five levels, the root included)."""
+RELATIONSHIP_HINT = (
+    " If you are attempting to use a custom relationship, be sure to append the '__r' after"
+    " the custom relationship name. Please reference your WSDL or the describe call for the"
+    " appropriate names."
+)
+
+
+@dataclass(frozen=True)
+class Path:
+    """A selected field: `hops` are the lookups followed to reach it, each (relationship,
+    lookup field, parent object); none for the object's own field."""
+
+    field: str
+    hops: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -50,6 +89,15 @@ class Query:
     where: Callable[[dict[str, Any]], bool] | None
     order: list[tuple[str, bool]]
     limit: int | None
+    items: list[Path | Query] = dataclass_field(default_factory=list)
+    """What SELECT lists, in order: fields and paths, and subqueries (`Query`)."""
+    relationship: str = ""
+    """For a subquery: the child relationship's name, which keys its results in a row."""
+    link: str = ""
+    """For a subquery: the child's lookup field that points at the parent row."""
+
+    def subqueries(self) -> list[Query]:
+        return [item for item in self.items if isinstance(item, Query)]
 
 
 def _tokens(text: str) -> list[tuple[str, Any]]:
@@ -67,11 +115,11 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         if kind == "string":
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         elif kind == "datetime":
-            value = _parse_datetime(value)
+            value = parse_datetime(value)
         elif kind == "date":
             value = date.fromisoformat(value)
         elif kind == "range":
-            value = _day_range(value.upper())
+            value = day_range(value.upper())
         elif kind == "number":
             value = float(value)
         elif kind == "word" and value.lower() in KEYWORDS:
@@ -80,58 +128,23 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
-@dataclass(frozen=True)
-class DayRange:
-    """A relative date literal (TODAY, LAST_N_DAYS:n...): whole UTC days, first to last."""
-
-    first: date
-    last: date
-
-
-def _day_range(literal: str) -> DayRange:
-    today = datetime.now(UTC).date()
-    name, _, count = literal.partition(":")
-    n = int(count or 0)
-    first, last = {
-        "TODAY": (today, today),
-        "YESTERDAY": (today - timedelta(days=1), today - timedelta(days=1)),
-        "TOMORROW": (today + timedelta(days=1), today + timedelta(days=1)),
-        "LAST_N_DAYS": (today - timedelta(days=n), today),
-        "NEXT_N_DAYS": (today, today + timedelta(days=n)),
-        "N_DAYS_AGO": (today - timedelta(days=n), today - timedelta(days=n)),
-    }[name]
-    return DayRange(first, last)
-
-
-def _parse_datetime(text: str) -> datetime:
-    text = text.replace("Z", "+00:00")
-    if re.search(r"[+-]\d{4}$", text):
-        text = text[:-2] + ":" + text[-2:]
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def comparable(value: Any) -> Any:
-    """Stored values are JSON-ish strings; compare dates and datetimes as such."""
-    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}T", value):
-        return _parse_datetime(value)
-    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", value):
-        return date.fromisoformat(value)
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | float):
-        return float(value)
-    return value
-
-
 class _Parser:
-    def __init__(self, text: str, fields_of: Callable[[str], Any]) -> None:
-        if len(text) > MAX_LENGTH:
+    def __init__(
+        self,
+        text: str | list[tuple[str, Any]],
+        fields_of: Callable[[str], Any],
+        version: float = 59.0,
+        parent: str | None = None,
+        level: int = 1,
+    ) -> None:
+        if isinstance(text, str) and len(text) > MAX_LENGTH:
             raise SoqlError(
                 "MALFORMED_QUERY", f"SOQL statements cannot exceed {MAX_LENGTH} characters"
             )
-        self.tokens = _tokens(text)
+        self.tokens = _tokens(text) if isinstance(text, str) else text
         self.position = 0
         self.fields_of = fields_of
+        self.version, self.parent, self.level = version, parent, level
         self.known: set[str] = set()
         self.types: dict[str, str] = {}
 
@@ -164,13 +177,79 @@ class _Parser:
             raise SoqlError("INVALID_FIELD", f"No such column '{name}' on entity '{self.sobject}'")
         return self.canonical[name.lower()]
 
+    def select_list(self) -> list[str | list[tuple[str, Any]]]:
+        """Field names and, for each subquery, its tokens (parsed once FROM is known)."""
+        items: list[str | list[tuple[str, Any]]] = []
+        while True:
+            if self.accept("op", "("):
+                start, depth = self.position, 1
+                while depth:
+                    if self.peek() is None:
+                        raise SoqlError("MALFORMED_QUERY", "expecting ')', found end of query")
+                    kind, value = self.take()
+                    depth += {"(": 1, ")": -1}.get(value, 0) if kind == "op" else 0
+                items.append(self.tokens[start : self.position - 1])
+            else:
+                items.append(self.take("word")[1])
+            if not self.accept("op", ","):
+                return items
+
+    def relationship(self, name: str) -> tuple[str, str, str]:
+        """A subquery's FROM (`Tasks`, or `Lead.Tasks`): (relationship, child, lookup)."""
+        parent = self.parent or ""
+        prefix, _, last = name.rpartition(".")
+        children = CHILDREN.get(parent, {})
+        found = next((k for k in children if k.lower() == last.lower()), None)
+        if found is None or (prefix and prefix.lower() != parent.lower()):
+            raise SoqlError(
+                "INVALID_TYPE",
+                f"Didn't understand relationship '{name}' in FROM part of query call."
+                + RELATIONSHIP_HINT,
+            )
+        return (found, *children[found])
+
+    def path(self, name: str) -> Path:
+        """A selected field of this object, or a child-to-parent path to one."""
+        parts = name.split(".")
+        if len(parts) > 1 and parts[0].lower() == self.sobject.lower():
+            parts = parts[1:]  # `Lead.Email` FROM Lead: the object's own field
+        if len(parts) - 1 > MAX_PATH:
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                f"no more than {MAX_PATH} levels can be specified in a child-to-parent"
+                " relationship",
+            )
+        hops: list[tuple[str, str, str]] = []
+        current, canonical = self.sobject, self.canonical
+        for step in parts[:-1]:
+            lookups = PARENTS.get(current, {})
+            found = next((k for k in lookups if k.lower() == step.lower()), None)
+            if found is None:
+                raise SoqlError(
+                    "INVALID_FIELD",
+                    f"Didn't understand relationship '{step}' in field path." + RELATIONSHIP_HINT,
+                )
+            link, target = lookups[found]
+            if target is None:
+                raise SoqlError(
+                    "MALFORMED_QUERY", f"polymorphic relationship paths ({name}) are not simulated"
+                )
+            hops.append((found, link, target))
+            current = target
+            canonical = {f.lower(): f for f in self.fields_of(current)}
+        if parts[-1].lower() not in canonical:
+            raise SoqlError("INVALID_FIELD", f"No such column '{parts[-1]}' on entity '{current}'")
+        return Path(canonical[parts[-1].lower()], tuple(hops))
+
     def parse(self) -> Query:
         self.take("kw", "select")
-        names = [self.take("word")[1]]
-        while self.accept("op", ","):
-            names.append(self.take("word")[1])
+        selected = self.select_list()
         self.take("kw", "from")
-        self.sobject = self.take("word")[1]
+        name = self.take("word")[1]
+        relationship = link = ""
+        if self.parent is not None:
+            relationship, name, link = self.relationship(name)
+        self.sobject = name
         fields = self.fields_of(self.sobject)
         if fields is None:
             raise SoqlError("INVALID_TYPE", f"sObject type '{self.sobject}' is not supported.")
@@ -178,11 +257,9 @@ class _Parser:
         self.known = set(self.canonical)
         if isinstance(fields, dict):
             self.types = {name: spec.get("type", "") for name, spec in fields.items()}
-        for name in names:
-            if name.lower() not in self.known:
-                raise SoqlError(
-                    "INVALID_FIELD", f"No such column '{name}' on entity '{self.sobject}'"
-                )
+        items = [
+            self.path(item) if isinstance(item, str) else self.subquery(item) for item in selected
+        ]
         where = self.condition() if self.accept("kw", "where") else None
         order = []
         if self.accept("kw", "order"):
@@ -198,7 +275,28 @@ class _Parser:
         limit = int(self.take("number")[1]) if self.accept("kw", "limit") else None
         if self.peek() is not None:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.peek()[1]!r}")
-        return Query([self.canonical[n.lower()] for n in names], self.sobject, where, order, limit)
+        own = [item.field for item in items if isinstance(item, Path) and not item.hops]
+        query = Query(own, self.sobject, where, order, limit, items, relationship, link)
+        if self.parent is None and _count(query) > MAX_SUBQUERIES:
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                f"no more than {MAX_SUBQUERIES} parent-to-child relationships can be specified"
+                " in a query",
+            )
+        return query
+
+    def subquery(self, tokens: list[tuple[str, Any]]) -> Query:
+        if not tokens or tokens[0] != ("kw", "select"):
+            raise SoqlError("MALFORMED_QUERY", "unexpected '(' in the SELECT list")
+        depth = self.level + 1
+        deepest = 5 if self.version >= NESTED_SINCE else 2
+        if depth > deepest:
+            raise SoqlError(
+                "MALFORMED_QUERY",
+                f"parent-to-child relationships {depth - 1} levels deep: API version"
+                f" {self.version:.1f} allows {deepest - 1}",
+            )
+        return _Parser(tokens, self.fields_of, self.version, self.sobject, depth).parse()
 
     def condition(self) -> Callable[[dict[str, Any]], bool]:
         left = self.conjunction()
@@ -235,7 +333,7 @@ class _Parser:
         elif kind not in ("string", "number", "date", "datetime", "range"):
             raise SoqlError("MALFORMED_QUERY", f"unexpected value {value!r}")
         if field is not None:
-            value = _typed(field, self.types.get(field, ""), kind, value)
+            value = typed(field, self.types.get(field, ""), kind, value)
         return value
 
     def comparison(self) -> Callable[[dict[str, Any]], bool]:
@@ -249,7 +347,7 @@ class _Parser:
             self.take("op", ")")
             wanted = {comparable(v) for v in values}
             if self.types.get(name) in ID_TYPES:
-                return lambda r: (_short(r.get(name)) in wanted) != negate
+                return lambda r: (short(r.get(name)) in wanted) != negate
             return lambda r: (comparable(r.get(name)) in wanted) != negate
         if negate:
             raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
@@ -263,103 +361,16 @@ class _Parser:
         op = self.take("op")[1]
         value = comparable(self.literal(name))
         if self.types.get(name) in ID_TYPES:
-            return _compare_ids(name, op, value)
-        return _compare(name, op, value)
+            return compare_ids(name, op, value)
+        return compare(name, op, value)
 
 
-ID_TYPES = ("id", "reference")
-TEXT_TYPES = ("string", "email", "picklist", "textarea", "url", "phone", "multipicklist")
-NUMBER_TYPES = ("double", "int", "currency", "percent")
-_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+def _count(query: Query) -> int:
+    return sum(1 + _count(sub) for sub in query.subqueries())
 
 
-def _typed(field: str, kind: str, literal: str, value: Any) -> Any:
-    """`value` if a literal of this kind may be compared with a field of this type;
-    otherwise the error Salesforce answers (INVALID_FIELD; a malformed id literal:
-    INVALID_QUERY_FILTER_OPERATOR)."""
-    if not kind:
-        return value
-
-    def wrong(expected: str, quoted: bool) -> SoqlError:
-        quotes = "should be enclosed in quotes" if quoted else "should not be enclosed in quotes"
-        return SoqlError(
-            "INVALID_FIELD",
-            f"value of filter criterion for field '{field}' must be of type {expected}"
-            f" and {quotes}",
-        )
-
-    if kind in ID_TYPES:
-        if literal != "string":
-            raise wrong("id", True)
-        if not _ID.match(value):
-            raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {value}")
-        return value[:15]
-    if kind in TEXT_TYPES and literal != "string":
-        raise wrong("string", True)
-    if kind == "datetime" and literal not in ("datetime", "range"):
-        raise wrong("dateTime", False)
-    if kind == "date" and literal not in ("date", "range"):
-        raise wrong("date", False)
-    if kind in NUMBER_TYPES and literal != "number":
-        raise wrong(kind, False)
-    if kind == "boolean" and literal != "boolean":
-        raise wrong("boolean", False)
-    return value
-
-
-def _compare_ids(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
-    """Ids compare by their case-sensitive 15-character form: a 15-character literal finds
-    its 18-character record."""
-    test = _compare(name, op, value)
-
-    def shortened(record: dict[str, Any]) -> bool:
-        mine = record.get(name)
-        return test({name: mine[:15] if isinstance(mine, str) else mine})
-
-    return shortened
-
-
-def _in_days(mine: Any, op: str, days: DayRange) -> bool:
-    """Salesforce's reading of `field op RANGE`: = within, < before it, > after it."""
-    day = mine.date() if isinstance(mine, datetime) else mine
-    if not isinstance(day, date):
-        return op in ("!=", "<>") and mine is None
-    return {
-        "=": days.first <= day <= days.last, "!=": not days.first <= day <= days.last,
-        "<>": not days.first <= day <= days.last, "<": day < days.first,
-        "<=": day <= days.last, ">": day > days.last, ">=": day >= days.first,
-    }[op]  # fmt: skip
-
-
-def _compare(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
-    def test(record: dict[str, Any]) -> bool:
-        mine = comparable(record.get(name))
-        if isinstance(value, DayRange):
-            return _in_days(mine, op, value)
-        if op == "=":
-            return mine == value
-        if op in ("!=", "<>"):
-            return mine != value
-        if mine is None or value is None:
-            return False
-        try:
-            return {"<": mine < value, ">": mine > value, "<=": mine <= value, ">=": mine >= value}[
-                op
-            ]
-        except TypeError:
-            return False
-
-    if op not in ("=", "!=", "<>", "<", ">", "<=", ">="):
-        raise SoqlError("MALFORMED_QUERY", f"unexpected operator {op!r}")
-    return test
-
-
-def _short(value: Any) -> Any:
-    return value[:15] if isinstance(value, str) else value
-
-
-def parse(text: str, fields_of: Callable[[str], Any]) -> Query:
-    return _Parser(text, fields_of).parse()
+def parse(text: str, fields_of: Callable[[str], Any], version: float = 59.0) -> Query:
+    return _Parser(text, fields_of, version).parse()
 
 
 def run(query: Query, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -110,7 +110,11 @@ class Writes:
         repeated = Counter(
             _fold(r.get(field)) for r in records if isinstance(r, dict) and r.get(field)
         )
-        planned = [self._plan_upsert(sobject, field, r, repeated) for r in records]
+        self._planning = {}  # the org does not change while the request is planned
+        try:
+            planned = [self._plan_upsert(sobject, field, r, repeated) for r in records]
+        finally:
+            self._planning = None
         checked: list[Checked] = [(clean, error) for clean, _, error in planned]
         _lock_first(checked, fault)
         if body.get("allOrNone") and any(error for _, error in checked):
@@ -167,7 +171,7 @@ class Writes:
         if repeated[_fold(value)] > 1:
             message = f"Duplicate external id specified: {value}"
             return None, None, _error("DUPLICATE_VALUE", message, [field])
-        matches = [r["Id"] for r in self.org.live(sobject) if _fold(r.get(field)) == _fold(value)]
+        matches = self._holding(sobject, field, _fold(value))
         if len(matches) > 1:
             message = f"{field}: more than one record found for external id field: {matches}"
             return None, None, _error("DUPLICATE_EXTERNAL_ID", message, [field])
@@ -250,12 +254,7 @@ class Writes:
                 continue
             folded = _fold(value)
             holder = (claimed or {}).get((sobject, name, folded)) or next(
-                (
-                    r["Id"]
-                    for r in self.org.live(sobject)
-                    if r["Id"] != own_id and _fold(r.get(name)) == folded
-                ),
-                None,
+                (i for i in self._holding(sobject, name, folded) if i != own_id), None
             )
             if holder:
                 return _error(
@@ -265,6 +264,23 @@ class Writes:
             if claimed is not None:
                 claimed[(sobject, name, folded)] = own_id or "(an earlier record of this request)"
         return None
+
+    def _holding(self, sobject: str, name: str, folded: Any) -> list[str]:
+        """Ids of the live records whose `name` is `folded` (compared case-insensitively);
+        while an upsert request is planned, from an index built once for the request."""
+        index: dict[tuple[str, str], dict[Any, list[str]]] | None = getattr(
+            self, "_planning", None
+        )
+        if index is None or not _hashable(folded):
+            return [r["Id"] for r in self.org.live(sobject) if _fold(r.get(name)) == folded]
+        if (sobject, name) not in index:
+            built: dict[Any, list[str]] = {}
+            for record in self.org.live(sobject):
+                value = _fold(record.get(name))
+                if _hashable(value):
+                    built.setdefault(value, []).append(record["Id"])
+            index[(sobject, name)] = built
+        return index[(sobject, name)].get(folded, [])
 
     # single records --------------------------------------------------------------------------
     def create_one(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
