@@ -4,7 +4,8 @@
 
 Scenarios: full, incremental (--touched contacts get new engagement), a rerun, an idle rerun
 (nothing changed outside) and a run 30 days later (nothing changed outside: only decay
-moves). The last two print their requests against the floor and its formula.
+moves). Each prints its requests against the documented minimum (docs/performance.md,
+"HubSpot"), the ratio, and both per endpoint.
 
 Prints contacts per second, API requests per 1,000 contacts, 429s met and peak memory. The
 simulator enforces HubSpot's limits (190 requests / 10 s, 5 searches / s); the adapter stays
@@ -21,58 +22,176 @@ import resource
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from crm_qualify.adapters.hubspot import HubSpotAdapter
-from crm_qualify.adapters.hubspot.reader import Cursor
+from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.adapters.hubspot.simulator.values import parse_ms
+from crm_qualify.connector.contract import ContactBatch
 from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
-FORMULA = (
-    "max(1, ceil(contact hits / 200)) searches + max(1, ceil(task hits / 200)) task searches"
-    " + ceil(records written / 100) batch updates + ceil(tasks created / 100) creates"
+BATCH, PAGE, SEARCH, LINKS, INLINE = 100, 100, 200, 1000, 100
+"""HubSpot's sizes: batch read / update / create, list page, search page, v4 association
+read; links a list-page row carries inline."""
+READ_BATCH = 1000
+"""Contacts one read batch holds (the engine keeps one batch in memory)."""
+
+V3 = "/crm/v3/objects"
+LIST, SEARCH_CONTACTS = f"GET {V3}/contacts", f"POST {V3}/contacts/search"
+CONTACT_READ, DEAL_READ, TASK_READ = (
+    f"POST {V3}/{t}/batch/read" for t in ("contacts", "deals", "tasks")
 )
-"""The floor when no contact needs a batch read: the changed-record search pages (our own
-writes of the last run are hits too, within the lookback), the task sweep's pages, and the
-writes at HubSpot's batch size. Hits are counted in the simulator before the run."""
+DEAL_LINKS, TASK_LINKS, SWEEP_LINKS = (
+    f"POST /crm/v4/associations/{a}/{b}/batch/read"
+    for a, b in (("contacts", "deals"), ("contacts", "tasks"), ("tasks", "contacts"))
+)
+TASK_SEARCH, PIPELINES = f"POST {V3}/tasks/search", "GET /crm/v3/pipelines/deals"
+UPDATE, CREATE = f"POST {V3}/contacts/batch/update", f"POST {V3}/tasks/batch/create"
+
+FORMULA = """\
+full (walk of N contacts; D, K: distinct deals and tasks linked to them):
+  ceil(N/100) list pages (properties and deal/task links inline)
+  + ceil(D/100) deal reads + ceil(K/100) task reads
+  + per read batch of <= 1,000 contacts: ceil(L/1,000) v4 link reads per type
+    (L: its contacts with more than 100 links of the type)
+  + ceil(W/100) batch updates + ceil(C/100) task creates (W records written, C tasks)
+  + 1 pipelines read per process + task-ledger search pages on a new state store
+incremental (H contact hits in the window, T task hits; R contacts to read, D and K their
+distinct deals and tasks):
+  max(1, ceil(H/200)) searches + max(1, ceil(T/200)) task searches
+  + ceil(P/1,000) task->contact link reads (P: tasks people worked on)
+  + per read batch of <= 1,000 of the R contacts: 2 v4 link reads (deals, tasks)
+    + ceil(S/100) batch reads (S: its contacts found by the task sweep, not by search)
+  + ceil(D/100) deal reads + ceil(K/100) task reads
+  + ceil(W/100) batch updates + ceil(C/100) task creates"""
 
 
-def window_hits(sim: HubSpotSimulator, store: StateStore, adapter: HubSpotAdapter) -> tuple:
-    """(contact hits, task hits) the next incremental run's searches will meet."""
+@dataclass
+class Reads:
+    """What one run's read batches held, noted as each batch is handed to the engine (before
+    its writes link new tasks): per contact its deals, tasks and whether search found it."""
+
+    contacts: list[tuple[list[str], list[str], bool]] = field(default_factory=list)
+
+    def chunks(self) -> Iterator[list[tuple[list[str], list[str], bool]]]:
+        for start in range(0, len(self.contacts), READ_BATCH):
+            yield self.contacts[start : start + READ_BATCH]
+
+
+def watch_reads(adapter: HubSpotAdapter, sim: HubSpotSimulator) -> list[Reads]:
+    """Wraps `read_changed` so each run's reads are noted (one `Reads` per call)."""
+    runs: list[Reads] = []
+    original = adapter.read_changed
+
+    def read_changed(cursor: str | None, **kwargs: Any) -> Iterator[ContactBatch]:
+        reads = Reads()
+        runs.append(reads)
+        position = Cursor.load(cursor)
+        low = None if position is None or position.since is None else position.since
+        low = None if low is None else low - adapter.reader.lookback_ms
+        for batch in original(cursor, **kwargs):
+            keys = [r.key for r in batch.raw] + [e.key for e in batch.errors]
+            with sim.store.lock:
+                for key in filter(None, keys):
+                    stamp = parse_ms(
+                        sim.store.objects["contacts"][key[1]]["properties"].get("lastmodifieddate")
+                    )
+                    reads.contacts.append(
+                        (
+                            sim.store.associations("contacts", key[1], "deals"),
+                            sim.store.associations("contacts", key[1], "tasks"),
+                            low is not None and (stamp or 0) >= low,
+                        )
+                    )
+            yield batch
+
+    adapter.read_changed = read_changed  # type: ignore[method-assign]
+    return runs
+
+
+def window(sim: HubSpotSimulator, store: StateStore, adapter: HubSpotAdapter) -> tuple:
+    """(contact hits, task hits, tasks people worked on) the next run's searches meet;
+    None for a walk."""
     cursor = Cursor.load(store.get_cursor("default", "contacts"))
     if cursor is None or cursor.since is None:
-        return (0, 0)
+        return None
     low = cursor.since - adapter.reader.lookback_ms
+    swept = (cursor.activity if cursor.activity is not None else cursor.since) - (
+        adapter.reader.lookback_ms
+    )
     key = adapter.task_key_property
     with sim.store.lock:
         contacts = sum(
             1
             for r in sim.store.objects["contacts"].values()
-            if (parse_ms(r["properties"].get("lastmodifieddate")) or 0) >= low
+            if not r["archived"] and (parse_ms(r["properties"].get("lastmodifieddate")) or 0) >= low
         )
-        tasks = sum(
-            1
+        tasks = [
+            r
             for r in sim.store.objects["tasks"].values()
-            if r["properties"].get(key)
-            and (parse_ms(r["properties"].get("hs_lastmodifieddate")) or 0) >= low
-        )
-    return contacts, tasks
+            if not r["archived"]
+            and r["properties"].get(key)
+            and (parse_ms(r["properties"].get("hs_lastmodifieddate")) or 0) >= swept
+        ]
+    return contacts, len(tasks), sum(1 for r in tasks if _worked_on(r))
 
 
-def minimum(hits: tuple, counts: Counter) -> int:
-    contacts, tasks = hits
-    return (
-        max(1, math.ceil(contacts / 200))
-        + max(1, math.ceil(tasks / 200))
-        + math.ceil(counts["records_written"] / 100)
-        + math.ceil(counts["tasks_created"] / 100)
-    )
+def minimum(
+    sim: HubSpotSimulator,
+    hits: tuple | None,
+    reads: Reads,
+    counts: Counter,
+    *,
+    first_run: bool,
+    pipelines: bool,
+) -> Counter[str]:
+    """The documented minimum of one run, per endpoint (FORMULA)."""
+    floor: Counter[str] = Counter()
+    if hits is None:
+        live = sum(1 for r in sim.store.objects["contacts"].values() if not r["archived"])
+        floor[LIST] = math.ceil(live / PAGE)
+    else:
+        contact_hits, task_hits, worked = hits
+        floor[SEARCH_CONTACTS] = max(1, math.ceil(contact_hits / SEARCH))
+        floor[TASK_SEARCH] = max(1, math.ceil(task_hits / SEARCH))
+        floor[SWEEP_LINKS] = math.ceil(worked / LINKS)
+    deals = {d for linked, _, _ in reads.contacts for d in linked}
+    tasks = {t for _, linked, _ in reads.contacts for t in linked}
+    floor[DEAL_READ] = math.ceil(len(deals) / BATCH)
+    floor[TASK_READ] = math.ceil(len(tasks) / BATCH)
+    for chunk in reads.chunks():
+        if hits is None:  # links come inline, up to 100 of a type
+            floor[DEAL_LINKS] += math.ceil(sum(len(d) > INLINE for d, _, _ in chunk) / LINKS)
+            floor[TASK_LINKS] += math.ceil(sum(len(t) > INLINE for _, t, _ in chunk) / LINKS)
+        else:
+            floor[DEAL_LINKS] += 1
+            floor[TASK_LINKS] += 1
+            floor[CONTACT_READ] += math.ceil(sum(not hit for _, _, hit in chunk) / BATCH)
+    if pipelines and deals:
+        floor[PIPELINES] = 1
+    if first_run:
+        key = "crmq_task_key"
+        keyed = sum(1 for t in sim.store.objects["tasks"].values() if t["properties"].get(key))
+        floor[TASK_SEARCH] += max(1, math.ceil((keyed - counts["tasks_created"]) / SEARCH))
+    floor[UPDATE] = math.ceil(counts["records_written"] / BATCH)
+    floor[CREATE] = math.ceil(counts["tasks_created"] / BATCH)
+    return +floor
+
+
+def breakdown(measured: Counter[str], floor: Counter[str]) -> str:
+    names = sorted(set(measured) | set(floor), key=lambda n: (-measured[n], n))
+    lines = [f"{'':>20}{'endpoint':<56}{'requests':>9}{'minimum':>9}"]
+    lines += [f"{'':>20}{n:<56}{measured[n]:>9,}{floor[n]:>9,}" for n in names]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -96,9 +215,12 @@ def main() -> None:
         ).most_common(1)[0][1]
         print(
             f"search from the epoch: {len(seen):,} ids ({len(set(seen)):,} distinct) in"
-            f" {time.perf_counter() - began:.1f} s, {sum(sim.stats.by_endpoint.values())} searches;"
+            f" {time.perf_counter() - began:.1f} s, {sum(sim.stats.by_endpoint.values())} searches"
+            f" (minimum {math.ceil(len(set(seen)) / SEARCH)});"
             f" largest group sharing one lastmodifieddate: {largest:,}"
         )
+        print(FORMULA)
+        runs = watch_reads(adapter, sim)
         with tempfile.TemporaryDirectory() as folder:
             store = StateStore(Path(folder) / "state.sqlite")
             engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="hubspot")), store)
@@ -109,30 +231,32 @@ def main() -> None:
                 ("idle rerun", 0),
                 ("30 days later", 30),
             ]
-            for name, days in scenarios:
+            pipelines = True
+            for number, (name, days) in enumerate(scenarios):
                 if name == "incremental":
                     sim.simulate_engagement(args.touched)
-                hits = window_hits(sim, store, adapter)
+                hits = window(sim, store, adapter)
                 sim.stats.reset()
                 began = time.perf_counter()
                 summary = engine.run(RunOptions(now=datetime.now(UTC) + timedelta(days=days)))
                 seconds = time.perf_counter() - began
                 counts = summary.counts
-                read = counts["read"]
-                requests = sum(sim.stats.by_endpoint.values())
+                measured = Counter(sim.stats.by_endpoint)
+                requests = sum(measured.values())
+                reads = runs[-1] if runs else Reads()
+                floor = minimum(
+                    sim, hits, reads, counts, first_run=number == 0, pipelines=pipelines
+                )
+                pipelines = pipelines and not measured[PIPELINES]
+                least = sum(floor.values())
                 print(
-                    f"{name:>18}: {summary.status}, read {read:,}, re-decided"
-                    f" {counts['redecided']:,} in {seconds:.1f} s, {requests:,} requests,"
-                    f" fields written {counts['fields_written']:,} on"
-                    f" {counts['records_written']:,} records,"
+                    f"{name:>18}: {summary.status}, read {counts['read']:,}, re-decided"
+                    f" {counts['redecided']:,} in {seconds:.1f} s, {requests:,} requests"
+                    f" (minimum {least:,}, ratio {requests / max(least, 1):.2f}), fields written"
+                    f" {counts['fields_written']:,} on {counts['records_written']:,} records,"
                     f" tasks {counts['tasks_created']:,}, 429s {sim.stats.throttled}"
                 )
-                if name in ("idle rerun", "30 days later"):
-                    floor = minimum(hits, counts)
-                    print(
-                        f"{'':>18}  minimum {floor:,} = {FORMULA}; ratio {requests / floor:.2f};"
-                        f" by endpoint: {dict(sim.stats.by_endpoint)}"
-                    )
+                print(breakdown(measured, floor))
             store.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory (simulator included): {peak:,.0f} MB")

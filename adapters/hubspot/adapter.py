@@ -1,10 +1,15 @@
 """The HubSpot adapter: the core's contract (`crm_qualify.connector.contract.Adapter`)
 over HubSpot's CRM v3/v4 API, through the official `hubspot-api-client`.
 
-Reads are batched: per 500 contacts, batch reads of the mapped properties, one v4
-association read each for deals and tasks, and batch reads of those deals and tasks. Records
-go to the core untranslated (`RawContact`): the core translates each in its own guard.
-Writes: `writes.py` (owned fields) and `tasks.py` (follow-up tasks).
+Reads are batched, 1,000 contacts at a time. The pages that find contacts carry them: a walk's
+list pages hold the mapped properties and the deal and task links, a search's pages the
+mapped properties, so neither is read again. Per batch then: batch reads (100 ids) of the
+contacts that came without their row (the task sweep's, retries), one v4 association read
+(1,000 ids) each for deals and tasks of the contacts whose links did not come inline (search
+hits, or more than 100 links), and batch reads of the batch's deals and tasks, each id once.
+Records go to the core untranslated (`RawContact`): the core translates each in its own
+guard. Writes: `writes.py` (owned fields) and `tasks.py` (follow-up tasks). The request
+counts this gives are in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ from functools import partial
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
-from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Known, epoch_ms
+from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Hits, Known, epoch_ms
 from crm_qualify.adapters.hubspot.records import (
     ContactRows,
     Links,
     Rows,
     associated,
     batch_read,
+    inline_links,
     next_after,
+    read_linked,
 )
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.setup import create_properties, property_checks, task_checks
@@ -54,8 +61,10 @@ from crm_qualify.connector.model import PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 500
-"""Contacts read together: one association request serves up to 1,000 of them."""
+READ_BATCH = 1000
+"""Contacts read together: one v4 association request per type serves all of them, and
+their deals and tasks are read 100 at a time across the whole batch."""
+LINKED = ("deals", "tasks")
 DEAL_PROPERTIES = ["dealstage", "pipeline", "amount", "closedate", "hs_mrr"]
 TASK_PROPERTIES = ["hs_timestamp", "hs_task_status", "hs_createdate", "hs_task_completion_date"]
 
@@ -77,7 +86,12 @@ class HubSpotAdapter:
         deals = mapping.get("deals", {})
         self.recurring_property = deals.get("recurring_property", "hs_mrr")
         self.reader = ChangeReader(
-            client, self.object_type, int(settings.lookback_seconds * 1000), self.task_key_property
+            client,
+            self.object_type,
+            int(settings.lookback_seconds * 1000),
+            self.task_key_property,
+            properties=self.contacts.properties,
+            associations=LINKED,
         )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
         self.tasks = TaskWriter(
@@ -138,16 +152,15 @@ class HubSpotAdapter:
         except ValueError:
             log.warning("the saved cursor is unreadable: walking the whole portal again")
             position = None
-        pending: list[str] = []
-        last: Cursor | None = None
-        for ids, after in self.reader.changed(position, until, self._known(known)):
-            pending += ids
-            last = after
-            if len(pending) >= READ_BATCH:
-                yield self._batch(pending, last.dump())
-                pending, last = [], None
-        if last is not None:
-            yield self._batch(pending, last.dump())
+        pending = _Pending()
+        held = {to_type: Rows() for to_type in LINKED}
+        for hits, after in self.reader.changed(position, until, self._known(known)):
+            pending.add(hits, after)
+            while len(pending.ids) >= 2 * READ_BATCH:  # a batch, and the contacts after it
+                yield self._batch(*pending.take(READ_BATCH), ahead=pending, held=held)
+        while pending.marks:
+            count = min(READ_BATCH, len(pending.ids))
+            yield self._batch(*pending.take(count), ahead=pending, held=held)
 
     def _known(self, known: KnownVersions | None) -> Known | None:
         """The core's check in the reader's terms (ids and epoch ms)."""
@@ -166,13 +179,22 @@ class HubSpotAdapter:
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
         wanted = list(dict.fromkeys(record for _, record in ids))
         for start in range(0, len(wanted), READ_BATCH):
-            yield self._batch(wanted[start : start + READ_BATCH], None)
+            yield self._batch(Hits(wanted[start : start + READ_BATCH]), None)
 
-    def _batch(self, ids: list[str], cursor: str | None) -> ContactBatch:
-        ids = list(dict.fromkeys(ids))
+    def _batch(
+        self,
+        hits: Hits,
+        cursor: str | None,
+        ahead: _Pending | None = None,
+        held: dict[str, Rows] | None = None,
+    ) -> ContactBatch:
+        """One batch read and handed over untranslated. `ahead`: the contacts read next,
+        whose inline links fill this batch's last deal and task requests (the rows wait in
+        `held`)."""
+        ids = list(dict.fromkeys(hits))
         if not ids:
             return ContactBatch(cursor=cursor)
-        read = self._read(ids)
+        read = self._read(ids, hits, ahead or _Pending(), held or {t: Rows() for t in LINKED})
         stages = self._stages() if read.deals.found else {}
         raw, errors = [], []
         for record in ids:
@@ -195,24 +217,60 @@ class HubSpotAdapter:
                 raw.append(RawContact(label, translate, key))
         return ContactBatch(cursor=cursor, errors=errors, raw=raw)
 
-    def _read(self, ids: list[str]) -> ContactRows:
-        """Batch reads of the contacts, their deal and task links, and those deals and tasks."""
-        contacts = batch_read(self.client, self.object_type, ids, self.contacts.properties)
+    def _read(
+        self, ids: list[str], hits: Hits, ahead: _Pending, held: dict[str, Rows]
+    ) -> ContactRows:
+        """The contacts (from their pages, else batch reads), their deal and task links
+        (inline, else v4 reads), and those deals and tasks, each read once per batch."""
+        missing = [i for i in ids if i not in hits.rows]
+        contacts = batch_read(self.client, self.object_type, missing, self.contacts.properties)
+        for record in ids:
+            if record in hits.rows:
+                contacts.found.setdefault(record, hits.rows[record])
         live = [i for i in ids if i in contacts.found]
-        deal_links = associated(self.client, self.object_type, live, "deals")
-        task_links = associated(self.client, self.object_type, live, "tasks")
+        deal_links = self._links(live, "deals", hits)
+        task_links = self._links(live, "tasks", hits)
         task_properties = [*TASK_PROPERTIES, self.task_key_property]
         return ContactRows(
             contacts,
             deal_links,
-            self._related("deals", deal_links, DEAL_PROPERTIES),
+            self._related("deals", deal_links, DEAL_PROPERTIES, ahead, held["deals"]),
             task_links,
-            self._related("tasks", task_links, task_properties),
+            self._related("tasks", task_links, task_properties, ahead, held["tasks"]),
         )
 
-    def _related(self, object_type: str, links: Links, properties: list[str]) -> Rows:
+    def _links(self, ids: list[str], to_type: str, hits: Hits) -> Links:
+        """Links that came inline and complete; a v4 read for the rest."""
+        links = Links()
+        unread = []
+        for record in ids:
+            found = (
+                inline_links(hits.rows[record], to_type)
+                if to_type in hits.inline.get(record, ())
+                else None
+            )
+            if found is None:
+                unread.append(record)
+            else:
+                links.linked[record] = found
+        if unread:
+            fetched = associated(self.client, self.object_type, unread, to_type)
+            links.linked.update(fetched.linked)
+            links.failed.update(fetched.failed)
+        return links
+
+    def _related(
+        self,
+        object_type: str,
+        links: Links,
+        properties: list[str],
+        ahead: _Pending,
+        held: Rows,
+    ) -> Rows:
         ids = sorted({linked for targets in links.linked.values() for linked in targets})
-        return batch_read(self.client, object_type, ids, properties) if ids else Rows()
+        return read_linked(
+            self.client, object_type, ids, properties, held, ahead.linked(object_type)
+        )
 
     def _stages(self) -> dict[str, tuple[bool, bool]]:
         if self._deal_stages is None:
@@ -277,6 +335,41 @@ class HubSpotAdapter:
 
     def usage(self) -> ApiUsage:
         return self.client.usage()
+
+
+class _Pending:
+    """Hits waiting for a batch, and the cursor after each reader step. A batch ends with the
+    cursor of the last step it holds whole: a step split between two batches is read again
+    from its start after a restart, never skipped."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.inline: dict[str, tuple[str, ...]] = {}
+        self.marks: list[tuple[int, Cursor]] = []  # (len(ids) after a step, its cursor)
+
+    def add(self, hits: Hits, cursor: Cursor) -> None:
+        for record in hits:
+            self.ids.append(record)
+            if record in hits.rows:
+                self.rows[record] = hits.rows[record]
+                if record in hits.inline:
+                    self.inline[record] = hits.inline[record]
+        self.marks.append((len(self.ids), cursor))
+
+    def linked(self, to_type: str) -> Iterator[str]:
+        """Ids of `to_type` the waiting contacts' rows carry inline and complete."""
+        for record in self.ids:
+            if to_type in self.inline.get(record, ()):
+                yield from inline_links(self.rows[record], to_type) or []
+
+    def take(self, count: int) -> tuple[Hits, str | None]:
+        ids, self.ids = self.ids[:count], self.ids[count:]
+        whole = [cursor for end, cursor in self.marks if end <= count]
+        self.marks = [(end - count, cursor) for end, cursor in self.marks if end > count]
+        rows = {i: self.rows.pop(i) for i in ids if i in self.rows}
+        taken = Hits(ids, rows, {i: self.inline.pop(i) for i in ids if i in self.inline})
+        return taken, whole[-1].dump() if whole else None
 
 
 def _outcome(

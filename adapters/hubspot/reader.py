@@ -8,6 +8,17 @@ shared by more contacts than a page holds (imports stamp thousands at once) is r
 own, sorted and continued by id, so reading always progresses and never loops. Each batch
 carries a cursor the engine saves once the batch is written.
 
+Pages carry the records themselves: list pages and searches ask for the mapped properties
+(and list pages for the deal and task links, `associations=`), and each step hands those rows
+on (`Hits.rows`) so the adapter reads none of these contacts again.
+
+Keyset pages overlap where the page ends inside a group of contacts sharing one stamp (our
+own batch update stamps 100 contacts at once): the next query starts at that stamp and would
+serve the group's first part again, so a page costs up to twice what it should. The next
+query therefore leaves out the ids already given at that stamp: `(stamp > low) OR (stamp = low
+AND hs_object_id NOT_IN given)`, as many ids as the search body's 3,000 characters and the
+filter's 100 values allow (any left over come back and are dropped here, as before).
+
 Completing a task does not touch its contact's `lastmodifieddate`, so after the changed
 contacts an incremental run sweeps the tasks that carry our key property and changed in the
 same window (`hs_lastmodifieddate`), and reads the contacts they are associated with that it
@@ -24,10 +35,17 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.records import associated, next_after
+from crm_qualify.adapters.hubspot.records import (
+    FILTER_VALUES,
+    SEARCH_BODY_LIMIT,
+    associated,
+    next_after,
+)
 from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
 from crm_qualify.connector.contract import TranslationError
 
@@ -35,12 +53,53 @@ log = logging.getLogger(__name__)
 
 SEARCH_PAGE = 200
 LIST_PAGE = 100
+LIST_QUERY_LIMIT = 4000
+"""Characters of `properties=` a list page's URL may carry; past that (a very long mapping) a
+walk lists ids only and the adapter batch reads them, as a too-long URL answers HTTP 414."""
 UNTOUCHED_MS = 60_000
 """A task changed within a minute of its creation is taken as untouched since (HubSpot
 recomputes a new task's own properties a few seconds after creating it)."""
 
 Known = Callable[[list[tuple[str, int]]], set[str]]
 """Given search hits (id, lastmodifieddate ms), the ids whose version the core already holds."""
+
+
+class Hits(list[str]):
+    """Contact ids, and what the pages that found them already carried: `rows` by id (the
+    mapped properties: no batch read needed) and `inline` by id (the association types whose
+    links the row carries, asked with `associations=` on list pages). Ids without a row are
+    read by the adapter."""
+
+    def __init__(
+        self,
+        ids: list[str] | None = None,
+        rows: dict[str, dict[str, Any]] | None = None,
+        inline: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        super().__init__(ids or [])
+        self.rows = rows or {}
+        self.inline = inline or {}
+
+
+@dataclass
+class _Page:
+    """One search page: (id, lastmodifieddate ms) of its usable rows in order, those rows by
+    id when they carry every mapped property, how many rows it served, HubSpot's total."""
+
+    hits: list[tuple[str, int]]
+    rows: dict[str, dict[str, Any]]
+    served: int
+    total: int | None
+
+    def full(self) -> bool:
+        return self.served >= SEARCH_PAGE
+
+    def complete(self) -> bool:
+        """Whether no further page can hold a match: a short page, or the total says so
+        (which spares the empty page that would otherwise end a search)."""
+        if self.total is not None and self.total <= self.served:
+            return True
+        return not self.full() or not self.hits
 
 
 @dataclass(frozen=True)
@@ -82,7 +141,10 @@ def _ms(value: Any) -> int | None:
 
 
 class ChangeReader:
-    """Yields (contact ids, cursor after them), at most 100 ids at a time."""
+    """Yields (contact ids as `Hits`, cursor after them), at most 200 ids at a time.
+
+    `properties`: the contact properties to ask list pages and searches for (their rows then
+    come along in `Hits.rows`); `associations`: the types list pages ask for inline."""
 
     def __init__(
         self,
@@ -90,17 +152,26 @@ class ChangeReader:
         object_type: str,
         lookback_ms: int,
         task_key: str | None = None,
+        properties: list[str] | None = None,
+        associations: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.object_type = object_type
         self.lookback_ms = lookback_ms
         self.task_key = task_key
         """The task property holding our keys; None: no task sweep."""
+        self.properties = list(dict.fromkeys(["lastmodifieddate", *(properties or [])]))
+        self.full_rows = properties is not None
+        """Whether pages carry every property the adapter needs."""
+        query = urlencode([("properties", name) for name in self.properties])
+        self.list_rows = self.full_rows and len(query) <= LIST_QUERY_LIMIT
+        """Whether list pages ask for them (else a walk lists ids and stamps only)."""
+        self.associations = associations
         self._known: Known | None = None
 
     def changed(
         self, cursor: Cursor | None, until: datetime, known: Known | None = None
-    ) -> Iterator[tuple[list[str], Cursor]]:
+    ) -> Iterator[tuple[Hits, Cursor]]:
         """`known`: hits the core already holds are left out of the ids (the cursor still
         moves past them); a walk (no cursor) gives every id."""
         until_ms = epoch_ms(until)
@@ -121,97 +192,110 @@ class ChangeReader:
                 if ids is None:
                     swept = sweep_from  # incomplete: the next run sweeps this window again
                 else:
-                    yield ids, sweeping
-        yield [], Cursor(since=until_ms, activity=swept)
+                    yield Hits(ids), sweeping
+        yield Hits(), Cursor(since=until_ms, activity=swept)
 
     def _unknown(self, rows: list[tuple[str, int]]) -> set[str]:
         """Ids of `rows` whose version the core does not hold yet."""
         ids = {oid for oid, _ in rows}
         return ids - self._known(rows) if self._known and rows else ids
 
+    @staticmethod
+    def _hits(ids: list[str], rows: dict[str, dict[str, Any]]) -> Hits:
+        return Hits(ids, {oid: rows[oid] for oid in ids if oid in rows})
+
     # first run -------------------------------------------------------------------------------
-    def _walk(self, cursor: Cursor | None, until_ms: int) -> Iterator[tuple[list[str], Cursor]]:
+    def _walk(self, cursor: Cursor | None, until_ms: int) -> Iterator[tuple[Hits, Cursor]]:
+        """List pages with the mapped properties and the deal and task links inline."""
         started = cursor.walk_started if cursor and cursor.walk_started else until_ms
         after = cursor.walk_after if cursor else None
         while True:
-            kwargs = {"limit": LIST_PAGE, "archived": False, "properties": ["lastmodifieddate"]}
+            kwargs: dict[str, Any] = {
+                "limit": LIST_PAGE,
+                "archived": False,
+                "properties": self.properties if self.list_rows else ["lastmodifieddate"],
+            }
+            if self.associations and self.list_rows:
+                kwargs["associations"] = list(self.associations)
             if after:
                 kwargs["after"] = after
             _, page = self.client.call(
                 "GET objects/list", self.client.basic.get_page, self.object_type, **kwargs
             )
-            ids = [i for i in (record_id(row) for row in objects(page.get("results"))) if i]
+            rows: dict[str, dict[str, Any]] = {}
+            ids: list[str] = []
+            for row in objects(page.get("results")):
+                row_id = record_id(row)
+                if row_id and row_id not in rows:
+                    rows[row_id] = row
+                    ids.append(row_id)
+            inline = {i: self.associations for i in ids} if self.associations else {}
+            hits = Hits(ids, rows, inline) if self.list_rows else Hits(ids)
             after = next_after(page)
             if not after:
                 # The walk is complete: anything changed since it began is read incrementally.
-                yield ids, Cursor(since=started)
+                yield hits, Cursor(since=started)
                 return
-            yield ids, Cursor(walk_after=after, walk_started=started)
+            yield hits, Cursor(walk_after=after, walk_started=started)
 
     # incremental runs ------------------------------------------------------------------------
-    def _search(self, low: int, until_ms: int) -> Iterator[tuple[list[str], Cursor]]:
+    def _search(self, low: int, until_ms: int) -> Iterator[tuple[Hits, Cursor]]:
         """Keyset paging: every page is a fresh query from the last timestamp seen, so our own
         writes (which move records past `until`) cannot shift an offset and hide records, and
-        the 10,000-result cap is never reached. An instant that fills a whole page is read on
-        its own, by id."""
+        the 10,000-result cap is never reached. The ids already given at that timestamp are
+        left out of the query (as many as fit) and dropped if they come back anyway. An
+        instant that fills a whole page is read on its own, by id."""
         given: set[str] = set()  # ids already given at timestamp `low`
         while True:
-            rows = self._page(
-                [
-                    {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)},
-                    {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(until_ms)},
-                ],
-                "lastmodifieddate",
-                low,
-            )
-            if len(rows) == SEARCH_PAGE and rows[-1][1] == low:
-                yield from self._instant(low, given)
+            page = self._page(partial(_window, low, until_ms), "lastmodifieddate", low, given)
+            rows = page.hits
+            if page.full() and rows and rows[0][1] == rows[-1][1]:
+                # A whole page at one instant (`low`, or the next stamp when the ids left out
+                # were all of `low`): read that instant on its own.
+                moment = rows[-1][1]
+                yield from self._instant(moment, given if moment == low else set())
                 given = set()
-                low += 1
+                low = moment + 1
                 continue
             unknown = self._unknown(rows)
             fresh = [oid for oid, ts in rows if not (ts == low and oid in given) and oid in unknown]
             if fresh:
-                yield fresh, Cursor(since=rows[-1][1])
-            if len(rows) < SEARCH_PAGE:
-                yield [], Cursor(since=until_ms)
+                yield self._hits(fresh, page.rows), Cursor(since=rows[-1][1])
+            if page.complete():
+                yield Hits(), Cursor(since=until_ms)
                 return
             last = rows[-1][1]
             at_last = {oid for oid, ts in rows if ts == last}
             given = at_last if last != low else given | at_last
             low = last
 
-    def _instant(self, moment: int, given: set[str]) -> Iterator[tuple[list[str], Cursor]]:
+    def _instant(self, moment: int, given: set[str]) -> Iterator[tuple[Hits, Cursor]]:
         """Every contact modified at exactly `moment` (imports stamp thousands at once),
         sorted and continued by id so it always progresses."""
         last_id = 0
         while True:
-            rows = self._page(
-                [
-                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(moment)},
-                    {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)},
-                ],
-                "hs_object_id",
-                moment,
-            )
+            page = self._page(partial(_at, moment, last_id), "hs_object_id", moment, set())
+            rows = page.hits
             unknown = self._unknown(rows)
             fresh = [oid for oid, _ in rows if oid not in given and oid in unknown]
             if fresh:
-                yield fresh, Cursor(since=moment)
-            if len(rows) < SEARCH_PAGE:
+                yield self._hits(fresh, page.rows), Cursor(since=moment)
+            if page.complete():
                 return
             last_id = int(rows[-1][0])
 
-    def _page(self, filters: list[dict[str, str]], sort: str, floor: int) -> list[tuple[str, int]]:
-        """(id, lastmodifieddate ms) of the first page of one search. Results come sorted, so
-        an unreadable stamp is taken as the one before it (`floor` for the first): reading
+    def _page(
+        self,
+        groups: Callable[[list[str]], list[dict[str, Any]]],
+        sort: str,
+        floor: int,
+        given: set[str],
+    ) -> _Page:
+        """The first page of one search: `groups(excluded)` builds the filter groups for the
+        ids left out of it, chosen from `given` to fit the body. Results come sorted, so an
+        unreadable stamp is taken as the one before it (`floor` for the first): reading
         never moves backwards."""
-        body = {
-            "filterGroups": [{"filters": filters}],
-            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-            "properties": ["lastmodifieddate"],
-            "limit": SEARCH_PAGE,
-        }
+        body, full = self._body(groups, sort, given)
         _, page = self.client.call(
             "POST objects/search",
             self.client.search_api.do_search,
@@ -219,17 +303,53 @@ class ChangeReader:
             body,
             search=True,
         )
-        rows: list[tuple[str, int]] = []
-        for row in objects(page.get("results")):
+        hits: list[tuple[str, int]] = []
+        rows: dict[str, dict[str, Any]] = {}
+        results = objects(page.get("results"))
+        for row in results:
             row_id = record_id(row)
             props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
             stamp = _ms(props.get("lastmodifieddate"))
-            if row_id is None or not row_id.isdigit():
+            if row_id is None or not row_id.isdigit() or row_id in rows:
                 continue  # HubSpot ids are numeric; keyset paging by id needs them
             if stamp is None:
-                stamp = rows[-1][1] if rows else floor
-            rows.append((row_id, stamp))
-        return rows
+                stamp = hits[-1][1] if hits else floor
+            hits.append((row_id, stamp))
+            rows[row_id] = row
+        total = page.get("total")
+        if not isinstance(total, int) or isinstance(total, bool):
+            total = None
+        return _Page(hits, rows if full else {}, len(results), total)
+
+    def _body(
+        self,
+        groups: Callable[[list[str]], list[dict[str, Any]]],
+        sort: str,
+        given: set[str],
+    ) -> tuple[dict[str, Any], bool]:
+        """The search body, and whether it asks for every mapped property: they are asked
+        when they fit HubSpot's 3,000 characters (else only the stamp, and the adapter reads
+        the hits); then as many `given` ids to leave out as still fit."""
+        body: dict[str, Any] = {
+            "filterGroups": groups([]),
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": self.properties,
+            "limit": SEARCH_PAGE,
+        }
+        full = self.full_rows
+        if _size(body) > SEARCH_BODY_LIMIT:
+            body["properties"], full = ["lastmodifieddate"], False
+        if not given:
+            return body, full
+        excluded = sorted(given, key=int)[:FILTER_VALUES]
+        body["filterGroups"] = groups(excluded)
+        over = _size(body) - SEARCH_BODY_LIMIT
+        while over > 0 and len(excluded) > 1:
+            over -= len(excluded.pop()) + 4  # the id, its quotes, ", "
+            body["filterGroups"] = groups(excluded)
+        if _size(body) > SEARCH_BODY_LIMIT:
+            body["filterGroups"] = groups([])
+        return body, full
 
     # tasks people worked on ----------------------------------------------------------------
     def _task_sweep(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
@@ -294,6 +414,30 @@ class ChangeReader:
             after = str(max(int(i) for i in ids))
         if failed:
             yield None
+
+
+def _window(low: int, until_ms: int, excluded: list[str]) -> list[dict[str, Any]]:
+    """Filter groups for the changes in [low, until) but the `excluded` ids stamped `low`."""
+    until = {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(until_ms)}
+    if not excluded:
+        since = {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)}
+        return [{"filters": [since, until]}]
+    after = {"propertyName": "lastmodifieddate", "operator": "GT", "value": str(low)}
+    at = {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(low)}
+    others = {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": excluded}
+    return [{"filters": [after, until]}, {"filters": [at, others]}]
+
+
+def _at(moment: int, last_id: int, _: list[str]) -> list[dict[str, Any]]:
+    """The filter group for the contacts stamped `moment` with an id above `last_id`."""
+    at = {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(moment)}
+    above = {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}
+    return [{"filters": [at, above]}]
+
+
+def _size(body: dict[str, Any]) -> int:
+    """The body's length as the client sends it (`json.dumps` with default separators)."""
+    return len(json.dumps(body))
 
 
 def _worked_on(row: dict[str, Any]) -> bool:

@@ -5,11 +5,17 @@ serve. Those are kept apart: `gone` (OBJECT_NOT_FOUND: deleted or merged, re-rea
 help) and `failed` (any other error row, or an id the answer left out: worth reading again).
 Result rows without a usable id, rows for ids we did not ask for, and repeated rows are
 ignored (the first row of an id wins), so one odd row never stops a batch.
+
+Links come two ways: inline on list pages (`associations=deals,tasks`), where HubSpot pages
+each record's links past 100 (`associations.<type>.paging.next`: changelog "Announcing a
+change to how v3 CRM APIs return association data", January 2021) and `inline_links` says
+which records' links are complete; and v4 batch reads, which page per record too (`after`
+beside the id in the next request's input), followed here to the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +24,10 @@ from crm_qualify.adapters.hubspot.typed import objects, record_id
 
 BATCH = 100
 ASSOCIATION_BATCH = 1000
+SEARCH_BODY_LIMIT = 3000
+"""HubSpot refuses search bodies over 3,000 characters."""
+FILTER_VALUES = 100
+"""Values in one IN / NOT_IN search filter."""
 NOT_FOUND = "OBJECT_NOT_FOUND"
 NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 
@@ -29,6 +39,17 @@ class Rows:
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
+
+    def move(self, row_id: str, to: Rows) -> bool:
+        """Hand one id's answer (a row, or gone) over to `to`; False when there is none."""
+        if row_id in self.found:
+            to.found[row_id] = self.found.pop(row_id)
+            return True
+        if row_id in self.gone:
+            self.gone.discard(row_id)
+            to.gone.add(row_id)
+            return True
+        return False
 
 
 @dataclass
@@ -77,6 +98,42 @@ def batch_read(
     return rows
 
 
+def read_linked(
+    client: HubSpotClient,
+    object_type: str,
+    needed: Sequence[str],
+    properties: list[str],
+    held: Rows,
+    ahead: Iterable[str],
+) -> Rows:
+    """Batch reads of the records linked to one read batch (`needed`), each id once. Those
+    `held` from an earlier batch's requests are taken from there; the last request's spare
+    room (short of 100) is filled with ids from `ahead` (linked to the contacts read next),
+    whose answers wait in `held` for their batch. So a walk reads each batch's deals and
+    tasks in full requests of 100, not one short request per batch."""
+    rows = Rows()
+    missing = [i for i in dict.fromkeys(needed) if not held.move(i, rows)]
+    if not missing:
+        return rows
+    extra: list[str] = []
+    room = -len(missing) % BATCH
+    if room:
+        taken = set(missing)
+        for row_id in ahead:
+            if row_id not in taken and row_id not in held.found and row_id not in held.gone:
+                taken.add(row_id)
+                extra.append(row_id)
+                if len(extra) == room:
+                    break
+    fetched = batch_read(client, object_type, missing + extra, properties)
+    for row_id in missing:
+        if not fetched.move(row_id, rows):
+            rows.failed[row_id] = fetched.failed.get(row_id, "HubSpot's answer left it out")
+    for row_id in extra:
+        fetched.move(row_id, held)  # a failed one is read again with its own batch
+    return rows
+
+
 def _sort_answer(rows: Rows, chunk: list[str], page: dict[str, Any]) -> None:
     wanted = set(chunk)
     for row in objects(page.get("results")):
@@ -98,28 +155,63 @@ def _sort_answer(rows: Rows, chunk: list[str], page: dict[str, Any]) -> None:
 
 def associated(client: HubSpotClient, from_type: str, ids: Sequence[str], to_type: str) -> Links:
     """v4 batch association read, 1,000 ids per request. Ids without links come back as 207
-    NO_ASSOCIATIONS_FOUND rows (no links); any other error row leaves the links unknown."""
+    NO_ASSOCIATIONS_FOUND rows (no links); any other error row leaves the links unknown. A
+    record whose links go on (`paging.next.after`) is asked again from there, with the next
+    request's other ids."""
     links = Links()
-    for start in range(0, len(ids), ASSOCIATION_BATCH):
-        chunk = list(ids[start : start + ASSOCIATION_BATCH])
+    inputs: list[dict[str, str]] = [{"id": i} for i in dict.fromkeys(ids)]
+    followed: set[tuple[str, str]] = set()  # a cursor served twice is not followed again
+    while inputs:
+        chunk, inputs = inputs[:ASSOCIATION_BATCH], inputs[ASSOCIATION_BATCH:]
         _, page = client.call(
             f"POST associations/{from_type}/{to_type}/batch/read",
             client.associations.get_page,
             from_type,
             to_type,
-            {"inputs": [{"id": i} for i in chunk]},
+            {"inputs": chunk},
         )
+        asked = {item["id"] for item in chunk}
         for row in objects(page.get("results")):
             source = record_id(row.get("from"))
-            if source is not None:
-                targets = [record_id({"id": to.get("toObjectId")}) for to in objects(row.get("to"))]
-                links.linked[source] = [t for t in targets if t is not None]
+            if source is None or source not in asked:
+                continue
+            targets = [record_id({"id": to.get("toObjectId")}) for to in objects(row.get("to"))]
+            known = links.linked.setdefault(source, [])
+            seen = set(known)
+            known += [t for t in dict.fromkeys(targets) if t is not None and t not in seen]
+            after = next_after(row)
+            if after and (source, after) not in followed:
+                followed.add((source, after))
+                inputs.append({"id": source, "after": after})
         for error in objects(page.get("errors")):
             if NO_ASSOCIATIONS in str(error.get("subCategory") or ""):
                 continue
             for source in context_ids(error, "fromObjectId", "ids", "id"):
                 links.failed.setdefault(source, error_text(error))
     return links
+
+
+def inline_links(row: dict[str, Any], to_type: str) -> list[str] | None:
+    """The ids of `to_type` a list-page row carries inline (asked with `associations=`), or
+    None when they are incomplete (HubSpot paged them past 100) or unreadable: those records'
+    links are read with `associated`. No entry for the type means no links."""
+    inline = row.get("associations")
+    if inline is None:
+        return []
+    if not isinstance(inline, dict):
+        return None
+    collection = inline.get(to_type)
+    if collection is None:
+        return []
+    if not isinstance(collection, dict) or not isinstance(collection.get("results"), list):
+        return None
+    paging = collection.get("paging")
+    if paging is not None and (not isinstance(paging, dict) or paging.get("next")):
+        return None  # paged: more links than this page shows
+    ids = [record_id(entry) for entry in collection["results"]]
+    if any(i is None for i in ids):
+        return None
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 @dataclass

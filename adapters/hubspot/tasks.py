@@ -1,7 +1,9 @@
 """Follow-up tasks: created at most once, found again by their key.
 
-Creation is `POST /crm/v3/objects/tasks/batch/create` with `objectWriteTraceId` = the key and
-the key in the key property. It is sent with `idempotent=False`: only a failure that proves
+Creation is `POST /crm/v3/objects/tasks/batch/create`, 100 tasks per request (one `create`
+call with more is split), each input with `objectWriteTraceId` = the key, the key in the key
+property and its task-to-contact association inline (`associations`), so no separate
+association request is ever made. It is sent with `idempotent=False`: only a failure that proves
 HubSpot never acted (429, connection refused) is retried; after a timeout, a lost answer or a
 5xx every task of the request comes back `uncertain`, and the core looks the keys up
 (`find_tasks`) before anything is sent again. A 400 means HubSpot created nothing, so the
@@ -16,7 +18,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
-from crm_qualify.adapters.hubspot.records import BATCH, context_ids, error_text, next_after
+from crm_qualify.adapters.hubspot.records import (
+    BATCH,
+    FILTER_VALUES,
+    SEARCH_BODY_LIMIT,
+    context_ids,
+    error_text,
+    next_after,
+)
 from crm_qualify.adapters.hubspot.translate import task_input
 from crm_qualify.adapters.hubspot.typed import objects, record_id, text_value
 from crm_qualify.adapters.hubspot.writes import REFUSED, blamed_property
@@ -24,9 +33,9 @@ from crm_qualify.connector.contract import OutcomeUnknown, TaskResult
 from crm_qualify.connector.model import PlannedTask
 
 SEARCH_PAGE = 200
-SEARCH_BODY_LIMIT = 3000
-"""HubSpot refuses search bodies over 3,000 characters: key look-ups are chunked to fit."""
-KEYS_PER_SEARCH = 100
+KEYS_PER_SEARCH = FILTER_VALUES
+"""Key look-ups are chunked to HubSpot's 100 values per IN filter and to fit its 3,000-
+character search body (`SEARCH_BODY_LIMIT`)."""
 
 
 class TaskWriter:

@@ -1,4 +1,6 @@
-"""Owned field values written back, 100 records per batch update, one result per record.
+"""Owned field values written back, 100 records per batch update (one `write` call with more
+is split; updates of one record are merged, as HubSpot refuses an id twice in a batch), one
+result per record.
 
 A batch update is idempotent (it sets values), so it keeps the client's ordinary retries.
 HubSpot fails a whole batch with 400 for one bad value: the batch is split until the bad

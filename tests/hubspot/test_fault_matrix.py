@@ -3,7 +3,11 @@ syncs until settled. The portal must end exactly as after a clean sync: the same
 on every contact, the same task keys, and never two tasks with one key.
 
 Each case gets a fresh simulated portal with the same seed and anchor (identical data) and a
-fresh state store; every run uses the same `now`, so decisions are identical.
+fresh state store; every run uses the same `now`, so decisions are identical. Between the first
+run (a walk: list pages carry the contacts and their links, nothing else is read) and the
+second, a person edits one contact and completes a task of ours on another (`people_work`), so
+the second run reads by search (v4 association reads for the edited contact) and by the task
+sweep (a batch read of the other contact): every request kind below is made.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ REQUESTS = [
     "contacts.batch_read",
     "contacts.deals.associations",
     "contacts.tasks.associations",
+    "tasks.contacts.associations",
     "deals.batch_read",
     "tasks.batch_read",
     "deals.pipelines",
@@ -68,6 +73,27 @@ def portal() -> HubSpotSimulator:
     )
     sim.start()
     return sim
+
+
+def people_work(sim: HubSpotSimulator) -> None:
+    """A contact edited and a keyed task completed a minute before `NOW` (inside the second
+    run's window), the same in every case whatever the first run did."""
+    edited, swept = sorted(sim.store.objects["contacts"])[5:7]
+    now = int(NOW.timestamp() * 1000)
+    with sim.store.lock:
+        sim.store.update("contacts", edited, {"jobtitle": "Head of Ops"}, now - 60_000, human=True)
+        task = sim.store.create(
+            "tasks",
+            {
+                "hs_timestamp": "2026-03-03T09:00:00.000Z",
+                "hs_task_subject": "Call back",
+                "hs_task_status": "NOT_STARTED",
+                "crmq_task_key": f"crmq:contacts:{swept}:by-hand",
+            },
+            now - 600_000,
+        )
+        sim.store.associate("tasks", task["id"], "contacts", swept, [204])
+    sim.complete_task(task["id"], at=now - 60_000)
 
 
 def settled(store: StateStore) -> bool:
@@ -90,6 +116,8 @@ def sync_until_settled(sim: HubSpotSimulator, state: Path) -> list[str]:
     try:
         while len(statuses) < MAX_RUNS:
             statuses.append(engine.run(RunOptions(now=NOW)).status)
+            if len(statuses) == 1:
+                people_work(sim)
             if len(statuses) >= 2 and statuses[-1] == "ok" and settled(store):
                 return statuses
     finally:

@@ -337,3 +337,40 @@ def test_pipelines_and_stages_for_deals_contacts_and_tickets(
         answer = http.get(base + path, timeout=5)
         assert answer.status_code == 200, path
         conforms("pipelines-v3", "get", path, answer)
+
+
+# ----- 6. paged links ----------------------------------------------------------------------
+def test_links_are_paged_inline_past_100_and_in_v4_batch_reads_past_500(
+    sim: HubSpotSimulator, http: requests.Session
+) -> None:
+    """HubSpot pages a record's inline links (`associations=`) past 100 (changelog, January
+    2021) and each record of a v4 batch read past 500, with `after` to continue from."""
+    store, base = sim.store, sim.base_url
+    stage = store.pipelines[0]["stages"][0]["id"]
+    with store.lock:
+        owner = store.create("contacts", {"email": "links@example.org"}, 1)
+        for _ in range(620):
+            deal = store.create("deals", {"dealname": "Many", "dealstage": stage}, 1)
+            store.associate("contacts", owner["id"], "deals", deal["id"], [4])
+    linked = sorted(store.associations("contacts", owner["id"], "deals"))
+
+    path = "/crm/v3/objects/contacts"
+    answer = http.get(
+        base + path,
+        params={"limit": 1, "after": owner["id"], "associations": "deals"},
+        timeout=5,
+    )
+    (row,) = conforms("contacts-v3", "get", path, answer)["results"]
+    inline = row["associations"]["deals"]
+    assert [r["id"] for r in inline["results"]] == linked[:100]
+    rest = http.get(inline["paging"]["next"]["link"], timeout=5).json()
+    assert [r["toObjectId"] for r in rest["results"]] == linked[100:600]
+
+    v4 = "/crm/v4/associations/contacts/deals/batch/read"
+    answer = http.post(base + v4, json={"inputs": [{"id": owner["id"]}]}, timeout=5)
+    (first,) = conforms("associations-v4", "post", v4, answer)["results"]
+    assert [t["toObjectId"] for t in first["to"]] == linked[:500]
+    after = first["paging"]["next"]["after"]
+    answer = http.post(base + v4, json={"inputs": [{"id": owner["id"], "after": after}]}, timeout=5)
+    (second,) = conforms("associations-v4", "post", v4, answer)["results"]
+    assert [t["toObjectId"] for t in second["to"]] == linked[500:] and "paging" not in second

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .store import Record
 
 ALL = ["*"]  # render every set property (write responses)
+INLINE_ASSOCIATIONS = 100
+"""Links of one type a record carries inline (`associations=` on list / read); past that
+HubSpot pages them (`paging.next.after`, changelog "Announcing a change to how v3 CRM APIs
+return association data", January 2021) and the rest are read through the associations API."""
 
 
 def render(
@@ -78,17 +82,28 @@ def with_associations(
     wanted: list[str] | None,
     assoc: list[str],
     history: list[str] | None = None,
+    base_url: str = "",
 ) -> dict[str, Any]:
+    """A record with the links of each `assoc` type inline: at most 100 of a type, ascending
+    by id, then a `paging.next` cursor (the v4 association page's: the next id)."""
     out = render_record(sim, object_type, record, wanted, history)
     links = {}
     for to_type in assoc:
-        found = sim.store.association_types(object_type, record["id"], to_type)
+        found = sorted(sim.store.association_types(object_type, record["id"], to_type))
         if found:
+            shown = found[:INLINE_ASSOCIATIONS]
             links[to_type] = {
                 "results": [
-                    {"id": to_id, "type": V3_NAMES[t]} for to_id, types in found for t in types
+                    {"id": to_id, "type": V3_NAMES[t]} for to_id, types in shown for t in types
                 ]
             }
+            if len(found) > INLINE_ASSOCIATIONS:
+                after = found[INLINE_ASSOCIATIONS][0]
+                link = (
+                    f"{base_url}/crm/v4/objects/{object_type}/{record['id']}"
+                    f"/associations/{to_type}?after={after}"
+                )
+                links[to_type]["paging"] = {"next": {"after": after, "link": link}}
     if links:
         out["associations"] = links
     return out

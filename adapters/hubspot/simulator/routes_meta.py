@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .simulator import HubSpotSimulator
 
 MAX_ASSOCIATION_INPUTS = 1000
+V4_PAGE = 500
+"""Links of one record per v4 answer, as the v4 per-record read documents ("Limit 500 per
+call"); the batch read pages each record the same way: `paging.next.after` on its result, given
+back beside the id (`{"id", "after"}`) in a later request."""
 PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
 FIELD_TYPES = {
     "textarea",
@@ -234,8 +238,9 @@ def read_associations(sim: HubSpotSimulator, req: Request) -> Response:
         )
     labels = dict(ASSOCIATION_TYPES.get((from_type, to_type), []))
     results, errors = [], []
-    for key in dict.fromkeys(str(i["id"]) for i in inputs):
-        found = sim.store.association_types(from_type, key, to_type)
+    asked = dict.fromkeys((str(i["id"]), str(i.get("after") or "")) for i in inputs)
+    for key, after in asked:
+        found = sorted(sim.store.association_types(from_type, key, to_type))
         if not found:
             errors.append(
                 row_error(
@@ -246,6 +251,7 @@ def read_associations(sim: HubSpotSimulator, req: Request) -> Response:
                 | {"subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND"}
             )
             continue
+        rest = [link for link in found if link[0] >= after]
         to = [
             {
                 "toObjectId": to_id,
@@ -255,9 +261,14 @@ def read_associations(sim: HubSpotSimulator, req: Request) -> Response:
                     for t in types
                 ],
             }
-            for to_id, types in found
+            for to_id, types in rest[:V4_PAGE]
         ]
-        results.append({"from": {"id": key}, "to": to})
+        result: dict[str, Any] = {"from": {"id": key}, "to": to}
+        if len(rest) > V4_PAGE:
+            nxt = rest[V4_PAGE][0]
+            link = f"{req.base_url}/crm/v4/objects/{from_type}/{key}/associations/{to_type}"
+            result["paging"] = {"next": {"after": nxt, "link": f"{link}?after={nxt}"}}
+        results.append(result)
     body_out: dict[str, Any] = {"status": "COMPLETE", "results": results}
     if errors:
         body_out |= {"numErrors": len(errors), "errors": errors}

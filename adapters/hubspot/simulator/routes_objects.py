@@ -91,7 +91,9 @@ def list_objects(sim: HubSpotSimulator, req: Request) -> Response:
         if len(results) == limit:
             next_after = record["id"]
             break
-        results.append(with_associations(sim, object_type, record, wanted, assoc, history))
+        results.append(
+            with_associations(sim, object_type, record, wanted, assoc, history, req.base_url)
+        )
     body: dict[str, Any] = {"results": results}
     if next_after:
         link = f"{req.base_url}/crm/v3/objects/{object_type}?limit={limit}&after={next_after}"
@@ -114,6 +116,7 @@ def get_object(sim: HubSpotSimulator, req: Request) -> Response:
             req.arg_list("properties"),
             _assoc_arg(req),
             req.arg_list("propertiesWithHistory"),
+            req.base_url,
         ),
     )
 
