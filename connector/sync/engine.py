@@ -74,7 +74,7 @@ FULL_DONE_KEY = "full_read_done_at"
 DECIDED_WITH_KEY = "mirror_decided_with"
 """The configuration every mirrored contact was last decided with: when it changes, everyone
 is decided again; otherwise only those whose decision can have moved (`next_review`)."""
-MIRROR_CHUNK = 500
+MIRROR_CHUNK = 2000
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
 their contact is decided again (a configuration change or the attention backoff)."""
