@@ -208,3 +208,17 @@ def test_unless_edited_keeps_a_person_s_value_with_history_from_before_the_mirro
     assert adapter.records["hot-1"].owned["score"] == 1, "the person's value is kept"
     (written,) = store._query("SELECT written FROM mirror WHERE contact_id = 'hot-1'")[0]
     assert json.loads(written)["score"] == [70], "seeded from the audit trail, then patched"
+
+
+def test_review_moments_in_another_offset_are_compared_as_the_same_instant(store):
+    """Event times can carry any UTC offset; the mirror compares review moments as text."""
+    from datetime import timezone
+
+    adapter, engine = synced(store)
+    new_york = timezone(timedelta(hours=-5))
+    soon = engine.run(RunOptions(now=(NOW + timedelta(minutes=30)).astimezone(new_york)))
+    # One minute past the events' day boundary (12:00 UTC), written as 07:01-05:00.
+    later = engine.run(RunOptions(now=(NOW + timedelta(days=1, minutes=1)).astimezone(new_york)))
+
+    assert soon.counts["redecided"] == 0
+    assert later.counts["redecided"] == 3

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
@@ -59,7 +59,8 @@ def encode(contact: Contact) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    """In UTC: the mirror compares these as text (`recheck_at <= ?`), so one offset only."""
+    return moment.astimezone(UTC).isoformat() if moment else None
 
 
 def _moment(text: str | None) -> datetime | None:
@@ -82,7 +83,7 @@ class Mirror:
     def upsert(self, instance: str, contacts: Sequence[Contact], read_at: datetime) -> None:
         """Facts as just read; what the engine keeps beside them (episode, writes) stays."""
         rows = [
-            (instance, c.object_type, c.id, encode(c), _iso(c.updated_at), read_at.isoformat())
+            (instance, c.object_type, c.id, encode(c), _iso(c.updated_at), _iso(read_at))
             for c in contacts
         ]
         with self._store._tx() as conn:
@@ -117,8 +118,8 @@ class Mirror:
                     (
                         json.dumps(write.update.values()),
                         write.update.values().get("stage"),
-                        write.sent_at.isoformat(),
-                        write.acked_at.isoformat(),
+                        _iso(write.sent_at),
+                        _iso(write.acked_at),
                         _iso(write.stamp),
                         instance,
                         write.update.object_type,
@@ -139,10 +140,7 @@ class Mirror:
             conn.executemany(
                 "UPDATE mirror SET hot_since = ?, recheck_at = ?"
                 " WHERE instance = ? AND object_type = ? AND contact_id = ?",
-                [
-                    (_iso(since), recheck.isoformat(), instance, *key)
-                    for key, since, recheck in decided
-                ],
+                [(_iso(since), _iso(recheck), instance, *key) for key, since, recheck in decided],
             )
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
@@ -193,7 +191,7 @@ class Mirror:
         `due_by` (None: all of them), in key order, `size` at a time, so memory stays flat
         however many there are."""
         after: tuple[str, str] = ("", "")
-        due = due_by.isoformat() if due_by else None
+        due = _iso(due_by)
         while True:
             rows = self._store._query(
                 "SELECT m.object_type, m.contact_id, m.contact, m.hot_since FROM mirror m"
@@ -203,7 +201,7 @@ class Mirror:
                 " WHERE r.instance = m.instance AND r.object_type = m.object_type"
                 " AND r.contact_id = m.contact_id)"
                 " ORDER BY m.object_type, m.contact_id LIMIT ?",
-                (instance, *after, read_before.isoformat(), due, due, size),
+                (instance, *after, _iso(read_before), due, due, size),
             )
             if not rows:
                 return
@@ -235,7 +233,7 @@ class Mirror:
         """After a complete full read: records it did not return are gone from the CRM
         (deleted or merged). Records waiting for a re-read, and records our writes reached
         since the read began, stay."""
-        since = full_read_started.isoformat()
+        since = _iso(full_read_started)
         with self._store._tx() as conn:
             cursor = conn.execute(
                 "DELETE FROM mirror WHERE instance = ? AND read_at < ?"
