@@ -38,15 +38,10 @@ def check_time_reaches_untouched_contacts(adapter: Any, store: StateStore, setti
     start = datetime.now(UTC)
     first, _, _ = run(engine, adapter, start)
     hot = [
-        m.contact
-        for chunk in store.mirror.chunks(
-            settings.crm.instance,
-            read_before=start + timedelta(days=999),
-            exclude=set(),
-            due_by=None,
-        )
-        for m in chunk
-        if m.contact.owned.get("temperature") == "hot"
+        contact
+        for chunk in store.mirrored_contacts(settings.crm.instance)
+        for contact in chunk
+        if contact.owned.get("temperature") == "hot"
     ]
     assert hot, "the seeded CRM has hot contacts"
 
@@ -64,14 +59,9 @@ def check_time_reaches_untouched_contacts(adapter: Any, store: StateStore, setti
     later, later_reads, _ = run(engine, adapter, start + timedelta(days=200))
     assert later.counts["read"] == 0 and only_change_pages(later_reads, idle_reads), "no read"
     mirrored = {
-        (m.contact.object_type, m.contact.id): m.contact.owned
-        for chunk in store.mirror.chunks(
-            settings.crm.instance,
-            read_before=start + timedelta(days=999),
-            exclude=set(),
-            due_by=None,
-        )
-        for m in chunk
+        (contact.object_type, contact.id): contact.owned
+        for chunk in store.mirrored_contacts(settings.crm.instance)
+        for contact in chunk
     }
     crm = {}
     for batch in adapter.read_contacts([(c.object_type, c.id) for c in hot]):

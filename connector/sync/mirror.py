@@ -145,37 +145,34 @@ class Mirror:
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
         """When each record's current hot episode began (absent: not mirrored yet)."""
-        found: dict[Key, datetime | None] = {}
-        for object_type, ids in _by_type(keys).items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = self._store._query(
-                    "SELECT contact_id, hot_since FROM mirror WHERE instance = ?"
-                    f" AND object_type = ? AND contact_id IN ({','.join('?' * len(chunk))})",
-                    [instance, object_type, *chunk],
-                )
-                found.update({(object_type, cid): _moment(since) for cid, since in rows})
-        return found
+        rows = self._rows(instance, keys, "hot_since")
+        return {key: _moment(since) for key, (since,) in rows}
 
     def known_versions(self, instance: str, hits: Sequence[tuple[Key, datetime]]) -> set[Key]:
         """Hits (record, CRM modification stamp) whose version the mirror already holds: the
         one we last read, or our own acknowledged write."""
-        stamps = {key: stamp for key, stamp in hits}
-        known: set[Key] = set()
-        for object_type, ids in _by_type(list(stamps)).items():
+        stamps = dict(hits)
+        columns = "stamp, write_sent_at, write_acked_at, write_stamp"
+        return {
+            key
+            for key, times in self._rows(instance, list(stamps), columns)
+            if _own(stamps[key], *map(_moment, times))
+        }
+
+    def _rows(
+        self, instance: str, keys: Sequence[Key], columns: str
+    ) -> Iterator[tuple[Key, tuple[Any, ...]]]:
+        """(key, columns) of the mirrored records among `keys`, 500 ids per query."""
+        for object_type, ids in _by_type(keys).items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = self._store._query(
-                    "SELECT contact_id, stamp, write_sent_at, write_acked_at, write_stamp"
-                    " FROM mirror WHERE instance = ? AND object_type = ?"
-                    f" AND contact_id IN ({','.join('?' * len(chunk))})",
+                    f"SELECT contact_id, {columns} FROM mirror WHERE instance = ?"
+                    f" AND object_type = ? AND contact_id IN ({','.join('?' * len(chunk))})",
                     [instance, object_type, *chunk],
                 )
-                for cid, read, sent, acked, written in rows:
-                    hit = stamps[(object_type, cid)]
-                    if _own(hit, _moment(read), _moment(sent), _moment(acked), _moment(written)):
-                        known.add((object_type, cid))
-        return known
+                for cid, *values in rows:
+                    yield (object_type, cid), tuple(values)
 
     def chunks(
         self,
