@@ -1,43 +1,49 @@
-"""Benchmark: a full then an incremental sync of a simulated HubSpot portal.
+"""Benchmark: HubSpot syncs against a simulated portal served by its own process.
 
-    python bench/hubspot_sync.py [--contacts 20000] [--touched 2000] [--seed 11]
+    python bench/hubspot_sync.py [--contacts 10000 100000] [--latency-ms 0 250] [--seed 11]
+                                 [--scenarios full "incremental 1%" ...] [--table FILE]
 
-Scenarios: full, incremental (--touched contacts get new engagement), a rerun, an idle rerun
-(nothing changed outside) and a run 30 days later (nothing changed outside: only decay
-moves). Each prints its requests against the documented minimum (docs/performance.md,
-"HubSpot"), the ratio, and both per endpoint.
-
-Prints contacts per second, API requests per 1,000 contacts, 429s met and peak memory. The
-simulator enforces HubSpot's limits (190 requests / 10 s, 5 searches / s); the adapter stays
-under its own share (150 / 10 s by default), which bounds the speed as it would in production.
-Portals of 20,000+ contacts include an import that stamps more than 10,000 contacts with one
-`lastmodifieddate`, the case that makes naive search-based connectors loop.
+For each size and latency, a new portal (`crm-qualify simulate hubspot` options, in a child
+process: bench/harness.py) and a new state store run the scenarios in order: full,
+incremental 1% and 10% (that share of contacts gets new engagement), an idle rerun, a day
+later and 30 days later (nothing changed outside: only time moves). Each prints its requests
+per endpoint against the documented minimum (docs/performance.md, "HubSpot"; FORMULA below),
+its wall time against the rate-limit floor (burst requests / 15 per s, searches / 4 per s at
+the default share), the connector's peak RSS and CPU apart from the simulator's, 429s met, and
+the state store's bytes per contact. The closing table adds the naive integration (one GET
+and one PATCH per contact) as a computed row.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import resource
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from crm_qualify.adapters.hubspot import HubSpotAdapter
-from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on
+from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on, epoch_ms
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
-from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.adapters.hubspot.simulator.values import parse_ms
 from crm_qualify.connector.contract import ContactBatch
-from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
+from harness import (
+    Row,
+    Simulator,
+    bench_arguments,
+    breakdown,
+    mapping_for,
+    measure,
+    naive_line,
+    report,
+    scenarios,
+    store_bytes,
+)
 
 BATCH, PAGE, SEARCH, LINKS, INLINE = 100, 100, 200, 1000, 100
 """HubSpot's sizes: batch read / update / create, list page, search page, v4 association
@@ -56,6 +62,12 @@ DEAL_LINKS, TASK_LINKS, SWEEP_LINKS = (
 )
 TASK_SEARCH, PIPELINES = f"POST {V3}/tasks/search", "GET /crm/v3/pipelines/deals"
 UPDATE, CREATE = f"POST {V3}/contacts/batch/update", f"POST {V3}/tasks/batch/create"
+KEY = "crmq_task_key"
+MODELLED = frozenset(
+    {LIST, SEARCH_CONTACTS, CONTACT_READ, DEAL_READ, TASK_READ, DEAL_LINKS, TASK_LINKS}
+    | {SWEEP_LINKS, TASK_SEARCH, PIPELINES, UPDATE, CREATE}
+)
+"""The endpoints FORMULA covers (engagement, company and form reads are not in it yet)."""
 
 FORMULA = """\
 full (walk of N contacts; D, K: distinct deals and tasks linked to them):
@@ -75,66 +87,15 @@ distinct deals and tasks):
   + ceil(W/100) batch updates + ceil(C/100) task creates"""
 
 
-@dataclass
-class Reads:
-    """What one run's read batches held, noted as each batch is handed to the engine (before
-    its writes link new tasks): per contact its deals, tasks and whether search found it."""
-
-    contacts: list[tuple[list[str], list[str], bool]] = field(default_factory=list)
-
-    def chunks(self) -> Iterator[list[tuple[list[str], list[str], bool]]]:
-        for start in range(0, len(self.contacts), READ_BATCH):
-            yield self.contacts[start : start + READ_BATCH]
-
-
-def watch_reads(adapter: HubSpotAdapter, sim: HubSpotSimulator) -> list[Reads]:
-    """Wraps `read_changed` so each run's reads are noted (one `Reads` per call)."""
-    runs: list[Reads] = []
-    original = adapter.read_changed
-
-    def read_changed(cursor: str | None, **kwargs: Any) -> Iterator[ContactBatch]:
-        reads = Reads()
-        runs.append(reads)
-        position = Cursor.load(cursor)
-        low = None if position is None or position.since is None else position.since
-        low = None if low is None else low - adapter.reader.lookback_ms
-        for batch in original(cursor, **kwargs):
-            keys = [r.key for r in batch.raw] + [e.key for e in batch.errors]
-            with sim.store.lock:
-                for key in filter(None, keys):
-                    stamp = parse_ms(
-                        sim.store.objects["contacts"][key[1]]["properties"].get("lastmodifieddate")
-                    )
-                    reads.contacts.append(
-                        (
-                            sim.store.associations("contacts", key[1], "deals"),
-                            sim.store.associations("contacts", key[1], "tasks"),
-                            low is not None and (stamp or 0) >= low,
-                        )
-                    )
-            yield batch
-
-    adapter.read_changed = read_changed  # type: ignore[method-assign]
-    return runs
-
-
-def window(sim: HubSpotSimulator, store: StateStore, adapter: HubSpotAdapter) -> tuple:
-    """(contact hits, task hits, tasks people worked on) the next run's searches meet;
-    None for a walk."""
-    cursor = Cursor.load(store.get_cursor("default", "contacts"))
-    if cursor is None or cursor.since is None:
-        return None
-    low = cursor.since - adapter.reader.lookback_ms
-    swept = (cursor.activity if cursor.activity is not None else cursor.since) - (
-        adapter.reader.lookback_ms
-    )
-    key = adapter.task_key_property
+# ----- in the simulator's process (harness `call`) -------------------------------------------
+def window(sim: Any, low: int, swept: int, key: str) -> tuple[list[str], int, int]:
+    """(ids of the contacts the run's search window holds, task hits, tasks people worked on)."""
     with sim.store.lock:
-        contacts = sum(
-            1
+        contacts = [
+            r["id"]
             for r in sim.store.objects["contacts"].values()
             if not r["archived"] and (parse_ms(r["properties"].get("lastmodifieddate")) or 0) >= low
-        )
+        ]
         tasks = [
             r
             for r in sim.store.objects["tasks"].values()
@@ -146,29 +107,49 @@ def window(sim: HubSpotSimulator, store: StateStore, adapter: HubSpotAdapter) ->
 
 
 def minimum(
-    sim: HubSpotSimulator,
-    hits: tuple | None,
-    reads: Reads,
-    counts: Counter,
-    *,
+    sim: Any,
+    hits: tuple[list[str], int, int] | None,
+    read: list[str],
+    began_ms: int,
+    written: int,
+    created: int,
     first_run: bool,
     pipelines: bool,
 ) -> Counter[str]:
-    """The documented minimum of one run, per endpoint (FORMULA)."""
+    """The documented minimum of one run, per endpoint (FORMULA): `read`, the contact ids
+    handed to the engine in order; links made by the run itself (tasks created since
+    `began_ms`) left out, as the run read the contacts before it made them."""
     floor: Counter[str] = Counter()
-    if hits is None:
-        live = sum(1 for r in sim.store.objects["contacts"].values() if not r["archived"])
-        floor[LIST] = math.ceil(live / PAGE)
-    else:
-        contact_hits, task_hits, worked = hits
-        floor[SEARCH_CONTACTS] = max(1, math.ceil(contact_hits / SEARCH))
-        floor[TASK_SEARCH] = max(1, math.ceil(task_hits / SEARCH))
-        floor[SWEEP_LINKS] = math.ceil(worked / LINKS)
-    deals = {d for linked, _, _ in reads.contacts for d in linked}
-    tasks = {t for _, linked, _ in reads.contacts for t in linked}
-    floor[DEAL_READ] = math.ceil(len(deals) / BATCH)
-    floor[TASK_READ] = math.ceil(len(tasks) / BATCH)
-    for chunk in reads.chunks():
+    store = sim.store
+    with store.lock:
+        if hits is None:
+            live = sum(1 for r in store.objects["contacts"].values() if not r["archived"])
+            floor[LIST] = math.ceil(live / PAGE)
+            found: set[str] = set()
+        else:
+            contact_hits, task_hits, worked = hits
+            found = set(contact_hits)
+            floor[SEARCH_CONTACTS] = max(1, math.ceil(len(contact_hits) / SEARCH))
+            floor[TASK_SEARCH] = max(1, math.ceil(task_hits / SEARCH))
+            floor[SWEEP_LINKS] = math.ceil(worked / LINKS)
+
+        def earlier(task_id: str) -> bool:
+            row = store.objects["tasks"].get(task_id)
+            return row is not None and (parse_ms(row.get("createdAt")) or 0) < began_ms
+
+        linked = [
+            (
+                store.associations("contacts", oid, "deals"),
+                [t for t in store.associations("contacts", oid, "tasks") if earlier(t)],
+                oid in found,
+            )
+            for oid in read
+        ]
+        keyed = sum(1 for t in store.objects["tasks"].values() if t["properties"].get(KEY))
+    floor[DEAL_READ] = math.ceil(len({d for deals, _, _ in linked for d in deals}) / BATCH)
+    floor[TASK_READ] = math.ceil(len({t for _, tasks, _ in linked for t in tasks}) / BATCH)
+    for start in range(0, len(linked), READ_BATCH):
+        chunk = linked[start : start + READ_BATCH]
         if hits is None:  # links come inline, up to 100 of a type
             floor[DEAL_LINKS] += math.ceil(sum(len(d) > INLINE for d, _, _ in chunk) / LINKS)
             floor[TASK_LINKS] += math.ceil(sum(len(t) > INLINE for _, t, _ in chunk) / LINKS)
@@ -176,90 +157,124 @@ def minimum(
             floor[DEAL_LINKS] += 1
             floor[TASK_LINKS] += 1
             floor[CONTACT_READ] += math.ceil(sum(not hit for _, _, hit in chunk) / BATCH)
-    if pipelines and deals:
+    if pipelines and any(deals for deals, _, _ in linked):
         floor[PIPELINES] = 1
     if first_run:
-        key = "crmq_task_key"
-        keyed = sum(1 for t in sim.store.objects["tasks"].values() if t["properties"].get(key))
-        floor[TASK_SEARCH] += max(1, math.ceil((keyed - counts["tasks_created"]) / SEARCH))
-    floor[UPDATE] = math.ceil(counts["records_written"] / BATCH)
-    floor[CREATE] = math.ceil(counts["tasks_created"] / BATCH)
+        floor[TASK_SEARCH] += max(1, math.ceil((keyed - created) / SEARCH))
+    floor[UPDATE] = math.ceil(written / BATCH)
+    floor[CREATE] = math.ceil(created / BATCH)
     return +floor
 
 
-def breakdown(measured: Counter[str], floor: Counter[str]) -> str:
-    names = sorted(set(measured) | set(floor), key=lambda n: (-measured[n], n))
-    lines = [f"{'':>20}{'endpoint':<56}{'requests':>9}{'minimum':>9}"]
-    lines += [f"{'':>20}{n:<56}{measured[n]:>9,}{floor[n]:>9,}" for n in names]
-    return "\n".join(lines)
+# ----- in the bench's (the connector's) process ----------------------------------------------
+def watch_reads(adapter: HubSpotAdapter) -> list[list[str]]:
+    """Wraps `read_changed` so each run's contact ids are noted as batches are handed over."""
+    runs: list[list[str]] = []
+    original = adapter.read_changed
+
+    def read_changed(cursor: str | None, **kwargs: Any) -> Iterator[ContactBatch]:
+        read: list[str] = []
+        runs.append(read)
+        for batch in original(cursor, **kwargs):
+            keys = [r.key for r in batch.raw] + [e.key for e in batch.errors]
+            read += [key[1] for key in keys if key]
+            yield batch
+
+    adapter.read_changed = read_changed  # type: ignore[method-assign]
+    return runs
+
+
+def search_window(store: StateStore, adapter: HubSpotAdapter) -> tuple[int, int] | None:
+    """(low, swept) epoch ms of the next run's contact and task searches; None for a walk."""
+    cursor = Cursor.load(store.get_cursor("default", "contacts"))
+    if cursor is None or cursor.since is None:
+        return None
+    lookback = adapter.reader.lookback_ms
+    activity = cursor.activity if cursor.activity is not None else cursor.since
+    return cursor.since - lookback, activity - lookback
+
+
+def floor_seconds(measured: Counter[str], settings: HubSpotSettings) -> float:
+    """The time these requests need at the rates we may use (search has its own limit)."""
+    searches = sum(n for name, n in measured.items() if name.endswith("/search"))
+    burst = sum(measured.values()) - searches
+    return max(burst / (settings.requests_per_10s / 10), searches / settings.searches_per_second)
+
+
+def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
+    options = ["--contacts", str(contacts), "--seed", str(args.seed), "--latency-ms",
+               str(latency), "--custom-properties", "--search-lag-seconds", "0"]  # fmt: skip
+    rows: list[Row] = []
+    with Simulator("hubspot", options) as sim:
+        where = sim.call("info")
+        settings = HubSpotSettings(access_token=where["access_token"], base_url=where["base_url"])
+        adapter = HubSpotAdapter.from_config(settings, mapping_for("hubspot", args.core_only))
+        runs = watch_reads(adapter)
+        pipelines = True
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "state.sqlite"
+            store = StateStore(path)
+            engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="hubspot")), store)
+            for number, (name, days, share) in enumerate(scenarios(args.scenarios)):
+                if share:
+                    sim.call("engage", round(contacts * share))
+                bounds = search_window(store, adapter)
+                hits = None if bounds is None else sim.call(
+                    "hubspot_sync:window", *bounds, adapter.task_key_property
+                )  # fmt: skip
+                before = sim.call("stats", True)
+                began = datetime.now(UTC)
+                summary, wall, cpu, rss = measure(
+                    lambda days=days: engine.run(
+                        RunOptions(now=datetime.now(UTC) + timedelta(days=days))
+                    )
+                )
+                after = sim.call("stats", True)
+                counts = summary.counts
+                measured = Counter(after["by_endpoint"])
+                floor = Counter(
+                    sim.call(
+                        "hubspot_sync:minimum", hits, runs[-1] if runs else [], epoch_ms(began),
+                        counts["records_written"], counts["tasks_created"], number == 0, pipelines,
+                    )
+                )  # fmt: skip
+                pipelines = pipelines and not measured[PIPELINES]
+                row = Row(
+                    "HubSpot", contacts, latency, name, sum(measured.values()),
+                    sum(floor.values()), wall, floor_seconds(measured, settings), rss, cpu,
+                    after["cpu"] - before["cpu"], after["throttled"], counts["records_written"],
+                    counts["tasks_created"], store_bytes(path), contacts, measured, floor,
+                    MODELLED,
+                )  # fmt: skip
+                rows.append(row)
+                print(
+                    f"{name} ({contacts:,} contacts, {latency:g} ms): {summary.status}, read"
+                    f" {counts['read']:,}, re-decided {counts['redecided']:,}; {row.requests:,}"
+                    f" requests ({row.outside:,} outside the formula), minimum {row.minimum:,}"
+                    f" ({row.ratio:.2f}; {row.modelled_ratio:.2f} on its endpoints);"
+                    f" {wall:.1f} s, floor {row.floor:.1f} s ({row.wall_ratio or 0:.2f});"
+                    f" fields written {counts['fields_written']:,} on {row.written:,} records,"
+                    f" tasks {row.tasks:,}; 429s {row.throttled}; connector peak RSS {rss:.0f} MB,"
+                    f" CPU {cpu:.1f} s; simulator CPU {row.sim_cpu:.1f} s, peak RSS"
+                    f" {after['peak_mb']:.0f} MB; in flight at most"
+                    f" {adapter.traffic.peak_in_flight}",
+                    flush=True,
+                )
+                print(breakdown(measured, floor), flush=True)
+            store.close()
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--contacts", type=int, default=20_000)
-    parser.add_argument("--touched", type=int, default=2_000)
-    parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
-
-    started = time.perf_counter()
-    with HubSpotSimulator(contacts=args.contacts, seed=args.seed, custom_properties=True) as sim:
-        print(f"seeded {args.contacts:,} contacts in {time.perf_counter() - started:.1f} s")
-        settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url)
-        adapter = HubSpotAdapter.from_config(settings, load_mapping("hubspot"))
-        sim.stats.reset()
-        began, seen = time.perf_counter(), []
-        for ids, _ in adapter.reader.changed(Cursor(since=0), datetime.now(UTC)):
-            seen += ids
-        largest = Counter(
-            r["properties"]["lastmodifieddate"] for r in sim.store.objects["contacts"].values()
-        ).most_common(1)[0][1]
-        print(
-            f"search from the epoch: {len(seen):,} ids ({len(set(seen)):,} distinct) in"
-            f" {time.perf_counter() - began:.1f} s, {sum(sim.stats.by_endpoint.values())} searches"
-            f" (minimum {math.ceil(len(set(seen)) / SEARCH)});"
-            f" largest group sharing one lastmodifieddate: {largest:,}"
-        )
-        print(FORMULA)
-        runs = watch_reads(adapter, sim)
-        with tempfile.TemporaryDirectory() as folder:
-            store = StateStore(Path(folder) / "state.sqlite")
-            engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="hubspot")), store)
-            scenarios = [
-                ("full", 0),
-                ("incremental", 0),
-                ("rerun, nothing new", 0),
-                ("idle rerun", 0),
-                ("30 days later", 30),
-            ]
-            pipelines = True
-            for number, (name, days) in enumerate(scenarios):
-                if name == "incremental":
-                    sim.simulate_engagement(args.touched)
-                hits = window(sim, store, adapter)
-                sim.stats.reset()
-                began = time.perf_counter()
-                summary = engine.run(RunOptions(now=datetime.now(UTC) + timedelta(days=days)))
-                seconds = time.perf_counter() - began
-                counts = summary.counts
-                measured = Counter(sim.stats.by_endpoint)
-                requests = sum(measured.values())
-                reads = runs[-1] if runs else Reads()
-                floor = minimum(
-                    sim, hits, reads, counts, first_run=number == 0, pipelines=pipelines
-                )
-                pipelines = pipelines and not measured[PIPELINES]
-                least = sum(floor.values())
-                print(
-                    f"{name:>18}: {summary.status}, read {counts['read']:,}, re-decided"
-                    f" {counts['redecided']:,} in {seconds:.1f} s, {requests:,} requests"
-                    f" (minimum {least:,}, ratio {requests / max(least, 1):.2f}), fields written"
-                    f" {counts['fields_written']:,} on {counts['records_written']:,} records,"
-                    f" tasks {counts['tasks_created']:,}, 429s {sim.stats.throttled}"
-                )
-                print(breakdown(measured, floor))
-            store.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory (simulator included): {peak:,.0f} MB")
+    args = bench_arguments(__doc__.splitlines()[0], "contacts")
+    print(FORMULA)
+    rows: list[Row] = []
+    for contacts in args.contacts:
+        for latency in args.latency_ms:
+            rows += run_size(contacts, latency, args)
+    share = HubSpotSettings(access_token="-").requests_per_10s / 10
+    naive = [naive_line("HubSpot", n, share) for n in args.contacts]
+    report(rows, naive, args.table)
 
 
 if __name__ == "__main__":

@@ -1,33 +1,45 @@
-"""Benchmark: full, incremental, idle and 30-days-later syncs of a simulated Salesforce org.
+"""Benchmark: Salesforce syncs against a simulated org served by its own process.
 
-    python bench/salesforce_sync.py [--records 10000] [--touched 1000] [--latency-ms 0]
+    python bench/salesforce_sync.py [--records 10000 100000] [--latency-ms 0 250] [--seed 3]
+                                    [--scenarios full "incremental 1%" ...] [--table FILE]
 
-Scenarios: full (a new state store reads everyone), incremental (--touched people get new
-engagement), an idle rerun (nothing changed outside) and a run 30 days later (nothing changed
-outside: only decay moves). Each prints its requests against the documented minimum
-(docs/performance.md, "Salesforce"; FORMULA below), the ratio, and both per kind of request
-as the adapter names them. With --latency-ms 250 every request waits as long as a distant
-org would make it.
+For each size and latency, a new org (the `crm-qualify simulate salesforce` options, in a
+child process: bench/harness.py) and a new state store run the scenarios in order: full,
+incremental 1% and 10% (that share of people gets new engagement), an idle rerun, a day later
+and 30 days later (nothing changed outside: only time moves). Each prints its requests per
+kind (as the adapter names them) against the documented minimum (docs/performance.md,
+"Salesforce"; FORMULA below), the wall time (Salesforce sets no short-window rate limit, so
+there is no rate floor to compare with), the connector's peak RSS and CPU apart from the
+org's, and the state store's bytes per person. The closing table adds the naive integration
+(one GET and one PATCH per person) as a computed row.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import resource
 import tempfile
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
-from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
+from harness import (
+    Row,
+    Simulator,
+    bench_arguments,
+    breakdown,
+    mapping_for,
+    measure,
+    naive_line,
+    report,
+    scenarios,
+    store_bytes,
+)
 
 PAGE, COLLECTION = 2000, 200
 KEY = "CRMQ_Task_Key__c"
@@ -56,7 +68,7 @@ minimum = L + K + sum over Lead, Contact of max(1, ceil((P + C) / 2,000))
   U: records updated, T: tasks upserted (sObject Collections of 200)"""
 
 
-def people(sim: SalesforceSimulator, since: str | None) -> dict[str, list[str]]:
+def people(sim: Any, since: str | None) -> dict[str, list[str]]:
     """Ids per object of the people a run must read: everyone (`since` None), or those whose
     last change since `since` is not the integration user's."""
     wanted: dict[str, list[str]] = {}
@@ -73,7 +85,7 @@ def people(sim: SalesforceSimulator, since: str | None) -> dict[str, list[str]]:
     return wanted
 
 
-def child_rows(sim: SalesforceSimulator, sobject: str, ids: list[str]) -> int:
+def child_rows(sim: Any, sobject: str, ids: list[str]) -> int:
     wanted = set(ids)
     return sum(
         1
@@ -83,7 +95,7 @@ def child_rows(sim: SalesforceSimulator, sobject: str, ids: list[str]) -> int:
     )
 
 
-def swept(sim: SalesforceSimulator, since: str) -> Counter[str]:
+def swept(sim: Any, since: str) -> Counter[str]:
     """Rows each sweep query meets (our own open tasks left out, as the sweep leaves them)."""
     rows: Counter[str] = Counter()
     for sobject in SWEPT:
@@ -94,7 +106,7 @@ def swept(sim: SalesforceSimulator, since: str) -> Counter[str]:
     return rows
 
 
-def minimum_reads(sim: SalesforceSimulator, since: str | None, *, first_run: bool) -> Counter[str]:
+def minimum_reads(sim: Any, since: str | None, first_run: bool) -> Counter[str]:
     """The reads of one run's documented minimum (FORMULA), by the adapter's name for each
     request, as the org stands before the run; `since`: when the previous run started (None:
     a full read)."""
@@ -124,76 +136,77 @@ def minimum_writes(counts: Counter) -> Counter[str]:
     return floor
 
 
-def breakdown(measured: Counter[str], floor: Counter[str]) -> str:
-    names = sorted(set(measured) | set(floor), key=lambda n: (-measured[n], n))
-    lines = [f"{'':>16}| {'request':<36}| {'requests':>8} | {'minimum':>7} |"]
-    lines += [f"{'':>16}| {n:<36}| {measured[n]:>8,} | {floor[n]:>7,} |" for n in names]
-    return "\n".join(lines)
+def minimum(sim: Any, since: str | None, first_run: bool) -> dict[str, int]:
+    """`minimum_reads` in the org's process, under its lock."""
+    with sim.org.lock:
+        return dict(minimum_reads(sim, since, first_run))
+
+
+def run_size(records: int, latency: float, args: Any) -> list[Row]:
+    options = ["--records", str(records), "--seed", str(args.seed), "--latency-ms",
+               str(latency), "--daily-limit", str(10**9)]  # fmt: skip
+    rows: list[Row] = []
+    with Simulator("salesforce", options) as sim:
+        settings = SalesforceSettings(**sim.call("info"))
+        adapter = SalesforceAdapter.from_config(settings, mapping_for("salesforce", args.core_only))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "state.sqlite"
+            store = StateStore(path)
+            engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store)
+            since: str | None = None
+            for number, (name, days, share) in enumerate(scenarios(args.scenarios)):
+                if share:
+                    sim.call("engage", round(records * share))
+                reads = Counter(sim.call("salesforce_sync:minimum", since, number == 0))
+                before_usage = Counter(adapter.usage().requests)
+                before = sim.call("stats", True)
+                run_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+                summary, wall, cpu, rss = measure(
+                    lambda days=days: engine.run(
+                        RunOptions(now=datetime.now(UTC) + timedelta(days=days))
+                    )
+                )
+                after = sim.call("stats", True)
+                since = run_started
+                counts = summary.counts
+                floor = +(reads + minimum_writes(counts))
+                used = Counter(adapter.usage().requests)
+                used.subtract(before_usage)
+                measured: Counter[str] = Counter()
+                for what, n in (+used).items():
+                    measured[what.removesuffix(" (more)")] += n
+                row = Row(
+                    "Salesforce", records, latency, name, sum(measured.values()),
+                    sum(floor.values()), wall, None, rss, cpu, after["cpu"] - before["cpu"],
+                    adapter.usage().throttled, counts["records_written"], counts["tasks_created"],
+                    store_bytes(path), records, measured, floor,
+                )  # fmt: skip
+                rows.append(row)
+                served = sum(after["by_endpoint"].values())
+                print(
+                    f"{name} ({records:,} people, {latency:g} ms): {summary.status}, read"
+                    f" {counts['read']:,}, re-decided {counts['redecided']:,}; {row.requests:,}"
+                    f" requests ({served:,} served by the org), minimum {row.minimum:,}"
+                    f" ({row.ratio:.2f}); {wall:.1f} s; fields written"
+                    f" {counts['fields_written']:,} on {row.written:,} records, tasks"
+                    f" {row.tasks:,}; connector peak RSS {rss:.0f} MB, CPU {cpu:.1f} s; org"
+                    f" CPU {row.sim_cpu:.1f} s, peak RSS {after['peak_mb']:.0f} MB; in flight"
+                    f" at most {adapter.traffic.peak_in_flight}",
+                    flush=True,
+                )
+                print(breakdown(measured, floor), flush=True)
+            store.close()
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--touched", type=int, default=1_000)
-    parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--seed", type=int, default=3)
-    args = parser.parse_args()
-
-    started = time.perf_counter()
-    with SalesforceSimulator(records=args.records, seed=args.seed, daily_limit=10**9) as sim:
-        print(
-            f"seeded {args.records:,} leads and contacts in {time.perf_counter() - started:.1f} s"
-        )
-        print(FORMULA)
-        sim.latency_ms = args.latency_ms
-        settings = SalesforceSettings(**sim.adapter_options())
-        adapter = SalesforceAdapter.from_config(settings, load_mapping("salesforce"))
-        scenarios = [("full", 0), ("incremental", 0), ("idle rerun", 0), ("30 days later", 30)]
-        table = ["| scenario | requests | minimum | ratio | read | records written | tasks |"]
-        table.append("|---|---:|---:|---:|---:|---:|---:|")
-        with tempfile.TemporaryDirectory() as folder:
-            store = StateStore(Path(folder) / "state.sqlite")
-            engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store)
-            since: str | None = None
-            for number, (name, days) in enumerate(scenarios):
-                if name == "incremental":
-                    sim.simulate_engagement(args.touched)
-                before = Counter(adapter.usage().requests)
-                with sim.org.lock:
-                    reads = minimum_reads(sim, since, first_run=number == 0)
-                sim.stats.reset()
-                run_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-                began = time.perf_counter()
-                summary = engine.run(RunOptions(now=datetime.now(UTC) + timedelta(days=days)))
-                seconds = time.perf_counter() - began
-                counts = summary.counts
-                floor = +(reads + minimum_writes(counts))
-                since = run_started
-                used = Counter(adapter.usage().requests)
-                used.subtract(before)
-                measured = Counter()
-                for what, n in (+used).items():
-                    measured[what.removesuffix(" (more)")] += n
-                served = sum(sim.stats.by_endpoint.values())
-                requests, least = sum(measured.values()), sum(floor.values())
-                print(
-                    f"{name:>14}: {summary.status}, read {counts['read']:,}, re-decided"
-                    f" {counts['redecided']:,} in {seconds:.1f} s; {requests:,} requests"
-                    f" ({served:,} served by the org), minimum {least:,},"
-                    f" ratio {requests / max(least, 1):.2f}; fields written"
-                    f" {counts['fields_written']:,} on {counts['records_written']:,} records,"
-                    f" tasks {counts['tasks_created']:,}"
-                )
-                print(breakdown(measured, floor))
-                table.append(
-                    f"| {name} | {requests:,} | {least:,} | {requests / max(least, 1):.2f} |"
-                    f" {counts['read']:,} | {counts['records_written']:,} |"
-                    f" {counts['tasks_created']:,} |"
-                )
-            store.close()
-    print("\n".join(table))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory (simulator included): {peak:,.0f} MB")
+    args = bench_arguments(__doc__.splitlines()[0], "records")
+    print(FORMULA)
+    rows: list[Row] = []
+    for records in args.records:
+        for latency in args.latency_ms:
+            rows += run_size(records, latency, args)
+    report(rows, [naive_line("Salesforce", n, None) for n in args.records], args.table)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,10 @@ class WriteResult:
     stamp: datetime | None = None
 
 
+SourceQuestions = Sequence[tuple[tuple[str, str], Sequence[str]]]
+"""For `Adapter.field_sources`: records ((object_type, id)) and, for each, the canonical owned
+fields whose current value the core needs to know the setter of."""
+
 KnownVersions = Callable[[Sequence[tuple[tuple[str, str], datetime]]], set[tuple[str, str]]]
 """The core's check, given changed-record hits ((object_type, id), CRM modification stamp),
 of the ones whose version it already holds (read before, or our own acknowledged write):
@@ -180,6 +184,9 @@ class Outcome:
     closed_at: datetime | None
     contact_ids: tuple[str, ...] = ()
     amount: float | None = None
+    created_at: datetime | None = None
+    """When the deal was opened, if the CRM says: the facts before it are what calibration
+    learns from, never the sale itself."""
 
 
 @dataclass
@@ -206,7 +213,15 @@ class Adapter(Protocol):
     Optional: `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
     where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created; and
     `writable_stages: frozenset[str]`, the canonical stages the CRM has a value for (HubSpot
-    has none for `target`): the engine then never plans a stage write the CRM cannot take.
+    has none for `target`): the engine then never plans a stage write the CRM cannot take;
+    and `field_sources(self, wanted: SourceQuestions) -> dict[(object_type, id), dict[str,
+    FieldSource]]`: who set the current value of these owned fields (canonical names) of
+    these records, and when (`model.FieldSource`: person, connector, automation, unknown,
+    and the value before it where the CRM keeps history). The core asks only about records
+    whose plan hinges on the answer (a value it has no acknowledged write for, which a write
+    would replace), keeps the answers in the mirror, and applies the write policies on them
+    (`sync/diff.py`). A field the adapter cannot answer is left out (unknown); a failure of
+    the whole call raises as any call does. Without the method every source is unknown.
     """
 
     name: str
@@ -326,6 +341,7 @@ __all__ = [
     "RawContact",
     "RecordError",
     "REQUIRED_METHODS",
+    "SourceQuestions",
     "TaskResult",
     "TranslationError",
     "WriteResult",

@@ -15,7 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from crm_qualify.connector.model import CUSTOMER_TYPES, OWNED_FIELDS, Stage, Temperature
+from crm_qualify.connector.model import (
+    CUSTOMER_TYPES,
+    OWNED_FIELDS,
+    CriterionStatus,
+    Stage,
+    Temperature,
+)
 from crm_qualify.connector.settings import (
     ConfigurationError,
     FieldPolicy,
@@ -38,6 +44,10 @@ class ObjectMapping(BaseModel):
     temperatures: dict[Temperature, str] = {}
     highest_stages: dict[Stage, str] = {}
     customer_types: dict[str, str] = {}
+    stage_values: dict[str, Stage] = {}
+    """The CRM's own stage values that mean a canonical stage when read (custom stages)."""
+    qualification_values: dict[str, CriterionStatus | dict[str, CriterionStatus]] = {}
+    """The CRM's own answer values -> canonical answer; a sub-table per criterion."""
 
     @field_validator("customer_types")
     @classmethod

@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
+from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import OWNED_FIELDS
 from crm_qualify.connector.ops.logs import is_secret_key, mask_values
@@ -50,8 +52,8 @@ class FieldPolicy(_Section):
     )
     policy: WritePolicy = Field(
         default="always",
-        description="always; if_empty (only fill a blank); unless_edited (skip a value a person"
-        " changed since our last write).",
+        description="always; if_empty (only fill a blank); unless_edited (keep a value a person"
+        " set, before our first write too, or changed since our last write).",
     )
 
 
@@ -139,10 +141,12 @@ class Settings(BaseSettings):
     )
     fields: dict[str, FieldPolicy] = Field(default_factory=_default_fields)
     rules: Rules = Field(default_factory=Rules)
+    identity: IdentityRules = Field(default_factory=IdentityRules)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    calibrate: CalibrateSettings = Field(default_factory=CalibrateSettings)
 
     @field_validator("fields")
     @classmethod

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from crm_qualify.connector.model import Contact, Decision, Score, Stage, Temperature
+from crm_qualify.connector.model import (
+    Contact,
+    Decision,
+    FieldSource,
+    Score,
+    Stage,
+    Temperature,
+)
 from crm_qualify.connector.settings import FieldPolicy, Settings
-from crm_qualify.connector.sync.diff import normalise, plan_update
+from crm_qualify.connector.sync.diff import Skip, normalise, plan_update, source_questions
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -156,3 +163,77 @@ def test_policies_apply_to_the_new_fields():
     assert "highest_stage" not in values
     blank = Contact(id="1", stage=Stage.CUSTOMER, owned={**c.owned, "highest_stage": None})
     assert planned(blank, d, policies)["highest_stage"] == "customer", "if_empty fills a blank"
+
+
+# who set a value: people's edits are kept ---------------------------------------------------
+AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def sourced(stage: Stage = Stage.LEAD, sources: dict | None = None, **owned) -> Contact:
+    return Contact(id="1", stage=stage, owned=owned, owned_sources=sources or {})
+
+
+def by(who: str, value, previous=None) -> FieldSource:
+    return FieldSource(by=who, at=AT, value=value, previous=previous)
+
+
+def test_unless_edited_keeps_what_a_person_set_before_our_first_write():
+    policies = {**Settings().fields, "temperature": FieldPolicy(policy="unless_edited")}
+    person = sourced(temperature="cold", sources={"temperature": by("person", "cold")})
+    update, skips = plan_update(person, decision(), policies, {})
+    assert "temperature" not in update.values()
+    assert skips == [
+        Skip("temperature", "policy unless_edited: a person set it on 2026-11-20", True)
+    ]
+    workflow = sourced(temperature="cold", sources={"temperature": by("automation", "cold")})
+    assert planned(workflow, decision(), policies)["temperature"] == "hot"
+    stale = sourced(temperature="cold", sources={"temperature": by("person", "warm")})
+    assert planned(stale, decision(), policies)["temperature"] == "hot", "about another value"
+    ours = sourced(temperature="cold", sources={"temperature": by("person", "cold")})
+    assert planned(ours, decision(), policies, {"temperature": "cold"})["temperature"] == "hot"
+
+
+def test_a_stage_moved_back_stays_until_the_contact_goes_past_it():
+    moved = sourced(stage=Stage.LEAD, highest_stage="mql")
+    moved.owned["stage"] = "lead"
+    update, skips = plan_update(moved, decision(stage=Stage.MQL), Settings().fields, {})
+    assert update is None or "stage" not in update.values()
+    (skip,) = [s for s in skips if s.field == "stage"]
+    assert skip.kept and "moved the stage back from mql to lead" in skip.reason
+    assert planned(moved, decision(stage=Stage.SQL))["stage"] == "sql", "past it: written"
+    first_sight = sourced(stage=Stage.LEAD, sources={"stage": by("person", "lead", "mql")})
+    first_sight.owned["stage"] = "lead"
+    _, skips = plan_update(first_sight, decision(stage=Stage.MQL), Settings().fields, {})
+    assert any(
+        "a person moved the stage back from mql to lead on 2026-11-20" in s.reason for s in skips
+    )
+    nobody = sourced(stage=Stage.LEAD, highest_stage="lead")
+    nobody.owned["stage"] = "lead"
+    assert planned(nobody, decision(stage=Stage.MQL))["stage"] == "mql"
+
+
+def test_history_is_asked_for_only_where_the_plan_hinges_on_it():
+    lead = sourced(stage=Stage.LEAD, temperature="cold")
+    lead.owned["stage"] = "lead"
+    assert source_questions(lead, decision(), Settings().fields, {}) == []
+    policies = {
+        **Settings().fields,
+        "stage": FieldPolicy(policy="unless_edited"),
+        "temperature": FieldPolicy(policy="unless_edited"),
+    }
+    assert source_questions(lead, decision(), policies, {}) == ["stage", "temperature"]
+    assert source_questions(lead, decision(), policies, {"temperature": "warm"}) == ["stage"]
+    moved = sourced(stage=Stage.LEAD, highest_stage="mql")
+    moved.owned["stage"] = "lead"
+    assert source_questions(moved, decision(), Settings().fields, {}) == ["stage"], "to name who"
+    moved.owned_sources["stage"] = by("person", "lead")
+    assert source_questions(moved, decision(), Settings().fields, {}) == []
+
+
+def test_a_value_whose_setter_could_not_be_checked_waits():
+    policies = {**Settings().fields, "temperature": FieldPolicy(policy="unless_edited")}
+    update, skips = plan_update(
+        sourced(temperature="cold"), decision(), policies, {}, None, {"temperature": "HTTP 502"}
+    )
+    assert "temperature" not in update.values()
+    assert skips[0].reason == "who set it could not be checked (HTTP 502); next run"

@@ -222,3 +222,31 @@ def test_review_moments_in_another_offset_are_compared_as_the_same_instant(store
 
     assert soon.counts["redecided"] == 0
     assert later.counts["redecided"] == 3
+
+
+def test_a_state_file_from_before_the_review_table_keeps_episodes_and_review_moments(tmp_path):
+    """Hot episodes and review moments were columns of the mirror row; opening such a file
+    moves them to their own table, so nobody gets a second call and nothing falls due early."""
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path)
+    adapter, engine = synced(store)
+    review = "SELECT object_type, contact_id, hot_since, recheck_at FROM mirror_review ORDER BY 2"
+    moved = store._query(review)
+    with store._tx() as conn:  # as an older release left the file
+        conn.executemany(
+            "UPDATE mirror SET hot_since = ?, recheck_at = ? WHERE object_type = ?"
+            " AND contact_id = ?",
+            [(since, recheck, obj, cid) for obj, cid, since, recheck in moved],
+        )
+        conn.execute("DROP TABLE mirror_review")
+    store.close()
+
+    reopened = StateStore(path)
+    try:
+        assert reopened._query(review) == moved
+        assert reopened.mirror.episodes("default", [("contact", "hot-1")])[("contact", "hot-1")]
+        again = SyncEngine(adapter, Settings(), reopened)
+        soon = again.run(RunOptions(now=NOW + timedelta(minutes=30)))
+        assert soon.counts["redecided"] == 0 and adapter.calls["create_tasks"] == 1
+    finally:
+        reopened.close()

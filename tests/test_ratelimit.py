@@ -32,6 +32,21 @@ def test_rate_budget_never_exceeds_its_window():
     assert stamps[5] == pytest.approx(10.0)
 
 
+def test_weights_count_toward_the_window():
+    clock = FakeClock()
+    budget = RateBudget(5, 10.0, clock=clock, sleep=clock.sleep)
+    budget.acquire(3)
+    clock.now = 2.0
+    budget.acquire(2)
+    clock.now = 4.0
+    budget.acquire(1)  # waits for the weight-3 request to leave the window
+    assert clock.now == pytest.approx(10.0)
+    budget.acquire(3)  # 2 + 1 in the window: waits for the 2 granted at t=2 to leave
+    assert clock.now == pytest.approx(12.0)
+    with pytest.raises(ValueError, match="never fits"):
+        budget.acquire(6)
+
+
 def test_pause_holds_every_sender():
     clock = FakeClock()
     budget = RateBudget(100, 10.0, clock=clock, sleep=clock.sleep)

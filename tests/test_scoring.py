@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.identity_keys import is_free_mail
 from crm_qualify.connector.decision.qualification import customer_type
 from crm_qualify.connector.decision.rules import Rules, rules_version
 from crm_qualify.connector.decision.scoring import compile_rules, score_contact
@@ -303,7 +304,7 @@ def reference_score(person: Contact, rules: Rules, now: datetime) -> tuple[int, 
             person.industry.lower(), 0
         )
     domain = (person.email or "").rsplit("@", 1)[-1]
-    if domain in rules.negatives.free_mail_domains:
+    if domain in rules.negatives.free_mail_domains or is_free_mail(domain):
         fit += rules.negatives.free_mail
     fit_part = max(-100, min(100, round(fit)))
     engagement, intent = min(100, parts["engagement"]), min(100, parts["intent"])
@@ -348,3 +349,39 @@ def test_the_fast_path_agrees_with_the_rules_as_documented():
                 assert (
                     written.splitlines()[0] == max(score.reasons, key=lambda r: abs(r.points)).why
                 )
+
+
+# Times read back from JSON --------------------------------------------------------------------
+
+
+def test_times_read_from_json_keep_their_offset_and_decide_as_the_originals():
+    """The mirror and the adapters give times as ISO text; they are parsed by the standard
+    library (pydantic's own tzinfo makes every subtraction a method call), with the same
+    instant, offset and text, and every decision comes out the same."""
+    rng = random.Random(11)
+    offsets = [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+    config = rules(followup={"hot_recall_days": 2})
+    kinds = list(EventType)
+    for number in range(300):
+        person = contact(
+            *(
+                EngagementEvent(
+                    type=rng.choice(kinds),
+                    at=(NOW - timedelta(days=rng.uniform(-2, 200))).astimezone(rng.choice(offsets)),
+                    count=rng.choice((1, 3)),
+                )
+                for _ in range(rng.randint(0, 6))
+            ),
+            id=str(number),
+        )
+        read_back = Contact.model_validate_json(person.model_dump_json())
+        assert read_back == person
+        for original, parsed in zip(person.events, read_back.events, strict=True):
+            assert type(parsed.at.tzinfo) is timezone
+            assert parsed.at.isoformat() == original.at.isoformat()
+        now = NOW + timedelta(hours=rng.uniform(0, 72))
+        first, second = decide(person, config, now), decide(read_back, config, now)
+        assert first.field_values() == second.field_values(), number
+        assert [t.to_json() for t in first.tasks] == [t.to_json() for t in second.tasks]
+    with pytest.raises(ValidationError, match="timezone"):
+        EngagementEvent.model_validate_json('{"type": "call", "at": "2026-11-20T09:00:00"}')

@@ -21,6 +21,8 @@ from functools import partial
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
+from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Hits, Known, epoch_ms
 from crm_qualify.adapters.hubspot.records import (
     ContactRows,
@@ -40,7 +42,6 @@ from crm_qualify.adapters.hubspot.translate import (
     Related,
     deal_stages,
     to_deal,
-    translate_contact,
 )
 from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
 from crm_qualify.adapters.hubspot.writes import FieldWriter
@@ -54,10 +55,11 @@ from crm_qualify.connector.contract import (
     Outcome,
     RawContact,
     RecordError,
+    SourceQuestions,
     TaskResult,
     WriteResult,
 )
-from crm_qualify.connector.model import PlannedTask, RecordUpdate
+from crm_qualify.connector.model import FieldSource, PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,9 @@ class HubSpotAdapter:
     ) -> None:
         self.settings = settings
         self.client = client
+        self.traffic = client.traffic
+        """The core's requests in flight and budgets (`endpoints.py`); the engine writes
+        through it too."""
         self.object_type = settings.object_type
         self.contacts = ContactMapping.from_document(mapping, self.object_type)
         self.writable_stages = frozenset(self.contacts.stages)
@@ -85,15 +90,22 @@ class HubSpotAdapter:
         self.task_key_property = tasks.get("key_property", "crmq_task_key")
         deals = mapping.get("deals", {})
         self.recurring_property = deals.get("recurring_property", "hs_mrr")
+        self.engagement = EngagementSources(client, mapping, self.contacts)
+        self.linked = (*LINKED, *self.engagement.linked_types)
+        """Types read with each contact: deals, tasks, and what `[engagement]` and
+        `[companies]` ask for (activities, the primary company)."""
         self.reader = ChangeReader(
             client,
             self.object_type,
             int(settings.lookback_seconds * 1000),
             self.task_key_property,
             properties=self.contacts.properties,
-            associations=LINKED,
+            associations=self.linked,
+            sweep_types=self.engagement.sweep_types,
+            touched=self.engagement.touched,
         )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
+        self.source_kinds = SourceKinds.from_document(mapping)
         self.tasks = TaskWriter(
             client, self.task_key_property, int(tasks.get("contact_association_type", 204))
         )
@@ -122,6 +134,7 @@ class HubSpotAdapter:
             results.append(CheckResult("deal pipelines", True, "closed and won stages known"))
         except (AuthError, HubSpotError) as exc:
             results.append(CheckResult("tasks and deal pipelines", False, str(exc)))
+        results += self.engagement.checks()
         return results
 
     def setup(self) -> list[CheckResult]:
@@ -152,8 +165,10 @@ class HubSpotAdapter:
         except ValueError:
             log.warning("the saved cursor is unreadable: walking the whole portal again")
             position = None
+        self.engagement.prepare(rebuild=position is None or position.since is None)
+        self.reader.properties = self.engagement.contacts.properties  # a search body is short
         pending = _Pending()
-        held = {to_type: Rows() for to_type in LINKED}
+        held = {to_type: Rows() for to_type in self.linked}
         for hits, after in self.reader.changed(position, until, self._known(known)):
             pending.add(hits, after)
             while len(pending.ids) >= 2 * READ_BATCH:  # a batch, and the contacts after it
@@ -178,6 +193,7 @@ class HubSpotAdapter:
 
     def read_contacts(self, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
         wanted = list(dict.fromkeys(record for _, record in ids))
+        self.engagement.ready()
         for start in range(0, len(wanted), READ_BATCH):
             yield self._batch(Hits(wanted[start : start + READ_BATCH]), None)
 
@@ -194,7 +210,7 @@ class HubSpotAdapter:
         ids = list(dict.fromkeys(hits))
         if not ids:
             return ContactBatch(cursor=cursor)
-        read = self._read(ids, hits, ahead or _Pending(), held or {t: Rows() for t in LINKED})
+        read = self._read(ids, hits, ahead or _Pending(), held or {t: Rows() for t in self.linked})
         stages = self._stages() if read.deals.found else {}
         raw, errors = [], []
         for record in ids:
@@ -213,7 +229,8 @@ class HubSpotAdapter:
                     self.task_key_property,
                 )
                 row = read.contacts.found[record]
-                translate = partial(translate_contact, self.contacts, row, related)
+                others = read.other_rows(record)
+                translate = partial(self.engagement.translate, row, related, others)
                 raw.append(RawContact(label, translate, key))
         return ContactBatch(cursor=cursor, errors=errors, raw=raw)
 
@@ -228,15 +245,22 @@ class HubSpotAdapter:
             if record in hits.rows:
                 contacts.found.setdefault(record, hits.rows[record])
         live = [i for i in ids if i in contacts.found]
-        deal_links = self._links(live, "deals", hits)
-        task_links = self._links(live, "tasks", hits)
         task_properties = [*TASK_PROPERTIES, self.task_key_property]
+
+        def linked(to_type: str, properties: list[str]) -> tuple[Links, Rows]:
+            links = self.engagement.links(to_type, self._links(live, to_type, hits), hits.rows)
+            return links, self._related(to_type, links, properties, ahead, held[to_type])
+
+        # Deals, tasks and each engagement type are independent chains of requests: all in
+        # flight at once.
+        extra = self.engagement.linked_types
+        (deal_links, deals), (task_links, tasks), *others = self.traffic.together(
+            partial(linked, "deals", DEAL_PROPERTIES),
+            partial(linked, "tasks", task_properties),
+            *(partial(linked, t, self.engagement.properties(t)) for t in extra),
+        )
         return ContactRows(
-            contacts,
-            deal_links,
-            self._related("deals", deal_links, DEAL_PROPERTIES, ahead, held["deals"]),
-            task_links,
-            self._related("tasks", task_links, task_properties, ahead, held["tasks"]),
+            contacts, deal_links, deals, task_links, tasks, dict(zip(extra, others, strict=True))
         )
 
     def _links(self, ids: list[str], to_type: str, hits: Hits) -> Links:
@@ -279,6 +303,12 @@ class HubSpotAdapter:
             )
             self._deal_stages = deal_stages(body)
         return self._deal_stages
+
+    def field_sources(
+        self, wanted: SourceQuestions
+    ) -> dict[tuple[str, str], dict[str, FieldSource]]:
+        """Who set these owned values, from property history (`history.py`)."""
+        return field_sources(self.client, self.contacts, self.source_kinds, wanted)
 
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
@@ -384,4 +414,5 @@ def _outcome(
         closed_at=lenient(parse_time, props.get("closedate"), "closedate"),
         contact_ids=tuple(contacts),
         amount=deal.amount,
+        created_at=deal.created_at,
     )

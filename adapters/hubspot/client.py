@@ -16,15 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from crm_qualify.adapters.hubspot.endpoints import API, SEARCH, limits
+from crm_qualify.adapters.hubspot.oauth import credentials
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
-from crm_qualify.connector.sync.ratelimit import DailyBudget, RateBudget
+from crm_qualify.connector.sync.concurrency import Traffic
+from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
 from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsError
@@ -32,13 +36,21 @@ from hubspot.crm.objects.exceptions import ApiException as ObjectsError
 from hubspot.crm.owners.exceptions import ApiException as OwnersError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesError
 from hubspot.crm.properties.exceptions import ApiException as PropertiesError
+from hubspot.oauth.exceptions import ApiException as OAuthError
 from urllib3.exceptions import ConnectTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
-API_EXCEPTIONS = (ObjectsError, AssociationsError, PropertiesError, PipelinesError, OwnersError)
+API_EXCEPTIONS = (
+    ObjectsError,
+    AssociationsError,
+    PropertiesError,
+    PipelinesError,
+    OwnersError,
+    OAuthError,
+)
 """Each generated sub-package of hubspot-api-client raises its own ApiException class."""
 EXCERPT = 120
 _TAGS = re.compile(r"<[^>]*>")
@@ -82,10 +94,15 @@ def classify(exc: BaseException) -> Failure:
     return status_failure(exc.status)
 
 
+class TokenRejected(AuthError):
+    """A 401: the access token sent was refused (an OAuth app may renew it once)."""
+
+
 class HubSpotClient:
     """One portal. The API objects are built once: each `.batch_api` access would build a new
-    ApiClient (and a new connection pool). `clock` and `sleep` drive the rate budgets (tests
-    pass a fake clock)."""
+    ApiClient (and a new connection pool). `clock` and `sleep` drive the rate budgets and the
+    OAuth token's expiry (tests pass a fake clock). The bearer token goes with each request
+    (`_request_auth`), so an OAuth app's renewed token reaches every API object at once."""
 
     def __init__(
         self,
@@ -94,11 +111,7 @@ class HubSpotClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        hubspot = HubSpot(
-            access_token=settings.access_token.get_secret_value(),
-            host=settings.base_url.rstrip("/"),
-            retry=Retry(total=0, redirect=False),
-        )
+        hubspot = HubSpot(host=settings.base_url.rstrip("/"), retry=Retry(total=0, redirect=False))
         crm = hubspot.crm
         self.basic = crm.objects.basic_api
         self.batch = crm.objects.batch_api
@@ -108,12 +121,17 @@ class HubSpotClient:
         self.groups = crm.properties.groups_api
         self.pipelines = crm.pipelines.pipelines_api
         self.owners = crm.owners.owners_api
+        self.tokens = hubspot.oauth.tokens_api
         self.settings = settings
-        self.burst = RateBudget(settings.requests_per_10s, 10.0, clock=clock, sleep=sleep)
-        self.search_budget = RateBudget(settings.searches_per_second, 1.0, clock=clock, sleep=sleep)
+        self.credentials = credentials(settings, self._token_request, clock)
+        self.traffic = Traffic(limits(settings), clock=clock, sleep=sleep)
+        """The core's slots and budgets for this portal (`endpoints.py`), shared by every
+        thread that calls."""
+        self.burst = self.traffic.budgets[API]
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0
+        self._counting = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HubSpotClient(base_url={self.settings.base_url!r})"
@@ -125,23 +143,40 @@ class HubSpotClient:
         *args: Any,
         search: bool = False,
         idempotent: bool = True,
+        auth: bool = True,
         **kwargs: Any,
     ) -> tuple[int, dict[str, Any]]:
         """(status, JSON object) of one API call, retried on 429 / 5xx / dropped connections.
         With `idempotent=False` (creates) only failures that prove HubSpot never acted are
-        retried; any other transient failure raises `OutcomeUnknown`."""
-        budget = self.search_budget if search else self.burst
+        retried; any other transient failure raises `OutcomeUnknown`. A 401 is sent again
+        once when the credentials renew the token (HubSpot acted on nothing); `auth=False`
+        sends no token (the OAuth token endpoint). The token is fetched (and refreshed)
+        before the request takes its slot, so a refresh never waits on a slot it holds."""
+        kind = SEARCH if search else API
+
+        def attempt(token: str | None) -> tuple[int, dict[str, Any]]:
+            self.daily.check()
+            with self.traffic.request(kind):
+                with self._counting:
+                    self.requests[endpoint] += 1
+                return self._send(endpoint, method, args, kwargs, token)
 
         def once() -> tuple[int, dict[str, Any]]:
-            self.daily.check()
-            budget.acquire()
-            self.requests[endpoint] += 1
-            return self._send(endpoint, method, args, kwargs)
+            if not auth:
+                return attempt(None)
+            token = self.credentials.bearer()
+            try:
+                return attempt(token)
+            except TokenRejected:
+                if not self.credentials.renew(token):
+                    raise
+            return attempt(self.credentials.bearer())
 
         def on_retry(failure: Failure) -> None:
             if failure.kind == "throttled":
-                self.throttled += 1
-                budget.pause(1.0 if search else 10.0)
+                with self._counting:
+                    self.throttled += 1
+                self.traffic.pause(self.traffic.limits.classes[kind].window)
 
         return call_with_retries(
             once,
@@ -152,8 +187,15 @@ class HubSpotClient:
         )
 
     def _send(
-        self, endpoint: str, method: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+        self,
+        endpoint: str,
+        method: Callable[..., Any],
+        args: Any,
+        kwargs: dict[str, Any],
+        token: str | None,
     ) -> tuple[int, dict[str, Any]]:
+        if token is not None:
+            kwargs = {**kwargs, "_request_auth": _bearer(token)}
         try:
             response = method(
                 *args,
@@ -191,20 +233,22 @@ class HubSpotClient:
             raise self._error(endpoint, status, body)
         return body
 
-    @staticmethod
-    def _error(endpoint: str, status: int, body: dict[str, Any]) -> AdapterError:
+    def _error(self, endpoint: str, status: int, body: dict[str, Any]) -> AdapterError:
         error = HubSpotError(endpoint, status, body)
+        setting = self.credentials.setting
         if status == 401:
-            return AuthError(
-                f"HubSpot rejected the access token ({error.category or 'HTTP 401'})",
-                setting="adapters.hubspot.access_token",
+            return TokenRejected(
+                f"HubSpot rejected the access token ({error.category or 'HTTP 401'})", setting
             )
         if status == 403:
             return AuthError(
-                f"HubSpot refused {endpoint}: {body.get('message', 'missing scope')}",
-                setting="adapters.hubspot.access_token",
+                f"HubSpot refused {endpoint}: {body.get('message', 'missing scope')}", setting
             )
         return error
+
+    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
+        """`POST /oauth/v1/token` through the official client (form body, no bearer)."""
+        return self.call("POST oauth/v1/token", self.tokens.create, auth=False, **form)[1]
 
     def _observe(self, headers: Any) -> None:
         daily = _int(headers.get("X-HubSpot-RateLimit-Daily"))
@@ -220,6 +264,11 @@ class HubSpotClient:
         if self.daily.limit is not None and self.daily.used is not None:
             remaining = self.daily.limit - self.daily.used
         return ApiUsage(dict(self.requests), self.throttled, remaining)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    """hubspot-api-client's per-request auth override (`_request_auth`)."""
+    return {"in": "header", "key": "Authorization", "value": f"Bearer {token}"}
 
 
 def _text(data: Any) -> str:

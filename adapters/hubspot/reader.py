@@ -24,15 +24,21 @@ contacts an incremental run sweeps the tasks that carry our key property and cha
 same window (`hs_lastmodifieddate`), and reads the contacts they are associated with that it
 has not read yet, once each (as Salesforce's reader does with its activity objects). A task
 we created and nobody touched since is left out: creating it is not news, but a salesperson
-completing, reopening, postponing or reassigning it is. The sweep's position (`activity`) is
-saved only once the sweep is done, so a run interrupted during it sweeps again.
+completing, reopening, postponing or reassigning it is. The same holds for every object a
+contact's facts come from: a deal closing, a call logged, a meeting booked, a company's
+industry edited leave the contact's own stamp alone, so the run then sweeps each of those
+types (`sweep_types`: `hs_lastmodifieddate` in the window, any change) and reads their
+contacts (v4 association reads, 1,000 records a request), and finally the contacts the
+`touched` hook names (marketing event participations, which no search finds). The sweep's
+position (`activity`) is saved only once every sweep is done, so a run interrupted during one
+sweeps again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -154,6 +160,8 @@ class ChangeReader:
         task_key: str | None = None,
         properties: list[str] | None = None,
         associations: tuple[str, ...] = (),
+        sweep_types: tuple[str, ...] = (),
+        touched: Callable[[int, int], Iterable[str]] | None = None,
     ) -> None:
         self.client = client
         self.object_type = object_type
@@ -167,6 +175,10 @@ class ChangeReader:
         self.list_rows = self.full_rows and len(query) <= LIST_QUERY_LIMIT
         """Whether list pages ask for them (else a walk lists ids and stamps only)."""
         self.associations = associations
+        self.sweep_types = sweep_types
+        """Object types whose changes bring their contacts in (deals, activities, companies)."""
+        self.touched = touched
+        """Contacts changed in [low, until) by what no search can find (participations)."""
         self._known: Known | None = None
 
     def changed(
@@ -186,14 +198,28 @@ class ChangeReader:
                 read.update(ids)
                 yield ids, replace(after, activity=sweep_from)
         swept = until_ms
-        if self.task_key:
-            sweeping = Cursor(since=until_ms, activity=sweep_from)
-            for ids in self._task_sweep(max(0, sweep_from - self.lookback_ms), until_ms, read):
-                if ids is None:
-                    swept = sweep_from  # incomplete: the next run sweeps this window again
-                else:
-                    yield Hits(ids), sweeping
+        sweeping = Cursor(since=until_ms, activity=sweep_from)
+        low = max(0, sweep_from - self.lookback_ms)
+        for ids in self._sweeps(low, until_ms, read):
+            if ids is None:
+                swept = sweep_from  # incomplete: the next run sweeps this window again
+            else:
+                yield Hits(ids), sweeping
         yield Hits(), Cursor(since=until_ms, activity=swept)
+
+    def _sweeps(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
+        """Our tasks people worked on, then every other object type the contacts' facts
+        come from (deals, activities, companies: any change), then the contacts the
+        `touched` hook names (marketing event participations)."""
+        if self.task_key:
+            yield from self._task_sweep(low, until_ms, read)
+        for object_type in self.sweep_types:
+            yield from self._sweep(object_type, low, until_ms, read)
+        if self.touched is not None:
+            fresh = [i for i in dict.fromkeys(self.touched(low, until_ms)) if i not in read]
+            read.update(fresh)
+            for start in range(0, len(fresh), LIST_PAGE):
+                yield fresh[start : start + LIST_PAGE]
 
     def _unknown(self, rows: list[tuple[str, int]]) -> set[str]:
         """Ids of `rows` whose version the core does not hold yet."""
@@ -351,13 +377,29 @@ class ChangeReader:
             body["filterGroups"] = groups([])
         return body, full
 
-    # tasks people worked on ----------------------------------------------------------------
+    # objects people changed ------------------------------------------------------------------
     def _task_sweep(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
-        """Contacts (not in `read`, which grows) of our tasks changed in [low, until) by
-        someone else, at most 100 ids at a time; None once for tasks whose contacts could not
-        be read (the sweep is then not complete). Keyset paging by id: never near HubSpot's
-        10,000-result window, and tasks created meanwhile cannot shift a page."""
+        """Contacts of our tasks that someone else changed in [low, until)."""
         assert self.task_key is not None
+        has_key = {"propertyName": self.task_key, "operator": "HAS_PROPERTY"}
+        properties = ["hs_createdate", "hs_lastmodifieddate", "hs_task_status"]
+        return self._sweep("tasks", low, until_ms, read, [has_key], properties, _worked_on)
+
+    def _sweep(
+        self,
+        object_type: str,
+        low: int,
+        until_ms: int,
+        read: set[str],
+        filters: list[dict[str, Any]] | None = None,
+        properties: list[str] | None = None,
+        keep: Callable[[dict[str, Any]], bool] = lambda _row: True,
+    ) -> Iterator[list[str] | None]:
+        """Contacts (not in `read`, which grows) of the `object_type` records changed in
+        [low, until) that `keep` keeps, at most 100 ids at a time; None once for records whose
+        contacts could not be read (the sweep is then not complete). Keyset paging by id:
+        never near HubSpot's 10,000-result window, and records created meanwhile cannot
+        shift a page."""
         after = "0"
         failed = False
         while True:
@@ -365,7 +407,7 @@ class ChangeReader:
                 "filterGroups": [
                     {
                         "filters": [
-                            {"propertyName": self.task_key, "operator": "HAS_PROPERTY"},
+                            *(filters or []),
                             {
                                 "propertyName": "hs_lastmodifieddate",
                                 "operator": "GTE",
@@ -381,28 +423,33 @@ class ChangeReader:
                     }
                 ],
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                "properties": ["hs_createdate", "hs_lastmodifieddate", "hs_task_status"],
+                "properties": properties or ["hs_lastmodifieddate"],
                 "limit": SEARCH_PAGE,
             }
             _, page = self.client.call(
-                "POST tasks/search", self.client.search_api.do_search, "tasks", body, search=True
+                f"POST {object_type}/search",
+                self.client.search_api.do_search,
+                object_type,
+                body,
+                search=True,
             )
             rows = objects(page.get("results"))
             ids = [i for i in (record_id(row) for row in rows) if i and i.isdigit()]
-            worked = [i for row in rows if (i := record_id(row)) and _worked_on(row)]
-            links = associated(self.client, "tasks", worked, self.object_type)
+            worked = [i for row in rows if (i := record_id(row)) and keep(row)]
+            links = associated(self.client, object_type, worked, self.object_type)
             if links.failed:
                 failed = True
                 log.warning(
-                    "the contacts of %d changed tasks could not be read (%s): the next run"
-                    " sweeps these tasks again",
+                    "the contacts of %d changed %s could not be read (%s): the next run"
+                    " sweeps them again",
                     len(links.failed),
+                    object_type,
                     next(iter(links.failed.values())),
                 )
             people = [
                 person
-                for task in worked
-                for person in links.linked.get(task, [])
+                for record in worked
+                for person in links.linked.get(record, [])
                 if person not in read
             ]
             fresh = list(dict.fromkeys(people))

@@ -30,6 +30,9 @@ FILTER_VALUES = 100
 """Values in one IN / NOT_IN search filter."""
 NOT_FOUND = "OBJECT_NOT_FOUND"
 NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
+MERGED_IDS = "hs_merged_object_ids"
+PRIMARY = "Primary"
+"""The label of HubSpot's primary association (contact to company, type 1)."""
 
 
 @dataclass
@@ -54,10 +57,12 @@ class Rows:
 
 @dataclass
 class Links:
-    """v4 association reads: linked ids per record, and records whose links are unknown."""
+    """v4 association reads: linked ids per record, and records whose links are unknown.
+    `primary`: the record linked with the "Primary" label (a contact's primary company)."""
 
     linked: dict[str, list[str]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    primary: dict[str, str] = field(default_factory=dict)
 
 
 def next_after(page: dict[str, Any]) -> str | None:
@@ -88,6 +93,8 @@ def batch_read(
 ) -> Rows:
     """POST batch/read, 100 ids at a time (never a long GET query string: HTTP 414)."""
     rows = Rows()
+    if object_type == "contacts":  # tells an id merged away from an answer left out
+        properties = list(dict.fromkeys([*properties, MERGED_IDS]))
     for start in range(0, len(ids), BATCH):
         chunk = list(ids[start : start + BATCH])
         body = {"properties": properties, "inputs": [{"id": i} for i in chunk]}
@@ -140,6 +147,11 @@ def _sort_answer(rows: Rows, chunk: list[str], page: dict[str, Any]) -> None:
         row_id = record_id(row)
         if row_id in wanted and row_id not in rows.found:
             rows.found[row_id] = row
+        elif row_id not in wanted:
+            # HubSpot answers an id merged away with the merged record, under its new id:
+            # the id asked for is gone (the merged record is read as itself).
+            merged = str((row.get("properties") or {}).get(MERGED_IDS) or "").split(";")
+            rows.gone.update(wanted & {part.strip() for part in merged} - set(rows.found))
     for error in objects(page.get("errors")):
         for row_id in context_ids(error, "ids", "id"):
             if row_id not in wanted or row_id in rows.found:
@@ -176,6 +188,11 @@ def associated(client: HubSpotClient, from_type: str, ids: Sequence[str], to_typ
             if source is None or source not in asked:
                 continue
             targets = [record_id({"id": to.get("toObjectId")}) for to in objects(row.get("to"))]
+            for to, target in zip(objects(row.get("to")), targets, strict=True):
+                if target and any(
+                    t.get("label") == PRIMARY for t in objects(to.get("associationTypes"))
+                ):
+                    links.primary.setdefault(source, target)
             known = links.linked.setdefault(source, [])
             seen = set(known)
             known += [t for t in dict.fromkeys(targets) if t is not None and t not in seen]
@@ -214,22 +231,37 @@ def inline_links(row: dict[str, Any], to_type: str) -> list[str] | None:
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
+def inline_primary(row: dict[str, Any], to_type: str, primary_type: str) -> str | None:
+    """The id a list-page row links with the primary type (v3 name, e.g. contact_to_company)."""
+    inline = row.get("associations")
+    collection = inline.get(to_type) if isinstance(inline, dict) else None
+    entries = collection.get("results") if isinstance(collection, dict) else None
+    for entry in objects(entries):
+        if entry.get("type") == primary_type:
+            return record_id(entry)
+    return None
+
+
 @dataclass
 class ContactRows:
-    """One batch of contacts as read: their rows, links, deals and tasks."""
+    """One batch of contacts as read: their rows, links, deals and tasks, and the other linked
+    types the mapping reads (activities, companies) in `others`, by type."""
 
     contacts: Rows
     deal_links: Links
     deals: Rows
     task_links: Links
     tasks: Rows
+    others: dict[str, tuple[Links, Rows]] = field(default_factory=dict)
 
     def problem(self, record: str) -> str | None:
         """Why a record cannot be translated completely this time (None: it can). A record
-        whose deals or tasks are unknown is not translated without them: it is read again."""
+        whose deals, tasks, activities or company are unknown is not translated without
+        them: it is read again."""
         if record in self.contacts.failed:
             return self.contacts.failed[record]
-        for links, rows in ((self.deal_links, self.deals), (self.task_links, self.tasks)):
+        pairs = [(self.deal_links, self.deals), (self.task_links, self.tasks)]
+        for links, rows in pairs + list(self.others.values()):
             if record in links.failed:
                 return f"its associations could not be read: {links.failed[record]}"
             missing = [rows.failed[i] for i in links.linked.get(record, []) if i in rows.failed]
@@ -242,6 +274,9 @@ class ContactRows:
 
     def task_rows(self, record: str) -> list[dict[str, Any]]:
         return _linked_rows(record, self.task_links, self.tasks)
+
+    def other_rows(self, record: str) -> dict[str, list[dict[str, Any]]]:
+        return {kind: _linked_rows(record, *pair) for kind, pair in self.others.items()}
 
 
 def _linked_rows(record: str, links: Links, rows: Rows) -> list[dict[str, Any]]:

@@ -1,19 +1,61 @@
-"""`[adapters.hubspot]`: how to reach a portal and how hard to use its API."""
+"""`[adapters.hubspot]`: how to reach a portal and how hard to use its API.
+
+Two ways in: a private app's token (`auth = "private_app"`, the default), or a public
+(marketplace) app's OAuth refresh token (`auth = "oauth"`: client_id, client_secret,
+refresh_token, and credentials_store, where a rotated refresh token is kept). Each option of
+the other way is refused by name, so a half-configured app stops before any API call.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pathlib import Path
+from typing import Any, Literal
+
+from crm_qualify.connector.ops.token_store import writable_location
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+OAUTH_OPTIONS = ("client_id", "client_secret", "refresh_token", "credentials_store")
 
 
 class HubSpotSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    access_token: SecretStr = Field(
+    auth: Literal["private_app", "oauth"] = Field(
+        default="private_app",
+        description="private_app (access_token) or oauth (a public app's client_id, "
+        "client_secret, refresh_token and credentials_store).",
+    )
+    access_token: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
         description=(
             "Private-app access token (scopes: crm.objects.contacts.read/write, "
             "crm.objects.deals.read, crm.schemas.contacts.read/write, tasks). Prefer the "
             "environment (CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN) or access_token_file."
-        )
+        ),
+    )
+    client_id: str | None = Field(
+        default=None, validate_default=True, description="auth = oauth: the public app's client ID."
+    )
+    client_secret: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
+        description="auth = oauth: the app's client secret (environment or client_secret_file).",
+    )
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
+        description="auth = oauth: the refresh token of the app's installation in the portal. "
+        "Only the first of a chain: HubSpot may rotate it, and the current one is kept in "
+        "credentials_store. Configure a new one after re-authorising the app.",
+    )
+    credentials_store: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="auth = oauth: file holding the current (rotated) refresh token, written "
+        "0600 and replaced atomically; its directory must be writable (e.g. beside the state "
+        "store, never a read-only secrets mount).",
     )
     base_url: str = Field(
         default="https://api.hubapi.com", description="API root; the simulator's URL in demos."
@@ -37,3 +79,35 @@ class HubSpotSettings(BaseModel):
     )
     timeout_seconds: float = Field(default=30, gt=0)
     max_attempts: int = Field(default=6, ge=1, description="Tries per request on 429 / 5xx.")
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_for_a_private_app(cls, value: Any, info: ValidationInfo) -> Any:
+        auth = info.data.get("auth")
+        if auth == "private_app" and value is None:
+            raise PydanticCustomError(
+                "missing",
+                "required with auth = 'private_app' (a public app sets auth = 'oauth' with"
+                f" {', '.join(OAUTH_OPTIONS)})",
+            )
+        if auth == "oauth" and value is not None:
+            raise PydanticCustomError("unused_option", "not used with auth = 'oauth': remove it")
+        return value
+
+    @field_validator(*OAUTH_OPTIONS)
+    @classmethod
+    def _complete_oauth_set(cls, value: Any, info: ValidationInfo) -> Any:
+        auth = info.data.get("auth")
+        if auth == "oauth" and not value:
+            raise PydanticCustomError(
+                "missing", f"required with auth = 'oauth' (as are {', '.join(OAUTH_OPTIONS)})"
+            )
+        if auth == "private_app" and value:
+            raise PydanticCustomError(
+                "unused_option", "only used with auth = 'oauth': set auth = 'oauth' or remove it"
+            )
+        if info.field_name == "credentials_store" and value:
+            problem = writable_location(Path(value).expanduser())
+            if problem:
+                raise PydanticCustomError("credentials_store", "{problem}", {"problem": problem})
+        return value

@@ -87,6 +87,8 @@ class ContactMapping:
     unsubscribed: str | None
     hard_bounce: str | None
     qualification: dict[str, str]
+    answers: dict[str | None, dict[str, CriterionStatus]]
+    """Answer of each value: by criterion, and under None for every criterion."""
     authority_property: str | None
     authority_roles: frozenset[str]
     counters: list[tuple[EventType, str, str]]
@@ -107,7 +109,10 @@ class ContactMapping:
             object_type=object_type,
             fields=dict(section.get("fields", {})),
             stages=stages,
-            stage_of_value={value: Stage(name) for name, value in stages.items()},
+            stage_of_value={
+                **{value: Stage(name) for name, value in stages.items()},
+                **{value: Stage(name) for value, name in section.get("stage_values", {}).items()},
+            },
             temperatures=dict(section.get("temperatures", {})),
             highest_stages=dict(section.get("highest_stages", {})),
             customer_types=dict(section.get("customer_types", {})),
@@ -120,6 +125,7 @@ class ContactMapping:
             unsubscribed=consent.get("unsubscribed"),
             hard_bounce=consent.get("hard_bounce"),
             qualification=dict(section.get("qualification", {})),
+            answers=answer_tables(section.get("qualification_values", {})),
             authority_property=authority.get("property"),
             authority_roles=frozenset(authority.get("roles", [])),
             counters=[
@@ -171,6 +177,11 @@ def _owned_value(mapping: ContactMapping, name: str, prop: str, value: Any) -> A
     return text_value(value, prop)
 
 
+def owned_value(mapping: ContactMapping, name: str, value: Any) -> Any:
+    """One owned field's HubSpot value as `Contact.owned` holds it (property history)."""
+    return _owned_value(mapping, name, mapping.fields[name], value)
+
+
 def _owned(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
     """Current values of the owned fields, in HubSpot's own text where it has one."""
     owned: dict[str, Any] = {}
@@ -206,15 +217,27 @@ def _events(mapping: ContactMapping, props: dict[str, Any]) -> list[EngagementEv
     return events
 
 
+def answer_tables(section: dict[str, Any]) -> dict[str | None, dict[str, CriterionStatus]]:
+    """`qualification_values`: value -> answer for every criterion (under None), and each
+    sub-table's for its criterion; the canonical answers always mean themselves."""
+    shared = {status.value: status for status in CriterionStatus}
+    shared |= {k: CriterionStatus(v) for k, v in section.items() if not isinstance(v, dict)}
+    tables: dict[str | None, dict[str, CriterionStatus]] = {None: shared}
+    for criterion, table in section.items():
+        if isinstance(table, dict):
+            tables[criterion] = {**shared, **{k: CriterionStatus(v) for k, v in table.items()}}
+    return tables
+
+
 def _qualification(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, CriterionStatus]:
     answers = {}
     for criterion, prop in mapping.qualification.items():
         value = text_value(props.get(prop), prop)
         if value:
-            try:
-                answers[criterion] = CriterionStatus(value)
-            except ValueError:
-                raise fail(prop, "unknown answer", value) from None
+            known = mapping.answers.get(criterion, mapping.answers[None])
+            if value not in known:
+                raise fail(prop, "value not in qualification_values", value)
+            answers[criterion] = known[value]
     prop = mapping.authority_property
     if prop and "authority" not in answers:
         roles = set(filter(None, (text_value(props.get(prop), prop) or "").split(";")))
@@ -224,7 +247,7 @@ def _qualification(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, 
 
 
 def _profile(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
-    texts = ("email", "first_name", "last_name", "title", "company", "industry", "country")
+    texts = ("email", "phone", "first_name", "last_name", "title", "company", "industry", "country")
     values: dict[str, Any] = {
         name: text_value(props.get(mapping.profile[name]), mapping.profile[name])
         for name in (*texts, "owner_id")
@@ -233,6 +256,10 @@ def _profile(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
     if "employees" in mapping.profile:
         prop = mapping.profile["employees"]
         values["employees"] = company_size(props.get(prop), prop)
+    if "merged_ids" in mapping.profile:
+        prop = mapping.profile["merged_ids"]
+        merged = text_value(props.get(prop), prop) or ""
+        values["merged_ids"] = [part.strip() for part in merged.split(";") if part.strip()]
     return values
 
 
@@ -336,6 +363,9 @@ def to_deal(
         amount=amount,
         recurring=(recurring or 0) > 0,
         closed_at=lenient(parse_time, props.get("closedate"), "closedate") if closed else None,
+        created_at=lenient(
+            parse_time, row.get("createdAt") or props.get("createdate"), "createdAt"
+        ),
     )
 
 

@@ -30,19 +30,30 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads, Staging
+from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites
 from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
+from crm_qualify.adapters.salesforce.history import field_sources
 from crm_qualify.adapters.salesforce.reader import (
     BATCH,
     Cursor,
     Pending,
     child_sets,
+    merged_into,
     people_touched,
     plain,
     related,
 )
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.soql import Engagement, engagement, in_chunks, quote, when
+from crm_qualify.adapters.salesforce.soql import (
+    Engagement,
+    converted_leads,
+    engagement,
+    in_chunks,
+    quote,
+    when,
+)
 from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
@@ -63,10 +74,11 @@ from crm_qualify.connector.contract import (
     Outcome,
     RawContact,
     RecordError,
+    SourceQuestions,
     TaskResult,
     WriteResult,
 )
-from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, FieldSource, PlannedTask, RecordUpdate
 
 log = logging.getLogger(__name__)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -90,11 +102,24 @@ class SalesforceAdapter:
     ) -> None:
         self.settings = settings
         self.client = client
+        self.traffic = client.traffic
+        """The core's requests in flight (`endpoints.py`); the engine writes through it."""
         self.objects = {s: ObjectMapping.from_document(mapping, s) for s in settings.objects}
         self.people = PeopleMapping.from_document(mapping)
         stages = [set(m.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
         self.writer = Writer(client, self.objects, self.people.task_key)
+        self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds)
+        self.bulk_reads = BulkReads(self.bulk_api, settings.bulk_threshold)
+        self.bulk_writes = BulkWrites(
+            self.bulk_api, self.objects, self.people.task_key, settings.bulk_threshold
+        )
+        self._every_converted: dict[str, dict[str, Any]] | None = None
+        """Every converted lead by contact id, while one read lasts (`_converted_leads`)."""
+        self._merged: dict[str, dict[str, list[str]]] = {}
+        """By object, the ids merged into each master in this read's window (`_merges_of`)."""
+        self._merge_window: tuple[dict[str, tuple[str, str]], datetime] | None = None
+        """Where an incremental read started (positions by object) and its end."""
         self.kinds = {
             sobject: engagement(sobject, self.people.task_key, settings.api_version)
             for sobject in self.objects
@@ -111,17 +136,21 @@ class SalesforceAdapter:
         return f"SalesforceAdapter(login_url={self.settings.login_url!r})"
 
     # queries ---------------------------------------------------------------------------------
-    def _query(self, what: str, soql: str) -> Iterator[list[dict[str, Any]]]:
-        """Pages of one query (2,000 records each), following nextRecordsUrl, which must be a
-        query locator on the instance (it is appended to the instance host)."""
-        page = self.client.call(what, lambda sf: sf.query(soql))
+    def _query(self, what: str, soql: str, deleted: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Pages of one query (2,000 records each, with the query's `totalSize`), following
+        nextRecordsUrl, which must be a query locator on the instance (it is appended to the
+        instance host). `deleted`: through queryAll, deleted and merged records too."""
+        page = self.client.call(what, lambda sf: sf.query(soql, include_deleted=deleted))
         while True:
             rows = page.get("records") or []
-            yield [
-                {k: v for k, v in r.items() if k != "attributes"}
-                for r in rows
-                if isinstance(r, dict)
-            ]
+            yield Page(
+                (
+                    {k: v for k, v in r.items() if k != "attributes"}
+                    for r in rows
+                    if isinstance(r, dict)
+                ),
+                page.get("totalSize"),
+            )
             next_url = page.get("nextRecordsUrl")
             if page.get("done", True) or not next_url:
                 return
@@ -129,7 +158,9 @@ class SalesforceAdapter:
                 raise AdapterError(f"{what}: unexpected nextRecordsUrl {str(next_url)[:80]!r}")
             page = self.client.call(
                 f"{what} (more)",
-                lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True),
+                lambda sf, url=next_url: sf.query_more(
+                    url, identifier_is_url=True, include_deleted=deleted
+                ),
             )
 
     def _all(self, what: str, template: str, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -146,19 +177,25 @@ class SalesforceAdapter:
         """`known` given: records whose last change is our own write are left out by the
         query itself (`LastModifiedById`); None (a full read): every record is read."""
         state = Cursor.load(cursor)
+        self._every_converted = None  # converted leads are read again by each read
         sweep_from = state.sweep_from()
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         ours = self.client.integration_user() if state.positions and known else None
         pending = Pending(state)
+        staging = Staging()
+        self._merged = {}
+        self._merge_window = (dict(state.positions), until) if state.positions else None
         for sobject, mapping in self.objects.items():
-            soql = self._changed_soql(mapping, state, until, ours)
-            for records in self._query(f"GET query {sobject}", soql):
+            where = self._changed_where(mapping, state, until, ours)
+            for records, ordered in self._people(mapping, where, known is None, staging):
                 for record in records:
                     first = _first_read(seen[sobject], record)
-                    pending.add(sobject, record if first else None, _position([record]))
+                    position = _position([record]) if ordered else None
+                    pending.add(sobject, record if first else None, position)
                 yield from self._batches(pending, BATCH)
             pending.add(sobject, None, (when(until), ""))
+        staging.close()
         if sweep_from is not None:
             touched = people_touched(
                 self._query,
@@ -187,13 +224,42 @@ class SalesforceAdapter:
             if size is None:
                 return
 
-    def _select(self, mapping: ObjectMapping) -> str:
-        """SELECT the person's fields and, by subquery, what is read with each person."""
-        fields = self.people.read_fields(mapping)
+    def _select(self, mapping: ObjectMapping, extra: Sequence[str] = ()) -> str:
+        """SELECT the person's fields (and `extra`) and, by subquery, what is read with each
+        person."""
+        fields = list(dict.fromkeys([*self.people.read_fields(mapping), *extra]))
         children = [kind.subquery() for kind in self.kinds[mapping.sobject]]
         return f"SELECT {', '.join([*fields, *children])} FROM {mapping.sobject}"
 
+    def _people(
+        self, mapping: ObjectMapping, where: str, full: bool, staging: Staging
+    ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """Pages of the people `where` selects (`_changed_where`), each saying whether it
+        comes in cursor order. On a full read of an object whose first page counts
+        `bulk_threshold` records or more, the rest comes from Bulk API 2.0, unordered."""
+        soql = f"{self._select(mapping)} WHERE {where} ORDER BY SystemModstamp, Id"
+        pages = self._query(f"GET query {mapping.sobject}", soql)
+        first = next(pages)
+        yield first, True
+        total = getattr(first, "total", None)
+        if not (full and self.bulk_reads.worth(total) and len(first) < total):
+            yield from ((rows, True) for rows in pages)
+            return
+        pages.close()
+        fields = self.people.read_fields(mapping)
+        kinds = self.kinds[mapping.sobject]
+        for rows in self.bulk_reads.people(staging, mapping.sobject, fields, where, kinds):
+            yield rows, False
+
     def _changed_soql(
+        self, mapping: ObjectMapping, state: Cursor, until: datetime, ours: str | None = None
+    ) -> str:
+        """People of one object changed after the cursor's position, up to `until`, in
+        cursor order (see `_changed_where`)."""
+        where = self._changed_where(mapping, state, until, ours)
+        return f"{self._select(mapping)} WHERE {where} ORDER BY SystemModstamp, Id"
+
+    def _changed_where(
         self, mapping: ObjectMapping, state: Cursor, until: datetime, ours: str | None = None
     ) -> str:
         """People of one object changed after the cursor's position, up to `until`; when
@@ -219,10 +285,7 @@ class SalesforceAdapter:
         # SystemModstamp has second precision: the run's own second is included (and read
         # again next run through the lookback) rather than left waiting a whole run.
         conditions.append(f"SystemModstamp <= {when(until)}")
-        return (
-            f"{self._select(mapping)} WHERE {' AND '.join(conditions)}"
-            " ORDER BY SystemModstamp, Id"
-        )
+        return " AND ".join(conditions)
 
     def _pages_by_id(
         self, mapping: ObjectMapping, ids: Sequence[str]
@@ -252,7 +315,7 @@ class SalesforceAdapter:
             records = (
                 self._all(
                     f"GET query {sobject}",
-                    f"{self._select(mapping)} WHERE Id IN ({{values}})",
+                    self._select(mapping, CONVERSION.get(sobject, ())) + " WHERE Id IN ({values})",
                     valid,
                 )
                 if valid
@@ -264,7 +327,16 @@ class SalesforceAdapter:
                 for i in record_ids
                 if not is_id(i) or i[:15] not in found
             ]
+            records, followed = _converted_apart(records)
+            errors += [
+                RecordError(f"Lead/{lead}", "IsConverted", f"converted into Contact/{contact}:"
+                            " a converted lead is never written, its contact is read instead")
+                for lead, contact in followed
+            ]  # fmt: skip
             yield ContactBatch(raw=self._raw(mapping, records), errors=errors)
+            contacts = [("Contact", contact) for _, contact in followed if is_id(contact)]
+            if contacts and "Contact" in self.objects:
+                yield from self.read_contacts(contacts)
 
     def _raw(self, mapping: ObjectMapping, records: list[dict[str, Any]]) -> list[RawContact]:
         """The records as the core wants them: untranslated, each with its own translation.
@@ -301,7 +373,46 @@ class SalesforceAdapter:
         for kind in kinds:
             if again[kind.relationship]:
                 rows[kind.relationship].update(self._by_ids(kind, again[kind.relationship]))
-        return related(rows)
+        found = related(rows)
+        found.merged = self._merges_of(sobject)
+        if sobject == "Contact" and "Lead" in self.objects:
+            found.converted = self._converted_leads(people)
+        return found
+
+    def _merges_of(self, sobject: str) -> dict[str, list[str]]:
+        """Master id -> the records merged into it in this incremental read's window: one
+        queryAll per object, when the run first reads someone of it (a merge moves the
+        master's SystemModstamp, so the master is read in that window). A full read asks
+        nothing: the tasks Salesforce reparented to a master carry its person anyway."""
+        if self._merge_window is not None and sobject not in self._merged:
+            positions, until = self._merge_window
+            position = positions.get(sobject)
+            lookback = timedelta(seconds=self.settings.lookback_seconds)
+            since = parse_time(position[0], "cursor") - lookback if position else None
+            pages = partial(self._query, deleted=True)
+            self._merged[sobject] = merged_into(pages, sobject, since, until)
+        return self._merged.get(sobject, {})
+
+    def _converted_leads(self, people: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The lead each of these contacts was converted from (`ConvertedContactId`), with its
+        stage, origin and qualification and the opportunity it became: asked only for the
+        contacts whose stage field is empty (new to us; afterwards the contact's own fields
+        carry the history). A few: by IN list; many (a first read): every converted lead of
+        the org, read once per `read_changed` (a few pages rather than a query per 400)."""
+        stage = self.objects["Contact"].fields.get("stage")
+        fresh = [p["Id"] for p in people if not stage or p.get(stage) in (None, "")]
+        if not fresh:
+            return {}
+        lead, mapping = self.people, self.objects["Lead"]
+        fields = [f for f in (mapping.fields.get("stage"), lead.lead_source,
+                              *lead.qualification.values()) if f]  # fmt: skip
+        if len(fresh) >= CONVERTED_SCAN:
+            if self._every_converted is None:
+                every = converted_leads(fields, every=True)
+                rows = [row for page in self._query("GET query Lead", every) for row in page]
+                self._every_converted = _by_contact(rows)
+            return {c: self._every_converted[c] for c in fresh if c in self._every_converted}
+        return _by_contact(self._all("GET query Lead", converted_leads(fields), fresh))
 
     def _by_ids(self, kind: Engagement, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         found = _group(
@@ -310,11 +421,22 @@ class SalesforceAdapter:
         )
         return {person: found.get(person, []) for person in ids}
 
+    def field_sources(
+        self, wanted: SourceQuestions
+    ) -> dict[tuple[str, str], dict[str, FieldSource]]:
+        """Who set these owned values, from each record's creator and last modifier."""
+        ours = self.client.integration_user()
+        return field_sources(self._all, list(self.objects), ours, wanted)
+
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        if self.bulk_writes.worth(len(updates)):
+            return self.bulk_writes.write_updates(updates)
         return self.writer.write_updates(updates)
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        if self.bulk_writes.worth(len(tasks)):
+            return self.bulk_writes.create_tasks(tasks)
         return self.writer.create_tasks(tasks)
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
@@ -347,7 +469,7 @@ class SalesforceAdapter:
         roles = Engagement("OpportunityContactRoles", "OpportunityContactRole", "OpportunityId",
                            ("ContactId",))  # fmt: skip
         soql = (
-            f"SELECT Id, IsWon, CloseDate, Amount, {roles.subquery()} FROM Opportunity"
+            f"SELECT Id, IsWon, CloseDate, CreatedDate, Amount, {roles.subquery()} FROM Opportunity"
             f" WHERE IsClosed = true AND CloseDate >= {since.astimezone(UTC).date().isoformat()}"
         )
         for page in self._query("GET query Opportunity", soql):
@@ -359,6 +481,7 @@ class SalesforceAdapter:
             for row in rows:
                 try:
                     closed_at = parse_time(row.get("CloseDate"), "CloseDate")
+                    created_at = parse_time(row.get("CreatedDate"), "CreatedDate")
                     amount = number(row, "Amount")
                 except TranslationError as exc:
                     log.warning("Opportunity/%s left out of the outcomes: %s", row["Id"], exc)
@@ -370,6 +493,7 @@ class SalesforceAdapter:
                     closed_at=closed_at,
                     contact_ids=tuple(c for c in contacts if is_id(c)),
                     amount=amount,
+                    created_at=created_at,
                 )
 
     # checks ----------------------------------------------------------------------------------
@@ -388,6 +512,43 @@ class SalesforceAdapter:
 
     def usage(self) -> ApiUsage:
         return self.client.usage()
+
+
+class Page(list[dict[str, Any]]):
+    """A page of query results, and `total`: how many records the whole query selects."""
+
+    def __init__(self, records: Iterable[dict[str, Any]] = (), total: Any = None) -> None:
+        super().__init__(records)
+        self.total = total if isinstance(total, int) else None
+
+
+CONVERSION = {"Lead": ("IsConverted", "ConvertedContactId")}
+"""Read with a record fetched by id: a converted lead is followed to its contact."""
+CONVERTED_SCAN = 1_000
+"""New contacts from which reading every converted lead once beats IN lists (about 400 ids
+each)."""
+
+
+def _by_contact(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        row["ConvertedContactId"]: plain(row)
+        for row in rows
+        if isinstance(row.get("ConvertedContactId"), str)
+    }
+
+
+def _converted_apart(
+    records: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Records that may be written, and (lead id, contact id) of the converted leads among
+    them: those are never handed on (Salesforce refuses to update them), their contacts are."""
+    kept, followed = [], []
+    for record in records:
+        if record.get("IsConverted") is True and is_id(record.get("Id")):
+            followed.append((record["Id"], str(record.get("ConvertedContactId") or "none")))
+        else:
+            kept.append(record)
+    return kept, followed
 
 
 def _shown(value: Any) -> str:

@@ -1,8 +1,9 @@
 """Every Salesforce call goes through `SalesforceClient`: OAuth login, one re-login on an
 expired session, retries on transient faults, and the daily API budget.
 
-Logging in is an OAuth token request made here, so one code path serves the password,
-client-credentials and refresh-token flows of a connected app; the session id and instance
+Logging in is an OAuth token request made here (its form from `auth.py`), so one code path
+serves the password, client-credentials, refresh-token and JWT bearer flows of a connected
+app; the session id and instance
 URL then go to `simple_salesforce.Salesforce`, which makes every API call. The session id goes
 only to an https instance under Salesforce's domains (or `allowed_domains`): a login answer
 naming any other host is refused before the session is used.
@@ -21,15 +22,19 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from crm_qualify.adapters.salesforce.auth import token_form
+from crm_qualify.adapters.salesforce.endpoints import API, limits
 from crm_qualify.adapters.salesforce.http import RefusedRequest, host_of, make_session
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings, allowed_host
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
+from crm_qualify.connector.sync.concurrency import Traffic
 from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries
 from simple_salesforce import Salesforce
@@ -139,7 +144,12 @@ class SalesforceClient:
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0
+        self.traffic = Traffic(limits())
+        """The core's requests in flight for this org (`endpoints.py`), shared by every thread."""
+        self._counting = threading.Lock()
         self._sf: Salesforce | None = None
+        self._sent: dict[str, str] = {}
+        """The last token request's form (its password or JWT assertion is scrubbed from errors)."""
         self._user_id: str | None = None
 
     def __repr__(self) -> str:
@@ -148,9 +158,9 @@ class SalesforceClient:
     # login -----------------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
         s = self.settings
-        values = [s.client_secret, s.password, s.security_token, s.refresh_token]
+        values = [s.client_secret, s.password, s.security_token, s.refresh_token, s.private_key]
         found = [v.get_secret_value() for v in values if v is not None]
-        found.append(self._form().get("password", ""))
+        found += [self._sent.get("password", ""), self._sent.get("assertion", "")]
         if self._sf is not None:
             found.append(self._sf.session_id)
         return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
@@ -185,32 +195,14 @@ class SalesforceClient:
         )
         return self._sf
 
-    def _form(self) -> dict[str, str]:
-        s = self.settings
-        form = {
-            "grant_type": s.auth,
-            "client_id": s.client_id,
-            "client_secret": s.client_secret.get_secret_value(),
-        }
-        if s.auth == "password" and s.password:
-            token = s.security_token.get_secret_value() if s.security_token else ""
-            form |= {
-                "username": s.username or "",
-                "password": s.password.get_secret_value() + token,
-            }
-        elif s.auth == "refresh_token" and s.refresh_token:
-            form["refresh_token"] = s.refresh_token.get_secret_value()
-        return form
-
     def _token(self) -> dict[str, Any]:
         """One token request: the answer's JSON, or an error classified for retrying."""
         what = "POST oauth2/token"
         self.requests[what] += 1
         url = self.settings.login_url.rstrip("/") + "/services/oauth2/token"
+        self._sent = token_form(self.settings)
         try:
-            answer = self.session.post(
-                url, data=self._form(), timeout=self.settings.timeout_seconds
-            )
+            answer = self.session.post(url, data=self._sent, timeout=self.settings.timeout_seconds)
         except RefusedRequest as exc:
             raise AuthError(
                 f"Salesforce login: {exc}", setting="adapters.salesforce.login_url"
@@ -299,9 +291,11 @@ class SalesforceClient:
         def once() -> T:
             nonlocal relogged
             self.daily.check()
-            self.requests[what] += 1
+            with self._counting:
+                self.requests[what] += 1
             try:
-                result = action(self.sf)
+                with self.traffic.request(API):
+                    result = action(self.sf)
             except SalesforceExpiredSession:
                 if relogged:
                     raise AuthError(
@@ -331,7 +325,10 @@ class SalesforceClient:
 
         def on_retry(failure: Failure) -> None:
             if failure.kind in ("http_503", "http_429", "unable_to_lock_row"):
-                self.throttled += 1
+                with self._counting:
+                    self.throttled += 1
+            if failure.kind == "http_429":
+                self.traffic.pause(1.0)  # the whole pool backs off, not just this request
 
         return call_with_retries(
             self._scrubbed(once),

@@ -9,6 +9,7 @@ a missing owned field with the way out: create it, or give it up (`owned = false
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
@@ -67,14 +68,21 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         if sobject == "Task":
             names = [*names, adapter.people.task_key]
         wanted.append((sobject, None, names))
+    described_by_object: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def describe(sobject: str) -> dict[str, dict[str, Any]]:
+        if sobject not in described_by_object:
+            described_by_object[sobject] = adapter.describe(sobject)
+        return described_by_object[sobject]
+
     for sobject, mapping, names in wanted:
         try:
-            described = adapter.describe(sobject)
+            described = describe(sobject)
         except (SalesforceCallError, AuthError) as exc:
             results.append(CheckResult(f"{sobject} access", False, str(exc)))
             continue
         fields = {name: field_info(f) for name, f in described.items()}
-        missing = [f for f in names if f not in fields]
+        missing = [f for f in names if not _readable(describe, sobject, f)]
         owned = {field: name for name, field in mapping.fields.items()} if mapping else {}
         detail = "missing or hidden: " + "; ".join(_missing(f, owned.get(f)) for f in missing)
         results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
@@ -88,6 +96,28 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         CheckResult("daily API", True, f"{daily.get('Remaining')} of {daily.get('Max')} left")
     )
     return results
+
+
+def _readable(
+    describe: Callable[[str], dict[str, dict[str, Any]]], sobject: str, name: str
+) -> bool:
+    """Whether the integration user sees `name` on `sobject`: a field, or a path through
+    lookups (`Account.Industry`: Contact's lookup whose relationshipName is Account, then the
+    parent's field)."""
+    *hops, last = name.split(".")
+    for hop in hops:
+        lookup = next(
+            (f for f in describe(sobject).values() if f.get("relationshipName") == hop), None
+        )
+        targets = (lookup or {}).get("referenceTo") or []
+        if len(targets) != 1:
+            return False
+        try:
+            describe(targets[0])
+        except (SalesforceCallError, AuthError):
+            return False
+        sobject = targets[0]
+    return last in describe(sobject)
 
 
 def _missing(field: str, canonical: str | None) -> str:

@@ -131,6 +131,27 @@ def people_touched(
     return touched
 
 
+def merged_into(
+    pages: Pages, sobject: str, since: datetime | None, until: datetime
+) -> dict[str, list[str]]:
+    """Master id -> ids of the records merged into it (deleted, `MasterRecordId` set) up to
+    `until`, since `since` (None: all the recycle bin still holds), by one `queryAll`, the
+    way Salesforce's reference finds the records merged since a moment."""
+    window = f" AND SystemModstamp > {when(since)}" if since else ""
+    soql = (
+        f"SELECT Id, MasterRecordId FROM {sobject} WHERE IsDeleted = true"
+        f" AND MasterRecordId != null{window} AND SystemModstamp <= {when(until)}"
+        " ORDER BY SystemModstamp, Id"
+    )
+    merged: dict[str, list[str]] = {}
+    for page in pages(f"GET queryAll {sobject}", soql):
+        for row in page:
+            master, record = row.get("MasterRecordId"), row.get("Id")
+            if isinstance(master, str) and isinstance(record, str):
+                merged.setdefault(master, []).append(record)
+    return merged
+
+
 def child_sets(
     people: list[dict[str, Any]], kinds: list[Engagement]
 ) -> tuple[dict[str, Rows], dict[str, list[str]]]:

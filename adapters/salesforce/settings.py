@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Literal
 from urllib.parse import urlsplit
 
+from crm_qualify.adapters.salesforce.auth import private_key
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SALESFORCE_DOMAINS = (
@@ -30,13 +31,24 @@ def allowed_host(host: str, extra: Iterable[str]) -> bool:
     )
 
 
+FLOW_OPTIONS = {
+    "password": ("client_secret", "username", "password"),
+    "client_credentials": ("client_secret",),
+    "refresh_token": ("client_secret", "refresh_token"),
+    "jwt": ("username", "private_key"),
+}
+"""The options each login flow needs besides client_id (security_token is optional: an org
+may trust the integration's IP range instead)."""
+
+
 class SalesforceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    auth: Literal["password", "client_credentials", "refresh_token"] = Field(
+    auth: Literal["password", "client_credentials", "refresh_token", "jwt"] = Field(
         default="password",
         description="OAuth flow of the connected app: username-password (with security "
-        "token), client credentials, or a refresh token.",
+        "token), client credentials, a refresh token, or the JWT bearer flow (a private key "
+        "whose certificate the app holds; the server-to-server login).",
     )
     login_url: str = Field(
         default="https://login.salesforce.com",
@@ -49,13 +61,25 @@ class SalesforceSettings(BaseModel):
         "the login answer's instance_url may name: a TLS proxy, the simulator (127.0.0.1).",
     )
     client_id: str = Field(description="The connected app's consumer key.")
-    client_secret: SecretStr = Field(description="The connected app's consumer secret.")
+    client_secret: SecretStr | None = Field(
+        default=None, description="The connected app's consumer secret (every flow but jwt)."
+    )
     username: str | None = None
     password: SecretStr | None = None
     security_token: SecretStr | None = Field(
         default=None, description="Appended to the password for the username-password flow."
     )
     refresh_token: SecretStr | None = None
+    private_key: SecretStr | None = Field(
+        default=None,
+        description="PEM RSA private key of the JWT bearer flow (auth = 'jwt'), from a file:"
+        " private_key_file = '/run/secrets/sf_key.pem'.",
+    )
+    jwt_audience: str | None = Field(
+        default=None,
+        description="`aud` of the JWT bearer flow; default https://test.salesforce.com for a"
+        " sandbox login_url, https://login.salesforce.com otherwise.",
+    )
     api_version: str = Field(default="59.0", pattern=r"^\d+\.\d$")
     ca_bundle: str | None = Field(
         default=None,
@@ -69,6 +93,19 @@ class SalesforceSettings(BaseModel):
     lookback_seconds: float = Field(default=300, ge=0, description="Re-read before the cursor.")
     timeout_seconds: float = Field(default=60, gt=0)
     max_attempts: int = Field(default=5, ge=1, description="Tries per call on 5xx / lock errors.")
+    bulk_threshold: int = Field(
+        default=2000,
+        ge=0,
+        description="Records from which Bulk API 2.0 is used: a full read of an object holding"
+        " at least this many, and a batch writing at least this many records or tasks (Salesforce"
+        " recommends Bulk above about 2,000). 0: never.",
+    )
+    bulk_timeout_seconds: float = Field(
+        default=1800,
+        gt=0,
+        description="How long to wait for one Bulk job before aborting it; what it did by then "
+        "is read back, the rest is retried.",
+    )
 
     @model_validator(mode="after")
     def _login_over_https_to_salesforce(self) -> SalesforceSettings:
@@ -84,8 +121,13 @@ class SalesforceSettings(BaseModel):
 
     @model_validator(mode="after")
     def _credentials_for_the_flow(self) -> SalesforceSettings:
-        if self.auth == "password" and not (self.username and self.password):
-            raise ValueError("auth = 'password' needs username and password (and security_token)")
-        if self.auth == "refresh_token" and not self.refresh_token:
-            raise ValueError("auth = 'refresh_token' needs refresh_token")
+        missing = [name for name in FLOW_OPTIONS[self.auth] if not getattr(self, name)]
+        if missing:
+            names = ", ".join(f"adapters.salesforce.{name}" for name in missing)
+            raise ValueError(f"auth = {self.auth!r} needs {names}")
+        if self.auth == "jwt" and self.private_key is not None:
+            try:
+                private_key(self.private_key.get_secret_value())
+            except ValueError as exc:
+                raise ValueError(f"adapters.salesforce.private_key: {exc}") from None
         return self

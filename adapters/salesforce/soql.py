@@ -96,7 +96,7 @@ def engagement(sobject: str, key_field: str, api_version: str) -> list[Engagemen
         ),  # fmt: skip
     ]
     if sobject == "Contact":
-        deal = ("Id", "IsClosed", "IsWon", "Amount", "CloseDate", "Type")
+        deal = ("Id", "IsClosed", "IsWon", "Amount", "CloseDate", "Type", "CreatedDate")
         kinds.append(
             Engagement(
                 "OpportunityContactRoles",
@@ -112,3 +112,16 @@ def task_query(key_field: str, api_version: str) -> str:
     """The Tasks of a list of people (`{values}`: their ids), as the subquery reads them."""
     (tasks,) = [k for k in engagement("Lead", key_field, api_version) if k.sobject == "Task"]
     return tasks.by_ids()
+
+
+CONVERTED_DEAL = ("Id", "IsClosed", "IsWon", "Amount", "CloseDate", "Type", "CreatedDate")
+
+
+def converted_leads(fields: Sequence[str], every: bool = False) -> str:
+    """The leads converted into a list of contacts (`{values}`: the contacts' ids), or into
+    any contact (`every`), with `fields` and the opportunity each was converted into
+    (`ConvertedOpportunity.*`)."""
+    deal = [f"ConvertedOpportunity.{name}" for name in CONVERTED_DEAL]
+    names = dict.fromkeys(["Id", "ConvertedContactId", "CreatedDate", *fields, *deal])
+    which = "ConvertedContactId != null" if every else "ConvertedContactId IN ({values})"
+    return f"SELECT {', '.join(names)} FROM Lead WHERE IsConverted = true AND {which}"

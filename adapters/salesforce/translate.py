@@ -12,6 +12,7 @@ bounce. Markup and quotes in names are data: kept as they are, never interpreted
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,7 +66,10 @@ class ObjectMapping:
             where=section.get("where", ""),
             fields=dict(section.get("fields", {})),
             stages=stages,
-            stage_of_value={v: Stage(k) for k, v in stages.items()},
+            stage_of_value={
+                **{v: Stage(k) for k, v in stages.items()},
+                **{v: Stage(k) for v, k in section.get("stage_values", {}).items()},
+            },
             temperatures=temperatures,
             highest_stages=dict(section.get("highest_stages", {})),
             customer_types=dict(section.get("customer_types", {})),
@@ -179,6 +183,10 @@ class Related:
     campaigns: dict[str, dict[str, Any]]
     deals: dict[str, list[dict[str, Any]]]
     """Opportunity rows by contact id."""
+    converted: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """The lead converted into each contact (by contact id), where it was looked up."""
+    merged: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Ids of the records merged into each person (`MasterRecordId`), where looked up."""
 
 
 def _matches(pattern: re.Pattern, value: str | None) -> bool:
@@ -263,21 +271,48 @@ def _lenient_time(task: dict[str, Any], field: str) -> datetime | None:
 
 
 def _deals(people: PeopleMapping, person_id: str, related: Related) -> list[Deal]:
-    deals = []
-    for row in related.deals.get(person_id, []):
-        won, closed = flag(row, "IsWon", "Opportunity"), flag(row, "IsClosed", "Opportunity")
-        deals.append(
-            Deal(
-                id=text(row, "Id", "Opportunity") or "",
-                status="won" if won else "lost" if closed else "open",
-                amount=number(row, "Amount", "Opportunity"),
-                recurring=_matches(people.recurring, text(row, "Type", "Opportunity")),
-                closed_at=parse_time(row.get("CloseDate"), "Opportunity.CloseDate")
-                if closed
-                else None,
-            )
-        )
-    return deals
+    return [_deal(people, row) for row in related.deals.get(person_id, [])]
+
+
+def _deal(people: PeopleMapping, row: dict[str, Any]) -> Deal:
+    won, closed = flag(row, "IsWon", "Opportunity"), flag(row, "IsClosed", "Opportunity")
+    return Deal(
+        id=text(row, "Id", "Opportunity") or "",
+        status="won" if won else "lost" if closed else "open",
+        amount=number(row, "Amount", "Opportunity"),
+        recurring=_matches(people.recurring, text(row, "Type", "Opportunity")),
+        closed_at=parse_time(row.get("CloseDate"), "Opportunity.CloseDate") if closed else None,
+        created_at=_lenient_time(row, "CreatedDate"),
+    )
+
+
+def with_lead_history(
+    contact: Contact, lead: dict[str, Any], mapping: ObjectMapping, people: PeopleMapping
+) -> Contact:
+    """A Contact with the history of the lead converted into it, where the Contact itself
+    says nothing: the lead's stage (so the stage never moves back behind where the person
+    was), its qualification answers and origin, its earlier creation, and the opportunity
+    it was converted into (`ConvertedOpportunity`) when no contact role names it. The lead's
+    stage value is read with the Contact's stage table (the same picklist on both objects)."""
+    stage = contact.stage or mapping.stage_of_value.get(
+        text(lead, mapping.fields.get("stage", ""), "Lead") or ""
+    )
+    created = parse_time(lead.get("CreatedDate"), "Lead.CreatedDate")
+    deals = list(contact.deals)
+    opportunity = lead.get("ConvertedOpportunity")
+    if isinstance(opportunity, dict) and opportunity.get("Id") not in {d.id for d in deals}:
+        deals.append(_deal(people, opportunity))
+    return contact.model_copy(
+        update={
+            "stage": stage,
+            "qualification": {**_answers(people, lead), **contact.qualification},
+            "origin": contact.origin
+            if contact.origin is not Origin.UNKNOWN
+            else _origin(people, lead),
+            "created_at": min((t for t in (contact.created_at, created) if t), default=None),
+            "deals": deals,
+        }
+    )
 
 
 def _origin(people: PeopleMapping, record: dict[str, Any]) -> Origin:
@@ -309,10 +344,11 @@ def to_contact(
         raise TranslationError("Id", "Id: the record has no Id")
     stage_value = text(record, mapping.fields.get("stage", "")) or ""
     try:
-        return Contact(
+        contact = Contact(
             id=person_id,
             object_type=mapping.sobject,
             email=text(record, profile.get("email", "")),
+            phone=text(record, profile.get("phone", "")),
             first_name=text(record, profile.get("first_name", "")),
             last_name=text(record, profile.get("last_name", "")),
             title=text(record, profile.get("title", "")),
@@ -321,6 +357,7 @@ def to_contact(
             employees=whole(record, profile.get("employees", "")),
             country=text(record, profile.get("country", "")),
             owner_id=text(record, profile.get("owner_id", "")),
+            merged_ids=related.merged.get(person_id, []),
             origin=_origin(people, record),
             created_at=parse_time(record.get("CreatedDate"), "CreatedDate"),
             updated_at=parse_time(record.get("SystemModstamp"), "SystemModstamp"),
@@ -339,6 +376,8 @@ def to_contact(
         canonical = str(first["loc"][0]) if first["loc"] else ""
         where = profile.get(canonical) or mapping.fields.get(canonical) or canonical or "record"
         raise TranslationError(where, f"{where}: {first['msg']}") from None
+    lead = related.converted.get(person_id)
+    return with_lead_history(contact, lead, mapping, people) if lead else contact
 
 
 def to_fields(mapping: ObjectMapping, values: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Salesforce's JSON gives text, numbers, booleans, dates as ISO strings and null. 
 another type means the mapping names a field of another kind (or the data is damaged): it
 raises `TranslationError` with the Salesforce field name (`Object.Field` for related rows).
 Numeric strings in number fields and "true" / "false" in checkboxes are read as what they say.
+A field may be a relationship path (`Account.Industry` on a Contact): the parent's value.
 """
 
 from __future__ import annotations
@@ -19,6 +20,20 @@ TEXT_MAX = 131_072
 """Salesforce's longest text field (Long Text Area): a longer value came from no field."""
 
 
+def value_at(row: dict[str, Any], field: str | None) -> Any:
+    """The value of `field` in a row; a relationship path (`Account.Industry`) is followed
+    through the parent records Salesforce nests in the row (null parent: no value), or read
+    as the column of that name a Bulk API CSV has."""
+    if not field:
+        return None
+    if "." not in field or field in row:
+        return row.get(field)
+    value: Any = row
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _name(field: str, where: str | None) -> str:
     return f"{where}.{field}" if where else field
 
@@ -26,7 +41,7 @@ def _name(field: str, where: str | None) -> str:
 def text(row: dict[str, Any], field: str, where: str | None = None) -> str | None:
     """A text field's value; absent or empty is None. A number, a boolean or an object means
     the mapping names a field of another type: refused, naming the field."""
-    value = row.get(field) if field else None
+    value = value_at(row, field)
     if value is None or value == "":
         return None
     name = _name(field, where)
@@ -40,7 +55,7 @@ def text(row: dict[str, Any], field: str, where: str | None = None) -> str | Non
 def number(row: dict[str, Any], field: str, where: str | None = None) -> float | None:
     """A numeric field's value; a numeric string (as a formula field may hold) is read as its
     number. Booleans, other text, and infinities are refused."""
-    value = row.get(field) if field else None
+    value = value_at(row, field)
     if value is None or value == "":
         return None
     name = _name(field, where)
@@ -58,7 +73,7 @@ def number(row: dict[str, Any], field: str, where: str | None = None) -> float |
 def whole(row: dict[str, Any], field: str) -> int | None:
     """A count (NumberOfEmployees): a number with no fraction, not negative; integers are
     taken exactly, however large."""
-    value = row.get(field) if field else None
+    value = value_at(row, field)
     exact = isinstance(value, int) and not isinstance(value, bool)
     result = value if exact else number(row, field)
     if result is None:
@@ -70,7 +85,7 @@ def whole(row: dict[str, Any], field: str) -> int | None:
 
 def flag(row: dict[str, Any], field: str | None, where: str | None = None) -> bool:
     """A checkbox; the strings "true" / "false" are read as such, anything else is refused."""
-    value = row.get(field) if field else None
+    value = value_at(row, field)
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false"):

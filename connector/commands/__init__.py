@@ -1,10 +1,12 @@
 """Subcommands of `crm-qualify`; each module has `register(subparsers)`."""
 
 from crm_qualify.connector.commands import (
+    calibrate,
     compact,
     config,
     demo,
     doctor,
+    duplicates,
     errors,
     report,
     run,
@@ -25,6 +27,8 @@ COMMAND_MODULES = (
     runs,
     errors,
     report,
+    calibrate,
+    duplicates,
     doctor,
     simulate,
     compact,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from crm_qualify.connector.decision.planning import episode_start, plan_tasks
+from crm_qualify.connector.decision.planning import STAGE_RANK, episode_start, plan_tasks
 from crm_qualify.connector.decision.qualification import (
     computed_stage,
     customer_type,
@@ -31,13 +31,15 @@ def decide(
     compiled = compile_rules(rules)
     result = score_contact(contact, compiled, now)
     score = result.score
-    computed = computed_stage(contact, rules, score.total, result.disqualified)
+    disqualified = result.disqualified
+    computed = computed_stage(contact, compiled, result)
     stage = computed
-    if contact.stage is not None and contact.stage.rank > computed.rank:
-        stage = contact.stage
-    activity = score.engagement + score.intent
-    heat = temperature(contact, rules, activity, result.disqualified, now)
-    episode = episode_start(contact, heat, hot_since, now, rules.followup)
+    held = contact.stage
+    if held is not None and STAGE_RANK[held] > STAGE_RANK[computed]:
+        stage = held
+    heat = temperature(compiled, result, now)
+    followup = rules.followup
+    episode = episode_start(contact, heat, hot_since, now, followup)
     return Decision(
         contact_id=contact.id,
         object_type=contact.object_type,
@@ -46,12 +48,10 @@ def decide(
         temperature=heat,
         score=score,
         rules_version=compiled.version,
-        renurture=needs_renurture(stage, result.last_activity, rules, now),
-        disqualified=result.disqualified,
+        renurture=needs_renurture(stage, result.last_activity, compiled, now),
+        disqualified=disqualified,
         customer_type=customer_type(contact),
-        tasks=plan_tasks(
-            contact, stage, heat, result.disqualified, score.reasons, rules.followup, now, episode
-        ),
+        tasks=plan_tasks(contact, stage, heat, disqualified, score.reasons, followup, now, episode),
         scored_at=now,
         hot_since=episode,
     )

@@ -40,6 +40,10 @@ EPISODE_FORMAT = "%Y%m%dT%H%M"
 """How a hot episode's start (UTC, to the minute) is written in a call task's key."""
 KINDS = ("hot_call", "mql_handoff")
 """The follow-ups the SLA measures; an escalation is about one of them."""
+STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
+"""`Stage.rank` as a look-up: the hot path compares ranks for every contact."""
+_OPPORTUNITY = STAGE_RANK[Stage.OPPORTUNITY]
+_MQL = STAGE_RANK[Stage.MQL]
 
 
 def task_key(contact: Contact, reason: str, period: str | None = None) -> str:
@@ -158,14 +162,19 @@ def plan_tasks(
     `episode_start` gives it (None while hot: it turned hot now)."""
     if disqualified:
         return []
-    in_funnel = stage.rank < Stage.OPPORTUNITY.rank
+    rank = STAGE_RANK[stage]
+    in_funnel = rank < _OPPORTUNITY
     call_period = None
-    if followup.hot_call and temperature is Temperature.HOT and in_funnel:
+    if temperature is Temperature.HOT and in_funnel and followup.hot_call:
         call_period = _hot_call_period(contact, followup, hot_since or now, now)
     hot_call = call_period is not None
-    became_mql = contact.stage is None or contact.stage.rank < Stage.MQL.rank
-    handoff = followup.mql_handoff and in_funnel and stage.rank >= Stage.MQL.rank and became_mql
-    escalate = followup.escalate and contact.tasks
+    handoff = (
+        in_funnel
+        and rank >= _MQL
+        and (contact.stage is None or STAGE_RANK[contact.stage] < _MQL)
+        and followup.mql_handoff
+    )
+    escalate = contact.tasks and followup.escalate
     if not (hot_call or handoff or escalate):
         return []  # the common case: skip owner and body, which only tasks need
     owner = assign_owner(contact, followup)

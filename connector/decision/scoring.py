@@ -19,14 +19,26 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import overload
 
+from crm_qualify.connector.decision.identity_keys import is_free_mail
+from crm_qualify.connector.decision.identity_rules import ROLE_MAILBOXES
 from crm_qualify.connector.decision.rules import Rules, rules_version
-from crm_qualify.connector.model import Contact, EventType, Reason, Score
+from crm_qualify.connector.model import Contact, CriterionStatus, EventType, Origin, Reason, Score
+from disposable_email_domains import blocklist as DISPOSABLE_BLOCKLIST
 
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
 _PLACEHOLDER_NAMES = frozenset({"test", "asdf", "xxx", "none", "n/a", "na", "unknown", "aaa"})
+
+
+def _kept_list_kind(domain: str) -> str | None:
+    """Domains the kept lists know: throw-away first (some are free too), then free mail."""
+    if domain in DISPOSABLE_BLOCKLIST:
+        return "disposable"
+    return "free_mail" if is_free_mail(domain) else None
 _NON_WORD = re.compile(r"[^\w]+")
 TABLE_DAYS = 3_660
 """Decay factors are tabulated for ages of 0 to 10 years; older events compute theirs."""
+ANSWER_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
+"""Qualification answers in order: a criterion is met by its least answer or a better one."""
 PART_MAX = 100
 """Each part (fit, engagement, intent) is at most this, like the total: a CRM field read as
 "out of 100" never shows 110. Fit (negatives included) is at least -PART_MAX."""
@@ -72,6 +84,17 @@ class CompiledRules:
     disposable_disqualifies: bool
     grades: tuple[float, ...]
     """Fit A, B, C and engagement 1, 2, 3 thresholds."""
+    inbound_by_default: bool
+    """Contacts whose origin the CRM does not say are treated as inbound."""
+    outbound_signs: frozenset[EventType]
+    outbound_min_opens: int
+    required: tuple[tuple[str, int], ...]
+    """Qualification: each required criterion and the rank of the least answer it needs."""
+    hot_triggers: tuple[EventType, ...]
+    hot_within: timedelta
+    warm_triggers: tuple[EventType, ...]
+    warm_within: timedelta
+    renurture_after: timedelta
     title_cache: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
     """Job title -> (fit points of the first matching title rule, personal title?)."""
 
@@ -147,6 +170,7 @@ def compile_rules(rules: Rules) -> CompiledRules:
                 "disposable",
                 "personal_title",
                 "invalid_data",
+                "role_address",
             )
         },
         disposable_disqualifies=negatives.disposable_disqualifies,
@@ -158,6 +182,17 @@ def compile_rules(rules: Rules) -> CompiledRules:
             rules.grades.engagement_2,
             rules.grades.engagement_3,
         ),
+        inbound_by_default=rules.stages.unknown_origin == Origin.INBOUND,
+        outbound_signs=frozenset(rules.stages.outbound_signs),
+        outbound_min_opens=rules.stages.outbound_min_opens,
+        required=tuple(
+            (criterion, ANSWER_RANK[least]) for criterion, least in rules.qualification.required
+        ),
+        hot_triggers=tuple(dict.fromkeys(rules.temperature.hot_triggers)),
+        hot_within=timedelta(days=rules.temperature.hot_within_days),
+        warm_triggers=tuple(dict.fromkeys(rules.temperature.warm_triggers)),
+        warm_within=timedelta(days=rules.temperature.warm_within_days),
+        renurture_after=timedelta(days=rules.stages.renurture_after_days),
     )
     if len(_COMPILED) > 64:
         _COMPILED.clear()
@@ -167,12 +202,20 @@ def compile_rules(rules: Rules) -> CompiledRules:
 
 _COMPILED: dict[int, CompiledRules] = {}
 
+Seen = list
+"""What scoring gathered about one signal, as a list for speed: [decayed occurrences,
+occurrences, youngest age, that event's time, points shown] (see the `SEEN_*` positions)."""
+SEEN_COUNT = 1
+SEEN_LAST_AT = 3
+
 
 @dataclass(slots=True)
 class ScoreResult:
     score: Score
     disqualified: bool
     last_activity: datetime | None
+    signals: dict[EventType, Seen]
+    """Per signal the contact showed: stage and temperature read it instead of the events."""
 
 
 def format_points(points: float) -> str:
@@ -184,10 +227,6 @@ def format_points(points: float) -> str:
 
 Note = tuple[str, str, float, str, str]
 """A profile reason before it is written: signal, family, points, label, detail."""
-
-_Seen = list
-"""Per signal seen: [decayed occurrences, occurrences, youngest age, its date, shown points]."""
-
 
 Line = tuple[str, str, float, str, float]
 """A written reason: signal, family, points, text, and -|points| to sort it by."""
@@ -205,7 +244,7 @@ class Explanation(Sequence[Reason]):
     __slots__ = ("_compiled", "_notes", "_seen", "_lines", "_reasons", "_text")
 
     def __init__(
-        self, compiled: CompiledRules, notes: list[Note], seen: dict[EventType, _Seen]
+        self, compiled: CompiledRules, notes: list[Note], seen: dict[EventType, Seen]
     ) -> None:
         self._compiled = compiled
         self._notes = notes
@@ -283,28 +322,34 @@ _POINTS_TEXT: dict[float, str] = {}
 """format_points of the configured profile points (a handful of values)."""
 
 
-def _signal_lines(compiled: CompiledRules, seen: dict[EventType, _Seen]) -> list[Line]:
+def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[Line]:
     """One reason per signal, in whole points. The text changes only when what it says does:
     the points shown, the count, the last date, or once when the cap or decay starts to take
     points away from what would be shown without it ("(capped)", "(decayed)")."""
     lines = []
+    signals = compiled.signals
+    labels = compiled.labels
     for kind, (occurrences, count, _, last_at, shown) in seen.items():
         if shown == 0:
             continue  # counts nothing: not a reason, and the parts add up without it
-        weight, cap, is_intent = compiled.signals[kind]
-        name, label = compiled.labels[kind]
-        capped = round(weight * occurrences) > shown
-        decayed = round(min(weight * count, cap)) != shown
+        weight, cap, is_intent = signals[kind]
+        name, label = labels[kind]
+        signed = _SIGNED.get(shown)
+        if signed is None:
+            signed = _SIGNED[shown] = f"{shown:+d}"
         day = last_at.date().isoformat()
-        why = f"{shown:+d} {label} " + (f"x{count}, last {day}" if count > 1 else day)
-        if capped or decayed:
-            why += (
-                " (capped, decayed)"
-                if capped and decayed
-                else (" (capped)" if capped else " (decayed)")
-            )
+        why = f"{signed} {label} x{count}, last {day}" if count > 1 else f"{signed} {label} {day}"
+        capped = round(weight * occurrences) > shown
+        if round(min(weight * count, cap)) != shown:
+            why += " (capped, decayed)" if capped else " (decayed)"
+        elif capped:
+            why += " (capped)"
         lines.append((name, "intent" if is_intent else "engagement", shown, why, -abs(shown)))
     return lines
+
+
+_SIGNED: dict[int, str] = {}
+"""'+40' for 40: the points a signal shows, written once per value."""
 
 
 def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: bool) -> str:
@@ -336,27 +381,28 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
     points their reasons show; fit is the rounded sum of profile and negative points.
     """
     # Events: one pass, numbers only.
-    seen: dict[EventType, _Seen] = {}
-    tables = rules.decay
-    for event in contact.events:
-        kind = event.type
-        at = event.at
-        age = now - at
-        days = age.days
-        factor = tables[kind][days] if 0 <= days < TABLE_DAYS else rules.factor(kind, days)
-        count = event.count
-        entry = seen.get(kind)
-        if entry is None:
-            seen[kind] = [factor * count, count, age, at, 0]
-        else:
-            entry[0] += factor * count
-            entry[1] += count
-            if age < entry[2]:
-                entry[2] = age
-                entry[3] = at
+    seen: dict[EventType, Seen] = {}
     engagement = intent = 0
     last = None
-    if seen:
+    events = contact.events
+    if events:
+        tables = rules.decay
+        for event in events:
+            kind = event.type
+            at = event.at
+            age = now - at
+            days = age.days
+            factor = tables[kind][days] if 0 <= days < TABLE_DAYS else rules.factor(kind, days)
+            count = event.count
+            entry = seen.get(kind)
+            if entry is None:
+                seen[kind] = [factor * count, count, age, at, 0]
+            else:
+                entry[0] += factor * count
+                entry[1] += count
+                if age < entry[2]:
+                    entry[2] = age
+                    entry[3] = at
         signals = rules.signals
         youngest: timedelta | None = None
         for kind, entry in seen.items():
@@ -377,11 +423,11 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
     title = contact.title
     title_points, personal = rules.classify_title(title) if title else (None, False)
     industry = contact.industry
-    if industry and (points := rules.industries.get(industry.casefold())):
+    if industry and rules.industries and (points := rules.industries.get(industry.casefold())):
         fit += points
         notes.append(("industry", "fit", points, "industry", industry))
     country = contact.country
-    if country and (points := rules.countries.get(country.casefold())):
+    if country and rules.countries and (points := rules.countries.get(country.casefold())):
         fit += points
         notes.append(("country", "fit", points, "country", country))
     if title_points:
@@ -410,8 +456,8 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
                 fit += points
                 notes.append(("invalid_data", "negative", points, "invalid email address", ""))
         else:
-            domain = email.rpartition("@")[2].casefold()
-            kind_of_domain = rules.domains.get(domain)
+            local, _, domain = email.casefold().rpartition("@")
+            kind_of_domain = rules.domains.get(domain) or _kept_list_kind(domain)
             if kind_of_domain == "competitor":
                 disqualified = True
                 notes.append(
@@ -431,6 +477,9 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
             elif kind_of_domain == "free_mail" and (points := negative["free_mail"]):
                 fit += points
                 notes.append(("free_mail", "negative", points, "free-mail domain", domain))
+            if local.partition("+")[0] in ROLE_MAILBOXES and (points := negative["role_address"]):
+                fit += points
+                notes.append(("role_address", "negative", points, "role address", local))
     first, last_name = contact.first_name, contact.last_name
     if (
         (first and first.strip().casefold() in _PLACEHOLDER_NAMES)
@@ -442,7 +491,7 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
         fit += points
         notes.append(("personal_title", "negative", points, "student/personal title", title))
 
-    fit_points = max(-PART_MAX, min(PART_MAX, round(fit)))
+    fit_points = -PART_MAX if fit < -PART_MAX else (PART_MAX if fit > PART_MAX else round(fit))
     if engagement > PART_MAX:
         engagement = PART_MAX
     if intent > PART_MAX:
@@ -456,4 +505,4 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
         grade=_grade(fit_points, engagement + intent, rules.grades, disqualified),
         reasons=Explanation(rules, notes, seen) if (notes or seen) else [],
     )
-    return ScoreResult(score, disqualified, last)
+    return ScoreResult(score, disqualified, last, seen)

@@ -42,6 +42,7 @@ from crm_qualify.connector.contract import (
     ContactBatch,
     RecordError,
     TaskResult,
+    WriteResult,
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.review import next_review
@@ -49,10 +50,15 @@ from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
+from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
 from crm_qualify.connector.sync.mirror import AckedWrite
+from crm_qualify.connector.sync.people import People, Person
+from crm_qualify.connector.sync.person_decisions import Member, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
     TASK_OWED,
     TASK_PENDING,
@@ -72,6 +78,8 @@ FULL_STARTED_KEY = "full_read_started_at"
 """Set while a full read is under way (it may span runs); pruning waits for its end."""
 FULL_DONE_KEY = "full_read_done_at"
 DECIDED_WITH_KEY = "mirror_decided_with"
+PEOPLE_INDEXED_KEY = "people_indexed_at"
+"""Set once every mirrored record is in the identity index (state files older than it)."""
 """The configuration every mirrored contact was last decided with: when it changes, everyone
 is decided again; otherwise only those whose decision can have moved (`next_review`)."""
 MIRROR_CHUNK = 2000
@@ -158,9 +166,17 @@ class SyncEngine:
         self.adapter = adapter
         self.settings = settings
         self.store = store
+        self.people = People(store, settings.identity)
+        """Who is who across records: one decision per person (see `sync/people.py`)."""
+        self._redeciding = False
+        """Deciding mirrored records nobody changed: their persons are as last resolved."""
         self.instance = settings.crm.instance
         self.on_batch = on_batch
         self.stop = stop or threading.Event()
+        self.traffic = traffic_of(adapter)
+        """The adapter's requests in flight and rate budgets: writes go through its pool."""
+        self._unacked: set[tuple[str, str]] = set()
+        """Contacts of batches whose writes are not acknowledged yet."""
         self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
         self._fingerprints: dict[str, str] = {}
         self._config_hash = ""
@@ -186,6 +202,7 @@ class SyncEngine:
         run_id = self.store.start_run(self.instance, mode=options.mode, dry_run=options.dry_run)
         summary = RunSummary(run_id=run_id, status="ok", dry_run=options.dry_run)
         self._run_id = run_id
+        self._dry_run = options.dry_run
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -243,6 +260,8 @@ class SyncEngine:
                     "marked %d run(s) left running by a dead process as crashed", len(crashed)
                 )
         self._rebuild_ledger(summary)
+        if not options.dry_run:
+            self._index_people()
         self._open_intents = self.store.open_intents(self.instance)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
@@ -267,6 +286,14 @@ class SyncEngine:
             self.store.add_attention(
                 self.instance, problems.attention, fingerprints, datetime.now(UTC)
             )
+
+    def _index_people(self) -> None:
+        """Once per state file: records mirrored before the identity index existed join it."""
+        if self.store.get_meta(self.instance, PEOPLE_INDEXED_KEY):
+            return
+        for chunk in self.store.mirrored_contacts(self.instance, MIRROR_CHUNK):
+            self.people.index(self.instance, chunk)
+        self.store.set_meta(self.instance, PEOPLE_INDEXED_KEY, datetime.now(UTC).isoformat())
 
     def _note_rules_version(self, summary: RunSummary) -> None:
         """The run records its rules version, and the one before when they differ: a rules
@@ -392,32 +419,76 @@ class SyncEngine:
             log.info("full read done: %d record(s) no longer in the CRM left the mirror", gone)
 
     def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> int | None:
-        """Phase one: the records the CRM reports changed. Returns what is left of `limit`."""
+        """Phase one: the records the CRM reports changed. Later batches are read while a
+        batch is decided, and its writes fly while the next ones are (`Flight`); a batch's
+        cursor is saved once its writes and every earlier batch's are acknowledged.
+        Returns what is left of `limit`."""
         self._full_read_done = False
         remaining = options.limit
-        for batch in read_ahead(self._batches(options, now)):
-            report = BatchReport()
-            problems = _Problems()
-            contacts = self._translate(batch, report, problems)
-            if remaining is not None:
-                contacts = contacts[:remaining]
-                remaining -= len(contacts)
-            report.contacts = contacts
-            summary.counts["read"] += len(contacts)
-            summary.counts["read_errors"] += len(report.errors)
-            self._ingest(contacts, options)
-            self._process(contacts, now, options, summary, report, problems)
-            if batch.cursor is not None and options.limit is None and not options.dry_run:
-                self.store.set_cursor(self.instance, CONTACTS_STREAM, batch.cursor)
+        flight = self._flight()
+        batches = read_ahead(self._batches(options, now))
+        try:
+            for batch in batches:
+                report = BatchReport()
+                problems = _Problems()
+                contacts = self._translate(batch, report, problems)
+                if remaining is not None:
+                    contacts = contacts[:remaining]
+                    remaining -= len(contacts)
+                if self._unacked.intersection(map(_key, contacts)):
+                    flight.drain()  # a record read again: its earlier write lands first
+                report.contacts = contacts
+                summary.counts["read"] += len(contacts)
+                summary.counts["read_errors"] += len(report.errors)
+                self._ingest(contacts, options)
+                saves = batch.cursor is not None and options.limit is None and not options.dry_run
+                cursor = batch.cursor if saves else None
+                self._dispatch(flight, contacts, now, options, summary, report, problems, cursor)
+                if remaining is not None and remaining <= 0:
+                    break
+                if self.stop.is_set():
+                    log.info("stop requested: checkpoint saved, ending the run")
+                    break
+            flight.drain()
+        except BaseException:
+            flight.abandon()
+            raise
+        finally:
+            batches.close()
+        return remaining
+
+    def _dispatch(
+        self,
+        flight: Flight,
+        contacts: list[Contact],
+        now: datetime,
+        options: RunOptions,
+        summary: RunSummary,
+        report: BatchReport,
+        problems: _Problems,
+        cursor: str | None,
+    ) -> None:
+        """Plan one read batch and hand its writes to the flight; once they are answered
+        (after every earlier batch's): acknowledged, then the cursor, errors and report."""
+        pairs = self._plan_batch(contacts, now, options, summary, report, problems)
+        keys = {_key(contact) for contact in contacts}
+        keys |= {_key(contact) for contact, _ in pairs or ()}  # a person's other records
+
+        def then(out: Outgoing) -> None:
+            if pairs is not None:
+                self._acknowledge(out, contacts, pairs, now, summary, report, problems)
+            self._unacked -= keys
+            if cursor is not None:
+                self.store.set_cursor(self.instance, CONTACTS_STREAM, cursor)
             summary.errors.extend(report.errors)
             if self.on_batch:
                 self.on_batch(report)
-            if remaining is not None and remaining <= 0:
-                break
-            if self.stop.is_set():
-                log.info("stop requested: checkpoint saved, ending the run")
-                break
-        return remaining
+
+        self._unacked |= keys
+        if pairs is None:
+            flight.add(Outgoing((), (), then))
+        else:
+            flight.add(Outgoing(report.updates, report.tasks, then))
 
     def _ingest(self, contacts: list[Contact], options: RunOptions) -> None:
         """Read records settle a dead run's intents and replace their mirrored facts."""
@@ -428,6 +499,7 @@ class SyncEngine:
             return
         self._settle_intents(contacts)
         self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC))
+        self.people.index(self.instance, contacts)
 
     def _redecide_mirror(
         self,
@@ -448,27 +520,31 @@ class SyncEngine:
         if everyone:
             log.info("configuration or rules changed: every mirrored contact is decided again")
         complete = True
-        for chunk in self.store.mirror.chunks(
-            self.instance,
-            read_before=read_before,
-            exclude=exclude,
-            due_by=None if everyone else now,
-            size=MIRROR_CHUNK,
-        ):
-            if remaining is not None:
-                chunk = chunk[:remaining]
-                remaining -= len(chunk)
-            contacts = [m.contact for m in chunk]
-            self._episodes = {_key(m.contact): m.hot_since for m in chunk}
-            report, problems = BatchReport(contacts=contacts), _Problems()
-            summary.counts["redecided"] += len(contacts)
-            self._process(contacts, now, options, summary, report, problems)
-            summary.errors.extend(report.errors)
-            if self.on_batch:
-                self.on_batch(report)
-            if (remaining is not None and remaining <= 0) or self.stop.is_set():
-                complete = False
-                break
+        self._redeciding = True
+        try:
+            for chunk in self.store.mirror.chunks(
+                self.instance,
+                read_before=read_before,
+                exclude=exclude,
+                due_by=None if everyone else now,
+                size=MIRROR_CHUNK,
+            ):
+                if remaining is not None:
+                    chunk = chunk[:remaining]
+                    remaining -= len(chunk)
+                contacts = [m.contact for m in chunk]
+                self._episodes = {_key(m.contact): m.hot_since for m in chunk}
+                report, problems = BatchReport(contacts=contacts), _Problems()
+                summary.counts["redecided"] += len(contacts)
+                self._process(contacts, now, options, summary, report, problems)
+                summary.errors.extend(report.errors)
+                if self.on_batch:
+                    self.on_batch(report)
+                if (remaining is not None and remaining <= 0) or self.stop.is_set():
+                    complete = False
+                    break
+        finally:
+            self._redeciding = False
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
@@ -495,7 +571,33 @@ class SyncEngine:
         report: BatchReport,
         problems: _Problems,
     ) -> None:
-        """Decide, diff, write and record one batch (read or mirrored)."""
+        """Decide, diff, write and record one batch (read or mirrored); its write requests
+        leave several at once, and the batch is acknowledged once all are answered."""
+        pairs = self._plan_batch(contacts, now, options, summary, report, problems)
+        if pairs is None:
+            return
+        flight = self._flight()
+
+        def then(out: Outgoing) -> None:
+            self._acknowledge(out, contacts, pairs, now, summary, report, problems)
+
+        try:
+            flight.add(Outgoing(report.updates, report.tasks, then))
+            flight.drain()
+        except BaseException:
+            flight.abandon()
+            raise
+
+    def _plan_batch(
+        self,
+        contacts: list[Contact],
+        now: datetime,
+        options: RunOptions,
+        summary: RunSummary,
+        report: BatchReport,
+        problems: _Problems,
+    ) -> list[tuple[Contact, Decision]] | None:
+        """Decide and diff one batch and record its intents; None on a dry run."""
         counts = summary.counts
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
@@ -508,21 +610,31 @@ class SyncEngine:
             counts["stages_moving"] += "stage" in moved
             counts["temperatures_moving"] += "temperature" in moved
         if options.dry_run:
-            return
+            return None
         if report.updates or report.tasks:
             self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
-        acked, outcomes = self._write(report, counts, problems)
-        try:
-            landed = self._send_tasks(report.tasks, report, counts, problems)
-        except BaseException:
-            self.store.settle_writes(summary.run_id, self.instance, outcomes)
-            raise
+        return pairs
+
+    def _acknowledge(
+        self,
+        out: Outgoing,
+        contacts: list[Contact],
+        pairs: list[tuple[Contact, Decision]],
+        now: datetime,
+        summary: RunSummary,
+        report: BatchReport,
+        problems: _Problems,
+    ) -> None:
+        """A batch whose writes are all answered: its acknowledgements in one commit."""
+        counts = summary.counts
+        acked, outcomes = self._write(report, out.update_answers, counts, problems)
+        landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
         rules = self.settings.rules
         decided = [
             (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
             for contact, decision in pairs
         ]
-        with self.store.transaction():  # the batch's acknowledgements: one commit
+        with self.store.transaction():
             self.store.settle_writes(summary.run_id, self.instance, outcomes)
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
@@ -540,13 +652,19 @@ class SyncEngine:
     def _decide_all(
         self, contacts: list[Contact], now: datetime, report: BatchReport, problems: _Problems
     ) -> list[tuple[Contact, Decision]]:
+        """One decision per person: a record's duplicates (from the mirror) share it, and
+        are written with the batch when nothing of theirs is still in flight."""
+        rules = self.settings.rules
         pairs = []
-        for contact in contacts:
-            try:
-                hot_since = self._episodes.get(_key(contact))
-                decision = decide(contact, self.settings.rules, now, hot_since=hot_since)
-            except Exception as exc:
-                why = f"cannot score: {type(exc).__name__}: {exc}"
+        for contact, decision in decide_persons(
+            contacts,
+            self._persons(contacts),
+            self._episodes,
+            self._members,
+            lambda person, hot_since: decide(person, rules, now, hot_since=hot_since),
+        ):
+            if isinstance(decision, Exception):
+                why = f"cannot score: {type(decision).__name__}: {decision}"
                 self._record_error(
                     report, problems, RecordError(contact.label, None, why, key=_key(contact))
                 )
@@ -555,6 +673,22 @@ class SyncEngine:
             pairs.append((contact, decision))
         return pairs
 
+    def _persons(self, contacts: list[Contact]) -> dict[tuple[str, str], Person]:
+        """Records read now are regrouped; mirrored records keep the persons last resolved
+        (their groups change only when one of their records does, which is read)."""
+        if self._redeciding:
+            return self.people.stored(self.instance, [_key(c) for c in contacts])
+        return self.people.resolve(self.instance, contacts, persist=not self._dry_run)
+
+    def _members(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:
+        """A person's other records, as mirrored; one with writes in flight or open intents
+        lends its facts but is written by a later run."""
+        busy = self._unacked | set(self._open_intents)
+        return {
+            key: Member(mirrored.contact, mirrored.hot_since, key not in busy)
+            for key, mirrored in self.store.mirror.by_keys(self.instance, keys).items()
+        }
+
     def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:
         last_written = (
             self.store.last_written(self.instance, [_key(c) for c, _ in pairs])
@@ -562,6 +696,16 @@ class SyncEngine:
             else {}
         )
         stages = getattr(self.adapter, "writable_stages", None)
+        unsure = learn_sources(
+            self.adapter,
+            self.store,
+            self.instance,
+            pairs,
+            self.settings.fields,
+            last_written,
+            stages,
+            complete=self._unless_edited,
+        )
         planned: dict[str, PlannedTask] = {}
         for contact, decision in pairs:
             update, skips = plan_update(
@@ -570,10 +714,14 @@ class SyncEngine:
                 self.settings.fields,
                 last_written.get(_key(contact), {}),
                 stages,
+                unsure.get(_key(contact)),
             )
             if update:
                 report.updates.append(update)
             report.skips.extend((contact.label, skip) for skip in skips)
+            for skip in skips:
+                if skip.kept:
+                    log.info("%s: %s kept: %s", contact.label, skip.field, skip.reason)
             planned.update((task.key, task) for task in decision.tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
         # New keys and keys still owed; a pending key waits for its look-up, never resent.
@@ -584,27 +732,59 @@ class SyncEngine:
         ]
 
     # writing --------------------------------------------------------------------------------
+    def _flight(self) -> Flight:
+        """Writes of one run phase, through the adapter's pool: each task key is marked
+        `pending` just before its request leaves; if a request fails as a whole, what the
+        others acknowledged is recorded before the error ends the run."""
+        senders = Senders(
+            self.adapter.write_updates,
+            self.adapter.create_tasks,
+            lambda tasks: self.store.mark_tasks_pending(self.instance, self._run_id, tasks),
+        )
+        # One request at a time: nothing to overlap, so each batch ends before the next one
+        # is decided (a stop or an error lands where it did before concurrency).
+        waiting = MAX_OPEN if self.traffic.limits.in_flight > 1 else 0
+        return Flight(self.traffic, senders, self._landed, max_open=waiting)
+
+    def _landed(self, batches: Sequence[Outgoing]) -> None:
+        """The answers that came back for batches a failure left open (the unanswered stay
+        intents, or pending tasks, for the next run to settle)."""
+        outcomes: list[tuple[RecordUpdate, str]] = []
+        landed = _Landed()
+        for out in batches:
+            for update, answer in zip(out.updates, out.update_answers, strict=True):
+                if answer is not None:
+                    outcomes.append((update, WRITE_ACKED if answer.result.ok else WRITE_FAILED))
+            for task, done in zip(out.tasks, out.task_answers, strict=True):
+                if done is None or done.result.uncertain:
+                    continue
+                if done.result.ok and done.result.crm_id:
+                    landed.created.append((task, done.result.crm_id))
+                else:
+                    landed.failed.append((task.key, done.result.error))
+        with self.store.transaction():
+            self.store.settle_writes(self._run_id, self.instance, outcomes)
+            self._record_task_results(landed, Counter())
+        self._unacked.clear()
+
     def _write(
-        self, report: BatchReport, counts: Counter[str], problems: _Problems
+        self,
+        report: BatchReport,
+        answers: Sequence[Answer[WriteResult] | None],
+        counts: Counter[str],
+        problems: _Problems,
     ) -> tuple[list[AckedWrite], list[tuple[RecordUpdate, str]]]:
-        """Send the batch's field updates: what was acknowledged, and each update's outcome
-        for the audit trail (recorded by the caller, with the rest of the batch)."""
-        if not report.updates:
-            return [], []
-        sent_at = datetime.now(UTC)
-        results = self.adapter.write_updates(report.updates)
-        acked_at = datetime.now(UTC)
-        if len(results) != len(report.updates):
-            raise AdapterError(
-                f"adapter returned {len(results)} results for {len(report.updates)} updates"
-            )
+        """The batch's field updates as answered: what was acknowledged, and each update's
+        outcome for the audit trail (recorded by the caller, with the rest of the batch)."""
         outcomes = []
         acked = []
-        for update, result in zip(report.updates, results, strict=True):
+        for update, answer in zip(report.updates, answers, strict=True):
+            assert answer is not None, "a batch is acknowledged only once fully answered"
+            result = answer.result
             outcomes.append((update, WRITE_ACKED if result.ok else WRITE_FAILED))
             if result.ok:
                 report.written.append(update)
-                acked.append(AckedWrite(update, sent_at, acked_at, result.stamp))
+                acked.append(AckedWrite(update, answer.sent_at, answer.acked_at, result.stamp))
                 continue
             key = (update.object_type, update.contact_id)
             where = result.field or "write"
@@ -625,17 +805,37 @@ class SyncEngine:
         counts: Counter[str],
         problems: _Problems,
     ) -> _Landed:
-        """Create owed tasks, each key marked `pending` first. The caller records the answer
-        (`_record_task_results`): created ones, definite failures (still owed); an unknown
-        outcome stays `pending` for the next run's look-up."""
+        """Create owed tasks, each key marked `pending` just before its request leaves.
+        The caller records the answer (`_record_task_results`): created ones, definite
+        failures (still owed); an unknown outcome stays `pending` for the next run's look-up."""
+        answered: list[_Landed] = []
+
+        def then(out: Outgoing) -> None:
+            answered.append(
+                self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
+            )
+
+        flight = self._flight()
+        try:
+            flight.add(Outgoing((), tasks, then))
+            flight.drain()
+        except BaseException:
+            flight.abandon()
+            raise
+        return answered[0]
+
+    def _tasks_answered(
+        self,
+        tasks: Sequence[PlannedTask],
+        answers: Sequence[Answer[TaskResult] | None],
+        report: BatchReport,
+        counts: Counter[str],
+        problems: _Problems,
+    ) -> _Landed:
         landed = _Landed()
-        if not tasks:
-            return landed
-        self.store.mark_tasks_pending(self.instance, self._run_id, tasks)
-        results = self.adapter.create_tasks(tasks)
-        if len(results) != len(tasks):
-            raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
-        for task, result in zip(tasks, results, strict=True):
+        for task, answer in zip(tasks, answers, strict=True):
+            assert answer is not None, "a batch is acknowledged only once fully answered"
+            result = answer.result
             if result.ok and result.crm_id:
                 landed.created.append((task, result.crm_id))
                 report.tasks_created.append(task)

@@ -16,6 +16,12 @@ stamp is the version we last read, or the stamp of our own acknowledged write (e
 the CRM returned it; else any stamp inside our write's round trip), needs no batch read. What
 that rule cannot see, a person's change made between our read of a record and our write to
 it, is caught by the next full read (`sync.reconcile_every_days`).
+
+What each decision leaves for the next run (its hot episode's start, when it can next change)
+lives in a narrow table of its own, `mirror_review`, in key order: every run rewrites it for
+every contact it decides, which on the wide mirror row (its facts are about a kilobyte) cost a
+page write per contact; here a page holds dozens. A run whose contacts are mostly not due
+reads the narrow table and only the due contacts' facts.
 """
 
 from __future__ import annotations
@@ -74,11 +80,53 @@ def _by_type(keys: Sequence[Key]) -> dict[str, list[str]]:
     return grouped
 
 
+REVIEW_SCHEMA = """
+CREATE TABLE mirror_review (
+    instance TEXT NOT NULL, object_type TEXT NOT NULL, contact_id TEXT NOT NULL,
+    hot_since TEXT, recheck_at TEXT,
+    PRIMARY KEY (instance, object_type, contact_id)) WITHOUT ROWID
+"""
+
+_SAME_KEY = (
+    "r.instance = m.instance AND r.object_type = m.object_type AND r.contact_id = m.contact_id"
+)
+_NOT_RETRIED = (
+    " AND NOT EXISTS (SELECT 1 FROM retries t WHERE t.instance = m.instance"
+    " AND t.object_type = m.object_type AND t.contact_id = m.contact_id)"
+)
+
+
 class Mirror:
-    """The mirror table of one state store (`StateStore.mirror`)."""
+    """The mirror tables of one state store (`StateStore.mirror`)."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
+        self._create_review_table()
+
+    def _create_review_table(self) -> None:
+        """Once per state file: the table, filled from the columns that held the same before
+        it (`mirror.hot_since`, `mirror.recheck_at`) and a row for every mirrored record.
+        Opening a state file that has it takes no write lock."""
+        exists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mirror_review'"
+        store = self._store
+        if store._query(exists):
+            return
+        # Called while the store opens, before its own transactions can be used.
+        with store._lock, store._errors("create the mirror review table"):
+            conn = store._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if not conn.execute(exists).fetchone():  # another process may have made it
+                    conn.execute(REVIEW_SCHEMA)
+                    conn.execute(
+                        "INSERT INTO mirror_review (instance, object_type, contact_id,"
+                        " hot_since, recheck_at) SELECT instance, object_type, contact_id,"
+                        " hot_since, recheck_at FROM mirror"
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def upsert(self, instance: str, contacts: Sequence[Contact], read_at: datetime) -> None:
         """Facts as just read; what the engine keeps beside them (episode, writes) stays."""
@@ -93,6 +141,11 @@ class Mirror:
                 " DO UPDATE SET contact = excluded.contact, stamp = excluded.stamp,"
                 " read_at = excluded.read_at",
                 rows,
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO mirror_review (instance, object_type, contact_id)"
+                " VALUES (?, ?, ?)",
+                [row[:3] for row in rows],
             )
 
     def record_batch(
@@ -138,15 +191,24 @@ class Mirror:
                 ],
             )
             conn.executemany(
-                "UPDATE mirror SET hot_since = ?, recheck_at = ?"
-                " WHERE instance = ? AND object_type = ? AND contact_id = ?",
-                [(_iso(since), _iso(recheck), instance, *key) for key, since, recheck in decided],
+                "INSERT INTO mirror_review (instance, object_type, contact_id, hot_since,"
+                " recheck_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+                " hot_since = excluded.hot_since, recheck_at = excluded.recheck_at",
+                [(instance, *key, _iso(since), _iso(recheck)) for key, since, recheck in decided],
             )
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
         """When each record's current hot episode began (absent: not mirrored yet)."""
-        rows = self._rows(instance, keys, "hot_since")
+        rows = self._rows(instance, keys, "hot_since", table="mirror_review")
         return {key: _moment(since) for key, (since,) in rows}
+
+    def by_keys(self, instance: str, keys: Sequence[Key]) -> dict[Key, Mirrored]:
+        """The mirrored records among `keys` (the other records of a person)."""
+        episodes = self.episodes(instance, keys)
+        return {
+            key: Mirrored(Contact.model_validate_json(text), episodes.get(key))
+            for key, (text,) in self._rows(instance, keys, "contact")
+        }
 
     def known_versions(self, instance: str, hits: Sequence[tuple[Key, datetime]]) -> set[Key]:
         """Hits (record, CRM modification stamp) whose version the mirror already holds: the
@@ -160,14 +222,14 @@ class Mirror:
         }
 
     def _rows(
-        self, instance: str, keys: Sequence[Key], columns: str
+        self, instance: str, keys: Sequence[Key], columns: str, table: str = "mirror"
     ) -> Iterator[tuple[Key, tuple[Any, ...]]]:
         """(key, columns) of the mirrored records among `keys`, 500 ids per query."""
         for object_type, ids in _by_type(keys).items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = self._store._query(
-                    f"SELECT contact_id, {columns} FROM mirror WHERE instance = ?"
+                    f"SELECT contact_id, {columns} FROM {table} WHERE instance = ?"
                     f" AND object_type = ? AND contact_id IN ({','.join('?' * len(chunk))})",
                     [instance, object_type, *chunk],
                 )
@@ -186,20 +248,30 @@ class Mirror:
         """Every mirrored contact not read since `read_before` and not waiting for a re-read
         (retries, records needing attention, `exclude`) whose decision can have changed by
         `due_by` (None: all of them), in key order, `size` at a time, so memory stays flat
-        however many there are."""
-        after: tuple[str, str] = ("", "")
-        due = _iso(due_by)
-        while True:
-            rows = self._store._query(
-                "SELECT m.object_type, m.contact_id, m.contact, m.hot_since FROM mirror m"
+        however many there are. With `due_by` the narrow review table is walked and only the
+        due contacts' facts are read."""
+        if due_by is None:
+            sql = (
+                "SELECT m.object_type, m.contact_id, m.contact, r.hot_since FROM mirror m"
+                f" LEFT JOIN mirror_review r ON {_SAME_KEY}"
                 " WHERE m.instance = ? AND (m.object_type, m.contact_id) > (?, ?)"
-                " AND m.read_at < ? AND (? IS NULL OR m.recheck_at IS NULL OR m.recheck_at <= ?)"
-                " AND NOT EXISTS (SELECT 1 FROM retries r"
-                " WHERE r.instance = m.instance AND r.object_type = m.object_type"
-                " AND r.contact_id = m.contact_id)"
-                " ORDER BY m.object_type, m.contact_id LIMIT ?",
-                (instance, *after, _iso(read_before), due, due, size),
+                " AND m.read_at < ?" + _NOT_RETRIED + " ORDER BY m.object_type, m.contact_id"
+                " LIMIT ?"
             )
+            bounds: tuple[Any, ...] = (_iso(read_before), size)
+        else:
+            sql = (
+                "SELECT r.object_type, r.contact_id, m.contact, r.hot_since FROM mirror_review r"
+                f" JOIN mirror m ON {_SAME_KEY}"
+                " WHERE r.instance = ? AND (r.object_type, r.contact_id) > (?, ?)"
+                " AND (r.recheck_at IS NULL OR r.recheck_at <= ?) AND m.read_at < ?"
+                + _NOT_RETRIED
+                + " ORDER BY r.object_type, r.contact_id LIMIT ?"
+            )
+            bounds = (_iso(due_by), _iso(read_before), size)
+        after: tuple[str, str] = ("", "")
+        while True:
+            rows = self._store._query(sql, (instance, *after, *bounds))
             if not rows:
                 return
             after = (rows[-1][0], rows[-1][1])
@@ -239,7 +311,16 @@ class Mirror:
                 " AND r.object_type = mirror.object_type AND r.contact_id = mirror.contact_id)",
                 (instance, since, since),
             )
-            return cursor.rowcount
+            gone = cursor.rowcount
+            if gone:
+                conn.execute(
+                    "DELETE FROM mirror_review WHERE instance = ? AND NOT EXISTS (SELECT 1"
+                    " FROM mirror m WHERE m.instance = mirror_review.instance"
+                    " AND m.object_type = mirror_review.object_type"
+                    " AND m.contact_id = mirror_review.contact_id)",
+                    (instance,),
+                )
+            return gone
 
     def count(self, instance: str) -> int:
         rows = self._store._query("SELECT COUNT(*) FROM mirror WHERE instance = ?", (instance,))

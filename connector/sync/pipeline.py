@@ -1,38 +1,73 @@
-"""Reading the next batch while the current one is decided and written.
+"""Reading the next batches while the current one is decided and written.
 
-A run spends most of its time waiting for the CRM. With the next batch's reads in flight
-while this batch's writes are, a run takes about the longer of the two instead of their sum.
-One batch ahead at most: memory stays that of two batches, and the cursor rule is untouched
-(a batch's cursor is saved only after its own writes are acknowledged). Errors of a read
-surface where the batch would have been, in order.
+A run spends most of its time waiting for the CRM. With the next batches' reads in flight
+while this batch is decided and its writes are, a run takes about the longest of the three
+instead of their sum. A walk's pages come one after the other (each page names the next), so
+the reader thread never waits on the engine: it runs up to `depth` batches ahead. Memory
+stays that of `depth + 1` read batches, and the cursor rule is untouched: reading ahead moves
+no cursor (a batch's cursor is saved only after its own writes are acknowledged). Errors of a
+read surface where the batch would have been, in order.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
+DEPTH = 2
+"""Batches read ahead: the walk's page chain keeps going while the engine works on one."""
 _END = object()
 
 
-def read_ahead(batches: Iterator[T]) -> Iterator[T]:
-    """The items of `batches`, the next one always being read in a worker thread."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crmq-read-ahead") as pool:
-        pending = pool.submit(next, batches, _END)
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
+    """The items of `batches`, read by one worker thread up to `depth` items ahead."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
         try:
-            while True:
-                item = pending.result()
-                if item is _END:
-                    return
-                pending = pool.submit(next, batches, _END)
-                yield item  # type: ignore[misc]
+            for item in batches:
+                if not put(item):
+                    break
+            else:
+                put(_END)
+        except BaseException as exc:  # surfaces in the run's thread, where the batch was due
+            put(_Failed(exc))
         finally:
-            pending.cancel()
-            if not pending.cancelled():
-                pending.exception()  # let a read in flight finish before closing its source
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
+
+    reader = threading.Thread(target=read, name="crmq-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join()

@@ -1,8 +1,10 @@
 """Client-side rate budgets, so a run stays under the CRM's limits instead of bouncing off them.
 
 `RateBudget` is a sliding window shared by all worker threads of one adapter (HubSpot's burst
-limit per 10 s, its search limit per second). A 429 or a `Retry-After` pauses every worker, and
+limit per 10 s, its search limit per second), counted in weight units: a request that the CRM
+counts as several costs its weight. A 429 or a `Retry-After` pauses every worker, and
 rate-limit headers can tighten the window when other apps share the portal's budget.
+Budgets are built and shared by `concurrency.Traffic` from an adapter's endpoint table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from crm_qualify.connector.contract import BudgetExhausted
 
 
 class RateBudget:
-    """At most `limit` requests in any `window` seconds; `acquire` blocks until one is free."""
+    """At most `limit` weight units in any `window` seconds; `acquire` blocks until they fit.
+
+    Each request is stamped when it is granted, just before it is sent: the CRM counts it on
+    arrival, a latency later, so the CRM's windows see the same spacing."""
 
     def __init__(
         self,
@@ -32,25 +37,40 @@ class RateBudget:
         self.window = window
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        self._sent: deque[tuple[float, int]] = deque()
+        self._used = 0
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self.waited = 0.0
+        self.granted = 0
 
-    def acquire(self) -> None:
+    def acquire(self, weight: int = 1) -> None:
+        if not 1 <= weight <= self.limit:
+            raise ValueError(f"a request of weight {weight} never fits a budget of {self.limit}")
         while True:
             with self._lock:
                 now = self._clock()
-                while self._sent and self._sent[0] <= now - self.window:
-                    self._sent.popleft()
+                while self._sent and self._sent[0][0] <= now - self.window:
+                    self._used -= self._sent.popleft()[1]
                 wait = self._paused_until - now
-                if wait <= 0 and len(self._sent) < self.limit:
-                    self._sent.append(now)
+                if wait <= 0 and self._used + weight <= self.limit:
+                    self._sent.append((now, weight))
+                    self._used += weight
+                    self.granted += weight
                     return
                 if wait <= 0:
-                    wait = self._sent[0] + self.window - now
+                    wait = self._free_at(weight) - now
             self.waited += wait
             self._sleep(max(wait, 0.001))
+
+    def _free_at(self, weight: int) -> float:
+        """When enough of the window has slid out for `weight` more units."""
+        freed = self.limit - self._used
+        for stamp, units in self._sent:
+            freed += units
+            if freed >= weight:
+                return stamp + self.window
+        return self._clock()
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (a 429 said so)."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.mirror import Mirror
+from crm_qualify.connector.sync.people import SCHEMA as PEOPLE_SCHEMA
 
 
 class StateStoreError(Exception):
@@ -220,7 +221,7 @@ class StateStore:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.executescript(SCHEMA)
+            self._conn.executescript(SCHEMA + PEOPLE_SCHEMA)
             self._add_columns()
         self.mirror = Mirror(self)
         self._grouped = False

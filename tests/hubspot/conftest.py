@@ -56,11 +56,21 @@ def sim() -> Iterator[HubSpotSimulator]:
         yield simulator
 
 
-def make_adapter(sim: HubSpotSimulator, **options) -> HubSpotAdapter:
+def make_adapter(
+    sim: HubSpotSimulator, mapping: dict | None = None, **options
+) -> HubSpotAdapter:
     settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url, **options)
     clock = FakeClock()
     client = HubSpotClient(settings, clock=clock, sleep=clock.sleep)
-    return HubSpotAdapter(settings, load_mapping("hubspot"), client)
+    return HubSpotAdapter(settings, mapping or load_mapping("hubspot"), client)
+
+
+def contact_properties_only() -> dict:
+    """The bundled mapping without `[engagement]` and `[companies]`: a contact's facts from
+    its own properties alone (its summaries stand in for the engagement objects)."""
+    mapping = load_mapping("hubspot")
+    del mapping["engagement"], mapping["companies"]
+    return mapping
 
 
 def translate_all(batches: Iterable[ContactBatch]) -> tuple[list[Contact], list[RecordError]]:

@@ -22,7 +22,7 @@ from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.contract import RecordError
 from crm_qualify.connector.model import Contact, CriterionStatus, EventType, Origin
 
-from tests.hubspot.conftest import FAST, make_adapter, translate_all
+from tests.hubspot.conftest import FAST, contact_properties_only, make_adapter, translate_all
 
 WHEN = "2025-05-01T10:00:00.000Z"
 WHEN_MS = 1_746_093_600_000  # the same instant in epoch milliseconds
@@ -178,7 +178,7 @@ def portal() -> Iterator[tuple[HubSpotSimulator, HubSpotAdapter, list[str]]]:
         ids = sorted(sim.store.objects["contacts"])
         for contact_id in ids:
             reset(sim, contact_id)
-        yield sim, make_adapter(sim), ids
+        yield sim, make_adapter(sim, contact_properties_only()), ids
 
 
 def reset(sim: HubSpotSimulator, contact_id: str, **values: Any) -> None:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import ApiException
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
+
+from tests.hubspot.conftest import FAST, make_adapter
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = REPO / ".." / "shared" / "specs" / "hubspot"
@@ -374,3 +376,70 @@ def test_links_are_paged_inline_past_100_and_in_v4_batch_reads_past_500(
     answer = http.post(base + v4, json={"inputs": [{"id": owner["id"], "after": after}]}, timeout=5)
     (second,) = conforms("associations-v4", "post", v4, answer)["results"]
     assert [t["toObjectId"] for t in second["to"]] == linked[500:] and "paging" not in second
+
+
+# ----- 7. search lag: the adapter's lookback catches what search showed late ---------------
+def test_the_lookback_reads_a_change_search_showed_after_the_run() -> None:
+    """A change made just before a run is invisible to that run's search (HubSpot's index
+    trails writes); the next run finds it only because it looks back before its cursor."""
+    with HubSpotSimulator(
+        contacts=30, seed=8, custom_properties=True, search_index_lag=60, **FAST
+    ) as lagging:
+        caught, blind = make_adapter(lagging), make_adapter(lagging, lookback_seconds=0)
+        cursors = {}
+        for name, adapter in (("caught", caught), ("blind", blind)):
+            *_, last = adapter.read_changed(None, until=datetime.now(UTC))  # the full walk
+            cursors[name] = last.cursor
+        changed = sorted(lagging.store.objects["contacts"])[3]
+        lagging.touch(changed, {"jobtitle": "Changed just before the run"})
+        for name, adapter in (("caught", caught), ("blind", blind)):
+            ids, cursors[name] = changed_ids(adapter, cursors[name])
+            assert changed not in ids, "search has not indexed the change yet"
+        with lagging.store.lock:
+            lagging.store.index.settle()  # the lag has passed
+        assert changed in changed_ids(caught, cursors["caught"])[0]
+        assert changed not in changed_ids(blind, cursors["blind"])[0]
+
+
+def changed_ids(adapter: Any, cursor: str | None) -> tuple[list[str], str | None]:
+    ids: list[str] = []
+    for batch in adapter.read_changed(cursor, until=datetime.now(UTC)):
+        ids += [item.key[1] for item in batch.raw]
+        cursor = batch.cursor or cursor
+    return ids, cursor
+
+
+# ----- 8. setup's property definitions, as the properties spec requires them --------------
+def test_setup_sends_property_groups_and_options_as_the_properties_spec_requires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = OpenAPI.from_dict(json.loads((SPECS / "crm-properties-v3.json").read_text()))
+    with HubSpotSimulator(contacts=5, seed=8, **FAST) as bare:
+        adapter = make_adapter(bare)
+        sent: list[tuple[str, dict[str, Any]]] = []
+        for api, suffix in ((adapter.client.properties, ""), (adapter.client.groups, "/groups")):
+            create = api.create
+
+            def record(object_type, body, *args, _create=create, _suffix=suffix, **kwargs):
+                sent.append((f"/crm/v3/properties/{object_type}{_suffix}", body))
+                return _create(object_type, body, *args, **kwargs)
+
+            monkeypatch.setattr(api, "create", record)
+        assert all(result.ok for result in adapter.setup())
+    options = [o for _, body in sent for o in body.get("options", [])]
+    assert options and all(o["hidden"] is False for o in options)
+    assert {path for path, _ in sent} == {
+        "/crm/v3/properties/contacts",
+        "/crm/v3/properties/contacts/groups",
+        "/crm/v3/properties/tasks",
+        "/crm/v3/properties/tasks/groups",
+    }
+    for path, body in sent:
+        request = MockRequest(
+            "https://api.hubapi.com",
+            "post",
+            path,
+            data=json.dumps(body).encode(),
+            content_type="application/json",
+        )
+        spec.validate_request(request)

@@ -140,7 +140,7 @@ def test_limits_include_the_bulk_entries(org):
     limits = client(org).limits()
     assert limits["DailyBulkApiBatches"]["Max"] == 15_000
     assert limits["DailyBulkV2QueryJobs"]["Max"] == 10_000
-    assert limits["DailyBulkV2QueryFileStorageMB"]["Max"] == 1_048_576
+    assert limits["DailyBulkV2QueryFileStorageMB"]["Max"] == 976_562
     assert all(v["Remaining"] <= v["Max"] for v in limits.values())
 
 

@@ -197,8 +197,8 @@ def test_the_login_answer_names_the_integration_user_without_another_request(sim
 def test_without_an_id_in_the_login_answer_userinfo_is_asked_once(sim, monkeypatch):
     grant = sim.token_endpoint
 
-    def without_id(form, instance_url=None):
-        status, body = grant(form, instance_url)
+    def without_id(form, instance_url=None, authorization=""):
+        status, body = grant(form, instance_url, authorization)
         body.pop("id", None)
         return status, body
 

@@ -30,9 +30,16 @@ every write bumps `lastmodifieddate` (`hs_lastmodifieddate` on other objects); A
 move `lifecyclestage` backwards (the value is kept unless it is cleared first); analytics and
 email-engagement properties are read-only. Path values arrive percent-encoded
 (`x%40y.org?idProperty=email`) and are decoded. `crm-qualify simulate hubspot` lags search by
-`--search-lag-seconds` (2 s by default; the class defaults to 0). `propertiesWithHistory` answers
+`--search-lag-seconds` (2 s by default; the class defaults to 0; `sim.store.index.settle()`
+publishes lagging writes at once, under `sim.store.lock`). OAuth: `POST /oauth/v1/token`
+refreshes `oauth_refresh_token` into access tokens of `access_token_ttl` seconds measured on
+`auth_clock`; with `rotate_refresh_tokens` (the command line's default) each refresh answers a
+new refresh token and voids the old one. `propertiesWithHistory` answers
 newest first: API writes as `INTEGRATION` (sourceId = the app id), `touch()` as `CRM_UI` (with
 `updatedByUserId`), `simulate_engagement()` as `ANALYTICS`, seeded values as one `IMPORT` entry.
+`POST /crm/v3/objects/contacts/merge` merges two contacts into a new one, as HubSpot does now
+(merge.py); reading an id merged away answers the merged contact. `duplicates=True` seeds the
+labelled duplicates of `adapters/seeded_people.py` (`sim.seeded_people`: label -> record key).
 Pipelines exist for deals, contacts (the lifecycle stages) and tickets (HubSpot's default
 support pipeline, served without ticket records). Differences from the real API are listed in the
 docstrings where they occur (e.g. v4 association types omit `label` when HubSpot sends null).

@@ -1,14 +1,16 @@
 """Batch endpoints (`/crm/v3/objects/{objectType}/batch/...`): read, update, create, archive.
 
-At most 100 inputs. Results come back in no particular order, as with HubSpot: match them by
-`id` or `objectWriteTraceId`. Per-row failures answer 207 with `errors[]`; a bad property in
-an update fails the whole batch with 400 (fixtures/hubspot/docs_error_400_validation.json).
+At most 100 inputs (50 for a read with `propertiesWithHistory`). Results come back in no
+particular order, as with HubSpot: match them by `id` or `objectWriteTraceId`. Per-row
+failures answer 207 with `errors[]`; a bad property in an update fails the whole batch with 400
+(fixtures/hubspot/docs_error_400_validation.json).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import merge
 from .errors import (
     PropertyProblem,
     invalid_json,
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from .simulator import HubSpotSimulator
 
 MAX_BATCH = 100
+MAX_WITH_HISTORY = 50
+"""Inputs of a batch read that asks for `propertiesWithHistory` (HubSpot's own message)."""
 
 
 def _inputs(req: Request, required: tuple[str, ...], schema: str) -> list[dict[str, Any]]:
@@ -82,16 +86,25 @@ def batch_read(sim: HubSpotSimulator, req: Request) -> Response:
     body = req.json()
     wanted, id_property = body.get("properties") or None, body.get("idProperty")
     history = [str(n) for n in body.get("propertiesWithHistory") or []]
+    if history and len(inputs) > MAX_WITH_HISTORY:
+        raise validation_error(
+            "The maximum number of inputs supported in a batch request for property histories"
+            f" is {MAX_WITH_HISTORY}. Please reduce the number of items and try again"
+        )
     keys = [str(item["id"]) for item in inputs]
     failing = _failing(req, keys)
     results, missing, errors = [], [], []
+    answered: set[str] = set()
     for key in dict.fromkeys(keys):
         record = lookup(sim, object_type, key, id_property)
+        if record is None and id_property in (None, "", "hs_object_id"):
+            record = merge.resolve(sim.store, object_type, key)  # merged away: its merge
         if key in failing:
             errors.append(_fault_row(sim, key, {"id": [key]}, {}))
         elif record is None:
             missing.append(key)
-        else:
+        elif record["id"] not in answered:
+            answered.add(record["id"])
             results.append(render_record(sim, object_type, record, wanted, history))
     if missing:
         errors.append(

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from . import seed_meta
 from .errors import ApiError, invalid_json, row_error, validation_error
+from .routes_objects import CONTACT_SCOPED
 from .schema import ASSOCIATION_TYPES, INVERSE_TYPE, SINGULAR, TYPE_IDS, definition, options
 from .server import Request, Response, Route
 from .values import format_ms, now_ms
@@ -40,7 +41,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def _schema_scopes(write: bool) -> Any:
     def needed(params: dict[str, str]) -> tuple[str, ...]:
-        owner = "contacts" if params["objectType"] == "tasks" else params["objectType"]
+        owner = "contacts" if params["objectType"] in CONTACT_SCOPED else params["objectType"]
         verb = "write" if write else "read"
         return (f"crm.schemas.{owner}.{verb}",) + (() if write else (f"crm.objects.{owner}.read",))
 
@@ -421,13 +422,13 @@ def create_associations(sim: HubSpotSimulator, req: Request) -> Response:
 
 
 def _association_write_scopes(params: dict[str, str]) -> tuple[str, ...]:
-    owner = "contacts" if params["fromObjectType"] == "tasks" else params["fromObjectType"]
+    owner = "contacts" if params["fromObjectType"] in CONTACT_SCOPED else params["fromObjectType"]
     return (f"crm.objects.{owner}.write",)
 
 
 def _association_scopes(params: dict[str, str]) -> tuple[str, ...]:
     owners = {
-        "contacts" if t == "tasks" else t
+        "contacts" if t in CONTACT_SCOPED else t
         for t in (params["fromObjectType"], params["toObjectType"])
     }
     return tuple(sorted(f"crm.objects.{t}.read" for t in owners))
@@ -435,12 +436,24 @@ def _association_scopes(params: dict[str, str]) -> tuple[str, ...]:
 
 # ----- OAuth -----------------------------------------------------------------------------
 def oauth_token(sim: HubSpotSimulator, req: Request) -> Response:
+    """The form body; v1 also takes `client_secret` and `refresh_token` in the query."""
+    query = {k: v[-1] for k, v in req.query.items() if k in ("client_secret", "refresh_token")}
     form = {k: v[-1] for k, v in parse_qs(req.raw.decode("utf-8", "replace")).items()}
-    return Response(200, sim.auth.issue(form))
+    return Response(200, sim.auth.issue(query | form))
 
 
 def access_token_info(sim: HubSpotSimulator, req: Request) -> Response:
     return Response(200, sim.auth.access_token_info(req.params["token"]))
+
+
+def refresh_token_info(sim: HubSpotSimulator, req: Request) -> Response:
+    return Response(200, sim.auth.refresh_token_info(req.params["token"]))
+
+
+def delete_refresh_token(sim: HubSpotSimulator, req: Request) -> Response:
+    if not sim.auth.revoke_refresh_token(req.params["token"]):
+        raise ApiError(404, "OBJECT_NOT_FOUND", "Token not found")
+    return Response(204, wrote=True)
 
 
 def private_app_info(sim: HubSpotSimulator, req: Request) -> Response:
@@ -462,6 +475,8 @@ def _pipeline_scopes(_params: dict[str, str]) -> tuple[str, ...]:
 ROUTES = [
     Route("POST", "/oauth/v1/token", oauth_token, kind="oauth"),
     Route("GET", "/oauth/v1/access-tokens/{token}", access_token_info, kind="oauth"),
+    Route("GET", "/oauth/v1/refresh-tokens/{token}", refresh_token_info, kind="oauth"),
+    Route("DELETE", "/oauth/v1/refresh-tokens/{token}", delete_refresh_token, kind="oauth"),
     Route("POST", "/oauth/v2/private-apps/get/access-token-info", private_app_info, kind="oauth"),
     Route("GET", "/crm/v3/owners", list_owners, scopes=lambda _: ("crm.objects.owners.read",)),
     Route(

@@ -10,23 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import schema_engagement as activities
+
 TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "tasks": "0-27"}
+TYPE_IDS |= activities.ENGAGEMENT_TYPE_IDS
 _ALIASES = {**{v: k for k, v in TYPE_IDS.items()}, **{k: k for k in TYPE_IDS}}
 _ALIASES.update({"contact": "contacts", "company": "companies", "deal": "deals", "task": "tasks"})
+_ALIASES.update({v: k for k, v in activities.ENGAGEMENT_SINGULAR.items()})
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal", "tasks": "task"}
+SINGULAR |= activities.ENGAGEMENT_SINGULAR
 
 MODIFIED = {"contacts": "lastmodifieddate"} | {
     t: "hs_lastmodifieddate" for t in TYPE_IDS if t != "contacts"
 }
 CREATED = {"contacts": "createdate", "companies": "createdate", "deals": "createdate"} | {
-    "tasks": "hs_createdate"
+    t: "hs_createdate" for t in ("tasks", *activities.ENGAGEMENT_TYPE_IDS)
 }
 DEFAULT_PROPERTIES = {
     "contacts": ["email", "firstname", "lastname"],
     "companies": ["domain", "name"],
     "deals": ["amount", "closedate", "dealname", "dealstage", "pipeline"],
     "tasks": [],
-}
+} | {t: [] for t in activities.ENGAGEMENT_TYPE_IDS}
 # Search accepts either modification-date name on every type (the adapter may use either).
 SEARCH_ALIASES = {
     "hs_lastmodifieddate": "lastmodifieddate",
@@ -47,9 +52,9 @@ ASSOCIATION_TYPES: dict[tuple[str, str], list[tuple[int, str | None]]] = {
     ("tasks", "deals"): [(216, None)],
     ("companies", "tasks"): [(191, None)],
     ("tasks", "companies"): [(192, None)],
-}
+} | activities.association_types()
 INVERSE_TYPE = {1: 2, 279: 280, 4: 3, 203: 204, 5: 6, 341: 342, 215: 216, 191: 192}
-INVERSE_TYPE |= {v: k for k, v in INVERSE_TYPE.items()}
+INVERSE_TYPE |= {v: k for k, v in INVERSE_TYPE.items()} | activities.inverse_types()
 V3_NAMES = {
     1: "contact_to_company",
     279: "contact_to_company_unlabeled",
@@ -67,7 +72,7 @@ V3_NAMES = {
     216: "task_to_deal",
     191: "company_to_task",
     192: "task_to_company",
-}
+} | activities.v3_names()
 
 LIFECYCLE_STAGES = [
     ("subscriber", "Subscriber"),
@@ -230,6 +235,7 @@ def standard_properties(
         _t("email", "Email", ci),
         _t("firstname", "First Name", ci),
         _t("lastname", "Last Name", ci),
+        _t("phone", "Phone Number", ci),
         _t("company", "Company Name", ci),
         _t("jobtitle", "Job Title", ci),
         _t("industry", "Industry", ci),
@@ -276,6 +282,8 @@ def standard_properties(
             for part in ("need", "budget", "timing")
         ),
         _n("num_associated_deals", "Number of Associated Deals", "deal_information", **ro),
+        _t("hs_merged_object_ids", "Merged Contact IDs", ci, **ro),  # `;`-separated (merge.py)
+        _t("hs_additional_emails", "Additional email addresses", ci, **ro),
         *_system("createdate", "lastmodifieddate", ci),
     ]
     co = "companyinformation"
@@ -321,7 +329,22 @@ def standard_properties(
         _n("hs_task_is_completed", "Count of completed tasks", tk, **ro),
         *_system("hs_createdate", "hs_lastmodifieddate", tk),
     ]
-    return {"contacts": contacts, "companies": companies, "deals": deals, "tasks": tasks}
+    make = {
+        "text": _t,
+        "number": _n,
+        "datetime": _dt,
+        "enum": _e,
+        "textarea": lambda n, label, g: definition(n, label, "string", "textarea", g),
+    }
+    engagement = activities.engagement_properties(
+        make, owners, lambda g: _system("hs_createdate", "hs_lastmodifieddate", g)
+    )
+    return {
+        "contacts": contacts,
+        "companies": companies,
+        "deals": deals,
+        "tasks": tasks,
+    } | engagement
 
 
 STANDARD_GROUPS = {
@@ -339,6 +362,9 @@ STANDARD_GROUPS = {
     ],
     "deals": [("dealinformation", "Deal information"), ("sales_properties", "Sales properties")],
     "tasks": [("task", "Task information"), ("sales_properties", "Sales properties")],
+} | {
+    kind: [*groups, ("sales_properties", "Sales properties")]
+    for kind, groups in activities.ENGAGEMENT_GROUPS.items()
 }
 CRMQ_GROUP = ("crm_qualify", "crm-qualify")
 CRMQ_STAGES = [

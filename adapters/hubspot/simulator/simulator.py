@@ -5,13 +5,25 @@ from __future__ import annotations
 import gc
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
-from . import routes_batch, routes_meta, routes_objects, seed_meta
+from . import (
+    engagement_ops,
+    merge,
+    routes_batch,
+    routes_marketing,
+    routes_meta,
+    routes_objects,
+    seed_engagement,
+    seed_meta,
+    seed_outcomes,
+    seed_people,
+)
 from . import seed as seeding
 from .auth import DEFAULT_SCOPES, Auth
 from .faults import Faults
@@ -20,7 +32,15 @@ from .server import Router, make_server
 from .store import Store
 from .values import DAY_MS, format_ms, normalize, now_ms
 
-ROUTER = Router(routes_meta.ROUTES + routes_batch.ROUTES + routes_objects.ROUTES)
+ROUTER = Router(
+    routes_meta.ROUTES
+    + routes_batch.ROUTES
+    + routes_objects.ROUTES
+    + routes_marketing.ROUTES
+    + merge.ROUTES
+)
+ENGAGEMENT_SCOPES = ("forms", "crm.objects.marketing_events.read")
+"""Granted by default beside `auth.DEFAULT_SCOPES`: the portal's forms and marketing events."""
 HOUR_MS = 3_600_000
 # (probability, recent conversion name) for simulate_engagement; the rest only browse/open.
 _CONVERSIONS = [
@@ -67,7 +87,9 @@ class Stats:
 
 class HubSpotSimulator:
     """A local HubSpot portal. `anchor` is the portal's 'today' that seeded history is relative
-    to (default: today's UTC midnight); the same `seed` and `anchor` give identical data."""
+    to (default: today's UTC midnight); the same `seed` and `anchor` give identical data.
+    `engagement` scales the seeded activities, forms and webinars (seed_engagement.py; 0: none).
+    `duplicates` adds the labelled duplicates, near-misses and no-one records (seed_people.py)."""
 
     def __init__(
         self,
@@ -83,10 +105,15 @@ class HubSpotSimulator:
         oauth_client_secret: str = "sim-secret",
         oauth_refresh_token: str = "sim-refresh",
         access_token_ttl: float = 1800.0,
+        rotate_refresh_tokens: bool = False,
+        auth_clock: Callable[[], float] = time.time,
         search_index_lag: float = 0.0,
         custom_properties: bool = False,
         scopes: Iterable[str] | None = None,
         anchor: date | None = None,
+        engagement: float = 1.0,
+        outcomes: int = 0,
+        duplicates: bool = False,
     ) -> None:
         self.seed, self.latency_ms, self.token = seed, latency_ms, token
         self.hub_id = 24_000_000 + seed % 1_000_000
@@ -99,6 +126,13 @@ class HubSpotSimulator:
         gc.disable()  # seeding allocates millions of acyclic objects; cycle scans only cost time
         try:
             seeding.PortalBuilder(self.store, rng, self.anchor_ms).build(contacts)
+            if outcomes:  # people whose deals follow a known model (calibration tests)
+                seed_outcomes.seed(self.store, seed, self.anchor_ms, outcomes)
+            self.seeded_people = (  # labelled duplicates (adapters/seeded_people.py): label -> key
+                seed_people.seed(self.store, self.anchor_ms) if duplicates else {}
+            )
+            if engagement > 0:
+                seed_engagement.seed(self.store, seed, self.anchor_ms, engagement)
         finally:
             if collecting:
                 gc.enable()
@@ -113,9 +147,11 @@ class HubSpotSimulator:
             oauth_client_secret,
             oauth_refresh_token,
             access_token_ttl,
-            tuple(scopes or DEFAULT_SCOPES),
+            tuple(scopes or (*DEFAULT_SCOPES, *ENGAGEMENT_SCOPES)),
             self.hub_id,
             owners[0],
+            rotate=rotate_refresh_tokens,
+            clock=auth_clock,
         )
         user = owners[0]["userId"]
         self.store.api_source = {"sourceType": "INTEGRATION", "sourceId": str(self.auth.app_id)}
@@ -194,6 +230,28 @@ class HubSpotSimulator:
             status = "COMPLETED" if completed else "NOT_STARTED"
             moment = now_ms() if at is None else at
             self.store.update("tasks", task_id, {"hs_task_status": status}, moment, human=True)
+
+    def merge_contacts(self, primary_id: str, secondary_id: str) -> str:
+        """A rep merges two contacts in HubSpot (merge.py, as the merge endpoint does);
+        returns the merged contact's new id."""
+        with self.store.lock:
+            return merge.merge_contacts(self.store, primary_id, secondary_id, now_ms())["id"]
+
+    def log_activity(
+        self, kind: str, contact_id: str, properties: dict[str, str], at: int | None = None
+    ) -> str:
+        """A rep logs a call, meeting, email, note or communication (engagement_ops.py)."""
+        return engagement_ops.log_activity(self, kind, contact_id, properties, at)
+
+    def submit_form(self, form_name: str, contact_id: str, at: int | None = None) -> str:
+        """A contact submits a form (engagement_ops.py); returns the form's id."""
+        return engagement_ops.submit_form(self, form_name, contact_id, at)
+
+    def record_participation(
+        self, event_name: str, contact_id: str, state: str, at: int | None = None
+    ) -> str:
+        """A webinar registration or attendance (engagement_ops.py); returns the event's id."""
+        return engagement_ops.record_participation(self, event_name, contact_id, state, at)
 
     def simulate_engagement(self, n_contacts: int, seed: int | None = None) -> list[str]:
         """A day of new engagement for `n_contacts` random live contacts: page views, email

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import PropertyProblem
+from .marketing import Marketing
 from .schema import (
     ASSOCIATION_TYPES,
     CREATED,
@@ -37,6 +38,11 @@ ID_BASE = {
     "companies": 201_000_000_000,
     "deals": 301_000_000_000,
     "tasks": 401_000_000_000,
+    "calls": 501_000_000_000,
+    "meetings": 502_000_000_000,
+    "emails": 503_000_000_000,
+    "notes": 504_000_000_000,
+    "communications": 505_000_000_000,
 }
 
 
@@ -60,6 +66,8 @@ class Store:
             pair: {} for pair in ASSOCIATION_TYPES
         }
         self._emails: dict[str, str] | None = None
+        self.merged_into: dict[str, dict[str, str]] = {t: {} for t in TYPE_IDS}
+        """Per type, the id of a record merged away -> the record it now is (merge.py)."""
         self.definitions: dict[str, dict[str, dict[str, Any]]] = {
             t: {d["name"]: d for d in defs}
             for t, defs in standard_properties([o["id"] for o in owners], pipelines).items()
@@ -69,6 +77,7 @@ class Store:
             for t, pairs in STANDARD_GROUPS.items()
         }
         self.index = SearchIndex(self, search_index_lag)
+        self.marketing = Marketing()  # forms, submissions, marketing events, participations
         # `propertiesWithHistory` sources: API writes (the simulator sets the app id) and UI edits
         self.api_source: Source = {"sourceType": "INTEGRATION"}
         self.ui_source: Source = {"sourceType": "CRM_UI"}
@@ -308,6 +317,20 @@ class Store:
             else:
                 known = links.get(other)
                 links[other] = types if known is None else tuple(sorted(set(known + types)))
+
+    def move_links(self, object_type: str, from_id: str, to_id: str) -> None:
+        """Every association of one record, moved to another (a merge), both directions."""
+        for (one, other), table in self._links.items():
+            if one != object_type or from_id not in table:
+                continue
+            for other_id, types in table.pop(from_id).items():
+                self._links[(other, one)].get(other_id, {}).pop(from_id, None)
+                if other_id != to_id:
+                    self.associate(one, to_id, other, other_id, types)
+
+    def emails_changed(self) -> None:
+        """Contacts' emails moved outside create/update/archive: look-ups rebuild their map."""
+        self._emails = None
 
     # ----- properties API ------------------------------------------------------------------
     def provision_crmq(self, stamp: str) -> None:

@@ -11,11 +11,16 @@
         sim.refuse("Lead", "Rating", "Hot")           # a value the org's picklist lost
         SalesforceSettings(**sim.adapter_options())   # the adapter pointed at this org
 
-Serves OAuth 2.0 (`/services/oauth2/token`: password, client_credentials, refresh_token; every
-answer carries `id`, the identity URL `<login>/id/<orgId>/<userId>`), the identity URL itself
+Serves OAuth 2.0 (`/services/oauth2/token`: password, client_credentials with the secret in
+the form or as HTTP Basic, refresh_token, and the JWT bearer flow signed with the key of a
+registered certificate, `sim.jwt_key_path`; every answer carries `id`, the identity URL
+`<login>/id/<orgId>/<userId>`, and all but JWT a real `signature`), the identity URL itself
 and OpenID Connect `/services/oauth2/userinfo` (`user_id`), and
 the SOAP partner `login()` (`/services/Soap/u/<ver>`, reachable from simple-salesforce through
-`SalesforceLogin(scratch_url=sim.login_url)`), `/services/data/vXX.X/` query and queryAll +
+`SalesforceLogin(scratch_url=sim.login_url)`) and `merge()` (merge.py: victims deleted with
+`MasterRecordId`, their activities reparented; `sim.merge` for a merge in the UI;
+`duplicates=True` seeds the labelled duplicates of `adapters/seeded_people.py`),
+`/services/data/vXX.X/` query and queryAll +
 nextRecordsUrl (snapshot locators, 2,000 rows per page, `page_size` to page a small org;
 relationship queries: child-to-parent paths and parent-to-child subqueries whose child rows
 count toward the page and whose cut child sets page through locators of their own, see
@@ -23,14 +28,19 @@ count toward the page and whose cut child sets page through locators of their ow
 Collections (POST / PATCH / DELETE, 200 records, `allOrNone`, per-record results in order) and
 their upsert by external id (PATCH `composite/sobjects/<type>/<field>`, results with
 `created`), single-record CRUD and upsert / lookup by external id, unique fields
-(DUPLICATE_VALUE), create defaults (Task Status, Priority), `sobjects/<type>/describe`
-(with `externalId` / `unique`), `limits`, `Sforce-Limit-Info` on every answer, the daily
-allocation (403 REQUEST_LIMIT_EXCEEDED), JSON-list error bodies, 414 for over-long URIs, a
-SOQL subset (`soql.py`) and queued faults (`faults.py`). Every write through the API stamps
+(DUPLICATE_VALUE), create defaults (Task Status, Priority; OwnerId the creator), converted
+leads refusing updates (CANNOT_UPDATE_CONVERTED_LEAD; `sim.convert_lead`), describe global,
+sObject basic information, `sobjects/<type>/describe` (with `externalId` / `unique`),
+`sobjects/<type>/updated` and `/deleted`, `/composite` (`resources.py`), `limits`,
+`Sforce-Limit-Info` on every answer, the daily allocation (403 REQUEST_LIMIT_EXCEEDED),
+JSON-list error bodies, 414 for over-long URIs and 431 for a URI plus headers over 16,384
+bytes, 18-character ids with their real checksum (`ids.py`), a SOQL subset (`soql.py`, with
+`COUNT()`) and queued faults (`faults.py`). Every write through the API stamps
 `CreatedById` / `LastModifiedById` with the API user (`org.integration_user`); a person's edit
 (`touch`), `simulate_engagement` and the seeded history stamp another user (`org.ui_user`).
-Not simulated: Bulk API; in SOQL, relationship paths outside SELECT, polymorphic paths,
-semi-joins and aggregates (`soql.py`).
+Bulk API 2.0 query and ingest jobs: `bulk.py`. Not simulated: Bulk API 1.0; in SOQL,
+relationship paths outside SELECT, polymorphic paths, semi-joins and aggregates beyond a
+lone COUNT() (`soql.py`).
 """
 
 from .cli import main

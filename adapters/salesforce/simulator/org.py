@@ -11,8 +11,11 @@ import random
 import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from typing import Any
 
+from .conversion import convert
+from .ids import full_id
 from .schema import OBJECTS, PREFIX
 
 FIRST = [
@@ -77,6 +80,8 @@ CAMPAIGNS = [
     ("Pricing quote request", "Content"),
     ("Newsletter", "Email"),
 ]
+ENGAGEMENT = ("Task", "Event", "CampaignMember")
+"""What a person's engagement is made of: moved to the contact when a lead is converted."""
 FREE_MAIL = ["gmail.com", "yahoo.com", "outlook.com"]  # fmt: skip
 
 
@@ -99,7 +104,7 @@ class Org:
 
     def new_id(self, sobject: str) -> str:
         self._counter += 1
-        return f"{PREFIX[sobject]}5g{self._counter:010d}AAA"
+        return full_id(f"{PREFIX[sobject]}5g{self._counter:010d}")
 
     def insert(
         self, sobject: str, fields: dict[str, Any], at: datetime, by: str = ""
@@ -228,16 +233,15 @@ def seed(org: Org, records: int, rng: random.Random, today: date) -> None:
                 Rating=rng.choice([None, None, "Cold", "Warm"]), IsConverted=False,
             )  # fmt: skip
             person = org.insert("Lead", fields, created)
-            if rng.random() < 0.1:
-                contact = org.insert(
-                    "Contact", {**_person_fields(fields), "AccountId": account["Id"]}, created
-                )
-                person.update(
-                    IsConverted=True, Status="Closed - Converted", ConvertedContactId=contact["Id"]
-                )
+            converted = rng.random() < 0.1
         else:
             person = org.insert("Contact", {**fields, "AccountId": account["Id"]}, created)
+            converted = False
+        before = {name: len(org.records[name]) for name in ENGAGEMENT}
         last_touch = _engagement(org, rng, person, campaigns, owner_ids, ago)
+        if converted:
+            convert(org, person["Id"], max(created, last_touch), account_id=account["Id"],
+                    children=_added(org, before))  # fmt: skip
         if not is_lead and rng.random() < 0.12:
             _deal(org, rng, person, account, ago)
         stamp = (
@@ -246,9 +250,13 @@ def seed(org: Org, records: int, rng: random.Random, today: date) -> None:
         person["LastModifiedDate"] = person["SystemModstamp"] = iso(stamp)
 
 
-def _person_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    keep = ("FirstName", "LastName", "Email", "Title", "OwnerId", "LeadSource")
-    return {k: fields[k] for k in keep if k in fields}
+def _added(org: Org, before: dict[str, int]) -> list[dict[str, Any]]:
+    """The records inserted since `before` (counts by object), newest first."""
+    return [
+        record
+        for name, count in before.items()
+        for record in islice(reversed(org.records[name].values()), len(org.records[name]) - count)
+    ]
 
 
 def _engagement(org, rng, person, campaigns, owner_ids, ago) -> datetime:  # noqa: ANN001

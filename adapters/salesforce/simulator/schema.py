@@ -62,6 +62,7 @@ SYSTEM = {
 }
 PERSON = {
     "FirstName": _f("string"), "LastName": _f("string"), "Email": _f("email"),
+    "Phone": _f("phone"),
     "Title": _f("string"), "OwnerId": _ref(["User"], "Owner"), "HasOptedOutOfEmail": _f("boolean"),
     "EmailBouncedDate": _f("datetime"), "LeadSource": _f("picklist", picklist=[
         "Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other", "Outbound",
@@ -93,7 +94,7 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "IsActive": _f("boolean", False)},
     "Account": {**SYSTEM, "Name": _f("string"), "Industry": _f("picklist"),
                 "NumberOfEmployees": _f("int"), "BillingCountry": _f("string"),
-                "Website": _f("url")},
+                "Website": _f("url"), "MasterRecordId": _ref(["Account"], "MasterRecord", False)},
     "Lead": {**SYSTEM, **PERSON, **CRMQ, "Company": _f("string"), "Industry": _f("picklist"),
              "NumberOfEmployees": _f("int"), "Country": _f("string"),
              "Status": _f("picklist", picklist=LEAD_STATUS),
@@ -101,8 +102,12 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "OwnerId": _ref(["Group", "User"], "Owner"),
              "IsConverted": _f("boolean", False),
              "ConvertedContactId": _ref(["Contact"], "ConvertedContact", False),
-             "ConvertedOpportunityId": _ref(["Opportunity"], "ConvertedOpportunity", False)},
-    "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _ref(["Account"], "Account")},
+             "ConvertedOpportunityId": _ref(["Opportunity"], "ConvertedOpportunity", False),
+             "ConvertedAccountId": _ref(["Account"], "ConvertedAccount", False),
+             "ConvertedDate": _f("date", False), "Website": _f("url"),
+             "MasterRecordId": _ref(["Lead"], "MasterRecord", False)},
+    "Contact": {**SYSTEM, **PERSON, **CRMQ, "AccountId": _ref(["Account"], "Account"),
+                "MasterRecordId": _ref(["Contact"], "MasterRecord", False)},
     "Task": {**SYSTEM, "WhoId": _ref(["Contact", "Lead"], "Who"),
              "WhatId": _ref(["Account", "Opportunity", "Campaign"], "What"),
              "OwnerId": _ref(["Group", "User"], "Owner"), "Subject": _f("string", length=255),
@@ -119,7 +124,8 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
     "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _ref(["Account"], "Account"),
                     "StageName": _f("picklist"), "IsClosed": _f("boolean", False),
                     "IsWon": _f("boolean", False), "CloseDate": _f("date"),
-                    "Amount": _f("currency"), "Type": _f("picklist", picklist=[
+                    "Amount": _f("currency"), "LeadSource": PERSON["LeadSource"],
+                    "Type": _f("picklist", picklist=[
                         "New Business", "Existing Business", "Renewal", "Subscription"])},
     "OpportunityContactRole": {**SYSTEM,
                                "OpportunityId": _ref(["Opportunity"], "Opportunity"),

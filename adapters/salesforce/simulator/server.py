@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import socket
 import struct
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
+from . import resources
+from .errors import ApiError
 from .faults import request_kind
 from .schema import OBJECTS, basic_info, describe, describe_global
 
@@ -30,24 +30,7 @@ if TYPE_CHECKING:
 
 MAX_COLLECTION = 200
 MAX_URI = 16_384
-ORG_ID = "00D5g0000000SIMAAA"
-"""The org's id (18 characters): session ids start with its 15-character form, identity URLs
-(`/id/<org>/<user>`) carry it."""
 IDENTITY = re.compile(r"^/id/(\w{15,18})/(\w{15,18})/?$")
-
-
-class ApiError(Exception):
-    """A request-level failure, answered as Salesforce's JSON error list."""
-
-    def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.fields = status, code, message, fields
-
-    def body(self) -> list[dict[str, Any]]:
-        item: dict[str, Any] = {"message": self.message, "errorCode": self.code}
-        if self.fields:
-            item["fields"] = self.fields
-        return [item]
 
 
 def make_server(sim: SalesforceSimulator, host: str, port: int) -> ThreadingHTTPServer:
@@ -90,6 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._handle("DELETE")
 
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle("PUT")
+
     def _handle(self, method: str) -> None:
         sim = self.simulator
         length = int(self.headers.get("Content-Length") or 0)
@@ -126,13 +112,20 @@ class _Handler(BaseHTTPRequestHandler):
         sim = self.simulator
         if len(self.path) > MAX_URI:
             raise ApiError(414, "URI_TOO_LONG", "The request URI is too long")
+        if len(self.path) + sum(len(k) + len(v) + 4 for k, v in self.headers.items()) > MAX_URI:
+            raise ApiError(
+                431,
+                "REQUEST_HEADER_FIELDS_TOO_LARGE",
+                "The combined length of the URI and headers exceeds 16,384 bytes",
+            )
         if fault in FAULT_ANSWERS:
             return _fault_answer(sim, fault, path, headers)
         if sim.latency_ms:
             time.sleep(sim.latency_ms / 1000)
         if path == "/services/oauth2/token" and method == "POST":
             foreign = sim.faults.foreign_instance if fault == "foreign_instance" else None
-            return sim.token_endpoint(parse_qs(raw.decode()), foreign)
+            authorization = self.headers.get("Authorization", "")
+            return sim.token_endpoint(parse_qs(raw.decode()), foreign, authorization)
         if method == "GET" and (path == "/services/oauth2/userinfo" or IDENTITY.match(path)):
             status, found = sim.identity(self.headers.get("Authorization", ""), path)
             if isinstance(found, str):
@@ -140,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             return status, found
         if re.match(r"^/services/Soap/u/[\d.]+/?$", path) and method == "POST":
             headers["Content-Type"] = "text/xml; charset=utf-8"
-            return sim.soap_login(raw.decode("utf-8", "replace"))
+            return sim.soap(raw.decode("utf-8", "replace"))
         return self._api(method, path, query, raw, headers, fault)
 
     def _drop(self, method: str, path: str) -> None:
@@ -181,6 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers["Sforce-Limit-Info"] = sim.count_api_call()
         resource = match.group(2).rstrip("/")
         sim.answering(match.group(1))
+        if resource.startswith("jobs/"):
+            return sim.bulk.route(method, resource, query, raw, match.group(1), headers)
+        sim.bulk.settle()
         body = json.loads(raw) if raw else None
         with sim.org.lock:
             return self._route(method, resource, query, body, fault)
@@ -190,10 +186,17 @@ class _Handler(BaseHTTPRequestHandler):
         if resource == "limits" and method == "GET":
             return 200, {
                 "DailyApiRequests": {"Max": sim.daily_limit, "Remaining": sim.remaining},
-                **BULK_LIMITS,
+                **sim.bulk.limits(),
             }
         if resource == "sobjects" and method == "GET":
             return 200, describe_global(sim.version)
+        found = re.match(r"^sobjects/(\w+)/(updated|deleted)$", resource)
+        if found and method == "GET":
+            replicate = resources.updated if found.group(2) == "updated" else resources.deleted
+            return 200, replicate(sim, found.group(1), query)
+        if resource == "composite" and method == "POST":
+            sub = lambda m, r, q, b: self._route(m, r, q, b, None)  # noqa: E731
+            return 200, resources.composite(sim, body, sub)
         found = re.match(r"^sobjects/(\w+)$", resource)
         if found and method == "GET":
             if found.group(1) not in OBJECTS:
@@ -255,14 +258,6 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
-BULK_LIMITS = {
-    # Bulk API and Bulk API 2.0 share 15,000 batches a rolling day (only ingest jobs use
-    # them); Bulk API 2.0 allows 10,000 query jobs and 1 TB of query results a day.
-    "DailyBulkApiBatches": {"Max": 15_000, "Remaining": 15_000},
-    "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000},
-    "DailyBulkV2QueryFileStorageMB": {"Max": 1_048_576, "Remaining": 1_048_576},
-}
-
 GATEWAY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
     "</h1></center><hr><center>proxy</center></body></html>"
@@ -305,14 +300,6 @@ def _fields_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "JSON_PARSER_ERROR", "expected a JSON object of field values")
     return body
-
-
-def new_session() -> str:
-    return ORG_ID[:15] + "!" + secrets.token_urlsafe(32)
-
-
-def locator() -> str:
-    return "01g5g" + uuid.uuid4().hex[:13].upper()
 
 
 def now() -> datetime:

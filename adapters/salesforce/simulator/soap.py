@@ -11,7 +11,7 @@ import re
 from html import unescape
 from xml.sax.saxutils import escape
 
-from .server import ORG_ID
+from .ids import ORG_ID
 
 ENVELOPE = (
     '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope'

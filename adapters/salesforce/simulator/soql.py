@@ -12,7 +12,8 @@ relative date literals TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n,
 (UTC days). Unknown objects, fields and relationships fail as Salesforce fails:
 MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE. Not simulated: relationship paths in WHERE and
 ORDER BY (refused as unknown columns), polymorphic paths (`Who.Name`, TYPEOF: MALFORMED_QUERY
-saying so), semi-joins (`Id IN (SELECT ...)`), aggregates, OFFSET, USING SCOPE.
+saying so), semi-joins (`Id IN (SELECT ...)`), aggregates other than a lone `COUNT()` or
+`COUNT(field)` (no GROUP BY, no alias), OFFSET, USING SCOPE.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class Query:
     """For a subquery: the child relationship's name, which keys its results in a row."""
     link: str = ""
     """For a subquery: the child's lookup field that points at the parent row."""
+    count: str | None = None
+    """`SELECT COUNT() ...`: "" ; `SELECT COUNT(field) ...`: the field; otherwise None."""
 
     def subqueries(self) -> list[Query]:
         return [item for item in self.items if isinstance(item, Query)]
@@ -241,9 +244,25 @@ class _Parser:
             raise SoqlError("INVALID_FIELD", f"No such column '{parts[-1]}' on entity '{current}'")
         return Path(canonical[parts[-1].lower()], tuple(hops))
 
+    def count_call(self) -> str | None:
+        """`COUNT()` (""), or `COUNT(name)` (the name, checked once FROM is known), as the
+        whole SELECT list; None when the list is something else."""
+        ahead = self.tokens[self.position : self.position + 2]
+        if not (len(ahead) == 2 and ahead[0][0] == "word" and ahead[1] == ("op", "(")):
+            return None
+        if ahead[0][1].lower() != "count":
+            return None
+        self.position += 2
+        name = "" if self.peek() == ("op", ")") else self.take("word")[1]
+        self.take("op", ")")
+        if self.peek() == ("op", ","):
+            raise SoqlError("MALFORMED_QUERY", "COUNT() must be the only item in SELECT")
+        return name
+
     def parse(self) -> Query:
         self.take("kw", "select")
-        selected = self.select_list()
+        count = self.count_call()
+        selected = self.select_list() if count is None else []
         self.take("kw", "from")
         name = self.take("word")[1]
         relationship = link = ""
@@ -260,6 +279,11 @@ class _Parser:
         items = [
             self.path(item) if isinstance(item, str) else self.subquery(item) for item in selected
         ]
+        if count:
+            counted = self.path(count)
+            if counted.hops:
+                raise SoqlError("MALFORMED_QUERY", "COUNT() of a path is not simulated")
+            count = counted.field
         where = self.condition() if self.accept("kw", "where") else None
         order = []
         if self.accept("kw", "order"):
@@ -276,7 +300,7 @@ class _Parser:
         if self.peek() is not None:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.peek()[1]!r}")
         own = [item.field for item in items if isinstance(item, Path) and not item.hops]
-        query = Query(own, self.sobject, where, order, limit, items, relationship, link)
+        query = Query(own, self.sobject, where, order, limit, items, relationship, link, count)
         if self.parent is None and _count(query) > MAX_SUBQUERIES:
             raise SoqlError(
                 "MALFORMED_QUERY",

@@ -4,10 +4,11 @@ sObject Collections create (POST), update (PATCH) and upsert by external id (PAT
 `composite/sobjects/<type>/<field>`), delete, and single-record CRUD. Each record is refused
 on its own (`{"success": false, "errors": [{statusCode, message, fields}]}`) for an unknown or
 read-only field, a value of the wrong type, a value outside a restricted picklist, a value a
-unique field already holds on another live record (DUPLICATE_VALUE), or a refusal a test
-configured (`refuse`). Upsert answers carry `created`; the same external id twice in one
-request fails both records, and an id matching several records fails with
-DUPLICATE_EXTERNAL_ID (possible only when the field is not unique).
+unique field already holds on another live record (DUPLICATE_VALUE), an update of a converted
+lead (CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test configured (`refuse`). A record
+created without an owner is owned by the user creating it. Upsert answers carry `created`;
+the same external id twice in one request fails both records, and an id matching several
+records fails with DUPLICATE_EXTERNAL_ID (possible only when the field is not unique).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import soql
+from .errors import ApiError
 from .schema import OBJECTS
-from .server import ApiError
 
 if TYPE_CHECKING:
     from .org import Org
@@ -27,6 +28,7 @@ MAX_RECORDS = 200
 RESTRICTED = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
 VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 LOCKED = "unable to obtain exclusive access to this record"
+CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
 Checked = tuple[dict[str, Any] | None, dict[str, Any] | None]
 
 
@@ -184,6 +186,8 @@ class Writes:
         self, sobject: str, fields: dict[str, Any], at: datetime, record_id: str | None
     ) -> str:
         if record_id is None:
+            if "OwnerId" in OBJECTS[sobject] and not fields.get("OwnerId"):
+                fields = {**fields, "OwnerId": self.org.integration_user}  # the creator owns it
             created = self.org.insert(sobject, fields, at, self.org.integration_user)
             return created["Id"]
         self.org.update(sobject, record_id, fields, at, self.org.integration_user)
@@ -207,6 +211,8 @@ class Writes:
             hit = self.org.find(str(record.get("id") or ""))
             if hit is None or hit[0] != sobject or hit[1]["IsDeleted"]:
                 return None, _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            if hit[1].get("IsConverted"):
+                return None, _error(CONVERTED, "cannot reference converted lead")
         clean: dict[str, Any] = {}
         for name, value in record.items():
             if name in ("attributes", "id"):

@@ -1,0 +1,165 @@
+"""Everything beyond the contact's own properties that its facts come from, for the adapter:
+the activity objects and the primary company linked to it (read with its deals and tasks),
+the form and marketing event streams (`engagement_read.Streams`), which sources the portal
+serves, and the translation that adds them to the contact.
+
+Which sources are read is the mapping's (`[engagement]`, `[companies]`); which the portal
+serves is found on the first read (a 403 on a stream: scope missing) and by `doctor`. The
+contact's own summaries stand in for the sources not read (`fallback_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.companies import (
+    COMPANIES,
+    PRIMARY_V3,
+    CompanyMapping,
+    OptionLabels,
+    fill,
+    primary_only,
+)
+from crm_qualify.adapters.hubspot.engagement import (
+    ACTIVITY_TYPES,
+    FORMS,
+    MARKETING_EVENTS,
+    EngagementMapping,
+    activity_events,
+    form_events,
+    participation_events,
+    without_fallbacks,
+)
+from crm_qualify.adapters.hubspot.engagement_read import SCOPES, Streams, refused
+from crm_qualify.adapters.hubspot.records import Links, inline_primary
+from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
+from crm_qualify.connector.contract import AuthError, CheckResult
+from crm_qualify.connector.model import Contact
+
+ACTIVITY_SCOPE = "crm.objects.contacts.read"
+"""Calls, meetings, emails, notes and communications are read under the contacts scope."""
+
+
+class EngagementSources:
+    def __init__(
+        self, client: HubSpotClient, document: dict[str, Any], contacts: ContactMapping
+    ) -> None:
+        self.client = client
+        self.document = document
+        self.mapping = EngagementMapping.from_document(document)
+        self.companies = CompanyMapping.from_document(document)
+        self.full_contacts = contacts
+        self.contacts = contacts
+        """The contact mapping without the summaries the sources read replace."""
+        self.streams = Streams(client, self.mapping)
+        self.labels = OptionLabels(client)
+        self.activity_types = tuple(t for t in ACTIVITY_TYPES if t in self.mapping.activities)
+        self.linked_types = self.activity_types + (
+            (COMPANIES,) if self.companies.fill_missing else ()
+        )
+        """Types read with each contact, beside deals and tasks."""
+        self.sweep_types = ("deals", *self.linked_types)
+        """Types whose changes bring their contacts into an incremental run."""
+        self._prepared = False
+
+    # ----- per read ----------------------------------------------------------------------------
+    def prepare(self, rebuild: bool) -> None:
+        """Top the streams up before a read (`rebuild`: a walk reads them all again), and
+        leave out the summaries that the sources read now replace."""
+        self.streams.refresh(rebuild or not self._prepared)
+        read = set(self.activity_types) | self.streams.available()
+        self.contacts = without_fallbacks(self.full_contacts, self.document, read)
+        if self.companies.fill_missing:
+            self.labels.get()
+        self._prepared = True
+
+    def ready(self) -> None:
+        """Prepared once per process for reads by id (retries, `sync --contact`): a run's
+        `read_changed` tops the streams up anyway."""
+        if not self._prepared:
+            self.prepare(rebuild=False)
+
+    def touched(self, low_ms: int, until_ms: int) -> Iterable[str]:
+        return self.streams.touched(low_ms, until_ms)
+
+    def properties(self, to_type: str) -> list[str]:
+        if to_type == COMPANIES:
+            return self.companies.properties
+        return self.mapping.properties(to_type)
+
+    def links(self, to_type: str, links: Links, rows: dict[str, dict[str, Any]]) -> Links:
+        """What to read of a type's links: a contact's primary company only (from the list
+        page's link types, or the v4 read's "Primary" label)."""
+        if to_type != COMPANIES:
+            return links
+        for record in links.linked:
+            if record not in links.primary and record in rows:
+                primary = inline_primary(rows[record], COMPANIES, PRIMARY_V3)
+                if primary:
+                    links.primary[record] = primary
+        return primary_only(links)
+
+    def translate(
+        self, record: dict[str, Any], related: Related, others: dict[str, list[dict[str, Any]]]
+    ) -> Contact:
+        """The contact with its deals and tasks (`translate_contact`), plus its activities,
+        form submissions, participations and company firmographics."""
+        contact = translate_contact(self.contacts, record, related)
+        events = activity_events(
+            self.mapping.activities, {t: others.get(t, []) for t in self.activity_types}
+        )
+        available = self.streams.available()
+        if FORMS in available:
+            events += form_events(self.mapping, self.streams.submissions(contact.email))
+        if MARKETING_EVENTS in available:
+            found = self.streams.participations(contact.id)
+            events += participation_events(self.mapping.participations, found)
+        companies = others.get(COMPANIES) or [None]
+        update: dict[str, Any] = fill(self.companies, contact, companies[0], self.labels.get())
+        if events:
+            update["events"] = [*contact.events, *events]
+        return contact.model_copy(update=update) if update else contact
+
+    # ----- doctor ------------------------------------------------------------------------------
+    def checks(self) -> list[CheckResult]:
+        """One line per source: read, and what stands in when the portal refuses it."""
+        results = [self._probe(kind) for kind in self.linked_types]
+        for source in self.streams.wanted:
+            try:
+                self.streams.refresh(rebuild=not self._prepared)
+                self._prepared = True
+            except HubSpotError as exc:
+                results.append(CheckResult(f"source {source}", False, str(exc)))
+                continue
+            problem = self.streams.unavailable.get(source)
+            results.append(
+                CheckResult(
+                    f"source {source}",
+                    problem is None,
+                    "available" if problem is None else f"{problem}; {_stand_in(source)}",
+                )
+            )
+        return results
+
+    def _probe(self, kind: str) -> CheckResult:
+        """One record of the type (a one-row list page): whether the token may read it."""
+        try:
+            self.client.call("GET objects/list", self.client.basic.get_page, kind, limit=1)
+            if kind == COMPANIES:
+                self.labels.get()
+        except AuthError as exc:
+            if not refused(exc):
+                raise
+            scope = "crm.objects.companies.read" if kind == COMPANIES else ACTIVITY_SCOPE
+            return CheckResult(f"source {kind}", False, f"needs the {scope} scope ({exc})")
+        except HubSpotError as exc:
+            return CheckResult(f"source {kind}", False, str(exc))
+        return CheckResult(f"source {kind}", True, "available")
+
+
+def _stand_in(source: str) -> str:
+    if source == FORMS:
+        return "the contact's first and recent conversion stand in (scope: " + SCOPES[FORMS] + ")"
+    return "webinar attendance is not read"

@@ -1,0 +1,308 @@
+"""Bulk API 2.0: jobs created, polled with backoff and read back as CSV, for full reads of
+large orgs (and, through `bulk_writes.py`, large write sets).
+
+Every HTTP request of a job goes through `SalesforceClient.call`, so it is retried, re-logs in,
+is counted in `usage()` under its own name (`POST jobs/query`, `GET jobs/query/{id}`...) and
+against the daily API allocation, as Salesforce counts it: each Bulk request is one API call.
+Query jobs also use one of the org's 10,000 daily query jobs, ingest jobs one of its 15,000
+daily batches per 10,000 records (`/limits`); `BulkApi.jobs` counts both.
+
+A full read of a Lead or Contact that Salesforce counts at least `bulk_threshold` of (the
+first REST page's `totalSize`) reads the rest with one query job. Bulk query takes no
+relationship subqueries, so the engagement read with each person comes from one query job per
+child relationship (Tasks by `WhoId`, Events, CampaignMembers by `LeadId` / `ContactId`,
+OpportunityContactRoles), staged in a temporary SQLite file by person and attached to each
+person's row as the REST subquery would (`{"done": true, "records": [...]}`): memory holds one
+result set, never the org. Bulk results come unordered, so these records move no cursor: an
+interrupted full read resumes where the last ordered position left it (through REST).
+
+CSV values are text: empty is null, child-to-parent columns (`Campaign.Name`) become nested
+rows as in REST answers, and translation reads numbers and checkboxes from their text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
+from crm_qualify.adapters.salesforce.soql import Engagement
+from crm_qualify.connector.contract import AdapterError
+from simple_salesforce import Salesforce
+
+log = logging.getLogger(__name__)
+
+RESULT_SET = 10_000
+"""Rows asked for per results request (`maxRecords`): one batch of people handed to the core
+comes from one set, and a set of child rows is staged before the next is fetched."""
+POLL_FIRST, POLL_MAX = 0.5, 20.0
+"""Seconds before the first status check of a job, and the longest wait between two."""
+TERMINAL = frozenset({"JobComplete", "Failed", "Aborted"})
+STAGE_CHUNK = 500
+"""Person ids per staged look-up (well under SQLite's 999 parameters)."""
+Row = dict[str, Any]
+
+
+def csv_rows(text: str) -> Iterator[dict[str, str]]:
+    """The rows of a Bulk CSV answer (header first), as text by column."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    for values in reader:
+        if values:
+            yield dict(zip(header, values, strict=False))
+
+
+def nested(flat: dict[str, str]) -> Row:
+    """A CSV row as REST shapes it: empty is null, `Campaign.Name` under `Campaign` (null
+    when none of the parent's columns holds a value)."""
+    row: Row = {}
+    for column, value in flat.items():
+        node, *path = column.split(".")
+        if not path:
+            row[column] = value if value != "" else None
+            continue
+        parent = row.get(node)
+        if not isinstance(parent, dict):
+            parent = row[node] = {}
+        for step in path[:-1]:
+            parent = parent.setdefault(step, {})
+        parent[path[-1]] = value if value != "" else None
+    for key, value in row.items():
+        if isinstance(value, dict) and all(v is None for v in value.values()):
+            row[key] = None
+    return row
+
+
+@dataclass
+class JobState:
+    """A job as its last status answer described it."""
+
+    id: str
+    state: str
+    processed: int = 0
+    failed: int = 0
+    error: str | None = None
+
+    @classmethod
+    def of(cls, info: Any) -> JobState:
+        if not isinstance(info, dict) or not isinstance(info.get("id"), str):
+            raise AdapterError(f"unreadable Bulk job answer: {str(info)[:120]}")
+        return cls(
+            info["id"],
+            str(info.get("state")),
+            int(info.get("numberRecordsProcessed") or 0),
+            int(info.get("numberRecordsFailed") or 0),
+            info.get("errorMessage"),
+        )
+
+
+class BulkApi:
+    """Jobs of Bulk API 2.0 through the client; `sleep` and `clock` are injectable so that
+    tests poll without waiting."""
+
+    def __init__(
+        self,
+        client: SalesforceClient,
+        timeout: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client, self.timeout, self.sleep, self.clock = client, timeout, sleep, clock
+        self.jobs: Counter[str] = Counter()
+        """Jobs created by kind, and ingest batches (`batches`) they used."""
+
+    def request(
+        self, what: str, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """One request to `jobs/<path>` on the instance, through the client."""
+
+        def send(sf: Salesforce) -> requests.Response:
+            url = f"{sf.base_url}jobs/{path}"
+            return sf._call_salesforce(method, url, name=what, **kwargs)
+
+        return self.client.call(what, send, idempotent=idempotent)
+
+    def create(self, kind: str, body: dict[str, Any]) -> JobState:
+        answer = self.request(f"POST jobs/{kind}", "POST", kind, data=json.dumps(body))
+        self.jobs[kind] += 1
+        return JobState.of(answer.json())
+
+    def status(self, kind: str, job_id: str) -> JobState:
+        answer = self.request(f"GET jobs/{kind}/{{id}}", "GET", f"{kind}/{job_id}")
+        return JobState.of(answer.json())
+
+    def set_state(self, kind: str, job_id: str, state: str) -> JobState:
+        body = json.dumps({"state": state})
+        answer = self.request(f"PATCH jobs/{kind}/{{id}}", "PATCH", f"{kind}/{job_id}", data=body)
+        return JobState.of(answer.json())
+
+    def wait(self, kind: str, job_id: str) -> JobState:
+        """Poll until the job ends: first after `POLL_FIRST` seconds, then twice as long each
+        time up to `POLL_MAX`. Past `timeout` the job is aborted (what it did stays done) and
+        its state after that returned."""
+        deadline = self.clock() + self.timeout
+        pause = POLL_FIRST
+        while True:
+            self.sleep(min(pause, max(0.0, deadline - self.clock())))
+            job = self.status(kind, job_id)
+            if job.state in TERMINAL:
+                return job
+            if self.clock() >= deadline:
+                log.warning("Bulk %s job %s still %s after %.0f s: aborting it",
+                            kind, job_id, job.state, self.timeout)  # fmt: skip
+                return self.abort(kind, job_id)
+            pause = min(pause * 2, POLL_MAX)
+
+    def abort(self, kind: str, job_id: str) -> JobState:
+        """Abort a job; one that ended meanwhile (INVALIDJOBSTATE) is simply read."""
+        try:
+            return self.set_state(kind, job_id, "Aborted")
+        except SalesforceCallError as exc:
+            if exc.code != "INVALIDJOBSTATE":
+                raise
+            return self.status(kind, job_id)
+
+    def query(self, soql: str) -> Iterator[list[Row]]:
+        """The rows of one query job, a result set at a time, through `Sforce-Locator`."""
+        job = self.create("query", {"operation": "query", "query": soql})
+        done = self.wait("query", job.id)
+        if done.state != "JobComplete":
+            raise AdapterError(
+                f"Bulk query job {job.id} ended {done.state}: {done.error or 'no reason given'}"
+            )
+        locator: str | None = None
+        read = 0
+        while True:
+            params: dict[str, Any] = {"maxRecords": RESULT_SET}
+            if locator:
+                params["locator"] = locator
+            answer = self.request(
+                "GET jobs/query/{id}/results", "GET", f"query/{job.id}/results",
+                params=params, headers={"Accept": "text/csv"},
+            )  # fmt: skip
+            answer.encoding = "utf-8"
+            rows = [nested(flat) for flat in csv_rows(answer.text)]
+            expected = answer.headers.get("Sforce-NumberOfRecords")
+            if expected is not None and expected.isdigit() and int(expected) != len(rows):
+                raise AdapterError(
+                    f"Bulk query job {job.id}: a result set announced {expected} records and"
+                    f" held {len(rows)}"
+                )
+            read += len(rows)
+            yield rows
+            locator = answer.headers.get("Sforce-Locator")
+            if not locator or locator == "null":
+                if read != done.processed:
+                    log.warning("Bulk query job %s: %d rows read of %d processed",
+                                job.id, read, done.processed)  # fmt: skip
+                return
+
+
+class Staging:
+    """Child rows of a Bulk read by relationship and person, in a temporary SQLite file made
+    on first use and removed by `close` (or when the object goes)."""
+
+    def __init__(self) -> None:
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._db: sqlite3.Connection | None = None
+        self.kinds: set[str] = set()
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="crmq-bulk-")
+            self._db = sqlite3.connect(Path(self._folder.name) / "children.sqlite")
+            self._db.execute("CREATE TABLE child (kind TEXT, person TEXT, row TEXT)")
+        return self._db
+
+    def add(self, kind: str, rows: Iterable[tuple[str, Row]]) -> None:
+        self._open().executemany(
+            "INSERT INTO child VALUES (?, ?, ?)",
+            ((kind, person, json.dumps(row)) for person, row in rows),
+        )
+
+    def finish(self, kind: str) -> None:
+        db = self._open()
+        db.execute("CREATE INDEX IF NOT EXISTS by_person ON child (kind, person)")
+        db.commit()
+        self.kinds.add(kind)
+
+    def rows(self, kind: str, people: list[str]) -> dict[str, list[Row]]:
+        found: dict[str, list[Row]] = {}
+        db = self._open()
+        for start in range(0, len(people), STAGE_CHUNK):
+            chunk = people[start : start + STAGE_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for person, row in db.execute(
+                f"SELECT person, row FROM child WHERE kind = ? AND person IN ({marks})",  # noqa: S608
+                (kind, *chunk),
+            ):
+                found.setdefault(person, []).append(json.loads(row))
+        return found
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        if self._folder is not None:
+            self._folder.cleanup()
+        self._db = self._folder = None
+        self.kinds.clear()
+
+
+class BulkReads:
+    """Full reads through Bulk API 2.0 when an object is large enough to be worth it."""
+
+    def __init__(self, api: BulkApi, threshold: int) -> None:
+        self.api, self.threshold = api, threshold
+
+    def worth(self, records: Any) -> bool:
+        return bool(self.threshold) and isinstance(records, int) and records >= self.threshold
+
+    def people(
+        self, staging: Staging, sobject: str, fields: list[str], where: str,
+        kinds: list[Engagement],
+    ) -> Iterator[list[Row]]:  # fmt: skip
+        """Rows of the people `where` selects, each with its child sets attached."""
+        for kind in kinds:
+            self._stage(staging, kind)
+        soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {where}"
+        for rows in self.api.query(soql):
+            people = [row["Id"] for row in rows if isinstance(row.get("Id"), str)]
+            for kind in kinds:
+                found = staging.rows(_stage_key(kind), people)
+                for row in rows:
+                    children = found.get(row.get("Id") or "")
+                    row[kind.relationship] = (
+                        {"totalSize": len(children), "done": True, "records": children}
+                        if children
+                        else None
+                    )
+            yield rows
+
+    def _stage(self, staging: Staging, kind: Engagement) -> None:
+        """Every row of one child relationship, once per read (Tasks serve Leads and
+        Contacts alike)."""
+        key = _stage_key(kind)
+        if key in staging.kinds:
+            return
+        fields = list(dict.fromkeys([kind.link, *kind.fields]))
+        soql = f"SELECT {', '.join(fields)} FROM {kind.sobject} WHERE {kind.link} != null"
+        for rows in self.api.query(soql):
+            staging.add(key, ((row[kind.link], row) for row in rows if row.get(kind.link)))
+        staging.finish(key)
+
+
+def _stage_key(kind: Engagement) -> str:
+    return f"{kind.sobject}.{kind.link}"

@@ -1,0 +1,109 @@
+"""Contacts from a CSV export, for `crm-qualify score`: one row per contact, documented columns.
+
+Headers are matched case-insensitively, spaces taken as underscores. Columns:
+- profile: `id` (required), `object_type`, `email`, `first_name`, `last_name`, `title`,
+  `company`, `industry`, `employees`, `country`, `owner_id`, `origin` (inbound / outbound),
+  `created_at`, `updated_at`, `stage`, `unsubscribed`, `hard_bounced` (true / false);
+- signals: `<signal>_at`, the date of its last occurrence, and `<signal>_count`, how many
+  there were (1 when left out), e.g. `demo_request_at`, `email_open_count`: one event each,
+  as CRMs that keep counters report them;
+- qualification: `qualification_<criterion>` = met / in_progress / not_met;
+- one deal: `deal_status` (open / won / lost), `deal_closed_at`.
+Any other column is ignored and named once on stderr. Empty cells are unknown.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import IO, Any
+
+from crm_qualify.connector.model import Contact, EventType
+from pydantic import ValidationError
+
+PROFILE = ("id", "object_type", "email", "first_name", "last_name", "title", "company",
+           "industry", "employees", "country", "owner_id", "origin", "created_at", "updated_at",
+           "stage", "unsubscribed", "hard_bounced")  # fmt: skip
+DEAL = ("deal_status", "deal_closed_at")
+_TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
+SIGNALS = {kind.value for kind in EventType}
+
+
+def _column(header: str) -> str:
+    return header.strip().casefold().replace(" ", "_").replace("-", "_")
+
+
+def known(column: str) -> bool:
+    if column in PROFILE or column in DEAL or column.startswith("qualification_"):
+        return True
+    signal, _, suffix = column.rpartition("_")
+    return suffix in ("at", "count") and signal in SIGNALS
+
+
+def read_csv_contacts(
+    stream: IO[str], ignored: list[str]
+) -> Iterator[tuple[int, Contact | None, str | None]]:
+    """(line number, contact, error) per row; `ignored` receives the unknown columns."""
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = [_column(h) for h in header]
+    ignored += [h for h, c in zip(header, columns, strict=True) if not known(c)]
+    for row in reader:
+        number = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = {c: v.strip() for c, v in zip(columns, row, strict=False) if v.strip()}
+        document, sources = _document(cells)
+        record = cells.get("id", "?")
+        try:
+            yield number, Contact.model_validate(document), None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_source(item['loc'], sources)}: {item['msg']}" for item in exc.errors()
+            )
+            yield number, None, f"line {number}: contact {record}: {problems}"
+
+
+def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The canonical document of one row, and the column behind each event (for errors)."""
+    document: dict[str, Any] = {c: v for c, v in cells.items() if c in PROFILE}
+    for flag in ("unsubscribed", "hard_bounced"):
+        if flag in document:
+            value = document[flag].casefold()
+            document[flag] = True if value in _TRUE else False if value in _FALSE else value
+    events, sources = [], []
+    for kind in EventType:
+        at = cells.get(f"{kind.value}_at")
+        if at:
+            events.append(
+                {"type": kind.value, "at": at, "count": cells.get(f"{kind.value}_count", 1)}
+            )
+            sources.append(f"{kind.value}_at/_count")
+    if events:
+        document["events"] = events
+    answers = {
+        c.removeprefix("qualification_"): v
+        for c, v in cells.items()
+        if c.startswith("qualification_")
+    }
+    if answers:
+        document["qualification"] = answers
+    if "deal_status" in cells:
+        deal = {"id": f"{cells.get('id', 'row')}-deal", "status": cells["deal_status"]}
+        if "deal_closed_at" in cells:
+            deal["closed_at"] = cells["deal_closed_at"]
+        document["deals"] = [deal]
+    return document, sources
+
+
+def _source(loc: tuple[Any, ...], sources: list[str]) -> str:
+    """The CSV column an error is about."""
+    if loc and loc[0] == "events" and len(loc) > 1 and isinstance(loc[1], int):
+        return sources[loc[1]]
+    if loc and loc[0] == "qualification" and len(loc) > 1:
+        return f"qualification_{loc[1]}"
+    if loc and loc[0] == "deals":
+        return f"deal_{loc[-1]}"
+    return ".".join(str(part) for part in loc) or "record"

@@ -1,0 +1,53 @@
+"""What applying a proposal would change: every mirrored contact decided with the current rules
+and with the proposed ones, at the same moment, compared. Decisions only, no writes: the
+same `decide` a run and a dry run use, so the counts are what the next run would move."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import Contact, Stage
+
+
+@dataclass
+class Impact:
+    contacts: int = 0
+    stage_changes: int = 0
+    temperature_changes: int = 0
+    moves: Counter[str] = field(default_factory=Counter)
+    """'lead -> mql': how many contacts each stage or temperature move concerns."""
+    mql_or_above: tuple[int, int] = (0, 0)
+    """Contacts at MQL or beyond: current rules, proposed rules."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "contacts": self.contacts,
+            "stage_changes": self.stage_changes,
+            "temperature_changes": self.temperature_changes,
+            "moves": dict(self.moves.most_common()),
+            "mql_or_above": {"current": self.mql_or_above[0], "proposed": self.mql_or_above[1]},
+        }
+
+
+def impact(contacts: Iterable[Contact], current: Rules, proposed: Rules, now: datetime) -> Impact:
+    result = Impact()
+    above = [0, 0]
+    for contact in contacts:
+        before, after = decide(contact, current, now), decide(contact, proposed, now)
+        result.contacts += 1
+        above[0] += before.stage.rank >= Stage.MQL.rank
+        above[1] += after.stage.rank >= Stage.MQL.rank
+        if before.stage is not after.stage:
+            result.stage_changes += 1
+            result.moves[f"{before.stage.value} -> {after.stage.value}"] += 1
+        if before.temperature is not after.temperature:
+            result.temperature_changes += 1
+            result.moves[f"{before.temperature.value} -> {after.temperature.value}"] += 1
+    result.mql_or_above = (above[0], above[1])
+    return result

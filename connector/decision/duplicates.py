@@ -1,0 +1,254 @@
+"""Which records are one person: duplicate groups with the rule that matched and a confidence.
+
+Records are compared only inside blocks that can match (same mailbox, same phone number,
+same organisation, same name), so the cost grows with the block sizes, not with N squared.
+Edges are joined strongest first, so a group's confidence is that of its weakest necessary
+link (the bottleneck of a maximum spanning tree): a chain of a strong email match and a weak
+name match is reported at the weak match's confidence, with both rules.
+
+The connector never merges records: a group suggests a survivor, the person's decision is
+shared, and its follow-up tasks go to the survivor only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from crm_qualify.connector.decision.identity_keys import (
+    IdentityKeys,
+    identity_keys,
+    normalise_company,
+)
+from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.model import Contact
+from rapidfuzz import fuzz
+
+RecordKey = tuple[str, str]
+
+EMAIL_CONFIDENCE = 0.99
+PHONE_AND_NAME_CONFIDENCE = 0.95
+PHONE_ONLY_CONFIDENCE = 0.7
+SAME_NAME_RELATED_COMPANY_CONFIDENCE = 0.85
+PROFILE_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "title",
+    "company",
+    "industry",
+    "employees",
+    "country",
+    "owner_id",
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One record as duplicate detection sees it."""
+
+    key: RecordKey
+    keys: IdentityKeys
+    company: str | None
+    created_at: datetime | None
+    completeness: int
+
+    @classmethod
+    def of(cls, contact: Contact, rules: IdentityRules) -> Candidate:
+        return cls(
+            key=(contact.object_type, contact.id),
+            keys=identity_keys(contact, rules),
+            company=normalise_company(contact.company),
+            created_at=contact.created_at,
+            completeness=sum(getattr(contact, name) not in (None, "") for name in PROFILE_FIELDS)
+            + len(contact.events),
+        )
+
+
+@dataclass(frozen=True)
+class Match:
+    a: RecordKey
+    b: RecordKey
+    rule: str
+    confidence: float
+
+
+@dataclass
+class DuplicateGroup:
+    """Records of one person. `id` is stable while the group grows: its oldest member."""
+
+    id: str
+    members: list[RecordKey]
+    survivor: RecordKey
+    rules: list[str]
+    confidence: float
+    matches: list[Match] = field(default_factory=list)
+
+
+def find_groups(contacts: Iterable[Contact], rules: IdentityRules) -> list[DuplicateGroup]:
+    candidates = [Candidate.of(contact, rules) for contact in contacts]
+    return group_candidates(candidates, rules)
+
+
+def group_candidates(candidates: Sequence[Candidate], rules: IdentityRules) -> list[DuplicateGroup]:
+    by_key = {candidate.key: candidate for candidate in candidates}
+    matches = sorted(_matches(candidates, rules), key=lambda m: -m.confidence)
+    parent = {key: key for key in by_key}
+
+    def root(key: RecordKey) -> RecordKey:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    joined: list[Match] = []
+    for match in matches:
+        a, b = root(match.a), root(match.b)
+        if a != b:
+            parent[b] = a
+            joined.append(match)
+    members: dict[RecordKey, list[RecordKey]] = defaultdict(list)
+    for key in by_key:
+        members[root(key)].append(key)
+    links: dict[RecordKey, list[Match]] = defaultdict(list)
+    for match in joined:
+        links[root(match.a)].append(match)
+    rules_seen: dict[RecordKey, set[str]] = defaultdict(set)
+    for match in matches:
+        rules_seen[root(match.a)].add(match.rule)
+    groups = [
+        _group([by_key[key] for key in keys], links[top], rules_seen[top], rules)
+        for top, keys in members.items()
+        if len(keys) > 1
+    ]
+    return sorted(groups, key=lambda group: (-group.confidence, group.id))
+
+
+def _group(
+    members: list[Candidate], links: list[Match], matched: set[str], rules: IdentityRules
+) -> DuplicateGroup:
+    """`links` joined the group (its confidence is their weakest); `matched` names every rule
+    that matched any two of its members."""
+    by_age = sorted(members, key=_age)
+    if rules.survivor == "most_complete":
+        survivor = max(by_age, key=lambda candidate: candidate.completeness)
+    else:
+        survivor = by_age[0]
+    return DuplicateGroup(
+        id=":".join(by_age[0].key),
+        members=[candidate.key for candidate in by_age],
+        survivor=survivor.key,
+        rules=sorted(matched),
+        confidence=round(min(match.confidence for match in links), 3),
+        matches=links,
+    )
+
+
+def _age(candidate: Candidate) -> tuple[bool, datetime | str, RecordKey]:
+    """Oldest first; records without a creation time after those with one."""
+    created = candidate.created_at
+    return (created is None, created.isoformat() if created else "", candidate.key)
+
+
+def _matches(candidates: Sequence[Candidate], rules: IdentityRules) -> Iterable[Match]:
+    yield from _same_value(candidates, lambda c: c.keys.email, "email", EMAIL_CONFIDENCE)
+    yield from _same_phone(candidates, rules)
+    yield from _same_organisation_similar_name(candidates, rules)
+    yield from _same_name_related_company(candidates, rules)
+
+
+def _blocks(candidates: Sequence[Candidate], value) -> Iterable[list[Candidate]]:
+    blocks: dict[str, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        if (key := value(candidate)) is not None:
+            blocks[key].append(candidate)
+    return (block for block in blocks.values() if len(block) > 1)
+
+
+def _same_value(candidates, value, rule: str, confidence: float) -> Iterable[Match]:
+    for block in _blocks(candidates, value):
+        first = block[0]
+        for other in block[1:]:
+            yield Match(first.key, other.key, rule, confidence)
+
+
+def _same_phone(candidates: Sequence[Candidate], rules: IdentityRules) -> Iterable[Match]:
+    """A shared number is one person only if the names agree: a switchboard is not a person.
+    With a name missing on either side it is a weaker match."""
+    for block in _blocks(candidates, lambda c: c.keys.phone):
+        for i, a in enumerate(block):
+            for b in block[i + 1 :]:
+                if a.keys.name is None or b.keys.name is None:
+                    yield Match(a.key, b.key, "phone", PHONE_ONLY_CONFIDENCE)
+                elif _name_similarity(a, b) >= rules.name.threshold:
+                    yield Match(a.key, b.key, "phone+name", PHONE_AND_NAME_CONFIDENCE)
+
+
+def _same_organisation_similar_name(
+    candidates: Sequence[Candidate], rules: IdentityRules
+) -> Iterable[Match]:
+    threshold = rules.name.threshold
+    named = [c for c in candidates if c.keys.name and c.keys.organisation]
+    for block in _blocks(named, lambda c: c.keys.organisation):
+        for i, a in enumerate(block):
+            for b in block[i + 1 :]:
+                similarity = name_similarity(a.keys.name or "", b.keys.name or "")
+                if similarity >= threshold:
+                    yield Match(a.key, b.key, "name+company", _name_confidence(similarity))
+
+
+def _same_name_related_company(
+    candidates: Sequence[Candidate], rules: IdentityRules
+) -> Iterable[Match]:
+    """The same full name where one record knows the employer by domain and the other by a
+    company name that matches it (`acme.com` / `Acme Inc`), or two close company names."""
+    named = [c for c in candidates if c.keys.name and (c.keys.organisation or c.company)]
+    for block in _blocks(named, lambda c: c.keys.name):
+        for i, a in enumerate(block):
+            for b in block[i + 1 :]:
+                if a.keys.organisation != b.keys.organisation and _related(
+                    a, b, rules.name.company_threshold
+                ):
+                    yield Match(a.key, b.key, "name+company", SAME_NAME_RELATED_COMPANY_CONFIDENCE)
+
+
+def _related(a: Candidate, b: Candidate, threshold: float) -> bool:
+    labels_a, labels_b = _company_labels(a), _company_labels(b)
+    return any(fuzz.ratio(x, y) >= threshold for x in labels_a for y in labels_b)
+
+
+def _company_labels(candidate: Candidate) -> set[str]:
+    """The employer's name as far as the record tells it, spaces removed: `acme` for
+    `domain:acme.com`, `acmesoftware` for company `Acme Software Inc`."""
+    labels = set()
+    organisation = candidate.keys.organisation or ""
+    if organisation.startswith("domain:"):
+        labels.add(organisation.removeprefix("domain:").split(".")[0])
+    if candidate.company:
+        labels.add(candidate.company.replace(" ", ""))
+    return labels
+
+
+def _name_similarity(a: Candidate, b: Candidate) -> float:
+    return name_similarity(a.keys.name or "", b.keys.name or "")
+
+
+def name_similarity(a: str, b: str) -> float:
+    """How alike two names are (0-100), word by word: the least alike word decides, so
+    Alice and Alicia Brown stay two people while a typo (`Jonathon`/`Jonathan`) or the order
+    of the words does not part one. Names of different lengths (a middle name) compare by
+    their shared words; names with digits (`Ada0001`) only match exactly."""
+    words_a, words_b = a.split(), b.split()
+    if any(ch.isdigit() for ch in a + b):
+        return 100.0 if sorted(words_a) == sorted(words_b) else 0.0  # `Ada0001`: not a name
+    if len(words_a) != len(words_b):
+        return fuzz.token_set_ratio(a, b)
+    return min(fuzz.ratio(x, y) for x, y in zip(words_a, words_b, strict=True))
+
+
+def _name_confidence(similarity: float) -> float:
+    """90 -> 0.8, 100 -> 0.9: a name match at one employer is never as sure as a mailbox."""
+    return round(0.9 - 0.01 * (100 - similarity), 3)

@@ -1,0 +1,88 @@
+"""One person held by several CRM records: decided once, on everything the records know.
+
+Scoring a Lead and the Contact it duplicates separately gives each half the engagement and
+two follow-ups. Here the records of one person become one canonical contact (the union of
+their engagement, deals, tasks and answers; the survivor's profile, filled in from the
+others), the rules decide once, and the decision is shared: every record gets the person's
+fields (each through its own write policies), the survivor alone gets the tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from crm_qualify.connector.model import Contact, CriterionStatus, Decision
+
+_PROFILE = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "title",
+    "company",
+    "industry",
+    "employees",
+    "country",
+    "owner_id",
+)
+_ANSWER_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
+
+
+def merge_person(person: str, members: Sequence[Contact], survivor: tuple[str, str]) -> Contact:
+    """The person as one contact, keyed by `person` (`Lead:00Q...`), so the task keys its
+    decision plans name the person, not one of its records."""
+    ordered = sorted(members, key=lambda c: (c.object_type, c.id) != survivor)
+    first = ordered[0]
+    object_type, _, person_id = person.partition(":")
+    profile = {
+        name: next((value for c in ordered if (value := getattr(c, name)) not in (None, "")), None)
+        for name in _PROFILE
+    }
+    answers: dict[str, CriterionStatus] = {}
+    for contact in ordered:
+        for criterion, status in contact.qualification.items():
+            if criterion not in answers or _ANSWER_RANK[status] > _ANSWER_RANK[answers[criterion]]:
+                answers[criterion] = status
+    stages = [c.stage for c in ordered if c.stage is not None]
+    created = [c.created_at for c in ordered if c.created_at is not None]
+    return first.model_copy(
+        update={
+            **profile,
+            "id": person_id,
+            "object_type": object_type,
+            "created_at": min(created) if created else None,
+            "stage": max(stages, key=lambda stage: stage.rank) if stages else None,
+            "unsubscribed": any(c.unsubscribed for c in ordered),
+            "qualification": answers,
+            "events": _union(ordered, "events", lambda e: (e.type, e.at, e.detail, e.count)),
+            "deals": _union(ordered, "deals", lambda d: d.id),
+            "tasks": _union(ordered, "tasks", lambda t: t.id),
+            "merged_ids": [],
+        }
+    )
+
+
+def share_decision(decision: Decision, member: Contact, survivor: tuple[str, str]) -> Decision:
+    """The person's decision for one of its records: same fields; tasks on the survivor only,
+    addressed to it (their keys keep naming the person)."""
+    is_survivor = (member.object_type, member.id) == survivor
+    return replace(
+        decision,
+        contact_id=member.id,
+        object_type=member.object_type,
+        tasks=[
+            replace(task, contact_id=member.id, object_type=member.object_type)
+            for task in decision.tasks
+        ]
+        if is_survivor
+        else [],
+    )
+
+
+def _union(contacts: Sequence[Contact], attribute: str, identity) -> list:
+    seen: dict = {}
+    for contact in contacts:
+        for item in getattr(contact, attribute):
+            seen.setdefault(identity(item), item)
+    return list(seen.values())

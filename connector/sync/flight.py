@@ -1,0 +1,219 @@
+"""Writes in flight: coalesced across read batches, several requests at once, acknowledged in
+batch order.
+
+A batch's field updates and task creations join the ones still waiting from earlier batches,
+and leave in requests of the adapter's size (`Limits.write_batch` / `task_batch`). Items wait
+for the next batch at most (then leave, even in a short request), so a run pays about one
+short request per kind for every two batches instead of one per batch, and a batch is
+acknowledged, its progress shown and a stop obeyed, one batch later at most. Each request
+goes to a write worker: requests for different records are independent, so several are in
+flight at once, while the run's thread decides the next batch.
+
+A batch is acknowledged (its `then` runs, on the run's thread: audit trail, mirror, cursor)
+only once every one of its items has its answer, and only after every earlier batch: a
+cursor therefore never passes a record whose write is not acknowledged. At most `max_open`
+batches wait; past that the short requests leave at once and the run waits for answers.
+
+A request that fails as a whole (the adapter raised) stops the sending. Once the requests in
+flight have ended, `landed` records what did come back, for every batch still open, and the
+error is raised: unsent updates stay intents and unsent tasks stay owed, for the next run to
+settle, as after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from crm_qualify.connector.contract import AdapterError, TaskResult, WriteResult
+from crm_qualify.connector.model import PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.concurrency import Traffic
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", WriteResult, TaskResult)
+MAX_OPEN = 3
+"""Batches whose writes may wait for answers (their contacts and decisions stay in memory)."""
+
+
+@dataclass(frozen=True)
+class Answer(Generic[R]):
+    """One item's result and the round trip of the request that carried it."""
+
+    result: R
+    sent_at: datetime
+    acked_at: datetime
+
+
+@dataclass(eq=False)
+class Outgoing:
+    """One batch's writes; `then(self)` acknowledges them once all are answered."""
+
+    updates: Sequence[RecordUpdate]
+    tasks: Sequence[PlannedTask]
+    then: Callable[[Outgoing], None]
+    update_answers: list[Answer[WriteResult] | None] = field(default_factory=list)
+    task_answers: list[Answer[TaskResult] | None] = field(default_factory=list)
+    unanswered: int = 0
+
+    def __post_init__(self) -> None:
+        self.update_answers = [None] * len(self.updates)
+        self.task_answers = [None] * len(self.tasks)
+        self.unanswered = len(self.updates) + len(self.tasks)
+
+
+Slot = tuple[Outgoing, int]
+"""An item of a batch: the batch and the item's position in it."""
+
+
+@dataclass(frozen=True)
+class Senders:
+    """The adapter's two write calls, and what the run records just before tasks leave."""
+
+    updates: Callable[[Sequence[RecordUpdate]], list[WriteResult]]
+    tasks: Callable[[Sequence[PlannedTask]], list[TaskResult]]
+    before_tasks: Callable[[Sequence[PlannedTask]], None]
+
+
+class Flight:
+    """The writes of one run phase; `add` each batch in read order, then `drain`."""
+
+    def __init__(
+        self,
+        traffic: Traffic,
+        senders: Senders,
+        landed: Callable[[Sequence[Outgoing]], None],
+        *,
+        max_open: int = MAX_OPEN,
+    ) -> None:
+        self.traffic = traffic
+        self.senders = senders
+        self.landed = landed
+        self.max_open = max_open
+        self.requests = 0
+        self._open: deque[Outgoing] = deque()
+        self._updates: list[Slot] = []
+        self._tasks: list[Slot] = []
+        self._flying: dict[Future[tuple[list[Any], datetime, datetime]], tuple[str, list[Slot]]]
+        self._flying = {}
+        self._error: BaseException | None = None
+
+    def add(self, batch: Outgoing) -> None:
+        self._open.append(batch)
+        self._updates += [(batch, i) for i in range(len(batch.updates))]
+        self._tasks += [(batch, i) for i in range(len(batch.tasks))]
+        self._collect(block=False)  # a failed request stops the sending before more leaves
+        self._send(whole_only=True)
+        self._collect(block=False)
+        while len(self._open) > self.max_open:
+            self._send(whole_only=False)
+            self._collect(block=True)
+
+    def drain(self) -> None:
+        """Everything sent and acknowledged."""
+        self._send(whole_only=False)
+        while self._open:
+            self._collect(block=True)
+
+    def abandon(self) -> None:
+        """The run is ending on an error of its own: nothing more leaves; what landed is
+        recorded (as far as the state store still can) once the requests in flight end."""
+        self._updates, self._tasks = [], []
+        if not self._flying:
+            return
+        wait(list(self._flying))
+        for future in list(self._flying):
+            self._answer(future)
+        try:
+            self.landed(list(self._open))
+        except Exception:
+            log.exception("the answers of writes in flight could not be recorded")
+        self._open.clear()
+
+    # sending --------------------------------------------------------------------------------
+    def _send(self, *, whole_only: bool) -> None:
+        limits = self.traffic.limits
+        for kind, waiting, size in (
+            ("updates", self._updates, limits.write_batch),
+            ("tasks", self._tasks, limits.task_batch),
+        ):
+            while waiting:
+                newest = self._open[-1] if self._open else None
+                if size is None:  # the adapter splits: each batch's items in one call
+                    first = waiting[0][0]
+                    count = sum(1 for batch, _ in waiting if batch is first)
+                elif len(waiting) >= size or not whole_only or waiting[0][0] is not newest:
+                    count = size  # full, or an older batch's items: they wait one batch at most
+                else:
+                    break
+                chunk, waiting[:count] = waiting[:count], []
+                self._launch(kind, chunk)
+
+    def _launch(self, kind: str, chunk: list[Slot]) -> None:
+        if kind == "updates":
+            items: list[Any] = [batch.updates[i] for batch, i in chunk]
+            call: Callable[[Any], list[Any]] = self.senders.updates
+        else:
+            items = [batch.tasks[i] for batch, i in chunk]
+            self.senders.before_tasks(items)
+            call = self.senders.tasks
+        self.requests += 1
+        self._flying[self.traffic.submit(_timed, call, items)] = (kind, chunk)
+
+    # answers --------------------------------------------------------------------------------
+    def _collect(self, *, block: bool) -> None:
+        if self._flying:
+            done, _ = wait(
+                list(self._flying), timeout=None if block else 0, return_when=FIRST_COMPLETED
+            )
+            for future in done:
+                self._answer(future)
+        if self._error is not None:
+            self._fail()
+        while self._open and self._open[0].unanswered == 0:
+            batch = self._open.popleft()
+            batch.then(batch)
+
+    def _answer(self, future: Future[tuple[list[Any], datetime, datetime]]) -> None:
+        kind, chunk = self._flying.pop(future)
+        error = future.exception()
+        if error is None:
+            results, sent_at, acked_at = future.result()
+            if len(results) != len(chunk):
+                error = AdapterError(
+                    f"adapter returned {len(results)} results for {len(chunk)} {kind}"
+                )
+        if error is not None:
+            self._error = self._error or error
+            return
+        for (batch, i), result in zip(chunk, results, strict=True):
+            answers: list[Any] = batch.update_answers if kind == "updates" else batch.task_answers
+            answers[i] = Answer(result, sent_at, acked_at)
+            batch.unanswered -= 1
+
+    def _fail(self) -> None:
+        """Stop sending, let the requests in flight end, acknowledge the batches complete
+        at the front, record what landed for the rest, and raise the first error."""
+        error = self._error
+        self._updates, self._tasks = [], []
+        wait(list(self._flying))
+        for future in list(self._flying):
+            self._answer(future)
+        while self._open and self._open[0].unanswered == 0:
+            batch = self._open.popleft()
+            batch.then(batch)
+        self.landed(list(self._open))
+        self._open.clear()
+        self._error = None
+        raise error  # type: ignore[misc]
+
+
+def _timed(call: Callable[[Any], list[Any]], items: Any) -> tuple[list[Any], datetime, datetime]:
+    sent_at = datetime.now(UTC)
+    results = call(items)
+    return results, sent_at, datetime.now(UTC)

@@ -1,0 +1,290 @@
+"""Who is who across records: the identity index beside the mirror, and each record's person.
+
+A run reads a few changed records, but a changed record's duplicates may be anywhere in the
+mirror. The `people` table keeps every mirrored record's matching keys (mailbox, phone,
+organisation, name), indexed, so a record's group is found by a few indexed look-ups instead
+of a scan.
+
+Each record belongs to a *person*, named by the key of a record (`Lead:00Q...`). Task keys
+carry the person, not the record, so:
+- the records of one person share their follow-ups (one call, not one per record);
+- a merge in the CRM creates nothing new: the surviving record inherits the person of the
+  records merged into it, known from the crm-qualify task keys it now carries (both CRMs move
+  activities to the survivor) and from the CRM's own merge trail (`merged_ids`).
+A person, once given, is kept: when two people turn out to be one, the older person wins (the
+one whose tasks exist), so no key that was used is ever replaced by a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from crm_qualify.connector.decision.duplicates import (
+    Candidate,
+    DuplicateGroup,
+    group_candidates,
+)
+from crm_qualify.connector.decision.identity_keys import IdentityKeys
+from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.decision.planning import KEY_PREFIX
+from crm_qualify.connector.model import Contact
+
+if TYPE_CHECKING:
+    from crm_qualify.connector.sync.state import StateStore
+
+Key = tuple[str, str]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS people (
+    instance TEXT NOT NULL, object_type TEXT NOT NULL, contact_id TEXT NOT NULL,
+    email TEXT, phone TEXT, name TEXT, organisation TEXT, company TEXT, created_at TEXT,
+    completeness INTEGER NOT NULL DEFAULT 0, inherited TEXT, person TEXT NOT NULL,
+    PRIMARY KEY (instance, object_type, contact_id));
+CREATE INDEX IF NOT EXISTS people_by_email ON people (instance, email) WHERE email IS NOT NULL;
+CREATE INDEX IF NOT EXISTS people_by_phone ON people (instance, phone) WHERE phone IS NOT NULL;
+CREATE INDEX IF NOT EXISTS people_by_organisation
+    ON people (instance, organisation) WHERE organisation IS NOT NULL;
+CREATE INDEX IF NOT EXISTS people_by_name ON people (instance, name) WHERE name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS people_by_person ON people (instance, person);
+"""
+
+MAX_BLOCK = 200
+"""Records sharing one organisation or name considered at most: a block larger than this (a
+big employer's domain) is compared by mailbox and phone only, which keeps a run's cost
+bounded; the `duplicates` report compares every record."""
+
+_COLUMNS = (
+    "object_type, contact_id, email, phone, name, organisation, company, created_at,"
+    " completeness, inherited, person"
+)
+_BLOCKS = (
+    ("email", 2, None),
+    ("phone", 3, None),
+    ("organisation", 5, MAX_BLOCK),
+    ("name", 4, MAX_BLOCK),
+)
+_INHERITED, _PERSON = 9, 10
+
+
+@dataclass(frozen=True)
+class Person:
+    """The person a record belongs to, and the records that are that person."""
+
+    key: str
+    members: tuple[Key, ...]
+    survivor: Key
+    group: DuplicateGroup | None = None
+
+
+def person_key(key: Key) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def task_person(task_key: str | None) -> str | None:
+    """The person a crm-qualify task key names (`crmq:Lead:00Q1:hot_call:...` -> `Lead:00Q1`)."""
+    if not task_key or not task_key.startswith(KEY_PREFIX):
+        return None
+    parts = task_key.removeprefix(KEY_PREFIX).split(":")
+    return f"{parts[0]}:{parts[1]}" if len(parts) >= 3 else None
+
+
+class People:
+    """The `people` table of one state store (`StateStore.people`)."""
+
+    def __init__(self, store: StateStore, rules: IdentityRules | None = None) -> None:
+        self._store = store
+        self.rules = rules or IdentityRules()
+
+    def index(self, instance: str, contacts: Sequence[Contact]) -> None:
+        """Record each contact's matching keys; a record seen for the first time is its own
+        person until a group says otherwise."""
+        rows = []
+        for contact in contacts:
+            candidate = Candidate.of(contact, self.rules)
+            keys = candidate.keys
+            rows.append(
+                (
+                    instance,
+                    contact.object_type,
+                    contact.id,
+                    keys.email,
+                    keys.phone,
+                    keys.name,
+                    keys.organisation,
+                    candidate.company,
+                    contact.created_at.isoformat() if contact.created_at else None,
+                    candidate.completeness,
+                    inherited := _inherited(contact),
+                    inherited or person_key((contact.object_type, contact.id)),
+                )
+            )
+        with self._store._tx() as conn:
+            conn.executemany(
+                "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (instance, object_type, contact_id) DO UPDATE SET"
+                " email = excluded.email, phone = excluded.phone, name = excluded.name,"
+                " organisation = excluded.organisation, company = excluded.company,"
+                " created_at = excluded.created_at, completeness = excluded.completeness,"
+                " inherited = excluded.inherited",
+                rows,
+            )
+
+    def resolve(
+        self, instance: str, contacts: Sequence[Contact], *, persist: bool = True
+    ) -> dict[Key, Person]:
+        """Each contact's person, with every record of it the mirror knows. Every record of
+        the blocks looked at is regrouped and its person stored, so a record that left a group
+        leaves its person too, and `stored` gives the next run the same answer without
+        comparing anything. `persist` False (a dry run) changes nothing stored."""
+        keys = [(c.object_type, c.id) for c in contacts]
+        if not self.rules.enabled:
+            return {key: Person(_own(row), (key,), key) for key, row in self._rows(instance, keys)}
+        rows = self._block(instance, keys)
+        groups = group_candidates([_candidate(row) for row in rows.values()], self.rules)
+        grouped = {member for group in groups for member in group.members}
+        people = [(tuple(g.members), g.survivor, g) for g in groups] + [
+            ((key,), key, None) for key in rows if key not in grouped
+        ]
+        resolved: dict[Key, Person] = {}
+        changes: list[tuple[str, str, str, str]] = []
+        for members, survivor, group in people:
+            person = _person_of([rows[m] for m in members], rows)
+            for member in members:
+                resolved[member] = Person(person, members, survivor, group)
+                if rows[member][_PERSON] != person:
+                    changes.append((person, instance, *member))
+        if changes and persist:
+            with self._store._tx() as conn:
+                conn.executemany(
+                    "UPDATE people SET person = ?"
+                    " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                    changes,
+                )
+        return {key: resolved[key] for key in keys if key in resolved}
+
+    def stored(self, instance: str, keys: Sequence[Key]) -> dict[Key, Person]:
+        """The persons `resolve` last gave these records, with their other records: for
+        records nobody changed, whose groups cannot have changed either."""
+        own = dict(self._rows(instance, keys))
+        persons = sorted({row[_PERSON] for row in own.values()})
+        members: dict[str, list[tuple]] = {}
+        for chunk in _chunks(persons):
+            for row in self._store._query(
+                f"SELECT {_COLUMNS} FROM people WHERE instance = ?"
+                f" AND person IN ({','.join('?' * len(chunk))})",
+                [instance, *chunk],
+            ):
+                members.setdefault(row[_PERSON], []).append(row)
+        result = {}
+        for key, row in own.items():
+            rows = sorted(members.get(row[_PERSON], [row]), key=_oldest_first)
+            group = tuple((r[0], r[1]) for r in rows)
+            result[key] = Person(row[_PERSON], group, _survivor(rows, self.rules), None)
+        return result
+
+    def _block(self, instance: str, keys: Sequence[Key]) -> dict[Key, tuple]:
+        """The rows of `keys` and of every record sharing a mailbox, phone, person,
+        organisation or name with them: all a duplicate group of theirs can contain."""
+        found = dict(self._rows(instance, keys))
+        seeds = list(found.values())
+        for column, position, limit in (*_BLOCKS, ("person", _PERSON, None)):
+            values = sorted({row[position] for row in seeds if row[position] is not None})
+            for chunk in _chunks(values):
+                marks = ",".join("?" * len(chunk))
+                if limit is not None:
+                    chunk = [
+                        value
+                        for value, size in self._store._query(
+                            f"SELECT {column}, COUNT(*) FROM people WHERE instance = ?"
+                            f" AND {column} IN ({marks}) GROUP BY {column}",
+                            [instance, *chunk],
+                        )
+                        if size <= limit  # too big to compare in a run (see MAX_BLOCK)
+                    ]
+                    marks = ",".join("?" * len(chunk))
+                if not chunk:
+                    continue
+                for row in self._store._query(
+                    f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND {column} IN ({marks})",
+                    [instance, *chunk],
+                ):
+                    found.setdefault((row[0], row[1]), row)
+        return found
+
+    def _rows(self, instance: str, keys: Sequence[Key]) -> Iterable[tuple[Key, tuple]]:
+        by_type: dict[str, list[str]] = {}
+        for object_type, contact_id in keys:
+            by_type.setdefault(object_type, []).append(contact_id)
+        for object_type, ids in by_type.items():
+            for chunk in _chunks(ids):
+                for row in self._store._query(
+                    f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND object_type = ?"
+                    f" AND contact_id IN ({','.join('?' * len(chunk))})",
+                    [instance, object_type, *chunk],
+                ):
+                    yield (row[0], row[1]), row
+
+    def forget(self, instance: str, keys: Iterable[Key]) -> None:
+        with self._store._tx() as conn:
+            conn.executemany(
+                "DELETE FROM people WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                [(instance, *key) for key in keys],
+            )
+
+
+def _candidate(row: tuple) -> Candidate:
+    return Candidate(
+        key=(row[0], row[1]),
+        keys=IdentityKeys(email=row[2], phone=row[3], name=row[4], organisation=row[5]),
+        company=row[6],
+        created_at=datetime.fromisoformat(row[7]) if row[7] else None,
+        completeness=row[8],
+    )
+
+
+def _inherited(contact: Contact) -> str | None:
+    """The oldest person this record carries from a merge: named by the crm-qualify task keys
+    moved onto it, or by the CRM's merge trail (`merged_ids`, same object type)."""
+    named = {person for task in contact.tasks if (person := task_person(task.key))}
+    named |= {person_key((contact.object_type, merged)) for merged in contact.merged_ids}
+    named.discard(person_key((contact.object_type, contact.id)))
+    return min(named) if named else None
+
+
+def _person_of(members: list[tuple], block: dict[Key, tuple]) -> str:
+    """A group's person: inherited from a merge if any (its tasks exist), else the oldest
+    person a member already had, counting only persons named after a record of this group
+    or after a record that is gone (merged away). A record that left a group does not take
+    the group's person with it."""
+    inherited = sorted(row[_INHERITED] for row in members if row[_INHERITED])
+    if inherited:
+        return inherited[0]
+    keys = {person_key((row[0], row[1])) for row in members}
+    block_keys = {person_key(key) for key in block}
+    held = [
+        row[_PERSON]
+        for row in sorted(members, key=_oldest_first)
+        if row[_PERSON] in keys or row[_PERSON] not in block_keys
+    ]
+    return held[0] if held else person_key((members[0][0], members[0][1]))
+
+
+def _oldest_first(row: tuple) -> tuple[bool, str, str, str]:
+    return (row[7] is None, row[7] or "", row[0], row[1])
+
+
+def _survivor(rows: list[tuple], rules: IdentityRules) -> Key:
+    row = max(rows, key=lambda r: r[8]) if rules.survivor == "most_complete" else rows[0]
+    return (row[0], row[1])
+
+
+def _own(row: tuple) -> str:
+    return row[_INHERITED] or person_key((row[0], row[1]))
+
+
+def _chunks(values: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,87 @@
+"""Deciding a run's contacts person by person (see `decision/person.py`, `sync/people.py`).
+
+A changed record can change its whole person: its duplicates, which this run may not have
+read, take the new decision too. Their facts come from the mirror; the engine says which of
+them it may write now (a record with a dead run's open intents waits for the read that
+settles it, but its facts still count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from crm_qualify.connector.decision.person import merge_person, share_decision
+from crm_qualify.connector.model import Contact, Decision
+from crm_qualify.connector.sync.people import Person, person_key
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Member:
+    """A record of a person that the run did not read, as the mirror holds it."""
+
+    contact: Contact
+    hot_since: datetime | None
+    writable: bool
+
+
+Decide = Callable[[Contact, datetime | None], Decision]
+
+
+def decide_persons(
+    contacts: Sequence[Contact],
+    persons: dict[Key, Person],
+    episodes: dict[Key, datetime | None],
+    load: Callable[[list[Key]], dict[Key, Member]],
+    decide: Decide,
+) -> Iterator[tuple[Contact, Decision | Exception]]:
+    """(record, its decision or the error deciding it) for every record to write: the
+    contacts given, and the other records of their persons that may be written now. A record
+    alone, under its own person, is decided as before."""
+    batch = {(c.object_type, c.id): c for c in contacts}
+    wanted = [
+        member
+        for key, person in persons.items()
+        if key in batch
+        for member in person.members
+        if member not in batch
+    ]
+    loaded = load(sorted(set(wanted))) if wanted else {}
+    done: set[Key] = set()
+    for key, contact in batch.items():
+        if key in done:
+            continue
+        person = persons.get(key)
+        if person is None or (len(person.members) == 1 and person.key == person_key(key)):
+            done.add(key)
+            yield contact, _attempt(decide, contact, episodes.get(key))
+            continue
+        facts = {m: batch[m] for m in person.members if m in batch}
+        facts.update(
+            {m: loaded[m].contact for m in person.members if m in loaded and m not in facts}
+        )
+        targets = [m for m in person.members if m in batch or (m in loaded and loaded[m].writable)]
+        survivor = person.survivor if person.survivor in facts else next(iter(facts))
+        starts = [
+            since
+            for m in facts
+            if (since := episodes.get(m) if m in batch else loaded[m].hot_since) is not None
+        ]
+        merged = merge_person(person.key, list(facts.values()), survivor)
+        decision = _attempt(decide, merged, min(starts) if starts else None)
+        for member in targets:
+            done.add(member)
+            if isinstance(decision, Exception):
+                yield facts[member], decision
+            else:
+                yield facts[member], share_decision(decision, facts[member], survivor)
+
+
+def _attempt(decide: Decide, contact: Contact, hot_since: datetime | None) -> Decision | Exception:
+    try:
+        return decide(contact, hot_since)
+    except Exception as exc:  # one record's failure is reported for it; the run goes on
+        return exc

@@ -1,0 +1,183 @@
+"""The adapter's Bulk API 2.0 path against the simulator: a full read of a large object and a
+large write set go through jobs polled on a fake clock (no sleeping), give what REST gives,
+route per-record failures like REST errors, and never duplicate a task whatever the job's
+outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from crm_qualify.adapters.salesforce.client import SalesforceCallError
+from crm_qualify.adapters.salesforce.reader import Cursor
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+from tests.salesforce.conftest import make_adapter
+
+KEY = "CRMQ_Task_Key__c"
+
+
+class Clock:
+    """The simulator's and the adapter's time: the adapter's sleep moves it on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[SalesforceSimulator]:
+    with SalesforceSimulator(records=300, seed=21) as sim:
+        yield sim
+
+
+@pytest.fixture
+def clock(org) -> Iterator[Clock]:
+    clock = Clock()
+    org.bulk.clock, org.bulk.delay = (lambda: clock.now), 3.0
+    org.page_size = 40
+    yield clock
+    org.page_size = 2000
+
+
+def bulk_adapter(org, clock: Clock, **options):
+    adapter = make_adapter(org, bulk_threshold=50, **options)
+    adapter.bulk_api.sleep, adapter.bulk_api.clock = clock.sleep, (lambda: clock.now)
+    return adapter
+
+
+def contacts(adapter, cursor=None, known=None):
+    batches = list(adapter.read_changed(cursor, until=datetime.now(UTC), known=known))
+    people = {c.id: c for b in batches for c in (r.translate() for r in b.raw)}
+    return people, batches
+
+
+def jobs(adapter) -> dict[str, int]:
+    return {k: v for k, v in adapter.usage().requests.items() if "jobs/" in k}
+
+
+def test_a_full_read_through_bulk_gives_what_rest_gives(org, clock):
+    adapter = bulk_adapter(org, clock)
+    through_bulk, batches = contacts(adapter)
+    through_rest, _ = contacts(make_adapter(org, bulk_threshold=0))
+    assert through_bulk == through_rest and len(through_bulk) > 100
+    assert any(c.tasks or c.events for c in through_bulk.values())
+    used = jobs(adapter)
+    assert used["POST jobs/query"] == 2 + 5  # people of each object, and each child set once
+    assert used["GET jobs/query/{id}"] >= 7 and clock.slept[0] == 0.5
+    assert max(clock.slept) <= 20 and sum(clock.slept) >= 3.0
+    cursor = Cursor.load(batches[-1].cursor)
+    stamp = cursor.positions["Lead"][0]
+    assert all(position == (stamp, "") for position in cursor.positions.values())
+
+
+def test_an_incremental_read_stays_on_rest(org, clock):
+    adapter = bulk_adapter(org, clock)
+    _, batches = contacts(adapter)
+    before = dict(adapter.usage().requests)
+    org.touch(next(iter(org.org.live("Lead")))["Id"], {"Title": "CEO"})
+    changed, _ = contacts(adapter, batches[-1].cursor, known=lambda hits: set())
+    assert any(c.title == "CEO" for c in changed.values())
+    assert jobs(adapter) == {k: v for k, v in before.items() if "jobs/" in k}
+
+
+def test_bulk_updates_route_each_failure_to_its_record_and_field(org, clock):
+    adapter = bulk_adapter(org, clock)
+    leads = [r["Id"] for r in org.org.live("Lead") if not r.get("IsConverted")][:60]
+    org.refuse("Lead", "CRMQ_Grade__c", "Z9")
+    updates = [
+        RecordUpdate(contact_id=lead, object_type="Lead", changes=[
+            FieldUpdate(field="grade", new="Z9" if n == 3 else "A1"),
+            FieldUpdate(field="score", new=71.0),
+        ])
+        for n, lead in enumerate(leads)
+    ]  # fmt: skip
+    results = adapter.write_updates(updates)
+    assert [r.contact_id for r in results] == leads
+    refused = results[3]
+    assert not refused.ok and refused.field == "CRMQ_Grade__c" and not refused.retryable
+    assert refused.error.startswith("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: ")
+    assert all(r.ok for n, r in enumerate(results) if n != 3)
+    assert org.org.find(leads[0])[1]["CRMQ_Score__c"] == 71.0
+    assert org.org.find(leads[3])[1]["CRMQ_Score__c"] != 71.0
+    assert jobs(adapter)["POST jobs/ingest"] == 1
+    assert "GET jobs/ingest/{id}/failedResults" in jobs(adapter)
+    assert "PATCH composite/sobjects" not in adapter.usage().requests
+
+
+def planned(org, count: int, tag: str) -> list[PlannedTask]:
+    due = datetime.now(UTC) + timedelta(days=2)
+    people = [r["Id"] for r in org.org.live("Contact")][:count]
+    return [
+        PlannedTask(key=f"crmq:{tag}:{person}", contact_id=person, object_type="Contact",
+                    kind="hot_call", subject="Follow up", body="hot", due=due, priority="high",
+                    task_type="call")
+        for person in people
+    ]  # fmt: skip
+
+
+def test_bulk_task_upserts_never_make_a_second_task(org, clock):
+    adapter = bulk_adapter(org, clock)
+    tasks = planned(org, 55, "bulk-once")
+    first = adapter.create_tasks(tasks)
+    again = adapter.create_tasks(tasks)
+    assert all(r.ok and r.crm_id for r in first + again)
+    assert [r.crm_id for r in first] == [r.crm_id for r in again]
+    held = [t for t in org.org.live("Task") if (t.get(KEY) or "").startswith("crmq:bulk-once:")]
+    assert len(held) == 55
+    assert adapter.find_tasks([t.key for t in tasks]) == {
+        t.key: r.crm_id for t, r in zip(tasks, first, strict=True)
+    }
+
+
+def test_a_job_past_its_timeout_is_aborted_and_its_records_retried(org, clock):
+    adapter = bulk_adapter(org, clock, bulk_timeout_seconds=5)
+    org.bulk.delay = 60
+    tasks = planned(org, 52, "bulk-slow")
+    results = adapter.create_tasks(tasks)
+    assert all(not r.ok and r.retryable and not r.uncertain for r in results)
+    assert "Aborted" in results[0].error
+    assert not [t for t in org.org.live("Task") if (t.get(KEY) or "").startswith("crmq:bulk-slow")]
+
+
+def test_a_lost_upload_answer_aborts_the_job_and_nothing_lands(org, clock):
+    adapter = bulk_adapter(org, clock)
+    org.faults.add("lost", path_contains="/batches")
+    results = adapter.create_tasks(planned(org, 51, "bulk-lost"))
+    assert all(not r.ok and r.retryable and not r.uncertain for r in results)
+    clock.now += 1000
+    adapter.describe("Task")  # any request lets the org finish what it would
+    assert not [t for t in org.org.live("Task") if (t.get(KEY) or "").startswith("crmq:bulk-lost")]
+    assert list(org.bulk.jobs.values())[-1].state == "Aborted"
+
+
+def test_a_job_that_cannot_be_followed_leaves_its_tasks_uncertain(org, clock, monkeypatch):
+    adapter = bulk_adapter(org, clock, max_attempts=1)
+
+    def unreachable(kind, job_id):  # noqa: ANN001
+        raise SalesforceCallError("GET jobs/ingest/{id}", 503, "SERVER_UNAVAILABLE", "down")
+
+    monkeypatch.setattr(adapter.bulk_api, "status", unreachable)
+    tasks = planned(org, 50, "bulk-unknown")
+    results = adapter.create_tasks(tasks)
+    assert all(r.uncertain and not r.ok for r in results)
+    clock.now += 10
+    found = adapter.find_tasks([t.key for t in tasks])
+    assert len(found) == 50  # the job did land: the core's look-up finds every key
+
+
+def test_a_full_sync_through_bulk_then_an_idle_rerun_writes_nothing(org, clock, store, settings):
+    adapter = bulk_adapter(org, clock)
+    engine = SyncEngine(adapter, settings, store)
+    first = engine.run(RunOptions(full=True))
+    assert first.counts["records_written"] >= 50 and not first.counts["write_errors"]
+    assert jobs(adapter)["POST jobs/ingest"] >= 1
+    rerun = engine.run(RunOptions())
+    assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0

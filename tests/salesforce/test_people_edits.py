@@ -1,0 +1,82 @@
+"""People's edits are kept in Salesforce too, on the records' creator and last modifier (the
+same contract question HubSpot answers from property history), over real TLS: a Rating a
+person set before the first sync under `unless_edited`, a stage a person moved back after
+our write, with the reason logged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+from tests.salesforce.conftest import make_adapter
+
+
+@pytest.fixture
+def sim() -> Iterator[SalesforceSimulator]:
+    with SalesforceSimulator(records=80, seed=5) as simulator:
+        yield simulator
+
+
+def settings(**policies: str) -> Settings:
+    fields = {**Settings().fields, **{k: FieldPolicy(policy=v) for k, v in policies.items()}}
+    return Settings(crm=CrmSettings(adapter="salesforce"), fields=fields)
+
+
+def leads(sim: SalesforceSimulator) -> dict[str, dict]:
+    return {i: r for i, r in sim.org.records["Lead"].items() if not r["IsConverted"]}
+
+
+def test_a_rating_a_person_set_before_the_first_sync_is_kept(sim, store):
+    before = {i: r.get("Rating") for i, r in leads(sim).items()}
+    rated = {i for i, rating in before.items() if rating}
+    assert rated and len(rated) < len(before)
+    run = SyncEngine(make_adapter(sim), settings(temperature="unless_edited"), store).run(
+        RunOptions()
+    )
+    assert run.status == "ok", run.errors
+    after = {i: r.get("Rating") for i, r in leads(sim).items()}
+    assert {i: after[i] for i in rated} == {i: before[i] for i in rated}
+    assert all(after[i] in ("Hot", "Warm", "Cold") for i in before if i not in rated)
+
+
+def test_a_stage_a_person_moved_back_is_not_promoted_again(sim, store, caplog):
+    config = settings()
+    assert SyncEngine(make_adapter(sim), config, store).run(RunOptions()).status == "ok"
+    ours = [
+        w.contact_id
+        for w in store.writes("default", ["stage"])
+        if w.new == "mql" and w.object_type == "Lead"
+    ]
+    moved = sorted(ours)[0]
+    assert leads(sim)[moved]["CRMQ_Stage__c"] == "MQL"
+    sim.touch(moved, {"CRMQ_Stage__c": "Lead"})
+
+    caplog.set_level(logging.INFO, logger="crm_qualify.connector.sync.engine")
+    again = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+
+    assert again.status == "ok", again.errors
+    assert leads(sim)[moved]["CRMQ_Stage__c"] == "Lead"
+    logged = [r.getMessage() for r in caplog.records if moved in r.getMessage()]
+    assert any(
+        "stage kept: a person moved the stage back from mql to lead on" in m for m in logged
+    ), logged
+
+
+def test_the_setter_is_read_from_the_creator_and_last_modifier(sim):
+    adapter = make_adapter(sim)
+    by_person, last_ours = sorted(leads(sim))[:2]
+    now, api_user = datetime.now(UTC), sim.org.integration_user
+    sim.org.update("Lead", last_ours, {"Title": "CFO"}, now, api_user)
+    ours = sim.org.insert("Lead", {"LastName": "Api", "Company": "X"}, now, api_user)["Id"]
+    asked = [(("Lead", i), ["temperature"]) for i in (by_person, last_ours, ours)]
+    answers = {key[1]: found["temperature"] for key, found in adapter.field_sources(asked).items()}
+    assert answers[by_person].by == "person" and answers[by_person].at is not None
+    assert answers[last_ours].by == "person", "the value predates our change: the creator's"
+    assert answers[ours].by == "connector", "created and changed only through our API user"
+    assert adapter.usage().requests["GET query Lead (last modifier)"] == 1

@@ -1,0 +1,76 @@
+"""The offline what-if: `score --compare A.toml B.toml FILE` and CSV exports as input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from crm_qualify.connector.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "contacts.jsonl"
+NOW = "2026-11-22T12:00:00Z"
+CSV = """ID,Email,Title,Industry,Origin,Demo Request At,Email Open Count,Email Open At,Notes
+c1,ann@acme.example,CTO,Technology,inbound,2026-11-18T10:00:00Z,4,2026-11-20T10:00:00Z,vip
+c2,bob@gmail.com,Student,,outbound,,,,
+c3,carl@acme.example,,,,not a date,,,
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_compare_shows_the_decisions_that_differ_and_the_moves(tmp_path, capsys):
+    current = write(tmp_path, "a.toml", "")
+    proposal = write(
+        tmp_path, "b.toml", "[rules.thresholds]\nmql = 40\n[rules.weights]\ncontent_download = 1\n"
+    )
+    argv = ["score", "--compare", str(current), str(proposal), str(EXAMPLES), "--now", NOW]
+    code = main([*argv, "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    *rows, summary = lines
+    summary = summary["summary"]
+    assert rows and summary["decisions_differ"] == len(rows)
+    assert summary["contacts"] == sum(
+        1 for line in EXAMPLES.read_text().splitlines() if line.strip()
+    )
+    for row in rows:
+        a, b = row["a"], row["b"]
+        assert (a["stage"], a["temperature"]) != (b["stage"], b["temperature"])
+    moves = sum(n for move, n in summary["moves"].items() if move == "lead -> mql")
+    assert moves == sum(1 for r in rows if (r["a"]["stage"], r["b"]["stage"]) == ("lead", "mql"))
+    assert summary["rules"]["a"] != summary["rules"]["b"]
+
+
+def test_compare_of_identical_rules_moves_nothing(tmp_path, capsys):
+    same = write(tmp_path, "a.toml", "[rules.weights]\ndemo_request = 35\n")
+    assert main(["score", "--compare", str(same), str(same), str(EXAMPLES), "--now", NOW]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "0 decided differently" in out[-1]
+
+
+def test_compare_names_a_bad_key_before_scoring(tmp_path, capsys):
+    good = write(tmp_path, "a.toml", "")
+    bad = write(tmp_path, "b.toml", "[rules.weights]\nno_such_signal = 3\n")
+    assert main(["score", "--compare", str(good), str(bad), str(EXAMPLES)]) == 2
+    err = capsys.readouterr().err
+    assert "b.toml" in err and "rules.weights" in err and "no_such_signal" in err
+
+
+def test_score_reads_a_csv_export_by_its_documented_columns(tmp_path, capsys):
+    export = write(tmp_path, "export.csv", CSV)
+    code = main(["score", str(export), "--now", NOW])
+    captured = capsys.readouterr()
+    decisions = {d["contact_id"]: d for d in map(json.loads, captured.out.splitlines())}
+    assert code == 1, "one row is rejected, the others are scored"
+    assert set(decisions) == {"c1", "c2"}
+    reasons = [r["why"] for r in decisions["c1"]["reasons"]]
+    assert "+40 demo request 2026-11-18" in reasons
+    assert "+4 email open x4, last 2026-11-20" in reasons
+    assert decisions["c1"]["temperature"] == "hot"
+    assert any("free-mail" in r["why"] for r in decisions["c2"]["reasons"])
+    assert "line 4: contact c3: demo_request_at" in captured.err
+    assert "ignored column(s): Notes" in captured.err

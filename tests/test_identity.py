@@ -1,0 +1,229 @@
+"""Duplicate detection, fake-contact flags, and the person each record belongs to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from crm_qualify.connector.decision.duplicates import find_groups
+from crm_qualify.connector.decision.identity_keys import normalise_email, normalise_phone
+from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.decision.person import merge_person, share_decision
+from crm_qualify.connector.decision.validity import validity_flags
+from crm_qualify.connector.model import (
+    Contact,
+    CriterionStatus,
+    EngagementEvent,
+    EventType,
+    ExistingTask,
+    Stage,
+)
+from crm_qualify.connector.ops.duplicates_report import build_duplicates, html_report, text_report
+from crm_qualify.connector.sync.people import People
+from crm_qualify.connector.sync.state import StateStore
+
+T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
+RULES = IdentityRules()
+
+
+def person(cid: str, object_type: str = "contact", days: int = 0, **fields) -> Contact:
+    return Contact(id=cid, object_type=object_type, created_at=T0 + timedelta(days=days), **fields)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Jane.Doe@ACME.com", "jane.doe@acme.com"),
+        ("jane+news@acme.com", "jane+news@acme.com"),  # a company server: + may be a mailbox
+        ("j.doe+crm@gmail.com", "jdoe@gmail.com"),
+        ("jdoe@googlemail.com", "jdoe@gmail.com"),
+        ("no-at-sign", None),
+        ("a@b@c", None),
+    ],
+)
+def test_mailboxes_are_normalised_only_where_providers_say_so(raw, expected):
+    assert normalise_email(raw, RULES) == expected
+
+
+def test_phone_numbers_are_read_in_the_records_country():
+    assert normalise_phone("(415) 555-0100", None, "US") == normalise_phone(
+        "+1 415 555 0100", "United States", "US"
+    )
+    assert normalise_phone("01 42 68 53 00", "France", "US") == "+33142685300"
+    assert normalise_phone("12", "US", "US") is None
+
+
+def test_groups_have_their_rule_confidence_and_oldest_survivor():
+    contacts = [
+        person("L1", "Lead", 0, email="Jane.Doe@acme.com", first_name="Jane", last_name="Doe"),
+        person("L2", "Lead", 1, email="jane.doe@ACME.com", first_name="Jane", last_name="Doe"),
+        person("C3", "Contact", 2, email="jane.doe@acme.com", first_name="J", last_name="Doe"),
+        person("4", email="j.smith+x@gmail.com", first_name="John", last_name="Smith"),
+        person("5", email="jsmith@gmail.com", first_name="John", last_name="Smith"),
+        person("6", days=0, email="bob@globex.com", first_name="Robert", last_name="Jones"),
+        person("7", days=1, email="bobby@globex.com", first_name="Robert", last_name="Jones"),
+        person(
+            "8",
+            days=0,
+            email="pat@example.org",
+            first_name="Pat",
+            last_name="Lee",
+            company="Umbrella",
+        ),
+        person("9", days=1, email="pat.lee@umbrella.com", first_name="Pat", last_name="Lee"),
+        person("10", phone="+1 415 555 0100", first_name="Ann", last_name="Kim"),
+        person("11", phone="(415) 555-0100", country="US", first_name="Ann", last_name="Kim"),
+    ]
+    groups = {tuple(g.members): g for g in find_groups(contacts, RULES)}
+    jane = groups[(("Lead", "L1"), ("Lead", "L2"), ("Contact", "C3"))]
+    assert jane.survivor == ("Lead", "L1") and "email" in jane.rules and jane.confidence == 0.99
+    assert groups[(("contact", "4"), ("contact", "5"))].rules == ["email"]
+    robert = groups[(("contact", "6"), ("contact", "7"))]
+    assert robert.rules == ["name+company"] and 0.8 <= robert.confidence < 0.99
+    assert groups[(("contact", "8"), ("contact", "9"))].rules == ["name+company"]
+    assert groups[(("contact", "10"), ("contact", "11"))].rules == ["phone+name"]
+    assert len(groups) == 5
+
+
+def test_near_misses_stay_apart():
+    contacts = [
+        # different people at one employer with close names
+        person("1", email="alice@initech.com", first_name="Alice", last_name="Brown"),
+        person("2", email="alicia@initech.com", first_name="Alicia", last_name="Brown"),
+        # a switchboard number shared by two people
+        person("3", phone="+1 650 555 0199", first_name="Ann", last_name="Kim"),
+        person("4", phone="+1 650 555 0199", first_name="Tom", last_name="Wu"),
+        # same common name at unrelated companies
+        person("5", email="john.smith@acme.com", first_name="John", last_name="Smith"),
+        person("6", email="john.smith@globex.com", first_name="John", last_name="Smith"),
+        # plus-addressing at a company server is not folded
+        person("7", email="sales+eu@initech.com"),
+        person("8", email="sales@initech.com"),
+    ]
+    assert find_groups(contacts, RULES) == []
+
+
+def test_most_complete_survivor_is_configurable():
+    rules = IdentityRules.model_validate({"survivor": "most_complete"})
+    sparse = person("1", days=0, email="kim@acme.com")
+    full = person("2", days=5, email="KIM@acme.com", first_name="Kim", last_name="Lee", title="CTO")
+    [group] = find_groups([sparse, full], rules)
+    assert group.survivor == ("contact", "2") and group.id == "contact:1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "rules"),
+    [
+        ({"email": "x@mailinator.com", "company": "Acme"}, {"disposable"}),
+        ({"email": "info@acme.com"}, {"role_address"}),
+        ({"email": "no-reply@acme.com"}, {"role_address"}),
+        ({"email": "bad@@acme.com", "company": "Acme"}, {"invalid_data"}),
+        ({"email": "a@acme.com", "first_name": "asdf"}, {"invalid_data"}),
+        ({"email": "joe@gmail.com"}, {"no_company"}),
+        ({"email": "joe@gmail.com", "company": "Gmail"}, {"no_company"}),
+        ({"email": "joe@gmail.com", "company": "Acme"}, set()),
+        ({"email": "joe@acme.com", "first_name": "Joe"}, set()),
+    ],
+)
+def test_records_that_are_no_one_are_flagged_with_a_reason(fields, rules):
+    flags = validity_flags(person("1", **fields), RULES.validity)
+    assert {flag.rule for flag in flags} == rules
+    assert all(flag.reason for flag in flags)
+
+
+def test_a_person_is_decided_on_the_union_of_its_records():
+    lead = person(
+        "L1",
+        "Lead",
+        0,
+        email="kim@acme.com",
+        stage=Stage.MQL,
+        events=[EngagementEvent(type=EventType.DEMO_REQUEST, at=T0)],
+        qualification={"need": CriterionStatus.IN_PROGRESS},
+    )
+    contact = person(
+        "C1",
+        "Contact",
+        3,
+        email="kim@acme.com",
+        first_name="Kim",
+        stage=Stage.SQL,
+        events=[
+            EngagementEvent(type=EventType.DEMO_REQUEST, at=T0),
+            EngagementEvent(type=EventType.WEBINAR_ATTENDED, at=T0),
+        ],
+        qualification={"need": CriterionStatus.MET},
+        tasks=[ExistingTask(id="t1", key="crmq:Lead:L1:hot_call:x")],
+    )
+    merged = merge_person("Lead:L1", [contact, lead], ("Lead", "L1"))
+    assert (merged.object_type, merged.id) == ("Lead", "L1")
+    assert merged.first_name == "Kim" and merged.stage == Stage.SQL
+    assert len(merged.events) == 2 and merged.qualification["need"] == CriterionStatus.MET
+    assert merged.created_at == T0 and [t.id for t in merged.tasks] == ["t1"]
+
+
+def test_people_keep_their_person_through_a_merge_in_the_crm(tmp_path):
+    store = StateStore(tmp_path / "state.sqlite")
+    people = People(store, RULES)
+    a = person("A", days=0, email="kim@acme.com", first_name="Kim", last_name="Lee")
+    b = person("B", days=1, email="KIM@acme.com", first_name="Kim", last_name="Lee")
+    other = person("Z", days=0, email="zed@acme.com", first_name="Zed", last_name="Ng")
+    people.index("i", [a, b, other])
+    resolved = people.resolve("i", [b, other])
+    assert resolved[("contact", "B")].key == "contact:A"
+    assert resolved[("contact", "B")].members == (("contact", "A"), ("contact", "B"))
+    assert resolved[("contact", "Z")].key == "contact:Z"
+    # A is merged into B in the CRM: B now carries A's tasks and A is gone from the mirror
+    people.forget("i", [("contact", "A")])
+    merged_b = b.model_copy(
+        update={"tasks": [ExistingTask(id="t", key="crmq:contact:A:hot_call:20260301T0900")]}
+    )
+    people.index("i", [merged_b])
+    assert people.resolve("i", [merged_b])[("contact", "B")].key == "contact:A"
+    # a record merged before it was ever grouped inherits through the CRM's merge trail
+    c = person("C", days=2, email="new@acme.com", merged_ids=["Z"])
+    people.index("i", [c])
+    assert people.resolve("i", [c])[("contact", "C")].key == "contact:Z"
+    store.close()
+
+
+def test_the_survivor_alone_gets_the_persons_tasks():
+    from crm_qualify.connector.decision.decide import decide
+    from crm_qualify.connector.decision.rules import Rules
+
+    hot = person(
+        "L1",
+        "Lead",
+        0,
+        email="kim@acme.com",
+        first_name="Kim",
+        last_name="Lee",
+        company="Acme",
+        events=[EngagementEvent(type=EventType.DEMO_REQUEST, at=T0, count=1)]
+        + [EngagementEvent(type=EventType.PRICING_PAGE_VIEW, at=T0, count=3)],
+    )
+    twin = person("C1", "Contact", 1, email="kim@acme.com", first_name="Kim", last_name="Lee")
+    merged = merge_person("Lead:L1", [hot, twin], ("Lead", "L1"))
+    decision = decide(merged, Rules(), T0 + timedelta(hours=1))
+    assert decision.tasks, "the merged person should be hot enough to plan a follow-up"
+    on_survivor = share_decision(decision, hot, ("Lead", "L1"))
+    on_twin = share_decision(decision, twin, ("Lead", "L1"))
+    assert on_twin.tasks == [] and on_twin.stage == on_survivor.stage
+    assert all(t.key.startswith("crmq:Lead:L1:") for t in on_survivor.tasks)
+    assert {(t.object_type, t.contact_id) for t in on_survivor.tasks} == {("Lead", "L1")}
+
+
+def test_the_report_lists_groups_and_flags():
+    contacts = [
+        person("1", days=0, email="kim@acme.com", first_name="Kim", last_name="Lee"),
+        person("2", days=1, email="Kim@Acme.com", first_name="Kim", last_name="Lee"),
+        person("3", email="info@acme.com"),
+    ]
+    report = build_duplicates([contacts], RULES)
+    assert report.summary()["groups"] == 1 and report.summary()["flagged_by_rule"] == {
+        "role_address": 1
+    }
+    text = text_report(report)
+    assert "keep contact:1" in text and "role address info@" in text
+    assert "<h1>Duplicates" in html_report(report)
+    assert report.as_dict()["groups"][0]["survivor"] == {"object_type": "contact", "id": "1"}
