@@ -173,6 +173,11 @@ class Contact(_Model):
         description="Ids of records the CRM merged into this one (HubSpot's"
         " `hs_merged_object_ids`, Salesforce's `MasterRecordId` trail), same object type.",
     )
+    account_id: str | None = Field(
+        default=None,
+        description="The Salesforce Account or HubSpot company a person filed without one was"
+        " matched to by email domain or company name (lead-to-account matching), for reports.",
+    )
     origin: Origin = Origin.UNKNOWN
     created_at: Moment | None = None
     updated_at: Moment | None = None

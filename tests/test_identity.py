@@ -65,7 +65,7 @@ def test_groups_have_their_rule_confidence_and_oldest_survivor():
         person(
             "8",
             days=0,
-            email="pat@example.org",
+            email="pat.lee@yahoo.com",
             first_name="Pat",
             last_name="Lee",
             company="Umbrella",

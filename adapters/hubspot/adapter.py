@@ -21,6 +21,8 @@ from functools import partial
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.companies import COMPANIES
+from crm_qualify.adapters.hubspot.company_match import DomainMatch, find_companies, linked
 from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
 from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Hits, Known, epoch_ms
@@ -91,6 +93,7 @@ class HubSpotAdapter:
         deals = mapping.get("deals", {})
         self.recurring_property = deals.get("recurring_property", "hs_mrr")
         self.engagement = EngagementSources(client, mapping, self.contacts)
+        self.company_match = DomainMatch.from_document(mapping)
         self.linked = (*LINKED, *self.engagement.linked_types)
         """Types read with each contact: deals, tasks, and what `[engagement]` and
         `[companies]` ask for (activities, the primary company)."""
@@ -99,7 +102,7 @@ class HubSpotAdapter:
             self.object_type,
             int(settings.lookback_seconds * 1000),
             self.task_key_property,
-            properties=self.contacts.properties,
+            properties=self.engagement.contacts.properties,
             associations=self.linked,
             sweep_types=self.engagement.sweep_types,
             touched=self.engagement.touched,
@@ -212,6 +215,13 @@ class HubSpotAdapter:
             return ContactBatch(cursor=cursor)
         read = self._read(ids, hits, ahead or _Pending(), held or {t: Rows() for t in self.linked})
         stages = self._stages() if read.deals.found else {}
+        matched = find_companies(
+            self.client,
+            self.company_match,
+            read,
+            self.contacts.profile.get("email", "email"),
+            self.engagement.companies.properties,
+        )
         raw, errors = [], []
         for record in ids:
             label, key = f"{self.object_type}/{record}", (self.object_type, record)
@@ -230,7 +240,12 @@ class HubSpotAdapter:
                 )
                 row = read.contacts.found[record]
                 others = read.other_rows(record)
+                company = matched.get(record)
+                if company:
+                    others[COMPANIES] = [company]
                 translate = partial(self.engagement.translate, row, related, others)
+                if company:
+                    translate = partial(linked, translate, str(record_id(company)))
                 raw.append(RawContact(label, translate, key))
         return ContactBatch(cursor=cursor, errors=errors, raw=raw)
 

@@ -51,8 +51,9 @@ class EngagementSources:
         self.mapping = EngagementMapping.from_document(document)
         self.companies = CompanyMapping.from_document(document)
         self.full_contacts = contacts
-        self.contacts = contacts
-        """The contact mapping without the summaries the sources read replace."""
+        self.contacts = without_fallbacks(contacts, document, set(self.mapping.sources()))
+        """The contact mapping without the summaries the sources read replace (all of them
+        until a read finds one unavailable)."""
         self.streams = Streams(client, self.mapping)
         self.labels = OptionLabels(client)
         self.activity_types = tuple(t for t in ACTIVITY_TYPES if t in self.mapping.activities)

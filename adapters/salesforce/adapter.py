@@ -30,6 +30,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from crm_qualify.adapters.salesforce.accounts import (
+    Account,
+    AccountMapping,
+    find_accounts,
+    with_account,
+)
 from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads, Staging
 from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites
 from crm_qualify.adapters.salesforce.client import SalesforceClient
@@ -106,6 +112,7 @@ class SalesforceAdapter:
         """The core's requests in flight (`endpoints.py`); the engine writes through it."""
         self.objects = {s: ObjectMapping.from_document(mapping, s) for s in settings.objects}
         self.people = PeopleMapping.from_document(mapping)
+        self.accounts = AccountMapping.from_document(mapping)
         stages = [set(m.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
         self.writer = Writer(client, self.objects, self.people.task_key)
@@ -355,15 +362,25 @@ class SalesforceAdapter:
             )
         if not usable:
             return raw
+        accounts = self._accounts(mapping, list(usable.values()))
         found = self._related(sobject, list(usable.values()))
+        translate = partial(_translate, mapping, self.people, self.accounts)
         return raw + [
             RawContact(
                 f"{sobject}/{record_id}",
-                partial(to_contact, mapping, self.people, record, found),
+                partial(translate, record, found, accounts.get(record_id)),
                 (sobject, record_id),
             )
             for record_id, record in usable.items()
         ]
+
+    def _accounts(self, mapping: ObjectMapping, people: list[dict[str, Any]]) -> dict[str, Account]:
+        """Lead id -> the Account its email domain or company matches (`accounts.py`): one
+        query for the page; nothing for Contacts, which have their Account."""
+        if mapping.sobject != "Lead" or not self.accounts.match_leads:
+            return {}
+        email, company = mapping.profile.get("email", ""), mapping.profile.get("company", "")
+        return find_accounts(self._query, self.accounts, email, company, people)
 
     def _related(self, sobject: str, people: list[dict[str, Any]]) -> Related:
         """What came with these people, their child sets taken out of their rows; the sets
@@ -527,6 +544,19 @@ CONVERSION = {"Lead": ("IsConverted", "ConvertedContactId")}
 CONVERTED_SCAN = 1_000
 """New contacts from which reading every converted lead once beats IN lists (about 400 ids
 each)."""
+
+
+def _translate(
+    mapping: ObjectMapping,
+    people: PeopleMapping,
+    accounts: AccountMapping,
+    record: dict[str, Any],
+    found: Related,
+    account: Account | None,
+) -> Contact:
+    """One person translated, and linked to the Account matched to it, if any."""
+    contact = to_contact(mapping, people, record, found)
+    return with_account(contact, account, accounts, people.recurring) if account else contact
 
 
 def _by_contact(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

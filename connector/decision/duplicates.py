@@ -216,6 +216,11 @@ def _same_name_related_company(
 
 
 def _related(a: Candidate, b: Candidate, threshold: float) -> bool:
+    """Two business domains that differ are two employers (`vertex-systems` is not
+    `vortex-systems`); otherwise the employer names must be close."""
+    orgs = (a.keys.organisation or "", b.keys.organisation or "")
+    if all(org.startswith("domain:") for org in orgs):
+        return False
     labels_a, labels_b = _company_labels(a), _company_labels(b)
     return any(fuzz.ratio(x, y) >= threshold for x in labels_a for y in labels_b)
 
@@ -226,7 +231,7 @@ def _company_labels(candidate: Candidate) -> set[str]:
     labels = set()
     organisation = candidate.keys.organisation or ""
     if organisation.startswith("domain:"):
-        labels.add(organisation.removeprefix("domain:").split(".")[0])
+        labels.add(organisation.removeprefix("domain:").split(".")[0].replace("-", ""))
     if candidate.company:
         labels.add(candidate.company.replace(" ", ""))
     return labels

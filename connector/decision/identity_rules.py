@@ -90,7 +90,7 @@ class ValidityRules(_Section):
         default=True, description="Flag throw-away, role and invalid addresses, and no-company."
     )
     role_mailboxes: list[str] = Field(
-        default_factory=lambda: list(ROLE_MAILBOXES),
+        default_factory=lambda: sorted(ROLE_MAILBOXES),
         description="Mailbox names that reach a function, not a person.",
     )
     extra_disposable_domains: list[str] = Field(

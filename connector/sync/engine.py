@@ -500,6 +500,10 @@ class SyncEngine:
         self._settle_intents(contacts)
         self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC))
         self.people.index(self.instance, contacts)
+        merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
+        if merged_away:  # their person lives on in the record they were merged into
+            self.store.mirror.forget(self.instance, merged_away)
+            self.people.forget(self.instance, merged_away)
 
     def _redecide_mirror(
         self,

@@ -322,6 +322,16 @@ class Mirror:
                 )
             return gone
 
+    def forget(self, instance: str, keys: Sequence[Key]) -> None:
+        """Records the CRM merged into another: gone, so never decided nor written again."""
+        with self._store._tx() as conn:
+            for table in ("mirror", "mirror_review"):
+                conn.executemany(
+                    f"DELETE FROM {table}"
+                    " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                    [(instance, *key) for key in keys],
+                )
+
     def count(self, instance: str) -> int:
         rows = self._store._query("SELECT COUNT(*) FROM mirror WHERE instance = ?", (instance,))
         return int(rows[0][0])

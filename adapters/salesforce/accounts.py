@@ -1,0 +1,219 @@
+"""Lead-to-account matching (mapping `[accounts]`): a Lead is linked to the existing Account
+its business email domain or its company names, so it scores and qualifies as the Contact it
+would become.
+
+One query per page of Leads read (more only when the page's values overflow one request's
+URI): the Accounts whose Website contains one of the page's business email domains
+(`LIKE '%acme.com%'`) or whose Name equals a Lead's Company or starts with its normalised
+form (`LIKE 'acme%'`), each with its open Opportunities by subquery. The query is broad on
+purpose, since Websites are typed by hand (`https://www.acme.com/`); the match itself is
+exact, in Python: the Website's host without `www.` equals the email domain, or the Account
+Name and the Company are the same once normalised (case, accents, punctuation and legal
+suffixes gone: `normalise_company`). Free-mail domains never match. The domain decides
+before the name; two Accounts equally matched are a guess, and the Lead stays unlinked.
+
+A linked Lead takes from its Account only the fit fields it lacks (`[accounts.profile]`),
+the Account's open Opportunities as its open deals (the person is in an active cycle), and
+the Account's id (`Contact.account_id`, for reports). An unreadable Account value is left
+out: the Account is context, not the record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_plus, urlsplit
+
+from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, quote
+from crm_qualify.adapters.salesforce.values import number, parse_time, text, whole
+from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.decision.identity_keys import (
+    email_domain,
+    is_free_mail,
+    normalise_company,
+)
+from crm_qualify.connector.model import Contact, Deal
+
+SECTION = "accounts"
+FIELDS = ("industry", "employees", "country")
+"""Canonical fit fields an Account can give a Lead."""
+_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+_LIKE_SAFE = re.compile(r"[a-z0-9 ]+")
+Pages = Callable[[str, str], Iterator[list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class AccountMapping:
+    match_leads: bool = False
+    name: str = "Name"
+    website: str = "Website"
+    profile: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> AccountMapping:
+        section = document.get(SECTION, {})
+        profile = dict(section.get("profile", {}))
+        unknown = sorted(set(profile) - set(FIELDS))
+        if unknown:
+            raise ValueError(
+                f"accounts.profile: {', '.join(unknown)} cannot come from an Account; "
+                f"known: {', '.join(FIELDS)}"
+            )
+        return cls(
+            match_leads=bool(section.get("match_leads", False)),
+            name=section.get("name", "Name"),
+            website=section.get("website", "Website"),
+            profile=profile,
+        )
+
+    def select(self) -> str:
+        fields = dict.fromkeys(["Id", self.name, self.website, *self.profile.values()])
+        opportunities = (
+            "(SELECT Id, IsClosed, IsWon, Amount, Type, CreatedDate FROM Opportunities"
+            " WHERE IsClosed = false)"
+        )
+        return f"SELECT {', '.join([*fields, opportunities])} FROM Account WHERE "
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    row: dict[str, Any]
+    opportunities: list[dict[str, Any]]
+
+
+def website_domain(website: str | None) -> str | None:
+    """The host a Website names (`https://www.Acme.com/about` -> `acme.com`)."""
+    if not website:
+        return None
+    address = website.strip().lower()
+    host = urlsplit(address if "//" in address else f"//{address}").hostname or ""
+    host = host.removeprefix("www.")
+    return host if _DOMAIN.fullmatch(host) else None
+
+
+def business_domain(email: str | None) -> str | None:
+    domain = email_domain(email)
+    return domain if domain and _DOMAIN.fullmatch(domain) and not is_free_mail(domain) else None
+
+
+def statements(mapping: AccountMapping, domains: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The Account queries for these domains and company names, as few as fit the URI: a
+    name whose normalised form starts it (`Acme Inc`: `acme%`) needs no `Name =` of its own."""
+    normalised = {n for name in names if (n := normalise_company(name)) and _LIKE_SAFE.fullmatch(n)}
+    conditions = [f"{mapping.website} LIKE {quote(f'%{d}%')}" for d in sorted(set(domains))]
+    conditions += [f"{mapping.name} LIKE {quote(f'{n}%')}" for n in sorted(normalised)]
+    conditions += [
+        f"{mapping.name} = {quote(n)}" for n in sorted(set(names)) if not _by_prefix(n, normalised)
+    ]
+    base = mapping.select()
+    found, chunk, length = [], [], len(quote_plus(base))
+    for condition in conditions:
+        cost = len(quote_plus(f" OR {condition}"))
+        if chunk and length + cost > MAX_QUERY_URI:
+            found.append(base + " OR ".join(chunk))
+            chunk, length = [], len(quote_plus(base))
+        chunk.append(condition)
+        length += cost
+    if chunk:
+        found.append(base + " OR ".join(chunk))
+    return found
+
+
+def _by_prefix(name: str, normalised: set[str]) -> bool:
+    """Whether `Name LIKE '<normalised>%'` already finds an Account named `name`."""
+    plain = normalise_company(name)
+    return plain in normalised and name.lower().startswith(plain or "")
+
+
+def find_accounts(
+    pages: Pages, mapping: AccountMapping, email_field: str, company_field: str,
+    leads: list[dict[str, Any]],
+) -> dict[str, Account]:  # fmt: skip
+    """Lead id -> the Account it is linked to, for a page of Lead rows."""
+    domains = {row["Id"]: d for row in leads if (d := business_domain(_text(row, email_field)))}
+    companies = {row["Id"]: c for row in leads if (c := _text(row, company_field))}
+    if not mapping.match_leads or not (domains or companies):
+        return {}
+    by_domain: dict[str, list[Account]] = {}
+    by_name: dict[str, list[Account]] = {}
+    for statement in statements(mapping, list(domains.values()), list(companies.values())):
+        for page in pages("GET query Account", statement):
+            for row in page:
+                account = _account(row)
+                if account is None:
+                    continue
+                if d := website_domain(_text(row, mapping.website)):
+                    by_domain.setdefault(d, []).append(account)
+                if n := normalise_company(_text(row, mapping.name)):
+                    by_name.setdefault(n, []).append(account)
+    linked: dict[str, Account] = {}
+    for row in leads:
+        lead = row.get("Id")
+        candidates = by_domain.get(domains.get(lead, ""), []) or by_name.get(
+            normalise_company(companies.get(lead)) or "", []
+        )
+        if len({a.id for a in candidates}) == 1:
+            linked[lead] = candidates[0]
+    return linked
+
+
+def with_account(
+    contact: Contact, account: Account, mapping: AccountMapping, recurring: re.Pattern
+) -> Contact:
+    """The Lead with what its Account gives: fit fields it lacks, open deals, the link."""
+    update: dict[str, Any] = {"account_id": account.id}
+    for name, account_field in mapping.profile.items():
+        if getattr(contact, name) is not None:
+            continue
+        try:
+            value = (
+                whole(account.row, account_field)
+                if name == "employees"
+                else text(account.row, account_field, "Account")
+            )
+        except TranslationError:
+            continue
+        if value is not None:
+            update[name] = value
+    known = {deal.id for deal in contact.deals}
+    deals = [_open_deal(row, recurring) for row in account.opportunities]
+    update["deals"] = [*contact.deals, *(d for d in deals if d and d.id not in known)]
+    return contact.model_copy(update=update)
+
+
+def _open_deal(row: dict[str, Any], recurring: re.Pattern) -> Deal | None:
+    """An open Opportunity of the Account (the subquery reads only open ones)."""
+    try:
+        return Deal(
+            id=row["Id"],
+            status="open",
+            amount=number(row, "Amount", "Opportunity"),
+            recurring=bool(recurring.search(text(row, "Type", "Opportunity") or "")),
+            created_at=parse_time(row.get("CreatedDate"), "Opportunity.CreatedDate"),
+        )
+    except (TranslationError, KeyError, ValueError):
+        return None
+
+
+def _account(row: dict[str, Any]) -> Account | None:
+    account_id = row.get("Id")
+    if not isinstance(account_id, str):
+        return None
+    children = row.get("Opportunities")
+    records = children.get("records") if isinstance(children, dict) else None
+    opportunities = [
+        r
+        for r in records or []
+        if isinstance(r, dict) and isinstance(r.get("Id"), str) and r.get("IsClosed") is not True
+    ]
+    return Account(account_id, row, opportunities)
+
+
+def _text(row: dict[str, Any], name: str) -> str | None:
+    try:
+        return text(row, name)
+    except TranslationError:
+        return None
