@@ -145,7 +145,8 @@ def html_report(report: DuplicatesReport) -> str:
         rows.append(
             f"<h3>{escape(group.id)} <span class=sub>confidence {group.confidence:.2f},"
             f" {escape(', '.join(group.rules))}</span></h3><div class=scroll><table>"
-            "<tr><th></th><th>record</th><th>name</th><th>email</th><th>company</th>"
+            "<tr><th></th><th class=left>record</th><th class=left>name</th>"
+            "<th class=left>email</th><th class=left>company</th>"
             f"<th>created</th></tr>{members}</table></div>"
         )
     flagged = "".join(
@@ -170,7 +171,8 @@ def html_report(report: DuplicatesReport) -> str:
         f"<h2>Groups</h2>{''.join(rows) or '<p>None.</p>'}"
         "<h2>Flagged records</h2>"
         + (
-            "<div class=scroll><table><tr><th>record</th><th>email</th><th>why</th></tr>"
+            "<div class=scroll><table><tr><th>record</th><th class=left>email</th>"
+            "<th class=left>why</th></tr>"
             f"{flagged}</table></div>"
             if flagged
             else "<p>None.</p>"

@@ -203,6 +203,7 @@ class SyncEngine:
         summary = RunSummary(run_id=run_id, status="ok", dry_run=options.dry_run)
         self._run_id = run_id
         self._dry_run = options.dry_run
+        self._dry_read: dict[tuple[str, str], Contact] = {}
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -260,8 +261,7 @@ class SyncEngine:
                     "marked %d run(s) left running by a dead process as crashed", len(crashed)
                 )
         self._rebuild_ledger(summary)
-        if not options.dry_run:
-            self._index_people()
+        self._index_people()
         self._open_intents = self.store.open_intents(self.instance)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
@@ -494,12 +494,13 @@ class SyncEngine:
         """Read records settle a dead run's intents and replace their mirrored facts."""
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
+        self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         if options.dry_run:
             self._seen.update(keys)
+            self._dry_read.update(zip(keys, contacts, strict=True))
             return
         self._settle_intents(contacts)
         self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC))
-        self.people.index(self.instance, contacts)
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
         if merged_away:  # their person lives on in the record they were merged into
             self.store.mirror.forget(self.instance, merged_away)
@@ -688,10 +689,15 @@ class SyncEngine:
         """A person's other records, as mirrored; one with writes in flight or open intents
         lends its facts but is written by a later run."""
         busy = self._unacked | set(self._open_intents)
-        return {
+        members = {
             key: Member(mirrored.contact, mirrored.hot_since, key not in busy)
             for key, mirrored in self.store.mirror.by_keys(self.instance, keys).items()
         }
+        for key in keys:  # a dry run mirrors nothing: what it read so far stands in
+            if key in self._dry_read:
+                since = members[key].hot_since if key in members else None
+                members[key] = Member(self._dry_read[key], since, True)
+        return members
 
     def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:
         last_written = (
