@@ -435,8 +435,9 @@ class SyncEngine:
                 if remaining is not None:
                     contacts = contacts[:remaining]
                     remaining -= len(contacts)
-                if self._unacked.intersection(map(_key, contacts)):
+                if again := self._unacked.intersection(map(_key, contacts)):
                     flight.drain()  # a record read again: its earlier write lands first
+                    self._owned_as_written(contacts, again)
                 report.contacts = contacts
                 summary.counts["read"] += len(contacts)
                 summary.counts["read_errors"] += len(report.errors)
@@ -456,6 +457,17 @@ class SyncEngine:
         finally:
             batches.close()
         return remaining
+
+    def _owned_as_written(self, contacts: list[Contact], keys: set[tuple[str, str]]) -> None:
+        """Records read (ahead) while our write to them was in flight: their owned values are
+        the ones our acknowledged write set, not the ones read before it landed, or the diff
+        would take the CRM for unchanged and leave the earlier write's values in place."""
+        mirrored = self.store.mirror.by_keys(self.instance, sorted(keys))
+        for contact in contacts:
+            held = mirrored.get(_key(contact))
+            if held is not None:
+                contact.owned.update(held.contact.owned)
+                contact.stage = held.contact.stage or contact.stage
 
     def _dispatch(
         self,
