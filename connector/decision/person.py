@@ -12,20 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from crm_qualify.connector.decision.duplicates import PROFILE_FIELDS
 from crm_qualify.connector.model import Contact, CriterionStatus, Decision
 
-_PROFILE = (
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "title",
-    "company",
-    "industry",
-    "employees",
-    "country",
-    "owner_id",
-)
 _ANSWER_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
 
 
@@ -37,7 +26,7 @@ def merge_person(person: str, members: Sequence[Contact], survivor: tuple[str, s
     object_type, _, person_id = person.partition(":")
     profile = {
         name: next((value for c in ordered if (value := getattr(c, name)) not in (None, "")), None)
-        for name in _PROFILE
+        for name in PROFILE_FIELDS
     }
     answers: dict[str, CriterionStatus] = {}
     for contact in ordered:
