@@ -227,3 +227,19 @@ def test_the_report_lists_groups_and_flags():
     assert "keep contact:1" in text and "role address info@" in text
     assert "<h1>Duplicates" in html_report(report)
     assert report.as_dict()["groups"][0]["survivor"] == {"object_type": "contact", "id": "1"}
+
+
+def test_records_gone_from_the_mirror_leave_the_identity_index(tmp_path):
+    store = StateStore(tmp_path / "state.sqlite")
+    people = People(store, RULES)
+    kept = person("A", days=0, email="kim@acme.com", first_name="Kim", last_name="Lee")
+    gone = person("B", days=1, email="KIM@acme.com", first_name="Kim", last_name="Lee")
+    store.mirror.upsert("i", [kept], T0)
+    people.index("i", [kept, gone])
+    assert people.resolve("i", [kept])[("contact", "A")].members == (
+        ("contact", "A"),
+        ("contact", "B"),
+    )
+    people.prune("i")  # B was never mirrored (or left it at a full read)
+    assert people.resolve("i", [kept])[("contact", "A")].members == (("contact", "A"),)
+    store.close()

@@ -412,6 +412,7 @@ class SyncEngine:
         if options.limit is not None or self.stop.is_set():
             return
         gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
+        self.people.prune(self.instance)
         self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
         self.store.delete_meta(self.instance, FULL_STARTED_KEY)
         summary.counts["records_gone"] += gone

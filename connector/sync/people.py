@@ -227,6 +227,17 @@ class People:
                 ):
                     yield (row[0], row[1]), row
 
+    def prune(self, instance: str) -> None:
+        """After a full read: records that left the mirror (deleted or merged in the CRM)
+        leave the index, so no group counts them."""
+        with self._store._tx() as conn:
+            conn.execute(
+                "DELETE FROM people WHERE instance = ? AND NOT EXISTS (SELECT 1 FROM mirror m"
+                " WHERE m.instance = people.instance AND m.object_type = people.object_type"
+                " AND m.contact_id = people.contact_id)",
+                (instance,),
+            )
+
     def forget(self, instance: str, keys: Iterable[Key]) -> None:
         with self._store._tx() as conn:
             conn.executemany(
