@@ -26,12 +26,16 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
-from crm_qualify.adapters.salesforce.translate import ObjectMapping, task_record, to_fields
-from crm_qualify.adapters.salesforce.writer import RETRYABLE_CODES, Row, _task_result
+from crm_qualify.adapters.salesforce.translate import ObjectMapping, task_record
+from crm_qualify.adapters.salesforce.writer import (
+    RETRYABLE_CODES,
+    Row,
+    _task_result,
+    translate_updates,
+)
 from crm_qualify.connector.contract import (
     AdapterError,
     TaskResult,
-    TranslationError,
     WriteResult,
 )
 from crm_qualify.connector.model import PlannedTask, RecordUpdate
@@ -101,19 +105,9 @@ class BulkWrites:
         return bool(self.threshold) and records >= self.threshold
 
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        results: dict[int, WriteResult] = {}
+        results, translated = translate_updates(self.objects, updates)
         by_object: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for position, update in enumerate(updates):
-            mapping = self.objects.get(update.object_type)
-            try:
-                if mapping is None:
-                    raise TranslationError("object", f"{update.object_type} is not synced")
-                fields = to_fields(mapping, update.values())
-            except TranslationError as exc:
-                results[position] = WriteResult(
-                    update.contact_id, False, str(exc), retryable=False, field=exc.field
-                )
-                continue
+        for position, update, fields in translated:
             by_object.setdefault(update.object_type, []).append(
                 (position, {"Id": update.contact_id, **fields})
             )

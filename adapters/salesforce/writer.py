@@ -40,6 +40,27 @@ RETRYABLE_CODES = TRANSIENT_CODES | {"ALL_OR_NONE_OPERATION_ROLLED_BACK"}
 
 
 @dataclass(frozen=True)
+
+def translate_updates(
+    objects: Mapping[str, ObjectMapping], updates: Sequence[RecordUpdate]
+) -> tuple[dict[int, WriteResult], list[tuple[int, RecordUpdate, dict[str, Any]]]]:
+    """Each update's Salesforce fields, by position; one that cannot be translated gets its
+    refused `WriteResult` instead (named by field), and the rest go on. REST collections and
+    Bulk ingest share it."""
+    refused: dict[int, WriteResult] = {}
+    translated = []
+    for position, update in enumerate(updates):
+        mapping = objects.get(update.object_type)
+        try:
+            if mapping is None:
+                raise TranslationError("object", f"{update.object_type} is not synced")
+            translated.append((position, update, to_fields(mapping, update.values())))
+        except TranslationError as exc:
+            refused[position] = WriteResult(
+                update.contact_id, False, str(exc), retryable=False, field=exc.field
+            )
+    return refused, translated
+
 class Row:
     """One record's outcome: `detail` is the record id when `ok`, the error otherwise."""
 
@@ -101,23 +122,12 @@ class Writer:
         return _rows(answer, len(records))
 
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        results: dict[int, WriteResult] = {}
-        records, positions = [], []
-        for position, update in enumerate(updates):
-            mapping = self.objects.get(update.object_type)
-            try:
-                if mapping is None:
-                    raise TranslationError("object", f"{update.object_type} is not synced")
-                fields = to_fields(mapping, update.values())
-            except TranslationError as exc:
-                results[position] = WriteResult(
-                    update.contact_id, False, str(exc), retryable=False, field=exc.field
-                )
-                continue
-            records.append(
-                {"attributes": {"type": update.object_type}, "id": update.contact_id, **fields}
-            )
-            positions.append(position)
+        results, translated = translate_updates(self.objects, updates)
+        records = [
+            {"attributes": {"type": update.object_type}, "id": update.contact_id, **fields}
+            for _, update, fields in translated
+        ]
+        positions = [position for position, _, _ in translated]
         for start in range(0, len(records), COLLECTION):
             chunk = records[start : start + COLLECTION]
             rows = self._send(f"PATCH {UPDATE_PATH}", UPDATE_PATH, chunk, idempotent=True)
