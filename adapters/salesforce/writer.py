@@ -39,8 +39,6 @@ UPDATE_PATH = "composite/sobjects"
 RETRYABLE_CODES = TRANSIENT_CODES | {"ALL_OR_NONE_OPERATION_ROLLED_BACK"}
 
 
-@dataclass(frozen=True)
-
 def translate_updates(
     objects: Mapping[str, ObjectMapping], updates: Sequence[RecordUpdate]
 ) -> tuple[dict[int, WriteResult], list[tuple[int, RecordUpdate, dict[str, Any]]]]:
@@ -61,6 +59,8 @@ def translate_updates(
             )
     return refused, translated
 
+
+@dataclass(frozen=True)
 class Row:
     """One record's outcome: `detail` is the record id when `ok`, the error otherwise."""
 
