@@ -112,8 +112,10 @@ def test_together_is_inline_with_one_slot():
 class ManualTraffic(Traffic):
     """Requests are handed to the test, which answers them when it wants, in any order."""
 
-    def __init__(self, write_batch: int | None, task_batch: int | None = None) -> None:
-        super().__init__(Limits(in_flight=4, write_batch=write_batch, task_batch=task_batch))
+    def __init__(self, write_batch: int | None, task_batch: int | None = None, **bulk) -> None:
+        super().__init__(
+            Limits(in_flight=4, write_batch=write_batch, task_batch=task_batch, **bulk)
+        )
         self.sent: list[tuple[list, Future]] = []
         self.auto = False
         """Answer every request as it is sent (ok)."""
@@ -177,6 +179,37 @@ def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
     a = acked[0][1]
     assert [answer.result.ok for answer in a.update_answers] == [True, True]
     assert a.task_answers[0].result.crm_id == "T-k1"
+
+
+def test_with_a_bulk_api_writes_gather_into_one_large_call():
+    traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=6, bulk_from=4), [], [], []
+    flight = flight_for(traffic, landed, pending)
+    flight.add(batch("a", [update("1"), update("2")], [], acked))
+    flight.add(batch("b", [update("3"), update("4")], [], acked))
+    assert traffic.sent == [], "a whole request's worth is held while a bulk call may gather"
+    flight.add(batch("c", [update("5"), update("6"), update("7")], [task("k")], acked))
+    assert [len(items) for items, _ in traffic.sent] == [6], "bulk_batch gathered: one call"
+    traffic.answer(0)
+    traffic.auto = True
+    flight.drain()
+    sent = [[getattr(i, "contact_id", None) or i.key for i in items] for items, _ in traffic.sent]
+    assert sent[1:] == [["7"], ["k"]], "what never reached bulk_from leaves in REST requests"
+    assert [name for name, _ in acked] == ["a", "b", "c"]
+
+
+def test_bulk_holding_ends_when_too_many_batches_are_open():
+    traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=3), [], [], []
+    traffic.auto = True
+    flight = flight_for(traffic, landed, pending)
+    for name in "abc":
+        flight.add(batch(name, [update(name)], [], acked))
+    assert traffic.sent == [] and acked == [], "three batches open: still gathering"
+    flight.add(batch("d", [update("d")], [], acked))
+    assert [len(items) for items, _ in traffic.sent] == [4], "bulk_from reached: one call"
+    flight.add(batch("e", [update("e")], [], acked))
+    flight.drain()
+    assert [len(items) for items, _ in traffic.sent] == [4, 1]
+    assert [name for name, _ in acked] == list("abcde")
 
 
 def test_batches_are_acknowledged_in_order_whatever_order_answers_come_in():

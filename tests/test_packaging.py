@@ -42,3 +42,16 @@ def test_wheel_has_one_top_level_name(tmp_path: Path) -> None:
     assert "crm_qualify/mappings/hubspot.toml" in names
     assert "crm_qualify/connector/sync/engine.py" in names
     assert "crm_qualify/adapters/salesforce/simulator/soql.py" in names
+
+
+def test_the_cli_loads_the_model_fitting_only_for_calibrate() -> None:
+    """numpy and scikit-learn weigh about 90 MB: a sync or the daemon never carries them."""
+    probe = (
+        "import sys, crm_qualify.connector.cli, crm_qualify.adapters.salesforce,"
+        " crm_qualify.adapters.hubspot;"
+        " print(sorted({'numpy', 'scipy', 'sklearn'} & set(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -144,7 +144,7 @@ class SalesforceClient:
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0
-        self.traffic = Traffic(limits())
+        self.traffic = Traffic(limits(settings.bulk_threshold))
         """The core's requests in flight for this org (`endpoints.py`), shared by every thread."""
         self._counting = threading.Lock()
         self._sf: Salesforce | None = None

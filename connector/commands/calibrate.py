@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
@@ -15,7 +16,6 @@ from crm_qualify.connector.commands.common import (
     settings_or_exit,
 )
 from crm_qualify.connector.contract import AdapterError
-from crm_qualify.connector.decision.calibration.calibrate import Calibration, calibrate
 from crm_qualify.connector.decision.calibration.impact import impact
 from crm_qualify.connector.decision.calibration.proposal import proposal_toml
 from crm_qualify.connector.decision.calibration.sources import from_adapter, from_mirror, mirrored
@@ -23,6 +23,9 @@ from crm_qualify.connector.ops.calibrate_html import calibrate_html
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.state import StateStore
+
+if TYPE_CHECKING:
+    from crm_qualify.connector.decision.calibration.calibrate import Calibration
 
 WITHHELD = 3
 """Exit status when there is too little data for a proposal (the evidence is still shown)."""
@@ -101,7 +104,10 @@ def _calibrated(
     args: argparse.Namespace, settings: Settings, since: datetime, until: datetime, now: datetime
 ) -> Calibration | None:
     """Calibrate from the mirror when there is one, else through the adapter; then measure
-    what the proposal would change on the same people."""
+    what the proposal would change on the same people. The fitting (numpy, scikit-learn:
+    about 90 MB) is imported here, so no other command, the daemon least of all, carries it."""
+    from crm_qualify.connector.decision.calibration.calibrate import calibrate
+
     options = settings.calibrate
     state = Path(settings.sync.state_path)
     instance = settings.crm.instance

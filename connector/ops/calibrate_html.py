@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
+from typing import TYPE_CHECKING
 
-from crm_qualify.connector.decision.calibration.calibrate import Calibration, FeatureReport
-from crm_qualify.connector.decision.calibration.evidence import Ranking
 from crm_qualify.connector.ops.report_html import STYLE, _card
+
+if TYPE_CHECKING:
+    # Types only: the fitting (numpy, scikit-learn) loads when `calibrate` runs, not here.
+    from crm_qualify.connector.decision.calibration.calibrate import Calibration, FeatureReport
+    from crm_qualify.connector.decision.calibration.evidence import Ranking
 
 CURRENT_COLOR, PROPOSED_COLOR = "#9aa5b1", "#6366f1"
 EXTRA_STYLE = """

@@ -53,12 +53,17 @@ class Limits:
 
     `in_flight`: requests at once over all classes; `write_batch` / `task_batch`: records
     one write / task-create request takes (the engine coalesces writes up to these; None
-    leaves each batch's writes in one call, for the adapter to split)."""
+    leaves each batch's writes in one call, for the adapter to split). `bulk_batch` /
+    `bulk_from`: an API for large write sets (Salesforce's Bulk ingest jobs) takes up to
+    `bulk_batch` records in one call and is worth it from `bulk_from`; the engine then holds
+    writes for a few batches to hand the adapter sets that large (it picks its path by size)."""
 
     classes: Mapping[str, EndpointClass] = field(default_factory=dict)
     in_flight: int = 1
     write_batch: int | None = None
     task_batch: int | None = None
+    bulk_batch: int | None = None
+    bulk_from: int | None = None
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:

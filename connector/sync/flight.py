@@ -143,16 +143,32 @@ class Flight:
             ("tasks", self._tasks, limits.task_batch),
         ):
             while waiting:
-                newest = self._open[-1] if self._open else None
-                if size is None:  # the adapter splits: each batch's items in one call
-                    first = waiting[0][0]
-                    count = sum(1 for batch, _ in waiting if batch is first)
-                elif len(waiting) >= size or not whole_only or waiting[0][0] is not newest:
-                    count = size  # full, or an older batch's items: they wait one batch at most
-                else:
+                count = self._count(waiting, size, whole_only=whole_only)
+                if not count:
                     break
                 chunk, waiting[:count] = waiting[:count], []
                 self._launch(kind, chunk)
+
+    def _count(self, waiting: list[Slot], size: int | None, *, whole_only: bool) -> int:
+        """How many waiting items leave in the next request; 0: they wait for the next batch.
+
+        Items wait one batch at most (`whole_only` is False when they must leave: draining,
+        or too many batches open), unless the adapter has a bulk API: then they wait until
+        `bulk_batch` gather or more than `max_open` batches are open, and leave in one bulk
+        call once `bulk_from` have gathered, in requests of `size` if fewer ever do."""
+        limits = self.traffic.limits
+        bulk = limits.bulk_batch if limits.bulk_from else None
+        oldest = waiting[0][0]
+        if size is None:  # the adapter splits: each batch's items in one call
+            return sum(1 for batch, _ in waiting if batch is oldest)
+        if bulk and len(waiting) >= bulk:
+            return bulk
+        newest = self._open[-1] if self._open else None
+        if whole_only and (bulk or oldest is newest) and len(waiting) < (bulk or size):
+            return 0
+        if bulk and limits.bulk_from and len(waiting) >= limits.bulk_from:
+            return len(waiting)
+        return size
 
     def _launch(self, kind: str, chunk: list[Slot]) -> None:
         if kind == "updates":

@@ -51,14 +51,20 @@ def test_first_run_writes_scores_stages_and_tasks_and_a_rerun_writes_nothing(
     assert store.get_cursor("default", CONTACTS_STREAM) is not None
 
     before = writes(sim)
-    second = engine.run(RunOptions())
+    now = datetime.now(UTC)
+    # Decayed points move as an event turns a day older: with 400 people, one of their events
+    # may do so in the seconds between the runs, and only such a person is decided again.
+    due = [m for chunk in store.mirror.chunks("default", read_before=now, exclude=set(),
+                                               due_by=now) for m in chunk]  # fmt: skip
+    second = engine.run(RunOptions(now=now))
 
     assert second.status == "ok", second.errors
     assert second.counts["read"] == 0, "search finds our own writes; their stamps are known"
-    assert second.counts["redecided"] == 0, "no decision can have moved since the first run"
-    assert second.counts["fields_written"] == 0
+    assert second.counts["redecided"] == len(due), "only a decision the clock moved is redone"
+    if not due:
+        assert second.counts["fields_written"] == 0
+        assert writes(sim) == before
     assert second.counts["tasks_created"] == 0
-    assert writes(sim) == before
 
 
 def test_dry_run_sends_no_write(sim, adapter, store, settings):

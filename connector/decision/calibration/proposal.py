@@ -12,11 +12,14 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crm_qualify.connector.decision.calibration.calibrate import Calibration
-from crm_qualify.connector.decision.calibration.fit import Change
 from crm_qualify.connector.decision.rules import Rules
+
+if TYPE_CHECKING:
+    # Types only: the fitting (numpy, scikit-learn) loads when `calibrate` runs, not here.
+    from crm_qualify.connector.decision.calibration.calibrate import Calibration
+    from crm_qualify.connector.decision.calibration.fit import Change
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 _LISTS = ("fit.titles", "fit.company_size")
