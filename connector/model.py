@@ -152,6 +152,15 @@ class FieldSource(_Model):
     value: Any = None
 
 
+class DuplicateReview(_Model):
+    """The records of one person, for its owner to review and merge in the CRM (`[identity]
+    review_task`). Set by the connector on the person it decides, never read from a CRM."""
+
+    records: list[str] = Field(description="The person's records (`Lead/00Q...`), survivor first.")
+    rules: list[str] = Field(default_factory=list, description="The rules that matched them.")
+    confidence: float | None = Field(default=None, description="The group's confidence.")
+
+
 class Contact(_Model):
     """A person as the engine sees it, whatever CRM object holds it (HubSpot contact,
     Salesforce Lead or Contact)."""
@@ -202,6 +211,11 @@ class Contact(_Model):
         description="Who set the current value of owned fields, by canonical name, where it"
         " was asked (`Adapter.field_sources`): the write policies keep what people set.",
     )
+    duplicate_review: DuplicateReview | None = Field(
+        default=None,
+        description="Set on a person held by several records when their owner is to review"
+        " them: planning gives it one review task, on the survivor.",
+    )
 
     @property
     def label(self) -> str:
@@ -248,7 +262,7 @@ class PlannedTask:
     key: str
     contact_id: str
     object_type: str = "contact"
-    kind: Literal["hot_call", "mql_handoff", "escalation"]
+    kind: Literal["hot_call", "mql_handoff", "escalation", "duplicate_review"]
     subject: str
     body: str = ""
     owner_id: str | None = None
@@ -283,6 +297,11 @@ class Decision:
     hot_since: datetime | None = None
     """When the current hot episode began (None: not hot); the engine keeps it per contact
     and gives it back to `decide`, so one episode gets one call (see planning.py)."""
+    duplicate: bool = False
+    """The person is held by more than one CRM record (a duplicate group)."""
+    duplicate_group: str | None = None
+    """The group's id, the person's key (`Lead:00Q...`): stable while the group changes;
+    None for a record alone, so a record that leaves a group is cleared."""
 
     def field_values(self) -> dict[str, Any]:
         """The canonical owned fields this decision sets, before write policies apply.
@@ -303,6 +322,8 @@ class Decision:
             "renurture": self.renurture,
             "disqualified": self.disqualified,
             "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
+            "duplicate": self.duplicate,
+            "duplicate_group": self.duplicate_group,
         }
         if self.customer_type is not None:
             values["customer_type"] = self.customer_type
@@ -353,8 +374,14 @@ OWNED_FIELDS: tuple[str, ...] = (
     "highest_stage",
     "customer_type",
     "disqualified",
+    "duplicate",
+    "duplicate_group",
 )
 """Canonical names of every field crm-qualify can write; configuration says which it owns."""
+
+OPT_IN_FIELDS: frozenset[str] = frozenset({"duplicate", "duplicate_group"})
+"""Owned fields written only when the configuration says `owned = true`: an optional feature
+whose CRM fields a portal need not have."""
 
 CUSTOMER_TYPES: tuple[str, ...] = ("one_time", "recurring", "mixed")
 """Canonical values of `customer_type`."""

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import Rules
-from crm_qualify.connector.model import OWNED_FIELDS
+from crm_qualify.connector.model import OPT_IN_FIELDS, OWNED_FIELDS
 from crm_qualify.connector.ops.logs import is_secret_key, mask_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -48,7 +48,8 @@ class FieldPolicy(_Section):
     owned: bool = Field(
         default=True,
         description="false: crm-qualify never writes this field nor reads it (the CRM need"
-        " not have it; the stage is still read).",
+        " not have it; the stage is still read). `duplicate` and `duplicate_group` default"
+        " to false: set true to write them.",
     )
     policy: WritePolicy = Field(
         default="always",
@@ -58,7 +59,14 @@ class FieldPolicy(_Section):
 
 
 def _default_fields() -> dict[str, FieldPolicy]:
-    return {name: FieldPolicy() for name in OWNED_FIELDS}
+    return {name: FieldPolicy(owned=name not in OPT_IN_FIELDS) for name in OWNED_FIELDS}
+
+
+def _opt_in(name: str, policy: FieldPolicy) -> FieldPolicy:
+    """An optional field stays off until `owned = true` is said, even with a policy set."""
+    if name in OPT_IN_FIELDS and "owned" not in policy.model_fields_set:
+        return policy.model_copy(update={"owned": False})
+    return policy
 
 
 class CrmSettings(_Section):
@@ -156,7 +164,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown field {', '.join(unknown)}; known: {', '.join(OWNED_FIELDS)}"
             )
-        return {**_default_fields(), **value}
+        return {**_default_fields(), **{name: _opt_in(name, p) for name, p in value.items()}}
 
     @field_validator("adapters")
     @classmethod

@@ -67,6 +67,8 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
     "crmq_disqualified": {"label": "crm-qualify disqualified", **_CHECKBOX},
     "crmq_highest_stage": {"label": "crm-qualify highest stage", **_select(HIGHEST_STAGES)},
     "crmq_customer_type": {"label": "crm-qualify customer type", **_select(CUSTOMER_TYPES)},
+    "crmq_duplicate": {"label": "crm-qualify duplicate", **_CHECKBOX},
+    "crmq_duplicate_group": {"label": "crm-qualify duplicate group", **_TEXT},
 }
 
 

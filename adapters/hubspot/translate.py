@@ -61,7 +61,7 @@ from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
 _NUMBER_FIELDS = {"score", "fit_score", "engagement_score", "intent_score"}
-_FLAGS = {"renurture", "disqualified"}
+_FLAGS = {"renurture", "disqualified", "duplicate"}
 _OPTION_TABLES = {
     "temperature": "temperatures",
     "highest_stage": "highest_stages",

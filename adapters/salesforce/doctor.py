@@ -36,6 +36,8 @@ EXPECTED_TYPES = {
     ),
     "CRMQ_Customer_Type__c": "Picklist: One-time, Recurring, Mixed",
     "CRMQ_Disqualified__c": "Checkbox",
+    "CRMQ_Duplicate__c": "Checkbox",
+    "CRMQ_Duplicate_Group__c": "Text(80)",
     "CRMQ_Task_Key__c": "Text(255), External ID, Unique",
     "Qualification_Budget__c": "Picklist: Met, In progress, Not met",
     "Qualification_Authority__c": "Picklist: Met, In progress, Not met",

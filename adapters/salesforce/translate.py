@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 REASONS_MAX = 32_000
 _NUMBERS = {"score", "fit_score", "engagement_score", "intent_score"}
-_FLAGS = {"renurture", "disqualified"}
+_FLAGS = {"renurture", "disqualified", "duplicate"}
 _OPTION_TABLES = {
     "temperature": "temperatures",
     "highest_stage": "highest_stages",

@@ -115,4 +115,10 @@ class IdentityRules(_Section):
         description="Which record of a group is suggested to keep (and carries the tasks):"
         " the oldest by creation time, or the one with the most profile fields filled.",
     )
+    review_task: bool = Field(
+        default=False,
+        description="Ask the owner to review each group: one task per person held by several"
+        " records, on the survivor, created once ever (its key names the person); due"
+        " `[rules.followup] mql_sla_hours` after it is planned.",
+    )
     validity: ValidityRules = Field(default_factory=ValidityRules)

@@ -4,7 +4,8 @@ Scoring a Lead and the Contact it duplicates separately gives each half the enga
 two follow-ups. Here the records of one person become one canonical contact (the union of
 their engagement, deals, tasks and answers; the survivor's profile, filled in from the
 others), the rules decide once, and the decision is shared: every record gets the person's
-fields (each through its own write policies), the survivor alone gets the tasks.
+fields (each through its own write policies) and, where owned, the duplicate flag and group
+id; the survivor alone gets the tasks, a review of the group among them when asked for.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from crm_qualify.connector.decision.duplicates import PROFILE_FIELDS
-from crm_qualify.connector.model import Contact, CriterionStatus, Decision
+from crm_qualify.connector.model import Contact, CriterionStatus, Decision, DuplicateReview
 
 _ANSWER_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
 
 
-def merge_person(person: str, members: Sequence[Contact], survivor: tuple[str, str]) -> Contact:
+def merge_person(
+    person: str,
+    members: Sequence[Contact],
+    survivor: tuple[str, str],
+    review: DuplicateReview | None = None,
+) -> Contact:
     """The person as one contact, keyed by `person` (`Lead:00Q...`), so the task keys its
-    decision plans name the person, not one of its records."""
+    decision plans name the person, not one of its records. `review`: the group its owner
+    is asked to review (planning gives it one task)."""
     ordered = sorted(members, key=lambda c: (c.object_type, c.id) != survivor)
     first = ordered[0]
     object_type, _, person_id = person.partition(":")
@@ -48,18 +55,24 @@ def merge_person(person: str, members: Sequence[Contact], survivor: tuple[str, s
             "deals": _union(ordered, "deals", lambda d: d.id),
             "tasks": _union(ordered, "tasks", lambda t: t.id),
             "merged_ids": [],
+            "duplicate_review": review,
         }
     )
 
 
-def share_decision(decision: Decision, member: Contact, survivor: tuple[str, str]) -> Decision:
+def share_decision(
+    decision: Decision, member: Contact, survivor: tuple[str, str], group: str | None = None
+) -> Decision:
     """The person's decision for one of its records: same fields; tasks on the survivor only,
-    addressed to it (their keys keep naming the person)."""
+    addressed to it (their keys keep naming the person). `group`: the id of the duplicate
+    group the record is in (the person's key), None for a record alone."""
     is_survivor = (member.object_type, member.id) == survivor
     return replace(
         decision,
         contact_id=member.id,
         object_type=member.object_type,
+        duplicate=group is not None,
+        duplicate_group=group,
         tasks=[
             replace(task, contact_id=member.id, object_type=member.object_type)
             for task in decision.tasks

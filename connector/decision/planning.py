@@ -2,7 +2,9 @@
 
 Keys are `crmq:<object>:<id>:<reason>[:<period>]`: a new MQL gets one hand-off
 (`...:mql_handoff`), an overdue follow-up that is still open one escalation
-(`<its key>:escalation`), and a hot lead one call per hot *episode*.
+(`<its key>:escalation`), a hot lead one call per hot *episode*, and a person held by several
+records, when its owner is asked to review them, one review (`...:duplicate_review`, never
+escalated: it is housekeeping, not the SLA).
 
 An episode runs from the run that first finds the contact hot to the run that finds it
 cooled; the engine keeps its start (`Decision.hot_since`) and gives it back to `decide`. The
@@ -27,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import (
     Contact,
+    DuplicateReview,
     ExistingTask,
     PlannedTask,
     Reason,
@@ -40,6 +43,8 @@ EPISODE_FORMAT = "%Y%m%dT%H%M"
 """How a hot episode's start (UTC, to the minute) is written in a call task's key."""
 KINDS = ("hot_call", "mql_handoff")
 """The follow-ups the SLA measures; an escalation is about one of them."""
+REVIEW = "duplicate_review"
+"""The reason of a duplicate review task's key."""
 STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
 """`Stage.rank` as a look-up: the hot path compares ranks for every contact."""
 _OPPORTUNITY = STAGE_RANK[Stage.OPPORTUNITY]
@@ -175,7 +180,8 @@ def plan_tasks(
         and followup.mql_handoff
     )
     escalate = contact.tasks and followup.escalate
-    if not (hot_call or handoff or escalate):
+    review = contact.duplicate_review if _review_due(contact) else None
+    if not (hot_call or handoff or escalate or review is not None):
         return []  # the common case: skip owner and body, which only tasks need
     owner = assign_owner(contact, followup)
     body = format_reasons(reasons)
@@ -208,9 +214,57 @@ def plan_tasks(
                 task_type="todo",
             )
         )
+    if review is not None:
+        tasks.append(_review_task(contact, review, followup, owner, now))
     if escalate:
         tasks.extend(_escalations(contact, followup, owner, now))
     return tasks
+
+
+def _review_due(contact: Contact) -> bool:
+    """A review is asked for and no record of the person carries one of ours, whatever person
+    its key names: a merge in the CRM moves tasks to the surviving record, which may take the
+    person of another record merged into it. The task ledger stops a second create of a key."""
+    if contact.duplicate_review is None:
+        return False  # the common case
+    suffix = f":{REVIEW}"
+    return not any(
+        task.key and task.key.startswith(KEY_PREFIX) and task.key.endswith(suffix)
+        for task in contact.tasks
+    )
+
+
+def _review_task(
+    contact: Contact,
+    review: DuplicateReview,
+    followup: FollowUpRules,
+    owner: str | None,
+    now: datetime,
+) -> PlannedTask:
+    """One task for the person's owner to review its records and merge them in the CRM."""
+    records = "\n".join(
+        f"- {record}" + (" (suggested survivor: keep this one)" if n == 0 else "")
+        for n, record in enumerate(review.records)
+    )
+    matched = ""
+    if review.rules:
+        matched = f"\nMatched by {', '.join(review.rules)}"
+        confidence = review.confidence
+        matched += f" (confidence {confidence:g})." if confidence is not None else "."
+    return _task(
+        contact,
+        key=task_key(contact, REVIEW),
+        kind=REVIEW,
+        subject=f"Review possible duplicates: {len(review.records)} records of {_who(contact)}",
+        body=(
+            "crm-qualify takes these records for one person and decides once for all of them."
+            f" Merge them in the CRM if they are one person:\n{records}{matched}"
+        ),
+        owner_id=owner,
+        due=now + timedelta(hours=followup.mql_sla_hours),
+        priority="low",
+        task_type="todo",
+    )
 
 
 def _escalations(
@@ -227,7 +281,7 @@ def _escalations(
         if (
             not key
             or not key.startswith(KEY_PREFIX)
-            or key.endswith(":escalation")
+            or key.endswith((":escalation", f":{REVIEW}"))
             or not existing.is_open
             or due is None
             or due >= late

@@ -917,8 +917,10 @@ def config_fingerprint(settings: Settings) -> str:
 
 
 def decision_fingerprint(settings: Settings) -> str:
-    """What a decision and its diff depend on: the rules, the field policies, the mapping."""
-    config = settings.rules.model_dump_json() + str(sorted(settings.fields.items()))
+    """What a decision and its diff depend on: the rules, who is one person (`[identity]`:
+    its review task too), the field policies, the mapping."""
+    config = settings.rules.model_dump_json() + settings.identity.model_dump_json()
+    config += str(sorted(settings.fields.items()))
     return hashlib.sha256((config + _mapping_text(settings)).encode()).hexdigest()
 
 

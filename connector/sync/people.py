@@ -77,6 +77,8 @@ class Person:
     members: tuple[Key, ...]
     survivor: Key
     group: DuplicateGroup | None = None
+    review: bool = False
+    """`[identity] review_task`: a person of several records gets a review task."""
 
 
 def person_key(key: Key) -> str:
@@ -101,6 +103,9 @@ class People:
     def index(self, instance: str, contacts: Sequence[Contact]) -> None:
         """Record each contact's matching keys; a record seen for the first time is its own
         person until a group says otherwise."""
+        trail = [(c.object_type, merged) for c in contacts for merged in c.merged_ids]
+        trail += [(c.object_type, c.id) for c in contacts if c.merged_ids]
+        known = dict(self._rows(instance, trail)) if trail else {}
         rows = []
         for contact in contacts:
             candidate = Candidate.of(contact, self.rules)
@@ -117,7 +122,7 @@ class People:
                     candidate.company,
                     contact.created_at.isoformat() if contact.created_at else None,
                     candidate.completeness,
-                    inherited := _inherited(contact),
+                    inherited := _inherited(contact, known),
                     inherited or person_key((contact.object_type, contact.id)),
                 )
             )
@@ -150,10 +155,11 @@ class People:
         ]
         resolved: dict[Key, Person] = {}
         changes: list[tuple[str, str, str, str]] = []
+        block_persons = {person_key(key) for key in rows}
         for members, survivor, group in people:
-            person = _person_of([rows[m] for m in members], rows)
+            person = _person_of([rows[m] for m in members], block_persons)
             for member in members:
-                resolved[member] = Person(person, members, survivor, group)
+                resolved[member] = Person(person, members, survivor, group, self.rules.review_task)
                 if rows[member][_PERSON] != person:
                     changes.append((person, instance, *member))
         if changes and persist:
@@ -182,7 +188,8 @@ class People:
         for key, row in own.items():
             rows = sorted(members.get(row[_PERSON], [row]), key=_oldest_first)
             group = tuple((r[0], r[1]) for r in rows)
-            result[key] = Person(row[_PERSON], group, _survivor(rows, self.rules), None)
+            survivor = _survivor(rows, self.rules)
+            result[key] = Person(row[_PERSON], group, survivor, None, self.rules.review_task)
         return result
 
     def _block(self, instance: str, keys: Sequence[Key]) -> dict[Key, tuple]:
@@ -256,16 +263,26 @@ def _candidate(row: tuple) -> Candidate:
     )
 
 
-def _inherited(contact: Contact) -> str | None:
+def _inherited(contact: Contact, known: dict[Key, tuple]) -> str | None:
     """The oldest person this record carries from a merge: named by the crm-qualify task keys
-    moved onto it, or by the CRM's merge trail (`merged_ids`, same object type)."""
+    moved onto it, or by the CRM's merge trail (`merged_ids`, same object type): the person
+    the index gave each merged record (a Lead merged into another of its group brings the
+    group's person, not its own name). A merged record the index no longer holds (a later
+    read of the trail) names only a record new to the index: one it holds already has the
+    merge in its stored person."""
     named = {person for task in contact.tasks if (person := task_person(task.key))}
-    named |= {person_key((contact.object_type, merged)) for merged in contact.merged_ids}
+    new = (contact.object_type, contact.id) not in known
+    for merged in contact.merged_ids:
+        key = (contact.object_type, merged)
+        if key in known:
+            named.add(known[key][_PERSON])
+        elif new:
+            named.add(person_key(key))
     named.discard(person_key((contact.object_type, contact.id)))
     return min(named) if named else None
 
 
-def _person_of(members: list[tuple], block: dict[Key, tuple]) -> str:
+def _person_of(members: list[tuple], block_persons: set[str]) -> str:
     """A group's person: inherited from a merge if any (its tasks exist), else the oldest
     person a member already had, counting only persons named after a record of this group
     or after a record that is gone (merged away). A record that left a group does not take
@@ -274,11 +291,10 @@ def _person_of(members: list[tuple], block: dict[Key, tuple]) -> str:
     if inherited:
         return inherited[0]
     keys = {person_key((row[0], row[1])) for row in members}
-    block_keys = {person_key(key) for key in block}
     held = [
         row[_PERSON]
         for row in sorted(members, key=_oldest_first)
-        if row[_PERSON] in keys or row[_PERSON] not in block_keys
+        if row[_PERSON] in keys or row[_PERSON] not in block_persons
     ]
     return held[0] if held else person_key((members[0][0], members[0][1]))
 

@@ -3,7 +3,9 @@
 A changed record can change its whole person: its duplicates, which this run may not have
 read, take the new decision too. Their facts come from the mirror; the engine says which of
 them it may write now (a record with a dead run's open intents waits for the read that
-settles it, but its facts still count).
+settles it, but its facts still count). Every record of a group carries the group's id (the
+person's key, which a person keeps while records join, leave or are merged), so the
+duplicate flag and group id are written to each and cleared from a record that leaves.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crm_qualify.connector.decision.person import merge_person, share_decision
-from crm_qualify.connector.model import Contact, Decision
+from crm_qualify.connector.model import Contact, Decision, DuplicateReview
 from crm_qualify.connector.sync.people import Person, person_key
 
 Key = tuple[str, str]
@@ -70,14 +72,29 @@ def decide_persons(
             for m in facts
             if (since := episodes.get(m) if m in batch else loaded[m].hot_since) is not None
         ]
-        merged = merge_person(person.key, list(facts.values()), survivor)
+        grouped = len(person.members) > 1
+        review = review_of(person, survivor) if grouped and person.review else None
+        merged = merge_person(person.key, list(facts.values()), survivor, review)
         decision = _attempt(decide, merged, min(starts) if starts else None)
+        group = person.key if grouped else None
         for member in targets:
             done.add(member)
             if isinstance(decision, Exception):
                 yield facts[member], decision
             else:
-                yield facts[member], share_decision(decision, facts[member], survivor)
+                yield facts[member], share_decision(decision, facts[member], survivor, group)
+
+
+def review_of(person: Person, survivor: Key) -> DuplicateReview:
+    """What the owner reviews: the person's records, the one to keep first, and how they
+    matched when this run grouped them (a person from the index alone does not say)."""
+    ordered = sorted(person.members, key=lambda member: member != survivor)
+    group = person.group
+    return DuplicateReview(
+        records=[f"{object_type}/{record_id}" for object_type, record_id in ordered],
+        rules=list(group.rules) if group else [],
+        confidence=group.confidence if group else None,
+    )
 
 
 def _attempt(decide: Decide, contact: Contact, hot_since: datetime | None) -> Decision | Exception:

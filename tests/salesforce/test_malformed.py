@@ -245,7 +245,9 @@ CASES = [
             HasOptedOutOfEmail=None,
         ),
         normalised=lambda c: (
-            c.email is None and c.employees is None and c.owned == {"disqualified": False}
+            c.email is None
+            and c.employees is None
+            and c.owned == {"disqualified": False, "duplicate": False}
         ),
         why="an empty field is simply unknown (a checkbox is never empty: unchecked)",
     ),

@@ -408,9 +408,14 @@ def crmq_properties(created_at: str) -> dict[str, list[dict[str, Any]]]:
                 opts=options([("true", "Yes"), ("false", "No")]),
                 **kw,
             )
-            for n, label in (("renurture", "re-nurture"), ("disqualified", "disqualified"))
+            for n, label in (
+                ("renurture", "re-nurture"),
+                ("disqualified", "disqualified"),
+                ("duplicate", "duplicate"),
+            )
         ),
         _e("crmq_highest_stage", "crm-qualify highest stage", g, CRMQ_STAGES, **kw),
         _e("crmq_customer_type", "crm-qualify customer type", g, CUSTOMER_TYPES, **kw),
+        _t("crmq_duplicate_group", "crm-qualify duplicate group", g, **kw),
     ]
     return {"contacts": contacts, "tasks": [_t("crmq_task_key", "crm-qualify task key", g, **kw)]}

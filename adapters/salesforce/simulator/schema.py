@@ -83,6 +83,8 @@ CRMQ = {
     "CRMQ_Highest_Stage__c": _f("picklist", custom=True, picklist=STAGES),
     "CRMQ_Customer_Type__c": _f("picklist", custom=True, picklist=CUSTOMER_TYPES),
     "CRMQ_Disqualified__c": _f("boolean", custom=True, default=False),  # a checkbox: never null
+    "CRMQ_Duplicate__c": _f("boolean", custom=True, default=False),
+    "CRMQ_Duplicate_Group__c": _f("string", custom=True, length=80),
     **{
         f"Qualification_{name}__c": _f("picklist", custom=True, picklist=QUALIFICATION)
         for name in ("Budget", "Authority", "Need", "Timing")
