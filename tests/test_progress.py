@@ -10,7 +10,7 @@ import re
 
 import pytest
 from crm_qualify.connector.contract import ApiUsage
-from crm_qualify.connector.model import Contact, FieldUpdate, RecordUpdate
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate
 from crm_qualify.connector.ops.logs import configure_logging, counts_sentence, run_context
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.sync.engine import BatchReport
@@ -70,9 +70,8 @@ def screen(raw: str) -> list[str]:
 
 
 def batch(contacts: int, written: int = 0, tasks: int = 0) -> BatchReport:
-    people = [Contact(id=f"c{n}") for n in range(contacts)]
     update = RecordUpdate(contact_id="c0", changes=[FieldUpdate(field="score", new=1)] * 2)
-    return BatchReport(contacts=people, decisions=[object()] * contacts, written=[update] * written)  # type: ignore[list-item]
+    return BatchReport(read=contacts, decisions=[object()] * contacts, written=[update] * written)  # type: ignore[list-item]
 
 
 @pytest.fixture

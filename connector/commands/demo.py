@@ -58,13 +58,15 @@ class Tally:
     people: dict[str, str] = field(default_factory=dict)
     """How the summary names each contact: name and company, owner."""
 
-    def batch(self, report: BatchReport) -> None:
-        for contact in report.contacts:
+    def read(self, contacts: list[Contact]) -> None:
+        for contact in contacts:
             key = contact.label
             if key not in self.before_stage:
                 self.before_stage[key] = contact.stage.value if contact.stage else "(none)"
                 self.before_temperature[key] = str(contact.owned.get("temperature") or "(none)")
             self.people[key] = person(contact)
+
+    def batch(self, report: BatchReport) -> None:
         for decision in report.decisions:
             self.latest[f"{decision.object_type}/{decision.contact_id}"] = decision
         self.tasks.update(task.kind for task in report.tasks_created)
@@ -160,7 +162,7 @@ def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[
         tally.batch(report)
         progress.batch(report)
 
-    engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
+    engine = SyncEngine(adapter, settings, store, on_batch=on_batch, on_read=tally.read)
     runs: list[tuple[str, RunSummary, float]] = []
     try:
         for name in ("full sync", "incremental sync"):

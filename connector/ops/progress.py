@@ -96,7 +96,7 @@ class Progress:
     def batch(self, report: BatchReport) -> None:
         """The engine's `on_batch` hook."""
         self.add(
-            read=len(report.contacts),
+            read=report.read,
             scored=len(report.decisions),
             written=len(report.written),
             fields=sum(len(update.changes) for update in report.written),

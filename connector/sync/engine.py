@@ -104,7 +104,8 @@ class RunOptions:
 class BatchReport:
     """What one batch decided and did; dry runs print it, the daemon counts it."""
 
-    contacts: list[Contact] = field(default_factory=list)
+    read: int = 0
+    """Records the batch holds (read from the CRM, or taken from the mirror in phase two)."""
     decisions: list[Decision] = field(default_factory=list)
     updates: list[RecordUpdate] = field(default_factory=list)
     tasks: list[PlannedTask] = field(default_factory=list)
@@ -161,6 +162,7 @@ class SyncEngine:
         store: StateStore,
         *,
         on_batch: Callable[[BatchReport], None] | None = None,
+        on_read: Callable[[list[Contact]], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.adapter = adapter
@@ -172,6 +174,9 @@ class SyncEngine:
         """Deciding mirrored records nobody changed: their persons are as last resolved."""
         self.instance = settings.crm.instance
         self.on_batch = on_batch
+        self.on_read = on_read
+        """Sees each batch's contacts as they come in (read, or from the mirror), before they
+        are decided; `on_batch` sees what was decided and done once it is acknowledged."""
         self.stop = stop or threading.Event()
         self.traffic = traffic_of(adapter)
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
@@ -439,7 +444,7 @@ class SyncEngine:
                 if again := self._unacked.intersection(map(_key, contacts)):
                     flight.drain()  # a record read again: its earlier write lands first
                     self._owned_as_written(contacts, again)
-                report.contacts = contacts
+                report.read = len(contacts)
                 summary.counts["read"] += len(contacts)
                 summary.counts["read_errors"] += len(report.errors)
                 self._ingest(contacts, options)
@@ -481,15 +486,24 @@ class SyncEngine:
         problems: _Problems,
         cursor: str | None,
     ) -> None:
-        """Plan one read batch and hand its writes to the flight; once they are answered
-        (after every earlier batch's): acknowledged, then the cursor, errors and report."""
+        """Plan one batch (read, or from the mirror) and hand its writes to the flight; once
+        they are answered (after every earlier batch's): acknowledged, then the cursor (None
+        for the mirror), errors and report. What waits for the answers is the batch's keys and
+        review moments, not its contacts, so batches gathered for a bulk write stay small."""
+        if self.on_read:
+            self.on_read(contacts)
         pairs = self._plan_batch(contacts, now, options, summary, report, problems)
-        keys = {_key(contact) for contact in contacts}
-        keys |= {_key(contact) for contact, _ in pairs or ()}  # a person's other records
+        batch = [_key(contact) for contact in contacts]
+        keys = set(batch) | {_key(contact) for contact, _ in pairs or ()}  # persons' records
+        rules = self.settings.rules
+        decided = [
+            (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
+            for contact, decision in pairs or ()
+        ]
 
         def then(out: Outgoing) -> None:
             if pairs is not None:
-                self._acknowledge(out, contacts, pairs, now, summary, report, problems)
+                self._acknowledge(out, batch, decided, now, summary, report, problems)
             self._unacked -= keys
             if cursor is not None:
                 self.store.set_cursor(self.instance, CONTACTS_STREAM, cursor)
@@ -539,6 +553,7 @@ class SyncEngine:
             log.info("configuration or rules changed: every mirrored contact is decided again")
         complete = True
         self._redeciding = True
+        flight = self._flight()
         try:
             for chunk in self.store.mirror.chunks(
                 self.instance,
@@ -552,15 +567,16 @@ class SyncEngine:
                     remaining -= len(chunk)
                 contacts = [m.contact for m in chunk]
                 self._episodes = {_key(m.contact): m.hot_since for m in chunk}
-                report, problems = BatchReport(contacts=contacts), _Problems()
+                report, problems = BatchReport(read=len(contacts)), _Problems()
                 summary.counts["redecided"] += len(contacts)
-                self._process(contacts, now, options, summary, report, problems)
-                summary.errors.extend(report.errors)
-                if self.on_batch:
-                    self.on_batch(report)
+                self._dispatch(flight, contacts, now, options, summary, report, problems, None)
                 if (remaining is not None and remaining <= 0) or self.stop.is_set():
                     complete = False
                     break
+            flight.drain()
+        except BaseException:
+            flight.abandon()
+            raise
         finally:
             self._redeciding = False
         if everyone and complete and not options.dry_run:
@@ -580,32 +596,6 @@ class SyncEngine:
         problems.add(error.key, error.transient, error.field, error.message)
 
     # one batch -----------------------------------------------------------------------------
-    def _process(
-        self,
-        contacts: list[Contact],
-        now: datetime,
-        options: RunOptions,
-        summary: RunSummary,
-        report: BatchReport,
-        problems: _Problems,
-    ) -> None:
-        """Decide, diff, write and record one batch (read or mirrored); its write requests
-        leave several at once, and the batch is acknowledged once all are answered."""
-        pairs = self._plan_batch(contacts, now, options, summary, report, problems)
-        if pairs is None:
-            return
-        flight = self._flight()
-
-        def then(out: Outgoing) -> None:
-            self._acknowledge(out, contacts, pairs, now, summary, report, problems)
-
-        try:
-            flight.add(Outgoing(report.updates, report.tasks, then))
-            flight.drain()
-        except BaseException:
-            flight.abandon()
-            raise
-
     def _plan_batch(
         self,
         contacts: list[Contact],
@@ -636,27 +626,23 @@ class SyncEngine:
     def _acknowledge(
         self,
         out: Outgoing,
-        contacts: list[Contact],
-        pairs: list[tuple[Contact, Decision]],
+        batch: list[tuple[str, str]],
+        decided: list[tuple[tuple[str, str], datetime | None, datetime]],
         now: datetime,
         summary: RunSummary,
         report: BatchReport,
         problems: _Problems,
     ) -> None:
-        """A batch whose writes are all answered: its acknowledgements in one commit."""
+        """A batch whose writes are all answered: its acknowledgements in one commit.
+        `decided`: each decided record's key, hot episode start and next review moment."""
         counts = summary.counts
         acked, outcomes = self._write(report, out.update_answers, counts, problems)
         landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
-        rules = self.settings.rules
-        decided = [
-            (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
-            for contact, decision in pairs
-        ]
         with self.store.transaction():
             self.store.settle_writes(summary.run_id, self.instance, outcomes)
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
-            self._record_problems(contacts, report, problems, now, counts)
+            self._record_problems(batch, report, problems, now, counts)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -887,7 +873,7 @@ class SyncEngine:
 
     def _record_problems(
         self,
-        contacts: list[Contact],
+        batch: list[tuple[str, str]],
         report: BatchReport,
         problems: _Problems,
         now: datetime,
@@ -901,9 +887,7 @@ class SyncEngine:
         fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
         self.store.add_attention(self.instance, problems.attention, fingerprints, now)
         counts["records_needing_attention"] += len(problems.attention)
-        self.store.clear_retries(
-            self.instance, [k for k in map(_key, contacts) if k not in troubled]
-        )
+        self.store.clear_retries(self.instance, [k for k in batch if k not in troubled])
 
 
 def _key(contact: Contact) -> tuple[str, str]:
