@@ -24,6 +24,7 @@ from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore
 
+from tests.fault_cases import fault_cases
 from tests.hubspot.conftest import FAST, make_adapter
 
 ANCHOR = date(2026, 3, 2)
@@ -62,6 +63,8 @@ REQUESTS = [
     "tasks.batch_create",
 ]
 
+WRITES = ["contacts.batch_update", "tasks.batch_create"]
+"""Every fault meets these; reads meet them in rotation (`tests/fault_cases.py`)."""
 
 IMMEDIATE_LOOKUP = SyncSettings(lookup_delay_seconds=0)
 """Runs follow each other at once here, and the simulator's search has no lag."""
@@ -154,8 +157,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]
         sim.stop()
 
 
-@pytest.mark.parametrize("request_kind", REQUESTS)
-@pytest.mark.parametrize("kind", FAULTS)
+@pytest.mark.parametrize(("kind", "request_kind"), fault_cases(FAULTS, REQUESTS, WRITES))
 def test_one_fault_then_syncs_end_as_a_clean_sync(clean, tmp_path, kind, request_kind):
     sim = portal()
     try:

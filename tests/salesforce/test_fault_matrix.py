@@ -15,11 +15,14 @@ from crm_qualify.connector.settings import CrmSettings, Settings, SyncSettings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_OWED, TASK_PENDING, StateStore
 
+from tests.fault_cases import fault_cases
 from tests.salesforce.conftest import make_adapter
 
 FAULTS = ["429", "503", "500", "502", "reset", "lost", "timeout", "INVALID_SESSION_ID",
           "UNABLE_TO_LOCK_ROW"]  # fmt: skip
 REQUESTS = ["login", "query", "queryMore", "task lookup", "update", "upsert"]
+WRITES = ["update", "upsert"]
+"""Every fault meets these; reads meet them in rotation (`tests/fault_cases.py`)."""
 NOW = datetime.now(UTC)
 RECORDS, SEED = 24, 21
 KEY = "CRMQ_Task_Key__c"
@@ -88,8 +91,7 @@ def clean(tmp_path_factory) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("request_kind", REQUESTS)
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize(("fault", "request_kind"), fault_cases(FAULTS, REQUESTS, WRITES))
 def test_a_fault_leaves_the_org_as_a_clean_run_does(clean, tmp_path, fault, request_kind):
     with org() as sim:
         sim.faults.add(fault, request=request_kind)
