@@ -7,10 +7,8 @@ waits, so retries cost no real time and the folder stays fast.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from types import SimpleNamespace
 
 import pytest
-import tenacity.nap
 from crm_qualify.adapters.hubspot import HubSpotAdapter
 from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
@@ -21,29 +19,7 @@ from crm_qualify.connector.model import Contact
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.state import StateStore
 
-
-class FakeClock:
-    """Monotonic time that moves only when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.0)
-        self.slept += max(seconds, 0.0)
-
-
-@pytest.fixture(autouse=True)
-def backoff_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """tenacity's waits between retries go to a fake clock (`tenacity.nap` is its test hook)."""
-    clock = FakeClock()
-    monkeypatch.setattr(tenacity.nap, "time", SimpleNamespace(sleep=clock.sleep))
-    return clock
-
+from tests.fake_clock import FakeClock, backoff_clock  # noqa: F401  (autouse fixture)
 
 FAST = {"rate_limit": 100_000, "search_rate": 10_000}
 """Simulator limits for tests on the fake clock: our budgets no longer pace real time, so

@@ -12,6 +12,8 @@ from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.state import StateStore
 
+from tests.fake_clock import backoff_clock  # noqa: F401  (autouse: backoff waits on a fake clock)
+
 
 def settings_for(sim: SalesforceSimulator, **options) -> SalesforceSettings:
     return SalesforceSettings(**{**sim.adapter_options(), **options})
