@@ -2,15 +2,18 @@
 its business email domain or its company names, so it scores and qualifies as the Contact it
 would become.
 
-One query per page of Leads read (more only when the page's values overflow one request's
-URI): the Accounts whose Website contains one of the page's business email domains
-(`LIKE '%acme.com%'`) or whose Name equals a Lead's Company or starts with its normalised
-form (`LIKE 'acme%'`), each with its open Opportunities by subquery. The query is broad on
-purpose, since Websites are typed by hand (`https://www.acme.com/`); the match itself is
-exact, in Python: the Website's host without `www.` equals the email domain, or the Account
-Name and the Company are the same once normalised (case, accents, punctuation and legal
-suffixes gone: `normalise_company`). Free-mail domains never match. The domain decides
-before the name; two Accounts equally matched are a guess, and the Lead stays unlinked.
+The candidates come from one of two places, and the match is the same for both
+(`find_accounts`). Over REST, one query per page of Leads read (more only when the page's
+values overflow one request's URI): the Accounts whose Website contains one of the page's
+business email domains (`LIKE '%acme.com%'`) or whose Name equals a Lead's Company or starts
+with its normalised form (`LIKE 'acme%'`), each with its open Opportunities by subquery. The
+query is broad on purpose, since Websites are typed by hand (`https://www.acme.com/`). On a
+full read through Bulk API 2.0, every Account and every open Opportunity, read once by two
+query jobs and staged (`bulk.BulkReads.accounts`). The match itself is exact, in Python: the
+Website's host without `www.` equals the email domain, or the Account Name and the Company are
+the same once normalised (case, accents, punctuation and legal suffixes gone:
+`normalise_company`). Free-mail domains never match. The domain decides before the name; two
+Accounts equally matched are a guess, and the Lead stays unlinked.
 
 A linked Lead takes from its Account only the fit fields it lacks (`[accounts.profile]`),
 the Account's open Opportunities as its open deals (the person is in an active cycle), and
@@ -21,7 +24,7 @@ out: the Account is context, not the record.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
@@ -42,6 +45,8 @@ FIELDS = ("industry", "employees", "country")
 _DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _LIKE_SAFE = re.compile(r"[a-z0-9 ]+")
 Pages = Callable[[str, str], Iterator[list[dict[str, Any]]]]
+OPPORTUNITY_FIELDS = ("Id", "IsClosed", "IsWon", "Amount", "Type", "CreatedDate")
+"""What an open Opportunity gives a linked Lead (`_open_deal`)."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +73,23 @@ class AccountMapping:
             profile=profile,
         )
 
+    def fields(self) -> list[str]:
+        """The Account fields read: its id, what it is matched by and what it gives."""
+        return list(dict.fromkeys(["Id", self.name, self.website, *self.profile.values()]))
+
     def select(self) -> str:
-        fields = dict.fromkeys(["Id", self.name, self.website, *self.profile.values()])
         opportunities = (
-            "(SELECT Id, IsClosed, IsWon, Amount, Type, CreatedDate FROM Opportunities"
-            " WHERE IsClosed = false)"
+            f"(SELECT {', '.join(OPPORTUNITY_FIELDS)} FROM Opportunities WHERE IsClosed = false)"
         )
-        return f"SELECT {', '.join([*fields, opportunities])} FROM Account WHERE "
+        return f"SELECT {', '.join([*self.fields(), opportunities])} FROM Account WHERE "
+
+    def domain_of(self, row: dict[str, Any]) -> str | None:
+        """The website domain an Account row is matched by."""
+        return website_domain(_text(row, self.website))
+
+    def name_of(self, row: dict[str, Any]) -> str | None:
+        """The normalised name an Account row is matched by."""
+        return normalise_company(_text(row, self.name))
 
 
 @dataclass(frozen=True)
@@ -128,8 +143,26 @@ def _by_prefix(name: str, normalised: set[str]) -> bool:
     return plain in normalised and name.lower().startswith(plain or "")
 
 
+Candidates = Callable[[Sequence[str], Sequence[str]], Iterable[Account]]
+"""(business email domains, company names) -> at least every Account that matches one of
+them, with its open Opportunities (more are harmless: `find_accounts` matches exactly)."""
+
+
+def queried(pages: Pages, mapping: AccountMapping) -> Candidates:
+    """Candidates through REST: the `statements` for a page of Leads."""
+
+    def candidates(domains: Sequence[str], names: Sequence[str]) -> Iterator[Account]:
+        for statement in statements(mapping, domains, names):
+            for page in pages("GET query Account", statement):
+                for row in page:
+                    if (found := _account(row)) is not None:
+                        yield found
+
+    return candidates
+
+
 def find_accounts(
-    pages: Pages, mapping: AccountMapping, email_field: str, company_field: str,
+    candidates: Candidates, mapping: AccountMapping, email_field: str, company_field: str,
     leads: list[dict[str, Any]],
 ) -> dict[str, Account]:  # fmt: skip
     """Lead id -> the Account it is linked to, for a page of Lead rows."""
@@ -139,24 +172,19 @@ def find_accounts(
         return {}
     by_domain: dict[str, list[Account]] = {}
     by_name: dict[str, list[Account]] = {}
-    for statement in statements(mapping, list(domains.values()), list(companies.values())):
-        for page in pages("GET query Account", statement):
-            for row in page:
-                account = _account(row)
-                if account is None:
-                    continue
-                if d := website_domain(_text(row, mapping.website)):
-                    by_domain.setdefault(d, []).append(account)
-                if n := normalise_company(_text(row, mapping.name)):
-                    by_name.setdefault(n, []).append(account)
+    for found in candidates(sorted(set(domains.values())), sorted(set(companies.values()))):
+        if d := mapping.domain_of(found.row):
+            by_domain.setdefault(d, []).append(found)
+        if n := mapping.name_of(found.row):
+            by_name.setdefault(n, []).append(found)
     linked: dict[str, Account] = {}
     for row in leads:
         lead = row.get("Id")
-        candidates = by_domain.get(domains.get(lead, ""), []) or by_name.get(
+        candidates_of = by_domain.get(domains.get(lead, ""), []) or by_name.get(
             normalise_company(companies.get(lead)) or "", []
         )
-        if len({a.id for a in candidates}) == 1:
-            linked[lead] = candidates[0]
+        if len({a.id for a in candidates_of}) == 1:
+            linked[lead] = candidates_of[0]
     return linked
 
 
@@ -199,17 +227,25 @@ def _open_deal(row: dict[str, Any], recurring: re.Pattern) -> Deal | None:
 
 
 def _account(row: dict[str, Any]) -> Account | None:
+    """An Account row of a REST answer, its open Opportunities from the subquery."""
+    children = row.get("Opportunities")
+    return account(row, children.get("records") if isinstance(children, dict) else None)
+
+
+def account(row: dict[str, Any], opportunities: list[Any] | None) -> Account | None:
+    """An Account row with its Opportunities; None without an id. Only open ones are kept
+    (`IsClosed` true from REST, "true" from a Bulk CSV: closed)."""
     account_id = row.get("Id")
     if not isinstance(account_id, str):
         return None
-    children = row.get("Opportunities")
-    records = children.get("records") if isinstance(children, dict) else None
-    opportunities = [
+    kept = [
         r
-        for r in records or []
-        if isinstance(r, dict) and isinstance(r.get("Id"), str) and r.get("IsClosed") is not True
+        for r in opportunities or []
+        if isinstance(r, dict)
+        and isinstance(r.get("Id"), str)
+        and r.get("IsClosed") not in (True, "true")
     ]
-    return Account(account_id, row, opportunities)
+    return Account(account_id, row, kept)
 
 
 def _text(row: dict[str, Any], name: str) -> str | None:

@@ -33,7 +33,9 @@ from typing import Any
 from crm_qualify.adapters.salesforce.accounts import (
     Account,
     AccountMapping,
+    Candidates,
     find_accounts,
+    queried,
     with_account,
 )
 from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads, Staging
@@ -127,6 +129,8 @@ class SalesforceAdapter:
         """By object, the ids merged into each master in this read's window (`_merges_of`)."""
         self._merge_window: tuple[dict[str, tuple[str, str]], datetime] | None = None
         """Where an incremental read started (positions by object) and its end."""
+        self._staged_accounts: Candidates | None = None
+        """While a full read of Leads goes through Bulk: the Accounts they are matched to."""
         self.kinds = {
             sobject: engagement(sobject, self.people.task_key, settings.api_version)
             for sobject in self.objects
@@ -191,34 +195,38 @@ class SalesforceAdapter:
         ours = self.client.integration_user() if state.positions and known else None
         pending = Pending(state)
         staging = Staging()
+        self._staged_accounts = None
         self._merged = {}
         self._merge_window = (dict(state.positions), until) if state.positions else None
-        for sobject, mapping in self.objects.items():
-            where = self._changed_where(mapping, state, until, ours)
-            for records, ordered in self._people(mapping, where, known is None, staging):
-                for record in records:
-                    first = _first_read(seen[sobject], record)
-                    position = _position([record]) if ordered else None
-                    pending.add(sobject, record if first else None, position)
-                yield from self._batches(pending, BATCH)
-            pending.add(sobject, None, (when(until), ""))
-        staging.close()
-        if sweep_from is not None:
-            touched = people_touched(
-                self._query,
-                parse_time(sweep_from, "cursor") - lookback,
-                until,
-                self.people.task_key,
-                deals="Contact" in self.objects,
-            )
+        try:
             for sobject, mapping in self.objects.items():
-                ids = sorted(touched.get(sobject, set()) - seen[sobject])
-                for records in self._pages_by_id(mapping, ids):
+                where = self._changed_where(mapping, state, until, ours)
+                for records, ordered in self._people(mapping, where, known is None, staging):
                     for record in records:
-                        if _first_read(seen[sobject], record):
-                            pending.add(sobject, record, None)
+                        first = _first_read(seen[sobject], record)
+                        position = _position([record]) if ordered else None
+                        pending.add(sobject, record if first else None, position)
                     yield from self._batches(pending, BATCH)
-        yield from self._batches(pending, None)
+                pending.add(sobject, None, (when(until), ""))
+            if sweep_from is not None:
+                touched = people_touched(
+                    self._query,
+                    parse_time(sweep_from, "cursor") - lookback,
+                    until,
+                    self.people.task_key,
+                    deals="Contact" in self.objects,
+                )
+                for sobject, mapping in self.objects.items():
+                    ids = sorted(touched.get(sobject, set()) - seen[sobject])
+                    for records in self._pages_by_id(mapping, ids):
+                        for record in records:
+                            if _first_read(seen[sobject], record):
+                                pending.add(sobject, record, None)
+                        yield from self._batches(pending, BATCH)
+            yield from self._batches(pending, None)
+        finally:
+            self._staged_accounts = None
+            staging.close()
         state.activity = when(until)
         yield ContactBatch(cursor=state.dump())
 
@@ -226,7 +234,11 @@ class SalesforceAdapter:
         """Batches of `size` people while that many are pending (None: whatever is left)."""
         while pending.entries and (size is None or pending.count >= size):
             taken = pending.take(size)
-            raw = [r for obj, rows in taken.items() for r in self._raw(self.objects[obj], rows)]
+            raw = [
+                r
+                for obj, rows in taken.items()
+                for r in self._raw(self.objects[obj], rows, self._staged_accounts)
+            ]
             yield ContactBatch(cursor=pending.state.dump(), raw=raw)
             if size is None:
                 return
@@ -243,13 +255,17 @@ class SalesforceAdapter:
     ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
         """Pages of the people `where` selects (`_changed_where`), each saying whether it
         comes in cursor order. On a full read of an object whose first page counts
-        `bulk_threshold` records or more, the rest comes from Bulk API 2.0, unordered."""
+        `bulk_threshold` records or more, the rest comes from Bulk API 2.0, unordered, and
+        Leads (the first page too) are matched to Accounts staged by two more query jobs."""
         soql = f"{self._select(mapping)} WHERE {where} ORDER BY SystemModstamp, Id"
         pages = self._query(f"GET query {mapping.sobject}", soql)
         first = next(pages)
-        yield first, True
         total = getattr(first, "total", None)
-        if not (full and self.bulk_reads.worth(total) and len(first) < total):
+        bulk = full and self.bulk_reads.worth(total) and len(first) < total
+        if bulk and mapping.sobject == "Lead" and self.accounts.match_leads:
+            self._staged_accounts = self.bulk_reads.accounts(staging, self.accounts)
+        yield first, True
+        if not bulk:
             yield from ((rows, True) for rows in pages)
             return
         pages.close()
@@ -345,10 +361,16 @@ class SalesforceAdapter:
             if contacts and "Contact" in self.objects:
                 yield from self.read_contacts(contacts)
 
-    def _raw(self, mapping: ObjectMapping, records: list[dict[str, Any]]) -> list[RawContact]:
+    def _raw(
+        self,
+        mapping: ObjectMapping,
+        records: list[dict[str, Any]],
+        staged: Candidates | None = None,
+    ) -> list[RawContact]:
         """The records as the core wants them: untranslated, each with its own translation.
         A record without a Salesforce id fails on its own; a second copy of one id in the
-        same answer is the same record read twice and is left out."""
+        same answer is the same record read twice and is left out. `staged`: the Accounts a
+        Bulk read staged for Leads, if any (otherwise they are queried)."""
         sobject, usable, raw = mapping.sobject, {}, []
         for n, record in enumerate(records):
             record_id = record.get("Id")
@@ -362,25 +384,29 @@ class SalesforceAdapter:
             )
         if not usable:
             return raw
-        accounts = self._accounts(mapping, list(usable.values()))
+        linked = self._accounts(mapping, list(usable.values()), staged)
         found = self._related(sobject, list(usable.values()))
         translate = partial(_translate, mapping, self.people, self.accounts)
         return raw + [
             RawContact(
                 f"{sobject}/{record_id}",
-                partial(translate, record, found, accounts.get(record_id)),
+                partial(translate, record, found, linked.get(record_id)),
                 (sobject, record_id),
             )
             for record_id, record in usable.items()
         ]
 
-    def _accounts(self, mapping: ObjectMapping, people: list[dict[str, Any]]) -> dict[str, Account]:
-        """Lead id -> the Account its email domain or company matches (`accounts.py`): one
-        query for the page; nothing for Contacts, which have their Account."""
+    def _accounts(
+        self, mapping: ObjectMapping, people: list[dict[str, Any]], staged: Candidates | None
+    ) -> dict[str, Account]:
+        """Lead id -> the Account its email domain or company matches (`accounts.py`): from
+        the `staged` Accounts of a Bulk read, else one query for the page; nothing for
+        Contacts, which have their Account."""
         if mapping.sobject != "Lead" or not self.accounts.match_leads:
             return {}
         email, company = mapping.profile.get("email", ""), mapping.profile.get("company", "")
-        return find_accounts(self._query, self.accounts, email, company, people)
+        candidates = staged or queried(self._query, self.accounts)
+        return find_accounts(candidates, self.accounts, email, company, people)
 
     def _related(self, sobject: str, people: list[dict[str, Any]]) -> Related:
         """What came with these people, their child sets taken out of their rows; the sets

@@ -16,6 +16,11 @@ person's row as the REST subquery would (`{"done": true, "records": [...]}`): me
 result set, never the org. Bulk results come unordered, so these records move no cursor: an
 interrupted full read resumes where the last ordered position left it (through REST).
 
+Lead-to-account matching on such a read (`BulkReads.accounts`) reads every Account and every
+open Opportunity once, by two more query jobs, staged by website domain and normalised name
+(Opportunities by Account); each page of Leads is then matched from there, with no request,
+by the rule REST matching uses (`accounts.find_accounts`).
+
 CSV values are text: empty is null, child-to-parent columns (`Campaign.Name`) become nested
 rows as in REST answers, and translation reads numbers and checkboxes from their text.
 """
@@ -30,15 +35,23 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from crm_qualify.adapters.salesforce.accounts import (
+    OPPORTUNITY_FIELDS,
+    Account,
+    AccountMapping,
+    Candidates,
+    account,
+)
 from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
 from crm_qualify.adapters.salesforce.soql import Engagement
 from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.decision.identity_keys import normalise_company
 from simple_salesforce import Salesforce
 
 log = logging.getLogger(__name__)
@@ -52,6 +65,8 @@ TERMINAL = frozenset({"JobComplete", "Failed", "Aborted"})
 STAGE_CHUNK = 500
 """Person ids per staged look-up (well under SQLite's 999 parameters)."""
 Row = dict[str, Any]
+BY_DOMAIN, BY_NAME, OPEN_DEALS = "Account.domain", "Account.name", "Opportunity.AccountId"
+"""Staged Accounts by website domain and by normalised name, open Opportunities by Account."""
 
 
 def csv_rows(text: str) -> Iterator[dict[str, str]]:
@@ -212,8 +227,9 @@ class BulkApi:
 
 
 class Staging:
-    """Child rows of a Bulk read by relationship and person, in a temporary SQLite file made
-    on first use and removed by `close` (or when the object goes)."""
+    """Rows of a Bulk read by kind and key (child rows by relationship and person; Accounts
+    by website domain and by normalised name, open Opportunities by Account), in a temporary
+    SQLite file made on first use and removed by `close` (or when the object goes)."""
 
     def __init__(self) -> None:
         self._folder: tempfile.TemporaryDirectory[str] | None = None
@@ -290,6 +306,44 @@ class BulkReads:
                         else None
                     )
             yield rows
+
+    def accounts(self, staging: Staging, mapping: AccountMapping) -> Candidates:
+        """Lead-to-account candidates for a full read: every Account and open Opportunity,
+        staged by the first page of Leads that asks; each page then costs no request."""
+
+        def candidates(domains: Sequence[str], names: Sequence[str]) -> Iterator[Account]:
+            self._stage_accounts(staging, mapping)
+            normalised = sorted({n for name in names if (n := normalise_company(name))})
+            rows: dict[str, Row] = {}
+            for key, wanted in ((BY_DOMAIN, list(domains)), (BY_NAME, normalised)):
+                for matches in staging.rows(key, wanted).values():
+                    rows.update((row["Id"], row) for row in matches)
+            deals = staging.rows(OPEN_DEALS, list(rows))
+            for account_id, row in rows.items():
+                if (found := account(row, deals.get(account_id))) is not None:
+                    yield found
+
+        return candidates
+
+    def _stage_accounts(self, staging: Staging, mapping: AccountMapping) -> None:
+        """Every Account by its website domain and its normalised name (one query job), and
+        every open Opportunity by its Account (one more), once per read."""
+        if OPEN_DEALS in staging.kinds:
+            return
+        soql = f"SELECT {', '.join(mapping.fields())} FROM Account"
+        for rows in self.api.query(soql):
+            named = [row for row in rows if isinstance(row.get("Id"), str)]
+            staging.add(BY_DOMAIN, ((d, row) for row in named if (d := mapping.domain_of(row))))
+            staging.add(BY_NAME, ((n, row) for row in named if (n := mapping.name_of(row))))
+        staging.finish(BY_DOMAIN)
+        staging.finish(BY_NAME)
+        fields = ", ".join(dict.fromkeys(["AccountId", *OPPORTUNITY_FIELDS]))
+        soql = f"SELECT {fields} FROM Opportunity WHERE IsClosed = false AND AccountId != null"
+        for rows in self.api.query(soql):
+            staging.add(
+                OPEN_DEALS, ((row["AccountId"], row) for row in rows if row.get("AccountId"))
+            )
+        staging.finish(OPEN_DEALS)
 
     def _stage(self, staging: Staging, kind: Engagement) -> None:
         """Every row of one child relationship, once per read (Tasks serve Leads and

@@ -323,18 +323,16 @@ class _Parser:
         return _Parser(tokens, self.fields_of, self.version, self.sobject, depth).parse()
 
     def condition(self) -> Callable[[dict[str, Any]], bool]:
-        left = self.conjunction()
+        terms = [self.conjunction()]
         while self.accept("kw", "or"):
-            right, first = self.conjunction(), left
-            left = lambda r, a=first, b=right: a(r) or b(r)  # noqa: E731
-        return left
+            terms.append(self.conjunction())
+        return terms[0] if len(terms) == 1 else any_of(terms)
 
     def conjunction(self) -> Callable[[dict[str, Any]], bool]:
-        left = self.unary()
+        terms = [self.unary()]
         while self.accept("kw", "and"):
-            right, first = self.unary(), left
-            left = lambda r, a=first, b=right: a(r) and b(r)  # noqa: E731
-        return left
+            terms.append(self.unary())
+        return terms[0] if len(terms) == 1 else lambda r: all(term(r) for term in terms)
 
     def unary(self) -> Callable[[dict[str, Any]], bool]:
         if self.accept("kw", "not"):
@@ -376,17 +374,92 @@ class _Parser:
         if negate:
             raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
         if self.accept("kw", "like"):
-            pattern = self.literal()
-            regex = re.compile(
-                "^" + re.escape(str(pattern)).replace("%", ".*").replace("_", ".") + "$",
-                re.IGNORECASE,
-            )
-            return lambda r: r.get(name) is not None and bool(regex.match(str(r.get(name))))
+            return Like(name, (like_regex(str(self.literal())),))
         op = self.take("op")[1]
         value = comparable(self.literal(name))
         if self.types.get(name) in ID_TYPES:
             return compare_ids(name, op, value)
+        if op == "=" and not isinstance(value, DayRange):
+            return OneOf(name, frozenset([value]))
         return compare(name, op, value)
+
+
+def like_regex(pattern: str) -> str:
+    """A LIKE pattern as a regular expression: `%` any run of characters (line breaks too),
+    `_` one character, everything else itself."""
+    return "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+
+
+@dataclass(frozen=True)
+class Like:
+    """`field LIKE pattern` (any of `patterns`: LIKEs on one field OR'd together), as
+    Salesforce reads it: case-insensitive, the whole value; null never matches. Patterns that
+    start with `%` are searched for as one expression ending the value, the others matched
+    whole as another: a regular expression that starts with `.*` would be tried at every
+    position for every alternative."""
+
+    name: str
+    patterns: tuple[str, ...]
+    tests: tuple[Callable[[str], Any], ...] = dataclass_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        flags = re.IGNORECASE | re.DOTALL
+        ending = [p.removeprefix(".*") for p in self.patterns if p.startswith(".*")]
+        whole = [p for p in self.patterns if not p.startswith(".*")]
+        tests = []
+        if ending:
+            tests.append(re.compile(f"(?:{_either(ending)})\\Z", flags).search)
+        if whole:
+            tests.append(re.compile(_either(whole), flags).fullmatch)
+        object.__setattr__(self, "tests", tuple(tests))
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        value = record.get(self.name)
+        if value is None:
+            return False
+        text = str(value)
+        return any(test(text) is not None for test in self.tests)
+
+
+def _either(patterns: list[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """`field = value` (any of `values`: equalities on one field OR'd together); a null
+    value is `field = null`."""
+
+    name: str
+    values: frozenset[Any]
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        try:
+            return comparable(record.get(self.name)) in self.values
+        except TypeError:  # a value nothing equals (a test's spoiled record)
+            return False
+
+
+def any_of(terms: list[Callable[[dict[str, Any]], bool]]) -> Callable[[dict[str, Any]], bool]:
+    """The OR of `terms`, with the LIKEs on one field merged into one regular expression and
+    the equalities on one field into one set: a long OR (a page of Leads' company names and
+    email domains) costs a few tests per record, not one call per condition."""
+    likes: dict[str, list[str]] = {}
+    equal: dict[str, set[Any]] = {}
+    others = []
+    for term in terms:
+        if isinstance(term, Like):
+            likes.setdefault(term.name, []).extend(term.patterns)
+        elif isinstance(term, OneOf):
+            equal.setdefault(term.name, set()).update(term.values)
+        else:
+            others.append(term)
+    merged = [
+        *(OneOf(name, frozenset(values)) for name, values in equal.items()),
+        *(Like(name, tuple(patterns)) for name, patterns in likes.items()),
+        *others,
+    ]
+    return lambda r: any(term(r) for term in merged)
 
 
 def _count(query: Query) -> int:
