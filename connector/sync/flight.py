@@ -5,7 +5,9 @@ A batch's field updates and task creations join the ones still waiting from earl
 and leave in requests of the adapter's size (`Limits.write_batch` / `task_batch`). Items wait
 for the next batch at most (then leave, even in a short request), so a run pays about one
 short request per kind for every two batches instead of one per batch, and a batch is
-acknowledged, its progress shown and a stop obeyed, one batch later at most. Each request
+acknowledged, its progress shown and a stop obeyed, one batch later at most. An adapter with
+a bulk write API (`Limits.bulk_batch` / `bulk_from`) has items wait longer, until a bulk
+call's worth gathers or `max_open` batches are open: a few batches later at most. Each request
 goes to a write worker: requests for different records are independent, so several are in
 flight at once, while the run's thread decides the next batch.
 
