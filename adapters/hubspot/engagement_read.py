@@ -71,6 +71,19 @@ def get(
     return body
 
 
+def pages(
+    client: HubSpotClient, endpoint: str, path: str, limit: int, **params: str
+) -> Iterator[dict[str, Any]]:
+    """Every page of one cursor-paged GET, following `paging.next.after` to its end."""
+    after: str | None = None
+    while True:
+        page = get(client, endpoint, path, {"limit": limit, "after": after}, **params)
+        yield page
+        after = next_after(page)
+        if not after:
+            return
+
+
 def refused(exc: AuthError) -> bool:
     """A 403 (a scope the app lacks), as opposed to a token HubSpot rejects (401)."""
     return "refused" in str(exc)
@@ -131,31 +144,23 @@ class Streams:
 
     # ----- forms -----------------------------------------------------------------------------
     def _top_up_forms(self) -> None:
-        after: str | None = None
-        while True:
-            query = {"limit": FORMS_PAGE, "after": after}
-            page = get(self.client, "GET forms", FORMS_PATH, query)
+        for page in pages(self.client, "GET forms", FORMS_PATH, FORMS_PAGE):
             for form in objects(page.get("results")):
                 form_id = record_id(form)
                 if form_id and not form.get("archived"):
                     self._read_form(form_id, str(form.get("name") or form_id))
-            after = next_after(page)
-            if not after:
-                return
 
     def _read_form(self, form_id: str, name: str) -> None:
         """Pages newest first down to the newest submission already held."""
         mark = self._forms.setdefault(form_id, _FormMark())
         newest, at_newest = mark.newest, set(mark.at_newest)
-        after: str | None = None
-        while True:
-            page = get(
-                self.client,
-                "GET form submissions",
-                SUBMISSIONS_PATH,
-                {"limit": SUBMISSIONS_PAGE, "after": after},
-                formGuid=form_id,
-            )
+        for page in pages(
+            self.client,
+            "GET form submissions",
+            SUBMISSIONS_PATH,
+            SUBMISSIONS_PAGE,
+            formGuid=form_id,
+        ):
             for row in objects(page.get("results")):
                 at = row.get("submittedAt")
                 if not isinstance(at, int) or isinstance(at, bool):
@@ -168,9 +173,6 @@ class Streams:
                     mark.newest, mark.at_newest = at, set()
                 if at == mark.newest:
                     mark.at_newest.add(conversion)
-            after = next_after(page)
-            if not after:
-                return
 
     def _add_submission(self, form_id: str, name: str, row: dict[str, Any], at: int) -> None:
         email = next(
@@ -189,37 +191,25 @@ class Streams:
 
     # ----- marketing events ------------------------------------------------------------------
     def _top_up_events(self) -> None:
-        after: str | None = None
-        while True:
-            page = get(
-                self.client,
-                "GET marketing events",
-                EVENTS_PATH,
-                {"limit": EVENTS_PAGE, "after": after},
-            )
+        for page in pages(self.client, "GET marketing events", EVENTS_PATH, EVENTS_PAGE):
             for event in objects(page.get("results")):
                 event_id = str(event.get("objectId") or "")
                 mark = (event.get("updatedAt"), *(event.get(c) for c in _COUNTERS))
                 if event_id and self._events.get(event_id) != mark:
                     self._read_event(event_id, event)
                     self._events[event_id] = mark
-            after = next_after(page)
-            if not after:
-                return
 
     def _read_event(self, event_id: str, event: dict[str, Any]) -> None:
         for contact in self._contacts_of.pop(event_id, set()):
             self._by_contact.get(contact, {}).pop(event_id, None)
         name, kind = str(event.get("eventName") or event_id), str(event.get("eventType") or "")
-        after: str | None = None
-        while True:
-            page = get(
-                self.client,
-                "GET marketing event participations",
-                BREAKDOWN_PATH,
-                {"limit": BREAKDOWN_PAGE, "after": after},
-                marketingEventId=event_id,
-            )
+        for page in pages(
+            self.client,
+            "GET marketing event participations",
+            BREAKDOWN_PATH,
+            BREAKDOWN_PAGE,
+            marketingEventId=event_id,
+        ):
             for row in objects(page.get("results")):
                 found = _participation(row, event_id, name, kind)
                 if found is not None:
@@ -227,9 +217,6 @@ class Streams:
                     self._by_contact.setdefault(contact, {})[event_id] = item
                     self._contacts_of.setdefault(event_id, set()).add(contact)
                     self._recent.append((contact, item))
-            after = next_after(page)
-            if not after:
-                return
 
     def participations(self, contact_id: str) -> list[Participation]:
         return list(self._by_contact.get(contact_id, {}).values())

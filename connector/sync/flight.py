@@ -159,7 +159,8 @@ class Flight:
         `bulk_batch` gather or more than `max_open` batches are open, and leave in one bulk
         call once `bulk_from` have gathered, in requests of `size` if fewer ever do."""
         limits = self.traffic.limits
-        bulk = limits.bulk_batch if limits.bulk_from else None
+        bulk_from = limits.bulk_from or 0
+        bulk = limits.bulk_batch if bulk_from else None
         oldest = waiting[0][0]
         if size is None:  # the adapter splits: each batch's items in one call
             return sum(1 for batch, _ in waiting if batch is oldest)
@@ -168,7 +169,7 @@ class Flight:
         newest = self._open[-1] if self._open else None
         if whole_only and (bulk or oldest is newest) and len(waiting) < (bulk or size):
             return 0
-        if bulk and limits.bulk_from and len(waiting) >= limits.bulk_from:
+        if bulk and len(waiting) >= bulk_from:
             return len(waiting)
         return size
 

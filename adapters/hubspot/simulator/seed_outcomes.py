@@ -40,6 +40,21 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def conversion_properties(conversions: list[tuple[datetime, str]]) -> dict[str, str]:
+    """The contact's first/recent conversion summary for its form conversions, oldest first
+    (HubSpot counts at most two in `num_conversion_events` here, as the seeds always did)."""
+    if not conversions:
+        return {}
+    (first_at, first), (last_at, last) = conversions[0], conversions[-1]
+    return {
+        "first_conversion_event_name": first,
+        "first_conversion_date": format_ms(_ms(first_at)),
+        "recent_conversion_event_name": last,
+        "recent_conversion_date": format_ms(_ms(last_at)),
+        "num_conversion_events": str(min(2, len(conversions))),
+    }
+
+
 def seed(store: Store, seed_value: int, anchor_ms: int, count: int) -> None:
     """Add `count` people with outcome histories (their own RNG: the rest stays as seeded)."""
     rng = random.Random(seed_value * 104_729 + 13)
@@ -80,16 +95,9 @@ def _properties(person: SeededPerson) -> dict[str, str]:
         "hs_analytics_source": "ORGANIC_SEARCH",
         "lifecyclestage": "lead",
     }
-    conversions = [(at, CONVERSIONS[k]) for k, at, _ in person.signals if k in CONVERSIONS]
-    if conversions:
-        (first_at, first), (last_at, last) = conversions[0], conversions[-1]
-        props |= {
-            "first_conversion_event_name": first,
-            "first_conversion_date": format_ms(_ms(first_at)),
-            "recent_conversion_event_name": last,
-            "recent_conversion_date": format_ms(_ms(last_at)),
-            "num_conversion_events": str(min(2, len(conversions))),
-        }
+    props |= conversion_properties(
+        [(at, CONVERSIONS[k]) for k, at, _ in person.signals if k in CONVERSIONS]
+    )
     stamps = [_ms(person.created)]
     for kind, at, count in person.signals:
         stamp = format_ms(_ms(at))

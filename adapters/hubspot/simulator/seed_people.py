@@ -16,7 +16,7 @@ from typing import Any
 from crm_qualify.adapters.seeded_people import SeededRecord, seeded_people
 from crm_qualify.connector.model import EventType
 
-from .seed_outcomes import CONVERSIONS
+from .seed_outcomes import CONVERSIONS, conversion_properties
 from .store import Store
 from .values import format_ms
 
@@ -71,16 +71,9 @@ def _properties(person: SeededRecord, now: datetime) -> dict[str, str]:
     props = {name: value for name, value in fields.items() if value}
     props |= {"hs_analytics_source": "ORGANIC_SEARCH", "lifecyclestage": "lead"}
     signals = sorted(person.signal_times(now), key=lambda item: item[1])
-    conversions = [(at, CONVERSIONS[kind]) for kind, at in signals if kind in CONVERSIONS]
-    if conversions:
-        (first_at, first), (last_at, last) = conversions[0], conversions[-1]
-        props |= {
-            "first_conversion_event_name": first,
-            "first_conversion_date": format_ms(_ms(first_at)),
-            "recent_conversion_event_name": last,
-            "recent_conversion_date": format_ms(_ms(last_at)),
-            "num_conversion_events": str(min(2, len(conversions))),
-        }
+    props |= conversion_properties(
+        [(at, CONVERSIONS[kind]) for kind, at in signals if kind in CONVERSIONS]
+    )
     for kind, at in signals:
         if kind is E.EMAIL_REPLY:
             props["hs_sales_email_last_replied"] = format_ms(_ms(at))
