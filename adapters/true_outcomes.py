@@ -76,6 +76,7 @@ class SeededPerson:
     index: int
     first_name: str
     last_name: str
+    company: str
     title: str
     industry: str
     free_mail: bool
@@ -93,12 +94,61 @@ class SeededPerson:
     def senior(self) -> bool:
         return self.title in SENIOR_TITLES
 
-    def email(self, domain: str) -> str:
-        return f"{self.first_name.lower()}.{self.last_name.lower()}.o{self.index}@{domain}"
+    @property
+    def domain(self) -> str:
+        """The company's web domain, which its people's business addresses use."""
+        return company_domain(self.company)
+
+    @property
+    def email(self) -> str:
+        mailbox = f"{self.first_name.lower()}.{self.last_name.lower()}.o{self.index}"
+        return f"{mailbox}@{'gmail.com' if self.free_mail else self.domain}"
 
 
-_FIRST = ("Ada", "Bruno", "Carmen", "Dev", "Elif", "Femi", "Greta", "Hana", "Ivo", "Jade")
-_LAST = ("Alvarez", "Berg", "Costa", "Dumont", "Eriksen", "Fujita", "Gallo", "Horvat")
+_FIRST = ("Ada", "Bruno", "Carmen", "Dev", "Elif", "Femi", "Greta", "Hana", "Ivo", "Jade",
+          "Kofi", "Lena", "Mateo", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Stellan",
+          "Tamsin", "Ulrich", "Vera", "Wilhelmina", "Xavier", "Yusuf", "Zofia", "Anouk",
+          "Bartholomew", "Cyrus", "Delphine", "Emeka", "Fiorella", "Gunnar", "Hiroshi",
+          "Isadora", "Jovan", "Katarzyna", "Leopold", "Marisol", "Niamh")  # fmt: skip
+_LAST = ("Alvarez", "Berg", "Costa", "Dumont", "Eriksen", "Fujita", "Gallo", "Horvat",
+         "Ibsen", "Jankowski", "Kowalczyk", "Lindgren", "Moreau", "Nakamura", "Okonkwo",
+         "Petrov", "Quispe", "Rasmussen", "Santoro", "Thorsen", "Underwood", "Varga",
+         "Whitaker", "Xenakis", "Yamamoto", "Zielinski", "Abernathy", "Bianchi", "Castellanos",
+         "Drummond", "Esposito", "Fairbanks", "Gruenwald", "Hallorann", "Iwasaki", "Jespersen",
+         "Kavanagh", "Lombardi", "Mbeki", "Novak")  # fmt: skip
+_COMPANY_WORDS = ("Apex", "Birchwood", "Cobalt", "Driftline", "Ember", "Foxglove", "Granite",
+                  "Harborview", "Ironbark", "Juniper", "Kestrel", "Lumen", "Meridian",
+                  "Nimbus", "Orchard", "Pioneer", "Quarry", "Redfern", "Solstice", "Tidewater",
+                  "Umbra", "Vantage", "Wildrose", "Zephyr")  # fmt: skip
+_COMPANY_KINDS = ("Systems", "Labs", "Works", "Partners", "Logistics", "Health", "Capital",
+                  "Foods")  # fmt: skip
+PEOPLE_PER_COMPANY = 3
+"""People of one company sit next to each other by index; each has a name of their own, so
+the identity rules (same mailbox, same name at one company) find no false duplicates."""
+
+
+def person_name(index: int) -> tuple[str, str]:
+    """A first and last name spread over all pairs (7,919 is prime to their 1,600), so
+    neighbours, who share a company, never share a first name."""
+    slot = index * 7_919 % (len(_FIRST) * len(_LAST))
+    return _FIRST[slot % len(_FIRST)], _LAST[slot // len(_FIRST)]
+
+
+def company_of(index: int) -> str:
+    """The company of person `index`: a name of its own for every `PEOPLE_PER_COMPANY`."""
+    number = index // PEOPLE_PER_COMPANY
+    words, kinds = len(_COMPANY_WORDS), len(_COMPANY_KINDS)
+    name = f"{_COMPANY_WORDS[number % words]} {_COMPANY_KINDS[number // words % kinds]}"
+    return name if number < words * kinds else f"{name} {number // (words * kinds) + 1}"
+
+
+def company_domain(company: str) -> str:
+    return "-".join(company.lower().split()) + ".example"
+
+
+def company_industry(company: str) -> str:
+    """One industry per company, the same whichever of its people asks."""
+    return random.Random(company).choice(INDUSTRIES)
 
 
 def true_log_odds(signals: set[EventType], senior: bool, industry: str, free_mail: bool) -> float:
@@ -124,7 +174,8 @@ def draw_people(rng: random.Random, count: int, now: datetime) -> list[SeededPer
                 signals.append((kind, min(at, now - timedelta(hours=1)), rng.randint(low, high)))
         signals.sort(key=lambda item: item[1])
         title = rng.choice(SENIOR_TITLES if rng.random() < SENIOR_SHARE else OTHER_TITLES)
-        industry = rng.choice(INDUSTRIES)
+        company = company_of(index)
+        industry = company_industry(company)
         free_mail = rng.random() < FREE_MAIL_SHARE
         odds = true_log_odds({s[0] for s in signals}, title in SENIOR_TITLES, industry, free_mail)
         probability = 1 / (1 + math.exp(-(odds + rng.gauss(0, NOISE_SD))))
@@ -144,11 +195,13 @@ def draw_people(rng: random.Random, count: int, now: datetime) -> list[SeededPer
             for kind in AFTER_DEAL:
                 if rng.random() < (0.9 if won else 0.3):
                     after.append((kind, opened + (end - opened) * rng.uniform(0.05, 0.95)))
+        first_name, last_name = person_name(index)
         people.append(
             SeededPerson(
                 index=index,
-                first_name=rng.choice(_FIRST),
-                last_name=rng.choice(_LAST),
+                first_name=first_name,
+                last_name=last_name,
+                company=company,
                 title=title,
                 industry=industry,
                 free_mail=free_mail,
@@ -164,7 +217,7 @@ def draw_people(rng: random.Random, count: int, now: datetime) -> list[SeededPer
     return people
 
 
-def as_contact(person: SeededPerson, domain: str = "example.com") -> Contact:
+def as_contact(person: SeededPerson) -> Contact:
     """The canonical contact a reader that missed nothing would give for `person`."""
     events = [EngagementEvent(type=k, at=at, count=n) for k, at, n in person.signals]
     events += [EngagementEvent(type=k, at=at) for k, at in person.after_deal]
@@ -183,9 +236,10 @@ def as_contact(person: SeededPerson, domain: str = "example.com") -> Contact:
         )
     return Contact(
         id=f"o{person.index}",
-        email=person.email("gmail.com" if person.free_mail else domain),
+        email=person.email,
         first_name=person.first_name,
         last_name=person.last_name,
+        company=person.company,
         title=person.title,
         industry=person.industry,
         origin=Origin.INBOUND,

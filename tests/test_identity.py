@@ -243,3 +243,34 @@ def test_records_gone_from_the_mirror_leave_the_identity_index(tmp_path):
     people.prune("i")  # B was never mirrored (or left it at a full read)
     assert people.resolve("i", [kept])[("contact", "A")].members == (("contact", "A"),)
     store.close()
+
+
+def test_a_record_whose_write_was_in_flight_takes_its_persons_later_decision(tmp_path):
+    """A read first, with its write still waiting, when its duplicate B (a demo request) is
+    read in a later batch: A cannot be written with B's batch, so it is decided again once
+    its write is answered, in the same run. Both end with the person's decision."""
+    from crm_qualify.connector.settings import Settings
+    from crm_qualify.connector.sync.concurrency import Limits, Traffic
+    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+    from tests.memory_adapter import MemoryAdapter
+
+    now = T0 + timedelta(days=2)
+    a = person("A", days=0, email="kim@acme.com", first_name="Kim", last_name="Lee")
+    b = person("B", days=1, email="KIM@acme.com", first_name="Kim", last_name="Lee")
+    b.events = [EngagementEvent(type=EventType.DEMO_REQUEST, at=now - timedelta(hours=2))]
+    a.updated_at, b.updated_at = now - timedelta(hours=5), now - timedelta(hours=4)
+    adapter = MemoryAdapter([a, b], batch_size=1)
+    # A's write waits for the next batch's, so it is in flight while B's batch is decided
+    adapter.traffic = Traffic(Limits(in_flight=2, write_batch=100, task_batch=100))
+    store = StateStore(tmp_path / "state.sqlite")
+    summary = SyncEngine(adapter, Settings(), store).run(RunOptions(now=now))
+    assert summary.status == "ok"
+    owned = {cid: adapter.records[cid].owned for cid in ("A", "B")}
+    assert owned["B"]["score"] == owned["A"]["score"], owned
+    assert owned["B"]["temperature"] == owned["A"]["temperature"] == "hot"
+    calls = [task for task in adapter.tasks.values() if task.kind == "hot_call"]
+    assert [task.contact_id for task in calls] == ["A"], "the person's call, on its survivor"
+    rerun = SyncEngine(adapter, Settings(), store).run(RunOptions(now=now))
+    assert rerun.counts["fields_written"] == 0
+    store.close()

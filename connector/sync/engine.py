@@ -53,7 +53,7 @@ from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
-from crm_qualify.connector.sync.mirror import AckedWrite
+from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
 from crm_qualify.connector.sync.people import People, Person
 from crm_qualify.connector.sync.person_decisions import Member, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
@@ -77,6 +77,8 @@ RULES_KEY = "rules_version"
 FULL_STARTED_KEY = "full_read_started_at"
 """Set while a full read is under way (it may span runs); pruning waits for its end."""
 FULL_DONE_KEY = "full_read_done_at"
+DEFERRED_PASSES = 3
+"""Rounds of re-deciding records whose person moved while their own write was in flight."""
 DECIDED_WITH_KEY = "mirror_decided_with"
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
@@ -182,6 +184,9 @@ class SyncEngine:
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
         self._unacked: set[tuple[str, str]] = set()
         """Contacts of batches whose writes are not acknowledged yet."""
+        self._deferred: dict[tuple[str, str], datetime | None] = {}
+        """Records whose person was decided while their own write was in flight (with their
+        hot episode start): decided again once it has landed, at the end of the run."""
         self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
         self._fingerprints: dict[str, str] = {}
         self._config_hash = ""
@@ -209,6 +214,7 @@ class SyncEngine:
         self._run_id = run_id
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
+        self._deferred.clear()
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -492,6 +498,7 @@ class SyncEngine:
         review moments, not its contacts, so batches gathered for a bulk write stay small."""
         if self.on_read:
             self.on_read(contacts)
+        deferred_before = set(self._deferred)
         pairs = self._plan_batch(contacts, now, options, summary, report, problems)
         batch = [_key(contact) for contact in contacts]
         keys = set(batch) | {_key(contact) for contact, _ in pairs or ()}  # persons' records
@@ -499,6 +506,10 @@ class SyncEngine:
         decided = [
             (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
             for contact, decision in pairs or ()
+        ]
+        # due now, acknowledged after their own write: a run that stops first leaves them due
+        decided += [
+            (key, since, now) for key, since in self._deferred.items() if key not in deferred_before
         ]
 
         def then(out: Outgoing) -> None:
@@ -565,15 +576,12 @@ class SyncEngine:
                 if remaining is not None:
                     chunk = chunk[:remaining]
                     remaining -= len(chunk)
-                contacts = [m.contact for m in chunk]
-                self._episodes = {_key(m.contact): m.hot_since for m in chunk}
-                report, problems = BatchReport(read=len(contacts)), _Problems()
-                summary.counts["redecided"] += len(contacts)
-                self._dispatch(flight, contacts, now, options, summary, report, problems, None)
+                self._redecide_chunk(flight, chunk, options, now, summary)
                 if (remaining is not None and remaining <= 0) or self.stop.is_set():
                     complete = False
                     break
             flight.drain()
+            self._redecide_deferred(flight, options, now, summary)
         except BaseException:
             flight.abandon()
             raise
@@ -581,6 +589,39 @@ class SyncEngine:
             self._redeciding = False
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
+
+    def _redecide_deferred(
+        self, flight: Flight, options: RunOptions, now: datetime, summary: RunSummary
+    ) -> None:
+        """The records of a person that waited for their own write while the person was
+        decided (`_members`), decided again now that it has landed: a record read early in a
+        run takes what its duplicates read later made of the person. A few passes at most: a
+        pass of more than one chunk can defer again; what is left stays due for the next run."""
+        for _ in range(DEFERRED_PASSES):
+            keys = sorted(set(self._deferred) - set(self._open_intents))
+            self._deferred.clear()
+            if not keys or self.stop.is_set():
+                return
+            mirrored = list(self.store.mirror.by_keys(self.instance, keys).values())
+            for start in range(0, len(mirrored), MIRROR_CHUNK):
+                chunk = mirrored[start : start + MIRROR_CHUNK]
+                self._redecide_chunk(flight, chunk, options, now, summary)
+            flight.drain()
+
+    def _redecide_chunk(
+        self,
+        flight: Flight,
+        chunk: list[Mirrored],
+        options: RunOptions,
+        now: datetime,
+        summary: RunSummary,
+    ) -> None:
+        """Mirrored records decided again, their writes handed to the flight."""
+        contacts = [m.contact for m in chunk]
+        self._episodes = {_key(m.contact): m.hot_since for m in chunk}
+        report, problems = BatchReport(read=len(contacts)), _Problems()
+        summary.counts["redecided"] += len(contacts)
+        self._dispatch(flight, contacts, now, options, summary, report, problems, None)
 
     def _translate(
         self, batch: ContactBatch, report: BatchReport, problems: _Problems
@@ -696,6 +737,11 @@ class SyncEngine:
             if key in self._dry_read:
                 since = members[key].hot_since if key in members else None
                 members[key] = Member(self._dry_read[key], since, True)
+        self._deferred.update(
+            (key, member.hot_since)
+            for key, member in members.items()
+            if not member.writable and key in self._unacked
+        )
         return members
 
     def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:

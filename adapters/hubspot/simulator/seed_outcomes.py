@@ -33,7 +33,6 @@ CONVERSIONS = {
     E.WEBINAR_ATTENDED: "Webinar: RevOps Best Practices (attended)",
 }
 """Names `seed_engagement` turns into form submissions and webinar participations."""
-DOMAIN = "outcome-buyers.example"
 
 
 def _ms(moment: datetime) -> int:
@@ -89,7 +88,8 @@ def _properties(person: SeededPerson) -> dict[str, str]:
     props = {
         "firstname": person.first_name,
         "lastname": person.last_name,
-        "email": person.email("gmail.com" if person.free_mail else DOMAIN),
+        "email": person.email,
+        "company": person.company,
         "jobtitle": person.title,
         "industry": person.industry,
         "hs_analytics_source": "ORGANIC_SEARCH",

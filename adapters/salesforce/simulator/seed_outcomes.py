@@ -5,8 +5,9 @@ Each person is a Contact: campaign responses for demo requests, downloads, webin
 clicks (one membership per campaign, as Salesforce allows), an Email task "Re: ..." per reply,
 an Event per meeting, and an Opportunity with a contact role, created when the person's deal
 was opened. The sales cycle after it (calls, meetings) is logged too, as reps log it: a
-calibration that looked past the deal's creation would learn the sale from them. Salesforce
-has no email-open or industry field on a Contact here, so those effects stay hidden.
+calibration that looked past the deal's creation would learn the sale from them. Each
+company is an Account with its industry, which a Contact's fit reads through `Account.*`;
+Salesforce has no email-open field on a Contact here, so that effect stays hidden.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ CAMPAIGN_RESPONSES = {
     E.EMAIL_CLICK: ("Newsletter", "Responded"),
 }
 """Signal -> (seeded campaign, member status) the mapping reads back as that signal."""
-DOMAIN = "outcome-buyers.example"
 
 
 def seed(org: Org, seed_value: int, today: date, count: int) -> None:
@@ -38,12 +38,16 @@ def seed(org: Org, seed_value: int, today: date, count: int) -> None:
     now = datetime.combine(today, datetime.min.time(), UTC)
     campaigns = {c["Name"]: c["Id"] for c in org.live("Campaign")}
     owners = [u["Id"] for u in org.live("User") if u["Id"] != org.integration_user]
-    account = org.insert(
-        "Account", {"Name": "Outcome Buyers", "Website": DOMAIN}, now - timedelta(days=900)
-    )
+    accounts: dict[str, str] = {}
     for person in draw_people(rng, count, now):
-        contact = org.insert("Contact", _fields(person, account["Id"], rng.choice(owners)),
-                             person.created)  # fmt: skip
+        if person.company not in accounts:
+            account = {"Name": person.company, "Website": f"https://www.{person.domain}",
+                       "Industry": person.industry}  # fmt: skip
+            accounts[person.company] = org.insert("Account", account, now - timedelta(days=900))[
+                "Id"
+            ]
+        fields = _fields(person, accounts[person.company], rng.choice(owners))
+        contact = org.insert("Contact", fields, person.created)
         latest = person.created
         for kind, at, _ in person.signals:
             _signal(org, contact, kind, at, campaigns)
@@ -59,7 +63,7 @@ def _fields(person: SeededPerson, account_id: str, owner: str) -> dict[str, Any]
     return {
         "FirstName": person.first_name,
         "LastName": person.last_name,
-        "Email": person.email("gmail.com" if person.free_mail else DOMAIN),
+        "Email": person.email,
         "Title": person.title,
         "OwnerId": owner,
         "LeadSource": "Web",
