@@ -172,3 +172,35 @@ def test_too_little_data_exits_3_and_writes_no_proposal(contacts, tmp_path, caps
     text = capsys.readouterr().out
     assert code == 3 and not out.exists()
     assert "proposal withheld" in text and "1,000 people" in text
+
+
+def test_what_would_move_is_counted_per_person_as_a_run_decides(tmp_path):
+    """Two records of one person: alone, the quiet one stays a cold lead under either rule
+    set; as the run decides them (merged), both records move when the demo request's points
+    cross the proposed threshold. The impact counts both, as the dry run would."""
+    from crm_qualify.connector.decision.calibration.impact import impact
+    from crm_qualify.connector.decision.calibration.sources import mirrored_people
+    from crm_qualify.connector.decision.identity_rules import IdentityRules
+    from crm_qualify.connector.model import Contact, EngagementEvent
+    from crm_qualify.connector.sync.people import People
+
+    def record(cid: str, days: int, **fields) -> Contact:
+        return Contact(id=cid, email="kim@acme.example", first_name="Kim", last_name="Lee",
+                       created_at=NOW - timedelta(days=days), **fields)  # fmt: skip
+
+    demo = [EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - timedelta(days=1))]
+    pair = [record("A", 30), record("B", 3, events=demo)]
+    loner = Contact(id="Z", email="zed@globex.example", created_at=NOW - timedelta(days=9))
+    store = StateStore(tmp_path / "state.sqlite")
+    store.mirror.upsert("i", [*pair, loner], NOW)
+    index = People(store, IdentityRules())
+    index.index("i", [*pair, loner])
+    index.resolve("i", [*pair, loner])
+    people = list(mirrored_people(store, "i", IdentityRules()))
+    assert sorted(weight for _, weight in people) == [1, 2]
+    thresholds = Rules().thresholds.model_copy(update={"mql": 30})
+    lower = Rules().model_copy(update={"thresholds": thresholds})
+    moved = impact(people, Rules(), lower, NOW)
+    assert moved.contacts == 3 and moved.stage_changes == 2, moved
+    assert moved.moves["lead -> mql"] == 2
+    store.close()

@@ -18,7 +18,11 @@ from crm_qualify.connector.commands.common import (
 from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.decision.calibration.impact import impact
 from crm_qualify.connector.decision.calibration.proposal import proposal_toml
-from crm_qualify.connector.decision.calibration.sources import from_adapter, from_mirror, mirrored
+from crm_qualify.connector.decision.calibration.sources import (
+    from_adapter,
+    from_mirror,
+    mirrored_people,
+)
 from crm_qualify.connector.ops.calibrate_html import calibrate_html
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.settings import Settings
@@ -119,9 +123,8 @@ def _calibrated(
                     from_mirror(store, instance, options, since, until), settings.rules, options
                 )
                 if result.proposed is not None:
-                    result.impact = impact(
-                        mirrored(store, instance), settings.rules, result.proposed, now
-                    )
+                    people = mirrored_people(store, instance, settings.identity)
+                    result.impact = impact(people, settings.rules, result.proposed, now)
                 return result
         finally:
             store.close()
@@ -138,7 +141,8 @@ def _calibrated(
         progress.finish()
     result = calibrate(dataset, settings.rules, options)
     if result.proposed is not None:
-        result.impact = impact(people, settings.rules, result.proposed, now)
+        alone = ((person, 1) for person in people)
+        result.impact = impact(alone, settings.rules, result.proposed, now)
     return result
 
 

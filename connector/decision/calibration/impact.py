@@ -1,6 +1,7 @@
-"""What applying a proposal would change: every mirrored contact decided with the current rules
+"""What applying a proposal would change: every mirrored person decided with the current rules
 and with the proposed ones, at the same moment, compared. Decisions only, no writes: the
-same `decide` a run and a dry run use, so the counts are what the next run would move."""
+same `decide` a run and a dry run use, on the same persons (a person's records merged into
+one, `sources.mirrored_people`), so the counts are the records the next run would move."""
 
 from __future__ import annotations
 
@@ -35,19 +36,22 @@ class Impact:
         }
 
 
-def impact(contacts: Iterable[Contact], current: Rules, proposed: Rules, now: datetime) -> Impact:
+def impact(
+    people: Iterable[tuple[Contact, int]], current: Rules, proposed: Rules, now: datetime
+) -> Impact:
+    """`people`: each person as one contact, and how many records carry its decision."""
     result = Impact()
     above = [0, 0]
-    for contact in contacts:
+    for contact, records in people:
         before, after = decide(contact, current, now), decide(contact, proposed, now)
-        result.contacts += 1
-        above[0] += before.stage.rank >= Stage.MQL.rank
-        above[1] += after.stage.rank >= Stage.MQL.rank
+        result.contacts += records
+        above[0] += records * (before.stage.rank >= Stage.MQL.rank)
+        above[1] += records * (after.stage.rank >= Stage.MQL.rank)
         if before.stage is not after.stage:
-            result.stage_changes += 1
-            result.moves[f"{before.stage.value} -> {after.stage.value}"] += 1
+            result.stage_changes += records
+            result.moves[f"{before.stage.value} -> {after.stage.value}"] += records
         if before.temperature is not after.temperature:
-            result.temperature_changes += 1
-            result.moves[f"{before.temperature.value} -> {after.temperature.value}"] += 1
+            result.temperature_changes += records
+            result.moves[f"{before.temperature.value} -> {after.temperature.value}"] += records
     result.mql_or_above = (above[0], above[1])
     return result

@@ -17,7 +17,10 @@ from crm_qualify.connector.decision.calibration.dataset import (
     deals_from_outcomes,
 )
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
+from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.decision.person import merge_person
 from crm_qualify.connector.model import Contact
+from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import StateStore
 
@@ -25,6 +28,34 @@ from crm_qualify.connector.sync.state import StateStore
 def mirrored(store: StateStore, instance: str) -> Iterator[Contact]:
     for chunk in store.mirrored_contacts(instance):
         yield from chunk
+
+
+def mirrored_people(
+    store: StateStore, instance: str, identity: IdentityRules
+) -> Iterator[tuple[Contact, int]]:
+    """Each mirrored person as a run decides it, with how many records take its decision: a
+    record alone as it is, a person of several records merged (`decision/person.py`), with
+    the groups the last run stored (`People.stored`)."""
+    people = People(store, identity)
+    done: set[str] = set()
+    for chunk in store.mirrored_contacts(instance):
+        records = {(c.object_type, c.id): c for c in chunk}
+        persons = people.stored(instance, list(records))
+        for key, contact in records.items():
+            person = persons.get(key)
+            if person is None or len(person.members) == 1:
+                yield contact, 1
+                continue
+            if person.key in done:
+                continue
+            done.add(person.key)
+            facts = {m: records[m] for m in person.members if m in records}
+            missing = [m for m in person.members if m not in facts]
+            facts |= {
+                m: found.contact for m, found in store.mirror.by_keys(instance, missing).items()
+            }
+            survivor = person.survivor if person.survivor in facts else next(iter(facts))
+            yield merge_person(person.key, list(facts.values()), survivor), len(facts)
 
 
 def from_mirror(
