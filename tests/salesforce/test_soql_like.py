@@ -1,7 +1,8 @@
 """The simulator's SOQL LIKE and `=` inside long OR chains (a page of Leads' Account query):
 merged per field for speed, with Salesforce's meaning kept: LIKE is case-insensitive over the
-whole value, `%` is any run of characters, `_` exactly one, other characters are themselves,
-null never matches; `= null` finds nulls. The merged chain gives what each condition gives
+whole value, `%` is any run of characters, `_` exactly one, `\\%` and `\\_` and other characters
+are themselves, null never matches; `= null` finds nulls; `=`, `!=`, `IN` and `<` on text
+ignore case, as on every Salesforce field but a unique case-sensitive one. The merged chain gives what each condition gives
 alone, and a chain longer than Python's recursion limit still evaluates."""
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def chain(*conditions: str) -> str:
         ("Website LIKE '%'", {"a1", "a2", "a4", "a5", "a6", "a7", "a8", "a10"}),
         ("Name LIKE '100%'", {"a10"}),
         ("Name = 'Fabrikam'", {"a8"}),
+        ("Name = 'fabrikam'", {"a8"}),  # `=` on text ignores case too
+        ("Name IN ('CONTOSO', 'x')", {"a9"}),
+        ("Name != 'acme'", {f"a{n}" for n in range(1, 11)} - {"a2"}),
+        ("Name < 'b'", {"a1", "a2", "a10", "a3"}),  # ordered without case: 'A_me' < 'b'
+        ("Name LIKE 'a\\_me'", {"a3"}),  # an escaped `_` is itself
+        ("Name LIKE '100\\%%'", {"a10"}),  # and an escaped `%`
+        ("Name LIKE '10\\%%'", set()),
+        ("Name = 'A\\_me'", {"a3"}),  # outside LIKE, the character
         ("Name = null", {"a7"}),
         ("(Name LIKE 'b%' AND Website LIKE 'shop.%')", {"a5"}),
     ],

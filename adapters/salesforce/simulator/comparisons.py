@@ -123,9 +123,18 @@ def in_days(mine: Any, op: str, days: DayRange) -> bool:
     }[op]  # fmt: skip
 
 
-def compare(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
+def folded(value: Any, fold: bool) -> Any:
+    """A text value as a case-insensitive comparison sees it."""
+    return value.casefold() if fold and isinstance(value, str) else value
+
+
+def compare(
+    name: str, op: str, value: Any, *, fold: bool = False
+) -> Callable[[dict[str, Any]], bool]:
+    """`value` already folded when `fold` (a text field: case-insensitive)."""
+
     def test(record: dict[str, Any]) -> bool:
-        mine = comparable(record.get(name))
+        mine = folded(comparable(record.get(name)), fold)
         if isinstance(value, DayRange):
             return in_days(mine, op, value)
         if op == "=":

@@ -27,12 +27,14 @@ from typing import Any
 
 from .comparisons import (
     ID_TYPES,
+    TEXT_TYPES,
     DayRange,
     SoqlError,
     comparable,
     compare,
     compare_ids,
     day_range,
+    folded,
     parse_datetime,
     short,
     typed,
@@ -42,6 +44,13 @@ from .schema import CHILDREN, PARENTS
 __all__ = ["DayRange", "Path", "Query", "SoqlError", "comparable", "parse", "run"]
 
 MAX_LENGTH = 100_000
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+LITERAL_PERCENT, LITERAL_UNDERSCORE = "\ue000", "\ue001"
+"""`\\%` and `\\_` in a string literal: the characters themselves, never LIKE's wildcards (held as
+private-use characters until the literal's use is known)."""
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f",
+            "%": LITERAL_PERCENT, "_": LITERAL_UNDERSCORE}  # fmt: skip
+_PLAIN = str.maketrans({LITERAL_PERCENT: "%", LITERAL_UNDERSCORE: "_"})
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -116,7 +125,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         kind = match.lastgroup
         value = match.group(kind)
         if kind == "string":
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            value = _ESCAPED.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), value[1:-1])
         elif kind == "datetime":
             value = parse_datetime(value)
         elif kind == "date":
@@ -344,10 +353,13 @@ class _Parser:
             return inner
         return self.comparison()
 
-    def literal(self, field: str | None = None) -> Any:
+    def literal(self, field: str | None = None, *, pattern: bool = False) -> Any:
         """A literal value; with `field`, checked against the field's type as Salesforce
-        checks it (and a 15-character id widened to match its 18-character record)."""
+        checks it (and a 15-character id widened to match its 18-character record). Escaped
+        `%` and `_` stay marked in a LIKE `pattern`, plain characters elsewhere."""
         kind, value = self.take()
+        if kind == "string" and not pattern:
+            value = value.translate(_PLAIN)
         if kind == "kw" and value in ("null", "true", "false"):
             kind, value = "boolean", {"null": None, "true": True, "false": False}[value]
             if value is None:
@@ -367,27 +379,30 @@ class _Parser:
             while self.accept("op", ","):
                 values.append(self.literal(name))
             self.take("op", ")")
-            wanted = {comparable(v) for v in values}
+            text = self.types.get(name) in TEXT_TYPES
+            wanted = {folded(comparable(v), text) for v in values}
             if self.types.get(name) in ID_TYPES:
                 return lambda r: (short(r.get(name)) in wanted) != negate
-            return lambda r: (comparable(r.get(name)) in wanted) != negate
+            return lambda r: (folded(comparable(r.get(name)), text) in wanted) != negate
         if negate:
             raise SoqlError("MALFORMED_QUERY", "NOT must be followed by IN here")
         if self.accept("kw", "like"):
-            return Like(name, (like_regex(str(self.literal())),))
+            return Like(name, (like_regex(str(self.literal(pattern=True))),))
         op = self.take("op")[1]
         value = comparable(self.literal(name))
         if self.types.get(name) in ID_TYPES:
             return compare_ids(name, op, value)
+        text = self.types.get(name) in TEXT_TYPES
         if op == "=" and not isinstance(value, DayRange):
-            return OneOf(name, frozenset([value]))
-        return compare(name, op, value)
+            return OneOf(name, frozenset([folded(value, text)]), text)
+        return compare(name, op, folded(value, text), fold=text)
 
 
 def like_regex(pattern: str) -> str:
     """A LIKE pattern as a regular expression: `%` any run of characters (line breaks too),
-    `_` one character, everything else itself."""
-    return "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    `_` one character, everything else (escaped `%` and `_` too) itself."""
+    wild = {"%": ".*", "_": ".", LITERAL_PERCENT: "%", LITERAL_UNDERSCORE: "_"}
+    return "".join(wild.get(ch) or re.escape(ch) for ch in pattern)
 
 
 @dataclass(frozen=True)
@@ -428,14 +443,16 @@ def _either(patterns: list[str]) -> str:
 @dataclass(frozen=True)
 class OneOf:
     """`field = value` (any of `values`: equalities on one field OR'd together); a null
-    value is `field = null`."""
+    value is `field = null`. A text field compares without case (`fold`), as Salesforce
+    compares every field but a unique case-sensitive one."""
 
     name: str
     values: frozenset[Any]
+    fold: bool = False
 
     def __call__(self, record: dict[str, Any]) -> bool:
         try:
-            return comparable(record.get(self.name)) in self.values
+            return folded(comparable(record.get(self.name)), self.fold) in self.values
         except TypeError:  # a value nothing equals (a test's spoiled record)
             return False
 
@@ -445,17 +462,17 @@ def any_of(terms: list[Callable[[dict[str, Any]], bool]]) -> Callable[[dict[str,
     the equalities on one field into one set: a long OR (a page of Leads' company names and
     email domains) costs a few tests per record, not one call per condition."""
     likes: dict[str, list[str]] = {}
-    equal: dict[str, set[Any]] = {}
+    equal: dict[tuple[str, bool], set[Any]] = {}
     others = []
     for term in terms:
         if isinstance(term, Like):
             likes.setdefault(term.name, []).extend(term.patterns)
         elif isinstance(term, OneOf):
-            equal.setdefault(term.name, set()).update(term.values)
+            equal.setdefault((term.name, term.fold), set()).update(term.values)
         else:
             others.append(term)
     merged = [
-        *(OneOf(name, frozenset(values)) for name, values in equal.items()),
+        *(OneOf(name, frozenset(values), fold) for (name, fold), values in equal.items()),
         *(Like(name, tuple(patterns)) for name, patterns in likes.items()),
         *others,
     ]
