@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from crm_qualify.adapters.salesforce import SalesforceAdapter
+from crm_qualify.adapters.salesforce.accounts import AccountMapping, business_domain, statements
+from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.adapters.salesforce.soql import converted_leads, in_chunks
+from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
@@ -41,7 +45,10 @@ from harness import (
     store_bytes,
 )
 
-PAGE, COLLECTION = 2000, 200
+PAGE, COLLECTION, BULK_SET = 2000, 200, 10_000
+INGEST = ("POST jobs/ingest", "PUT jobs/ingest/{id}/batches", "PATCH jobs/ingest/{id}",
+          "GET jobs/ingest/{id}")  # fmt: skip
+"""The requests of one ingest job at the least: create, upload, close, one poll."""
 KEY = "CRMQ_Task_Key__c"
 SWEPT = ("Task", "Event", "CampaignMember", "OpportunityContactRole", "Opportunity")
 CHILDREN = {
@@ -56,16 +63,27 @@ CHILDREN = {
 """What is read with each person (a child row counts toward the page like its parent)."""
 
 FORMULA = """\
-minimum = L + K + sum over Lead, Contact of max(1, ceil((P + C) / 2,000))
-          + S + ceil(U / 200) + ceil(T / 200)
+minimum = L + K + R + A + V + S + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
-  P: people of the object to read (all on a full read; those changed outside since the last
-     run on an incremental one), C: their child rows (Tasks, Events, CampaignMembers, and for
-     contacts OpportunityContactRoles), which count toward a 2,000-row page like the people
+  R, people read over REST: sum over Lead, Contact of max(1, ceil((P + C) / 2,000)); P: people
+     of the object to read (all on a full read; those changed outside since the last run on an
+     incremental one), C: their child rows (Tasks, Events, CampaignMembers, and for contacts
+     OpportunityContactRoles), which count toward a 2,000-row page like the people
+  R, on a full read of an object holding bulk_threshold (2,000) people or more: Bulk API 2.0
+     query jobs, one for the people, one per child relationship (Task and Event by WhoId,
+     CampaignMember by LeadId and by ContactId, OpportunityContactRole) and, when Leads are
+     matched to Accounts, one for Accounts and one for open Opportunities; each 2 requests
+     (create, one poll) + max(1, ceil(rows / 10,000)) results
+  A: Leads read over REST with [accounts] match_leads: the Account look-ups of their business
+     email domains and company names, as few statements as fit a 12,000-character URI
+  V: Contacts read whose stage is empty (new to crm-qualify): the Leads converted into them,
+     which alone hold their history; from 1,000 such contacts every converted Lead,
+     max(1, ceil(rows / 2,000)) pages, else IN lists of their ids
   S: activity sweep of an incremental run: Task, Event, CampaignMember,
      OpportunityContactRole, Opportunity changed since the last run, max(1, ceil(rows / 2,000))
      each
-  U: records updated, T: tasks upserted (sObject Collections of 200)"""
+  W(n), U records updated, T tasks upserted: ceil(n / 200) sObject Collections; from
+     bulk_threshold on, 4 requests (create, upload, close, one poll) per ingest job of 10,000"""
 
 
 def people(sim: Any, since: str | None) -> dict[str, list[str]]:
@@ -106,20 +124,81 @@ def swept(sim: Any, since: str) -> Counter[str]:
     return rows
 
 
-def minimum_reads(sim: Any, since: str | None, first_run: bool) -> Counter[str]:
+def account_lookups(sim: Any, leads: list[str], mapping: dict[str, Any]) -> int:
+    """Account queries of these Leads' business email domains and company names (A)."""
+    accounts = AccountMapping.from_document(mapping)
+    if not accounts.match_leads or not leads:
+        return 0
+    profile = ObjectMapping.from_document(mapping, "Lead").profile
+    rows = [sim.org.records["Lead"][i] for i in leads]
+    email, company = profile.get("email", ""), profile.get("company", "")
+    domains = {d for row in rows if (d := business_domain(row.get(email)))}
+    names = {row[company] for row in rows if isinstance(row.get(company), str) and row[company]}
+    return len(statements(accounts, sorted(domains), sorted(names))) if domains or names else 0
+
+
+def conversion_lookups(sim: Any, contacts: list[str], mapping: dict[str, Any]) -> int:
+    """Queries for the Leads converted into the contacts new to crm-qualify (V)."""
+    stage = ObjectMapping.from_document(mapping, "Contact").fields.get("stage")
+    records = sim.org.records["Contact"]
+    new = [i for i in contacts if not stage or records[i].get(stage) in (None, "")]
+    if not new:
+        return 0
+    if len(new) >= CONVERTED_SCAN:
+        rows = sum(1 for lead in sim.org.live("Lead") if lead.get("ConvertedContactId"))
+        return max(1, math.ceil(rows / PAGE))
+    lead, people_mapping = (
+        ObjectMapping.from_document(mapping, "Lead"),
+        PeopleMapping.from_document(mapping),
+    )
+    fields = [f for f in (lead.fields.get("stage"), people_mapping.lead_source,
+                          *people_mapping.qualification.values()) if f]  # fmt: skip
+    return sum(1 for _ in in_chunks(converted_leads(fields), new))
+
+
+def bulk_jobs(sim: Any, objects: list[str], wanted: dict[str, list[str]], match: bool) -> Counter:
+    """The query jobs of a full read through Bulk of `objects` (R, Bulk)."""
+    rows = [len(wanted.get(sobject, [])) for sobject in objects]
+    kinds = {kind for sobject in objects for kind in CHILDREN[sobject]}
+    rows += [sum(1 for r in sim.org.live(child) if r.get(link)) for child, link in sorted(kinds)]
+    if "Lead" in objects and match:
+        rows.append(sum(1 for _ in sim.org.live("Account")))
+        rows.append(sum(1 for o in sim.org.live("Opportunity")
+                        if not o.get("IsClosed") and o.get("AccountId")))  # fmt: skip
+    floor: Counter[str] = Counter()
+    floor["POST jobs/query"] = floor["GET jobs/query/{id}"] = len(rows)
+    floor["GET jobs/query/{id}/results"] = sum(max(1, math.ceil(n / BULK_SET)) for n in rows)
+    return floor
+
+
+def minimum_reads(
+    sim: Any, since: str | None, first_run: bool, threshold: int, mapping: dict[str, Any]
+) -> Counter[str]:
     """The reads of one run's documented minimum (FORMULA), by the adapter's name for each
     request, as the org stands before the run; `since`: when the previous run started (None:
-    a full read)."""
+    a full read); `threshold`: the adapter's `bulk_threshold`."""
     floor: Counter[str] = Counter()
     if first_run:
         floor["POST oauth2/token"] = 1
         keyed = sum(1 for task in sim.org.live("Task") if task.get(KEY))
         floor["GET query Task"] += max(1, math.ceil(keyed / PAGE))
     wanted = people(sim, since)
+    bulk = [
+        sobject
+        for sobject in CHILDREN
+        if since is None and threshold and len(wanted.get(sobject, [])) >= threshold
+    ]
+    floor += bulk_jobs(sim, bulk, wanted, AccountMapping.from_document(mapping).match_leads)
     for sobject in CHILDREN:
+        if sobject in bulk:
+            continue
         ids = wanted.get(sobject, [])
         rows = len(ids) + child_rows(sim, sobject, ids)
         floor[f"GET query {sobject}"] = max(1, math.ceil(rows / PAGE))
+        if sobject == "Lead":
+            floor["GET query Account"] = account_lookups(sim, ids, mapping)
+    if "Contact" in wanted:
+        floor["GET query Lead"] += conversion_lookups(sim, wanted["Contact"], mapping)
     if since is not None:
         rows = swept(sim, since)
         for sobject in SWEPT:
@@ -127,19 +206,29 @@ def minimum_reads(sim: Any, since: str | None, first_run: bool) -> Counter[str]:
     return floor
 
 
-def minimum_writes(counts: Counter) -> Counter[str]:
-    """The writes of one run's documented minimum: collections of 200 record updates and of
-    200 task upserts."""
+def minimum_writes(counts: Counter, threshold: int) -> Counter[str]:
+    """The writes of one run's documented minimum (W): collections of 200 record updates and
+    of 200 task upserts, or from `threshold` on ingest jobs of 10,000."""
     floor: Counter[str] = Counter()
-    floor["PATCH composite/sobjects"] = math.ceil(counts["records_written"] / COLLECTION)
-    floor["PATCH composite/sobjects/Task"] = math.ceil(counts["tasks_created"] / COLLECTION)
+    for written, collection in (
+        (counts["records_written"], "PATCH composite/sobjects"),
+        (counts["tasks_created"], "PATCH composite/sobjects/Task"),
+    ):
+        if threshold and written >= threshold:
+            for request in INGEST:
+                floor[request] += math.ceil(written / BULK_SET)
+        else:
+            floor[collection] = math.ceil(written / COLLECTION)
     return floor
 
 
-def minimum(sim: Any, since: str | None, first_run: bool) -> dict[str, int]:
+def minimum(
+    sim: Any, since: str | None, first_run: bool, threshold: int, core_only: bool
+) -> dict[str, int]:
     """`minimum_reads` in the org's process, under its lock."""
+    mapping = mapping_for("salesforce", core_only)
     with sim.org.lock:
-        return dict(minimum_reads(sim, since, first_run))
+        return dict(minimum_reads(sim, since, first_run, threshold, mapping))
 
 
 def run_size(records: int, latency: float, args: Any) -> list[Row]:
@@ -157,7 +246,10 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
             for number, (name, days, share) in enumerate(scenarios(args.scenarios)):
                 if share:
                     sim.call("engage", round(records * share))
-                reads = Counter(sim.call("salesforce_sync:minimum", since, number == 0))
+                reads = Counter(
+                    sim.call("salesforce_sync:minimum", since, number == 0,
+                             settings.bulk_threshold, args.core_only)
+                )  # fmt: skip
                 before_usage = Counter(adapter.usage().requests)
                 before = sim.call("stats", True)
                 run_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
@@ -169,7 +261,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 after = sim.call("stats", True)
                 since = run_started
                 counts = summary.counts
-                floor = +(reads + minimum_writes(counts))
+                floor = +(reads + minimum_writes(counts, settings.bulk_threshold))
                 used = Counter(adapter.usage().requests)
                 used.subtract(before_usage)
                 measured: Counter[str] = Counter()

@@ -6,10 +6,14 @@ through `nextRecordsUrl`, and resumed from a keyset cursor. Our own writes move
 SystemModstamp, so an incremental read (a stored position for the object, and `known` given:
 the engine's mirror holds what we wrote) leaves out records whose last change is ours
 (`LastModifiedById != <integration user>`); a full read (no position, or no `known`) reads
-everyone. Missed until the next full read: a person's edit between our read of a record and
-our write to it that touches no activity object (the sweep reads those people anyway), and
-changes made as the integration user by anything else (a flow our write fires, another tool
-sharing the user).
+everyone. The lookback before a stored position (`lookback_seconds`, for rows that commit
+late) costs no reads: a person whose stamp the mirror holds is left out of the page that
+brings it back, and the activity sweep leaves out the rows the last run handed on with their
+person (`reader.Holding`), so an idle rerun reads nothing but its empty query pages. Missed
+until the next full read: a person's edit between our read of a record and our write to it
+that touches no activity object (the sweep reads those people anyway), and changes made as
+the integration user by anything else (a flow our write fires, another tool sharing the
+user).
 
 Their engagement (Tasks, Events, campaign responses with their campaign) and deals
 (OpportunityContactRole with its Opportunity) come in the same rows, through relationship
@@ -46,6 +50,7 @@ from crm_qualify.adapters.salesforce.history import field_sources
 from crm_qualify.adapters.salesforce.reader import (
     BATCH,
     Cursor,
+    Holding,
     Pending,
     child_sets,
     merged_into,
@@ -131,6 +136,8 @@ class SalesforceAdapter:
         """Where an incremental read started (positions by object) and its end."""
         self._staged_accounts: Candidates | None = None
         """While a full read of Leads goes through Bulk: the Accounts they are matched to."""
+        self._holding: Holding | None = None
+        """While `read_changed` lasts: the activity rows handed on with their people."""
         self.kinds = {
             sobject: engagement(sobject, self.people.task_key, settings.api_version)
             for sobject in self.objects
@@ -193,6 +200,8 @@ class SalesforceAdapter:
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         ours = self.client.integration_user() if state.positions and known else None
+        held, state.held = state.held, {}  # a cursor saved before the end holds none
+        holding = self._holding = Holding(until - lookback)
         pending = Pending(state)
         staging = Staging()
         self._staged_accounts = None
@@ -201,9 +210,12 @@ class SalesforceAdapter:
         try:
             for sobject, mapping in self.objects.items():
                 where = self._changed_where(mapping, state, until, ours)
+                resumed = known if sobject in state.positions else None
                 for records, ordered in self._people(mapping, where, known is None, staging):
+                    mirrored = _known_ids(sobject, records, resumed)
                     for record in records:
-                        first = _first_read(seen[sobject], record)
+                        same = is_id(record.get("Id")) and record["Id"] in mirrored
+                        first = not same and _first_read(seen[sobject], record)
                         position = _position([record]) if ordered else None
                         pending.add(sobject, record if first else None, position)
                     yield from self._batches(pending, BATCH)
@@ -215,6 +227,7 @@ class SalesforceAdapter:
                     until,
                     self.people.task_key,
                     deals="Contact" in self.objects,
+                    held=held,
                 )
                 for sobject, mapping in self.objects.items():
                     ids = sorted(touched.get(sobject, set()) - seen[sobject])
@@ -226,8 +239,10 @@ class SalesforceAdapter:
             yield from self._batches(pending, None)
         finally:
             self._staged_accounts = None
+            self._holding = None
             staging.close()
         state.activity = when(until)
+        state.held = holding.cursor_rows(held)
         yield ContactBatch(cursor=state.dump())
 
     def _batches(self, pending: Pending, size: int | None) -> Iterator[ContactBatch]:
@@ -416,6 +431,8 @@ class SalesforceAdapter:
         for kind in kinds:
             if again[kind.relationship]:
                 rows[kind.relationship].update(self._by_ids(kind, again[kind.relationship]))
+        if self._holding is not None:
+            self._holding.add(rows)
         found = related(rows)
         found.merged = self._merges_of(sobject)
         if sobject == "Contact" and "Lead" in self.objects:
@@ -625,6 +642,25 @@ def _first_read(seen: set[str], record: dict[str, Any]) -> bool:
         return False
     seen.add(record_id)
     return True
+
+
+def _known_ids(
+    sobject: str, records: list[dict[str, Any]], known: KnownVersions | None
+) -> set[str]:
+    """Ids of these people whose version the core already holds (`known`: the version it
+    read, or its own write), met again in the lookback: their record has not changed since
+    (activity on them is for the sweep to find)."""
+    if known is None:
+        return set()
+    hits = []
+    for record in records:
+        try:
+            stamp = parse_time(record.get("SystemModstamp"), "SystemModstamp")
+        except TranslationError:
+            continue
+        if stamp is not None and is_id(record.get("Id")):
+            hits.append(((sobject, record["Id"]), stamp))
+    return {record_id for _, record_id in known(hits)} if hits else set()
 
 
 def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:

@@ -8,6 +8,14 @@ a run sweeps the activity objects changed in the same window and reads the peopl
 to that it has not read yet. The sweep's position is saved only once it is done, so a run
 interrupted during the sweep sweeps again.
 
+Both the people query and the sweep start `lookback_seconds` before where the last run ended,
+because a row may commit with a stamp older than the moment it became visible. So that this
+overlap costs no reads, what the last run already holds is left out: people whose stamp is the
+version the core mirrors (`known`, in the adapter) and activity rows (by Id and stamp) that the
+last complete run handed on inside their person's own row (`Cursor.held`, kept for the rows
+stamped in its last `lookback_seconds`). An Opportunity names no single person, so its rows are
+never held: one changed in that window has its contacts read again by the next run.
+
 A person's engagement comes in its own row, one child set per relationship subquery: null
 when there is none, `done: true` with every row, or `done: false` when Salesforce cut the set
 short (child rows count toward the page, a set carries a few hundred at most); a cut set, or
@@ -25,6 +33,8 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.soql import Engagement, in_chunks, when
 from crm_qualify.adapters.salesforce.translate import Related
+from crm_qualify.adapters.salesforce.values import parse_time
+from crm_qualify.connector.contract import TranslationError
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +52,24 @@ _MISSING = object()
 
 @dataclass
 class Cursor:
-    """Per object the last (SystemModstamp, Id) read, and the stamp up to which the activity
-    objects were swept (None before the first complete run)."""
+    """Per object the last (SystemModstamp, Id) read, the stamp up to which the activity
+    objects were swept (None before the first complete run), and the activity rows the run
+    that swept them handed on with their person, stamped inside the next sweep's lookback
+    (`held`: Id -> SystemModstamp)."""
 
     positions: dict[str, tuple[str, str]] = field(default_factory=dict)
     activity: str | None = None
+    held: dict[str, datetime] = field(default_factory=dict)
 
     def dump(self) -> str:
         data: dict[str, Any] = {"positions": {k: list(v) for k, v in self.positions.items()}}
         if self.activity:
             data["activity"] = self.activity
+        if self.held:
+            by_stamp: dict[str, list[str]] = {}
+            for row_id, stamp in sorted(self.held.items()):
+                by_stamp.setdefault(stamp.isoformat(), []).append(row_id)
+            data["held"] = by_stamp
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -63,9 +81,16 @@ class Cursor:
             positions = data.get("positions", data)
             return cls(
                 positions={
-                    k: (str(v[0]), str(v[1])) for k, v in positions.items() if k != "activity"
+                    k: (str(v[0]), str(v[1]))
+                    for k, v in positions.items()
+                    if k not in ("activity", "held")
                 },
                 activity=data.get("activity"),
+                held={
+                    str(row_id): datetime.fromisoformat(stamp)
+                    for stamp, ids in data.get("held", {}).items()
+                    for row_id in ids
+                },
             )
         except (ValueError, TypeError, IndexError, AttributeError, KeyError):
             log.warning("the saved cursor is unreadable: reading every record again")
@@ -80,37 +105,52 @@ class Cursor:
 
 
 def people_touched(
-    pages: Pages, since: datetime, until: datetime, task_key: str, deals: bool
+    pages: Pages,
+    since: datetime,
+    until: datetime,
+    task_key: str,
+    deals: bool,
+    held: dict[str, datetime] | None = None,
 ) -> dict[str, set[str]]:
     """Lead and Contact ids whose Tasks, Events, campaign responses or (with `deals`)
     opportunities changed in (since, until]. Our own open tasks are left out: creating them
-    is not engagement, but a salesperson closing one is."""
+    is not engagement, but a salesperson closing one is. So are the rows `held` names with
+    their current stamp: the last run handed them on with their person."""
     window = f"SystemModstamp > {when(since)} AND SystemModstamp <= {when(until)}"
     people: list[str] = []
+    kept = held or {}
 
     def column(what: str, soql: str, *names: str) -> None:
         for page in pages(what, soql):
             people.extend(
-                row[name] for row in page for name in names if isinstance(row.get(name), str)
+                row[name]
+                for row in page
+                if not _held(row, kept)
+                for name in names
+                if isinstance(row.get(name), str)
             )
 
     column(
         "GET query Task",
-        f"SELECT WhoId FROM Task WHERE {window} AND WhoId != null"
+        f"SELECT Id, SystemModstamp, WhoId FROM Task WHERE {window} AND WhoId != null"
         f" AND ({task_key} = null OR IsClosed = true)",
         "WhoId",
     )
-    column("GET query Event", f"SELECT WhoId FROM Event WHERE {window} AND WhoId != null", "WhoId")
+    column(
+        "GET query Event",
+        f"SELECT Id, SystemModstamp, WhoId FROM Event WHERE {window} AND WhoId != null",
+        "WhoId",
+    )
     column(
         "GET query CampaignMember",
-        f"SELECT LeadId, ContactId FROM CampaignMember WHERE {window}",
+        f"SELECT Id, SystemModstamp, LeadId, ContactId FROM CampaignMember WHERE {window}",
         "LeadId",
         "ContactId",
     )
     if deals:
         column(
             "GET query OpportunityContactRole",
-            f"SELECT ContactId FROM OpportunityContactRole WHERE {window}",
+            f"SELECT Id, SystemModstamp, ContactId FROM OpportunityContactRole WHERE {window}",
             "ContactId",
         )
         opportunities = [
@@ -129,6 +169,55 @@ def people_touched(
         if sobject:
             touched.setdefault(sobject, set()).add(person)
     return touched
+
+
+HELD = ("Tasks", "Events", "CampaignMembers", "OpportunityContactRoles")
+"""The child sets whose rows each name one person (their `WhoId`, `LeadId` or `ContactId`):
+handed on in that person's row, the person holds them."""
+
+
+def _stamp(value: Any) -> datetime | None:
+    try:
+        return parse_time(value, "SystemModstamp")
+    except TranslationError:
+        return None
+
+
+def _held(row: dict[str, Any], held: dict[str, datetime]) -> bool:
+    """Whether a swept row is one the last run handed on, at this very stamp."""
+    row_id = row.get("Id")
+    return (
+        isinstance(row_id, str)
+        and row_id in held
+        and held[row_id] == _stamp(row.get("SystemModstamp"))
+    )
+
+
+@dataclass
+class Holding:
+    """The activity rows a read hands on inside their person's row (`HELD`), stamped after
+    `since`: the next sweep's lookback meets them again, and need not read their people."""
+
+    since: datetime
+    rows: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, found: dict[str, Rows]) -> None:
+        floor = when(self.since)[:19]  # the text first: most rows are far older
+        for relationship in HELD:
+            for person_rows in found.get(relationship, {}).values():
+                for row in person_rows:
+                    text, row_id = row.get("SystemModstamp"), row.get("Id")
+                    if not (isinstance(text, str) and isinstance(row_id, str)):
+                        continue
+                    if text[:19] >= floor and (stamp := _stamp(text)) and stamp > self.since:
+                        self.rows[row_id] = stamp
+
+    def cursor_rows(self, before: dict[str, datetime]) -> dict[str, datetime]:
+        """What the next run's cursor holds: these rows and those the last run held, still
+        inside the next sweep's lookback (a held row stays held until its stamp moves)."""
+        rows = {k: v for k, v in before.items() if v > self.since}
+        rows.update(self.rows)
+        return rows
 
 
 def merged_into(

@@ -80,10 +80,13 @@ def engagement(sobject: str, key_field: str, api_version: str) -> list[Engagemen
     """What is read with each Lead or Contact: Tasks (ours with their status and the times
     the follow-up SLA is measured with), Events, campaign responses with their campaign's
     name and type, and for contacts their opportunities through OpportunityContactRole. Four
-    subqueries of the twenty a statement may hold, one level deep (any API version)."""
+    subqueries of the twenty a statement may hold, one level deep (any API version). Each row
+    comes with its Id and SystemModstamp, which let the next run's sweep know it is held
+    (`reader.Holding`)."""
     completed = ("CompletedDateTime",) if float(api_version) >= COMPLETED_SINCE else ()
-    task = ("Id", "Subject", "TaskSubtype", "ActivityDate", "Status", "IsClosed", "CreatedDate")
-    meeting = ("Id", "Subject", "ActivityDateTime", "CreatedDate")
+    task = ("Id", "SystemModstamp", "Subject", "TaskSubtype", "ActivityDate", "Status",
+            "IsClosed", "CreatedDate")  # fmt: skip
+    meeting = ("Id", "SystemModstamp", "Subject", "ActivityDateTime", "CreatedDate")
     kinds = [
         Engagement("Tasks", "Task", "WhoId", (*task, *completed, key_field)),
         Engagement("Events", "Event", "WhoId", meeting),
@@ -91,9 +94,17 @@ def engagement(sobject: str, key_field: str, api_version: str) -> list[Engagemen
             "CampaignMembers",
             "CampaignMember",
             "LeadId" if sobject == "Lead" else "ContactId",
-            ("Id", "CampaignId", "Status", "FirstRespondedDate", "CreatedDate", "Campaign.Name",
-             "Campaign.Type"),
-        ),  # fmt: skip
+            (
+                "Id",
+                "SystemModstamp",
+                "CampaignId",
+                "Status",
+                "FirstRespondedDate",
+                "CreatedDate",
+                "Campaign.Name",
+                "Campaign.Type",
+            ),
+        ),
     ]
     if sobject == "Contact":
         deal = ("Id", "IsClosed", "IsWon", "Amount", "CloseDate", "Type", "CreatedDate")
@@ -102,7 +113,12 @@ def engagement(sobject: str, key_field: str, api_version: str) -> list[Engagemen
                 "OpportunityContactRoles",
                 "OpportunityContactRole",
                 "ContactId",
-                ("OpportunityId", *(f"Opportunity.{name}" for name in deal)),
+                (
+                    "Id",
+                    "SystemModstamp",
+                    "OpportunityId",
+                    *(f"Opportunity.{name}" for name in deal),
+                ),
             )
         )
     return kinds

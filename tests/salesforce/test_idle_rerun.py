@@ -1,0 +1,112 @@
+"""An idle rerun reads nobody: with the default lookback (300 s) the people query and the
+activity sweep start before where the last run ended, and what they meet again there, records
+and activity rows the last run already held, costs no read. What changed in that overlap after
+the last run looked (a change to a row it held, a row that became visible late) is still read.
+One org and one state store for the module: each test starts where the one before left off."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
+
+from tests.salesforce.conftest import make_adapter
+
+CHANGE_PAGES = Counter(
+    {
+        "GET query Lead": 1,
+        "GET query Contact": 1,
+        "GET query Task": 1,
+        "GET query Event": 1,
+        "GET query CampaignMember": 1,
+        "GET query OpportunityContactRole": 1,
+        "GET query Opportunity": 1,
+    }
+)
+"""An incremental run that finds nothing new: one page per people query and per sweep."""
+
+
+@pytest.fixture(scope="module")
+def org() -> Iterator[SalesforceSimulator]:
+    with SalesforceSimulator(records=200, seed=7) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def engine(org, tmp_path_factory) -> Iterator[SyncEngine]:
+    """A full sync of the org, just after a person logged a meeting and a campaign response
+    (both inside the next run's lookback)."""
+    now = datetime.now(UTC)
+    org.org.insert(
+        "Event", {"WhoId": _open_lead(org), "Subject": "Demo"}, now - timedelta(minutes=1)
+    )
+    contact = next(iter(org.org.records["Contact"]))
+    campaign = next(iter(org.org.records["Campaign"]))
+    member = {"CampaignId": campaign, "ContactId": contact, "Status": "Responded"}
+    org.org.insert("CampaignMember", member, now - timedelta(minutes=2))
+    store = StateStore(tmp_path_factory.mktemp("idle") / "state.sqlite")
+    sync = SyncEngine(make_adapter(org), Settings(crm=CrmSettings(adapter="salesforce")), store)
+    full = sync.run(RunOptions())
+    assert full.status == "ok", full.errors
+    assert full.counts["read"] == full.counts["records_written"] > 0
+    yield sync
+    store.close()
+
+
+def _open_lead(org) -> str:
+    return next(r["Id"] for r in org.org.live("Lead") if not r["IsConverted"])
+
+
+def _run(engine) -> tuple[int, Counter[str], int]:
+    """Records read, requests made, and fields and tasks written by one run."""
+    before = Counter(engine.adapter.usage().requests)
+    summary = engine.run(RunOptions())
+    assert summary.status == "ok", summary.errors
+    used = Counter(engine.adapter.usage().requests)
+    used.subtract(before)
+    written = summary.counts["fields_written"] + summary.counts["tasks_created"]
+    return summary.counts["read"], +used, written
+
+
+def test_an_idle_rerun_after_a_full_sync_reads_only_the_change_pages(engine):
+    for _ in range(2):
+        assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+def test_a_person_edit_is_read_once_and_not_again_in_the_lookback(org, engine):
+    """The edit stamps the lead with a version the next run reads and (nothing to change)
+    does not overwrite: the run after it meets that version again and reads nothing."""
+    lead = _open_lead(org)
+    org.touch(lead, {})
+    read, _, _ = _run(engine)
+    assert read == 1
+    assert org.org.records["Lead"][lead]["LastModifiedById"] == org.org.ui_user
+    assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+def test_a_held_activity_row_that_changes_is_read_again(org, engine):
+    lead = _open_lead(org)
+    (event,) = [e for e in org.org.live("Event") if e["WhoId"] == lead and e["Subject"] == "Demo"]
+    org.org.update("Event", event["Id"], {"Subject": "Demo, moved"}, datetime.now(UTC))
+    read, used, _ = _run(engine)
+    assert read == 1 and used["GET query Lead"] == 2
+    assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+def test_a_row_visible_only_after_the_last_run_looked_is_read(org, engine):
+    """Committed late: stamped before the last run ended, inside the lookback, so only the
+    overlap finds it."""
+    contact = list(org.org.records["Contact"])[3]
+    ended = datetime.now(UTC)
+    assert _run(engine)[0] == 0
+    org.org.insert("Task", {"WhoId": contact, "Subject": "Call", "Status": "Completed",
+                            "IsClosed": True}, ended - timedelta(seconds=30))  # fmt: skip
+    read, used, _ = _run(engine)
+    assert read == 1 and used["GET query Contact"] == 2
+    assert _run(engine) == (0, CHANGE_PAGES, 0)
