@@ -5,8 +5,8 @@
 Builds (once, untimed, in its own process) a state store whose mirror holds N contacts, each
 with the CRM values of yesterday's decision, as after a real sync. Then, in a fresh process,
 runs the engine against a CRM in which nothing changed, in three scenarios: 15 minutes later
-(the next scheduled run: only contacts whose decision can have moved are decided), a day
-later (every contact with an event a day older), and a rules change (all N). It reads
+(the next scheduled run) and a day later (only contacts whose decision can have moved are
+decided, `decision/review.py`), and a rules change (all N). It reads
 nothing and writes only what moved. Prints wall time, CPU time
 and the peak RSS of that process alone. Targets (issue 9): 1,000,000 contacts under 20 s and
 under 300 MB. Each measure runs on a copy of the built state, so runs compare.
@@ -45,10 +45,12 @@ from crm_qualify.connector.model import (  # noqa: E402
 from crm_qualify.connector.settings import Settings  # noqa: E402
 from crm_qualify.connector.sync.engine import (  # noqa: E402
     DECIDED_WITH_KEY,
+    PEOPLE_INDEXED_KEY,
     RunOptions,
     SyncEngine,
     decision_fingerprint,
 )
+from crm_qualify.connector.sync.people import People  # noqa: E402
 from crm_qualify.connector.sync.state import StateStore  # noqa: E402
 from score_throughput import NOW, generate  # noqa: E402
 
@@ -99,9 +101,11 @@ def settings(state: Path) -> Settings:
 
 
 def build(state: Path, count: int) -> None:
-    """A mirror as a sync leaves it at NOW: each contact with that decision as CRM values."""
+    """A mirror as a sync leaves it at NOW: each contact with that decision as CRM values,
+    and in the identity index (a sync indexes each record it reads)."""
     store = StateStore(state)
     rules = settings(state).rules
+    people = People(store, settings(state).identity)
     read_at = NOW
     reviews: list[tuple[tuple[str, str], datetime | None, datetime]] = []
     for start in range(0, count, CHUNK):
@@ -121,6 +125,7 @@ def build(state: Path, count: int) -> None:
                 )
             contacts.append(contact)
         store.mirror.upsert(INSTANCE, contacts, read_at)
+        people.index(INSTANCE, contacts)
         store.mirror.record_batch(INSTANCE, [], [], reviews, read_at)
         reviews.clear()
         store.record_existing_tasks(INSTANCE, tasks)
@@ -128,6 +133,7 @@ def build(state: Path, count: int) -> None:
     store.set_cursor(INSTANCE, "contacts", "idle")
     store.set_meta(INSTANCE, "task_ledger_rebuilt_at", datetime.now(UTC).isoformat())
     store.set_meta(INSTANCE, DECIDED_WITH_KEY, decision_fingerprint(settings(state)))
+    store.set_meta(INSTANCE, PEOPLE_INDEXED_KEY, datetime.now(UTC).isoformat())
     store.close()
 
 
@@ -157,15 +163,22 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=None, help="one scenario only")
     parser.add_argument("--state", type=Path, default=None)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rules-change", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     state = args.state or Path(f"/tmp/crmq-rescore-{args.contacts}.sqlite")
     if args.measure:
         measure(state, args.days, args.rules_change)
         return
-    if not state.exists():
-        started = time.perf_counter()
+    if args.build:
         build(state, args.contacts)
+        return
+    if not state.exists():
+        # In a process of its own: Linux keeps a process's peak RSS across the exec of a
+        # measure run, so building here would count in every figure after it.
+        started = time.perf_counter()
+        command = [sys.executable, __file__, "--build", "--state", str(state)]
+        subprocess.run([*command, "--contacts", str(args.contacts)], check=True)
         size = state.stat().st_size / 1e6
         print(f"built {state} ({size:,.0f} MB) in {time.perf_counter() - started:.0f} s")
     else:

@@ -177,9 +177,14 @@ def test_only_contacts_whose_decision_can_have_moved_are_decided_again(store):
 
     soon = engine.run(RunOptions(now=NOW + timedelta(minutes=30)))
     next_day = engine.run(RunOptions(now=NOW + timedelta(days=1, hours=1)))
+    page_views_decay = engine.run(RunOptions(now=NOW + timedelta(days=10)))
 
-    assert soon.counts["redecided"] == 0, "no event turned a day older, nothing fell due"
-    assert next_day.counts["redecided"] == 3, "every contact has an event a day older"
+    assert soon.counts["redecided"] == 0, "nothing can have moved within half an hour"
+    assert next_day.counts["redecided"] == 1, (
+        "the hot lead's call can be overdue; the cold contacts' page views (5 days old) count"
+        " in full for 9 more days"
+    )
+    assert page_views_decay.counts["redecided"] == 3, "the page views left the fresh window"
 
 
 def test_our_last_writes_are_kept_on_the_mirror_and_agree_with_the_audit_trail(store):
@@ -217,8 +222,8 @@ def test_review_moments_in_another_offset_are_compared_as_the_same_instant(store
     adapter, engine = synced(store)
     new_york = timezone(timedelta(hours=-5))
     soon = engine.run(RunOptions(now=(NOW + timedelta(minutes=30)).astimezone(new_york)))
-    # One minute past the events' day boundary (12:00 UTC), written as 07:01-05:00.
-    later = engine.run(RunOptions(now=(NOW + timedelta(days=1, minutes=1)).astimezone(new_york)))
+    # One minute past the page views leaving the fresh window (12:00 UTC), as 07:01-05:00.
+    later = engine.run(RunOptions(now=(NOW + timedelta(days=10, minutes=1)).astimezone(new_york)))
 
     assert soon.counts["redecided"] == 0
     assert later.counts["redecided"] == 3
