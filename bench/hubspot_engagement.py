@@ -11,9 +11,13 @@ writes), on a fake clock: the figures are requests, not seconds. Scenarios:
 - walk: a first run (no cursor) reads every contact with everything linked to it;
 - incremental: `--changed` contacts get a logged call or meeting, a closed deal or a form
   submission, without their own record changing for most of them; read by the daemon that
-  made the walk (its form and event indexes are warm);
-- incremental, new process: the same changes read by a fresh adapter (a one-shot `sync`),
-  which reads every form's submissions and every event's participations again.
+  made the walk;
+- incremental, new process: the same changes read by a fresh adapter (a one-shot `sync`) on
+  a copy of the state file as the walk left it: the form and event index is read from it, so
+  the API is asked for what is new only, as in the daemon;
+- incremental, new process without the index: a fresh adapter without the state store (as a
+  one-shot was before the index moved there), which reads every form's submissions and every
+  event's participations again; shown against the same minimum.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import sqlite3
+import tempfile
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from crm_qualify.adapters.hubspot import HubSpotAdapter
@@ -32,6 +40,8 @@ from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.adapters.hubspot.simulator.values import now_ms
 from crm_qualify.connector.mapping import load_mapping
+from crm_qualify.connector.sync.adapter_state import AdapterState
+from crm_qualify.connector.sync.state import StateStore
 
 ACTIVITIES = ("calls", "meetings", "emails", "notes", "communications")
 LINKED = ("deals", "tasks", *ACTIVITIES, "companies")
@@ -58,9 +68,10 @@ S_b of them found by a sweep, X_t,b their distinct records of type t):
   + sum over u of max(1, ceil(R_u/200)) searches + ceil(W_u/1,000) v4 reads (-> contacts)
   + sum over b of [ |linked types| v4 link reads + ceil(S_b/100) contact batch reads
                     + sum over t of ceil(X_t,b/100) batch reads ]
-  + ceil(F/100) form pages + sum over forms max(1, ceil(new_f/50)) pages (warm index; a new
-    process reads every form as on a walk) + ceil(E/100) event pages + the breakdown pages
-    of the events whose participations changed (every event in a new process)"""
+  + ceil(F/100) form pages + sum over forms max(1, ceil(new_f/50)) pages down to the newest
+    held + ceil(E/100) event pages + the breakdown pages of the events whose participations
+    changed (the index is in the state store: a new process reads what the daemon reads)
+  + in a new process only: 1 company properties read + 1 pipelines read"""
 
 
 class FakeClock:
@@ -76,11 +87,23 @@ class FakeClock:
         self.now += max(seconds, 0.0)
 
 
-def adapter_for(sim: HubSpotSimulator) -> HubSpotAdapter:
+def adapter_for(sim: HubSpotSimulator, store: StateStore | None) -> HubSpotAdapter:
+    """A process's adapter, handed the state store's rows as the engine hands them (`None`:
+    the adapter's private in-memory index)."""
     settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url, lookback_seconds=0)
     clock = FakeClock()
     client = HubSpotClient(settings, clock=clock, sleep=clock.sleep)
-    return HubSpotAdapter(settings, load_mapping("hubspot"), client)
+    adapter = HubSpotAdapter(settings, load_mapping("hubspot"), client)
+    if store is not None:
+        adapter.use_state(AdapterState(store, "default", adapter.name))
+    return adapter
+
+
+def copy_of(store: StateStore, path: Path) -> StateStore:
+    """The state file as it stands, for a second process to start from."""
+    with closing(sqlite3.connect(store.path)) as source, closing(sqlite3.connect(path)) as target:
+        source.backup(target)
+    return StateStore(path)
 
 
 def linked(sim: HubSpotSimulator, contacts: list[str], kind: str) -> set[str]:
@@ -132,6 +155,7 @@ def incremental_minimum(
     changed: dict[str, list[str]],
     new_per_form: dict[str, int] | None,
     events: set[str] | None,
+    new_process: bool,
 ) -> Counter[str]:
     floor: Counter[str] = Counter(
         {f"POST {V3}/contacts/search": max(1, math.ceil(len(searched) / 200))}
@@ -148,7 +172,7 @@ def incremental_minimum(
             floor[f"POST {V4}/contacts/{kind}/batch/read"] += 1
             floor[f"POST {V3}/{kind}/batch/read"] += math.ceil(len(linked(sim, batch, kind)) / 100)
     floor += stream_pages(sim, new_per_form, events)
-    if events is None:  # a new process
+    if new_process:
         floor["GET /crm/v3/properties/companies"] = 1
         floor["GET /crm/v3/pipelines/deals"] = 1
     return +floor
@@ -217,14 +241,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     print(FORMULA)
-    with HubSpotSimulator(
-        contacts=args.contacts,
-        seed=args.seed,
-        engagement=args.density,
-        custom_properties=True,
-        rate_limit=1_000_000,
-        search_rate=1_000_000,
-    ) as sim:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        HubSpotSimulator(
+            contacts=args.contacts,
+            seed=args.seed,
+            engagement=args.density,
+            custom_properties=True,
+            rate_limit=1_000_000,
+            search_rate=1_000_000,
+        ) as sim,
+    ):
         objects = sum(len(sim.store.objects[k]) for k in ACTIVITIES)
         objects += sum(len(f.submissions) for f in sim.store.marketing.forms.values())
         objects += sum(len(e.participations) for e in sim.store.marketing.events.values())
@@ -232,19 +259,22 @@ def main() -> None:
             f"\nportal: {args.contacts} contacts,"
             f" {objects / args.contacts:.1f} engagement objects per contact"
         )
-        daemon = adapter_for(sim)
+        store = StateStore(Path(folder) / "state.sqlite")
+        daemon = adapter_for(sim, store)
         sim.stats.reset()
         walk_started = datetime.now(UTC) - timedelta(seconds=1)
         list(daemon.read_changed(None, until=walk_started))
         show("walk", Counter(sim.stats.by_endpoint), walk_minimum(sim), args.contacts)
+        one_shot = adapter_for(sim, copy_of(store, Path(folder) / "one-shot.sqlite"))
 
         since = epoch_ms(walk_started)
         changed, new_per_form, events = change(sim, args.changed, args.seed)
         until = datetime.now(UTC) + timedelta(milliseconds=5)
         cursor = Cursor(since=since, activity=since).dump()
-        for title, adapter, forms, changed_events in (
-            ("incremental (daemon)", daemon, new_per_form, events),
-            ("incremental (new process)", adapter_for(sim), None, None),
+        for title, adapter, new_process in (
+            ("incremental (daemon)", daemon, False),
+            ("incremental (new process)", one_shot, True),
+            ("incremental (new process without the index)", adapter_for(sim, None), True),
         ):
             sim.stats.reset()
             batches = [
@@ -257,7 +287,9 @@ def main() -> None:
                 for c, r in sim.store.objects["contacts"].items()
                 if since <= _ms(r) < epoch_ms(until)
             }
-            floor = incremental_minimum(sim, batches, searched, changed, forms, changed_events)
+            floor = incremental_minimum(
+                sim, batches, searched, changed, new_per_form, events, new_process
+            )
             show(title, Counter(sim.stats.by_endpoint), floor, sum(len(b) for b in batches))
 
 

@@ -222,6 +222,13 @@ class Adapter(Protocol):
     would replace), keeps the answers in the mirror, and applies the write policies on them
     (`sync/diff.py`). A field the adapter cannot answer is left out (unknown); a failure of
     the whole call raises as any call does. Without the method every source is unknown.
+
+    Optional too: `use_state(self, state: connector.sync.adapter_state.AdapterState) ->
+    None`, for an adapter that derives an index of its own from the CRM (data that cannot be
+    read per record, topped up with what is new): the engine calls it at the start of every
+    run with the rows the core keeps for this adapter and portal in the state store (read-only
+    in a dry run), so a new process reads only what is new. Write there only what was really
+    read, never a secret; clear and rebuild on a full read (`read_changed(None, ...)`).
     """
 
     name: str

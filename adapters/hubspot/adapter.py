@@ -62,6 +62,7 @@ from crm_qualify.connector.contract import (
     WriteResult,
 )
 from crm_qualify.connector.model import FieldSource, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.adapter_state import AdapterState
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class HubSpotAdapter:
         except ValueError:
             log.warning("the saved cursor is unreadable: walking the whole portal again")
             position = None
-        self.engagement.prepare(rebuild=position is None or position.since is None)
+        self.engagement.prepare(rebuild=position is None)
         self.reader.properties = self.engagement.contacts.properties  # a search body is short
         pending = _Pending()
         held = {to_type: Rows() for to_type in self.linked}
@@ -179,6 +180,11 @@ class HubSpotAdapter:
         while pending.marks:
             count = min(READ_BATCH, len(pending.ids))
             yield self._batch(*pending.take(count), ahead=pending, held=held)
+
+    def use_state(self, state: AdapterState) -> None:
+        """The core's rows for this portal, where the form submission and marketing event
+        index lives between processes (`engagement_read.py`)."""
+        self.engagement.use_state(state)
 
     def _known(self, known: KnownVersions | None) -> Known | None:
         """The core's check in the reader's terms (ids and epoch ms)."""
@@ -222,6 +228,7 @@ class HubSpotAdapter:
             self.contacts.profile.get("email", "email"),
             self.engagement.companies.properties,
         )
+        streams = self.engagement.lookup(read.contacts.found)
         raw, errors = [], []
         for record in ids:
             label, key = f"{self.object_type}/{record}", (self.object_type, record)
@@ -243,7 +250,7 @@ class HubSpotAdapter:
                 company = matched.get(record)
                 if company:
                     others[COMPANIES] = [company]
-                translate = partial(self.engagement.translate, row, related, others)
+                translate = partial(self.engagement.translate, row, related, others, streams)
                 if company:
                     translate = partial(linked, translate, str(record_id(company)))
                 raw.append(RawContact(label, translate, key))

@@ -1,18 +1,30 @@
-"""Form submissions and marketing event participations: portal-wide streams, indexed per
-process and topped up at the start of every read.
+"""Form submissions and marketing event participations: portal-wide streams, indexed in the
+state store and topped up at the start of every read.
 
 Neither can be asked per contact in batches: submissions are listed per form
 (`GET /form-integrations/v1/submissions/forms/{guid}`, 50 a page, newest first, scope
 `forms`), participations per marketing event (`GET /marketing/v3/marketing-events/
 participations/{id}/breakdown`, 100 a page, scope `crm.objects.marketing_events.read`). So
-the adapter keeps both in memory, by email and by contact id: the first read in a process (and
-every walk, which rebuilds them) reads each form and event once; later reads list the forms
-and events (one or two pages) and read only what is new: a form's pages down to the newest
-submission already held, the breakdown of an event whose `updatedAt` or counters moved.
+the adapter keeps an index of both in the rows the core lends it
+(`connector/sync/adapter_state.py`), which outlive the process: a walk clears and rebuilds
+it; every other read lists the forms and events (one or two pages) and reads only what is
+new: a form's pages down to the newest submission held, the breakdown of an event whose
+`updatedAt` or counters moved. A one-shot `sync` therefore reads what the daemon reads.
+
+The index, per space: `forms` (per form: its name, the newest `submittedAt` held and the
+`conversionId`s at that instant), `submissions` (per email, one row per `conversionId`:
+form and time), `events` (per event: `updatedAt` and counters as read, name, type),
+`participations` (per contact, one row per event: state and time, stamped with the time).
+A form's mark is written with (or after) its rows and an event's rows replace its old ones
+together with its mark, so a read that fails half-way leaves marks that claim nothing
+unstored: the next read reads the rest again (writing a row twice is harmless). A batch looks
+its contacts up in two queries (`lookup`); nothing but the form and event marks is held in
+memory, and an event's participations while it is read.
 
 A new submission updates its contact's conversion properties (its `lastmodifieddate`), so the
 contact search finds it; a participation does not touch the contact, so `touched` hands the
-reader the contacts whose participation occurred in the window.
+reader the contacts with a participation dated in the window (from the index: a read that
+stored one and then failed still brings its contact in next time).
 
 A portal that refuses a stream (403, scope missing) is noted once: that source is then
 `unavailable` (doctor shows why) and the contact's own summaries stand in for it
@@ -22,8 +34,8 @@ A portal that refuses a stream (403, scope missing) is noted once: that source i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
@@ -37,6 +49,7 @@ from crm_qualify.adapters.hubspot.engagement import (
 from crm_qualify.adapters.hubspot.records import next_after
 from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
 from crm_qualify.connector.contract import AuthError
+from crm_qualify.connector.sync.adapter_state import AdapterState, Changes, Row
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +60,15 @@ BREAKDOWN_PATH = "/marketing/v3/marketing-events/participations/{marketingEventI
 FORMS_PAGE, SUBMISSIONS_PAGE, EVENTS_PAGE, BREAKDOWN_PAGE = 100, 50, 100, 100
 SCOPES = {FORMS: "forms", MARKETING_EVENTS: "crm.objects.marketing_events.read"}
 _COUNTERS = ("registrants", "attendees", "cancellations", "noShows")
+FORM_MARKS, SUBMISSIONS, EVENT_MARKS, PARTICIPATIONS = (
+    "forms",
+    "submissions",
+    "events",
+    "participations",
+)
+"""The index's spaces in the state store."""
+FLUSH_ROWS = 2000
+"""Submission rows written at a time while a form is read (a walk reads whole histories)."""
 
 
 def get(
@@ -89,39 +111,84 @@ def refused(exc: AuthError) -> bool:
     return "refused" in str(exc)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _FormMark:
+    """The newest submission of a form held in the index."""
+
     newest: int = -1
-    at_newest: set[str] = field(default_factory=set)
+    at_newest: frozenset[str] = frozenset()
     """conversionIds stamped `newest`: read already."""
+
+    @classmethod
+    def load(cls, value: Any) -> _FormMark:
+        if not isinstance(value, dict):
+            return cls()
+        return cls(int(value.get("newest", -1)), frozenset(value.get("at_newest", ())))
+
+    def after(self, at: int, conversion: str) -> _FormMark:
+        """The mark once a submission (`at`, `conversion`) is held too."""
+        if at > self.newest:
+            return _FormMark(at, frozenset({conversion}))
+        if at == self.newest:
+            return _FormMark(at, self.at_newest | {conversion})
+        return self
+
+    def holds(self, at: int, conversion: str) -> bool:
+        """Whether a submission is at or below the mark: read already (pages come newest
+        first, so the rest of the form is too)."""
+        return at < self.newest or (at == self.newest and conversion in self.at_newest)
+
+
+@dataclass(frozen=True)
+class BatchStreams:
+    """The submissions (by normalised email) and participations (by contact id) of one
+    batch's contacts, looked up together; a contact the batch did not name is looked up on
+    its own."""
+
+    streams: Streams
+    by_email: dict[str, list[Submission]]
+    by_contact: dict[str, list[Participation]]
+
+    def submissions(self, email: str | None) -> list[Submission]:
+        key = normal_email(email)
+        if key in self.by_email:
+            return self.by_email[key]
+        return self.streams.lookup([key], []).by_email.get(key, [])
+
+    def participations(self, contact_id: str) -> list[Participation]:
+        if contact_id in self.by_contact:
+            return self.by_contact[contact_id]
+        return self.streams.lookup([], [contact_id]).by_contact.get(contact_id, [])
 
 
 class Streams:
-    """The per-process indexes, and which streams the portal serves."""
+    """The index of both streams (in `state`), and which streams the portal serves."""
 
     def __init__(self, client: HubSpotClient, mapping: EngagementMapping) -> None:
         self.client = client
         self.mapping = mapping
         self.wanted = [s for s in (FORMS, MARKETING_EVENTS) if s in mapping.sources()]
         self.unavailable: dict[str, str] = {}
-        self._by_email: dict[str, list[Submission]] = {}
-        self._forms: dict[str, _FormMark] = {}
-        self._by_contact: dict[str, dict[str, Participation]] = {}
-        self._events: dict[str, tuple[Any, ...]] = {}
-        self._recent: list[tuple[str, Participation]] = []
-        """(contact id, participation) read by the last refresh."""
-        self._contacts_of: dict[str, set[str]] = {}
-        self.fresh = True
+        self.state = AdapterState.scratch("hubspot")
+        """Where the index lives: the run's handle from the engine (`use`), else a private
+        in-memory store (an adapter used outside the engine)."""
+        self._form_names: dict[str, str] = {}
+        self._event_names: dict[str, tuple[str, str]] = {}
+        """(name, type) per event: what a participation is, by its event."""
+
+    def use(self, state: AdapterState) -> None:
+        self.state = state
 
     def available(self) -> set[str]:
         return {s for s in self.wanted if s not in self.unavailable}
 
     def refresh(self, rebuild: bool) -> None:
-        """Top the indexes up (`rebuild`: read everything again, as a walk does)."""
+        """Top the index up (`rebuild`: clear it and read everything again, as a walk does)."""
         if rebuild:
-            self._by_email, self._forms = {}, {}
-            self._by_contact, self._events, self._contacts_of = {}, {}, {}
-        self._recent = []
+            cleared = Changes()
+            for space in (FORM_MARKS, SUBMISSIONS, EVENT_MARKS, PARTICIPATIONS):
+                cleared.clear(space)
+            self.state.apply(cleared)
         for source, top_up in (
             (FORMS, self._top_up_forms),
             (MARKETING_EVENTS, self._top_up_events),
@@ -140,20 +207,63 @@ class Streams:
                     source,
                     SCOPES[source],
                 )
-        self.fresh = False
+
+    def lookup(self, emails: Iterable[str | None], contact_ids: Iterable[str]) -> BatchStreams:
+        """Two indexed queries for a batch (only for the streams read)."""
+        available = self.available()
+        by_email: dict[str, list[Submission]] = {}
+        if FORMS in available:
+            keys = [k for k in map(normal_email, emails) if k]
+            found = self.state.rows(SUBMISSIONS, keys)
+            by_email = {k: [self._as_submission(r) for r in found.get(k, [])] for k in keys}
+        by_contact: dict[str, list[Participation]] = {}
+        if MARKETING_EVENTS in available:
+            ids = list(contact_ids)
+            rows = self.state.rows(PARTICIPATIONS, ids)
+            by_contact = {i: [self._as_participation(r) for r in rows.get(i, [])] for i in ids}
+        return BatchStreams(self, by_email, by_contact)
+
+    def touched(self, low_ms: int, until_ms: int) -> Iterator[str]:
+        """Contacts with a participation dated in [low, until)."""
+        if MARKETING_EVENTS not in self.available():
+            return
+        yield from dict.fromkeys(
+            r.key for r in self.state.stamped(PARTICIPATIONS, low_ms, until_ms)
+        )
 
     # ----- forms -----------------------------------------------------------------------------
     def _top_up_forms(self) -> None:
+        held = {row.key: row.value for row in self.state.all_rows(FORM_MARKS)}
+        names = {key: str(value.get("name") or key) for key, value in held.items()}
         for page in pages(self.client, "GET forms", FORMS_PATH, FORMS_PAGE):
             for form in objects(page.get("results")):
                 form_id = record_id(form)
                 if form_id and not form.get("archived"):
-                    self._read_form(form_id, str(form.get("name") or form_id))
+                    names[form_id] = str(form.get("name") or form_id)
+                    self._read_form(form_id, names[form_id], held.get(form_id))
+        self._form_names = names
 
-    def _read_form(self, form_id: str, name: str) -> None:
-        """Pages newest first down to the newest submission already held."""
-        mark = self._forms.setdefault(form_id, _FormMark())
-        newest, at_newest = mark.newest, set(mark.at_newest)
+    def _read_form(self, form_id: str, name: str, held: Any) -> None:
+        """Pages newest first down to the newest submission held; the rows land as they are
+        read, the form's new mark with the last of them."""
+        known = _FormMark.load(held)
+        mark = known
+        changes = Changes()
+        for at, conversion, email in self._unread(form_id, known):
+            if email:
+                item = conversion or f"{form_id}:{at}"
+                changes.put(SUBMISSIONS, [Row(email, item, [form_id, at])])
+            mark = mark.after(at, conversion)
+            if len(changes) >= FLUSH_ROWS:
+                self.state.apply(changes)
+                changes = Changes()
+        if mark != known or not isinstance(held, dict) or held.get("name") != name:
+            value = {"name": name, "newest": mark.newest, "at_newest": sorted(mark.at_newest)}
+            changes.put(FORM_MARKS, [Row(form_id, "", value)])
+        self.state.apply(changes)
+
+    def _unread(self, form_id: str, known: _FormMark) -> Iterator[tuple[int, str, str]]:
+        """(submittedAt, conversionId, email) of the submissions above `known`."""
         for page in pages(
             self.client,
             "GET form submissions",
@@ -166,43 +276,37 @@ class Streams:
                 if not isinstance(at, int) or isinstance(at, bool):
                     continue
                 conversion = str(row.get("conversionId") or "")
-                if at < newest or (at == newest and conversion in at_newest):
+                if known.holds(at, conversion):
                     return
-                self._add_submission(form_id, name, row, at)
-                if at > mark.newest:
-                    mark.newest, mark.at_newest = at, set()
-                if at == mark.newest:
-                    mark.at_newest.add(conversion)
+                yield at, conversion, _email(row)
 
-    def _add_submission(self, form_id: str, name: str, row: dict[str, Any], at: int) -> None:
-        email = next(
-            (
-                str(v.get("value") or "").strip().lower()
-                for v in objects(row.get("values"))
-                if v.get("name") == "email"
-            ),
-            "",
-        )
-        if email:
-            self._by_email.setdefault(email, []).append(Submission(form_id, name, at))
-
-    def submissions(self, email: str | None) -> list[Submission]:
-        return list(self._by_email.get((email or "").strip().lower(), []))
+    def _as_submission(self, row: Row) -> Submission:
+        form_id, at = row.value
+        return Submission(form_id, self._form_names.get(form_id, form_id), at)
 
     # ----- marketing events ------------------------------------------------------------------
     def _top_up_events(self) -> None:
+        held = {row.key: row.value for row in self.state.all_rows(EVENT_MARKS)}
+        names = {key: (str(v.get("name")), str(v.get("type"))) for key, v in held.items()}
         for page in pages(self.client, "GET marketing events", EVENTS_PATH, EVENTS_PAGE):
             for event in objects(page.get("results")):
                 event_id = str(event.get("objectId") or "")
-                mark = (event.get("updatedAt"), *(event.get(c) for c in _COUNTERS))
-                if event_id and self._events.get(event_id) != mark:
-                    self._read_event(event_id, event)
-                    self._events[event_id] = mark
+                if not event_id:
+                    continue
+                names[event_id] = (
+                    str(event.get("eventName") or event_id),
+                    str(event.get("eventType") or ""),
+                )
+                mark = [event.get("updatedAt"), *(event.get(c) for c in _COUNTERS)]
+                if (held.get(event_id) or {}).get("mark") != mark:
+                    self._read_event(event_id, mark, *names[event_id])
+        self._event_names = names
 
-    def _read_event(self, event_id: str, event: dict[str, Any]) -> None:
-        for contact in self._contacts_of.pop(event_id, set()):
-            self._by_contact.get(contact, {}).pop(event_id, None)
-        name, kind = str(event.get("eventName") or event_id), str(event.get("eventType") or "")
+    def _read_event(self, event_id: str, mark: list[Any], name: str, kind: str) -> None:
+        """The event's participations, replacing the ones held, with its new mark: one
+        transaction once every page is read."""
+        changes = Changes()
+        changes.drop_item(PARTICIPATIONS, event_id)
         for page in pages(
             self.client,
             "GET marketing event participations",
@@ -211,28 +315,37 @@ class Streams:
             marketingEventId=event_id,
         ):
             for row in objects(page.get("results")):
-                found = _participation(row, event_id, name, kind)
+                found = _participation(row)
                 if found is not None:
-                    contact, item = found
-                    self._by_contact.setdefault(contact, {})[event_id] = item
-                    self._contacts_of.setdefault(event_id, set()).add(contact)
-                    self._recent.append((contact, item))
+                    contact, state, at = found
+                    changes.put(PARTICIPATIONS, [Row(contact, event_id, [state, at], at)])
+        value = {"mark": mark, "name": name, "type": kind}
+        changes.put(EVENT_MARKS, [Row(event_id, "", value)])
+        self.state.apply(changes)
 
-    def participations(self, contact_id: str) -> list[Participation]:
-        return list(self._by_contact.get(contact_id, {}).values())
-
-    def touched(self, low_ms: int, until_ms: int) -> Iterator[str]:
-        """Contacts whose participation read this time occurred in [low, until)."""
-        seen: set[str] = set()
-        for contact, item in self._recent:
-            if contact not in seen and low_ms <= item.at_ms < until_ms:
-                seen.add(contact)
-                yield contact
+    def _as_participation(self, row: Row) -> Participation:
+        state, at = row.value
+        name, kind = self._event_names.get(row.item, (row.item, ""))
+        return Participation(row.item, name, kind, state, at)
 
 
-def _participation(
-    row: dict[str, Any], event_id: str, name: str, kind: str
-) -> tuple[str, Participation] | None:
+def normal_email(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+def _email(row: dict[str, Any]) -> str:
+    return next(
+        (
+            normal_email(str(v.get("value") or ""))
+            for v in objects(row.get("values"))
+            if v.get("name") == "email"
+        ),
+        "",
+    )
+
+
+def _participation(row: dict[str, Any]) -> tuple[str, str, int] | None:
+    """(contact id, attendance state, occurredAt in epoch ms) of a breakdown row."""
     links = row.get("associations") if isinstance(row.get("associations"), dict) else {}
     contact = record_id({"id": (links.get("contact") or {}).get("contactId")})
     props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
@@ -243,4 +356,4 @@ def _participation(
         at = int(moment.timestamp() * 1000) if moment else None
     if contact is None or not isinstance(state, str) or not isinstance(at, int):
         return None
-    return contact, Participation(event_id, name, kind, state, at)
+    return contact, state, at

@@ -10,7 +10,7 @@ contact's own summaries stand in for the sources not read (`fallback_for`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
@@ -32,11 +32,12 @@ from crm_qualify.adapters.hubspot.engagement import (
     participation_events,
     without_fallbacks,
 )
-from crm_qualify.adapters.hubspot.engagement_read import SCOPES, Streams, refused
+from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams, refused
 from crm_qualify.adapters.hubspot.records import Links, inline_primary
 from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
 from crm_qualify.connector.contract import AuthError, CheckResult
 from crm_qualify.connector.model import Contact
+from crm_qualify.connector.sync.adapter_state import AdapterState
 
 ACTIVITY_SCOPE = "crm.objects.contacts.read"
 """Calls, meetings, emails, notes and communications are read under the contacts scope."""
@@ -66,10 +67,15 @@ class EngagementSources:
         self._prepared = False
 
     # ----- per read ----------------------------------------------------------------------------
+    def use_state(self, state: AdapterState) -> None:
+        """The run's handle on the stream index: the next read by id tops it up first."""
+        self.streams.use(state)
+        self._prepared = False
+
     def prepare(self, rebuild: bool) -> None:
         """Top the streams up before a read (`rebuild`: a walk reads them all again), and
         leave out the summaries that the sources read now replace."""
-        self.streams.refresh(rebuild or not self._prepared)
+        self.streams.refresh(rebuild)
         read = set(self.activity_types) | self.streams.available()
         self.contacts = without_fallbacks(self.full_contacts, self.document, read)
         if self.companies.fill_missing:
@@ -77,13 +83,19 @@ class EngagementSources:
         self._prepared = True
 
     def ready(self) -> None:
-        """Prepared once per process for reads by id (retries, `sync --contact`): a run's
+        """Prepared once per run for reads by id (retries, `sync --contact`): a run's
         `read_changed` tops the streams up anyway."""
         if not self._prepared:
             self.prepare(rebuild=False)
 
     def touched(self, low_ms: int, until_ms: int) -> Iterable[str]:
         return self.streams.touched(low_ms, until_ms)
+
+    def lookup(self, rows: Mapping[str, dict[str, Any]]) -> BatchStreams:
+        """The stream rows of a batch's contacts (id -> contact row), looked up together."""
+        prop = self.full_contacts.profile.get("email", "email")
+        emails = [text_of(row, prop) for row in rows.values()]
+        return self.streams.lookup(emails, list(rows))
 
     def properties(self, to_type: str) -> list[str]:
         if to_type == COMPANIES:
@@ -103,19 +115,24 @@ class EngagementSources:
         return primary_only(links)
 
     def translate(
-        self, record: dict[str, Any], related: Related, others: dict[str, list[dict[str, Any]]]
+        self,
+        record: dict[str, Any],
+        related: Related,
+        others: dict[str, list[dict[str, Any]]],
+        streams: BatchStreams,
     ) -> Contact:
         """The contact with its deals and tasks (`translate_contact`), plus its activities,
-        form submissions, participations and company firmographics."""
+        form submissions and participations (`streams`: its batch's, from the index) and
+        company firmographics."""
         contact = translate_contact(self.contacts, record, related)
         events = activity_events(
             self.mapping.activities, {t: others.get(t, []) for t in self.activity_types}
         )
         available = self.streams.available()
         if FORMS in available:
-            events += form_events(self.mapping, self.streams.submissions(contact.email))
+            events += form_events(self.mapping, streams.submissions(contact.email))
         if MARKETING_EVENTS in available:
-            found = self.streams.participations(contact.id)
+            found = streams.participations(contact.id)
             events += participation_events(self.mapping.participations, found)
         companies = others.get(COMPANIES) or [None]
         update: dict[str, Any] = fill(self.companies, contact, companies[0], self.labels.get())
@@ -129,7 +146,7 @@ class EngagementSources:
         results = [self._probe(kind) for kind in self.linked_types]
         for source in self.streams.wanted:
             try:
-                self.streams.refresh(rebuild=not self._prepared)
+                self.streams.refresh(rebuild=False)
                 self._prepared = True
             except HubSpotError as exc:
                 results.append(CheckResult(f"source {source}", False, str(exc)))
@@ -158,6 +175,13 @@ class EngagementSources:
         except HubSpotError as exc:
             return CheckResult(f"source {kind}", False, str(exc))
         return CheckResult(f"source {kind}", True, "available")
+
+
+def text_of(row: dict[str, Any], prop: str) -> str | None:
+    """A contact row's property as text, None when absent or not text."""
+    props = row.get("properties")
+    value = props.get(prop) if isinstance(props, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _stand_in(source: str) -> str:

@@ -50,6 +50,7 @@ from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
@@ -218,6 +219,7 @@ class SyncEngine:
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
+                hand_state(self.adapter, self.store, self.instance, read_only=options.dry_run)
                 self._prepare(options, summary)
                 remaining = self._run_batches(options, now, summary)
                 if options.contact_ids is None and not self.stop.is_set():
