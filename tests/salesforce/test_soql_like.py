@@ -2,8 +2,9 @@
 merged per field for speed, with Salesforce's meaning kept: LIKE is case-insensitive over the
 whole value, `%` is any run of characters, `_` exactly one, `\\%` and `\\_` and other characters
 are themselves, null never matches; `= null` finds nulls; `=`, `!=`, `IN` and `<` on text
-ignore case, as on every Salesforce field but a unique case-sensitive one. The merged chain gives what each condition gives
-alone, and a chain longer than Python's recursion limit still evaluates."""
+ignore case, as on every Salesforce field but a unique case-sensitive one. The merged chain
+gives what each condition gives alone, and a chain longer than Python's recursion limit still
+evaluates."""
 
 from __future__ import annotations
 
