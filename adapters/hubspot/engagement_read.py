@@ -208,6 +208,31 @@ class Streams:
                     SCOPES[source],
                 )
 
+    def probe(self, source: str) -> str | None:
+        """Whether the portal serves `source`, at the cost of a one-row page (and one row of
+        the first form's submissions or event's participations): None when it does, else why
+        not. Doctor asks this; reading the history is for a sync."""
+        first, path, page, child = {
+            FORMS: ("GET forms", FORMS_PATH, "GET form submissions", SUBMISSIONS_PATH),
+            MARKETING_EVENTS: (
+                "GET marketing events",
+                EVENTS_PATH,
+                "GET marketing event participations",
+                BREAKDOWN_PATH,
+            ),
+        }[source]
+        try:
+            listed = objects(get(self.client, first, path, {"limit": 1}).get("results"))
+            if listed and source == FORMS and (form_id := record_id(listed[0])):
+                get(self.client, page, child, {"limit": 1}, formGuid=form_id)
+            elif listed and (event_id := str(listed[0].get("objectId") or "")):
+                get(self.client, page, child, {"limit": 1}, marketingEventId=event_id)
+        except AuthError as exc:
+            if not refused(exc):
+                raise
+            return f"needs the {SCOPES[source]} scope ({exc})"
+        return None
+
     def lookup(self, emails: Iterable[str | None], contact_ids: Iterable[str]) -> BatchStreams:
         """Two indexed queries for a batch (only for the streams read)."""
         available = self.available()

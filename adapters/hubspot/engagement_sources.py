@@ -142,16 +142,15 @@ class EngagementSources:
 
     # ----- doctor ------------------------------------------------------------------------------
     def checks(self) -> list[CheckResult]:
-        """One line per source: read, and what stands in when the portal refuses it."""
+        """One line per source: one small page read, and what stands in when the portal
+        refuses it (the history itself is read by a sync, into the state file's index)."""
         results = [self._probe(kind) for kind in self.linked_types]
         for source in self.streams.wanted:
             try:
-                self.streams.refresh(rebuild=False)
-                self._prepared = True
+                problem = self.streams.probe(source)
             except HubSpotError as exc:
                 results.append(CheckResult(f"source {source}", False, str(exc)))
                 continue
-            problem = self.streams.unavailable.get(source)
             results.append(
                 CheckResult(
                     f"source {source}",

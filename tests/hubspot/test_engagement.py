@@ -180,3 +180,20 @@ def test_a_portal_without_the_forms_and_events_scopes_falls_back_to_the_contact_
         for contact in converted:
             names = {e.detail for e in contact.events}
             assert props(narrow, contact.id)["recent_conversion_event_name"] in names
+
+
+def test_doctor_asks_each_stream_for_one_row_not_its_history(sim):
+    """Doctor checks that the portal serves forms and marketing events with a one-row page of
+    each and of its first form's submissions or event's participations; reading every
+    form's history is a sync's job (into the state file's index), not a health check's."""
+    adapter = make_adapter(sim)
+    checks = {c.name: c for c in adapter.check()}
+    assert checks["source forms"].ok and checks["source marketing_events"].ok
+    used = adapter.usage().requests
+    for endpoint in (
+        "GET forms",
+        "GET form submissions",
+        "GET marketing events",
+        "GET marketing event participations",
+    ):
+        assert used.get(endpoint) == 1, (endpoint, used)
