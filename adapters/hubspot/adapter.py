@@ -2,8 +2,9 @@
 over HubSpot's CRM v3/v4 API, through the official `hubspot-api-client`.
 
 Reads are batched, 1,000 contacts at a time. The pages that find contacts carry them: a walk's
-list pages hold the mapped properties and the deal and task links, a search's pages the
-mapped properties, so neither is read again. Per batch then: batch reads (100 ids) of the
+list pages hold the mapped properties and the deal and task links, a search's pages (and a
+walk's by search, when few types are linked: `search_walk_cheaper`) the mapped properties,
+so neither is read again. Per batch then: batch reads (100 ids) of the
 contacts that came without their row (the task sweep's, retries), one v4 association read
 (1,000 ids) each for deals and tasks of the contacts whose links did not come inline (search
 hits, or more than 100 links), and batch reads of the batch's deals and tasks, each id once.
@@ -25,7 +26,14 @@ from crm_qualify.adapters.hubspot.companies import COMPANIES
 from crm_qualify.adapters.hubspot.company_match import DomainMatch, find_companies, linked
 from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
 from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
-from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, Hits, Known, epoch_ms
+from crm_qualify.adapters.hubspot.reader import (
+    ChangeReader,
+    Cursor,
+    Hits,
+    Known,
+    epoch_ms,
+    search_walk_cheaper,
+)
 from crm_qualify.adapters.hubspot.records import (
     ContactRows,
     Links,
@@ -107,6 +115,7 @@ class HubSpotAdapter:
             associations=self.linked,
             sweep_types=self.engagement.sweep_types,
             touched=self.engagement.touched,
+            search_walk=search_walk_cheaper(len(self.linked), READ_BATCH),
         )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
         self.source_kinds = SourceKinds.from_document(mapping)
@@ -270,7 +279,8 @@ class HubSpotAdapter:
         task_properties = [*TASK_PROPERTIES, self.task_key_property]
 
         def linked(to_type: str, properties: list[str]) -> tuple[Links, Rows]:
-            links = self.engagement.links(to_type, self._links(live, to_type, hits), hits.rows)
+            found = self._links(live, to_type, hits, ahead)
+            links = self.engagement.links(to_type, found, hits.rows)
             return links, self._related(to_type, links, properties, ahead, held[to_type])
 
         # Deals, tasks and each engagement type are independent chains of requests: all in
@@ -285,24 +295,37 @@ class HubSpotAdapter:
             contacts, deal_links, deals, task_links, tasks, dict(zip(extra, others, strict=True))
         )
 
-    def _links(self, ids: list[str], to_type: str, hits: Hits) -> Links:
-        """Links that came inline and complete; a v4 read for the rest."""
+    def _links(self, ids: list[str], to_type: str, hits: Hits, ahead: _Pending) -> Links:
+        """Links that came inline and complete, or were read with the batch before; a v4
+        read for the rest, which also reads those of the next batch's contacts (its request
+        has room: 1,000 ids), so this batch's last deal and task requests can be filled with
+        theirs as a walk's inline links allow."""
         links = Links()
         unread = []
+        early = ahead.links.setdefault(to_type, Links())
         for record in ids:
             found = (
                 inline_links(hits.rows[record], to_type)
                 if to_type in hits.inline.get(record, ())
-                else None
+                else early.linked.pop(record, None)
             )
             if found is None:
                 unread.append(record)
             else:
                 links.linked[record] = found
-        if unread:
-            fetched = associated(self.client, self.object_type, unread, to_type)
-            links.linked.update(fetched.linked)
-            links.failed.update(fetched.failed)
+                if record in early.primary:
+                    links.primary[record] = early.primary.pop(record)
+        following = ahead.unlinked(to_type, READ_BATCH)
+        if unread or following:
+            fetched = associated(self.client, self.object_type, unread + following, to_type)
+            for record, into in [(r, links) for r in unread] + [(r, early) for r in following]:
+                if record in fetched.failed:
+                    if into is links:  # one read early is read again with its own batch
+                        links.failed[record] = fetched.failed[record]
+                    continue
+                into.linked[record] = fetched.linked.get(record, [])
+                if record in fetched.primary:
+                    into.primary[record] = fetched.primary[record]
         return links
 
     def _related(
@@ -399,6 +422,8 @@ class _Pending:
         self.rows: dict[str, dict[str, Any]] = {}
         self.inline: dict[str, tuple[str, ...]] = {}
         self.marks: list[tuple[int, Cursor]] = []  # (len(ids) after a step, its cursor)
+        self.links: dict[str, Links] = {}
+        """Links read one batch early (`HubSpotAdapter._links`), by type and contact."""
 
     def add(self, hits: Hits, cursor: Cursor) -> None:
         for record in hits:
@@ -410,10 +435,30 @@ class _Pending:
         self.marks.append((len(self.ids), cursor))
 
     def linked(self, to_type: str) -> Iterator[str]:
-        """Ids of `to_type` the waiting contacts' rows carry inline and complete."""
+        """Ids of `to_type` linked to the waiting contacts: inline and complete in their
+        rows, or read early."""
+        early = self.links.get(to_type, Links()).linked
         for record in self.ids:
             if to_type in self.inline.get(record, ()):
                 yield from inline_links(self.rows[record], to_type) or []
+            else:
+                yield from early.get(record, [])
+
+    def unlinked(self, to_type: str, count: int) -> list[str]:
+        """Those of the next `count` waiting contacts whose `to_type` links are unknown yet
+        (no complete inline links, not read early), the contacts without a row left out:
+        they are batch read with their own batch first."""
+        early = self.links.get(to_type, Links()).linked
+        return [
+            record
+            for record in self.ids[:count]
+            if record in self.rows
+            and record not in early
+            and (
+                to_type not in self.inline.get(record, ())
+                or inline_links(self.rows[record], to_type) is None
+            )
+        ]
 
     def take(self, count: int) -> tuple[Hits, str | None]:
         ids, self.ids = self.ids[:count], self.ids[count:]

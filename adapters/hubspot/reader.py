@@ -1,23 +1,20 @@
 """Which contacts changed, in an order that can be resumed, without ever looping.
 
-A first run (no cursor) walks the portal with the list endpoint (100 per page, `after`
-cursor). Later runs search on `lastmodifieddate`. HubSpot caps a search at 10,000 results and
-the engine's own writes move records while we page, so offsets cannot be trusted: each page
-is a new query starting at the last timestamp seen (a moving time window), and an instant
-shared by more contacts than a page holds (imports stamp thousands at once) is read on its
-own, sorted and continued by id, so reading always progresses and never loops. Each batch
-carries a cursor the engine saves once the batch is written.
+A first run (no cursor) walks the portal: by search over id spans (200 a page) when that
+costs no more requests than the list endpoint (100 a page, `after` cursor, links inline; see
+`search_walk_cheaper`), else by the list. Later runs search on `lastmodifieddate` in [since -
+lookback, until). Both searches page by id (`hs_object_id` GTE / LT, sorted), never by offset:
+HubSpot caps a search at 10,000 results, and the engine's own writes move records while we
+page (a record moved past `until` is the next run's). Ids are unique, so no page overlaps the
+one before, and reading always progresses and never loops. A span is read from both ends at
+once (two chains of pages the core runs side by side, `Traffic.interleave`): HubSpot allows
+no split of a list walk (its `after` is opaque), but an id span splits where the chains meet.
+Each batch carries a cursor the engine saves once the batch is written: the span still to
+read (and, for a search, the window it belongs to).
 
 Pages carry the records themselves: list pages and searches ask for the mapped properties
 (and list pages for the deal and task links, `associations=`), and each step hands those rows
 on (`Hits.rows`) so the adapter reads none of these contacts again.
-
-Keyset pages overlap where the page ends inside a group of contacts sharing one stamp (our
-own batch update stamps 100 contacts at once): the next query starts at that stamp and would
-serve the group's first part again, so a page costs up to twice what it should. The next
-query therefore leaves out the ids already given at that stamp: `(stamp > low) OR (stamp = low
-AND hs_object_id NOT_IN given)`, as many ids as the search body's 3,000 characters and the
-filter's 100 values allow (any left over come back and are dropped here, as before).
 
 Completing a task does not touch its contact's `lastmodifieddate`, so after the changed
 contacts an incremental run sweeps the tasks that carry our key property and changed in the
@@ -38,20 +35,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
 from typing import Any
 from urllib.parse import urlencode
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.records import (
-    FILTER_VALUES,
-    SEARCH_BODY_LIMIT,
-    associated,
-    next_after,
-)
+from crm_qualify.adapters.hubspot.records import SEARCH_BODY_LIMIT, associated, next_after
 from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
 from crm_qualify.connector.contract import TranslationError
 
@@ -65,6 +60,14 @@ walk lists ids only and the adapter batch reads them, as a too-long URL answers 
 UNTOUCHED_MS = 60_000
 """A task changed within a minute of its creation is taken as untouched since (HubSpot
 recomputes a new task's own properties a few seconds after creating it)."""
+
+
+def search_walk_cheaper(link_types: int, read_batch: int) -> bool:
+    """Whether walking by search costs no more requests than the list: per `read_batch`
+    contacts, read_batch / 200 search pages plus one v4 association read per linked type
+    (search rows carry no links), against read_batch / 100 list pages with links inline."""
+    return read_batch / SEARCH_PAGE + link_types <= read_batch / LIST_PAGE
+
 
 Known = Callable[[list[tuple[str, int]]], set[str]]
 """Given search hits (id, lastmodifieddate ms), the ids whose version the core already holds."""
@@ -92,7 +95,7 @@ class _Page:
     """One search page: (id, lastmodifieddate ms) of its usable rows in order, those rows by
     id when they carry every mapped property, how many rows it served, HubSpot's total."""
 
-    hits: list[tuple[str, int]]
+    hits: list[tuple[str, int | None]]
     rows: dict[str, dict[str, Any]]
     served: int
     total: int | None
@@ -110,13 +113,18 @@ class _Page:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where reading stands: `since` (epoch ms) for search, or a walk in progress, and
-    `activity`: the stamp up to which tasks were swept (`since` when absent)."""
+    """Where reading stands: `since` (epoch ms) for search, or a walk in progress (by list:
+    `walk_after`; by search: `span`), and `activity`: the stamp up to which tasks were swept
+    (`since` when absent). `span`: the ids [low, high) a search cut short still has to read
+    (high None: no bound), `until`: the end of that search's window, kept so a resumed run
+    finishes the same window."""
 
     since: int | None = None
     walk_after: str | None = None
     walk_started: int | None = None
     activity: int | None = None
+    span: tuple[int, int | None] | None = None
+    until: int | None = None
 
     def dump(self) -> str:
         return json.dumps({k: v for k, v in self.__dict__.items() if v is not None})
@@ -127,8 +135,12 @@ class Cursor:
             return None
         try:
             data = json.loads(text)
-            names = ("since", "walk_after", "walk_started", "activity")
-            return cls(**{k: data[k] for k in names if k in data})
+            names = ("since", "walk_after", "walk_started", "activity", "span", "until")
+            values = {k: data[k] for k in names if k in data}
+            if "span" in values:
+                low, high = values["span"]
+                values["span"] = (int(low), None if high is None else int(high))
+            return cls(**values)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"unreadable HubSpot cursor {text[:80]!r}") from exc
 
@@ -162,6 +174,7 @@ class ChangeReader:
         associations: tuple[str, ...] = (),
         sweep_types: tuple[str, ...] = (),
         touched: Callable[[int, int], Iterable[str]] | None = None,
+        search_walk: bool = False,
     ) -> None:
         self.client = client
         self.object_type = object_type
@@ -179,6 +192,8 @@ class ChangeReader:
         """Object types whose changes bring their contacts in (deals, activities, companies)."""
         self.touched = touched
         """Contacts changed in [low, until) by what no search can find (participations)."""
+        self.search_walk = search_walk
+        """Whether a walk goes by search (when its rows fit a search body), not the list."""
         self._known: Known | None = None
 
     def changed(
@@ -190,13 +205,18 @@ class ChangeReader:
         if cursor is None or cursor.since is None:
             yield from self._walk(cursor, until_ms)
             return
+        if cursor.until is not None:
+            until_ms = cursor.until  # a search cut short finishes its own window
         self._known = known
-        sweep_from = cursor.activity if cursor.activity is not None else cursor.since
+        since = cursor.since
+        sweep_from = cursor.activity if cursor.activity is not None else since
         read: set[str] = set()
-        for ids, after in self._search(max(0, cursor.since - self.lookback_ms), until_ms):
+        low = max(0, since - self.lookback_ms)
+        for ids, left in self._search(low, until_ms, cursor.span):
             if ids:  # the search's closing step is the run's closing step, below
                 read.update(ids)
-                yield ids, replace(after, activity=sweep_from)
+                searching = Cursor(since=since, activity=sweep_from, span=left, until=until_ms)
+                yield ids, searching if left else Cursor(since=until_ms, activity=sweep_from)
         swept = until_ms
         sweeping = Cursor(since=until_ms, activity=sweep_from)
         low = max(0, sweep_from - self.lookback_ms)
@@ -221,10 +241,12 @@ class ChangeReader:
             for start in range(0, len(fresh), LIST_PAGE):
                 yield fresh[start : start + LIST_PAGE]
 
-    def _unknown(self, rows: list[tuple[str, int]]) -> set[str]:
-        """Ids of `rows` whose version the core does not hold yet."""
+    def _unknown(self, rows: list[tuple[str, int | None]]) -> set[str]:
+        """Ids of `rows` whose version the core does not hold yet (a row whose stamp cannot
+        be read is always read)."""
         ids = {oid for oid, _ in rows}
-        return ids - self._known(rows) if self._known and rows else ids
+        stamped = [(oid, ms) for oid, ms in rows if ms is not None]
+        return ids - self._known(stamped) if self._known and stamped else ids
 
     @staticmethod
     def _hits(ids: list[str], rows: dict[str, dict[str, Any]]) -> Hits:
@@ -232,9 +254,18 @@ class ChangeReader:
 
     # first run -------------------------------------------------------------------------------
     def _walk(self, cursor: Cursor | None, until_ms: int) -> Iterator[tuple[Hits, Cursor]]:
-        """List pages with the mapped properties and the deal and task links inline."""
+        """Search pages over the whole id span with the mapped properties (`search_walk`),
+        else list pages with them and the deal and task links inline."""
         started = cursor.walk_started if cursor and cursor.walk_started else until_ms
         after = cursor.walk_after if cursor else None
+        if self.search_walk and not after and self.rows_fit_search():
+            span = cursor.span if cursor and cursor.span else (0, None)
+            for page, left in self._spanned([], span):
+                ids = [oid for oid, _ in page.hits]
+                if ids or left is None:
+                    walking = Cursor(span=left, walk_started=started)
+                    yield Hits(ids, page.rows), walking if left else Cursor(since=started)
+            return
         while True:
             kwargs: dict[str, Any] = {
                 "limit": LIST_PAGE,
@@ -265,63 +296,56 @@ class ChangeReader:
             yield hits, Cursor(walk_after=after, walk_started=started)
 
     # incremental runs ------------------------------------------------------------------------
-    def _search(self, low: int, until_ms: int) -> Iterator[tuple[Hits, Cursor]]:
-        """Keyset paging: every page is a fresh query from the last timestamp seen, so our own
-        writes (which move records past `until`) cannot shift an offset and hide records, and
-        the 10,000-result cap is never reached. The ids already given at that timestamp are
-        left out of the query (as many as fit) and dropped if they come back anyway. An
-        instant that fills a whole page is read on its own, by id."""
-        given: set[str] = set()  # ids already given at timestamp `low`
-        while True:
-            page = self._page(partial(_window, low, until_ms), "lastmodifieddate", low, given)
-            rows = page.hits
-            if page.full() and rows and rows[0][1] == rows[-1][1]:
-                # A whole page at one instant (`low`, or the next stamp when the ids left out
-                # were all of `low`): read that instant on its own.
-                moment = rows[-1][1]
-                yield from self._instant(moment, given if moment == low else set())
-                given = set()
-                low = moment + 1
-                continue
-            unknown = self._unknown(rows)
-            fresh = [oid for oid, ts in rows if not (ts == low and oid in given) and oid in unknown]
-            if fresh:
-                yield self._hits(fresh, page.rows), Cursor(since=rows[-1][1])
-            if page.complete():
-                yield Hits(), Cursor(since=until_ms)
-                return
-            last = rows[-1][1]
-            at_last = {oid for oid, ts in rows if ts == last}
-            given = at_last if last != low else given | at_last
-            low = last
+    def _search(
+        self, low: int, until_ms: int, span: tuple[int, int | None] | None
+    ) -> Iterator[tuple[Hits, tuple[int, int | None] | None]]:
+        """The contacts changed in [low, until) that the core does not hold, by id span
+        (`_spanned`): a record our own writes (or anyone's) move past `until` meanwhile is
+        the next run's, so nothing is missed, and ids are unique, so no page overlaps the
+        one before (as stamps shared by a whole update group or an import did)."""
+        for page, left in self._spanned(_window(low, until_ms), span or (0, None)):
+            unknown = self._unknown(page.hits)
+            yield self._hits([oid for oid, _ in page.hits if oid in unknown], page.rows), left
 
-    def _instant(self, moment: int, given: set[str]) -> Iterator[tuple[Hits, Cursor]]:
-        """Every contact modified at exactly `moment` (imports stamp thousands at once),
-        sorted and continued by id so it always progresses."""
-        last_id = 0
-        while True:
-            page = self._page(partial(_at, moment, last_id), "hs_object_id", moment, set())
-            rows = page.hits
-            unknown = self._unknown(rows)
-            fresh = [oid for oid, _ in rows if oid not in given and oid in unknown]
-            if fresh:
-                yield self._hits(fresh, page.rows), Cursor(since=moment)
-            if page.complete():
-                return
-            last_id = int(rows[-1][0])
+    # reading an id span from both ends --------------------------------------------------------
+    def _spanned(
+        self, where: list[dict[str, Any]], start: tuple[int, int | None]
+    ) -> Iterator[tuple[_Page, tuple[int, int | None] | None]]:
+        """Every contact matching `where` with an id in [low, high) (`start`; high None: no
+        bound), one search page at a time, each with the span still to read after it (None
+        once there is none). Pages are keyed by id (`hs_object_id` GTE / LT), never by
+        offset: HubSpot's 10,000-result cap and our own writes moving records cannot shift
+        them. The first page says how many match (`total`); when more than a page is left,
+        a second chain reads down from the top while the first reads up, both handed to the
+        core to run at once (`Traffic.interleave`), until they meet. Rows served twice where
+        they meet are dropped here."""
+        search = partial(self._id_page, where)
+        low, high = start
+        span = _Span(low, math.inf if high is None else high)
+        given = _Given(low, span.high)
+        first = search(low, span.high, True)
+        with span.lock:
+            span.record(True, low, span.high, first, 0)
+        answers: Iterator[tuple[bool, int, float, _Page]] = iter([(True, low, span.high, first)])
+        if not span.finished():
+            chains = [span.chain(True, search)]
+            if span.worth_descending():
+                chains.append(span.chain(False, search))
+            answers = chain(answers, self.client.traffic.interleave(*chains))
+        for ascending, low_q, high_q, page in answers:
+            kept = given.keep(ascending, low_q, high_q, page)
+            if kept.hits:
+                yield kept, given.left()
+        yield _Page([], {}, 0, 0), None  # every match is handed on
 
-    def _page(
-        self,
-        groups: Callable[[list[str]], list[dict[str, Any]]],
-        sort: str,
-        floor: int,
-        given: set[str],
+    def _id_page(
+        self, where: list[dict[str, Any]], low: int, high: float, ascending: bool
     ) -> _Page:
-        """The first page of one search: `groups(excluded)` builds the filter groups for the
-        ids left out of it, chosen from `given` to fit the body. Results come sorted, so an
-        unreadable stamp is taken as the one before it (`floor` for the first): reading
-        never moves backwards."""
-        body, full = self._body(groups, sort, given)
+        """One search page of the ids in [low, high) matching `where`, sorted by id."""
+        bounds = [{"propertyName": "hs_object_id", "operator": "GTE", "value": str(low)}]
+        if high != math.inf:
+            bounds.append({"propertyName": "hs_object_id", "operator": "LT", "value": str(high)})
+        body, full = self._body([*where, *bounds], ascending)
         _, page = self.client.call(
             "POST objects/search",
             self.client.search_api.do_search,
@@ -329,53 +353,50 @@ class ChangeReader:
             body,
             search=True,
         )
-        hits: list[tuple[str, int]] = []
+        hits: list[tuple[str, int | None]] = []
         rows: dict[str, dict[str, Any]] = {}
         results = objects(page.get("results"))
         for row in results:
             row_id = record_id(row)
             props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
-            stamp = _ms(props.get("lastmodifieddate"))
             if row_id is None or not row_id.isdigit() or row_id in rows:
                 continue  # HubSpot ids are numeric; keyset paging by id needs them
-            if stamp is None:
-                stamp = hits[-1][1] if hits else floor
-            hits.append((row_id, stamp))
+            hits.append((row_id, _ms(props.get("lastmodifieddate"))))
             rows[row_id] = row
         total = page.get("total")
         if not isinstance(total, int) or isinstance(total, bool):
             total = None
         return _Page(hits, rows if full else {}, len(results), total)
 
-    def _body(
-        self,
-        groups: Callable[[list[str]], list[dict[str, Any]]],
-        sort: str,
-        given: set[str],
-    ) -> tuple[dict[str, Any], bool]:
+    def _body(self, filters: list[dict[str, Any]], ascending: bool) -> tuple[dict[str, Any], bool]:
         """The search body, and whether it asks for every mapped property: they are asked
         when they fit HubSpot's 3,000 characters (else only the stamp, and the adapter reads
-        the hits); then as many `given` ids to leave out as still fit."""
+        the hits)."""
         body: dict[str, Any] = {
-            "filterGroups": groups([]),
-            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
-            "properties": self.properties,
+            "filterGroups": [{"filters": filters}],
+            "sorts": [
+                {
+                    "propertyName": "hs_object_id",
+                    "direction": "ASCENDING" if ascending else "DESCENDING",
+                }
+            ],
+            "properties": self._asked(),
             "limit": SEARCH_PAGE,
         }
-        full = self.full_rows
-        if _size(body) > SEARCH_BODY_LIMIT:
-            body["properties"], full = ["lastmodifieddate"], False
-        if not given:
-            return body, full
-        excluded = sorted(given, key=int)[:FILTER_VALUES]
-        body["filterGroups"] = groups(excluded)
-        over = _size(body) - SEARCH_BODY_LIMIT
-        while over > 0 and len(excluded) > 1:
-            over -= len(excluded.pop()) + 4  # the id, its quotes, ", "
-            body["filterGroups"] = groups(excluded)
-        if _size(body) > SEARCH_BODY_LIMIT:
-            body["filterGroups"] = groups([])
-        return body, full
+        if self.full_rows and _size(body) <= SEARCH_BODY_LIMIT:
+            return body, True
+        body["properties"] = ["lastmodifieddate"]
+        return body, False
+
+    def _asked(self) -> list[str]:
+        return list(dict.fromkeys(["lastmodifieddate", *self.properties]))
+
+    def rows_fit_search(self) -> bool:
+        """Whether a search page can carry every mapped property (the widest body we send:
+        a window and an id span, 13-digit values)."""
+        stamp = {"propertyName": "lastmodifieddate", "operator": "GTE", "value": "9" * 13}
+        widest = [stamp, stamp, stamp, stamp]
+        return self.full_rows and self._body(widest, False)[1]
 
     # objects people changed ------------------------------------------------------------------
     def _task_sweep(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
@@ -463,23 +484,100 @@ class ChangeReader:
             yield None
 
 
-def _window(low: int, until_ms: int, excluded: list[str]) -> list[dict[str, Any]]:
-    """Filter groups for the changes in [low, until) but the `excluded` ids stamped `low`."""
-    until = {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(until_ms)}
-    if not excluded:
-        since = {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)}
-        return [{"filters": [since, until]}]
-    after = {"propertyName": "lastmodifieddate", "operator": "GT", "value": str(low)}
-    at = {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(low)}
-    others = {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": excluded}
-    return [{"filters": [after, until]}, {"filters": [at, others]}]
+def _window(low: int, until_ms: int) -> list[dict[str, Any]]:
+    """The filters for the changes in [low, until)."""
+    return [
+        {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)},
+        {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(until_ms)},
+    ]
 
 
-def _at(moment: int, last_id: int, _: list[str]) -> list[dict[str, Any]]:
-    """The filter group for the contacts stamped `moment` with an id above `last_id`."""
-    at = {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(moment)}
-    above = {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}
-    return [{"filters": [at, above]}]
+class _Span:
+    """The ids [low, high) still to search, shared by the chains reading it from both ends
+    (each step on a core worker): the ascending chain moves `low` up, the descending one
+    `high` down, each only past ids a page served in full. `left`: how many matches the
+    answers leave (HubSpot's `total` less the rows served since the query left): at 0 both
+    stop, and the descending chain asks only while more than the ascending chain's next
+    page is left."""
+
+    def __init__(self, low: int, high: float) -> None:
+        self.low, self.high = low, high
+        self.left: int | None = None
+        self.served = [0, 0]  # rows served by the ascending and the descending chain
+        self.flying = [False, False]
+        self.lock = threading.Condition()
+
+    def finished(self) -> bool:
+        """Whether the chains have met, or the answers prove no match is left."""
+        return self.low >= self.high or self.left == 0
+
+    def worth_descending(self) -> bool:
+        """More than the ascending chain's next page is left (that page is as good as sent)."""
+        return self.left is None or self.left > SEARCH_PAGE
+
+    def record(self, ascending: bool, low: int, high: float, page: _Page, before: int) -> None:
+        """A page for [low, high) came back; `before`: rows the other chain had served when
+        it was asked. Unless the chains have met (then all is read), the rows served since
+        lie in [low, high) and apart from this page's, so what is left is exact: the total
+        less both (a record created meanwhile is the next incremental run's)."""
+        ids = [int(oid) for oid, _ in page.hits]
+        me, other = (0, 1) if ascending else (1, 0)
+        self.served[me] += page.served
+        self.flying[me] = False
+        self.lock.notify_all()
+        if ascending:
+            self.low = max(self.low, high if page.complete() or not ids else max(ids) + 1)  # type: ignore[assignment]
+        else:
+            self.high = min(self.high, low if page.complete() or not ids else min(ids))
+        if page.total is not None:
+            left = page.total - page.served - (self.served[other] - before)
+            self.left = max(0, left if self.left is None else min(self.left, left))
+
+    def chain(
+        self, ascending: bool, search: Callable[[int, float, bool], _Page]
+    ) -> Iterator[tuple[bool, int, float, _Page]]:
+        """One end's pages, each asked for what is still open when it leaves. The ascending
+        chain reads to the end; while the other's page in flight may hold all that is left,
+        it waits for that answer instead of asking for the same rows."""
+        me, other = (0, 1) if ascending else (1, 0)
+        while True:
+            with self.lock:
+                while ascending and self.flying[other] and not self.worth_descending():
+                    self.lock.wait()
+                if self.finished() or not (ascending or self.worth_descending()):
+                    return
+                low, high, before = self.low, self.high, self.served[other]
+                self.flying[me] = True
+            page = search(low, high, ascending)
+            with self.lock:
+                self.record(ascending, low, high, page, before)
+            yield ascending, low, high, page
+
+
+class _Given:
+    """What the pages handed on cover, in the order the consumer takes them: every match
+    below `low` (from the ascending chain) and from `high` up (the descending one). A row
+    served by one chain that the other has already handed on is dropped."""
+
+    def __init__(self, low: int, high: float) -> None:
+        self.low, self.high = low, high
+
+    def keep(self, ascending: bool, low: int, high: float, page: _Page) -> _Page:
+        ids = [int(oid) for oid, _ in page.hits]
+        if ascending:
+            kept = [(oid, ts) for oid, ts in page.hits if int(oid) < self.high]
+            self.low = max(self.low, high if page.complete() or not ids else max(ids) + 1)  # type: ignore[assignment]
+        else:
+            kept = [(oid, ts) for oid, ts in page.hits if int(oid) >= self.low]
+            self.high = min(self.high, low if page.complete() or not ids else min(ids))
+        rows = {oid: page.rows[oid] for oid, _ in kept if oid in page.rows}
+        return _Page(kept, rows, page.served, page.total)
+
+    def left(self) -> tuple[int, int | None] | None:
+        """The span still to read, None when none is."""
+        if self.low >= self.high:
+            return None
+        return (int(self.low), None if self.high == math.inf else int(self.high))
 
 
 def _size(body: dict[str, Any]) -> int:

@@ -14,17 +14,22 @@ have to run those very calls in threads anyway, or replace the vendors' clients.
 spends nearly all its time waiting on a socket, with the GIL released, so a handful of
 threads keeps the rate budget busy at 250 ms latency (15 requests / s x 0.3 s = 5 in flight)
 for a few stacks; the CPU work (deciding) stays on the run's thread. Two pools: the engine's
-writes (`submit`) and the adapters' fan-out reads (`together`), so a queue of writes never
-delays the next batch's reads, and fan-out started from a worker runs inline instead of
-waiting on its own pool.
+writes (`submit`) and the adapters' fan-out reads (`together`, `interleave`), so a queue of
+writes never delays the next batch's reads, and fan-out started from a worker runs inline
+instead of waiting on its own pool.
+
+`interleave` runs independent chains of reads (each step depends on the one before, as
+keyset pages do) side by side: a chain is advanced one step per task, never by a worker that
+waits on the consumer, so a batch's own reads (`together`) always find a worker free.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,18 +38,27 @@ from crm_qualify.connector.sync.ratelimit import RateBudget
 
 T = TypeVar("T")
 
-FAN_OUT = 2
-"""Workers for the adapters' fan-out reads (a batch's deals and tasks at once)."""
+FAN_OUT = 4
+"""Workers for the adapters' fan-out reads: a batch's linked types at once, and the chains
+of pages `interleave` keeps going meanwhile."""
+AHEAD = 4
+"""Steps of one chain `interleave` may have done before the consumer takes them."""
+_DONE = object()
 
 
 @dataclass(frozen=True)
 class EndpointClass:
     """A class of endpoints sharing one limit: at most `limit` weight units per `window`
-    seconds (None: the CRM sets no short-window limit), one request costing `weight`."""
+    seconds (None: the CRM sets no short-window limit), one request costing `weight`.
+    `paced`: requests also leave at least window / limit apart. The CRM counts a request
+    when it arrives, and arrivals bunch up (a delayed request lands next to the following
+    ones): a short window (HubSpot's search, per second) sees more than the budget granted
+    in any window unless grants are evenly spread."""
 
     limit: int | None
     window: float = 10.0
     weight: int = 1
+    paced: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class Traffic:
         }
         self._clock, self._sleep = clock, sleep
         self._slots = threading.BoundedSemaphore(limits.in_flight)
+        self._next_at: dict[str, float] = {}
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -113,6 +128,8 @@ class Traffic:
             self._wait_out_pause()
             budget = self.budgets.get(kind)
             if budget is not None and spec is not None:
+                if spec.paced:
+                    self._pace(kind, spec)
                 budget.acquire(spec.weight)
             with self._lock:
                 self._in_flight += 1
@@ -123,10 +140,24 @@ class Traffic:
                 with self._lock:
                     self._in_flight -= 1
 
+    def _pace(self, kind: str, spec: EndpointClass) -> None:
+        """Wait for this request's turn: window / limit after the one before (turns are
+        handed out in order)."""
+        assert spec.limit is not None
+        with self._lock:
+            now = self._clock()
+            turn = max(now, self._next_at.get(kind, now))
+            self._next_at[kind] = turn + spec.window * spec.weight / spec.limit
+        if turn > now:
+            self._sleep(turn - now)
+
     def pause(self, seconds: float) -> None:
-        """Nobody sends for `seconds`: the CRM throttled one of us."""
+        """Nobody sends for `seconds`: the CRM throttled one of us. The budgets pause too, so
+        a request already waiting for room in one does not leave during the pause."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+        for budget in self.budgets.values():
+            budget.pause(seconds)
 
     def _wait_out_pause(self) -> None:
         while True:
@@ -150,16 +181,36 @@ class Traffic:
         all have ended. Inline when there is one slot, or when called from a worker."""
         if len(calls) < 2 or self.limits.in_flight < 2 or getattr(self._local, "worker", False):
             return [call() for call in calls]
-        with self._lock:
-            if self._readers is None:
-                self._readers = self._pool(FAN_OUT, "crmq-fan-out")
-            pool = self._readers
+        pool = self._fan_out()
         futures = [pool.submit(call) for call in calls]
         errors = [f.exception() for f in futures]
         for error in errors:
             if error is not None:
                 raise error
         return [f.result() for f in futures]
+
+    def interleave(self, *chains: Iterator[T], ahead: int = AHEAD) -> Iterator[T]:
+        """The items of independent `chains`, in the order they come. Each chain is advanced
+        one step at a time on a fan-out worker and runs up to `ahead` items before the
+        consumer takes them (so its requests go on while the consumer works); the first
+        failure is raised once the steps in flight have ended. One chain after the other
+        when there is one slot, or when called from a worker."""
+        if len(chains) < 2 or self.limits.in_flight < 2 or getattr(self._local, "worker", False):
+            for chain in chains:
+                yield from chain
+            return
+        pump = _Pump(self._fan_out(), chains, ahead)
+        try:
+            while (item := pump.take()) is not _DONE:
+                yield item  # type: ignore[misc]
+        finally:
+            pump.stop()
+
+    def _fan_out(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._readers is None:
+                self._readers = self._pool(FAN_OUT, "crmq-fan-out")
+            return self._readers
 
     def _pool(self, workers: int, name: str) -> ThreadPoolExecutor:
         def mark() -> None:
@@ -174,6 +225,80 @@ class Traffic:
         for pool in pools:
             if pool is not None:
                 pool.shutdown(wait=True)
+
+
+class _Pump:
+    """`Traffic.interleave`'s state: per chain, whether a step is in flight and how many of
+    its items wait; the items in the order they came; the first error."""
+
+    def __init__(self, pool: ThreadPoolExecutor, chains: tuple[Iterator[Any], ...], ahead: int):
+        self.pool, self.chains, self.ahead = pool, chains, max(1, ahead)
+        self.ready: deque[tuple[int, Any]] = deque()
+        self.waiting = [0] * len(chains)
+        self.flying: dict[int, Future[Any]] = {}
+        self.ended: set[int] = set()
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.changed = threading.Condition()
+        with self.changed:
+            for index in range(len(chains)):
+                self._advance(index)
+
+    def _advance(self, index: int) -> None:
+        """Start the chain's next step if it may run (the lock is held)."""
+        if (
+            self.stopped
+            or self.error is not None
+            or index in self.flying
+            or index in self.ended
+            or self.waiting[index] >= self.ahead
+        ):
+            return
+        future = self.pool.submit(next, self.chains[index], _DONE)
+        self.flying[index] = future
+        future.add_done_callback(lambda done: self._landed(index, done))
+
+    def _landed(self, index: int, future: Future[Any]) -> None:
+        with self.changed:
+            del self.flying[index]
+            error = future.exception()
+            if error is not None:
+                self.error = self.error or error
+            elif (item := future.result()) is _DONE:
+                self.ended.add(index)
+            else:
+                self.ready.append((index, item))
+                self.waiting[index] += 1
+                self._advance(index)
+            self.changed.notify_all()
+
+    def take(self) -> Any:
+        """The next item, or `_DONE` once every chain has ended; raises the first error."""
+        with self.changed:
+            while True:
+                if self.error is not None:
+                    while self.flying:
+                        self.changed.wait()
+                    raise self.error
+                if self.ready:
+                    index, item = self.ready.popleft()
+                    self.waiting[index] -= 1
+                    self._advance(index)
+                    return item
+                if len(self.ended) == len(self.chains):
+                    return _DONE
+                self.changed.wait()
+
+    def stop(self) -> None:
+        """No new step; wait for those in flight, then close the chains (generators)."""
+        with self.changed:
+            self.stopped = True
+            flying = list(self.flying.values())
+        wait(flying)
+        for chain in self.chains:
+            close = getattr(chain, "close", None)
+            if close is not None:
+                close()
 
 
 def traffic_of(adapter: object) -> Traffic:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from crm_qualify.adapters.hubspot import HubSpotAdapter
-from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor
+from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.contract import RecordError
 from crm_qualify.connector.model import Contact, CriterionStatus, EventType, Origin
@@ -279,8 +279,9 @@ class Pages:
 
 
 def test_odd_rows_in_a_search_page_never_stop_or_rewind_the_reader():
-    """Rows without a numeric id are skipped; an unreadable `lastmodifieddate` is taken as
-    the stamp before it, so the cursor never moves backwards."""
+    """Rows without a numeric id are skipped (pages go by id); a row with an unreadable
+    `lastmodifieddate` is read all the same, and the finished search moves the cursor to
+    the end of its window."""
     rows = [
         {"id": "11", "properties": {"lastmodifieddate": WHEN}},
         {"properties": {"lastmodifieddate": WHEN}},
@@ -291,5 +292,6 @@ def test_odd_rows_in_a_search_page_never_stop_or_rewind_the_reader():
     ]
     reader = ChangeReader(Pages(rows), "contacts", 0)
     (first, last) = list(reader.changed(Cursor(since=0), datetime(2026, 1, 1, tzinfo=UTC)))
-    assert first == (["11", "12", "13"], Cursor(since=WHEN_MS, activity=0))
+    until_ms = epoch_ms(datetime(2026, 1, 1, tzinfo=UTC))
+    assert first == (["11", "12", "13"], Cursor(since=until_ms, activity=0))
     assert last[0] == [] and last[1].since > WHEN_MS
