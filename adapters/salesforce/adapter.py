@@ -280,6 +280,7 @@ class SalesforceAdapter:
         if bulk and mapping.sobject == "Lead" and self.accounts.match_leads:
             self._staged_accounts = self.bulk_reads.accounts(staging, self.accounts)
         yield first, True
+        del first  # handed on: not held while the rest of the object is read
         if not bulk:
             yield from ((rows, True) for rows in pages)
             return

@@ -446,6 +446,8 @@ class SyncEngine:
                 report = BatchReport()
                 problems = _Problems()
                 contacts = self._translate(batch, report, problems)
+                read_cursor = batch.cursor
+                del batch  # its raw records: only the contacts are decided and held for writes
                 if remaining is not None:
                     contacts = contacts[:remaining]
                     remaining -= len(contacts)
@@ -456,8 +458,8 @@ class SyncEngine:
                 summary.counts["read"] += len(contacts)
                 summary.counts["read_errors"] += len(report.errors)
                 self._ingest(contacts, options)
-                saves = batch.cursor is not None and options.limit is None and not options.dry_run
-                cursor = batch.cursor if saves else None
+                saves = read_cursor is not None and options.limit is None and not options.dry_run
+                cursor = read_cursor if saves else None
                 self._dispatch(flight, contacts, now, options, summary, report, problems, cursor)
                 if remaining is not None and remaining <= 0:
                     break
@@ -513,9 +515,10 @@ class SyncEngine:
         decided += [
             (key, since, now) for key, since in self._deferred.items() if key not in deferred_before
         ]
+        planned = pairs is not None  # `then` must not hold the contacts: only what it records
 
         def then(out: Outgoing) -> None:
-            if pairs is not None:
+            if planned:
                 self._acknowledge(out, batch, decided, now, summary, report, problems)
             self._unacked -= keys
             if cursor is not None:
@@ -525,7 +528,7 @@ class SyncEngine:
                 self.on_batch(report)
 
         self._unacked |= keys
-        if pairs is None:
+        if not planned:
             flight.add(Outgoing((), (), then))
         else:
             flight.add(Outgoing(report.updates, report.tasks, then))

@@ -4,9 +4,11 @@ A run spends most of its time waiting for the CRM. With the next batches' reads 
 while this batch is decided and its writes are, a run takes about the longest of the three
 instead of their sum. A walk's pages come one after the other (each page names the next), so
 the reader thread never waits on the engine: it runs up to `depth` batches ahead. Memory
-stays that of `depth + 1` read batches, and the cursor rule is untouched: reading ahead moves
-no cursor (a batch's cursor is saved only after its own writes are acknowledged). Errors of a
-read surface where the batch would have been, in order.
+stays that of `depth + 2` read batches at most (the queue's, the one the reader holds until
+there is room, the engine's): neither thread keeps a batch once it has handed it on, so the
+engine can drop a batch's raw records as soon as they are translated. The cursor rule is
+untouched: reading ahead moves no cursor (a batch's cursor is saved only after its own writes
+are acknowledged). Errors of a read surface where the batch would have been, in order.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-DEPTH = 2
-"""Batches read ahead: the walk's page chain keeps going while the engine works on one."""
+DEPTH = 1
+"""Batches waiting, read ahead: with one more being read meanwhile, the walk's page chain keeps
+going while the engine works on one (a raw batch of 2,000 Salesforce people with their
+engagement is about 12 MB, so each one more waiting costs that much of peak memory)."""
 _END = object()
 
 
@@ -49,6 +53,7 @@ def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
             for item in batches:
                 if not put(item):
                     break
+                del item  # handed on: not kept while the next one is read
             else:
                 put(_END)
         except BaseException as exc:  # surfaces in the run's thread, where the batch was due
@@ -60,14 +65,15 @@ def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
 
     reader = threading.Thread(target=read, name="crmq-read-ahead", daemon=True)
     reader.start()
+    held: list[object] = []
     try:
         while True:
-            item = ready.get()
-            if item is _END:
+            held.append(ready.get())
+            if held[0] is _END:
                 return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
+            if isinstance(held[0], _Failed):
+                raise held[0].error
+            yield held.pop()  # type: ignore[misc]  # not kept here while the engine has it
     finally:
         stop.set()
         reader.join()
