@@ -160,17 +160,20 @@ class SalesforceAdapter:
         instance host). `deleted`: through queryAll, deleted and merged records too."""
         page = self.client.call(what, lambda sf: sf.query(soql, include_deleted=deleted))
         while True:
-            rows = page.get("records") or []
-            yield Page(
+            found = Page(
                 (
                     {k: v for k, v in r.items() if k != "attributes"}
-                    for r in rows
+                    for r in page.get("records") or []
                     if isinstance(r, dict)
                 ),
                 page.get("totalSize"),
             )
             next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
+            done = page.get("done", True) or not next_url
+            del page  # the answer as sent (each row's `attributes`) is not held beside its rows
+            yield found
+            del found
+            if done:
                 return
             if not (isinstance(next_url, str) and NEXT_PAGE.fullmatch(next_url)):
                 raise AdapterError(f"{what}: unexpected nextRecordsUrl {str(next_url)[:80]!r}")

@@ -1,0 +1,47 @@
+"""What a Bulk read keeps in memory: staged rows come back sharing their column names, and a
+Bulk row (no `attributes`) is taken as it is, not copied. The figures are in
+`bench/salesforce_bulk.py`."""
+
+from __future__ import annotations
+
+from crm_qualify.adapters.salesforce.bulk import Staging
+from crm_qualify.adapters.salesforce.bulk_writes import csv_data
+from crm_qualify.adapters.salesforce.reader import plain
+
+
+def test_staged_rows_come_back_whole_and_share_their_column_names():
+    staging = Staging()
+    try:
+        first = {"Id": "00T1", "WhoId": "00Q1", "Subject": "Call", "Campaign": None}
+        second = {"Id": "00T2", "WhoId": "00Q1", "Subject": None, "Campaign": {"Name": "Expo"}}
+        later = {"Id": "00T3", "WhoId": "00Q2", "Subject": "Mail", "Campaign": None, "Due": "x"}
+        staging.add("Task", [("00Q1", first), ("00Q1", second)])
+        staging.add("Task", [("00Q2", later)])
+        staging.finish("Task")
+        found = staging.rows("Task", ["00Q1", "00Q2", "00Q9"])
+        assert found["00Q1"] == [first, second]
+        assert found["00Q2"] == [later], "a column first seen later is kept"
+        assert found["00Q1"][0].get("Due") is None, "a row stored before it simply lacks it"
+        assert "00Q9" not in found
+        names = [list(row) for row in (*found["00Q1"], *found["00Q2"])]
+        assert all(a is b for a, b in zip(names[0], names[1], strict=True))
+        assert all(a is b for a, b in zip(names[0], names[2], strict=False))
+    finally:
+        staging.close()
+
+
+def test_a_row_without_attributes_is_taken_as_it_is():
+    bulk_row = {"Id": "00v1", "Campaign": {"Name": "Expo"}}
+    assert plain(bulk_row) is bulk_row
+    rest_row = {
+        "attributes": {"type": "CampaignMember"},
+        "Id": "00v1",
+        "Campaign": {"attributes": {"type": "Campaign"}, "Name": "Expo"},
+    }
+    assert plain(rest_row) == {"Id": "00v1", "Campaign": {"Name": "Expo"}}
+    assert "attributes" in rest_row and "attributes" in rest_row["Campaign"], "not changed"
+
+
+def test_ingest_data_is_the_csv_in_utf8():
+    data = csv_data([{"Id": "001", "Name": "Zoë, Ltd", "Flag": True}, {"Id": "002", "Name": None}])
+    assert data == 'Id,Name,Flag\n001,"Zoë, Ltd",true\n002,#N/A,\n'.encode()
