@@ -7,7 +7,8 @@ its own process (as a user would start it), and a full sync runs in another proc
 own (a new state store: everyone is read, scored and written), so the connector's peak
 resident memory is its own. Prints, side by side: API calls (every request counts against
 the org's daily allocation, Bulk ones included), Bulk jobs, wall time and the connector's
-peak RSS. REST is `bulk_threshold = 0`; Bulk is the default (2,000).
+peak RSS, at the end and once half the records were read (the two close together: memory
+flat in the org's size). REST is `bulk_threshold = 0`; Bulk is the default (2,000).
 """
 
 from __future__ import annotations
@@ -50,20 +51,34 @@ def start_simulator(records: int, bulk_delay: float) -> tuple[subprocess.Popen, 
     raise RuntimeError("the simulator stopped before printing its settings")
 
 
-def sync(options: dict, threshold: int) -> dict:
-    """One full sync in this process: calls, Bulk jobs, seconds, peak RSS (MB)."""
+def peak_mb() -> int:
+    """This process's resident memory high-water mark (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def sync(options: dict, threshold: int, records: int) -> dict:
+    """One full sync in this process: calls, Bulk jobs, seconds, peak RSS (MB) in all and
+    once `records` / 2 were read."""
     from crm_qualify.adapters.salesforce import SalesforceAdapter
     from crm_qualify.adapters.salesforce.settings import SalesforceSettings
     from crm_qualify.connector.mapping import load_mapping
     from crm_qualify.connector.settings import CrmSettings, Settings
-    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+    from crm_qualify.connector.sync.engine import BatchReport, RunOptions, SyncEngine
     from crm_qualify.connector.sync.state import StateStore
 
     settings = SalesforceSettings(**options, bulk_threshold=threshold)
     adapter = SalesforceAdapter.from_config(settings, load_mapping("salesforce"))
     with tempfile.TemporaryDirectory() as folder:
         store = StateStore(Path(folder) / "state.sqlite")
-        engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store)
+        read, half = [0], {}
+
+        def on_batch(report: BatchReport) -> None:
+            read[0] += report.read
+            if read[0] >= records / 2:
+                half.setdefault("rss_mb", peak_mb())
+
+        core = Settings(crm=CrmSettings(adapter="salesforce"))
+        engine = SyncEngine(adapter, core, store, on_batch=on_batch)
         began = time.perf_counter()
         summary = engine.run(RunOptions(full=True))
         seconds = time.perf_counter() - began
@@ -79,7 +94,8 @@ def sync(options: dict, threshold: int) -> dict:
         "bulk_calls": sum(n for what, n in requests.items() if "jobs/" in what),
         "jobs": dict(adapter.bulk_api.jobs),
         "seconds": round(seconds, 1),
-        "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rss_mb": peak_mb(),
+        "rss_half_mb": half.get("rss_mb"),
     }
 
 
@@ -87,7 +103,7 @@ def measure(records: int, path: str, bulk_delay: float) -> dict:
     simulator, options = start_simulator(records, bulk_delay)
     try:
         child = subprocess.run(
-            [sys.executable, __file__, "--child", path, json.dumps(options)],
+            [sys.executable, __file__, "--child", path, json.dumps(options), str(records)],
             capture_output=True, text=True, check=True,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )  # fmt: skip
@@ -101,16 +117,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--bulk-delay", type=float, default=0.5)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        path, options = args.child
-        print(json.dumps(sync(json.loads(options), 0 if path == "rest" else 2000)))
+        path, options, records = args.child
+        threshold = 0 if path == "rest" else 2000
+        print(json.dumps(sync(json.loads(options), threshold, int(records))))
         return
     table = [
         "| records | path | calls | of which Bulk | jobs (query/ingest) | wall s | connector RSS MB"
-        " | read | written | tasks | errors |",
-        "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        " | RSS MB at half read | read | written | tasks | errors |",
+        "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for records in args.records:
         for path in ("rest", "bulk"):
@@ -120,7 +137,8 @@ def main() -> None:
             table.append(
                 f"| {records:,} | {path} | {found['calls']:,} | {found['bulk_calls']:,} |"
                 f" {jobs.get('query', 0)}/{jobs.get('ingest', 0)} | {found['seconds']} |"
-                f" {found['rss_mb']} | {found['read']:,} | {found['written']:,} |"
+                f" {found['rss_mb']} | {found['rss_half_mb']} | {found['read']:,} |"
+                f" {found['written']:,} |"
                 f" {found['tasks']:,} | {found['errors']} |"
             )
     print("\n".join(table))

@@ -1,9 +1,15 @@
-"""What a Bulk read keeps in memory: staged rows come back sharing their column names, and a
-Bulk row (no `attributes`) is taken as it is, not copied. The figures are in
-`bench/salesforce_bulk.py`."""
+"""What a full read keeps in memory: a query answer is let go once its rows are taken out,
+staged Bulk rows come back sharing their column names, and a Bulk row (no `attributes`) is
+taken as it is, not copied. The figures are in `bench/salesforce_bulk.py`."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
 from crm_qualify.adapters.salesforce.bulk import Staging
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
 from crm_qualify.adapters.salesforce.reader import plain
@@ -45,3 +51,36 @@ def test_a_row_without_attributes_is_taken_as_it_is():
 def test_ingest_data_is_the_csv_in_utf8():
     data = csv_data([{"Id": "001", "Name": "Zoë, Ltd", "Flag": True}, {"Id": "002", "Name": None}])
     assert data == 'Id,Name,Flag\n001,"Zoë, Ltd",true\n002,#N/A,\n'.encode()
+
+
+class Answer(dict):
+    """A query answer as the client hands it over, watched with a weak reference."""
+
+
+class Client:
+    """Two pages of one query; keeps a weak reference to each answer it gave."""
+
+    def __init__(self) -> None:
+        self.answers: list[weakref.ref[Answer]] = []
+
+    def call(self, what: str, send: Callable[[Any], Any]) -> Answer:
+        number = len(self.answers)
+        answer = Answer(
+            totalSize=2,
+            done=number == 1,
+            nextRecordsUrl="/services/data/v59.0/query/01gD0000002HU6KIAW-2000",
+            records=[{"attributes": {"type": "Lead"}, "Id": f"00Q00000000000{number}"}],
+        )
+        self.answers.append(weakref.ref(answer))
+        return answer
+
+
+def test_a_query_answer_is_not_held_while_its_rows_are_worked_on():
+    adapter = object.__new__(SalesforceAdapter)  # `_query` needs nothing but the client
+    adapter.client = client = Client()
+    pages = adapter._query("GET query Lead", "SELECT Id FROM Lead")
+    first = next(pages)
+    gc.collect()
+    assert first == [{"Id": "00Q000000000000"}] and first.total == 2
+    assert client.answers[0]() is None, "the answer (every row's attributes) is still held"
+    assert [list(page) for page in pages] == [[{"Id": "00Q000000000001"}]]
