@@ -154,6 +154,8 @@ def measure(state: Path, days: float, rules_change: bool) -> None:
     print(f"{what}: {summary.status}; re-decided {decided:,} contacts, read 0")
     print(f"fields written: {crm.fields_written:,}, tasks created: {crm.tasks_created:,}")
     print(f"wall: {wall:.2f} s, cpu: {cpu:.2f} s, {decided / wall:,.0f} contacts/s")
+    if decided:
+        print(f"cpu per contact decided: {cpu / decided * 1e6:,.0f} µs (target: 20 µs)")
     print(f"peak RSS: {peak_mb:.0f} MB (targets at 1,000,000: under 20 s and 300 MB)")
 
 

@@ -95,14 +95,17 @@ _STAGES = {stage.value: stage for stage in Stage}
 
 
 def _candidates(
-    contact: Contact, decision: Decision, policies: Mapping[str, FieldPolicy]
+    contact: Contact, values: Mapping[str, Any], policies: Mapping[str, FieldPolicy]
 ) -> list[tuple[str, Any, Any, FieldPolicy]]:
-    """(field, CRM value, decided value, policy) of the owned fields whose value differs."""
+    """(field, CRM value, decided value, policy) of the owned fields whose value differs;
+    `values`: the decision's `field_values()`."""
     found = []
     owned = contact.owned
-    for field, new in decision.field_values().items():
+    for field, new in values.items():
+        if field in PASSENGER_FIELDS:
+            continue
         policy = policies.get(field)
-        if policy is None or not policy.owned or field in PASSENGER_FIELDS:
+        if policy is None or not policy.owned:
             continue
         old = owned.get(field)
         if field == "highest_stage":
@@ -126,7 +129,8 @@ def plan_update(
     until it can be."""
     changes: list[FieldUpdate] = []
     skips: list[Skip] = []
-    for field, old, new, policy in _candidates(contact, decision, policies):
+    values = decision.field_values()
+    for field, old, new, policy in _candidates(contact, values, policies):
         held = _held_back(field, old, new, policy, last_written, contact, writable_stages)
         if held is None and unsure and field in unsure:
             held = Skip(field, f"who set it could not be checked ({unsure[field]}); next run")
@@ -136,7 +140,6 @@ def plan_update(
         changes.append(FieldUpdate(field=field, old=old, new=new))
     if not changes:
         return None, skips
-    values = decision.field_values()
     for field in sorted(PASSENGER_FIELDS):
         policy = policies.get(field)
         if policy is not None and policy.owned:
@@ -160,7 +163,7 @@ def source_questions(
     back (the log names who). Everything else is decided without asking the CRM, so a first
     sync under the default policies reads no history at all."""
     wanted = []
-    for field, old, new, policy in _candidates(contact, decision, policies):
+    for field, old, new, policy in _candidates(contact, decision.field_values(), policies):
         if normalise(old) is None or _source(field, old, contact):
             continue
         held = _held_back(field, old, new, policy, last_written, contact, writable_stages)

@@ -54,6 +54,7 @@ from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
+from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
 from crm_qualify.connector.sync.people import People, Person
 from crm_qualify.connector.sync.person_decisions import Member, decide_persons
@@ -223,7 +224,8 @@ class SyncEngine:
                 self._prepare(options, summary)
                 remaining = self._run_batches(options, now, summary)
                 if options.contact_ids is None and not self.stop.is_set():
-                    self._redecide_mirror(options, now, summary, read_before, remaining)
+                    with fewer_collections():
+                        self._redecide_mirror(options, now, summary, read_before, remaining)
                 self._finish_full_read(options, summary)
             except BudgetExhausted as exc:
                 self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")

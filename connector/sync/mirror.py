@@ -66,7 +66,9 @@ def encode(contact: Contact) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     """In UTC: the mirror compares these as text (`recheck_at <= ?`), so one offset only."""
-    return moment.astimezone(UTC).isoformat() if moment else None
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
 
 
 def _moment(text: str | None) -> datetime | None:

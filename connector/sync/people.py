@@ -173,23 +173,31 @@ class People:
 
     def stored(self, instance: str, keys: Sequence[Key]) -> dict[Key, Person]:
         """The persons `resolve` last gave these records, with their other records: for
-        records nobody changed, whose groups cannot have changed either."""
-        own = dict(self._rows(instance, keys))
-        persons = sorted({row[_PERSON] for row in own.values()})
-        members: dict[str, list[tuple]] = {}
-        for chunk in _chunks(persons):
-            for row in self._store._query(
-                f"SELECT {_COLUMNS} FROM people WHERE instance = ?"
-                f" AND person IN ({','.join('?' * len(chunk))})",
-                [instance, *chunk],
-            ):
-                members.setdefault(row[_PERSON], []).append(row)
+        records nobody changed, whose groups cannot have changed either. One query per 500
+        records (the rows of every person they belong to), and one `Person` per person: the
+        mirror is re-decided through here, chunk by chunk."""
+        wanted = set(keys)
+        persons: dict[str, dict[Key, tuple]] = {}
+        for object_type, ids in _by_type(keys).items():
+            for chunk in _chunks(ids):
+                for row in self._store._query(
+                    f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND person IN"
+                    " (SELECT person FROM people WHERE instance = ? AND object_type = ?"
+                    f" AND contact_id IN ({','.join('?' * len(chunk))}))",
+                    [instance, instance, object_type, *chunk],
+                ):
+                    persons.setdefault(row[_PERSON], {})[(row[0], row[1])] = row
+        review = self.rules.review_task
         result = {}
-        for key, row in own.items():
-            rows = sorted(members.get(row[_PERSON], [row]), key=_oldest_first)
-            group = tuple((r[0], r[1]) for r in rows)
-            survivor = _survivor(rows, self.rules)
-            result[key] = Person(row[_PERSON], group, survivor, None, self.rules.review_task)
+        for name, rows in persons.items():
+            if len(rows) == 1:
+                (key,) = rows
+                result[key] = Person(name, (key,), key, None, review)
+                continue
+            ordered = sorted(rows.values(), key=_oldest_first)
+            members = tuple((row[0], row[1]) for row in ordered)
+            person = Person(name, members, _survivor(ordered, self.rules), None, review)
+            result.update((key, person) for key in members if key in wanted)
         return result
 
     def _block(self, instance: str, keys: Sequence[Key]) -> dict[Key, tuple]:
@@ -222,10 +230,7 @@ class People:
         return found
 
     def _rows(self, instance: str, keys: Sequence[Key]) -> Iterable[tuple[Key, tuple]]:
-        by_type: dict[str, list[str]] = {}
-        for object_type, contact_id in keys:
-            by_type.setdefault(object_type, []).append(contact_id)
-        for object_type, ids in by_type.items():
+        for object_type, ids in _by_type(keys).items():
             for chunk in _chunks(ids):
                 for row in self._store._query(
                     f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND object_type = ?"
@@ -310,6 +315,13 @@ def _survivor(rows: list[tuple], rules: IdentityRules) -> Key:
 
 def _own(row: tuple) -> str:
     return row[_INHERITED] or person_key((row[0], row[1]))
+
+
+def _by_type(keys: Iterable[Key]) -> dict[str, list[str]]:
+    by_type: dict[str, list[str]] = {}
+    for object_type, contact_id in keys:
+        by_type.setdefault(object_type, []).append(contact_id)
+    return by_type
 
 
 def _chunks(values: Sequence, size: int = 500) -> Iterable[Sequence]:

@@ -819,6 +819,10 @@ class StateStore:
 
     def clear_retries(self, instance: str, records: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
+            if not conn.execute(
+                "SELECT 1 FROM retries WHERE instance = ? LIMIT 1", (instance,)
+            ).fetchone():
+                return  # the usual case: every batch clears its records, nothing to delete
             conn.executemany(
                 "DELETE FROM retries WHERE instance = ? AND object_type = ? AND contact_id = ?",
                 [(instance, obj, cid) for obj, cid in records],
