@@ -308,10 +308,11 @@ class Decision:
         `highest_stage` is this decision's stage: the diff never plans it below what the CRM
         holds. `customer_type` is set only for customers (a contact whose won deals are not
         read keeps the type it has)."""
+        stage = str(self.stage)  # the value: `.value` is a Python-level property, slow here
         values: dict[str, Any] = {
-            "stage": self.stage.value,
-            "highest_stage": self.stage.value,
-            "temperature": self.temperature.value,
+            "stage": stage,
+            "highest_stage": stage,
+            "temperature": str(self.temperature),
             "score": self.score.total,
             "fit_score": self.score.fit,
             "engagement_score": self.score.engagement,

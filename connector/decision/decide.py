@@ -13,7 +13,7 @@ from crm_qualify.connector.decision.qualification import (
 )
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.decision.scoring import compile_rules, score_contact
-from crm_qualify.connector.model import Contact, Decision
+from crm_qualify.connector.model import Contact, Decision, Temperature
 
 
 def decide(
@@ -39,7 +39,9 @@ def decide(
         stage = held
     heat = temperature(compiled, result, now)
     followup = rules.followup
-    episode = episode_start(contact, heat, hot_since, now, followup)
+    episode = (
+        episode_start(contact, heat, hot_since, now, followup) if heat is Temperature.HOT else None
+    )
     return Decision(
         contact_id=contact.id,
         object_type=contact.object_type,
@@ -50,7 +52,7 @@ def decide(
         rules_version=compiled.version,
         renurture=needs_renurture(stage, result.last_activity, compiled, now),
         disqualified=disqualified,
-        customer_type=customer_type(contact),
+        customer_type=customer_type(contact) if contact.deals else None,
         tasks=plan_tasks(contact, stage, heat, disqualified, score.reasons, followup, now, episode),
         scored_at=now,
         hot_since=episode,

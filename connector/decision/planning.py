@@ -144,9 +144,11 @@ def assign_owner(contact: Contact, followup: FollowUpRules) -> str | None:
 
 
 def _who(contact: Contact) -> str:
-    name = " ".join(part for part in (contact.first_name, contact.last_name) if part)
+    first, last = contact.first_name, contact.last_name
+    name = f"{first} {last}" if first and last else first or last
     who = name or contact.email or contact.label
-    return f"{who} ({contact.company})" if contact.company else who
+    company = contact.company
+    return f"{who} ({company})" if company else who
 
 
 def _task(contact: Contact, **fields: object) -> PlannedTask:
@@ -180,11 +182,14 @@ def plan_tasks(
         and followup.mql_handoff
     )
     escalate = contact.tasks and followup.escalate
-    review = contact.duplicate_review if _review_due(contact) else None
+    review = contact.duplicate_review
+    if review is not None and not _review_due(contact):
+        review = None
     if not (hot_call or handoff or escalate or review is not None):
         return []  # the common case: skip owner and body, which only tasks need
     owner = assign_owner(contact, followup)
     body = format_reasons(reasons)
+    who = _who(contact) if hot_call or handoff else ""
     tasks = []
     if hot_call:
         tasks.append(
@@ -192,7 +197,7 @@ def plan_tasks(
                 contact,
                 key=task_key(contact, "hot_call", call_period),
                 kind="hot_call",
-                subject=f"Call hot lead {_who(contact)} within {followup.hot_call_hours:g} h",
+                subject=f"Call hot lead {who} within {followup.hot_call_hours:g} h",
                 body=body,
                 owner_id=owner,
                 due=now + timedelta(hours=followup.hot_call_hours),
@@ -206,7 +211,7 @@ def plan_tasks(
                 contact,
                 key=task_key(contact, "mql_handoff"),
                 kind="mql_handoff",
-                subject=f"New {stage.value.upper()}: take over {_who(contact)}",
+                subject=f"New {stage.upper()}: take over {who}",
                 body=body,
                 owner_id=owner,
                 due=now + timedelta(hours=followup.mql_sla_hours),
@@ -226,7 +231,7 @@ def _review_due(contact: Contact) -> bool:
     its key names: a merge in the CRM moves tasks to the surviving record, which may take the
     person of another record merged into it. The task ledger stops a second create of a key."""
     if contact.duplicate_review is None:
-        return False  # the common case
+        return False
     suffix = f":{REVIEW}"
     return not any(
         task.key and task.key.startswith(KEY_PREFIX) and task.key.endswith(suffix)

@@ -26,6 +26,8 @@ _NURTURED = frozenset({Stage.LEAD, Stage.MQL, Stage.SQL})
 def qualified(contact: Contact, rules: CompiledRules) -> bool:
     """Whether every criterion of the configured framework has at least the answer it needs."""
     answers = contact.qualification
+    if not answers:
+        return not rules.required  # the common case: nobody answered yet
     for criterion, least in rules.required:
         answer = answers.get(criterion)
         if answer is None or ANSWER_RANK[answer] < least:
@@ -66,11 +68,10 @@ def computed_stage(contact: Contact, rules: CompiledRules, result: ScoreResult) 
     base = engagement_stage(contact, rules, result.signals)
     if result.disqualified or base is not Stage.LEAD:
         return base
-    thresholds = rules.rules.thresholds
     total = result.score.total
-    if thresholds.sql_by_score and total >= thresholds.sql:
+    if rules.sql_by_score and total >= rules.sql:
         return Stage.SQL
-    if total >= thresholds.mql:
+    if total >= rules.mql:
         return Stage.MQL
     return base
 
@@ -102,15 +103,14 @@ def temperature(rules: CompiledRules, result: ScoreResult, now: datetime) -> Tem
     (a demo asked this week is hot whatever the score)."""
     if result.disqualified:
         return Temperature.COLD
-    bands = rules.rules.temperature
     score = result.score
     activity = score.engagement + score.intent
     signals = result.signals
-    if activity >= bands.hot or (
+    if activity >= rules.hot or (
         signals and _recent(signals, rules.hot_triggers, now - rules.hot_within)
     ):
         return Temperature.HOT
-    if activity >= bands.warm or (
+    if activity >= rules.warm or (
         signals and _recent(signals, rules.warm_triggers, now - rules.warm_within)
     ):
         return Temperature.WARM

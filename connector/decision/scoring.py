@@ -34,6 +34,8 @@ def _kept_list_kind(domain: str) -> str | None:
     if domain in DISPOSABLE_BLOCKLIST:
         return "disposable"
     return "free_mail" if is_free_mail(domain) else None
+
+
 _NON_WORD = re.compile(r"[^\w]+")
 TABLE_DAYS = 3_660
 """Decay factors are tabulated for ages of 0 to 10 years; older events compute theirs."""
@@ -65,8 +67,9 @@ class CompiledRules:
     version: str
     signals: dict[EventType, tuple[float, float, bool]]
     """Per signal: weight, cap, whether it is an intent signal."""
-    labels: dict[EventType, tuple[str, str]]
-    """Per signal: its name and the words a reason uses ('demo request')."""
+    families: dict[EventType, tuple[str, str, str]]
+    """Per signal: its name, its family (intent or engagement) and the words a reason uses
+    ('demo request')."""
     decay: dict[EventType, tuple[float, ...]]
     """Per signal: the decay factor per whole day of age, 0..TABLE_DAYS-1 (shared between
     signals with the same half-life)."""
@@ -90,6 +93,12 @@ class CompiledRules:
     outbound_min_opens: int
     required: tuple[tuple[str, int], ...]
     """Qualification: each required criterion and the rank of the least answer it needs."""
+    mql: float
+    sql: float
+    sql_by_score: bool
+    warm: float
+    hot: float
+    """Temperature bands on engagement + intent points."""
     hot_triggers: tuple[EventType, ...]
     hot_within: timedelta
     warm_triggers: tuple[EventType, ...]
@@ -97,6 +106,13 @@ class CompiledRules:
     renurture_after: timedelta
     title_cache: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
     """Job title -> (fit points of the first matching title rule, personal title?)."""
+    domain_cache: dict[str, str | None] = field(default_factory=dict)
+    """Email domain -> what `domain_kind` says of it."""
+    line_starts: dict[EventType, dict[int, tuple[str, str, str]]] = field(
+        default_factory=lambda: {kind: {} for kind in EventType}
+    )
+    """Per signal and points shown: name, family and the start of its reason ('+40 demo
+    request'), written once."""
 
     def factor(self, kind: EventType, days: int) -> float:
         """The decay factor outside the table: events from the future or over 10 years old."""
@@ -114,6 +130,24 @@ class CompiledRules:
                 self.title_cache.clear()
             self.title_cache[title] = cached
         return cached
+
+    def domain_kind(self, domain: str) -> str | None:
+        """'competitor', 'disposable' or 'free_mail' (configured first, then the kept lists),
+        None for any other domain."""
+        cache = self.domain_cache
+        if domain in cache:
+            return cache[domain]
+        kind = self.domains.get(domain) or _kept_list_kind(domain)
+        if len(cache) >= 50_000:
+            cache.clear()
+        cache[domain] = kind
+        return kind
+
+    def line_start(self, kind: EventType, shown: int) -> tuple[str, str, str]:
+        """Name, family and '+40 demo request' for `shown` points of `kind`, remembered."""
+        name, family, words = self.families[kind]
+        start = self.line_starts[kind][shown] = (name, family, f"{shown:+d} {words}")
+        return start
 
 
 def compile_rules(rules: Rules) -> CompiledRules:
@@ -145,7 +179,14 @@ def compile_rules(rules: Rules) -> CompiledRules:
             kind: (rules.weights.get(kind, 0.0), rules.caps.get(kind, math.inf), kind in intent)
             for kind in EventType
         },
-        labels={kind: (kind.value, kind.value.replace("_", " ")) for kind in EventType},
+        families={
+            kind: (
+                kind.value,
+                "intent" if kind in intent else "engagement",
+                kind.value.replace("_", " "),
+            )
+            for kind in EventType
+        },
         decay={kind: tables[half_life] for kind, half_life in half_lives.items()},
         half_lives=half_lives,
         fresh_days=decay.fresh_days,
@@ -188,6 +229,11 @@ def compile_rules(rules: Rules) -> CompiledRules:
         required=tuple(
             (criterion, ANSWER_RANK[least]) for criterion, least in rules.qualification.required
         ),
+        mql=rules.thresholds.mql,
+        sql=rules.thresholds.sql,
+        sql_by_score=rules.thresholds.sql_by_score,
+        warm=rules.temperature.warm,
+        hot=rules.temperature.hot,
         hot_triggers=tuple(dict.fromkeys(rules.temperature.hot_triggers)),
         hot_within=timedelta(days=rules.temperature.hot_within_days),
         warm_triggers=tuple(dict.fromkeys(rules.temperature.warm_triggers)),
@@ -204,9 +250,9 @@ _COMPILED: dict[int, CompiledRules] = {}
 
 Seen = list
 """What scoring gathered about one signal, as a list for speed: [decayed occurrences,
-occurrences, youngest age, that event's time, points shown] (see the `SEEN_*` positions)."""
+occurrences, the latest event's time, points shown] (see the `SEEN_*` positions)."""
 SEEN_COUNT = 1
-SEEN_LAST_AT = 3
+SEEN_LAST_AT = 2
 
 
 @dataclass(slots=True)
@@ -231,6 +277,7 @@ Note = tuple[str, str, float, str, str]
 Line = tuple[str, str, float, str, float]
 """A written reason: signal, family, points, text, and -|points| to sort it by."""
 _BY_STRENGTH = itemgetter(4)
+_TEXT = itemgetter(3)
 
 
 class Explanation(Sequence[Reason]):
@@ -241,13 +288,19 @@ class Explanation(Sequence[Reason]):
     CRM text, written without building `Reason` objects (the engine needs it for every
     contact it compares with the CRM)."""
 
-    __slots__ = ("_compiled", "_notes", "_seen", "_lines", "_reasons", "_text")
+    __slots__ = ("_compiled", "_notes", "_fit_notes", "_seen", "_lines", "_reasons", "_text")
 
     def __init__(
-        self, compiled: CompiledRules, notes: list[Note], seen: dict[EventType, Seen]
+        self,
+        compiled: CompiledRules,
+        notes: list[Note],
+        fit_notes: int,
+        seen: dict[EventType, Seen],
     ) -> None:
+        """`notes`: the profile reasons, the first `fit_notes` of them fit, the rest negative."""
         self._compiled = compiled
         self._notes = notes
+        self._fit_notes = fit_notes
         self._seen = seen
         self._lines: list[Line] | None = None
         self._reasons: list[Reason] | None = None
@@ -256,10 +309,14 @@ class Explanation(Sequence[Reason]):
     def _written(self) -> list[Line]:
         lines = self._lines
         if lines is None:
+            lines = _signal_lines(self._compiled, self._seen) if self._seen else []
             notes = self._notes
-            lines = [_note_line(note) for note in notes if note[1] == "fit"]
-            lines += _signal_lines(self._compiled, self._seen)
-            lines += [_note_line(note) for note in notes if note[1] != "fit"]
+            if notes:
+                fit = self._fit_notes
+                if fit:
+                    lines[:0] = map(_note_line, notes[:fit])
+                if fit < len(notes):
+                    lines += map(_note_line, notes[fit:])
             self._lines = lines
             self._notes = self._seen = None  # type: ignore[assignment]
         return lines
@@ -277,10 +334,10 @@ class Explanation(Sequence[Reason]):
         """What `format_reasons` gives for these reasons: one per line, strongest first."""
         text = self._text
         if text is None:
-            lines = self._written()
+            lines = self._lines or self._written()
             if len(lines) > 1:
                 lines = sorted(lines, key=_BY_STRENGTH)
-            text = self._text = "\n".join([line[3] for line in lines])
+            text = self._text = "\n".join(map(_TEXT, lines))
         return text
 
     @overload
@@ -308,18 +365,21 @@ class Explanation(Sequence[Reason]):
 
 
 def _note_line(note: Note) -> Line:
-    signal, family, points, label, detail = note
-    text = f"{label} {detail}" if detail else label
-    if points:
-        shown = _POINTS_TEXT.get(points)
-        if shown is None:
-            shown = _POINTS_TEXT[points] = format_points(points)
-        text = f"{shown} {text}"
-    return signal, family, points, text, -abs(points)
+    """The written reason of a profile note, remembered: most notes repeat (an industry, a
+    free-mail domain, a size band), and equal notes write equal lines."""
+    line = _NOTE_LINES.get(note)
+    if line is None:
+        signal, family, points, label, detail = note
+        text = f"{label} {detail}" if detail else label
+        if points:
+            text = f"{format_points(points)} {text}"
+        if len(_NOTE_LINES) >= 50_000:
+            _NOTE_LINES.clear()
+        line = _NOTE_LINES[note] = (signal, family, points, text, -abs(points))
+    return line
 
 
-_POINTS_TEXT: dict[float, str] = {}
-"""format_points of the configured profile points (a handful of values)."""
+_NOTE_LINES: dict[Note, Line] = {}
 
 
 def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[Line]:
@@ -328,28 +388,39 @@ def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[
     points away from what would be shown without it ("(capped)", "(decayed)")."""
     lines = []
     signals = compiled.signals
-    labels = compiled.labels
-    for kind, (occurrences, count, _, last_at, shown) in seen.items():
+    starts = compiled.line_starts
+    for kind, (occurrences, count, last_at, shown) in seen.items():
         if shown == 0:
             continue  # counts nothing: not a reason, and the parts add up without it
-        weight, cap, is_intent = signals[kind]
-        name, label = labels[kind]
-        signed = _SIGNED.get(shown)
-        if signed is None:
-            signed = _SIGNED[shown] = f"{shown:+d}"
-        day = last_at.date().isoformat()
-        why = f"{signed} {label} x{count}, last {day}" if count > 1 else f"{signed} {label} {day}"
+        weight, cap, _ = signals[kind]
+        start = starts[kind].get(shown)
+        if start is None:
+            start = compiled.line_start(kind, shown)
+        name, family, text = start
+        ordinal = last_at.toordinal()
+        day = _DAYS.get(ordinal)
+        if day is None:
+            day = _day_text(last_at)
+        why = f"{text} x{count}, last {day}" if count > 1 else f"{text} {day}"
         capped = round(weight * occurrences) > shown
-        if round(min(weight * count, cap)) != shown:
+        undecayed = weight * count
+        if round(cap if undecayed > cap else undecayed) != shown:
             why += " (capped, decayed)" if capped else " (decayed)"
         elif capped:
             why += " (capped)"
-        lines.append((name, "intent" if is_intent else "engagement", shown, why, -abs(shown)))
+        lines.append((name, family, shown, why, -abs(shown)))
     return lines
 
 
-_SIGNED: dict[int, str] = {}
-"""'+40' for 40: the points a signal shows, written once per value."""
+_DAYS: dict[int, str] = {}
+"""'2026-11-18' per proleptic ordinal: the days events fall on, each written once."""
+
+
+def _day_text(at: datetime) -> str:
+    if len(_DAYS) >= 100_000:
+        _DAYS.clear()
+    text = _DAYS[at.toordinal()] = at.date().isoformat()
+    return text
 
 
 def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: bool) -> str:
@@ -390,32 +461,28 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
         for event in events:
             kind = event.type
             at = event.at
-            age = now - at
-            days = age.days
+            days = (now - at).days
             factor = tables[kind][days] if 0 <= days < TABLE_DAYS else rules.factor(kind, days)
             count = event.count
             entry = seen.get(kind)
             if entry is None:
-                seen[kind] = [factor * count, count, age, at, 0]
+                seen[kind] = [factor * count, count, at, 0]
             else:
                 entry[0] += factor * count
                 entry[1] += count
-                if age < entry[2]:
-                    entry[2] = age
-                    entry[3] = at
+                if at > entry[2]:
+                    entry[2] = at
         signals = rules.signals
-        youngest: timedelta | None = None
         for kind, entry in seen.items():
             weight, cap, is_intent = signals[kind]
             points = weight * entry[0]
-            shown = entry[4] = round(cap if points > cap else points)
+            shown = entry[3] = round(cap if points > cap else points)
             if is_intent:
                 intent += shown
             else:
                 engagement += shown
-            if youngest is None or entry[2] < youngest:
-                youngest = entry[2]
-                last = entry[3]
+            if last is None or entry[2] > last:
+                last = entry[2]
 
     # Profile and negatives: kept as notes, written only when the reasons are read.
     notes: list[Note] = []
@@ -441,6 +508,7 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
                     fit += points
                     notes.append(("company_size", "fit", points, "company size", str(employees)))
                 break
+    fit_notes = len(notes)
     negative = rules.negative_points
     disqualified = False
     if contact.unsubscribed and (points := negative["unsubscribed"]):
@@ -457,7 +525,7 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
                 notes.append(("invalid_data", "negative", points, "invalid email address", ""))
         else:
             local, _, domain = email.casefold().rpartition("@")
-            kind_of_domain = rules.domains.get(domain) or _kept_list_kind(domain)
+            kind_of_domain = rules.domain_kind(domain)
             if kind_of_domain == "competitor":
                 disqualified = True
                 notes.append(
@@ -503,6 +571,6 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
         engagement=engagement,
         intent=intent,
         grade=_grade(fit_points, engagement + intent, rules.grades, disqualified),
-        reasons=Explanation(rules, notes, seen) if (notes or seen) else [],
+        reasons=Explanation(rules, notes, fit_notes, seen) if (notes or seen) else [],
     )
     return ScoreResult(score, disqualified, last, seen)
