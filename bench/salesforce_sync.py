@@ -49,6 +49,9 @@ PAGE, COLLECTION, BULK_SET = 2000, 200, 10_000
 INGEST = ("POST jobs/ingest", "PUT jobs/ingest/{id}/batches", "PATCH jobs/ingest/{id}",
           "GET jobs/ingest/{id}")  # fmt: skip
 """The requests of one ingest job at the least: create, upload, close, one poll."""
+UPSERTED = "GET jobs/ingest/{id}/successfulResults"
+"""A task upsert job's results too: the id of each key's task, which the state store keeps
+(rollback deletes by it) and no other request of the run brings back."""
 KEY = "CRMQ_Task_Key__c"
 SWEPT = ("Task", "Event", "CampaignMember", "OpportunityContactRole", "Opportunity")
 CHILDREN = {
@@ -82,8 +85,11 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
   S: activity sweep of an incremental run: Task, Event, CampaignMember,
      OpportunityContactRole, Opportunity changed since the last run, max(1, ceil(rows / 2,000))
      each
-  W(n), U records updated, T tasks upserted: ceil(n / 200) sObject Collections; from
-     bulk_threshold on, 4 requests (create, upload, close, one poll) per ingest job of 10,000"""
+  W(n), U records updated, T tasks upserted: below bulk_threshold, ceil(n / 200) sObject
+     Collections; from it on, ingest jobs of up to 10,000 records of one object (so per
+     object for U), 4 requests each (create, upload, close, one poll) and for tasks a 5th
+     (successfulResults: each task's id); a remainder below bulk_threshold beside full jobs
+     in collections where they are fewer"""
 
 
 def people(sim: Any, since: str | None) -> dict[str, list[str]]:
@@ -206,19 +212,54 @@ def minimum_reads(
     return floor
 
 
-def minimum_writes(counts: Counter, threshold: int) -> Counter[str]:
-    """The writes of one run's documented minimum (W): collections of 200 record updates and
-    of 200 task upserts, or from `threshold` on ingest jobs of 10,000."""
+def written(sim: Any, since: str) -> dict[str, int]:
+    """People per object the integration user wrote since `since` (a Bulk ingest job takes
+    one object, so W(U) counts jobs per object)."""
+    with sim.org.lock:
+        return {
+            sobject: sum(
+                1
+                for record in sim.org.live(sobject)
+                if record["SystemModstamp"] >= since
+                and record["LastModifiedById"] == sim.org.integration_user
+            )
+            for sobject in CHILDREN
+        }
+
+
+def job_floor(written: int, threshold: int) -> tuple[int, int]:
+    """(ingest jobs, records left to collections) for `written` records of one kind and
+    object from `threshold` on: jobs of 10,000, a remainder below `threshold` beside full
+    jobs in collections where they are fewer than a job's 4 requests."""
+    jobs, rest = divmod(written, BULK_SET)
+    if rest and jobs and rest < threshold and math.ceil(rest / COLLECTION) < len(INGEST):
+        return jobs, rest
+    return jobs + (rest > 0), 0
+
+
+def minimum_writes(counts: Counter, by_object: dict[str, int], threshold: int) -> Counter[str]:
+    """The writes of one run's documented minimum (W): below `threshold`, collections of 200
+    record updates (of any object) and of 200 task upserts; from it on ingest jobs of 10,000,
+    of one object each (`by_object`: the updates per object), task jobs with their results."""
     floor: Counter[str] = Counter()
-    for written, collection in (
-        (counts["records_written"], "PATCH composite/sobjects"),
-        (counts["tasks_created"], "PATCH composite/sobjects/Task"),
-    ):
-        if threshold and written >= threshold:
+    updates, tasks = counts["records_written"], counts["tasks_created"]
+    if not threshold or updates < threshold:
+        floor["PATCH composite/sobjects"] += math.ceil(updates / COLLECTION)
+    else:
+        left = 0
+        for sobject_updates in by_object.values():
+            jobs, rest = job_floor(sobject_updates, threshold)
+            left += rest
             for request in INGEST:
-                floor[request] += math.ceil(written / BULK_SET)
-        else:
-            floor[collection] = math.ceil(written / COLLECTION)
+                floor[request] += jobs
+        floor["PATCH composite/sobjects"] += math.ceil(left / COLLECTION)
+    if not threshold or tasks < threshold:
+        floor["PATCH composite/sobjects/Task"] += math.ceil(tasks / COLLECTION)
+    else:
+        jobs, rest = job_floor(tasks, threshold)
+        floor["PATCH composite/sobjects/Task"] += math.ceil(rest / COLLECTION)
+        for request in (*INGEST, UPSERTED):
+            floor[request] += jobs
     return floor
 
 
@@ -261,7 +302,8 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 after = sim.call("stats", True)
                 since = run_started
                 counts = summary.counts
-                floor = +(reads + minimum_writes(counts, settings.bulk_threshold))
+                by_object = sim.call("salesforce_sync:written", run_started)
+                floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
                 used = Counter(adapter.usage().requests)
                 used.subtract(before_usage)
                 measured: Counter[str] = Counter()

@@ -155,8 +155,14 @@ def flight_for(traffic: Traffic, landed: list, pending: list) -> Flight:
     return Flight(traffic, senders, landed.extend)
 
 
-def batch(name: str, updates: Sequence[RecordUpdate], tasks: Sequence[PlannedTask], acked: list):
-    return Outgoing(updates, tasks, lambda out: acked.append((name, out)))
+def batch(
+    name: str,
+    updates: Sequence[RecordUpdate],
+    tasks: Sequence[PlannedTask],
+    acked: list,
+    records: int = 0,
+):
+    return Outgoing(updates, tasks, lambda out: acked.append((name, out)), records=records)
 
 
 def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
@@ -183,33 +189,50 @@ def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
 
 def test_with_a_bulk_api_writes_gather_into_one_large_call():
     traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=6, bulk_from=4), [], [], []
+    traffic.auto = True
     flight = flight_for(traffic, landed, pending)
     flight.add(batch("a", [update("1"), update("2")], [], acked))
     flight.add(batch("b", [update("3"), update("4")], [], acked))
     assert traffic.sent == [], "a whole request's worth is held while a bulk call may gather"
     flight.add(batch("c", [update("5"), update("6"), update("7")], [task("k")], acked))
     assert [len(items) for items, _ in traffic.sent] == [6], "bulk_batch gathered: one call"
-    traffic.answer(0)
-    traffic.auto = True
+    assert [name for name, _ in acked] == ["a", "b"], "answered: c's 7th update waits on"
     flight.drain()
     sent = [[getattr(i, "contact_id", None) or i.key for i in items] for items, _ in traffic.sent]
     assert sent[1:] == [["7"], ["k"]], "what never reached bulk_from leaves in REST requests"
     assert [name for name, _ in acked] == ["a", "b", "c"]
 
 
-def test_bulk_holding_ends_when_too_many_batches_are_open():
+def test_bulk_holding_ends_when_the_open_batches_hold_more_than_a_bulk_call():
     traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=3), [], [], []
     traffic.auto = True
     flight = flight_for(traffic, landed, pending)
     for name in "abc":
-        flight.add(batch(name, [update(name)], [], acked))
-    assert traffic.sent == [] and acked == [], "three batches open: still gathering"
-    flight.add(batch("d", [update("d")], [], acked))
+        flight.add(batch(name, [update(name)], [], acked, records=30))
+    assert traffic.sent == [] and acked == [], "90 records open: still gathering"
+    flight.add(batch("d", [update("d")], [], acked, records=30))
     assert [len(items) for items, _ in traffic.sent] == [4], "bulk_from reached: one call"
-    flight.add(batch("e", [update("e")], [], acked))
+    assert [name for name, _ in acked] == list("abcd")
+    flight.add(batch("e", [update("e")], [], acked, records=30))
     flight.drain()
     assert [len(items) for items, _ in traffic.sent] == [4, 1]
     assert [name for name, _ in acked] == list("abcde")
+
+
+def test_below_bulk_from_only_the_due_batches_items_leave_the_rest_gathers_on():
+    traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=50), [], [], []
+    traffic.auto = True
+    flight = flight_for(traffic, landed, pending)
+    flight.add(batch("a", [], [task("a1"), task("a2"), task("a3")], acked, records=40))
+    flight.add(batch("b", [], [task("b1"), task("b2"), task("b3")], acked, records=40))
+    flight.add(batch("c", [], [task("c1")], acked, records=40))
+    sent = [[i.key for i in items] for items, _ in traffic.sent]
+    assert sent == [["a1", "a2"], ["a3", "b1"]], "a is due: whole requests that cover it"
+    assert [name for name, _ in acked] == ["a"]
+    flight.drain()
+    sent = [[i.key for i in items] for items, _ in traffic.sent]
+    assert sent[2:] == [["b2", "b3"], ["c1"]]
+    assert [name for name, _ in acked] == ["a", "b", "c"]
 
 
 def test_batches_are_acknowledged_in_order_whatever_order_answers_come_in():

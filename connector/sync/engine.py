@@ -531,9 +531,9 @@ class SyncEngine:
 
         self._unacked |= keys
         if not planned:
-            flight.add(Outgoing((), (), then))
+            flight.add(Outgoing((), (), then, records=len(batch)))
         else:
-            flight.add(Outgoing(report.updates, report.tasks, then))
+            flight.add(Outgoing(report.updates, report.tasks, then, records=len(batch)))
 
     def _ingest(self, contacts: list[Contact], options: RunOptions) -> None:
         """Read records settle a dead run's intents and replace their mirrored facts."""

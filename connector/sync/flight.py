@@ -6,15 +6,20 @@ and leave in requests of the adapter's size (`Limits.write_batch` / `task_batch`
 for the next batch at most (then leave, even in a short request), so a run pays about one
 short request per kind for every two batches instead of one per batch, and a batch is
 acknowledged, its progress shown and a stop obeyed, one batch later at most. An adapter with
-a bulk write API (`Limits.bulk_batch` / `bulk_from`) has items wait longer, until a bulk
-call's worth gathers or `max_open` batches are open: a few batches later at most. Each request
+a bulk write API (`Limits.bulk_batch` / `bulk_from`) has items wait longer: batches stay open
+while the records they decided number at most `bulk_batch` (what an open batch holds in memory
+is per record: its keys, review moments and writes), so a bulk call gathers across as many
+batches as fill it, and the cost in memory is the same whatever the batch size. Past that, the
+oldest batches' items leave: all that waits in one bulk call once `bulk_from` have gathered,
+else only enough requests of the REST size to cover them, the rest gathering on. Each request
 goes to a write worker: requests for different records are independent, so several are in
 flight at once, while the run's thread decides the next batch.
 
 A batch is acknowledged (its `then` runs, on the run's thread: audit trail, mirror, cursor)
 only once every one of its items has its answer, and only after every earlier batch: a
 cursor therefore never passes a record whose write is not acknowledged. At most `max_open`
-batches wait; past that the short requests leave at once and the run waits for answers.
+batches wait (with a bulk API, `bulk_batch` records); past that the oldest batches' items leave
+at once and the run waits for their answers.
 
 A request that fails as a whole (the adapter raised) stops the sending. Once the requests in
 flight have ended, `landed` records what did come back, for every batch still open, and the
@@ -59,6 +64,9 @@ class Outgoing:
     updates: Sequence[RecordUpdate]
     tasks: Sequence[PlannedTask]
     then: Callable[[Outgoing], None]
+    records: int = 0
+    """The records the batch decided, which its acknowledgement keeps in memory while it
+    waits (0: count its items); with a bulk API they bound how long writes gather."""
     update_answers: list[Answer[WriteResult] | None] = field(default_factory=list)
     task_answers: list[Answer[TaskResult] | None] = field(default_factory=list)
     unanswered: int = 0
@@ -67,6 +75,7 @@ class Outgoing:
         self.update_answers = [None] * len(self.updates)
         self.task_answers = [None] * len(self.tasks)
         self.unanswered = len(self.updates) + len(self.tasks)
+        self.records = self.records or self.unanswered
 
 
 Slot = tuple[Outgoing, int]
@@ -99,6 +108,8 @@ class Flight:
         self.max_open = max_open
         self.requests = 0
         self._open: deque[Outgoing] = deque()
+        self._held = 0
+        """Records of the open batches."""
         self._updates: list[Slot] = []
         self._tasks: list[Slot] = []
         self._flying: dict[Future[tuple[list[Any], datetime, datetime]], tuple[str, list[Slot]]]
@@ -107,18 +118,19 @@ class Flight:
 
     def add(self, batch: Outgoing) -> None:
         self._open.append(batch)
+        self._held += batch.records
         self._updates += [(batch, i) for i in range(len(batch.updates))]
         self._tasks += [(batch, i) for i in range(len(batch.tasks))]
         self._collect(block=False)  # a failed request stops the sending before more leaves
-        self._send(whole_only=True)
+        self._send(due=0)
         self._collect(block=False)
-        while len(self._open) > self.max_open:
-            self._send(whole_only=False)
+        while due := self._due():
+            self._send(due=due)
             self._collect(block=True)
 
     def drain(self) -> None:
         """Everything sent and acknowledged."""
-        self._send(whole_only=False)
+        self._send(due=None)
         while self._open:
             self._collect(block=True)
 
@@ -136,28 +148,48 @@ class Flight:
         except Exception:
             log.exception("the answers of writes in flight could not be recorded")
         self._open.clear()
+        self._held = 0
 
     # sending --------------------------------------------------------------------------------
-    def _send(self, *, whole_only: bool) -> None:
+    def _due(self) -> int:
+        """How many of the oldest open batches must be answered before the run goes on: those
+        past `max_open`; with a bulk API, those whose records take the open batches past
+        `bulk_batch` (the newest batch always stays open)."""
         limits = self.traffic.limits
+        if not (limits.bulk_from and limits.bulk_batch and self.max_open):
+            return max(0, len(self._open) - self.max_open)
+        held, due = self._held, 0
+        for batch in self._open:
+            if held <= limits.bulk_batch or due == len(self._open) - 1:
+                break
+            held -= batch.records
+            due += 1
+        return due
+
+    def _send(self, *, due: int | None) -> None:
+        """`due` None: everything leaves (draining); else the items of the `due` oldest open
+        batches must leave (0: none), with those that fill whole requests."""
+        limits = self.traffic.limits
+        must = None if due is None else set(list(self._open)[:due])
         for kind, waiting, size in (
             ("updates", self._updates, limits.write_batch),
             ("tasks", self._tasks, limits.task_batch),
         ):
             while waiting:
-                count = self._count(waiting, size, whole_only=whole_only)
+                count = self._count(waiting, size, must)
                 if not count:
                     break
                 chunk, waiting[:count] = waiting[:count], []
                 self._launch(kind, chunk)
 
-    def _count(self, waiting: list[Slot], size: int | None, *, whole_only: bool) -> int:
+    def _count(self, waiting: list[Slot], size: int | None, must: set[Outgoing] | None) -> int:
         """How many waiting items leave in the next request; 0: they wait for the next batch.
+        `must`: the batches whose items have to leave now (None: all of them).
 
-        Items wait one batch at most (`whole_only` is False when they must leave: draining,
-        or too many batches open), unless the adapter has a bulk API: then they wait until
-        `bulk_batch` gather or more than `max_open` batches are open, and leave in one bulk
-        call once `bulk_from` have gathered, in requests of `size` if fewer ever do."""
+        Without a bulk API items wait one batch at most: only the newest batch's, while they
+        fill no request and no batch is due. With one they wait until `bulk_batch` gather or
+        their batch is due, and then leave in one bulk call once `bulk_from` have gathered,
+        else in requests of `size`, as many as cover the due batches' items."""
         limits = self.traffic.limits
         bulk_from = limits.bulk_from or 0
         bulk = limits.bulk_batch if bulk_from else None
@@ -166,12 +198,14 @@ class Flight:
             return sum(1 for batch, _ in waiting if batch is oldest)
         if bulk and len(waiting) >= bulk:
             return bulk
-        newest = self._open[-1] if self._open else None
-        if whole_only and (bulk or oldest is newest) and len(waiting) < (bulk or size):
+        if not bulk:
+            newest = self._open[-1] if self._open else None
+            if must is not None and not must and oldest is newest and len(waiting) < size:
+                return 0
+            return size
+        if must is not None and oldest not in must:
             return 0
-        if bulk and len(waiting) >= bulk_from:
-            return len(waiting)
-        return size
+        return len(waiting) if len(waiting) >= bulk_from else size
 
     def _launch(self, kind: str, chunk: list[Slot]) -> None:
         if kind == "updates":
@@ -194,8 +228,13 @@ class Flight:
                 self._answer(future)
         if self._error is not None:
             self._fail()
+        self._acknowledge_front()
+
+    def _acknowledge_front(self) -> None:
+        """The oldest open batches that are fully answered, in order."""
         while self._open and self._open[0].unanswered == 0:
             batch = self._open.popleft()
+            self._held -= batch.records
             batch.then(batch)
 
     def _answer(self, future: Future[tuple[list[Any], datetime, datetime]]) -> None:
@@ -223,11 +262,10 @@ class Flight:
         wait(list(self._flying))
         for future in list(self._flying):
             self._answer(future)
-        while self._open and self._open[0].unanswered == 0:
-            batch = self._open.popleft()
-            batch.then(batch)
+        self._acknowledge_front()
         self.landed(list(self._open))
         self._open.clear()
+        self._held = 0
         self._error = None
         raise error  # type: ignore[misc]
 
