@@ -71,7 +71,7 @@ def screen(raw: str) -> list[str]:
 
 def batch(contacts: int, written: int = 0, tasks: int = 0) -> BatchReport:
     update = RecordUpdate(contact_id="c0", changes=[FieldUpdate(field="score", new=1)] * 2)
-    return BatchReport(read=contacts, decisions=[object()] * contacts, written=[update] * written)  # type: ignore[list-item]
+    return BatchReport(read=contacts, scored=contacts, written=[update] * written)
 
 
 @pytest.fixture

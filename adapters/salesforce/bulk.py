@@ -37,6 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,10 @@ RESULT_SET = 10_000
 """Rows asked for per results request (`maxRecords`): a set of child rows is staged before
 the next is fetched."""
 PEOPLE_SET = 2_000
-"""Rows per results request of people: one batch handed to the core (`reader.BATCH`), so no
-more people wait in memory, with their child rows attached, than the core works on (a 10,000
-set held the connector about 60 MB higher at 40,000 records; 4 requests more per 10,000)."""
+"""People handed on at a time: one batch for the core (`reader.BATCH`), so no more people
+wait in memory, with their child rows attached, than the core works on. They are asked
+`RESULT_SET` at a time all the same (parsing a whole set of 10,000 at once held the connector
+about 60 MB higher at 40,000 records; asking 2,000 at a time cost 4 requests per 10,000)."""
 POLL_FIRST, POLL_MAX = 0.5, 20.0
 """Seconds before the first status check of a job, and the longest wait between two."""
 TERMINAL = frozenset({"JobComplete", "Failed", "Aborted"})
@@ -194,8 +196,13 @@ class BulkApi:
                 raise
             return self.status(kind, job_id)
 
-    def query(self, soql: str, result_set: int = RESULT_SET) -> Iterator[list[Row]]:
-        """The rows of one query job, `result_set` rows at a time, through `Sforce-Locator`."""
+    def query(
+        self, soql: str, result_set: int = RESULT_SET, handed: int | None = None
+    ) -> Iterator[list[Row]]:
+        """The rows of one query job, `result_set` rows per results request (through
+        `Sforce-Locator`), handed on `handed` rows at a time (default: a whole set). A set's
+        rows are made from its CSV text as they are handed on, so only the text (a few MB)
+        and the rows handed last are held, however large the set."""
         job = self.create("query", {"operation": "query", "query": soql})
         done = self.wait("query", job.id)
         if done.state != "JobComplete":
@@ -205,9 +212,20 @@ class BulkApi:
         locator: str | None = None
         read = 0
         while True:
-            rows, locator = self._result_set(job.id, result_set, locator)
-            read += len(rows)
-            yield rows
+            text, expected, locator = self._result_set(job.id, result_set, locator)
+            rows = map(nested, csv_rows(text))
+            in_set = 0
+            while chunk := list(islice(rows, handed or result_set)):
+                in_set += len(chunk)
+                yield chunk
+                del chunk  # handed on: not held while the next slice is made
+            del text, rows
+            if expected is not None and expected.isdigit() and int(expected) != in_set:
+                raise AdapterError(
+                    f"Bulk query job {job.id}: a result set announced {expected} records and"
+                    f" held {in_set}"
+                )
+            read += in_set
             if not locator or locator == "null":
                 if read != done.processed:
                     log.warning("Bulk query job %s: %d rows read of %d processed",
@@ -216,9 +234,9 @@ class BulkApi:
 
     def _result_set(
         self, job_id: str, size: int, locator: str | None
-    ) -> tuple[list[Row], str | None]:
-        """One results request: its rows and the locator of the next. The answer's body goes
-        with this call, not kept while its rows are worked on."""
+    ) -> tuple[str, str | None, str | None]:
+        """One results request: its CSV text, the number of records it announces and the
+        locator of the next. The answer itself (its bytes) goes with this call."""
         params: dict[str, Any] = {"maxRecords": size}
         if locator:
             params["locator"] = locator
@@ -227,14 +245,8 @@ class BulkApi:
             params=params, headers={"Accept": "text/csv"},
         )  # fmt: skip
         answer.encoding = "utf-8"
-        rows = [nested(flat) for flat in csv_rows(answer.text)]
-        expected = answer.headers.get("Sforce-NumberOfRecords")
-        if expected is not None and expected.isdigit() and int(expected) != len(rows):
-            raise AdapterError(
-                f"Bulk query job {job_id}: a result set announced {expected} records and"
-                f" held {len(rows)}"
-            )
-        return rows, answer.headers.get("Sforce-Locator")
+        headers = answer.headers
+        return answer.text, headers.get("Sforce-NumberOfRecords"), headers.get("Sforce-Locator")
 
 
 class Staging:
@@ -314,7 +326,7 @@ class BulkReads:
         for kind in kinds:
             self._stage(staging, kind)
         soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {where}"
-        for rows in self.api.query(soql, PEOPLE_SET):
+        for rows in self.api.query(soql, handed=PEOPLE_SET):
             _attach(staging, kinds, rows)
             yield rows
 

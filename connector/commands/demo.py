@@ -162,7 +162,9 @@ def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[
         tally.batch(report)
         progress.batch(report)
 
-    engine = SyncEngine(adapter, settings, store, on_batch=on_batch, on_read=tally.read)
+    engine = SyncEngine(
+        adapter, settings, store, on_batch=on_batch, on_read=tally.read, keep_decisions=True
+    )
     runs: list[tuple[str, RunSummary, float]] = []
     try:
         for name in ("full sync", "incremental sync"):

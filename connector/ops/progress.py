@@ -97,7 +97,7 @@ class Progress:
         """The engine's `on_batch` hook."""
         self.add(
             read=report.read,
-            scored=len(report.decisions),
+            scored=report.scored,
             written=len(report.written),
             fields=sum(len(update.changes) for update in report.written),
             tasks=len(report.tasks_created),

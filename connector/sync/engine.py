@@ -110,7 +110,10 @@ class BatchReport:
 
     read: int = 0
     """Records the batch holds (read from the CRM, or taken from the mirror in phase two)."""
+    scored: int = 0
     decisions: list[Decision] = field(default_factory=list)
+    """Kept only for an engine made with `keep_decisions` (the demo prints them): a batch
+    waits for its answers with its report, and a bulk write gathers 10,000 records' worth."""
     updates: list[RecordUpdate] = field(default_factory=list)
     tasks: list[PlannedTask] = field(default_factory=list)
     skips: list[tuple[str, Skip]] = field(default_factory=list)
@@ -168,8 +171,10 @@ class SyncEngine:
         on_batch: Callable[[BatchReport], None] | None = None,
         on_read: Callable[[list[Contact]], None] | None = None,
         stop: threading.Event | None = None,
+        keep_decisions: bool = False,
     ) -> None:
         self.adapter = adapter
+        self.keep_decisions = keep_decisions
         self.settings = settings
         self.store = store
         self.people = People(store, settings.identity)
@@ -721,7 +726,9 @@ class SyncEngine:
                     report, problems, RecordError(contact.label, None, why, key=_key(contact))
                 )
                 continue
-            report.decisions.append(decision)
+            report.scored += 1
+            if self.keep_decisions:
+                report.decisions.append(decision)
             pairs.append((contact, decision))
         return pairs
 

@@ -9,10 +9,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
-from crm_qualify.adapters.salesforce.bulk import Staging
+from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, Staging
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
 from crm_qualify.adapters.salesforce.reader import plain
+from crm_qualify.connector.contract import AdapterError
 
 
 def test_staged_rows_come_back_whole_and_share_their_column_names():
@@ -84,3 +86,44 @@ def test_a_query_answer_is_not_held_while_its_rows_are_worked_on():
     assert first == [{"Id": "00Q000000000000"}] and first.total == 2
     assert client.answers[0]() is None, "the answer (every row's attributes) is still held"
     assert [list(page) for page in pages] == [[{"Id": "00Q000000000001"}]]
+
+
+class Results:
+    """A Bulk results answer: CSV text and the headers the adapter reads."""
+
+    def __init__(self, rows: list[str], locator: str, announced: int | None = None) -> None:
+        self.text = "Id,Email\n" + "".join(f"{row},{row}@example.com\n" for row in rows)
+        self.headers = {"Sforce-Locator": locator}
+        self.headers["Sforce-NumberOfRecords"] = str(len(rows) if announced is None else announced)
+        self.encoding = None
+
+
+def bulk_api(sets: list[Results]) -> tuple[BulkApi, list[dict[str, Any]]]:
+    """A `BulkApi` whose job is done at once and whose results requests answer `sets`."""
+    api = object.__new__(BulkApi)
+    asked: list[dict[str, Any]] = []
+    total = sum(answer.text.count("\n") - 1 for answer in sets)
+    api.create = lambda kind, body: JobState.of({"id": "750x", "state": "UploadComplete"})
+    api.wait = lambda kind, job_id: JobState.of(
+        {"id": job_id, "state": "JobComplete", "numberRecordsProcessed": total}
+    )
+
+    def request(what: str, method: str, path: str, **kwargs: Any) -> Results:
+        asked.append(kwargs["params"])
+        return sets[len(asked) - 1]
+
+    api.request = request
+    return api, asked
+
+
+def test_people_are_asked_a_whole_set_at_a_time_and_handed_on_a_batch_at_a_time():
+    api, asked = bulk_api([Results(["a", "b", "c", "d", "e"], "L1"), Results(["f"], "null")])
+    handed = [[row["Id"] for row in rows] for rows in api.query("SELECT Id", 5, handed=2)]
+    assert handed == [["a", "b"], ["c", "d"], ["e"], ["f"]]
+    assert asked == [{"maxRecords": 5}, {"maxRecords": 5, "locator": "L1"}]
+
+
+def test_a_result_set_holding_other_than_it_announced_is_refused():
+    api, _ = bulk_api([Results(["a", "b", "c"], "null", announced=4)])
+    with pytest.raises(AdapterError, match="announced 4 records and held 3"):
+        list(api.query("SELECT Id", 5, handed=2))
