@@ -2,7 +2,10 @@
 
     python bench/kill_loop.py --trials 40 --contacts 1000 [--crm salesforce]
 
-Prints one line per trial and the totals; exits 1 if any trial duplicated, lost or differed.
+Prints one line per trial, then what differs (task keys, records with their clean and killed
+owned values), and the totals; exits 1 if any trial duplicated, lost or differed. `--keep DIR`
+keeps each trial's configurations and both state files (audit trail, tasks, mirror, people) to
+read a difference's history.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=600)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crm", choices=["hubspot", "salesforce"], default="hubspot")
+    parser.add_argument("--keep", type=Path, help="keep each trial's configs and state files here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     bad = kills = 0
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = args.keep or temporary
         for trial in range(args.trials):
             outcome = one_trial(
                 Path(folder) / str(trial), args.contacts, args.seed + trial, rng, args.crm
@@ -41,6 +46,8 @@ def main() -> int:
             )
             bad += bool(wrong)
             print(f"trial {trial + 1}: {outcome}", flush=True)
+            for difference in outcome.differences:
+                print(f"  {difference}", flush=True)
     print(f"{args.trials} trials, {kills} kills, {bad} trials not converged")
     return 1 if bad else 0
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class Outcome:
     differing_contacts: int
     missing_tasks: int
     extra_tasks: int
+    differences: list[str] = field(default_factory=list, repr=False)
+    """What differs, named (task keys, records with their clean and killed values)."""
 
 
 EPISODE = re.compile(r":hot_call:\d{8}T\d{4}")
@@ -183,14 +185,26 @@ def one_trial(
         reruns = run_to_end(config, _token(killed))
         want_contacts, want_tasks = portal_state(clean)
         got_contacts, got_tasks = portal_state(killed)
-    differing = sum(1 for oid, values in want_contacts.items() if got_contacts.get(oid) != values)
+    differing = sorted(
+        oid for oid, values in want_contacts.items() if got_contacts.get(oid) != values
+    )
+    missing, extra = (
+        sorted(set(want_tasks) - set(got_tasks)),
+        sorted(set(got_tasks) - set(want_tasks)),
+    )
     return Outcome(
         kills=kills,
         reruns=reruns,
         duplicate_tasks=sum(count - 1 for count in got_tasks.values()),
-        differing_contacts=differing,
-        missing_tasks=len(set(want_tasks) - set(got_tasks)),
-        extra_tasks=len(set(got_tasks) - set(want_tasks)),
+        differing_contacts=len(differing),
+        missing_tasks=len(missing),
+        extra_tasks=len(extra),
+        differences=[f"missing task {key}" for key in missing]
+        + [f"extra task {key}" for key in extra]
+        + [
+            f"record {oid}: clean {want_contacts[oid]} killed {got_contacts.get(oid)}"
+            for oid in differing
+        ],
     )
 
 

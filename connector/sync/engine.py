@@ -57,7 +57,7 @@ from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing
 from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
 from crm_qualify.connector.sync.people import People, Person
-from crm_qualify.connector.sync.person_decisions import Member, decide_persons
+from crm_qualify.connector.sync.person_decisions import Member, Waiting, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.sources import learn_sources
@@ -192,8 +192,9 @@ class SyncEngine:
         self._unacked: set[tuple[str, str]] = set()
         """Contacts of batches whose writes are not acknowledged yet."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
-        """Records whose person was decided while their own write was in flight (with their
-        hot episode start): decided again once it has landed, at the end of the run."""
+        """Records whose person was decided while their own write was in flight, or waits for
+        its survivor's (with their hot episode start): decided again once it has landed, at
+        the end of the run."""
         self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
         self._fingerprints: dict[str, str] = {}
         self._config_hash = ""
@@ -720,6 +721,9 @@ class SyncEngine:
             self._members,
             lambda person, hot_since: decide(person, rules, now, hot_since=hot_since),
         ):
+            if isinstance(decision, Waiting):  # decided with its survivor, once that landed
+                self._deferred[_key(contact)] = self._episodes.get(_key(contact))
+                continue
             if isinstance(decision, Exception):
                 why = f"cannot score: {type(decision).__name__}: {decision}"
                 self._record_error(

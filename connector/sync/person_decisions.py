@@ -6,6 +6,12 @@ them it may write now (a record with a dead run's open intents waits for the rea
 settles it, but its facts still count). Every record of a group carries the group's id (the
 person's key, which a person keeps while records join, leave or are merged), so the
 duplicate flag and group id are written to each and cleared from a record that leaves.
+
+The person's tasks go on its survivor alone, so a person whose survivor may not be written
+now is not decided now: all its records wait (`Waiting`) and are decided again together once
+the survivor's write has landed. Writing the others without it would move the person (its
+stage into MQL, say) with no record to carry the tasks that move owes, and the survivor's
+later decision would find the person moved already: a hand-off lost for good.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ class Member:
     writable: bool
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """The record's person waits for its survivor's write: decided later, all together."""
+
+
 Decide = Callable[[Contact, datetime | None], Decision]
 
 
@@ -39,10 +50,11 @@ def decide_persons(
     episodes: dict[Key, datetime | None],
     load: Callable[[list[Key]], dict[Key, Member]],
     decide: Decide,
-) -> Iterator[tuple[Contact, Decision | Exception]]:
+) -> Iterator[tuple[Contact, Decision | Exception | Waiting]]:
     """(record, its decision or the error deciding it) for every record to write: the
-    contacts given, and the other records of their persons that may be written now. A record
-    alone, under its own person, is decided as before."""
+    contacts given, and the other records of their persons that may be written now; a
+    contact given whose person's survivor may not be written now, `Waiting`. A record alone,
+    under its own person, is decided as before."""
     batch = {(c.object_type, c.id): c for c in contacts}
     wanted = [
         member
@@ -67,6 +79,11 @@ def decide_persons(
         )
         targets = [m for m in person.members if m in batch or (m in loaded and loaded[m].writable)]
         survivor = person.survivor if person.survivor in facts else next(iter(facts))
+        if survivor not in targets:
+            waiting = [m for m in person.members if m in batch]
+            done.update(waiting)
+            yield from ((batch[m], Waiting()) for m in waiting)
+            continue
         starts = [
             since
             for m in facts
