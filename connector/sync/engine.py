@@ -228,9 +228,9 @@ class SyncEngine:
             try:
                 hand_state(self.adapter, self.store, self.instance, read_only=options.dry_run)
                 self._prepare(options, summary)
-                remaining = self._run_batches(options, now, summary)
-                if options.contact_ids is None and not self.stop.is_set():
-                    with fewer_collections():
+                with fewer_collections():  # both phases: a batch's objects are acyclic too
+                    remaining = self._run_batches(options, now, summary)
+                    if options.contact_ids is None and not self.stop.is_set():
                         self._redecide_mirror(options, now, summary, read_before, remaining)
                 self._finish_full_read(options, summary)
             except BudgetExhausted as exc:

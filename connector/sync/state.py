@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,20 @@ TASK_COLUMNS = "key, run_id, object_type, contact_id, kind, status, crm_id, due"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _json_value(value: Any) -> str:
+    """`json.dumps(value)`, with the common field values (null, text, whole numbers) encoded
+    directly: a full sync records two of these per field written, 240,000 for 10,000
+    contacts, and the encoder's call chain cost more than the rest of the intent."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    return json.dumps(value)
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
@@ -519,8 +534,8 @@ class StateStore:
                 update.object_type,
                 update.contact_id,
                 change.field,
-                json.dumps(change.old),
-                json.dumps(change.new),
+                _json_value(change.old),
+                _json_value(change.new),
                 at,
                 status,
             )

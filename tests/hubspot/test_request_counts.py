@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from crm_qualify.adapters.hubspot.adapter import READ_BATCH
+from crm_qualify.adapters.hubspot.adapter import FIRST_BATCH, READ_BATCH
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
@@ -80,7 +80,8 @@ def test_a_walk_takes_contacts_and_links_from_its_list_pages_only(big):
     made = requests_made(big)
     live = sorted(big.store.objects["contacts"])
     read = batch_ids(batches)
-    assert READ_BATCH == 1000 and [len(ids) for ids in read] == [1000, 1000, 345]
+    assert (READ_BATCH, FIRST_BATCH) == (1000, 200)
+    assert [len(ids) for ids in read] == [200, 800, 1000, 345], "a short first batch"
     assert [i for ids in read for i in ids] == live, "every contact once, in list order"
     assert made[LIST] == math.ceil(len(live) / 100)
     assert made[CONTACT_READ] == made[DEAL_LINKS] == made[TASK_LINKS] == 0
@@ -236,10 +237,10 @@ def test_an_incremental_read_takes_contacts_from_the_search_and_links_1000_at_a_
         batches = list(adapter.read_changed(cursor, until=datetime.now(UTC)))
         made = requests_made(wide)
         read = batch_ids(batches)
-        assert [len(b) for b in read] == [1000, 234]
+        assert [len(b) for b in read] == [200, 800, 234]
         assert made[SEARCH] == math.ceil(len(ids) / 200)
         assert made[CONTACT_READ] == 0, "search hits carry their properties"
-        assert made[DEAL_LINKS] == made[TASK_LINKS] == 2, "one v4 read per type per batch"
+        assert made[DEAL_LINKS] == made[TASK_LINKS] == 2, "one v4 read per type per 1,000"
         # the next batch's links are read with this one's, so its deals and tasks fill this
         # batch's last requests: 100 a request across batches
         assert made[DEAL_READ] == math.ceil(linked(wide, read, "deals") / 100)
@@ -265,15 +266,15 @@ def test_batches_hold_1000_contacts_and_a_split_page_is_read_again_after_a_resta
             return {key for key, _ in hits if key[1] in known}
 
         cursor = Cursor(since=start, activity=start).dump()
-        first, second = adapter.read_changed(cursor, until=datetime.now(UTC), known=holds)
-        assert [len(b) for b in batch_ids([first, second])] == [1000, 280]
-        assert Cursor.load(second.cursor) is not None
+        first, *later = adapter.read_changed(cursor, until=datetime.now(UTC), known=holds)
+        assert [len(b) for b in batch_ids([first, *later])] == [200, 800, 280]
+        assert Cursor.load(later[-1].cursor) is not None
         assert requests_made(wide)[DEAL_LINKS] == 2
         after_first = Cursor.load(first.cursor)
         assert after_first is not None and after_first.since is not None
         resumed = adapter.read_changed(first.cursor, until=datetime.now(UTC), known=holds)
         again = {i for ids_ in batch_ids(list(resumed)) for i in ids_}
-        assert set(batch_ids([second])[0]) <= again, "nothing after the cursor is skipped"
+        assert {i for ids_ in batch_ids(later) for i in ids_} <= again, "nothing skipped"
 
 
 # ----- writes -----------------------------------------------------------------------------
