@@ -80,8 +80,8 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
      (create, one poll) + max(1, ceil(rows / 10,000)) results
   A: Leads read over REST with [accounts] match_leads: the Account look-ups of their business
      email domains and company names, as few statements as fit a 12,000-character URI
-  V: Contacts read whose stage is empty (new to crm-qualify): the Leads converted into them,
-     which alone hold their history; from 1,000 such contacts every converted Lead,
+  V: Contacts read: the Leads converted into them, which alone hold the person's earlier
+     history (its creation above all); from 1,000 such contacts every converted Lead,
      max(1, ceil(rows / 2,000)) pages, else IN lists of their ids
   S: activity sweep of an incremental run: Task, Event, CampaignMember,
      OpportunityContactRole, Opportunity changed since the last run, max(1, ceil(rows / 2,000))
@@ -145,10 +145,8 @@ def account_lookups(sim: Any, leads: list[str], mapping: dict[str, Any]) -> int:
 
 
 def conversion_lookups(sim: Any, contacts: list[str], mapping: dict[str, Any]) -> int:
-    """Queries for the Leads converted into the contacts new to crm-qualify (V)."""
-    stage = ObjectMapping.from_document(mapping, "Contact").fields.get("stage")
-    records = sim.org.records["Contact"]
-    new = [i for i in contacts if not stage or records[i].get(stage) in (None, "")]
+    """Queries for the Leads converted into the contacts read (V)."""
+    new = contacts
     if not new:
         return 0
     if len(new) >= CONVERTED_SCAN:

@@ -459,24 +459,25 @@ class SalesforceAdapter:
 
     def _converted_leads(self, people: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The lead each of these contacts was converted from (`ConvertedContactId`), with its
-        stage, origin and qualification and the opportunity it became: asked only for the
-        contacts whose stage field is empty (new to us; afterwards the contact's own fields
-        carry the history). A few: by IN list; many (a first read): every converted lead of
-        the org, read once per `read_changed` (a few pages rather than a query per 400)."""
-        stage = self.objects["Contact"].fields.get("stage")
-        fresh = [p["Id"] for p in people if not stage or p.get(stage) in (None, "")]
-        if not fresh:
+        stage, origin and qualification, its creation and the opportunity it became: asked
+        on every read of a contact, not only while its stage is empty, because the contact's
+        own fields never carry the lead's creation (read once, then not, a converted person's
+        oldest record, and with it the person's email and fit, changed after our first
+        write). A few: by IN list; many (a first read): every converted lead of the org, read
+        once per `read_changed` (a few pages rather than a query per 400)."""
+        contacts = [p["Id"] for p in people if isinstance(p.get("Id"), str)]
+        if not contacts:
             return {}
         lead, mapping = self.people, self.objects["Lead"]
         fields = [f for f in (mapping.fields.get("stage"), lead.lead_source,
                               *lead.qualification.values()) if f]  # fmt: skip
-        if len(fresh) >= CONVERTED_SCAN:
+        if len(contacts) >= CONVERTED_SCAN:
             if self._every_converted is None:
                 every = converted_leads(fields, every=True)
                 rows = [row for page in self._query("GET query Lead", every) for row in page]
                 self._every_converted = _by_contact(rows)
-            return {c: self._every_converted[c] for c in fresh if c in self._every_converted}
-        return _by_contact(self._all("GET query Lead", converted_leads(fields), fresh))
+            return {c: self._every_converted[c] for c in contacts if c in self._every_converted}
+        return _by_contact(self._all("GET query Lead", converted_leads(fields), contacts))
 
     def _by_ids(self, kind: Engagement, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         found = _group(

@@ -13,7 +13,7 @@ from crm_qualify.adapters.salesforce.http import make_session
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.rules import FitRules, Rules, SizeBand
-from crm_qualify.connector.model import Stage
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate, Stage
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
@@ -145,3 +145,21 @@ def _update(lead_id: str):  # noqa: ANN202
 
     change = FieldUpdate(field="score", old=None, new=50)
     return RecordUpdate(contact_id=lead_id, object_type="Lead", changes=[change])
+
+
+def test_a_converted_contact_keeps_its_leads_creation_once_its_stage_is_written(sim):
+    """The Contact's own CreatedDate is the conversion's: read before and after our first
+    write of its stage, it is the person that began as the lead, so its oldest record (and
+    with it the person's email and fit) does not change under it."""
+    created = datetime(2025, 5, 18, 9, tzinfo=UTC)
+    with sim.org.lock:
+        lead = sim.org.insert("Lead", {**PERSON, "Email": "noor@umbrella.example",
+                                       "Company": "Umbrella"}, created)  # fmt: skip
+    contact_id = sim.convert_lead(lead["Id"])["ConvertedContactId"]
+    adapter = make_adapter(sim)
+    (before,), _ = contacts(adapter, [("Contact", contact_id)])
+    stage = FieldUpdate(field="stage", old=None, new="mql")
+    update = RecordUpdate(contact_id=contact_id, object_type="Contact", changes=[stage])
+    assert adapter.write_updates([update])[0].ok
+    (after,), _ = contacts(adapter, [("Contact", contact_id)])
+    assert after.stage is Stage.MQL and before.created_at == after.created_at == created
