@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import re
 import signal
 import socket
@@ -315,3 +317,32 @@ def test_run_refuses_a_bad_schedule_or_a_busy_port_before_any_sync(tmp_path):
     store = StateStore(tmp_path / "state.sqlite")
     assert not store.runs(), "no run was started"
     store.close()
+
+
+TGKILL = {"x86_64": 234, "aarch64": 131}
+"""tgkill's system call number: a signal to one thread of a process, as the kernel may
+deliver SIGTERM to whichever thread does not block it."""
+
+
+@pytest.mark.skipif(platform.machine() not in TGKILL, reason="tgkill's number is not known here")
+def test_sigterm_delivered_to_another_thread_still_stops_the_daemon(tmp_path):
+    """Python runs handlers on the main thread only: an untimed wait there never woke for a
+    SIGTERM the kernel gave to a worker thread (the daemon ignored it)."""
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(
+        f"[crm]\nadapter = 'memory'\nmapping_file = '{ROOT / 'mappings' / 'hubspot.toml'}'\n"
+        f"[sync]\nstate_path = '{tmp_path / 'state.sqlite'}'\n"
+        "[server]\nenabled = false\n[logging]\nformat = 'json'\n"
+    )
+    process, lines = start_daemon(config, dict(os.environ)), []
+    read_until(process, '"run ok', lines)
+    threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task")]
+    workers = [tid for tid in threads if tid != process.pid]
+    assert workers, "the daemon runs its scheduler on threads of its own"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL[platform.machine()], process.pid, workers[0], signal.SIGTERM) == 0
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "SIGTERM received" in err
