@@ -27,7 +27,7 @@ reads the narrow table and only the due contacts' facts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -75,7 +75,8 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _by_type(keys: Sequence[Key]) -> dict[str, list[str]]:
+def by_type(keys: Iterable[Key]) -> dict[str, list[str]]:
+    """Record ids by object type: the state store's look-ups ask one type at a time."""
     grouped: dict[str, list[str]] = {}
     for object_type, contact_id in keys:
         grouped.setdefault(object_type, []).append(contact_id)
@@ -227,7 +228,7 @@ class Mirror:
         self, instance: str, keys: Sequence[Key], columns: str, table: str = "mirror"
     ) -> Iterator[tuple[Key, tuple[Any, ...]]]:
         """(key, columns) of the mirrored records among `keys`, 500 ids per query."""
-        for object_type, ids in _by_type(keys).items():
+        for object_type, ids in by_type(keys).items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = self._store._query(

@@ -31,6 +31,7 @@ from crm_qualify.connector.decision.identity_keys import IdentityKeys
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.planning import KEY_PREFIX
 from crm_qualify.connector.model import Contact
+from crm_qualify.connector.sync.mirror import by_type
 
 if TYPE_CHECKING:
     from crm_qualify.connector.sync.state import StateStore
@@ -178,7 +179,7 @@ class People:
         mirror is re-decided through here, chunk by chunk."""
         wanted = set(keys)
         persons: dict[str, dict[Key, tuple]] = {}
-        for object_type, ids in _by_type(keys).items():
+        for object_type, ids in by_type(keys).items():
             for chunk in _chunks(ids):
                 for row in self._store._query(
                     f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND person IN"
@@ -230,7 +231,7 @@ class People:
         return found
 
     def _rows(self, instance: str, keys: Sequence[Key]) -> Iterable[tuple[Key, tuple]]:
-        for object_type, ids in _by_type(keys).items():
+        for object_type, ids in by_type(keys).items():
             for chunk in _chunks(ids):
                 for row in self._store._query(
                     f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND object_type = ?"
@@ -315,13 +316,6 @@ def _survivor(rows: list[tuple], rules: IdentityRules) -> Key:
 
 def _own(row: tuple) -> str:
     return row[_INHERITED] or person_key((row[0], row[1]))
-
-
-def _by_type(keys: Iterable[Key]) -> dict[str, list[str]]:
-    by_type: dict[str, list[str]] = {}
-    for object_type, contact_id in keys:
-        by_type.setdefault(object_type, []).append(contact_id)
-    return by_type
 
 
 def _chunks(values: Sequence, size: int = 500) -> Iterable[Sequence]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
-from crm_qualify.connector.sync.mirror import Mirror
+from crm_qualify.connector.sync.mirror import Mirror, by_type
 from crm_qualify.connector.sync.people import SCHEMA as PEOPLE_SCHEMA
 
 
@@ -554,10 +554,7 @@ class StateStore:
         """The value we last wrote (and the CRM acknowledged) per field, for each record: from
         the mirror, else (records written before it kept them) from the audit trail."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        by_type: dict[str, list[str]] = {}
-        for object_type, contact_id in records:
-            by_type.setdefault(object_type, []).append(contact_id)
-        for object_type, ids in by_type.items():
+        for object_type, ids in by_type(records).items():
             older: list[str] = []
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
