@@ -15,7 +15,8 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from operator import itemgetter
 from typing import overload
 
@@ -364,22 +365,15 @@ class Explanation(Sequence[Reason]):
         return repr(self._build())
 
 
+@lru_cache(maxsize=50_000)
 def _note_line(note: Note) -> Line:
     """The written reason of a profile note, remembered: most notes repeat (an industry, a
     free-mail domain, a size band), and equal notes write equal lines."""
-    line = _NOTE_LINES.get(note)
-    if line is None:
-        signal, family, points, label, detail = note
-        text = f"{label} {detail}" if detail else label
-        if points:
-            text = f"{format_points(points)} {text}"
-        if len(_NOTE_LINES) >= 50_000:
-            _NOTE_LINES.clear()
-        line = _NOTE_LINES[note] = (signal, family, points, text, -abs(points))
-    return line
-
-
-_NOTE_LINES: dict[Note, Line] = {}
+    signal, family, points, label, detail = note
+    text = f"{label} {detail}" if detail else label
+    if points:
+        text = f"{format_points(points)} {text}"
+    return signal, family, points, text, -abs(points)
 
 
 def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[Line]:
@@ -397,10 +391,7 @@ def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[
         if start is None:
             start = compiled.line_start(kind, shown)
         name, family, text = start
-        ordinal = last_at.toordinal()
-        day = _DAYS.get(ordinal)
-        if day is None:
-            day = _day_text(last_at)
+        day = _day_text(last_at.toordinal())
         why = f"{text} x{count}, last {day}" if count > 1 else f"{text} {day}"
         capped = round(weight * occurrences) > shown
         undecayed = weight * count
@@ -412,15 +403,10 @@ def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[
     return lines
 
 
-_DAYS: dict[int, str] = {}
-"""'2026-11-18' per proleptic ordinal: the days events fall on, each written once."""
-
-
-def _day_text(at: datetime) -> str:
-    if len(_DAYS) >= 100_000:
-        _DAYS.clear()
-    text = _DAYS[at.toordinal()] = at.date().isoformat()
-    return text
+@lru_cache(maxsize=100_000)
+def _day_text(ordinal: int) -> str:
+    """'2026-11-18' for a proleptic ordinal: the days events fall on, each written once."""
+    return date.fromordinal(ordinal).isoformat()
 
 
 def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: bool) -> str:
