@@ -12,7 +12,6 @@ environment, when set, wins; elsewhere than glibc this does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
@@ -27,12 +26,9 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """Cap glibc's arenas for the threads created from now on; whether it took effect."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter already uses
+    except (OSError, AttributeError):  # no mallopt (macOS, Windows): nothing to tune
         return False
     done = bool(mallopt(M_ARENA_MAX, arenas))
     log.debug("malloc arenas capped at %d: %s", arenas, done)
