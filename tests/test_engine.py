@@ -122,7 +122,9 @@ def test_crash_between_task_create_and_record_creates_no_duplicate(store):
     first = run(engine)
     assert first.status == "failed"
     assert len(adapter.tasks) == 2, "the CRM did create them before the connection dropped"
-    assert store.get_cursor("default", CONTACTS_STREAM) is None
+    # a full read's cursor passes what it mirrored: the record stays due until its decision lands
+    due = store._query("SELECT recheck_at FROM mirror_review WHERE contact_id = 'hot-1'")
+    assert due == [(None,)]
 
     second = run(engine)
 
@@ -134,8 +136,14 @@ def test_crash_between_task_create_and_record_creates_no_duplicate(store):
 
 
 def test_crash_between_write_and_cursor_save_does_not_duplicate_tasks(store, monkeypatch):
-    adapter = MemoryAdapter([hot_contact()])
+    # an incremental run saves its cursor once the batch's writes are acknowledged (a full
+    # read's moves as it mirrors, before any write: the crash must come in a later run)
+    adapter = MemoryAdapter([cold_contact("hot-1")])
     engine = make_engine(adapter, store)
+    assert run(engine).status == "ok"
+    record = adapter.records["hot-1"]
+    record.events, record.title = hot_contact().events, "IT Director"
+    record.updated_at = adapter._tick()
 
     def crash(*args, **kwargs):
         raise AdapterError("process killed before the checkpoint")
@@ -235,7 +243,8 @@ def test_an_unmapped_stage_is_left_alone(store):
 def test_limit_processes_at_most_n_and_does_not_move_the_cursor(store):
     adapter = MemoryAdapter([cold_contact(f"c{i}") for i in range(7)])
     summary = run(make_engine(adapter, store), limit=4)
-    assert summary.counts["read"] == 4
+    assert summary.counts["read"] == 4 and summary.counts["scored"] == 4
+    assert sum("score" in record.owned for record in adapter.records.values()) == 4
     assert store.get_cursor("default", CONTACTS_STREAM) is None
 
 

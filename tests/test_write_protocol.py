@@ -378,7 +378,9 @@ def test_errors_lists_records_needing_attention_and_runs_shows_crashed(tmp_path,
     adapter = KillAt([hot_contact("h1")], "after_write")
     with pytest.raises(Killed):
         run(adapter, state)
-    refusing = PicklistRefusal([hot_contact("h1"), cold_contact("c1")])
+    # c1 changed after h1: the killed full read goes on from its cursor and reads it
+    later = cold_contact("c1").model_copy(update={"updated_at": NOW})
+    refusing = PicklistRefusal([hot_contact("h1"), later])
     run(refusing, state)
     state.close()
     config = tmp_path / "crm-qualify.toml"

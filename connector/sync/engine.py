@@ -9,6 +9,14 @@ holds, so only real changes are written. A full read every `sync.reconcile_every
 `sync --full`) drops deleted and merged records from the mirror and catches changes the
 incremental reads could not see.
 
+A full read decides nothing while it reads: it mirrors and indexes every record first, and
+its records are decided with the rest of the mirror once all are in. A record decided as
+its batch came in would be decided without a duplicate that sits in a later batch (the CRM
+orders a full read as it likes; Salesforce reads Leads before Contacts and Bulk results
+come unordered), and the stage it wrote would stay, since stages only move forward. An
+incremental run reads few records and decides them as they come, the next batch read while
+one is decided and written.
+
 Every CRM write follows one protocol, the same for every adapter:
 1. intend: the batch's field changes (with their old values) and the tasks it owes are
    recorded in the state store, in one transaction, before anything is sent;
@@ -31,7 +39,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
@@ -45,6 +53,7 @@ from crm_qualify.connector.contract import (
     WriteResult,
 )
 from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.decision.duplicates import DuplicateGroup
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
@@ -82,10 +91,10 @@ FULL_DONE_KEY = "full_read_done_at"
 DEFERRED_PASSES = 3
 """Rounds of re-deciding records whose person moved while their own write was in flight."""
 DECIDED_WITH_KEY = "mirror_decided_with"
-PEOPLE_INDEXED_KEY = "people_indexed_at"
-"""Set once every mirrored record is in the identity index (state files older than it)."""
 """The configuration every mirrored contact was last decided with: when it changes, everyone
 is decided again; otherwise only those whose decision can have moved (`next_review`)."""
+PEOPLE_INDEXED_KEY = "people_indexed_at"
+"""Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 2000
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
@@ -109,7 +118,7 @@ class BatchReport:
     """What one batch decided and did; dry runs print it, the daemon counts it."""
 
     read: int = 0
-    """Records the batch holds (read from the CRM, or taken from the mirror in phase two)."""
+    """Records the batch read from the CRM, or took from the mirror in phase two."""
     scored: int = 0
     decisions: list[Decision] = field(default_factory=list)
     """Kept only for an engine made with `keep_decisions` (the demo prints them): a batch
@@ -181,6 +190,11 @@ class SyncEngine:
         """Who is who across records: one decision per person (see `sync/people.py`)."""
         self._redeciding = False
         """Deciding mirrored records nobody changed: their persons are as last resolved."""
+        self._decided_persons: set[str] | None = None
+        """Persons of several records decided in this pass over the mirror (`decide_persons`)."""
+        self._groups: dict[str, DuplicateGroup] = {}
+        """How the persons a full read grouped matched (rules, confidence), by person: their
+        review tasks say it; the people table keeps who is who, not why."""
         self.instance = settings.crm.instance
         self.on_batch = on_batch
         self.on_read = on_read
@@ -231,6 +245,8 @@ class SyncEngine:
                 with fewer_collections():  # both phases: a batch's objects are acyclic too
                     remaining = self._run_batches(options, now, summary)
                     if options.contact_ids is None and not self.stop.is_set():
+                        if self._full_read and options.dry_run:
+                            self._decide_dry_read(options, now, summary)
                         self._redecide_mirror(options, now, summary, read_before, remaining)
                 self._finish_full_read(options, summary)
             except BudgetExhausted as exc:
@@ -274,6 +290,7 @@ class SyncEngine:
         self._fingerprints = {}
         self._config_hash = config_fingerprint(self.settings)
         self._seen = set()
+        self._groups = {}
         self._note_rules_version(summary)
         if not options.dry_run:
             crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
@@ -383,7 +400,26 @@ class SyncEngine:
         return self._fingerprints[object_type]
 
     # reading ------------------------------------------------------------------------------
-    def _batches(self, options: RunOptions, now: datetime) -> Iterator[ContactBatch]:
+    def _start_reading(self, options: RunOptions) -> str | None:
+        """The cursor to read from, after deciding whether this run reads everyone (a full
+        read may span runs: one that stopped goes on from its cursor)."""
+        self._full_read = None
+        if options.contact_ids is not None:
+            return None
+        cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
+        started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
+        if started is None and (cursor is None or self._full_read_due(options)):
+            started = datetime.now(UTC).isoformat()
+            if not options.dry_run:
+                self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
+            cursor = None
+            log.info("full read: every record is read to reconcile the mirror")
+        self._full_read = datetime.fromisoformat(started) if started else None
+        return cursor
+
+    def _batches(
+        self, options: RunOptions, now: datetime, cursor: str | None
+    ) -> Iterator[ContactBatch]:
         if options.contact_ids is not None:
             yield from self.adapter.read_contacts(options.contact_ids)
             return
@@ -396,15 +432,6 @@ class SyncEngine:
         if again:
             log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
             yield from self.adapter.read_contacts(again)
-        cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
-        started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
-        if started is None and (cursor is None or self._full_read_due(options)):
-            started = datetime.now(UTC).isoformat()
-            if not options.dry_run:
-                self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
-            cursor = None
-            log.info("full read: every record is read to reconcile the mirror")
-        self._full_read = datetime.fromisoformat(started) if started else None
         known = None if self._full_read else self._known_versions
         yield from self.adapter.read_changed(cursor, until=now, known=known)
         self._full_read_done = self._full_read is not None
@@ -443,12 +470,13 @@ class SyncEngine:
     def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> int | None:
         """Phase one: the records the CRM reports changed. Later batches are read while a
         batch is decided, and its writes fly while the next ones are (`Flight`); a batch's
-        cursor is saved once its writes and every earlier batch's are acknowledged.
-        Returns what is left of `limit`."""
+        cursor is saved once its writes and every earlier batch's are acknowledged. A full
+        read only mirrors and indexes here (`_index_only`). Returns what is left of `limit`."""
         self._full_read_done = False
         remaining = options.limit
         flight = self._flight()
-        batches = read_ahead(self._batches(options, now))
+        cursor = self._start_reading(options)
+        batches = read_ahead(self._batches(options, now, cursor))
         try:
             for batch in batches:
                 report = BatchReport()
@@ -465,10 +493,15 @@ class SyncEngine:
                 report.read = len(contacts)
                 summary.counts["read"] += len(contacts)
                 summary.counts["read_errors"] += len(report.errors)
-                self._ingest(contacts, options)
                 saves = read_cursor is not None and options.limit is None and not options.dry_run
                 cursor = read_cursor if saves else None
-                self._dispatch(flight, contacts, now, options, summary, report, problems, cursor)
+                if self._full_read:
+                    self._index_only(contacts, now, options, summary, report, problems, cursor)
+                else:
+                    self._ingest(contacts, options)
+                    self._dispatch(
+                        flight, contacts, now, options, summary, report, problems, cursor
+                    )
                 if remaining is not None and remaining <= 0:
                     break
                 if self.stop.is_set():
@@ -480,6 +513,8 @@ class SyncEngine:
             raise
         finally:
             batches.close()
+        if self._full_read and not options.dry_run:
+            return options.limit  # what a full read took in is decided in phase two
         return remaining
 
     def _owned_as_written(self, contacts: list[Contact], keys: set[tuple[str, str]]) -> None:
@@ -541,7 +576,49 @@ class SyncEngine:
         else:
             flight.add(Outgoing(report.updates, report.tasks, then, records=len(batch)))
 
-    def _ingest(self, contacts: list[Contact], options: RunOptions) -> None:
+    def _index_only(
+        self,
+        contacts: list[Contact],
+        now: datetime,
+        options: RunOptions,
+        summary: RunSummary,
+        report: BatchReport,
+        problems: _Problems,
+        cursor: str | None,
+    ) -> None:
+        """A full read's batch: mirrored, indexed and grouped with what was read before it,
+        left due; it is decided from the mirror once the read is over (phase two). The
+        cursor moves at once: what it passes is in the mirror, due until decided."""
+        self._ingest(contacts, options, due=True)
+        if not options.dry_run:
+            persons = self.people.resolve(self.instance, contacts)
+            self._groups.update((p.key, p.group) for p in persons.values() if p.group)
+            with self.store.transaction():
+                self._record_problems([], report, problems, now, summary.counts)
+                if cursor is not None:
+                    self.store.set_cursor(self.instance, CONTACTS_STREAM, cursor)
+        summary.errors.extend(report.errors)
+        if self.on_batch:
+            self.on_batch(report)
+
+    def _decide_dry_read(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
+        """A dry full read mirrors nothing: what it read is decided from memory, as the real
+        run decides it from the mirror, once everyone is indexed."""
+        read = list(self._dry_read.values())
+        flight = self._flight()
+        self._decided_persons = set()
+        try:
+            for start in range(0, len(read), MIRROR_CHUNK):
+                contacts = read[start : start + MIRROR_CHUNK]
+                keys = [_key(c) for c in contacts]
+                self._episodes = self.store.mirror.episodes(self.instance, keys)
+                report, problems = BatchReport(), _Problems()
+                self._dispatch(flight, contacts, now, options, summary, report, problems, None)
+            flight.drain()
+        finally:
+            self._decided_persons = None
+
+    def _ingest(self, contacts: list[Contact], options: RunOptions, *, due: bool = False) -> None:
         """Read records settle a dead run's intents and replace their mirrored facts."""
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
@@ -551,7 +628,7 @@ class SyncEngine:
             self._dry_read.update(zip(keys, contacts, strict=True))
             return
         self._settle_intents(contacts)
-        self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC))
+        self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC), due=due)
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
         if merged_away:  # their person lives on in the record they were merged into
             self.store.mirror.forget(self.instance, merged_away)
@@ -565,9 +642,10 @@ class SyncEngine:
         read_before: datetime,
         remaining: int | None,
     ) -> None:
-        """Phase two: every mirrored contact this run did not read, decided again from the
-        state store, `MIRROR_CHUNK` at a time; records with a dead run's open intents or
-        waiting for a re-read are left to the read that settles them."""
+        """Phase two: every mirrored contact this run did not read (a full read: and every one
+        it read), decided again from the state store, `MIRROR_CHUNK` at a time; records
+        with a dead run's open intents or waiting for a re-read are left to the read that
+        settles them."""
         if remaining is not None and remaining <= 0:
             return
         exclude = set(self._open_intents) | self._seen
@@ -577,6 +655,7 @@ class SyncEngine:
             log.info("configuration or rules changed: every mirrored contact is decided again")
         complete = True
         self._redeciding = True
+        self._decided_persons = set()
         flight = self._flight()
         try:
             for chunk in self.store.mirror.chunks(
@@ -585,6 +664,7 @@ class SyncEngine:
                 exclude=exclude,
                 due_by=None if everyone else now,
                 size=MIRROR_CHUNK,
+                read_now=self._full_read is not None and not options.dry_run,
             ):
                 if remaining is not None:
                     chunk = chunk[:remaining]
@@ -600,6 +680,7 @@ class SyncEngine:
             raise
         finally:
             self._redeciding = False
+            self._decided_persons = None
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
@@ -613,6 +694,7 @@ class SyncEngine:
         for _ in range(DEFERRED_PASSES):
             keys = sorted(set(self._deferred) - set(self._open_intents))
             self._deferred.clear()
+            self._decided_persons = set()  # a new pass: the waiting persons are decided now
             if not keys or self.stop.is_set():
                 return
             mirrored = list(self.store.mirror.by_keys(self.instance, keys).values())
@@ -632,8 +714,9 @@ class SyncEngine:
         """Mirrored records decided again, their writes handed to the flight."""
         contacts = [m.contact for m in chunk]
         self._episodes = {_key(m.contact): m.hot_since for m in chunk}
-        report, problems = BatchReport(read=len(contacts)), _Problems()
-        summary.counts["redecided"] += len(contacts)
+        taken = sum(not m.fresh for m in chunk)  # a full read's own records are counted read
+        report, problems = BatchReport(read=taken), _Problems()
+        summary.counts["redecided"] += taken
         self._dispatch(flight, contacts, now, options, summary, report, problems, None)
 
     def _translate(
@@ -720,6 +803,7 @@ class SyncEngine:
             self._episodes,
             self._members,
             lambda person, hot_since: decide(person, rules, now, hot_since=hot_since),
+            self._decided_persons,
         ):
             if isinstance(decision, Waiting):  # decided with its survivor, once that landed
                 self._deferred[_key(contact)] = self._episodes.get(_key(contact))
@@ -740,7 +824,13 @@ class SyncEngine:
         """Records read now are regrouped; mirrored records keep the persons last resolved
         (their groups change only when one of their records does, which is read)."""
         if self._redeciding:
-            return self.people.stored(self.instance, [_key(c) for c in contacts])
+            stored = self.people.stored(self.instance, [_key(c) for c in contacts])
+            if not self._groups:
+                return stored
+            return {
+                key: replace(person, group=self._groups.get(person.key))
+                for key, person in stored.items()
+            }
         return self.people.resolve(self.instance, contacts, persist=not self._dry_run)
 
     def _members(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:

@@ -46,6 +46,8 @@ class Mirrored:
 
     contact: Contact
     hot_since: datetime | None
+    fresh: bool = False
+    """Read in this run: a full read decides its records only once it has read them all."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,9 @@ CREATE TABLE mirror_review (
 _SAME_KEY = (
     "r.instance = m.instance AND r.object_type = m.object_type AND r.contact_id = m.contact_id"
 )
-_NOT_RETRIED = (
-    " AND NOT EXISTS (SELECT 1 FROM retries t WHERE t.instance = m.instance"
-    " AND t.object_type = m.object_type AND t.contact_id = m.contact_id)"
+_RETRIED = (
+    "SELECT 1 FROM retries t WHERE t.instance = m.instance"
+    " AND t.object_type = m.object_type AND t.contact_id = m.contact_id"
 )
 
 
@@ -131,8 +133,12 @@ class Mirror:
                 raise
             conn.execute("COMMIT")
 
-    def upsert(self, instance: str, contacts: Sequence[Contact], read_at: datetime) -> None:
-        """Facts as just read; what the engine keeps beside them (episode, writes) stays."""
+    def upsert(
+        self, instance: str, contacts: Sequence[Contact], read_at: datetime, *, due: bool = False
+    ) -> None:
+        """Facts as just read; what the engine keeps beside them (episode, writes) stays.
+        `due`: the records are decided later, from here, so they are due until then (a run
+        that stops first leaves them to the next one)."""
         rows = [
             (instance, c.object_type, c.id, encode(c), _iso(c.updated_at), _iso(read_at))
             for c in contacts
@@ -146,8 +152,8 @@ class Mirror:
                 rows,
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO mirror_review (instance, object_type, contact_id)"
-                " VALUES (?, ?, ?)",
+                "INSERT INTO mirror_review (instance, object_type, contact_id) VALUES (?, ?, ?)"
+                " ON CONFLICT DO " + ("UPDATE SET recheck_at = NULL" if due else "NOTHING"),
                 [row[:3] for row in rows],
             )
 
@@ -247,40 +253,50 @@ class Mirror:
         exclude: set[Key],
         due_by: datetime | None,
         size: int = 500,
+        read_now: bool = False,
     ) -> Iterator[list[Mirrored]]:
         """Every mirrored contact not read since `read_before` and not waiting for a re-read
         (retries, records needing attention, `exclude`) whose decision can have changed by
         `due_by` (None: all of them), in key order, `size` at a time, so memory stays flat
-        however many there are. With `due_by` the narrow review table is walked and only the
-        due contacts' facts are read."""
+        however many there are. `read_now`: the records read since `read_before` too, retry
+        or not (a full read decides what it read from here; their outcome renews or clears
+        the retry). With `due_by` the narrow review table is walked and only the due
+        contacts' facts are read."""
+        fresh = "m.read_at >= ?"
+        read = (
+            f" AND ({fresh} OR NOT EXISTS ({_RETRIED}))"
+            if read_now
+            else f" AND NOT {fresh} AND NOT EXISTS ({_RETRIED})"
+        )
         if due_by is None:
             sql = (
-                "SELECT m.object_type, m.contact_id, m.contact, r.hot_since FROM mirror m"
-                f" LEFT JOIN mirror_review r ON {_SAME_KEY}"
+                f"SELECT m.object_type, m.contact_id, m.contact, r.hot_since, {fresh}"
+                f" FROM mirror m LEFT JOIN mirror_review r ON {_SAME_KEY}"
                 " WHERE m.instance = ? AND (m.object_type, m.contact_id) > (?, ?)"
-                " AND m.read_at < ?" + _NOT_RETRIED + " ORDER BY m.object_type, m.contact_id"
-                " LIMIT ?"
+                + read
+                + " ORDER BY m.object_type, m.contact_id LIMIT ?"
             )
             bounds: tuple[Any, ...] = (_iso(read_before), size)
         else:
             sql = (
-                "SELECT r.object_type, r.contact_id, m.contact, r.hot_since FROM mirror_review r"
-                f" JOIN mirror m ON {_SAME_KEY}"
+                f"SELECT r.object_type, r.contact_id, m.contact, r.hot_since, {fresh}"
+                f" FROM mirror_review r JOIN mirror m ON {_SAME_KEY}"
                 " WHERE r.instance = ? AND (r.object_type, r.contact_id) > (?, ?)"
-                " AND (r.recheck_at IS NULL OR r.recheck_at <= ?) AND m.read_at < ?"
-                + _NOT_RETRIED
+                " AND (r.recheck_at IS NULL OR r.recheck_at <= ?)"
+                + read
                 + " ORDER BY r.object_type, r.contact_id LIMIT ?"
             )
             bounds = (_iso(due_by), _iso(read_before), size)
+        moment = _iso(read_before)
         after: tuple[str, str] = ("", "")
         while True:
-            rows = self._store._query(sql, (instance, *after, *bounds))
+            rows = self._store._query(sql, (moment, instance, *after, *bounds))
             if not rows:
                 return
             after = (rows[-1][0], rows[-1][1])
             batch = [
-                Mirrored(Contact.model_validate_json(text), _moment(since))
-                for object_type, cid, text, since in rows
+                Mirrored(Contact.model_validate_json(text), _moment(since), bool(read))
+                for object_type, cid, text, since, read in rows
                 if (object_type, cid) not in exclude
             ]
             if batch:

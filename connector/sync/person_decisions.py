@@ -12,6 +12,10 @@ now is not decided now: all its records wait (`Waiting`) and are decided again t
 the survivor's write has landed. Writing the others without it would move the person (its
 stage into MQL, say) with no record to carry the tasks that move owes, and the survivor's
 later decision would find the person moved already: a hand-off lost for good.
+
+Deciding from the mirror, a person whose records fall in different chunks is decided once
+per pass (`decided`): its facts cannot change within the pass, and deciding it again while
+the first decision's tasks still wait to be sent would plan them twice.
 """
 
 from __future__ import annotations
@@ -50,11 +54,13 @@ def decide_persons(
     episodes: dict[Key, datetime | None],
     load: Callable[[list[Key]], dict[Key, Member]],
     decide: Decide,
+    decided: set[str] | None = None,
 ) -> Iterator[tuple[Contact, Decision | Exception | Waiting]]:
     """(record, its decision or the error deciding it) for every record to write: the
     contacts given, and the other records of their persons that may be written now; a
     contact given whose person's survivor may not be written now, `Waiting`. A record alone,
-    under its own person, is decided as before."""
+    under its own person, is decided as before. `decided`: the persons of several records
+    this pass has decided (skipped, and added to)."""
     batch = {(c.object_type, c.id): c for c in contacts}
     wanted = [
         member
@@ -72,6 +78,9 @@ def decide_persons(
         if person is None or (len(person.members) == 1 and person.key == person_key(key)):
             done.add(key)
             yield contact, _attempt(decide, contact, episodes.get(key))
+            continue
+        if decided is not None and person.key in decided:
+            done.update(m for m in person.members if m in batch)
             continue
         facts = {m: batch[m] for m in person.members if m in batch}
         facts.update(
@@ -93,6 +102,8 @@ def decide_persons(
         review = review_of(person, survivor) if grouped and person.review else None
         merged = merge_person(person.key, list(facts.values()), survivor, review)
         decision = _attempt(decide, merged, min(starts) if starts else None)
+        if decided is not None:
+            decided.add(person.key)
         group = person.key if grouped else None
         for member in targets:
             done.add(member)
