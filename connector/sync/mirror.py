@@ -67,10 +67,13 @@ def encode(contact: Contact) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """In UTC: the mirror compares these as text (`recheck_at <= ?`), so one offset only."""
+    """In UTC with microseconds always: the mirror compares these as text (`recheck_at <=
+    ?`), so one offset and one width only (`isoformat` drops a zero fraction, and
+    "12:00:00+00:00" sorts after "12:00:00.5+00:00")."""
     if moment is None:
         return None
-    return (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).isoformat()
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")
 
 
 def _moment(text: str | None) -> datetime | None:

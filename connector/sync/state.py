@@ -201,7 +201,12 @@ TASK_COLUMNS = "key, run_id, object_type, contact_id, kind, status, crm_id, due"
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return _text(datetime.now(UTC))
+
+
+def _text(moment: datetime) -> str:
+    """Moments are compared as text: one width always (see `mirror._iso`)."""
+    return moment.isoformat(timespec="microseconds")
 
 
 def _json_value(value: Any) -> str:
@@ -690,7 +695,7 @@ class StateStore:
                 instance,
                 status,
                 below_attempts if below_attempts is not None else 2**31,
-                (sent_before or datetime.max.replace(tzinfo=UTC)).isoformat(),
+                _text(sent_before or datetime.max.replace(tzinfo=UTC)),
             ),
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
@@ -782,7 +787,7 @@ class StateStore:
         for obj, cid, field, reason in records:
             tries = attempts.get((obj, cid), 0) + 1
             wait = min(3600 * 2 ** (tries - 1), 7 * 86400)
-            next_at = datetime.fromtimestamp(now.timestamp() + wait, UTC).isoformat()
+            next_at = _text(datetime.fromtimestamp(now.timestamp() + wait, UTC))
             values.append(
                 (instance, obj, cid, reason, _now(), field, tries, next_at, fingerprints.get(obj))
             )
@@ -811,7 +816,7 @@ class StateStore:
             " WHERE instance = ? ORDER BY since",
             (instance,),
         )
-        moment = (now or datetime.now(UTC)).isoformat()
+        moment = _text(now or datetime.now(UTC))
         return [
             (obj, cid)
             for obj, cid, transient, next_at, seen in rows
