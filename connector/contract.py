@@ -229,6 +229,13 @@ class Adapter(Protocol):
     run with the rows the core keeps for this adapter and portal in the state store (read-only
     in a dry run), so a new process reads only what is new. Write there only what was really
     read, never a secret; clear and rebuild on a full read (`read_changed(None, ...)`).
+
+    Optional as well: `finish_writes_in_flight(self) -> int`, for a CRM that applies some
+    writes after it has accepted them (Salesforce's closed Bulk ingest jobs): waits until
+    every such write this integration handed over has been applied, and returns how many it
+    waited for; raises `AdapterError` if some are still being applied when its patience ends.
+    The engine calls it before anything else when a run died with writes open: a job landing
+    after the rerun had read and written the record would put back the older values.
     """
 
     name: str

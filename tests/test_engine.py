@@ -269,3 +269,44 @@ def test_runs_are_recorded_with_counts_and_errors(store):
     assert record.status == "partial"
     assert record.counts["records_written"] == 1
     assert record.errors and "c1" in record.errors[0]
+
+
+class LateWrites(MemoryAdapter):
+    """A CRM that applies some accepted writes later (Salesforce's closed ingest jobs)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.waits: list[int] = []
+        self.still_running = False
+
+    def finish_writes_in_flight(self) -> int:
+        self.waits.append(self.calls.get("read_changed", 0) + self.calls.get("read_contacts", 0))
+        if self.still_running:
+            raise AdapterError("ingest job 750x still InProgress after 600 s")
+        return 1
+
+
+def test_a_dead_runs_late_writes_are_waited_for_before_anything_is_read(store, monkeypatch):
+    adapter = LateWrites([hot_contact()])
+    engine = make_engine(adapter, store)
+    assert run(engine).status == "ok" and adapter.waits == [], "no dead run: nothing to wait for"
+    record = adapter.records["hot-1"]
+    record.events = [*record.events, event(EventType.PRICING_PAGE_VIEW, 0.5)]
+    record.updated_at = adapter._tick()
+
+    def killed(*args, **kwargs):
+        raise AdapterError("process killed with the job closed")
+
+    monkeypatch.setattr(adapter, "write_updates", killed)
+    assert run(engine).status == "failed"
+    monkeypatch.undo()
+    assert store.open_intents("default"), "the killed run's writes stay intents"
+    adapter.still_running = True
+    stuck = run(engine)
+    assert stuck.status == "failed" and "still InProgress" in stuck.errors[0]
+    assert adapter.waits == [2], "asked before any read of this run"
+    assert store.open_intents("default"), "nothing settled while the job may still land"
+    adapter.still_running = False
+    rerun = run(engine)
+    assert rerun.status == "ok" and rerun.counts["writes_waited_for"] == 1
+    assert adapter.waits == [2, 2] and not store.open_intents("default")

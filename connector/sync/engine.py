@@ -301,6 +301,9 @@ class SyncEngine:
         self._rebuild_ledger(summary)
         self._index_people()
         self._open_intents = self.store.open_intents(self.instance)
+        dead_run_writes = self._open_intents or self.store.count_tasks(self.instance, TASK_PENDING)
+        if dead_run_writes and not options.dry_run:
+            self._finish_writes_in_flight(summary)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
             # The real run would send these first; the dry run lists them, sends nothing.
@@ -324,6 +327,18 @@ class SyncEngine:
             self.store.add_attention(
                 self.instance, problems.attention, fingerprints, datetime.now(UTC)
             )
+
+    def _finish_writes_in_flight(self, summary: RunSummary) -> None:
+        """A dead run's writes that the CRM accepted but applies later land before its open
+        intents are settled by a read: settled earlier, a late one would put back the older
+        values over this run's. An adapter that cannot say raises, and the run ends."""
+        finish = getattr(self.adapter, "finish_writes_in_flight", None)
+        if finish is None:
+            return
+        waited = finish()
+        summary.counts["writes_waited_for"] += waited
+        if waited:
+            log.info("waited for %d write(s) a dead run left in flight at the CRM", waited)
 
     def _index_people(self) -> None:
         """Once per state file: records mirrored before the identity index existed join it."""
