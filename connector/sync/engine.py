@@ -665,8 +665,9 @@ class SyncEngine:
             return
         exclude = set(self._open_intents) | self._seen
         decided_with = decision_fingerprint(self.settings)
-        everyone = self.store.get_meta(self.instance, DECIDED_WITH_KEY) != decided_with
-        if everyone:
+        before = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
+        everyone = before != decided_with
+        if everyone and before:
             log.info("configuration or rules changed: every mirrored contact is decided again")
         complete = True
         self._redeciding = True
