@@ -12,6 +12,7 @@ shared, and its follow-up tasks go to the survivor only.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -241,13 +242,17 @@ def _name_similarity(a: Candidate, b: Candidate) -> float:
     return name_similarity(a.keys.name or "", b.keys.name or "")
 
 
+_DIGIT = re.compile(r"\d").search
+"""Compared pairwise within blocks, so a character loop here was a third of identity time."""
+
+
 def name_similarity(a: str, b: str) -> float:
     """How alike two names are (0-100), word by word: the least alike word decides, so
     Alice and Alicia Brown stay two people while a typo (`Jonathon`/`Jonathan`) or the order
     of the words does not part one. Names of different lengths (a middle name) compare by
     their shared words; names with digits (`Ada0001`) only match exactly."""
     words_a, words_b = a.split(), b.split()
-    if any(ch.isdigit() for ch in a + b):
+    if _DIGIT(a) or _DIGIT(b):
         return 100.0 if sorted(words_a) == sorted(words_b) else 0.0  # `Ada0001`: not a name
     if len(words_a) != len(words_b):
         return fuzz.token_set_ratio(a, b)
