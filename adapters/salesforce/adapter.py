@@ -47,6 +47,7 @@ from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites
 from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.history import field_sources
+from crm_qualify.adapters.salesforce.in_flight import finish_writes_in_flight
 from crm_qualify.adapters.salesforce.reader import (
     BATCH,
     Cursor,
@@ -528,6 +529,11 @@ class SalesforceAdapter:
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
         return self.writer.delete_tasks(crm_ids)
+
+    def finish_writes_in_flight(self) -> int:
+        """The Bulk ingest jobs a dead run closed on our objects, waited for (`in_flight.py`)."""
+        objects = frozenset({*self.objects, "Task"})
+        return finish_writes_in_flight(self.bulk_api, self.client.integration_user, objects)
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
         """Closed opportunities with their contact roles, in one request per page."""

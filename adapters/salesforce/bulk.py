@@ -170,16 +170,19 @@ class BulkApi:
         answer = self.request(f"PATCH jobs/{kind}/{{id}}", "PATCH", f"{kind}/{job_id}", data=body)
         return JobState.of(answer.json())
 
-    def wait(self, kind: str, job_id: str) -> JobState:
+    def wait(self, kind: str, job_id: str, until: float | None = None) -> JobState:
         """Poll until the job ends: first after `POLL_FIRST` seconds, then twice as long each
         time up to `POLL_MAX`. Past `timeout` the job is aborted (what it did stays done) and
-        its state after that returned."""
-        deadline = self.clock() + self.timeout
+        its state after that returned. Given `until` (a moment on `clock`), a job still running
+        then is returned as it is, never aborted: a dead run's (`in_flight.py`)."""
+        deadline = self.clock() + self.timeout if until is None else until
         pause = POLL_FIRST
         while True:
             self.sleep(min(pause, max(0.0, deadline - self.clock())))
             job = self.status(kind, job_id)
             if job.state in TERMINAL:
+                return job
+            if self.clock() >= deadline and until is not None:
                 return job
             if self.clock() >= deadline:
                 log.warning("Bulk %s job %s still %s after %.0f s: aborting it",

@@ -104,7 +104,9 @@ class SalesforceSettings(BaseModel):
         default=1800,
         gt=0,
         description="How long to wait for one Bulk job before aborting it; what it did by then "
-        "is read back, the rest is retried.",
+        "is read back, the rest is retried. Also how long a run waits, before reading anything,"
+        " for the ingest jobs a dead run closed (never aborted: past it the run ends, naming"
+        " them).",
     )
 
     @model_validator(mode="after")

@@ -38,7 +38,8 @@ bytes, 18-character ids with their real checksum (`ids.py`), a SOQL subset (`soq
 `COUNT()`) and queued faults (`faults.py`). Every write through the API stamps
 `CreatedById` / `LastModifiedById` with the API user (`org.integration_user`); a person's edit
 (`touch`), `simulate_engagement` and the seeded history stamp another user (`org.ui_user`).
-Bulk API 2.0 query and ingest jobs: `bulk.py`. Not simulated: Bulk API 1.0; in SOQL,
+Bulk API 2.0 query and ingest jobs, and Get All Jobs listing every user's (`sim.bulk.submit`
+closes one as another user): `bulk.py`. Not simulated: Bulk API 1.0; in SOQL,
 relationship paths outside SELECT, polymorphic paths, semi-joins and aggregates beyond a
 lone COUNT() (`soql.py`).
 """

@@ -20,12 +20,23 @@ Field name not found"). Every request counts against the daily API allocation li
 batches per 10,000 records, query jobs one of the 10,000 daily query jobs, and their results
 the daily result storage: `/limits` reports all three.
 
+Get All Jobs (`GET jobs/ingest`, `GET jobs/query`) lists every job of the org, whoever created
+it, by a snapshot taken at the first request: up to 1,000 a page, `done`, `records` and
+`nextRecordsUrl` (`/services/data/vXX.X/jobs/<kind>?queryLocator=<locator>-<offset>`, null on the
+last page). Each job as the documented example shows it: id, operation, object, createdById,
+createdDate, systemModstamp (its last change of state), state, concurrencyMode, contentType,
+apiVersion, jobType, lineEnding, columnDelimiter. Filters: `jobType` (`V2Ingest`, `Classic`,
+`BigObjectIngest`; for query jobs `V2Query`, `V2Ingest`, `Classic`), `concurrencyMode` (only
+parallel exists), `isPkChunkingEnabled` (true matches no Bulk API 2.0 job). Jobs of other users
+(a person's Data Loader run, another integration) come from `submit`.
+
 A job is processed `delay` seconds (on `clock`, which a test may replace) after it is closed
 (ingest) or created (query), at the first request that comes after: any request, so a job
 lands whether or not anyone polls it. Records are checked exactly as the REST writes check
 them (`writes.py`). Not documented, so modelled: a results set without `maxRecords` holds
 every remaining row up to `MAX_SET_BYTES`; locators are the base64 of the next row's offset
-(real ones look alike: `MTAwMDA`); error texts of requests Salesforce does not document.
+(real ones look alike: `MTAwMDA`); a filter value Get All Jobs does not know, or a query
+locator it did not give, is refused (400); error texts of requests Salesforce does not document.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import json
 import math
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +75,14 @@ MAX_UPLOAD = 150 * 1024 * 1024
 MAX_SET_BYTES = 100 * 1024 * 1024
 RECORDS_PER_BATCH = 10_000
 """Salesforce cuts an ingest job into internal batches of 10,000 records."""
+LIST_PAGE = 1000
+"""Jobs per Get All Jobs answer."""
+OPEN_LISTINGS = 100
+"""Get All Jobs snapshots kept for their next page (the oldest goes first, as an expired
+locator would)."""
+JOB_TYPES = {"ingest": ("V2Ingest", "Classic", "BigObjectIngest"),
+             "query": ("V2Query", "V2Ingest", "Classic")}  # fmt: skip
+"""The `jobType` values each Get All Jobs takes."""
 DAILY = {"DailyBulkApiBatches": 15_000, "DailyBulkV2QueryJobs": 10_000,
          "DailyBulkV2QueryFileStorageMB": 976_562}  # fmt: skip
 """Daily allocations as `/limits` names them (the storage is 1,000,000,000 KB)."""
@@ -92,6 +112,8 @@ class Job:
     created: datetime
     created_by: str
     state: str
+    modified: datetime | None = None
+    """Its last change of state (`systemModstamp`); None: as created."""
     external_id: str | None = None
     query: str = ""
     upload: bytearray = field(default_factory=bytearray)
@@ -108,12 +130,31 @@ class Job:
     lines: list[str] = field(default_factory=list)
     """A query's result rows, each one encoded CSV line."""
 
+    @property
+    def job_type(self) -> str:
+        return "V2Ingest" if self.kind == "ingest" else "V2Query"
+
+    def move(self, state: str) -> None:
+        """A change of state, stamped (`systemModstamp`)."""
+        self.state, self.modified = state, datetime.now(UTC)
+
+    def listed(self) -> dict[str, Any]:
+        """The job as Get All Jobs lists it."""
+        return {
+            "id": self.id, "operation": self.operation, "object": self.object,
+            "createdById": self.created_by, "createdDate": iso(self.created),
+            "systemModstamp": iso(self.modified or self.created), "state": self.state,
+            "concurrencyMode": "Parallel", "contentType": "CSV",
+            "apiVersion": float(self.version), "jobType": self.job_type,
+            "lineEnding": self.line_ending, "columnDelimiter": self.delimiter,
+        }  # fmt: skip
+
     def info(self, full: bool = True) -> dict[str, Any]:
-        stamp = iso(self.created)
         body: dict[str, Any] = {
             "id": self.id, "operation": self.operation, "object": self.object,
-            "createdById": self.created_by, "createdDate": stamp, "systemModstamp": stamp,
-            "state": self.state, "concurrencyMode": "Parallel", "contentType": "CSV",
+            "createdById": self.created_by, "createdDate": iso(self.created),
+            "systemModstamp": iso(self.modified or self.created), "state": self.state,
+            "concurrencyMode": "Parallel", "contentType": "CSV",
             "apiVersion": float(self.version), "lineEnding": self.line_ending,
             "columnDelimiter": self.delimiter,
         }  # fmt: skip
@@ -122,7 +163,7 @@ class Job:
         if self.kind == "ingest" and self.state == "Open":
             body["contentUrl"] = f"services/data/v{self.version}/jobs/ingest/{self.id}/batches"
         if full:
-            body["jobType"] = "V2Ingest" if self.kind == "ingest" else "V2Query"
+            body["jobType"] = self.job_type
             body["numberRecordsProcessed"] = self.processed
             if self.kind == "ingest":
                 body["numberRecordsFailed"] = self.failed
@@ -154,6 +195,10 @@ class Bulk:
         """Today's use of the Bulk allocations, by `/limits` name."""
         self._lock = threading.RLock()
         self._counter = 0
+        self.list_page = LIST_PAGE
+        """Jobs per Get All Jobs answer (lower it to make a few jobs page)."""
+        self._listings: dict[str, list[str]] = {}
+        """Get All Jobs snapshots still being paged, by query locator: the jobs' ids."""
 
     def limits(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -177,7 +222,7 @@ class Bulk:
             if method == "POST":
                 return 200, self._create(kind, _json(raw), version)
             if method == "GET":
-                return 200, self._all(kind)
+                return 200, self._all(kind, query, version)
             raise _not_found()
         job = self._job(kind, parts[2])
         if len(parts) == 3:
@@ -211,10 +256,48 @@ class Bulk:
             raise _not_found()
         return job
 
-    def _all(self, kind: str) -> dict[str, Any]:
+    def _all(self, kind: str, query: dict[str, list[str]], version: str) -> dict[str, Any]:
+        """One page of Get All Jobs: the first of a new snapshot, or the one a query locator
+        names."""
+        locator = (query.get("queryLocator") or [""])[0]
         with self._lock:
-            found = [job.info(full=False) for job in self.jobs.values() if job.kind == kind]
-        return {"done": True, "records": found, "nextRecordsUrl": None}
+            if locator:
+                key, _, offset = locator.rpartition("-")
+                listing = self._listings.get(key)
+                if listing is None or not offset.isdigit():
+                    raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+                start = int(offset)
+            else:
+                listing, key, start = self._listing(kind, query), "01g5g" + uuid.uuid4().hex[:13], 0
+            end = start + self.list_page
+            page = [self.jobs[i].listed() for i in listing[start:end] if i in self.jobs]
+            done = end >= len(listing)
+            if done:
+                self._listings.pop(key, None)
+            else:
+                self._listings[key] = listing
+                while len(self._listings) > OPEN_LISTINGS:  # a client that never paged on
+                    del self._listings[next(iter(self._listings))]
+        more = None if done else f"/services/data/v{version}/jobs/{kind}?queryLocator={key}-{end}"
+        return {"done": done, "records": page, "nextRecordsUrl": more}
+
+    def _listing(self, kind: str, query: dict[str, list[str]]) -> list[str]:
+        """The ids of the jobs of `kind` the filters select."""
+        wanted = {name: values[0] for name, values in query.items() if values and values[0]}
+        job_type = wanted.get("jobType")
+        if job_type is not None and job_type not in JOB_TYPES[kind]:
+            raise ApiError(400, "API_ERROR", f"Invalid jobType: {job_type}")
+        mode = wanted.get("concurrencyMode", "parallel").lower()
+        chunked = wanted.get("isPkChunkingEnabled", "false").lower()
+        if mode not in ("serial", "parallel") or chunked not in ("true", "false"):
+            raise ApiError(400, "API_ERROR", "Invalid concurrencyMode or isPkChunkingEnabled")
+        if mode == "serial" or chunked == "true":
+            return []  # Bulk API 2.0 jobs run in parallel, never PK-chunked
+        return [
+            job.id
+            for job in self.jobs.values()
+            if job.kind == kind and job_type in (None, job.job_type)
+        ]
 
     # creating and closing --------------------------------------------------------------------
     def _new_id(self) -> str:
@@ -222,7 +305,21 @@ class Bulk:
             self._counter += 1
             return full_id(f"7505g{self._counter:010d}")
 
-    def _create(self, kind: str, body: dict[str, Any], version: str) -> dict[str, Any]:
+    def submit(
+        self, user: str, sobject: str, operation: str, data: bytes, external_id: str | None = None
+    ) -> str:
+        """An ingest job another user of the org runs (a person's Data Loader, another
+        integration): created as `user`, its CSV uploaded and closed, then processed like any.
+        Returns its id."""
+        body = {"object": sobject, "operation": operation, "externalIdFieldName": external_id}
+        job = self.jobs[self._create("ingest", body, self.sim.api_version, user)["id"]]
+        self._upload(job, data)
+        self._patch(job, {"state": "UploadComplete"})
+        return job.id
+
+    def _create(
+        self, kind: str, body: dict[str, Any], version: str, user: str | None = None
+    ) -> dict[str, Any]:
         delimiter = body.get("columnDelimiter") or "COMMA"
         line_ending = body.get("lineEnding") or "LF"
         if delimiter not in DELIMITERS or line_ending not in LINE_ENDINGS:
@@ -232,7 +329,7 @@ class Bulk:
         operation = body.get("operation")
         common = {"id": self._new_id(), "version": version, "delimiter": delimiter,
                   "line_ending": line_ending, "created": datetime.now(UTC),
-                  "created_by": self.sim.org.integration_user}  # fmt: skip
+                  "created_by": user or self.sim.org.integration_user}  # fmt: skip
         if kind == "query":
             job = self._query_job(operation, body.get("query"), common)
         else:
@@ -299,13 +396,13 @@ class Bulk:
             if wanted == "UploadComplete" and job.kind == "ingest":
                 if job.state != "Open":
                     raise _state_error(f"Closing a job in state {job.state} not allowed")
-                job.state = "UploadComplete"
+                job.move("UploadComplete")
                 job.due = self.clock() + self.delay
             elif wanted == "Aborted":
                 if job.state in TERMINAL:
                     done = "Completed" if job.state == "JobComplete" else job.state
                     raise _state_error(f"Aborting already {done} Job not allowed")
-                job.state = "Aborted"
+                job.move("Aborted")
                 if job.kind == "ingest":
                     job.columns, rows = _rows(job)
                     job.unprocessed = rows
@@ -328,7 +425,8 @@ class Bulk:
                    if job.state not in TERMINAL and job.due is not None]  # fmt: skip
             for job in due:
                 if now < job.due:
-                    job.state = "InProgress"
+                    if job.state != "InProgress":
+                        job.move("InProgress")
                     continue
                 if job.kind == "query":
                     self._run_query(job)
@@ -356,7 +454,8 @@ class Bulk:
                 job.lines.append(buffer.getvalue())
         size = len(job.header) + sum(map(len, job.lines))
         self.used["DailyBulkV2QueryFileStorageMB"] += math.ceil(size / 1024 / 1024)
-        job.processed, job.state = len(job.lines), "JobComplete"
+        job.processed = len(job.lines)
+        job.move("JobComplete")
 
     def _ingest(self, job: Job) -> None:
         job.columns, rows = _rows(job)
@@ -366,7 +465,8 @@ class Bulk:
         if job.external_id and job.external_id not in job.columns:
             unknown.append(job.external_id)
         if unknown:
-            job.state, job.unprocessed = "Failed", rows
+            job.unprocessed = rows
+            job.move("Failed")
             job.error = f"InvalidBatch : Field name not found : {unknown[0]}"
             return
         sim, sobject = self.sim, job.object
@@ -386,7 +486,7 @@ class Bulk:
         sim.stats.wrote(len(job.successes))
         job.processed = len(job.successes) + len(job.failures)
         job.failed = len(job.failures)
-        job.state = "JobComplete"
+        job.move("JobComplete")
 
     def _one(self, job: Job, sobject: str, row: list[str], claimed: dict, repeated: Counter):  # noqa: ANN201
         """Check and save one uploaded row, recording its result."""
