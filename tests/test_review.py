@@ -55,6 +55,19 @@ def test_a_slow_signal_far_from_a_rounding_boundary_waits_for_the_safety_net():
     assert review(person(opened)) == NOW + SAFETY_NET
 
 
+def test_a_decision_from_other_events_or_another_moment_is_reviewed_on_the_contact_now():
+    """A person's decision is shared with each of its records, and each record is reviewed
+    on its own events; a decision from another moment is reviewed at this one. What scoring
+    gathered for the decision must not stand in for either."""
+    rules = Rules()
+    demo = person(EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - 100 * DAY - 5 * HOUR))
+    opened = person(EngagementEvent(type=EventType.EMAIL_OPEN, at=NOW - 200 * DAY - 5 * HOUR))
+    demo_moment = demo.events[0].at + 101 * DAY
+    assert next_review(demo, decide(opened, rules, NOW), rules, NOW) == demo_moment
+    assert next_review(opened, decide(demo, rules, NOW), rules, NOW) == NOW + SAFETY_NET
+    assert next_review(demo, decide(demo, rules, NOW - 30 * DAY), rules, NOW) == demo_moment
+
+
 def test_a_fractional_trigger_window_ending_before_the_day_boundary_counts():
     demo = EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - 2 * HOUR)
     rules = Rules.model_validate({"temperature": {"hot_within_days": 0.25}})

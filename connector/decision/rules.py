@@ -116,6 +116,7 @@ FRAMEWORK_CRITERIA["meddicc"] = {
     "competition": CriterionStatus.MET,
 }
 
+
 def _merge_signal_table(value: Any, defaults: dict[EventType, float]) -> dict[EventType, float]:
     """A config table names only the signals it changes; the others keep their defaults."""
     if value is None:

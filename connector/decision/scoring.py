@@ -23,7 +23,15 @@ from typing import overload
 from crm_qualify.connector.decision.identity_keys import is_free_mail
 from crm_qualify.connector.decision.identity_rules import ROLE_MAILBOXES
 from crm_qualify.connector.decision.rules import Rules, rules_version
-from crm_qualify.connector.model import Contact, CriterionStatus, EventType, Origin, Reason, Score
+from crm_qualify.connector.model import (
+    Contact,
+    CriterionStatus,
+    EngagementEvent,
+    EventType,
+    Origin,
+    Reason,
+    Score,
+)
 from disposable_email_domains import blocklist as DISPOSABLE_BLOCKLIST
 
 _EMAIL = re.compile(r"^[^@\s]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$")
@@ -105,6 +113,8 @@ class CompiledRules:
     warm_triggers: tuple[EventType, ...]
     warm_within: timedelta
     renurture_after: timedelta
+    longest_window: timedelta
+    """The longest of the trigger and re-nurture windows: older activity is in none of them."""
     title_cache: dict[str, tuple[float | None, bool]] = field(default_factory=dict)
     """Job title -> (fit points of the first matching title rule, personal title?)."""
     domain_cache: dict[str, str | None] = field(default_factory=dict)
@@ -240,6 +250,13 @@ def compile_rules(rules: Rules) -> CompiledRules:
         warm_triggers=tuple(dict.fromkeys(rules.temperature.warm_triggers)),
         warm_within=timedelta(days=rules.temperature.warm_within_days),
         renurture_after=timedelta(days=rules.stages.renurture_after_days),
+        longest_window=timedelta(
+            days=max(
+                rules.temperature.hot_within_days,
+                rules.temperature.warm_within_days,
+                rules.stages.renurture_after_days,
+            )
+        ),
     )
     if len(_COMPILED) > 64:
         _COMPILED.clear()
@@ -251,9 +268,21 @@ _COMPILED: dict[int, CompiledRules] = {}
 
 Seen = list
 """What scoring gathered about one signal, as a list for speed: [decayed occurrences,
-occurrences, the latest event's time, points shown] (see the `SEEN_*` positions)."""
+occurrences, the latest event's time, points shown, fresh occurrences, occurrences past the
+fresh window (decayed), `FRESH` | `FUTURE` when it has such an occurrence] (see the `SEEN_*`
+positions). The last three tell `review.py` when the points can move with the clock, so it
+need not walk the events again."""
+SEEN_OCCURRENCES = 0
 SEEN_COUNT = 1
 SEEN_LAST_AT = 2
+SEEN_SHOWN = 3
+SEEN_FRESH = 4
+SEEN_AGED = 5
+SEEN_TIMING = 6
+FRESH = 1
+"""An occurrence inside the fresh window: it leaves the window at a moment of its own."""
+FUTURE = 2
+"""An occurrence dated after `now`: it starts to count (and age) when it happens."""
 
 
 @dataclass(slots=True)
@@ -289,7 +318,17 @@ class Explanation(Sequence[Reason]):
     CRM text, written without building `Reason` objects (the engine needs it for every
     contact it compares with the CRM)."""
 
-    __slots__ = ("_compiled", "_notes", "_fit_notes", "_seen", "_lines", "_reasons", "_text")
+    __slots__ = (
+        "_compiled",
+        "_notes",
+        "_fit_notes",
+        "_seen",
+        "_events",
+        "_now",
+        "_lines",
+        "_reasons",
+        "_text",
+    )
 
     def __init__(
         self,
@@ -297,12 +336,17 @@ class Explanation(Sequence[Reason]):
         notes: list[Note],
         fit_notes: int,
         seen: dict[EventType, Seen],
+        events: list[EngagementEvent],
+        now: datetime,
     ) -> None:
-        """`notes`: the profile reasons, the first `fit_notes` of them fit, the rest negative."""
+        """`notes`: the profile reasons, the first `fit_notes` of them fit, the rest negative;
+        `seen`: what was gathered from `events` at `now`."""
         self._compiled = compiled
         self._notes = notes
         self._fit_notes = fit_notes
         self._seen = seen
+        self._events = events
+        self._now = now
         self._lines: list[Line] | None = None
         self._reasons: list[Reason] | None = None
         self._text: str | None = None
@@ -319,8 +363,18 @@ class Explanation(Sequence[Reason]):
                 if fit < len(notes):
                     lines += map(_note_line, notes[fit:])
             self._lines = lines
-            self._notes = self._seen = None  # type: ignore[assignment]
+            self._notes = None  # type: ignore[assignment]
         return lines
+
+    def signals_of(
+        self, events: list[EngagementEvent], now: datetime, compiled: CompiledRules
+    ) -> dict[EventType, Seen] | None:
+        """What scoring gathered per signal, if these reasons were scored from this very
+        `events` list at `now` under `compiled`; None otherwise (a person's decision shared
+        with one of its records, another moment, other rules)."""
+        if events is self._events and now == self._now and compiled is self._compiled:
+            return self._seen
+        return None
 
     def _build(self) -> list[Reason]:
         reasons = self._reasons
@@ -383,7 +437,7 @@ def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[
     lines = []
     signals = compiled.signals
     starts = compiled.line_starts
-    for kind, (occurrences, count, last_at, shown) in seen.items():
+    for kind, (occurrences, count, last_at, shown, _, _, _) in seen.items():
         if shown == 0:
             continue  # counts nothing: not a reason, and the parts add up without it
         weight, cap, _ = signals[kind]
@@ -430,6 +484,49 @@ def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: boo
     return letter + "4"
 
 
+def _gather(
+    events: list[EngagementEvent], rules: CompiledRules, now: datetime
+) -> dict[EventType, Seen]:
+    """Per signal, what its events add up to at `now` (`Seen`): one pass, numbers only. Every
+    occurrence counts its decay factor by whole days of age: 1 while fresh (and before it
+    happens), then a table look-up."""
+    seen: dict[EventType, Seen] = {}
+    fresh_days = rules.fresh_days
+    tables = rules.decay
+    for event in events:
+        kind = event.type
+        at = event.at
+        days = (now - at).days
+        count = event.count
+        entry = seen.get(kind)
+        if days > fresh_days:  # the common case: decayed by the table
+            part = (tables[kind][days] if days < TABLE_DAYS else rules.factor(kind, days)) * count
+            if entry is None:
+                seen[kind] = [part, count, at, 0, 0.0, part, 0]
+                continue
+            entry[SEEN_AGED] += part
+        else:  # fresh, or from the future: counts in full
+            part = 1.0 * count
+            if entry is None:
+                entry = seen[kind] = [part, count, at, 0, 0.0, 0.0, 0]
+            else:
+                entry[SEEN_OCCURRENCES] += part
+                entry[SEEN_COUNT] += count
+                if at > entry[SEEN_LAST_AT]:
+                    entry[SEEN_LAST_AT] = at
+            if days >= 0:
+                entry[SEEN_FRESH] += count
+                entry[SEEN_TIMING] |= FRESH
+            else:
+                entry[SEEN_TIMING] |= FUTURE
+            continue
+        entry[SEEN_OCCURRENCES] += part
+        entry[SEEN_COUNT] += count
+        if at > entry[SEEN_LAST_AT]:
+            entry[SEEN_LAST_AT] = at
+    return seen
+
+
 def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> ScoreResult:
     """Fit (profile and negatives), engagement and intent, each at most 100; total 0..100.
 
@@ -437,27 +534,11 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
     age), summed, capped, rounded to whole points. Engagement and intent are the sums of the
     points their reasons show; fit is the rounded sum of profile and negative points.
     """
-    # Events: one pass, numbers only.
-    seen: dict[EventType, Seen] = {}
     engagement = intent = 0
     last = None
     events = contact.events
-    if events:
-        tables = rules.decay
-        for event in events:
-            kind = event.type
-            at = event.at
-            days = (now - at).days
-            factor = tables[kind][days] if 0 <= days < TABLE_DAYS else rules.factor(kind, days)
-            count = event.count
-            entry = seen.get(kind)
-            if entry is None:
-                seen[kind] = [factor * count, count, at, 0]
-            else:
-                entry[0] += factor * count
-                entry[1] += count
-                if at > entry[2]:
-                    entry[2] = at
+    seen = _gather(events, rules, now) if events else {}
+    if seen:
         signals = rules.signals
         for kind, entry in seen.items():
             weight, cap, is_intent = signals[kind]
@@ -557,6 +638,6 @@ def score_contact(contact: Contact, rules: CompiledRules, now: datetime) -> Scor
         engagement=engagement,
         intent=intent,
         grade=_grade(fit_points, engagement + intent, rules.grades, disqualified),
-        reasons=Explanation(rules, notes, fit_notes, seen) if (notes or seen) else [],
+        reasons=Explanation(rules, notes, fit_notes, seen, events, now) if (notes or seen) else [],
     )
     return ScoreResult(score, disqualified, last, seen)
