@@ -233,14 +233,14 @@ def test_runs_json_keeps_every_count(tmp_path, capsys):
 
 
 # simulate -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("crm", ["hubspot", "salesforce"])
-def test_a_simulator_on_a_busy_port_says_so_in_one_line(crm):
+@pytest.mark.parametrize(("crm", "size"), [("hubspot", "--contacts"), ("salesforce", "--records")])
+def test_a_simulator_on_a_busy_port_says_so_in_one_line(crm, size):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            ["crm-qualify", "simulate", crm, "--port", str(port)],
+        result = subprocess.run(  # one record: the simulator seeds its data before it listens
+            ["crm-qualify", "simulate", crm, "--port", str(port), size, "1"],
             capture_output=True,
             text=True,
             timeout=60,

@@ -16,7 +16,7 @@ from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.rollback import RollbackError, rollback
 from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore, sync_lock_name
 
-from tests.hubspot.conftest import make_adapter
+from tests.hubspot.conftest import FAST, make_adapter
 from tests.memory_adapter import MemoryAdapter
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -156,7 +156,9 @@ def snapshot(sim) -> dict[str, dict[str, str | None]]:
 
 @pytest.fixture
 def synced(tmp_path):
-    with HubSpotSimulator(contacts=120, seed=9, custom_properties=True) as sim:
+    # FAST: make_adapter's budgets run on a fake clock, so the portal's own real-time limits
+    # would throttle it (a 429 and a second's wait in the dry run)
+    with HubSpotSimulator(contacts=120, seed=9, custom_properties=True, **FAST) as sim:
         before = snapshot(sim)
         adapter = make_adapter(sim)
         store = StateStore(tmp_path / "state.sqlite")

@@ -213,12 +213,17 @@ def task_keys(sim: HubSpotSimulator) -> list[str]:
     return [t["properties"]["crmq_task_key"] for t in tasks if t["properties"].get("crmq_task_key")]
 
 
+TOTAL = 2_200
+
+
 def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path):
     """Two daemon processes in turn against one simulated portal: the first is stopped after
     its first batch, the second picks up from the checkpoint and finishes."""
-    # No seeded activities: this is about the checkpoint, and 4,000 contacts read fast.
+    # No seeded activities: this is about the checkpoint. 2,200 contacts are read in batches
+    # of 200, 800, 1,000 and 200: the stop after the batch in flight (1,000 read) still
+    # leaves the restart work to do when the SIGTERM lands a whole batch late.
     with HubSpotSimulator(
-        contacts=4000, seed=7, custom_properties=True, latency_ms=15, engagement=0
+        contacts=TOTAL, seed=7, custom_properties=True, latency_ms=15, engagement=0
     ) as sim:
         config = hubspot_config(tmp_path, sim.base_url)
         env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": sim.token}
@@ -231,7 +236,7 @@ def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path
         store = StateStore(tmp_path / "state.sqlite")
         (stopped,) = store.runs()
         assert stopped.status == "interrupted", stopped
-        assert 0 < stopped.counts["read"] < 4000, "stopped after a batch, not at the end"
+        assert 0 < stopped.counts["read"] < TOTAL, "stopped after a batch, not at the end"
         assert store.get_cursor("default", "contacts"), "checkpoint saved"
         tasks_before = len(task_keys(sim))
 
@@ -242,7 +247,7 @@ def test_sigterm_mid_run_checkpoints_and_the_restart_duplicates_no_task(tmp_path
         assert second.returncode == 0
         finished = store.runs()[0]
         assert finished.status in ("ok", "partial")
-        assert stopped.counts["read"] + finished.counts["read"] >= 4000
+        assert stopped.counts["read"] + finished.counts["read"] >= TOTAL
         keys = task_keys(sim)
         assert len(keys) > tasks_before, "the restart created the tasks of the unread contacts"
         assert len(keys) == len(set(keys)), "no task created twice"
