@@ -162,11 +162,7 @@ class SalesforceAdapter:
         page = self.client.call(what, lambda sf: sf.query(soql, include_deleted=deleted))
         while True:
             found = Page(
-                (
-                    {k: v for k, v in r.items() if k != "attributes"}
-                    for r in page.get("records") or []
-                    if isinstance(r, dict)
-                ),
+                (_unattributed(r) for r in page.get("records") or [] if isinstance(r, dict)),
                 page.get("totalSize"),
             )
             next_url = page.get("nextRecordsUrl")
@@ -681,6 +677,13 @@ def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:
         if isinstance(stamp, str) and is_id(record_id):
             return stamp, record_id
     return None
+
+
+def _unattributed(row: dict[str, Any]) -> dict[str, Any]:
+    """The row without its `attributes`, in place: the answer is ours alone, and a copy of
+    each row would be held beside it while the page is made."""
+    row.pop("attributes", None)
+    return row
 
 
 def _group(rows: list[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:

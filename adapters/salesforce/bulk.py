@@ -64,7 +64,8 @@ PEOPLE_SET = 2_000
 """People handed on at a time: one batch for the core (`reader.BATCH`), so no more people
 wait in memory, with their child rows attached, than the core works on. They are asked
 `RESULT_SET` at a time all the same (parsing a whole set of 10,000 at once held the connector
-about 60 MB higher at 40,000 records; asking 2,000 at a time cost 4 requests per 10,000)."""
+about 60 MB higher at 40,000 records; asking 2,000 at a time cost 4 requests per 10,000).
+Rows being staged (child rows, Accounts, Opportunities) are made as many at a time."""
 POLL_FIRST, POLL_MAX = 0.5, 20.0
 """Seconds before the first status check of a job, and the longest wait between two."""
 TERMINAL = frozenset({"JobComplete", "Failed", "Aborted"})
@@ -357,7 +358,7 @@ class BulkReads:
         if OPEN_DEALS in staging.kinds:
             return
         soql = f"SELECT {', '.join(mapping.fields())} FROM Account"
-        for rows in self.api.query(soql):
+        for rows in self.api.query(soql, handed=PEOPLE_SET):
             named = [row for row in rows if isinstance(row.get("Id"), str)]
             staging.add(BY_DOMAIN, ((d, row) for row in named if (d := mapping.domain_of(row))))
             staging.add(BY_NAME, ((n, row) for row in named if (n := mapping.name_of(row))))
@@ -365,7 +366,7 @@ class BulkReads:
         staging.finish(BY_NAME)
         fields = ", ".join(dict.fromkeys(["AccountId", *OPPORTUNITY_FIELDS]))
         soql = f"SELECT {fields} FROM Opportunity WHERE IsClosed = false AND AccountId != null"
-        for rows in self.api.query(soql):
+        for rows in self.api.query(soql, handed=PEOPLE_SET):
             staging.add(
                 OPEN_DEALS, ((row["AccountId"], row) for row in rows if row.get("AccountId"))
             )
@@ -379,7 +380,7 @@ class BulkReads:
             return
         fields = list(dict.fromkeys([kind.link, *kind.fields]))
         soql = f"SELECT {', '.join(fields)} FROM {kind.sobject} WHERE {kind.link} != null"
-        for rows in self.api.query(soql):
+        for rows in self.api.query(soql, handed=PEOPLE_SET):
             staging.add(key, ((row[kind.link], row) for row in rows if row.get(kind.link)))
         staging.finish(key)
 
