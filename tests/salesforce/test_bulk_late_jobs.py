@@ -20,6 +20,7 @@ from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from simple_salesforce import Salesforce
 
+from tests.fake_clock import FakeClock
 from tests.salesforce.conftest import make_adapter
 
 LISTED = {"id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
@@ -30,14 +31,6 @@ LATE = 100.0
 """Seconds a closed job waits before it is applied."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture(scope="module")
 def org() -> Iterator[SalesforceSimulator]:
     with SalesforceSimulator(records=120, seed=21) as sim:
@@ -45,17 +38,18 @@ def org() -> Iterator[SalesforceSimulator]:
 
 
 @pytest.fixture
-def clock(org) -> Iterator[Clock]:
+def clock(org) -> Iterator[FakeClock]:
     """A fresh fake clock, every earlier job applied before the test starts."""
     org.bulk.clock = lambda: float("inf")
     org.bulk.settle()
-    clock = Clock()
+    clock = FakeClock()
+    clock.now = 0.0
     org.bulk.clock, org.bulk.delay = (lambda: clock.now), LATE
     yield clock
     org.bulk.list_page = 1000
 
 
-def adapter_on(org, clock: Clock, **options):
+def adapter_on(org, clock: FakeClock, **options):
     adapter = make_adapter(org, **{"bulk_threshold": 20, **options})
     adapter.bulk_api.sleep, adapter.bulk_api.clock = clock.sleep, (lambda: clock.now)
     return adapter
