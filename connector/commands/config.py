@@ -21,7 +21,6 @@ from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import rules_version
 from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.ops.logs import mask_secrets, register_secrets, secret_values
-from crm_qualify.connector.ops.scheduler import make_trigger
 from crm_qualify.connector.plugins import (
     PluginError,
     available_adapters,
@@ -96,6 +95,8 @@ def check_configuration(path: Path | None) -> CheckOutcome:
     """The whole configuration in one pass: core sections, the schedule, the adapter's options
     and the files they name, other adapter tables, the mapping. A section with an error does
     not hide the others: the valid rest is checked as if the bad keys were left out."""
+    from crm_qualify.connector.ops.scheduler import make_trigger  # the daemon's: see run.py
+
     outcome = CheckOutcome()
     try:
         settings = load_settings(path)

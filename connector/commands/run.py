@@ -16,9 +16,7 @@ from crm_qualify.connector.commands.common import (
     print_problems,
     settings_or_exit,
 )
-from crm_qualify.connector.ops.observability import Health, Metrics, serve
 from crm_qualify.connector.ops.progress import Progress
-from crm_qualify.connector.ops.scheduler import Daemon, health_max_age
 from crm_qualify.connector.sync.engine import SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
@@ -52,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: only the daemon needs APScheduler and prometheus-client (about 12 MB of
+    # resident memory that every other command, `sync` included, would otherwise carry).
+    from crm_qualify.connector.ops.observability import Health, Metrics, serve
+    from crm_qualify.connector.ops.scheduler import Daemon, health_max_age
+
     settings = settings_or_exit(args)
     try:
         max_age = health_max_age(settings.schedule)
