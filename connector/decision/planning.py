@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import (
@@ -107,6 +108,19 @@ def episode_start(
     return max(known) if known else now
 
 
+def _episode_text(start: datetime) -> str:
+    """An episode's start as a call key writes it; a start in UTC written once per run that
+    found contacts hot (most starts are a run's `now`, shared by many contacts)."""
+    if start.tzinfo is UTC:
+        return _utc_minute(start)
+    return start.astimezone(UTC).strftime(EPISODE_FORMAT)
+
+
+@lru_cache(maxsize=4_096)
+def _utc_minute(start: datetime) -> str:
+    return start.strftime(EPISODE_FORMAT)
+
+
 def _hot_call_period(
     contact: Contact, followup: FollowUpRules, start: datetime, now: datetime
 ) -> str | None:
@@ -115,7 +129,7 @@ def _hot_call_period(
     interval = timedelta(days=followup.hot_recall_days)
     if followup.hot_recall_days > 0 and now > start:
         slot = int((now - start) / interval)
-    period = start.astimezone(UTC).strftime(EPISODE_FORMAT) + (f":{slot}" if slot else "")
+    period = _episode_text(start) + (f":{slot}" if slot else "")
     key = task_key(contact, "hot_call", period)
     slot_began = start + slot * interval
     for call in _calls(contact):

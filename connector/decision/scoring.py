@@ -447,7 +447,8 @@ def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[
         name, family, text = start
         day = _day_text(last_at.toordinal())
         why = f"{text} x{count}, last {day}" if count > 1 else f"{text} {day}"
-        capped = round(weight * occurrences) > shown
+        points = weight * occurrences  # scoring's own: under the cap, it rounds to `shown`
+        capped = points > cap and round(points) > shown
         undecayed = weight * count
         if round(cap if undecayed > cap else undecayed) != shown:
             why += " (capped, decayed)" if capped else " (decayed)"

@@ -18,10 +18,10 @@ that rule cannot see, a person's change made between our read of a record and ou
 it, is caught by the next full read (`sync.reconcile_every_days`).
 
 What each decision leaves for the next run (its hot episode's start, when it can next change)
-lives in a narrow table of its own, `mirror_review`, in key order: every run rewrites it for
-every contact it decides, which on the wide mirror row (its facts are about a kilobyte) cost a
-page write per contact; here a page holds dozens. A run whose contacts are mostly not due
-reads the narrow table and only the due contacts' facts.
+lives in a narrow table of its own, `mirror_review`, in key order: every run updates it for
+every contact it decides whose values moved, which on the wide mirror row (its facts are about
+a kilobyte) cost a page write per contact; here a page holds dozens. A run whose contacts are
+mostly not due reads the narrow table and only the due contacts' facts.
 """
 
 from __future__ import annotations
@@ -170,8 +170,8 @@ class Mirror:
     ) -> None:
         """After a batch: acknowledged values become the CRM's values, created tasks join
         their contact (created `now`, open), and each decided contact keeps its hot episode's
-        start and when its decision can next change (`decided`: key, hot_since, recheck_at);
-        one transaction."""
+        start and when its decision can next change (`decided`: key, hot_since, recheck_at;
+        a row that holds these already is left unwritten); one transaction."""
         with self._store._tx() as conn:
             conn.executemany(
                 "UPDATE mirror SET contact = json_set(json_set(contact, '$.owned',"
@@ -202,11 +202,22 @@ class Mirror:
                     for task, crm_id in tasks
                 ],
             )
+            texts: dict[datetime, str] = {}  # most share a moment: the safety net's, say
             conn.executemany(
                 "INSERT INTO mirror_review (instance, object_type, contact_id, hot_since,"
                 " recheck_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
-                " hot_since = excluded.hot_since, recheck_at = excluded.recheck_at",
-                [(instance, *key, _iso(since), _iso(recheck)) for key, since, recheck in decided],
+                " hot_since = excluded.hot_since, recheck_at = excluded.recheck_at"
+                " WHERE mirror_review.hot_since IS NOT excluded.hot_since"
+                " OR mirror_review.recheck_at IS NOT excluded.recheck_at",
+                [
+                    (
+                        instance,
+                        *key,
+                        None if since is None else _iso(since),
+                        texts.get(recheck) or texts.setdefault(recheck, _iso(recheck)),
+                    )
+                    for key, since, recheck in decided
+                ],
             )
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
@@ -304,6 +315,7 @@ class Mirror:
             ]
             if batch:
                 yield batch
+            del rows, batch  # handed on: not held while the next chunk is read
 
     def contacts(self, instance: str, chunk: int = 1000) -> Iterator[list[Contact]]:
         """Every mirrored contact, `chunk` at a time (reports)."""
