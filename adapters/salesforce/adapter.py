@@ -240,6 +240,7 @@ class SalesforceAdapter:
         finally:
             self._staged_accounts = None
             self._holding = None
+            self._every_converted = None  # not held while the run decides and writes
             staging.close()
         state.activity = when(until)
         state.held = holding.cursor_rows(held)

@@ -517,6 +517,7 @@ class SyncEngine:
                     self._dispatch(
                         flight, contacts, now, options, summary, report, problems, cursor
                     )
+                del contacts  # handed on: not held while the next batch is taken
                 if remaining is not None and remaining <= 0:
                     break
                 if self.stop.is_set():
@@ -686,6 +687,7 @@ class SyncEngine:
                     chunk = chunk[:remaining]
                     remaining -= len(chunk)
                 self._redecide_chunk(flight, chunk, options, now, summary)
+                del chunk  # handed on: not held while the next chunk is read
                 if (remaining is not None and remaining <= 0) or self.stop.is_set():
                     complete = False
                     break

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
-from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, Staging
+from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, Staging, csv_rows
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
 from crm_qualify.adapters.salesforce.reader import plain
 from crm_qualify.connector.contract import AdapterError
@@ -89,20 +89,20 @@ def test_a_query_answer_is_not_held_while_its_rows_are_worked_on():
 
 
 class Results:
-    """A Bulk results answer: CSV text and the headers the adapter reads."""
+    """A Bulk results answer: CSV bytes and the headers the adapter reads."""
 
     def __init__(self, rows: list[str], locator: str, announced: int | None = None) -> None:
-        self.text = "Id,Email\n" + "".join(f"{row},{row}@example.com\n" for row in rows)
+        text = "Id,Email\n" + "".join(f"{row},{row}@example.com\n" for row in rows)
+        self.content = text.encode()
         self.headers = {"Sforce-Locator": locator}
         self.headers["Sforce-NumberOfRecords"] = str(len(rows) if announced is None else announced)
-        self.encoding = None
 
 
 def bulk_api(sets: list[Results]) -> tuple[BulkApi, list[dict[str, Any]]]:
     """A `BulkApi` whose job is done at once and whose results requests answer `sets`."""
     api = object.__new__(BulkApi)
     asked: list[dict[str, Any]] = []
-    total = sum(answer.text.count("\n") - 1 for answer in sets)
+    total = sum(answer.content.count(b"\n") - 1 for answer in sets)
     api.create = lambda kind, body: JobState.of({"id": "750x", "state": "UploadComplete"})
     api.wait = lambda kind, job_id: JobState.of(
         {"id": job_id, "state": "JobComplete", "numberRecordsProcessed": total}
@@ -121,6 +121,16 @@ def test_people_are_asked_a_whole_set_at_a_time_and_handed_on_a_batch_at_a_time(
     handed = [[row["Id"] for row in rows] for rows in api.query("SELECT Id", 5, handed=2)]
     assert handed == [["a", "b"], ["c", "d"], ["e"], ["f"]]
     assert asked == [{"maxRecords": 5}, {"maxRecords": 5, "locator": "L1"}]
+
+
+def test_result_rows_are_decoded_from_the_answers_bytes_as_they_are_read():
+    quoted = 'Id,Description\r\n1,"Zoë said:\r\n""call"""\r\n2,\r\n'.encode()
+    assert list(csv_rows(quoted)) == [
+        {"Id": "1", "Description": 'Zoë said:\r\n"call"'},
+        {"Id": "2", "Description": ""},
+    ]
+    assert list(csv_rows(b"Id,Name\n3,Caf\xe9\n")) == [{"Id": "3", "Name": "Caf\ufffd"}]
+    assert list(csv_rows(b"")) == []
 
 
 def test_a_result_set_holding_other_than_it_announced_is_refused():
