@@ -110,11 +110,14 @@ def info(sim: Any) -> dict[str, Any]:
 
 
 def stats(sim: Any, reset: bool = False) -> dict[str, Any]:
-    """Requests the simulator served per endpoint, its 429s, its own CPU and peak RSS."""
+    """Requests the simulator served per endpoint, its 429s (and, on HubSpot, the policy of
+    each so far: `refused`), its own CPU and peak RSS."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    limits = getattr(sim, "limits", None)
     found = {
         "by_endpoint": dict(sim.stats.by_endpoint),
         "throttled": getattr(sim.stats, "throttled", 0),
+        "refused": dict(getattr(limits, "refused", {})),
         "cpu": usage.ru_utime + usage.ru_stime,
         "peak_mb": usage.ru_maxrss / 1024,
     }

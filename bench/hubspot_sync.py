@@ -273,6 +273,9 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
                     f" {adapter.traffic.peak_in_flight}",
                     flush=True,
                 )
+                refused = Counter(after["refused"]) - Counter(before["refused"])
+                if refused:
+                    print(f"      429s by HubSpot policy: {dict(refused)}", flush=True)
                 print(breakdown(measured, floor), flush=True)
             store.close()
     return rows

@@ -132,39 +132,3 @@ def test_one_slot_reads_the_chains_one_after_the_other_on_the_callers_thread():
         yield name, threading.get_ident()
 
     assert list(traffic.interleave(chain("a"), chain("b"))) == [("a", me), ("b", me)]
-
-
-def test_a_paced_class_spreads_its_requests_evenly_over_its_window():
-    """Searches granted back to back would reach HubSpot bunched up; a paced class hands out
-    one turn every window / limit (a fake clock), in order, across threads."""
-    now = [0.0]
-    lock = threading.Lock()
-
-    def sleep(seconds: float) -> None:
-        with lock:
-            now[0] += max(seconds, 0.0)
-
-    paced = EndpointClass(4, window=1.0, paced=True)
-    traffic = Traffic(
-        Limits(classes={"search": paced}, in_flight=3), clock=lambda: now[0], sleep=sleep
-    )
-    sent: list[float] = []
-
-    class Granted(deque):
-        def append(self, grant: tuple[float, int]) -> None:
-            sent.append(grant[0])
-            super().append(grant)
-
-    traffic.budgets["search"]._sent = Granted()
-
-    def chain() -> Iterator[None]:
-        for _ in range(6):
-            with traffic.request("search"):
-                pass
-            yield None
-
-    list(traffic.interleave(chain(), chain(), chain()))
-    assert len(sent) == 18
-    gaps = [b - a for a, b in zip(sorted(sent), sorted(sent)[1:], strict=False)]
-    assert min(gaps) >= 0.25 - 1e-9
-    traffic.close()

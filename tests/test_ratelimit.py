@@ -24,7 +24,7 @@ def test_rate_budget_never_exceeds_its_window():
     budget = RateBudget(5, 10.0, clock=clock, sleep=clock.sleep)
     stamps = []
     for _ in range(12):
-        budget.acquire()
+        budget.release(budget.acquire())  # answered at once
         stamps.append(clock.now)
     for i, stamp in enumerate(stamps):
         in_window = [s for s in stamps if stamp - 10.0 < s <= stamp]
@@ -35,13 +35,13 @@ def test_rate_budget_never_exceeds_its_window():
 def test_weights_count_toward_the_window():
     clock = FakeClock()
     budget = RateBudget(5, 10.0, clock=clock, sleep=clock.sleep)
-    budget.acquire(3)
+    budget.release(budget.acquire(3))
     clock.now = 2.0
-    budget.acquire(2)
+    budget.release(budget.acquire(2))
     clock.now = 4.0
-    budget.acquire(1)  # waits for the weight-3 request to leave the window
+    budget.release(budget.acquire(1))  # waits for the weight-3 request to leave the window
     assert clock.now == pytest.approx(10.0)
-    budget.acquire(3)  # 2 + 1 in the window: waits for the 2 granted at t=2 to leave
+    budget.acquire(3)  # 2 + 1 in the window: waits for the 2 answered at t=2 to leave
     assert clock.now == pytest.approx(12.0)
     with pytest.raises(ValueError, match="never fits"):
         budget.acquire(6)

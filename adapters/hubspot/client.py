@@ -156,10 +156,10 @@ class HubSpotClient:
 
         def attempt(token: str | None) -> tuple[int, dict[str, Any]]:
             self.daily.check()
-            with self.traffic.request(kind):
+            with self.traffic.request(kind) as answered:
                 with self._counting:
                     self.requests[endpoint] += 1
-                return self._send(endpoint, method, args, kwargs, token)
+                return self._send(endpoint, method, args, kwargs, token, answered)
 
         def once() -> tuple[int, dict[str, Any]]:
             if not auth:
@@ -193,7 +193,10 @@ class HubSpotClient:
         args: Any,
         kwargs: dict[str, Any],
         token: str | None,
+        answered: Callable[[], None],
     ) -> tuple[int, dict[str, Any]]:
+        """One request. `answered` frees the rate budget as the answer's status line is in
+        (the body is read and parsed after): HubSpot counted the request before it answered."""
         if token is not None:
             kwargs = {**kwargs, "_request_auth": _bearer(token)}
         try:
@@ -203,6 +206,7 @@ class HubSpotClient:
                 _request_timeout=self.settings.timeout_seconds,
                 **kwargs,
             )
+            answered()
             status, headers, data = response.status, response.headers, response.data
         except API_EXCEPTIONS as exc:
             # The generated client raises for every non-2xx status (3xx and 429 included).

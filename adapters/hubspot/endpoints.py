@@ -5,8 +5,16 @@ requests in flight under these; `HubSpotClient.call` names the class of each req
 - `api`: every request but search, under our share of the portal's rolling 10-second burst
   limit (`requests_per_10s`; HubSpot's is 100 to 190 per app and portal by tier);
 - `search`: CRM search, exempt from the burst limit but held to its own per-second limit
-  (`searches_per_second`; HubSpot's is 5 per token), paced: one search every 1 / rate s, so
-  searches that arrive late next to the following ones still fit HubSpot's second.
+  (`searches_per_second`; HubSpot's is 5 per account, `SEARCHES_PER_SECOND`).
+
+HubSpot counts a request when it arrives, which a delay on the way (a loaded machine, the
+network) can push next to the requests sent after it. The core therefore also holds each
+request until a window after its answer against HubSpot's own limit, so HubSpot never counts
+more than 5 of our searches in a second, nor more than our burst share in 10 s
+(`connector.sync.ratelimit`). For search that is the declared `ceiling` above our share: the
+round trip then comes out of the margin, not out of our pace of 4 a second. The burst limit
+depends on the portal's tier, so our share is held that way itself (a 0.25 s round trip costs
+2.5% of a 10 s window).
 
 Ten requests in flight keep a 15-per-second share busy at 250 ms answers with room to spare;
 the budgets, not the slots, set the pace. Batch update and create take 100 inputs.
@@ -20,6 +28,8 @@ from crm_qualify.connector.sync.concurrency import EndpointClass, Limits
 API = "api"
 SEARCH = "search"
 IN_FLIGHT = 10
+SEARCHES_PER_SECOND = 5
+"""HubSpot's search limit per account (its documented limits; the simulator's default)."""
 BATCH_INPUTS = 100
 """Inputs one batch update or batch create takes (`records.BATCH`)."""
 
@@ -28,7 +38,9 @@ def limits(settings: HubSpotSettings) -> Limits:
     return Limits(
         classes={
             API: EndpointClass(settings.requests_per_10s, window=10.0),
-            SEARCH: EndpointClass(settings.searches_per_second, window=1.0, paced=True),
+            SEARCH: EndpointClass(
+                settings.searches_per_second, window=1.0, ceiling=SEARCHES_PER_SECOND
+            ),
         },
         in_flight=IN_FLIGHT,
         write_batch=BATCH_INPUTS,

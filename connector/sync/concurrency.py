@@ -30,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,16 +49,16 @@ _DONE = object()
 @dataclass(frozen=True)
 class EndpointClass:
     """A class of endpoints sharing one limit: at most `limit` weight units per `window`
-    seconds (None: the CRM sets no short-window limit), one request costing `weight`.
-    `paced`: requests also leave at least window / limit apart. The CRM counts a request
-    when it arrives, and arrivals bunch up (a delayed request lands next to the following
-    ones): a short window (HubSpot's search, per second) sees more than the budget granted
-    in any window unless grants are evenly spread."""
+    seconds (our share; None: the CRM sets no short-window limit), one request costing
+    `weight`. `ceiling`: the CRM's own limit for the class where it is known and above our
+    share; the CRM never counts more of ours than that in one of its windows, nor more than
+    `limit` when no ceiling is declared (`ratelimit.RateBudget`: it counts a request on
+    arrival, which may come late)."""
 
     limit: int | None
     window: float = 10.0
     weight: int = 1
-    paced: bool = False
+    ceiling: int | None = None
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,14 @@ class Traffic:
     ) -> None:
         self.limits = limits
         self.budgets = {
-            name: RateBudget(spec.limit, spec.window, clock=clock, sleep=sleep)
+            name: RateBudget(
+                spec.limit, spec.window, ceiling=spec.ceiling, clock=clock, sleep=sleep
+            )
             for name, spec in limits.classes.items()
             if spec.limit is not None
         }
         self._clock, self._sleep = clock, sleep
         self._slots = threading.BoundedSemaphore(limits.in_flight)
-        self._next_at: dict[str, float] = {}
         self._paused_until = 0.0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -117,39 +118,27 @@ class Traffic:
         return max(1, self.limits.in_flight - FAN_OUT)
 
     @contextmanager
-    def request(self, kind: str) -> Iterator[None]:
+    def request(self, kind: str) -> Iterator[Callable[[], None]]:
         """Around one HTTP request of endpoint class `kind`: waits for a slot, the end of
-        any pause, and room in the class's budget, in that order (the budget is stamped
-        last, just before the request leaves)."""
+        any pause, and room in the class's budget, in that order (the budget is taken last,
+        just before the request leaves, and given back once it has ended, or once the caller
+        calls what this yields as the answer comes in: `RateBudget.spend`)."""
         spec = self.limits.classes.get(kind)
         if spec is None and self.limits.classes:
             raise ValueError(f"endpoint class {kind!r} is not declared in the adapter's limits")
+        budget = self.budgets.get(kind)
         with self._slots:
             self._wait_out_pause()
-            budget = self.budgets.get(kind)
-            if budget is not None and spec is not None:
-                if spec.paced:
-                    self._pace(kind, spec)
-                budget.acquire(spec.weight)
-            with self._lock:
-                self._in_flight += 1
-                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-            try:
-                yield
-            finally:
+            spent = budget.spend(spec.weight) if budget and spec else nullcontext(_unbudgeted)
+            with spent as answered:
                 with self._lock:
-                    self._in_flight -= 1
-
-    def _pace(self, kind: str, spec: EndpointClass) -> None:
-        """Wait for this request's turn: window / limit after the one before (turns are
-        handed out in order)."""
-        assert spec.limit is not None
-        with self._lock:
-            now = self._clock()
-            turn = max(now, self._next_at.get(kind, now))
-            self._next_at[kind] = turn + spec.window * spec.weight / spec.limit
-        if turn > now:
-            self._sleep(turn - now)
+                    self._in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+                try:
+                    yield answered
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds`: the CRM throttled one of us. The budgets pause too, so
@@ -299,6 +288,10 @@ class _Pump:
             close = getattr(chain, "close", None)
             if close is not None:
                 close()
+
+
+def _unbudgeted() -> None:
+    """`Traffic.request`'s answer signal for a class without a budget."""
 
 
 def traffic_of(adapter: object) -> Traffic:

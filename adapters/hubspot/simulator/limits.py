@@ -1,6 +1,10 @@
 """HubSpot's per-portal rate limits: a rolling 10-second burst, a daily cap, and search's own
 per-second limit (search is exempt from the burst limit). 429 bodies and the
 `X-HubSpot-RateLimit-*` headers match what HubSpot sends, without `Retry-After`.
+
+Calls are counted when they arrive (after the simulated latency, as HubSpot counts them at its
+edge), in rolling windows. `refused` says which policy answered each 429, so a bench can tell
+a burst overrun from a search one.
 """
 
 from __future__ import annotations
@@ -8,7 +12,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .errors import rate_limit_body
@@ -28,8 +33,19 @@ class RateLimited(Exception):
 class Limits:
     """Counters shared by every token of the portal, as in HubSpot."""
 
-    def __init__(self, burst: int, search_rate: int, daily: int, hub_id: int) -> None:
+    def __init__(
+        self,
+        burst: int,
+        search_rate: int,
+        daily: int,
+        hub_id: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.burst, self.search_rate, self.daily, self.hub_id = burst, search_rate, daily, hub_id
+        self._clock = clock
+        self.refused: Counter[str] = Counter()
+        """429s answered, by policy (`DAILY`, `SECONDLY`, `TEN_SECONDLY_ROLLING`)."""
         self._lock = threading.Lock()
         self._burst: deque[float] = deque()
         self._search: deque[float] = deque()
@@ -42,19 +58,21 @@ class Limits:
 
     def admit(self, search: bool, oauth: bool) -> dict[str, str]:
         """Count one API call or raise RateLimited; returns the headers for the response."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if self._today() != self._day:
                 self._day, self._daily_used = self._today(), 0
             _trim(self._burst, now - BURST_WINDOW_S)
             _trim(self._search, now - 1.0)
             if self._daily_used >= self.daily:
+                self.refused["DAILY"] += 1
                 raise RateLimited(
                     rate_limit_body("DAILY", "You have reached your daily limit.", self.hub_id),
                     self._headers(now, search, oauth),
                 )
             if search:
                 if len(self._search) >= self.search_rate:
+                    self.refused["SECONDLY"] += 1
                     raise RateLimited(
                         rate_limit_body(
                             "SECONDLY", "You have reached your secondly limit.", self.hub_id
@@ -64,6 +82,7 @@ class Limits:
                 self._search.append(now)
             else:
                 if len(self._burst) >= self.burst:
+                    self.refused["TEN_SECONDLY_ROLLING"] += 1
                     raise RateLimited(
                         rate_limit_body(
                             "TEN_SECONDLY_ROLLING",
