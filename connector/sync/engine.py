@@ -530,6 +530,8 @@ class SyncEngine:
         finally:
             batches.close()
         if self._full_read and not options.dry_run:
+            if not self.stop.is_set():  # grouped once everyone is indexed (`People.regroup`)
+                self._groups = self.people.regroup(self.instance)
             return options.limit  # what a full read took in is decided in phase two
         return remaining
 
@@ -602,13 +604,11 @@ class SyncEngine:
         problems: _Problems,
         cursor: str | None,
     ) -> None:
-        """A full read's batch: mirrored, indexed and grouped with what was read before it,
-        left due; it is decided from the mirror once the read is over (phase two). The
+        """A full read's batch: mirrored and indexed, left due; it is grouped with everyone
+        once the read is over (`People.regroup`) and decided from the mirror (phase two). The
         cursor moves at once: what it passes is in the mirror, due until decided."""
         self._ingest(contacts, options, due=True)
         if not options.dry_run:
-            persons = self.people.resolve(self.instance, contacts)
-            self._groups.update((p.key, p.group) for p in persons.values() if p.group)
             with self.store.transaction():
                 self._record_problems([], report, problems, now, summary.counts)
                 if cursor is not None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from crm_qualify.connector.decision.duplicates import (
     Candidate,
+    DisjointSets,
     DuplicateGroup,
     group_candidates,
 )
@@ -56,6 +57,9 @@ MAX_BLOCK = 200
 """Records sharing one organisation or name considered at most: a block larger than this (a
 big employer's domain) is compared by mailbox and phone only, which keeps a run's cost
 bounded; the `duplicates` report compares every record."""
+
+REGROUP_ROWS = 2000
+"""Rows `regroup` compares at a time: whole blocks, so memory stays flat at any size."""
 
 _COLUMNS = (
     "object_type, contact_id, email, phone, name, organisation, company, created_at,"
@@ -145,7 +149,83 @@ class People:
         the blocks looked at is regrouped and its person stored, so a record that left a group
         leaves its person too, and `stored` gives the next run the same answer without
         comparing anything. `persist` False (a dry run) changes nothing stored."""
-        keys = [(c.object_type, c.id) for c in contacts]
+        return self._resolve(instance, [(c.object_type, c.id) for c in contacts], persist)
+
+    def regroup(self, instance: str) -> dict[str, DuplicateGroup]:
+        """After a full read: every record of the index grouped again, each person's stored,
+        and the group of each person of several records. A full read indexes batch by batch
+        and groups only here, at its end: a batch's records are scattered over the blocks,
+        so grouping each batch (`resolve`) compared every block it touched again, and each
+        block got touched by ever more batches as the read grew. Here each block (records
+        sharing a mailbox, phone, organisation or name; see `MAX_BLOCK`) is compared once,
+        whole, and a group is every record its blocks' matches join."""
+        if not self.rules.enabled:
+            return {}
+        joined = DisjointSets[Key]()
+        for column, _, limit in _BLOCKS:
+            for rows in self._blocks_of(instance, column, limit):
+                for group in group_candidates([_candidate(row) for row in rows], self.rules):
+                    for member in group.members[1:]:
+                        joined.join(group.members[0], member)
+        components = joined.groups()
+        rows = dict(self._rows(instance, [key for keys in components for key in keys]))
+        rows.update(
+            ((row[0], row[1]), row)
+            for row in self._store._query(
+                f"SELECT {_COLUMNS} FROM people WHERE instance = ? AND"
+                " (inherited IS NOT NULL OR person != object_type || ':' || contact_id)",
+                [instance],
+            )
+        )
+        named = {row[_PERSON] for row in rows.values()}
+        indexed = {person_key(key) for key, _ in self._rows(instance, _keys_named(named))}
+        found: dict[str, DuplicateGroup] = {}
+        people: list[tuple[list[tuple], DuplicateGroup | None]] = []
+        grouped: set[Key] = set()
+        for keys in components:
+            candidates = [_candidate(rows[key]) for key in sorted(keys)]
+            for group in group_candidates(candidates, self.rules):
+                people.append(([rows[m] for m in group.members], group))
+                grouped.update(group.members)
+        people += [([row], None) for key, row in rows.items() if key not in grouped]
+        changes: list[tuple[str, str, str, str]] = []
+        for members, group in people:
+            person = _person_of(members, indexed)
+            if group is not None:
+                found[person] = group
+            changes += [(person, instance, r[0], r[1]) for r in members if r[_PERSON] != person]
+        if changes:
+            with self._store._tx() as conn:
+                conn.executemany(
+                    "UPDATE people SET person = ?"
+                    " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                    changes,
+                )
+        return found
+
+    def _blocks_of(self, instance: str, column: str, limit: int | None) -> Iterable[list[tuple]]:
+        """The rows of every block of `column` with two records or more (and at most `limit`),
+        whole blocks at a time, about `REGROUP_ROWS` rows a time."""
+        capped = "" if limit is None else f" AND COUNT(*) <= {int(limit)}"
+        sizes = self._store._query(
+            f"SELECT {column}, COUNT(*) FROM people WHERE instance = ? AND {column} IS NOT NULL"
+            f" GROUP BY {column} HAVING COUNT(*) > 1{capped}",
+            [instance],
+        )
+        values: list[str] = []
+        count = 0
+        for number, (value, size) in enumerate(sizes, 1):
+            values.append(value)
+            count += size
+            if count >= REGROUP_ROWS or number == len(sizes):
+                yield self._store._query(
+                    f"SELECT {_COLUMNS} FROM people WHERE instance = ?"
+                    f" AND {column} IN ({','.join('?' * len(values))})",
+                    [instance, *values],
+                )
+                values, count = [], 0
+
+    def _resolve(self, instance: str, keys: Sequence[Key], persist: bool) -> dict[Key, Person]:
         if not self.rules.enabled:
             return {key: Person(_own(row), (key,), key) for key, row in self._rows(instance, keys)}
         rows = self._block(instance, keys)
@@ -174,9 +254,34 @@ class People:
 
     def stored(self, instance: str, keys: Sequence[Key]) -> dict[Key, Person]:
         """The persons `resolve` last gave these records, with their other records: for
-        records nobody changed, whose groups cannot have changed either. One query per 500
-        records (the rows of every person they belong to), and one `Person` per person: the
-        mirror is re-decided through here, chunk by chunk."""
+        records nobody changed, whose groups cannot have changed either. The mirror is
+        re-decided through here, chunk by chunk: one query per 500 records gives each its
+        person and whether it is that person's only record (most are), and only the persons
+        of several records are read in full (`_shared`), one `Person` per person."""
+        review = self.rules.review_task
+        result: dict[Key, Person] = {}
+        shared: list[Key] = []
+        for object_type, ids in by_type(keys).items():
+            for chunk in _chunks(ids):
+                for contact_id, name, alone in self._store._query(
+                    "SELECT p.contact_id, p.person, (SELECT COUNT(*) FROM people q"
+                    " WHERE q.instance = p.instance AND q.person = p.person) = 1"
+                    " FROM people p WHERE p.instance = ?"
+                    f" AND p.object_type = ? AND p.contact_id IN ({','.join('?' * len(chunk))})",
+                    [instance, object_type, *chunk],
+                ):
+                    key = (object_type, contact_id)
+                    if alone:
+                        result[key] = Person(name, (key,), key, None, review)
+                    else:
+                        shared.append(key)
+        if shared:
+            result.update(self._shared(instance, shared))
+        return result
+
+    def _shared(self, instance: str, keys: Sequence[Key]) -> dict[Key, Person]:
+        """`stored` for records whose person has other records: the rows of every person
+        they belong to, one query per 500 records."""
         wanted = set(keys)
         persons: dict[str, dict[Key, tuple]] = {}
         for object_type, ids in by_type(keys).items():
@@ -257,6 +362,11 @@ class People:
                 "DELETE FROM people WHERE instance = ? AND object_type = ? AND contact_id = ?",
                 [(instance, *key) for key in keys],
             )
+
+
+def _keys_named(persons: Iterable[str]) -> list[Key]:
+    """The record each person is named after (`person_key`)."""
+    return [(name[0], name[1]) for person in persons if len(name := person.split(":", 1)) == 2]
 
 
 def _candidate(row: tuple) -> Candidate:
