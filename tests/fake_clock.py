@@ -21,6 +21,8 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 1_000.0
         self.slept = 0.0
+        self.naps: list[float] = []
+        """Each sleep asked for, in order (a backoff's steps)."""
         self._lock = threading.Lock()
 
     def __call__(self) -> float:
@@ -30,6 +32,7 @@ class FakeClock:
         with self._lock:
             self.now += max(seconds, 0.0)
             self.slept += max(seconds, 0.0)
+            self.naps.append(seconds)
 
 
 @pytest.fixture(autouse=True)

@@ -15,21 +15,10 @@ from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
+from tests.fake_clock import FakeClock
 from tests.salesforce.conftest import make_adapter
 
 KEY = "CRMQ_Task_Key__c"
-
-
-class Clock:
-    """The simulator's and the adapter's time: the adapter's sleep moves it on."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +28,15 @@ def org() -> Iterator[SalesforceSimulator]:
 
 
 @pytest.fixture
-def clock(org) -> Iterator[Clock]:
-    clock = Clock()
+def clock(org) -> Iterator[FakeClock]:
+    clock = FakeClock()
     org.bulk.clock, org.bulk.delay = (lambda: clock.now), 3.0
     org.page_size = 40
     yield clock
     org.page_size = 2000
 
 
-def bulk_adapter(org, clock: Clock, **options):
+def bulk_adapter(org, clock: FakeClock, **options):
     adapter = make_adapter(org, bulk_threshold=50, **options)
     adapter.bulk_api.sleep, adapter.bulk_api.clock = clock.sleep, (lambda: clock.now)
     return adapter
@@ -72,8 +61,8 @@ def test_a_full_read_through_bulk_gives_what_rest_gives(org, clock):
     used = jobs(adapter)
     # people of each object, each child set once, Accounts and open Opportunities for Leads
     assert used["POST jobs/query"] == 2 + 5 + 2
-    assert used["GET jobs/query/{id}"] >= 9 and clock.slept[0] == 0.5
-    assert max(clock.slept) <= 20 and sum(clock.slept) >= 3.0
+    assert used["GET jobs/query/{id}"] >= 9 and clock.naps[0] == 0.5
+    assert max(clock.naps) <= 20 and sum(clock.naps) >= 3.0
     cursor = Cursor.load(batches[-1].cursor)
     stamp = cursor.positions["Lead"][0]
     assert all(position == (stamp, "") for position in cursor.positions.values())
