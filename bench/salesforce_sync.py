@@ -69,10 +69,12 @@ CHILDREN = {
 FORMULA = """\
 minimum = L + K + R + A + V + S + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
-  R, people read over REST: sum over Lead, Contact of max(1, ceil((P + C) / 2,000)); P: people
-     of the object to read (all on a full read; those changed outside since the last run on an
-     incremental one), C: their child rows (Tasks, Events, CampaignMembers, and for contacts
-     OpportunityContactRoles), which count toward a 2,000-row page like the people
+  R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
+     people of the object to read (all on a full read; those changed outside since the last
+     run on an incremental one), M: on an incremental run (queryAll), the records merged away
+     since then, whose rows bring their master the merge trail, C: the people's child rows
+     (Tasks, Events, CampaignMembers, and for contacts OpportunityContactRoles), which count
+     toward a 2,000-row page like the people
   R, on a full read of an object holding bulk_threshold (2,000) people or more: Bulk API 2.0
      query jobs, one for the people, one per child relationship (Task and Event by WhoId,
      CampaignMember by LeadId and by ContactId, OpportunityContactRole) and, when Leads are
@@ -108,6 +110,18 @@ def people(sim: Any, since: str | None) -> dict[str, list[str]]:
             if changed:
                 wanted.setdefault(sobject, []).append(record["Id"])
     return wanted
+
+
+def merged_away(sim: Any, sobject: str, since: str | None) -> int:
+    """Records merged away since `since`: rows of an incremental run's people query (queryAll),
+    which hand their master the merge trail."""
+    if since is None:
+        return 0
+    return sum(
+        1
+        for r in sim.org.records[sobject].values()
+        if r["IsDeleted"] and r.get("MasterRecordId") and r["SystemModstamp"] > since
+    )
 
 
 def child_rows(sim: Any, sobject: str, ids: list[str]) -> int:
@@ -194,12 +208,13 @@ def minimum_reads(
         if since is None and threshold and len(wanted.get(sobject, [])) >= threshold
     ]
     floor += bulk_jobs(sim, bulk, wanted, AccountMapping.from_document(mapping).match_leads)
+    resource = "query" if since is None else "queryAll"  # an incremental read: queryAll
     for sobject in CHILDREN:
         if sobject in bulk:
             continue
         ids = wanted.get(sobject, [])
-        rows = len(ids) + child_rows(sim, sobject, ids)
-        floor[f"GET query {sobject}"] = max(1, math.ceil(rows / PAGE))
+        rows = len(ids) + child_rows(sim, sobject, ids) + merged_away(sim, sobject, since)
+        floor[f"GET {resource} {sobject}"] = max(1, math.ceil(rows / PAGE))
         if sobject == "Lead":
             floor["GET query Account"] = account_lookups(sim, ids, mapping)
     if "Contact" in wanted:

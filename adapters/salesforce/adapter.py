@@ -54,7 +54,6 @@ from crm_qualify.adapters.salesforce.reader import (
     Holding,
     Pending,
     child_sets,
-    merged_into,
     people_touched,
     plain,
     related,
@@ -131,10 +130,9 @@ class SalesforceAdapter:
         )
         self._every_converted: dict[str, dict[str, Any]] | None = None
         """Every converted lead by contact id, while one read lasts (`_converted_leads`)."""
-        self._merged: dict[str, dict[str, list[str]]] = {}
-        """By object, the ids merged into each master in this read's window (`_merges_of`)."""
-        self._merge_window: tuple[dict[str, tuple[str, str]], datetime] | None = None
-        """Where an incremental read started (positions by object) and its end."""
+        self._trail: dict[str, dict[str, list[str]]] = {}
+        """While `read_changed` lasts: by object, master id -> the ids merged into it that the
+        people query brought (`_merges`)."""
         self._staged_accounts: Candidates | None = None
         """While a full read of Leads goes through Bulk: the Accounts they are matched to."""
         self._holding: Holding | None = None
@@ -193,8 +191,14 @@ class SalesforceAdapter:
         self, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
     ) -> Iterator[ContactBatch]:
         """`known` given: records whose last change is our own write are left out by the
-        query itself (`LastModifiedById`); None (a full read): every record is read."""
+        query itself (`LastModifiedById`); None (a full read): every record is read.
+
+        A read from stored positions goes through queryAll (`_changed_where`): the records
+        merged away in its window come in cursor order among the people, deleted with
+        `MasterRecordId`, and each master is handed on with them (`Contact.merged_ids`); a
+        read from nothing (a first or full read) needs no merge trail."""
         state = Cursor.load(cursor)
+        every_row = bool(state.positions)
         self._every_converted = None  # converted leads are read again by each read
         sweep_from = state.sweep_from()
         lookback = timedelta(seconds=self.settings.lookback_seconds)
@@ -205,18 +209,27 @@ class SalesforceAdapter:
         pending = Pending(state)
         staging = Staging()
         self._staged_accounts = None
-        self._merged = {}
-        self._merge_window = (dict(state.positions), until) if state.positions else None
+        self._trail = {sobject: {} for sobject in self.objects}
+        unchanged: set[str] = set()  # people met again at the version the mirror holds
         try:
             for sobject, mapping in self.objects.items():
                 where = self._changed_where(mapping, state, until, ours)
                 resumed = known if sobject in state.positions else None
-                for records, ordered in self._people(mapping, where, known is None, staging):
+                people = self._people(mapping, where, known is None, staging, every_row)
+                for records, ordered in people:
+                    again = self._merges(mapping, records, seen[sobject], pending)
                     mirrored = _known_ids(sobject, records, resumed)
                     for record in records:
-                        same = is_id(record.get("Id")) and record["Id"] in mirrored
-                        first = not same and _first_read(seen[sobject], record)
                         position = _position([record]) if ordered else None
+                        if _deleted(record):  # merged away: its master carries it
+                            if (master := _master_of(record)) in again:
+                                pending.add(sobject, again.pop(master), None)
+                            pending.add(sobject, None, position)
+                            continue
+                        same = is_id(record.get("Id")) and record["Id"] in mirrored
+                        if same:
+                            unchanged.add(record["Id"])
+                        first = not same and _first_read(seen[sobject], record)
                         pending.add(sobject, record if first else None, position)
                     yield from self._batches(pending, BATCH)
                 pending.add(sobject, None, (when(until), ""))
@@ -230,7 +243,11 @@ class SalesforceAdapter:
                     held=held,
                 )
                 for sobject, mapping in self.objects.items():
-                    ids = sorted(touched.get(sobject, set()) - seen[sobject])
+                    # Masters the people query left out (last changed by us: a merge made
+                    # as the integration user) are read by id, with their trail.
+                    masters = set(self._trail[sobject]) - unchanged
+                    wanted = touched.get(sobject, set()) | masters
+                    ids = sorted(i for i in wanted if i not in seen[sobject])
                     for records in self._pages_by_id(mapping, ids):
                         for record in records:
                             if _first_read(seen[sobject], record):
@@ -240,6 +257,7 @@ class SalesforceAdapter:
         finally:
             self._staged_accounts = None
             self._holding = None
+            self._trail = {}
             self._every_converted = None  # not held while the run decides and writes
             staging.close()
         state.activity = when(until)
@@ -259,22 +277,34 @@ class SalesforceAdapter:
             if size is None:
                 return
 
-    def _select(self, mapping: ObjectMapping, extra: Sequence[str] = ()) -> str:
+    def _select(
+        self, mapping: ObjectMapping, extra: Sequence[str] = (), every_row: bool = False
+    ) -> str:
         """SELECT the person's fields (and `extra`) and, by subquery, what is read with each
-        person."""
+        person (`every_row`: for queryAll, whose subqueries would bring deleted and archived
+        child rows too)."""
         fields = list(dict.fromkeys([*self.people.read_fields(mapping), *extra]))
-        children = [kind.subquery() for kind in self.kinds[mapping.sobject]]
+        children = [kind.subquery(every_row) for kind in self.kinds[mapping.sobject]]
         return f"SELECT {', '.join([*fields, *children])} FROM {mapping.sobject}"
 
     def _people(
-        self, mapping: ObjectMapping, where: str, full: bool, staging: Staging
+        self,
+        mapping: ObjectMapping,
+        where: str,
+        full: bool,
+        staging: Staging,
+        every_row: bool = False,
     ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
         """Pages of the people `where` selects (`_changed_where`), each saying whether it
-        comes in cursor order. On a full read of an object whose first page counts
+        comes in cursor order; `every_row`: through queryAll, with the records merged away
+        (`IsDeleted`, `MasterRecordId`). On a full read of an object whose first page counts
         `bulk_threshold` records or more, the rest comes from Bulk API 2.0, unordered, and
         Leads (the first page too) are matched to Accounts staged by two more query jobs."""
-        soql = f"{self._select(mapping)} WHERE {where} ORDER BY SystemModstamp, Id"
-        pages = self._query(f"GET query {mapping.sobject}", soql)
+        extra = DELETION if every_row else ()
+        select = self._select(mapping, extra, every_row)
+        soql = f"{select} WHERE {where} ORDER BY SystemModstamp, Id"
+        resource = "queryAll" if every_row else "query"
+        pages = self._query(f"GET {resource} {mapping.sobject}", soql, deleted=every_row)
         first = next(pages)
         total = getattr(first, "total", None)
         bulk = full and self.bulk_reads.worth(total) and len(first) < total
@@ -286,9 +316,11 @@ class SalesforceAdapter:
             yield from ((rows, True) for rows in pages)
             return
         pages.close()
-        fields = self.people.read_fields(mapping)
+        fields = [*self.people.read_fields(mapping), *extra]
         kinds = self.kinds[mapping.sobject]
-        for rows in self.bulk_reads.people(staging, mapping.sobject, fields, where, kinds):
+        for rows in self.bulk_reads.people(
+            staging, mapping.sobject, fields, where, kinds, every_row
+        ):
             yield rows, False
 
     def _changed_soql(
@@ -297,17 +329,25 @@ class SalesforceAdapter:
         """People of one object changed after the cursor's position, up to `until`, in
         cursor order (see `_changed_where`)."""
         where = self._changed_where(mapping, state, until, ours)
-        return f"{self._select(mapping)} WHERE {where} ORDER BY SystemModstamp, Id"
+        select = self._select(mapping, DELETION if state.positions else (), bool(state.positions))
+        return f"{select} WHERE {where} ORDER BY SystemModstamp, Id"
 
     def _changed_where(
         self, mapping: ObjectMapping, state: Cursor, until: datetime, ours: str | None = None
     ) -> str:
         """People of one object changed after the cursor's position, up to `until`; when
-        resuming from a position, not those last changed by `ours` (the integration user)."""
+        resuming from a position, not those last changed by `ours` (the integration user).
+        A read from stored positions (queryAll) also selects the records merged away in its
+        window, whoever changed them last; other deleted records are not read: a deletion
+        leaves the mirror with the next full read."""
         position = state.positions.get(mapping.sobject)
         conditions = [mapping.where] if mapping.where else []
-        if position and ours:
-            conditions.append(f"LastModifiedById != {quote(ours)}")
+        own = f"LastModifiedById != {quote(ours)}" if position and ours else ""
+        if state.positions:
+            kept = " AND ".join(filter(None, ["IsDeleted = false", own]))
+            conditions.append(f"(({kept}) OR {MERGED_AWAY})")
+        elif own:
+            conditions.append(own)
         if position:
             lookback = timedelta(seconds=self.settings.lookback_seconds)
             since = parse_time(position[0], "cursor") - lookback
@@ -436,24 +476,34 @@ class SalesforceAdapter:
         if self._holding is not None:
             self._holding.add(rows)
         found = related(rows)
-        found.merged = self._merges_of(sobject)
+        found.merged = self._trail.get(sobject, {})
         if sobject == "Contact" and "Lead" in self.objects:
             found.converted = self._converted_leads(people)
         return found
 
-    def _merges_of(self, sobject: str) -> dict[str, list[str]]:
-        """Master id -> the records merged into it in this incremental read's window: one
-        queryAll per object, when the run first reads someone of it (a merge moves the
-        master's SystemModstamp, so the master is read in that window). A full read asks
-        nothing: the tasks Salesforce reparented to a master carry its person anyway."""
-        if self._merge_window is not None and sobject not in self._merged:
-            positions, until = self._merge_window
-            position = positions.get(sobject)
-            lookback = timedelta(seconds=self.settings.lookback_seconds)
-            since = parse_time(position[0], "cursor") - lookback if position else None
-            pages = partial(self._query, deleted=True)
-            self._merged[sobject] = merged_into(pages, sobject, since, until)
-        return self._merged.get(sobject, {})
+    def _merges(
+        self,
+        mapping: ObjectMapping,
+        records: list[dict[str, Any]],
+        seen: set[str],
+        pending: Pending,
+    ) -> dict[str, dict[str, Any]]:
+        """Notes the records merged away on this page in the read's trail (its master takes
+        them when its batch is made), and returns, read again by id, the masters already
+        handed on before their victim came: a batch cut between the two, or a Bulk page."""
+        late: set[str] = set()
+        for record in records:
+            if (master := _master_of(record)) is None:
+                continue
+            victims = self._trail[mapping.sobject].setdefault(master, [])
+            if record["Id"] not in victims:
+                victims.append(record["Id"])
+            if master in seen and not pending.holds(mapping.sobject, master):
+                late.add(master)
+        if not late:
+            return {}
+        rows = [row for page in self._pages_by_id(mapping, sorted(late)) for row in page]
+        return {row["Id"]: row for row in rows if is_id(row.get("Id"))}
 
     def _converted_leads(self, people: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The lead each of these contacts was converted from (`ConvertedContactId`), with its
@@ -590,6 +640,9 @@ class Page(list[dict[str, Any]]):
         self.total = total if isinstance(total, int) else None
 
 
+DELETION = ("IsDeleted", "MasterRecordId")
+"""Selected through queryAll: a record merged away is deleted and names its master."""
+MERGED_AWAY = "(IsDeleted = true AND MasterRecordId != null)"
 CONVERSION = {"Lead": ("IsConverted", "ConvertedContactId")}
 """Read with a record fetched by id: a converted lead is followed to its contact."""
 CONVERTED_SCAN = 1_000
@@ -650,6 +703,18 @@ def _first_read(seen: set[str], record: dict[str, Any]) -> bool:
         return False
     seen.add(record_id)
     return True
+
+
+def _deleted(record: dict[str, Any]) -> bool:
+    """A queryAll row of a deleted record (REST: true; a Bulk CSV: "true")."""
+    return record.get("IsDeleted") in (True, "true")
+
+
+def _master_of(record: dict[str, Any]) -> str | None:
+    """The record a deleted one was merged into (`MasterRecordId`), if any."""
+    master = record.get("MasterRecordId")
+    merged = _deleted(record) and is_id(master) and is_id(record.get("Id"))
+    return master if merged else None
 
 
 def _known_ids(

@@ -203,13 +203,19 @@ class BulkApi:
             return self.status(kind, job_id)
 
     def query(
-        self, soql: str, result_set: int = RESULT_SET, handed: int | None = None
+        self,
+        soql: str,
+        result_set: int = RESULT_SET,
+        handed: int | None = None,
+        every_row: bool = False,
     ) -> Iterator[list[Row]]:
         """The rows of one query job, `result_set` rows per results request (through
         `Sforce-Locator`), handed on `handed` rows at a time (default: a whole set). A set's
         rows are made from its CSV bytes as they are handed on, so only the bytes (a few MB)
-        and the rows handed last are held, however large the set."""
-        job = self.create("query", {"operation": "query", "query": soql})
+        and the rows handed last are held, however large the set. `every_row`: the queryAll
+        operation (deleted and merged records, archived Tasks and Events too)."""
+        operation = "queryAll" if every_row else "query"
+        job = self.create("query", {"operation": operation, "query": soql})
         done = self.wait("query", job.id)
         if done.state != "JobComplete":
             raise AdapterError(
@@ -325,13 +331,14 @@ class BulkReads:
 
     def people(
         self, staging: Staging, sobject: str, fields: list[str], where: str,
-        kinds: list[Engagement],
+        kinds: list[Engagement], every_row: bool = False,
     ) -> Iterator[list[Row]]:  # fmt: skip
-        """Rows of the people `where` selects, each with its child sets attached."""
+        """Rows of the people `where` selects, each with its child sets attached (staged by
+        `query` jobs: live rows only); `every_row`: by the queryAll operation."""
         for kind in kinds:
             self._stage(staging, kind)
         soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {where}"
-        for rows in self.api.query(soql, handed=PEOPLE_SET):
+        for rows in self.api.query(soql, handed=PEOPLE_SET, every_row=every_row):
             _attach(staging, kinds, rows)
             yield rows
 

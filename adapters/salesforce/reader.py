@@ -220,27 +220,6 @@ class Holding:
         return rows
 
 
-def merged_into(
-    pages: Pages, sobject: str, since: datetime | None, until: datetime
-) -> dict[str, list[str]]:
-    """Master id -> ids of the records merged into it (deleted, `MasterRecordId` set) up to
-    `until`, since `since` (None: all the recycle bin still holds), by one `queryAll`, the
-    way Salesforce's reference finds the records merged since a moment."""
-    window = f" AND SystemModstamp > {when(since)}" if since else ""
-    soql = (
-        f"SELECT Id, MasterRecordId FROM {sobject} WHERE IsDeleted = true"
-        f" AND MasterRecordId != null{window} AND SystemModstamp <= {when(until)}"
-        " ORDER BY SystemModstamp, Id"
-    )
-    merged: dict[str, list[str]] = {}
-    for page in pages(f"GET queryAll {sobject}", soql):
-        for row in page:
-            master, record = row.get("MasterRecordId"), row.get("Id")
-            if isinstance(master, str) and isinstance(record, str):
-                merged.setdefault(master, []).append(record)
-    return merged
-
-
 def child_sets(
     people: list[dict[str, Any]], kinds: list[Engagement]
 ) -> tuple[dict[str, Rows], dict[str, list[str]]]:
@@ -330,6 +309,13 @@ class Pending:
         end) to hand on."""
         self.entries.append((sobject, record, position))
         self.count += record is not None
+
+    def holds(self, sobject: str, record_id: str) -> bool:
+        """Whether a record of this id is read and not yet handed on."""
+        return any(
+            obj == sobject and record is not None and record.get("Id") == record_id
+            for obj, record, _ in self.entries
+        )
 
     def take(self, limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
         """The next `limit` records (all when None) by object, the cursor moved past them."""

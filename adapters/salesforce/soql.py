@@ -47,6 +47,13 @@ def in_chunks(template: str, values: Sequence[str]) -> Iterator[str]:
         yield template.format(values=", ".join(chunk))
 
 
+LIVE = {
+    "Task": "IsDeleted = false AND IsArchived = false",
+    "Event": "IsDeleted = false AND IsArchived = false",
+}
+"""The child rows `query` returns, as queryAll conditions (SOAP API `queryAll()`: deleted
+and merged records, and archived Tasks and Events, which `query()` filters out)."""
+
 COMPLETED_SINCE = 49.0
 """`Task.CompletedDateTime` exists from API version 49.0 (Summer '20) on."""
 
@@ -65,8 +72,11 @@ class Engagement:
     fields: tuple[str, ...]
     """Selected both ways; child-to-parent paths (`Campaign.Name`) bring the parent along."""
 
-    def subquery(self) -> str:
-        return f"(SELECT {', '.join(self.fields)} FROM {self.relationship})"
+    def subquery(self, every_row: bool = False) -> str:
+        """`every_row`: for a statement sent through queryAll, which brings deleted child
+        rows too, and archived Tasks and Events: left out here, as `query` leaves them out."""
+        where = f" WHERE {LIVE.get(self.sobject, 'IsDeleted = false')}" if every_row else ""
+        return f"(SELECT {', '.join(self.fields)} FROM {self.relationship}{where})"
 
     def by_ids(self) -> str:
         """The same rows for a list of people (`{values}`: their ids)."""

@@ -100,9 +100,9 @@ def test_a_cut_child_set_is_read_again_for_that_person_only(org):
     sent: list[str] = []
     original = adapter._query
 
-    def spy(what, soql):  # noqa: ANN001
+    def spy(what, soql, deleted=False):  # noqa: ANN001
         sent.append(soql)
-        return original(what, soql)
+        return original(what, soql, deleted)
 
     adapter._query = spy
     contacts = {c.id: c for c in read(adapter)}
@@ -193,8 +193,8 @@ def test_a_parent_returned_again_on_a_later_page_is_handed_on_once(org):
     adapter = make_adapter(org)
     original = adapter._query
 
-    def again(what, soql):  # noqa: ANN001
-        pages = list(original(what, soql))
+    def again(what, soql, deleted=False):  # noqa: ANN001
+        pages = list(original(what, soql, deleted))
         if what == "GET query Lead":
             pages.append([dict(row) for row in pages[0][:3]])
         yield from pages

@@ -151,9 +151,9 @@ def test_the_incremental_query_never_sends_an_empty_id_literal(org):
     sent: list[str] = []
     original = adapter._query
 
-    def spy(what, soql):  # noqa: ANN001
+    def spy(what, soql, deleted=False):  # noqa: ANN001
         sent.append(soql)
-        return original(what, soql)
+        return original(what, soql, deleted)
 
     adapter._query = spy
     first = list(adapter.read_changed(None, until=datetime.now(UTC)))

@@ -20,7 +20,8 @@ the SOAP partner `login()` (`/services/Soap/u/<ver>`, reachable from simple-sale
 `SalesforceLogin(scratch_url=sim.login_url)`) and `merge()` (merge.py: victims deleted with
 `MasterRecordId`, their activities reparented; `sim.merge` for a merge in the UI;
 `duplicates=True` seeds the labelled duplicates of `adapters/seeded_people.py`),
-`/services/data/vXX.X/` query and queryAll +
+`/services/data/vXX.X/` query and queryAll (deleted records and archived Tasks and Events
+too, subqueries included; `org.archive`) +
 nextRecordsUrl (snapshot locators, 2,000 rows per page, `page_size` to page a small org;
 relationship queries: child-to-parent paths and parent-to-child subqueries whose child rows
 count toward the page and whose cut child sets page through locators of their own, see

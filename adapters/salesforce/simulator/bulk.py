@@ -437,8 +437,7 @@ class Bulk:
         parsed = self._parse(job.query, job.version)
         org = self.sim.org
         with org.lock:
-            records = org.records[parsed.sobject].values()
-            pool = list(records if job.operation == "queryAll" else org.live(parsed.sobject))
+            pool = list(org.queryable(parsed.sobject, job.operation == "queryAll"))
             rows = soql.run(parsed, pool)
             renderer = Renderer(parsed, org.live, self.sim._find, job.version)
             columns = [_column(item) for item in parsed.items]

@@ -155,6 +155,23 @@ class Org:
     def live(self, sobject: str) -> Iterable[dict[str, Any]]:
         return (r for r in self.records[sobject].values() if not r["IsDeleted"])
 
+    def queryable(self, sobject: str, every_row: bool = False) -> Iterable[dict[str, Any]]:
+        """The rows a query selects from: `query` neither deleted records nor archived Tasks
+        and Events, queryAll (`every_row`) every record the org still holds (SOAP API
+        `queryAll()`; REST QueryAll; Bulk API 2.0's `queryAll` operation)."""
+        if every_row:
+            return self.records[sobject].values()
+        return (r for r in self.live(sobject) if not r.get("IsArchived"))
+
+    def archive(self, record_id: str) -> None:
+        """Salesforce's archiving of an old Task or Event (closed tasks and past events over
+        a year old, by a background process): `query` leaves it out from then on, queryAll
+        returns it with `IsArchived = true`. No user changes it, so nothing is stamped."""
+        hit = self.find(record_id)
+        if hit is None or hit[0] not in ("Task", "Event"):
+            raise KeyError(record_id)
+        hit[1]["IsArchived"] = True
+
 
 def _close(task: dict[str, Any], stamp: str) -> None:
     """A task is closed while its status is Completed (the org's only closed status), and

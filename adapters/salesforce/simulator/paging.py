@@ -43,8 +43,8 @@ class Queries:
         return {"attributes": {"type": sobject, "url": url}, **{n: record.get(n) for n in names}}
 
     def query(self, text: str, options: str | None, deleted: bool = False) -> dict[str, Any]:
-        """`query`, or `queryAll` (`deleted`: soft-deleted records, children included, are
-        rows too)."""
+        """`query`, or `queryAll` (`deleted`: soft-deleted records and archived Tasks and
+        Events are rows too, in subqueries as well)."""
         sim = self.sim
         try:
             parsed = soql.parse(text, OBJECTS.get, float(sim.version))
@@ -52,7 +52,7 @@ class Queries:
             raise ApiError(400, exc.code, str(exc)) from None
 
         def pool(sobject: str) -> Iterable[dict[str, Any]]:
-            return sim.org.records[sobject].values() if deleted else sim.org.live(sobject)
+            return sim.org.queryable(sobject, deleted)
 
         rows = soql.run(parsed, list(pool(parsed.sobject)))
         if parsed.count is not None:
