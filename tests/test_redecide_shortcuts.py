@@ -1,6 +1,7 @@
 """The re-decide loop's shortcuts give what the long way gives (issue 9, `bench/rescore.py`):
-`People.stored` answers a record alone from one row, and `Mirror.record_batch` leaves a
-review row that already holds the decided values unwritten."""
+`People.stored` answers a record alone from one row, the mirror's chunks say which records
+are their own person alone (no look-up for them), and a review row that already holds the
+decided values is left unwritten, and left out of the acknowledgement."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from crm_qualify.connector.model import Contact
-from crm_qualify.connector.sync.people import People, Person
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import DECIDED_WITH_KEY, RunOptions, SyncEngine
+from crm_qualify.connector.sync.people import People, Person, person_key
 from crm_qualify.connector.sync.state import StateStore
+
+from tests.memory_adapter import MemoryAdapter
+from tests.test_engine import cold_contact, hot_contact
 
 INSTANCE = "default"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -114,3 +120,55 @@ def test_a_review_row_holding_the_decided_values_is_left_unwritten(store):
         "1": (None, week_text),
         "2": (NOW.isoformat(timespec="microseconds"), moved.isoformat(timespec="microseconds")),
     }
+
+
+def test_mirror_chunks_say_which_records_are_their_own_person_alone(store):
+    people = _people(store, {"1": "Lead:0", "3": "Lead:4", "5": "Lead:4", "7": "Lead:gone"})
+    # mirrored, 10 of them indexed; "10" is not (the look-up finds no person for it)
+    store.mirror.upsert(INSTANCE, [Contact(id=str(n), object_type="Lead") for n in range(11)], NOW)
+    keys = [("Lead", str(n)) for n in range(11)]
+    stored = people.stored(INSTANCE, keys)
+
+    chunks = store.mirror.chunks(
+        INSTANCE, read_before=NOW + timedelta(hours=1), exclude=set(), due_by=None, size=4
+    )
+    alone = {(m.contact.object_type, m.contact.id): m.alone for chunk in chunks for m in chunk}
+
+    assert alone == {
+        key: key in stored and stored[key].members == (key,) and stored[key].key == person_key(key)
+        for key in keys
+    }
+    assert [key for key, is_alone in alone.items() if is_alone] == [
+        ("Lead", n) for n in ("2", "6", "8", "9")
+    ]
+
+
+def test_a_rules_change_decided_at_the_same_moment_records_no_review_row(store, monkeypatch):
+    """The re-decide loop leaves out of the acknowledgement each decision whose review row
+    holds its hot episode start and review moment already; a moved one is recorded."""
+    contacts = [hot_contact(), cold_contact("c1"), cold_contact("c2")]
+    engine = SyncEngine(MemoryAdapter(contacts), Settings(), store)
+    assert engine.run(RunOptions(now=NOW)).status == "ok"
+    rows = _review_rows(store)
+    recorded: list[list] = []
+    record_batch = store.mirror.record_batch
+
+    def spy(instance, writes, tasks, decided, now):
+        recorded.append(list(decided))
+        record_batch(instance, writes, tasks, decided, now)
+
+    monkeypatch.setattr(store.mirror, "record_batch", spy)
+    store.delete_meta(INSTANCE, DECIDED_WITH_KEY)  # as after a rules change: all decided
+
+    again = engine.run(RunOptions(now=NOW))
+
+    assert again.counts["redecided"] == 3
+    assert recorded and not any(recorded), "every review row held its values already"
+    assert _review_rows(store) == rows
+    recorded.clear()
+    store.delete_meta(INSTANCE, DECIDED_WITH_KEY)
+    engine.run(RunOptions(now=NOW + timedelta(days=200)))
+    assert sorted(key for batch in recorded for key, *_ in batch) == [
+        ("contact", cid) for cid in ("c1", "c2", "hot-1")
+    ]
+    assert _review_rows(store) != rows

@@ -192,6 +192,12 @@ class SyncEngine:
         """Deciding mirrored records nobody changed: their persons are as last resolved."""
         self._decided_persons: set[str] | None = None
         """Persons of several records decided in this pass over the mirror (`decide_persons`)."""
+        self._persons_to_look_up: list[tuple[str, str]] = []
+        """The records of the mirror chunk being decided that are not their own person alone:
+        only their persons are looked up (`_persons`)."""
+        self._reviews_held: dict[tuple[str, str], tuple[datetime | None, datetime | None]] = {}
+        """What the review rows of the mirror chunk being decided hold (hot episode start,
+        review moment): a decision that gives the same is not recorded again (`_reviews`)."""
         self._groups: dict[str, DuplicateGroup] = {}
         """How the persons a full read grouped matched (rules, confidence), by person: their
         review tasks say it; the people table keeps who is who, not why."""
@@ -216,7 +222,6 @@ class SyncEngine:
         self._episodes: dict[tuple[str, str], datetime | None] = {}
         self._full_read: datetime | None = None
         self._full_read_done = False
-        self._seen: set[tuple[str, str]] = set()
         self._unless_edited = any(
             policy.owned and policy.policy == "unless_edited" for policy in settings.fields.values()
         )
@@ -289,7 +294,6 @@ class SyncEngine:
         dead run left in flight settled."""
         self._fingerprints = {}
         self._config_hash = config_fingerprint(self.settings)
-        self._seen = set()
         self._groups = {}
         self._note_rules_version(summary)
         if not options.dry_run:
@@ -566,12 +570,8 @@ class SyncEngine:
         deferred_before = set(self._deferred)
         pairs = self._plan_batch(contacts, now, options, summary, report, problems)
         batch = [_key(contact) for contact in contacts]
-        keys = set(batch) | {_key(contact) for contact, _ in pairs or ()}  # persons' records
-        rules = self.settings.rules
-        decided = [
-            (_key(contact), decision.hot_since, next_review(contact, decision, rules, now))
-            for contact, decision in pairs or ()
-        ]
+        keys = set(batch)  # and the persons' records decided with them
+        decided = self._reviews(pairs or (), now, keys)
         # due now, acknowledged after their own write: a run that stops first leaves them due
         decided += [
             (key, since, now) for key, since in self._deferred.items() if key not in deferred_before
@@ -593,6 +593,26 @@ class SyncEngine:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
             flight.add(Outgoing(report.updates, report.tasks, then, records=len(batch)))
+
+    def _reviews(
+        self,
+        pairs: list[tuple[Contact, Decision]] | tuple[()],
+        now: datetime,
+        keys: set[tuple[str, str]],
+    ) -> list[tuple[tuple[str, str], datetime | None, datetime]]:
+        """Each decided record's key (added to `keys`), hot episode start and next review
+        moment, left out where its review row holds both already (a rules change moves few
+        of them): nothing to record. The chunk's rows are used once (`_reviews_held`)."""
+        rules = self.settings.rules
+        held, self._reviews_held = self._reviews_held, {}
+        decided = []
+        for contact, decision in pairs:
+            key = _key(contact)
+            keys.add(key)
+            review = (decision.hot_since, next_review(contact, decision, rules, now))
+            if held.get(key) != review:
+                decided.append((key, *review))
+        return decided
 
     def _index_only(
         self,
@@ -640,7 +660,6 @@ class SyncEngine:
         self._episodes = self.store.mirror.episodes(self.instance, keys)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         if options.dry_run:
-            self._seen.update(keys)
             self._dry_read.update(zip(keys, contacts, strict=True))
             return
         self._settle_intents(contacts)
@@ -664,7 +683,8 @@ class SyncEngine:
         settles them."""
         if remaining is not None and remaining <= 0:
             return
-        exclude = set(self._open_intents) | self._seen
+        # what a dry run read is decided from memory, not from the mirror it left unchanged
+        exclude = set(self._open_intents) | self._dry_read.keys()
         decided_with = decision_fingerprint(self.settings)
         before = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
         everyone = before != decided_with
@@ -731,7 +751,14 @@ class SyncEngine:
     ) -> None:
         """Mirrored records decided again, their writes handed to the flight."""
         contacts = [m.contact for m in chunk]
-        self._episodes = {_key(m.contact): m.hot_since for m in chunk}
+        keys = [_key(contact) for contact in contacts]
+        self._episodes = {key: m.hot_since for key, m in zip(keys, chunk, strict=True)}
+        self._persons_to_look_up = [key for key, m in zip(keys, chunk, strict=True) if not m.alone]
+        self._reviews_held = {
+            key: (m.hot_since, m.recheck_at)
+            for key, m in zip(keys, chunk, strict=True)
+            if m.recheck_at is not None
+        }
         taken = sum(not m.fresh for m in chunk)  # a full read's own records are counted read
         report, problems = BatchReport(read=taken), _Problems()
         summary.counts["redecided"] += taken
@@ -840,9 +867,11 @@ class SyncEngine:
 
     def _persons(self, contacts: list[Contact]) -> dict[tuple[str, str], Person]:
         """Records read now are regrouped; mirrored records keep the persons last resolved
-        (their groups change only when one of their records does, which is read)."""
+        (their groups change only when one of their records does, which is read). A record
+        that is its own person alone is left out: `decide_persons` decides it by itself."""
         if self._redeciding:
-            stored = self.people.stored(self.instance, [_key(c) for c in contacts])
+            keys = self._persons_to_look_up
+            stored = self.people.stored(self.instance, keys) if keys else {}
             if not self._groups:
                 return stored
             return {
@@ -889,13 +918,14 @@ class SyncEngine:
         )
         planned: dict[str, PlannedTask] = {}
         for contact, decision in pairs:
+            key = _key(contact)
             update, skips = plan_update(
                 contact,
                 decision,
                 self.settings.fields,
-                last_written.get(_key(contact), {}),
+                last_written.get(key, {}),
                 stages,
-                unsure.get(_key(contact)),
+                unsure.get(key),
             )
             if update:
                 report.updates.append(update)
@@ -1059,7 +1089,8 @@ class SyncEngine:
         fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
         self.store.add_attention(self.instance, problems.attention, fingerprints, now)
         counts["records_needing_attention"] += len(problems.attention)
-        self.store.clear_retries(self.instance, [k for k in batch if k not in troubled])
+        clean = [k for k in batch if k not in troubled] if troubled else batch
+        self.store.clear_retries(self.instance, clean)
 
 
 def _key(contact: Contact) -> tuple[str, str]:

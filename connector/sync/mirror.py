@@ -48,6 +48,12 @@ class Mirrored:
     hot_since: datetime | None
     fresh: bool = False
     """Read in this run: a full read decides its records only once it has read them all."""
+    alone: bool = False
+    """The identity index holds it as its own person, of no other record (`chunks` says; most
+    records are): its person needs no look-up. False: look it up (`People.stored`)."""
+    recheck_at: datetime | None = None
+    """The review moment its review row holds (`chunks` says; None: none, or due now): a
+    decision that gives the same one and the same `hot_since` has nothing to record."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,16 @@ _SAME_KEY = (
 _RETRIED = (
     "SELECT 1 FROM retries t WHERE t.instance = m.instance"
     " AND t.object_type = m.object_type AND t.contact_id = m.contact_id"
+)
+_ALONE = (
+    "p.person = m.object_type || ':' || m.contact_id AND NOT EXISTS (SELECT 1 FROM people q"
+    " WHERE q.instance = p.instance AND q.person = p.person AND q.rowid != p.rowid)"
+)
+"""The record is indexed (`sync/people.py`) as the person named after it, which no other
+record shares: read with its row, in key order, it costs a fraction of a look-up by key."""
+_PERSON_ROW = (
+    " LEFT JOIN people p ON p.instance = m.instance AND p.object_type = m.object_type"
+    " AND p.contact_id = m.contact_id"
 )
 
 
@@ -275,17 +291,19 @@ class Mirror:
         however many there are. `read_now`: the records read since `read_before` too, retry
         or not (a full read decides what it read from here; their outcome renews or clears
         the retry). With `due_by` the narrow review table is walked and only the due
-        contacts' facts are read."""
+        contacts' facts are read. Each says whether it is its own person alone, and what
+        its review row holds (`Mirrored`)."""
         fresh = "m.read_at >= ?"
         read = (
             f" AND ({fresh} OR NOT EXISTS ({_RETRIED}))"
             if read_now
             else f" AND NOT {fresh} AND NOT EXISTS ({_RETRIED})"
         )
+        columns = f"m.contact, r.hot_since, r.recheck_at, {fresh}, {_ALONE}"
         if due_by is None:
             sql = (
-                f"SELECT m.object_type, m.contact_id, m.contact, r.hot_since, {fresh}"
-                f" FROM mirror m LEFT JOIN mirror_review r ON {_SAME_KEY}"
+                f"SELECT m.object_type, m.contact_id, {columns}"
+                f" FROM mirror m LEFT JOIN mirror_review r ON {_SAME_KEY}{_PERSON_ROW}"
                 " WHERE m.instance = ? AND (m.object_type, m.contact_id) > (?, ?)"
                 + read
                 + " ORDER BY m.object_type, m.contact_id LIMIT ?"
@@ -293,8 +311,8 @@ class Mirror:
             bounds: tuple[Any, ...] = (_iso(read_before), size)
         else:
             sql = (
-                f"SELECT r.object_type, r.contact_id, m.contact, r.hot_since, {fresh}"
-                f" FROM mirror_review r JOIN mirror m ON {_SAME_KEY}"
+                f"SELECT r.object_type, r.contact_id, {columns}"
+                f" FROM mirror_review r JOIN mirror m ON {_SAME_KEY}{_PERSON_ROW}"
                 " WHERE r.instance = ? AND (r.object_type, r.contact_id) > (?, ?)"
                 " AND (r.recheck_at IS NULL OR r.recheck_at <= ?)"
                 + read
@@ -309,8 +327,14 @@ class Mirror:
                 return
             after = (rows[-1][0], rows[-1][1])
             batch = [
-                Mirrored(Contact.model_validate_json(text), _moment(since), bool(read))
-                for object_type, cid, text, since, read in rows
+                Mirrored(
+                    Contact.model_validate_json(text),
+                    _moment(since),
+                    bool(read),
+                    bool(alone),
+                    _moment(recheck),
+                )
+                for object_type, cid, text, since, recheck, read, alone in rows
                 if (object_type, cid) not in exclude
             ]
             if batch:
