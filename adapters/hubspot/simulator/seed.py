@@ -4,8 +4,9 @@ Timestamps are relative to `anchor_ms` (by default today's UTC midnight) so rece
 scoring stays meaningful whatever day the demo runs. Ids follow creation time, like HubSpot.
 Two imports give large blocks of contacts with one identical `createdate`/`lastmodifieddate`
 (at least 10,500 for portals of 20,000+ contacts) so adapters must cope with >10,000 ties in
-search. Generation is one pass with plain dicts and shared strings: 100k contacts take about
-two seconds.
+search. Generation is one pass with plain dicts and shared strings, and nothing in it grows
+faster than the data: a portal of 100k contacts with its engagement and labelled duplicates
+seeds in about 25 s on a shared 2-core machine.
 """
 
 from __future__ import annotations

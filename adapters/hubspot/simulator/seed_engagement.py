@@ -14,7 +14,7 @@ import random
 import uuid
 from typing import Any
 
-from .marketing import Form, Marketing, insert_submission, participate, submission
+from .marketing import Form, Marketing, add_submissions, participate, submission
 from .schema_engagement import CONTACT_LINK_TYPES
 from .store import ID_BASE, Store
 from .values import DAY_MS, format_ms, parse_ms
@@ -51,12 +51,16 @@ class EngagementBuilder:
         self.store, self.rng, self.anchor, self.density = store, rng, anchor_ms, density
         self.rows: dict[str, list[tuple[int, dict[str, str], str]]] = {k: [] for k in _KINDS}
         self.marketing = store.marketing
+        self.submitted: dict[str, tuple[Form, list[dict[str, Any]]]] = {}
+        """Per form name, the submissions seeded, added to the form in one go at the end."""
 
     def build(self) -> None:
         contacts = [r for r in self.store.objects["contacts"].values() if not r["archived"]]
         events = self._events()
         for record in contacts:
             self._contact(record, events)
+        for form, rows in self.submitted.values():
+            add_submissions(form, rows)
         for kind, rows in self.rows.items():
             self._insert(kind, rows)
 
@@ -173,7 +177,10 @@ class EngagementBuilder:
     def _submit(self, record: dict[str, Any], name: str, at: int) -> None:
         conversion = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         row = submission(record["properties"], at, "https://www.example.com/resources", conversion)
-        insert_submission(self._form(name), row)
+        found = self.submitted.get(name)
+        if found is None:
+            found = self.submitted[name] = (self._form(name), [])
+        found[1].append(row)
 
     def _webinar(self, record: dict[str, Any], name: str, at: int, events: dict[str, Any]) -> None:
         for title, event in events.items():
