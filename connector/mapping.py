@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,41 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 CONTEXT_FIELDS = frozenset({"stage"})
 """Owned fields the engine also reads as context (the current lifecycle stage decides what
 comes next): kept in the mapping even when not owned."""
+NUMBER_FIELDS = frozenset({"score", "fit_score", "engagement_score", "intent_score"})
+"""Owned fields that hold a number."""
+FLAG_FIELDS = frozenset({"renurture", "disqualified", "duplicate"})
+"""Owned fields that hold yes or no."""
+OPTION_TABLES = {
+    "temperature": "temperatures",
+    "highest_stage": "highest_stages",
+    "customer_type": "customer_types",
+}
+"""Owned fields written as one of the CRM's options, and the mapping table that names it."""
+
+
+@dataclass(frozen=True)
+class OptionValues:
+    """The option fields' values both ways (`OPTION_TABLES`), made once per mapping section,
+    so that reading a record does not invert a table for every field."""
+
+    to_crm: dict[str, dict[str, str]]
+    to_canonical: dict[str, dict[str, str]]
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> OptionValues:
+        to_crm = {name: dict(section.get(table, {})) for name, table in OPTION_TABLES.items()}
+        inverted = {name: {v: k for k, v in values.items()} for name, values in to_crm.items()}
+        return cls(to_crm, inverted)
+
+    def crm(self, name: str, value: str) -> str:
+        """The CRM's option for a canonical value; one the mapping does not name is written
+        as it is."""
+        return self.to_crm[name].get(value, value)
+
+    def canonical(self, name: str, option: str) -> str:
+        """The canonical value of a CRM option; one the mapping does not know is kept as it
+        is (the next write replaces it)."""
+        return self.to_canonical[name].get(option, option)
 
 
 class ObjectMapping(BaseModel):

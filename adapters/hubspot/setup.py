@@ -101,11 +101,7 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
                 "all known" if not unknown else f"not in {stage_prop}: {', '.join(unknown)}",
             )
         )
-    for name, values in (
-        ("temperature", mapping.temperatures),
-        ("highest_stage", mapping.highest_stages),
-        ("customer_type", mapping.customer_types),
-    ):
+    for name, values in mapping.options.to_crm.items():
         prop = mapping.fields.get(name)
         if prop in fields and fields[prop].options:
             unknown = [v for v in values.values() if v not in fields[prop].options]

@@ -46,6 +46,7 @@ from crm_qualify.adapters.hubspot.typed import (
     text_value,
 )
 from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES, OptionValues
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -60,14 +61,6 @@ from crm_qualify.connector.model import (
 from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
-_NUMBER_FIELDS = {"score", "fit_score", "engagement_score", "intent_score"}
-_FLAGS = {"renurture", "disqualified", "duplicate"}
-_OPTION_TABLES = {
-    "temperature": "temperatures",
-    "highest_stage": "highest_stages",
-    "customer_type": "customer_types",
-}
-"""Canonical fields written as an option of the CRM's, and the mapping table that says which."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +71,7 @@ class ContactMapping:
     fields: dict[str, str]
     stages: dict[str, str]
     stage_of_value: dict[str, Stage]
-    temperatures: dict[str, str]
-    highest_stages: dict[str, str]
-    customer_types: dict[str, str]
+    options: OptionValues
     profile: dict[str, str]
     origin_property: str | None
     origin_of_source: dict[str, Origin]
@@ -113,9 +104,7 @@ class ContactMapping:
                 **{value: Stage(name) for name, value in stages.items()},
                 **{value: Stage(name) for value, name in section.get("stage_values", {}).items()},
             },
-            temperatures=dict(section.get("temperatures", {})),
-            highest_stages=dict(section.get("highest_stages", {})),
-            customer_types=dict(section.get("customer_types", {})),
+            options=OptionValues.from_section(section),
             profile=dict(section.get("profile", {})),
             origin_property=origin.get("property"),
             origin_of_source={
@@ -163,13 +152,12 @@ def _owned_value(mapping: ContactMapping, name: str, prop: str, value: Any) -> A
         text = text_value(value, prop)
         stage = mapping.stage_of_value.get(text or "")
         return stage.value if stage else text
-    if name in _OPTION_TABLES:
+    if name in OPTION_TABLES:
         text = text_value(value, prop)
-        reverse = {v: k for k, v in getattr(mapping, _OPTION_TABLES[name]).items()}
-        return reverse.get(text or "", text)
-    if name in _NUMBER_FIELDS:
+        return mapping.options.canonical(name, text) if text else text
+    if name in NUMBER_FIELDS:
         return render_number(value, prop)
-    if name in _FLAGS:
+    if name in FLAG_FIELDS:
         return flag(value, prop)
     if name == "scored_at":
         parsed = parse_time(value, prop)
@@ -320,11 +308,11 @@ def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, 
             if value not in mapping.stages:
                 continue
             value = mapping.stages[value]
-        elif name in _OPTION_TABLES:
-            value = getattr(mapping, _OPTION_TABLES[name]).get(value, value)
-        elif name in _FLAGS:
+        elif name in OPTION_TABLES:
+            value = mapping.options.crm(name, value)
+        elif name in FLAG_FIELDS:
             value = "true" if value is True or str(value).lower() == "true" else "false"
-        elif name in _NUMBER_FIELDS:
+        elif name in NUMBER_FIELDS:
             value = render_number(value, prop)
         elif name == "reasons" and isinstance(value, str) and len(value) > REASONS_MAX:
             value = value[: REASONS_MAX - 1] + "…"

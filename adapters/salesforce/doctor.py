@@ -172,12 +172,7 @@ def _owned_checks(
             else "all writable",
         )
     ]
-    for name, values in (
-        ("stage", mapping.stages),
-        ("temperature", mapping.temperatures),
-        ("highest_stage", mapping.highest_stages),
-        ("customer_type", mapping.customer_types),
-    ):
+    for name, values in (("stage", mapping.stages), *mapping.options.to_crm.items()):
         field = mapping.fields.get(name)
         if field in fields and fields[field].options:
             absent = [v for v in values.values() if v not in fields[field].options]

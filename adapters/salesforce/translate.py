@@ -20,6 +20,7 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
 from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES, OptionValues
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -34,14 +35,6 @@ from crm_qualify.connector.model import (
 from pydantic import ValidationError
 
 REASONS_MAX = 32_000
-_NUMBERS = {"score", "fit_score", "engagement_score", "intent_score"}
-_FLAGS = {"renurture", "disqualified", "duplicate"}
-_OPTION_TABLES = {
-    "temperature": "temperatures",
-    "highest_stage": "highest_stages",
-    "customer_type": "customer_types",
-}
-"""Canonical fields written as a picklist value, and the mapping table that says which."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +44,13 @@ class ObjectMapping:
     fields: dict[str, str]
     stages: dict[str, str]
     stage_of_value: dict[str, Stage]
-    temperatures: dict[str, str]
-    highest_stages: dict[str, str]
-    customer_types: dict[str, str]
+    options: OptionValues
     profile: dict[str, str]
 
     @classmethod
     def from_document(cls, document: dict[str, Any], sobject: str) -> ObjectMapping:
         section = document["objects"][sobject]
         stages = dict(section.get("stages", {}))
-        temperatures = dict(section.get("temperatures", {}))
         return cls(
             sobject=sobject,
             where=section.get("where", ""),
@@ -70,9 +60,7 @@ class ObjectMapping:
                 **{v: Stage(k) for k, v in stages.items()},
                 **{v: Stage(k) for v, k in section.get("stage_values", {}).items()},
             },
-            temperatures=temperatures,
-            highest_stages=dict(section.get("highest_stages", {})),
-            customer_types=dict(section.get("customer_types", {})),
+            options=OptionValues.from_section(section),
             profile=dict(section.get("profile", {})),
         )
 
@@ -156,13 +144,11 @@ def _owned(mapping: ObjectMapping, record: dict[str, Any]) -> dict[str, Any]:
             value = text(record, field) or ""
             stage = mapping.stage_of_value.get(value)
             owned[name] = stage.value if stage else value
-        elif name in _OPTION_TABLES:
-            value = text(record, field) or ""
-            reverse = {v: k for k, v in getattr(mapping, _OPTION_TABLES[name]).items()}
-            owned[name] = reverse.get(value, value)
-        elif name in _NUMBERS:
+        elif name in OPTION_TABLES:
+            owned[name] = mapping.options.canonical(name, text(record, field) or "")
+        elif name in NUMBER_FIELDS:
             owned[name] = number(record, field)
-        elif name in _FLAGS:
+        elif name in FLAG_FIELDS:
             owned[name] = flag(record, field)
         elif name == "scored_at":
             parsed = parse_time(record.get(field), field)
@@ -393,11 +379,11 @@ def to_fields(mapping: ObjectMapping, values: dict[str, Any]) -> dict[str, Any]:
             if value not in mapping.stages:
                 raise TranslationError(field, f"{field}: no value for stage {value}")
             fields[field] = mapping.stages[value]
-        elif name in _OPTION_TABLES:
-            fields[field] = getattr(mapping, _OPTION_TABLES[name]).get(value, value)
-        elif name in _NUMBERS:
+        elif name in OPTION_TABLES:
+            fields[field] = mapping.options.crm(name, value)
+        elif name in NUMBER_FIELDS:
             fields[field] = float(value)
-        elif name in _FLAGS:
+        elif name in FLAG_FIELDS:
             fields[field] = bool(value)
         elif name == "reasons":
             text = str(value)
