@@ -322,7 +322,7 @@ class Decision:
             "rules_version": self.rules_version,
             "renurture": self.renurture,
             "disqualified": self.disqualified,
-            "scored_at": self.scored_at.isoformat().replace("+00:00", "Z"),
+            "scored_at": _moment_text(self.scored_at),
             "duplicate": self.duplicate,
             "duplicate_group": self.duplicate_group,
         }
@@ -352,6 +352,21 @@ class RecordUpdate:
 
     def values(self) -> dict[str, Any]:
         return {change.field: change.new for change in self.changes}
+
+
+_LAST_MOMENT: list[tuple[datetime | None, str]] = [(None, "")]
+"""The last moment written by `_moment_text`, that very object, and its text."""
+
+
+def _moment_text(moment: datetime) -> str:
+    """A decision's `scored_at` as the CRM gets it ('...Z' for UTC). A run decides every
+    contact at one `now`, so its text is written once, not once per contact. Kept by
+    identity: an equal moment in another offset writes other text."""
+    known, text = _LAST_MOMENT[0]
+    if known is not moment:
+        text = moment.isoformat().replace("+00:00", "Z")
+        _LAST_MOMENT[0] = (moment, text)
+    return text
 
 
 def format_reasons(reasons: Sequence[Reason]) -> str:
