@@ -7,10 +7,11 @@ The simulator runs in a child process, built from the same options a user gives
 `crm-qualify simulate <crm>` (the HubSpot CLI's own parser reads them), so the connector's
 memory and CPU are the bench process's own. Of those options it leaves out the labelled
 duplicates, the outcomes and the random faults, which the CLI can add: a bench's portal is
-the plain seeded one, so its figures compare from round to round. The user's CLI has no way to inject engagement or
-to tell what the documented minimum of a run is, so the child also answers a control channel
-(`multiprocessing.connection`, loopback, a random key): `call(name, *args)` runs a function
-of a bench module with the simulator as its first argument, in the simulator's process.
+the plain seeded one, so its figures compare from round to round. The user's CLI has no
+way to inject engagement or to tell what the documented minimum of a run is, so the child
+also answers a control channel (`multiprocessing.connection`, loopback, a random key):
+`call(name, *args)` runs a function of a bench module with the simulator as its first
+argument, in the simulator's process.
 
 The connector's peak RSS is measured per scenario (the kernel's high-water mark, reset
 before each run through /proc/self/clear_refs) and its CPU with `time.process_time`; the
