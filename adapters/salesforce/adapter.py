@@ -300,9 +300,7 @@ class SalesforceAdapter:
         (`IsDeleted`, `MasterRecordId`). On a full read of an object whose first page counts
         `bulk_threshold` records or more, the rest comes from Bulk API 2.0, unordered, and
         Leads (the first page too) are matched to Accounts staged by two more query jobs."""
-        extra = DELETION if every_row else ()
-        select = self._select(mapping, extra, every_row)
-        soql = f"{select} WHERE {where} ORDER BY SystemModstamp, Id"
+        soql = self._people_soql(mapping, where, every_row)
         resource = "queryAll" if every_row else "query"
         pages = self._query(f"GET {resource} {mapping.sobject}", soql, deleted=every_row)
         first = next(pages)
@@ -316,7 +314,7 @@ class SalesforceAdapter:
             yield from ((rows, True) for rows in pages)
             return
         pages.close()
-        fields = [*self.people.read_fields(mapping), *extra]
+        fields = [*self.people.read_fields(mapping), *(DELETION if every_row else ())]
         kinds = self.kinds[mapping.sobject]
         for rows in self.bulk_reads.people(
             staging, mapping.sobject, fields, where, kinds, every_row
@@ -329,7 +327,12 @@ class SalesforceAdapter:
         """People of one object changed after the cursor's position, up to `until`, in
         cursor order (see `_changed_where`)."""
         where = self._changed_where(mapping, state, until, ours)
-        select = self._select(mapping, DELETION if state.positions else (), bool(state.positions))
+        return self._people_soql(mapping, where, every_row=bool(state.positions))
+
+    def _people_soql(self, mapping: ObjectMapping, where: str, every_row: bool) -> str:
+        """The people query over REST, in cursor order; `every_row` (queryAll) also selects
+        what marks a record merged away."""
+        select = self._select(mapping, DELETION if every_row else (), every_row)
         return f"{select} WHERE {where} ORDER BY SystemModstamp, Id"
 
     def _changed_where(
