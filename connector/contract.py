@@ -155,10 +155,17 @@ SourceQuestions = Sequence[tuple[tuple[str, str], Sequence[str]]]
 """For `Adapter.field_sources`: records ((object_type, id)) and, for each, the canonical owned
 fields whose current value the core needs to know the setter of."""
 
-KnownVersions = Callable[[Sequence[tuple[tuple[str, str], datetime]]], set[tuple[str, str]]]
-"""The core's check, given changed-record hits ((object_type, id), CRM modification stamp),
-of the ones whose version it already holds (read before, or our own acknowledged write):
-an adapter need not read those."""
+
+class KnownVersions(Protocol):
+    """The core's check, given changed-record hits ((object_type, id), CRM modification stamp),
+    of the ones whose version it already holds (read before, or our own acknowledged write):
+    an adapter need not read those. `by_others`: the CRM says someone else changed each of
+    these last (Salesforce's `LastModifiedById`), so none is our write, whatever its stamp:
+    only the version read counts."""
+
+    def __call__(
+        self, hits: Sequence[tuple[tuple[str, str], datetime]], *, by_others: bool = False
+    ) -> set[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)

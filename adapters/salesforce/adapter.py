@@ -218,7 +218,7 @@ class SalesforceAdapter:
                 people = self._people(mapping, where, known is None, staging, every_row)
                 for records, ordered in people:
                     again = self._merges(mapping, records, seen[sobject], pending)
-                    mirrored = _known_ids(sobject, records, resumed)
+                    mirrored = _known_ids(sobject, records, resumed, ours is not None)
                     for record in records:
                         position = _position([record]) if ordered else None
                         if _deleted(record):  # merged away: its master carries it
@@ -721,11 +721,13 @@ def _master_of(record: dict[str, Any]) -> str | None:
 
 
 def _known_ids(
-    sobject: str, records: list[dict[str, Any]], known: KnownVersions | None
+    sobject: str, records: list[dict[str, Any]], known: KnownVersions | None, by_others: bool
 ) -> set[str]:
     """Ids of these people whose version the core already holds (`known`: the version it
     read, or its own write), met again in the lookback: their record has not changed since
-    (activity on them is for the sweep to find)."""
+    (activity on them is for the sweep to find). `by_others`: the query left out what we
+    changed last, so none of these is our write, even one stamped inside our write's round
+    trip (SystemModstamp has second precision): only the version read is known."""
     if known is None:
         return set()
     hits = []
@@ -736,7 +738,7 @@ def _known_ids(
             continue
         if stamp is not None and is_id(record.get("Id")):
             hits.append(((sobject, record["Id"]), stamp))
-    return {record_id for _, record_id in known(hits)} if hits else set()
+    return {record_id for _, record_id in known(hits, by_others=by_others)} if hits else set()
 
 
 def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:

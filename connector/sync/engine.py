@@ -467,9 +467,9 @@ class SyncEngine:
         return datetime.now(UTC) - datetime.fromisoformat(done) >= timedelta(days=days)
 
     def _known_versions(
-        self, hits: Sequence[tuple[tuple[str, str], datetime]]
+        self, hits: Sequence[tuple[tuple[str, str], datetime]], *, by_others: bool = False
     ) -> set[tuple[str, str]]:
-        known = self.store.mirror.known_versions(self.instance, hits)
+        known = self.store.mirror.known_versions(self.instance, hits, by_others=by_others)
         return {key for key in known if key not in self._open_intents}
 
     def _finish_full_read(self, options: RunOptions, summary: RunSummary) -> None:

@@ -249,11 +249,14 @@ class Mirror:
             for key, (text,) in self._rows(instance, keys, "contact")
         }
 
-    def known_versions(self, instance: str, hits: Sequence[tuple[Key, datetime]]) -> set[Key]:
+    def known_versions(
+        self, instance: str, hits: Sequence[tuple[Key, datetime]], *, by_others: bool = False
+    ) -> set[Key]:
         """Hits (record, CRM modification stamp) whose version the mirror already holds: the
-        one we last read, or our own acknowledged write."""
+        one we last read, or our own acknowledged write (`by_others`: the CRM says none is
+        ours, so only the one read)."""
         stamps = dict(hits)
-        columns = "stamp, write_sent_at, write_acked_at, write_stamp"
+        columns = "stamp" if by_others else "stamp, write_sent_at, write_acked_at, write_stamp"
         return {
             key
             for key, times in self._rows(instance, list(stamps), columns)
@@ -398,9 +401,9 @@ class Mirror:
 def _own(
     hit: datetime,
     read: datetime | None,
-    sent: datetime | None,
-    acked: datetime | None,
-    written: datetime | None,
+    sent: datetime | None = None,
+    acked: datetime | None = None,
+    written: datetime | None = None,
 ) -> bool:
     """Whether a hit's stamp is a version we hold: the one read, our write's exact stamp, or
         (without one) a stamp inside our write's round trip. A clock skew between us and the CRM

@@ -167,7 +167,7 @@ def test_an_incremental_read_after_it_matches_through_rest(org, reads):
     adapter, full = reads["bulk"]
     jobs = adapter.usage().requests["POST jobs/query"]
     sim.touch(labels["by_domain"], {"Title": "CEO"})
-    changed = _leads(adapter, full.cursor, known=lambda hits: set())
+    changed = _leads(adapter, full.cursor, known=lambda hits, by_others=False: set())
     assert changed.leads[labels["by_domain"]].account_id == labels["Northwind"]
     assert adapter.usage().requests["GET query Account"] == 1
     assert adapter.usage().requests["POST jobs/query"] == jobs

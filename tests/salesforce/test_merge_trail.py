@@ -31,7 +31,7 @@ def org() -> Iterator[SalesforceSimulator]:
         yield sim
 
 
-def knows_nothing(hits):
+def knows_nothing(hits, by_others=False):
     """The core's `known` check of an incremental run, here with an empty mirror."""
     return set()
 

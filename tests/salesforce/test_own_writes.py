@@ -30,7 +30,7 @@ SWEEP = Counter(
 """The activity sweep of an incremental run in which no activity changed."""
 
 
-def knows_nothing(hits):
+def knows_nothing(hits, by_others=False):
     """The core's `known` check of an incremental run, here with an empty mirror."""
     return set()
 
@@ -135,6 +135,46 @@ def test_a_person_editing_after_our_write_is_read(sim):
     sim.touch(contact, {"Title": "Buyer"})
     ids, _ = run(adapter, cursor, later())
     assert sorted(ids) == sorted({written[2], contact})
+
+
+def test_a_person_edit_in_our_writes_second_is_read(sim):
+    """SystemModstamp has second precision, so a person's edit can carry a stamp inside our
+    write's round trip, which the core would take for our own version. The query left out
+    what we changed last, so the adapter says none of its hits is ours: only the version read
+    counts, and the edit is read."""
+    adapter, cursor = synced(sim)
+    edited = people(sim)[3]
+    write_scores(adapter, [edited])
+    sim.touch(edited, {"Title": "CFO"})
+    asked = []
+
+    def inside_our_round_trip(hits, by_others=False):
+        """A core whose write window covers every stamp, and which read none of them."""
+        asked.append(by_others)
+        return set() if by_others else {key for key, _ in hits}
+
+    ids, _ = run(adapter, cursor, later(), known=inside_our_round_trip)
+    assert ids == [edited]
+    assert asked and all(asked)
+
+
+def test_through_the_engine_a_person_edit_inside_our_write_window_is_read(sim, store, settings):
+    """The same through the engine's mirror: our write's round trip (as the mirror recorded
+    it, here widened to two seconds) holds the person's stamp; the record is still read."""
+    engine = SyncEngine(make_adapter(sim, lookback_seconds=0), settings, store)
+    assert engine.run(RunOptions()).status == "ok"
+    edited = people(sim)[5]
+    ((acked,),) = store._query("SELECT write_acked_at FROM mirror WHERE contact_id = ?", [edited])
+    acked_at = datetime.fromisoformat(acked)
+    with store._tx() as conn:
+        conn.execute(
+            "UPDATE mirror SET write_sent_at = ? WHERE contact_id = ?",
+            [(acked_at - timedelta(seconds=2)).isoformat(), edited],
+        )
+    sim.org.update(_object(edited), edited, {"Title": "CFO"}, acked_at)  # a person, in it
+    again = engine.run(RunOptions())
+    assert again.status == "ok", again.errors
+    assert again.counts["read"] == 1
 
 
 def test_activity_on_a_person_we_wrote_last_still_brings_them_back(sim):
