@@ -92,7 +92,9 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
      Collections; from it on, ingest jobs of up to 10,000 records of one object (so per
      object for U), 4 requests each (create, upload, close, one poll) and for tasks a 5th
      (successfulResults: each task's id); a remainder below bulk_threshold beside full jobs
-     in collections where they are fewer"""
+     in collections where they are fewer
+The REST-only minimum (issue 10's own formula) is the same with bulk_threshold 0: every read
+in query pages of 2,000 rows, every write in sObject Collections of 200."""
 
 
 def people(sim: Any, since: str | None) -> dict[str, list[str]]:
@@ -305,6 +307,9 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                     sim.call("salesforce_sync:minimum", since, number == 0,
                              settings.bulk_threshold, args.core_only)
                 )  # fmt: skip
+                rest_reads = Counter(
+                    sim.call("salesforce_sync:minimum", since, number == 0, 0, args.core_only)
+                )  # the same reads with Bulk API off: REST pages only
                 before_usage = Counter(adapter.usage().requests)
                 before = sim.call("stats", True)
                 run_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
@@ -318,6 +323,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 counts = summary.counts
                 by_object = sim.call("salesforce_sync:written", run_started)
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
+                rest_floor = sum((rest_reads + minimum_writes(counts, by_object, 0)).values())
                 used = Counter(adapter.usage().requests)
                 used.subtract(before_usage)
                 measured: Counter[str] = Counter()
@@ -335,7 +341,8 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                     f"{name} ({records:,} people, {latency:g} ms): {summary.status}, read"
                     f" {counts['read']:,}, re-decided {counts['redecided']:,}; {row.requests:,}"
                     f" requests ({served:,} served by the org), minimum {row.minimum:,}"
-                    f" ({row.ratio:.2f}); {wall:.1f} s; fields written"
+                    f" ({row.ratio:.2f}), REST-only minimum {rest_floor:,}"
+                    f" ({row.requests / rest_floor:.2f}); {wall:.1f} s; fields written"
                     f" {counts['fields_written']:,} on {row.written:,} records, tasks"
                     f" {row.tasks:,}; connector peak RSS {rss:.0f} MB, CPU {cpu:.1f} s; org"
                     f" CPU {row.sim_cpu:.1f} s, peak RSS {after['peak_mb']:.0f} MB; in flight"
