@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from itertools import repeat
 
 from crm_qualify.connector.contract import (
     Adapter,
@@ -96,6 +97,11 @@ is decided again; otherwise only those whose decision can have moved (`next_revi
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 2000
+MIRROR_FIRST_CHUNK = 200
+"""The mirror phase's first chunk, each next one twice as large up to `MIRROR_CHUNK`: a run
+that reads nothing (30 days later, a rules change) is CPU-bound, and its first writes leave
+once 200 contacts are decided instead of 2,000, so requests fly while the rest is decided (a
+read's first batch is short for the same reason: the HubSpot adapter's `FIRST_BATCH`)."""
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
 their contact is decided again (a configuration change or the attention backoff)."""
@@ -678,7 +684,7 @@ class SyncEngine:
         remaining: int | None,
     ) -> None:
         """Phase two: every mirrored contact this run did not read (a full read: and every one
-        it read), decided again from the state store, `MIRROR_CHUNK` at a time; records
+        it read), decided again from the state store in chunks (`_chunk_sizes`); records
         with a dead run's open intents or waiting for a re-read are left to the read that
         settles them."""
         if remaining is not None and remaining <= 0:
@@ -700,7 +706,7 @@ class SyncEngine:
                 read_before=read_before,
                 exclude=exclude,
                 due_by=None if everyone else now,
-                size=MIRROR_CHUNK,
+                size=_chunk_sizes(),
                 read_now=self._full_read is not None and not options.dry_run,
             ):
                 if remaining is not None:
@@ -820,8 +826,8 @@ class SyncEngine:
         counts = summary.counts
         acked, outcomes = self._write(report, out.update_answers, counts, problems)
         landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
-        with self.store.transaction():
-            self.store.settle_writes(summary.run_id, self.instance, outcomes)
+        with self.store.transaction():  # each acknowledged record's mirror row: once
+            self.store.settle_writes(summary.run_id, self.instance, outcomes, remember=False)
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
             self._record_problems(batch, report, problems, now, counts)
@@ -1095,6 +1101,15 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
+
+
+def _chunk_sizes() -> Iterator[int]:
+    """`MIRROR_FIRST_CHUNK`, doubling up to `MIRROR_CHUNK`, then `MIRROR_CHUNK` on."""
+    size = MIRROR_FIRST_CHUNK
+    while size < MIRROR_CHUNK:
+        yield size
+        size *= 2
+    yield from repeat(MIRROR_CHUNK)
 
 
 def config_fingerprint(settings: Settings) -> str:

@@ -27,9 +27,10 @@ mostly not due reads the narrow table and only the due contacts' facts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
@@ -120,6 +121,26 @@ _PERSON_ROW = (
 )
 
 
+LATEST_ACKED = (
+    "SELECT json_group_object(f.field, json_array(json(f.new))) FROM field_writes f"
+    " WHERE f.instance = mirror.instance AND f.object_type = mirror.object_type"
+    " AND f.contact_id = mirror.contact_id AND f.status = 'acked' AND f.seq = ("
+    "SELECT MAX(g.seq) FROM field_writes g WHERE g.instance = f.instance"
+    " AND g.object_type = f.object_type AND g.contact_id = f.contact_id"
+    " AND g.field = f.field AND g.status = 'acked')"
+)
+"""Per field, the latest acknowledged value the audit trail holds for a mirrored record."""
+REMEMBER_WRITTEN = f"written = json_patch(COALESCE(written, ({LATEST_ACKED}), '{{}}'), ?)"
+"""A mirror row's `written`, patched with an acknowledged write (`written_patch`): our last
+acknowledged value per field, what `unless_edited` compares with, one row per record however
+long the audit trail. A record's first remembered write starts from what the trail holds."""
+
+
+def written_patch(values: Mapping[str, Any]) -> str:
+    """`REMEMBER_WRITTEN`'s parameter: each value in a list, so a written null stays a value."""
+    return json.dumps({k: [v] for k, v in values.items()})
+
+
 class Mirror:
     """The mirror tables of one state store (`StateStore.mirror`)."""
 
@@ -184,30 +205,37 @@ class Mirror:
         decided: Sequence[tuple[Key, datetime | None, datetime]],
         now: datetime,
     ) -> None:
-        """After a batch: acknowledged values become the CRM's values, created tasks join
-        their contact (created `now`, open), and each decided contact keeps its hot episode's
-        start and when its decision can next change (`decided`: key, hot_since, recheck_at;
-        a row that holds these already is left unwritten); one transaction."""
+        """After a batch: acknowledged values become the CRM's values and our last written
+        ones (`REMEMBER_WRITTEN`: the audit trail's `settle_writes(remember=False)` leaves
+        them to this, so each row is written once), created tasks join their contact
+        (created `now`, open), and each decided contact keeps its hot episode's start and
+        when its decision can next change (`decided`: key, hot_since, recheck_at; a row that
+        holds these already is left unwritten); one transaction."""
+        rows = []
+        for write in writes:
+            update = write.update
+            values = update.values()
+            rows.append(
+                (
+                    json.dumps(values),
+                    values.get("stage"),
+                    _iso(write.sent_at),
+                    _iso(write.acked_at),
+                    _iso(write.stamp),
+                    written_patch(values),
+                    instance,
+                    update.object_type,
+                    update.contact_id,
+                )
+            )
         with self._store._tx() as conn:
             conn.executemany(
-                "UPDATE mirror SET contact = json_set(json_set(contact, '$.owned',"
-                " json_patch(COALESCE(json_extract(contact, '$.owned'), '{}'), ?)),"
+                "UPDATE mirror SET contact = json_set(contact, '$.owned',"
+                " json_patch(COALESCE(json_extract(contact, '$.owned'), '{}'), ?),"
                 " '$.stage', COALESCE(?, json_extract(contact, '$.stage'))),"
-                " write_sent_at = ?, write_acked_at = ?, write_stamp = ?"
+                f" write_sent_at = ?, write_acked_at = ?, write_stamp = ?, {REMEMBER_WRITTEN}"
                 " WHERE instance = ? AND object_type = ? AND contact_id = ?",
-                [
-                    (
-                        json.dumps(write.update.values()),
-                        write.update.values().get("stage"),
-                        _iso(write.sent_at),
-                        _iso(write.acked_at),
-                        _iso(write.stamp),
-                        instance,
-                        write.update.object_type,
-                        write.update.contact_id,
-                    )
-                    for write in writes
-                ],
+                rows,
             )
             conn.executemany(
                 "UPDATE mirror SET contact = json_set(contact, '$.tasks', json_insert("
@@ -285,17 +313,18 @@ class Mirror:
         read_before: datetime,
         exclude: set[Key],
         due_by: datetime | None,
-        size: int = 500,
+        size: int | Iterator[int] = 500,
         read_now: bool = False,
     ) -> Iterator[list[Mirrored]]:
         """Every mirrored contact not read since `read_before` and not waiting for a re-read
         (retries, records needing attention, `exclude`) whose decision can have changed by
-        `due_by` (None: all of them), in key order, `size` at a time, so memory stays flat
-        however many there are. `read_now`: the records read since `read_before` too, retry
-        or not (a full read decides what it read from here; their outcome renews or clears
-        the retry). With `due_by` the narrow review table is walked and only the due
-        contacts' facts are read. Each says whether it is its own person alone, and what
-        its review row holds (`Mirrored`)."""
+        `due_by` (None: all of them), in key order, `size` at a time (or each chunk's size
+        in turn, from an endless iterator), so memory stays flat however many there are.
+        `read_now`: the records read since `read_before` too, retry or not (a full read
+        decides what it read from here; their outcome renews or clears the retry). With
+        `due_by` the narrow review table is walked and only the due contacts' facts are
+        read. Each says whether it is its own person alone, and what its review row holds
+        (`Mirrored`)."""
         fresh = "m.read_at >= ?"
         read = (
             f" AND ({fresh} OR NOT EXISTS ({_RETRIED}))"
@@ -311,7 +340,7 @@ class Mirror:
                 + read
                 + " ORDER BY m.object_type, m.contact_id LIMIT ?"
             )
-            bounds: tuple[Any, ...] = (_iso(read_before), size)
+            bounds: tuple[Any, ...] = (_iso(read_before),)
         else:
             sql = (
                 f"SELECT r.object_type, r.contact_id, {columns}"
@@ -321,11 +350,12 @@ class Mirror:
                 + read
                 + " ORDER BY r.object_type, r.contact_id LIMIT ?"
             )
-            bounds = (_iso(due_by), _iso(read_before), size)
+            bounds = (_iso(due_by), _iso(read_before))
         moment = _iso(read_before)
+        sizes = repeat(size) if isinstance(size, int) else size
         after: tuple[str, str] = ("", "")
         while True:
-            rows = self._store._query(sql, (moment, instance, *after, *bounds))
+            rows = self._store._query(sql, (moment, instance, *after, *bounds, next(sizes)))
             if not rows:
                 return
             after = (rows[-1][0], rows[-1][1])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
-from crm_qualify.connector.sync.mirror import Mirror, by_type
+from crm_qualify.connector.sync.mirror import REMEMBER_WRITTEN, Mirror, by_type, written_patch
 from crm_qualify.connector.sync.people import SCHEMA as PEOPLE_SCHEMA
 
 
@@ -448,9 +448,16 @@ class StateStore:
             self._insert_tasks(conn, instance, run_id, tasks, TASK_OWED)
 
     def settle_writes(
-        self, run_id: str, instance: str, outcomes: Sequence[tuple[RecordUpdate, str]]
+        self,
+        run_id: str,
+        instance: str,
+        outcomes: Sequence[tuple[RecordUpdate, str]],
+        *,
+        remember: bool = True,
     ) -> None:
-        """Mark the intents of `run_id` for each update `acked`, `failed` or `not_landed`."""
+        """Mark the intents of `run_id` for each update `acked`, `failed` or `not_landed`.
+        `remember=False`: the caller keeps the acknowledged values on the mirror itself, in
+        the same transaction (`Mirror.record_batch`), so each mirror row is written once."""
         rows = [
             (status, run_id, instance, update.object_type, update.contact_id)
             for update, status in outcomes
@@ -461,6 +468,8 @@ class StateStore:
                 " AND object_type = ? AND contact_id = ? AND status = 'intended'",
                 rows,
             )
+            if not remember:
+                return
             acked = [
                 (u.object_type, u.contact_id, u.values()) for u, st in outcomes if st == "acked"
             ]
@@ -472,18 +481,12 @@ class StateStore:
         instance: str,
         acked: Sequence[tuple[str, str, Mapping[str, Any]]],
     ) -> None:
-        """Our last acknowledged value per field, kept on the mirrored record: what
-        `unless_edited` compares with, one row per record however long the audit trail.
-        Values are wrapped in a list so that a written null stays a value; a record's first
-        remembered write starts from what the audit trail holds for it."""
+        """Our last acknowledged value per field, kept on the mirrored record
+        (`mirror.REMEMBER_WRITTEN`)."""
         conn.executemany(
-            "UPDATE mirror SET written = json_patch(COALESCE(written, ("
-            f"{_LATEST_ACKED}), '{{}}'), ?)"
+            f"UPDATE mirror SET {REMEMBER_WRITTEN}"
             " WHERE instance = ? AND object_type = ? AND contact_id = ?",
-            [
-                (json.dumps({k: [v] for k, v in values.items()}), instance, obj, cid)
-                for obj, cid, values in acked
-            ],
+            [(written_patch(values), instance, obj, cid) for obj, cid, values in acked],
         )
 
     def open_intents(self, instance: str) -> dict[tuple[str, str], list[AuditWrite]]:
@@ -878,17 +881,6 @@ class StateStore:
     def release_lock(self, name: str, holder: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, holder))
-
-
-_LATEST_ACKED = (
-    "SELECT json_group_object(f.field, json_array(json(f.new))) FROM field_writes f"
-    " WHERE f.instance = mirror.instance AND f.object_type = mirror.object_type"
-    " AND f.contact_id = mirror.contact_id AND f.status = 'acked' AND f.seq = ("
-    "SELECT MAX(g.seq) FROM field_writes g WHERE g.instance = f.instance"
-    " AND g.object_type = f.object_type AND g.contact_id = f.contact_id"
-    " AND g.field = f.field AND g.status = 'acked')"
-)
-"""Per field, the latest acknowledged value the audit trail holds for a mirrored record."""
 
 
 def _explain(path: str, doing: str, exc: sqlite3.Error) -> str:
