@@ -91,8 +91,9 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
   W(n), U records updated, T tasks upserted: below bulk_threshold, ceil(n / 200) sObject
      Collections; from it on, ingest jobs of up to 10,000 records of one object (so per
      object for U), 4 requests each (create, upload, close, one poll) and for tasks a 5th
-     (successfulResults: each task's id); a remainder below bulk_threshold beside full jobs
-     in collections where they are fewer
+     (successfulResults: each task's id); a remainder below bulk_threshold (beside full
+     jobs, or an object's few records beside another's job) in collections where they are
+     fewer
 The REST-only minimum (issue 10's own formula) is the same with bulk_threshold 0: every read
 in query pages of 2,000 rows, every write in sObject Collections of 200."""
 
@@ -245,10 +246,10 @@ def written(sim: Any, since: str) -> dict[str, int]:
 
 def job_floor(written: int, threshold: int) -> tuple[int, int]:
     """(ingest jobs, records left to collections) for `written` records of one kind and
-    object from `threshold` on: jobs of 10,000, a remainder below `threshold` beside full
-    jobs in collections where they are fewer than a job's 4 requests."""
+    object from `threshold` on: jobs of 10,000, a remainder below `threshold` in collections
+    where they are fewer than a job's 4 requests."""
     jobs, rest = divmod(written, BULK_SET)
-    if rest and jobs and rest < threshold and math.ceil(rest / COLLECTION) < len(INGEST):
+    if rest and rest < threshold and math.ceil(rest / COLLECTION) < len(INGEST):
         return jobs, rest
     return jobs + (rest > 0), 0
 

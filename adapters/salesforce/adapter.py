@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -43,7 +44,7 @@ from crm_qualify.adapters.salesforce.accounts import (
     with_account,
 )
 from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads, Staging
-from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites
+from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites, fewer_in_collections
 from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.history import field_sources
@@ -546,9 +547,25 @@ class SalesforceAdapter:
 
     # writes ----------------------------------------------------------------------------------
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
-        if self.bulk_writes.worth(len(updates)):
+        """An ingest job takes one object: in a call worth Bulk, an object with fewer updates
+        than `bulk_threshold`, so few that sObject Collections take fewer requests than a job
+        (the few Leads decided with a batch of Contacts), goes in collections."""
+        if not self.bulk_writes.worth(len(updates)):
+            return self.writer.write_updates(updates)
+        counts = Counter(update.object_type for update in updates)
+        bulk = {
+            sobject: self.bulk_writes.worth(n) or not fewer_in_collections(n)
+            for sobject, n in counts.items()
+        }
+        if not any(bulk.values()):
+            return self.writer.write_updates(updates)
+        if all(bulk.values()):
             return self.bulk_writes.write_updates(updates)
-        return self.writer.write_updates(updates)
+        jobs = iter(self.bulk_writes.write_updates([u for u in updates if bulk[u.object_type]]))
+        collections = iter(
+            self.writer.write_updates([u for u in updates if not bulk[u.object_type]])
+        )
+        return [next(jobs) if bulk[u.object_type] else next(collections) for u in updates]
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
         if self.bulk_writes.worth(len(tasks)):

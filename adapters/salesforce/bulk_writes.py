@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, task_record
 from crm_qualify.adapters.salesforce.writer import (
+    COLLECTION,
     RETRYABLE_CODES,
     Row,
     _task_result,
@@ -43,6 +45,15 @@ from crm_qualify.connector.model import PlannedTask, RecordUpdate
 log = logging.getLogger(__name__)
 NULL = "#N/A"
 UNKNOWN = Row(False, "the Bulk job's outcome is unknown", retryable=True, uncertain=True)
+
+
+JOB_REQUESTS = 4
+"""An ingest job's requests at the least: create, upload, close, one poll."""
+
+
+def fewer_in_collections(records: int) -> bool:
+    """Whether sObject Collections of 200 take fewer requests than one ingest job."""
+    return math.ceil(records / COLLECTION) < JOB_REQUESTS
 
 
 def csv_data(records: list[dict[str, Any]]) -> bytes:

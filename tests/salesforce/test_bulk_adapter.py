@@ -102,6 +102,28 @@ def test_bulk_updates_route_each_failure_to_its_record_and_field(org, clock):
     assert "PATCH composite/sobjects" not in adapter.usage().requests
 
 
+def test_an_objects_few_updates_beside_a_job_go_in_a_collection(org, clock):
+    adapter = bulk_adapter(org, clock)
+    leads = [r["Id"] for r in org.org.live("Lead") if not r.get("IsConverted")][60:120]
+    people = [r["Id"] for r in org.org.live("Contact")][:3]
+    mixed = [*leads[:30], *people, *leads[30:]]
+    kinds = {person: "Contact" for person in people}
+    updates = [
+        RecordUpdate(contact_id=record, object_type=kinds.get(record, "Lead"),
+                     changes=[FieldUpdate(field="score", new=float(n))])
+        for n, record in enumerate(mixed)
+    ]  # fmt: skip
+    before = dict(adapter.usage().requests)
+
+    results = adapter.write_updates(updates)
+
+    assert [r.contact_id for r in results] == mixed and all(r.ok for r in results)
+    assert all(org.org.find(r)[1]["CRMQ_Score__c"] == float(n) for n, r in enumerate(mixed))
+    used = {k: v - before.get(k, 0) for k, v in adapter.usage().requests.items()}
+    assert used["POST jobs/ingest"] == 1  # the Leads' job; one job for 3 Contacts costs 4
+    assert used["PATCH composite/sobjects"] == 1
+
+
 def planned(org, count: int, tag: str) -> list[PlannedTask]:
     due = datetime.now(UTC) + timedelta(days=2)
     people = [r["Id"] for r in org.org.live("Contact")][:count]
