@@ -56,8 +56,8 @@ READ_BATCH = 1000
 
 V3 = "/crm/v3/objects"
 LIST, SEARCH_CONTACTS = f"GET {V3}/contacts", f"POST {V3}/contacts/search"
-CONTACT_READ, DEAL_READ, TASK_READ = (
-    f"POST {V3}/{t}/batch/read" for t in ("contacts", "deals", "tasks")
+CONTACT_READ, DEAL_READ, TASK_READ, COMPANY_READ = (
+    f"POST {V3}/{t}/batch/read" for t in ("contacts", "deals", "tasks", "companies")
 )
 DEAL_LINKS, TASK_LINKS, SWEEP_LINKS = (
     f"POST /crm/v4/associations/{a}/{b}/batch/read"
@@ -67,10 +67,13 @@ TASK_SEARCH, PIPELINES = f"POST {V3}/tasks/search", "GET /crm/v3/pipelines/deals
 UPDATE, CREATE = f"POST {V3}/contacts/batch/update", f"POST {V3}/tasks/batch/create"
 KEY = "crmq_task_key"
 MODELLED = frozenset(
-    {LIST, SEARCH_CONTACTS, CONTACT_READ, DEAL_READ, TASK_READ, DEAL_LINKS, TASK_LINKS}
-    | {SWEEP_LINKS, TASK_SEARCH, PIPELINES, UPDATE, CREATE}
+    {LIST, SEARCH_CONTACTS, CONTACT_READ, DEAL_READ, TASK_READ, COMPANY_READ, DEAL_LINKS}
+    | {TASK_LINKS, SWEEP_LINKS, TASK_SEARCH, PIPELINES, UPDATE, CREATE}
 )
-"""The endpoints FORMULA covers (engagement, company and form reads are not in it yet)."""
+"""The endpoints FORMULA covers (activity, form and event reads, company searches and the
+links of the engagement types are not in it yet)."""
+PRIMARY_TYPE = 1
+"""HubSpot's contact -> company association type of the primary company."""
 
 FORMULA = """\
 full (walk of N contacts; D, K: distinct deals and tasks linked to them):
@@ -80,6 +83,8 @@ full (walk of N contacts; D, K: distinct deals and tasks linked to them):
     + per read batch of <= 1,000 contacts: ceil(L/1,000) v4 link reads per type
     (L: its contacts with more than 100 links of the type)
   + ceil(D/100) deal reads + ceil(K/100) task reads
+  + ceil(Co/100) company reads (mapping [companies] fill_missing; Co: distinct primary
+    companies of the contacts read, each read once a run)
   + ceil(W/100) batch updates + ceil(C/100) task creates (W records written, C tasks)
   + 1 pipelines read per process + task-ledger search pages on a new state store
 incremental (H contact hits in the window, T task hits; R contacts to read, D and K their
@@ -88,7 +93,7 @@ distinct deals and tasks):
   + ceil(P/1,000) task->contact link reads (P: tasks people worked on)
   + per read batch of <= 1,000 of the R contacts: 2 v4 link reads (deals, tasks)
     + ceil(S/100) batch reads (S: its contacts found by the task sweep, not by search)
-  + ceil(D/100) deal reads + ceil(K/100) task reads
+  + ceil(D/100) deal reads + ceil(K/100) task reads + ceil(Co/100) company reads
   + ceil(W/100) batch updates + ceil(C/100) task creates"""
 
 
@@ -132,11 +137,13 @@ def minimum(
     first_run: bool,
     pipelines: bool,
     walk_by_search: bool = False,
+    companies: bool = False,
 ) -> Counter[str]:
     """The documented minimum of one run, per endpoint (FORMULA): `read`, the contact ids
     handed to the engine in order; links made by the run itself (tasks created since
     `began_ms`) left out, as the run read the contacts before it made them. `windowed`: the
-    run searched the window `window` noted (else it walked)."""
+    run searched the window `window` noted (else it walked). `companies`: the mapping reads
+    each contact's primary company."""
     hits = WINDOW.pop("hits") if windowed else None
     read = [str(oid) for oid in read_ids]
     floor: Counter[str] = Counter()
@@ -167,6 +174,8 @@ def minimum(
             for oid in read
         ]
         keyed = sum(1 for t in store.objects["tasks"].values() if t["properties"].get(KEY))
+        primary = {p for oid in read if (p := _primary(store, oid))} if companies else set()
+    floor[COMPANY_READ] = math.ceil(len(primary) / BATCH)
     floor[DEAL_READ] = math.ceil(len({d for deals, _, _ in linked for d in deals}) / BATCH)
     floor[TASK_READ] = math.ceil(len({t for _, tasks, _ in linked for t in tasks}) / BATCH)
     for start in range(0, len(linked), READ_BATCH):
@@ -188,6 +197,13 @@ def minimum(
     floor[UPDATE] = math.ceil(written / BATCH)
     floor[CREATE] = math.ceil(created / BATCH)
     return +floor
+
+
+def _primary(store: Any, contact_id: str) -> str | None:
+    """The company a contact's firmographics come from: its primary, else its first."""
+    links = store.association_types("contacts", contact_id, "companies")
+    chosen = [i for i, types in links if PRIMARY_TYPE in types] or [i for i, _ in links]
+    return chosen[0] if chosen else None
 
 
 # ----- in the bench's (the connector's) process ----------------------------------------------
@@ -240,6 +256,7 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
         runs = watch_reads(adapter)
         pipelines = True
         by_search = adapter.reader.search_walk and adapter.reader.rows_fit_search()
+        companies = "companies" in adapter.linked
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "state.sqlite"
             store = StateStore(path)
@@ -264,7 +281,7 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
                     sim.call(
                         "hubspot_sync:minimum", bounds is not None, runs[-1] if runs else [],
                         epoch_ms(began), counts["records_written"], counts["tasks_created"],
-                        number == 0, pipelines, by_search,
+                        number == 0, pipelines, by_search, companies,
                     )
                 )  # fmt: skip
                 pipelines = pipelines and not measured[PIPELINES]

@@ -7,8 +7,10 @@ walk's by search, when few types are linked: `search_walk_cheaper`) the mapped p
 so neither is read again. Per batch then: batch reads (100 ids) of the
 contacts that came without their row (the task sweep's, retries), one v4 association read
 (1,000 ids) each for deals and tasks of the contacts whose links did not come inline (search
-hits, or more than 100 links), and batch reads of the batch's deals and tasks, each id once.
-Records go to the core untranslated (`RawContact`): the core translates each in its own
+hits, or more than 100 links), and batch reads of the batch's deals and tasks, each id once
+a run and 100 a request: a company is kept for the run, and contacts whose records would make
+a short request wait for a later batch (`records.hold_back`; README, "Linked records across
+batches"). Records go to the core untranslated (`RawContact`): the core translates each in its own
 guard. Writes: `writes.py` (owned fields) and `tasks.py` (follow-up tasks). The request
 counts this gives are in docs/performance.md.
 """
@@ -16,14 +18,14 @@ counts this gives are in docs/performance.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
-from crm_qualify.adapters.hubspot.companies import COMPANIES
+from crm_qualify.adapters.hubspot.companies import COMPANIES, PRIMARY_V3, pick
 from crm_qualify.adapters.hubspot.company_match import DomainMatch, find_companies, linked
 from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
 from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
@@ -41,7 +43,9 @@ from crm_qualify.adapters.hubspot.records import (
     Rows,
     associated,
     batch_read,
+    hold_back,
     inline_links,
+    inline_primary,
     next_after,
     read_linked,
 )
@@ -74,6 +78,7 @@ from crm_qualify.connector.model import FieldSource, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.adapter_state import AdapterState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 READ_BATCH = 1000
 """Contacts read together: one v4 association request per type serves all of them, and
@@ -84,6 +89,9 @@ its request carrying the links of the 800 after it, so deciding starts after 5 s
 instead of 10 with no request more (the engine is the slower side of a full sync). The second
 batch is those 800, so each later batch's links are read whole with the batch before, as its
 deals and tasks are (`_batch_sizes`)."""
+WAITS = 10
+"""Batches a contact may wait for its linked records to fill a request (`records.hold_back`):
+the cursor stays before it meanwhile, so a restart reads at most this many batches again."""
 LINKED = ("deals", "tasks")
 DEAL_PROPERTIES = ["dealstage", "pipeline", "amount", "closedate", "hs_mrr"]
 TASK_PROPERTIES = ["hs_timestamp", "hs_task_status", "hs_createdate", "hs_task_completion_date"]
@@ -194,11 +202,11 @@ class HubSpotAdapter:
         for hits, after in self.reader.changed(position, until, self._known(known)):
             pending.add(hits, after)
             while pending.ready(size, self.linked):
-                yield self._batch(*pending.take(size), ahead=pending, held=held)
+                yield self._batch(pending.take(size), pending, held)
                 size = next(sizes)
         while pending.marks:
-            count = min(size, len(pending.ids))
-            yield self._batch(*pending.take(count), ahead=pending, held=held)
+            count = min(size, len(pending.ids) - pending.back)
+            yield self._batch(pending.take(count), pending, held)
             size = next(sizes)
 
     def use_state(self, state: AdapterState) -> None:
@@ -224,22 +232,21 @@ class HubSpotAdapter:
         wanted = list(dict.fromkeys(record for _, record in ids))
         self.engagement.ready()
         for start in range(0, len(wanted), READ_BATCH):
-            yield self._batch(Hits(wanted[start : start + READ_BATCH]), None)
+            yield self._batch(Hits(wanted[start : start + READ_BATCH]))
 
     def _batch(
-        self,
-        hits: Hits,
-        cursor: str | None,
-        ahead: _Pending | None = None,
-        held: dict[str, Rows] | None = None,
+        self, hits: Hits, ahead: _Pending | None = None, held: dict[str, Rows] | None = None
     ) -> ContactBatch:
-        """One batch read and handed over untranslated. `ahead`: the contacts read next,
-        whose inline links fill this batch's last deal and task requests (the rows wait in
-        `held`)."""
+        """One batch read and handed over untranslated, with the cursor past every contact
+        handed over so far (`ahead.settle`). `ahead`: the contacts read next, whose links
+        fill this batch's last requests (the rows wait in `held`), and where the contacts
+        that wait for a fuller request go back (`records.hold_back`)."""
+        ahead = ahead or _Pending()
         ids = list(dict.fromkeys(hits))
         if not ids:
-            return ContactBatch(cursor=cursor)
-        read = self._read(ids, hits, ahead or _Pending(), held or {t: Rows() for t in self.linked})
+            return ContactBatch(cursor=ahead.settle())
+        read, waiting = self._read(ids, hits, ahead, held or {t: Rows() for t in self.linked})
+        ids = [i for i in ids if i not in waiting]
         stages = self._stages() if read.deals.found else {}
         matched = find_companies(
             self.client,
@@ -274,58 +281,79 @@ class HubSpotAdapter:
                 if company:
                     translate = partial(linked, translate, str(record_id(company)))
                 raw.append(RawContact(label, translate, key))
-        return ContactBatch(cursor=cursor, errors=errors, raw=raw)
+        return ContactBatch(cursor=ahead.settle(), errors=errors, raw=raw)
 
     def _read(
         self, ids: list[str], hits: Hits, ahead: _Pending, held: dict[str, Rows]
-    ) -> ContactRows:
-        """The contacts (from their pages, else batch reads), their deal and task links
-        (inline, else v4 reads), and those deals and tasks, each read once per batch."""
+    ) -> tuple[ContactRows, set[str]]:
+        """The contacts (from their pages, else batch reads), their links (inline, else v4
+        reads), and the records linked to them, each read once: first every type's links,
+        then which contacts wait for a later batch (`records.hold_back`, when contacts come
+        after this batch: they go back to `ahead`), then the linked records of the others."""
         missing = [i for i in ids if i not in hits.rows]
         contacts = batch_read(self.client, self.object_type, missing, self.contacts.properties)
         for record in ids:
             if record in hits.rows:
                 contacts.found.setdefault(record, hits.rows[record])
         live = [i for i in ids if i in contacts.found]
-        task_properties = [*TASK_PROPERTIES, self.task_key_property]
+        types = self.linked
 
-        def linked(to_type: str, properties: list[str]) -> tuple[Links, Rows]:
+        def links_of(to_type: str) -> Links:
             found = self._links(live, to_type, hits, ahead)
-            links = self.engagement.links(to_type, found, hits.rows)
-            return links, self._related(to_type, links, properties, ahead, held[to_type])
+            return self.engagement.links(to_type, found, hits.rows)
 
-        # Deals, tasks and each engagement type are independent chains of requests: all in
-        # flight at once.
-        extra = self.engagement.linked_types
-        (deal_links, deals), (task_links, tasks), *others = self.traffic.together(
-            partial(linked, "deals", DEAL_PROPERTIES),
-            partial(linked, "tasks", task_properties),
-            *(partial(linked, t, self.engagement.properties(t)) for t in extra),
+        links = self._each(types, links_of)
+        waiting: set[str] = set()
+        if ahead.ids:
+            following = {t: ahead.linked(t) for t in types}
+            waiting = hold_back(live, links, held, following, ahead.movable)
+            ahead.put_back([i for i in live if i in waiting], contacts.found, hits.inline, links)
+            for record in waiting:
+                contacts.found.pop(record)
+                for found in links.values():
+                    found.linked.pop(record, None)
+        task_properties = [*TASK_PROPERTIES, self.task_key_property]
+        properties = {"deals": DEAL_PROPERTIES, "tasks": task_properties}
+
+        def rows_of(to_type: str) -> Rows:
+            wanted = properties.get(to_type) or self.engagement.properties(to_type)
+            return self._related(to_type, links[to_type], wanted, ahead, held[to_type])
+
+        rows = self._each(types, rows_of)
+        others = {t: (links[t], rows[t]) for t in self.engagement.linked_types}
+        read = ContactRows(
+            contacts, links["deals"], rows["deals"], links["tasks"], rows["tasks"], others
         )
-        return ContactRows(
-            contacts, deal_links, deals, task_links, tasks, dict(zip(extra, others, strict=True))
-        )
+        return read, waiting
+
+    def _each(self, types: tuple[str, ...], call: Callable[[str], T]) -> dict[str, T]:
+        """`call` for each type, all in flight at once."""
+        answers = self.traffic.together(*[partial(call, t) for t in types])
+        return dict(zip(types, answers, strict=True))
 
     def _links(self, ids: list[str], to_type: str, hits: Hits, ahead: _Pending) -> Links:
         """Links that came inline and complete, or were read with the batch before; a v4
         read for the rest, which also reads those of the next batch's contacts (its request
-        has room: 1,000 ids), so this batch's last deal and task requests can be filled with
-        theirs as a walk's inline links allow."""
+        has room: 1,000 ids), so this batch's last requests can be filled with theirs as a
+        walk's inline links allow."""
         links = Links()
         unread = []
         early = ahead.links.setdefault(to_type, Links())
         for record in ids:
-            found = (
+            inline = (
                 inline_links(hits.rows[record], to_type)
                 if to_type in hits.inline.get(record, ())
-                else early.linked.pop(record, None)
+                else None
             )
+            read_early = early.linked.pop(record, None)
+            primary = early.primary.pop(record, None)
+            found = inline if inline is not None else read_early
             if found is None:
                 unread.append(record)
             else:
                 links.linked[record] = found
-                if record in early.primary:
-                    links.primary[record] = early.primary.pop(record)
+                if primary:
+                    links.primary[record] = primary
         following = ahead.unlinked(to_type, max(0, READ_BATCH - len(unread)))
         if unread or following:
             fetched = associated(self.client, self.object_type, unread + following, to_type)
@@ -347,9 +375,17 @@ class HubSpotAdapter:
         ahead: _Pending,
         held: Rows,
     ) -> Rows:
+        """The batch's records of one type; a company is kept for the run (many contacts
+        share it), the others once used."""
         ids = sorted({linked for targets in links.linked.values() for linked in targets})
         return read_linked(
-            self.client, object_type, ids, properties, held, ahead.linked(object_type)
+            self.client,
+            object_type,
+            ids,
+            properties,
+            held,
+            ahead.linked(object_type),
+            keep=object_type == COMPANIES,
         )
 
     def _stages(self) -> dict[str, tuple[bool, bool]]:
@@ -431,44 +467,76 @@ def _batch_sizes() -> Iterator[int]:
 
 
 class _Pending:
-    """Hits waiting for a batch, and the cursor after each reader step. A batch ends with the
-    cursor of the last step it holds whole: a step split between two batches is read again
-    from its start after a restart, never skipped."""
+    """Hits waiting for a batch, and the cursor after each reader step. Each id has its place
+    in the order the reader gave them (`seqs`); a batch's cursor is that of the last step whose
+    contacts have all been handed over (`settle`): a step split between two batches, or one
+    holding a contact that waits for a later batch (`put_back`), is read again from its start
+    after a restart, never skipped."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
+        self.seqs: list[int] = []
+        self.added = 0
         self.rows: dict[str, dict[str, Any]] = {}
         self.inline: dict[str, tuple[str, ...]] = {}
-        self.marks: list[tuple[int, Cursor]] = []  # (len(ids) after a step, its cursor)
+        self.truncated: dict[str, set[str]] = {}
+        """The types whose inline links HubSpot paged (v4 reads complete them), by contact:
+        found once, as `ready` asks after every reader step."""
+        self.marks: list[tuple[int, Cursor]] = []  # (ids added after a step, its cursor)
         self.links: dict[str, Links] = {}
-        """Links read one batch early (`HubSpotAdapter._links`), by type and contact."""
+        """Links read one batch early (`HubSpotAdapter._links`), or of contacts put back,
+        by type and contact."""
+        self.taken: dict[str, int] = {}
+        """The place of each id of the batch being read."""
+        self.waited: dict[str, int] = {}
+        """How many batches a contact put back has waited."""
+        self.back = 0
+        """How many of the first `ids` were put back: the next batch takes them on top of its
+        size, so each batch still reads the links of the 1,000 after it in its v4 request."""
 
     def add(self, hits: Hits, cursor: Cursor) -> None:
         for record in hits:
             self.ids.append(record)
+            self.seqs.append(self.added)
+            self.added += 1
             if record in hits.rows:
                 self.rows[record] = hits.rows[record]
                 if record in hits.inline:
                     self.inline[record] = hits.inline[record]
-        self.marks.append((len(self.ids), cursor))
+                    row = hits.rows[record]
+                    paged = {t for t in hits.inline[record] if inline_links(row, t) is None}
+                    if paged:
+                        self.truncated[record] = paged
+        self.marks.append((self.added, cursor))
 
     def linked(self, to_type: str) -> Iterator[str]:
         """Ids of `to_type` linked to the waiting contacts: inline and complete in their
-        rows, or read early."""
-        early = self.links.get(to_type, Links()).linked
+        rows, or read early (a contact's primary company only, the one read)."""
+        early = self.links.get(to_type, Links())
         for record in self.ids:
-            if to_type in self.inline.get(record, ()):
-                yield from inline_links(self.rows[record], to_type) or []
-            else:
-                yield from early.get(record, [])
+            row = self.rows.get(record)
+            found = (
+                inline_links(row, to_type)
+                if row is not None and to_type in self.inline.get(record, ())
+                else None
+            )
+            if found is None:
+                found = early.linked.get(record, [])
+            if to_type == COMPANIES:
+                primary = early.primary.get(record)
+                if row is not None and primary is None:
+                    primary = inline_primary(row, COMPANIES, PRIMARY_V3)
+                found = pick(found, primary)
+            yield from found
 
     def ready(self, size: int, types: tuple[str, ...]) -> bool:
         """Whether a batch of `size` can leave: the contacts after it fill its v4 request
         (1,000 ids with its own whose links are unknown) and the last deal and task requests."""
-        if len(self.ids) < size:
+        fresh = len(self.ids) - self.back
+        if fresh < size:
             return False
-        unread = max((len(self.unlinked(to_type, size)) for to_type in types), default=0)
-        return len(self.ids) - size >= READ_BATCH - unread
+        unread = max((len(self.unlinked(t, self.back + size)) for t in types), default=0)
+        return fresh - size >= READ_BATCH - unread
 
     def unlinked(self, to_type: str, count: int) -> list[str]:
         """Those of the next `count` waiting contacts whose `to_type` links are unknown yet
@@ -482,17 +550,62 @@ class _Pending:
             and record not in early
             and (
                 to_type not in self.inline.get(record, ())
-                or inline_links(self.rows[record], to_type) is None
+                or to_type in self.truncated.get(record, ())
             )
         ]
 
-    def take(self, count: int) -> tuple[Hits, str | None]:
+    def take(self, count: int) -> Hits:
+        """The contacts put back, and `count` after them."""
+        count += self.back
+        self.back = 0
         ids, self.ids = self.ids[:count], self.ids[count:]
-        whole = [cursor for end, cursor in self.marks if end <= count]
-        self.marks = [(end - count, cursor) for end, cursor in self.marks if end > count]
+        seqs, self.seqs = self.seqs[:count], self.seqs[count:]
+        self.taken = dict(zip(ids, seqs, strict=True))
         rows = {i: self.rows.pop(i) for i in ids if i in self.rows}
-        taken = Hits(ids, rows, {i: self.inline.pop(i) for i in ids if i in self.inline})
-        return taken, whole[-1].dump() if whole else None
+        for record in ids:
+            self.truncated.pop(record, None)
+        return Hits(ids, rows, {i: self.inline.pop(i) for i in ids if i in self.inline})
+
+    def movable(self, record: str) -> bool:
+        """Whether a contact of the batch being read may wait for a later batch."""
+        return self.waited.get(record, 0) < WAITS
+
+    def put_back(
+        self,
+        records: list[str],
+        rows: dict[str, dict[str, Any]],
+        inline: dict[str, tuple[str, ...]],
+        links: dict[str, Links],
+    ) -> None:
+        """Contacts of the batch being read that wait for the next one, first in line, with
+        their rows and links (nothing of them is read again)."""
+        self.ids[:0] = records
+        self.seqs[:0] = [self.taken[r] for r in records]
+        self.back = len(records)
+        for record in records:
+            self.rows[record] = rows[record]
+            if record in inline:
+                self.inline[record] = inline[record]
+            self.waited[record] = self.waited.get(record, 0) + 1
+            for to_type, found in links.items():
+                early = self.links.setdefault(to_type, Links())
+                if record in found.linked:
+                    early.linked[record] = found.linked[record]
+                if record in found.primary:
+                    early.primary[record] = found.primary[record]
+
+    def settle(self) -> str | None:
+        """The cursor after the batch being read: that of the last step whose contacts have
+        all been handed over (None: no step is done yet)."""
+        waiting = set(self.ids[: self.back])
+        for record in self.taken:
+            if record not in waiting:
+                self.waited.pop(record, None)
+        self.taken = {}
+        done = min(self.seqs) if self.seqs else self.added
+        passed = [cursor for end, cursor in self.marks if end <= done]
+        self.marks = [(end, cursor) for end, cursor in self.marks if end > done]
+        return passed[-1].dump() if passed else None
 
 
 def _outcome(

@@ -59,9 +59,14 @@ def primary_only(links: Links) -> Links:
     """Each contact's primary company (else its first), the one its firmographics come from."""
     chosen = Links(failed=dict(links.failed), primary=dict(links.primary))
     for record, ids in links.linked.items():
-        pick = links.primary.get(record) or (ids[0] if ids else None)
-        chosen.linked[record] = [pick] if pick else []
+        chosen.linked[record] = pick(ids, links.primary.get(record))
     return chosen
+
+
+def pick(ids: list[str], primary: str | None) -> list[str]:
+    """The one company of a contact's `ids` that is read: the primary, else the first."""
+    chosen = primary or (ids[0] if ids else None)
+    return [chosen] if chosen else []
 
 
 class OptionLabels:

@@ -15,7 +15,8 @@ beside the id in the next request's input), followed here to the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,9 @@ NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 MERGED_IDS = "hs_merged_object_ids"
 PRIMARY = "Primary"
 """The label of HubSpot's primary association (contact to company, type 1)."""
+KEPT = 25_000
+"""Records of a type shared by many contacts (companies) kept for the rest of a run, at most:
+about 0.5 KB each (the asked properties only). Past it, those used leave as other types' do."""
 
 
 @dataclass
@@ -42,6 +46,19 @@ class Rows:
     found: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     gone: set[str] = field(default_factory=set)
+
+    def has(self, row_id: str) -> bool:
+        return row_id in self.found or row_id in self.gone
+
+    def copy(self, row_id: str, to: Rows) -> bool:
+        """Give `to` one id's answer and keep it too; False when there is none."""
+        if row_id in self.found:
+            to.found[row_id] = self.found[row_id]
+            return True
+        if row_id in self.gone:
+            to.gone.add(row_id)
+            return True
+        return False
 
     def move(self, row_id: str, to: Rows) -> bool:
         """Hand one id's answer (a row, or gone) over to `to`; False when there is none."""
@@ -112,14 +129,19 @@ def read_linked(
     properties: list[str],
     held: Rows,
     ahead: Iterable[str],
+    keep: bool = False,
 ) -> Rows:
     """Batch reads of the records linked to one read batch (`needed`), each id once. Those
     `held` from an earlier batch's requests are taken from there; the last request's spare
     room (short of 100) is filled with ids from `ahead` (linked to the contacts read next),
     whose answers wait in `held` for their batch. So a walk reads each batch's deals and
-    tasks in full requests of 100, not one short request per batch."""
+    tasks in full requests of 100, not one short request per batch. `keep`: the type's records
+    are shared by many contacts (companies), so what is read stays in `held` for the rest of
+    the run (up to `KEPT`) and is read once a run, not once a batch."""
     rows = Rows()
-    missing = [i for i in dict.fromkeys(needed) if not held.move(i, rows)]
+    keep = keep and len(held.found) + len(held.gone) < KEPT
+    take = held.copy if keep else held.move
+    missing = [i for i in dict.fromkeys(needed) if not take(i, rows)]
     if not missing:
         return rows
     extra: list[str] = []
@@ -127,18 +149,80 @@ def read_linked(
     if room:
         taken = set(missing)
         for row_id in ahead:
-            if row_id not in taken and row_id not in held.found and row_id not in held.gone:
+            if row_id not in taken and not held.has(row_id):
                 taken.add(row_id)
                 extra.append(row_id)
                 if len(extra) == room:
                     break
     fetched = batch_read(client, object_type, missing + extra, properties)
     for row_id in missing:
+        if keep and row_id in fetched.found:
+            held.found[row_id] = _slim(fetched.found[row_id], properties)
+        elif keep and row_id in fetched.gone:
+            held.gone.add(row_id)
         if not fetched.move(row_id, rows):
             rows.failed[row_id] = fetched.failed.get(row_id, "HubSpot's answer left it out")
     for row_id in extra:
         fetched.move(row_id, held)  # a failed one is read again with its own batch
     return rows
+
+
+def hold_back(
+    order: Sequence[str],
+    links: Mapping[str, Links],
+    held: Mapping[str, Rows],
+    ahead: Mapping[str, Iterable[str]],
+    movable: Callable[[str], bool],
+) -> set[str]:
+    """The contacts of a read batch (`order`) to read with a later batch instead, so that no
+    request for their linked records leaves short: for each type whose unread records (not
+    `held`) end in a short request that the records linked to the contacts read next
+    (`ahead`) cannot fill, the contacts owning the last of them, from the end of the batch,
+    until that type's requests are full (or it needs none). Those contacts' records then fill
+    the last request, or wait with them. Sparse types (tasks: about one in 100 contacts) so
+    collect a full request over several batches instead of one short request per batch. A
+    contact that is not `movable` (it has waited long enough) stays; when a type cannot be
+    made full without it, nobody waits: the short request is made."""
+    needs = {
+        kind: {r: [i for i in found.linked.get(r, []) if not held[kind].has(i)] for r in order}
+        for kind, found in links.items()
+    }
+    unread = {kind: Counter(i for ids in per.values() for i in ids) for kind, per in needs.items()}
+    spare: dict[str, int] = {}
+    for kind, ids in ahead.items():
+        seen: set[str] = set()
+        for i in ids:
+            if i not in unread[kind] and i not in seen and not held[kind].has(i):
+                seen.add(i)
+                if len(seen) == BATCH:
+                    break
+        spare[kind] = len(seen)
+
+    def short(kind: str) -> bool:
+        return -len(unread[kind]) % BATCH > spare[kind]
+
+    open_kinds = {kind for kind in needs if short(kind)}
+    waiting: set[str] = set()
+    for record in reversed(order):
+        if not open_kinds:
+            break
+        if not any(needs[kind][record] for kind in open_kinds) or not movable(record):
+            continue
+        waiting.add(record)
+        for kind, per in needs.items():
+            for i in per[record]:
+                unread[kind][i] -= 1
+                if not unread[kind][i]:
+                    del unread[kind][i]
+                    spare[kind] += 1  # waits with its contact: it can fill the last request
+        open_kinds = {kind for kind in open_kinds if short(kind)}
+    return set() if open_kinds else waiting
+
+
+def _slim(row: dict[str, Any], properties: list[str]) -> dict[str, Any]:
+    """A row kept for the run: its id and the asked properties, nothing else."""
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    return {"id": row.get("id"), "properties": {k: props[k] for k in properties if k in props}}
 
 
 def _sort_answer(rows: Rows, chunk: list[str], page: dict[str, Any]) -> None:

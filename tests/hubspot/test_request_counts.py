@@ -91,19 +91,20 @@ def test_a_walk_takes_contacts_and_links_from_its_list_pages_only(big):
     live = sorted(big.store.objects["contacts"])
     read = batch_ids(batches)
     assert (READ_BATCH, FIRST_BATCH) == (1000, 200)
-    assert [len(ids) for ids in read] == [200, 800, 1000, 345], "a short first batch"
-    assert [i for ids in read for i in ids] == live, "every contact once, in list order"
+    assert len(read[0]) <= FIRST_BATCH, "a short first batch"
+    assert sorted(i for ids in read for i in ids) == live, "every contact once"
+    assert sum(map(len, read)) == len(live)
     assert made[LIST] == math.ceil(len(live) / 100)
     assert made[CONTACT_READ] == made[DEAL_LINKS] == made[TASK_LINKS] == 0
     # each batch's deals and tasks once, the last request of a batch filled up with those of
-    # the contacts read next: 100 a request across batches (tasks are too few to fill them all)
+    # the contacts read next (or its contacts with tasks waiting for a later batch): 100 a
+    # request across batches
     assert (
         made[DEAL_READ]
         == math.ceil(linked(big, read, "deals") / 100)
         < per_batch(big, read, "deals")
     )
-    assert math.ceil(linked(big, read, "tasks") / 100) <= made[TASK_READ]
-    assert made[TASK_READ] < per_batch(big, read, "tasks")
+    assert made[TASK_READ] == math.ceil(linked(big, read, "tasks") / 100)
     # engagement (activities, companies, forms, marketing events): bench/hubspot_engagement.py
     engagement = sum(n for key, n in made.items() if ENGAGEMENT.search(key))
     assert not any("/crm/v4/" in key for key in made), "every link came inline"
@@ -248,7 +249,7 @@ def test_an_incremental_read_takes_contacts_from_the_search_and_links_1000_at_a_
         batches = list(adapter.read_changed(cursor, until=datetime.now(UTC)))
         made = requests_made(wide)
         read = batch_ids(batches)
-        assert [len(b) for b in read] == [200, 800, 234]
+        assert len(read[0]) <= 200 and sorted(i for b in read for i in b) == ids
         assert made[SEARCH] == math.ceil(len(ids) / 200)
         assert made[CONTACT_READ] == 0, "search hits carry their properties"
         assert made[DEAL_LINKS] == made[TASK_LINKS] == 2, "one v4 read per type per 1,000"
@@ -281,15 +282,19 @@ def test_batches_hold_1000_contacts_and_a_split_page_is_read_again_after_a_resta
             return {key for key, _ in hits if key[1] in known}
 
         cursor = Cursor(since=start, activity=start).dump()
-        first, *later = adapter.read_changed(cursor, until=datetime.now(UTC), known=holds)
-        assert [len(b) for b in batch_ids([first, *later])] == [200, 800, 280]
-        assert Cursor.load(later[-1].cursor) is not None
+        batches = list(adapter.read_changed(cursor, until=datetime.now(UTC), known=holds))
+        read = batch_ids(batches)
+        assert len(read[0]) <= 200 and sum(map(len, read)) == 1280
+        assert Cursor.load(batches[-1].cursor) is not None
         assert requests_made(wide)[DEAL_LINKS] == 2
-        after_first = Cursor.load(first.cursor)
+        # contacts waiting for a later batch (`records.hold_back`) keep the cursor before them
+        moved = next(n for n, b in enumerate(batches) if b.cursor is not None)
+        after_first = Cursor.load(batches[moved].cursor)
         assert after_first is not None and after_first.since is not None
-        resumed = adapter.read_changed(first.cursor, until=datetime.now(UTC), known=holds)
+        resumed = adapter.read_changed(batches[moved].cursor, until=datetime.now(UTC), known=holds)
         again = {i for ids_ in batch_ids(list(resumed)) for i in ids_}
-        assert {i for ids_ in batch_ids(later) for i in ids_} <= again, "nothing skipped"
+        later = {i for ids_ in read[moved + 1 :] for i in ids_}
+        assert later <= again, "nothing skipped"
 
 
 # ----- writes -----------------------------------------------------------------------------
