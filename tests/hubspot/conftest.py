@@ -32,9 +32,7 @@ def sim() -> Iterator[HubSpotSimulator]:
         yield simulator
 
 
-def make_adapter(
-    sim: HubSpotSimulator, mapping: dict | None = None, **options
-) -> HubSpotAdapter:
+def make_adapter(sim: HubSpotSimulator, mapping: dict | None = None, **options) -> HubSpotAdapter:
     settings = HubSpotSettings(access_token=sim.token, base_url=sim.base_url, **options)
     clock = FakeClock()
     client = HubSpotClient(settings, clock=clock, sleep=clock.sleep)

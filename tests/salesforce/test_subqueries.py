@@ -92,9 +92,9 @@ def test_child_to_parent_paths_nest_the_parent_or_null(org):
     }
     assert list(row) == ["attributes", "Id", "Campaign", "CampaignId"]
     campaign["IsDeleted"] = True
-    (gone,) = sf.query(
-        f"SELECT Id, Campaign.Name FROM CampaignMember WHERE Id = '{member['Id']}'"
-    )["records"]
+    (gone,) = sf.query(f"SELECT Id, Campaign.Name FROM CampaignMember WHERE Id = '{member['Id']}'")[
+        "records"
+    ]
     assert gone["Campaign"] is None
     role = next(iter(org.org.live("OpportunityContactRole")))
     deal = org.org.records["Opportunity"][role["OpportunityId"]]

@@ -46,9 +46,7 @@ def _ref(
     targets: list[str], relationship: str, updateable: bool = True, **extra: Any
 ) -> dict[str, Any]:
     """A lookup to `targets` (several: polymorphic), followed in SOQL as `relationship`."""
-    return _f(
-        "reference", updateable, referenceTo=targets, relationshipName=relationship, **extra
-    )
+    return _f("reference", updateable, referenceTo=targets, relationshipName=relationship, **extra)
 
 
 SYSTEM = {
@@ -263,8 +261,12 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
         "fields": fields,
         "childRelationships": [
             {
-                "childSObject": child, "field": field, "relationshipName": name,
-                "cascadeDelete": False, "restrictedDelete": False, "deprecatedAndHidden": False,
+                "childSObject": child,
+                "field": field,
+                "relationshipName": name,
+                "cascadeDelete": False,
+                "restrictedDelete": False,
+                "deprecatedAndHidden": False,
             }
             for name, (child, field) in sorted(CHILDREN.get(sobject, {}).items())
         ],

@@ -274,9 +274,7 @@ class Writes:
     def _holding(self, sobject: str, name: str, folded: Any) -> list[str]:
         """Ids of the live records whose `name` is `folded` (compared case-insensitively);
         while an upsert request is planned, from an index built once for the request."""
-        index: dict[tuple[str, str], dict[Any, list[str]]] | None = getattr(
-            self, "_planning", None
-        )
+        index: dict[tuple[str, str], dict[Any, list[str]]] | None = getattr(self, "_planning", None)
         if index is None or not _hashable(folded):
             return [r["Id"] for r in self.org.live(sobject) if _fold(r.get(name)) == folded]
         if (sobject, name) not in index:
