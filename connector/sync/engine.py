@@ -216,6 +216,11 @@ class SyncEngine:
         self.traffic = traffic_of(adapter)
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
         self._unacked: set[tuple[str, str]] = set()
+        self._held_tasks: dict[str, None] | None = None
+        """With a bulk write API, the mirror phase's task keys (in plan order): its tasks
+        wait in the ledger, owed, and leave at its end in full jobs. A bulk call gathers at
+        most `bulk_batch` decided records' writes in memory, and a job's 10,000 tasks are
+        planned over about 50,000 of them (`_create_held_tasks`)."""
         """Contacts of batches whose writes are not acknowledged yet."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
         """Records whose person was decided while their own write was in flight, or waits for
@@ -248,11 +253,12 @@ class SyncEngine:
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
         self._deferred.clear()
+        self._held_tasks = None
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
                 hand_state(self.adapter, self.store, self.instance, read_only=options.dry_run)
-                self._prepare(options, summary)
+                self._prepare(options, summary, now)
                 with fewer_collections():  # both phases: a batch's objects are acyclic too
                     remaining = self._run_batches(options, now, summary)
                     if options.contact_ids is None and not self.stop.is_set():
@@ -295,7 +301,7 @@ class SyncEngine:
         summary.errors.append(redact(reason))
         log.error("run %s: %s", status, redact(reason))
 
-    def _prepare(self, options: RunOptions, summary: RunSummary) -> None:
+    def _prepare(self, options: RunOptions, summary: RunSummary, now: datetime) -> None:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
         self._fingerprints = {}
@@ -327,16 +333,7 @@ class SyncEngine:
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
             log.info("creating %d owed task(s) left by earlier runs", len(owed))
-            report, problems = BatchReport(), _Problems()
-            self._record_task_results(
-                self._send_tasks(owed, report, summary.counts, problems), summary.counts
-            )
-            summary.errors.extend(report.errors)
-            self.store.add_retries(self.instance, problems.retry)
-            fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
-            self.store.add_attention(
-                self.instance, problems.attention, fingerprints, datetime.now(UTC)
-            )
+            self._create_owed(owed, summary, now)
 
     def _finish_writes_in_flight(self, summary: RunSummary) -> None:
         """A dead run's writes that the CRM accepted but applies later land before its open
@@ -595,10 +592,14 @@ class SyncEngine:
                 self.on_batch(report)
 
         self._unacked |= keys
+        tasks = report.tasks
+        if planned and self._held_tasks is not None:  # owed in the ledger: created at the end
+            self._held_tasks.update(dict.fromkeys(task.key for task in tasks))
+            tasks = []
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
-            flight.add(Outgoing(report.updates, report.tasks, then, records=len(batch)))
+            flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
 
     def _reviews(
         self,
@@ -699,6 +700,8 @@ class SyncEngine:
         complete = True
         self._redeciding = True
         self._decided_persons = set()
+        if self.traffic.limits.bulk_from and not options.dry_run:
+            self._held_tasks = {}
         flight = self._flight()
         try:
             for chunk in self.store.mirror.chunks(
@@ -725,6 +728,7 @@ class SyncEngine:
         finally:
             self._redeciding = False
             self._decided_persons = None
+        self._create_held_tasks(summary, now)
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
@@ -1040,6 +1044,37 @@ class SyncEngine:
             flight.abandon()
             raise
         return answered[0]
+
+    def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
+        """Owed tasks created apart from any batch, in calls as full as the adapter takes:
+        what landed is recorded in the ledger and joins its contact in the mirror (an open
+        follow-up its SLA is measured on); a failure is retried or needs attention, as in a
+        batch."""
+        report, problems = BatchReport(), _Problems()
+        landed = self._send_tasks(tasks, report, summary.counts, problems)
+        with self.store.transaction():
+            self._record_task_results(landed, summary.counts)
+            self.store.mirror.record_batch(self.instance, (), landed.created, (), now)
+            self._record_problems([], report, problems, now, summary.counts)
+        summary.errors.extend(report.errors)
+        if self.on_batch:
+            self.on_batch(report)
+
+    def _create_held_tasks(self, summary: RunSummary, now: datetime) -> None:
+        """The mirror phase's tasks, owed in the ledger while it ran (`_held_tasks`), created
+        now in bulk calls of `bulk_batch`. A stopped run leaves them owed: the next run's
+        start creates them."""
+        keys, self._held_tasks = list(self._held_tasks or ()), None
+        if not keys:
+            return
+        if self.stop.is_set():
+            log.info("stop requested: %d planned task(s) stay owed for the next run", len(keys))
+            return
+        size = self.traffic.limits.bulk_batch or len(keys)
+        for start in range(0, len(keys), size):
+            owed = self.store.owed_tasks(self.instance, keys[start : start + size])
+            if owed:
+                self._create_owed(owed, summary, now)
 
     def _tasks_answered(
         self,

@@ -703,6 +703,20 @@ class StateStore:
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 
+    def owed_tasks(self, instance: str, keys: Sequence[str]) -> list[PlannedTask]:
+        """Those of `keys` still owed, from their saved payloads, in the order of `keys`: a
+        key created or sent since it was planned is not handed back."""
+        found: dict[str, PlannedTask] = {}
+        for chunk in _chunks(list(keys)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT key, payload FROM tasks WHERE instance = ? AND status = ?"
+                f" AND key IN ({marks}) AND payload IS NOT NULL",
+                [instance, TASK_OWED, *chunk],
+            )
+            found.update((key, PlannedTask.from_json(json.loads(payload))) for key, payload in rows)
+        return [found[key] for key in keys if key in found]
+
     def count_tasks(self, instance: str, status: str) -> int:
         """How many task keys are in one state (for logs and /metrics: no payloads read)."""
         rows = self._query(

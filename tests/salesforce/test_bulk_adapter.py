@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.salesforce import endpoints
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
 from crm_qualify.adapters.salesforce.reader import Cursor
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync import engine as engine_module
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
 from tests.fake_clock import FakeClock
@@ -34,6 +36,15 @@ def clock(org) -> Iterator[FakeClock]:
     org.page_size = 40
     yield clock
     org.page_size = 2000
+
+
+@pytest.fixture
+def fresh_org() -> Iterator[tuple[SalesforceSimulator, FakeClock]]:
+    """An org no other test has written to: its tasks are all still to plan."""
+    with SalesforceSimulator(records=300, seed=22) as sim:
+        clock = FakeClock()
+        sim.bulk.clock, sim.bulk.delay = (lambda: clock.now), 3.0
+        yield sim, clock
 
 
 def bulk_adapter(org, clock: FakeClock, **options):
@@ -193,3 +204,66 @@ def test_a_full_sync_through_bulk_then_an_idle_rerun_writes_nothing(org, clock, 
     assert jobs(adapter)["POST jobs/ingest"] >= 1
     rerun = engine.run(RunOptions())
     assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0
+
+
+def test_a_full_syncs_tasks_leave_in_one_job_past_the_flights_bound(
+    fresh_org, store, settings, monkeypatch
+):
+    """The flight holds 100 decided records' writes (the bound a bulk call gathers in memory),
+    decided 50 at a time: updates leave in several jobs, but the tasks wait in the ledger,
+    owed, and leave in one job at the end of the phase, none in collections; each lands once,
+    and joins its contact in the mirror."""
+    monkeypatch.setattr(endpoints, "BULK_JOB", 100)
+    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
+    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
+    org, clock = fresh_org
+    adapter = bulk_adapter(org, clock)
+    before = set(org.bulk.jobs)
+    summary = SyncEngine(adapter, settings, store).run(RunOptions(full=True))
+    ingest = [job for i, job in org.bulk.jobs.items() if i not in before and job.kind == "ingest"]
+    task_jobs = [job for job in ingest if job.object == "Task"]
+    created = summary.counts["tasks_created"]
+    assert created >= 50, "the org's people must plan a job's worth of tasks"
+    assert len(task_jobs) == 1 and task_jobs[0].processed == created
+    assert not adapter.usage().requests.get("PATCH composite/sobjects/Task")
+    assert len([job for job in ingest if job.object != "Task"]) > 2
+    ledger = store.all_tasks(settings.crm.instance)
+    assert sum(task.status == "created" for task in ledger) == created
+    assert not store.tasks_in(settings.crm.instance, "owed")
+    mirrored = store.mirror.by_keys(
+        settings.crm.instance, [(task.object_type, task.contact_id) for task in ledger]
+    )
+    keys = {task.key for m in mirrored.values() for task in m.contact.tasks}
+    assert {task.key for task in ledger if task.status == "created"} <= keys
+
+
+def test_held_tasks_of_a_stopped_run_are_created_once_by_the_next(
+    fresh_org, store, settings, monkeypatch
+):
+    """A stop during the mirror phase sends none of its held tasks: they stay owed in the
+    ledger, and the next run's start creates each exactly once."""
+    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
+    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
+    org, clock = fresh_org
+    engine = SyncEngine(bulk_adapter(org, clock), settings, store)
+    chunks = 0
+
+    def stop_after_two_chunks(contacts):
+        nonlocal chunks
+        chunks += engine._redeciding
+        if chunks == 2:
+            engine.stop.set()
+
+    engine.on_read = stop_after_two_chunks
+    stopped = engine.run(RunOptions(full=True))
+    owed = {task.key for task in store.tasks_in(settings.crm.instance, "owed")}
+    assert stopped.status == "interrupted" and stopped.counts["tasks_created"] == 0
+    assert owed and not store.tasks_in(settings.crm.instance, "pending")
+    engine.stop.clear()
+    engine.on_read = None
+    rerun = engine.run(RunOptions())
+    ledger = {task.key: task.status for task in store.all_tasks(settings.crm.instance)}
+    assert all(ledger[key] == "created" for key in owed)
+    in_crm = [task[KEY] for task in org.org.live("Task") if task.get(KEY) in owed]
+    assert sorted(in_crm) == sorted(owed)
+    assert rerun.counts["tasks_created"] >= len(owed)
