@@ -13,7 +13,7 @@ import pytest
 from crm_qualify.connector.contract import AdapterError, TaskResult, WriteResult
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.concurrency import EndpointClass, Limits, Traffic
-from crm_qualify.connector.sync.flight import Flight, Outgoing, Senders, held_weight
+from crm_qualify.connector.sync.flight import Flight, Outgoing, Senders
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.state import StateStore
 
@@ -160,9 +160,9 @@ def batch(
     updates: Sequence[RecordUpdate],
     tasks: Sequence[PlannedTask],
     acked: list,
-    weight: int = 0,
+    records: int = 0,
 ):
-    return Outgoing(updates, tasks, lambda out: acked.append((name, out)), weight=weight)
+    return Outgoing(updates, tasks, lambda out: acked.append((name, out)), records=records)
 
 
 def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
@@ -208,12 +208,12 @@ def test_bulk_holding_ends_when_the_open_batches_hold_more_than_a_bulk_call():
     traffic.auto = True
     flight = flight_for(traffic, landed, pending)
     for name in "abc":
-        flight.add(batch(name, [update(name)], [], acked, weight=30))
+        flight.add(batch(name, [update(name)], [], acked, records=30))
     assert traffic.sent == [] and acked == [], "90 records open: still gathering"
-    flight.add(batch("d", [update("d")], [], acked, weight=30))
+    flight.add(batch("d", [update("d")], [], acked, records=30))
     assert [len(items) for items, _ in traffic.sent] == [4], "bulk_from reached: one call"
     assert [name for name, _ in acked] == list("abcd")
-    flight.add(batch("e", [update("e")], [], acked, weight=30))
+    flight.add(batch("e", [update("e")], [], acked, records=30))
     flight.drain()
     assert [len(items) for items, _ in traffic.sent] == [4, 1]
     assert [name for name, _ in acked] == list("abcde")
@@ -223,9 +223,9 @@ def test_below_bulk_from_only_the_due_batches_items_leave_the_rest_gathers_on():
     traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=50), [], [], []
     traffic.auto = True
     flight = flight_for(traffic, landed, pending)
-    flight.add(batch("a", [], [task("a1"), task("a2"), task("a3")], acked, weight=40))
-    flight.add(batch("b", [], [task("b1"), task("b2"), task("b3")], acked, weight=40))
-    flight.add(batch("c", [], [task("c1")], acked, weight=40))
+    flight.add(batch("a", [], [task("a1"), task("a2"), task("a3")], acked, records=40))
+    flight.add(batch("b", [], [task("b1"), task("b2"), task("b3")], acked, records=40))
+    flight.add(batch("c", [], [task("c1")], acked, records=40))
     sent = [[i.key for i in items] for items, _ in traffic.sent]
     assert sent == [["a1", "a2"], ["a3", "b1"]], "a is due: whole requests that cover it"
     assert [name for name, _ in acked] == ["a"]
@@ -361,18 +361,3 @@ def test_read_ahead_stays_within_its_depth_and_fails_in_order():
         for item in read_ahead(failing()):
             got.append(item)
     assert got == ["a"]
-
-
-def test_records_decided_without_a_write_weigh_a_tenth_while_bulk_writes_gather():
-    """A day later most records decided write nothing: their batches hold keys, not field
-    changes, so a bulk call gathers the writes of ten times as many of them."""
-    assert held_weight(decided=300, written=1, tasks=0) == 1 + 30
-    assert held_weight(decided=200, written=200, tasks=5) == 205
-    traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=3), [], [], []
-    traffic.auto = True
-    flight = flight_for(traffic, landed, pending)
-    for name in "abc":
-        flight.add(batch(name, [update(name)], [], acked, weight=held_weight(300, 1, 0)))
-    assert traffic.sent == [] and acked == [], "900 records decided, 3 written: still gathering"
-    flight.add(batch("d", [update("d")], [], acked, weight=held_weight(300, 1, 0)))
-    assert [len(items) for items, _ in traffic.sent] == [4]

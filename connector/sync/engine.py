@@ -63,14 +63,7 @@ from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
-from crm_qualify.connector.sync.flight import (
-    MAX_OPEN,
-    Answer,
-    Flight,
-    Outgoing,
-    Senders,
-    held_weight,
-)
+from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
 from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
 from crm_qualify.connector.sync.people import People, Person
@@ -226,8 +219,8 @@ class SyncEngine:
         self._held_tasks: dict[str, None] | None = None
         """With a bulk write API, the mirror phase's task keys (in plan order): its tasks
         wait in the ledger, owed, and leave at its end in full jobs. A bulk call gathers at
-        most `bulk_batch` written records' worth in memory, and a job's 10,000 tasks are
-        planned over about 50,000 records (`_create_held_tasks`)."""
+        most `bulk_batch` decided records' writes in memory, and a job's 10,000 tasks are
+        planned over about 50,000 of them (`_create_held_tasks`)."""
         """Contacts of batches whose writes are not acknowledged yet."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
         """Records whose person was decided while their own write was in flight, or waits for
@@ -604,10 +597,9 @@ class SyncEngine:
             self._held_tasks.update(dict.fromkeys(task.key for task in tasks))
             tasks = []
         if not planned:
-            flight.add(Outgoing((), (), then, weight=held_weight(len(batch), 0, 0)))
+            flight.add(Outgoing((), (), then, records=len(batch)))
         else:
-            weight = held_weight(len(batch), len(report.updates), len(tasks))
-            flight.add(Outgoing(report.updates, tasks, then, weight=weight))
+            flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
 
     def _reviews(
         self,

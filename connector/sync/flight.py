@@ -7,11 +7,9 @@ for the next batch at most (then leave, even in a short request), so a run pays 
 short request per kind for every two batches instead of one per batch, and a batch is
 acknowledged, its progress shown and a stop obeyed, one batch later at most. An adapter with
 a bulk write API (`Limits.bulk_batch` / `bulk_from`) has items wait longer: batches stay open
-while their weight is at most `bulk_batch` (what an open batch holds in memory, in written
-records' worth: a record written holds its field changes and their reasons, one decided
-without a write only its key and review moment, about a tenth as much), so a bulk call gathers
-across as many batches as fill it, and the cost in memory is the same whatever the batch size
-or the share of records written. Past that, the
+while the records they decided number at most `bulk_batch` (what an open batch holds in memory
+is per record: its keys, review moments and writes), so a bulk call gathers across as many
+batches as fill it, and the cost in memory is the same whatever the batch size. Past that, the
 oldest batches' items leave: all that waits in one bulk call once `bulk_from` have gathered,
 else only enough requests of the REST size to cover them, the rest gathering on. Each request
 goes to a write worker: requests for different records are independent, so several are in
@@ -20,8 +18,8 @@ flight at once, while the run's thread decides the next batch.
 A batch is acknowledged (its `then` runs, on the run's thread: audit trail, mirror, cursor)
 only once every one of its items has its answer, and only after every earlier batch: a
 cursor therefore never passes a record whose write is not acknowledged. At most `max_open`
-batches wait (with a bulk API, `bulk_batch` records' worth); past that the oldest batches'
-items leave at once and the run waits for their answers.
+batches wait (with a bulk API, `bulk_batch` records); past that the oldest batches' items leave
+at once and the run waits for their answers.
 
 A request that fails as a whole (the adapter raised) stops the sending. Once the requests in
 flight have ended, `landed` records what did come back, for every batch still open, and the
@@ -46,10 +44,6 @@ from crm_qualify.connector.sync.concurrency import Traffic
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", WriteResult, TaskResult)
-UNWRITTEN_PER_WRITTEN = 10
-"""Records decided without a write that weigh, waiting, what one written record does: its key
-and review moment (about 0.14 KB) against its field changes and their reasons (about 1.3 KB
-for a full sync's 12 fields)."""
 MAX_OPEN = 3
 """Batches whose writes may wait for answers (their contacts and decisions stay in memory)."""
 
@@ -70,9 +64,9 @@ class Outgoing:
     updates: Sequence[RecordUpdate]
     tasks: Sequence[PlannedTask]
     then: Callable[[Outgoing], None]
-    weight: int = 0
-    """What the batch keeps in memory while it waits, in written records' worth (0: count
-    its items; the engine's: `held_weight`); with a bulk API it bounds how long writes gather."""
+    records: int = 0
+    """The records the batch decided, which its acknowledgement keeps in memory while it
+    waits (0: count its items); with a bulk API they bound how long writes gather."""
     update_answers: list[Answer[WriteResult] | None] = field(default_factory=list)
     task_answers: list[Answer[TaskResult] | None] = field(default_factory=list)
     unanswered: int = 0
@@ -81,13 +75,7 @@ class Outgoing:
         self.update_answers = [None] * len(self.updates)
         self.task_answers = [None] * len(self.tasks)
         self.unanswered = len(self.updates) + len(self.tasks)
-        self.weight = self.weight or self.unanswered
-
-
-def held_weight(decided: int, written: int, tasks: int) -> int:
-    """A batch's weight (`Outgoing.weight`): its `decided` records, of which `written` have
-    field updates, and the `tasks` it sends."""
-    return written + tasks + -(-(decided - written) // UNWRITTEN_PER_WRITTEN)
+        self.records = self.records or self.unanswered
 
 
 Slot = tuple[Outgoing, int]
@@ -121,7 +109,7 @@ class Flight:
         self.requests = 0
         self._open: deque[Outgoing] = deque()
         self._held = 0
-        """The open batches' weight."""
+        """Records of the open batches."""
         self._updates: list[Slot] = []
         self._tasks: list[Slot] = []
         self._flying: dict[Future[tuple[list[Any], datetime, datetime]], tuple[str, list[Slot]]]
@@ -130,7 +118,7 @@ class Flight:
 
     def add(self, batch: Outgoing) -> None:
         self._open.append(batch)
-        self._held += batch.weight
+        self._held += batch.records
         self._updates += [(batch, i) for i in range(len(batch.updates))]
         self._tasks += [(batch, i) for i in range(len(batch.tasks))]
         self._collect(block=False)  # a failed request stops the sending before more leaves
@@ -165,7 +153,7 @@ class Flight:
     # sending --------------------------------------------------------------------------------
     def _due(self) -> int:
         """How many of the oldest open batches must be answered before the run goes on: those
-        past `max_open`; with a bulk API, those whose weight takes the open batches past
+        past `max_open`; with a bulk API, those whose records take the open batches past
         `bulk_batch` (the newest batch always stays open)."""
         limits = self.traffic.limits
         if not (limits.bulk_from and limits.bulk_batch and self.max_open):
@@ -174,7 +162,7 @@ class Flight:
         for batch in self._open:
             if held <= limits.bulk_batch or due == len(self._open) - 1:
                 break
-            held -= batch.weight
+            held -= batch.records
             due += 1
         return due
 
@@ -246,7 +234,7 @@ class Flight:
         """The oldest open batches that are fully answered, in order."""
         while self._open and self._open[0].unanswered == 0:
             batch = self._open.popleft()
-            self._held -= batch.weight
+            self._held -= batch.records
             batch.then(batch)
 
     def _answer(self, future: Future[tuple[list[Any], datetime, datetime]]) -> None:
