@@ -131,6 +131,9 @@ class SalesforceAdapter:
         )
         self._every_converted: dict[str, dict[str, Any]] | None = None
         """Every converted lead by contact id, while one read lasts (`_converted_leads`)."""
+        self._many_contacts = False
+        """While `read_changed` lasts: its Contact query selects `CONVERTED_SCAN` people or
+        more, so every converted lead is read once for all its batches (`_converted_leads`)."""
         self._trail: dict[str, dict[str, list[str]]] = {}
         """While `read_changed` lasts: by object, master id -> the ids merged into it that the
         people query brought (`_merges`)."""
@@ -201,6 +204,7 @@ class SalesforceAdapter:
         state = Cursor.load(cursor)
         every_row = bool(state.positions)
         self._every_converted = None  # converted leads are read again by each read
+        self._many_contacts = False
         sweep_from = state.sweep_from()
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
@@ -260,6 +264,7 @@ class SalesforceAdapter:
             self._holding = None
             self._trail = {}
             self._every_converted = None  # not held while the run decides and writes
+            self._many_contacts = False
             staging.close()
         state.activity = when(until)
         state.held = holding.cursor_rows(held)
@@ -307,6 +312,8 @@ class SalesforceAdapter:
         first = next(pages)
         total = getattr(first, "total", None)
         bulk = full and self.bulk_reads.worth(total) and len(first) < total
+        if mapping.sobject == "Contact":
+            self._many_contacts = isinstance(total, int) and total >= CONVERTED_SCAN
         if bulk and mapping.sobject == "Lead" and self.accounts.match_leads:
             self._staged_accounts = self.bulk_reads.accounts(staging, self.accounts)
         yield first, True
@@ -516,14 +523,17 @@ class SalesforceAdapter:
         own fields never carry the lead's creation (read once, then not, a converted person's
         oldest record, and with it the person's email and fit, changed after our first
         write). A few: by IN list; many (a first read): every converted lead of the org, read
-        once per `read_changed` (a few pages rather than a query per 400)."""
+        once per `read_changed` (a few pages rather than a query per 400). Many is the read's
+        count, not the batch's: the batch shared with the last Leads, and the last one, hold
+        fewer contacts, and IN lists for them ask what that one reading brings anyway."""
         contacts = [p["Id"] for p in people if isinstance(p.get("Id"), str)]
         if not contacts:
             return {}
         lead, mapping = self.people, self.objects["Lead"]
         fields = [f for f in (mapping.fields.get("stage"), lead.lead_source,
                               *lead.qualification.values()) if f]  # fmt: skip
-        if len(contacts) >= CONVERTED_SCAN:
+        held = self._many_contacts or self._every_converted is not None
+        if held or len(contacts) >= CONVERTED_SCAN:
             if self._every_converted is None:
                 every = converted_leads(fields, every=True)
                 rows = [row for page in self._query("GET query Lead", every) for row in page]

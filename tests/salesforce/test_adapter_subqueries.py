@@ -203,3 +203,34 @@ def test_a_parent_returned_again_on_a_later_page_is_handed_on_once(org):
     until = datetime.now(UTC) + timedelta(seconds=1)
     keys = [r.key for batch in adapter.read_changed(None, until=until) for r in batch.raw]
     assert len(keys) == len(set(keys)) == sum(len(ids) for ids in people(org).values())
+
+
+def test_converted_leads_are_read_once_for_a_read_of_many_contacts(org, monkeypatch):
+    """A read whose Contact query selects `CONVERTED_SCAN` people or more reads every
+    converted lead once, for batches holding fewer contacts too (the one shared with the last
+    Leads, the last one): at 100,000 people such batches cost 3 IN lists of converted leads
+    beside that one reading. The contacts translate as IN lists alone make them."""
+    monkeypatch.setattr(adapter_module, "BATCH", 40)
+    monkeypatch.setattr(adapter_module, "people_touched", lambda *args, **kwargs: {})
+    until = datetime.now(UTC) + timedelta(seconds=1)
+
+    def read(scan_from: int) -> tuple[dict[tuple[str, str], Contact], list[str]]:
+        monkeypatch.setattr(adapter_module, "CONVERTED_SCAN", scan_from)
+        adapter = make_adapter(org)
+        original, asked = adapter._query, []
+
+        def recorded(what, soql, deleted=False):  # noqa: ANN001, ANN202
+            asked.append(soql)
+            return original(what, soql, deleted)
+
+        adapter._query = recorded
+        batches = list(adapter.read_changed(None, until=until))
+        found = {r.key: r.translate() for b in batches for r in b.raw if r.key[0] == "Contact"}
+        return found, [soql for soql in asked if "IsConverted = true" in soql]
+
+    assert any(lead["IsConverted"] for lead in org.org.live("Lead"))
+    by_lists, lists = read(10**6)
+    assert len(by_lists) > 41 and len(lists) > 1
+    scanned, scans = read(41)
+    assert len(scans) == 1 and "ConvertedContactId != null" in scans[0]
+    assert scanned == by_lists
