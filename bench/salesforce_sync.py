@@ -75,7 +75,8 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
      since then, whose rows bring their master the merge trail, C: the people's child rows
      (Tasks, Events, CampaignMembers, and for contacts OpportunityContactRoles), which count
      toward a 2,000-row page like the people
-  R, on a full read of an object holding bulk_threshold (2,000) people or more: Bulk API 2.0
+  R, on a full read of an object holding bulk_threshold (2,000) people or more: its first
+     REST page (the only way to learn its size, so whether Bulk is worth it), then Bulk API 2.0
      query jobs, one for the people, one per child relationship (Task and Event by WhoId,
      CampaignMember by LeadId and by ContactId, OpportunityContactRole) and, when Leads are
      matched to Accounts, one for Accounts and one for open Opportunities; each 2 requests
@@ -213,7 +214,8 @@ def minimum_reads(
     floor += bulk_jobs(sim, bulk, wanted, AccountMapping.from_document(mapping).match_leads)
     resource = "query" if since is None else "queryAll"  # an incremental read: queryAll
     for sobject in CHILDREN:
-        if sobject in bulk:
+        if sobject in bulk:  # the REST page that tells its size
+            floor[f"GET query {sobject}"] += 1
             continue
         ids = wanted.get(sobject, [])
         rows = len(ids) + child_rows(sim, sobject, ids) + merged_away(sim, sobject, since)
