@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from itertools import repeat
+from itertools import islice, repeat
 
 from crm_qualify.connector.contract import (
     Adapter,
@@ -217,10 +217,10 @@ class SyncEngine:
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
         self._unacked: set[tuple[str, str]] = set()
         self._held_tasks: dict[str, None] | None = None
-        """With a bulk write API, the mirror phase's task keys (in plan order): its tasks
-        wait in the ledger, owed, and leave at its end in full jobs. A bulk call gathers at
-        most `bulk_batch` decided records' writes in memory, and a job's 10,000 tasks are
-        planned over about 50,000 of them (`_create_held_tasks`)."""
+        """The mirror phase's task keys not sent yet, in plan order: its tasks wait in the
+        ledger, owed, until they fill a call (`_release_held_tasks`). In the flight they
+        would leave a short request every other batch, or, with a bulk API, a job per
+        `bulk_batch` records decided (about 2,000 tasks, where a job takes 10,000)."""
         """Contacts of batches whose writes are not acknowledged yet."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
         """Records whose person was decided while their own write was in flight, or waits for
@@ -593,13 +593,15 @@ class SyncEngine:
 
         self._unacked |= keys
         tasks = report.tasks
-        if planned and self._held_tasks is not None:  # owed in the ledger: created at the end
+        if planned and self._held_tasks is not None:  # owed in the ledger: leave in full calls
             self._held_tasks.update(dict.fromkeys(task.key for task in tasks))
             tasks = []
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
             flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
+        if self._held_tasks is not None and not self.traffic.limits.bulk_from:
+            self._release_held_tasks(flight, summary, now, rest=False)
 
     def _reviews(
         self,
@@ -700,7 +702,7 @@ class SyncEngine:
         complete = True
         self._redeciding = True
         self._decided_persons = set()
-        if self.traffic.limits.bulk_from and not options.dry_run:
+        if self._task_call() and not options.dry_run:
             self._held_tasks = {}
         flight = self._flight()
         try:
@@ -722,13 +724,14 @@ class SyncEngine:
                     break
             flight.drain()
             self._redecide_deferred(flight, options, now, summary)
+            self._release_held_tasks(flight, summary, now, rest=True)
         except BaseException:
             flight.abandon()
             raise
         finally:
             self._redeciding = False
             self._decided_persons = None
-        self._create_held_tasks(summary, now)
+            self._held_tasks = None
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
@@ -1019,62 +1022,67 @@ class SyncEngine:
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
         return acked, outcomes
 
-    def _send_tasks(
-        self,
-        tasks: list[PlannedTask],
-        report: BatchReport,
-        counts: Counter[str],
-        problems: _Problems,
-    ) -> _Landed:
-        """Create owed tasks, each key marked `pending` just before its request leaves.
-        The caller records the answer (`_record_task_results`): created ones, definite
-        failures (still owed); an unknown outcome stays `pending` for the next run's look-up."""
-        answered: list[_Landed] = []
-
-        def then(out: Outgoing) -> None:
-            answered.append(
-                self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
-            )
-
+    def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
+        """Owed tasks left by earlier runs, created before anything new is planned."""
         flight = self._flight()
         try:
-            flight.add(Outgoing((), tasks, then))
+            self._send_owed(flight, tasks, summary, now)
             flight.drain()
         except BaseException:
             flight.abandon()
             raise
-        return answered[0]
 
-    def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
-        """Owed tasks created apart from any batch, in calls as full as the adapter takes:
-        what landed is recorded in the ledger and joins its contact in the mirror (an open
-        follow-up its SLA is measured on); a failure is retried or needs attention, as in a
-        batch."""
-        report, problems = BatchReport(), _Problems()
-        landed = self._send_tasks(tasks, report, summary.counts, problems)
-        with self.store.transaction():
-            self._record_task_results(landed, summary.counts)
-            self.store.mirror.record_batch(self.instance, (), landed.created, (), now)
-            self._record_problems([], report, problems, now, summary.counts)
-        summary.errors.extend(report.errors)
-        if self.on_batch:
-            self.on_batch(report)
+    def _task_call(self) -> int | None:
+        """The most tasks one call takes: a bulk call's, else a request's (None: the adapter
+        cuts each batch's tasks itself)."""
+        limits = self.traffic.limits
+        return limits.bulk_batch if limits.bulk_from else limits.task_batch
 
-    def _create_held_tasks(self, summary: RunSummary, now: datetime) -> None:
-        """The mirror phase's tasks, owed in the ledger while it ran (`_held_tasks`), created
-        now in bulk calls of `bulk_batch`. A stopped run leaves them owed: the next run's
-        start creates them."""
-        keys, self._held_tasks = list(self._held_tasks or ()), None
-        if not keys:
+    def _release_held_tasks(
+        self, flight: Flight, summary: RunSummary, now: datetime, *, rest: bool
+    ) -> None:
+        """Held tasks that fill a call leave, read back from the ledger (one created or sent
+        meanwhile is not); `rest`: the phase's end, the remainder too, unless the run is
+        stopping (they stay owed: the next run's start creates them). With a bulk API they
+        leave only at the end: 10,000 tasks would take the flight's whole memory bound from
+        the updates gathering beside them."""
+        held, size = self._held_tasks, self._task_call()
+        if held is None or size is None:
             return
-        if self.stop.is_set():
-            log.info("stop requested: %d planned task(s) stay owed for the next run", len(keys))
+        if rest and held and self.stop.is_set():
+            log.info("stop requested: %d planned task(s) stay owed for the next run", len(held))
             return
-        size = self.traffic.limits.bulk_batch or len(keys)
-        for start in range(0, len(keys), size):
-            owed = self.store.owed_tasks(self.instance, keys[start : start + size])
-            if owed:
-                self._create_owed(owed, summary, now)
+        while len(held) >= size or (rest and held):
+            keys = list(islice(held, size))
+            for key in keys:
+                del held[key]
+            if owed := self.store.owed_tasks(self.instance, keys):
+                self._send_owed(flight, owed, summary, now)
+            if rest:  # one bulk call's tasks in memory at a time
+                flight.drain()
+
+    def _send_owed(
+        self, flight: Flight, tasks: list[PlannedTask], summary: RunSummary, now: datetime
+    ) -> None:
+        """Owed tasks handed to the flight apart from any batch, each key marked `pending`
+        just before its request leaves. Once answered: created ones recorded and joined to
+        their contact in the mirror (an open follow-up its SLA is measured on), definite
+        failures still owed and retried or needing attention as in a batch, an unknown
+        outcome left `pending` for the next run's look-up."""
+
+        def then(out: Outgoing) -> None:
+            report, problems = BatchReport(), _Problems()
+            counts = summary.counts
+            landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
+            with self.store.transaction():
+                self._record_task_results(landed, counts)
+                self.store.mirror.record_batch(self.instance, (), landed.created, (), now)
+                self._record_problems([], report, problems, now, counts)
+            summary.errors.extend(report.errors)
+            if self.on_batch:
+                self.on_batch(report)
+
+        flight.add(Outgoing((), tasks, then))
 
     def _tasks_answered(
         self,
