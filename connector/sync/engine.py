@@ -948,11 +948,13 @@ class SyncEngine:
                     log.info("%s: %s kept: %s", contact.label, skip.field, skip.reason)
             planned.update((task.key, task) for task in decision.tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
-        # New keys and keys still owed; a pending key waits for its look-up, never resent.
+        held = self._held_tasks or {}
+        # New keys and keys still owed; a pending key waits for its look-up, never resent; a
+        # held one (a person decided again in this phase) is planned once.
         report.tasks = [
             task
             for key, task in planned.items()
-            if key not in known or known[key].status == TASK_OWED
+            if (key not in known or known[key].status == TASK_OWED) and key not in held
         ]
 
     # writing --------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def clock(org) -> Iterator[FakeClock]:
 @pytest.fixture
 def fresh_org() -> Iterator[tuple[SalesforceSimulator, FakeClock]]:
     """An org no other test has written to: its tasks are all still to plan."""
-    with SalesforceSimulator(records=300, seed=22) as sim:
+    with SalesforceSimulator(records=1000, seed=22) as sim:
         clock = FakeClock()
         sim.bulk.clock, sim.bulk.delay = (lambda: clock.now), 3.0
         yield sim, clock
@@ -209,11 +209,11 @@ def test_a_full_sync_through_bulk_then_an_idle_rerun_writes_nothing(org, clock, 
 def test_a_full_syncs_tasks_leave_in_one_job_past_the_flights_bound(
     fresh_org, store, settings, monkeypatch
 ):
-    """The flight holds 100 decided records' writes (the bound a bulk call gathers in memory),
+    """The flight holds 300 decided records' writes (the bound a bulk call gathers in memory),
     decided 50 at a time: updates leave in several jobs, but the tasks wait in the ledger,
     owed, and leave in one job at the end of the phase, none in collections; each lands once,
     and joins its contact in the mirror."""
-    monkeypatch.setattr(endpoints, "BULK_JOB", 100)
+    monkeypatch.setattr(endpoints, "BULK_JOB", 300)
     monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
     monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
     org, clock = fresh_org
@@ -267,3 +267,15 @@ def test_held_tasks_of_a_stopped_run_are_created_once_by_the_next(
     in_crm = [task[KEY] for task in org.org.live("Task") if task.get(KEY) in owed]
     assert sorted(in_crm) == sorted(owed)
     assert rerun.counts["tasks_created"] >= len(owed)
+
+
+def test_a_person_decided_again_plans_its_held_task_once(fresh_org, store, settings, monkeypatch):
+    """Records decided while their own write was in flight are decided again at the end of
+    the phase (`_redecide_deferred`), while the phase's tasks are still held: their keys are
+    not planned a second time, so the run's counts match what it created."""
+    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
+    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
+    org, clock = fresh_org
+    summary = SyncEngine(bulk_adapter(org, clock), settings, store).run(RunOptions(full=True))
+    assert summary.counts["redecided"] > 1, "some persons are decided again"
+    assert summary.counts["tasks_planned"] == summary.counts["tasks_created"] > 0
