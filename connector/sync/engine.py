@@ -216,12 +216,12 @@ class SyncEngine:
         self.traffic = traffic_of(adapter)
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
         self._unacked: set[tuple[str, str]] = set()
+        """Contacts of batches whose writes are not acknowledged yet."""
         self._held_tasks: dict[str, None] | None = None
         """The mirror phase's task keys not sent yet, in plan order: its tasks wait in the
         ledger, owed, until they fill a call (`_release_held_tasks`). In the flight they
         would leave a short request every other batch, or, with a bulk API, a job per
         `bulk_batch` records decided (about 2,000 tasks, where a job takes 10,000)."""
-        """Contacts of batches whose writes are not acknowledged yet."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
         """Records whose person was decided while their own write was in flight, or waits for
         its survivor's (with their hot episode start): decided again once it has landed, at
