@@ -31,7 +31,7 @@ from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on, epoch_ms
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator.values import parse_ms
 from crm_qualify.connector.contract import ContactBatch
-from crm_qualify.connector.ops.allocator import limit_malloc_arenas
+from crm_qualify.connector.ops.allocator import tune_malloc
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
@@ -315,7 +315,7 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
 
 
 def main() -> None:
-    limit_malloc_arenas()  # the connector runs here: as `crm-qualify` does first
+    tune_malloc()  # the connector runs here: as `crm-qualify` does first
     args = bench_arguments(__doc__.splitlines()[0], "contacts")
     print(FORMULA)
     rows: list[Row] = []

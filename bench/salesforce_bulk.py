@@ -120,9 +120,9 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        from crm_qualify.connector.ops.allocator import limit_malloc_arenas
+        from crm_qualify.connector.ops.allocator import tune_malloc
 
-        limit_malloc_arenas()  # as `crm-qualify` does first
+        tune_malloc()  # as `crm-qualify` does first
         path, options, records = args.child
         threshold = 0 if path == "rest" else 2000
         print(json.dumps(sync(json.loads(options), threshold, int(records))))

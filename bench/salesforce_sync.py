@@ -29,7 +29,7 @@ from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.adapters.salesforce.soql import converted_leads, in_chunks
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping
-from crm_qualify.connector.ops.allocator import limit_malloc_arenas
+from crm_qualify.connector.ops.allocator import tune_malloc
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
@@ -358,7 +358,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
 
 
 def main() -> None:
-    limit_malloc_arenas()  # the connector runs here: as `crm-qualify` does first
+    tune_malloc()  # the connector runs here: as `crm-qualify` does first
     args = bench_arguments(__doc__.splitlines()[0], "records")
     print(FORMULA)
     rows: list[Row] = []

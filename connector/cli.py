@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from crm_qualify.connector.commands import COMMAND_MODULES
-from crm_qualify.connector.ops.allocator import limit_malloc_arenas
+from crm_qualify.connector.ops.allocator import tune_malloc
 from crm_qualify.connector.ops.logs import configure_logging, redact
 from crm_qualify.connector.sync.state import StateStoreError
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging("WARNING", "text")
-    limit_malloc_arenas()  # before any thread starts: see ops/allocator.py
+    tune_malloc()  # before any thread starts: see ops/allocator.py
     try:
         return int(args.handler(args) or 0)
     except SystemExit as exc:  # a handler's "stop here" (configuration errors): keep the code

@@ -1,4 +1,5 @@
-"""The malloc arena cap the CLI sets before any thread starts (`ops/allocator.py`)."""
+"""The malloc settings the CLI makes before any thread starts (`ops/allocator.py`): the arena
+cap and the fixed mmap threshold."""
 
 from __future__ import annotations
 
@@ -40,3 +41,39 @@ def test_the_cap_keeps_threads_to_two_arenas():
 def test_an_arena_limit_in_the_environment_wins():
     capped, arenas = arenas_after_threads({"PATH": "/usr/bin:/bin", "MALLOC_ARENA_MAX": "3"})
     assert capped == "False" and arenas == 3
+
+
+FREED = """
+import os, sys
+from crm_qualify.connector.ops.allocator import fix_mmap_threshold
+print(fix_mmap_threshold() if sys.argv[1] == "fix" else "-")
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+block = b"x" * (8 << 20)
+del block  # glibc's own rule would now serve the next 8 MB from the heap, and keep it
+block = b"x" * (8 << 20)
+before = resident()
+del block
+print((before - resident()) >> 20)
+"""
+
+
+def mb_returned_on_free(fix: bool, env: dict[str, str]) -> tuple[str, int]:
+    """Whether the threshold was fixed, and how many MB a second 8 MB block gives back to the
+    system when it is freed."""
+    done = subprocess.run(
+        [sys.executable, "-c", FREED, "fix" if fix else "leave"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    fixed, returned = done.stdout.split()
+    return fixed, int(returned)
+
+
+def test_a_fixed_mmap_threshold_gives_a_freed_large_block_back():
+    assert mb_returned_on_free(True, {"PATH": "/usr/bin:/bin"}) == ("True", 8)
+    assert mb_returned_on_free(False, {"PATH": "/usr/bin:/bin"}) == ("-", 0)
+
+
+def test_an_mmap_threshold_in_the_environment_wins():
+    env = {"PATH": "/usr/bin:/bin", "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
+    assert mb_returned_on_free(True, env) == ("False", 0)
