@@ -600,8 +600,7 @@ class SyncEngine:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
             flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
-        if self._held_tasks is not None and not self.traffic.limits.bulk_from:
-            self._release_held_tasks(flight, summary, now, rest=False)
+        self._release_held_tasks(flight, summary, now, rest=False)
 
     def _reviews(
         self,
@@ -1049,7 +1048,7 @@ class SyncEngine:
         leave only at the end: 10,000 tasks would take the flight's whole memory bound from
         the updates gathering beside them."""
         held, size = self._held_tasks, self._task_call()
-        if held is None or size is None:
+        if held is None or size is None or (self.traffic.limits.bulk_from and not rest):
             return
         if rest and held and self.stop.is_set():
             log.info("stop requested: %d planned task(s) stay owed for the next run", len(held))
