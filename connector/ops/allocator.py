@@ -24,7 +24,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from collections.abc import Callable
 
 ARENAS = 2
 M_ARENA_MAX = -8
@@ -38,23 +37,13 @@ log = logging.getLogger(__name__)
 
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """Cap glibc's arenas for the threads created from now on; whether it took effect."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    mallopt = _mallopt()
-    done = bool(mallopt and mallopt(M_ARENA_MAX, arenas))
-    log.debug("malloc arenas capped at %d: %s", arenas, done)
-    return done
+    return _mallopt_unless_set(M_ARENA_MAX, arenas, "MALLOC_ARENA_MAX")
 
 
 def fix_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     """Map blocks from `size` bytes on their own, whatever was freed before; whether it took
     effect."""
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return False
-    mallopt = _mallopt()
-    done = bool(mallopt and mallopt(M_MMAP_THRESHOLD, size))
-    log.debug("malloc mmap threshold fixed at %d bytes: %s", size, done)
-    return done
+    return _mallopt_unless_set(M_MMAP_THRESHOLD, size, "MALLOC_MMAP_THRESHOLD_")
 
 
 def tune_malloc() -> None:
@@ -63,10 +52,16 @@ def tune_malloc() -> None:
     fix_mmap_threshold()
 
 
-def _mallopt() -> Callable[[int, int], int] | None:
-    """glibc's `mallopt` from the C library the interpreter already uses; None elsewhere
-    (macOS, Windows: nothing to tune)."""
+def _mallopt_unless_set(parameter: int, value: int, variable: str) -> bool:
+    """glibc's `mallopt(parameter, value)`, unless `variable` in the environment sets it
+    already (it wins); whether it took effect. Elsewhere than glibc (macOS, Windows) there is
+    no `mallopt` and nothing to tune."""
+    if os.environ.get(variable):
+        return False
     try:
-        return ctypes.CDLL(None).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter already uses
     except (OSError, AttributeError):
-        return None
+        return False
+    done = bool(mallopt(parameter, value))
+    log.debug("mallopt(%d, %d) for %s: %s", parameter, value, variable, done)
+    return done
