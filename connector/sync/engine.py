@@ -1073,12 +1073,7 @@ class SyncEngine:
 
         def then(out: Outgoing) -> None:
             report, problems = BatchReport(), _Problems()
-            counts = summary.counts
-            landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
-            with self.store.transaction():
-                self._record_task_results(landed, counts)
-                self.store.mirror.record_batch(self.instance, (), landed.created, (), now)
-                self._record_problems([], report, problems, now, counts)
+            self._acknowledge(out, [], [], now, summary, report, problems)  # a batch's, no updates
             summary.errors.extend(report.errors)
             if self.on_batch:
                 self.on_batch(report)
