@@ -509,9 +509,6 @@ class SyncEngine:
                 if remaining is not None:
                     contacts = contacts[:remaining]
                     remaining -= len(contacts)
-                if again := self._unacked.intersection(map(_key, contacts)):
-                    flight.drain()  # a record read again: its earlier write lands first
-                    self._owned_as_written(contacts, again)
                 report.read = len(contacts)
                 summary.counts["read"] += len(contacts)
                 summary.counts["read_errors"] += len(report.errors)
@@ -542,17 +539,6 @@ class SyncEngine:
             return options.limit  # what a full read took in is decided in phase two
         return remaining
 
-    def _owned_as_written(self, contacts: list[Contact], keys: set[tuple[str, str]]) -> None:
-        """Records read (ahead) while our write to them was in flight: their owned values are
-        the ones our acknowledged write set, not the ones read before it landed, or the diff
-        would take the CRM for unchanged and leave the earlier write's values in place."""
-        mirrored = self.store.mirror.by_keys(self.instance, sorted(keys))
-        for contact in contacts:
-            held = mirrored.get(_key(contact))
-            if held is not None:
-                contact.owned.update(held.contact.owned)
-                contact.stage = held.contact.stage or contact.stage
-
     def _dispatch(
         self,
         flight: Flight,
@@ -571,6 +557,7 @@ class SyncEngine:
         if self.on_read:
             self.on_read(contacts)
         deferred_before = set(self._deferred)
+        contacts = self._without_busy(contacts)
         pairs = self._plan_batch(contacts, now, options, summary, report, problems)
         batch = [_key(contact) for contact in contacts]
         keys = set(batch)  # and the persons' records decided with them
@@ -601,6 +588,24 @@ class SyncEngine:
         else:
             flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
         self._release_held_tasks(flight, summary, now, rest=False)
+
+    def _without_busy(self, contacts: list[Contact]) -> list[Contact]:
+        """The contacts but those read again while our earlier write to them flies (a person's
+        record read earlier in the run decided them with it). What was read of their owned
+        fields predates that write, so they are decided again from the mirror once it has
+        landed (`_decide_waiting`), as a busy member of a person is: the facts just read
+        are mirrored already, and the writes in flight need not be drained for them (a drain
+        sends what gathers for a bulk call in short requests)."""
+        if not self._unacked:
+            return contacts
+        kept = []
+        for contact in contacts:
+            key = _key(contact)
+            if key in self._unacked:
+                self._deferred[key] = self._episodes.get(key)
+            else:
+                kept.append(contact)
+        return kept
 
     def _reviews(
         self,
@@ -705,6 +710,7 @@ class SyncEngine:
             self._held_tasks = {}
         flight = self._flight()
         try:
+            self._decide_waiting(flight, options, now, summary)  # the read phase's: landed
             for chunk in self.store.mirror.chunks(
                 self.instance,
                 read_before=read_before,
@@ -737,21 +743,32 @@ class SyncEngine:
     def _redecide_deferred(
         self, flight: Flight, options: RunOptions, now: datetime, summary: RunSummary
     ) -> None:
-        """The records of a person that waited for their own write while the person was
-        decided (`_members`), decided again now that it has landed: a record read early in a
-        run takes what its duplicates read later made of the person. A few passes at most: a
-        pass of more than one chunk can defer again; what is left stays due for the next run."""
+        """What waited for writes of the mirror phase's own, once they have landed. A few
+        passes at most: a pass of more than one chunk can defer again; what is left stays due
+        for the next run."""
         for _ in range(DEFERRED_PASSES):
-            keys = sorted(set(self._deferred) - set(self._open_intents))
-            self._deferred.clear()
             self._decided_persons = set()  # a new pass: the waiting persons are decided now
-            if not keys or self.stop.is_set():
+            if not self._deferred:
                 return
-            mirrored = list(self.store.mirror.by_keys(self.instance, keys).values())
-            for start in range(0, len(mirrored), MIRROR_CHUNK):
-                chunk = mirrored[start : start + MIRROR_CHUNK]
-                self._redecide_chunk(flight, chunk, options, now, summary)
+            self._decide_waiting(flight, options, now, summary)
             flight.drain()
+
+    def _decide_waiting(
+        self, flight: Flight, options: RunOptions, now: datetime, summary: RunSummary
+    ) -> None:
+        """The records that waited for their own write while their person was decided
+        (`_members`) or while they were read again (`_without_busy`), decided again from the
+        mirror once it has landed: a record read early in a run takes what its duplicates read
+        later made of the person. Those of the read phase go first in the mirror phase's own
+        flight, so their writes gather with its writes."""
+        keys = sorted(set(self._deferred) - set(self._open_intents))
+        self._deferred.clear()
+        if not keys or self.stop.is_set():
+            return
+        mirrored = list(self.store.mirror.by_keys(self.instance, keys).values())
+        for start in range(0, len(mirrored), MIRROR_CHUNK):
+            chunk = mirrored[start : start + MIRROR_CHUNK]
+            self._redecide_chunk(flight, chunk, options, now, summary)
 
     def _redecide_chunk(
         self,
