@@ -222,6 +222,12 @@ class SyncEngine:
         ledger, owed, until they fill a call (`_release_held_tasks`). In the flight they
         would leave a short request every other batch, or, with a bulk API, a job per
         `bulk_batch` records decided (about 2,000 tasks, where a job takes 10,000)."""
+        self._held_updates: dict[tuple[str, str], None] | None = None
+        """With a bulk API, the mirror phase's records whose updates are not sent yet: their
+        intents wait in the audit trail until one object's fill a bulk call
+        (`_release_held_updates`). In the flight, a bulk call held the updates of `bulk_batch`
+        records decided, split per object: 12 update jobs where 10 would do, and a
+        collection per call for the few Leads, at 100,000 people 30 days later."""
         self._deferred: dict[tuple[str, str], datetime | None] = {}
         """Records whose person was decided while their own write was in flight, or waits for
         its survivor's (with their hot episode start): decided again once it has landed, at
@@ -583,10 +589,15 @@ class SyncEngine:
         if planned and self._held_tasks is not None:  # owed in the ledger: leave in full calls
             self._held_tasks.update(dict.fromkeys(task.key for task in tasks))
             tasks = []
+        if planned and self._held_updates is not None:  # intended in the audit trail: the same
+            # (the batch's `then` records review moments; the updates are acknowledged apart)
+            self._held_updates.update(dict.fromkeys(map(_update_key, report.updates)))
+            report.updates = []
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
             flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
+        self._release_held_updates(flight, summary, now, rest=False)
         self._release_held_tasks(flight, summary, now, rest=False)
 
     def _without_busy(self, contacts: list[Contact]) -> list[Contact]:
@@ -708,6 +719,8 @@ class SyncEngine:
         self._decided_persons = set()
         if self._task_call() and not options.dry_run:
             self._held_tasks = {}
+        if self.traffic.limits.bulk_from and not options.dry_run:
+            self._held_updates = {}
         flight = self._flight()
         try:
             self._decide_waiting(flight, options, now, summary)  # the read phase's: landed
@@ -728,6 +741,8 @@ class SyncEngine:
                     complete = False
                     break
             flight.drain()
+            self._release_held_updates(flight, summary, now, rest=True)
+            self._held_updates = None  # later passes write what they decide, in the flight
             self._redecide_deferred(flight, options, now, summary)
             self._release_held_tasks(flight, summary, now, rest=True)
         except BaseException:
@@ -737,6 +752,7 @@ class SyncEngine:
             self._redeciding = False
             self._decided_persons = None
             self._held_tasks = None
+            self._held_updates = None
         if everyone and complete and not options.dry_run:
             self.store.set_meta(self.instance, DECIDED_WITH_KEY, decided_with)
 
@@ -912,7 +928,8 @@ class SyncEngine:
     def _members(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:
         """A person's other records, as mirrored; one with writes in flight or open intents
         lends its facts but is written by a later run."""
-        busy = self._unacked | set(self._open_intents)
+        writing = self._unacked | (self._held_updates or {}).keys()
+        busy = writing | set(self._open_intents)
         members = {
             key: Member(mirrored.contact, mirrored.hot_since, key not in busy)
             for key, mirrored in self.store.mirror.by_keys(self.instance, keys).items()
@@ -924,7 +941,7 @@ class SyncEngine:
         self._deferred.update(
             (key, member.hot_since)
             for key, member in members.items()
-            if not member.writable and key in self._unacked
+            if not member.writable and key in writing
         )
         return members
 
@@ -1044,7 +1061,7 @@ class SyncEngine:
         """Owed tasks left by earlier runs, created before anything new is planned."""
         flight = self._flight()
         try:
-            self._send_owed(flight, tasks, summary, now)
+            self._send_apart(flight, [], tasks, summary, now)
             flight.drain()
         except BaseException:
             flight.abandon()
@@ -1075,27 +1092,72 @@ class SyncEngine:
             for key in keys:
                 del held[key]
             if owed := self.store.owed_tasks(self.instance, keys):
-                self._send_owed(flight, owed, summary, now)
+                self._send_apart(flight, [], owed, summary, now)
             if rest:  # one bulk call's tasks in memory at a time
                 flight.drain()
 
-    def _send_owed(
-        self, flight: Flight, tasks: list[PlannedTask], summary: RunSummary, now: datetime
+    def _release_held_updates(
+        self, flight: Flight, summary: RunSummary, now: datetime, *, rest: bool
     ) -> None:
-        """Owed tasks handed to the flight apart from any batch, each key marked `pending`
-        just before its request leaves. Once answered: created ones recorded and joined to
-        their contact in the mirror (an open follow-up its SLA is measured on), definite
-        failures still owed and retried or needing attention as in a batch, an unknown
-        outcome left `pending` for the next run's look-up."""
+        """Held updates leave once one object's fill a bulk call, read back from the audit
+        trail; the flight's bound keeps one call in memory while the phase goes on. `rest`:
+        the phase's end, the remainders too, several objects' in one call where they fit
+        (alone, a remainder under `bulk_threshold` would go in collections where a job takes
+        fewer requests), one call at a time; unless the run is stopping: they stay intended,
+        and the next run reads their records again to settle them, as after a crash."""
+        held, size = self._held_updates, self.traffic.limits.bulk_batch
+        if not held or not size:
+            return
+        if rest and self.stop.is_set():
+            log.info("stop requested: %d record(s)' updates stay intended", len(held))
+            return
+        by_object: dict[str, list[tuple[str, str]]] = {}
+        for key in held:
+            by_object.setdefault(key[0], []).append(key)
+        calls, remainders = [], []
+        for keys in by_object.values():
+            whole = len(keys) - len(keys) % size
+            calls += [keys[start : start + size] for start in range(0, whole, size)]
+            remainders.append(keys[whole:])
+        if rest:
+            packed: list[tuple[str, str]] = []
+            for keys in sorted(remainders, key=len, reverse=True):
+                if packed and len(packed) + len(keys) > size:
+                    calls.append(packed)
+                    packed = []
+                packed += keys
+            calls += [packed] if packed else []
+        for call in calls:
+            for key in call:
+                del held[key]
+            updates = self.store.intended_updates(self._run_id, self.instance, call)
+            self._send_apart(flight, updates, [], summary, now)
+            if rest:
+                flight.drain()
+
+    def _send_apart(
+        self,
+        flight: Flight,
+        updates: list[RecordUpdate],
+        tasks: list[PlannedTask],
+        summary: RunSummary,
+        now: datetime,
+    ) -> None:
+        """Updates intended and tasks owed, handed to the flight apart from any batch, each
+        task key marked `pending` just before its request leaves. Once answered, as a
+        batch's: acknowledged values on the mirror and in the audit trail, failures retried
+        or needing attention, created tasks recorded and joined to their contact in the
+        mirror (an open follow-up its SLA is measured on), definite task failures still
+        owed, an unknown outcome left `pending` for the next run's look-up."""
 
         def then(out: Outgoing) -> None:
-            report, problems = BatchReport(), _Problems()
-            self._acknowledge(out, [], [], now, summary, report, problems)  # a batch's, no updates
+            report, problems = BatchReport(updates=list(out.updates)), _Problems()
+            self._acknowledge(out, [], [], now, summary, report, problems)
             summary.errors.extend(report.errors)
             if self.on_batch:
                 self.on_batch(report)
 
-        flight.add(Outgoing((), tasks, then))
+        flight.add(Outgoing(updates, tasks, then))
 
     def _tasks_answered(
         self,
@@ -1157,6 +1219,10 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
+
+
+def _update_key(update: RecordUpdate) -> tuple[str, str]:
+    return (update.object_type, update.contact_id)
 
 
 def _chunk_sizes() -> Iterator[int]:

@@ -26,7 +26,7 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any
 
-from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.mirror import REMEMBER_WRITTEN, Mirror, by_type, written_patch
 from crm_qualify.connector.sync.people import SCHEMA as PEOPLE_SCHEMA
 
@@ -501,6 +501,33 @@ class StateStore:
             write = AuditWrite(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6])
             found.setdefault((r[1], r[2]), []).append(write)
         return found
+
+    def intended_updates(
+        self, run_id: str, instance: str, keys: Sequence[tuple[str, str]]
+    ) -> list[RecordUpdate]:
+        """The updates `run_id` intended for these records and has not sent yet, rebuilt from
+        the audit trail (fields in the order they were planned), in the order of `keys`.
+        Through the open intents' partial index: `+run_id` keeps SQLite off the run's index,
+        which would walk every field this run wrote (a million in a full sync) per query."""
+        changes: dict[tuple[str, str], list[FieldUpdate]] = {}
+        names: dict[str, str] = {}  # one string per field name, not one per row
+        for object_type, ids in by_type(keys).items():
+            for chunk in _chunks(ids):
+                rows = self._query(
+                    "SELECT contact_id, field, old, new FROM field_writes WHERE instance = ?"
+                    f" AND object_type = ? AND contact_id IN ({','.join('?' * len(chunk))})"
+                    " AND +run_id = ? AND status = 'intended' ORDER BY seq",
+                    [instance, object_type, *chunk, run_id],
+                )
+                for contact_id, field, old, new in rows:
+                    name = names.setdefault(field, field)
+                    change = FieldUpdate(field=name, old=json.loads(old), new=json.loads(new))
+                    changes.setdefault((object_type, contact_id), []).append(change)
+        return [
+            RecordUpdate(contact_id=key[1], object_type=key[0], changes=changes[key])
+            for key in keys
+            if key in changes
+        ]
 
     def settle_intent_fields(
         self, instance: str, outcomes: Sequence[tuple[AuditWrite, bool]]

@@ -279,3 +279,76 @@ def test_a_person_decided_again_plans_its_held_task_once(fresh_org, store, setti
     summary = SyncEngine(bulk_adapter(org, clock), settings, store).run(RunOptions(full=True))
     assert summary.counts["redecided"] > 1, "some persons are decided again"
     assert summary.counts["tasks_planned"] == summary.counts["tasks_created"] > 0
+
+
+def _update_jobs(org, before: set[str]) -> dict[str, list[int]]:
+    """Records processed by each ingest job of Leads and Contacts since `before`."""
+    found: dict[str, list[int]] = {}
+    for job_id, job in org.bulk.jobs.items():
+        if job_id not in before and job.kind == "ingest" and job.object != "Task":
+            found.setdefault(job.object, []).append(job.processed)
+    return found
+
+
+def test_the_mirror_phases_updates_leave_in_full_jobs_of_one_object(
+    fresh_org, store, settings, monkeypatch
+):
+    """The mirror phase holds its updates as intents in the audit trail until one object's
+    fill a bulk call (300 here), then reads them back: each object's updates take as few jobs
+    as its count allows, where calls of 300 decided records split per object took more. Each
+    lands once, none stays intended, and an idle rerun writes nothing."""
+    monkeypatch.setattr(endpoints, "BULK_JOB", 300)
+    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
+    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
+    org, clock = fresh_org
+    adapter = bulk_adapter(org, clock)
+    before = set(org.bulk.jobs)
+    engine = SyncEngine(adapter, settings, store)
+    summary = engine.run(RunOptions(full=True))
+    assert summary.status == "ok" and not summary.counts["write_errors"]
+    by_object = _update_jobs(org, before)
+    assert set(by_object) == {"Lead", "Contact"}
+    for sobject, sizes in by_object.items():
+        assert len(sizes) == -(-sum(sizes) // 300), f"{sobject} jobs {sizes}"
+    assert sum(map(sum, by_object.values())) == summary.counts["records_written"]
+    assert not adapter.usage().requests.get("PATCH composite/sobjects")
+    assert not store.open_intents(settings.crm.instance)
+    rerun = engine.run(RunOptions())
+    assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0
+
+
+def test_held_updates_of_a_stopped_run_are_settled_by_the_next(
+    fresh_org, store, settings, monkeypatch
+):
+    """A stop during the mirror phase sends none of its held updates: they stay intended,
+    and the next run reads those records again, settles the intents and writes what the
+    rules say, once; the run after it writes nothing."""
+    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
+    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
+    org, clock = fresh_org
+    engine = SyncEngine(bulk_adapter(org, clock), settings, store)
+    chunks = 0
+
+    def stop_after_two_chunks(contacts):
+        nonlocal chunks
+        chunks += engine._redeciding
+        if chunks == 2:
+            engine.stop.set()
+
+    engine.on_read = stop_after_two_chunks
+    stopped = engine.run(RunOptions(full=True))
+    intended = store.open_intents(settings.crm.instance)
+    assert stopped.status == "interrupted" and stopped.counts["records_written"] == 0
+    assert len(intended) >= 50
+    engine.stop.clear()
+    engine.on_read = None
+    rerun = engine.run(RunOptions())
+    assert rerun.status == "ok" and not store.open_intents(settings.crm.instance)
+    assert rerun.counts["records_written"] >= len(intended)
+    for (sobject, record_id), mirrored in store.mirror.by_keys(
+        settings.crm.instance, sorted(intended)
+    ).items():
+        row = org.org.records[sobject][record_id]
+        assert mirrored.contact.owned.get("score") == row.get("CRMQ_Score__c")
+    idle = engine.run(RunOptions())
+    assert idle.counts["records_written"] == 0 and idle.counts["tasks_created"] == 0
