@@ -206,27 +206,46 @@ def test_a_full_sync_through_bulk_then_an_idle_rerun_writes_nothing(org, clock, 
     assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0
 
 
-def test_a_full_syncs_tasks_leave_in_one_job_past_the_flights_bound(
+def _update_jobs(org, before: set[str]) -> dict[str, list[int]]:
+    """Records processed by each ingest job of Leads and Contacts since `before`."""
+    found: dict[str, list[int]] = {}
+    for job_id, job in org.bulk.jobs.items():
+        if job_id not in before and job.kind == "ingest" and job.object != "Task":
+            found.setdefault(job.object, []).append(job.processed)
+    return found
+
+
+def test_a_full_syncs_writes_leave_in_full_jobs_past_the_flights_bound(
     fresh_org, store, settings, monkeypatch
 ):
-    """The flight holds 300 decided records' writes (the bound a bulk call gathers in memory),
-    decided 50 at a time: updates leave in several jobs, but the tasks wait in the ledger,
-    owed, and leave in one job at the end of the phase, none in collections; each lands once,
-    and joins its contact in the mirror."""
+    """A bulk call takes 300 records here (the bound a call gathers in memory), decided 50 at
+    a time. The mirror phase's tasks wait in the ledger, owed, and leave in one job at the end
+    of the phase, none in collections; each lands once, and joins its contact in the mirror.
+    Its updates wait as intents in the audit trail until one object's fill a call: each
+    object's take as few jobs as its count allows (calls of 300 records decided, split per
+    object, took more), none stays intended, and an idle rerun writes nothing."""
     monkeypatch.setattr(endpoints, "BULK_JOB", 300)
     monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
     monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
     org, clock = fresh_org
     adapter = bulk_adapter(org, clock)
     before = set(org.bulk.jobs)
-    summary = SyncEngine(adapter, settings, store).run(RunOptions(full=True))
+    engine = SyncEngine(adapter, settings, store)
+    summary = engine.run(RunOptions(full=True))
+    assert summary.status == "ok" and not summary.counts["write_errors"]
     ingest = [job for i, job in org.bulk.jobs.items() if i not in before and job.kind == "ingest"]
     task_jobs = [job for job in ingest if job.object == "Task"]
     created = summary.counts["tasks_created"]
     assert created >= 50, "the org's people must plan a job's worth of tasks"
     assert len(task_jobs) == 1 and task_jobs[0].processed == created
     assert not adapter.usage().requests.get("PATCH composite/sobjects/Task")
-    assert len([job for job in ingest if job.object != "Task"]) > 2
+    by_object = _update_jobs(org, before)
+    assert set(by_object) == {"Lead", "Contact"}
+    for sobject, sizes in by_object.items():
+        assert len(sizes) == -(-sum(sizes) // 300), f"{sobject} jobs {sizes}"
+    assert sum(map(sum, by_object.values())) == summary.counts["records_written"]
+    assert not adapter.usage().requests.get("PATCH composite/sobjects")
+    assert not store.open_intents(settings.crm.instance)
     ledger = store.all_tasks(settings.crm.instance)
     assert sum(task.status == "created" for task in ledger) == created
     assert not store.tasks_in(settings.crm.instance, "owed")
@@ -235,13 +254,12 @@ def test_a_full_syncs_tasks_leave_in_one_job_past_the_flights_bound(
     )
     keys = {task.key for m in mirrored.values() for task in m.contact.tasks}
     assert {task.key for task in ledger if task.status == "created"} <= keys
+    rerun = engine.run(RunOptions())
+    assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0
 
 
-def test_held_tasks_of_a_stopped_run_are_created_once_by_the_next(
-    fresh_org, store, settings, monkeypatch
-):
-    """A stop during the mirror phase sends none of its held tasks: they stay owed in the
-    ledger, and the next run's start creates each exactly once."""
+def _engine_stopping_in_the_mirror_phase(fresh_org, store, settings, monkeypatch) -> SyncEngine:
+    """An engine over the fresh org whose first run stops after two mirror chunks of 50."""
     monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
     monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
     org, clock = fresh_org
@@ -255,6 +273,16 @@ def test_held_tasks_of_a_stopped_run_are_created_once_by_the_next(
             engine.stop.set()
 
     engine.on_read = stop_after_two_chunks
+    return engine
+
+
+def test_held_tasks_of_a_stopped_run_are_created_once_by_the_next(
+    fresh_org, store, settings, monkeypatch
+):
+    """A stop during the mirror phase sends none of its held tasks: they stay owed in the
+    ledger, and the next run's start creates each exactly once."""
+    org = fresh_org[0]
+    engine = _engine_stopping_in_the_mirror_phase(fresh_org, store, settings, monkeypatch)
     stopped = engine.run(RunOptions(full=True))
     owed = {task.key for task in store.tasks_in(settings.crm.instance, "owed")}
     assert stopped.status == "interrupted" and stopped.counts["tasks_created"] == 0
@@ -281,61 +309,14 @@ def test_a_person_decided_again_plans_its_held_task_once(fresh_org, store, setti
     assert summary.counts["tasks_planned"] == summary.counts["tasks_created"] > 0
 
 
-def _update_jobs(org, before: set[str]) -> dict[str, list[int]]:
-    """Records processed by each ingest job of Leads and Contacts since `before`."""
-    found: dict[str, list[int]] = {}
-    for job_id, job in org.bulk.jobs.items():
-        if job_id not in before and job.kind == "ingest" and job.object != "Task":
-            found.setdefault(job.object, []).append(job.processed)
-    return found
-
-
-def test_the_mirror_phases_updates_leave_in_full_jobs_of_one_object(
-    fresh_org, store, settings, monkeypatch
-):
-    """The mirror phase holds its updates as intents in the audit trail until one object's
-    fill a bulk call (300 here), then reads them back: each object's updates take as few jobs
-    as its count allows, where calls of 300 decided records split per object took more. Each
-    lands once, none stays intended, and an idle rerun writes nothing."""
-    monkeypatch.setattr(endpoints, "BULK_JOB", 300)
-    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
-    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
-    org, clock = fresh_org
-    adapter = bulk_adapter(org, clock)
-    before = set(org.bulk.jobs)
-    engine = SyncEngine(adapter, settings, store)
-    summary = engine.run(RunOptions(full=True))
-    assert summary.status == "ok" and not summary.counts["write_errors"]
-    by_object = _update_jobs(org, before)
-    assert set(by_object) == {"Lead", "Contact"}
-    for sobject, sizes in by_object.items():
-        assert len(sizes) == -(-sum(sizes) // 300), f"{sobject} jobs {sizes}"
-    assert sum(map(sum, by_object.values())) == summary.counts["records_written"]
-    assert not adapter.usage().requests.get("PATCH composite/sobjects")
-    assert not store.open_intents(settings.crm.instance)
-    rerun = engine.run(RunOptions())
-    assert rerun.counts["records_written"] == 0 and rerun.counts["tasks_created"] == 0
-
-
 def test_held_updates_of_a_stopped_run_are_settled_by_the_next(
     fresh_org, store, settings, monkeypatch
 ):
     """A stop during the mirror phase sends none of its held updates: they stay intended,
     and the next run reads those records again, settles the intents and writes what the
     rules say, once; the run after it writes nothing."""
-    monkeypatch.setattr(engine_module, "MIRROR_FIRST_CHUNK", 50)
-    monkeypatch.setattr(engine_module, "MIRROR_CHUNK", 50)
-    org, clock = fresh_org
-    engine = SyncEngine(bulk_adapter(org, clock), settings, store)
-    chunks = 0
-
-    def stop_after_two_chunks(contacts):
-        nonlocal chunks
-        chunks += engine._redeciding
-        if chunks == 2:
-            engine.stop.set()
-
-    engine.on_read = stop_after_two_chunks
+    org = fresh_org[0]
+    engine = _engine_stopping_in_the_mirror_phase(fresh_org, store, settings, monkeypatch)
     stopped = engine.run(RunOptions(full=True))
     intended = store.open_intents(settings.crm.instance)
     assert stopped.status == "interrupted" and stopped.counts["records_written"] == 0
