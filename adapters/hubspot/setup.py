@@ -154,7 +154,11 @@ def create_properties(client: HubSpotClient, object_type: str, task_key: str) ->
         names = {row["name"] for row in existing.get("results", [])}
         _, groups = client.call("GET property groups", client.groups.get_all, target)
         if GROUP["name"] not in {g["name"] for g in groups.get("results", [])}:
-            client.call("POST property group", client.groups.create, target, GROUP)
+            try:
+                client.call("POST property group", client.groups.create, target, GROUP)
+            except HubSpotError as exc:
+                if not _created_already(exc):
+                    raise
         for name, definition in wanted.items():
             if name in names:
                 results.append(CheckResult(f"{target}.{name}", True, "exists"))
@@ -164,5 +168,15 @@ def create_properties(client: HubSpotClient, object_type: str, task_key: str) ->
                 client.call("POST property", client.properties.create, target, body)
                 results.append(CheckResult(f"{target}.{name}", True, "created"))
             except HubSpotError as exc:
-                results.append(CheckResult(f"{target}.{name}", False, str(exc)))
+                if _created_already(exc):
+                    results.append(CheckResult(f"{target}.{name}", True, "created"))
+                else:
+                    results.append(CheckResult(f"{target}.{name}", False, str(exc)))
     return results
+
+
+def _created_already(error: HubSpotError) -> bool:
+    """A 409 on a create of something absent when setup looked: it exists now, made by our
+    own attempt whose answer was lost (the client sent the create again) or by another setup
+    meanwhile; `doctor` checks its definition either way."""
+    return error.status == 409 and error.category == "OBJECT_ALREADY_EXISTS"

@@ -209,6 +209,21 @@ def test_check_names_missing_properties_and_setup_creates_them():
         assert all(c.detail == "exists" for c in adapter.setup()), "setup is idempotent"
 
 
+def test_setup_takes_a_create_whose_answer_was_lost_for_done():
+    """The group's and the first property's creates are served but their answers lost: the
+    client sends them again, HubSpot answers 409 OBJECT_ALREADY_EXISTS, and setup reports
+    both made instead of failing (the CLI against a faulty simulator found it)."""
+    with HubSpotSimulator(contacts=5, seed=1) as bare:
+        adapter = make_adapter(bare)
+        for request in ("properties", "property_groups"):  # the listings go through
+            bare.faults.add("slow", request=request, delay=0.01)
+            bare.faults.add("lost", request=request)
+        created = adapter.setup()
+        assert bare.faults.pending() == 0
+        assert all(c.ok for c in created), [c for c in created if not c.ok]
+        assert {c.name: c for c in adapter.check()}["mapped properties"].ok
+
+
 def test_owned_values_keep_hubspot_text_so_a_rollback_restores_them_exactly(sim, adapter):
     ids = sorted(sim.store.objects["contacts"])[:5]
     written = [17, 17.0, 17.25, "17.0", "0017"]
