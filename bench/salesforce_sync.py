@@ -71,7 +71,9 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
   R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
      people of the object to read (all on a full read; those changed outside since the last
-     run on an incremental one), M: on an incremental run (queryAll), the records merged away
+     run on an incremental one, "since the last run" meaning since its start less
+     lookback_seconds: a row stamped there may commit after that run read past it, as the
+     simulator's logged activity does, stamped 5 minutes back), M: on an incremental run (queryAll), the records merged away
      since then, whose rows bring their master the merge trail, C: the people's child rows
      (Tasks, Events, CampaignMembers, and for contacts OpportunityContactRoles), which count
      toward a 2,000-row page like the people
@@ -97,6 +99,11 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
      fewer
 The REST-only minimum (issue 10's own formula) is the same with bulk_threshold 0: every read
 in query pages of 2,000 rows, every write in sObject Collections of 200."""
+
+
+def sf_stamp(moment: datetime) -> str:
+    """`moment` as Salesforce writes a datetime, comparable as text with the org's stamps."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def people(sim: Any, since: str | None) -> dict[str, list[str]]:
@@ -199,7 +206,7 @@ def minimum_reads(
 ) -> Counter[str]:
     """The reads of one run's documented minimum (FORMULA), by the adapter's name for each
     request, as the org stands before the run; `since`: when the previous run started (None:
-    a full read); `threshold`: the adapter's `bulk_threshold`."""
+    a full read) less the lookback; `threshold`: the adapter's `bulk_threshold`."""
     floor: Counter[str] = Counter()
     if first_run:
         floor["POST oauth2/token"] = 1
@@ -315,14 +322,17 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 )  # the same reads with Bulk API off: REST pages only
                 before_usage = Counter(adapter.usage().requests)
                 before = sim.call("stats", True)
-                run_started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+                started = datetime.now(UTC)
+                run_started = sf_stamp(started)
                 summary, wall, cpu, rss = measure(
                     lambda days=days: engine.run(
                         RunOptions(now=datetime.now(UTC) + timedelta(days=days))
                     )
                 )
                 after = sim.call("stats", True)
-                since = run_started
+                # The next run's window opens the lookback before this run's start: rows
+                # stamped there may have committed after this run read past them.
+                since = sf_stamp(started - timedelta(seconds=settings.lookback_seconds))
                 counts = summary.counts
                 by_object = sim.call("salesforce_sync:written", run_started)
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))

@@ -148,15 +148,44 @@ Candidates = Callable[[Sequence[str], Sequence[str]], Iterable[Account]]
 them, with its open Opportunities (more are harmless: `find_accounts` matches exactly)."""
 
 
-def queried(pages: Pages, mapping: AccountMapping) -> Candidates:
-    """Candidates through REST: the `statements` for a page of Leads."""
+REMEMBERED_ACCOUNTS = 20_000
+"""Accounts one `queried` keeps for later pages (a few hundred bytes each); past it, it starts
+over, so a read of every Lead over REST stays bounded."""
 
-    def candidates(domains: Sequence[str], names: Sequence[str]) -> Iterator[Account]:
-        for statement in statements(mapping, domains, names):
+
+def queried(pages: Pages, mapping: AccountMapping) -> Candidates:
+    """Candidates through REST: the `statements` for a page of Leads, less the domains and
+    company names an earlier page asked already (a company's Leads spread over pages), whose
+    Accounts that page's query found."""
+    accounts: dict[str, Account] = {}
+    matched: dict[tuple[str, str], set[str]] = {}  # ("domain" | "name", how matched) -> ids
+    asked: set[tuple[str, str]] = set()  # ("domain", domain) | ("name", company as given)
+
+    def candidates(domains: Sequence[str], names: Sequence[str]) -> list[Account]:
+        if len(accounts) > REMEMBERED_ACCOUNTS:
+            accounts.clear()
+            matched.clear()
+            asked.clear()
+        new_domains = [d for d in domains if ("domain", d) not in asked]
+        new_names = [n for n in names if ("name", n) not in asked]
+        for statement in statements(mapping, new_domains, new_names):
             for page in pages("GET query Account", statement):
                 for row in page:
-                    if (found := _account(row)) is not None:
-                        yield found
+                    if (found := _account(row)) is None:
+                        continue
+                    accounts[found.id] = found
+                    for kind, value in (
+                        ("domain", mapping.domain_of(row)),
+                        ("name", mapping.name_of(row)),
+                    ):
+                        if value:
+                            matched.setdefault((kind, value), set()).add(found.id)
+        asked.update(("domain", d) for d in new_domains)
+        asked.update(("name", n) for n in new_names)
+        keys = [("domain", d) for d in domains]
+        keys += [("name", n) for name in names if (n := normalise_company(name))]
+        ids = set().union(*(matched.get(key, ()) for key in keys))
+        return [accounts[i] for i in sorted(ids)]
 
     return candidates
 

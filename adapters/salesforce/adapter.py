@@ -137,7 +137,9 @@ class SalesforceAdapter:
         self._trail: dict[str, dict[str, list[str]]] = {}
         """While `read_changed` lasts: by object, master id -> the ids merged into it that the
         people query brought (`_merges`)."""
-        self._staged_accounts: Candidates | None = None
+        self._candidates: Candidates | None = None
+        """Where a read's Leads find their Accounts: staged by a Bulk read, else asked over
+        REST, each domain and company name once a read (`accounts.queried`)."""
         """While a full read of Leads goes through Bulk: the Accounts they are matched to."""
         self._holding: Holding | None = None
         """While `read_changed` lasts: the activity rows handed on with their people."""
@@ -213,7 +215,7 @@ class SalesforceAdapter:
         holding = self._holding = Holding(until - lookback)
         pending = Pending(state)
         staging = Staging()
-        self._staged_accounts = None
+        self._candidates = queried(self._query, self.accounts)
         self._trail = {sobject: {} for sobject in self.objects}
         unchanged: set[str] = set()  # people met again at the version the mirror holds
         try:
@@ -260,7 +262,7 @@ class SalesforceAdapter:
                         yield from self._batches(pending, BATCH)
             yield from self._batches(pending, None)
         finally:
-            self._staged_accounts = None
+            self._candidates = None
             self._holding = None
             self._trail = {}
             self._every_converted = None  # not held while the run decides and writes
@@ -277,7 +279,7 @@ class SalesforceAdapter:
             raw = [
                 r
                 for obj, rows in taken.items()
-                for r in self._raw(self.objects[obj], rows, self._staged_accounts)
+                for r in self._raw(self.objects[obj], rows, self._candidates)
             ]
             yield ContactBatch(cursor=pending.state.dump(), raw=raw)
             if size is None:
@@ -315,7 +317,7 @@ class SalesforceAdapter:
         if mapping.sobject == "Contact":
             self._many_contacts = isinstance(total, int) and total >= CONVERTED_SCAN
         if bulk and mapping.sobject == "Lead" and self.accounts.match_leads:
-            self._staged_accounts = self.bulk_reads.accounts(staging, self.accounts)
+            self._candidates = self.bulk_reads.accounts(staging, self.accounts)
         yield first, True
         del first  # handed on: not held while the rest of the object is read
         if not bulk:
@@ -433,12 +435,12 @@ class SalesforceAdapter:
         self,
         mapping: ObjectMapping,
         records: list[dict[str, Any]],
-        staged: Candidates | None = None,
+        candidates: Candidates | None = None,
     ) -> list[RawContact]:
         """The records as the core wants them: untranslated, each with its own translation.
         A record without a Salesforce id fails on its own; a second copy of one id in the
-        same answer is the same record read twice and is left out. `staged`: the Accounts a
-        Bulk read staged for Leads, if any (otherwise they are queried)."""
+        same answer is the same record read twice and is left out. `candidates`: where the
+        read's Leads find their Accounts (None: a query for these)."""
         sobject, usable, raw = mapping.sobject, {}, []
         for n, record in enumerate(records):
             record_id = record.get("Id")
@@ -452,7 +454,7 @@ class SalesforceAdapter:
             )
         if not usable:
             return raw
-        linked = self._accounts(mapping, list(usable.values()), staged)
+        linked = self._accounts(mapping, list(usable.values()), candidates)
         found = self._related(sobject, list(usable.values()))
         translate = partial(_translate, mapping, self.people, self.accounts)
         return raw + [
@@ -465,15 +467,18 @@ class SalesforceAdapter:
         ]
 
     def _accounts(
-        self, mapping: ObjectMapping, people: list[dict[str, Any]], staged: Candidates | None
+        self,
+        mapping: ObjectMapping,
+        people: list[dict[str, Any]],
+        candidates: Candidates | None,
     ) -> dict[str, Account]:
         """Lead id -> the Account its email domain or company matches (`accounts.py`): from
-        the `staged` Accounts of a Bulk read, else one query for the page; nothing for
-        Contacts, which have their Account."""
+        the read's `candidates` (staged by a Bulk read, or asked once a read), else a query for
+        these; nothing for Contacts, which have their Account."""
         if mapping.sobject != "Lead" or not self.accounts.match_leads:
             return {}
         email, company = mapping.profile.get("email", ""), mapping.profile.get("company", "")
-        candidates = staged or queried(self._query, self.accounts)
+        candidates = candidates or queried(self._query, self.accounts)
         return find_accounts(candidates, self.accounts, email, company, people)
 
     def _related(self, sobject: str, people: list[dict[str, Any]]) -> Related:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from crm_qualify.adapters.salesforce import SalesforceAdapter
-from crm_qualify.adapters.salesforce.accounts import website_domain
+from crm_qualify.adapters.salesforce.accounts import queried, website_domain
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.rules import Rules
@@ -108,6 +108,30 @@ def test_one_account_query_per_page_of_leads(sim, people):
     assert sum(len(b.raw) for b in batches) == 4
     assert asked.count("GET query Account") == 1
     assert asked.count("GET query Lead") == 1
+
+
+def test_a_read_asks_each_domain_and_company_once(sim, people):
+    """Pages of one read share their look-ups: what an earlier page asked is not asked again,
+    and its Accounts are still found."""
+    adapter = make_adapter(sim)
+    asked: list[str] = []
+
+    def pages(what: str, soql: str):  # noqa: ANN202
+        asked.append(soql)
+        return adapter._query(what, soql)
+
+    candidates = queried(pages, adapter.accounts)
+    first = candidates(["northwind-traders.test"], ["FABRIKAM SA"])
+    again = candidates(["northwind-traders.test", "unknown-co.test"], ["FABRIKAM SA"])
+    assert len(asked) == 2
+    assert "unknown-co.test" in asked[1]
+    assert "northwind" not in asked[1] and "fabrikam" not in asked[1].lower()
+    names = {"Northwind Traders, Inc.", "Fabrikam"}
+    assert {a.row["Name"] for a in first} == {a.row["Name"] for a in again} == names
+    assert [a.row["Name"] for a in candidates(["northwind-traders.test"], [])] == [
+        "Northwind Traders, Inc."
+    ]
+    assert len(asked) == 2
 
 
 def test_turned_off_by_the_mapping(sim, people):
