@@ -71,9 +71,7 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
   R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
      people of the object to read (all on a full read; those changed outside since the last
-     run on an incremental one, "since the last run" meaning since its start less
-     lookback_seconds: a row stamped there may commit after that run read past it, as the
-     simulator's logged activity does, stamped 5 minutes back), M: on an incremental run (queryAll), the records merged away
+     run on an incremental one), M: on an incremental run (queryAll), the records merged away
      since then, whose rows bring their master the merge trail, C: the people's child rows
      (Tasks, Events, CampaignMembers, and for contacts OpportunityContactRoles), which count
      toward a 2,000-row page like the people
@@ -91,6 +89,10 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
   S: activity sweep of an incremental run: Task, Event, CampaignMember,
      OpportunityContactRole, Opportunity changed since the last run, max(1, ceil(rows / 2,000))
      each
+  "Since the last run" (P, M, S): since its start less lookback_seconds, as the adapter's
+     window: a row stamped there may commit after that run read past it (the simulator's
+     logged activity is stamped 5 minutes back). A and V look up only the people the last run
+     did not read at the version they have (changed since its start).
   W(n), U records updated, T tasks upserted: below bulk_threshold, ceil(n / 200) sObject
      Collections; from it on, ingest jobs of up to 10,000 records of one object (so per
      object for U), 4 requests each (create, upload, close, one poll) and for tasks a 5th
@@ -202,17 +204,25 @@ def bulk_jobs(sim: Any, objects: list[str], wanted: dict[str, list[str]], match:
 
 
 def minimum_reads(
-    sim: Any, since: str | None, first_run: bool, threshold: int, mapping: dict[str, Any]
+    sim: Any,
+    since: str | None,
+    started: str | None,
+    first_run: bool,
+    threshold: int,
+    mapping: dict[str, Any],
 ) -> Counter[str]:
     """The reads of one run's documented minimum (FORMULA), by the adapter's name for each
     request, as the org stands before the run; `since`: when the previous run started (None:
-    a full read) less the lookback; `threshold`: the adapter's `bulk_threshold`."""
+    a full read) less the lookback; `started`: when it started (the people it read at the
+    version they still have are on the pages again, but need no look-up of their own, A and
+    V); `threshold`: the adapter's `bulk_threshold`."""
     floor: Counter[str] = Counter()
     if first_run:
         floor["POST oauth2/token"] = 1
         keyed = sum(1 for task in sim.org.live("Task") if task.get(KEY))
         floor["GET query Task"] += max(1, math.ceil(keyed / PAGE))
     wanted = people(sim, since)
+    changed = people(sim, started)
     bulk = [
         sobject
         for sobject in CHILDREN
@@ -228,9 +238,9 @@ def minimum_reads(
         rows = len(ids) + child_rows(sim, sobject, ids) + merged_away(sim, sobject, since)
         floor[f"GET {resource} {sobject}"] = max(1, math.ceil(rows / PAGE))
         if sobject == "Lead":
-            floor["GET query Account"] = account_lookups(sim, ids, mapping)
-    if "Contact" in wanted:
-        floor["GET query Lead"] += conversion_lookups(sim, wanted["Contact"], mapping)
+            floor["GET query Account"] = account_lookups(sim, changed.get(sobject, []), mapping)
+    if "Contact" in changed:
+        floor["GET query Lead"] += conversion_lookups(sim, changed["Contact"], mapping)
     if since is not None:
         rows = swept(sim, since)
         for sobject in SWEPT:
@@ -290,12 +300,17 @@ def minimum_writes(counts: Counter, by_object: dict[str, int], threshold: int) -
 
 
 def minimum(
-    sim: Any, since: str | None, first_run: bool, threshold: int, core_only: bool
+    sim: Any,
+    since: str | None,
+    started: str | None,
+    first_run: bool,
+    threshold: int,
+    core_only: bool,
 ) -> dict[str, int]:
     """`minimum_reads` in the org's process, under its lock."""
     mapping = mapping_for("salesforce", core_only)
     with sim.org.lock:
-        return dict(minimum_reads(sim, since, first_run, threshold, mapping))
+        return dict(minimum_reads(sim, since, started, first_run, threshold, mapping))
 
 
 def run_size(records: int, latency: float, args: Any) -> list[Row]:
@@ -310,15 +325,23 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
             store = StateStore(path)
             engine = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store)
             since: str | None = None
+            started_last: str | None = None
             for number, (name, days, share) in enumerate(scenarios(args.scenarios)):
                 if share:
                     sim.call("engage", round(records * share))
                 reads = Counter(
-                    sim.call("salesforce_sync:minimum", since, number == 0,
+                    sim.call("salesforce_sync:minimum", since, started_last, number == 0,
                              settings.bulk_threshold, args.core_only)
                 )  # fmt: skip
                 rest_reads = Counter(
-                    sim.call("salesforce_sync:minimum", since, number == 0, 0, args.core_only)
+                    sim.call(
+                        "salesforce_sync:minimum",
+                        since,
+                        started_last,
+                        number == 0,
+                        0,
+                        args.core_only,
+                    )
                 )  # the same reads with Bulk API off: REST pages only
                 before_usage = Counter(adapter.usage().requests)
                 before = sim.call("stats", True)
@@ -333,6 +356,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 # The next run's window opens the lookback before this run's start: rows
                 # stamped there may have committed after this run read past them.
                 since = sf_stamp(started - timedelta(seconds=settings.lookback_seconds))
+                started_last = run_started
                 counts = summary.counts
                 by_object = sim.call("salesforce_sync:written", run_started)
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
