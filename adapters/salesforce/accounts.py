@@ -148,46 +148,63 @@ Candidates = Callable[[Sequence[str], Sequence[str]], Iterable[Account]]
 them, with its open Opportunities (more are harmless: `find_accounts` matches exactly)."""
 
 
-REMEMBERED_ACCOUNTS = 20_000
-"""Accounts one `queried` keeps for later pages (a few hundred bytes each); past it, it starts
-over, so a read of every Lead over REST stays bounded."""
+REMEMBERED_ACCOUNTS = 10_000
+"""Accounts one `queried` keeps for later pages (what the match and the Lead take, a few
+hundred bytes each); past it, it starts over, so a read of every Lead over REST stays bounded."""
 
 
 def queried(pages: Pages, mapping: AccountMapping) -> Candidates:
     """Candidates through REST: the `statements` for a page of Leads, less the domains and
-    company names an earlier page asked already (a company's Leads spread over pages), whose
-    Accounts that page's query found."""
-    accounts: dict[str, Account] = {}
-    matched: dict[tuple[str, str], set[str]] = {}  # ("domain" | "name", how matched) -> ids
+    company names an earlier page of the same read asked already (a company's Leads spread
+    over pages). The Accounts a query matches exactly are kept for them, with only the fields
+    the match and the Lead take; the query's other rows are left (asked for, they are found
+    again)."""
+    matched: dict[tuple[str, str], dict[str, Account]] = {}  # (kind, value) -> id -> Account
     asked: set[tuple[str, str]] = set()  # ("domain", domain) | ("name", company as given)
+    fields = mapping.fields()
+    kept = 0
 
     def candidates(domains: Sequence[str], names: Sequence[str]) -> list[Account]:
-        if len(accounts) > REMEMBERED_ACCOUNTS:
-            accounts.clear()
+        nonlocal kept
+        if kept > REMEMBERED_ACCOUNTS:
             matched.clear()
             asked.clear()
+            kept = 0
         new_domains = [d for d in domains if ("domain", d) not in asked]
         new_names = [n for n in names if ("name", n) not in asked]
+        wanted = {("domain", d) for d in new_domains}
+        wanted |= {("name", n) for name in new_names if (n := normalise_company(name))}
         for statement in statements(mapping, new_domains, new_names):
             for page in pages("GET query Account", statement):
                 for row in page:
-                    if (found := _account(row)) is None:
-                        continue
-                    accounts[found.id] = found
+                    slim = None
                     for kind, value in (
                         ("domain", mapping.domain_of(row)),
                         ("name", mapping.name_of(row)),
                     ):
-                        if value:
-                            matched.setdefault((kind, value), set()).add(found.id)
+                        if value and (kind, value) in wanted:
+                            slim = slim or _slim(row, fields)
+                            if slim is not None:
+                                matched.setdefault((kind, value), {})[slim.id] = slim
+                                kept += 1
         asked.update(("domain", d) for d in new_domains)
         asked.update(("name", n) for n in new_names)
         keys = [("domain", d) for d in domains]
         keys += [("name", n) for name in names if (n := normalise_company(name))]
-        ids = set().union(*(matched.get(key, ()) for key in keys))
-        return [accounts[i] for i in sorted(ids)]
+        given = {i: a for key in keys for i, a in matched.get(key, {}).items()}
+        return [given[i] for i in sorted(given)]
 
     return candidates
+
+
+def _slim(row: dict[str, Any], fields: list[str]) -> Account | None:
+    """An Account row of a REST answer (`_account`) with only the fields the match and the
+    Lead take, kept for later pages."""
+    if (found := _account(row)) is None:
+        return None
+    kept = {name: found.row[name] for name in fields if name in found.row}
+    deals = [{n: r[n] for n in OPPORTUNITY_FIELDS if n in r} for r in found.opportunities]
+    return Account(found.id, kept, deals)
 
 
 def find_accounts(
