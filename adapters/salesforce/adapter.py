@@ -43,7 +43,7 @@ from crm_qualify.adapters.salesforce.accounts import (
     queried,
     with_account,
 )
-from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads, Staging
+from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads
 from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites, fewer_in_collections
 from crm_qualify.adapters.salesforce.client import SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
@@ -68,6 +68,7 @@ from crm_qualify.adapters.salesforce.soql import (
     quote,
     when,
 )
+from crm_qualify.adapters.salesforce.staging import Staging
 from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,

@@ -31,14 +31,11 @@ import csv
 import io
 import json
 import logging
-import sqlite3
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -51,6 +48,7 @@ from crm_qualify.adapters.salesforce.accounts import (
 )
 from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
 from crm_qualify.adapters.salesforce.soql import Engagement
+from crm_qualify.adapters.salesforce.staging import Row, Staging
 from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.decision.identity_keys import normalise_company
 from simple_salesforce import Salesforce
@@ -69,9 +67,6 @@ Rows being staged (child rows, Accounts, Opportunities) are made as many at a ti
 POLL_FIRST, POLL_MAX = 0.5, 20.0
 """Seconds before the first status check of a job, and the longest wait between two."""
 TERMINAL = frozenset({"JobComplete", "Failed", "Aborted"})
-STAGE_CHUNK = 500
-"""Person ids per staged look-up (well under SQLite's 999 parameters)."""
-Row = dict[str, Any]
 BY_DOMAIN, BY_NAME, OPEN_DEALS = "Account.domain", "Account.name", "Opportunity.AccountId"
 """Staged Accounts by website domain and by normalised name, open Opportunities by Account."""
 
@@ -260,66 +255,6 @@ class BulkApi:
         return answer.content, headers.get("Sforce-NumberOfRecords"), headers.get("Sforce-Locator")
 
 
-class Staging:
-    """Rows of a Bulk read by kind and key (child rows by relationship and person; Accounts
-    by website domain and by normalised name, open Opportunities by Account), in a temporary
-    SQLite file made on first use and removed by `close` (or when the object goes).
-
-    A row is stored as its values, by position in its kind's columns: rows read back share
-    the column names (a row decoded on its own would carry its own copy of every name, about
-    a third of the memory of a batch's engagement rows)."""
-
-    def __init__(self) -> None:
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
-        self._db: sqlite3.Connection | None = None
-        self.kinds: set[str] = set()
-        self._columns: dict[str, dict[str, int]] = {}
-        """By kind, each column's position in the stored values."""
-
-    def _open(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="crmq-bulk-")
-            self._db = sqlite3.connect(Path(self._folder.name) / "children.sqlite")
-            self._db.execute("CREATE TABLE child (kind TEXT, person TEXT, row TEXT)")
-        return self._db
-
-    def add(self, kind: str, rows: Iterable[tuple[str, Row]]) -> None:
-        columns = self._columns.setdefault(kind, {})
-        self._open().executemany(
-            "INSERT INTO child VALUES (?, ?, ?)",
-            ((kind, person, json.dumps(_values(columns, row))) for person, row in rows),
-        )
-
-    def finish(self, kind: str) -> None:
-        db = self._open()
-        db.execute("CREATE INDEX IF NOT EXISTS by_person ON child (kind, person)")
-        db.commit()
-        self.kinds.add(kind)
-
-    def rows(self, kind: str, people: list[str]) -> dict[str, list[Row]]:
-        found: dict[str, list[Row]] = {}
-        names = list(self._columns.get(kind, ()))
-        db = self._open()
-        for start in range(0, len(people), STAGE_CHUNK):
-            chunk = people[start : start + STAGE_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for person, row in db.execute(
-                f"SELECT person, row FROM child WHERE kind = ? AND person IN ({marks})",  # noqa: S608
-                (kind, *chunk),
-            ):
-                found.setdefault(person, []).append(dict(zip(names, json.loads(row), strict=False)))
-        return found
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        if self._folder is not None:
-            self._folder.cleanup()
-        self._db = self._folder = None
-        self.kinds.clear()
-        self._columns.clear()
-
-
 class BulkReads:
     """Full reads through Bulk API 2.0 when an object is large enough to be worth it."""
 
@@ -405,17 +340,6 @@ def _attach(staging: Staging, kinds: list[Engagement], rows: list[Row]) -> None:
                 if children
                 else None
             )
-
-
-def _values(columns: dict[str, int], row: Row) -> list[Any]:
-    """The row's values by column position; a column first seen here is added at the end (a
-    row stored before it simply lacks it, as a row without the value would)."""
-    for name in row:
-        columns.setdefault(name, len(columns))
-    values: list[Any] = [None] * len(columns)
-    for name, value in row.items():
-        values[columns[name]] = value
-    return values
 
 
 def _stage_key(kind: Engagement) -> str:

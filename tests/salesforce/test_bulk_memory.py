@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
-from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, Staging, csv_rows
+from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
 from crm_qualify.adapters.salesforce.reader import plain
+from crm_qualify.adapters.salesforce.staging import Staging
 from crm_qualify.connector.contract import AdapterError
 
 
