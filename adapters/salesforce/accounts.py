@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, quote
+from crm_qualify.adapters.salesforce.staging import Staging
 from crm_qualify.adapters.salesforce.values import number, parse_time, text, whole
 from crm_qualify.connector.contract import TranslationError
 from crm_qualify.connector.decision.identity_keys import (
@@ -148,63 +149,81 @@ Candidates = Callable[[Sequence[str], Sequence[str]], Iterable[Account]]
 them, with its open Opportunities (more are harmless: `find_accounts` matches exactly)."""
 
 
-REMEMBERED_ACCOUNTS = 10_000
-"""Accounts one `queried` keeps for later pages (what the match and the Lead take, a few
-hundred bytes each); past it, it starts over, so a read of every Lead over REST stays bounded."""
+ASKED_DOMAIN, ASKED_NAME, ASKED_DEALS = "asked.domain", "asked.name", "asked.deals"
+"""Staged by a REST read (`queried`): the Accounts its look-ups matched exactly, by domain and
+by normalised name, and their open Opportunities."""
 
 
-def queried(pages: Pages, mapping: AccountMapping) -> Candidates:
-    """Candidates through REST: the `statements` for a page of Leads, less the domains and
-    company names an earlier page of the same read asked already (a company's Leads spread
-    over pages). The Accounts a query matches exactly are kept for them, with only the fields
-    the match and the Lead take; the query's other rows are left (asked for, they are found
-    again)."""
-    matched: dict[tuple[str, str], dict[str, Account]] = {}  # (kind, value) -> id -> Account
+def queried(pages: Pages, mapping: AccountMapping, staging: Staging | None = None) -> Candidates:
+    """Candidates through REST: the `statements` for a page of Leads. With the read's
+    `staging`, less the domains and company names an earlier page of the read asked already
+    (a company's Leads spread over pages): the Accounts each query matched exactly are staged
+    for them, on disk, and its other rows left."""
     asked: set[tuple[str, str]] = set()  # ("domain", domain) | ("name", company as given)
-    fields = mapping.fields()
-    kept = 0
 
     def candidates(domains: Sequence[str], names: Sequence[str]) -> list[Account]:
-        nonlocal kept
-        if kept > REMEMBERED_ACCOUNTS:
-            matched.clear()
-            asked.clear()
-            kept = 0
         new_domains = [d for d in domains if ("domain", d) not in asked]
         new_names = [n for n in names if ("name", n) not in asked]
-        wanted = {("domain", d) for d in new_domains}
-        wanted |= {("name", n) for name in new_names if (n := normalise_company(name))}
+        found: dict[str, Account] = {}
         for statement in statements(mapping, new_domains, new_names):
             for page in pages("GET query Account", statement):
-                for row in page:
-                    slim = None
-                    for kind, value in (
-                        ("domain", mapping.domain_of(row)),
-                        ("name", mapping.name_of(row)),
-                    ):
-                        if value and (kind, value) in wanted:
-                            slim = slim or _slim(row, fields)
-                            if slim is not None:
-                                matched.setdefault((kind, value), {})[slim.id] = slim
-                                kept += 1
+                found.update((a.id, a) for row in page if (a := _account(row)) is not None)
+        if staging is None:
+            return list(found.values())
+        _stage(staging, mapping, found.values(), new_domains, new_names)
         asked.update(("domain", d) for d in new_domains)
         asked.update(("name", n) for n in new_names)
-        keys = [("domain", d) for d in domains]
-        keys += [("name", n) for name in names if (n := normalise_company(name))]
-        given = {i: a for key in keys for i, a in matched.get(key, {}).items()}
-        return [given[i] for i in sorted(given)]
+        fresh_domains, fresh_names = set(new_domains), set(new_names)
+        earlier_domains = [d for d in domains if d not in fresh_domains]
+        earlier_names = {
+            n for name in names if name not in fresh_names and (n := normalise_company(name))
+        }
+        found.update(_staged(staging, earlier_domains, earlier_names))
+        return [found[i] for i in sorted(found)]
 
     return candidates
 
 
-def _slim(row: dict[str, Any], fields: list[str]) -> Account | None:
-    """An Account row of a REST answer (`_account`) with only the fields the match and the
-    Lead take, kept for later pages."""
-    if (found := _account(row)) is None:
-        return None
-    kept = {name: found.row[name] for name in fields if name in found.row}
-    deals = [{n: r[n] for n in OPPORTUNITY_FIELDS if n in r} for r in found.opportunities]
-    return Account(found.id, kept, deals)
+def _stage(
+    staging: Staging,
+    mapping: AccountMapping,
+    found: Iterable[Account],
+    domains: Sequence[str],
+    names: Sequence[str],
+) -> None:
+    """The Accounts among `found` whose domain or normalised name was asked for, with only
+    the fields the match and the Lead take."""
+    asked_domains = set(domains)
+    asked_names = {n for name in names if (n := normalise_company(name))}
+    fields = mapping.fields()
+    by_domain, by_name, deals = [], [], []
+    for hit in found:
+        row = {field: hit.row[field] for field in fields if field in hit.row}
+        domain, name = mapping.domain_of(row), mapping.name_of(row)
+        if domain in asked_domains:
+            by_domain.append((domain, row))
+        if name in asked_names:
+            by_name.append((name, row))
+        if domain in asked_domains or name in asked_names:
+            deals += [(hit.id, _deal_fields(r)) for r in hit.opportunities]
+    for kind, rows in ((ASKED_DOMAIN, by_domain), (ASKED_NAME, by_name), (ASKED_DEALS, deals)):
+        staging.add(kind, rows)
+        staging.finish(kind)
+
+
+def _deal_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in OPPORTUNITY_FIELDS if name in row}
+
+
+def _staged(staging: Staging, domains: list[str], names: set[str]) -> dict[str, Account]:
+    """The staged Accounts matching these domains or normalised names, by id."""
+    rows: dict[str, dict[str, Any]] = {}
+    for kind, wanted in ((ASKED_DOMAIN, domains), (ASKED_NAME, sorted(names))):
+        if wanted and kind in staging.kinds:
+            for matches in staging.rows(kind, wanted).values():
+                rows.update((row["Id"], row) for row in matches)
+    deals = staging.rows(ASKED_DEALS, list(rows)) if rows else {}
+    return {i: a for i, row in rows.items() if (a := account(row, deals.get(i))) is not None}
 
 
 def find_accounts(

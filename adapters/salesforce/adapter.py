@@ -216,7 +216,7 @@ class SalesforceAdapter:
         holding = self._holding = Holding(until - lookback)
         pending = Pending(state)
         staging = Staging()
-        self._candidates = queried(self._query, self.accounts)
+        self._candidates = queried(self._query, self.accounts, staging)
         self._trail = {sobject: {} for sobject in self.objects}
         unchanged: set[str] = set()  # people met again at the version the mirror holds
         try:

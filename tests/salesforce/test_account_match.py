@@ -11,6 +11,7 @@ import pytest
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.accounts import queried, website_domain
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.adapters.salesforce.staging import Staging
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.mapping import load_mapping
@@ -120,7 +121,8 @@ def test_a_read_asks_each_domain_and_company_once(sim, people):
         asked.append(soql)
         return adapter._query(what, soql)
 
-    candidates = queried(pages, adapter.accounts)
+    staging = Staging()
+    candidates = queried(pages, adapter.accounts, staging)
     first = candidates(["northwind-traders.test"], ["FABRIKAM SA"])
     again = candidates(["northwind-traders.test", "unknown-co.test"], ["FABRIKAM SA"])
     assert len(asked) == 2
@@ -128,10 +130,13 @@ def test_a_read_asks_each_domain_and_company_once(sim, people):
     assert "northwind" not in asked[1] and "fabrikam" not in asked[1].lower()
     names = {"Northwind Traders, Inc.", "Fabrikam"}
     assert {a.row["Name"] for a in first} == {a.row["Name"] for a in again} == names
-    assert [a.row["Name"] for a in candidates(["northwind-traders.test"], [])] == [
-        "Northwind Traders, Inc."
+    staged = candidates(["northwind-traders.test"], [])  # from the staging: its open deal too
+    assert [(a.row["Name"], a.row["Industry"]) for a in staged] == [
+        ("Northwind Traders, Inc.", "Logistics")
     ]
+    assert [d["Amount"] for d in staged[0].opportunities] == [40000]
     assert len(asked) == 2
+    staging.close()
 
 
 def test_turned_off_by_the_mapping(sim, people):
