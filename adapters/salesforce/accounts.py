@@ -4,9 +4,11 @@ would become.
 
 The candidates come from one of two places, and the match is the same for both
 (`find_accounts`). Over REST, one query per page of Leads read (more only when the page's
-values overflow one request's URI): the Accounts whose Website contains one of the page's
-business email domains (`LIKE '%acme.com%'`) or whose Name equals a Lead's Company or starts
-with its normalised form (`LIKE 'acme%'`), each with its open Opportunities by subquery. The
+values overflow one request's URI; a domain or name an earlier page of the read asked is
+not asked again, its Accounts staged on disk): the Accounts whose Website contains one of
+the page's business email domains (`LIKE '%acme.com%'`) or whose Name equals a Lead's
+Company or starts with its normalised form (`LIKE 'acme%'`), each with its open
+Opportunities by subquery. The
 query is broad on purpose, since Websites are typed by hand (`https://www.acme.com/`). On a
 full read through Bulk API 2.0, every Account and every open Opportunity, read once by two
 query jobs and staged (`bulk.BulkReads.accounts`). The match itself is exact, in Python: the

@@ -17,9 +17,9 @@ Row = dict[str, Any]
 
 
 class Staging:
-    """Rows of a Bulk read by kind and key (child rows by relationship and person; Accounts
-    by website domain and by normalised name, open Opportunities by Account), in a temporary
-    SQLite file made on first use and removed by `close` (or when the object goes).
+    """Rows of a read by kind and key (a Bulk read's child rows by relationship and person;
+    Accounts by website domain and by normalised name, open Opportunities by Account), in a
+    temporary SQLite file made on first use and removed by `close` (or when the object goes).
 
     A row is stored as its values, by position in its kind's columns: rows read back share
     the column names (a row decoded on its own would carry its own copy of every name, about
