@@ -8,13 +8,12 @@ values overflow one request's URI; a domain or name an earlier page of the read 
 not asked again, its Accounts staged on disk): the Accounts whose Website contains one of
 the page's business email domains (`LIKE '%acme.com%'`) or whose Name equals a Lead's
 Company or starts with its normalised form (`LIKE 'acme%'`), each with its open
-Opportunities by subquery. The
-query is broad on purpose, since Websites are typed by hand (`https://www.acme.com/`). On a
-full read through Bulk API 2.0, every Account and every open Opportunity, read once by two
-query jobs and staged (`bulk.BulkReads.accounts`). The match itself is exact, in Python: the
-Website's host without `www.` equals the email domain, or the Account Name and the Company are
-the same once normalised (case, accents, punctuation and legal suffixes gone:
-`normalise_company`). Free-mail domains never match. The domain decides before the name; two
+Opportunities by subquery. The query is broad on purpose, since Websites are typed by hand
+(`https://www.acme.com/`). On a full read through Bulk API 2.0, every Account and every open
+Opportunity, read once by two query jobs and staged (`bulk.BulkReads.accounts`). The match
+itself is exact, in Python: the Website's host without `www.` equals the email domain, or the
+Account Name and the Company are the same once normalised (case, accents, punctuation and
+legal suffixes gone: `normalise_company`). Free-mail domains never match. The domain decides before the name; two
 Accounts equally matched are a guess, and the Lead stays unlinked.
 
 A linked Lead takes from its Account only the fit fields it lacks (`[accounts.profile]`),

@@ -141,7 +141,6 @@ class SalesforceAdapter:
         self._candidates: Candidates | None = None
         """Where a read's Leads find their Accounts: staged by a Bulk read, else asked over
         REST, each domain and company name once a read (`accounts.queried`)."""
-        """While a full read of Leads goes through Bulk: the Accounts they are matched to."""
         self._holding: Holding | None = None
         """While `read_changed` lasts: the activity rows handed on with their people."""
         self.kinds = {
