@@ -13,8 +13,8 @@ Opportunities by subquery. The query is broad on purpose, since Websites are typ
 Opportunity, read once by two query jobs and staged (`bulk.BulkReads.accounts`). The match
 itself is exact, in Python: the Website's host without `www.` equals the email domain, or the
 Account Name and the Company are the same once normalised (case, accents, punctuation and
-legal suffixes gone: `normalise_company`). Free-mail domains never match. The domain decides before the name; two
-Accounts equally matched are a guess, and the Lead stays unlinked.
+legal suffixes gone: `normalise_company`). Free-mail domains never match. The domain decides
+before the name; two Accounts equally matched are a guess, and the Lead stays unlinked.
 
 A linked Lead takes from its Account only the fit fields it lacks (`[accounts.profile]`),
 the Account's open Opportunities as its open deals (the person is in an active cycle), and
