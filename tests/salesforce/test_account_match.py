@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 from crm_qualify.adapters.salesforce import SalesforceAdapter
+from crm_qualify.adapters.salesforce import adapter as adapter_module
 from crm_qualify.adapters.salesforce.accounts import queried, website_domain
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.adapters.salesforce.staging import Staging
@@ -137,6 +138,33 @@ def test_a_read_asks_each_domain_and_company_once(sim, people):
     assert [d["Amount"] for d in staged[0].opportunities] == [40000]
     assert len(asked) == 2
     staging.close()
+
+
+def test_a_read_looks_a_company_up_once_across_its_batches(sim, people, monkeypatch):
+    """Two Leads of one company in different batches of a read: both linked, one look-up."""
+    with sim.org.lock:
+        fields = {"LastName": "Again", "Email": "eve@northwind-traders.test", "Company": "NW",
+                  "Status": "Open - Not Contacted", "IsConverted": False}  # fmt: skip
+        again = sim.org.insert("Lead", fields, datetime.now(UTC))["Id"]
+    monkeypatch.setattr(adapter_module, "BATCH", 2)
+    adapter = make_adapter(sim)
+    asked: list[str] = []
+    query = adapter._query
+
+    def counting(what: str, soql: str, deleted: bool = False):  # noqa: ANN202
+        if what == "GET query Account":
+            asked.append(soql)
+        return query(what, soql, deleted)
+
+    adapter._query = counting  # type: ignore[method-assign]
+    batches = list(adapter.read_changed(None, until=datetime.now(UTC)))
+    batch_of = {raw.key[1]: n for n, b in enumerate(batches) for raw in b.raw if raw.key}
+    leads = {i: raw.translate() for b in batches for raw in b.raw if (i := raw.key and raw.key[1])}
+    assert batch_of[people["by_domain"]] != batch_of[again]
+    assert leads[again].account_id is not None
+    assert leads[again].account_id == leads[people["by_domain"]].account_id
+    assert leads[again].industry == "Logistics" and len(leads[again].deals) == 1
+    assert sum("northwind-traders.test" in soql for soql in asked) == 1
 
 
 def test_turned_off_by_the_mapping(sim, people):
