@@ -219,6 +219,26 @@ def test_bulk_holding_ends_when_the_open_batches_hold_more_than_a_bulk_call():
     assert [name for name, _ in acked] == list("abcde")
 
 
+def test_a_call_packed_whole_leaves_as_one_request_past_bulk_batch():
+    """The engine's packed call (`bulk_calls`): 8 updates against a bound of 6 leave in one
+    request; split at the bound, its last 2 would fall below bulk_from and go in REST
+    requests. A whole call below bulk_from leaves in REST requests as any other."""
+    traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=6, bulk_from=4), [], [], []
+    traffic.auto = True
+    flight = flight_for(traffic, landed, pending)
+    updates = [update(str(n)) for n in range(8)]
+    flight.add(Outgoing(updates, [], lambda out: acked.append(out), whole=True))
+    flight.drain()
+    assert [len(items) for items, _ in traffic.sent] == [8]
+    flight.add(Outgoing(updates[:3], [], lambda out: acked.append(out), whole=True))
+    flight.drain()
+    assert [len(items) for items, _ in traffic.sent] == [8, 2, 1]
+    flight.add(batch("split", updates, [], acked))
+    flight.drain()
+    assert [len(items) for items, _ in traffic.sent][3:] == [6, 2], "not whole: split at 6"
+    assert len(acked) == 3
+
+
 def test_below_bulk_from_only_the_due_batches_items_leave_the_rest_gathers_on():
     traffic, acked, landed, pending = ManualTraffic(2, 2, bulk_batch=100, bulk_from=50), [], [], []
     traffic.auto = True

@@ -61,6 +61,7 @@ from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUp
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.adapter_state import hand_state
+from crm_qualify.connector.sync.bulk_calls import bulk_calls
 from crm_qualify.connector.sync.concurrency import traffic_of
 from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
@@ -1102,36 +1103,19 @@ class SyncEngine:
         """Held updates leave once one object's fill a bulk call, read back from the audit
         trail; the flight's bound keeps one call in memory while the phase goes on. `rest`:
         the phase's end, the remainders too, several objects' in one call where they fit
-        (alone, a remainder under `bulk_threshold` would go in collections where a job takes
-        fewer requests), one call at a time; unless the run is stopping: they stay intended,
+        (`bulk_calls`), one call at a time; unless the run is stopping: they stay intended,
         and the next run reads their records again to settle them, as after a crash."""
-        held, size = self._held_updates, self.traffic.limits.bulk_batch
-        if not held or not size:
+        held, limits = self._held_updates, self.traffic.limits
+        if not held or not limits.bulk_batch:
             return
         if rest and self.stop.is_set():
             log.info("stop requested: %d record(s)' updates stay intended", len(held))
             return
-        by_object: dict[str, list[tuple[str, str]]] = {}
-        for key in held:
-            by_object.setdefault(key[0], []).append(key)
-        calls, remainders = [], []
-        for keys in by_object.values():
-            whole = len(keys) - len(keys) % size
-            calls += [keys[start : start + size] for start in range(0, whole, size)]
-            remainders.append(keys[whole:])
-        if rest:
-            packed: list[tuple[str, str]] = []
-            for keys in sorted(remainders, key=len, reverse=True):
-                if packed and len(packed) + len(keys) > size:
-                    calls.append(packed)
-                    packed = []
-                packed += keys
-            calls += [packed] if packed else []
-        for call in calls:
+        for call in bulk_calls(held, limits.bulk_batch, limits.bulk_from or 0, rest=rest):
             for key in call:
                 del held[key]
             updates = self.store.intended_updates(self._run_id, self.instance, call)
-            self._send_apart(flight, updates, [], summary, now)
+            self._send_apart(flight, updates, [], summary, now, whole=True)
             if rest:
                 flight.drain()
 
@@ -1142,9 +1126,12 @@ class SyncEngine:
         tasks: list[PlannedTask],
         summary: RunSummary,
         now: datetime,
+        *,
+        whole: bool = False,
     ) -> None:
-        """Updates intended and tasks owed, handed to the flight apart from any batch, each
-        task key marked `pending` just before its request leaves. Once answered, as a
+        """Updates intended and tasks owed, handed to the flight apart from any batch (`whole`:
+        a call packed to leave as one, `Outgoing.whole`), each task key marked `pending` just
+        before its request leaves. Once answered, as a
         batch's: acknowledged values on the mirror and in the audit trail, failures retried
         or needing attention, created tasks recorded and joined to their contact in the
         mirror (an open follow-up its SLA is measured on), definite task failures still
@@ -1157,7 +1144,7 @@ class SyncEngine:
             if self.on_batch:
                 self.on_batch(report)
 
-        flight.add(Outgoing(updates, tasks, then))
+        flight.add(Outgoing(updates, tasks, then, whole=whole))
 
     def _tasks_answered(
         self,

@@ -67,6 +67,9 @@ class Outgoing:
     records: int = 0
     """The records the batch decided, which its acknowledgement keeps in memory while it
     waits (0: count its items); with a bulk API they bound how long writes gather."""
+    whole: bool = False
+    """With a bulk API: its updates, packed by the engine into one call (`bulk_calls`), leave
+    in one request, even past `bulk_batch`, once they number `bulk_from`."""
     update_answers: list[Answer[WriteResult] | None] = field(default_factory=list)
     task_answers: list[Answer[TaskResult] | None] = field(default_factory=list)
     unanswered: int = 0
@@ -196,6 +199,10 @@ class Flight:
         oldest = waiting[0][0]
         if size is None:  # the adapter splits: each batch's items in one call
             return sum(1 for batch, _ in waiting if batch is oldest)
+        if bulk and oldest.whole:
+            count = sum(1 for batch, _ in waiting if batch is oldest)
+            if count >= bulk_from:
+                return count
         if bulk and len(waiting) >= bulk:
             return bulk
         if not bulk:
