@@ -1131,11 +1131,11 @@ class SyncEngine:
     ) -> None:
         """Updates intended and tasks owed, handed to the flight apart from any batch (`whole`:
         a call packed to leave as one, `Outgoing.whole`), each task key marked `pending` just
-        before its request leaves. Once answered, as a
-        batch's: acknowledged values on the mirror and in the audit trail, failures retried
-        or needing attention, created tasks recorded and joined to their contact in the
-        mirror (an open follow-up its SLA is measured on), definite task failures still
-        owed, an unknown outcome left `pending` for the next run's look-up."""
+        before its request leaves. Once answered, as a batch's: acknowledged values on the
+        mirror and in the audit trail, failures retried or needing attention, created tasks
+        recorded and joined to their contact in the mirror (an open follow-up its SLA is
+        measured on), definite task failures still owed, an unknown outcome left `pending`
+        for the next run's look-up."""
 
         def then(out: Outgoing) -> None:
             report, problems = BatchReport(updates=list(out.updates)), _Problems()
