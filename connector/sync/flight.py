@@ -11,7 +11,9 @@ while the records they decided number at most `bulk_batch` (what an open batch h
 is per record: its keys, review moments and writes), so a bulk call gathers across as many
 batches as fill it, and the cost in memory is the same whatever the batch size. Past that, the
 oldest batches' items leave: all that waits in one bulk call once `bulk_from` have gathered,
-else only enough requests of the REST size to cover them, the rest gathering on. Each request
+else only enough requests of the REST size to cover them, the rest gathering on (a call the
+engine packed itself, `Outgoing.whole`, leaves as one request once it numbers `bulk_from`,
+even past `bulk_batch`). Each request
 goes to a write worker: requests for different records are independent, so several are in
 flight at once, while the run's thread decides the next batch.
 
