@@ -13,9 +13,9 @@ batches as fill it, and the cost in memory is the same whatever the batch size. 
 oldest batches' items leave: all that waits in one bulk call once `bulk_from` have gathered,
 else only enough requests of the REST size to cover them, the rest gathering on (a call the
 engine packed itself, `Outgoing.whole`, leaves as one request once it numbers `bulk_from`,
-even past `bulk_batch`). Each request
-goes to a write worker: requests for different records are independent, so several are in
-flight at once, while the run's thread decides the next batch.
+even past `bulk_batch`). Each request goes to a write worker: requests for different records
+are independent, so several are in flight at once, while the run's thread decides the next
+batch.
 
 A batch is acknowledged (its `then` runs, on the run's thread: audit trail, mirror, cursor)
 only once every one of its items has its answer, and only after every earlier batch: a
