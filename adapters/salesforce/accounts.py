@@ -179,7 +179,8 @@ def queried(pages: Pages, mapping: AccountMapping, staging: Staging | None = Non
         earlier_names = {
             n for name in names if name not in fresh_names and (n := normalise_company(name))
         }
-        found.update(_staged(staging, earlier_domains, earlier_names))
+        asked_kinds = (ASKED_DOMAIN, ASKED_NAME, ASKED_DEALS)
+        found.update(staged_accounts(staging, asked_kinds, earlier_domains, sorted(earlier_names)))
         return [found[i] for i in sorted(found)]
 
     return candidates
@@ -216,14 +217,18 @@ def _deal_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row[name] for name in OPPORTUNITY_FIELDS if name in row}
 
 
-def _staged(staging: Staging, domains: list[str], names: set[str]) -> dict[str, Account]:
-    """The staged Accounts matching these domains or normalised names, by id."""
+def staged_accounts(
+    staging: Staging, kinds: tuple[str, str, str], domains: Sequence[str], names: Sequence[str]
+) -> dict[str, Account]:
+    """The Accounts staged under `kinds` (by website domain, by normalised name, and their
+    open Opportunities by Account) that match these domains or normalised names, by id."""
+    by_domain, by_name, open_deals = kinds
     rows: dict[str, dict[str, Any]] = {}
-    for kind, wanted in ((ASKED_DOMAIN, domains), (ASKED_NAME, sorted(names))):
+    for kind, wanted in ((by_domain, domains), (by_name, names)):
         if wanted and kind in staging.kinds:
-            for matches in staging.rows(kind, wanted).values():
+            for matches in staging.rows(kind, list(wanted)).values():
                 rows.update((row["Id"], row) for row in matches)
-    deals = staging.rows(ASKED_DEALS, list(rows)) if rows else {}
+    deals = staging.rows(open_deals, list(rows)) if rows else {}
     return {i: a for i, row in rows.items() if (a := account(row, deals.get(i))) is not None}
 
 

@@ -44,7 +44,7 @@ from crm_qualify.adapters.salesforce.accounts import (
     Account,
     AccountMapping,
     Candidates,
-    account,
+    staged_accounts,
 )
 from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
 from crm_qualify.adapters.salesforce.soql import Engagement
@@ -284,14 +284,8 @@ class BulkReads:
         def candidates(domains: Sequence[str], names: Sequence[str]) -> Iterator[Account]:
             self._stage_accounts(staging, mapping)
             normalised = sorted({n for name in names if (n := normalise_company(name))})
-            rows: dict[str, Row] = {}
-            for key, wanted in ((BY_DOMAIN, list(domains)), (BY_NAME, normalised)):
-                for matches in staging.rows(key, wanted).values():
-                    rows.update((row["Id"], row) for row in matches)
-            deals = staging.rows(OPEN_DEALS, list(rows))
-            for account_id, row in rows.items():
-                if (found := account(row, deals.get(account_id))) is not None:
-                    yield found
+            kinds = (BY_DOMAIN, BY_NAME, OPEN_DEALS)
+            yield from staged_accounts(staging, kinds, domains, normalised).values()
 
         return candidates
 
