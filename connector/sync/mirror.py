@@ -219,12 +219,22 @@ class Mirror:
         (created `now`, open), and each decided contact keeps its hot episode's start and
         when its decision can next change (`decided`: key, hot_since, recheck_at; a row that
         holds these already is left unwritten); one transaction. Each write's row is encoded
-        as the statement takes it, not all first: a bulk call acknowledges 10,000 at once."""
+        as the statement takes it, not all first: a bulk call acknowledges 10,000 at once.
+        Each moment is written as text once: a request's writes share their round trip, and
+        many review moments are the same (the safety net's)."""
+        texts: dict[datetime, str | None] = {}
+
+        def text(moment: datetime) -> str | None:
+            found = texts.get(moment)
+            if found is None:
+                found = texts[moment] = _iso(moment)
+            return found
+
         rows = (
             (
                 owned_patch(values := write.update.values()),
-                _iso(write.sent_at),
-                _iso(write.acked_at),
+                text(write.sent_at),
+                text(write.acked_at),
                 _iso(write.stamp),
                 written_patch(values),
                 instance,
@@ -249,7 +259,6 @@ class Mirror:
                     for task, crm_id in tasks
                 ),
             )
-            texts: dict[datetime, str] = {}  # most share a moment: the safety net's, say
             conn.executemany(
                 "INSERT INTO mirror_review (instance, object_type, contact_id, hot_since,"
                 " recheck_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
@@ -261,7 +270,7 @@ class Mirror:
                         instance,
                         *key,
                         None if since is None else _iso(since),
-                        texts.get(recheck) or texts.setdefault(recheck, _iso(recheck)),
+                        text(recheck),
                     )
                     for key, since, recheck in decided
                 ],
