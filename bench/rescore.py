@@ -39,6 +39,7 @@ from crm_qualify.connector.decision.review import next_review  # noqa: E402
 from crm_qualify.connector.model import (  # noqa: E402
     Contact,
     ExistingTask,
+    FieldUpdate,
     PlannedTask,
     RecordUpdate,
 )
@@ -50,6 +51,7 @@ from crm_qualify.connector.sync.engine import (  # noqa: E402
     SyncEngine,
     decision_fingerprint,
 )
+from crm_qualify.connector.sync.mirror import AckedWrite  # noqa: E402
 from crm_qualify.connector.sync.people import People  # noqa: E402
 from crm_qualify.connector.sync.state import StateStore  # noqa: E402
 from score_throughput import NOW, generate  # noqa: E402
@@ -102,7 +104,9 @@ def settings(state: Path) -> Settings:
 
 def build(state: Path, count: int) -> None:
     """A mirror as a sync leaves it at NOW: each contact with that decision as CRM values,
-    and in the identity index (a sync indexes each record it reads)."""
+    remembered as our last acknowledged write (what `unless_edited` compares with; the audit
+    rows themselves left out, as after retention), and in the identity index (a sync indexes
+    each record it reads)."""
     store = StateStore(state)
     rules = settings(state).rules
     people = People(store, settings(state).identity)
@@ -110,6 +114,7 @@ def build(state: Path, count: int) -> None:
     reviews: list[tuple[tuple[str, str], datetime | None, datetime]] = []
     for start in range(0, count, CHUNK):
         contacts: list[Contact] = []
+        written: list[AckedWrite] = []
         tasks: list[tuple[str, str]] = []
         for contact in generate(min(CHUNK, count - start), seed=start):
             contact.id = str(start + int(contact.id))
@@ -118,6 +123,11 @@ def build(state: Path, count: int) -> None:
             reviews.append(((contact.object_type, contact.id), decision.hot_since, review))
             values = decision.field_values()
             contact.owned = {k: v for k, v in values.items() if k != "scored_at"}
+            changes = [FieldUpdate(field=k, new=v) for k, v in contact.owned.items()]
+            update = RecordUpdate(
+                contact_id=contact.id, object_type=contact.object_type, changes=changes
+            )
+            written.append(AckedWrite(update, sent_at=read_at, acked_at=read_at))
             for task in decision.tasks:
                 tasks.append((task.key, f"T-{task.key}"))
                 contact.tasks.append(
@@ -126,7 +136,7 @@ def build(state: Path, count: int) -> None:
             contacts.append(contact)
         store.mirror.upsert(INSTANCE, contacts, read_at)
         people.index(INSTANCE, contacts)
-        store.mirror.record_batch(INSTANCE, [], [], reviews, read_at)
+        store.mirror.record_batch(INSTANCE, written, [], reviews, read_at)
         reviews.clear()
         store.record_existing_tasks(INSTANCE, tasks)
     store.set_meta(INSTANCE, "full_read_done_at", datetime.now(UTC).isoformat())
