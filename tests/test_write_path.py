@@ -8,9 +8,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate, Stage
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync import engine
 from crm_qualify.connector.sync.engine import DECIDED_WITH_KEY, RunOptions, SyncEngine
+from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -72,3 +74,35 @@ def test_each_acknowledged_write_updates_its_mirror_row_once(store):
             ("contact", cid)
         ]
         assert adapter.records[cid].owned.items() >= last[("contact", cid)].items()
+
+
+def test_an_acknowledged_write_merges_into_the_mirrored_facts(store):
+    """The CRM's values after a write: the written fields join the others, a written stage
+    becomes the stage, a written null leaves no value, and our last written values keep it."""
+    contact = hot_contact("m1")
+    contact.owned = {"score": 40, "grade": "B2", "duplicate_group": "g-1"}
+    other = cold_contact("m2")
+    store.mirror.upsert("default", [contact, other], NOW)
+
+    def acked(contact_id: str, **values: object) -> AckedWrite:
+        changes = [FieldUpdate(field=k, new=v) for k, v in values.items()]
+        update = RecordUpdate(contact_id=contact_id, object_type="contact", changes=changes)
+        return AckedWrite(update, sent_at=NOW, acked_at=NOW + timedelta(seconds=1))
+
+    store.mirror.record_batch(
+        "default",
+        [acked("m1", score=55, stage="mql", duplicate_group=None), acked("m2", score=3)],
+        [],
+        [],
+        NOW,
+    )
+
+    mirrored = store.mirror.by_keys("default", [("contact", "m1"), ("contact", "m2")])
+    first, second = mirrored[("contact", "m1")].contact, mirrored[("contact", "m2")].contact
+    assert first.owned == {"score": 55, "grade": "B2", "stage": "mql"}
+    assert first.stage is Stage.MQL
+    assert first.events == contact.events, "the facts read are kept"
+    assert second.owned == {"score": 3}
+    assert second.stage is None, "a write without a stage leaves the stage as read"
+    last = store.last_written("default", [("contact", "m1")])[("contact", "m1")]
+    assert last == {"score": 55, "stage": "mql", "duplicate_group": None}
