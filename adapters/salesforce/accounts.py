@@ -160,11 +160,12 @@ def queried(pages: Pages, mapping: AccountMapping, staging: Staging | None = Non
     `staging`, less the domains and company names an earlier page of the read asked already
     (a company's Leads spread over pages): the Accounts each query matched exactly are staged
     for them, on disk, and its other rows left."""
-    asked: set[tuple[str, str]] = set()  # ("domain", domain) | ("name", company as given)
+    asked_domains: set[str] = set()
+    asked_names: set[str] = set()  # company names as given
 
     def candidates(domains: Sequence[str], names: Sequence[str]) -> list[Account]:
-        new_domains = [d for d in domains if ("domain", d) not in asked]
-        new_names = [n for n in names if ("name", n) not in asked]
+        new_domains = [d for d in domains if d not in asked_domains]
+        new_names = [n for n in names if n not in asked_names]
         found: dict[str, Account] = {}
         for statement in statements(mapping, new_domains, new_names):
             for page in pages("GET query Account", statement):
@@ -172,8 +173,8 @@ def queried(pages: Pages, mapping: AccountMapping, staging: Staging | None = Non
         if staging is None:
             return list(found.values())
         _stage(staging, mapping, found.values(), new_domains, new_names)
-        asked.update(("domain", d) for d in new_domains)
-        asked.update(("name", n) for n in new_names)
+        asked_domains.update(new_domains)
+        asked_names.update(new_names)
         fresh_domains, fresh_names = set(new_domains), set(new_names)
         earlier_domains = [d for d in domains if d not in fresh_domains]
         earlier_names = {
