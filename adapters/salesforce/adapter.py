@@ -784,8 +784,21 @@ def _position(records: list[dict[str, Any]]) -> tuple[str, str] | None:
 
 def _unattributed(row: dict[str, Any]) -> dict[str, Any]:
     """The row without its `attributes`, in place: the answer is ours alone, and a copy of
-    each row would be held beside it while the page is made."""
+    each row would be held beside it while the page is made. Its subqueries' rows and their
+    parents (`Campaign`) lose theirs too, in place: a row's child rows wait with it until
+    their batch is taken, each `attributes` an object and a URL of its own (a tenth of a
+    raw batch), and `reader.plain` then takes the child rows as they are instead of copying
+    them."""
     row.pop("attributes", None)
+    for value in row.values():
+        if isinstance(value, dict):
+            records = value.get("records")
+            if isinstance(records, list):  # a subquery's answer
+                for child in records:
+                    if isinstance(child, dict):
+                        _unattributed(child)
+            elif "attributes" in value:  # a parent's fields (`Campaign.Name`)
+                _unattributed(value)
     return row
 
 
