@@ -50,9 +50,10 @@ PROFILE_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
-    """One record as duplicate detection sees it."""
+    """One record as duplicate detection sees it (slots: a run's identity look-up makes one
+    for every record of the blocks it compares, thousands at a time)."""
 
     key: RecordKey
     keys: IdentityKeys
@@ -132,11 +133,13 @@ def find_groups(contacts: Iterable[Contact], rules: IdentityRules) -> list[Dupli
 def group_candidates(candidates: Sequence[Candidate], rules: IdentityRules) -> list[DuplicateGroup]:
     by_key = {candidate.key: candidate for candidate in candidates}
     matches = sorted(_matches(candidates, rules), key=lambda m: -m.confidence)
-    sets = DisjointSets(by_key)
+    sets = DisjointSets[RecordKey]()  # only the keys a match names: most are alone
     joined = [match for match in matches if sets.join(match.a, match.b)]
+    linked = {key for match in joined for key in (match.a, match.b)}
     members: dict[RecordKey, list[RecordKey]] = defaultdict(list)
-    for key in by_key:
-        members[sets.root(key)].append(key)
+    for key in by_key:  # a group's members in the candidates' order
+        if key in linked:
+            members[sets.root(key)].append(key)
     links: dict[RecordKey, list[Match]] = defaultdict(list)
     for match in joined:
         links[sets.root(match.a)].append(match)

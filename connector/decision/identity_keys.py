@@ -54,7 +54,7 @@ _COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
 """Codes CRMs hold that ISO 3166 does not (the EU writes UK and EL for GB and GR)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityKeys:
     """What one record offers for matching; None where the record lacks it."""
 
