@@ -89,6 +89,36 @@ def test_a_query_answer_is_not_held_while_its_rows_are_worked_on():
     assert [list(page) for page in pages] == [[{"Id": "00Q000000000001"}]]
 
 
+def test_a_query_pages_child_rows_lose_their_attributes_in_place():
+    task = {"attributes": {"type": "Task", "url": "/t/00T1"}, "Id": "00T1", "Subject": "Call"}
+    member = {
+        "attributes": {"type": "CampaignMember"},
+        "Id": "00v1",
+        "Campaign": {"attributes": {"type": "Campaign"}, "Name": "Expo"},
+    }
+    answer = {
+        "totalSize": 1,
+        "done": True,
+        "records": [
+            {
+                "attributes": {"type": "Lead"},
+                "Id": "00Q1",
+                "Tasks": {"totalSize": 1, "done": True, "records": [task]},
+                "CampaignMembers": {"totalSize": 1, "done": True, "records": [member]},
+                "Events": None,
+            }
+        ],
+    }
+    adapter = object.__new__(SalesforceAdapter)
+    adapter.client = type("Once", (), {"call": lambda self, what, send: answer})()
+    (page,) = adapter._query("GET query Lead", "SELECT Id FROM Lead")
+    (row,) = page
+    assert row["Tasks"]["records"] == [{"Id": "00T1", "Subject": "Call"}]
+    assert row["CampaignMembers"]["records"] == [{"Id": "00v1", "Campaign": {"Name": "Expo"}}]
+    children = (row["Tasks"]["records"][0], row["CampaignMembers"]["records"][0])
+    assert all(plain(child) is child for child in children), "taken as they are, not copied"
+
+
 class Results:
     """A Bulk results answer: CSV bytes and the headers the adapter reads."""
 
