@@ -12,8 +12,9 @@ every `YOUNG` allocations instead of 700. Cycles are still collected, just less 
 The last to leave collects once, in full: the cycles the paused collections left (a run's
 generators, frames and tracebacks, with what they point to) are freed at the run's end, not
 somewhere in the next run, by which time that run's own objects have been placed around them
-and the memory they held can no longer be given back. At 30,000 Salesforce records the runs
-after a full sync peaked 5 to 7 MB lower (`bench/salesforce_sync.py`).
+and the memory they held can no longer be given back. A collection after each run of
+`bench/salesforce_sync.py` at 30,000 records (one run each way) took the idle rerun, a day
+later and 30 days later from 151, 151 and 152 MB of peak RSS to 144 each.
 """
 
 from __future__ import annotations
