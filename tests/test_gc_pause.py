@@ -3,6 +3,7 @@ share it, and the last to leave puts the collector back as it was."""
 
 import gc
 import threading
+import weakref
 
 from crm_qualify.connector.sync.gc_pause import YOUNG, fewer_collections
 
@@ -59,3 +60,22 @@ def test_objects_the_process_froze_itself_stay_frozen():
         assert gc.get_freeze_count() > 0  # not unfrozen by the pause
     finally:
         gc.unfreeze()
+
+
+def test_a_cycle_made_inside_is_freed_when_the_last_user_leaves():
+    class Node:
+        pass
+
+    before = gc.get_threshold()
+    gc.set_threshold(0)  # no automatic collection: only the pause's own can free the cycle
+    try:
+        with fewer_collections():
+            gc.set_threshold(0)
+            node = Node()
+            node.self = node  # type: ignore[attr-defined]
+            alive = weakref.ref(node)
+            del node
+            assert alive() is not None  # a cycle: reference counting alone keeps it
+    finally:
+        gc.set_threshold(*before)
+    assert alive() is None
