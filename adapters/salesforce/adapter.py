@@ -56,7 +56,6 @@ from crm_qualify.adapters.salesforce.reader import (
     Pending,
     child_sets,
     people_touched,
-    plain,
     related,
 )
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
@@ -548,7 +547,7 @@ class SalesforceAdapter:
 
     def _by_ids(self, kind: Engagement, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         found = _group(
-            [plain(row) for row in self._all(f"GET query {kind.sobject}", kind.by_ids(), ids)],
+            self._all(f"GET query {kind.sobject}", kind.by_ids(), ids),
             kind.link,
         )
         return {person: found.get(person, []) for person in ids}
@@ -700,7 +699,7 @@ def _translate(
 
 def _by_contact(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {
-        row["ConvertedContactId"]: plain(row)
+        row["ConvertedContactId"]: row
         for row in rows
         if isinstance(row.get("ConvertedContactId"), str)
     }
@@ -787,8 +786,8 @@ def _unattributed(row: dict[str, Any]) -> dict[str, Any]:
     each row would be held beside it while the page is made. Its subqueries' rows and their
     parents (`Campaign`) lose theirs too, in place: a row's child rows wait with it until
     their batch is taken, each `attributes` an object and a URL of its own (a tenth of a
-    raw batch), and `reader.plain` then takes the child rows as they are instead of copying
-    them."""
+    raw batch). Every query row comes through here, so what reads them takes them as they
+    are."""
     row.pop("attributes", None)
     for value in row.values():
         if isinstance(value, dict):

@@ -238,28 +238,10 @@ def child_sets(
             if not isinstance(records, list):
                 again[kind.relationship].append(person["Id"])
             elif records:
-                found_rows = [plain(r) for r in records if isinstance(r, dict)]
+                found_rows = [r for r in records if isinstance(r, dict)]
                 if found_rows:
                     rows[kind.relationship][person["Id"]] = found_rows
     return rows, again
-
-
-def plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A related row without `attributes`, its parents' (`Campaign`, `Opportunity`) too; a
-    row with none anywhere (a Bulk row) is itself, not a copy held beside it."""
-    if not _attributed(row):
-        return row
-    return {
-        key: plain(value) if isinstance(value, dict) else value
-        for key, value in row.items()
-        if key != "attributes"
-    }
-
-
-def _attributed(row: dict[str, Any]) -> bool:
-    return "attributes" in row or any(
-        isinstance(value, dict) and _attributed(value) for value in row.values()
-    )
 
 
 def related(rows: dict[str, Rows]) -> Related:

@@ -172,7 +172,7 @@ def test_batches_hold_whole_collections_and_the_cursor_never_passes_what_they_ho
 
 def test_child_sets_that_cannot_be_read_are_read_again():
     kinds = engagement("Lead", "Key__c", "59.0")
-    task = {"attributes": {"type": "Task"}, "Id": "00T000000000001AAA", "Subject": "Call"}
+    task = {"Id": "00T000000000001AAA", "Subject": "Call"}  # as `_query` hands rows on
     people = [
         {"Id": "p1", "Tasks": None, "Events": None, "CampaignMembers": None},
         {"Id": "p2", "Tasks": {"totalSize": 1, "done": True, "records": [task]}},

@@ -1,6 +1,7 @@
 """What a full read keeps in memory: a query answer is let go once its rows are taken out,
-staged Bulk rows come back sharing their column names, and a Bulk row (no `attributes`) is
-taken as it is, not copied. The figures are in `bench/salesforce_bulk.py`."""
+staged Bulk rows come back sharing their column names, and a query's rows (their parents and
+child rows too) lose their `attributes` in place, not by copy. The figures are in
+`bench/salesforce_bulk.py`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
-from crm_qualify.adapters.salesforce.reader import plain
 from crm_qualify.adapters.salesforce.staging import Staging
 from crm_qualify.connector.contract import AdapterError
 
@@ -39,16 +39,25 @@ def test_staged_rows_come_back_whole_and_share_their_column_names():
         staging.close()
 
 
-def test_a_row_without_attributes_is_taken_as_it_is():
-    bulk_row = {"Id": "00v1", "Campaign": {"Name": "Expo"}}
-    assert plain(bulk_row) is bulk_row
-    rest_row = {
+def test_a_query_row_and_its_parents_lose_their_attributes_in_place():
+    row = {
         "attributes": {"type": "CampaignMember"},
         "Id": "00v1",
         "Campaign": {"attributes": {"type": "Campaign"}, "Name": "Expo"},
+        "Lead": None,
     }
-    assert plain(rest_row) == {"Id": "00v1", "Campaign": {"Name": "Expo"}}
-    assert "attributes" in rest_row and "attributes" in rest_row["Campaign"], "not changed"
+    answer = {"totalSize": 1, "done": True, "records": [row]}
+    (page,) = _querying(answer)._query("GET query CampaignMember", "SELECT Id FROM CampaignMember")
+    (taken,) = page
+    assert taken is row, "the answer's own row, not a copy"
+    assert taken == {"Id": "00v1", "Campaign": {"Name": "Expo"}, "Lead": None}
+
+
+def _querying(answer: dict[str, Any]) -> SalesforceAdapter:
+    """An adapter whose client answers every query with `answer`."""
+    adapter = object.__new__(SalesforceAdapter)
+    adapter.client = type("Once", (), {"call": lambda self, what, send: answer})()
+    return adapter
 
 
 def test_ingest_data_is_the_csv_in_utf8():
@@ -109,14 +118,11 @@ def test_a_query_pages_child_rows_lose_their_attributes_in_place():
             }
         ],
     }
-    adapter = object.__new__(SalesforceAdapter)
-    adapter.client = type("Once", (), {"call": lambda self, what, send: answer})()
-    (page,) = adapter._query("GET query Lead", "SELECT Id FROM Lead")
+    (page,) = _querying(answer)._query("GET query Lead", "SELECT Id FROM Lead")
     (row,) = page
     assert row["Tasks"]["records"] == [{"Id": "00T1", "Subject": "Call"}]
     assert row["CampaignMembers"]["records"] == [{"Id": "00v1", "Campaign": {"Name": "Expo"}}]
-    children = (row["Tasks"]["records"][0], row["CampaignMembers"]["records"][0])
-    assert all(plain(child) is child for child in children), "taken as they are, not copied"
+    assert row["Tasks"]["records"][0] is task, "in place, not copied"
 
 
 class Results:
