@@ -16,8 +16,11 @@ round trip then comes out of the margin, not out of our pace of 4 a second. The 
 depends on the portal's tier, so our share is held that way itself (a 0.25 s round trip costs
 2.5% of a 10 s window).
 
-Ten requests in flight keep a 15-per-second share busy at 250 ms answers with room to spare;
-the budgets, not the slots, set the pace. Batch update and create take 100 inputs.
+Fourteen requests in flight: four for the core's fan-out reads (`concurrency.FAN_OUT`) and ten
+for writes. Over a whole run the budgets, not the slots, set the pace (six writes in flight
+already keep a 15-per-second share busy at 250 ms answers). But after a walk the burst window
+still has room, and a first full sync's writes, which wait for the walk, leave at up to 40 a
+second instead of 24. Batch update and create take 100 inputs.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from crm_qualify.connector.sync.concurrency import EndpointClass, Limits
 
 API = "api"
 SEARCH = "search"
-IN_FLIGHT = 10
+IN_FLIGHT = 14
+"""Requests in flight at once, reads and writes together (see above)."""
 SEARCHES_PER_SECOND = 5
 """HubSpot's search limit per account (its documented limits; the simulator's default)."""
 BATCH_INPUTS = 100
