@@ -206,6 +206,29 @@ def test_the_reasons_text_changes_only_when_the_points_shown_change():
     assert 10 < changes < 200 // 2, "changes with the points, not every run nor never"
 
 
+def test_the_same_facts_in_another_order_give_the_same_reasons():
+    """Signals of equal points: a full read, a retried page or a person's records merged can
+    hand the events over in another order, which must not rewrite the text."""
+    events = [
+        event(EventType.PAGE_VIEW, 2, count=4),
+        event(EventType.WEBINAR_REGISTERED, 3),
+        event(EventType.CONTENT_DOWNLOAD, 4),
+        event(EventType.WEBINAR_REGISTERED, 5),
+        event(EventType.EMAIL_OPEN, 6, count=2),
+    ]
+    written = set()
+    for seed in range(6):
+        shuffled = list(events)
+        random.Random(seed).shuffle(shuffled)
+        decision = decide(contact(*shuffled), Rules(), NOW)
+        signals = tuple(reason.signal for reason in decision.score.reasons)
+        written.add((decision.field_values()["reasons"], signals))
+    ((text, signals),) = written
+    download, webinar = (text.index(words) for words in ("content download", "webinar registered"))
+    assert download < webinar, text  # +10 each: `EventType`'s order
+    assert signals[:2] == ("content_download", "webinar_registered")
+
+
 def test_reasons_are_a_sequence_written_once():
     score = decide(
         contact(event(EventType.DEMO_REQUEST), industry="Software"),

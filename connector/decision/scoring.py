@@ -308,6 +308,10 @@ Line = tuple[str, str, float, str, float]
 """A written reason: signal, family, points, text, and -|points| to sort it by."""
 _BY_STRENGTH = itemgetter(4)
 _TEXT = itemgetter(3)
+_SIGNAL_RANK = {kind: rank for rank, kind in enumerate(EventType)}.__getitem__
+"""Signals of equal points are written in `EventType`'s order, not in the order their events
+came: the same facts read another way (a full read, a retried page, a person's records
+merged) then give the same text, and no write."""
 
 
 class Explanation(Sequence[Reason]):
@@ -431,13 +435,15 @@ def _note_line(note: Note) -> Line:
 
 
 def _signal_lines(compiled: CompiledRules, seen: dict[EventType, Seen]) -> list[Line]:
-    """One reason per signal, in whole points. The text changes only when what it says does:
-    the points shown, the count, the last date, or once when the cap or decay starts to take
-    points away from what would be shown without it ("(capped)", "(decayed)")."""
+    """One reason per signal, in whole points, in `_SIGNAL_RANK` order. The text changes only
+    when what it says does: the points shown, the count, the last date, or once when the cap
+    or decay starts to take points away from what would be shown without it ("(capped)",
+    "(decayed)")."""
     lines = []
     signals = compiled.signals
     starts = compiled.line_starts
-    for kind, (occurrences, count, last_at, shown, _, _, _) in seen.items():
+    for kind in sorted(seen, key=_SIGNAL_RANK) if len(seen) > 1 else seen:
+        occurrences, count, last_at, shown, _, _, _ = seen[kind]
         if shown == 0:
             continue  # counts nothing: not a reason, and the parts add up without it
         weight, cap, _ = signals[kind]
