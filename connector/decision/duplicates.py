@@ -101,6 +101,9 @@ class DisjointSets(Generic[K]):
     def __init__(self, keys: Iterable[K] = ()) -> None:
         self._parent: dict[K, K] = {key: key for key in keys}
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._parent
+
     def root(self, key: K) -> K:
         parent = self._parent
         parent.setdefault(key, key)
@@ -135,10 +138,9 @@ def group_candidates(candidates: Sequence[Candidate], rules: IdentityRules) -> l
     matches = sorted(_matches(candidates, rules), key=lambda m: -m.confidence)
     sets = DisjointSets[RecordKey]()  # only the keys a match names: most are alone
     joined = [match for match in matches if sets.join(match.a, match.b)]
-    linked = {key for match in joined for key in (match.a, match.b)}
     members: dict[RecordKey, list[RecordKey]] = defaultdict(list)
     for key in by_key:  # a group's members in the candidates' order
-        if key in linked:
+        if key in sets:
             members[sets.root(key)].append(key)
     links: dict[RecordKey, list[Match]] = defaultdict(list)
     for match in joined:
