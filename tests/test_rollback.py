@@ -147,6 +147,36 @@ def test_memory_rollback_failing_part_way_is_recorded_and_resumes(memory, monkey
     assert adapter.records["b"].owned["score"] == before["b"]["score"]
 
 
+@pytest.mark.parametrize("cursor_sees_our_writes", [True, False], ids=["hubspot", "salesforce"])
+def test_memory_after_a_rollback_the_next_runs_decide_from_what_it_left(
+    memory, cursor_sees_our_writes
+):
+    """The mirror holds what the rollback restored and closed. HubSpot's search returns the
+    rollback's writes (known as ours by their stamps: no read); Salesforce's incremental
+    query leaves out the integration user's changes (modelled here by stamps the cursor has
+    passed). Either way the next run decides the restored records again and writes them as
+    the rules say (the rollback's own note), and the closed tasks are never escalated."""
+    adapter, store, run_id, _ = memory
+    report = rollback(adapter, store, "default", run_id)
+    restored = sum(len(update.changes) for update in report.restored)
+    assert restored and len(report.tasks_closed) == 6
+    if not cursor_sees_our_writes:
+        for record in adapter.records.values():
+            record.updated_at = NOW - timedelta(days=1)
+
+    engine = SyncEngine(adapter, Settings(), store)
+    after = engine.run(RunOptions(now=NOW + timedelta(minutes=15)))
+    assert after.counts["read"] == 0 and after.counts["redecided"] == 3
+    assert after.counts["fields_written"] == restored
+    assert after.counts["tasks_created"] == 0, "the closed tasks are not created again"
+    assert adapter.records["a"].owned["score"] is not None
+
+    tasks = len(adapter.tasks)
+    later = engine.run(RunOptions(now=NOW + timedelta(days=3)))
+    assert later.status == "ok" and later.counts["tasks_created"] == 0
+    assert len(adapter.tasks) == tasks, "no escalation of a follow-up the rollback closed"
+
+
 def snapshot(sim) -> dict[str, dict[str, str | None]]:
     return {
         oid: {p: record["properties"].get(p) or None for p in OWNED}

@@ -276,6 +276,36 @@ class Mirror:
                 ],
             )
 
+    def mark_due(self, instance: str, keys: Sequence[Key]) -> None:
+        """These records are decided again at the next run, whatever their review moment
+        said: their CRM values changed by something other than a decision (a rollback)."""
+        with self._store._tx() as conn:
+            conn.executemany(
+                "UPDATE mirror_review SET recheck_at = NULL"
+                " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                [(instance, *key) for key in keys],
+            )
+
+    def close_tasks(self, instance: str, closed: Sequence[tuple[Key, str]], at: datetime) -> None:
+        """Tasks we closed (record, CRM task id): completed at `at` on their mirrored record,
+        as the CRM now holds them. Closing a task changes the task, not the record, so no
+        read of the record brings the change (and Salesforce's leaves out our own changes):
+        without this the mirror would hold them open, and escalate them once overdue."""
+        ids: dict[Key, set[str]] = {}
+        for key, crm_id in closed:
+            ids.setdefault(key, set()).add(crm_id)
+        with self._store._tx() as conn:
+            for key, (text,) in list(self._rows(instance, list(ids), "contact")):
+                contact = Contact.model_validate_json(text)
+                for task in contact.tasks:
+                    if task.id in ids[key] and task.is_open:
+                        task.completed, task.completed_at = True, at
+                conn.execute(
+                    "UPDATE mirror SET contact = ?"
+                    " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                    (encode(contact), instance, *key),
+                )
+
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
         """When each record's current hot episode began (absent: not mirrored yet)."""
         rows = self._rows(instance, keys, "hot_since", table="mirror_review")

@@ -15,12 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
 from crm_qualify.connector.model import FieldUpdate, RecordUpdate
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
+from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.retention import missing_run
 from crm_qualify.connector.sync.state import (
@@ -179,8 +181,8 @@ def rollback(
         written: list[RecordUpdate] = []
         report.status = "ok"
         try:
-            _restore(adapter, store, instance, report, written, progress)
-            _close(adapter, store, instance, report, progress)
+            _restore(adapter, store, instance, report, written, clock, progress)
+            _close(adapter, store, instance, report, clock, progress)
         except AdapterError as exc:
             report.status = "failed"
             report.errors.append(f"{type(exc).__name__}: {exc}")
@@ -205,33 +207,39 @@ def _restore(
     instance: str,
     report: RollbackReport,
     written: list[RecordUpdate],
+    clock: Callable[[], float],
     progress: ProgressCallback | None = None,
 ) -> None:
+    """Each chunk: intended, sent, then acknowledged as a sync's writes are, the mirror with
+    it: the restored values become the CRM's mirrored values (with our write's stamp, so the
+    next read knows that version as ours), and the records are due, so the next run decides
+    them again from the mirror on every CRM alike, with no read."""
     if not report.restored:
         return
     assert report.rollback_run_id is not None
     for start in range(0, len(report.restored), WRITE_CHUNK):
         chunk = report.restored[start : start + WRITE_CHUNK]
         store.record_writes(report.rollback_run_id, instance, chunk, WRITE_INTENDED)
+        sent_at = _moment(clock)
         results = adapter.write_updates(chunk)
+        acked_at = _moment(clock)
         if len(results) != len(chunk):
             raise AdapterError(f"adapter returned {len(results)} results for {len(chunk)} updates")
-        ok = []
+        acked = []
         for update, result in zip(chunk, results, strict=True):
             if result.ok:
-                ok.append(update)
+                acked.append(AckedWrite(update, sent_at, acked_at, result.stamp))
             else:
                 label = f"{update.object_type}/{update.contact_id}"
                 report.errors.append(f"{label}: write: {result.error}")
-        store.settle_writes(
-            report.rollback_run_id,
-            instance,
-            [
-                (u, WRITE_ACKED if r.ok else WRITE_FAILED)
-                for u, r in zip(chunk, results, strict=True)
-            ],
-        )
-        written.extend(ok)
+        outcomes = [
+            (u, WRITE_ACKED if r.ok else WRITE_FAILED) for u, r in zip(chunk, results, strict=True)
+        ]
+        with store.transaction():
+            store.settle_writes(report.rollback_run_id, instance, outcomes, remember=False)
+            store.mirror.record_batch(instance, acked, [], [], acked_at)
+            store.mirror.mark_due(instance, [_record(w.update) for w in acked])
+        written.extend(w.update for w in acked)
         if progress:
             progress("restored", len(chunk))
 
@@ -241,6 +249,7 @@ def _close(
     store: StateStore,
     instance: str,
     report: RollbackReport,
+    clock: Callable[[], float],
     progress: ProgressCallback | None = None,
 ) -> None:
     tasks = report.tasks_to_close
@@ -249,15 +258,26 @@ def _close(
     results = adapter.close_tasks([t.crm_id for t in tasks if t.crm_id])
     if len(results) != len(tasks):
         raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
+    closed = []
     for task, result in zip(tasks, results, strict=True):
         if result.ok:
             store.set_task_status(instance, task.key, TASK_CLOSED, None)
             report.tasks_closed.append(task.key)
+            closed.append(((task.object_type, task.contact_id), task.crm_id or ""))
         else:
             label = f"{task.object_type}/{task.contact_id}"
             report.errors.append(f"{label}: task {task.crm_id}: {result.error}")
+    store.mirror.close_tasks(instance, closed, _moment(clock))
     if progress:
         progress("closed", len(tasks))
+
+
+def _record(update: RecordUpdate) -> tuple[str, str]:
+    return update.object_type, update.contact_id
+
+
+def _moment(clock: Callable[[], float]) -> datetime:
+    return datetime.fromtimestamp(clock(), UTC)
 
 
 __all__ = ["RollbackError", "RollbackReport", "plan_rollback", "rollback"]
