@@ -151,6 +151,27 @@ def test_a_reconciliation_is_due_after_the_configured_days(store):
     assert due.counts["read"] == 3
 
 
+def test_other_owned_fields_read_everyone_again_once_an_older_state_file_only_if_changed(store):
+    from crm_qualify.connector.sync.engine import READ_WITH_KEY
+
+    adapter, engine = synced(store)
+    store.delete_meta("default", READ_WITH_KEY)  # as a state file from before the key
+    older = engine.run(RunOptions(now=NOW + timedelta(minutes=5)))
+    assert older.counts["read"] == 0 and store.get_meta("default", READ_WITH_KEY)
+
+    fields = {**Settings().fields, "duplicate": FieldPolicy(owned=True)}
+    other = SyncEngine(adapter, Settings(fields=fields), store)
+    dry = other.run(RunOptions(now=NOW + timedelta(minutes=10), dry_run=True))
+    assert dry.counts["read"] == 3, "the dry run reads what the real run will"
+    changed = other.run(RunOptions(now=NOW + timedelta(minutes=10)))
+    assert changed.counts["read"] == 3 and changed.counts["records_gone"] == 0
+    assert other.run(RunOptions(now=NOW + timedelta(minutes=15))).counts["read"] == 0
+
+    store.delete_meta("default", READ_WITH_KEY)  # an older state file, and a change with it:
+    back = SyncEngine(adapter, Settings(), store)  # decided with other fields, so read again
+    assert back.run(RunOptions(now=NOW + timedelta(minutes=20))).counts["read"] == 3
+
+
 def test_records_needing_attention_wait_for_their_backoff_not_every_run(store):
     adapter, engine = synced(store)
     adapter.refuse_write_ids.add("hot-1")

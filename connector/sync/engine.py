@@ -95,6 +95,9 @@ DEFERRED_PASSES = 3
 DECIDED_WITH_KEY = "mirror_decided_with"
 """The configuration every mirrored contact was last decided with: when it changes, everyone
 is decided again; otherwise only those whose decision can have moved (`next_review`)."""
+READ_WITH_KEY = "mirror_read_with"
+"""What the last full read (or the one under way) read with (`read_fingerprint`): when it
+changes, the next run reads every record again, whatever `reconcile_every_days` says."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 2000
@@ -437,10 +440,12 @@ class SyncEngine:
             return None
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
         started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
-        if started is None and (cursor is None or self._full_read_due(options)):
+        other_mapping = self._read_with_other_mapping(options)
+        if other_mapping or (started is None and (cursor is None or self._full_read_due(options))):
             started = datetime.now(UTC).isoformat()
             if not options.dry_run:
                 self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
+                self.store.set_meta(self.instance, READ_WITH_KEY, read_fingerprint(self.settings))
             cursor = None
             log.info("full read: every record is read to reconcile the mirror")
         self._full_read = datetime.fromisoformat(started) if started else None
@@ -464,6 +469,22 @@ class SyncEngine:
         known = None if self._full_read else self._known_versions
         yield from self.adapter.read_changed(cursor, until=now, known=known)
         self._full_read_done = self._full_read is not None
+
+    def _read_with_other_mapping(self, options: RunOptions) -> bool:
+        """Whether the mirror was read, or its full read under way began, with another mapping
+        or other owned fields: a full read (again) then brings every record as it reads now."""
+        read_with = self.store.get_meta(self.instance, READ_WITH_KEY)
+        now_with = read_fingerprint(self.settings)
+        if read_with is None:  # a state file from before the key: unchanged if nothing is
+            decided_with = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
+            if decided_with in (None, decision_fingerprint(self.settings)):
+                if not options.dry_run:
+                    self.store.set_meta(self.instance, READ_WITH_KEY, now_with)
+                return False
+        elif read_with == now_with:
+            return False
+        log.info("mirror read with another mapping or other owned fields: reading all again")
+        return True
 
     def _full_read_due(self, options: RunOptions) -> bool:
         if options.full:
@@ -1233,6 +1254,15 @@ def decision_fingerprint(settings: Settings) -> str:
     config = settings.rules.model_dump_json() + settings.identity.model_dump_json()
     config += str(sorted(settings.fields.items()))
     return hashlib.sha256((config + _mapping_text(settings)).encode()).hexdigest()
+
+
+def read_fingerprint(settings: Settings) -> str:
+    """What the mirrored facts depend on: the mapping, and which fields are owned (an adapter
+    reads no other, `mapping.owned_only`). The mirror holds no CRM value of a field it did not
+    read, so deciding a newly owned field from it would take the CRM's value for empty and
+    overwrite it, whatever its policy; facts translated under another mapping are stale."""
+    owned = sorted(name for name, policy in settings.fields.items() if policy.owned)
+    return hashlib.sha256((str(owned) + _mapping_text(settings)).encode()).hexdigest()
 
 
 def _mapping_text(settings: Settings) -> str:

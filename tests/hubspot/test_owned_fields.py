@@ -151,3 +151,39 @@ def test_a_portal_set_up_before_these_fields_is_told_how_to_fix_it(store):
         definition = older.store.definitions["contacts"]["crmq_customer_type"]
         assert definition["type"] == "enumeration"
         assert [o["value"] for o in definition["options"]] == ["one_time", "recurring", "mixed"]
+
+
+def test_a_field_owned_from_now_on_is_read_before_it_is_written(sim, store):
+    """The mirror holds no CRM value of a field the adapter did not read. Once the mapping or
+    the owned fields change, the next run (its dry run too) reads every record again, so a
+    newly owned field's values in HubSpot count: here `if_empty` keeps one a person set."""
+    person_set = sorted(sim.store.objects["contacts"])[5]
+    sim.touch(person_set, {"crmq_duplicate": "true"})
+    before = Settings(crm=CrmSettings(adapter="hubspot"))
+    assert not before.fields["duplicate"].owned
+    mapping = load_mapping("hubspot")
+    reads_without = make_adapter(sim, owned_only(mapping, before.fields))
+    assert SyncEngine(reads_without, before, store).run(RunOptions()).status == "ok"
+    assert SyncEngine(reads_without, before, store).run(RunOptions()).counts["read"] == 0
+
+    fields = {**before.fields, "duplicate": FieldPolicy(owned=True, policy="if_empty")}
+    after = Settings(crm=CrmSettings(adapter="hubspot"), fields=fields)
+    reads_with = make_adapter(sim, owned_only(mapping, after.fields))
+    engine = SyncEngine(reads_with, after, store)
+    planned: set[tuple[str, str]] = set()
+    engine.on_batch = lambda report: planned.update(
+        (update.contact_id, change.field) for update in report.updates for change in update.changes
+    )
+    dry = engine.run(RunOptions(dry_run=True))
+    assert dry.status == "ok" and dry.counts["read"] == 400
+    assert (person_set, "duplicate") not in planned
+    assert len({cid for cid, name in planned if name == "duplicate"}) == 399
+
+    engine.on_batch = None
+    run = engine.run(RunOptions())
+    assert run.status == "ok" and run.counts["read"] == 400, run.errors
+    flags = {i: p.get("crmq_duplicate") for i, p in props(sim).items()}
+    assert flags.pop(person_set) == "true", "a value the mirror never read is not overwritten"
+    assert set(flags.values()) == {"false"}
+    again = engine.run(RunOptions())
+    assert again.counts["read"] == 0 and again.counts["fields_written"] == 0
