@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
 
@@ -49,6 +50,14 @@ def test_sync_with_a_bad_config_stops_before_any_api_call(tmp_path, capsys):
         assert main(["sync", "--once", "--config", config]) == 2
         assert "adapters.hubspot.access_token" in capsys.readouterr().err
         assert sum(sim.stats.by_endpoint.values()) == 0
+
+
+@pytest.mark.parametrize("command", [["sync", "--once"], ["runs"]])
+@pytest.mark.parametrize(("limit", "why"), [("0", "must be 1 or more"), ("x", "not a whole")])
+def test_a_limit_below_one_is_a_usage_error(command, limit, why, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--limit", limit])
+    assert stopped.value.code == 2 and why in capsys.readouterr().err
 
 
 def test_sync_waits_its_turn_while_the_daemon_or_a_rollback_holds_the_lease(

@@ -145,6 +145,17 @@ def print_problems(problems: list[str]) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: a count of 1 or more (`--limit 0` or `-5` is a usage error)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def parse_now(value: str | None) -> datetime:
     """`--now` as an aware datetime (naive input is taken as UTC)."""
     if not value:

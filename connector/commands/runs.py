@@ -10,6 +10,7 @@ from pathlib import Path
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
+    positive_int,
     settings_or_exit,
     state_missing,
 )
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_config_argument(runs)
-    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    runs.add_argument("--limit", type=positive_int, default=20, help="how many (default 20)")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
     runs.set_defaults(handler=run_runs)
     undo = subparsers.add_parser(

@@ -10,6 +10,7 @@ from typing import Any
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
+    positive_int,
     settings_or_exit,
 )
 from crm_qualify.connector.ops.logs import counts_sentence
@@ -32,7 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true", help="one run, then exit (the default)")
     parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
     parser.add_argument("--json", action="store_true", help="dry-run diff as JSON lines")
-    parser.add_argument("--limit", type=int, default=None, help="process at most N contacts")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="process at most N contacts"
+    )
     parser.add_argument(
         "--full",
         action="store_true",
