@@ -17,6 +17,7 @@ and one PATCH per contact) as a computed row.
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from array import array
@@ -28,6 +29,7 @@ from typing import Any
 
 from crm_qualify.adapters.hubspot import HubSpotAdapter
 from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on, epoch_ms
+from crm_qualify.adapters.hubspot.records import FILTER_VALUES, SEARCH_BODY_LIMIT
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator.values import parse_ms
 from crm_qualify.connector.contract import ContactBatch
@@ -94,7 +96,9 @@ distinct deals and tasks):
   + per read batch of <= 1,000 of the R contacts: 2 v4 link reads (deals, tasks)
     + ceil(S/100) batch reads (S: its contacts found by the task sweep, not by search)
   + ceil(D/100) deal reads + ceil(K/100) task reads + ceil(Co/100) company reads
-  + ceil(W/100) batch updates + ceil(C/100) task creates"""
+  + ceil(W/100) batch updates + ceil(C/100) task creates
+either: + ceil(E/k) task searches (E: late follow-ups looked up before their escalation; k: the
+  keys that fit a 3,000-character search body, at most 100: about 60 of ours)"""
 
 
 # ----- in the simulator's process (harness `call`) -------------------------------------------
@@ -127,6 +131,19 @@ def _window(sim: Any, low: int, swept: int, key: str) -> tuple[list[str], int, i
     return contacts, len(tasks), sum(1 for r in tasks if _worked_on(r))
 
 
+def keys_per_search(sim: Any) -> int:
+    """The follow-up keys one task search can look up: 100 values an IN filter, in a body of
+    at most 3,000 characters (400 of them for the rest), at the portal's mean key length."""
+    with sim.store.lock:
+        keys = [
+            json.dumps(key)
+            for task in sim.store.objects["tasks"].values()
+            if (key := task["properties"].get(KEY)) and not key.endswith(":escalation")
+        ]
+    mean = sum(len(key) + 1 for key in keys) / max(1, len(keys))
+    return max(1, min(FILTER_VALUES, int((SEARCH_BODY_LIMIT - 400) // mean)))
+
+
 def minimum(
     sim: Any,
     windowed: bool,
@@ -138,12 +155,13 @@ def minimum(
     pipelines: bool,
     walk_by_search: bool = False,
     companies: bool = False,
+    looked_up: int = 0,
 ) -> Counter[str]:
     """The documented minimum of one run, per endpoint (FORMULA): `read`, the contact ids
     handed to the engine in order; links made by the run itself (tasks created since
     `began_ms`) left out, as the run read the contacts before it made them. `windowed`: the
     run searched the window `window` noted (else it walked). `companies`: the mapping reads
-    each contact's primary company."""
+    each contact's primary company. `looked_up`: follow-up keys looked up before escalating."""
     hits = WINDOW.pop("hits") if windowed else None
     read = [str(oid) for oid in read_ids]
     floor: Counter[str] = Counter()
@@ -194,6 +212,8 @@ def minimum(
         floor[PIPELINES] = 1
     if first_run:
         floor[TASK_SEARCH] += max(1, math.ceil((keyed - created) / SEARCH))
+    if looked_up:
+        floor[TASK_SEARCH] += math.ceil(looked_up / keys_per_search(sim))
     floor[UPDATE] = math.ceil(written / BATCH)
     floor[CREATE] = math.ceil(created / BATCH)
     return +floor
@@ -282,6 +302,7 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
                         "hubspot_sync:minimum", bounds is not None, runs[-1] if runs else [],
                         epoch_ms(began), counts["records_written"], counts["tasks_created"],
                         number == 0, pipelines, by_search, companies,
+                        counts["follow_ups_looked_up"],
                     )
                 )  # fmt: skip
                 pipelines = pipelines and not measured[PIPELINES]

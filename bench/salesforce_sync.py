@@ -22,12 +22,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.accounts import AccountMapping, business_domain, statements
 from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.soql import converted_leads, in_chunks
+from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, converted_leads, in_chunks
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping
 from crm_qualify.connector.ops.allocator import tune_malloc
 from crm_qualify.connector.settings import CrmSettings, Settings
@@ -67,7 +68,7 @@ CHILDREN = {
 """What is read with each person (a child row counts toward the page like its parent)."""
 
 FORMULA = """\
-minimum = L + K + R + A + V + S + W(U) + W(T)
+minimum = L + K + R + A + V + S + E + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
   R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
      people of the object to read (all on a full read; those changed outside since the last
@@ -99,6 +100,9 @@ minimum = L + K + R + A + V + S + W(U) + W(T)
      (successfulResults: each task's id); a remainder below bulk_threshold (beside full
      jobs, or an object's few records beside another's job) in collections where they are
      fewer
+  E: ceil(F / k) Task queries, F: late follow-ups whose keys are looked up before they are
+     escalated (a follow-up a person deleted is not), k: the keys that fit a query URI
+     (12,000 characters encoded: about 300 of ours)
 The REST-only minimum (issue 10's own formula) is the same with bulk_threshold 0: every read
 in query pages of 2,000 rows, every write in sObject Collections of 200."""
 
@@ -248,6 +252,20 @@ def minimum_reads(
     return floor
 
 
+def keys_per_query(sim: Any) -> int:
+    """The follow-up keys one Task query can look up: as many quoted, URL-encoded keys as fit
+    the adapter's query URI (`soql.MAX_QUERY_URI`), at the org's mean key length."""
+    with sim.org.lock:
+        keys = [
+            key
+            for task in sim.org.live("Task")
+            if (key := task.get(KEY)) and not key.endswith(":escalation")
+        ]
+    base = len(quote_plus(f"SELECT Id, {KEY} FROM Task WHERE {KEY} IN ()"))
+    mean = sum(len(quote_plus(quote(key))) + 3 for key in keys) / max(1, len(keys))
+    return max(1, int((MAX_QUERY_URI - base) // mean))
+
+
 def written(sim: Any, since: str) -> dict[str, int]:
     """People per object the integration user wrote since `since` (a Bulk ingest job takes
     one object, so W(U) counts jobs per object)."""
@@ -359,6 +377,10 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 started_last = run_started
                 counts = summary.counts
                 by_object = sim.call("salesforce_sync:written", run_started)
+                looked_up = counts["follow_ups_looked_up"]
+                lookups = math.ceil(looked_up / sim.call("salesforce_sync:keys_per_query"))
+                reads["GET query Task"] += lookups
+                rest_reads["GET query Task"] += lookups
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
                 rest_floor = sum((rest_reads + minimum_writes(counts, by_object, 0)).values())
                 used = Counter(adapter.usage().requests)

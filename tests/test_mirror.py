@@ -117,6 +117,26 @@ def test_an_overdue_open_follow_up_escalates_once_without_a_read(store):
     assert late.counts["read"] == again.counts["read"] == 0 and reads(adapter) == before
 
 
+def test_a_follow_up_a_person_deleted_is_not_escalated_and_not_looked_up_again(store):
+    adapter, engine = synced(store)
+    tasks = {t.kind: crm_id for crm_id, t in adapter.tasks.items()}
+    deleted = adapter.tasks.pop(tasks["hot_call"])  # no read reports it: the record is unchanged
+    handoff = adapter.tasks[tasks["mql_handoff"]]
+    late = max(deleted.due, handoff.due) + timedelta(days=2)
+
+    dry = engine.run(RunOptions(now=late, dry_run=True))
+    assert dry.counts["tasks_planned"] == 1, "the dry run plans what the run will"
+    run = engine.run(RunOptions(now=late))
+    escalated = [t.key for t in adapter.tasks.values() if t.kind == "escalation"]
+    assert escalated == [f"{handoff.key}:escalation"], "the hand-off is still there: escalated"
+    assert run.counts["read"] == 0 and adapter.calls["find_tasks"] == 2
+    assert store.tasks_by_key("default", [deleted.key])[deleted.key].status == "closed"
+
+    engine.run(RunOptions(now=late + timedelta(days=1)))
+    assert adapter.calls["find_tasks"] == 2, "a follow-up known gone is not asked for again"
+    assert len([t for t in adapter.tasks.values() if t.kind == "escalation"]) == 1
+
+
 def test_a_full_read_drops_deleted_records_from_the_mirror(store):
     adapter, engine = synced(store)
     assert store.mirror.count("default") == 3

@@ -45,6 +45,7 @@ EPISODE_FORMAT = "%Y%m%dT%H%M"
 KINDS = ("hot_call", "mql_handoff")
 """The follow-ups the SLA measures; an escalation is about one of them."""
 REVIEW = "duplicate_review"
+ESCALATION = "escalation"
 """The reason of a duplicate review task's key."""
 STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
 """`Stage.rank` as a look-up: the hot path compares ranks for every contact."""
@@ -63,7 +64,7 @@ def task_kind(key: str | None) -> str | None:
     if not key or not key.startswith(KEY_PREFIX):
         return None
     parts = key.split(":")
-    if "escalation" in parts[3:]:
+    if ESCALATION in parts[3:]:
         return None
     return next((part for part in parts[3:] if part in KINDS), None)
 
@@ -300,7 +301,7 @@ def _escalations(
         if (
             not key
             or not key.startswith(KEY_PREFIX)
-            or key.endswith((":escalation", f":{REVIEW}"))
+            or key.endswith((f":{ESCALATION}", f":{REVIEW}"))
             or not existing.is_open
             or due is None
             or due >= late
@@ -309,8 +310,8 @@ def _escalations(
         escalations.append(
             _task(
                 contact,
-                key=f"{key}:escalation",
-                kind="escalation",
+                key=f"{key}:{ESCALATION}",
+                kind=ESCALATION,
                 subject=f"Overdue follow-up on {_who(contact)}",
                 body=(
                     f"The follow-up task {existing.id} was due {due:%Y-%m-%d %H:%M} UTC"

@@ -81,6 +81,7 @@ from crm_qualify.connector.sync.state import (
     StateStore,
     StateStoreError,
 )
+from crm_qualify.connector.sync.task_lookups import look_up, without_gone_follow_ups
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,6 @@ read's first batch is short for the same reason: the HubSpot adapter's `FIRST_BA
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until this many failures; after that only when
 their contact is decided again (a configuration change or the attention backoff)."""
-LOOKUP_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -333,6 +333,9 @@ class SyncEngine:
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
             # The real run would send these first; the dry run lists them, sends nothing.
+            owed = without_gone_follow_ups(
+                owed, self.adapter, self.store, self.instance, summary.counts, dry_run=True
+            )
             if owed:
                 report = BatchReport(tasks=owed)
                 summary.counts["tasks_planned"] += len(owed)
@@ -401,10 +404,8 @@ class SyncEngine:
             log.info("%d task creation(s) of unknown outcome wait for the look-up delay", waiting)
         if not pending:
             return
-        found: dict[str, str] = {}
         keys = [task.key for task in pending]
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            found.update(self.adapter.find_tasks(keys[start : start + LOOKUP_CHUNK]))
+        found = look_up(self.adapter, keys)
         self.store.mark_tasks_created(self.instance, list(found.items()))
         missing = [(key, "not in the CRM after an unknown outcome") for key in keys]
         self.store.mark_tasks_owed(self.instance, [m for m in missing if m[0] not in found])
@@ -859,6 +860,10 @@ class SyncEngine:
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
         self._plan(pairs, report)
+        if self._held_tasks is None:  # else looked up as they leave, a full call at a time
+            report.tasks = without_gone_follow_ups(
+                report.tasks, self.adapter, self.store, self.instance, counts, options.dry_run
+            )
         counts["fields_planned"] += sum(len(u.changes) for u in report.updates)
         counts["tasks_planned"] += len(report.tasks)
         counts["fields_held_back"] += len(report.skips)
@@ -1165,7 +1170,10 @@ class SyncEngine:
             if self.on_batch:
                 self.on_batch(report)
 
-        flight.add(Outgoing(updates, tasks, then, whole=whole))
+        counts = summary.counts
+        tasks = without_gone_follow_ups(tasks, self.adapter, self.store, self.instance, counts)
+        if updates or tasks:
+            flight.add(Outgoing(updates, tasks, then, whole=whole))
 
     def _tasks_answered(
         self,

@@ -1,9 +1,26 @@
 """HubSpot: time reaches contacts nobody touched, with no read of them (tests/mirror_checks)."""
 
-from tests.mirror_checks import check_time_reaches_untouched_contacts
+import requests
+
+from tests.mirror_checks import (
+    check_a_deleted_follow_up_is_not_escalated,
+    check_time_reaches_untouched_contacts,
+)
 
 
 def test_untouched_contacts_cool_and_overdue_follow_ups_escalate_without_reads(
     adapter, store, settings
 ):
     check_time_reaches_untouched_contacts(adapter, store, settings)
+
+
+def test_a_follow_up_deleted_in_hubspot_is_not_escalated(sim, adapter, store, settings):
+    def delete(task_id: str) -> None:  # as a person in HubSpot: the task goes to the archive
+        answer = requests.delete(
+            f"{sim.base_url}/crm/v3/objects/tasks/{task_id}",
+            headers={"Authorization": f"Bearer {sim.token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 204
+
+    check_a_deleted_follow_up_is_not_escalated(adapter, store, settings, delete)

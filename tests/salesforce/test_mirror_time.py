@@ -1,9 +1,25 @@
 """Salesforce: time reaches contacts nobody touched, with no read of them (tests/mirror_checks)."""
 
-from tests.mirror_checks import check_time_reaches_untouched_contacts
+from crm_qualify.adapters.salesforce.http import make_session
+from simple_salesforce import Salesforce
+
+from tests.mirror_checks import (
+    check_a_deleted_follow_up_is_not_escalated,
+    check_time_reaches_untouched_contacts,
+)
 
 
 def test_untouched_contacts_cool_and_overdue_follow_ups_escalate_without_reads(
     adapter, store, settings
 ):
     check_time_reaches_untouched_contacts(adapter, store, settings)
+
+
+def test_a_follow_up_deleted_in_salesforce_is_not_escalated(sim, adapter, store, settings):
+    session = make_session(sim.ca_bundle_path)
+    person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
+
+    def delete(task_id: str) -> None:  # to the recycle bin: queries no longer return it
+        assert person.Task.delete(task_id) == 204
+
+    check_a_deleted_follow_up_is_not_escalated(adapter, store, settings, delete)
