@@ -122,13 +122,15 @@ class RecordError:
     """A record the adapter could not read or translate: named by record and CRM field; the
     batch goes on. `key` (object_type, id), when known, lets the core re-read it next run;
     `transient` says whether that is likely to help (a 207 row on a batch read) or whether
-    it needs attention (a value the mapping cannot translate)."""
+    it needs attention (a value the mapping cannot translate). `gone`: the CRM no longer has
+    the record (deleted or merged): it leaves the mirror and is not asked for again."""
 
     record: str
     field: str | None
     message: str
     key: tuple[str, str] | None = None
     transient: bool = False
+    gone: bool = False
 
     def __str__(self) -> str:
         """How runs, logs and rollbacks list it: record, CRM field, what is wrong."""
@@ -141,7 +143,9 @@ class WriteResult:
     restricted picklist, a validation rule): it needs attention, not a quick retry. `field`
     names the CRM field the CRM blamed, when it said. `stamp`: the record's modification
     stamp after the write, when the CRM's answer carries it (HubSpot's `updatedAt`), so the
-    next run knows that version as ours without reading it."""
+    next run knows that version as ours without reading it. `gone`: the CRM no longer has
+    the record (deleted, or merged into another): the core drops it from the mirror, as a full
+    read would, instead of retrying a write that cannot land."""
 
     contact_id: str
     ok: bool
@@ -149,6 +153,7 @@ class WriteResult:
     retryable: bool = True
     field: str | None = None
     stamp: datetime | None = None
+    gone: bool = False
 
 
 SourceQuestions = Sequence[tuple[tuple[str, str], Sequence[str]]]

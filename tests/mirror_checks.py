@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_qualify.connector.model import EventType
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.mirror import _iso
@@ -116,3 +117,46 @@ def check_a_deleted_follow_up_is_not_escalated(
     assert store.tasks_by_key(settings.crm.instance, [gone.key])[gone.key].status == "closed"
     again, _, _ = run(engine, adapter, start + timedelta(days=3, hours=1))
     assert again.counts["tasks_created"] == 0
+
+
+def check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
+    adapter: Any, store: StateStore, settings: Settings, delete: Callable[[str, str], None]
+) -> None:
+    """A person deletes a record; no incremental read reports it. The next rules change
+    decides it from the mirror and its write finds it gone: it leaves the mirror (as a full
+    read would drop it), the run is ok with no error nor record needing attention, and no
+    later run writes to it again."""
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    run(engine, adapter, start)
+    instance = settings.crm.instance
+    mirrored = store.mirror.count(instance)
+    victim = next(c for chunk in store.mirrored_contacts(instance) for c in chunk)
+    delete(victim.object_type, victim.id)
+
+    def with_demo_weight(points: float) -> SyncEngine:
+        rules = settings.rules
+        weights = {**rules.weights, EventType.DEMO_REQUEST: points}
+        changed = rules.model_copy(update={"weights": weights})
+        return SyncEngine(adapter, settings.model_copy(update={"rules": changed}), store)
+
+    first, _, _ = run(with_demo_weight(33), adapter, start + timedelta(minutes=1))
+    assert first.counts["records_gone"] == 1 and not first.errors
+    assert first.counts["records_needing_attention"] == 0 and not store.attention(instance)
+    assert store.mirror.count(instance) == mirrored - 1
+    again, _, _ = run(with_demo_weight(31), adapter, start + timedelta(minutes=2))
+    assert again.counts["records_gone"] == 0 and not again.errors
+    assert again.counts["records_written"] == mirrored - 1
+
+    # A record waiting for a re-read (a failed write's) that a person deleted meanwhile: its
+    # re-read says so once, and it leaves the mirror and the retry list.
+    waiting = next(c for chunk in store.mirrored_contacts(instance) for c in chunk)
+    store.add_retries(instance, [(waiting.object_type, waiting.id, "HTTP 503")])
+    delete(waiting.object_type, waiting.id)
+    engine = with_demo_weight(31)
+    before = engine.run(RunOptions(now=start + timedelta(minutes=3)))
+    assert before.counts["records_gone"] == 1 and before.counts["read_errors"] == 1
+    assert before.errors == [f"{waiting.label}: record: not found: deleted or merged"]
+    assert not store.retries(instance) and store.mirror.count(instance) == mirrored - 2
+    after, _, _ = run(engine, adapter, start + timedelta(minutes=4))
+    assert not after.errors and after.counts["read_errors"] == 0

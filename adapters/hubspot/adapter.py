@@ -261,7 +261,9 @@ class HubSpotAdapter:
             label, key = f"{self.object_type}/{record}", (self.object_type, record)
             problem = read.problem(record)
             if record in read.contacts.gone:
-                errors.append(RecordError(label, None, "not found: deleted or merged"))
+                errors.append(
+                    RecordError(label, None, "not found: deleted or merged", key=key, gone=True)
+                )
             elif problem:
                 errors.append(RecordError(label, None, problem, key=key, transient=True))
             else:

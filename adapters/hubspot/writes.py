@@ -6,8 +6,8 @@ A batch update is idempotent (it sets values), so it keeps the client's ordinary
 HubSpot fails a whole batch with 400 for one bad value: the batch is split until the bad
 record stands alone. A value HubSpot refuses (VALIDATION_ERROR on a property, an unknown
 option) is `retryable=False` with the property named in `field`; a record HubSpot no longer
-has is not retryable either; anything transient (throttling, 5xx, a dropped connection)
-is retryable.
+has (OBJECT_NOT_FOUND: deleted or merged) is `gone`; anything transient (throttling, 5xx,
+a dropped connection) is retryable.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def refusal(record: str, error: dict[str, Any]) -> WriteResult:
         error_text(error),
         retryable=category not in REFUSED,
         field=blamed_property(error),
+        gone=category == NOT_FOUND,
     )
 
 

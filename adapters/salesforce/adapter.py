@@ -415,9 +415,20 @@ class SalesforceAdapter:
             )
             found = {r["Id"][:15] for r in records if is_id(r.get("Id"))}
             errors = [
-                RecordError(f"{sobject}/{i}", None, "not found")
+                RecordError(f"{sobject}/{i}", None, "not found: malformed id")
                 for i in record_ids
-                if not is_id(i) or i[:15] not in found
+                if not is_id(i)
+            ]
+            errors += [
+                RecordError(
+                    f"{sobject}/{i}",
+                    None,
+                    "not found: deleted or merged",
+                    key=(sobject, i),
+                    gone=True,
+                )
+                for i in valid
+                if i[:15] not in found
             ]
             records, followed = _converted_apart(records)
             errors += [

@@ -130,7 +130,7 @@ class BulkWrites:
                 row = rows[record["Id"]]
                 results[position] = WriteResult(
                     record["Id"], row.ok, None if row.ok else row.detail,
-                    retryable=row.retryable, field=row.field,
+                    retryable=row.retryable, field=row.field, gone=row.gone,
                 )  # fmt: skip
         return [results[position] for position in range(len(updates))]
 

@@ -37,6 +37,8 @@ from crm_qualify.connector.model import PlannedTask, RecordUpdate
 COLLECTION = 200
 UPDATE_PATH = "composite/sobjects"
 RETRYABLE_CODES = TRANSIENT_CODES | {"ALL_OR_NONE_OPERATION_ROLLED_BACK"}
+DELETED = "ENTITY_IS_DELETED"
+"""The record is in the recycle bin (deleted, or merged away): a write cannot land."""
 
 
 def translate_updates(
@@ -69,6 +71,11 @@ class Row:
     retryable: bool = False
     field: str | None = None
     uncertain: bool = False
+
+    @property
+    def gone(self) -> bool:
+        """The record is deleted (merged-away records are deleted too)."""
+        return not self.ok and (self.detail or "").startswith(DELETED)
 
 
 def _row(item: Any) -> Row:
@@ -138,6 +145,7 @@ class Writer:
                     None if row.ok else row.detail,
                     retryable=row.retryable,
                     field=row.field,
+                    gone=row.gone,
                 )
         return [results[position] for position in range(len(updates))]
 
@@ -177,7 +185,7 @@ class Writer:
                 ]
                 continue
             for task_id, row in zip(chunk, _rows(answer, len(chunk)), strict=True):
-                gone = row.ok or (row.detail or "").startswith("ENTITY_IS_DELETED")
+                gone = row.ok or row.gone
                 results.append(
                     TaskResult(task_id, gone, crm_id=task_id, error=None if gone else row.detail)
                 )

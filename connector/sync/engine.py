@@ -139,7 +139,6 @@ class BatchReport:
     errors: list[str] = field(default_factory=list)
     written: list[RecordUpdate] = field(default_factory=list)
     tasks_created: list[PlannedTask] = field(default_factory=list)
-    write_failed: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -158,6 +157,9 @@ class _Problems:
 
     retry: list[tuple[str, str, str]] = field(default_factory=list)
     attention: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    gone: list[tuple[str, str]] = field(default_factory=list)
+    """Records the CRM no longer has (a read or a write answered `gone`): they leave the
+    mirror and the retry lists."""
 
     def add(
         self, key: tuple[str, str] | None, transient: bool, field: str | None, why: str
@@ -843,7 +845,10 @@ class SyncEngine:
     @staticmethod
     def _record_error(report: BatchReport, problems: _Problems, error: RecordError) -> None:
         report.errors.append(str(error))
-        problems.add(error.key, error.transient, error.field, error.message)
+        if error.gone and error.key is not None:
+            problems.gone.append(error.key)
+        else:
+            problems.add(error.key, error.transient, error.field, error.message)
 
     # one batch -----------------------------------------------------------------------------
     def _plan_batch(
@@ -1073,12 +1078,14 @@ class SyncEngine:
                 acked.append(AckedWrite(update, answer.sent_at, answer.acked_at, result.stamp))
                 continue
             key = (update.object_type, update.contact_id)
+            if result.gone:
+                problems.gone.append(key)
+                continue
             where = result.field or "write"
             report.errors.append(
                 f"{update.object_type}/{update.contact_id}: {where}: {result.error}"
             )
             counts["write_errors"] += 1
-            report.write_failed.add(key)
             problems.add(key, result.retryable, result.field, result.error or "write failed")
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
@@ -1222,7 +1229,14 @@ class SyncEngine:
         counts: Counter[str],
     ) -> None:
         """Transient failures are re-read next run; the others need attention; every record
-        that went through cleanly leaves both lists."""
+        that went through cleanly leaves both lists, and a record the CRM no longer has
+        leaves the mirror and the identity index too (a full read would drop it)."""
+        if problems.gone:
+            self.store.mirror.forget(self.instance, problems.gone)
+            self.people.forget(self.instance, problems.gone)
+            self.store.clear_retries(self.instance, problems.gone)
+            counts["records_gone"] += len(problems.gone)
+            log.info("%d record(s) no longer in the CRM left the mirror", len(problems.gone))
         troubled = {(obj, cid) for obj, cid, _ in problems.retry}
         troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}
         self.store.add_retries(self.instance, problems.retry)

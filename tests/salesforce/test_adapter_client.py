@@ -90,4 +90,6 @@ def test_ids_with_quotes_are_escaped_not_injected(sim, adapter):
     hostile = "00Q' OR Id != '"
     (batch,) = adapter.read_contacts([("Lead", hostile)])
     assert batch.raw == []
-    assert [(e.record, e.message) for e in batch.errors] == [(f"Lead/{hostile}", "not found")]
+    assert [(e.record, e.message) for e in batch.errors] == [
+        (f"Lead/{hostile}", "not found: malformed id")
+    ]

@@ -5,6 +5,7 @@ from simple_salesforce import Salesforce
 
 from tests.mirror_checks import (
     check_a_deleted_follow_up_is_not_escalated,
+    check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
     check_time_reaches_untouched_contacts,
 )
 
@@ -23,3 +24,17 @@ def test_a_follow_up_deleted_in_salesforce_is_not_escalated(sim, adapter, store,
         assert person.Task.delete(task_id) == 204
 
     check_a_deleted_follow_up_is_not_escalated(adapter, store, settings, delete)
+
+
+def test_a_person_deleted_in_salesforce_leaves_the_mirror_when_written(
+    sim, adapter, store, settings
+):
+    session = make_session(sim.ca_bundle_path)
+    person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
+
+    def delete(object_type: str, record_id: str) -> None:  # a Lead or Contact, to the bin
+        assert getattr(person, object_type).delete(record_id) == 204
+
+    check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
+        adapter, store, settings, delete
+    )

@@ -388,6 +388,18 @@ def test_collection_update_answers_per_record_in_order(org):
     assert org.store.records["Lead"][a]["SystemModstamp"] > before
     assert org.store.records["Lead"][b]["IsConverted"] is False
     assert org.stats.writes == 1
+
+
+def test_collection_update_of_a_record_in_the_recycle_bin_says_it_is_deleted(org):
+    sf = client(org)
+    lead = list(org.store.records["Lead"])[0]
+    assert sf.Lead.delete(lead) == 204
+    body = {"allOrNone": False, "records": [
+        {"attributes": {"type": "Lead"}, "id": lead, "CRMQ_Score__c": 5},
+    ]}  # fmt: skip
+    (result,) = sf.restful("composite/sobjects", method="PATCH", json=body)
+    assert result["success"] is False
+    assert result["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
     assert org.stats.by_endpoint["PATCH /services/data/v59.0/composite/sobjects"] == 1
     assert org.stats.by_endpoint["PATCH composite/sobjects"] == 1
 

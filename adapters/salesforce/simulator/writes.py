@@ -209,8 +209,10 @@ class Writes:
             return None, _error("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
         if not creating:
             hit = self.org.find(str(record.get("id") or ""))
-            if hit is None or hit[0] != sobject or hit[1]["IsDeleted"]:
+            if hit is None or hit[0] != sobject:
                 return None, _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            if hit[1]["IsDeleted"]:  # in the recycle bin: deleted, or merged away
+                return None, _error("ENTITY_IS_DELETED", "entity is deleted")
             if hit[1].get("IsConverted"):
                 return None, _error(CONVERTED, "cannot reference converted lead")
         clean: dict[str, Any] = {}
