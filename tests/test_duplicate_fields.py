@@ -120,6 +120,31 @@ def test_turning_the_review_on_later_reviews_known_groups_without_reading(store)
     assert (review.contact_id, review.owner_id) == ("A", "owner-a")
 
 
+def test_a_matching_rule_turned_on_later_groups_the_mirrored_records_it_matches(store):
+    """Persons are made when records are read: a changed matching rule reads everyone once
+    (a full read, its dry run too), which indexes and groups every record under it."""
+    a = record("A", 300, "kim@acme.example", "owner-a")
+    b = record("B", 20, "kimberly@globex.example", "owner-b")
+    b.last_name, b.company = "A", "Globex"  # only the phone (and the name) says they are one
+    a.phone, b.phone = "+1 650 253 0000", "(650) 253-0000"
+    adapter = MemoryAdapter([a, b])
+
+    def settings(phone: bool) -> Settings:
+        return Settings(fields=ON, identity={"phone": {"enabled": phone}, "review_task": True})
+
+    assert engine(adapter, store, settings(False)).run(RunOptions(now=NOW)).status == "ok"
+    assert reviews(adapter) == [] and adapter.records["B"].owned["duplicate"] is False
+
+    on = engine(adapter, store, settings(True))
+    dry = on.run(RunOptions(now=NOW + timedelta(minutes=5), dry_run=True))
+    assert dry.counts["read"] == 2 and dry.counts["tasks_planned"] == 1
+    later = on.run(RunOptions(now=NOW + timedelta(minutes=5)))
+    assert later.counts["read"] == 2 and later.counts["tasks_created"] == 1
+    assert [review.contact_id for review in reviews(adapter)] == ["A"]
+    assert adapter.records["B"].owned["duplicate_group"] == "contact:A"
+    assert on.run(RunOptions(now=NOW + timedelta(minutes=10))).counts["read"] == 0
+
+
 def test_a_group_that_grows_or_loses_a_record_keeps_its_id_and_its_one_review(store):
     adapter = crm()
     engine(adapter, store, turned_on()).run(RunOptions(now=NOW))

@@ -474,8 +474,9 @@ class SyncEngine:
         self._full_read_done = self._full_read is not None
 
     def _read_with_other_mapping(self, options: RunOptions) -> bool:
-        """Whether the mirror was read, or its full read under way began, with another mapping
-        or other owned fields: a full read (again) then brings every record as it reads now."""
+        """Whether the mirror was read, or its full read under way began, with another mapping,
+        other owned fields or other identity rules (`read_fingerprint`): a full read (again)
+        then brings and groups every record as it reads now."""
         read_with = self.store.get_meta(self.instance, READ_WITH_KEY)
         now_with = read_fingerprint(self.settings)
         if read_with is None:  # a state file from before the key: unchanged if nothing is
@@ -486,7 +487,7 @@ class SyncEngine:
                 return False
         elif read_with == now_with:
             return False
-        log.info("mirror read with another mapping or other owned fields: reading all again")
+        log.info("mirror read with another mapping, owned fields or identity rules: reading all")
         return True
 
     def _full_read_due(self, options: RunOptions) -> bool:
@@ -1279,12 +1280,17 @@ def decision_fingerprint(settings: Settings) -> str:
 
 
 def read_fingerprint(settings: Settings) -> str:
-    """What the mirrored facts depend on: the mapping, and which fields are owned (an adapter
-    reads no other, `mapping.owned_only`). The mirror holds no CRM value of a field it did not
-    read, so deciding a newly owned field from it would take the CRM's value for empty and
-    overwrite it, whatever its policy; facts translated under another mapping are stale."""
+    """What the mirrored facts, and the persons made of them, depend on: the mapping, which
+    fields are owned (an adapter reads no other, `mapping.owned_only`), and the identity
+    rules that group records (all but `review_task`, which only decides). The mirror holds no
+    CRM value of a field it did not read, so deciding a newly owned field from it would take
+    the CRM's value for empty and overwrite it, whatever its policy; facts translated under
+    another mapping are stale; and persons are regrouped only as their records are read (a
+    full read indexes every record under the rules it reads with, then groups everyone)."""
     owned = sorted(name for name, policy in settings.fields.items() if policy.owned)
-    return hashlib.sha256((str(owned) + _mapping_text(settings)).encode()).hexdigest()
+    grouping = settings.identity.model_dump_json(exclude={"review_task"})
+    text = str(owned) + grouping + _mapping_text(settings)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _mapping_text(settings: Settings) -> str:
