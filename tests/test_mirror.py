@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.ops.report import build_report, sla_detail
 from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
@@ -130,11 +131,15 @@ def test_a_follow_up_a_person_deleted_is_not_escalated_and_not_looked_up_again(s
     escalated = [t.key for t in adapter.tasks.values() if t.kind == "escalation"]
     assert escalated == [f"{handoff.key}:escalation"], "the hand-off is still there: escalated"
     assert run.counts["read"] == 0 and adapter.calls["find_tasks"] == 2
-    assert store.tasks_by_key("default", [deleted.key])[deleted.key].status == "closed"
+    assert store.tasks_by_key("default", [deleted.key])[deleted.key].status == "gone"
 
     engine.run(RunOptions(now=late + timedelta(days=1)))
     assert adapter.calls["find_tasks"] == 2, "a follow-up known gone is not asked for again"
     assert len([t for t in adapter.tasks.values() if t.kind == "escalation"]) == 1
+
+    sla = build_report(store, "default", late).sla["hot_call"]
+    assert sla["deleted_in_crm"] == 1 and sla["closed_by_rollback"] == 0 and sla["tasks"] == 0
+    assert "1 deleted in the CRM (not counted)" in sla_detail("hot_call", sla)
 
 
 def test_a_full_read_drops_deleted_records_from_the_mirror(store):

@@ -144,6 +144,7 @@ def test_funnel_conversion_time_in_stage_scores_and_sla(tmp_path):
         "unmeasured": 0, "measured": 2, "on_time_rate": 0.0, "median_hours_to_done": 30.0,
         "next_deadline": (NOW + 22 * HOUR).isoformat(), "escalated": 1, "not_yet_in_crm": 0,
         "closed_by_rollback": 0,
+        "deleted_in_crm": 0,
     }  # fmt: skip
     assert report.sla["mql_handoff"]["on_time_rate"] == 1.0
     assert report.sla["mql_handoff"]["median_hours_to_done"] == 5.0

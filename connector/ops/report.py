@@ -41,6 +41,7 @@ from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
     TASK_CREATED,
+    TASK_GONE,
     TASK_OWED,
     TASK_PENDING,
     StateStore,
@@ -571,21 +572,22 @@ def _sla(
     store: StateStore, instance: str, now: datetime, followup: FollowUpRules
 ) -> dict[str, dict]:
     """`follow_up_sla` over the mirror, with what only the task ledger knows: tasks owed (not
-    in the CRM yet), closed by a rollback (not counted), escalated."""
+    in the CRM yet), closed by a rollback or deleted in the CRM (not counted), escalated."""
     ledger = store.all_tasks(instance)
-    closed = {t.key for t in ledger if t.status == TASK_CLOSED}
+    closed = {t.key for t in ledger if t.status in (TASK_CLOSED, TASK_GONE)}
     mirrored = (c for chunk in store.mirrored_contacts(instance) for c in chunk)
     result = follow_up_sla(mirrored, followup, now, ignore=closed)
     escalated = Counter(
         task_kind(t.key.removesuffix(":escalation"))
         for t in ledger
-        if t.kind == "escalation" and t.status != TASK_CLOSED
+        if t.kind == "escalation" and t.status not in (TASK_CLOSED, TASK_GONE)
     )
     for kind, row in result.items():
         planned = [t for t in ledger if t.kind == kind]
         row["escalated"] = escalated[kind]
         row["not_yet_in_crm"] = sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING))
         row["closed_by_rollback"] = sum(1 for t in planned if t.status == TASK_CLOSED)
+        row["deleted_in_crm"] = sum(1 for t in planned if t.status == TASK_GONE)
     return result
 
 
@@ -653,6 +655,8 @@ def sla_detail(kind: str, row: dict) -> str:
         extras.append(f"{row['not_yet_in_crm']} owed (not in the CRM yet)")
     if row.get("closed_by_rollback"):
         extras.append(f"{row['closed_by_rollback']} closed by a rollback (not counted)")
+    if row.get("deleted_in_crm"):
+        extras.append(f"{row['deleted_in_crm']} deleted in the CRM (not counted)")
     return text + ("; " + ", ".join(extras) if extras else "")
 
 

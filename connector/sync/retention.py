@@ -65,7 +65,7 @@ of the same field or never acknowledged; intents and each field's latest acked w
 Read by seq range (`+instance`: not through the instance's whole index)."""
 _CLEAR_PAYLOADS = "UPDATE tasks SET payload = NULL WHERE rowid IN (SELECT rowid {})"
 _OLD_PAYLOADS = (
-    "FROM tasks WHERE instance = :instance AND status IN ('created', 'closed')"
+    "FROM tasks WHERE instance = :instance AND status IN ('created', 'closed', 'gone')"
     " AND payload IS NOT NULL AND created_at < :cutoff"
 )
 

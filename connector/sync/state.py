@@ -143,6 +143,10 @@ TASK_PENDING = "pending"
 """Sent, outcome unknown: the key is looked up in the CRM before it is ever sent again."""
 TASK_CREATED = "created"
 TASK_CLOSED = "closed"
+"""Closed by a rollback."""
+TASK_GONE = "gone"
+"""No longer in the CRM (a person deleted it), or an escalation of such a follow-up: never
+created again, never escalated, not counted in the follow-up SLA."""
 
 
 @dataclass(frozen=True)
@@ -783,8 +787,9 @@ class StateStore:
                 "INSERT INTO tasks (instance, key, run_id, object_type, contact_id, kind,"
                 " status, crm_id, due, created_at, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, key)"
-                " DO UPDATE SET status = CASE WHEN tasks.status = 'closed' THEN 'closed'"
-                " ELSE 'created' END, crm_id = COALESCE(tasks.crm_id, excluded.crm_id)",
+                " DO UPDATE SET status = CASE WHEN tasks.status IN ('closed', 'gone')"
+                " THEN tasks.status ELSE 'created' END,"
+                " crm_id = COALESCE(tasks.crm_id, excluded.crm_id)",
                 rows,
             )
         return len(rows)

@@ -9,8 +9,8 @@ no read reports that: a deletion leaves the record's own stamp alone, HubSpot's 
 no archived task, and Salesforce's queries leave out deleted ones. So before an escalation
 is created, its follow-up's key is looked up, with the batch that planned it or, held for a
 full call, as that call leaves (so the keys of a call are asked together). A follow-up not
-found is closed in the task ledger, so it is never escalated nor looked up again; one the
-ledger holds closed already (a rollback closed it) is not looked up.
+found is `gone` in the task ledger, so it is never escalated nor looked up again; one the
+ledger holds closed (a rollback closed it) or gone already is not looked up.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.decision.planning import ESCALATION
 from crm_qualify.connector.model import PlannedTask
-from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore
+from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_GONE, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,16 @@ def without_gone_follow_ups(
     dry_run: bool = False,
 ) -> list[PlannedTask]:
     """`tasks` but the escalations of follow-ups no longer in the CRM; unless `dry_run`, the
-    ledger closes such a follow-up and its escalation (owed already when the escalation was
-    held for a full call), so neither is sent nor asked for again. `counts` gets the keys
+    ledger marks such a follow-up and its escalation (owed already when the escalation was
+    held for a full call) `gone`, so neither is sent nor asked for again. `counts` gets the keys
     looked up and those found gone."""
     followups = [followup_of(task) for task in tasks if task.kind == ESCALATION]
     if not followups:
         return tasks
     ledger = store.tasks_by_key(instance, followups)
-    closed = {key for key in followups if key in ledger and ledger[key].status == TASK_CLOSED}
+    closed = {
+        key for key in followups if key in ledger and ledger[key].status in (TASK_CLOSED, TASK_GONE)
+    }
     asked = [key for key in followups if key not in closed]
     found = look_up(adapter, asked) if asked else {}
     gone = [key for key in asked if key not in found]
@@ -75,5 +77,5 @@ def without_gone_follow_ups(
             kept.append(task)
     if not dry_run:
         for key in [*gone, *escalations]:
-            store.set_task_status(instance, key, TASK_CLOSED, None)
+            store.set_task_status(instance, key, TASK_GONE, None)
     return kept
