@@ -350,6 +350,11 @@ class RecordUpdate:
     object_type: str = "contact"
     changes: list[FieldUpdate]
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(object_type, contact_id): how the state store names the record."""
+        return self.object_type, self.contact_id
+
     def values(self) -> dict[str, Any]:
         return {change.field: change.new for change in self.changes}
 

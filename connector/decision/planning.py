@@ -45,8 +45,9 @@ EPISODE_FORMAT = "%Y%m%dT%H%M"
 KINDS = ("hot_call", "mql_handoff")
 """The follow-ups the SLA measures; an escalation is about one of them."""
 REVIEW = "duplicate_review"
-ESCALATION = "escalation"
 """The reason of a duplicate review task's key."""
+ESCALATION = "escalation"
+"""The kind of an escalation task, and the end of its key (`<the follow-up's key>:escalation`)."""
 STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
 """`Stage.rank` as a look-up: the hot path compares ranks for every contact."""
 _OPPORTUNITY = STAGE_RANK[Stage.OPPORTUNITY]

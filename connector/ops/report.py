@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.decision.planning import KINDS, sla_hours, task_kind
+from crm_qualify.connector.decision.planning import ESCALATION, KINDS, sla_hours, task_kind
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import Contact, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
@@ -578,9 +578,9 @@ def _sla(
     mirrored = (c for chunk in store.mirrored_contacts(instance) for c in chunk)
     result = follow_up_sla(mirrored, followup, now, ignore=closed)
     escalated = Counter(
-        task_kind(t.key.removesuffix(":escalation"))
+        task_kind(t.key.removesuffix(f":{ESCALATION}"))
         for t in ledger
-        if t.kind == "escalation" and t.status not in (TASK_CLOSED, TASK_GONE)
+        if t.kind == ESCALATION and t.status not in (TASK_CLOSED, TASK_GONE)
     )
     for kind, row in result.items():
         planned = [t for t in ledger if t.kind == kind]

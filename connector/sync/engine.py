@@ -443,8 +443,8 @@ class SyncEngine:
             return None
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
         started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
-        other_mapping = self._read_with_other_mapping(options)
-        if other_mapping or (started is None and (cursor is None or self._full_read_due(options))):
+        reread = self._read_with_other_settings(options)
+        if reread or (started is None and (cursor is None or self._full_read_due(options))):
             started = datetime.now(UTC).isoformat()
             if not options.dry_run:
                 self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
@@ -473,7 +473,7 @@ class SyncEngine:
         yield from self.adapter.read_changed(cursor, until=now, known=known)
         self._full_read_done = self._full_read is not None
 
-    def _read_with_other_mapping(self, options: RunOptions) -> bool:
+    def _read_with_other_settings(self, options: RunOptions) -> bool:
         """Whether the mirror was read, or its full read under way began, with another mapping,
         other owned fields or other identity rules (`read_fingerprint`): a full read (again)
         then brings and groups every record as it reads now."""
@@ -617,7 +617,7 @@ class SyncEngine:
             tasks = []
         if planned and self._held_updates is not None:  # intended in the audit trail: the same
             # (the batch's `then` records review moments; the updates are acknowledged apart)
-            self._held_updates.update(dict.fromkeys(map(_update_key, report.updates)))
+            self._held_updates.update(dict.fromkeys(update.key for update in report.updates))
             report.updates = []
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
@@ -1078,7 +1078,7 @@ class SyncEngine:
                 report.written.append(update)
                 acked.append(AckedWrite(update, answer.sent_at, answer.acked_at, result.stamp))
                 continue
-            key = (update.object_type, update.contact_id)
+            key = update.key
             if result.gone:
                 problems.gone.append(key)
                 continue
@@ -1250,10 +1250,6 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
-
-
-def _update_key(update: RecordUpdate) -> tuple[str, str]:
-    return (update.object_type, update.contact_id)
 
 
 def _chunk_sizes() -> Iterator[int]:

@@ -238,7 +238,7 @@ def _restore(
         with store.transaction():
             store.settle_writes(report.rollback_run_id, instance, outcomes, remember=False)
             store.mirror.record_batch(instance, acked, [], [], acked_at)
-            store.mirror.mark_due(instance, [_record(w.update) for w in acked])
+            store.mirror.mark_due(instance, [w.update.key for w in acked])
         written.extend(w.update for w in acked)
         if progress:
             progress("restored", len(chunk))
@@ -270,10 +270,6 @@ def _close(
     store.mirror.close_tasks(instance, closed, _moment(clock))
     if progress:
         progress("closed", len(tasks))
-
-
-def _record(update: RecordUpdate) -> tuple[str, str]:
-    return update.object_type, update.contact_id
 
 
 def _moment(clock: Callable[[], float]) -> datetime:
