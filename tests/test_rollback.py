@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.contract import AdapterError
@@ -227,6 +228,23 @@ def test_rollback_restores_prior_values_and_closes_tasks(synced):
 
     again = rollback(adapter, store, "default", run_id)
     assert again.restored == [] and again.tasks_closed == []
+
+
+def test_a_record_deleted_since_the_run_is_left_alone_not_an_error(synced):
+    sim, adapter, store, run_id, _ = synced
+    deleted = sorted(sim.store.objects["contacts"])[1]
+    answer = requests.delete(
+        f"{sim.base_url}/crm/v3/objects/contacts/{deleted}",
+        headers={"Authorization": f"Bearer {sim.token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 204
+
+    report = rollback(adapter, store, "default", run_id)
+    assert report.status == "ok" and not report.errors
+    held = {why for record, _, why in report.held if record == f"contacts/{deleted}"}
+    assert held == {"no longer in the CRM (deleted or merged)"}
+    assert all(update.contact_id != deleted for update in report.restored)
 
 
 def test_rollback_of_an_unknown_or_dry_run_is_refused(synced):

@@ -86,18 +86,25 @@ def _current_values(
     keys: list[tuple[str, str]],
     report: RollbackReport,
     progress: ProgressCallback | None = None,
-) -> dict[tuple[str, str], dict[str, Any]]:
+) -> tuple[dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
+    """The owned values each record holds now, and the records the CRM no longer has (not an
+    error: there is nothing to restore)."""
     current: dict[tuple[str, str], dict[str, Any]] = {}
+    gone: set[tuple[str, str]] = set()
     if not keys:
-        return current
+        return current, gone
     for batch in adapter.read_contacts(keys):
         contacts, errors = translate_batch(batch)
         for contact in contacts:
             current[(contact.object_type, contact.id)] = contact.owned
-        report.errors += [str(error) for error in errors]
+        for error in errors:
+            if error.gone and error.key is not None:
+                gone.add(error.key)
+            else:
+                report.errors.append(str(error))
         if progress:
             progress("read", len(contacts))
-    return current
+    return current, gone
 
 
 def plan_rollback(
@@ -122,9 +129,14 @@ def plan_rollback(
         by_record.setdefault((write.object_type, write.contact_id), {}).setdefault(
             write.field, write
         )
-    current = _current_values(adapter, list(by_record), report, progress)
+    current, gone = _current_values(adapter, list(by_record), report, progress)
     for key, writes in by_record.items():
         label = f"{key[0]}/{key[1]}"
+        if key in gone:
+            report.held += [
+                (label, name, "no longer in the CRM (deleted or merged)") for name in writes
+            ]
+            continue
         if key not in current:
             report.held += [(label, name, "could not be read back from the CRM") for name in writes]
             continue
