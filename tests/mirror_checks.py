@@ -111,6 +111,7 @@ def check_a_deleted_follow_up_is_not_escalated(
     overdue, _, _ = run(engine, adapter, start + timedelta(days=3))
     assert overdue.counts["read"] == 0
     assert overdue.counts["tasks_created"] == first.counts["tasks_created"] - 1
+    assert overdue.counts["tasks_planned"] == overdue.counts["tasks_created"], "as a dry run"
     escalation = f"{gone.key}:escalation"  # never created; gone if it was held owed
     held = store.tasks_by_key(settings.crm.instance, [escalation]).get(escalation)
     assert held is None or (held.status == "gone" and held.crm_id is None)

@@ -131,6 +131,7 @@ def test_a_follow_up_a_person_deleted_is_not_escalated_and_not_looked_up_again(s
     escalated = [t.key for t in adapter.tasks.values() if t.kind == "escalation"]
     assert escalated == [f"{handoff.key}:escalation"], "the hand-off is still there: escalated"
     assert run.counts["read"] == 0 and adapter.calls["find_tasks"] == 2
+    assert run.counts["tasks_planned"] == 1 and run.counts["follow_ups_gone"] == 1
     assert store.tasks_by_key("default", [deleted.key])[deleted.key].status == "gone"
 
     engine.run(RunOptions(now=late + timedelta(days=1)))

@@ -1096,11 +1096,17 @@ class SyncEngine:
         """Owed tasks left by earlier runs, created before anything new is planned."""
         flight = self._flight()
         try:
-            self._send_apart(flight, [], tasks, summary, now)
+            self._send_apart(flight, [], self._without_gone(tasks, summary), summary, now)
             flight.drain()
         except BaseException:
             flight.abandon()
             raise
+
+    def _without_gone(self, tasks: list[PlannedTask], summary: RunSummary) -> list[PlannedTask]:
+        """Owed tasks about to leave, but escalations of follow-ups no longer in the CRM."""
+        return without_gone_follow_ups(
+            tasks, self.adapter, self.store, self.instance, summary.counts
+        )
 
     def _task_call(self) -> int | None:
         """The most tasks one call takes: a bulk call's, else a request's (None: the adapter
@@ -1126,7 +1132,11 @@ class SyncEngine:
             keys = list(islice(held, size))
             for key in keys:
                 del held[key]
-            if owed := self.store.owed_tasks(self.instance, keys):
+            still_owed = self.store.owed_tasks(self.instance, keys)
+            owed = self._without_gone(still_owed, summary)
+            # planned in this run: one found gone is not counted planned (as in a dry run)
+            summary.counts["tasks_planned"] -= len(still_owed) - len(owed)
+            if owed:
                 self._send_apart(flight, [], owed, summary, now)
             if rest:  # one bulk call's tasks in memory at a time
                 flight.drain()
@@ -1178,8 +1188,6 @@ class SyncEngine:
             if self.on_batch:
                 self.on_batch(report)
 
-        counts = summary.counts
-        tasks = without_gone_follow_ups(tasks, self.adapter, self.store, self.instance, counts)
         if updates or tasks:
             flight.add(Outgoing(updates, tasks, then, whole=whole))
 
