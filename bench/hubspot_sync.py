@@ -97,8 +97,9 @@ distinct deals and tasks):
     + ceil(S/100) batch reads (S: its contacts found by the task sweep, not by search)
   + ceil(D/100) deal reads + ceil(K/100) task reads + ceil(Co/100) company reads
   + ceil(W/100) batch updates + ceil(C/100) task creates
-either: + ceil(E/k) task searches (E: late follow-ups looked up before their escalation; k: the
-  keys that fit a 3,000-character search body, at most 100: about 60 of ours)"""
+either: + the task searches that look up the keys of the E late follow-ups escalated, each
+  first: max(ceil(E/100), ceil(their characters / 2,600)) (a 3,000-character search body;
+  about 60 of ours a search)"""
 
 
 # ----- in the simulator's process (harness `call`) -------------------------------------------
@@ -131,17 +132,22 @@ def _window(sim: Any, low: int, swept: int, key: str) -> tuple[list[str], int, i
     return contacts, len(tasks), sum(1 for r in tasks if _worked_on(r))
 
 
-def keys_per_search(sim: Any) -> int:
-    """The follow-up keys one task search can look up: 100 values an IN filter, in a body of
-    at most 3,000 characters (400 of them for the rest), at the portal's mean key length."""
+def key_searches(sim: Any, began_ms: int) -> int:
+    """The fewest task searches that look up the keys of the follow-ups escalated since
+    `began_ms` (each looked up first): at most 100 values an IN filter, and the values'
+    characters in a body of at most 3,000 (400 of them for the rest), however they are cut."""
     with sim.store.lock:
         keys = [
-            json.dumps(key)
+            json.dumps(key.removesuffix(":escalation"))
             for task in sim.store.objects["tasks"].values()
-            if (key := task["properties"].get(KEY)) and not key.endswith(":escalation")
+            if (key := task["properties"].get(KEY))
+            and key.endswith(":escalation")
+            and (parse_ms(task.get("createdAt")) or 0) >= began_ms
         ]
-    mean = sum(len(key) + 1 for key in keys) / max(1, len(keys))
-    return max(1, min(FILTER_VALUES, int((SEARCH_BODY_LIMIT - 400) // mean)))
+    characters = sum(len(key) + 1 for key in keys)
+    return max(
+        math.ceil(len(keys) / FILTER_VALUES), math.ceil(characters / (SEARCH_BODY_LIMIT - 400))
+    )
 
 
 def minimum(
@@ -155,13 +161,12 @@ def minimum(
     pipelines: bool,
     walk_by_search: bool = False,
     companies: bool = False,
-    looked_up: int = 0,
 ) -> Counter[str]:
     """The documented minimum of one run, per endpoint (FORMULA): `read`, the contact ids
     handed to the engine in order; links made by the run itself (tasks created since
     `began_ms`) left out, as the run read the contacts before it made them. `windowed`: the
     run searched the window `window` noted (else it walked). `companies`: the mapping reads
-    each contact's primary company. `looked_up`: follow-up keys looked up before escalating."""
+    each contact's primary company."""
     hits = WINDOW.pop("hits") if windowed else None
     read = [str(oid) for oid in read_ids]
     floor: Counter[str] = Counter()
@@ -212,8 +217,7 @@ def minimum(
         floor[PIPELINES] = 1
     if first_run:
         floor[TASK_SEARCH] += max(1, math.ceil((keyed - created) / SEARCH))
-    if looked_up:
-        floor[TASK_SEARCH] += math.ceil(looked_up / keys_per_search(sim))
+    floor[TASK_SEARCH] += key_searches(sim, began_ms)
     floor[UPDATE] = math.ceil(written / BATCH)
     floor[CREATE] = math.ceil(created / BATCH)
     return +floor
@@ -302,7 +306,6 @@ def run_size(contacts: int, latency: float, args: Any) -> list[Row]:
                         "hubspot_sync:minimum", bounds is not None, runs[-1] if runs else [],
                         epoch_ms(began), counts["records_written"], counts["tasks_created"],
                         number == 0, pipelines, by_search, companies,
-                        counts["follow_ups_looked_up"],
                     )
                 )  # fmt: skip
                 pipelines = pipelines and not measured[PIPELINES]

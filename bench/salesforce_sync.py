@@ -100,9 +100,9 @@ minimum = L + K + R + A + V + S + E + W(U) + W(T)
      (successfulResults: each task's id); a remainder below bulk_threshold (beside full
      jobs, or an object's few records beside another's job) in collections where they are
      fewer
-  E: ceil(F / k) Task queries, F: late follow-ups whose keys are looked up before they are
-     escalated (a follow-up a person deleted is not), k: the keys that fit a query URI
-     (12,000 characters encoded: about 300 of ours)
+  E: the Task queries that look up the keys of the late follow-ups escalated, each first (a
+     follow-up a person deleted is not escalated): ceil(their encoded characters / 12,000),
+     the query URI (about 190 of ours a query)
 The REST-only minimum (issue 10's own formula) is the same with bulk_threshold 0: every read
 in query pages of 2,000 rows, every write in sObject Collections of 200."""
 
@@ -252,18 +252,21 @@ def minimum_reads(
     return floor
 
 
-def keys_per_query(sim: Any) -> int:
-    """The follow-up keys one Task query can look up: as many quoted, URL-encoded keys as fit
-    the adapter's query URI (`soql.MAX_QUERY_URI`), at the org's mean key length."""
+def key_queries(sim: Any, since: str) -> int:
+    """The fewest Task queries that look up the keys of the follow-ups escalated since
+    `since` (each looked up first): their quoted, URL-encoded characters in query URIs of at
+    most `soql.MAX_QUERY_URI`, however they are cut."""
     with sim.org.lock:
         keys = [
-            key
+            key.removesuffix(":escalation")
             for task in sim.org.live("Task")
-            if (key := task.get(KEY)) and not key.endswith(":escalation")
+            if (key := task.get(KEY))
+            and key.endswith(":escalation")
+            and task["CreatedDate"] >= since
         ]
     base = len(quote_plus(f"SELECT Id, {KEY} FROM Task WHERE {KEY} IN ()"))
-    mean = sum(len(quote_plus(quote(key))) + 3 for key in keys) / max(1, len(keys))
-    return max(1, int((MAX_QUERY_URI - base) // mean))
+    characters = sum(len(quote_plus(quote(key))) + 3 for key in keys)
+    return math.ceil(characters / (MAX_QUERY_URI - base))
 
 
 def written(sim: Any, since: str) -> dict[str, int]:
@@ -377,8 +380,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 started_last = run_started
                 counts = summary.counts
                 by_object = sim.call("salesforce_sync:written", run_started)
-                looked_up = counts["follow_ups_looked_up"]
-                lookups = math.ceil(looked_up / sim.call("salesforce_sync:keys_per_query"))
+                lookups = sim.call("salesforce_sync:key_queries", run_started)
                 reads["GET query Task"] += lookups
                 rest_reads["GET query Task"] += lookups
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
