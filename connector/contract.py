@@ -289,7 +289,8 @@ class Adapter(Protocol):
         ...
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
-        """CRM ids of tasks that already carry one of these keys (for uncertain creations)."""
+        """CRM ids of tasks that carry one of these keys now (for uncertain creations, and
+        before escalating a follow-up: a deleted or archived task is not answered)."""
         ...
 
     def existing_task_keys(self) -> Iterator[tuple[str, str]]:
