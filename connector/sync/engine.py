@@ -443,12 +443,13 @@ class SyncEngine:
             return None
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
         started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
-        reread = self._read_with_other_settings(options)
+        read_with = read_fingerprint(self.settings)
+        reread = self._read_with_other_settings(options, read_with)
         if reread or (started is None and (cursor is None or self._full_read_due(options))):
             started = datetime.now(UTC).isoformat()
             if not options.dry_run:
                 self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
-                self.store.set_meta(self.instance, READ_WITH_KEY, read_fingerprint(self.settings))
+                self.store.set_meta(self.instance, READ_WITH_KEY, read_with)
             cursor = None
             log.info("full read: every record is read to reconcile the mirror")
         self._full_read = datetime.fromisoformat(started) if started else None
@@ -473,12 +474,11 @@ class SyncEngine:
         yield from self.adapter.read_changed(cursor, until=now, known=known)
         self._full_read_done = self._full_read is not None
 
-    def _read_with_other_settings(self, options: RunOptions) -> bool:
-        """Whether the mirror was read, or its full read under way began, with another mapping,
-        other owned fields or other identity rules (`read_fingerprint`): a full read (again)
-        then brings and groups every record as it reads now."""
+    def _read_with_other_settings(self, options: RunOptions, now_with: str) -> bool:
+        """Whether the mirror was read, or its full read under way began, with settings other
+        than `now_with` (`read_fingerprint`: mapping, owned fields, identity rules): a full
+        read (again) then brings and groups every record as it reads now."""
         read_with = self.store.get_meta(self.instance, READ_WITH_KEY)
-        now_with = read_fingerprint(self.settings)
         if read_with is None:  # a state file from before the key: unchanged if nothing is
             decided_with = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
             if decided_with in (None, decision_fingerprint(self.settings)):
