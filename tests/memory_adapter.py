@@ -55,6 +55,8 @@ class MemoryAdapter:
         """Writes the CRM refuses for their value: not retryable, they need attention."""
         self.crash_after_task_create = False
         self.closed_tasks: set[str] = set()
+        self.completed_tasks: set[str] = set()
+        """Tasks a salesperson completed in the CRM."""
         self.skipped = 0
         """Changed records left unread because the core already held their version."""
 
@@ -108,7 +110,12 @@ class MemoryAdapter:
     def _with_tasks(self, contact: Contact) -> Contact:
         copy = contact.model_copy(deep=True)
         copy.tasks = [
-            ExistingTask(id=crm_id, key=t.key, due=t.due, completed=crm_id in self.closed_tasks)
+            ExistingTask(
+                id=crm_id,
+                key=t.key,
+                due=t.due,
+                completed=crm_id in self.closed_tasks or crm_id in self.completed_tasks,
+            )
             for crm_id, t in self.tasks.items()
             if t.contact_id == contact.id
         ]

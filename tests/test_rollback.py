@@ -86,6 +86,39 @@ def test_memory_rollback_keeps_a_persons_edit_and_closes_the_tasks(memory):
     assert {t.status for t in store.tasks_for_run(run_id)} == {TASK_CLOSED}
 
 
+def test_memory_rollback_never_lowers_the_highest_stage(memory):
+    adapter, store, run_id, _ = memory
+    report = rollback(adapter, store, "default", run_id)
+    held = {(record, name): why for record, name, why in report.held}
+    assert "the highest stage never goes down" in held[("contact/a", "highest_stage")]
+    for record in adapter.records.values():
+        assert record.owned["stage"] == record.owned["highest_stage"] == "mql"
+
+
+def test_memory_rollback_keeps_a_task_a_person_completed_since(memory):
+    adapter, store, run_id, _ = memory
+    created = sorted(t.crm_id for t in store.tasks_for_run(run_id))
+    done = created[0]
+    adapter.completed_tasks.add(done)
+    report = rollback(adapter, store, "default", run_id)
+    assert adapter.closed_tasks == set(created[1:])
+    held = {(record, name): why for record, name, why in report.held}
+    completed = [why for (_, name), why in held.items() if name == f"task {done}"]
+    assert completed == ["completed since the run: a person's work is kept"]
+
+
+def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):
+    adapter, store, run_id, _ = memory
+    later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(days=60)))
+    assert later.counts["fields_written"] > 0
+    adapter.human_edit("c", grade="Z9")
+    report = rollback(adapter, store, "default", run_id)
+    held = {(record, name): why for record, name, why in report.held}
+    assert "written since by a later run" in held[("contact/a", "score")]
+    assert "a person's value is kept" in held[("contact/c", "grade")]
+    assert adapter.records["a"].owned["score"] is not None, "the later run's value stays"
+
+
 def test_memory_rollback_is_a_run_in_the_audit_trail_and_rerunning_changes_nothing(memory):
     adapter, store, run_id, _ = memory
     preview = rollback(adapter, store, "default", run_id, dry_run=True)

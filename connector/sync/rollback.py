@@ -2,9 +2,10 @@
 
 Driven by the audit trail. A field is restored only while it still holds what the run wrote
 (re-read from the CRM now): a value a person, or a later run, changed since is reported and
-left alone. A stage is never moved backwards: HubSpot refuses it through the API unless the
-stage is cleared first, and the engine never does it either, so such fields are reported for
-a person to decide. The rollback is itself a run in the audit trail (mode `rollback of …`),
+left alone, and so is a task a person completed since. A stage is never moved backwards:
+HubSpot refuses it through the API unless the stage is cleared first, and the engine never does
+it either, so such fields are reported for a person to decide; the highest stage reached never
+goes down either. The rollback is itself a run in the audit trail (mode `rollback of …`),
 holds the portal's sync lease so no sync interleaves with it, and running it again changes
 nothing: restored fields already hold their old value, closed tasks are marked closed.
 """
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
-from crm_qualify.connector.model import FieldUpdate, RecordUpdate
+from crm_qualify.connector.model import ExistingTask, FieldUpdate, RecordUpdate
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.mirror import AckedWrite
@@ -65,20 +66,36 @@ class RollbackError(Exception):
     """The rollback cannot start (unknown run, dry run, a sync holding the lease)."""
 
 
-def _restorable(write: AuditWrite, current: Any) -> str | None:
-    """Why this field cannot be put back, or None when it can."""
+def _restorable(write: AuditWrite, current: Any, ours: dict[str, Any]) -> str | None:
+    """Why this field cannot be put back, or None when it can. `ours`: the values we last
+    wrote to the record, so a later run's value is not taken for a person's."""
     if same(current, write.old):
         return "already holds its value from before the run"
     if not same(current, write.new):
         shown = "empty" if current in (None, "") else repr(str(current)[:40])
+        if write.field in ours and same(current, ours[write.field]):
+            return f"written since by a later run (now {shown}): roll that run back first"
         return f"changed since the run (now {shown}): a person's value is kept"
+    before = "empty" if write.old in (None, "") else repr(write.old)
     if write.field == "stage":
-        before = "empty" if write.old in (None, "") else repr(write.old)
         return (
             f"not moved back from {write.new!r} to {before}: a stage never moves backwards"
             " (HubSpot only allows it after clearing the field); set it by hand if needed"
         )
+    if write.field == "highest_stage":
+        return f"not lowered from {write.new!r} to {before}: the highest stage never goes down"
     return None
+
+
+@dataclass
+class _Now:
+    """What the CRM holds now for the records a rollback touches."""
+
+    owned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[str, ExistingTask] = field(default_factory=dict)
+    """The tasks on those records, by CRM id."""
+    gone: set[tuple[str, str]] = field(default_factory=set)
+    """Records the CRM no longer has (not an error: there is nothing to restore)."""
 
 
 def _current_values(
@@ -86,25 +103,24 @@ def _current_values(
     keys: list[tuple[str, str]],
     report: RollbackReport,
     progress: ProgressCallback | None = None,
-) -> tuple[dict[tuple[str, str], dict[str, Any]], set[tuple[str, str]]]:
-    """The owned values each record holds now, and the records the CRM no longer has (not an
-    error: there is nothing to restore)."""
-    current: dict[tuple[str, str], dict[str, Any]] = {}
-    gone: set[tuple[str, str]] = set()
+) -> _Now:
+    """The owned values and tasks each record holds now, and the records that are gone."""
+    now = _Now()
     if not keys:
-        return current, gone
+        return now
     for batch in adapter.read_contacts(keys):
         contacts, errors = translate_batch(batch)
         for contact in contacts:
-            current[(contact.object_type, contact.id)] = contact.owned
+            now.owned[(contact.object_type, contact.id)] = contact.owned
+            now.tasks.update((task.id, task) for task in contact.tasks)
         for error in errors:
             if error.gone and error.key is not None:
-                gone.add(error.key)
+                now.gone.add(error.key)
             else:
                 report.errors.append(str(error))
         if progress:
             progress("read", len(contacts))
-    return current, gone
+    return now
 
 
 def plan_rollback(
@@ -129,7 +145,11 @@ def plan_rollback(
         by_record.setdefault((write.object_type, write.contact_id), {}).setdefault(
             write.field, write
         )
-    current, gone = _current_values(adapter, list(by_record), report, progress)
+    created = [t for t in store.tasks_for_run(run_id) if t.status == TASK_CREATED and t.crm_id]
+    keys = list(dict.fromkeys([*by_record, *((t.object_type, t.contact_id) for t in created)]))
+    now = _current_values(adapter, keys, report, progress)
+    current, gone = now.owned, now.gone
+    ours = store.last_written(instance, list(by_record))
     for key, writes in by_record.items():
         label = f"{key[0]}/{key[1]}"
         if key in gone:
@@ -142,19 +162,24 @@ def plan_rollback(
             continue
         changes = []
         for name, write in writes.items():
-            now = current[key].get(name)
-            why = _restorable(write, now)
+            value = current[key].get(name)
+            why = _restorable(write, value, ours.get(key, {}))
             if why:
                 report.held.append((label, name, why))
             else:
-                changes.append(FieldUpdate(field=name, old=now, new=write.old))
+                changes.append(FieldUpdate(field=name, old=value, new=write.old))
         if changes:
             report.restored.append(
                 RecordUpdate(contact_id=key[1], object_type=key[0], changes=changes)
             )
-    report.tasks_to_close = [
-        t for t in store.tasks_for_run(run_id) if t.status == TASK_CREATED and t.crm_id
-    ]
+    for task in created:
+        seen = now.tasks.get(task.crm_id or "")
+        if seen is not None and not seen.is_open:
+            label = f"{task.object_type}/{task.contact_id}"
+            why = "completed since the run: a person's work is kept"
+            report.held.append((label, f"task {task.crm_id}", why))
+        else:
+            report.tasks_to_close.append(task)
     report.counts.update(
         records=len(report.restored),
         fields=sum(len(u.changes) for u in report.restored),
