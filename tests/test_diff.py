@@ -82,6 +82,17 @@ def test_unless_edited_uses_the_audit_trail():
     assert update.values()["grade"] == "B1"
 
 
+def test_unless_edited_keeps_a_field_cleared_since_our_write_and_fills_one_never_written():
+    policies = {**Settings().fields, "grade": FieldPolicy(policy="unless_edited")}
+    for blank in (None, ""):
+        update, skips = plan_update(contact(grade=blank), decision(), policies, {"grade": "C3"})
+        assert update is None or "grade" not in update.values()
+        assert [(s.field, s.kept) for s in skips] == [("grade", True)]
+        assert "cleared it since our last write" in skips[0].reason
+        update, _ = plan_update(contact(grade=blank), decision(), policies, {})
+        assert update.values()["grade"] == "B1", "empty before our first write: filled"
+
+
 # highest_stage, customer_type, disqualified -------------------------------------------------
 def planned(c: Contact, d: Decision, policies=None, last_written=None) -> dict:
     update, _ = plan_update(c, d, policies or Settings().fields, last_written or {})

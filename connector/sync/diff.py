@@ -10,7 +10,8 @@ What people set is kept, on the answer to "who set this value" (`Contact.owned_s
 asked of the adapter only where a plan hinges on it, `source_questions`). A value equal to
 our last acknowledged write is ours, whatever else is said. Then:
 - `unless_edited` keeps a value a person set, before our first write too, and any value that
-  changed since our last write;
+  changed since our last write (cleared included: an empty field is written only before our
+  first write to it);
 - a stage moved back by anyone but us (we never move one back) stays where it was put, until
   the decision goes past the stage it was moved back from: the furthest of our last written
   stage, the stage before the move (history) and `highest_stage`.
@@ -212,8 +213,14 @@ def _held_back(
             return held
     if policy.policy == "if_empty" and normalise(old) is not None:
         return Skip(field, "policy if_empty and the field has a value")
-    if policy.policy != "unless_edited" or who == "connector" or normalise(old) is None:
+    if policy.policy != "unless_edited" or who == "connector":
         return None
+    if normalise(old) is None:  # empty: kept only when it was cleared after our write
+        if field not in last_written:
+            return None
+        return Skip(
+            field, f"policy unless_edited: {WHO[who]} cleared it since our last write", kept=True
+        )
     if who == "person":
         return Skip(field, f"policy unless_edited: a person set it{_when(source)}", kept=True)
     if field in last_written:
