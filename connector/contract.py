@@ -176,7 +176,10 @@ class KnownVersions(Protocol):
 @dataclass(frozen=True)
 class TaskResult:
     """One task's create. `uncertain`: the create may or may not have landed; the core looks
-    the key up before it sends anything again. `retryable` and `field` as for `WriteResult`."""
+    the key up before it sends anything again. `retryable` and `field` as for `WriteResult`.
+    `gone`: refused because the record it is for is no longer in the CRM (deleted, merged or
+    converted since it was read): the core forgets the record and plans the follow-up again on
+    another record of the person."""
 
     key: str
     ok: bool
@@ -185,6 +188,7 @@ class TaskResult:
     uncertain: bool = False
     retryable: bool = True
     field: str | None = None
+    gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -433,7 +433,8 @@ class SalesforceAdapter:
             records, followed = _converted_apart(records)
             errors += [
                 RecordError(f"Lead/{lead}", "IsConverted", f"converted into Contact/{contact}:"
-                            " a converted lead is never written, its contact is read instead")
+                            " a converted lead is never written, its contact is read instead",
+                            key=("Lead", lead), gone=True)
                 for lead, contact in followed
             ]  # fmt: skip
             yield ContactBatch(raw=self._raw(mapping, records), errors=errors)

@@ -39,6 +39,9 @@ UPDATE_PATH = "composite/sobjects"
 RETRYABLE_CODES = TRANSIENT_CODES | {"ALL_OR_NONE_OPERATION_ROLLED_BACK"}
 DELETED = "ENTITY_IS_DELETED"
 """The record is in the recycle bin (deleted, or merged away): a write cannot land."""
+CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
+"""A lead converted since it was read: it takes no write again, and its contact carries the
+person (read with the lead's history), so to the core it is gone like a merged record."""
 
 
 def translate_updates(
@@ -74,8 +77,8 @@ class Row:
 
     @property
     def gone(self) -> bool:
-        """The record is deleted (merged-away records are deleted too)."""
-        return not self.ok and (self.detail or "").startswith(DELETED)
+        """The record is deleted (merged-away records are deleted too) or a converted lead."""
+        return not self.ok and (self.detail or "").startswith((DELETED, CONVERTED))
 
 
 def _row(item: Any) -> Row:
@@ -205,4 +208,5 @@ def _task_result(key: str, row: Row) -> TaskResult:
         uncertain=row.uncertain or held,
         retryable=row.retryable or held,
         field=row.field,
+        gone=row.gone,
     )

@@ -67,7 +67,7 @@ from crm_qualify.connector.sync.diff import Skip, plan_update, same
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
 from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
-from crm_qualify.connector.sync.people import People, Person
+from crm_qualify.connector.sync.people import People, Person, task_person
 from crm_qualify.connector.sync.person_decisions import Member, Waiting, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
@@ -178,6 +178,8 @@ class _Landed:
 
     created: list[tuple[PlannedTask, str]] = field(default_factory=list)
     failed: list[tuple[str, str | None]] = field(default_factory=list)
+    dropped: list[PlannedTask] = field(default_factory=list)
+    """Refused because their record is gone: planned again on the person's other records."""
 
 
 class SyncEngine:
@@ -903,6 +905,7 @@ class SyncEngine:
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
             self._record_problems(batch, report, problems, now, counts)
+            self._plan_again(landed.dropped, counts)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -1206,6 +1209,9 @@ class SyncEngine:
             if result.ok and result.crm_id:
                 landed.created.append((task, result.crm_id))
                 report.tasks_created.append(task)
+            elif result.gone:
+                landed.dropped.append(task)
+                problems.gone.append((task.object_type, task.contact_id))
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
             else:
@@ -1219,6 +1225,19 @@ class SyncEngine:
         self.store.mark_tasks_created(self.instance, created)
         self.store.mark_tasks_owed(self.instance, landed.failed)
         counts["tasks_created"] += len(created)
+
+    def _plan_again(self, dropped: list[PlannedTask], counts: Counter[str]) -> None:
+        """Tasks refused because their record is gone (deleted, merged or converted since it
+        was read; it has left the mirror): their keys leave the ledger and the person's other
+        records are decided again at the next run, so the follow-up goes to a record the CRM
+        still has, under the same key."""
+        if not dropped:
+            return
+        self.store.forget_tasks(self.instance, [task.key for task in dropped])
+        persons = {person for task in dropped if (person := task_person(task.key))}
+        self.store.mirror.mark_due(self.instance, self.people.members(self.instance, persons))
+        counts["tasks_planned_again"] += len(dropped)
+        log.info("%d task(s) refused, their record being gone: planned again", len(dropped))
 
     @staticmethod
     def _task_failed(

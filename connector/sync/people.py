@@ -356,6 +356,18 @@ class People:
                 (instance,),
             )
 
+    def members(self, instance: str, persons: Iterable[str]) -> list[Key]:
+        """The records the index gives these persons."""
+        names = sorted(set(persons))
+        found: list[Key] = []
+        for chunk in _chunks(names):
+            found += self._store._query(
+                "SELECT object_type, contact_id FROM people WHERE instance = ?"
+                f" AND person IN ({','.join('?' * len(chunk))})",
+                [instance, *chunk],
+            )
+        return [(row[0], row[1]) for row in found]
+
     def forget(self, instance: str, keys: Iterable[Key]) -> None:
         with self._store._tx() as conn:
             conn.executemany(

@@ -767,6 +767,16 @@ class StateStore:
                 [(crm_id, instance, key) for key, crm_id in created],
             )
 
+    def forget_tasks(self, instance: str, keys: Sequence[str]) -> None:
+        """Tasks refused because their record is gone: no ledger row, so the person's next
+        decision plans them again, on a record the CRM still has."""
+        with self._tx() as conn:
+            conn.executemany(
+                "DELETE FROM tasks WHERE instance = ? AND key = ?"
+                " AND status IN ('owed', 'pending')",
+                [(instance, key) for key in keys],
+            )
+
     def mark_tasks_owed(self, instance: str, failed: Sequence[tuple[str, str | None]]) -> None:
         """(key, error) of creations that certainly did not land: still owed, tried again."""
         with self._tx() as conn:

@@ -128,6 +128,7 @@ def test_a_converted_lead_fetched_by_id_is_followed_to_its_contact_and_never_wri
     found, errors = contacts(adapter, [("Lead", lead["Id"])])
     assert [e.record for e in errors] == [f"Lead/{lead['Id']}"]
     assert errors[0].field == "IsConverted" and contact_id in errors[0].message
+    assert errors[0].gone and errors[0].key == ("Lead", lead["Id"]), "it leaves the mirror"
     (person,) = found
     assert (person.object_type, person.id) == ("Contact", contact_id)
     assert person.stage is Stage.SQL  # the lead's stage: never moved back behind it
@@ -137,6 +138,7 @@ def test_a_converted_lead_fetched_by_id_is_followed_to_its_contact_and_never_wri
     results = adapter.write_updates([_update(lead["Id"])])
     assert not results[0].ok and not results[0].retryable
     assert "CANNOT_UPDATE_CONVERTED_LEAD" in (results[0].error or "")
+    assert results[0].gone, "converted since it was read: the core forgets it, as a merge"
     assert sim.stats.writes == writes
 
 

@@ -247,7 +247,7 @@ CASES = [
         normalised=lambda c: (
             c.email is None
             and c.employees is None
-            and c.owned == {"disqualified": False, "duplicate": False}
+            and c.owned == {"renurture": False, "disqualified": False, "duplicate": False}
         ),
         why="an empty field is simply unknown (a checkbox is never empty: unchecked)",
     ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
@@ -80,3 +80,71 @@ def test_the_setter_is_read_from_the_creator_and_last_modifier(sim):
     assert answers[last_ours].by == "person", "the value predates our change: the creator's"
     assert answers[ours].by == "connector", "created and changed only through our API user"
     assert adapter.usage().requests["GET query Lead (last modifier)"] == 1
+
+
+def test_a_lead_converted_between_runs_is_never_written_and_leaves_the_mirror(sim, store):
+    """One person, two leads; a salesperson converts one, then the other shows new
+    engagement: the person's new decision is written to the lead left, not to the converted
+    one (Salesforce refuses: CANNOT_UPDATE_CONVERTED_LEAD), and the run stays clean."""
+    at = datetime.now(UTC)
+    person = {"FirstName": "Tara", "LastName": "Quinn", "Email": "tara@initech.example",
+              "Company": "Initech", "Status": "Open - Not Contacted"}  # fmt: skip
+    with sim.org.lock:
+        converted = sim.org.insert("Lead", {**person, "Title": "CTO"}, at)["Id"]
+        left = sim.org.insert("Lead", person, at)["Id"]
+    config = settings()
+    assert SyncEngine(make_adapter(sim), config, store).run(RunOptions()).status == "ok"
+    sim.convert_lead(converted)
+    meeting = {"WhoId": left, "Subject": "Demo meeting", "Type": "Meeting",
+               "ActivityDateTime": at.isoformat().replace("+00:00", "Z")}  # fmt: skip
+    with sim.org.lock:
+        sim.org.insert("Event", meeting, at)
+    sim.touch(left, {})
+    scored = leads(sim)[left].get("CRMQ_Score__c")
+
+    again = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+
+    assert again.status == "ok", again.errors
+    assert leads(sim)[left].get("CRMQ_Score__c") != scored, "the new engagement was written"
+    mirrored = {
+        (c.object_type, c.id) for chunk in store.mirrored_contacts("default") for c in chunk
+    }
+    assert ("Lead", converted) not in mirrored and ("Lead", left) in mirrored
+
+
+def test_a_follow_up_for_a_record_deleted_since_goes_to_the_persons_other_record(sim, store):
+    """One person, two leads; a salesperson deletes the older (the survivor, which follow-ups
+    go to), then the other asks for a demo. Salesforce refuses a task on a deleted record
+    (ENTITY_IS_DELETED on WhoId): the refusal drops the record, and the next run gives the
+    person's follow-ups to the lead left, under the same keys."""
+    earlier = datetime.now(UTC) - timedelta(days=30)
+    person = {"FirstName": "Theo", "LastName": "Lindqvist", "Email": "theo@globex.example",
+              "Company": "Globex", "Title": "CTO", "Status": "Open - Not Contacted"}  # fmt: skip
+    with sim.org.lock:
+        deleted = sim.org.insert("Lead", person, earlier)["Id"]
+        left = sim.org.insert("Lead", person, earlier + timedelta(days=1))["Id"]
+    config = settings()
+    assert SyncEngine(make_adapter(sim), config, store).run(RunOptions()).status == "ok"
+    now = datetime.now(UTC)
+    demo = next(c for c in sim.org.live("Campaign") if c["Name"] == "Demo request form")
+    with sim.org.lock:
+        sim.org.update("Lead", deleted, {"IsDeleted": True}, now)
+        sim.org.insert("CampaignMember", {"CampaignId": demo["Id"], "LeadId": left,
+                                          "Status": "Responded", "HasResponded": True,
+                                          "FirstRespondedDate": now.date().isoformat()},
+                       now)  # fmt: skip
+    sim.touch(left, {})
+
+    def ours(who: str) -> list[str]:
+        return [t["CRMQ_Task_Key__c"] for t in sim.org.live("Task")
+                if t.get("WhoId") == who and t.get("CRMQ_Task_Key__c")]  # fmt: skip
+
+    refused = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+    assert refused.status == "ok", refused.errors
+    assert refused.counts["tasks_planned_again"] > 0 and ours(left) == []
+    again = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+    assert again.status == "ok", again.errors
+    keys = ours(left)
+    assert keys and all(f":Lead:{deleted}:" in f":{key}:" for key in keys), keys
+    last = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+    assert last.counts["tasks_created"] == 0 and sorted(ours(left)) == sorted(keys)

@@ -110,8 +110,12 @@ class Org:
         self, sobject: str, fields: dict[str, Any], at: datetime, by: str = ""
     ) -> dict[str, Any]:
         """A new record stamped `at` by user `by` (default: the UI user; the first user, who
-        exists before anyone could create it, is its own creator)."""
-        record = {name: spec.get("default") for name, spec in OBJECTS[sobject].items()}
+        exists before anyone could create it, is its own creator). A checkbox is never null:
+        false unless its default says otherwise."""
+        record = {
+            name: spec.get("default", False if spec.get("type") == "boolean" else None)
+            for name, spec in OBJECTS[sobject].items()
+        }
         stamp = iso(at)
         record_id = self.new_id(sobject)
         actor = by or self.ui_user or self.integration_user or record_id

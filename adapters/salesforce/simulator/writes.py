@@ -236,8 +236,13 @@ class Writes:
         self, sobject: str, clean: dict[str, Any], creating: bool
     ) -> dict[str, Any] | None:
         who = clean.get("WhoId")
-        if creating and sobject == "Task" and who and not self.org.find(str(who)):
+        if not (creating and sobject == "Task" and who):
+            return None
+        found = self.org.find(str(who))
+        if not found:
             return _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["WhoId"])
+        if found[1].get("IsDeleted"):  # a lookup to a record in the recycle bin
+            return _error("ENTITY_IS_DELETED", "entity is deleted", ["WhoId"])
         return None
 
     def _refused(self, sobject: str, clean: dict[str, Any]) -> dict[str, Any] | None:
