@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
@@ -66,6 +66,21 @@ class TranslationError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+YEARS_AHEAD = 10
+"""The furthest ahead a CRM date is taken: a deal's close or a task's due date can be years
+out, but a date past this is a placeholder or a typo (9999-12-31, 2099 for 2029)."""
+
+
+def plausible_time(moment: datetime, field: str) -> datetime:
+    """`moment` as read, unless it is more than `YEARS_AHEAD` years from now: refused naming
+    `field`, like text that is no date, so its record fails alone instead of being scored as
+    fresh activity for decades (or the date arithmetic of its review overflowing)."""
+    now = datetime.now(UTC)
+    if moment > now.replace(year=now.year + YEARS_AHEAD):
+        raise TranslationError(field, f"{field}: date out of range: {moment.date().isoformat()}")
+    return moment
 
 
 @dataclass(frozen=True)

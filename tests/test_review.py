@@ -162,3 +162,10 @@ def test_no_decision_moves_before_its_review_moment_on_random_contacts():
             second.pop("scored_at")
             assert first == second, (number, later)
             assert [t.key for t in again.tasks] == [t.key for t in decision.tasks], number
+
+
+def test_a_date_at_the_end_of_the_calendar_makes_the_record_due_instead_of_failing():
+    """Mirrored before adapters refused such dates (9999-12-31 in a CRM field): the window
+    arithmetic cannot add to it, so the record is decided again at every run."""
+    end = datetime(9999, 12, 31, tzinfo=UTC)
+    assert review(person(EngagementEvent(type=EventType.DEMO_REQUEST, at=end))) == NOW

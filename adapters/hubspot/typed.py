@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.contract import TranslationError, plausible_time
 
 MAX_COUNT = 10**9
 """An engagement counter above this is corrupt data, not engagement."""
@@ -76,14 +76,15 @@ def parse_time(value: Any, prop: str) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise fail(prop, "not a date", value) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return plausible_time(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), prop)
 
 
 def _from_ms(ms: int, prop: str, value: Any) -> datetime:
     try:
-        return datetime.fromtimestamp(ms / 1000, UTC)
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
     except (OverflowError, OSError, ValueError):
         raise fail(prop, "date out of range", value) from None
+    return plausible_time(moment, prop)
 
 
 def format_time(value: datetime) -> str:

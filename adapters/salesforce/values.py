@@ -14,7 +14,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.contract import TranslationError, plausible_time
 
 TEXT_MAX = 131_072
 """Salesforce's longest text field (Long Text Area): a longer value came from no field."""
@@ -106,8 +106,9 @@ def parse_time(value: Any, field: str) -> datetime | None:
         if re.search(r"[+-]\d{4}$", text):
             text = text[:-2] + ":" + text[-2:]
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        parsed = datetime.fromisoformat(text)
+            parsed = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        else:
+            parsed = datetime.fromisoformat(text)
     except (TypeError, ValueError):
         raise TranslationError(field, f"{field}: not a date: {str(value)[:40]!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return plausible_time(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), field)

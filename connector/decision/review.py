@@ -56,7 +56,16 @@ another order, so a sum that close to a boundary is taken to cross it now."""
 
 def next_review(contact: Contact, decision: Decision, rules: Rules, now: datetime) -> datetime:
     """The earliest moment after `now` at which deciding `contact` again can give another
-    decision, given nothing about it changes in the CRM."""
+    decision, given nothing about it changes in the CRM. A date too near the end of the
+    calendar for this arithmetic (a 9999-12-31 placeholder, mirrored before adapters refused
+    such dates) makes the record due at every run rather than failing the run."""
+    try:
+        return _next_review(contact, decision, rules, now)
+    except OverflowError:
+        return now
+
+
+def _next_review(contact: Contact, decision: Decision, rules: Rules, now: datetime) -> datetime:
     soonest = now + SAFETY_NET
     events = contact.events
     if events:

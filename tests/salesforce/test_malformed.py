@@ -258,6 +258,11 @@ CASES = [
         why="an empty text is an empty field",
     ),
     Case(
+        "end-of-calendar placeholder date",
+        related("Event", Subject="Demo", Type="Meeting", ActivityDateTime="9999-12-31T00:00:00Z"),
+        field="Event.ActivityDateTime",
+    ),
+    Case(
         "junk in the bounce date",
         own(EmailBouncedDate="not a date"),
         normalised=lambda c: c.hard_bounced,
