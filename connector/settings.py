@@ -15,14 +15,22 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import OPT_IN_FIELDS, OWNED_FIELDS
 from crm_qualify.connector.ops.logs import is_secret_key, mask_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -56,6 +64,17 @@ class FieldPolicy(_Section):
         description="always; if_empty (only fill a blank); unless_edited (keep a value a person"
         " set, before our first write too, or changed since our last write).",
     )
+
+
+def _blank_is_unset(value: Any) -> Any:
+    """A secret set to "" or spaces (an empty environment variable or secrets file) is not
+    set: the option's own check then names it, before any request could carry it."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return None if isinstance(text, str) and not text.strip() else value
+
+
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
+"""An adapter's secret option: unset when blank."""
 
 
 def _default_fields() -> dict[str, FieldPolicy]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.contract import AuthError
 from crm_qualify.connector.plugins import adapter_settings, build_adapter, load_adapter_class
@@ -335,3 +336,23 @@ def test_a_refused_token_never_shows_in_the_exception(tmp_path, monkeypatch, sou
         with pytest.raises(AuthError) as caught:
             adapter.describe_fields("contacts")
     assert canary not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_secret_is_refused_as_missing_before_any_request(
+    tmp_path, monkeypatch, capsys, blank
+):
+    """An empty environment variable or secrets file is no token: without this, `sync` sent
+    `Authorization: Bearer ` (empty) to the API."""
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(
+        '[crm]\nadapter = "hubspot"\n[adapters.hubspot]\nbase_url = "http://127.0.0.1:9"\n'
+        f'[sync]\nstate_path = "{tmp_path / "state.sqlite"}"\n'
+    )
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", blank)
+    connects, _ = record_network(monkeypatch)
+    assert main(["sync", "--once", "--config", str(config)]) == 2
+    assert connects == []
+    assert "adapters.hubspot.access_token: required" in capsys.readouterr().err
+    with pytest.raises(ValidationError, match="client_secret"):
+        SalesforceSettings(client_id="app", client_secret=blank, username="u", password="p")

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_qualify.connector.ops.token_store import writable_location
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from crm_qualify.connector.settings import OptionalSecret
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 OAUTH_OPTIONS = ("client_id", "client_secret", "refresh_token", "credentials_store")
@@ -26,7 +27,7 @@ class HubSpotSettings(BaseModel):
         description="private_app (access_token) or oauth (a public app's client_id, "
         "client_secret, refresh_token and credentials_store).",
     )
-    access_token: SecretStr | None = Field(
+    access_token: OptionalSecret = Field(
         default=None,
         validate_default=True,
         description=(
@@ -38,12 +39,12 @@ class HubSpotSettings(BaseModel):
     client_id: str | None = Field(
         default=None, validate_default=True, description="auth = oauth: the public app's client ID."
     )
-    client_secret: SecretStr | None = Field(
+    client_secret: OptionalSecret = Field(
         default=None,
         validate_default=True,
         description="auth = oauth: the app's client secret (environment or client_secret_file).",
     )
-    refresh_token: SecretStr | None = Field(
+    refresh_token: OptionalSecret = Field(
         default=None,
         validate_default=True,
         description="auth = oauth: the refresh token of the app's installation in the portal. "

@@ -7,6 +7,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from crm_qualify.adapters.salesforce.auth import private_key
+from crm_qualify.connector.settings import OptionalSecret
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SALESFORCE_DOMAINS = (
@@ -61,16 +62,16 @@ class SalesforceSettings(BaseModel):
         "the login answer's instance_url may name: a TLS proxy, the simulator (127.0.0.1).",
     )
     client_id: str = Field(description="The connected app's consumer key.")
-    client_secret: SecretStr | None = Field(
+    client_secret: OptionalSecret = Field(
         default=None, description="The connected app's consumer secret (every flow but jwt)."
     )
     username: str | None = None
-    password: SecretStr | None = None
+    password: OptionalSecret = None
     security_token: SecretStr | None = Field(
         default=None, description="Appended to the password for the username-password flow."
     )
-    refresh_token: SecretStr | None = None
-    private_key: SecretStr | None = Field(
+    refresh_token: OptionalSecret = None
+    private_key: OptionalSecret = Field(
         default=None,
         description="PEM RSA private key of the JWT bearer flow (auth = 'jwt'), from a file:"
         " private_key_file = '/run/secrets/sf_key.pem'.",
