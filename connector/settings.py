@@ -298,6 +298,9 @@ def load_settings(path: Path | str | None = None) -> Settings:
             tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError([f"config file {toml_path}: {exc}"]) from None
+    unknown = _unknown_sections()
+    if unknown:
+        raise ConfigurationError(unknown)
     token = _toml_path.set(toml_path)
     try:
         return Settings()
@@ -307,6 +310,19 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigurationError([str(exc)]) from None
     finally:
         _toml_path.reset(token)
+
+
+def _unknown_sections() -> list[str]:
+    """`CRMQ_<SECTION>__<KEY>` variables naming no section: the settings source skips them
+    without a word, so a typo (`CRMQ_SYNCC__STATE_PATH`) would leave the default in force."""
+    known = set(Settings.model_fields)
+    problems = []
+    for name in sorted(os.environ):
+        section, nested, _ = name.upper().removeprefix("CRMQ_").partition("__")
+        if name.upper().startswith("CRMQ_") and nested and section.lower() not in known:
+            sections = ", ".join(sorted(known))
+            problems.append(f"{name}: no section {section.lower()!r} (sections: {sections})")
+    return problems
 
 
 def resolve_secret_files(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -227,3 +227,18 @@ def test_a_table_for_an_adapter_that_is_not_installed_is_a_warning(tmp_path, mon
     assert "warning: adapters.pipedrive: no adapter of that name is installed" in (
         capsys.readouterr().err
     )
+
+
+def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):
+    """pydantic-settings skips a `CRMQ_X__Y` whose X is no section: a typo would leave the
+    default in force without a word."""
+    monkeypatch.setenv("CRMQ_SYNCC__STATE_PATH", "/x")
+    monkeypatch.setenv("CRMQ_FULL_MATRIX", "1")  # no `__`: not a setting, not ours to judge
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert refused.value.problems == [
+        "CRMQ_SYNCC__STATE_PATH: no section 'syncc' (sections: adapters, calibrate, crm,"
+        " fields, identity, logging, rules, schedule, server, sync)"
+    ]
+    monkeypatch.delenv("CRMQ_SYNCC__STATE_PATH")
+    assert load_settings().sync.state_path
