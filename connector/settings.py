@@ -62,7 +62,7 @@ class FieldPolicy(_Section):
     policy: WritePolicy = Field(
         default="always",
         description="always; if_empty (only fill a blank); unless_edited (keep a value a person"
-        " set, before our first write too, or changed since our last write).",
+        " set, before our first write too, or changed since our last write, cleared included).",
     )
 
 

@@ -223,6 +223,22 @@ def test_a_stage_moved_back_stays_until_the_contact_goes_past_it():
     assert planned(nobody, decision(stage=Stage.MQL))["stage"] == "mql"
 
 
+def test_a_stage_someone_cleared_stays_empty_until_the_contact_goes_past_it():
+    """HubSpot moves a stage back only once a person clears it: a run in between must not
+    put the old stage back (nor hand the contact over again, see the engine's test)."""
+    cleared = Contact(id="1", stage=None, owned={"highest_stage": "sql"})
+    update, skips = plan_update(cleared, decision(stage=Stage.SQL), Settings().fields, {})
+    assert update is None or "stage" not in update.values()
+    (skip,) = [s for s in skips if s.field == "stage"]
+    assert skip.kept and "cleared the stage (it was sql)" in skip.reason
+    ours = Contact(id="1", stage=None, owned={})
+    _, skips = plan_update(ours, decision(stage=Stage.MQL), Settings().fields, {"stage": "mql"})
+    assert any("cleared the stage (it was mql)" in s.reason for s in skips)
+    assert planned(cleared, decision(stage=Stage.OPPORTUNITY))["stage"] == "opportunity"
+    never = Contact(id="1", stage=None, owned={})
+    assert planned(never, decision(stage=Stage.SQL))["stage"] == "sql", "never had one"
+
+
 def test_history_is_asked_for_only_where_the_plan_hinges_on_it():
     lead = sourced(stage=Stage.LEAD, temperature="cold")
     lead.owned["stage"] = "lead"

@@ -310,3 +310,22 @@ def test_a_dead_runs_late_writes_are_waited_for_before_anything_is_read(store, m
     rerun = run(engine)
     assert rerun.status == "ok" and rerun.counts["writes_waited_for"] == 1
     assert adapter.waits == [2, 2] and not store.open_intents("default")
+
+
+def test_a_stage_a_person_cleared_is_neither_refilled_nor_handed_over(tmp_path):
+    """HubSpot moves a stage back only once a person clears it; a run in between used to
+    write the old stage again and plan a first hand-off for a contact already worked."""
+    person_set = hot_contact("a")
+    person_set.stage = Stage.SQL
+    person_set.owned = {"stage": "sql"}
+    adapter = MemoryAdapter([person_set])
+    store = StateStore(tmp_path / "state.sqlite")
+    first = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+    assert first.status == "ok" and adapter.records["a"].owned["stage"] == "sql"
+    assert not [t for t in adapter.tasks.values() if t.kind == "mql_handoff"]
+    adapter.human_edit("a", stage=None)
+    adapter.records["a"].stage = None
+    again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(hours=1)))
+    assert again.status == "ok"
+    assert adapter.records["a"].owned["stage"] is None, "left as the person put it"
+    assert not [t for t in adapter.tasks.values() if t.kind == "mql_handoff"]

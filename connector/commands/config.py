@@ -266,7 +266,7 @@ def _type_text(annotation: object) -> str:
     if get_origin(annotation) is Literal:
         return " or ".join(json.dumps(value) for value in get_args(annotation))
     text = getattr(annotation, "__name__", None) or str(annotation)
-    for noise in ("typing.", "pathlib.", "PosixPath"):
+    for noise in ("typing.", "pathlib.", "pydantic.types.", "PosixPath"):
         text = text.replace(noise, "Path" if noise == "PosixPath" else "")
     return text.replace(" | ", " or ")
 

@@ -42,7 +42,9 @@ from crm_qualify.connector.model import (
 KEY_PREFIX = "crmq:"
 EPISODE_FORMAT = "%Y%m%dT%H%M"
 """How a hot episode's start (UTC, to the minute) is written in a call task's key."""
-KINDS = ("hot_call", "mql_handoff")
+MQL_HANDOFF = "mql_handoff"
+"""The kind of the task that hands a contact reaching MQL (or further) over to its owner."""
+KINDS = ("hot_call", MQL_HANDOFF)
 """The follow-ups the SLA measures; an escalation is about one of them."""
 REVIEW = "duplicate_review"
 """The reason of a duplicate review task's key."""
@@ -225,8 +227,8 @@ def plan_tasks(
         tasks.append(
             _task(
                 contact,
-                key=task_key(contact, "mql_handoff"),
-                kind="mql_handoff",
+                key=task_key(contact, MQL_HANDOFF),
+                kind=MQL_HANDOFF,
                 subject=f"New {stage.upper()}: take over {who}",
                 body=body,
                 owner_id=owner,

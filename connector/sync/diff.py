@@ -12,9 +12,10 @@ our last acknowledged write is ours, whatever else is said. Then:
 - `unless_edited` keeps a value a person set, before our first write too, and any value that
   changed since our last write (cleared included: an empty field is written only before our
   first write to it);
-- a stage moved back by anyone but us (we never move one back) stays where it was put, until
-  the decision goes past the stage it was moved back from: the furthest of our last written
-  stage, the stage before the move (history) and `highest_stage`.
+- a stage moved back (or cleared) by anyone but us (we never move one back) stays where it
+  was put, until the decision goes past the stage it was moved back from: the furthest of our
+  last written stage, the stage before the move (history) and `highest_stage`. The engine
+  plans no hand-off for a stage kept so.
 Automation's values (workflows, calculations, other integrations) are not a person's: under
 `unless_edited` they are overwritten unless they changed since our last write.
 """
@@ -244,22 +245,28 @@ def _stage_held(
     if normalise(old) is not None and contact.stage is None:
         why = f"current stage {old!r} is not in the mapping; a person's choice is kept"
         return Skip("stage", why)
-    if contact.stage is None:
-        return None
-    if Stage(new).rank < contact.stage.rank:
-        return Skip("stage", f"never moves a stage backwards from {contact.stage.value}")
+    held = contact.stage
+    if held is not None and Stage(new).rank < held.rank:
+        return Skip("stage", f"never moves a stage backwards from {held.value}")
     if who == "connector":
         return None
     earlier = [_stage(contact.owned.get("highest_stage")), _stage(last_written.get("stage"))]
     if source is not None:
         earlier.append(_stage(source.previous))
     rejected = max((s for s in earlier if s is not None), key=lambda s: s.rank, default=None)
-    if rejected is None or rejected.rank <= contact.stage.rank or Stage(new).rank > rejected.rank:
+    rank = held.rank if held is not None else -1
+    if rejected is None or rejected.rank <= rank or Stage(new).rank > rejected.rank:
         return None
+    # An empty stage that held one is a person's first step back (HubSpot moves a stage back
+    # only once it is cleared): it stays empty, as a stage moved back stays.
+    moved = (
+        f"moved the stage back from {rejected.value} to {held.value}"
+        if held
+        else (f"cleared the stage (it was {rejected.value})")
+    )
     return Skip(
         "stage",
-        f"{WHO[who]} moved the stage back from {rejected.value} to {contact.stage.value}"
-        f"{_when(source)}; it stays where they put it until the contact goes past"
-        f" {rejected.value}",
+        f"{WHO[who]} {moved}{_when(source)}; it stays where they put it until the contact"
+        f" goes past {rejected.value}",
         kept=True,
     )

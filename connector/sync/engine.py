@@ -55,6 +55,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.duplicates import DuplicateGroup
+from crm_qualify.connector.decision.planning import MQL_HANDOFF
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
@@ -1012,10 +1013,13 @@ class SyncEngine:
             if update:
                 report.updates.append(update)
             report.skips.extend((contact.label, skip) for skip in skips)
+            tasks = decision.tasks
             for skip in skips:
                 if skip.kept:
                     log.info("%s: %s kept: %s", contact.label, skip.field, skip.reason)
-            planned.update((task.key, task) for task in decision.tasks)
+                    if skip.field == "stage":  # kept where someone moved it back: no hand-off
+                        tasks = [task for task in tasks if task.kind != MQL_HANDOFF]
+            planned.update((task.key, task) for task in tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
         held = self._held_tasks or {}
         # New keys and keys still owed; a pending key waits for its look-up, never resent; a
