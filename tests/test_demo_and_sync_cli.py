@@ -42,6 +42,10 @@ def test_sync_dry_run_prints_the_diff_as_json_and_writes_nothing(tmp_path, capsy
         err = capsys.readouterr().err
         assert ": ok;" in err
         assert sim.token not in err
+        assert "limited to" not in err
+
+        assert main(["sync", "--once", "--limit", "5", "--config", config]) == 0
+        assert "limited to 5 contacts: a sample" in capsys.readouterr().err
 
 
 def test_sync_with_a_bad_config_stops_before_any_api_call(tmp_path, capsys):

@@ -34,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the diff; write nothing")
     parser.add_argument("--json", action="store_true", help="dry-run diff as JSON lines")
     parser.add_argument(
-        "--limit", type=positive_int, default=None, help="process at most N contacts"
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="process at most N contacts, a sample: the read position is not moved",
     )
     parser.add_argument(
         "--full",
@@ -151,6 +154,12 @@ def run(args: argparse.Namespace) -> int:
     counts = counts_sentence(summary.counts)
     print(f"run {summary.run_id}: {summary.status}; {counts}", file=sys.stderr)
     print(impact(summary), file=sys.stderr)
+    if args.limit is not None:
+        print(
+            f"  limited to {args.limit:,} contacts: a sample, so the read position is kept"
+            " and the next run starts from the same place; run without --limit to sync the rest",
+            file=sys.stderr,
+        )
     for error in summary.errors[:20]:
         print(f"  error: {error}", file=sys.stderr)
     if len(summary.errors) > 20:
