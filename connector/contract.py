@@ -194,7 +194,9 @@ class TaskResult:
     the key up before it sends anything again. `retryable` and `field` as for `WriteResult`.
     `gone`: refused because the record it is for is no longer in the CRM (deleted, merged or
     converted since it was read): the core forgets the record and plans the follow-up again on
-    another record of the person."""
+    another record of the person. A task refused in a batch whose update of its record
+    answered `gone` is taken as gone too (HubSpot refuses an association to a deleted contact
+    without saying so)."""
 
     key: str
     ok: bool

@@ -71,6 +71,10 @@ class MemoryAdapter:
         self.clock += timedelta(seconds=1)
         return self.clock
 
+    def delete(self, contact_id: str) -> None:
+        """A person deletes the record; its tasks stay (as HubSpot keeps them)."""
+        del self.records[contact_id]
+
     def human_edit(self, contact_id: str, **owned: Any) -> None:
         """A person changes owned fields in the CRM UI."""
         record = self.records[contact_id]
@@ -134,7 +138,10 @@ class MemoryAdapter:
                     WriteResult(update.contact_id, False, refusal, retryable=False, field="score")
                 )
                 continue
-            record = self.records[update.contact_id]
+            record = self.records.get(update.contact_id)
+            if record is None:
+                results.append(WriteResult(update.contact_id, False, "not found", gone=True))
+                continue
             for change in update.changes:
                 record.owned[change.field] = change.new
                 if change.field == "stage":
@@ -147,6 +154,9 @@ class MemoryAdapter:
         self._count("create_tasks")
         results = []
         for task in tasks:
+            if task.contact_id not in self.records:  # refused, without saying why
+                results.append(TaskResult(task.key, False, error="invalid association"))
+                continue
             crm_id = next(self.task_ids)
             self.tasks[crm_id] = task
             results.append(TaskResult(task.key, True, crm_id))

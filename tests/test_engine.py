@@ -329,3 +329,30 @@ def test_a_stage_a_person_cleared_is_neither_refilled_nor_handed_over(tmp_path):
     assert again.status == "ok"
     assert adapter.records["a"].owned["stage"] is None, "left as the person put it"
     assert not [t for t in adapter.tasks.values() if t.kind == "mql_handoff"]
+
+
+def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_other_record(
+    tmp_path,
+):
+    """The person's survivor is deleted between runs: its write answers `gone` and the CRM
+    refuses its task (without saying why, as HubSpot refuses an association to a deleted
+    contact). The task is dropped, not owed, and the next run gives it to the other record."""
+    older, newer = cold_contact("a"), cold_contact("b")
+    older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
+    newer.email = older.email
+    adapter = MemoryAdapter([older, newer])
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    adapter.delete("a")
+    adapter.records["b"].events = hot_contact().events
+    adapter.records["b"].updated_at = adapter._tick()
+    later = NOW + timedelta(hours=1)
+    refused = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later))
+    assert refused.status == "ok", refused.errors
+    assert refused.counts["tasks_planned_again"] > 0
+    assert refused.counts["records_needing_attention"] == 0
+    assert not adapter.tasks and store.all_tasks("default") == []
+    again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=1)))
+    assert again.status == "ok", again.errors
+    assert {t.contact_id for t in adapter.tasks.values()} == {"b"}
+    assert all(":contact:a:" in f":{t.key}:" for t in adapter.tasks.values()), "same keys"

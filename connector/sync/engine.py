@@ -1210,12 +1210,14 @@ class SyncEngine:
         for task, answer in zip(tasks, answers, strict=True):
             assert answer is not None, "a batch is acknowledged only once fully answered"
             result = answer.result
+            record = (task.object_type, task.contact_id)
             if result.ok and result.crm_id:
                 landed.created.append((task, result.crm_id))
                 report.tasks_created.append(task)
-            elif result.gone:
+            elif result.gone or (not result.uncertain and record in problems.gone):
+                # refused for a record the CRM no longer has (said so, or its write said so)
                 landed.dropped.append(task)
-                problems.gone.append((task.object_type, task.contact_id))
+                problems.gone.append(record)
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
             else:
