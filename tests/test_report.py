@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import (
@@ -21,6 +22,7 @@ from crm_qualify.connector.ops.report import (
     build_report,
     crm_snapshot,
     follow_up_sla,
+    hot_notes,
     stage_rows,
     text_report,
 )
@@ -372,3 +374,20 @@ def test_the_report_measures_against_the_configured_hours(tmp_path, capsys):
     sla = json.loads(capsys.readouterr().out)["follow_up_sla"]
     assert sla["hot_call"]["target_hours"] == 31 and sla["hot_call"]["on_time"] == 1
     assert sla["mql_handoff"]["target_hours"] == 3 and sla["mql_handoff"]["late"] == 1
+
+
+@pytest.mark.parametrize(
+    "as_read",
+    [
+        {"owned": {"temperature": "cold"}},  # a person cooled the lead
+        {"stage": Stage.OPPORTUNITY},  # a person moved it on
+        {"tasks": [our_task(A_RECALL, NOW - 30 * HOUR, NOW - 2 * HOUR)]},  # the call is done
+    ],
+)
+def test_a_hot_lead_the_crm_shows_otherwise_as_last_read_is_not_listed(tmp_path, as_read):
+    store = trail(tmp_path / "s.sqlite")
+    mirror(store, [Contact(id="a", **as_read)])
+    report = build_report(store, "default", NOW)
+    assert (report.hot_total, report.hot_changed) == (0, 1)
+    assert any("1 more were hot leads when crm-qualify wrote them" in n for n in hot_notes(report))
+    assert "hot leads to call now: 0" in text_report(report)

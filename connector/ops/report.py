@@ -10,7 +10,8 @@ Two sources, and the report says which one counts what:
   temperature, score and name, including stages set by people or deals, and whether each of
   our follow-up tasks is done. The stage table then shows both columns and why they differ.
 
-Hot leads to call: hot, not yet an opportunity, and (with the CRM) no call task done. Names,
+Hot leads to call: hot, not yet an opportunity, and no call task done; from the trail, less
+the leads the mirror (the CRM as the last run read it) shows cooled, moved on or called. Names,
 company and owner come from the CRM, or from the call task crm-qualify created (its subject
 names the person).
 
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.decision.planning import ESCALATION, KINDS, sla_hours, task_kind
 from crm_qualify.connector.decision.rules import FollowUpRules
-from crm_qualify.connector.model import Contact, PlannedTask, Stage
+from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
@@ -124,6 +125,9 @@ class Report:
     hot_unplaced: int = 0
     """Without the CRM: hot contacts left off the list because the trail cannot tell whether
     they are past the funnel (no stage written, no call task planned)."""
+    hot_changed: int = 0
+    """Without the CRM: hot leads as written, left off because the CRM as last read (the
+    mirror) says otherwise: a person cooled them, moved them on, or the call is done."""
     trail_stages: Counter[str] | None = None
     """With the CRM: the stages as crm-qualify last wrote them, for the side-by-side column."""
     trail_no_stage: int = 0
@@ -160,6 +164,7 @@ class Report:
             "hot_leads_called": self.hot_called,
             "hot_past_funnel": self.hot_past_funnel,
             "hot_not_placed": self.hot_unplaced,
+            "hot_changed_since_written": self.hot_changed,
             "records_needing_attention": self.attention,
         }
 
@@ -213,14 +218,7 @@ class CrmSnapshot:
                 self.hot_past_funnel += 1
 
     def _hot(self, key: tuple[str, str], contact: Contact, score: float | None) -> None:
-        calls = sorted(
-            (
-                t
-                for t in contact.tasks
-                if t.key and ":hot_call" in t.key and ":escalation" not in t.key
-            ),
-            key=lambda t: t.due or datetime.min.replace(tzinfo=UTC),
-        )
+        calls = _calls(contact)
         if calls and calls[-1].completed:
             self.hot_called.add(key)
             return
@@ -387,8 +385,11 @@ def build_report(
     report.sla = _sla(store, instance, now, followup)
     ledger = _ledger(store, instance)
     if crm is None:
-        hot = _hot_from_trail(trail, ledger, followup.hot_call_hours)
-        report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot") - len(hot)
+        written = _hot_from_trail(trail, ledger, followup.hot_call_hours)
+        report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot")
+        report.hot_unplaced -= len(written)
+        hot = _still_hot_as_last_read(store, instance, written)
+        report.hot_changed = len(written) - len(hot)
     else:
         hot = _hot_from_crm(crm, trail, followup.hot_call_hours)
         report.hot_called = len(crm.hot_called)
@@ -481,6 +482,41 @@ def _hot_from_trail(
                 lead.waiting_since = calls[0].due - timedelta(hours=call_hours)
         hot.append(lead)
     return hot
+
+
+def _still_hot_as_last_read(
+    store: StateStore, instance: str, leads: list[HotLead]
+) -> list[HotLead]:
+    """The hot leads as crm-qualify wrote them, less those the mirror (the CRM as the last
+    run read it, no API call) shows otherwise: a temperature a person changed since, a stage
+    past the funnel, or the latest call task done. What the mirror does not say keeps a lead."""
+    keys = [
+        (kind, record_id) for kind, _, record_id in (lead.record.partition("/") for lead in leads)
+    ]
+    mirrored = store.mirror.by_keys(instance, keys)
+    return [
+        lead
+        for lead, key in zip(leads, keys, strict=True)
+        if key not in mirrored or not _moved_on(mirrored[key].contact)
+    ]
+
+
+def _moved_on(contact: Contact) -> bool:
+    heat = contact.owned.get("temperature")
+    if heat and str(heat) != "hot":
+        return True
+    if contact.stage is not None and not _in_funnel(contact.stage.value):
+        return True
+    calls = _calls(contact)
+    return bool(calls) and calls[-1].completed
+
+
+def _calls(contact: Contact) -> list[ExistingTask]:
+    """Our call tasks on the contact, the latest due last."""
+    return sorted(
+        (t for t in contact.tasks if t.key and ":hot_call" in t.key and ":escalation" not in t.key),
+        key=lambda t: t.due or datetime.min.replace(tzinfo=UTC),
+    )
 
 
 def _hot_from_crm(crm: CrmSnapshot, trail: _Trail, call_hours: float) -> list[HotLead]:
@@ -679,6 +715,12 @@ def hot_notes(report: Report) -> list[str]:
         notes.append(
             f"{report.hot_past_funnel} more hot contacts are opportunities or customers already:"
             " their deal is worked in the CRM"
+        )
+    if report.hot_changed:
+        notes.append(
+            f"{report.hot_changed} more were hot leads when crm-qualify wrote them but are not"
+            " as the last run read the CRM: a person changed their temperature or stage, or the"
+            " call is done"
         )
     if report.hot_unplaced:
         notes.append(
