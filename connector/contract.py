@@ -193,8 +193,8 @@ class TaskResult:
     """One task's create. `uncertain`: the create may or may not have landed; the core looks
     the key up before it sends anything again. `retryable` and `field` as for `WriteResult`.
     `gone`: refused because the record it is for is no longer in the CRM (deleted, merged or
-    converted since it was read): the core forgets the record and plans the follow-up again on
-    another record of the person. A task refused in a batch whose update of its record
+    converted since it was read): the core forgets the record and owes the task, under the
+    same key, to another record of the person. A task refused in a batch whose update of its record
     answered `gone` is taken as gone too (HubSpot refuses an association to a deleted contact
     without saying so)."""
 

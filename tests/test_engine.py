@@ -336,7 +336,8 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
 ):
     """The person's survivor is deleted between runs: its write answers `gone` and the CRM
     refuses its task (without saying why, as HubSpot refuses an association to a deleted
-    contact). The task is dropped, not owed, and the next run gives it to the other record."""
+    contact). The task is owed again on the other record, and the next run creates it there:
+    the hand-off too, although that run finds the record at MQL already."""
     older, newer = cold_contact("a"), cold_contact("b")
     older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
     newer.email = older.email
@@ -351,8 +352,13 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
     assert refused.status == "ok", refused.errors
     assert refused.counts["tasks_planned_again"] > 0
     assert refused.counts["records_needing_attention"] == 0
-    assert not adapter.tasks and store.all_tasks("default") == []
+    assert not adapter.tasks
+    assert {(t.contact_id, t.status) for t in store.all_tasks("default")} == {("b", "owed")}
+    assert adapter.records["b"].owned["stage"] == "mql"
     again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=1)))
     assert again.status == "ok", again.errors
     assert {t.contact_id for t in adapter.tasks.values()} == {"b"}
+    assert {t.kind for t in adapter.tasks.values()} == {"hot_call", "mql_handoff"}
     assert all(":contact:a:" in f":{t.key}:" for t in adapter.tasks.values()), "same keys"
+    last = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=2)))
+    assert last.counts["tasks_created"] == 0 and len(adapter.tasks) == 2

@@ -1234,16 +1234,33 @@ class SyncEngine:
 
     def _plan_again(self, dropped: list[PlannedTask], counts: Counter[str]) -> None:
         """Tasks refused because their record is gone (deleted, merged or converted since it
-        was read; it has left the mirror): their keys leave the ledger and the person's other
-        records are decided again at the next run, so the follow-up goes to a record the CRM
-        still has, under the same key."""
+        was read; it has left the mirror and the identity index): owed again, under the same
+        key, on the survivor among the person's records left, for the next run to create. Not
+        decided again: the same run may already have written the person's new stage to that
+        record, after which no hand-off would be due."""
         if not dropped:
             return
-        self.store.forget_tasks(self.instance, [task.key for task in dropped])
         persons = {person for task in dropped if (person := task_person(task.key))}
-        self.store.mirror.mark_due(self.instance, self.people.members(self.instance, persons))
-        counts["tasks_planned_again"] += len(dropped)
-        log.info("%d task(s) refused, their record being gone: planned again", len(dropped))
+        left = self.people.stored(self.instance, self.people.members(self.instance, persons))
+        survivors = {person.key: person.survivor for person in left.values()}
+        moved, orphans = [], []
+        for task in dropped:
+            survivor = survivors.get(task_person(task.key) or "")
+            if survivor is None:
+                orphans.append(task.key)
+                continue
+            task.object_type, task.contact_id = survivor
+            moved.append(task)
+        self.store.retarget_tasks(self.instance, moved)
+        self.store.forget_tasks(self.instance, orphans)
+        counts["tasks_planned_again"] += len(moved)
+        log.info(
+            "%d task(s) refused, their record being gone: %d owed to another record of the"
+            " person, %d with no record left",
+            len(dropped),
+            len(moved),
+            len(orphans),
+        )
 
     @staticmethod
     def _task_failed(

@@ -767,9 +767,21 @@ class StateStore:
                 [(crm_id, instance, key) for key, crm_id in created],
             )
 
+    def retarget_tasks(self, instance: str, tasks: Sequence[PlannedTask]) -> None:
+        """Tasks refused because their record is gone, owed again under the same keys on the
+        record given (another record of the person), for the next run to create."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE tasks SET object_type = ?, contact_id = ?, payload = ?, status = 'owed'"
+                " WHERE instance = ? AND key = ? AND status IN ('owed', 'pending')",
+                [
+                    (t.object_type, t.contact_id, json.dumps(t.to_json()), instance, t.key)
+                    for t in tasks
+                ],
+            )
+
     def forget_tasks(self, instance: str, keys: Sequence[str]) -> None:
-        """Tasks refused because their record is gone: no ledger row, so the person's next
-        decision plans them again, on a record the CRM still has."""
+        """Owed tasks no record is left for (every record of their person is gone)."""
         with self._tx() as conn:
             conn.executemany(
                 "DELETE FROM tasks WHERE instance = ? AND key = ?"
