@@ -54,6 +54,8 @@ class MemoryAdapter:
         self.refuse_write_ids: set[str] = set()
         """Writes the CRM refuses for their value: not retryable, they need attention."""
         self.crash_after_task_create = False
+        self.fail_tasks = False
+        """Every task create fails for now (a transient error): the tasks stay owed."""
         self.closed_tasks: set[str] = set()
         self.completed_tasks: set[str] = set()
         """Tasks a salesperson completed in the CRM."""
@@ -154,6 +156,9 @@ class MemoryAdapter:
         self._count("create_tasks")
         results = []
         for task in tasks:
+            if self.fail_tasks:
+                results.append(TaskResult(task.key, False, error="HTTP 503"))
+                continue
             if task.contact_id not in self.records:  # refused, without saying why
                 results.append(TaskResult(task.key, False, error="invalid association"))
                 continue

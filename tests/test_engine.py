@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.connector.contract import AdapterError
-from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
+from crm_qualify.connector.model import (
+    Contact,
+    EngagementEvent,
+    EventType,
+    FieldUpdate,
+    Origin,
+    RecordUpdate,
+    Stage,
+)
 from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_CREATED, StateStore
@@ -362,3 +370,58 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
     assert all(":contact:a:" in f":{t.key}:" for t in adapter.tasks.values()), "same keys"
     last = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=2)))
     assert last.counts["tasks_created"] == 0 and len(adapter.tasks) == 2
+
+
+def test_a_dry_run_lists_each_owed_task_once_as_the_real_run_creates_it(tmp_path):
+    """Owed tasks (their creation failed last run) are listed first, as the real run creates
+    them first; planned again by the same decisions, they used to be listed a second time."""
+    adapter = MemoryAdapter([hot_contact("a"), hot_contact("b")])
+    store = StateStore(tmp_path / "state.sqlite")
+    adapter.fail_tasks = True
+    failed = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+    assert failed.counts["task_errors"] == 4 and not adapter.tasks
+    adapter.fail_tasks = False
+    listed: list[str] = []
+    later = NOW + timedelta(hours=1)
+    engine = SyncEngine(
+        adapter, Settings(), store, on_batch=lambda r: listed.extend(t.key for t in r.tasks)
+    )
+    engine.run(RunOptions(now=later, dry_run=True, full=True))
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=later, full=True))
+    assert sorted(listed) == sorted(t.key for t in adapter.tasks.values())
+    assert len(listed) == 4
+
+
+def test_after_a_dead_run_a_dry_run_reads_and_plans_what_the_real_run_does(tmp_path):
+    """A run died with writes intended, some of which landed (their records changed): the
+    real run settles those intents by re-reading the records first; the dry run settles
+    nothing, and used to read and decide those records a second time with the changed ones."""
+    adapter = MemoryAdapter([hot_contact("a"), cold_contact("b"), cold_contact("c")])
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    dead = store.start_run("default", mode="once", dry_run=False)
+    intents = []
+    for contact_id in ("a", "b"):
+        old = adapter.records[contact_id].owned.get("score")
+        intents.append(
+            RecordUpdate(
+                contact_id=contact_id,
+                changes=[FieldUpdate(field="score", old=old, new=(old or 0) + 1)],
+            )
+        )
+        adapter.human_edit(contact_id, score=(old or 0) + 1)  # it landed before the crash
+    store.record_writes(dead, "default", intents, "intended")
+    later = NOW + timedelta(hours=1)
+    planned: list[tuple[str, str]] = []
+    dry = SyncEngine(
+        adapter,
+        Settings(),
+        store,
+        on_batch=lambda r: planned.extend(
+            (u.contact_id, c.field) for u in r.updates for c in u.changes
+        ),
+    ).run(RunOptions(now=later, dry_run=True))
+    real = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later))
+    written = [(w.contact_id, w.field) for w in store.writes_for_run(real.run_id)]
+    assert dry.counts["scored"] == real.counts["scored"] == 2
+    assert sorted(planned) == sorted(written) and len(set(planned)) == len(planned)

@@ -226,6 +226,9 @@ class SyncEngine:
         """The adapter's requests in flight and rate budgets: writes go through its pool."""
         self._unacked: set[tuple[str, str]] = set()
         """Contacts of batches whose writes are not acknowledged yet."""
+        self._owed_listed: frozenset[str] = frozenset()
+        """A dry run's owed tasks, listed at its start as the real run would create them
+        then: not listed again when planned."""
         self._held_tasks: dict[str, None] | None = None
         """The mirror phase's task keys not sent yet, in plan order: its tasks wait in the
         ledger, owed, until they fill a call (`_release_held_tasks`). In the flight they
@@ -320,6 +323,7 @@ class SyncEngine:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
         self._fingerprints = {}
+        self._owed_listed = frozenset()
         self._config_hash = config_fingerprint(self.settings)
         self._groups = {}
         self._note_rules_version(summary)
@@ -344,6 +348,7 @@ class SyncEngine:
             if owed:
                 report = BatchReport(tasks=owed)
                 summary.counts["tasks_planned"] += len(owed)
+                self._owed_listed = frozenset(task.key for task in owed)
                 if self.on_batch:
                     self.on_batch(report)
             return
@@ -541,6 +546,10 @@ class SyncEngine:
                 contacts = self._translate(batch, report, problems)
                 read_cursor = batch.cursor
                 del batch  # its raw records: only the contacts are decided and held for writes
+                if options.dry_run and self._dry_read:
+                    # A dry run settles no dead run's intents first, so the records it re-read
+                    # for them come again with the changed ones: read once, as the real run.
+                    contacts = [c for c in contacts if _key(c) not in self._dry_read]
                 if remaining is not None:
                     contacts = contacts[:remaining]
                     remaining -= len(contacts)
@@ -1022,12 +1031,16 @@ class SyncEngine:
             planned.update((task.key, task) for task in tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
         held = self._held_tasks or {}
+        listed = self._owed_listed
         # New keys and keys still owed; a pending key waits for its look-up, never resent; a
-        # held one (a person decided again in this phase) is planned once.
+        # held one (a person decided again in this phase) is planned once, and so is one a
+        # dry run listed as owed at its start (the real run would have created it then).
         report.tasks = [
             task
             for key, task in planned.items()
-            if (key not in known or known[key].status == TASK_OWED) and key not in held
+            if (key not in known or known[key].status == TASK_OWED)
+            and key not in held
+            and key not in listed
         ]
 
     # writing --------------------------------------------------------------------------------
