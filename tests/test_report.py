@@ -19,6 +19,7 @@ from crm_qualify.connector.model import (
 )
 from crm_qualify.connector.ops.report import (
     NO_STAGE,
+    CrmSnapshot,
     build_report,
     crm_snapshot,
     follow_up_sla,
@@ -27,6 +28,7 @@ from crm_qualify.connector.ops.report import (
     text_report,
 )
 from crm_qualify.connector.ops.report_html import TEMPERATURE_COLORS, html_report
+from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -391,3 +393,27 @@ def test_a_hot_lead_the_crm_shows_otherwise_as_last_read_is_not_listed(tmp_path,
     assert (report.hot_total, report.hot_changed) == (0, 1)
     assert any("1 more were hot leads when crm-qualify wrote them" in n for n in hot_notes(report))
     assert "hot leads to call now: 0" in text_report(report)
+
+
+def test_hot_leads_list_a_person_once_and_never_a_customer_with_a_custom_stage(tmp_path):
+    """The records of one person share its decision (hot) but only one gets the call; a
+    customer whose stage a person set to a value the mapping does not know reads as no
+    stage, and the highest stage crm-qualify wrote says what it is."""
+    store = StateStore(tmp_path / "s.sqlite")
+    hot = {"temperature": "hot", "score": 80}
+    twins = [
+        Contact(id=i, email="rosa@acme.example", first_name="Rosa", last_name="Achterberg",
+                stage=Stage.MQL, owned=hot)
+        for i in ("r1", "r2", "r3")
+    ]  # fmt: skip
+    twins[0].tasks = [our_task("crmq:contact:r1:hot_call:20261120T1000", NOW - 2 * HOUR)]
+    customer = Contact(id="ev", owned={**hot, "highest_stage": "customer"})
+    people = People(store)
+    people.index("default", [*twins, customer])
+    people.resolve("default", twins)
+    crm = CrmSnapshot()
+    crm.add([*twins, customer])
+    report = build_report(store, "default", NOW, crm)
+    assert [lead.record for lead in report.hot] == ["contact/r1"]
+    assert report.hot_same_person == 2 and report.hot_past_funnel == 1
+    assert any("2 more are other records of a listed person" in n for n in hot_notes(report))

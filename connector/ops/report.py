@@ -38,6 +38,7 @@ from crm_qualify.connector.decision.planning import ESCALATION, KINDS, sla_hours
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
+from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
@@ -125,6 +126,9 @@ class Report:
     hot_unplaced: int = 0
     """Without the CRM: hot contacts left off the list because the trail cannot tell whether
     they are past the funnel (no stage written, no call task planned)."""
+    hot_same_person: int = 0
+    """Hot records left off as other records of a listed person (they share its decision;
+    the follow-ups go to one record)."""
     hot_changed: int = 0
     """Without the CRM: hot leads as written, left off because the CRM as last read (the
     mirror) says otherwise: a person cooled them, moved them on, or the call is done."""
@@ -165,6 +169,7 @@ class Report:
             "hot_past_funnel": self.hot_past_funnel,
             "hot_not_placed": self.hot_unplaced,
             "hot_changed_since_written": self.hot_changed,
+            "hot_other_records_of_a_person": self.hot_same_person,
             "records_needing_attention": self.attention,
         }
 
@@ -212,7 +217,8 @@ class CrmSnapshot:
                 self.scores[key] = score
             if self.temperatures.get(key) != "hot":
                 continue
-            if _in_funnel(self.stages.get(key)):
+            # a custom stage reads as none: the highest stage we wrote still tells a customer
+            if _in_funnel(self.stages.get(key)) and _in_funnel(contact.owned.get("highest_stage")):
                 self._hot(key, contact, score if isinstance(score, float) else None)
             else:
                 self.hot_past_funnel += 1
@@ -394,6 +400,9 @@ def build_report(
         hot = _hot_from_crm(crm, trail, followup.hot_call_hours)
         report.hot_called = len(crm.hot_called)
         report.hot_past_funnel = crm.hot_past_funnel
+    listed = len(hot)
+    hot = _one_per_person(store, instance, hot)
+    report.hot_same_person = listed - len(hot)
     hot.sort(key=lambda lead: (-(lead.score or 0), lead.waiting_since or now, lead.record))
     report.hot_total, report.hot = len(hot), hot[:HOT_KEPT]
     report.notes = _notes(report, crm is not None)
@@ -517,6 +526,24 @@ def _calls(contact: Contact) -> list[ExistingTask]:
         (t for t in contact.tasks if t.key and ":hot_call" in t.key and ":escalation" not in t.key),
         key=lambda t: t.due or datetime.min.replace(tzinfo=UTC),
     )
+
+
+def _one_per_person(store: StateStore, instance: str, leads: list[HotLead]) -> list[HotLead]:
+    """One lead per person (the identity index's): the record with our call task, else the
+    survivor, which the follow-ups go to; the person's other records share its decision, hot
+    too, but are never called apart."""
+    keys = [
+        (kind, record_id) for kind, _, record_id in (lead.record.partition("/") for lead in leads)
+    ]
+    persons = People(store).stored(instance, keys)
+    best: dict[str, tuple[tuple[bool, bool], HotLead]] = {}
+    for lead, key in zip(leads, keys, strict=True):
+        person = persons.get(key)
+        name = person.key if person is not None else lead.record
+        rank = (lead.call_due is not None, person is None or person.survivor == key)
+        if name not in best or rank > best[name][0]:
+            best[name] = (rank, lead)
+    return [lead for _, lead in best.values()]
 
 
 def _hot_from_crm(crm: CrmSnapshot, trail: _Trail, call_hours: float) -> list[HotLead]:
@@ -715,6 +742,11 @@ def hot_notes(report: Report) -> list[str]:
         notes.append(
             f"{report.hot_past_funnel} more hot contacts are opportunities or customers already:"
             " their deal is worked in the CRM"
+        )
+    if report.hot_same_person:
+        notes.append(
+            f"{report.hot_same_person} more are other records of a listed person: they share"
+            " its decision, and the follow-ups go to the one listed"
         )
     if report.hot_changed:
         notes.append(
