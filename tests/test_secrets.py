@@ -338,7 +338,7 @@ def test_a_refused_token_never_shows_in_the_exception(tmp_path, monkeypatch, sou
     assert canary not in "".join(traceback.format_exception(caught.value))
 
 
-@pytest.mark.parametrize("blank", ["", "   "])
+@pytest.mark.parametrize("blank", ["", " ", " \t "])
 def test_a_blank_secret_is_refused_as_missing_before_any_request(
     tmp_path, monkeypatch, capsys, blank
 ):
@@ -353,6 +353,7 @@ def test_a_blank_secret_is_refused_as_missing_before_any_request(
     connects, _ = record_network(monkeypatch)
     assert main(["sync", "--once", "--config", str(config)]) == 2
     assert connects == []
-    assert "adapters.hubspot.access_token: required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "adapters.hubspot.access_token: required with auth = 'private_app'" in err, err
     with pytest.raises(ValidationError, match="client_secret"):
         SalesforceSettings(client_id="app", client_secret=blank, username="u", password="p")

@@ -142,9 +142,10 @@ def secret_values(options: dict[str, Any]) -> list[str]:
 
 
 def mask_values(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each of `secrets` as ***, longest first since one may contain another."""
+    """`text` with each of `secrets` as ***, longest first since one may contain another. A
+    blank one (a secret set to spaces, refused as unset) would mask every space: skipped."""
     for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret and secret in text:
+        if secret.strip() and secret in text:
             text = text.replace(secret, "***")
     return text
 
