@@ -148,8 +148,13 @@ class RecordError:
     gone: bool = False
 
     def __str__(self) -> str:
-        """How runs, logs and rollbacks list it: record, CRM field, what is wrong."""
-        return f"{self.record}: {self.field or 'record'}: {self.message}"
+        """How runs, logs and rollbacks list it: record, CRM field, what is wrong (a message
+        that names the field already, as `TranslationError`s do, is not prefixed again)."""
+        field = self.field or "record"
+        message = self.message
+        if not message.startswith(f"{field}:"):
+            message = f"{field}: {message}"
+        return f"{self.record}: {message}"
 
 
 @dataclass(frozen=True)

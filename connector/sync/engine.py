@@ -857,11 +857,14 @@ class SyncEngine:
 
     @staticmethod
     def _record_error(report: BatchReport, problems: _Problems, error: RecordError) -> None:
-        report.errors.append(str(error))
+        """A record the CRM no longer has is no error (a full read would drop it as well):
+        logged, and it leaves the mirror; the others are the batch's errors."""
         if error.gone and error.key is not None:
+            log.info("%s: it leaves the mirror", error)
             problems.gone.append(error.key)
-        else:
-            problems.add(error.key, error.transient, error.field, error.message)
+            return
+        report.errors.append(str(error))
+        problems.add(error.key, error.transient, error.field, error.message)
 
     # one batch -----------------------------------------------------------------------------
     def _plan_batch(

@@ -79,8 +79,8 @@ def _restorable(write: AuditWrite, current: Any, ours: dict[str, Any]) -> str | 
     before = "empty" if write.old in (None, "") else repr(write.old)
     if write.field == "stage":
         return (
-            f"not moved back from {write.new!r} to {before}: a stage never moves backwards"
-            " (HubSpot only allows it after clearing the field); set it by hand if needed"
+            f"not moved back from {write.new!r} to {before}: a stage never moves backwards;"
+            " set it by hand if needed"
         )
     if write.field == "highest_stage":
         return f"not lowered from {write.new!r} to {before}: the highest stage never goes down"
