@@ -313,15 +313,24 @@ def load_settings(path: Path | str | None = None) -> Settings:
 
 
 def _unknown_sections() -> list[str]:
-    """`CRMQ_<SECTION>__<KEY>` variables naming no section: the settings source skips them
-    without a word, so a typo (`CRMQ_SYNCC__STATE_PATH`) would leave the default in force."""
-    known = set(Settings.model_fields)
+    """`CRMQ_` variables the settings source would skip without a word, so a typo would
+    leave the default in force: `CRMQ_<SECTION>__<KEY>` naming no section, and a section's
+    key joined by one underscore (`CRMQ_SYNC_STATE_PATH`)."""
+    known = sorted(Settings.model_fields)
     problems = []
     for name in sorted(os.environ):
-        section, nested, _ = name.upper().removeprefix("CRMQ_").partition("__")
-        if name.upper().startswith("CRMQ_") and nested and section.lower() not in known:
-            sections = ", ".join(sorted(known))
-            problems.append(f"{name}: no section {section.lower()!r} (sections: {sections})")
+        if not name.upper().startswith("CRMQ_"):
+            continue
+        rest = name[len("CRMQ_") :].lower()
+        section, nested, key = rest.partition("__")
+        if nested and section not in known:
+            problems.append(f"{name}: no section {section!r} (sections: {', '.join(known)})")
+        elif not nested:
+            for known_section in known:
+                if rest.startswith(f"{known_section}_"):
+                    key = rest.removeprefix(f"{known_section}_").upper()
+                    joined = f"CRMQ_{known_section.upper()}__{key}"
+                    problems.append(f"{name}: a section and its key take two underscores: {joined}")
     return problems
 
 

@@ -242,3 +242,9 @@ def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):
     ]
     monkeypatch.delenv("CRMQ_SYNCC__STATE_PATH")
     assert load_settings().sync.state_path
+    monkeypatch.setenv("CRMQ_SYNC_STATE_PATH", "/x")
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings()
+    assert refused.value.problems == [
+        "CRMQ_SYNC_STATE_PATH: a section and its key take two underscores: CRMQ_SYNC__STATE_PATH"
+    ]
