@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
-from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
+from crm_qualify.connector.model import (
+    Contact,
+    EngagementEvent,
+    EventType,
+    FieldUpdate,
+    Origin,
+    RecordUpdate,
+)
 from crm_qualify.connector.ops.observability import Health, Metrics, serve
 from crm_qualify.connector.ops.scheduler import Daemon
 from crm_qualify.connector.settings import ScheduleSettings, Settings
@@ -180,3 +187,48 @@ def test_the_daemon_process_serves_health_and_exits_0_on_sigterm(tmp_path):
         records = [json.loads(line) for line in everything.splitlines() if line.startswith("{")]
         assert records and all("run_id" in record for record in records)
         assert any(record["run_id"] != "-" for record in records)
+
+
+def test_the_success_gauge_starts_from_the_last_success_the_state_store_records(store):
+    """A restarted daemon's `crmq_last_success_timestamp_seconds` started at 0, so an alert on
+    `time() - gauge` fired at every start until a run ended."""
+    assert store.last_success("default") is None
+    ended = {}
+    for mode, dry_run, status in [
+        ("once", False, "ok"),
+        ("scheduled", False, "partial"),
+        ("once", True, "ok"),
+        ("rollback of x", False, "ok"),
+        ("scheduled", False, "failed"),
+    ]:
+        run_id = store.start_run("default", mode=mode, dry_run=dry_run)
+        store.finish_run(run_id, status, {}, [])
+        ended[(mode, dry_run, status)] = store.run(run_id).ended_at
+    last = store.last_success("default")
+    assert last is not None and last.isoformat() == ended[("scheduled", False, "partial")]
+
+
+def test_a_crashed_run_shows_what_it_had_written(store):
+    """A killed run writes no counts of its own: `runs` showed it '0 written' while its
+    acknowledged writes sat in the audit trail, ready for a rollback."""
+    dead = store.start_run("default", mode="scheduled", dry_run=False)
+    updates = [
+        RecordUpdate(
+            contact_id=cid,
+            changes=[
+                FieldUpdate(field="score", old=None, new=50),
+                FieldUpdate(field="grade", old=None, new="B1"),
+            ],
+        )
+        for cid in ("1", "2")
+    ]
+    store.record_writes(dead, "default", updates, "acked")
+    store.record_writes(dead, "default", updates[:1], "intended")
+    current = store.start_run("default", mode="scheduled", dry_run=False)
+    assert store.mark_crashed_runs("default", except_run=current) == [dead]
+    counts = store.run(dead).counts
+    assert (counts["records_written"], counts["fields_written"], counts["tasks_created"]) == (
+        2,
+        4,
+        0,
+    )

@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
     metrics = Metrics(settings.crm.adapter)
+    last_success = store.last_success(settings.crm.instance)
+    if last_success is not None:  # an alert on `time() - gauge` must not fire at each start
+        metrics.last_success.set(last_success.timestamp())
     health = Health(max_age_seconds=max_age)
     engine = SyncEngine(adapter, settings, store)
     progress = Progress(sys.stderr, every_seconds=30.0, usage=adapter.usage)

@@ -382,13 +382,33 @@ class StateStore:
         with self._tx() as conn:
             conn.executemany(
                 "UPDATE runs SET status = 'crashed', ended_at = ?,"
-                " errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
+                " errors = json_insert(errors, '$[#]', ?), counts = json_patch(counts, ?)"
+                " WHERE id = ?",
                 [
-                    (_now(), "the process ended without finishing the run (killed?)", run_id)
+                    (
+                        _now(),
+                        "the process ended without finishing the run (killed?)",
+                        json.dumps(self._landed_counts(conn, run_id)),
+                        run_id,
+                    )
                     for run_id in dead
                 ],
             )
         return dead
+
+    @staticmethod
+    def _landed_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
+        """What a run that died had landed, from the audit trail and the task ledger (its
+        own counts are written only at its end): so `runs` does not show it as 0 written."""
+        fields, records = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT object_type || '/' || contact_id) FROM field_writes"
+            " WHERE run_id = ? AND status = 'acked'",
+            (run_id,),
+        ).fetchone()
+        (tasks,) = conn.execute(
+            "SELECT COUNT(*) FROM tasks WHERE run_id = ? AND status = 'created'", (run_id,)
+        ).fetchone()
+        return {"fields_written": fields, "records_written": records, "tasks_created": tasks}
 
     def finish_run(
         self,
@@ -420,6 +440,16 @@ class StateStore:
             [*params, limit],
         )
         return [_run_record(row) for row in rows]
+
+    def last_success(self, instance: str) -> datetime | None:
+        """When the last sync that ended `ok` or `partial` ended (dry runs and rollbacks not
+        counted): the daemon's success gauge starts from it, not from zero."""
+        rows = self._query(
+            "SELECT MAX(ended_at) FROM runs WHERE instance = ? AND dry_run = 0"
+            " AND status IN ('ok', 'partial') AND mode NOT LIKE 'rollback of %'",
+            (instance,),
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
 
     def run(self, run_id: str) -> RunRecord | None:
         rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
