@@ -232,3 +232,14 @@ def test_a_crashed_run_shows_what_it_had_written(store):
         4,
         0,
     )
+
+
+def test_a_transient_failure_keeps_the_refusal_a_record_needs_attention_for(store):
+    """`errors` showed the old refusal's field with the new transient message (an HTTP 503),
+    losing the text the admin acts on."""
+    now = datetime.now(UTC)
+    refusal = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: bad value"
+    store.add_attention("default", [("contact", "8", "cq_score", refusal)], {}, now)
+    store.add_retries("default", [("contact", "8", "PATCH contacts: HTTP 503")])
+    (record,) = store.attention("default")
+    assert (record.field, record.reason) == ("cq_score", refusal)

@@ -857,12 +857,13 @@ class StateStore:
     # retry queue and records needing attention -------------------------------------------
     def add_retries(self, instance: str, records: Sequence[tuple[str, str, str]]) -> None:
         """(object_type, contact_id, reason) of records with a transient failure: re-read at
-        the start of the next run."""
+        the start of the next run. A record needing attention keeps its refusal (field, reason,
+        backoff): a transient failure since says nothing about whether it was fixed."""
         with self._tx() as conn:
             conn.executemany(
                 "INSERT INTO retries (instance, object_type, contact_id, reason, since)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance, object_type, contact_id)"
-                " DO UPDATE SET reason = excluded.reason",
+                " DO UPDATE SET reason = excluded.reason WHERE retries.transient = 1",
                 [(instance, obj, cid, reason, _now()) for obj, cid, reason in records],
             )
 
