@@ -463,18 +463,28 @@ class SyncEngine:
         self._full_read = datetime.fromisoformat(started) if started else None
         return cursor
 
-    def _batches(
-        self, options: RunOptions, now: datetime, cursor: str | None
-    ) -> Iterator[ContactBatch]:
+    def _to_read_again(self, options: RunOptions, now: datetime) -> list[tuple[str, str]]:
+        """Records read by id before the changed ones: a dead run's open intents, failed
+        writes, records needing attention whose retry is due."""
         if options.contact_ids is not None:
-            yield from self.adapter.read_contacts(options.contact_ids)
-            return
+            return []
         again = list(self._open_intents)
         types = {record.object_type for record in self.store.attention(self.instance)}
         fingerprints = {object_type: self._fingerprint(object_type) for object_type in types}
         retries = self.store.retries(self.instance, fingerprints=fingerprints, now=now)
         again += [key for key in retries if key not in self._open_intents]
-        again = again[: self.settings.sync.max_retry_records]
+        return again[: self.settings.sync.max_retry_records]
+
+    def _batches(
+        self,
+        options: RunOptions,
+        now: datetime,
+        cursor: str | None,
+        again: list[tuple[str, str]],
+    ) -> Iterator[ContactBatch]:
+        if options.contact_ids is not None:
+            yield from self.adapter.read_contacts(options.contact_ids)
+            return
         if again:
             log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
             yield from self.adapter.read_contacts(again)
@@ -538,7 +548,9 @@ class SyncEngine:
         remaining = options.limit
         flight = self._flight()
         cursor = self._start_reading(options)
-        batches = read_ahead(self._batches(options, now, cursor))
+        again = self._to_read_again(options, now)
+        first, reread = set(again), set[tuple[str, str]]()
+        batches = read_ahead(self._batches(options, now, cursor, again))
         try:
             for batch in batches:
                 report = BatchReport()
@@ -546,10 +558,8 @@ class SyncEngine:
                 contacts = self._translate(batch, report, problems)
                 read_cursor = batch.cursor
                 del batch  # its raw records: only the contacts are decided and held for writes
-                if options.dry_run and self._dry_read:
-                    # A dry run settles no dead run's intents first, so the records it re-read
-                    # for them come again with the changed ones: read once, as the real run.
-                    contacts = [c for c in contacts if _key(c) not in self._dry_read]
+                if first:  # read again first, they may come with the changed ones too: once
+                    contacts = [c for c in contacts if _once(_key(c), first, reread)]
                 if remaining is not None:
                     contacts = contacts[:remaining]
                     remaining -= len(contacts)
@@ -1316,6 +1326,17 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
+
+
+def _once(key: tuple[str, str], first: set[tuple[str, str]], reread: set[tuple[str, str]]) -> bool:
+    """Whether a record read is new to this run's read phase: one read again by id first
+    (`first`) may come with the changed ones too, while its first read is still being decided
+    (the read runs ahead), and is then left out; `reread`: those of `first` met so far."""
+    if key in reread:
+        return False
+    if key in first:
+        reread.add(key)
+    return True
 
 
 def _chunk_sizes() -> Iterator[int]:
