@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -111,18 +112,35 @@ class MappingDocument(BaseModel):
     objects: dict[str, ObjectMapping]
 
 
+ADAPTER_GROUP = "crm_qualify.adapters"
+"""The entry-point group of adapters (`plugins.py`): a plugin's mapping lies in its package."""
+
+
+def _bundled_mapping(adapter: str) -> str:
+    """The mapping shipped with the adapter: ours in `crm_qualify.mappings/<adapter>.toml`, a
+    plugin's beside the module its entry point names (`<package>/<adapter>.toml`)."""
+    packages = ["crm_qualify.mappings"]
+    packages += [
+        point.module.rpartition(".")[0] or point.module
+        for point in entry_points(group=ADAPTER_GROUP, name=adapter)
+    ]
+    for package in packages:
+        try:
+            return resources.files(package).joinpath(f"{adapter}.toml").read_text("utf-8")
+        except (OSError, ModuleNotFoundError):
+            continue
+    raise FileNotFoundError(adapter)
+
+
 def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
-    """The validated mapping for `adapter`, from `path` or the bundled `mappings/<adapter>.toml`."""
+    """The validated mapping for `adapter`, from `path` or the one bundled with the adapter
+    (`_bundled_mapping`)."""
     where = str(path) if path else f"bundled mappings/{adapter}.toml"
     try:
         if path is not None:
             text = Path(path).read_text(encoding="utf-8")
         else:
-            text = (
-                resources.files("crm_qualify.mappings")
-                .joinpath(f"{adapter}.toml")
-                .read_text("utf-8")
-            )
+            text = _bundled_mapping(adapter)
     except (OSError, FileNotFoundError):
         raise ConfigurationError([f"crm.mapping_file: cannot read {where}"]) from None
     try:

@@ -7,12 +7,10 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter, missing_methods
-from crm_qualify.connector.mapping import load_mapping, owned_only
+from crm_qualify.connector.mapping import ADAPTER_GROUP, load_mapping, owned_only
 from crm_qualify.connector.ops.logs import register_secrets, secret_values
 from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
 from pydantic import BaseModel, SecretStr, ValidationError
-
-ENTRY_POINT_GROUP = "crm_qualify.adapters"
 
 
 class PluginError(Exception):
@@ -20,7 +18,7 @@ class PluginError(Exception):
 
 
 def available_adapters() -> dict[str, EntryPoint]:
-    return {point.name: point for point in entry_points(group=ENTRY_POINT_GROUP)}
+    return {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
 
 
 def load_adapter_class(name: str) -> type:

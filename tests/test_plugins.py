@@ -7,6 +7,7 @@ from importlib.metadata import EntryPoint
 import pytest
 from crm_qualify.connector import plugins
 from crm_qualify.connector.contract import REQUIRED_METHODS
+from crm_qualify.connector.mapping import ADAPTER_GROUP, load_mapping
 from crm_qualify.connector.settings import ConfigurationError
 
 
@@ -18,7 +19,7 @@ class Incomplete:
 
 
 def _fake_entry_points(monkeypatch, value: str) -> None:
-    point = EntryPoint(name="broken", value=value, group=plugins.ENTRY_POINT_GROUP)
+    point = EntryPoint(name="broken", value=value, group=ADAPTER_GROUP)
     monkeypatch.setattr(plugins, "available_adapters", lambda: {"broken": point})
 
 
@@ -50,3 +51,23 @@ def test_unknown_adapter_lists_the_installed_ones():
 
 def test_built_in_adapters_are_registered():
     assert {"hubspot", "salesforce"} <= set(plugins.available_adapters())
+
+
+def test_a_plugin_ships_its_mapping_beside_its_adapter_module(tmp_path, monkeypatch):
+    """A consultant's package cannot add to `crm_qualify.mappings`: its `<name>.toml` next to
+    the module its entry point names is the bundled mapping (`demo --crm <name>` has no other
+    way to get one)."""
+    package = tmp_path / "toyplug"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "adapter.py").write_text("class ToyAdapter: ...\n")
+    (package / "toy.toml").write_text('crm = "toy"\n[objects.people.fields]\nscore = "points"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = EntryPoint(name="toy", value="toyplug.adapter:ToyAdapter", group=ADAPTER_GROUP)
+    monkeypatch.setattr(
+        "crm_qualify.connector.mapping.entry_points",
+        lambda group, name: [point] if (group, name) == (ADAPTER_GROUP, "toy") else [],
+    )
+    assert load_mapping("toy")["objects"]["people"]["fields"] == {"score": "points"}
+    with pytest.raises(ConfigurationError, match="cannot read bundled mappings/other.toml"):
+        load_mapping("other")

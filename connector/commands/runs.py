@@ -27,10 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runs",
         help="list recent runs with their counts and errors",
         description=(
-            "Recent runs of this instance, newest first: when, mode (full, incremental,"
-            " rollback of RUN), status, contacts read, fields written (planned, for a dry run),"
-            " tasks created (closed, for a rollback) and errors, with the first errors of each"
-            " run. Reads the state store only; --json prints one object per run."
+            "Recent runs of this instance, newest first: when, mode (once: sync --once;"
+            " scheduled: the daemon's; rollback of RUN), status, contacts read, fields"
+            " written (planned, for a dry run), tasks created (closed, for a rollback) and"
+            " errors, with the first errors of each run. Reads the state store only; --json"
+            " prints one object per run."
         ),
     )
     add_config_argument(runs)
