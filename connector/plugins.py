@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
 
@@ -78,5 +79,18 @@ def build_adapter(settings: Settings, **overrides: Any) -> Adapter:
     if overrides:
         options = options.model_copy(update=overrides)
     register_secrets(secret_values(dict(options)))
-    mapping = load_mapping(settings.crm.adapter, settings.crm.mapping_file)
-    return adapter_class.from_config(options, owned_only(mapping, settings.fields))
+    return construct(adapter_class, options, settings)
+
+
+def construct(adapter_class: type, options: BaseModel, settings: Settings) -> Adapter:
+    """`from_config` with the configured mapping; a mapping section the adapter cannot use
+    (an event name that is no signal, a missing key) is the configuration error it is, named
+    by `crm.mapping_file`, not a crash. `from_config` makes no API call."""
+    name, path = settings.crm.adapter, settings.crm.mapping_file
+    mapping = load_mapping(name, path)
+    try:
+        return adapter_class.from_config(options, owned_only(mapping, settings.fields))
+    except (KeyError, ValueError, TypeError, re.error) as exc:
+        where = path or f"bundled mappings/{name}.toml"
+        problem = f"crm.mapping_file: {where}: the {name} adapter cannot use it:"
+        raise ConfigurationError([f"{problem} {type(exc).__name__}: {exc}"]) from None

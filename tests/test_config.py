@@ -248,3 +248,20 @@ def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):
     assert refused.value.problems == [
         "CRMQ_SYNC_STATE_PATH: a section and its key take two underscores: CRMQ_SYNC__STATE_PATH"
     ]
+
+
+def test_a_mapping_section_the_adapter_cannot_use_is_a_configuration_error(tmp_path, capsys):
+    """`config check` passed a mapping naming no signal, and sync then failed with an
+    unexpected ValueError: both now name crm.mapping_file and what is wrong, and exit 2."""
+    bundled = (Path(__file__).parents[1] / "mappings" / "hubspot.toml").read_text()
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(bundled.replace('event = "meeting_booked"', 'event = "pageview"', 1))
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(
+        f'[crm]\nadapter = "hubspot"\nmapping_file = "{mapping}"\n'
+        f'[adapters.hubspot]\naccess_token = "x"\n[sync]\nstate_path = "{tmp_path / "s.sqlite"}"\n'
+    )
+    expected = f"crm.mapping_file: {mapping}: the hubspot adapter cannot use it: ValueError:"
+    for command in (["config", "check", str(config)], ["sync", "--once", "--config", str(config)]):
+        assert main(command) == 2
+        assert expected in capsys.readouterr().err

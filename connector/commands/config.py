@@ -24,6 +24,7 @@ from crm_qualify.connector.ops.logs import mask_secrets, register_secrets, secre
 from crm_qualify.connector.plugins import (
     PluginError,
     available_adapters,
+    construct,
     load_adapter_class,
     reveal_plain_fields,
 )
@@ -160,17 +161,31 @@ def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
             options[key] = SecretStr(PLACEHOLDER)
             outcome.warnings.append(_not_set_yet(name, key))
     try:
-        model.model_validate(options)
+        validated = model.model_validate(options)
     except ValidationError as exc:
         # A secret the adapter requires only in some setups (HubSpot's OAuth keys) is
         # reported "missing" by its validator: not set yet, like a required one.
+        unset, problems = [], len(outcome.problems)
         for error, line in zip(exc.errors(), describe_validation_error(exc, prefix), strict=True):
             key = str(error["loc"][0]) if error["loc"] else ""
             field = model.model_fields.get(key)
             if error["type"] == "missing" and field and _holds_a_secret(field.annotation):
                 outcome.warnings.append(_not_set_yet(name, key))
+                unset.append(key)
             else:
                 outcome.problems.append(line)
+        if len(outcome.problems) > problems:
+            return
+        try:
+            validated = model.model_validate(
+                {**options, **{key: SecretStr(PLACEHOLDER) for key in unset}}
+            )
+        except ValidationError:
+            return
+    try:  # the adapter's own mapping sections, as sync would construct it (no API call)
+        construct(adapter_class, validated, settings)
+    except ConfigurationError as exc:
+        outcome.problems += [p for p in exc.problems if p not in outcome.problems]
 
 
 def _not_set_yet(adapter: str, key: str) -> str:
