@@ -82,4 +82,4 @@ def test_the_adapter_is_built_without_the_fields_given_up(tmp_path, monkeypatch)
     assert "crmq_customer_type" not in adapter.contacts.properties
     assert "crmq_highest_stage" not in adapter.contacts.properties
     assert "crmq_disqualified" in adapter.contacts.properties
-    assert adapter.contacts.fields["stage"] == "lifecyclestage"
+    assert adapter.contacts.owned.fields["stage"] == "lifecyclestage"

@@ -111,7 +111,7 @@ class HubSpotAdapter:
         through it too."""
         self.object_type = settings.object_type
         self.contacts = ContactMapping.from_document(mapping, self.object_type)
-        self.writable_stages = frozenset(self.contacts.stages)
+        self.writable_stages = frozenset(self.contacts.owned.stages)
         tasks = mapping.get("tasks", {})
         self.task_key_property = tasks.get("key_property", "crmq_task_key")
         deals = mapping.get("deals", {})

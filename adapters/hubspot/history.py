@@ -69,7 +69,12 @@ def field_sources(
     for start in range(0, len(ids), HISTORY_BATCH):
         chunk = ids[start : start + HISTORY_BATCH]
         names = sorted(
-            {mapping.fields[f] for i in chunk for f in fields_of[i] if f in mapping.fields}
+            {
+                mapping.owned.fields[f]
+                for i in chunk
+                for f in fields_of[i]
+                if f in mapping.owned.fields
+            }
         )
         inputs = [{"id": i} for i in chunk]
         body = {"properties": [], "propertiesWithHistory": names, "inputs": inputs}
@@ -98,7 +103,7 @@ def _source(
     mapping: ContactMapping, kinds: SourceKinds, name: str, history: dict[str, Any]
 ) -> FieldSource | None:
     """The newest entry of one property's history, and the value before it."""
-    prop = mapping.fields.get(name)
+    prop = mapping.owned.fields.get(name)
     entries = objects(history.get(prop)) if prop else []
     if not entries:
         return None

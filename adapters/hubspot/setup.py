@@ -83,7 +83,7 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
             "all present" if not missing else _missing_detail(mapping, missing),
         )
     ]
-    read_only = [p for p in mapping.fields.values() if p in fields and not fields[p].writable]
+    read_only = [p for p in mapping.owned.fields.values() if p in fields and not fields[p].writable]
     results.append(
         CheckResult(
             "owned properties writable",
@@ -91,9 +91,9 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
             "all writable" if not read_only else f"read-only: {', '.join(read_only)}",
         )
     )
-    stage_prop = mapping.fields.get("stage")
+    stage_prop = mapping.owned.fields.get("stage")
     if stage_prop in fields:
-        unknown = [v for v in mapping.stages.values() if v not in fields[stage_prop].options]
+        unknown = [v for v in mapping.owned.stages.values() if v not in fields[stage_prop].options]
         results.append(
             CheckResult(
                 "stage values",
@@ -101,8 +101,8 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
                 "all known" if not unknown else f"not in {stage_prop}: {', '.join(unknown)}",
             )
         )
-    for name, values in mapping.options.to_crm.items():
-        prop = mapping.fields.get(name)
+    for name, values in mapping.owned.options.to_crm.items():
+        prop = mapping.owned.fields.get(name)
         if prop in fields and fields[prop].options:
             unknown = [v for v in values.values() if v not in fields[prop].options]
             results.append(
@@ -119,7 +119,7 @@ def _missing_detail(mapping: ContactMapping, missing: list[str]) -> str:
     """What is missing and how to fix it: an owned property is created by `setup` (or made by
     hand when it is not ours) or given up in the configuration; the portal's other mapped
     properties are its own to create."""
-    owned = {prop: name for name, prop in mapping.fields.items()}
+    owned = {prop: name for name, prop in mapping.owned.fields.items()}
     parts = []
     for prop in missing:
         name = owned.get(prop)

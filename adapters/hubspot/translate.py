@@ -46,7 +46,6 @@ from crm_qualify.adapters.hubspot.typed import (
     text_value,
 )
 from crm_qualify.connector.contract import TranslationError
-from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES, OptionValues
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -56,8 +55,8 @@ from crm_qualify.connector.model import (
     ExistingTask,
     Origin,
     PlannedTask,
-    Stage,
 )
+from crm_qualify.connector.owned_values import OwnedFields, Spelling
 from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
@@ -68,10 +67,7 @@ class ContactMapping:
     """The `objects.<type>` section of the mapping, prepared for fast look-ups."""
 
     object_type: str
-    fields: dict[str, str]
-    stages: dict[str, str]
-    stage_of_value: dict[str, Stage]
-    options: OptionValues
+    owned: OwnedFields
     profile: dict[str, str]
     origin_property: str | None
     origin_of_source: dict[str, Origin]
@@ -91,20 +87,13 @@ class ContactMapping:
     @classmethod
     def from_document(cls, document: dict[str, Any], object_type: str) -> ContactMapping:
         section = document["objects"][object_type]
-        stages = dict(section.get("stages", {}))
         origin = section.get("origin", {})
         consent = section.get("consent", {})
         authority = section.get("authority", {})
         conversions = section.get("conversions", {})
         mapping = cls(
             object_type=object_type,
-            fields=dict(section.get("fields", {})),
-            stages=stages,
-            stage_of_value={
-                **{value: Stage(name) for name, value in stages.items()},
-                **{value: Stage(name) for value, name in section.get("stage_values", {}).items()},
-            },
-            options=OptionValues.from_section(section),
+            owned=OwnedFields.from_section(section, HUBSPOT),
             profile=dict(section.get("profile", {})),
             origin_property=origin.get("property"),
             origin_of_source={
@@ -132,7 +121,12 @@ class ContactMapping:
 
     def read_properties(self) -> list[str]:
         """Every contact property a read needs, once."""
-        names = ["lastmodifieddate", "createdate", *self.fields.values(), *self.profile.values()]
+        names = [
+            "lastmodifieddate",
+            "createdate",
+            *self.owned.fields.values(),
+            *self.profile.values(),
+        ]
         names += [p for p in (self.origin_property, self.unsubscribed, self.hard_bounce) if p]
         names += list(self.qualification.values())
         names += [self.authority_property] if self.authority_property else []
@@ -143,41 +137,34 @@ class ContactMapping:
 
     def property_of(self, canonical: str) -> str:
         """The HubSpot property behind a canonical contact field, for error messages."""
-        return self.profile.get(canonical) or self.fields.get(canonical) or canonical
+        return self.profile.get(canonical) or self.owned.fields.get(canonical) or canonical
 
 
 # contacts ----------------------------------------------------------------------------------
-def _owned_value(mapping: ContactMapping, name: str, prop: str, value: Any) -> Any:
-    if name == "stage":
-        text = text_value(value, prop)
-        stage = mapping.stage_of_value.get(text or "")
-        return stage.value if stage else text
-    if name in OPTION_TABLES:
-        text = text_value(value, prop)
-        return mapping.options.canonical(name, text) if text else text
-    if name in NUMBER_FIELDS:
-        return render_number(value, prop)
-    if name in FLAG_FIELDS:
-        return flag(value, prop)
-    if name == "scored_at":
-        parsed = parse_time(value, prop)
-        return value if isinstance(value, str) else format_time(parsed) if parsed else None
-    return text_value(value, prop)
+def _scored_at(props: dict[str, Any], prop: str) -> str | None:
+    """HubSpot's own text for a datetime we wrote (it echoes ours), once it parses."""
+    value = props.get(prop)
+    parsed = parse_time(value, prop)
+    return value if isinstance(value, str) else format_time(parsed) if parsed else None
+
+
+HUBSPOT = Spelling(
+    text=lambda props, prop: text_value(props.get(prop), prop),
+    number=lambda props, prop: render_number(props.get(prop), prop),
+    flag=lambda props, prop: flag(props.get(prop), prop),
+    time=_scored_at,
+    empty=lambda props, prop: empty(props.get(prop)),
+    write_number=render_number,
+    write_flag=lambda value: "true" if value is True or str(value).lower() == "true" else "false",
+    cleared="",  # clears the property (rollback to "never set")
+    reasons_max=REASONS_MAX,
+)
+"""Property values are text, numbers without ".0", checkboxes "true" / "false"."""
 
 
 def owned_value(mapping: ContactMapping, name: str, value: Any) -> Any:
     """One owned field's HubSpot value as `Contact.owned` holds it (property history)."""
-    return _owned_value(mapping, name, mapping.fields[name], value)
-
-
-def _owned(mapping: ContactMapping, props: dict[str, Any]) -> dict[str, Any]:
-    """Current values of the owned fields, in HubSpot's own text where it has one."""
-    owned: dict[str, Any] = {}
-    for name, prop in mapping.fields.items():
-        value = props.get(prop)
-        if not empty(value):
-            owned[name] = _owned_value(mapping, name, prop, value)
-    return owned
+    return mapping.owned.value(name, {mapping.owned.fields[name]: value})
 
 
 def _events(mapping: ContactMapping, props: dict[str, Any]) -> list[EngagementEvent]:
@@ -267,7 +254,7 @@ def to_contact(
         raise fail("hs_object_id", "the record has no id", record)
     props = properties_of(record)
     source = _optional_text(props, mapping.origin_property)
-    stage_value = _optional_text(props, mapping.fields.get("stage"))
+    stage_value = _optional_text(props, mapping.owned.fields.get("stage"))
     bounce = props.get(mapping.hard_bounce) if mapping.hard_bounce else None
     unsubscribed = props.get(mapping.unsubscribed) if mapping.unsubscribed else None
     try:
@@ -278,14 +265,14 @@ def to_contact(
             origin=mapping.origin_of_source.get(source or "", Origin.UNKNOWN),
             created_at=parse_time(props.get("createdate"), "createdate"),
             updated_at=parse_time(props.get("lastmodifieddate"), "lastmodifieddate"),
-            stage=mapping.stage_of_value.get(stage_value or ""),
+            stage=mapping.owned.stage_of_value.get(stage_value or ""),
             unsubscribed=flag(unsubscribed, mapping.unsubscribed or "unsubscribed"),
             hard_bounced=not empty(bounce),
             qualification=_qualification(mapping, props),
             events=_events(mapping, props),
             deals=deals,
             tasks=tasks,
-            owned=_owned(mapping, props),
+            owned=mapping.owned.read(props),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -294,30 +281,9 @@ def to_contact(
 
 
 def to_properties(mapping: ContactMapping, values: dict[str, Any]) -> dict[str, str]:
-    """Canonical field values -> HubSpot property values (strings, as the API takes them).
-    A canonical stage without a HubSpot value (target) is not written."""
-    properties: dict[str, str] = {}
-    for name, value in values.items():
-        prop = mapping.fields.get(name)
-        if prop is None:
-            raise TranslationError(name, f"{name}: no HubSpot property in the mapping")
-        if value is None:
-            properties[prop] = ""  # clears the property (rollback to "never set")
-            continue
-        if name == "stage":
-            if value not in mapping.stages:
-                continue
-            value = mapping.stages[value]
-        elif name in OPTION_TABLES:
-            value = mapping.options.crm(name, value)
-        elif name in FLAG_FIELDS:
-            value = "true" if value is True or str(value).lower() == "true" else "false"
-        elif name in NUMBER_FIELDS:
-            value = render_number(value, prop)
-        elif name == "reasons" and isinstance(value, str) and len(value) > REASONS_MAX:
-            value = value[: REASONS_MAX - 1] + "…"
-        properties[prop] = str(value)
-    return properties
+    """Canonical field values -> HubSpot property values (strings, as the API takes them)."""
+    written = mapping.owned.write(values, "HubSpot property")
+    return {prop: str(value) for prop, value in written.items()}
 
 
 # deals, pipelines and tasks ----------------------------------------------------------------

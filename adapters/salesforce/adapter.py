@@ -121,7 +121,7 @@ class SalesforceAdapter:
         self.objects = {s: ObjectMapping.from_document(mapping, s) for s in settings.objects}
         self.people = PeopleMapping.from_document(mapping)
         self.accounts = AccountMapping.from_document(mapping)
-        stages = [set(m.stages) for m in self.objects.values()]
+        stages = [set(m.owned.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
         self.writer = Writer(client, self.objects, self.people.task_key)
         self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds)
@@ -546,7 +546,7 @@ class SalesforceAdapter:
         if not contacts:
             return {}
         lead, mapping = self.people, self.objects["Lead"]
-        fields = [f for f in (mapping.fields.get("stage"), lead.lead_source,
+        fields = [f for f in (mapping.owned.fields.get("stage"), lead.lead_source,
                               *lead.qualification.values()) if f]  # fmt: skip
         held = self._many_contacts or self._every_converted is not None
         if held or len(contacts) >= CONVERTED_SCAN:

@@ -85,7 +85,7 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
             continue
         fields = {name: field_info(f) for name, f in described.items()}
         missing = [f for f in names if not _readable(describe, sobject, f)]
-        owned = {field: name for name, field in mapping.fields.items()} if mapping else {}
+        owned = {field: name for name, field in mapping.owned.fields.items()} if mapping else {}
         detail = "missing or hidden: " + "; ".join(_missing(f, owned.get(f)) for f in missing)
         results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
         if mapping is not None:
@@ -162,7 +162,7 @@ def _task_key_check(field: dict[str, Any]) -> CheckResult:
 def _owned_checks(
     sobject: str, mapping: ObjectMapping, fields: dict[str, FieldInfo]
 ) -> list[CheckResult]:
-    read_only = [f for f in mapping.fields.values() if f in fields and not fields[f].writable]
+    read_only = [f for f in mapping.owned.fields.values() if f in fields and not fields[f].writable]
     results = [
         CheckResult(
             f"{sobject} owned fields writable",
@@ -172,8 +172,8 @@ def _owned_checks(
             else "all writable",
         )
     ]
-    for name, values in (("stage", mapping.stages), *mapping.options.to_crm.items()):
-        field = mapping.fields.get(name)
+    for name, values in (("stage", mapping.owned.stages), *mapping.owned.options.to_crm.items()):
+        field = mapping.owned.fields.get(name)
         if field in fields and fields[field].options:
             absent = [v for v in values.values() if v not in fields[field].options]
             results.append(

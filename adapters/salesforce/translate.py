@@ -20,7 +20,6 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
 from crm_qualify.connector.contract import TranslationError
-from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES, OptionValues
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -30,37 +29,46 @@ from crm_qualify.connector.model import (
     ExistingTask,
     Origin,
     PlannedTask,
-    Stage,
 )
+from crm_qualify.connector.owned_values import OwnedFields, Spelling
 from pydantic import ValidationError
 
 REASONS_MAX = 32_000
+
+
+def _scored_at(record: dict[str, Any], field: str) -> str | None:
+    parsed = parse_time(record.get(field), field)
+    return parsed.isoformat().replace("+00:00", "Z") if parsed else None
+
+
+SALESFORCE = Spelling(
+    text=text,
+    number=number,
+    flag=flag,
+    time=_scored_at,
+    empty=lambda record, field: record.get(field) in (None, ""),
+    write_number=lambda value, _: float(value),
+    write_flag=bool,
+    cleared=None,
+    reasons_max=REASONS_MAX,
+)
+"""Field values as the REST API's JSON types: numbers, booleans, null to clear."""
 
 
 @dataclass(frozen=True)
 class ObjectMapping:
     sobject: str
     where: str
-    fields: dict[str, str]
-    stages: dict[str, str]
-    stage_of_value: dict[str, Stage]
-    options: OptionValues
+    owned: OwnedFields
     profile: dict[str, str]
 
     @classmethod
     def from_document(cls, document: dict[str, Any], sobject: str) -> ObjectMapping:
         section = document["objects"][sobject]
-        stages = dict(section.get("stages", {}))
         return cls(
             sobject=sobject,
             where=section.get("where", ""),
-            fields=dict(section.get("fields", {})),
-            stages=stages,
-            stage_of_value={
-                **{v: Stage(k) for k, v in stages.items()},
-                **{v: Stage(k) for v, k in section.get("stage_values", {}).items()},
-            },
-            options=OptionValues.from_section(section),
+            owned=OwnedFields.from_section(section, SALESFORCE),
             profile=dict(section.get("profile", {})),
         )
 
@@ -125,37 +133,12 @@ class PeopleMapping:
             "Id",
             "CreatedDate",
             "SystemModstamp",
-            *mapping.fields.values(),
+            *mapping.owned.fields.values(),
             *mapping.profile.values(),
             *self.qualification.values(),
         ]
         names += [f for f in (self.unsubscribed, self.hard_bounce, self.lead_source) if f]
         return list(dict.fromkeys(names))
-
-
-def _owned(mapping: ObjectMapping, record: dict[str, Any]) -> dict[str, Any]:
-    """Current values of the fields we own, by canonical name. A stage or temperature value
-    the mapping does not know is kept as it is: the next write replaces it."""
-    owned: dict[str, Any] = {}
-    for name, field in mapping.fields.items():
-        if record.get(field) in (None, ""):
-            continue
-        if name == "stage":
-            value = text(record, field) or ""
-            stage = mapping.stage_of_value.get(value)
-            owned[name] = stage.value if stage else value
-        elif name in OPTION_TABLES:
-            owned[name] = mapping.options.canonical(name, text(record, field) or "")
-        elif name in NUMBER_FIELDS:
-            owned[name] = number(record, field)
-        elif name in FLAG_FIELDS:
-            owned[name] = flag(record, field)
-        elif name == "scored_at":
-            parsed = parse_time(record.get(field), field)
-            owned[name] = parsed.isoformat().replace("+00:00", "Z") if parsed else None
-        else:
-            owned[name] = text(record, field)
-    return owned
 
 
 @dataclass
@@ -280,8 +263,8 @@ def with_lead_history(
     was), its qualification answers and origin, its earlier creation, and the opportunity
     it was converted into (`ConvertedOpportunity`) when no contact role names it. The lead's
     stage value is read with the Contact's stage table (the same picklist on both objects)."""
-    stage = contact.stage or mapping.stage_of_value.get(
-        text(lead, mapping.fields.get("stage", ""), "Lead") or ""
+    stage = contact.stage or mapping.owned.stage_of_value.get(
+        text(lead, mapping.owned.fields.get("stage", ""), "Lead") or ""
     )
     created = parse_time(lead.get("CreatedDate"), "Lead.CreatedDate")
     deals = list(contact.deals)
@@ -328,7 +311,7 @@ def to_contact(
     person_id = text(record, "Id")
     if not person_id:
         raise TranslationError("Id", "Id: the record has no Id")
-    stage_value = text(record, mapping.fields.get("stage", "")) or ""
+    stage_value = text(record, mapping.owned.fields.get("stage", "")) or ""
     try:
         contact = Contact(
             id=person_id,
@@ -347,7 +330,7 @@ def to_contact(
             origin=_origin(people, record),
             created_at=parse_time(record.get("CreatedDate"), "CreatedDate"),
             updated_at=parse_time(record.get("SystemModstamp"), "SystemModstamp"),
-            stage=mapping.stage_of_value.get(stage_value),
+            stage=mapping.owned.stage_of_value.get(stage_value),
             unsubscribed=flag(record, people.unsubscribed),
             hard_bounced=bool(people.hard_bounce and record.get(people.hard_bounce)),
             qualification=_answers(people, record),
@@ -355,12 +338,14 @@ def to_contact(
             + _activity_events(people, person_id, related),
             deals=_deals(people, person_id, related),
             tasks=_our_tasks(people, person_id, related),
-            owned=_owned(mapping, record),
+            owned=mapping.owned.read(record),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         canonical = str(first["loc"][0]) if first["loc"] else ""
-        where = profile.get(canonical) or mapping.fields.get(canonical) or canonical or "record"
+        where = (
+            profile.get(canonical) or mapping.owned.fields.get(canonical) or canonical or "record"
+        )
         raise TranslationError(where, f"{where}: {first['msg']}") from None
     lead = related.converted.get(person_id)
     return with_lead_history(contact, lead, mapping, people) if lead else contact
@@ -368,29 +353,7 @@ def to_contact(
 
 def to_fields(mapping: ObjectMapping, values: dict[str, Any]) -> dict[str, Any]:
     """Canonical values -> Salesforce field values (JSON types the REST API takes)."""
-    fields: dict[str, Any] = {}
-    for name, value in values.items():
-        field = mapping.fields.get(name)
-        if field is None:
-            raise TranslationError(name, f"{name}: no {mapping.sobject} field in the mapping")
-        if value is None:
-            fields[field] = None
-        elif name == "stage":
-            if value not in mapping.stages:
-                raise TranslationError(field, f"{field}: no value for stage {value}")
-            fields[field] = mapping.stages[value]
-        elif name in OPTION_TABLES:
-            fields[field] = mapping.options.crm(name, value)
-        elif name in NUMBER_FIELDS:
-            fields[field] = float(value)
-        elif name in FLAG_FIELDS:
-            fields[field] = bool(value)
-        elif name == "reasons":
-            text = str(value)
-            fields[field] = text if len(text) <= REASONS_MAX else text[: REASONS_MAX - 1] + "…"
-        else:
-            fields[field] = value
-    return fields
+    return mapping.owned.write(values, f"{mapping.sobject} field")
 
 
 PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
