@@ -425,3 +425,24 @@ def test_after_a_dead_run_a_dry_run_reads_and_plans_what_the_real_run_does(tmp_p
     written = [(w.contact_id, w.field) for w in store.writes_for_run(real.run_id)]
     assert dry.counts["scored"] == real.counts["scored"] == 2
     assert sorted(planned) == sorted(written) and len(set(planned)) == len(planned)
+
+
+def test_a_dry_run_lists_an_owed_hot_call_once_though_its_episode_began_in_a_dead_run(tmp_path):
+    """A run died after its hot calls were owed and before their episodes were recorded: the
+    real run creates the owed call first and decides the same episode from it; the dry run
+    (which creates nothing) used to plan a call of a new episode beside the owed one."""
+    adapter = MemoryAdapter([hot_contact("a"), hot_contact("b")])
+    store = StateStore(tmp_path / "state.sqlite")
+    adapter.fail_tasks = True
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+    adapter.fail_tasks = False
+    with store._tx() as conn:  # as a killed run leaves it
+        conn.execute("UPDATE mirror_review SET hot_since = NULL")
+    listed: list[str] = []
+    later = NOW + timedelta(hours=1)
+    engine = SyncEngine(
+        adapter, Settings(), store, on_batch=lambda r: listed.extend(t.key for t in r.tasks)
+    )
+    engine.run(RunOptions(now=later, dry_run=True, full=True))
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=later, full=True))
+    assert sorted(listed) == sorted(t.key for t in adapter.tasks.values())

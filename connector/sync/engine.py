@@ -55,7 +55,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.duplicates import DuplicateGroup
-from crm_qualify.connector.decision.planning import MQL_HANDOFF
+from crm_qualify.connector.decision.planning import MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
@@ -227,8 +227,8 @@ class SyncEngine:
         self._unacked: set[tuple[str, str]] = set()
         """Contacts of batches whose writes are not acknowledged yet."""
         self._owed_listed: frozenset[str] = frozenset()
-        """A dry run's owed tasks, listed at its start as the real run would create them
-        then: not listed again when planned."""
+        """A dry run's owed tasks (`_follow_up_of`), listed at its start as the real run
+        would create them then: not listed again when planned."""
         self._held_tasks: dict[str, None] | None = None
         """The mirror phase's task keys not sent yet, in plan order: its tasks wait in the
         ledger, owed, until they fill a call (`_release_held_tasks`). In the flight they
@@ -348,7 +348,7 @@ class SyncEngine:
             if owed:
                 report = BatchReport(tasks=owed)
                 summary.counts["tasks_planned"] += len(owed)
-                self._owed_listed = frozenset(task.key for task in owed)
+                self._owed_listed = frozenset(_follow_up_of(task.key) for task in owed)
                 if self.on_batch:
                     self.on_batch(report)
             return
@@ -1053,7 +1053,7 @@ class SyncEngine:
             for key, task in planned.items()
             if (key not in known or known[key].status == TASK_OWED)
             and key not in held
-            and key not in listed
+            and _follow_up_of(key) not in listed
         ]
 
     # writing --------------------------------------------------------------------------------
@@ -1326,6 +1326,14 @@ class SyncEngine:
 
 def _key(contact: Contact) -> tuple[str, str]:
     return (contact.object_type, contact.id)
+
+
+def _follow_up_of(key: str) -> str:
+    """A follow-up's person and kind, else the task key: an owed hot call keys the episode
+    a dead run saw begin, and the real run, once it has created it, decides the same episode
+    from it; a dry run, which creates nothing, would key a new one."""
+    kind = task_kind(key)
+    return f"{task_person(key)}:{kind}" if kind else key
 
 
 def _once(key: tuple[str, str], first: set[tuple[str, str]], reread: set[tuple[str, str]]) -> bool:
