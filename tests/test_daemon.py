@@ -224,6 +224,8 @@ def test_a_crashed_run_shows_what_it_had_written(store):
     ]
     store.record_writes(dead, "default", updates, "acked")
     store.record_writes(dead, "default", updates[:1], "intended")
+    (listed,) = store.runs("default")
+    assert listed.status == "running" and listed.counts["fields_written"] == 4, "so far"
     current = store.start_run("default", mode="scheduled", dry_run=False)
     assert store.mark_crashed_runs("default", except_run=current) == [dead]
     counts = store.run(dead).counts

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
@@ -434,12 +434,20 @@ class StateStore:
             )
 
     def runs(self, instance: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The latest runs, newest first. A run still `running` (or killed, until the next
+        run marks it crashed) shows what it has landed so far (`_landed_counts`)."""
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
             f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, limit],
         )
-        return [_run_record(row) for row in rows]
+        records = [_run_record(row) for row in rows]
+        for number, record in enumerate(records):
+            if record.status == "running" and not record.dry_run:
+                with self._lock, self._errors("read"):
+                    landed = self._landed_counts(self._conn, record.id)
+                records[number] = replace(record, counts={**record.counts, **landed})
+        return records
 
     def last_success(self, instance: str) -> datetime | None:
         """When the last sync that ended `ok` or `partial` ended (dry runs and rollbacks not
