@@ -114,14 +114,16 @@ def sf_stamp(moment: datetime) -> str:
 
 def people(sim: Any, since: str | None) -> dict[str, list[str]]:
     """Ids per object of the people a run must read: everyone (`since` None), or those whose
-    last change since `since` is not the integration user's."""
+    last change since `since` is not the integration user's. Stamps have whole seconds, so a
+    change in the second `since` names counts: the bench's engagement often follows the
+    previous run's start within it (strictly later, it was left out of the minimum)."""
     wanted: dict[str, list[str]] = {}
     for sobject in CHILDREN:
         for record in sim.org.live(sobject):
             if record.get("IsConverted"):
                 continue
             changed = since is None or (
-                record["SystemModstamp"] > since
+                record["SystemModstamp"] >= since
                 and record["LastModifiedById"] != sim.org.integration_user
             )
             if changed:
@@ -187,7 +189,7 @@ def conversion_lookups(sim: Any, contacts: list[str], mapping: dict[str, Any]) -
         ObjectMapping.from_document(mapping, "Lead"),
         PeopleMapping.from_document(mapping),
     )
-    fields = [f for f in (lead.fields.get("stage"), people_mapping.lead_source,
+    fields = [f for f in (lead.owned.fields.get("stage"), people_mapping.lead_source,
                           *people_mapping.qualification.values()) if f]  # fmt: skip
     return sum(1 for _ in in_chunks(converted_leads(fields), new))
 

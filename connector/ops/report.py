@@ -499,14 +499,19 @@ def _still_hot_as_last_read(
     """The hot leads as crm-qualify wrote them, less those the mirror (the CRM as the last
     run read it, no API call) shows otherwise: a temperature a person changed since, a stage
     past the funnel, or the latest call task done. What the mirror does not say keeps a lead."""
-    keys = [
-        (kind, record_id) for kind, _, record_id in (lead.record.partition("/") for lead in leads)
-    ]
+    keys = _keys_of(leads)
     mirrored = store.mirror.by_keys(instance, keys)
     return [
         lead
         for lead, key in zip(leads, keys, strict=True)
         if key not in mirrored or not _moved_on(mirrored[key].contact)
+    ]
+
+
+def _keys_of(leads: list[HotLead]) -> list[tuple[str, str]]:
+    """(object_type, id) of each lead's record (`HotLead.record` is `type/id`)."""
+    return [
+        (kind, record_id) for kind, _, record_id in (lead.record.partition("/") for lead in leads)
     ]
 
 
@@ -532,9 +537,7 @@ def _one_per_person(store: StateStore, instance: str, leads: list[HotLead]) -> l
     """One lead per person (the identity index's): the record with our call task, else the
     survivor, which the follow-ups go to; the person's other records share its decision, hot
     too, but are never called apart."""
-    keys = [
-        (kind, record_id) for kind, _, record_id in (lead.record.partition("/") for lead in leads)
-    ]
+    keys = _keys_of(leads)
     persons = People(store).stored(instance, keys)
     best: dict[str, tuple[tuple[bool, bool], HotLead]] = {}
     for lead, key in zip(leads, keys, strict=True):

@@ -180,7 +180,7 @@ class _Landed:
     created: list[tuple[PlannedTask, str]] = field(default_factory=list)
     failed: list[tuple[str, str | None]] = field(default_factory=list)
     dropped: list[PlannedTask] = field(default_factory=list)
-    """Refused because their record is gone: planned again on the person's other records."""
+    """Refused because their record is gone: owed to another record of the person."""
 
 
 class SyncEngine:
@@ -928,7 +928,7 @@ class SyncEngine:
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
             self._record_problems(batch, report, problems, now, counts)
-            self._plan_again(landed.dropped, counts)
+            self._owe_to_the_person(landed.dropped, counts)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -1243,7 +1243,8 @@ class SyncEngine:
             elif result.gone or (not result.uncertain and record in problems.gone):
                 # refused for a record the CRM no longer has (said so, or its write said so)
                 landed.dropped.append(task)
-                problems.gone.append(record)
+                if record not in problems.gone:
+                    problems.gone.append(record)
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
             else:
@@ -1258,7 +1259,7 @@ class SyncEngine:
         self.store.mark_tasks_owed(self.instance, landed.failed)
         counts["tasks_created"] += len(created)
 
-    def _plan_again(self, dropped: list[PlannedTask], counts: Counter[str]) -> None:
+    def _owe_to_the_person(self, dropped: list[PlannedTask], counts: Counter[str]) -> None:
         """Tasks refused because their record is gone (deleted, merged or converted since it
         was read; it has left the mirror and the identity index): owed again, under the same
         key, on the survivor among the person's records left, for the next run to create. Not
@@ -1275,8 +1276,7 @@ class SyncEngine:
             if survivor is None:
                 orphans.append(task.key)
                 continue
-            task.object_type, task.contact_id = survivor
-            moved.append(task)
+            moved.append(replace(task, object_type=survivor[0], contact_id=survivor[1]))
         self.store.retarget_tasks(self.instance, moved)
         self.store.forget_tasks(self.instance, orphans)
         counts["tasks_planned_again"] += len(moved)
