@@ -15,8 +15,9 @@ the leads the mirror (the CRM as the last run read it) shows cooled, moved on or
 company and owner come from the CRM, or from the call task crm-qualify created (its subject
 names the person).
 
-Follow-up SLA, measured for real from the **mirror** (every contact as the last read or our
-own task creation left it, no API call): each hot call and MQL hand-off crm-qualify created
+Follow-up SLA, measured for real from the CRM as `--from-crm` just read it, else from the
+**mirror** (every contact as the last read or our own task creation left it, no API call):
+each hot call and MQL hand-off crm-qualify created
 counts as on time when the CRM shows it completed within the configured hours of its creation
 (`rules.followup.hot_call_hours`, `mql_sla_hours`), late when completed after them, missed
 when still open past them; one still open within them is pending and left out of the share.
@@ -203,11 +204,19 @@ class CrmSnapshot:
     """Hot contacts that are opportunities or customers already (not to call as leads)."""
     open_call_due: dict[tuple[str, str], datetime] = field(default_factory=dict)
     """The due time of each hot lead's oldest call task still open."""
+    follow_ups: list[Contact] = field(default_factory=list)
+    """The contacts read with one of our follow-ups, with only their tasks: the SLA is
+    measured on this read, not on the mirror (completions a person made since the last run)."""
 
     def add(self, contacts: Iterable[Contact]) -> None:
         for contact in contacts:
             key = (contact.object_type, contact.id)
             self.keys.add(key)
+            ours = [task for task in contact.tasks if task_kind(task.key)]
+            if ours:
+                self.follow_ups.append(
+                    Contact(id=contact.id, object_type=contact.object_type, tasks=ours)
+                )
             if contact.stage is not None:
                 self.stages[key] = contact.stage.value
             if contact.owned.get("temperature"):
@@ -388,7 +397,7 @@ def build_report(
     report.unscored = len(keys - set(score))
     report.temperatures = Counter(temperature.values())
     report.no_temperature = len(keys - set(temperature))
-    report.sla = _sla(store, instance, now, followup)
+    report.sla = _sla(store, instance, now, followup, crm)
     ledger = _ledger(store, instance)
     if crm is None:
         written = _hot_from_trail(trail, ledger, followup.hot_call_hours)
@@ -635,14 +644,23 @@ def follow_up_sla(
 
 
 def _sla(
-    store: StateStore, instance: str, now: datetime, followup: FollowUpRules
+    store: StateStore,
+    instance: str,
+    now: datetime,
+    followup: FollowUpRules,
+    crm: CrmSnapshot | None = None,
 ) -> dict[str, dict]:
-    """`follow_up_sla` over the mirror, with what only the task ledger knows: tasks owed (not
-    in the CRM yet), closed by a rollback or deleted in the CRM (not counted), escalated."""
+    """`follow_up_sla` over the CRM as just read (`crm`), else the mirror, with what only
+    the task ledger knows: tasks owed (not in the CRM yet), closed by a rollback or deleted in
+    the CRM (not counted), escalated."""
     ledger = store.all_tasks(instance)
     closed = {t.key for t in ledger if t.status in (TASK_CLOSED, TASK_GONE)}
-    mirrored = (c for chunk in store.mirrored_contacts(instance) for c in chunk)
-    result = follow_up_sla(mirrored, followup, now, ignore=closed)
+    contacts: Iterable[Contact] = (
+        crm.follow_ups
+        if crm is not None
+        else (c for chunk in store.mirrored_contacts(instance) for c in chunk)
+    )
+    result = follow_up_sla(contacts, followup, now, ignore=closed)
     escalated = Counter(
         task_kind(t.key.removesuffix(f":{ESCALATION}"))
         for t in ledger
