@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -94,6 +94,8 @@ def _standard_time(value: Any) -> Any:
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_standard_time)]
 """A time with its offset (naive times are refused), as every canonical model keeps them."""
+EDIT_GRACE = timedelta(minutes=1)
+"""How long after a task's creation a change still counts as part of creating it."""
 
 
 class _Model(BaseModel):
@@ -131,10 +133,20 @@ class ExistingTask(_Model):
     completed: bool = False
     created_at: Moment | None = None
     completed_at: Moment | None = None
+    modified_at: Moment | None = None
+    """The CRM's time of the task's last change, where it says (a rollback keeps a task
+    someone changed after it was created)."""
 
     @property
     def is_open(self) -> bool:
         return not self.completed and self.completed_at is None
+
+    @property
+    def changed_since_created(self) -> bool:
+        """Changed in the CRM after its creation (notes added, due moved): the CRM stamps a
+        creation's own follow-up steps within seconds, so a minute's grace."""
+        created, modified = self.created_at, self.modified_at
+        return created is not None and modified is not None and modified - created > EDIT_GRACE
 
 
 class FieldSource(_Model):

@@ -59,6 +59,8 @@ class MemoryAdapter:
         self.closed_tasks: set[str] = set()
         self.completed_tasks: set[str] = set()
         """Tasks a salesperson completed in the CRM."""
+        self.task_times: dict[str, tuple[datetime, datetime]] = {}
+        """(created, last changed) per task id."""
         self.skipped = 0
         """Changed records left unread because the core already held their version."""
 
@@ -76,6 +78,11 @@ class MemoryAdapter:
     def delete(self, contact_id: str) -> None:
         """A person deletes the record; its tasks stay (as HubSpot keeps them)."""
         del self.records[contact_id]
+
+    def edit_task(self, crm_id: str) -> None:
+        """A salesperson adds notes to a task, some minutes after it was created."""
+        created, _ = self.task_times[crm_id]
+        self.task_times[crm_id] = (created, created + timedelta(minutes=5))
 
     def human_edit(self, contact_id: str, **owned: Any) -> None:
         """A person changes owned fields in the CRM UI."""
@@ -121,6 +128,8 @@ class MemoryAdapter:
                 key=t.key,
                 due=t.due,
                 completed=crm_id in self.closed_tasks or crm_id in self.completed_tasks,
+                created_at=self.task_times.get(crm_id, (None, None))[0],
+                modified_at=self.task_times.get(crm_id, (None, None))[1],
             )
             for crm_id, t in self.tasks.items()
             if t.contact_id == contact.id
@@ -164,6 +173,7 @@ class MemoryAdapter:
                 continue
             crm_id = next(self.task_ids)
             self.tasks[crm_id] = task
+            self.task_times[crm_id] = (self.clock, self.clock)
             results.append(TaskResult(task.key, True, crm_id))
         if self.crash_after_task_create:
             self.crash_after_task_create = False

@@ -95,16 +95,19 @@ def test_memory_rollback_never_lowers_the_highest_stage(memory):
         assert record.owned["stage"] == record.owned["highest_stage"] == "mql"
 
 
-def test_memory_rollback_keeps_a_task_a_person_completed_since(memory):
+def test_memory_rollback_keeps_a_task_a_person_completed_or_changed_since(memory):
     adapter, store, run_id, _ = memory
     created = sorted(t.crm_id for t in store.tasks_for_run(run_id))
-    done = created[0]
+    done, noted = created[:2]
     adapter.completed_tasks.add(done)
+    adapter.edit_task(noted)
     report = rollback(adapter, store, "default", run_id)
-    assert adapter.closed_tasks == set(created[1:])
-    held = {(record, name): why for record, name, why in report.held}
-    completed = [why for (_, name), why in held.items() if name == f"task {done}"]
-    assert completed == ["completed since the run: a person's work is kept"]
+    assert adapter.closed_tasks == set(created[2:])
+    held = {name: why for _, name, why in report.held if name.startswith("task ")}
+    assert held == {
+        f"task {done}": "completed since the run: kept",
+        f"task {noted}": "changed in the CRM since the run: kept",
+    }
 
 
 def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):

@@ -94,7 +94,13 @@ WAITS = 10
 the cursor stays before it meanwhile, so a restart reads at most this many batches again."""
 LINKED = ("deals", "tasks")
 DEAL_PROPERTIES = ["dealstage", "pipeline", "amount", "closedate", "hs_mrr"]
-TASK_PROPERTIES = ["hs_timestamp", "hs_task_status", "hs_createdate", "hs_task_completion_date"]
+TASK_PROPERTIES = [
+    "hs_timestamp",
+    "hs_task_status",
+    "hs_createdate",
+    "hs_task_completion_date",
+    "hs_lastmodifieddate",
+]
 
 
 class HubSpotAdapter:

@@ -390,4 +390,5 @@ def to_task(row: dict[str, Any], key_property: str) -> ExistingTask:
         completed=completed,
         created_at=lenient(parse_time, props.get("hs_createdate"), "hs_createdate"),
         completed_at=lenient(parse_time, done_at, "hs_task_completion_date"),
+        modified_at=lenient(parse_time, props.get("hs_lastmodifieddate"), "hs_lastmodifieddate"),
     )

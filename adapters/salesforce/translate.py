@@ -225,6 +225,7 @@ def _our_tasks(people: PeopleMapping, person_id: str, related: Related) -> list[
                 completed=closed,
                 created_at=_lenient_time(task, "CreatedDate"),
                 completed_at=_lenient_time(task, "CompletedDateTime") if closed else None,
+                modified_at=_lenient_time(task, "SystemModstamp"),
             )
         )
     return tasks

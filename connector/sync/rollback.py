@@ -2,12 +2,13 @@
 
 Driven by the audit trail. A field is restored only while it still holds what the run wrote
 (re-read from the CRM now): a value a person, or a later run, changed since is reported and
-left alone, and so is a task a person completed since. A stage is never moved backwards:
-HubSpot refuses it through the API unless the stage is cleared first, and the engine never does
-it either, so such fields are reported for a person to decide; the highest stage reached never
-goes down either. The rollback is itself a run in the audit trail (mode `rollback of …`),
-holds the portal's sync lease so no sync interleaves with it, and running it again changes
-nothing: restored fields already hold their old value, closed tasks are marked closed.
+left alone, and so is a task completed or changed in the CRM since it was created. A stage
+is never moved backwards: HubSpot refuses it through the API unless the stage is cleared
+first, and the engine never does it either, so such fields are reported for a person to
+decide; the highest stage reached never goes down either. The rollback is itself a run in
+the audit trail (mode `rollback of …`), holds the portal's sync lease so no sync interleaves
+with it, and running it again changes nothing: restored fields already hold their old value,
+closed tasks are marked closed.
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def plan_rollback(
             )
     for task in created:
         seen = now.tasks.get(task.crm_id or "")
-        if seen is not None and not seen.is_open:
+        if seen is not None and (not seen.is_open or seen.changed_since_created):
             label = f"{task.object_type}/{task.contact_id}"
-            why = "completed since the run: a person's work is kept"
-            report.held.append((label, f"task {task.crm_id}", why))
+            done = "completed" if not seen.is_open else "changed in the CRM"
+            report.held.append((label, f"task {task.crm_id}", f"{done} since the run: kept"))
         else:
             report.tasks_to_close.append(task)
     report.counts.update(

@@ -75,6 +75,7 @@ def test_a_task_is_read_with_its_status_creation_and_completion_times(sim, adapt
     created = sim.store.objects["tasks"][task_id]["properties"]["hs_createdate"]
     assert task.created_at == datetime.fromisoformat(created.replace("Z", "+00:00"))
     assert (task.completed, task.completed_at, task.is_open) == (False, None, True)
+    assert not task.changed_since_created, "as created: a rollback may remove it"
 
     done_at = ms(task.created_at) + 90 * SECOND
     sim.complete_task(task_id, at=done_at)
@@ -83,6 +84,7 @@ def test_a_task_is_read_with_its_status_creation_and_completion_times(sim, adapt
     assert props["hs_lastmodifieddate"] == format_ms(done_at)
     (task,) = [t for t in read_one(adapter, contact_id).tasks if t.id == task_id]
     assert task.completed and task.completed_at == at(done_at) and not task.is_open
+    assert task.modified_at == at(done_at) and task.changed_since_created
 
     sim.complete_task(task_id, completed=False, at=done_at + SECOND)
     assert "hs_task_completion_date" not in sim.store.objects["tasks"][task_id]["properties"]

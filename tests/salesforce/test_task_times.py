@@ -36,6 +36,7 @@ def test_a_task_is_read_with_its_status_creation_and_completion_times(sim, adapt
     task = our_task(adapter, lead)
     assert task.created_at is not None and abs(task.created_at - datetime.now(UTC)).seconds < 60
     assert (task.completed, task.completed_at, task.is_open) == (False, None, True)
+    assert not task.changed_since_created, "as created: a rollback may remove it"
 
     done = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=90)
     sim.org.update("Task", made.crm_id, {"Status": "Completed"}, done)
@@ -46,6 +47,7 @@ def test_a_task_is_read_with_its_status_creation_and_completion_times(sim, adapt
     later = done + timedelta(hours=1)
     sim.org.update("Task", made.crm_id, {"Subject": "Call back"}, later)
     assert our_task(adapter, lead).completed_at == done, "kept while it stays closed"
+    assert our_task(adapter, lead).modified_at == later and task.changed_since_created
 
     sim.org.update("Task", made.crm_id, {"Status": "In Progress"}, later)
     task = our_task(adapter, lead)
