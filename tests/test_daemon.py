@@ -228,12 +228,18 @@ def test_a_crashed_run_shows_what_it_had_written(store):
     assert listed.status == "running" and listed.counts["fields_written"] == 4, "so far"
     current = store.start_run("default", mode="scheduled", dry_run=False)
     assert store.mark_crashed_runs("default", except_run=current) == [dead]
-    counts = store.run(dead).counts
+    crashed = store.run(dead)
+    counts = crashed.counts
     assert (counts["records_written"], counts["fields_written"], counts["tasks_created"]) == (
         2,
         4,
         0,
     )
+    last_write = max(w.at for w in store.writes_for_run(dead))
+    assert crashed.ended_at == last_write, "ended when it last wrote, not when found dead"
+    # the next run settles the dead run's write in flight: the crashed run shows it landed
+    store.settle_writes(dead, "default", [(updates[0], "acked")], remember=False)
+    assert store.runs("default")[1].counts["fields_written"] == 6
 
 
 def test_a_transient_failure_keeps_the_refusal_a_record_needs_attention_for(store):

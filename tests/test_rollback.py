@@ -313,3 +313,24 @@ def test_runs_and_rollback_commands(tmp_path, capsys, monkeypatch):
         assert "recorded as run" in capsys.readouterr().err
         assert main(["runs", "--config", str(config)]) == 0
         assert "rollback of" in capsys.readouterr().out
+
+
+def test_the_rollback_prints_only_what_the_crm_acknowledged_and_how_to_finish(capsys):
+    """Under lock faults a rollback printed 'restored:' for records Salesforce refused
+    (UNABLE_TO_LOCK_ROW) and counted them in its tally; only `runs` said otherwise."""
+    from crm_qualify.connector.commands.runs import print_rollback
+    from crm_qualify.connector.model import FieldUpdate, RecordUpdate
+    from crm_qualify.connector.sync.rollback import RollbackReport
+
+    def update(cid: str) -> RecordUpdate:
+        return RecordUpdate(contact_id=cid, changes=[FieldUpdate(field="score", old=70, new=12)])
+
+    report = RollbackReport("run-1", rollback_run_id="run-2", status="partial")
+    report.restored = [update("a"), update("b")]
+    report.written = [update("a")]
+    report.errors = ["contact/b: write: UNABLE_TO_LOCK_ROW: unable to obtain exclusive access"]
+    print_rollback(report, dry_run=False)
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["restored: contact/a score: '70' -> '12'"]
+    assert "1 fields on 1 records restored" in err
+    assert "run `crm-qualify rollback run-1` again" in err

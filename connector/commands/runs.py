@@ -168,7 +168,8 @@ def print_rollback(report: RollbackReport, dry_run: bool) -> None:
             file=sys.stderr,
         )
     verb = "would restore" if dry_run else "restored"
-    for update in report.restored:
+    done = report.restored if dry_run else report.written  # only what the CRM acknowledged
+    for update in done:
         for change in update.changes:
             print(
                 f"{verb}: {update.object_type}/{update.contact_id} {change.field}:"
@@ -177,9 +178,10 @@ def print_rollback(report: RollbackReport, dry_run: bool) -> None:
     for record, field, why in report.held:
         print(f"left alone: {record} {field}: {why}")
     closed = len(report.tasks_to_close) if dry_run else len(report.tasks_closed)
+    fields = sum(len(update.changes) for update in done)
     print(
-        f"{'dry run: ' if dry_run else ''}{report.counts['fields']} fields on"
-        f" {report.counts['records']} records {verb}, {report.counts['held']} left alone,"
+        f"{'dry run: ' if dry_run else ''}{fields} fields on"
+        f" {len(done)} records {verb}, {report.counts['held']} left alone,"
         f" {closed} tasks {'to close' if dry_run else 'closed'}"
         + (
             f"; recorded as run {report.rollback_run_id} ({report.status})"
@@ -190,7 +192,13 @@ def print_rollback(report: RollbackReport, dry_run: bool) -> None:
     )
     for error in report.errors:
         print(f"  error: {error}", file=sys.stderr)
-    if report.restored and not dry_run:
+    if report.errors and not dry_run:
+        print(
+            f"note: what failed is still to restore: run `crm-qualify rollback {report.run_id}`"
+            " again (it restores only what is left)",
+            file=sys.stderr,
+        )
+    if report.written and not dry_run:
         print(
             "note: the next sync scores these contacts again and may write the same values;"
             " change the rules or pause the daemon first if that is not wanted",

@@ -54,6 +54,9 @@ class RollbackReport:
     rollback_run_id: str | None = None
     status: str = "planned"
     restored: list[RecordUpdate] = field(default_factory=list)
+    """What the plan restores (all of it, in a dry run)."""
+    written: list[RecordUpdate] = field(default_factory=list)
+    """What the CRM acknowledged restoring."""
     held: list[tuple[str, str, str]] = field(default_factory=list)
     """(record, field, why not restored)."""
     tasks_to_close: list[TaskRecord] = field(default_factory=list)
@@ -216,7 +219,7 @@ def rollback(
         if dry_run:
             return report
         report.rollback_run_id = store.start_run(instance, mode=MODE_PREFIX + run_id, dry_run=False)
-        written: list[RecordUpdate] = []
+        written = report.written
         report.status = "ok"
         try:
             _restore(adapter, store, instance, report, written, clock, progress)

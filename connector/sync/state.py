@@ -381,16 +381,11 @@ class StateStore:
         ]
         with self._tx() as conn:
             conn.executemany(
-                "UPDATE runs SET status = 'crashed', ended_at = ?,"
-                " errors = json_insert(errors, '$[#]', ?), counts = json_patch(counts, ?)"
-                " WHERE id = ?",
+                "UPDATE runs SET status = 'crashed', ended_at = COALESCE((SELECT MAX(at) FROM"
+                " field_writes WHERE run_id = runs.id), ?),"
+                " errors = json_insert(errors, '$[#]', ?) WHERE id = ?",
                 [
-                    (
-                        _now(),
-                        "the process ended without finishing the run (killed?)",
-                        json.dumps(self._landed_counts(conn, run_id)),
-                        run_id,
-                    )
+                    (_now(), "the process ended without finishing the run (killed?)", run_id)
                     for run_id in dead
                 ],
             )
@@ -398,8 +393,8 @@ class StateStore:
 
     @staticmethod
     def _landed_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
-        """What a run that died had landed, from the audit trail and the task ledger (its
-        own counts are written only at its end): so `runs` does not show it as 0 written."""
+        """What a run that did not end has landed, from the audit trail and the task ledger
+        (its own counts are written only at its end): so `runs` does not show it 0 written."""
         fields, records = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT object_type || '/' || contact_id) FROM field_writes"
             " WHERE run_id = ? AND status = 'acked'",
@@ -435,19 +430,22 @@ class StateStore:
 
     def runs(self, instance: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first. A run still `running` (or killed, until the next
-        run marks it crashed) shows what it has landed so far (`_landed_counts`)."""
+        run marks it crashed) or `crashed` shows what it has landed (`_with_landed`)."""
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
             f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, limit],
         )
-        records = [_run_record(row) for row in rows]
-        for number, record in enumerate(records):
-            if record.status == "running" and not record.dry_run:
-                with self._lock, self._errors("read"):
-                    landed = self._landed_counts(self._conn, record.id)
-                records[number] = replace(record, counts={**record.counts, **landed})
-        return records
+        return [self._with_landed(_run_record(row)) for row in rows]
+
+    def _with_landed(self, record: RunRecord) -> RunRecord:
+        """A run that did not end, with what the audit trail knows it landed now: a dead
+        run's writes in flight are settled by the next run, after it marked the run crashed."""
+        if record.status not in ("running", "crashed") or record.dry_run:
+            return record
+        with self._lock, self._errors("read"):
+            landed = self._landed_counts(self._conn, record.id)
+        return replace(record, counts={**record.counts, **landed})
 
     def last_success(self, instance: str) -> datetime | None:
         """When the last sync that ended `ok` or `partial` ended (dry runs and rollbacks not
@@ -461,7 +459,7 @@ class StateStore:
 
     def run(self, run_id: str) -> RunRecord | None:
         rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-        return _run_record(rows[0]) if rows else None
+        return self._with_landed(_run_record(rows[0])) if rows else None
 
     # audit trail -------------------------------------------------------------------------
     def record_writes(
