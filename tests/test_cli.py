@@ -94,3 +94,39 @@ def test_decision_schema_is_generated_too(capsys):
     assert main(["schema", "decision"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert {"stage", "temperature", "score", "tasks", "rules_version"} <= set(schema["properties"])
+
+
+def test_score_rejects_a_line_that_is_not_utf8_and_reads_excels_byte_order_mark(tmp_path, capsys):
+    """A Latin-1 byte stopped the whole file with a bare UnicodeDecodeError, and Excel's
+    UTF-8 export (with a byte-order mark) lost its `id` column, so every row failed."""
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(
+        b"id,origin,first_name,demo_request_at\n"
+        b"l1,inbound,Ren\xe9,2026-11-20T10:00:00Z\nl2,inbound,Bob,2026-11-20T10:00:00Z\n"
+    )
+    assert main(["score", str(latin), "--now", NOW]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["contact_id"] for line in out.splitlines()] == ["l2"]
+    assert "line 2: byte 0xe9 at column 15 is not UTF-8 text" in err
+    lines = tmp_path / "bad.jsonl"
+    lines.write_bytes(b'{"id": "a", "first_name": "\xff"}\n{"id": "b"}\n')
+    assert main(["score", str(lines), "--now", NOW]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["contact_id"] for line in out.splitlines()] == ["b"]
+    assert "line 1: byte 0xff" in err
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbfid,origin,demo_request_at\nb1,inbound,2026-11-20T10:00:00Z\n")
+    assert main(["score", str(excel), "--now", NOW]) == 0
+    assert json.loads(capsys.readouterr().out)["contact_id"] == "b1"
+
+
+def test_score_names_a_quote_left_open_instead_of_reading_the_rest_into_one_cell(tmp_path, capsys):
+    unterminated = tmp_path / "unterminated.csv"
+    unterminated.write_text(
+        "id,origin,demo_request_at\nq1,inbound,2026-11-20T10:00:00Z\n"
+        'q2,inbound,"2026-11-20T10:00:00Z\nq3,inbound,2026-11-21T10:00:00Z\n'
+    )
+    assert main(["score", str(unterminated), "--now", NOW]) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["contact_id"] for line in out.splitlines()] == ["q1"]
+    assert "line 3: unexpected end of data (a quote not closed" in err

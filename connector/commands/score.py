@@ -5,6 +5,7 @@ differently, side by side, and a summary of the moves."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tomllib
@@ -21,7 +22,7 @@ from crm_qualify.connector.commands.common import (
     print_problems,
     settings_or_exit,
 )
-from crm_qualify.connector.commands.score_csv import read_csv_contacts
+from crm_qualify.connector.commands.score_csv import not_utf8, read_csv_contacts
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.rules import Rules, rules_version
 from crm_qualify.connector.model import Contact, Decision
@@ -70,10 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+TEXT: dict[str, Any] = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+"""How input files are read: UTF-8 with or without Excel's byte-order mark; a byte that is
+not UTF-8 is kept apart (`not_utf8`), so its line is rejected and the others are scored."""
+
+
 def read_contacts(stream: IO[str]) -> Iterator[tuple[int, Contact | None, str | None]]:
     """(line number, contact, error) per non-blank line; a bad line names its record and field."""
     for number, line in enumerate(stream, start=1):
         if not line.strip():
+            continue
+        if problem := not_utf8(line):
+            yield number, None, f"line {number}: {problem}: save the file as UTF-8"
             continue
         try:
             document = json.loads(line)
@@ -265,7 +274,11 @@ def run(args: argparse.Namespace) -> int:
         args.format or ("csv" if args.file.lower().endswith(".csv") else "jsonl")
     ) == "csv"
     try:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", newline="")  # noqa: SIM115
+        if args.file == "-":  # its bytes, read as a file is (a test hands text instead)
+            buffer = getattr(sys.stdin, "buffer", None)
+            stream = io.TextIOWrapper(buffer, **TEXT) if buffer is not None else sys.stdin
+        else:
+            stream = open(args.file, **TEXT)  # noqa: SIM115
     except OSError as exc:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

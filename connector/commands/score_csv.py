@@ -29,6 +29,15 @@ _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
 SIGNALS = {kind.value for kind in EventType}
 
 
+def not_utf8(text: str) -> str | None:
+    """What is wrong with text read with `surrogateescape` that was not UTF-8 there, or None:
+    the first such byte and its column (a Latin-1 or Windows export, say)."""
+    for column, character in enumerate(text, start=1):
+        if "\udc80" <= character <= "\udcff":
+            return f"byte 0x{ord(character) - 0xDC00:02x} at column {column} is not UTF-8 text"
+    return None
+
+
 def _column(header: str) -> str:
     return header.strip().casefold().replace(" ", "_").replace("-", "_")
 
@@ -44,15 +53,33 @@ def read_csv_contacts(
     stream: IO[str], ignored: list[str]
 ) -> Iterator[tuple[int, Contact | None, str | None]]:
     """(line number, contact, error) per row; `ignored` receives the unknown columns."""
-    reader = csv.reader(stream)
+    reader = csv.reader(stream, strict=True)
     header = next(reader, None)
     if header is None:
         return
     columns = [_column(h) for h in header]
     ignored += [h for h, c in zip(header, columns, strict=True) if not known(c)]
-    for row in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # strict: a quote left open, or one inside a bare cell
+            yield (
+                start,
+                None,
+                (
+                    f"line {start}: {exc} (a quote not closed reads every line after it into one"
+                    " cell): fix the quoting; the rest of the file is not read"
+                ),
+            )
+            return
         number = reader.line_num
         if not any(cell.strip() for cell in row):
+            continue
+        if problem := not_utf8(",".join(row)):
+            yield number, None, f"line {number}: {problem}: save the file as UTF-8"
             continue
         cells = {c: v.strip() for c, v in zip(columns, row, strict=False) if v.strip()}
         document, sources = _document(cells)
