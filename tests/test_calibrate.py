@@ -204,3 +204,32 @@ def test_what_would_move_is_counted_per_person_as_a_run_decides(tmp_path):
     assert moved.contacts == 3 and moved.stage_changes == 2, moved
     assert moved.moves["lead -> mql"] == 2
     store.close()
+
+
+def test_a_lift_with_no_carrier_wins_lies_inside_its_interval():
+    """The corrected interval of a signal no carrier won with ([0.135, 28.7] for 6
+    carriers) left its lift of 0 outside, and the page drew the dot beside its bar."""
+    import numpy as np
+    from crm_qualify.connector.decision.calibration.evidence import lift
+
+    carrier = np.array([True] * 6 + [False] * 200)
+    won = np.array([False] * 6 + [True] * 40 + [False] * 160)
+    found = lift(carrier, won)
+    assert found.lift == 0 and found.low == 0 and found.high > 1 and not found.excludes_one
+
+
+def test_the_evidence_shown_is_the_one_the_proposal_decided_on(result):
+    """Significance and 'enough data' are judged on the training people; the interval shown
+    was everyone's, so a new industry could be proposed with a printed interval holding 1."""
+    checked = 0
+    for report in result.features:
+        fitted = report.fitted
+        if fitted is None or report.feature.configured:
+            continue
+        if fitted.status == "not significant":
+            assert not report.lift.excludes_one, report.feature.key
+            checked += 1
+        elif fitted.status == "fitted":
+            assert report.lift.excludes_one, report.feature.key
+            checked += 1
+    assert checked, "the seeded people carry traits the rules do not know"

@@ -138,8 +138,10 @@ def calibrate(dataset: Dataset, rules: Rules, settings: CalibrateSettings) -> Ca
         )
         return result
     fitted, strength = fit_points(features, x[:split], won[:split], settings)
-    for report, one in zip(reports, fitted, strict=True):
-        report.fitted = one
+    for number, (report, one) in enumerate(zip(reports, fitted, strict=True)):
+        # the evidence the proposal stands on: the training people's (fit_points decides on
+        # them whether a trait has enough carriers and whether a new one's lift excludes 1)
+        report.lift, report.fitted = lift(x[:split, number] > 0, won[:split]), one
     changes = point_changes(reports, rules)
     proposed = apply_changes(rules, changes)
     train_now = _scores(examples[:split], rules)

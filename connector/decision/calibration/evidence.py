@@ -52,7 +52,7 @@ class Lift:
 def lift(carrier: np.ndarray, won: np.ndarray) -> Lift:
     """Win rate of carriers over non-carriers (a risk ratio), with Katz's log interval; a
     half is added to every cell when one is empty, so a rare signal gets a wide interval
-    instead of an infinite one."""
+    instead of an infinite one, widened to hold the ratio itself (0 when no carrier won)."""
     a = int(np.sum(carrier & won))
     n1 = int(np.sum(carrier))
     c = int(np.sum(~carrier & won))
@@ -64,8 +64,11 @@ def lift(carrier: np.ndarray, won: np.ndarray) -> Lift:
         aa, cc, m1, m0 = aa + 0.5, cc + 0.5, m1 + 1, m0 + 1
     ratio = (aa / m1) / (cc / m0)
     spread = Z95 * math.sqrt(1 / aa - 1 / m1 + 1 / cc - 1 / m0)
+    low, high = ratio * math.exp(-spread), ratio * math.exp(spread)
     value = (a / n1) / (c / n0) if c else None
-    return Lift(n1, a, n0, c, value, ratio * math.exp(-spread), ratio * math.exp(spread))
+    if value is not None:  # the corrected interval around an uncorrected 0 (no carrier wins)
+        low, high = min(low, value), max(high, value)
+    return Lift(n1, a, n0, c, value, low, high)
 
 
 @dataclass(frozen=True)
