@@ -372,6 +372,19 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
     assert last.counts["tasks_created"] == 0 and len(adapter.tasks) == 2
 
 
+def dry_then_real(
+    adapter: MemoryAdapter, store: StateStore, now: datetime
+) -> tuple[list[str], list[str]]:
+    """The task keys a full dry run lists, and those the full run then creates, sorted."""
+    listed: list[str] = []
+    engine = SyncEngine(
+        adapter, Settings(), store, on_batch=lambda r: listed.extend(t.key for t in r.tasks)
+    )
+    engine.run(RunOptions(now=now, dry_run=True, full=True))
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=now, full=True))
+    return sorted(listed), sorted(t.key for t in adapter.tasks.values())
+
+
 def test_a_dry_run_lists_each_owed_task_once_as_the_real_run_creates_it(tmp_path):
     """Owed tasks (their creation failed last run) are listed first, as the real run creates
     them first; planned again by the same decisions, they used to be listed a second time."""
@@ -381,15 +394,8 @@ def test_a_dry_run_lists_each_owed_task_once_as_the_real_run_creates_it(tmp_path
     failed = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
     assert failed.counts["task_errors"] == 4 and not adapter.tasks
     adapter.fail_tasks = False
-    listed: list[str] = []
-    later = NOW + timedelta(hours=1)
-    engine = SyncEngine(
-        adapter, Settings(), store, on_batch=lambda r: listed.extend(t.key for t in r.tasks)
-    )
-    engine.run(RunOptions(now=later, dry_run=True, full=True))
-    SyncEngine(adapter, Settings(), store).run(RunOptions(now=later, full=True))
-    assert sorted(listed) == sorted(t.key for t in adapter.tasks.values())
-    assert len(listed) == 4
+    listed, created = dry_then_real(adapter, store, NOW + timedelta(hours=1))
+    assert listed == created and len(listed) == 4
 
 
 def test_after_a_dead_run_a_dry_run_reads_and_plans_what_the_real_run_does(tmp_path):
@@ -438,11 +444,5 @@ def test_a_dry_run_lists_an_owed_hot_call_once_though_its_episode_began_in_a_dea
     adapter.fail_tasks = False
     with store._tx() as conn:  # as a killed run leaves it
         conn.execute("UPDATE mirror_review SET hot_since = NULL")
-    listed: list[str] = []
-    later = NOW + timedelta(hours=1)
-    engine = SyncEngine(
-        adapter, Settings(), store, on_batch=lambda r: listed.extend(t.key for t in r.tasks)
-    )
-    engine.run(RunOptions(now=later, dry_run=True, full=True))
-    SyncEngine(adapter, Settings(), store).run(RunOptions(now=later, full=True))
-    assert sorted(listed) == sorted(t.key for t in adapter.tasks.values())
+    listed, created = dry_then_real(adapter, store, NOW + timedelta(hours=1))
+    assert listed == created
