@@ -172,7 +172,7 @@ class HubSpotAdapter:
         return results
 
     def setup(self) -> list[CheckResult]:
-        return create_properties(self.client, self.object_type, self.task_key_property)
+        return create_properties(self.client, self.contacts, self.task_key_property)
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
         _, body = self.client.call(

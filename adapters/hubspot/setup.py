@@ -143,11 +143,17 @@ def task_checks(fields: dict[str, FieldInfo], key_property: str) -> list[CheckRe
     return [CheckResult("task key property", found is not None and found.type == "string", detail)]
 
 
-def create_properties(client: HubSpotClient, object_type: str, task_key: str) -> list[CheckResult]:
-    """Create the group and properties that do not exist yet; never changes existing ones."""
+def create_properties(
+    client: HubSpotClient, mapping: ContactMapping, task_key: str
+) -> list[CheckResult]:
+    """Create the group and the properties the mapping owns that do not exist yet (a field
+    given up, `owned = false`, is not created); never changes existing ones."""
     results = []
+    owned = {
+        p: CONTACT_PROPERTIES[p] for p in mapping.owned.fields.values() if p in CONTACT_PROPERTIES
+    }
     for target, wanted in (
-        (object_type, CONTACT_PROPERTIES),
+        (mapping.object_type, owned),
         ("tasks", {task_key: {"label": "crm-qualify task key", **_TEXT}}),
     ):
         _, existing = client.call("GET properties", client.properties.get_all, target)

@@ -187,3 +187,13 @@ def test_a_field_owned_from_now_on_is_read_before_it_is_written(sim, store):
     assert set(flags.values()) == {"false"}
     again = engine.run(RunOptions())
     assert again.counts["read"] == 0 and again.counts["fields_written"] == 0
+
+
+def test_setup_creates_only_the_properties_of_fields_owned():
+    """The duplicate flag and group are not owned by default: setup created them anyway."""
+    with HubSpotSimulator(contacts=5, seed=2, **FAST) as sim:
+        adapter = _adapter(sim, owned_only(load_mapping("hubspot"), Settings().fields))
+        created = {c.name for c in adapter.setup() if c.detail == "created"}
+        assert "contacts.crmq_score" in created and "tasks.crmq_task_key" in created
+        assert not created & {"contacts.crmq_duplicate", "contacts.crmq_duplicate_group"}
+        assert all(c.ok for c in adapter.check())
