@@ -252,7 +252,10 @@ def _threshold_changes(
     elif settings.mql_target_share is not None:
         why = f"hands over {_pct(then)} of people (target {_pct(settings.mql_target_share)})"
     else:
-        why = f"hands over {_pct(then)} of people, as today's rules do ({_pct(today)})"
+        why = (
+            f"hands over {_pct(then)} of the training people, the nearest whole score to the"
+            f" {_pct(today)} today's rules hand over"
+        )
     changes = [Change("thresholds.mql", rules.thresholds.mql, float(threshold), why)]
     if threshold > rules.thresholds.sql:
         changes.append(
