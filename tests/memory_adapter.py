@@ -75,9 +75,13 @@ class MemoryAdapter:
         self.clock += timedelta(seconds=1)
         return self.clock
 
-    def delete(self, contact_id: str) -> None:
-        """A person deletes the record; its tasks stay (as HubSpot keeps them)."""
+    def delete(self, contact_id: str, *, with_tasks: bool = False) -> None:
+        """A person deletes the record; its tasks stay (as HubSpot keeps them), or go with it
+        (`with_tasks`, as Salesforce deletes them)."""
         del self.records[contact_id]
+        if with_tasks:
+            for crm_id in [i for i, t in self.tasks.items() if t.contact_id == contact_id]:
+                del self.tasks[crm_id]
 
     def edit_task(self, crm_id: str) -> None:
         """A salesperson adds notes to a task, some minutes after it was created."""

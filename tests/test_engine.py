@@ -446,3 +446,45 @@ def test_a_dry_run_lists_an_owed_hot_call_once_though_its_episode_began_in_a_dea
         conn.execute("UPDATE mirror_review SET hot_since = NULL")
     listed, created = dry_then_real(adapter, store, NOW + timedelta(hours=1))
     assert listed == created
+
+
+@pytest.mark.parametrize("tasks_go_too", [True, False], ids=["salesforce", "hubspot"])
+def test_open_follow_ups_that_went_with_a_deleted_record_are_owed_to_the_person(
+    tmp_path, tasks_go_too
+):
+    """The person's survivor got its hot call and hand-off, then a person deleted it: on
+    Salesforce its tasks go with it. The open ones are owed again, same keys, to the record
+    left; a completed one is not; on HubSpot (tasks kept) nothing is created again."""
+    older, newer = hot_contact("a"), cold_contact("b")
+    older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
+    newer.email = older.email
+    adapter = MemoryAdapter([older, newer])
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    made = {t.kind: crm_id for crm_id, t in adapter.tasks.items()}
+    assert set(made) == {"hot_call", "mql_handoff"}
+    adapter.completed_tasks.add(made["mql_handoff"])  # taken over: done, read next run
+    adapter.human_edit("a", grade="B1")
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(hours=1)))
+    keys = {t.kind: t.key for t in adapter.tasks.values()}
+    adapter.delete("a", with_tasks=tasks_go_too)
+    later = NOW + timedelta(hours=2)
+    full = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later, full=True))
+    assert full.counts["records_gone"] == 1
+    listed: list[tuple[str, str]] = []
+    SyncEngine(
+        adapter,
+        Settings(),
+        store,
+        on_batch=lambda r: listed.extend((t.contact_id, t.key) for t in r.tasks),
+    ).run(RunOptions(now=later + timedelta(hours=1), dry_run=True))
+    again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=1)))
+    assert again.status == "ok", again.errors
+    on_b = {t.kind: t.key for t in adapter.tasks.values() if t.contact_id == "b"}
+    assert sorted(listed) == sorted(("b", key) for key in on_b.values()), "the dry run too"
+    if tasks_go_too:
+        assert on_b == {"hot_call": keys["hot_call"]}, "the open call, not the completed hand-off"
+    else:
+        assert on_b == {} and again.counts["tasks_created"] == 0
+    last = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=2)))
+    assert last.counts["tasks_created"] == 0

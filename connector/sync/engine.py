@@ -74,6 +74,8 @@ from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
+    RECHECK_KEY,
+    TASK_CREATED,
     TASK_OWED,
     TASK_PENDING,
     WRITE_ACKED,
@@ -345,6 +347,7 @@ class SyncEngine:
             owed = without_gone_follow_ups(
                 owed, self.adapter, self.store, self.instance, summary.counts, dry_run=True
             )
+            owed += self._to_the_person(self._gone_with_their_record())
             if owed:
                 report = BatchReport(tasks=owed)
                 summary.counts["tasks_planned"] += len(owed)
@@ -353,10 +356,23 @@ class SyncEngine:
                     self.on_batch(report)
             return
         self._settle_pending_tasks(summary)
+        self._owe_to_the_person(self._gone_with_their_record(), summary.counts)
+        self.store.delete_meta(self.instance, RECHECK_KEY)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
             log.info("creating %d owed task(s) left by earlier runs", len(owed))
             self._create_owed(owed, summary, now)
+
+    def _gone_with_their_record(self) -> list[PlannedTask]:
+        """Open follow-ups of records that left the mirror as deleted (`StateStore.rechecks`)
+        that the CRM no longer has: they went with their record (Salesforce deletes a record's
+        tasks; HubSpot keeps them)."""
+        keys = self.store.rechecks(self.instance)
+        if not keys:
+            return []
+        found = look_up(self.adapter, keys)
+        vanished = [key for key in keys if key not in found]
+        return self.store.owed_tasks(self.instance, vanished, TASK_CREATED)
 
     def _finish_writes_in_flight(self, summary: RunSummary) -> None:
         """A dead run's writes that the CRM accepted but applies later land before its open
@@ -531,6 +547,10 @@ class SyncEngine:
             return
         if options.limit is not None or self.stop.is_set():
             return
+        unseen = self.store.mirror.unseen(self.instance, self._full_read)
+        self.store.to_recheck(
+            self.instance, self.store.mirror.open_follow_ups(self.instance, unseen)
+        )
         gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
         self.people.prune(self.instance)
         self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
@@ -1267,26 +1287,30 @@ class SyncEngine:
         record, after which no hand-off would be due."""
         if not dropped:
             return
-        persons = {person for task in dropped if (person := task_person(task.key))}
-        left = self.people.stored(self.instance, self.people.members(self.instance, persons))
-        survivors = {person.key: person.survivor for person in left.values()}
-        moved, orphans = [], []
-        for task in dropped:
-            survivor = survivors.get(task_person(task.key) or "")
-            if survivor is None:
-                orphans.append(task.key)
-                continue
-            moved.append(replace(task, object_type=survivor[0], contact_id=survivor[1]))
+        moved = self._to_the_person(dropped)
         self.store.retarget_tasks(self.instance, moved)
-        self.store.forget_tasks(self.instance, orphans)
+        orphans = {task.key for task in dropped} - {task.key for task in moved}
+        self.store.forget_tasks(self.instance, sorted(orphans))
         counts["tasks_planned_again"] += len(moved)
         log.info(
-            "%d task(s) refused, their record being gone: %d owed to another record of the"
-            " person, %d with no record left",
+            "%d task(s) whose record is gone: %d owed to another record of the person,"
+            " %d with no record left",
             len(dropped),
             len(moved),
             len(orphans),
         )
+
+    def _to_the_person(self, tasks: list[PlannedTask]) -> list[PlannedTask]:
+        """Copies of `tasks` on the survivor of their person's records in the identity index
+        (those of a person with no record left are left out)."""
+        persons = {person for task in tasks if (person := task_person(task.key))}
+        left = self.people.stored(self.instance, self.people.members(self.instance, persons))
+        survivors = {person.key: person.survivor for person in left.values()}
+        return [
+            replace(task, object_type=survivor[0], contact_id=survivor[1])
+            for task in tasks
+            if (survivor := survivors.get(task_person(task.key) or "")) is not None
+        ]
 
     @staticmethod
     def _task_failed(
@@ -1309,6 +1333,8 @@ class SyncEngine:
         that went through cleanly leaves both lists, and a record the CRM no longer has
         leaves the mirror and the identity index too (a full read would drop it)."""
         if problems.gone:
+            held = self.store.mirror.open_follow_ups(self.instance, problems.gone)
+            self.store.to_recheck(self.instance, held)
             self.store.mirror.forget(self.instance, problems.gone)
             self.people.forget(self.instance, problems.gone)
             self.store.clear_retries(self.instance, problems.gone)

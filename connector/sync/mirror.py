@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from crm_qualify.connector.decision.planning import task_kind
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 
 if TYPE_CHECKING:
@@ -147,6 +148,15 @@ def owned_patch(values: Mapping[str, Any]) -> str:
 def written_patch(values: Mapping[str, Any]) -> str:
     """`REMEMBER_WRITTEN`'s parameter: each value in a list, so a written null stays a value."""
     return json.dumps({k: [v] for k, v in values.items()})
+
+
+_UNSEEN = (
+    " AND read_at < ? AND (write_acked_at IS NULL OR write_acked_at < ?)"
+    " AND NOT EXISTS (SELECT 1 FROM retries r WHERE r.instance = mirror.instance"
+    " AND r.object_type = mirror.object_type AND r.contact_id = mirror.contact_id)"
+)
+"""A mirrored record a full read begun at the first `?` did not return (nor our writes
+reach since the second), unless waiting for a re-read: gone from the CRM."""
 
 
 class Mirror:
@@ -431,6 +441,25 @@ class Mirror:
             after = (rows[-1][0], rows[-1][1])
             yield [Contact.model_validate_json(row[2]) for row in rows]
 
+    def open_follow_ups(self, instance: str, keys: Sequence[Key]) -> list[str]:
+        """The keys of our follow-ups these records held open when last read: a record
+        deleted in the CRM may take them with it (Salesforce deletes a record's tasks)."""
+        return [
+            task.key
+            for mirrored in self.by_keys(instance, keys).values()
+            for task in mirrored.contact.tasks
+            if task.key and task_kind(task.key) and task.is_open
+        ]
+
+    def unseen(self, instance: str, full_read_started: datetime) -> list[Key]:
+        """The records `prune_unseen` would drop now."""
+        since = _iso(full_read_started)
+        rows = self._store._query(
+            f"SELECT object_type, contact_id FROM mirror WHERE instance = ?{_UNSEEN}",
+            (instance, since, since),
+        )
+        return [(row[0], row[1]) for row in rows]
+
     def prune_unseen(self, instance: str, full_read_started: datetime) -> int:
         """After a complete full read: records it did not return are gone from the CRM
         (deleted or merged). Records waiting for a re-read, and records our writes reached
@@ -438,11 +467,7 @@ class Mirror:
         since = _iso(full_read_started)
         with self._store._tx() as conn:
             cursor = conn.execute(
-                "DELETE FROM mirror WHERE instance = ? AND read_at < ?"
-                " AND (write_acked_at IS NULL OR write_acked_at < ?)"
-                " AND NOT EXISTS (SELECT 1 FROM retries r WHERE r.instance = mirror.instance"
-                " AND r.object_type = mirror.object_type AND r.contact_id = mirror.contact_id)",
-                (instance, since, since),
+                f"DELETE FROM mirror WHERE instance = ?{_UNSEEN}", (instance, since, since)
             )
             gone = cursor.rowcount
             if gone:

@@ -147,6 +147,8 @@ TASK_CLOSED = "closed"
 TASK_GONE = "gone"
 """No longer in the CRM (a person deleted it), or an escalation of such a follow-up: never
 created again, never escalated, not counted in the follow-up SLA."""
+RECHECK_KEY = "follow_ups_to_recheck"
+"""Meta key: follow-ups whose record left the mirror as deleted while they were open."""
 
 
 @dataclass(frozen=True)
@@ -770,19 +772,32 @@ class StateStore:
         )
         return [PlannedTask.from_json(json.loads(row[0])) for row in rows if row[0]]
 
-    def owed_tasks(self, instance: str, keys: Sequence[str]) -> list[PlannedTask]:
-        """Those of `keys` still owed, from their saved payloads, in the order of `keys`: a
-        key created or sent since it was planned is not handed back."""
+    def owed_tasks(
+        self, instance: str, keys: Sequence[str], status: str = TASK_OWED
+    ) -> list[PlannedTask]:
+        """Those of `keys` still owed (or in `status`), from their saved payloads, in the
+        order of `keys`: a key created or sent since it was planned is not handed back."""
         found: dict[str, PlannedTask] = {}
         for chunk in _chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             rows = self._query(
                 f"SELECT key, payload FROM tasks WHERE instance = ? AND status = ?"
                 f" AND key IN ({marks}) AND payload IS NOT NULL",
-                [instance, TASK_OWED, *chunk],
+                [instance, status, *chunk],
             )
             found.update((key, PlannedTask.from_json(json.loads(payload))) for key, payload in rows)
         return [found[key] for key in keys if key in found]
+
+    def to_recheck(self, instance: str, keys: Sequence[str]) -> None:
+        """Follow-ups a record held open when it left the mirror as deleted: the next run
+        asks the CRM whether they went with it (`rechecks`)."""
+        if keys:
+            known = json.loads(self.get_meta(instance, RECHECK_KEY) or "[]")
+            self.set_meta(instance, RECHECK_KEY, json.dumps(sorted({*known, *keys})))
+
+    def rechecks(self, instance: str) -> list[str]:
+        """The follow-up keys `to_recheck` queued; cleared with `delete_meta`."""
+        return json.loads(self.get_meta(instance, RECHECK_KEY) or "[]")
 
     def count_tasks(self, instance: str, status: str) -> int:
         """How many task keys are in one state (for logs and /metrics: no payloads read)."""
@@ -804,12 +819,12 @@ class StateStore:
             )
 
     def retarget_tasks(self, instance: str, tasks: Sequence[PlannedTask]) -> None:
-        """Tasks refused because their record is gone, owed again under the same keys on the
-        record given (another record of the person), for the next run to create."""
+        """Tasks refused because their record is gone, or that went with it, owed again under
+        the same keys on the record given (another record of the person), for the next run."""
         with self._tx() as conn:
             conn.executemany(
                 "UPDATE tasks SET object_type = ?, contact_id = ?, payload = ?, status = 'owed'"
-                " WHERE instance = ? AND key = ? AND status IN ('owed', 'pending')",
+                " WHERE instance = ? AND key = ? AND status IN ('owed', 'pending', 'created')",
                 [
                     (t.object_type, t.contact_id, json.dumps(t.to_json()), instance, t.key)
                     for t in tasks
