@@ -346,12 +346,7 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
     refuses its task (without saying why, as HubSpot refuses an association to a deleted
     contact). The task is owed again on the other record, and the next run creates it there:
     the hand-off too, although that run finds the record at MQL already."""
-    older, newer = cold_contact("a"), cold_contact("b")
-    older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
-    newer.email = older.email
-    adapter = MemoryAdapter([older, newer])
-    store = StateStore(tmp_path / "state.sqlite")
-    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    adapter, store = one_person_synced(tmp_path, cold_contact("a"))
     adapter.delete("a")
     adapter.records["b"].events = hot_contact().events
     adapter.records["b"].updated_at = adapter._tick()
@@ -370,6 +365,18 @@ def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_othe
     assert all(":contact:a:" in f":{t.key}:" for t in adapter.tasks.values()), "same keys"
     last = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=2)))
     assert last.counts["tasks_created"] == 0 and len(adapter.tasks) == 2
+
+
+def one_person_synced(tmp_path, older: Contact) -> tuple[MemoryAdapter, StateStore]:
+    """`older` and a newer record "b" of the same person (one mailbox), synced once: `older`
+    is the survivor, which the person's follow-ups go to."""
+    newer = cold_contact("b")
+    older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
+    newer.email = older.email
+    adapter = MemoryAdapter([older, newer])
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    return adapter, store
 
 
 def dry_then_real(
@@ -455,12 +462,7 @@ def test_open_follow_ups_that_went_with_a_deleted_record_are_owed_to_the_person(
     """The person's survivor got its hot call and hand-off, then a person deleted it: on
     Salesforce its tasks go with it. The open ones are owed again, same keys, to the record
     left; a completed one is not; on HubSpot (tasks kept) nothing is created again."""
-    older, newer = hot_contact("a"), cold_contact("b")
-    older.created_at, newer.created_at = NOW - timedelta(days=9), NOW - timedelta(days=3)
-    newer.email = older.email
-    adapter = MemoryAdapter([older, newer])
-    store = StateStore(tmp_path / "state.sqlite")
-    assert SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    adapter, store = one_person_synced(tmp_path, hot_contact("a"))
     made = {t.kind: crm_id for crm_id, t in adapter.tasks.items()}
     assert set(made) == {"hot_call", "mql_handoff"}
     adapter.completed_tasks.add(made["mql_handoff"])  # taken over: done, read next run
