@@ -153,3 +153,41 @@ def test_a_follow_up_for_a_record_deleted_since_goes_to_the_persons_other_record
     assert any(key.endswith(":mql_handoff") for key in keys), "the hand-off is not lost"
     last = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
     assert last.counts["tasks_created"] == 0 and sorted(ours(left)) == sorted(keys)
+
+
+def test_a_follow_up_deleted_with_its_record_is_created_again_on_the_persons_other(sim, store):
+    """The person's survivor Lead already has its hot call and hand-off; a person deletes the
+    Lead, and Salesforce deletes its tasks with it. After the next full read, the open ones
+    are owed to the record left and created there, same keys; then nothing more."""
+    earlier = datetime.now(UTC) - timedelta(days=30)
+    person = {"FirstName": "Ada", "LastName": "Quist", "Email": "ada@initech.example",
+              "Company": "Initech", "Title": "CTO", "Status": "Open - Not Contacted"}  # fmt: skip
+    now = datetime.now(UTC)
+    asked = [c for c in sim.org.live("Campaign") if c["Name"] in DEMO_AND_QUOTE]
+    with sim.org.lock:
+        survivor = sim.org.insert("Lead", person, earlier)["Id"]
+        left = sim.org.insert("Lead", person, earlier + timedelta(days=1))["Id"]
+        for campaign in asked:
+            sim.org.insert("CampaignMember", {"CampaignId": campaign["Id"], "LeadId": survivor,
+                                              "Status": "Responded", "HasResponded": True,
+                                              "FirstRespondedDate": now.date().isoformat()},
+                           now - timedelta(hours=1))  # fmt: skip
+    config = settings()
+
+    def ours(who: str) -> list[str]:
+        return sorted(t["CRMQ_Task_Key__c"] for t in sim.org.live("Task")
+                      if t.get("WhoId") == who and t.get("CRMQ_Task_Key__c"))  # fmt: skip
+
+    assert SyncEngine(make_adapter(sim), config, store).run(RunOptions()).status == "ok"
+    keys = ours(survivor)
+    assert len(keys) == 2 and ours(left) == []
+    with sim.org.lock:
+        sim.org.delete("Lead", survivor, datetime.now(UTC))
+    assert ours(survivor) == [], "gone with the Lead"
+    full = SyncEngine(make_adapter(sim), config, store).run(RunOptions(full=True))
+    assert full.status == "ok" and full.counts["records_gone"] == 1
+    again = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+    assert again.status == "ok", again.errors
+    assert ours(left) == keys
+    last = SyncEngine(make_adapter(sim), config, store).run(RunOptions())
+    assert last.counts["tasks_created"] == 0 and ours(left) == keys

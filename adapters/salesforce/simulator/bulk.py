@@ -498,7 +498,7 @@ class Bulk:
             if hit is None or hit[0] != sobject or hit[1]["IsDeleted"]:
                 problem = _error("ENTITY_IS_DELETED", "entity is deleted")
             else:
-                sim._save(sobject, {"IsDeleted": True}, datetime.now(UTC), hit[1]["Id"])
+                sim.org.delete(sobject, hit[1]["Id"], datetime.now(UTC), sim.org.integration_user)
                 job.successes.append([hit[1]["Id"], "false", *row])
                 return
         if problem is None and job.operation == "upsert" and job.external_id != "Id":

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from .errors import ApiError
+from .org import ACTIVITY_LINKS
 from .schema import OBJECTS
 from .soap import ENVELOPE
 
@@ -34,13 +35,7 @@ if TYPE_CHECKING:
 MERGEABLE = ("Lead", "Contact", "Account")
 MAX_REQUESTS = 200
 CHILD_LINKS = {
-    "Lead": (("Task", "WhoId"), ("Event", "WhoId"), ("CampaignMember", "LeadId")),
-    "Contact": (
-        ("Task", "WhoId"),
-        ("Event", "WhoId"),
-        ("CampaignMember", "ContactId"),
-        ("OpportunityContactRole", "ContactId"),
-    ),
+    **ACTIVITY_LINKS,
     "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
 }
 """What each mergeable object's related records point at it by."""

@@ -89,6 +89,19 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+ACTIVITY_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Lead": (("Task", "WhoId"), ("Event", "WhoId"), ("CampaignMember", "LeadId")),
+    "Contact": (
+        ("Task", "WhoId"),
+        ("Event", "WhoId"),
+        ("CampaignMember", "ContactId"),
+        ("OpportunityContactRole", "ContactId"),
+    ),
+}
+"""A person's rows in other objects, by the field that names them: what a merge moves to the
+master and a delete takes with it."""
+
+
 class Org:
     """Records by object type and id; `lock` guards every read and write."""
 
@@ -142,6 +155,15 @@ class Org:
         record["LastModifiedDate"] = record["SystemModstamp"] = iso(at)
         record["LastModifiedById"] = by or self.ui_user or record["LastModifiedById"]
         self.writes += 1
+
+    def delete(self, sobject: str, record_id: str, at: datetime, by: str = "") -> None:
+        """To the recycle bin, with what Salesforce deletes with a person: their tasks and
+        events (`WhoId`), campaign memberships and contact roles."""
+        self.update(sobject, record_id, {"IsDeleted": True}, at, by)
+        for child, link in ACTIVITY_LINKS.get(sobject, ()):
+            for row in list(self.live(child)):
+                if row.get(link) == record_id:
+                    self.update(child, row["Id"], {"IsDeleted": True}, at, by)
 
     def find(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
         """The record with this id: 18 characters, or the case-sensitive 15-character form."""

@@ -315,9 +315,7 @@ class Writes:
 
     def delete_one(self, sobject: str, record_id: str) -> None:
         self._live(sobject, record_id)
-        self.org.update(
-            sobject, record_id, {"IsDeleted": True}, datetime.now(UTC), self.org.integration_user
-        )
+        self.org.delete(sobject, record_id, datetime.now(UTC), self.org.integration_user)
         self.stats.wrote(1)
 
     def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
@@ -344,13 +342,7 @@ class Writes:
                 error = _error("ENTITY_IS_DELETED", "entity is deleted")
                 results.append({"id": record_id, "success": False, "errors": [error]})
                 continue
-            self.org.update(
-                hit[0],
-                record_id,
-                {"IsDeleted": True},
-                datetime.now(UTC),
-                self.org.integration_user,
-            )
+            self.org.delete(hit[0], record_id, datetime.now(UTC), self.org.integration_user)
             results.append({"id": record_id, "success": True, "errors": []})
         self.stats.wrote(sum(1 for r in results if r["success"]))
         return results
