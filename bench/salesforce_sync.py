@@ -28,6 +28,7 @@ from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.accounts import AccountMapping, business_domain, statements
 from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
+from crm_qualify.adapters.salesforce.simulator.org import ACTIVITY_LINKS
 from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, converted_leads, in_chunks
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping
 from crm_qualify.connector.ops.allocator import tune_malloc
@@ -56,16 +57,9 @@ UPSERTED = "GET jobs/ingest/{id}/successfulResults"
 (rollback deletes by it) and no other request of the run brings back."""
 KEY = "CRMQ_Task_Key__c"
 SWEPT = ("Task", "Event", "CampaignMember", "OpportunityContactRole", "Opportunity")
-CHILDREN = {
-    "Lead": (("Task", "WhoId"), ("Event", "WhoId"), ("CampaignMember", "LeadId")),
-    "Contact": (
-        ("Task", "WhoId"),
-        ("Event", "WhoId"),
-        ("CampaignMember", "ContactId"),
-        ("OpportunityContactRole", "ContactId"),
-    ),
-}
-"""What is read with each person (a child row counts toward the page like its parent)."""
+CHILDREN = ACTIVITY_LINKS
+"""What is read with each person, the org's rows naming them (a child row counts toward the
+page like its parent)."""
 
 FORMULA = """\
 minimum = L + K + R + A + V + S + E + W(U) + W(T)

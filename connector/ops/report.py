@@ -537,7 +537,7 @@ def _moved_on(contact: Contact) -> bool:
 def _calls(contact: Contact) -> list[ExistingTask]:
     """Our call tasks on the contact, the latest due last."""
     return sorted(
-        (t for t in contact.tasks if t.key and ":hot_call" in t.key and ":escalation" not in t.key),
+        (t for t in contact.tasks if task_kind(t.key) == "hot_call"),
         key=lambda t: t.due or datetime.min.replace(tzinfo=UTC),
     )
 

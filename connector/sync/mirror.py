@@ -448,7 +448,7 @@ class Mirror:
             task.key
             for mirrored in self.by_keys(instance, keys).values()
             for task in mirrored.contact.tasks
-            if task.key and task_kind(task.key) and task.is_open
+            if task_kind(task.key) and task.is_open
         ]
 
     def unseen(self, instance: str, full_read_started: datetime) -> list[Key]:
