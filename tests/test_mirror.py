@@ -4,7 +4,7 @@ with no read of them; own writes are known without a read; a full read drops del
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from crm_qualify.connector.decision.rules import Rules
@@ -217,6 +217,30 @@ def test_records_needing_attention_wait_for_their_backoff_not_every_run(store):
         for m in chunk
     ]
     assert sorted(waiting) == ["c1", "c2"], "the refused record waits for its re-read"
+
+
+def test_meeting_a_refused_record_again_before_its_retry_is_no_attempt(store):
+    """Each run within the read's look-back met the record again and counted an attempt: five
+    runs in six minutes pushed its retry from an hour to a day away."""
+    refusal = [("contact", "8", "cq_score", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")]
+    fingerprints = {"contact": "f1"}
+    store.add_attention("default", refusal, fingerprints, NOW)
+    for minutes in (1, 3, 5):
+        store.add_attention("default", refusal, fingerprints, NOW + timedelta(minutes=minutes))
+    (record,) = store.attention("default")
+    assert (record.attempts, record.next_at) == (1, _at(NOW + timedelta(hours=1)))
+
+    store.add_attention("default", refusal, fingerprints, NOW + timedelta(hours=1))
+    (retried,) = store.attention("default")
+    assert retried.attempts == 2, "met at its retry: an attempt"
+    assert retried.next_at == _at(NOW + timedelta(hours=3))
+
+    store.add_attention("default", refusal, {"contact": "f2"}, NOW + timedelta(hours=1, minutes=5))
+    assert store.attention("default")[0].attempts == 3, "a new configuration tried it again"
+
+
+def _at(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
 
 
 def test_only_contacts_whose_decision_can_have_moved_are_decided_again(store):

@@ -897,23 +897,30 @@ class StateStore:
     ) -> None:
         """(object_type, contact_id, CRM field, reason) of records whose error is not
         transient. Retried after a configuration or schema change (`fingerprints`, per object
-        type), and on a backoff that doubles from one hour to a week."""
+        type), and on a backoff that doubles from one hour to a week.
+
+        Only a retry counts as an attempt: met again before its backoff is over, under the
+        same configuration (the read's look-back window, or a person's edit that left the
+        value bad), a record keeps its attempts and its next retry, so the backoff is the one
+        the docs give whatever the schedule."""
         if not records:
             return
         rows = self._query(
-            "SELECT object_type, contact_id, attempts FROM retries WHERE instance = ?"
-            " AND transient = 0",
+            "SELECT object_type, contact_id, attempts, next_at, fingerprint FROM retries"
+            " WHERE instance = ? AND transient = 0",
             (instance,),
         )
-        attempts = {(r[0], r[1]): r[2] for r in rows}
+        known = {(r[0], r[1]): r[2:] for r in rows}
+        moment = _text(now)
         values = []
         for obj, cid, field, reason in records:
-            tries = attempts.get((obj, cid), 0) + 1
-            wait = min(3600 * 2 ** (tries - 1), 7 * 86400)
-            next_at = _text(datetime.fromtimestamp(now.timestamp() + wait, UTC))
-            values.append(
-                (instance, obj, cid, reason, _now(), field, tries, next_at, fingerprints.get(obj))
-            )
+            fingerprint = fingerprints.get(obj)
+            tries, next_at, seen = known.get((obj, cid), (0, None, None))
+            if next_at is None or next_at <= moment or seen != fingerprint:
+                tries += 1
+                wait = min(3600 * 2 ** (tries - 1), 7 * 86400)
+                next_at = _text(datetime.fromtimestamp(now.timestamp() + wait, UTC))
+            values.append((instance, obj, cid, reason, _now(), field, tries, next_at, fingerprint))
         with self._tx() as conn:
             conn.executemany(
                 "INSERT INTO retries (instance, object_type, contact_id, reason, since,"
