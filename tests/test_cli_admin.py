@@ -155,8 +155,6 @@ NOW = "2026-11-22T12:00:00Z"
     [
         ["runs"],
         ["runs", "--json"],
-        ["report"],
-        ["report", "--json"],
         ["errors"],
         ["errors", "--json"],
     ],
@@ -172,6 +170,23 @@ def test_read_only_commands_say_there_are_no_runs_and_create_nothing(tmp_path, c
     if "--json" in argv:
         assert captured.out == "", "nothing a JSON reader would choke on"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["report", "duplicates"])
+def test_a_report_without_a_state_file_is_the_empty_report_and_creates_no_state(
+    tmp_path, capsys, command
+):
+    """`--html` wrote nothing and `--json` printed nothing, exit 0: a scheduled job kept
+    yesterday's page, and a JSON reader got no input."""
+    assert main([command, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["records" if command == "duplicates" else "contacts"] == 0
+    assert "no runs yet for instance default" in captured.err
+    page = tmp_path / "page.html"
+    assert main([command, "--html", str(page)]) == 0
+    assert "no runs yet for instance default" in capsys.readouterr().out
+    assert page.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert list(tmp_path.iterdir()) == [page], "no state file created"
 
 
 def test_a_rollback_without_a_state_file_creates_none(tmp_path, capsys):

@@ -26,6 +26,7 @@ from crm_qualify.connector.ops.report import (
     hot_notes,
     stage_rows,
     text_report,
+    who_from_subject,
 )
 from crm_qualify.connector.ops.report_html import TEMPERATURE_COLORS, html_report
 from crm_qualify.connector.sync.people import People
@@ -418,3 +419,21 @@ def test_hot_leads_list_a_person_once_and_never_a_customer_with_a_custom_stage(t
     assert [lead.record for lead in report.hot] == ["contact/r1"]
     assert report.hot_same_person == 2 and report.hot_past_funnel == 1
     assert any("2 more are other records of a listed person" in n for n in hot_notes(report))
+
+
+def test_a_hot_lead_is_named_as_the_crm_showed_it_at_the_last_read(tmp_path):
+    """The name came from our call task's subject: a contact renamed since showed its old
+    name, and a company with brackets ("Acme (UK) Ltd") was lost into the name."""
+    store = trail(tmp_path / "s.sqlite")
+    renamed = Contact(
+        id="a", first_name="Ada", last_name="King", company="Acme (UK) Ltd",
+        tasks=[our_task(A_RECALL, NOW - 30 * HOUR)],
+    )  # fmt: skip
+    mirror(store, [renamed])
+    (lead,) = build_report(store, "default", NOW).hot
+    assert (lead.name, lead.company) == ("Ada King", "Acme (UK) Ltd")
+
+
+def test_a_company_with_brackets_is_read_back_from_a_call_subject():
+    subject = "Call hot lead Zoë Davis (Acme (UK) Ltd) within 24 h"
+    assert who_from_subject(subject, "contact/1") == ("Zoë Davis", "Acme (UK) Ltd")

@@ -15,10 +15,14 @@ from html import escape, unescape
 from pathlib import Path
 
 import pytest
+from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.model import Contact
+from crm_qualify.connector.ops.duplicates_report import build_duplicates
+from crm_qualify.connector.ops.duplicates_report import html_report as duplicates_html
 from crm_qualify.connector.ops.report import build_report
 from crm_qualify.connector.ops.report_html import html_report
 
-from tests.test_report import NOW, trail
+from tests.test_report import NOW, mirror, trail
 
 CHROMIUM = next(
     (
@@ -127,3 +131,29 @@ def test_a_phone_screenshot(tmp_path, report_html):
     header = shot.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (375, 900)
+
+
+def test_long_unbroken_names_wrap_on_a_phone_and_a_desktop(tmp_path):
+    """An 80-letter name squeezed the reasons to a word a line on a desktop and made the page
+    scroll sideways on a phone; the duplicates page clipped its columns at 1,400 px."""
+    long_name, long_company = "Emily" + "y" * 75, "Averyvery" + "long" * 15 + " GmbH"
+    store = trail(tmp_path / "s.sqlite")
+    mirror(
+        store,
+        [Contact(id="a", first_name=long_name, last_name="Weber", company=long_company)],
+    )
+    report = html_report(build_report(store, "default", NOW))
+    store.close()
+    people = [
+        Contact(
+            id=f"00Q5g00000{n}0787EAA", object_type="Lead", email=f"{long_name}@example.com",
+            first_name=long_name, last_name="Weber", company=long_company,
+        )
+        for n in range(2)
+    ]  # fmt: skip
+    duplicates = duplicates_html(build_duplicates([people], IdentityRules()))
+    for page in (report, duplicates):
+        for width in (1400, 375):
+            facts = rendered(tmp_path, page, width)
+            assert facts["scroll"] <= facts["width"], f"runs off the right edge at {width} px"
+            assert long_name in facts["text"]

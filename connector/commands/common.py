@@ -56,6 +56,15 @@ def state_missing(settings: Settings, *, quiet_stdout: bool = False) -> bool:
     return True
 
 
+def state_or_empty(settings: Settings, *, quiet_stdout: bool = False) -> str:
+    """The state file a report reads, or ':memory:' (an empty store, and `state_missing`'s
+    line) when there is none yet: a scheduled --html or --json still replaces yesterday's page
+    with today's empty one, and no state file is created."""
+    if state_missing(settings, quiet_stdout=quiet_stdout):
+        return ":memory:"
+    return settings.sync.state_path
+
+
 def settings_or_exit(args: argparse.Namespace) -> Settings:
     """Load configuration or print every problem and exit 2, before any API call. Logging is
     configured from it, with every secret it holds registered for masking."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from crm_qualify.connector.commands.common import (
     add_config_argument,
     settings_or_exit,
-    state_missing,
+    state_or_empty,
 )
 from crm_qualify.connector.ops.duplicates_report import (
     build_duplicates,
@@ -40,9 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
-    if state_missing(settings, quiet_stdout=args.json):
-        return 0
-    store = StateStore(settings.sync.state_path)
+    state = state_or_empty(settings, quiet_stdout=args.json)
+    store = StateStore(state)
     try:
         report = build_duplicates(store.mirrored_contacts(settings.crm.instance), settings.identity)
     finally:

@@ -12,7 +12,7 @@ from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
     settings_or_exit,
-    state_missing,
+    state_or_empty,
 )
 from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.ops.progress import Progress
@@ -44,8 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
-    if state_missing(settings, quiet_stdout=args.json):
-        return 0
+    state = state_or_empty(settings, quiet_stdout=args.json)
     now = datetime.now(UTC)
     snapshot = None
     if args.from_crm:
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         finally:
             progress.finish()
-    store = StateStore(settings.sync.state_path)
+    store = StateStore(state)
     try:
         report = build_report(store, settings.crm.instance, now, snapshot, settings.rules.followup)
     finally:

@@ -161,10 +161,15 @@ def assign_owner(contact: Contact, followup: FollowUpRules) -> str | None:
     return None
 
 
-def _who(contact: Contact) -> str:
+def display_name(contact: Contact) -> str:
+    """How a salesperson knows the contact: the name, else the email, else the record."""
     first, last = contact.first_name, contact.last_name
     name = f"{first} {last}" if first and last else first or last
-    who = name or contact.email or contact.label
+    return name or contact.email or contact.label
+
+
+def _who(contact: Contact) -> str:
+    who = display_name(contact)
     company = contact.company
     return f"{who} ({company})" if company else who
 

@@ -134,25 +134,27 @@ def html_report(report: DuplicatesReport) -> str:
     for group in report.groups:
         members = "".join(
             f"<tr{' class=total' if member == group.survivor else ''}>"
-            f"<td class=left>{'keep' if member == group.survivor else ''}</td>"
-            f"<td class=left>{escape(':'.join(member))}</td>"
-            f"<td class=left>{escape(report.shown[member].name)}</td>"
-            f"<td class=left>{escape(report.shown[member].email or '')}</td>"
-            f"<td class=left>{escape(report.shown[member].company or '')}</td>"
-            f"<td>{escape((report.shown[member].created_at or '')[:10])}</td></tr>"
+            f"<td class='left nowrap' data-label=keep>"
+            f"{'keep' if member == group.survivor else 'no'}</td>"
+            f"{_record_cells(member, report.shown[member])}"
+            f"<td class=left data-label=email>{escape(report.shown[member].email or '')}</td>"
+            f"<td class=left data-label=company>"
+            f"{escape(report.shown[member].company or '')}</td></tr>"
             for member in group.members
         )
         rows.append(
-            f"<h3>{escape(group.id)} <span class=sub>confidence {group.confidence:.2f},"
-            f" {escape(', '.join(group.rules))}</span></h3><div class=scroll><table>"
-            "<tr><th></th><th class=left>record</th><th class=left>name</th>"
-            "<th class=left>email</th><th class=left>company</th>"
-            f"<th>created</th></tr>{members}</table></div>"
+            f"<h3>{escape(_heading(report.shown[group.survivor]))} <span class=sub>group"
+            f" {escape(group.id)}, confidence {group.confidence:.2f},"
+            f" {escape(', '.join(group.rules))}</span></h3><table class=cards>"
+            "<tr><th class=left>keep</th><th class=left>record</th><th class=left>name</th>"
+            "<th>created</th><th class=left>email</th><th class=left>company</th></tr>"
+            f"{members}</table>"
         )
     flagged = "".join(
-        f"<tr><td class=left>{escape(':'.join(key))}</td>"
-        f"<td class=left>{escape(report.shown[key].email or '')}</td>"
-        f"<td class=why>{escape('; '.join(flag.reason for flag in flags))}</td></tr>"
+        f"<tr>{_record_cells(key, report.shown[key])}"
+        f"<td class=left data-label=email>{escape(report.shown[key].email or '')}</td>"
+        f"<td class=why data-label=why>{escape('; '.join(flag.reason for flag in flags))}"
+        "</td></tr>"
         for key, flags in report.flagged
     )
     return (
@@ -171,9 +173,9 @@ def html_report(report: DuplicatesReport) -> str:
         f"<h2>Groups</h2>{''.join(rows) or '<p>None.</p>'}"
         "<h2>Flagged records</h2>"
         + (
-            "<div class=scroll><table><tr><th>record</th><th class=left>email</th>"
-            "<th class=left>why</th></tr>"
-            f"{flagged}</table></div>"
+            "<table class=cards><tr><th class=left>record</th><th class=left>name</th>"
+            "<th>created</th><th class=left>email</th><th class=left>why</th></tr>"
+            f"{flagged}</table>"
             if flagged
             else "<p>None.</p>"
         )
@@ -194,3 +196,17 @@ def _line(key: Key, shown: Shown) -> str:
     if shown.created_at:
         parts.append(f"created {shown.created_at[:10]}")
     return "  ".join(parts)
+
+
+def _record_cells(key: Key, shown: Shown) -> str:
+    """Record, name and creation day: the cells a person recognises a record by."""
+    return (
+        f"<td class=left data-label=record>{escape(':'.join(key))}</td>"
+        f"<td class=left data-label=name>{escape(shown.name)}</td>"
+        f"<td class=nowrap data-label=created>{escape((shown.created_at or '')[:10])}</td>"
+    )
+
+
+def _heading(survivor: Shown) -> str:
+    """A group is named by its survivor: the name, else the address."""
+    return survivor.name or survivor.email or "no name"

@@ -35,7 +35,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.decision.planning import ESCALATION, KINDS, sla_hours, task_kind
+from crm_qualify.connector.decision.planning import (
+    ESCALATION,
+    KINDS,
+    display_name,
+    sla_hours,
+    task_kind,
+)
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stage
 from crm_qualify.connector.sync.diff import normalise
@@ -281,7 +287,8 @@ def _keep(values: dict, key: tuple[str, str], value: object) -> None:
 
 _CALL_SUBJECT = re.compile(r"^Call hot lead (?P<who>.+?) within [\d.]+ h$")
 _HANDOFF_SUBJECT = re.compile(r"^New \w+: take over (?P<who>.+)$")
-_WHO_COMPANY = re.compile(r"^(?P<name>.+) \((?P<company>[^()]+)\)$")
+_WHO_COMPANY = re.compile(r"^(?P<name>.+?) \((?P<company>.+)\)$")
+"""A company keeps its own brackets ("Acme (UK) Ltd"): they are commoner than a name's."""
 
 
 def who_from_subject(subject: str, record: str) -> tuple[str | None, str | None]:
@@ -510,11 +517,24 @@ def _still_hot_as_last_read(
     past the funnel, or the latest call task done. What the mirror does not say keeps a lead."""
     keys = _keys_of(leads)
     mirrored = store.mirror.by_keys(instance, keys)
-    return [
-        lead
-        for lead, key in zip(leads, keys, strict=True)
-        if key not in mirrored or not _moved_on(mirrored[key].contact)
-    ]
+    kept = []
+    for lead, key in zip(leads, keys, strict=True):
+        entry = mirrored.get(key)
+        if entry is None:
+            kept.append(lead)
+        elif not _moved_on(entry.contact):
+            _named_as_last_read(lead, entry.contact)
+            kept.append(lead)
+    return kept
+
+
+def _named_as_last_read(lead: HotLead, contact: Contact) -> None:
+    """The name and company the CRM held at the last read, over those our call task's subject
+    kept from its creation: a person renamed since shows renamed. A record read with neither
+    name nor email keeps the subject's."""
+    name = display_name(contact)
+    if name != contact.label:
+        lead.name, lead.company = name, contact.company
 
 
 def _keys_of(leads: list[HotLead]) -> list[tuple[str, str]]:
@@ -829,7 +849,7 @@ def text_report(report: Report) -> str:
         )
         lines += [f"       {reason}" for reason in lead.reasons]
     if report.hot_total > 10:
-        lines.append(f"  … and {report.hot_total - 10} more (--json or --html for the list)")
+        lines.append(f"  … and {report.hot_total - 10} more (--json for the list)")
     with_crm = report.trail_stages is not None
     lines += [""]
     if with_crm:

@@ -42,6 +42,7 @@ td,th{padding:.35rem .6rem;text-align:right;vertical-align:top;border-bottom:1px
 th{font-size:.8rem;color:#52606d;font-weight:600}
 th:first-child,td:first-child,.left{text-align:left}
 td.why{text-align:left;color:#52606d;font-size:.85rem}
+td.left,td.lead,td.why,.card,.sub,h3,p,li{overflow-wrap:anywhere}.nowrap{white-space:nowrap}
 tr.total td{font-weight:650;border-top:2px solid #cbd2d9}
 .scroll{overflow-x:auto;max-width:100%}
 .bars{display:grid;grid-template-columns:max-content minmax(0,1fr) max-content;
