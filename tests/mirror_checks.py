@@ -164,3 +164,36 @@ def check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
     assert not store.retries(instance) and store.mirror.count(instance) == mirrored - 2
     after, _, _ = run(engine, adapter, start + timedelta(minutes=4))
     assert not after.errors and after.counts["read_errors"] == 0
+
+
+def check_a_late_follow_up_of_a_deleted_record_goes_with_it(
+    adapter: Any, store: StateStore, settings: Settings, delete: Callable[[str, str], None]
+) -> None:
+    """A person deletes a record holding an open follow-up; no incremental read reports it.
+    Once the follow-up is late, its escalation is refused for the missing record: the record
+    leaves the mirror and the escalation goes with it (the person has no other record). It
+    was owed again on every run, each ending partial with the record needing attention."""
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    first, _, _ = run(engine, adapter, start)
+    instance = settings.crm.instance
+    persons = engine.people.stored(
+        instance, [(t.object_type, t.contact_id) for t in store.tasks_for_run(first.run_id)]
+    )
+    followup = next(
+        t
+        for t in store.tasks_for_run(first.run_id)
+        if t.kind == "hot_call" and len(persons[(t.object_type, t.contact_id)].members) == 1
+    )
+    record = (followup.object_type, followup.contact_id)
+    delete(*record)
+
+    late, _, _ = run(engine, adapter, start + timedelta(days=3))
+    assert late.counts["records_gone"] == 1 and not late.errors
+    assert not store.attention(instance)
+    assert not store.mirror.by_keys(instance, [record])
+    escalation = f"{followup.key}:escalation"  # never created; gone if it was held owed
+    held = store.tasks_by_key(instance, [escalation]).get(escalation)
+    assert held is None or (held.status == "gone" and held.crm_id is None)
+    again, _, _ = run(engine, adapter, start + timedelta(days=3, hours=1))
+    assert again.counts["tasks_planned"] == 0 and not again.errors

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
@@ -22,6 +23,7 @@ from crm_qualify.adapters.hubspot.records import (
     BATCH,
     FILTER_VALUES,
     SEARCH_BODY_LIMIT,
+    batch_read,
     context_ids,
     error_text,
     next_after,
@@ -50,6 +52,7 @@ class TaskWriter:
         results: dict[str, TaskResult] = {}
         for start in range(0, len(unique), BATCH):
             results.update(self._create(unique[start : start + BATCH]))
+        self._mark_gone(unique, results)
         return [
             results.get(t.key)
             or TaskResult(t.key, False, error="HubSpot's answer left this task out", uncertain=True)
@@ -71,6 +74,32 @@ class TaskWriter:
         except HubSpotError as exc:
             return self._refused_batch(chunk, exc)
         return self._results(chunk, answer)
+
+    def _mark_gone(self, tasks: list[PlannedTask], results: dict[str, TaskResult]) -> None:
+        """A task refused for good whose contact HubSpot no longer has (deleted or merged since
+        it was read) is `gone`, so the core moves it to another record of the person or drops
+        it. HubSpot's refusal names no code for that (a VALIDATION_ERROR on the association),
+        so the contacts are asked for: one batch read, and only when a task was refused. A
+        failed look-up leaves the refusals as they were."""
+        refused = [
+            task
+            for task in tasks
+            if (result := results.get(task.key)) is not None
+            and not (result.ok or result.uncertain or result.retryable or result.gone)
+        ]
+        by_type: dict[str, set[str]] = {}
+        for task in refused:
+            by_type.setdefault(task.object_type, set()).add(task.contact_id)
+        gone: set[tuple[str, str]] = set()
+        for object_type, ids in by_type.items():
+            try:
+                rows = batch_read(self.client, object_type, sorted(ids), [])
+            except (HubSpotError, OutcomeUnknown):
+                return
+            gone |= {(object_type, record) for record in rows.gone}
+        for task in refused:
+            if (task.object_type, task.contact_id) in gone:
+                results[task.key] = replace(results[task.key], gone=True)
 
     def _refused_batch(self, chunk: list[PlannedTask], exc: HubSpotError) -> dict[str, TaskResult]:
         """Nothing was created: a 400 is split down to the refused task; a throttle or a

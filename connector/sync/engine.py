@@ -1335,10 +1335,9 @@ class SyncEngine:
         if problems.gone:
             held = self.store.mirror.open_follow_ups(self.instance, problems.gone)
             self.store.to_recheck(self.instance, held)
-            self.store.mirror.forget(self.instance, problems.gone)
+            counts["records_gone"] += self.store.mirror.forget(self.instance, problems.gone)
             self.people.forget(self.instance, problems.gone)
             self.store.clear_retries(self.instance, problems.gone)
-            counts["records_gone"] += len(problems.gone)
             log.info("%d record(s) no longer in the CRM left the mirror", len(problems.gone))
         troubled = {(obj, cid) for obj, cid, _ in problems.retry}
         troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}

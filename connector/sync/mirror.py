@@ -480,15 +480,21 @@ class Mirror:
                 )
             return gone
 
-    def forget(self, instance: str, keys: Sequence[Key]) -> None:
-        """Records the CRM merged into another: gone, so never decided nor written again."""
+    def forget(self, instance: str, keys: Sequence[Key]) -> int:
+        """Records the CRM merged into another or deleted: gone, so never decided nor written
+        again. How many the mirror held: one record's write and its task can each find it
+        gone, in two answers."""
+        held = 0
         with self._store._tx() as conn:
             for table in ("mirror", "mirror_review"):
-                conn.executemany(
+                cursor = conn.executemany(
                     f"DELETE FROM {table}"
                     " WHERE instance = ? AND object_type = ? AND contact_id = ?",
                     [(instance, *key) for key in keys],
                 )
+                if table == "mirror":
+                    held = cursor.rowcount
+        return held
 
     def count(self, instance: str) -> int:
         rows = self._store._query("SELECT COUNT(*) FROM mirror WHERE instance = ?", (instance,))

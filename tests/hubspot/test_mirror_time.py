@@ -4,6 +4,7 @@ import requests
 
 from tests.mirror_checks import (
     check_a_deleted_follow_up_is_not_escalated,
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
     check_time_reaches_untouched_contacts,
 )
@@ -39,3 +40,17 @@ def test_a_contact_deleted_in_hubspot_leaves_the_mirror_when_written(sim, adapte
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
         adapter, store, settings, delete
     )
+
+
+def test_a_late_follow_up_of_a_contact_deleted_in_hubspot_goes_with_it(
+    sim, adapter, store, settings
+):
+    def delete(object_type: str, record_id: str) -> None:
+        answer = requests.delete(
+            f"{sim.base_url}/crm/v3/objects/{object_type}/{record_id}",
+            headers={"Authorization": f"Bearer {sim.token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 204
+
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)

@@ -5,6 +5,7 @@ from simple_salesforce import Salesforce
 
 from tests.mirror_checks import (
     check_a_deleted_follow_up_is_not_escalated,
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
     check_time_reaches_untouched_contacts,
 )
@@ -38,3 +39,15 @@ def test_a_person_deleted_in_salesforce_leaves_the_mirror_when_written(
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
         adapter, store, settings, delete
     )
+
+
+def test_a_late_follow_up_of_a_person_deleted_in_salesforce_goes_with_it(
+    sim, adapter, store, settings
+):
+    session = make_session(sim.ca_bundle_path)
+    person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
+
+    def delete(object_type: str, record_id: str) -> None:  # with its tasks, to the bin
+        assert getattr(person, object_type).delete(record_id) == 204
+
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)
