@@ -272,6 +272,7 @@ class SyncEngine:
         self._run_id = run_id
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
+        self._dry_merged_away: set[tuple[str, str]] = set()
         self._deferred.clear()
         self._held_tasks = None
         with run_context(run_id):
@@ -751,15 +752,17 @@ class SyncEngine:
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
+        merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
+        if merged_away:  # their person lives on in the record they were merged into
+            self.people.forget(self.instance, merged_away)
         if options.dry_run:
             self._dry_read.update(zip(keys, contacts, strict=True))
+            self._dry_merged_away.update(merged_away)  # left in the mirror, never decided
             return
         self._settle_intents(contacts)
         self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC), due=due)
-        merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
-        if merged_away:  # their person lives on in the record they were merged into
+        if merged_away:
             self.store.mirror.forget(self.instance, merged_away)
-            self.people.forget(self.instance, merged_away)
 
     def _redecide_mirror(
         self,
@@ -776,7 +779,7 @@ class SyncEngine:
         if remaining is not None and remaining <= 0:
             return
         # what a dry run read is decided from memory, not from the mirror it left unchanged
-        exclude = set(self._open_intents) | self._dry_read.keys()
+        exclude = set(self._open_intents) | self._dry_read.keys() | self._dry_merged_away
         decided_with = decision_fingerprint(self.settings)
         before = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
         everyone = before != decided_with

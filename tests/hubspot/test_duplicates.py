@@ -8,9 +8,14 @@ figures are printed (`pytest -s`).
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import tomllib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
@@ -85,7 +90,7 @@ def test_a_person_held_by_three_contacts_gets_one_call(synced):
     assert synced.tasks.get(survivor), "the tasks go to the oldest record of the person"
 
 
-def test_a_merge_in_hubspot_creates_no_new_task_and_keeps_the_person(synced):
+def test_a_merge_in_hubspot_creates_no_new_task_and_keeps_the_person(synced, capsys):
     """A rep merges the hot pair with the official client: HubSpot makes a new contact that
     lists both ids and carries their tasks; the next sync creates nothing new for it."""
     sim = synced.sim
@@ -106,7 +111,32 @@ def test_a_merge_in_hubspot_creates_no_new_task_and_keeps_the_person(synced):
     ], "read by its old id, a contact merged away is gone, not worth reading again"
     assert sorted(crmq_tasks(sim).get(merged.id, [])) == pair_tasks, "tasks moved to it"
 
+    capsys.readouterr()
+    assert main(["sync", "--once", "--dry-run", "--json", "--config", synced.config]) == 0
+    planned = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert not {p["record"] for p in planned} & {f"contacts/{first}", f"contacts/{second}"}, (
+        "a dry run plans nothing for the records merged away, as the real run writes nothing"
+    )
+    dry = {
+        p["field"]: p["new"]
+        for p in planned
+        if p["kind"] == "field"
+        and p["record"] == f"contacts/{merged.id}"
+        and p["field"] != "scored_at"
+    }
     assert main(["sync", "--once", "--config", synced.config]) == 0
+    state = tomllib.loads(Path(synced.config).read_text())["sync"]["state_path"]
+    with closing(sqlite3.connect(state)) as db:
+        (run,) = db.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+        real = {
+            name: json.loads(value)
+            for name, value in db.execute(
+                "SELECT field, new FROM field_writes WHERE run_id = ? AND contact_id = ?"
+                " AND field != 'scored_at'",
+                (run, merged.id),
+            )
+        }
+    assert dry == real, "the merged contact is decided alike by the dry run and the real run"
 
     after = crmq_tasks(sim)
     assert sum(map(len, after.values())) == sum(map(len, before.values())), "no new task"
