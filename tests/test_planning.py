@@ -209,6 +209,29 @@ def test_escalation_only_for_a_follow_up_really_overdue_and_open():
     assert escalations(ExistingTask(id="3", key=handoff)) == [], "no time at all: not judged"
 
 
+def test_a_record_carrying_two_calls_escalates_the_latest_only():
+    """A merge in HubSpot moved two persons' hot calls onto one contact: both overdue, each
+    got an escalation, two for one person."""
+    first = "crmq:contacts:1:hot_call:20261118T0900"
+    second = "crmq:contacts:2:hot_call:20261119T0900"
+    calls = [
+        ExistingTask(id="1", key=first, due=SUNDAY - 3 * DAY, created_at=SUNDAY - 4 * DAY),
+        ExistingTask(id="2", key=second, due=SUNDAY - 2 * DAY, created_at=SUNDAY - 3 * DAY),
+    ]
+    merged = Contact(id="3", origin=Origin.INBOUND, email="a@b.example", tasks=calls)
+    planned = [t.key for t in decide(merged, Rules(), SUNDAY).tasks if t.kind == "escalation"]
+    assert planned == [f"{second}:escalation"]
+
+
+def test_a_late_call_is_not_escalated_once_a_person_made_the_contact_an_opportunity():
+    call = "crmq:contacts:1:hot_call:20261118T0900"
+    late = ExistingTask(id="1", key=call, due=SUNDAY - 3 * DAY, created_at=SUNDAY - 4 * DAY)
+    contact = Contact(id="1", origin=Origin.INBOUND, email="a@b.example", tasks=[late])
+    assert [t.kind for t in decide(contact, Rules(), SUNDAY).tasks] == ["escalation"]
+    moved_on = contact.model_copy(update={"stage": Stage.OPPORTUNITY})
+    assert decide(moved_on, Rules(), SUNDAY).tasks == []
+
+
 def test_task_kind_reads_our_keys_only():
     assert task_kind("crmq:contact:1:hot_call:20261122T2000:2") == "hot_call"
     assert task_kind("crmq:Lead:00Q1:hot_call") == "hot_call"

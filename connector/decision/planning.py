@@ -204,7 +204,7 @@ def plan_tasks(
         and (contact.stage is None or STAGE_RANK[contact.stage] < _MQL)
         and followup.mql_handoff
     )
-    escalate = contact.tasks and followup.escalate
+    escalate = contact.tasks and followup.escalate and in_funnel  # past it, a deal is worked
     review = contact.duplicate_review
     if review is not None and not _review_due(contact):
         review = None
@@ -299,26 +299,19 @@ def _escalations(
     contact: Contact, followup: FollowUpRules, owner: str | None, now: datetime
 ) -> list[PlannedTask]:
     """One escalation per follow-up crm-qualify created that is still open (not completed,
-    no completion time) and past its due time plus the grace. A task whose due time the CRM
-    did not give is due its kind's SLA hours after its creation."""
+    no completion time) and past its due time plus the grace, if it is the latest of its kind
+    on the record: an older one is superseded (a merge in the CRM brings another record's
+    call along; a new hot episode has its own call). A task whose due time the CRM did not
+    give is due its kind's SLA hours after its creation."""
     late = now - timedelta(hours=followup.escalate_after_hours)
     escalations = []
-    for existing in contact.tasks:
-        key = existing.key
-        due = follow_up_due(existing, followup)
-        if (
-            not key
-            or not key.startswith(KEY_PREFIX)
-            or key.endswith((f":{ESCALATION}", f":{REVIEW}"))
-            or not existing.is_open
-            or due is None
-            or due >= late
-        ):
+    for existing, due in _latest_of_each_kind(contact, followup):
+        if not existing.is_open or due >= late:
             continue
         escalations.append(
             _task(
                 contact,
-                key=f"{key}:{ESCALATION}",
+                key=f"{existing.key}:{ESCALATION}",
                 kind=ESCALATION,
                 subject=f"Overdue follow-up on {_who(contact)}",
                 body=(
@@ -332,6 +325,22 @@ def _escalations(
             )
         )
     return escalations
+
+
+def _latest_of_each_kind(
+    contact: Contact, followup: FollowUpRules
+) -> list[tuple[ExistingTask, datetime]]:
+    """Our follow-up due last of each kind on the record, with its due time."""
+    latest: dict[str, tuple[ExistingTask, datetime]] = {}
+    for existing in contact.tasks:
+        kind = task_kind(existing.key)
+        due = follow_up_due(existing, followup)
+        if kind is None or due is None:
+            continue
+        held = latest.get(kind)
+        if held is None or (due, existing.key or "") > (held[1], held[0].key or ""):
+            latest[kind] = (existing, due)
+    return list(latest.values())
 
 
 def sla_hours(kind: str, followup: FollowUpRules) -> float:
