@@ -122,6 +122,20 @@ def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):
     assert adapter.records["a"].owned["score"] is not None, "the later run's value stays"
 
 
+def test_memory_rollback_keeps_the_same_value_a_later_run_wrote_again(memory):
+    """A person cleared a score; the next run wrote it again, the very value the rolled-back
+    run had written. The value alone looked like that run's, and the rollback emptied it."""
+    adapter, store, run_id, _ = memory
+    written = adapter.records["a"].owned["score"]
+    adapter.human_edit("a", score=None)
+    later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=10)))
+    assert later.counts["fields_written"] > 0 and adapter.records["a"].owned["score"] == written
+    report = rollback(adapter, store, "default", run_id)
+    held = {(record, name): why for record, name, why in report.held}
+    assert "written since by a later run" in held[("contact/a", "score")]
+    assert adapter.records["a"].owned["score"] == written, "the later run's value stays"
+
+
 def test_memory_rollback_is_a_run_in_the_audit_trail_and_rerunning_changes_nothing(memory):
     adapter, store, run_id, _ = memory
     preview = rollback(adapter, store, "default", run_id, dry_run=True)

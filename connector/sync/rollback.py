@@ -70,16 +70,22 @@ class RollbackError(Exception):
     """The rollback cannot start (unknown run, dry run, a sync holding the lease)."""
 
 
-def _restorable(write: AuditWrite, current: Any, ours: dict[str, Any]) -> str | None:
+def _restorable(
+    write: AuditWrite, current: Any, ours: dict[str, Any], written_again: bool
+) -> str | None:
     """Why this field cannot be put back, or None when it can. `ours`: the values we last
-    wrote to the record, so a later run's value is not taken for a person's."""
+    wrote to the record, so a later run's value is not taken for a person's; `written_again`:
+    a later run wrote the field too, maybe the same value after a person changed it."""
     if same(current, write.old):
         return "already holds its value from before the run"
+    shown = "empty" if current in (None, "") else repr(str(current)[:40])
+    later = f"written since by a later run (now {shown}): roll that run back first"
     if not same(current, write.new):
-        shown = "empty" if current in (None, "") else repr(str(current)[:40])
         if write.field in ours and same(current, ours[write.field]):
-            return f"written since by a later run (now {shown}): roll that run back first"
+            return later
         return f"changed since the run (now {shown}): a person's value is kept"
+    if written_again:
+        return later
     before = "empty" if write.old in (None, "") else repr(write.old)
     if write.field == "stage":
         return (
@@ -154,6 +160,7 @@ def plan_rollback(
     now = _current_values(adapter, keys, report, progress)
     current, gone = now.owned, now.gone
     ours = store.last_written(instance, list(by_record))
+    again = store.written_again(run_id)
     for key, writes in by_record.items():
         label = f"{key[0]}/{key[1]}"
         if key in gone:
@@ -167,7 +174,7 @@ def plan_rollback(
         changes = []
         for name, write in writes.items():
             value = current[key].get(name)
-            why = _restorable(write, value, ours.get(key, {}))
+            why = _restorable(write, value, ours.get(key, {}), (*key, name) in again)
             if why:
                 report.held.append((label, name, why))
             else:

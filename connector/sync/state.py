@@ -669,6 +669,22 @@ class StateStore:
             for r in rows
         ]
 
+    def written_again(self, run_id: str) -> set[tuple[str, str, str]]:
+        """(object_type, contact_id, field) this run wrote that a later sync wrote again and
+        the CRM acknowledged: a later run may write the very value this one did (after a
+        person cleared it), which the CRM's value alone cannot tell. A rollback's writes
+        restore earlier values and do not count."""
+        rows = self._query(
+            "SELECT w.object_type, w.contact_id, w.field FROM field_writes w WHERE w.run_id = ?"
+            " AND EXISTS (SELECT 1 FROM field_writes l WHERE l.instance = w.instance"
+            " AND l.object_type = w.object_type AND l.contact_id = w.contact_id"
+            " AND l.field = w.field AND l.seq > w.seq AND l.status = 'acked'"
+            " AND l.run_id != w.run_id AND l.run_id NOT IN"
+            " (SELECT id FROM runs WHERE mode LIKE 'rollback of %'))",
+            (run_id,),
+        )
+        return {(r[0], r[1], r[2]) for r in rows}
+
     def writes(self, instance: str, fields: Sequence[str]) -> Iterator[AuditWrite]:
         """Every write of these fields, oldest first, streamed (reports read the whole trail)."""
         marks = ",".join("?" * len(fields))
