@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 import pytest
+from crm_qualify.connector.commands.sync import impact
 from crm_qualify.connector.contract import (
     ContactBatch,
     RawContact,
@@ -192,6 +193,18 @@ def test_a_refused_task_stays_owed_and_is_created_next_run(store):
     assert {t.status for t in store.all_tasks("default")} == {TASK_OWED}
     assert run(adapter, store).status == "ok"
     assert sorted(task_keys(adapter).values()) == [1, 1]
+
+
+def test_the_run_says_what_landed_not_what_it_planned(store):
+    """'moved: 51 task(s)' was printed for a run whose one create request failed: planned
+    counts, though none landed."""
+    adapter = RefuseTasks([hot_contact("h1"), hot_contact("h2")])
+    adapter.refuse_write_ids.add("h2")
+    summary = run(adapter, store)
+    assert summary.counts["stages_moving"] == 2 and summary.counts["stages_moved"] == 1
+    line = impact(summary)
+    assert line.startswith("moved: 1 stage(s), 1 temperature(s), 0 task(s),"), line
+    assert "; planned 2 stage(s), 2 temperature(s), 4 task(s): the rest is sent again" in line
 
 
 def test_a_second_state_file_on_the_same_portal_creates_no_duplicate(tmp_path):

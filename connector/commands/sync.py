@@ -105,18 +105,29 @@ def print_diff(report: BatchReport, as_json: bool) -> None:
 
 
 def impact(summary: RunSummary) -> str:
-    """What the run moves (or, dry, would move), and the rules it decided with."""
+    """What the run moved in the CRM (acknowledged), or, dry, would move, and the rules it
+    decided with; a real run that landed less than it planned says so."""
     counts = summary.counts
-    verb = "would move" if summary.dry_run else "moved"
     rules = summary.details.get("rules_version", "?")
     previous = summary.details.get("previous_rules_version")
     change = f"rules {previous} -> {rules}" if previous else f"rules {rules}"
-    return (
-        f"{verb}: {counts.get('stages_moving', 0):,} stage(s),"
-        f" {counts.get('temperatures_moving', 0):,} temperature(s),"
-        f" {counts.get('tasks_planned', 0):,} task(s), across"
+    planned = [counts.get(name, 0) for name in ("stages_moving", "temperatures_moving")]
+    planned.append(counts.get("tasks_planned", 0))
+    landed = planned
+    if not summary.dry_run:
+        landed = [counts.get(name, 0) for name in ("stages_moved", "temperatures_moved")]
+        landed.append(counts.get("tasks_created", 0))
+    line = (
+        f"{'would move' if summary.dry_run else 'moved'}: {landed[0]:,} stage(s),"
+        f" {landed[1]:,} temperature(s), {landed[2]:,} task(s), across"
         f" {counts.get('read', 0) + counts.get('redecided', 0):,} contact(s) decided; {change}"
     )
+    if any(done < wanted for done, wanted in zip(landed, planned, strict=True)):
+        line += (
+            f"; planned {planned[0]:,} stage(s), {planned[1]:,} temperature(s),"
+            f" {planned[2]:,} task(s): the rest is sent again or looked up by the next run"
+        )
+    return line
 
 
 def run(args: argparse.Namespace) -> int:

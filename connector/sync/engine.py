@@ -1146,6 +1146,10 @@ class SyncEngine:
             problems.add(key, result.retryable, result.field, result.error or "write failed")
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
+        for update in report.written:
+            moved = {change.field for change in update.changes}
+            counts["stages_moved"] += "stage" in moved
+            counts["temperatures_moved"] += "temperature" in moved
         return acked, outcomes
 
     def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
