@@ -437,3 +437,14 @@ def test_a_hot_lead_is_named_as_the_crm_showed_it_at_the_last_read(tmp_path):
 def test_a_company_with_brackets_is_read_back_from_a_call_subject():
     subject = "Call hot lead Zoë Davis (Acme (UK) Ltd) within 24 h"
     assert who_from_subject(subject, "contact/1") == ("Zoë Davis", "Acme (UK) Ltd")
+
+
+def test_a_hot_lead_merged_away_or_deleted_is_not_listed(tmp_path):
+    """A record merged into another leaves the mirror; the report still listed it as a hot
+    lead to call, under an id the CRM no longer has."""
+    store = trail(tmp_path / "s.sqlite")
+    store.mirror.forget("default", [("contact", "a")])
+    report = build_report(store, "default", NOW)
+    assert (report.hot_total, report.hot_gone, report.hot_changed) == (0, 1, 0)
+    assert any("no longer in the CRM" in note for note in hot_notes(report))
+    assert report.as_dict()["hot_no_longer_in_crm"] == 1

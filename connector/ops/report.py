@@ -137,6 +137,7 @@ class Report:
     """Hot records left off as other records of a listed person (they share its decision;
     the follow-ups go to one record)."""
     hot_changed: int = 0
+    hot_gone: int = 0
     """Without the CRM: hot leads as written, left off because the CRM as last read (the
     mirror) says otherwise: a person cooled them, moved them on, or the call is done."""
     trail_stages: Counter[str] | None = None
@@ -176,6 +177,7 @@ class Report:
             "hot_past_funnel": self.hot_past_funnel,
             "hot_not_placed": self.hot_unplaced,
             "hot_changed_since_written": self.hot_changed,
+            "hot_no_longer_in_crm": self.hot_gone,
             "hot_other_records_of_a_person": self.hot_same_person,
             "records_needing_attention": self.attention,
         }
@@ -410,8 +412,8 @@ def build_report(
         written = _hot_from_trail(trail, ledger, followup.hot_call_hours)
         report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot")
         report.hot_unplaced -= len(written)
-        hot = _still_hot_as_last_read(store, instance, written)
-        report.hot_changed = len(written) - len(hot)
+        hot, report.hot_gone = _still_hot_as_last_read(store, instance, written)
+        report.hot_changed = len(written) - len(hot) - report.hot_gone
     else:
         hot = _hot_from_crm(crm, trail, followup.hot_call_hours)
         report.hot_called = len(crm.hot_called)
@@ -511,21 +513,26 @@ def _hot_from_trail(
 
 def _still_hot_as_last_read(
     store: StateStore, instance: str, leads: list[HotLead]
-) -> list[HotLead]:
+) -> tuple[list[HotLead], int]:
     """The hot leads as crm-qualify wrote them, less those the mirror (the CRM as the last
     run read it, no API call) shows otherwise: a temperature a person changed since, a stage
-    past the funnel, or the latest call task done. What the mirror does not say keeps a lead."""
+    past the funnel, or the latest call task done; and less those it no longer holds (deleted
+    or merged away), counted apart. A state file from before the mirror keeps them all."""
     keys = _keys_of(leads)
     mirrored = store.mirror.by_keys(instance, keys)
-    kept = []
+    mirror_kept = bool(mirrored) or store.mirror.count(instance) > 0
+    kept, gone = [], 0
     for lead, key in zip(leads, keys, strict=True):
         entry = mirrored.get(key)
         if entry is None:
-            kept.append(lead)
+            if mirror_kept:
+                gone += 1
+            else:
+                kept.append(lead)
         elif not _moved_on(entry.contact):
             _named_as_last_read(lead, entry.contact)
             kept.append(lead)
-    return kept
+    return kept, gone
 
 
 def _named_as_last_read(lead: HotLead, contact: Contact) -> None:
@@ -794,6 +801,11 @@ def hot_notes(report: Report) -> list[str]:
             f"{report.hot_changed} more were hot leads when crm-qualify wrote them but are not"
             " as the last run read the CRM: a person changed their temperature or stage, or the"
             " call is done"
+        )
+    if report.hot_gone:
+        notes.append(
+            f"{report.hot_gone} more were hot leads when crm-qualify wrote them but are no"
+            " longer in the CRM: deleted, or merged into another record"
         )
     if report.hot_unplaced:
         notes.append(
