@@ -448,3 +448,15 @@ def test_a_hot_lead_merged_away_or_deleted_is_not_listed(tmp_path):
     assert (report.hot_total, report.hot_gone, report.hot_changed) == (0, 1, 0)
     assert any("no longer in the CRM" in note for note in hot_notes(report))
     assert report.as_dict()["hot_no_longer_in_crm"] == 1
+
+
+def test_a_contact_whose_temperature_was_never_written_is_not_called_without_one(tmp_path):
+    """Leads whose CRM temperature was already right were counted as temperature 'none'."""
+    store = trail(tmp_path / "s.sqlite")
+    run = store.start_run("default", mode="once", dry_run=False)
+    write(store, run, "d", "stage", None, "lead", T0)
+    store.finish_run(run, "ok", {}, [])
+    report = build_report(store, "default", NOW)
+    assert report.no_temperature == 1
+    assert "temperature: hot 1, warm 1, cold 1, not written by crm-qualify 1" in text_report(report)
+    assert "not written by crm-qualify" in html_report(report)

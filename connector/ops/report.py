@@ -63,6 +63,7 @@ HOT_KEPT = 100
 """Hot leads kept in the report (the longest list a person reads), best first."""
 REASONS_SHOWN = 3
 NO_STAGE = "stage not written by crm-qualify"
+
 NO_STAGE_CRM = "no stage"
 SLA_MEASURE = (
     "A follow-up crm-qualify created is on time when the CRM shows it completed within the"
@@ -781,6 +782,12 @@ def waited_text(waited: timedelta | None) -> str:
     return f"{waited / timedelta(days=1):.0f} days"
 
 
+def no_temperature_label(report: Report) -> str:
+    """Counted from the audit trail, a contact without a temperature is one whose CRM value
+    was already right (never written), not one without a temperature."""
+    return "none" if report.trail_stages is not None else "not written by crm-qualify"
+
+
 def hot_notes(report: Report) -> list[str]:
     """Hot contacts that are not on the list, and why."""
     notes = []
@@ -898,7 +905,7 @@ def text_report(report: Report) -> str:
         if k not in ("hot", "warm", "cold")
     ]
     if report.no_temperature:
-        temps.append(f"none {report.no_temperature}")
+        temps.append(f"{no_temperature_label(report)} {report.no_temperature}")
     lines += ["", "temperature: " + ", ".join(temps)]
     lines += ["", "follow-ups (within the configured hours of each task's creation):"]
     for kind, row in report.sla.items():

@@ -18,6 +18,7 @@ from crm_qualify.connector.ops.report import (
     conversion_note,
     hot_notes,
     median_note,
+    no_temperature_label,
     plural,
     sla_detail,
     sla_headline,
@@ -278,7 +279,12 @@ def html_report(report: Report) -> str:
     ]
     if report.no_temperature:
         temperatures.append(
-            ("none", report.no_temperature, f"{report.no_temperature:,}", NO_VALUE_COLOR)
+            (
+                no_temperature_label(report),
+                report.no_temperature,
+                f"{report.no_temperature:,}",
+                NO_VALUE_COLOR,
+            )
         )
     hot_call = report.sla.get("hot_call", {})
     kpis = "".join(
