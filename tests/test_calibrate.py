@@ -240,3 +240,13 @@ def test_the_threshold_says_which_people_its_share_is_of(result):
     is the training people's, the nearest whole score allows to today's."""
     (threshold,) = [c for c in result.changes if c.key == "thresholds.mql"]
     assert "of the training people, the nearest whole score to the" in threshold.evidence
+
+
+def test_large_lifts_stay_apart_on_the_page():
+    """The lift bars stopped at 4: a demo request at 6.5 and a meeting at 4 looked alike."""
+    from crm_qualify.connector.ops.calibrate_html import _x
+
+    assert _x(1) == 50, "no difference in the middle"
+    assert _x(4) < _x(6.53) < _x(16) == 100
+    assert 50 - _x(0.5) == _x(2) - 50, "half as likely as far below as twice above"
+    assert _x(0) == 0, "a lift of 0 (no win among carriers) at the left edge"

@@ -7,6 +7,7 @@ their evidence, and what applying it would move. No script, no network.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING
@@ -30,12 +31,17 @@ svg.roc{width:100%;max-width:420px;height:auto;display:block}
 overflow-wrap:anywhere}
 .warn{border:1px solid #fcd34d;background:#fffbeb;border-radius:8px;padding:.7rem 1rem}
 """
-LIFT_SCALE = 4.0
-"""Lifts are drawn on 0..4 (1 = no difference); larger ones stop at the edge."""
+LIFT_RANGE = 16.0
+"""Lifts are ratios, drawn on a log scale from 1/16 to 16 (1 = no difference, in the middle):
+a demo request at 6.5 stands apart from a meeting at 4, and 1/2 sits as far below 1 as 2
+above it. Beyond the range a lift stops at the edge; its number is printed under the bar."""
 
 
 def _x(value: float) -> float:
-    return 100 * min(value, LIFT_SCALE) / LIFT_SCALE
+    """Percent of the bar's width for a lift."""
+    span = math.log(LIFT_RANGE)
+    clamped = min(max(value, 1 / LIFT_RANGE), LIFT_RANGE)
+    return 50 + 50 * math.log(clamped) / span
 
 
 def _lift_cell(report: FeatureReport) -> str:
@@ -78,7 +84,8 @@ def _signal_rows(result: Calibration) -> str:
     return (
         '<div class="scroll"><table class="cards"><tr><th class="left">signal or trait</th>'
         "<th>carriers</th><th>win rate with</th><th>without</th>"
-        '<th class="left">lift (95% interval; line = 1)</th><th>points now</th>'
+        '<th class="left">lift (95% interval; log scale 1/16 to 16, line = 1)</th>'
+        "<th>points now</th>"
         f"<th>proposed</th></tr>{''.join(rows)}</table></div>"
     )
 
