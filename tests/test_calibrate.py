@@ -19,6 +19,7 @@ from crm_qualify.connector.decision.calibration.proposal import proposal_toml
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
 from crm_qualify.connector.decision.rules import Rules, rules_version
 from crm_qualify.connector.model import EventType
+from crm_qualify.connector.ops.calibrate_html import _x
 from crm_qualify.connector.sync.state import StateStore
 
 NOW = datetime(2026, 9, 1, tzinfo=UTC)
@@ -244,8 +245,6 @@ def test_the_threshold_says_which_people_its_share_is_of(result):
 
 def test_large_lifts_stay_apart_on_the_page():
     """The lift bars stopped at 4: a demo request at 6.5 and a meeting at 4 looked alike."""
-    from crm_qualify.connector.ops.calibrate_html import _x
-
     assert _x(1) == 50, "no difference in the middle"
     assert _x(4) < _x(6.53) < _x(16) == 100
     assert 50 - _x(0.5) == _x(2) - 50, "half as likely as far below as twice above"
