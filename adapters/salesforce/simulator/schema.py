@@ -1,8 +1,11 @@
 """The objects and fields the simulated org has, as `describe` reports them.
 
 Picklists with values are restricted (a value outside them is refused); `default` is the value
-a create without the field gets (Task Status and Priority; false for a checkbox such as
-`CRMQ_Disqualified__c`, which is never null and not nillable); `externalId` + `unique` mark a
+a create without the field gets (Lead Status, Task Status and Priority: the picklist's default
+entry; false for a checkbox such as `CRMQ_Disqualified__c`, which is never null and not
+nillable); `required` marks a field no record may be without (not nillable in describe: a
+create that leaves it empty with no default to fill it, or an update that clears it, fails
+with REQUIRED_FIELD_MISSING); `externalId` + `unique` mark a
 field upserts match on and no two live records share (compared case-insensitively, the
 default for a Unique text field).
 
@@ -59,7 +62,7 @@ SYSTEM = {
     "LastModifiedById": _ref(["User"], "LastModifiedBy", False),
 }
 PERSON = {
-    "FirstName": _f("string"), "LastName": _f("string"), "Email": _f("email"),
+    "FirstName": _f("string"), "LastName": _f("string", required=True), "Email": _f("email"),
     "Phone": _f("phone"),
     "Title": _f("string"), "OwnerId": _ref(["User"], "Owner"), "HasOptedOutOfEmail": _f("boolean"),
     "EmailBouncedDate": _f("datetime"), "LeadSource": _f("picklist", picklist=[
@@ -92,12 +95,14 @@ CRMQ = {
 OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
     "User": {**SYSTEM, "Name": _f("string", False), "Email": _f("email", False),
              "IsActive": _f("boolean", False)},
-    "Account": {**SYSTEM, "Name": _f("string"), "Industry": _f("picklist"),
+    "Account": {**SYSTEM, "Name": _f("string", required=True), "Industry": _f("picklist"),
                 "NumberOfEmployees": _f("int"), "BillingCountry": _f("string"),
                 "Website": _f("url"), "MasterRecordId": _ref(["Account"], "MasterRecord", False)},
-    "Lead": {**SYSTEM, **PERSON, **CRMQ, "Company": _f("string"), "Industry": _f("picklist"),
+    "Lead": {**SYSTEM, **PERSON, **CRMQ, "Company": _f("string", required=True),
+             "Industry": _f("picklist"),
              "NumberOfEmployees": _f("int"), "Country": _f("string"),
-             "Status": _f("picklist", picklist=LEAD_STATUS),
+             "Status": _f("picklist", picklist=LEAD_STATUS, default=LEAD_STATUS[0],
+                          required=True),
              "Rating": _f("picklist", picklist=["Hot", "Warm", "Cold"]),
              "OwnerId": _ref(["Group", "User"], "Owner"),
              "IsConverted": _f("boolean", False),
@@ -112,8 +117,10 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
              "WhatId": _ref(["Account", "Opportunity", "Campaign"], "What"),
              "OwnerId": _ref(["Group", "User"], "Owner"), "Subject": _f("string", length=255),
              "ActivityDate": _f("date"),
-             "Status": _f("picklist", picklist=TASK_STATUS, default="Not Started"),
-             "Priority": _f("picklist", picklist=["High", "Normal", "Low"], default="Normal"),
+             "Status": _f("picklist", picklist=TASK_STATUS, default="Not Started",
+                          required=True),
+             "Priority": _f("picklist", picklist=["High", "Normal", "Low"], default="Normal",
+                            required=True),
              "TaskSubtype": _f("picklist", picklist=["Task", "Email", "Call", "ListEmail"]),
              "Description": _f("textarea", length=32_000), "IsClosed": _f("boolean", False),
              "CompletedDateTime": _f("datetime", False),
@@ -123,9 +130,10 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
     "Event": {**SYSTEM, "WhoId": _ref(["Contact", "Lead"], "Who"), "Subject": _f("string"),
               "ActivityDateTime": _f("datetime"), "Type": _f("picklist"),
               "IsArchived": _f("boolean", False, default=False)},
-    "Opportunity": {**SYSTEM, "Name": _f("string"), "AccountId": _ref(["Account"], "Account"),
-                    "StageName": _f("picklist"), "IsClosed": _f("boolean", False),
-                    "IsWon": _f("boolean", False), "CloseDate": _f("date"),
+    "Opportunity": {**SYSTEM, "Name": _f("string", required=True),
+                    "AccountId": _ref(["Account"], "Account"),
+                    "StageName": _f("picklist", required=True), "IsClosed": _f("boolean", False),
+                    "IsWon": _f("boolean", False), "CloseDate": _f("date", required=True),
                     "Amount": _f("currency"), "LeadSource": PERSON["LeadSource"],
                     "Type": _f("picklist", picklist=[
                         "New Business", "Existing Business", "Renewal", "Subscription"])},
@@ -133,7 +141,7 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
                                "OpportunityId": _ref(["Opportunity"], "Opportunity"),
                                "ContactId": _ref(["Contact"], "Contact"),
                                "Role": _f("picklist")},
-    "Campaign": {**SYSTEM, "Name": _f("string"), "Type": _f("picklist", picklist=[
+    "Campaign": {**SYSTEM, "Name": _f("string", required=True), "Type": _f("picklist", picklist=[
         "Webinar", "Content", "Email", "Conference", "Advertisement"])},
     "CampaignMember": {**SYSTEM, "CampaignId": _ref(["Campaign"], "Campaign"),
                        "LeadId": _ref(["Lead"], "Lead"), "ContactId": _ref(["Contact"], "Contact"),
@@ -229,8 +237,7 @@ def describe(sobject: str, version: str) -> dict[str, Any]:
                 "createable": spec["createable"],
                 "custom": spec["custom"],
                 "length": spec.get("length", 255 if spec["type"] == "string" else 0),
-                "nillable": name not in ("Id", "LastName", "Company", "Status")
-                and spec["type"] != "boolean",
+                "nillable": not spec.get("required") and spec["type"] not in ("id", "boolean"),
                 "externalId": spec.get("externalId", False),
                 "unique": spec.get("unique", False),
                 "caseSensitive": False,

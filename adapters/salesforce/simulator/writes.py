@@ -3,7 +3,8 @@
 sObject Collections create (POST), update (PATCH) and upsert by external id (PATCH
 `composite/sobjects/<type>/<field>`), delete, and single-record CRUD. Each record is refused
 on its own (`{"success": false, "errors": [{statusCode, message, fields}]}`) for an unknown or
-read-only field, a value of the wrong type, a value outside a restricted picklist, a value a
+read-only field, a value of the wrong type, a value outside a restricted picklist, a create
+without a required field or an update clearing one (REQUIRED_FIELD_MISSING), a value a
 unique field already holds on another live record (DUPLICATE_VALUE), an update of a converted
 lead (CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test configured (`refuse`). A record
 created without an owner is owned by the user creating it. Upsert answers carry `created`;
@@ -226,7 +227,8 @@ class Writes:
                 value = False  # a checkbox is never null: clearing it unchecks it
             clean[name] = value
         problem = (
-            self._reference_problem(sobject, clean, creating)
+            _missing(sobject, clean, creating)
+            or self._reference_problem(sobject, clean, creating)
             or self._refused(sobject, clean)
             or self._duplicate(sobject, clean, record.get("id"), claimed)
         )
@@ -350,6 +352,22 @@ class Writes:
 
 def _hashable(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
+
+
+def _missing(sobject: str, clean: dict[str, Any], creating: bool) -> dict[str, Any] | None:
+    """REQUIRED_FIELD_MISSING for a create that leaves a required field empty with no default to
+    fill it, or an update that clears one; Salesforce stores an empty string as null."""
+    missing = [
+        name
+        for name, spec in OBJECTS[sobject].items()
+        if spec.get("required")
+        and (creating or name in clean)
+        and clean.get(name, spec.get("default")) in (None, "")
+    ]
+    if not missing:
+        return None
+    message = f"Required fields are missing: [{', '.join(missing)}]"
+    return _error("REQUIRED_FIELD_MISSING", message, missing)
 
 
 def _field_problem(sobject: str, name: str, value: Any) -> dict[str, Any] | None:
