@@ -12,7 +12,7 @@ import pytest
 from crm_qualify.adapters.salesforce.http import make_session
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from .conftest import make_adapter
 
@@ -107,6 +107,19 @@ def test_fifteen_character_ids_find_their_record(org):
     assert sf.Lead.get(short)["Id"] == full
     sf.Lead.update(short, {"Title": "VP Marketing"})
     assert sf.Lead.get(full)["Title"] == "VP Marketing"
+
+
+def test_a_record_in_the_recycle_bin_is_not_found_but_queryall_still_returns_it(org):
+    sf = client(org)
+    lead = sf.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"]
+    sf.Lead.delete(lead)
+    with pytest.raises(SalesforceResourceNotFound) as caught:
+        sf.Lead.get(lead)
+    assert caught.value.content == [
+        {"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED"}
+    ]
+    rows = sf.query_all(f"SELECT Id, IsDeleted FROM Lead WHERE Id = '{lead}'", include_deleted=True)
+    assert [(r["Id"], r["IsDeleted"]) for r in rows["records"]] == [(lead, True)]
 
 
 def test_urls_carry_the_version_of_the_request(org):

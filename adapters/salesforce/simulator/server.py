@@ -239,16 +239,14 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 sim.delete_one(sobject, record_id)
                 return 204, None
-            record = sim.org.find(record_id)
-            if not record or record[0] != sobject:
-                raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            record = sim.live_record(sobject, record_id)
             wanted = query.get("fields", [""])[0]
             names = [n.strip() for n in wanted.split(",") if n.strip()] or None
             unknown = [n for n in names or [] if n not in OBJECTS[sobject]]
             if unknown:
                 raise ApiError(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on "
                                f"sobject of type {sobject}", unknown)  # fmt: skip
-            return 200, sim.render(sobject, record[1], names)
+            return 200, sim.render(sobject, record, names)
         found = re.match(r"^sobjects/(\w+)/(\w+)/([^/]+)$", resource)
         if found and method in ("GET", "PATCH"):
             sobject, field, value = found.group(1), found.group(2), unquote_plus(found.group(3))

@@ -307,7 +307,7 @@ class Writes:
 
     def update_one(self, sobject: str, record_id: str, body: dict[str, Any]) -> None:
         """`PATCH sobjects/<type>/<id>`: 204, 404 for an unknown id, 400 for a bad field."""
-        self._live(sobject, record_id)
+        self.live_record(sobject, record_id)
         record = {**body, "attributes": {"type": sobject}, "id": record_id}
         clean, error = self._check(record, creating=False)
         if error or clean is None:
@@ -316,11 +316,13 @@ class Writes:
         self.stats.wrote(1)
 
     def delete_one(self, sobject: str, record_id: str) -> None:
-        self._live(sobject, record_id)
+        self.live_record(sobject, record_id)
         self.org.delete(sobject, record_id, datetime.now(UTC), self.org.integration_user)
         self.stats.wrote(1)
 
-    def _live(self, sobject: str, record_id: str) -> dict[str, Any]:
+    def live_record(self, sobject: str, record_id: str) -> dict[str, Any]:
+        """The record sObject Rows (GET, PATCH, DELETE) may touch: one in the recycle bin is
+        filtered out of them as Salesforce filters it, 404 ENTITY_IS_DELETED."""
         hit = self.org.find(record_id)
         if not hit or hit[0] != sobject:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
