@@ -133,6 +133,9 @@ def test_subqueries_and_unknown_objects_are_refused_as_salesforce_does(org):
     assert sub.status_code == 400
     assert sub.json() == [{"message": "Aggregate Relationships not supported in Bulk Query",
                            "errorCode": "API_ERROR"}]  # fmt: skip
+    offset = api(org, "POST", "jobs/query", json={"operation": "query",
+                 "query": "SELECT Id FROM Lead LIMIT 5 OFFSET 5"})  # fmt: skip
+    assert offset.status_code == 400  # the SOQL guide: OFFSET is not allowed in Bulk API SOQL
     unknown = api(org, "POST", "jobs/ingest", json={"object": "Nope", "operation": "insert"})
     assert unknown.status_code == 400 and unknown.json()[0]["errorCode"] == "INVALIDENTITY"
     gone = api(org, "GET", "jobs/query/7505g0000009999AAA")

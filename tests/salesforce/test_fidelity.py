@@ -96,6 +96,34 @@ def test_well_typed_literals_still_work(org):
     assert sf.query("SELECT Id FROM Task WHERE ActivityDate > 2000-01-01")["totalSize"]
 
 
+def test_object_and_relationship_names_are_read_without_case(org):
+    sf = client(org)
+    rows = sf.query("select id, (select id from tasks) from lead order by id limit 3")["records"]
+    assert len(rows) == 3 and {r["attributes"]["type"] for r in rows} == {"Lead"}
+    assert all("Tasks" in r for r in rows)
+
+
+def test_offset_skips_rows_up_to_2000(org):
+    sf = client(org)
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Contact ORDER BY Id")["records"]]
+    page = sf.query("SELECT Id FROM Contact ORDER BY Id LIMIT 5 OFFSET 3")["records"]
+    assert [r["Id"] for r in page] == ids[3:8]
+    assert refused(sf, "SELECT Id FROM Contact OFFSET 2001") == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert refused(sf, "SELECT Id, (SELECT Id FROM Tasks OFFSET 1) FROM Lead") == "MALFORMED_QUERY"
+
+
+def test_nulls_first_or_last_places_empty_values(org):
+    sf = client(org)
+    titled = [r["Id"] for r in org.org.live("Lead") if r["Title"] is not None]
+    for lead in titled[:2]:  # two leads without a title, whatever the seed gave
+        org.touch(lead, {"Title": None})
+    soql = "SELECT Title FROM Lead ORDER BY Title {} NULLS {}"
+    last = [r["Title"] for r in sf.query_all(soql.format("ASC", "LAST"))["records"]]
+    first = [r["Title"] for r in sf.query_all(soql.format("DESC", "FIRST"))["records"]]
+    assert last[-1] is None and last[0] is not None
+    assert first[0] is None and first[-1] is not None
+
+
 def test_fifteen_character_ids_find_their_record(org):
     sf = client(org)
     full = sf.query("SELECT Id FROM Lead LIMIT 1")["records"][0]["Id"]

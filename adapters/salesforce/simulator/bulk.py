@@ -12,7 +12,8 @@ uploaded, header first even when there is no row.
 From Salesforce's documentation: a query job is `UploadComplete` when created, an ingest job
 `Open`; both go `InProgress` and end `JobComplete`, `Failed` or `Aborted`. Bulk query refuses
 parent-to-child subqueries ("Aggregate Relationships not supported in Bulk Query") and takes
-child-to-parent paths (`Account.Industry`, a column of that name). Results of a query are read
+child-to-parent paths (`Account.Industry`, a column of that name); the SOQL guide says OFFSET
+is not allowed in Bulk API queries (refused here with a modelled text). Results of a query are read
 with the API version that created it (409 otherwise). In ingest CSV an empty value leaves a
 field as it is and `#N/A` clears it; a column naming no field fails the job ("InvalidBatch :
 Field name not found"). Every request counts against the daily API allocation like any other
@@ -362,6 +363,8 @@ class Bulk:
             raise ApiError(400, exc.code, str(exc)) from None
         if parsed.subqueries():
             raise ApiError(400, "API_ERROR", "Aggregate Relationships not supported in Bulk Query")
+        if parsed.offset:
+            raise ApiError(400, "API_ERROR", "OFFSET is not supported in Bulk Query")
         return parsed
 
     def _ingest_job(self, operation: Any, body: dict[str, Any], common: dict[str, Any]) -> Job:

@@ -1,8 +1,13 @@
 """The SOQL subset a connector sends, parsed and evaluated the way Salesforce answers it.
 
-SELECT item, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC], ...] [LIMIT n]
-Items: fields, child-to-parent paths through lookups with one target (`Opportunity.IsWon`,
-up to five relationships), and parent-to-child subqueries on the relationships the schema
+SELECT item, ... FROM Object [WHERE condition] [ORDER BY field [ASC|DESC] [NULLS FIRST|LAST],
+...] [LIMIT n] [OFFSET n]. Object and relationship names, like field names, are read without
+case (`select id from lead`); nulls sort first ascending and last descending unless NULLS says
+otherwise; OFFSET skips at most 2,000 rows (NUMBER_OUTSIDE_VALID_RANGE beyond), in the
+top-level query only (MALFORMED_QUERY in a subquery: the pilot that allows it under a parent's
+LIMIT 1 is not simulated).
+Items: fields, child-to-parent paths through lookups with one target (`Opportunity.IsWon`, up
+to five relationships), and parent-to-child subqueries on the relationships the schema
 names (`(SELECT Id, Subject FROM Tasks WHERE ... ORDER BY ... LIMIT n)`, LIMIT per parent):
 at most 20 in a statement, one level deep before API 58.0, up to five levels (the root
 included) from 58.0 on. Conditions: comparisons (=, !=, <, >, <=, >=, LIKE), IN / NOT IN
@@ -13,7 +18,7 @@ relative date literals TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n,
 MALFORMED_QUERY, INVALID_FIELD, INVALID_TYPE. Not simulated: relationship paths in WHERE and
 ORDER BY (refused as unknown columns), polymorphic paths (`Who.Name`, TYPEOF: MALFORMED_QUERY
 saying so), semi-joins (`Id IN (SELECT ...)`), aggregates other than a lone `COUNT()` or
-`COUNT(field)` (no GROUP BY, no alias), OFFSET, USING SCOPE.
+`COUNT(field)` (no GROUP BY, no alias), USING SCOPE.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from .comparisons import (
     short,
     typed,
 )
-from .schema import CHILDREN, PARENTS
+from .schema import CHILDREN, OBJECTS, PARENTS
 
 __all__ = ["DayRange", "Path", "Query", "SoqlError", "comparable", "parse", "run"]
 
@@ -66,10 +71,12 @@ _TOKEN = re.compile(
 )
 KEYWORDS = {
     "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc",
-    "desc", "limit", "null", "true", "false", "nulls", "first", "last",
+    "desc", "limit", "offset", "null", "true", "false", "nulls", "first", "last",
 }  # fmt: skip
 
 
+MAX_OFFSET = 2000
+"""Rows OFFSET may skip."""
 MAX_SUBQUERIES = 20
 """Parent-to-child relationships in one statement."""
 MAX_PATH = 5
@@ -97,7 +104,8 @@ class Query:
     fields: list[str]
     sobject: str
     where: Callable[[dict[str, Any]], bool] | None
-    order: list[tuple[str, bool]]
+    order: list[tuple[str, bool, bool]]
+    """(field, descending, nulls first) for each ORDER BY item."""
     limit: int | None
     items: list[Path | Query] = dataclass_field(default_factory=list)
     """What SELECT lists, in order: fields and paths, and subqueries (`Query`)."""
@@ -107,6 +115,8 @@ class Query:
     """For a subquery: the child's lookup field that points at the parent row."""
     count: str | None = None
     """`SELECT COUNT() ...`: "" ; `SELECT COUNT(field) ...`: the field; otherwise None."""
+    offset: int = 0
+    """Rows OFFSET skips (after ORDER BY, before LIMIT)."""
 
     def subqueries(self) -> list[Query]:
         return [item for item in self.items if isinstance(item, Query)]
@@ -277,7 +287,7 @@ class _Parser:
         relationship = link = ""
         if self.parent is not None:
             relationship, name, link = self.relationship(name)
-        self.sobject = name
+        self.sobject = _object_name(name)
         fields = self.fields_of(self.sobject)
         if fields is None:
             raise SoqlError("INVALID_TYPE", f"sObject type '{self.sobject}' is not supported.")
@@ -294,22 +304,15 @@ class _Parser:
                 raise SoqlError("MALFORMED_QUERY", "COUNT() of a path is not simulated")
             count = counted.field
         where = self.condition() if self.accept("kw", "where") else None
-        order = []
-        if self.accept("kw", "order"):
-            self.take("kw", "by")
-            while True:
-                name = self.field()
-                descending = self.accept("kw", "desc")
-                if not descending:
-                    self.accept("kw", "asc")
-                order.append((name, descending))
-                if not self.accept("op", ","):
-                    break
+        order = self.order_by() if self.accept("kw", "order") else []
         limit = int(self.take("number")[1]) if self.accept("kw", "limit") else None
+        offset = self.offset() if self.accept("kw", "offset") else 0
         if self.peek() is not None:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: {self.peek()[1]!r}")
         own = [item.field for item in items if isinstance(item, Path) and not item.hops]
-        query = Query(own, self.sobject, where, order, limit, items, relationship, link, count)
+        query = Query(
+            own, self.sobject, where, order, limit, items, relationship, link, count, offset
+        )
         if self.parent is None and _count(query) > MAX_SUBQUERIES:
             raise SoqlError(
                 "MALFORMED_QUERY",
@@ -317,6 +320,39 @@ class _Parser:
                 " in a query",
             )
         return query
+
+    def order_by(self) -> list[tuple[str, bool, bool]]:
+        """`BY field [ASC|DESC] [NULLS FIRST|LAST], ...`: nulls first ascending and last
+        descending unless NULLS says otherwise."""
+        self.take("kw", "by")
+        order = []
+        while True:
+            name = self.field()
+            descending = self.accept("kw", "desc")
+            if not descending:
+                self.accept("kw", "asc")
+            nulls_first = not descending
+            if self.accept("kw", "nulls"):
+                placement = self.take("kw")[1]
+                if placement not in ("first", "last"):
+                    raise SoqlError("MALFORMED_QUERY", "expecting FIRST or LAST after NULLS")
+                nulls_first = placement == "first"
+            order.append((name, descending, nulls_first))
+            if not self.accept("op", ","):
+                return order
+
+    def offset(self) -> int:
+        """`OFFSET n`: a top-level query's rows to skip, at most 2,000."""
+        if self.parent is not None:
+            raise SoqlError("MALFORMED_QUERY", "OFFSET is not allowed in a subquery here")
+        skip = self.take("number")[1]
+        if skip != int(skip) or skip < 0:
+            raise SoqlError("MALFORMED_QUERY", f"OFFSET must be a whole number, not {skip}")
+        if skip > MAX_OFFSET:
+            raise SoqlError(
+                "NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}"
+            )
+        return int(skip)
 
     def subquery(self, tokens: list[tuple[str, Any]]) -> Query:
         if not tokens or tokens[0] != ("kw", "select"):
@@ -483,18 +519,24 @@ def _count(query: Query) -> int:
     return sum(1 + _count(sub) for sub in query.subqueries())
 
 
+def _object_name(name: str) -> str:
+    """An object's name as the schema spells it: SOQL reads `lead` as `Lead`."""
+    return next((known for known in OBJECTS if known.lower() == name.lower()), name)
+
+
 def parse(text: str, fields_of: Callable[[str], Any], version: float = 59.0) -> Query:
     return _Parser(text, fields_of, version).parse()
 
 
 def run(query: Query, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [r for r in records if query.where is None or query.where(r)]
-    for name, descending in reversed(query.order):
+    for name, descending, nulls_first in reversed(query.order):
         present = [r for r in rows if r.get(name) is not None]
         missing = [r for r in rows if r.get(name) is None]
         try:
             present.sort(key=lambda r: comparable(r[name]), reverse=descending)
         except TypeError:  # values of mixed types (a test's spoiled record): compare as text
             present.sort(key=lambda r: str(r[name]), reverse=descending)
-        rows = missing + present if not descending else present + missing  # Salesforce's defaults
+        rows = missing + present if nulls_first else present + missing
+    rows = rows[query.offset :]
     return rows[: query.limit] if query.limit is not None else rows
