@@ -193,6 +193,20 @@ def test_an_unknown_column_fails_the_job_and_an_abort_leaves_rows_unprocessed(or
     assert org.org.find(lead)[1]["Title"] != "Never"
 
 
+def test_simple_salesforce_reads_every_ingest_result_including_unprocessed_rows(org, sf):
+    lead = next(iter(org.org.live("Lead")))["Id"]
+    (done,) = sf.bulk2.Lead.update(records=[{"Id": lead, "Title": "COO"}], wait=0)
+    every = sf.bulk2.Lead.get_all_ingest_records(done["job_id"])  # unprocessedRecords too
+    assert [r["sf__Id"] for r in every["successfulRecords"]] == [lead]
+    assert every["failedRecords"] == every["unprocessedRecords"] == []
+    stopped = api(org, "POST", "jobs/ingest", json={"object": "Lead", "operation": "update"})
+    job = stopped.json()["id"]
+    api(org, "PUT", f"jobs/ingest/{job}/batches", data=f"Id,Title\n{lead},Never\n")
+    api(org, "PATCH", f"jobs/ingest/{job}", json={"state": "Aborted"})
+    undone = rows(sf.bulk2.Lead.get_unprocessed_records(job))
+    assert undone == [{"Id": lead, "Title": "Never"}]
+
+
 def test_limits_count_query_jobs_and_ingest_batches(org):
     before = api(org, "GET", "limits").json()
     api(org, "POST", "jobs/query", json={"operation": "query", "query": "SELECT Id FROM Lead"})

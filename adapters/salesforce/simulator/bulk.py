@@ -6,8 +6,8 @@ answered with `Sforce-NumberOfRecords` and `Sforce-Locator`, the string "null" o
 set); `jobs/ingest` (POST create, GET all), `jobs/ingest/<id>` (GET info, PATCH
 `UploadComplete` or `Aborted`, DELETE), `jobs/ingest/<id>/batches` (PUT CSV, 201), and the
 `successfulResults` (`sf__Id`, `sf__Created`), `failedResults` (`sf__Id`, `sf__Error` as
-`CODE:message:fields --`) and `unprocessedrecords` CSVs, each row followed by the fields as
-uploaded, header first even when there is no row.
+`CODE:message:fields --`) and `unprocessedrecords` (also as `unprocessedRecords`) CSVs, each
+row followed by the fields as uploaded, header first even when there is no row.
 
 From Salesforce's documentation: a query job is `UploadComplete` when created, an ingest job
 `Open`; both go `InProgress` and end `JobComplete`, `Failed` or `Aborted`. Bulk query refuses
@@ -87,6 +87,10 @@ JOB_TYPES = {"ingest": ("V2Ingest", "Classic", "BigObjectIngest"),
 DAILY = {"DailyBulkApiBatches": 15_000, "DailyBulkV2QueryJobs": 10_000,
          "DailyBulkV2QueryFileStorageMB": 976_562}  # fmt: skip
 """Daily allocations as `/limits` names them (the storage is 1,000,000,000 KB)."""
+RESULT_ALIASES = {"unprocessedRecords": "unprocessedrecords"}
+"""Other spellings of an ingest results resource that clients send: the guide documents
+`unprocessedrecords`, simple-salesforce's `get_unprocessed_records` (and other clients) ask
+for `unprocessedRecords`, which Salesforce must answer or their method would never work."""
 NULL = "#N/A"
 BOOLEANS = {"true": True, "1": True, "yes": True, "y": True,
             "false": False, "0": False, "no": False, "n": False}  # fmt: skip
@@ -236,6 +240,7 @@ class Bulk:
                 return 204, None
             raise _not_found()
         tail = "/".join(parts[3:])
+        tail = RESULT_ALIASES.get(tail, tail)
         if kind == "ingest" and tail == "batches" and method == "PUT":
             self._upload(job, raw)
             return 201, ""
