@@ -443,3 +443,26 @@ def test_setup_sends_property_groups_and_options_as_the_properties_spec_requires
             content_type="application/json",
         )
         spec.validate_request(request)
+
+
+# ----- 9. batch read of archived records (`archived` in crm-contacts-v3.json) -------------
+def test_batch_read_serves_archived_records_when_asked(
+    sim: HubSpotSimulator, client: HubSpot, http: requests.Session
+) -> None:
+    api = client.crm.contacts
+    gone, kept = live_contacts(sim)[-2:]
+    api.basic_api.archive(gone)
+    ask = BatchReadInputSimplePublicObjectId(
+        inputs=[SimplePublicObjectId(id=gone), SimplePublicObjectId(id=kept)], properties=[]
+    )
+    archived = api.batch_api.read(ask, archived=True)
+    assert [(r.id, r.archived) for r in archived.results] == [(gone, True)]
+    assert archived.results[0].archived_at is not None
+    assert archived.errors[0].context == {"ids": [kept]}  # only archived records, as asked
+    live = api.batch_api.read(ask)
+    assert [r.id for r in live.results] == [kept] and live.errors[0].context == {"ids": [gone]}
+    path = "/crm/v3/objects/contacts/batch/read"
+    raw = http.post(
+        sim.base_url + path, params={"archived": "true"}, json={"inputs": [{"id": gone}]}, timeout=5
+    )
+    assert conforms("contacts-v3", "post", path, raw)["results"][0]["archived"] is True

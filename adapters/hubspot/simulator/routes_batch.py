@@ -1,6 +1,8 @@
 """Batch endpoints (`/crm/v3/objects/{objectType}/batch/...`): read, update, create, archive.
 
-At most 100 inputs (50 for a read with `propertiesWithHistory`). Results come back in no
+At most 100 inputs (50 for a read with `propertiesWithHistory`). A read with `?archived=true`
+answers only archived records (the spec's "Whether to return only results that have been
+archived"), the others as not found. Results come back in no
 particular order, as with HubSpot: match them by `id` or `objectWriteTraceId`. Per-row
 failures answer 207 with `errors[]`; a bad property in an update fails the whole batch with 400
 (fixtures/hubspot/docs_error_400_validation.json).
@@ -91,13 +93,14 @@ def batch_read(sim: HubSpotSimulator, req: Request) -> Response:
             "The maximum number of inputs supported in a batch request for property histories"
             f" is {MAX_WITH_HISTORY}. Please reduce the number of items and try again"
         )
+    archived = (req.arg("archived") or "false").lower() == "true"
     keys = [str(item["id"]) for item in inputs]
     failing = _failing(req, keys)
     results, missing, errors = [], [], []
     answered: set[str] = set()
     for key in dict.fromkeys(keys):
-        record = lookup(sim, object_type, key, id_property)
-        if record is None and id_property in (None, "", "hs_object_id"):
+        record = lookup(sim, object_type, key, id_property, archived)
+        if record is None and not archived and id_property in (None, "", "hs_object_id"):
             record = merge.resolve(sim.store, object_type, key)  # merged away: its merge
         if key in failing:
             errors.append(_fault_row(sim, key, {"id": [key]}, {}))
