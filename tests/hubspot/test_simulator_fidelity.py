@@ -466,3 +466,34 @@ def test_batch_read_serves_archived_records_when_asked(
         sim.base_url + path, params={"archived": "true"}, json={"inputs": [{"id": gone}]}, timeout=5
     )
     assert conforms("contacts-v3", "post", path, raw)["results"][0]["archived"] is True
+
+
+# ----- 10. search through associations (`associations.company`, HubSpot's search guide) ----
+def test_search_filters_on_associated_records(sim: HubSpotSimulator, client: HubSpot) -> None:
+    store = sim.store
+    companies = [
+        c
+        for c in sorted(store.objects["companies"])
+        if store.associations("companies", c, "contacts")
+    ]
+    first, second = companies[:2]
+
+    def found(*filters: Filter) -> set[str]:
+        request = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=list(filters))], limit=200
+        )
+        return {r.id for r in client.crm.contacts.search_api.do_search(request).results}
+
+    staff = set(store.associations("companies", first, "contacts"))
+    assert found(Filter(property_name="associations.company", operator="EQ", value=first)) == staff
+    both = staff | set(store.associations("companies", second, "contacts"))
+    assert (
+        found(Filter(property_name="associations.company", operator="IN", values=[first, second]))
+        == both
+    )
+    email = store.objects["contacts"][min(staff)]["properties"]["email"]
+    narrowed = found(
+        Filter(property_name="associations.company", operator="EQ", value=first),
+        Filter(property_name="email", operator="EQ", value=email),
+    )
+    assert narrowed == {min(staff)}

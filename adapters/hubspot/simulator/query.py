@@ -1,5 +1,10 @@
 """Search request parsing: HubSpot's limits (groups, filters, body size, the 10,000-result
-window), operators and typed filter values."""
+window), operators and typed filter values.
+
+A filter on the pseudo-property `associations.{objecttype}` (`associations.company`, EQ a
+record id or IN a list of them) selects the records associated with those records, as
+HubSpot's search guide describes searching through associations; the ids are resolved when
+the search is parsed, so it needs no index of its own."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import validation_error
-from .schema import MODIFIED, SEARCH_ALIASES
+from .schema import MODIFIED, SEARCH_ALIASES, resolve_type
 from .values import MISSING, key_function
 
 if TYPE_CHECKING:
@@ -74,7 +79,7 @@ def parse_query(store: Store, object_type: str, body: dict[str, Any], raw_size: 
             raise validation_error(
                 f"Too many filters in a group ({len(filters)}). The limit is {MAX_PER_GROUP}."
             )
-        groups.append([_filter(defs, object_type, f) for f in filters])
+        groups.append([_filter(store, object_type, f) for f in filters])
     sort_prop, descending = _sort(defs, object_type, body.get("sorts") or [])
     offset, limit = _paging(body)
     props = body.get("properties")
@@ -130,12 +135,30 @@ def _paging(body: dict[str, Any]) -> tuple[int, int]:
     return offset, limit
 
 
-def _filter(defs: dict[str, Any], object_type: str, raw: Any) -> Filter:
+def _association_filter(store: Store, object_type: str, op: str, raw: dict[str, Any]) -> Filter:
+    """`associations.{type}` EQ / IN record ids: the records of `object_type` associated with
+    any of them, tested on `hs_object_id` (never a range filter, so no index narrows on it)."""
+    other = resolve_type(str(raw["propertyName"]).removeprefix("associations."))
+    if other is None or other not in store.objects:
+        raise validation_error(f"Unknown association object type in '{raw['propertyName']}'.")
+    if op not in ("EQ", "IN"):
+        raise validation_error(f"{op} is not supported on '{raw['propertyName']}'; use EQ or IN.")
+    ids = raw.get("values") if op == "IN" else [raw.get("value")]
+    if not isinstance(ids, list) or not ids:
+        raise validation_error(f"IN filter on '{raw['propertyName']}' needs a 'values' list.")
+    linked = {oid for one in ids for oid in store.associations(other, str(one), object_type)}
+    return Filter("hs_object_id", "IN", "string", MISSING, MISSING, lambda v: v in linked)
+
+
+def _filter(store: Store, object_type: str, raw: Any) -> Filter:
     if not isinstance(raw, dict) or not raw.get("propertyName") or not raw.get("operator"):
         raise validation_error("Each filter needs 'propertyName' and 'operator'.")
     op = str(raw["operator"]).upper()
     if op not in OPERATORS:
         raise validation_error(f"Unknown filter operator: {op}")
+    if str(raw["propertyName"]).startswith("associations."):
+        return _association_filter(store, object_type, op, raw)
+    defs = store.definitions[object_type]
     prop = resolve_prop(defs, object_type, str(raw["propertyName"]))
     kind = defs.get(prop, {}).get("type", "string")
     to_key = key_function(kind)
