@@ -93,6 +93,11 @@ def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
+def _limit_in(group: str) -> str:
+    """The limit a 429's `groupName` names: `publicapi:<caller>-api-calls-<limit>:<ids>`."""
+    return group.split(":")[1].partition("-api-calls-")[2]
+
+
 # ----- reading ---------------------------------------------------------------------------
 def test_official_client_pages_to_the_end(make_sim: MakeSim) -> None:
     sim = make_sim(contacts=250)
@@ -484,6 +489,8 @@ def test_burst_limit_429_and_headers(make_sim: MakeSim) -> None:
     assert "Retry-After" not in limited.headers
     assert set(limited.json()) == set(fixture("error_429_ten_secondly_rolling.json"))
     assert limited.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    recorded = fixture("error_429_ten_secondly_rolling.json")["groupName"]
+    assert _limit_in(limited.json()["groupName"]) == _limit_in(recorded) == "ten-secondly"
     assert api.search(limit=1).status_code == 200  # search has its own limit
     assert sim.stats.throttled == 1 and sim.stats.by_status[429] == 1
 

@@ -95,13 +95,19 @@ def row_error(category: str, message: str, context: dict[str, list[str]]) -> dic
     }
 
 
+GROUP_OF_POLICY = {"TEN_SECONDLY_ROLLING": "ten-secondly"}
+"""The limit's name inside `groupName` where it differs from the policy's: the recorded 429
+says `...-api-calls-ten-secondly:<hub>` for policy TEN_SECONDLY_ROLLING."""
+
+
 def rate_limit_body(policy: str, message: str, hub_id: int) -> dict[str, Any]:
     """429 body as recorded in fixtures/hubspot/error_429_ten_secondly_rolling.json."""
+    group = GROUP_OF_POLICY.get(policy, policy.lower())
     return {
         "status": "error",
         "message": message,
         "errorType": "RATE_LIMIT",
         "correlationId": str(uuid.uuid4()),
         "policyName": policy,
-        "groupName": f"publicapi:private-app-api-calls-{policy.lower()}:{hub_id}",
+        "groupName": f"publicapi:private-app-api-calls-{group}:{hub_id}",
     }
