@@ -142,6 +142,7 @@ def test_error_shapes_match_recorded_salesforce_answers(sim):
     )  # fmt: skip
     assert answer.status_code == 401
     assert answer.json() == recorded_401
+    assert answer.headers["WWW-Authenticate"] == "Token"  # as the recorded 401's headers
     missing = {"attributes": {"type": "Lead"}, "id": "00Q000000000000AAA", "Rating": "Hot"}
     item = client(sim).restful("composite/sobjects", method="PATCH", json={"records": [missing]})
     assert [set(row) for row in item] == [set(row) for row in recorded_item]

@@ -2,9 +2,10 @@
 it fails: the queued faults of `faults.py` strike here, before or after a request is processed).
 
 Error bodies are JSON lists (`[{"message", "errorCode"}]`, simple-salesforce reads
-`[0]`); every API answer carries `Sforce-Limit-Info: api-usage=N/M`; the daily allocation
-ends in 403 REQUEST_LIMIT_EXCEEDED; query results page through `nextRecordsUrl` with a
-server-side locator (a snapshot: writes made while paging do not shift the pages).
+`[0]`), a 401 from the REST API with `WWW-Authenticate: Token`; every API answer carries
+`Sforce-Limit-Info: api-usage=N/M`; the daily allocation ends in 403 REQUEST_LIMIT_EXCEEDED;
+query results page through `nextRecordsUrl` with a server-side locator (a snapshot: writes
+made while paging do not shift the pages).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = error.status, error.body()
         except json.JSONDecodeError:
             status, body = 400, ApiError(400, "JSON_PARSER_ERROR", "malformed JSON body").body()
+        if status == 401 and parts.path.startswith("/services/data"):
+            headers["WWW-Authenticate"] = "Token"  # the recorded 401 carries it
         if fault == "lost":
             return self._drop(method, parts.path)
         if fault == "timeout":
