@@ -147,6 +147,16 @@ def test_error_shapes_match_recorded_salesforce_answers(sim):
     item = client(sim).restful("composite/sobjects", method="PATCH", json={"records": [missing]})
     assert [set(row) for row in item] == [set(row) for row in recorded_item]
     assert set(item[0]["errors"][0]) == set(recorded_item[0]["errors"][0])
+    recorded_bare = json.loads(
+        (fixtures / "composite_sobjects_upsert_item_error_200.json").read_text()
+    )
+    bare = {"CRMQ_Task_Key__c": "no-attributes", "Subject": "x"}  # no `attributes` at all
+    upserted = client(sim).restful(
+        "composite/sobjects/Task/CRMQ_Task_Key__c", method="PATCH", json={"records": [bare]}
+    )
+    assert upserted == recorded_bare
+    created = client(sim).restful("composite/sobjects", method="POST", json={"records": [bare]})
+    assert created == [{k: v for k, v in recorded_bare[0].items() if k != "created"}]
 
 
 # login --------------------------------------------------------------------------------------

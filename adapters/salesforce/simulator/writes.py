@@ -31,6 +31,14 @@ VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 LOCKED = "unable to obtain exclusive access to this record"
 CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
 Checked = tuple[dict[str, Any] | None, dict[str, Any] | None]
+NO_ATTRIBUTES = {
+    "statusCode": "JSON_PARSER_ERROR",
+    "message": "Nested object for polymorphic foreign key must have an attributes field before"
+    " any other fields.",
+    "fields": [],
+}
+"""A Collections record without `attributes.type`, as a real org answers it
+(fixtures/salesforce/composite_sobjects_upsert_item_error_200.json)."""
 
 
 def _error(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -163,7 +171,9 @@ class Writes:
         self, sobject: str, field: str, record: Any, repeated: Counter
     ) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None]:
         """(checked fields, id of the record to update or None to create, error)."""
-        if not isinstance(record, dict) or (record.get("attributes") or {}).get("type") != sobject:
+        if isinstance(record, dict) and not (record.get("attributes") or {}).get("type"):
+            return None, None, NO_ATTRIBUTES
+        if not isinstance(record, dict) or record["attributes"]["type"] != sobject:
             return None, None, _error("INVALID_TYPE", f"every record must be a {sobject}")
         if "id" in record or "Id" in record:
             message = "an upsert by external id must not name the record id"
@@ -206,6 +216,8 @@ class Writes:
         if not isinstance(record, dict):
             return None, _error("JSON_PARSER_ERROR", "each record must be a JSON object")
         sobject = (record.get("attributes") or {}).get("type")
+        if not sobject:
+            return None, NO_ATTRIBUTES
         if sobject not in OBJECTS:
             return None, _error("INVALID_TYPE", f"sObject type '{sobject}' is not supported")
         if not creating:
