@@ -497,3 +497,15 @@ def test_search_filters_on_associated_records(sim: HubSpotSimulator, client: Hub
         Filter(property_name="email", operator="EQ", value=email),
     )
     assert narrowed == {min(staff)}
+
+
+# ----- 11. a refused inline association is quoted as the JSON that was sent ---------------
+def test_an_invalid_inline_association_is_quoted_as_json(client: HubSpot) -> None:
+    wrong = {"to": {"id": "1"}, "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                           "associationTypeId": 999}]}  # fmt: skip
+    with pytest.raises(ApiException) as refused:
+        client.crm.contacts.basic_api.create(
+            SimplePublicObjectInputForCreate(properties={"firstname": "A"}, associations=[wrong])
+        )
+    message = json.loads(refused.value.body)["message"]
+    assert refused.value.status == 400 and json.dumps(wrong) in message and "{'" not in message

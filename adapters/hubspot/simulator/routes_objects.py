@@ -6,6 +6,7 @@ Writes validate like HubSpot (unknown / read-only properties, bad option values,
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from . import merge
@@ -205,7 +206,7 @@ def parse_associations(
         if not to_id or len(pairs) != 1 or None in pairs or next(iter(pairs))[0] != from_type:
             return (
                 [],
-                f"Invalid association for {from_type}: {assoc!r}. "
+                f"Invalid association for {from_type}: {json.dumps(assoc)}. "
                 "Check to.id and associationTypeId.",
             )
         if any(t.get("associationCategory") != "HUBSPOT_DEFINED" for t in types):
