@@ -5,6 +5,7 @@ follow-up or a record a person deleted is neither escalated nor written again.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -197,3 +198,28 @@ def check_a_late_follow_up_of_a_deleted_record_goes_with_it(
     assert held is None or (held.status == "gone" and held.crm_id is None)
     again, _, _ = run(engine, adapter, start + timedelta(days=3, hours=1))
     assert again.counts["tasks_planned"] == 0 and not again.errors
+
+
+TITLE = "Head of Clocks"
+"""The job title a person's edit gives a record (`touch`)."""
+
+
+def check_a_clock_ahead_of_the_crm_misses_no_edit(
+    adapter: Any, store: StateStore, settings: Settings, touch: Callable[[str], None]
+) -> None:
+    """Our clock six minutes ahead of the CRM's, more than the 300 s look-back: the read
+    position was a moment of our clock, so a person's edit made just after a run lay before
+    the next run's window and was never read by an incremental run (seen on Salesforce,
+    until the next full read). Positions are now kept in the CRM's clock (its `Date`)."""
+    ahead = 360.0
+    adapter.client.crm_clock.ours = lambda: time.time() + ahead
+    engine = SyncEngine(adapter, settings, store)
+    run(engine, adapter, datetime.now(UTC) + timedelta(seconds=ahead))
+    idle, _, _ = run(engine, adapter, datetime.now(UTC) + timedelta(seconds=ahead))
+    assert idle.counts["read"] == 0
+    edited = next(c for chunk in store.mirrored_contacts(settings.crm.instance) for c in chunk)
+    touch(edited.id)
+    later, _, _ = run(engine, adapter, datetime.now(UTC) + timedelta(seconds=ahead))
+    assert later.counts["read"] >= 1, "the person's edit is read"
+    key = (edited.object_type, edited.id)
+    assert store.mirror.by_keys(settings.crm.instance, [key])[key].contact.title == TITLE

@@ -27,6 +27,7 @@ from crm_qualify.adapters.hubspot.endpoints import API, SEARCH, limits
 from crm_qualify.adapters.hubspot.oauth import credentials
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
+from crm_qualify.connector.crm_clock import CrmClock
 from crm_qualify.connector.sync.concurrency import Traffic
 from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
@@ -132,6 +133,8 @@ class HubSpotClient:
         self.requests: Counter[str] = Counter()
         self.throttled = 0
         self._counting = threading.Lock()
+        self.crm_clock = CrmClock()
+        """The portal's clock, from each answer's `Date`: read positions are kept in it."""
 
     def __repr__(self) -> str:
         return f"HubSpotClient(base_url={self.settings.base_url!r})"
@@ -255,6 +258,7 @@ class HubSpotClient:
         return self.call("POST oauth/v1/token", self.tokens.create, auth=False, **form)[1]
 
     def _observe(self, headers: Any) -> None:
+        self.crm_clock.observe(headers.get("Date"))
         daily = _int(headers.get("X-HubSpot-RateLimit-Daily"))
         remaining = _int(headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
         if daily is not None and remaining is not None:

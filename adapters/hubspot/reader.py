@@ -216,16 +216,23 @@ class ChangeReader:
             if ids:  # the search's closing step is the run's closing step, below
                 read.update(ids)
                 searching = Cursor(since=since, activity=sweep_from, span=left, until=until_ms)
-                yield ids, searching if left else Cursor(since=until_ms, activity=sweep_from)
-        swept = until_ms
-        sweeping = Cursor(since=until_ms, activity=sweep_from)
+                kept = Cursor(since=self._kept(until_ms), activity=sweep_from)
+                yield ids, searching if left else kept
+        swept = self._kept(until_ms)
+        sweeping = Cursor(since=swept, activity=sweep_from)
         low = max(0, sweep_from - self.lookback_ms)
         for ids in self._sweeps(low, until_ms, read):
             if ids is None:
                 swept = sweep_from  # incomplete: the next run sweeps this window again
             else:
                 yield Hits(ids), sweeping
-        yield Hits(), Cursor(since=until_ms, activity=swept)
+        yield Hits(), Cursor(since=self._kept(until_ms), activity=swept)
+
+    def _kept(self, until_ms: int) -> int:
+        """`until_ms` as a position to keep: no later than the portal's own clock
+        (`CrmClock`), which ours may run ahead of."""
+        until = datetime.fromtimestamp(until_ms / 1000, UTC)
+        return epoch_ms(self.client.crm_clock.bound(until))
 
     def _sweeps(self, low: int, until_ms: int, read: set[str]) -> Iterator[list[str] | None]:
         """Our tasks people worked on, then every other object type the contacts' facts
@@ -264,7 +271,8 @@ class ChangeReader:
                 ids = [oid for oid, _ in page.hits]
                 if ids or left is None:
                     walking = Cursor(span=left, walk_started=started)
-                    yield Hits(ids, page.rows), walking if left else Cursor(since=started)
+                    done = Cursor(since=self._kept(started))
+                    yield Hits(ids, page.rows), walking if left else done
             return
         while True:
             kwargs: dict[str, Any] = {
@@ -291,7 +299,7 @@ class ChangeReader:
             after = next_after(page)
             if not after:
                 # The walk is complete: anything changed since it began is read incrementally.
-                yield hits, Cursor(since=started)
+                yield hits, Cursor(since=self._kept(started))
                 return
             yield hits, Cursor(walk_after=after, walk_started=started)
 

@@ -238,7 +238,7 @@ class SalesforceAdapter:
                         first = not same and _first_read(seen[sobject], record)
                         pending.add(sobject, record if first else None, position)
                     yield from self._batches(pending, BATCH)
-                pending.add(sobject, None, (when(until), ""))
+                pending.add(sobject, None, (when(self.client.crm_clock.bound(until)), ""))
             if sweep_from is not None:
                 touched = people_touched(
                     self._query,
@@ -267,7 +267,7 @@ class SalesforceAdapter:
             self._every_converted = None  # not held while the run decides and writes
             self._many_contacts = False
             staging.close()
-        state.activity = when(until)
+        state.activity = when(self.client.crm_clock.bound(until))
         state.held = holding.cursor_rows(held)
         yield ContactBatch(cursor=state.dump())
 

@@ -34,6 +34,7 @@ from crm_qualify.adapters.salesforce.endpoints import API, limits
 from crm_qualify.adapters.salesforce.http import RefusedRequest, host_of, make_session
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings, allowed_host
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
+from crm_qualify.connector.crm_clock import CrmClock
 from crm_qualify.connector.sync.concurrency import Traffic
 from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries
@@ -140,7 +141,11 @@ class SalesforceClient:
     def __init__(self, settings: SalesforceSettings) -> None:
         self.settings = settings
         self.hosts: set[str] = {host_of(settings.login_url)}
-        self.session = make_session(settings.ca_bundle, settings.timeout_seconds, self.hosts)
+        self.crm_clock = CrmClock()
+        """The org's clock, from each answer's `Date`: read positions are kept in it."""
+        self.session = make_session(
+            settings.ca_bundle, settings.timeout_seconds, self.hosts, self.crm_clock
+        )
         self.daily = DailyBudget(None, settings.daily_reserve)
         self.requests: Counter[str] = Counter()
         self.throttled = 0

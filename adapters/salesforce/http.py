@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from crm_qualify.connector.crm_clock import CrmClock
 from requests.adapters import HTTPAdapter
 
 
@@ -36,9 +37,16 @@ def host_of(url: str) -> str:
 
 
 class _TrustAdapter(HTTPAdapter):
-    def __init__(self, verify: str | bool, timeout: float, hosts: Set[str] | None) -> None:
+    def __init__(
+        self,
+        verify: str | bool,
+        timeout: float,
+        hosts: Set[str] | None,
+        crm_clock: CrmClock | None = None,
+    ) -> None:
         super().__init__(max_retries=0)
         self.verify, self.timeout, self.hosts = verify, timeout, hosts
+        self.crm_clock = crm_clock
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         target = host_of(request.url or "")
@@ -51,6 +59,8 @@ class _TrustAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         response = super().send(request, **kwargs)
+        if self.crm_clock is not None:
+            self.crm_clock.observe(response.headers.get("Date"))
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location") or ""
             response.close()
@@ -63,12 +73,16 @@ class _TrustAdapter(HTTPAdapter):
 
 
 def make_session(
-    ca_bundle: str | None, timeout: float = 60.0, hosts: Set[str] | None = None
+    ca_bundle: str | None,
+    timeout: float = 60.0,
+    hosts: Set[str] | None = None,
+    crm_clock: CrmClock | None = None,
 ) -> requests.Session:
     """A session that trusts `ca_bundle` (a PEM path) or, when None, the system store, gives up
-    on a request after `timeout` seconds without an answer, and sends only to `hosts`
-    (`host_of` values; a live set the caller may grow) when given."""
+    on a request after `timeout` seconds without an answer, sends only to `hosts` (`host_of`
+    values; a live set the caller may grow) when given, and tells `crm_clock` each answer's
+    `Date`."""
     session = requests.Session()
-    session.mount("https://", _TrustAdapter(ca_bundle or True, timeout, hosts))
+    session.mount("https://", _TrustAdapter(ca_bundle or True, timeout, hosts, crm_clock))
     session.mount("http://", _TrustAdapter(ca_bundle or True, timeout, frozenset()))
     return session

@@ -3,6 +3,8 @@
 import requests
 
 from tests.mirror_checks import (
+    TITLE,
+    check_a_clock_ahead_of_the_crm_misses_no_edit,
     check_a_deleted_follow_up_is_not_escalated,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
@@ -54,3 +56,9 @@ def test_a_late_follow_up_of_a_contact_deleted_in_hubspot_goes_with_it(
         assert answer.status_code == 204
 
     check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)
+
+
+def test_our_clock_ahead_of_the_portal_s_misses_no_person_edit(sim, adapter, store, settings):
+    check_a_clock_ahead_of_the_crm_misses_no_edit(
+        adapter, store, settings, lambda record: sim.touch(record, {"jobtitle": TITLE})
+    )

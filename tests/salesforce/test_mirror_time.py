@@ -4,6 +4,8 @@ from crm_qualify.adapters.salesforce.http import make_session
 from simple_salesforce import Salesforce
 
 from tests.mirror_checks import (
+    TITLE,
+    check_a_clock_ahead_of_the_crm_misses_no_edit,
     check_a_deleted_follow_up_is_not_escalated,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
@@ -51,3 +53,9 @@ def test_a_late_follow_up_of_a_person_deleted_in_salesforce_goes_with_it(
         assert getattr(person, object_type).delete(record_id) == 204
 
     check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)
+
+
+def test_our_clock_ahead_of_the_org_s_misses_no_person_edit(sim, adapter, store, settings):
+    check_a_clock_ahead_of_the_crm_misses_no_edit(
+        adapter, store, settings, lambda record: sim.touch(record, {"Title": TITLE})
+    )
