@@ -182,6 +182,27 @@ def test_a_lost_episode_start_with_a_recent_completed_call_makes_no_second_call(
     )
 
 
+def test_a_contact_that_cooled_and_is_hot_again_gets_a_new_call():
+    """It cooled (written warm; the engine keeps no episode for it), and turned hot again
+    within a week of its completed call: the call was taken for this episode's, and none was
+    made."""
+    demo = SUNDAY - HOUR
+    done = ExistingTask(
+        id="T7",
+        key="crmq:contact:42:hot_call:20261120T0900",
+        created_at=SUNDAY - 2 * DAY,
+        completed=True,
+        completed_at=SUNDAY - DAY,
+    )
+    cooled = person(demo, tasks=[done])
+    cooled.owned["temperature"] = "warm"
+    again = decide(cooled, Rules(), SUNDAY, hot_since=None)
+    assert calls(again) == ["crmq:contact:42:hot_call:20261122T2000"]
+    assert again.hot_since == SUNDAY
+    cooled.tasks = [done.model_copy(update={"completed": False, "completed_at": None})]
+    assert calls(decide(cooled, Rules(), SUNDAY)) == [], "never beside an open call"
+
+
 def test_not_hot_means_no_episode():
     cold = Contact(id="7", origin=Origin.INBOUND, email="x@acme.example")
     assert decide(cold, Rules(), SUNDAY, hot_since=SUNDAY - DAY).hot_since is None

@@ -94,7 +94,8 @@ def episode_start(
     followup: FollowUpRules,
 ) -> datetime | None:
     """When the contact's current hot episode began: None when it is not hot, `hot_since`
-    when the engine knows it, else (the engine lost it: a new state file, an upgrade) the
+    when the engine knows it, `now` when the CRM last held another temperature for it (it
+    cooled, and is hot again), else (the engine lost it: a new state file, an upgrade) the
     start carried by a call task of ours that is open or was created within the re-contact
     interval (7 days when it is 0): the episode is taken as going on rather than risk a
     second call; else `now` (it has just turned hot)."""
@@ -102,6 +103,9 @@ def episode_start(
         return None
     if hot_since is not None:
         return hot_since
+    held = contact.owned.get("temperature")
+    if held is not None and held != Temperature.HOT:
+        return now
     recent = now - timedelta(days=followup.hot_recall_days or 7)
     starts = [
         _episode_of(task) or task.created_at
