@@ -12,6 +12,7 @@ from validation on, so no repr, dump, log line or error message of the settings 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -31,7 +32,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,15 +67,45 @@ class FieldPolicy(_Section):
     )
 
 
-def _blank_is_unset(value: Any) -> Any:
-    """A secret set to "" or spaces (an empty environment variable or secrets file) is not
-    set: the option's own check then names it, before any request could carry it."""
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+"""What no HTTP header (and no token, password or client secret) can carry: line breaks, tabs
+and the other C0 controls, DEL."""
+
+
+def _secret_text(value: Any) -> Any:
+    """A secret without its surrounding whitespace (the newline an `echo` or a heredoc puts at
+    the end of an environment variable or file), unset when blank: the option's own check
+    then names it, before any request could carry it."""
     text = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return None if isinstance(text, str) and not text.strip() else value
+    if not isinstance(text, str):
+        return value
+    return SecretStr(text.strip()) if text.strip() else None
 
 
-OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
-"""An adapter's secret option: unset when blank."""
+def _single_line_secret(value: Any) -> Any:
+    """`_secret_text`, refusing a control character left inside: sent in an Authorization
+    header, `http.client` would refuse it with an error quoting the whole header, and a
+    second line of a secrets file would be sent as part of the token."""
+    value = _secret_text(value)
+    if isinstance(value, SecretStr):
+        found = CONTROL_CHARACTER.search(value.get_secret_value())
+        if found:
+            what = "a line break" if found.group() in "\r\n" else "a control character"
+            raise PydanticCustomError(
+                "secret_control_character",
+                f"holds {what} (U+{ord(found.group()):04X}) inside it, which no HTTP header"
+                " can carry: set it on one line (check the variable or file it comes from)",
+            )
+    return value
+
+
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_single_line_secret)]
+"""An adapter's secret option (a token, password, client secret): one line, surrounding
+whitespace removed, unset when blank."""
+
+OptionalMultilineSecret = Annotated[SecretStr | None, BeforeValidator(_secret_text)]
+"""A secret of several lines that is never sent as is (a PEM private key, which signs):
+surrounding whitespace removed, unset when blank."""
 
 
 def _default_fields() -> dict[str, FieldPolicy]:
@@ -238,7 +269,7 @@ def _conceal(value: Any, secret: bool) -> Any:
     if isinstance(value, list):
         return [_conceal(item, secret) for item in value]
     if secret and isinstance(value, str | int | float) and not isinstance(value, bool):
-        return SecretStr(str(value))
+        return SecretStr(str(value).strip())  # as a secret file's content is
     return value
 
 

@@ -357,3 +357,55 @@ def test_a_blank_secret_is_refused_as_missing_before_any_request(
     assert "adapters.hubspot.access_token: required with auth = 'private_app'" in err, err
     with pytest.raises(ValidationError, match="client_secret"):
         SalesforceSettings(client_id="app", client_secret=blank, username="u", password="p")
+
+
+def test_a_secret_from_the_environment_loses_its_surrounding_whitespace(
+    tmp_path, monkeypatch, capsys, canary
+):
+    """`export TOKEN=$'…\\n'` or `$(cat token)` with a newline: without the strip, --debug
+    doctor died on `ValueError: Invalid header value b'Bearer <token>\\n'`."""
+    with HubSpotSimulator(contacts=5, seed=3, custom_properties=True, token=canary) as sim:
+        assert sim.base_url is not None
+        config = write_config(tmp_path, monkeypatch, "env", canary, base_url=sim.base_url)
+        monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", f" {canary}\r\n")
+        options = load_settings(config).adapter_options()  # a plugin's plain SecretStr too
+        code = main(["--debug", "doctor", "--config", str(config)])
+    assert options["access_token"].get_secret_value() == canary
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    assert canary not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("source", ["env", "file"])
+@pytest.mark.parametrize("inside", ["\n", "\r\n", "\t", "\x07"])
+@pytest.mark.parametrize("command", [["sync", "--once"], ["doctor"], ["config", "check"]])
+def test_a_secret_with_a_control_character_inside_is_refused_by_key_before_any_request(
+    tmp_path, monkeypatch, capsys, canary, source, inside, command
+):
+    """A secrets file of two lines: the second was sent as part of the token, and the error
+    `Invalid header value b'Bearer ***\\nsecond-line'` showed it and was kept in the state
+    store, where `runs` showed it again."""
+    second = f"second-line-{secrets.token_hex(8)}"
+    write_config(tmp_path, monkeypatch, source, f"{canary}{inside}{second}")
+    monkeypatch.chdir(tmp_path)  # ./crm-qualify.toml
+    connects, _ = record_network(monkeypatch)
+    assert main(command) == 2
+    assert main(["runs"]) == 0
+    captured = capsys.readouterr()
+    assert connects == []
+    assert "adapters.hubspot.access_token: holds " in captured.err, captured.err
+    for part in (canary, second):
+        assert part not in captured.out + captured.err
+    assert not list(tmp_path.glob("state.sqlite*")), "no state store was even created"
+
+
+def test_a_multiline_private_key_is_kept_and_a_password_of_two_lines_refused(canary):
+    pem = f"-----BEGIN PRIVATE KEY-----\n{canary}\n-----END PRIVATE KEY-----"
+    options = {"client_id": "app", "auth": "jwt", "username": "u"}
+    with pytest.raises(ValidationError) as caught:
+        SalesforceSettings(**options, private_key=f"\n{pem}\n")
+    assert "private_key: " in str(caught.value) and "line break" not in str(caught.value)
+    with pytest.raises(ValidationError, match="password\n.*holds a line break"):
+        SalesforceSettings(
+            client_id="app", client_secret="s", username="u", password=f"{canary}\nrest"
+        )

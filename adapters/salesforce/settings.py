@@ -7,8 +7,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from crm_qualify.adapters.salesforce.auth import private_key
-from crm_qualify.connector.settings import OptionalSecret
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from crm_qualify.connector.settings import OptionalMultilineSecret, OptionalSecret
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SALESFORCE_DOMAINS = (
     "salesforce.com",
@@ -67,11 +67,11 @@ class SalesforceSettings(BaseModel):
     )
     username: str | None = None
     password: OptionalSecret = None
-    security_token: SecretStr | None = Field(
+    security_token: OptionalSecret = Field(
         default=None, description="Appended to the password for the username-password flow."
     )
     refresh_token: OptionalSecret = None
-    private_key: OptionalSecret = Field(
+    private_key: OptionalMultilineSecret = Field(
         default=None,
         description="PEM RSA private key of the JWT bearer flow (auth = 'jwt'), from a file:"
         " private_key_file = '/run/secrets/sf_key.pem'.",
