@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -88,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def unexpected(exc: BaseException, debug: bool) -> int:
-    """An error no command expected: one line naming it (the traceback under --debug)."""
+    """An error no command expected: one line naming it (the traceback under --debug). Both
+    are masked like every log line: a library's message may quote a request's header, and a
+    traceback its arguments."""
     if debug:
-        raise exc
+        print(redact("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+        return 1
     text = redact(str(exc)).strip().splitlines()
     print(
         f"error: {type(exc).__name__}: {text[0] if text else '(no message)'}"

@@ -19,7 +19,9 @@ import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.connector.cli import main
+from crm_qualify.connector.commands import schema
 from crm_qualify.connector.contract import AuthError
+from crm_qualify.connector.ops.logs import mask_values, register_secrets
 from crm_qualify.connector.plugins import adapter_settings, build_adapter, load_adapter_class
 from crm_qualify.connector.settings import (
     ConfigurationError,
@@ -409,3 +411,38 @@ def test_a_multiline_private_key_is_kept_and_a_password_of_two_lines_refused(can
         SalesforceSettings(
             client_id="app", client_secret="s", username="u", password=f"{canary}\nrest"
         )
+
+
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_an_unexpected_error_quoting_an_escaped_secret_is_masked_with_or_without_debug(
+    monkeypatch, capsys, canary, debug
+):
+    """`http.client` quotes a refused header as bytes (`b'Bearer tok\\nline'`): the escaped
+    form did not match the registered secret, and --debug printed Python's own traceback,
+    which no masking saw."""
+    secret = f"{canary}\nsecond-line-{secrets.token_hex(8)}"
+
+    def refused_header(args: Any) -> int:
+        register_secrets([secret])
+        header = f"Bearer {secret}".encode()
+        raise ValueError(f"Invalid header value {header!r}")
+
+    monkeypatch.setattr(schema, "run", refused_header)
+    assert main([*debug, "schema", "contact"]) == 1
+    err = capsys.readouterr().err
+    assert "Invalid header value b'Bearer ***'" in err
+    assert ("Traceback" in err) == bool(debug)
+    for part in secret.split("\n"):
+        assert part not in err
+
+
+def test_every_quoted_form_of_a_secret_is_masked(canary):
+    secret = f"{canary}\t\u00e9'\n"
+    for quoted in (
+        repr(secret),
+        json.dumps(secret),
+        repr(secret.encode()),
+        repr(secret.encode("latin-1")),
+    ):
+        masked = mask_values(f"got {quoted}", [secret])
+        assert canary not in masked and "***" in masked, masked

@@ -141,12 +141,24 @@ def secret_values(options: dict[str, Any]) -> list[str]:
     return found
 
 
+def quoted_forms(secret: str) -> set[str]:
+    """`secret` as messages may quote it: as is, and escaped as `repr` of a str or of its
+    bytes and JSON write it. `http.client` refuses a header with `Invalid header value
+    b'Bearer tok\\n'`: the escaped newline would keep the plain secret from matching."""
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    for encoding in ("utf-8", "latin-1"):  # the body's, and the one http.client sends headers in
+        forms.add(repr(secret.encode(encoding, "backslashreplace"))[2:-1])
+    return forms
+
+
 def mask_values(text: str, secrets: Iterable[str]) -> str:
-    """`text` with each of `secrets` as ***, longest first since one may contain another. A
-    blank one (a secret set to spaces, refused as unset) would mask every space: skipped."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret.strip() and secret in text:
-            text = text.replace(secret, "***")
+    """`text` with each of `secrets` (in any of its `quoted_forms`) as ***, longest first since
+    one may contain another. A blank one (a secret set to spaces, refused as unset) would mask
+    every space: skipped."""
+    forms = {form for secret in set(secrets) for form in quoted_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        if form.strip() and form in text:
+            text = text.replace(form, "***")
     return text
 
 
