@@ -14,8 +14,10 @@ import sys
 import time
 from importlib.metadata import EntryPoint, version
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector import plugins
 from crm_qualify.connector.cli import build_parser, main
 from crm_qualify.connector.commands import doctor, schema
@@ -284,6 +286,22 @@ def test_doctor_names_an_unreachable_url_and_the_cause_at_once(tmp_path, capsys)
     assert f"[FAIL] reach {url}: connection refused" in captured.out
     assert "adapters.hubspot.base_url" in captured.out
     assert "retry" not in captured.err and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("listening", [True, False])
+def test_doctor_masks_the_password_a_url_holds(tmp_path, capsys, listening):
+    """`[ok  ] reach http://apiuser:hunter2pw@…` printed the password a proxy needs."""
+    with HubSpotSimulator(contacts=5) as sim:
+        port = urlsplit(sim.base_url).port if listening else closed_port()
+        (tmp_path / "crm-qualify.toml").write_text(
+            f"[adapters.hubspot]\naccess_token = '{sim.token}'\n"
+            f"base_url = 'http://apiuser:hunter2pw@127.0.0.1:{port}'\n"
+        )
+        main(["doctor"])
+    out = capsys.readouterr().out
+    mark = "[ok  ]" if listening else "[FAIL]"
+    assert f"{mark} reach http://apiuser:***@127.0.0.1:{port}" in out
+    assert "hunter2pw" not in out
 
 
 class UnreachableAdapter(MemoryAdapter):

@@ -18,6 +18,7 @@ from crm_qualify.connector.commands.common import (
     settings_or_exit,
 )
 from crm_qualify.connector.contract import Adapter, AdapterError, CheckResult
+from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.plugins import adapter_settings, load_adapter_class
 from crm_qualify.connector.settings import Settings
 
@@ -81,7 +82,8 @@ def _adapter(args: argparse.Namespace) -> tuple[Settings, Adapter]:
 
 def endpoints(settings: Settings) -> list[tuple[str, str]]:
     """(option key, URL) for every http(s) URL among the active adapter's options
-    (`base_url`, `login_url`, ...), defaults included."""
+    (`base_url`, `login_url`, ...), defaults included. A URL may hold a proxy's `user:password@`:
+    shown through `redact`, as log lines mask it."""
     options = adapter_settings(load_adapter_class(settings.crm.adapter), settings)
     found = []
     for key in type(options).model_fields:
@@ -143,10 +145,10 @@ def run_doctor(args: argparse.Namespace) -> int:
     for key, url in urls:
         why = unreachable(url)
         if why:
-            print(f"[FAIL] reach {url}: {why}")
+            print(f"[FAIL] reach {redact(url)}: {why}")
             print(f"fix: check adapters.{settings.crm.adapter}.{key}, the network and any proxy")
             return 1
-        print(f"[ok  ] reach {url}")
+        print(f"[ok  ] reach {redact(url)}")
     try:
         return 0 if print_results(adapter.check()) else 1
     except AdapterError as exc:
@@ -154,7 +156,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     except Exception as exc:  # a library's network error that no adapter turned into ours
         if getattr(args, "debug", False) or not is_network_error(exc):
             raise
-        target = ", ".join(url for _, url in urls) or f"the {settings.crm.adapter} API"
+        target = ", ".join(redact(url) for _, url in urls) or f"the {settings.crm.adapter} API"
         print(f"[FAIL] calling {target}: {network_cause(exc)}")
     return 1
 
