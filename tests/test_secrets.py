@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.connector.cli import main
@@ -446,3 +447,50 @@ def test_every_quoted_form_of_a_secret_is_masked(canary):
     ):
         masked = mask_values(f"got {quoted}", [secret])
         assert canary not in masked and "***" in masked, masked
+
+
+@pytest.mark.parametrize(
+    ("base_url", "says"),
+    [
+        ("http://api.hubapi.com", "must be an https:// URL"),
+        ("ftp://x", "must be an https:// URL"),
+        ("api.hubapi.com", "must be an https:// URL"),
+        ("http://apiuser:hunter2pw@10.0.0.8:8080", "must be an https:// URL"),
+        ("https://api.hubapi.co", "host 'api.hubapi.co' is not under HubSpot's domains"),
+        ("https://hubapi.com.elsewhere.example", "add it to allowed_domains"),
+        ("https://apiuser:hunter2pw@proxy.corp.example", "allowed_domains"),
+    ],
+)
+def test_a_hubspot_base_url_that_would_carry_the_token_elsewhere_is_refused_by_key(
+    tmp_path, monkeypatch, capsys, canary, base_url, says
+):
+    """`config check` accepted them all, and sync sent the token over plain http or to any
+    host; now https under hubapi.com (or allowed_domains), or http to this machine."""
+    write_config(tmp_path, monkeypatch, "env", canary, base_url=base_url)
+    monkeypatch.chdir(tmp_path)
+    connects, _ = record_network(monkeypatch)
+    assert main(["config", "check"]) == 2
+    assert main(["sync", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert connects == []
+    assert err.count("adapters.hubspot.base_url: ") == 2, "config check, then sync"
+    assert says in err, err
+    assert canary not in err and "hunter2pw" not in err
+
+
+@pytest.mark.parametrize(
+    ("base_url", "allowed_domains"),
+    [
+        ("https://api.hubapi.com", []),
+        ("https://api-eu1.hubapi.com/", []),
+        ("http://127.0.0.1:18799", []),
+        ("http://localhost:18799", []),
+        ("http://[::1]:18799", []),
+        ("https://hubspot-proxy.corp.example", ["corp.example"]),
+    ],
+)
+def test_hubspot_hosts_the_simulator_and_listed_proxies_are_accepted(base_url, allowed_domains):
+    settings = HubSpotSettings(
+        access_token="pat-x", base_url=base_url, allowed_domains=allowed_domains
+    )
+    assert settings.base_url == base_url

@@ -11,12 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from crm_qualify.connector.api_hosts import endpoint_problem
 from crm_qualify.connector.ops.token_store import writable_location
 from crm_qualify.connector.settings import OptionalSecret
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 OAUTH_OPTIONS = ("client_id", "client_secret", "refresh_token", "credentials_store")
+
+HUBSPOT_DOMAINS = ("hubapi.com",)
+"""Where HubSpot's API lives (`api.hubapi.com`, the EU's `api-eu1.hubapi.com`): the token is
+sent nowhere else unless `allowed_domains` says so."""
 
 
 class HubSpotSettings(BaseModel):
@@ -58,8 +63,15 @@ class HubSpotSettings(BaseModel):
         "0600 and replaced atomically; its directory must be writable (e.g. beside the state "
         "store, never a read-only secrets mount).",
     )
+    allowed_domains: list[str] = Field(
+        default_factory=list,
+        description="Hosts or domains besides HubSpot's own (hubapi.com) that base_url may"
+        " name: a TLS proxy. The simulator on this machine (127.0.0.1, localhost) needs none.",
+    )
     base_url: str = Field(
-        default="https://api.hubapi.com", description="API root; the simulator's URL in demos."
+        default="https://api.hubapi.com",
+        description="API root: https:// under hubapi.com or allowed_domains; plain http:// only"
+        " to this machine (the simulator's URL in demos).",
     )
     object_type: str = Field(default="contacts", description="The object that holds people.")
     requests_per_10s: int = Field(
@@ -111,4 +123,20 @@ class HubSpotSettings(BaseModel):
             problem = writable_location(Path(value).expanduser())
             if problem:
                 raise PydanticCustomError("credentials_store", "{problem}", {"problem": problem})
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_over_https_to_hubspot(cls, value: str, info: ValidationInfo) -> str:
+        """Every request carries the token: over plain http, or to a mistyped host, it would
+        leave for someone else."""
+        problem = endpoint_problem(
+            value,
+            crm="HubSpot",
+            domains=HUBSPOT_DOMAINS,
+            extra=info.data.get("allowed_domains", []),
+            loopback=True,
+        )
+        if problem:
+            raise PydanticCustomError("endpoint", "{problem}", {"problem": problem})
         return value

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Literal
-from urllib.parse import urlsplit
 
 from crm_qualify.adapters.salesforce.auth import private_key
+from crm_qualify.connector.api_hosts import endpoint_problem, under_domains
 from crm_qualify.connector.settings import OptionalMultilineSecret, OptionalSecret
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 SALESFORCE_DOMAINS = (
     "salesforce.com",
@@ -25,11 +33,7 @@ SALESFORCE_DOMAINS = (
 
 def allowed_host(host: str, extra: Iterable[str]) -> bool:
     """Whether `host` is one of Salesforce's domains, or one of `extra`, or under one."""
-    host = host.lower().rstrip(".")
-    return any(
-        host == domain or host.endswith("." + domain)
-        for domain in (*SALESFORCE_DOMAINS, *(d.lower().strip(".") for d in extra))
-    )
+    return under_domains(host, (*SALESFORCE_DOMAINS, *extra))
 
 
 FLOW_OPTIONS = {
@@ -51,15 +55,15 @@ class SalesforceSettings(BaseModel):
         "token), client credentials, a refresh token, or the JWT bearer flow (a private key "
         "whose certificate the app holds; the server-to-server login).",
     )
-    login_url: str = Field(
-        default="https://login.salesforce.com",
-        description="OAuth host: login.salesforce.com, test.salesforce.com or My Domain.",
-    )
     allowed_domains: list[str] = Field(
         default_factory=list,
         description="Hosts or domains besides Salesforce's own (salesforce.com, force.com, "
         "cloudforce.com, salesforce-setup.com, database.com, salesforce.mil) that login_url and "
         "the login answer's instance_url may name: a TLS proxy, the simulator (127.0.0.1).",
+    )
+    login_url: str = Field(
+        default="https://login.salesforce.com",
+        description="OAuth host: login.salesforce.com, test.salesforce.com or My Domain.",
     )
     client_id: str = Field(description="The connected app's consumer key.")
     client_secret: OptionalSecret = Field(
@@ -110,17 +114,18 @@ class SalesforceSettings(BaseModel):
         " them).",
     )
 
-    @model_validator(mode="after")
-    def _login_over_https_to_salesforce(self) -> SalesforceSettings:
-        parts = urlsplit(self.login_url)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("login_url must be an https:// URL")
-        if not allowed_host(parts.hostname, self.allowed_domains):
-            raise ValueError(
-                f"login_url host {parts.hostname!r} is not a Salesforce domain: add it to"
-                " allowed_domains if it really is your org's login host"
-            )
-        return self
+    @field_validator("login_url")
+    @classmethod
+    def _login_over_https_to_salesforce(cls, value: str, info: ValidationInfo) -> str:
+        problem = endpoint_problem(
+            value,
+            crm="Salesforce",
+            domains=SALESFORCE_DOMAINS,
+            extra=info.data.get("allowed_domains", []),
+        )
+        if problem:
+            raise PydanticCustomError("endpoint", "{problem}", {"problem": problem})
+        return value
 
     @model_validator(mode="after")
     def _credentials_for_the_flow(self) -> SalesforceSettings:

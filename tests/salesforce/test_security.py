@@ -182,3 +182,12 @@ def _task(lead: str) -> PlannedTask:
         subject="Call", due=datetime.now(UTC) + timedelta(days=1), priority="high",
         task_type="call",
     )  # fmt: skip
+
+
+def test_a_login_url_error_names_the_key_and_never_the_url_password():
+    with pytest.raises(ValidationError) as caught:
+        SalesforceSettings(login_url="http://u:hunter2pw@login.salesforce.com", client_id="i",
+                           client_secret="s", username="u", password="p")  # fmt: skip
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("login_url",), "was the model's (top level), naming no key"
+    assert "hunter2pw" not in error["msg"]
