@@ -11,6 +11,7 @@ from validation on, so no repr, dump, log line or error message of the settings 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -42,6 +43,8 @@ from pydantic_settings import (
 )
 
 WritePolicy = Literal["always", "if_empty", "unless_edited"]
+
+log = logging.getLogger(__name__)
 
 CONFIG_ENV = "CRMQ_CONFIG"
 CONFIG_FILE_NAME = "crm-qualify.toml"
@@ -366,14 +369,18 @@ def _unknown_sections() -> list[str]:
 
 
 def resolve_secret_files(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Options with each `X_file` replaced by `X`, the file's content as a `SecretStr`
-    (an `X` given directly wins)."""
+    """Options with each `X_file` replaced by `X`, the file's content as a `SecretStr`.
+    An `X` given directly wins (the environment's over the TOML's file, as the environment
+    overrides the TOML everywhere): the `X_file` is dropped with a warning naming both, not
+    left for the adapter's model to refuse as an unknown option."""
     resolved = dict(options)
     for key, value in options.items():
         if not key.endswith("_file") or not value:
             continue
         target = key.removesuffix("_file")
         if resolved.get(target):
+            log.warning("%s%s is set, so %s%s is not read", prefix, target, prefix, key)
+            del resolved[key]
             continue
         try:
             resolved[target] = SecretStr(Path(str(value)).read_text(encoding="utf-8").strip())

@@ -494,3 +494,21 @@ def test_hubspot_hosts_the_simulator_and_listed_proxies_are_accepted(base_url, a
         access_token="pat-x", base_url=base_url, allowed_domains=allowed_domains
     )
     assert settings.base_url == base_url
+
+
+def test_a_secret_set_directly_wins_over_its_file_which_is_dropped_with_a_warning(
+    tmp_path, monkeypatch, capsys, caplog, canary
+):
+    """The environment's token with the TOML's access_token_file gave
+    `adapters.hubspot.access_token_file: Extra inputs are not permitted`."""
+    config = write_config(tmp_path, monkeypatch, "file", f"{canary}-from-the-file")
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", canary)
+    options = adapter_settings(load_adapter_class("hubspot"), load_settings(config))
+    assert options.access_token.get_secret_value() == canary
+    assert main(["config", "check", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert canary not in captured.out + captured.err + caplog.text
+    assert (
+        "adapters.hubspot.access_token is set, so adapters.hubspot.access_token_file is not read"
+        in caplog.text
+    )
