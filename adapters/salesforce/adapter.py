@@ -45,7 +45,7 @@ from crm_qualify.adapters.salesforce.accounts import (
 )
 from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads
 from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites, fewer_in_collections
-from crm_qualify.adapters.salesforce.client import SalesforceClient
+from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.history import field_sources
 from crm_qualify.adapters.salesforce.in_flight import finish_writes_in_flight
@@ -662,11 +662,17 @@ class SalesforceAdapter:
 
     # checks ----------------------------------------------------------------------------------
     def describe(self, object_type: str) -> dict[str, dict[str, Any]]:
-        """The describe answer's fields by name, as Salesforce sends them."""
-        answer = self.client.call(
-            f"GET describe {object_type}", lambda sf: getattr(sf, object_type).describe()
-        )
-        return {f["name"]: f for f in answer["fields"]}
+        """The describe answer's fields by name, as Salesforce sends them. An answer without
+        a `fields` list (a proxy's or a wrong host's `{}`) is a failed call naming what is
+        missing, which doctor reports as a failed check instead of crashing on a KeyError."""
+        what = f"GET describe {object_type}"
+        answer = self.client.call(what, lambda sf: getattr(sf, object_type).describe())
+        fields = answer.get("fields") if isinstance(answer, dict) else None
+        if not isinstance(fields, list):
+            raise SalesforceCallError(what, 200, "UNEXPECTED_ANSWER", "no 'fields' list in it")
+        return {
+            f["name"]: f for f in fields if isinstance(f, dict) and isinstance(f.get("name"), str)
+        }
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
         return {name: field_info(f) for name, f in self.describe(object_type).items()}

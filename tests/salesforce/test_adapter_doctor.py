@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crm_qualify.adapters.salesforce.simulator import schema
+from crm_qualify.adapters.salesforce.simulator import schema, server
 from crm_qualify.connector.model import PlannedTask
 
 
@@ -53,3 +53,12 @@ def test_upserts_on_a_key_that_is_no_external_id_need_attention(sim, adapter):
         spec["externalId"] = True
     assert not result.ok and not result.retryable and not result.uncertain
     assert result.field == "CRMQ_Task_Key__c" and "doctor" in result.error
+
+
+def test_a_describe_answer_without_fields_is_a_failed_check_naming_it(adapter, monkeypatch):
+    """A login host answering `{}` made doctor stop on `error: KeyError: 'fields'`."""
+    monkeypatch.setattr(server, "describe", lambda sobject, version: {})
+    results = {c.name: c for c in adapter.check()}
+    check = results["Lead access"]
+    assert not check.ok and "no 'fields' list" in check.detail
+    assert "GET describe Lead" in check.detail
