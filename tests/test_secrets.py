@@ -512,3 +512,20 @@ def test_a_secret_set_directly_wins_over_its_file_which_is_dropped_with_a_warnin
         "adapters.hubspot.access_token is set, so adapters.hubspot.access_token_file is not read"
         in caplog.text
     )
+
+
+def test_an_adapter_and_its_client_never_show_a_url_password_in_their_repr(tmp_path):
+    """`HubSpotAdapter(base_url='http://apiuser:hunter2pw@…')` was what a log line showed."""
+    config = tmp_path / "crm-qualify.toml"
+    for adapter, table in (
+        ("hubspot", "base_url = 'http://apiuser:hunter2pw@127.0.0.1:9'\naccess_token = 'pat-x'"),
+        (
+            "salesforce",
+            "login_url = 'https://apiuser:hunter2pw@login.salesforce.com'\nclient_id = 'app'\n"
+            "client_secret = 's'\nusername = 'u'\npassword = 'p'",
+        ),
+    ):
+        config.write_text(f"[crm]\nadapter = '{adapter}'\n[adapters.{adapter}]\n{table}\n")
+        built = build_adapter(load_settings(config))
+        for text in (repr(built), repr(built.client)):
+            assert "apiuser:***@" in text and "hunter2pw" not in text, text

@@ -75,6 +75,7 @@ from crm_qualify.connector.contract import (
     WriteResult,
 )
 from crm_qualify.connector.model import FieldSource, PlannedTask, RecordUpdate
+from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.adapter_state import AdapterState
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class HubSpotAdapter:
         return cls(settings, mapping, HubSpotClient(settings))
 
     def __repr__(self) -> str:
-        return f"HubSpotAdapter(base_url={self.settings.base_url!r})"
+        return f"HubSpotAdapter(base_url={redact(self.settings.base_url)!r})"
 
     # checks and schema -----------------------------------------------------------------------
     def check(self) -> list[CheckResult]:

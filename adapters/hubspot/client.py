@@ -28,6 +28,7 @@ from crm_qualify.adapters.hubspot.oauth import credentials
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
 from crm_qualify.connector.crm_clock import CrmClock
+from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.concurrency import Traffic
 from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries, status_failure
@@ -137,7 +138,7 @@ class HubSpotClient:
         """The portal's clock, from each answer's `Date`: read positions are kept in it."""
 
     def __repr__(self) -> str:
-        return f"HubSpotClient(base_url={self.settings.base_url!r})"
+        return f"HubSpotClient(base_url={redact(self.settings.base_url)!r})"
 
     def call(
         self,

@@ -93,6 +93,7 @@ from crm_qualify.connector.contract import (
     WriteResult,
 )
 from crm_qualify.connector.model import Contact, FieldSource, PlannedTask, RecordUpdate
+from crm_qualify.connector.ops.logs import redact
 
 log = logging.getLogger(__name__)
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
@@ -155,7 +156,7 @@ class SalesforceAdapter:
         return cls(settings, mapping, SalesforceClient(settings))
 
     def __repr__(self) -> str:
-        return f"SalesforceAdapter(login_url={self.settings.login_url!r})"
+        return f"SalesforceAdapter(login_url={redact(self.settings.login_url)!r})"
 
     # queries ---------------------------------------------------------------------------------
     def _query(self, what: str, soql: str, deleted: bool = False) -> Iterator[list[dict[str, Any]]]:

@@ -35,6 +35,7 @@ from crm_qualify.adapters.salesforce.http import RefusedRequest, host_of, make_s
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings, allowed_host
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError, BudgetExhausted
 from crm_qualify.connector.crm_clock import CrmClock
+from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.concurrency import Traffic
 from crm_qualify.connector.sync.ratelimit import DailyBudget
 from crm_qualify.connector.sync.retrying import Failure, call_with_retries
@@ -158,7 +159,7 @@ class SalesforceClient:
         self._user_id: str | None = None
 
     def __repr__(self) -> str:
-        return f"SalesforceClient(login_url={self.settings.login_url!r})"
+        return f"SalesforceClient(login_url={redact(self.settings.login_url)!r})"
 
     # login -----------------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
