@@ -223,3 +223,23 @@ def check_a_clock_ahead_of_the_crm_misses_no_edit(
     assert later.counts["read"] >= 1, "the person's edit is read"
     key = (edited.object_type, edited.id)
     assert store.mirror.by_keys(settings.crm.instance, [key])[key].contact.title == TITLE
+
+
+def check_a_follow_up_a_person_rescheduled_is_not_escalated(
+    adapter: Any, store: StateStore, settings: Settings, reschedule: Callable[[str], None]
+) -> None:
+    """A salesperson moves one open follow-up's due date a month ahead: the incremental runs
+    never read it (our own open tasks were left out of the activity sweep), so it was
+    escalated three days later while a full read would not have."""
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    first, _, _ = run(engine, adapter, start)
+    followups = [t for t in store.tasks_for_run(first.run_id) if t.kind == "hot_call"]
+    assert len(followups) > 1
+    moved = followups[0]
+    reschedule(str(moved.crm_id))
+
+    late, _, _ = run(engine, adapter, start + timedelta(days=3))
+    escalation = f"{moved.key}:escalation"
+    assert escalation not in store.tasks_by_key(settings.crm.instance, [escalation])
+    assert late.counts["tasks_created"] == first.counts["tasks_created"] - 1

@@ -248,6 +248,7 @@ class SalesforceAdapter:
                     self.people.task_key,
                     deals="Contact" in self.objects,
                     held=held,
+                    ours=ours,
                 )
                 for sobject, mapping in self.objects.items():
                     # Masters the people query left out (last changed by us: a merge made

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crm_qualify.adapters.salesforce.soql import Engagement, in_chunks, when
+from crm_qualify.adapters.salesforce.soql import Engagement, in_chunks, quote, when
 from crm_qualify.adapters.salesforce.translate import Related
 from crm_qualify.adapters.salesforce.values import parse_time
 from crm_qualify.connector.contract import TranslationError
@@ -111,12 +111,16 @@ def people_touched(
     task_key: str,
     deals: bool,
     held: dict[str, datetime] | None = None,
+    ours: str | None = None,
 ) -> dict[str, set[str]]:
     """Lead and Contact ids whose Tasks, Events, campaign responses or (with `deals`)
     opportunities changed in (since, until]. Our own open tasks are left out: creating them
-    is not engagement, but a salesperson closing one is. So are the rows `held` names with
-    their current stamp: the last run handed them on with their person."""
+    is not engagement, but a salesperson closing one is, and so is one changing it (a new
+    due date: it is not late then) when `ours`, the integration user, is known. So are the
+    rows `held` names with their current stamp: the last run handed them on with their
+    person."""
     window = f"SystemModstamp > {when(since)} AND SystemModstamp <= {when(until)}"
+    worked_on = f" OR LastModifiedById != {quote(ours)}" if ours else ""
     people: list[str] = []
     kept = held or {}
 
@@ -133,7 +137,7 @@ def people_touched(
     column(
         "GET query Task",
         f"SELECT Id, SystemModstamp, WhoId FROM Task WHERE {window} AND WhoId != null"
-        f" AND ({task_key} = null OR IsClosed = true)",
+        f" AND ({task_key} = null OR IsClosed = true{worked_on})",
         "WhoId",
     )
     column(

@@ -1,5 +1,7 @@
 """Salesforce: time reaches contacts nobody touched, with no read of them (tests/mirror_checks)."""
 
+from datetime import UTC, datetime, timedelta
+
 from crm_qualify.adapters.salesforce.http import make_session
 from simple_salesforce import Salesforce
 
@@ -7,6 +9,7 @@ from tests.mirror_checks import (
     TITLE,
     check_a_clock_ahead_of_the_crm_misses_no_edit,
     check_a_deleted_follow_up_is_not_escalated,
+    check_a_follow_up_a_person_rescheduled_is_not_escalated,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
     check_time_reaches_untouched_contacts,
@@ -58,4 +61,13 @@ def test_a_late_follow_up_of_a_person_deleted_in_salesforce_goes_with_it(
 def test_our_clock_ahead_of_the_org_s_misses_no_person_edit(sim, adapter, store, settings):
     check_a_clock_ahead_of_the_crm_misses_no_edit(
         adapter, store, settings, lambda record: sim.touch(record, {"Title": TITLE})
+    )
+
+
+def test_a_follow_up_a_person_rescheduled_in_salesforce_is_not_escalated(
+    sim, adapter, store, settings
+):
+    in_a_month = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    check_a_follow_up_a_person_rescheduled_is_not_escalated(
+        adapter, store, settings, lambda task: sim.touch(task, {"ActivityDate": in_a_month})
     )
