@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_qualify.connector.decision.review import OVERDUE
 from crm_qualify.connector.model import EventType
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
@@ -243,3 +244,28 @@ def check_a_follow_up_a_person_rescheduled_is_not_escalated(
     escalation = f"{moved.key}:escalation"
     assert escalation not in store.tasks_by_key(settings.crm.instance, [escalation])
     assert late.counts["tasks_created"] == first.counts["tasks_created"] - 1
+
+
+def check_every_follow_up_is_reviewed_by_its_due_time(
+    adapter: Any, store: StateStore, settings: Settings
+) -> None:
+    """A person of two records (a Lead and a Contact) was decided twice in the first run, the
+    second time before its hand-off was created: that decision set the record's next review
+    a week out, and the hand-off, due in two days, was escalated days late."""
+    engine = SyncEngine(adapter, settings, store)
+    first, _, _ = run(engine, adapter, datetime.now(UTC))
+    instance = settings.crm.instance
+    grace = timedelta(hours=settings.rules.followup.escalate_after_hours)
+    late = []
+    for task in store.tasks_for_run(first.run_id):
+        if task.kind == "escalation":
+            continue
+        (review,) = store._query(
+            "SELECT recheck_at FROM mirror_review WHERE instance = ? AND object_type = ?"
+            " AND contact_id = ?",
+            (instance, task.object_type, task.contact_id),
+        )
+        assert task.due is not None
+        if datetime.fromisoformat(review[0]) > datetime.fromisoformat(task.due) + grace + OVERDUE:
+            late.append((task.key, task.due, review[0]))
+    assert not late, late

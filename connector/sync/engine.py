@@ -273,6 +273,7 @@ class SyncEngine:
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
         self._dry_merged_away: set[tuple[str, str]] = set()
+        self._follow_up_reviews: dict[tuple[str, str], datetime] = {}
         self._deferred.clear()
         self._held_tasks = None
         with run_context(run_id):
@@ -695,14 +696,23 @@ class SyncEngine:
     ) -> list[tuple[tuple[str, str], datetime | None, datetime]]:
         """Each decided record's key (added to `keys`), hot episode start and next review
         moment, left out where its review row holds both already (a rules change moves few
-        of them): nothing to record. The chunk's rows are used once (`_reviews_held`)."""
+        of them): nothing to record. The chunk's rows are used once (`_reviews_held`).
+
+        A record decided twice in a run (a person's other record, in a later chunk) may be
+        decided the second time before the follow-up the first decision planned is created
+        and joined to it: the review that follow-up's due time gave is kept for the run."""
         rules = self.settings.rules
         held, self._reviews_held = self._reviews_held, {}
         decided = []
+        planned = self._follow_up_reviews
         for contact, decision in pairs:
             key = _key(contact)
             keys.add(key)
-            review = (decision.hot_since, next_review(contact, decision, rules, now))
+            moment = next_review(contact, decision, rules, now)
+            if decision.tasks:
+                planned[key] = min(moment, planned.get(key, moment))
+            moment = min(moment, planned.get(key, moment))
+            review = (decision.hot_since, moment)
             if held.get(key) != review:
                 decided.append((key, *review))
         return decided

@@ -8,6 +8,7 @@ from tests.mirror_checks import (
     check_a_deleted_follow_up_is_not_escalated,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
+    check_every_follow_up_is_reviewed_by_its_due_time,
     check_time_reaches_untouched_contacts,
 )
 
@@ -62,3 +63,7 @@ def test_our_clock_ahead_of_the_portal_s_misses_no_person_edit(sim, adapter, sto
     check_a_clock_ahead_of_the_crm_misses_no_edit(
         adapter, store, settings, lambda record: sim.touch(record, {"jobtitle": TITLE})
     )
+
+
+def test_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings):
+    check_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings)

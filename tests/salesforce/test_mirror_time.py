@@ -12,6 +12,7 @@ from tests.mirror_checks import (
     check_a_follow_up_a_person_rescheduled_is_not_escalated,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
+    check_every_follow_up_is_reviewed_by_its_due_time,
     check_time_reaches_untouched_contacts,
 )
 
@@ -71,3 +72,7 @@ def test_a_follow_up_a_person_rescheduled_in_salesforce_is_not_escalated(
     check_a_follow_up_a_person_rescheduled_is_not_escalated(
         adapter, store, settings, lambda task: sim.touch(task, {"ActivityDate": in_a_month})
     )
+
+
+def test_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings):
+    check_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings)
