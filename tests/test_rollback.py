@@ -110,6 +110,22 @@ def test_memory_rollback_keeps_a_task_a_person_completed_or_changed_since(memory
     }
 
 
+def test_memory_rollback_leaves_a_task_a_person_deleted_uncounted(memory):
+    """A task a salesperson had deleted was 'closed' and counted, in the rollback's output and
+    as 'closed by a rollback' in the report."""
+    adapter, store, run_id, _ = memory
+    created = sorted(t.crm_id for t in store.tasks_for_run(run_id))
+    deleted = created[0]
+    del adapter.tasks[deleted]
+    report = rollback(adapter, store, "default", run_id)
+    assert deleted not in adapter.closed_tasks and report.counts["tasks"] == len(created) - 1
+    held = {name: why for _, name, why in report.held if name.startswith("task ")}
+    assert held == {f"task {deleted}": "no longer on its record (deleted or moved in the CRM):"
+                    " left alone"}  # fmt: skip
+    closed = {t.crm_id for t in store.tasks_for_run(run_id) if t.status == TASK_CLOSED}
+    assert closed == set(created[1:])
+
+
 def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):
     adapter, store, run_id, _ = memory
     later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(days=60)))

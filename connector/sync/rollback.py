@@ -185,8 +185,11 @@ def plan_rollback(
             )
     for task in created:
         seen = now.tasks.get(task.crm_id or "")
-        if seen is not None and (not seen.is_open or seen.changed_since_created):
-            label = f"{task.object_type}/{task.contact_id}"
+        label = f"{task.object_type}/{task.contact_id}"
+        if seen is None and (task.object_type, task.contact_id) in current:
+            why = "no longer on its record (deleted or moved in the CRM): left alone"
+            report.held.append((label, f"task {task.crm_id}", why))
+        elif seen is not None and (not seen.is_open or seen.changed_since_created):
             done = "completed" if not seen.is_open else "changed in the CRM"
             report.held.append((label, f"task {task.crm_id}", f"{done} since the run: kept"))
         else:
