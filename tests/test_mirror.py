@@ -140,7 +140,7 @@ def test_a_follow_up_a_person_deleted_is_not_escalated_and_not_looked_up_again(s
 
     sla = build_report(store, "default", late).sla["hot_call"]
     assert sla["deleted_in_crm"] == 1 and sla["closed_by_rollback"] == 0 and sla["tasks"] == 0
-    assert "1 deleted in the CRM (not counted)" in sla_detail("hot_call", sla)
+    assert "1 deleted in the CRM (not counted)" in sla_detail(sla)
 
 
 def test_a_full_read_drops_deleted_records_from_the_mirror(store):

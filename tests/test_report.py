@@ -460,3 +460,12 @@ def test_a_contact_whose_temperature_was_never_written_is_not_called_without_one
     assert report.no_temperature == 1
     assert "temperature: hot 1, warm 1, cold 1, not written by crm-qualify 1" in text_report(report)
     assert "not written by crm-qualify" in html_report(report)
+
+
+def test_a_follow_up_kind_with_no_task_yet_says_so_once(tmp_path):
+    report = build_report(StateStore(tmp_path / "s.sqlite"), "default", NOW)
+    line = next(x for x in text_report(report).splitlines() if x.startswith("  hot_call"))
+    assert line == (
+        "  hot_call (within 24 h): no task created yet;"
+        " measured from the first such follow-up crm-qualify creates"
+    )

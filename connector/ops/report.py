@@ -734,7 +734,7 @@ def sla_headline(row: dict) -> str:
     return "no task created yet"
 
 
-def sla_detail(kind: str, row: dict) -> str:
+def sla_detail(row: dict) -> str:
     """What the SLA number counts, in one sentence."""
     hours = f"{row['target_hours']:g} h"
     if row["measured"]:
@@ -755,7 +755,7 @@ def sla_detail(kind: str, row: dict) -> str:
     elif row["tasks"]:
         text = f"{row['tasks']} in the CRM, none with the times to measure it"
     else:
-        text = f"no {SLA_NAMES.get(kind, kind)} task created yet"
+        text = "measured from the first such follow-up crm-qualify creates"
     extras = []
     if row.get("median_hours_to_done") is not None:
         extras.append(f"median {row['median_hours_to_done']:g} h to done")
@@ -910,8 +910,7 @@ def text_report(report: Report) -> str:
     lines += ["", "follow-ups (within the configured hours of each task's creation):"]
     for kind, row in report.sla.items():
         lines.append(
-            f"  {kind} (within {row['target_hours']:g} h): {sla_headline(row)};"
-            f" {sla_detail(kind, row)}"
+            f"  {kind} (within {row['target_hours']:g} h): {sla_headline(row)}; {sla_detail(row)}"
         )
     lines.append(f"  what is measured: {SLA_MEASURE}")
     lines += ["", f"records needing attention: {len(report.attention)} (crm-qualify errors)"]

@@ -251,7 +251,7 @@ def _no_stage_note(report: Report) -> str:
 
 def _sla_card(kind: str, row: dict) -> str:
     title = f"{SLA_NAMES.get(kind, kind)} within {row['target_hours']:g} h"
-    return _card(title, sla_headline(row), sla_detail(kind, row))
+    return _card(title, sla_headline(row), sla_detail(row))
 
 
 def html_report(report: Report) -> str:
