@@ -54,6 +54,8 @@ def test_the_page_shows_its_headline_numbers_and_fits_a_phone_screen(tmp_path, p
         f"Proposal: {len(result.changes)} changed key(s)",
         "weights.demo_request",
         "nothing applied",
+        "AUC: the chance that a person who won scores above one who did not",
+        "keep the current rules" if not evaluation.better else "ranks the held-out people better",
     ):
         assert shown in text, f"{shown!r} is not on the page at {width} px"
 

@@ -199,6 +199,24 @@ def calibrate_html(result: Calibration, now: datetime) -> str:
                 '<p class="warn">The proposal does not rank the held-out people better than'
                 " the current rules: keep the current rules.</p>"
             )
+        else:
+            fewer = (
+                f" It hands fewer of them to sales at the MQL threshold ({old.handed_over:,} →"
+                f" {new.handed_over:,}): check that the team agrees."
+                if new.handed_over < old.handed_over
+                else ""
+            )
+            body.append(
+                '<p class="note">The proposal ranks the held-out people better than the current'
+                f" rules.{fewer} Compare the two on your own contacts with"
+                " <code>crm-qualify score --compare</code> before applying it.</p>"
+            )
+        body.append(
+            '<p class="note">AUC: the chance that a person who won scores above one who did not'
+            " (0.5 is a coin toss, 1 a perfect order). Precision: the share of the people handed"
+            " over at the MQL threshold who won; recall: the share of the winners handed"
+            " over.</p>"
+        )
     body.append(f"<h2>Lift per signal and trait</h2>{_signal_rows(result)}")
     body.append(
         '<p class="note">Lift: the win rate of the people carrying it before their outcome,'
