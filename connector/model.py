@@ -130,6 +130,9 @@ class ExistingTask(_Model):
     id: str
     key: str | None = None
     due: Moment | None = None
+    due_is_day: bool = False
+    """The CRM keeps only the due date (Salesforce's ActivityDate): `due` is the end of that
+    day, UTC, and a follow-up of ours still due that day is due when crm-qualify set it."""
     completed: bool = False
     created_at: Moment | None = None
     completed_at: Moment | None = None

@@ -269,3 +269,22 @@ def check_every_follow_up_is_reviewed_by_its_due_time(
         if datetime.fromisoformat(review[0]) > datetime.fromisoformat(task.due) + grace + OVERDUE:
             late.append((task.key, task.due, review[0]))
     assert not late, late
+
+
+def check_a_follow_up_read_back_escalates_at_its_sla_time(
+    adapter: Any, store: StateStore, settings: Settings, touch: Callable[[str], None]
+) -> None:
+    """Salesforce keeps a task's due date only: once a person's edit had the record read
+    again, its hot call was due at the end of that date, and its escalation came up to a day
+    later than for a call whose record nobody touched."""
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    first, _, _ = run(engine, adapter, start)
+    call = next(t for t in store.tasks_for_run(first.run_id) if t.kind == "hot_call")
+    touch(call.contact_id)
+    again, _, _ = run(engine, adapter, start + timedelta(minutes=1))
+    assert again.counts["read"] >= 1, "the record and its tasks are read again"
+    assert call.due is not None
+    run(engine, adapter, datetime.fromisoformat(call.due) + timedelta(minutes=1))
+    escalation = f"{call.key}:escalation"
+    assert escalation in store.tasks_by_key(settings.crm.instance, [escalation])

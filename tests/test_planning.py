@@ -259,3 +259,20 @@ def test_task_kind_reads_our_keys_only():
     assert task_kind("crmq:contacts:9:mql_handoff") == "mql_handoff"
     assert task_kind("crmq:contacts:9:mql_handoff:escalation") is None
     assert task_kind("other:contacts:9:hot_call") is None and task_kind(None) is None
+
+
+def test_a_due_date_read_back_from_a_crm_without_times_keeps_the_sla_time():
+    """Salesforce keeps a task's due date only: read back, a hot call created at 18:14 and
+    due 24 h later became due at midnight, and escalated up to a day late once its record
+    was read again."""
+    call = "crmq:contact:42:hot_call:20261201T1814"
+    created = datetime(2026, 12, 1, 18, 14, tzinfo=UTC)
+    end_of_due_date = datetime(2026, 12, 3, tzinfo=UTC)
+    read_back = ExistingTask(
+        id="T1", key=call, due=end_of_due_date, due_is_day=True, created_at=created
+    )
+    contact = person(tasks=[read_back])
+    at = created + 25 * HOUR
+    assert [t.kind for t in decide(contact, Rules(), at).tasks] == ["escalation"]
+    moved = read_back.model_copy(update={"due": end_of_due_date + 3 * DAY})
+    assert decide(person(tasks=[moved]), Rules(), at).tasks == [], "a person moved the date"

@@ -222,6 +222,7 @@ def _our_tasks(people: PeopleMapping, person_id: str, related: Related) -> list[
                 id=text(task, "Id", "Task") or "",
                 key=key,
                 due=due,
+                due_is_day=True,
                 completed=closed,
                 created_at=_lenient_time(task, "CreatedDate"),
                 completed_at=_lenient_time(task, "CompletedDateTime") if closed else None,

@@ -354,10 +354,17 @@ def sla_hours(kind: str, followup: FollowUpRules) -> float:
 
 def follow_up_due(task: ExistingTask, followup: FollowUpRules) -> datetime | None:
     """When a follow-up is due: the CRM's due time, else its kind's SLA hours after its
-    creation (None for a task that is not ours or carries neither)."""
-    if task.due is not None:
-        return task.due
+    creation (None for a task that is not ours or carries neither). A CRM that keeps the due
+    date only gives the end of that day: while the SLA's time falls on that day, the SLA's
+    time it is (a person who moves the date moves it), or read-backs would put escalations
+    up to a day later than the run that created the task planned them."""
+    due = task.due
+    if due is not None and not task.due_is_day:
+        return due
     kind = task_kind(task.key)
     if kind is None or task.created_at is None:
-        return None
-    return task.created_at + timedelta(hours=sla_hours(kind, followup))
+        return due
+    planned = task.created_at + timedelta(hours=sla_hours(kind, followup))
+    if due is None or due - timedelta(days=1) <= planned < due:
+        return planned
+    return due

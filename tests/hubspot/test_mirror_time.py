@@ -6,6 +6,7 @@ from tests.mirror_checks import (
     TITLE,
     check_a_clock_ahead_of_the_crm_misses_no_edit,
     check_a_deleted_follow_up_is_not_escalated,
+    check_a_follow_up_read_back_escalates_at_its_sla_time,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
     check_every_follow_up_is_reviewed_by_its_due_time,
@@ -67,3 +68,9 @@ def test_our_clock_ahead_of_the_portal_s_misses_no_person_edit(sim, adapter, sto
 
 def test_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings):
     check_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings)
+
+
+def test_a_follow_up_read_back_escalates_at_its_sla_time(sim, adapter, store, settings):
+    check_a_follow_up_read_back_escalates_at_its_sla_time(
+        adapter, store, settings, lambda record: sim.touch(record, {"jobtitle": TITLE})
+    )
