@@ -1,5 +1,7 @@
 """HubSpot: time reaches contacts nobody touched, with no read of them (tests/mirror_checks)."""
 
+from functools import partial
+
 import requests
 
 from tests.mirror_checks import (
@@ -20,44 +22,34 @@ def test_untouched_contacts_cool_and_overdue_follow_ups_escalate_without_reads(
     check_time_reaches_untouched_contacts(adapter, store, settings)
 
 
-def test_a_follow_up_deleted_in_hubspot_is_not_escalated(sim, adapter, store, settings):
-    def delete(task_id: str) -> None:  # as a person in HubSpot: the task goes to the archive
-        answer = requests.delete(
-            f"{sim.base_url}/crm/v3/objects/tasks/{task_id}",
-            headers={"Authorization": f"Bearer {sim.token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 204
+def archive(sim, object_type: str, record_id: str) -> None:
+    """As a person in HubSpot: the record goes to the archive."""
+    answer = requests.delete(
+        f"{sim.base_url}/crm/v3/objects/{object_type}/{record_id}",
+        headers={"Authorization": f"Bearer {sim.token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 204
 
-    check_a_deleted_follow_up_is_not_escalated(adapter, store, settings, delete)
+
+def test_a_follow_up_deleted_in_hubspot_is_not_escalated(sim, adapter, store, settings):
+    check_a_deleted_follow_up_is_not_escalated(
+        adapter, store, settings, lambda task_id: archive(sim, "tasks", task_id)
+    )
 
 
 def test_a_contact_deleted_in_hubspot_leaves_the_mirror_when_written(sim, adapter, store, settings):
-    def delete(object_type: str, record_id: str) -> None:
-        answer = requests.delete(
-            f"{sim.base_url}/crm/v3/objects/{object_type}/{record_id}",
-            headers={"Authorization": f"Bearer {sim.token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 204
-
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
-        adapter, store, settings, delete
+        adapter, store, settings, partial(archive, sim)
     )
 
 
 def test_a_late_follow_up_of_a_contact_deleted_in_hubspot_goes_with_it(
     sim, adapter, store, settings
 ):
-    def delete(object_type: str, record_id: str) -> None:
-        answer = requests.delete(
-            f"{sim.base_url}/crm/v3/objects/{object_type}/{record_id}",
-            headers={"Authorization": f"Bearer {sim.token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 204
-
-    check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it(
+        adapter, store, settings, partial(archive, sim)
+    )
 
 
 def test_our_clock_ahead_of_the_portal_s_misses_no_person_edit(sim, adapter, store, settings):

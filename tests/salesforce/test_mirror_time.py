@@ -1,6 +1,7 @@
 """Salesforce: time reaches contacts nobody touched, with no read of them (tests/mirror_checks)."""
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from crm_qualify.adapters.salesforce.http import make_session
 from simple_salesforce import Salesforce
@@ -24,40 +25,34 @@ def test_untouched_contacts_cool_and_overdue_follow_ups_escalate_without_reads(
     check_time_reaches_untouched_contacts(adapter, store, settings)
 
 
-def test_a_follow_up_deleted_in_salesforce_is_not_escalated(sim, adapter, store, settings):
+def to_the_bin(sim, object_type: str, record_id: str) -> None:
+    """As a person in Salesforce: the record goes to the recycle bin (a Lead or Contact with
+    its tasks); queries no longer return it."""
     session = make_session(sim.ca_bundle_path)
     person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
+    assert getattr(person, object_type).delete(record_id) == 204
 
-    def delete(task_id: str) -> None:  # to the recycle bin: queries no longer return it
-        assert person.Task.delete(task_id) == 204
 
-    check_a_deleted_follow_up_is_not_escalated(adapter, store, settings, delete)
+def test_a_follow_up_deleted_in_salesforce_is_not_escalated(sim, adapter, store, settings):
+    check_a_deleted_follow_up_is_not_escalated(
+        adapter, store, settings, lambda task_id: to_the_bin(sim, "Task", task_id)
+    )
 
 
 def test_a_person_deleted_in_salesforce_leaves_the_mirror_when_written(
     sim, adapter, store, settings
 ):
-    session = make_session(sim.ca_bundle_path)
-    person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
-
-    def delete(object_type: str, record_id: str) -> None:  # a Lead or Contact, to the bin
-        assert getattr(person, object_type).delete(record_id) == 204
-
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written(
-        adapter, store, settings, delete
+        adapter, store, settings, partial(to_the_bin, sim)
     )
 
 
 def test_a_late_follow_up_of_a_person_deleted_in_salesforce_goes_with_it(
     sim, adapter, store, settings
 ):
-    session = make_session(sim.ca_bundle_path)
-    person = Salesforce(instance_url=sim.instance_url, session_id=sim.session_id, session=session)
-
-    def delete(object_type: str, record_id: str) -> None:  # with its tasks, to the bin
-        assert getattr(person, object_type).delete(record_id) == 204
-
-    check_a_late_follow_up_of_a_deleted_record_goes_with_it(adapter, store, settings, delete)
+    check_a_late_follow_up_of_a_deleted_record_goes_with_it(
+        adapter, store, settings, partial(to_the_bin, sim)
+    )
 
 
 def test_our_clock_ahead_of_the_org_s_misses_no_person_edit(sim, adapter, store, settings):
