@@ -20,6 +20,7 @@ from crm_qualify.adapters.hubspot import HubSpotAdapter
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.contract import RecordError
+from crm_qualify.connector.crm_clock import CrmClock
 from crm_qualify.connector.model import Contact, CriterionStatus, EventType, Origin
 
 from tests.hubspot.conftest import FAST, contact_properties_only, make_adapter, translate_all
@@ -277,6 +278,7 @@ class Pages:
     def __init__(self, *pages: list[dict[str, Any]]) -> None:
         self.pages = list(pages)
         self.search_api = SimpleNamespace(do_search=None)
+        self.crm_clock = CrmClock()
 
     def call(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         return 200, {"results": self.pages.pop(0) if self.pages else []}
