@@ -194,7 +194,8 @@ class Mirror:
     def upsert(
         self, instance: str, contacts: Sequence[Contact], read_at: datetime, *, due: bool = False
     ) -> None:
-        """Facts as just read; what the engine keeps beside them (episode, writes) stays.
+        """Facts as just read; what the engine keeps beside them (episode, writes) stays. A
+        version older than the one mirrored (a lagging search index's) does not replace it.
         `due`: the records are decided later, from here, so they are due until then (a run
         that stops first leaves them to the next one)."""
         rows = [
@@ -206,7 +207,8 @@ class Mirror:
                 "INSERT INTO mirror (instance, object_type, contact_id, contact, stamp, read_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance, object_type, contact_id)"
                 " DO UPDATE SET contact = excluded.contact, stamp = excluded.stamp,"
-                " read_at = excluded.read_at",
+                " read_at = excluded.read_at WHERE excluded.stamp IS NULL"
+                " OR mirror.stamp IS NULL OR excluded.stamp >= mirror.stamp",
                 rows,
             )
             conn.executemany(
@@ -508,13 +510,15 @@ def _own(
     acked: datetime | None = None,
     written: datetime | None = None,
 ) -> bool:
-    """Whether a hit's stamp is a version we hold: the one read, our write's exact stamp, or
-        (without one) a stamp inside our write's round trip. A clock skew between us and the CRM
-        only makes a known version look new (a needless read); a change by someone else stamped
-    inside our write's round trip, a window of a second or so, waits for the next full read."""
-    if read is not None and hit == read:
+    """Whether a hit's stamp is a version we hold: the one read or our write's exact stamp, or
+    an older one (a search index that lags its writes still serves versions before them), or
+    (without our write's stamp) a stamp inside our write's round trip. A clock skew between
+    us and the CRM only makes a known version look new (a needless read); a change by someone
+    else stamped inside our write's round trip, a window of a second or so, waits for the
+    next full read."""
+    if read is not None and hit <= read:
         return True
-    if written is not None and hit == written:
+    if written is not None and hit <= written:
         return True
     return sent is not None and acked is not None and sent <= hit <= acked
 
