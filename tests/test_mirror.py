@@ -4,7 +4,7 @@ with no read of them; own writes are known without a read; a full read drops del
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.connector.decision.rules import Rules
@@ -196,6 +196,21 @@ def test_other_owned_fields_read_everyone_again_once_an_older_state_file_only_if
     store.delete_meta("default", READ_WITH_KEY)  # an older state file, and a change with it:
     back = SyncEngine(adapter, Settings(), store)  # decided with other fields, so read again
     assert back.run(RunOptions(now=NOW + timedelta(minutes=20))).counts["read"] == 3
+
+
+def test_records_read_while_our_clock_ran_ahead_are_decided_again(store):
+    """A full read under a clock a day ahead, then the clock set right: the records' read
+    times lay in the future, every run took them for its own reads and left them out, and a
+    rules change reached none of them."""
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    store.mirror.upsert("default", [cold_contact("c1"), cold_contact("c2")], ahead)
+    now = datetime.now(UTC)
+    decided = [
+        m.contact.id
+        for chunk in store.mirror.chunks("default", read_before=now, exclude=set(), due_by=None)
+        for m in chunk
+    ]
+    assert decided == ["c1", "c2"]
 
 
 def test_records_needing_attention_wait_for_their_backoff_not_every_run(store):

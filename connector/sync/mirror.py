@@ -378,8 +378,10 @@ class Mirror:
         decides what it read from here; their outcome renews or clears the retry). With
         `due_by` the narrow review table is walked and only the due contacts' facts are
         read. Each says whether it is its own person alone, and what its review row holds
-        (`Mirrored`)."""
-        fresh = "m.read_at >= ?"
+        (`Mirrored`). Read "since `read_before`" ends at this call: a record stamped as read
+        later was read by a run whose clock ran ahead of ours now (set back since), and is
+        decided like any other."""
+        fresh = "m.read_at BETWEEN ? AND ?"
         read = (
             f" AND ({fresh} OR NOT EXISTS ({_RETRIED}))"
             if read_now
@@ -394,7 +396,7 @@ class Mirror:
                 + read
                 + " ORDER BY m.object_type, m.contact_id LIMIT ?"
             )
-            bounds: tuple[Any, ...] = (_iso(read_before),)
+            bounds: tuple[Any, ...] = ()
         else:
             sql = (
                 f"SELECT r.object_type, r.contact_id, {columns}"
@@ -404,12 +406,12 @@ class Mirror:
                 + read
                 + " ORDER BY r.object_type, r.contact_id LIMIT ?"
             )
-            bounds = (_iso(due_by), _iso(read_before))
-        moment = _iso(read_before)
+            bounds = (_iso(due_by),)
+        since = (_iso(read_before), _iso(datetime.now(UTC)))
         sizes = repeat(size) if isinstance(size, int) else size
         after: tuple[str, str] = ("", "")
         while True:
-            rows = self._store._query(sql, (moment, instance, *after, *bounds, next(sizes)))
+            rows = self._store._query(sql, (*since, instance, *after, *bounds, *since, next(sizes)))
             if not rows:
                 return
             after = (rows[-1][0], rows[-1][1])
