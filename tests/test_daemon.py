@@ -25,7 +25,7 @@ from crm_qualify.connector.model import (
 from crm_qualify.connector.ops.observability import Health, Metrics, serve
 from crm_qualify.connector.ops.scheduler import Daemon
 from crm_qualify.connector.settings import ScheduleSettings, Settings
-from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -73,6 +73,27 @@ def test_a_run_is_skipped_while_another_process_holds_the_lease(store):
     summary = first.sync_once()
     assert summary is not None and summary.status == "ok"
     assert store.acquire_lock(first.lock_name, "other-host:1:abc", 600, time.time()), "released"
+
+
+def test_the_daemon_waits_when_another_process_applied_other_rules(store, caplog):
+    """The daemon read its configuration at start; an admin changed the rules and ran
+    `sync --once`, and the daemon's next run put its own rules back: stages and hand-offs of
+    the one run stayed under rules the daemon no longer applied."""
+    adapter = MemoryAdapter(contacts(3))
+    runner = daemon(store, adapter)
+    assert runner.sync_once().status == "ok"
+    other = Settings(rules={"thresholds": {"mql": 45}})
+    assert SyncEngine(adapter, other, store).run(RunOptions(now=NOW)).status == "ok"
+    writes = adapter.write_calls()
+
+    assert runner.sync_once() is None
+    assert adapter.write_calls() == writes, "nothing undone"
+    assert runner.health.last_status == "failed"
+    assert "restart the daemon with the configuration that should hold" in caplog.text
+    restarted = Daemon(
+        SyncEngine(adapter, other, store), ScheduleSettings(interval_minutes=60, jitter_seconds=0)
+    )
+    assert restarted.sync_once().status == "ok", "started with the rules that hold"
 
 
 def test_an_expired_lease_of_a_dead_process_is_taken_over(store):

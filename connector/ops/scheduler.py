@@ -25,7 +25,14 @@ from crm_qualify.connector.ops.observability import Health, Metrics
 from crm_qualify.connector.ops.progress import Progress
 from crm_qualify.connector.settings import ScheduleSettings
 from crm_qualify.connector.sync import retention
-from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
+from crm_qualify.connector.sync.engine import (
+    DECIDED_WITH_KEY,
+    BatchReport,
+    RunOptions,
+    RunSummary,
+    SyncEngine,
+    decision_fingerprint,
+)
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.state import (
     TASK_OWED,
@@ -130,6 +137,8 @@ class Daemon:
         self._forward = self.engine.on_batch
         self.engine.on_batch = self._on_batch
         self.scheduler = BackgroundScheduler(timezone=UTC)
+        self._rules_seen: str | None = None
+        """The rules fingerprint the state store held after this daemon's last run."""
 
     def sync_once(self) -> RunSummary | None:
         """One run under the lease; None when another process holds it (not an error) or
@@ -144,6 +153,11 @@ class Daemon:
             if self.health:
                 self.health.record("skipped")
             return None
+        if self._rules_changed_elsewhere():
+            lease.release()
+            if self.health:
+                self.health.record("failed")
+            return None
         self.idle.clear()
         started = time.perf_counter()
         if self.progress:
@@ -152,6 +166,7 @@ class Daemon:
             summary = self.engine.run(RunOptions(mode="scheduled"))
             if summary.status in ("ok", "partial"):
                 self._apply_retention()
+            self._rules_seen = self._rules_in_store()
         except Exception as exc:
             self._crashed(exc)
             return None
@@ -168,6 +183,26 @@ class Daemon:
         if self.health:
             self.health.record(summary.status)
         return summary
+
+    def _rules_in_store(self) -> str | None:
+        return self.engine.store.get_meta(self.engine.instance, DECIDED_WITH_KEY)
+
+    def _rules_changed_elsewhere(self) -> bool:
+        """Whether another process (a `sync --once` with another configuration) decided the
+        contacts with other rules since this daemon's last run. Running on would put its own
+        rules back, and the two would undo each other's stages and hand-offs: the daemon
+        waits, /healthz fails, until it is restarted with the configuration meant to hold."""
+        found = self._rules_in_store()
+        seen = self._rules_seen
+        if seen is None or found in (seen, decision_fingerprint(self.engine.settings)):
+            return False
+        log.error(
+            "the contacts were decided with other rules (%s) since this daemon's last run:"
+            " another process ran with another configuration. Runs are paused so as not to"
+            " undo it; restart the daemon with the configuration that should hold.",
+            found,
+        )
+        return True
 
     def _apply_retention(self) -> None:
         """Once a day after a successful run, still under the lease: runs older than
