@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_qualify.connector.commands.sync import impact
 from crm_qualify.connector.decision.review import OVERDUE
 from crm_qualify.connector.model import EventType
 from crm_qualify.connector.settings import Settings
@@ -193,6 +194,7 @@ def check_a_late_follow_up_of_a_deleted_record_goes_with_it(
     late, _, _ = run(engine, adapter, start + timedelta(days=3))
     assert late.counts["records_gone"] == 1 and not late.errors
     assert not store.attention(instance)
+    assert "the rest is sent again" not in impact(late), "nothing is owed: it went with it"
     assert not store.mirror.by_keys(instance, [record])
     escalation = f"{followup.key}:escalation"  # never created; gone if it was held owed
     held = store.tasks_by_key(instance, [escalation]).get(escalation)

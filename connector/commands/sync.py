@@ -112,7 +112,7 @@ def impact(summary: RunSummary) -> str:
     previous = summary.details.get("previous_rules_version")
     change = f"rules {previous} -> {rules}" if previous else f"rules {rules}"
     planned = [counts.get(name, 0) for name in ("stages_moving", "temperatures_moving")]
-    planned.append(counts.get("tasks_planned", 0))
+    planned.append(counts.get("tasks_planned", 0) - counts.get("tasks_gone_with_their_record", 0))
     landed = planned
     if not summary.dry_run:
         landed = [counts.get(name, 0) for name in ("stages_moved", "temperatures_moved")]

@@ -1309,6 +1309,7 @@ class SyncEngine:
         orphans = {task.key for task in dropped} - {task.key for task in moved}
         self.store.forget_tasks(self.instance, sorted(orphans))
         counts["tasks_planned_again"] += len(moved)
+        counts["tasks_gone_with_their_record"] += len(orphans)
         log.info(
             "%d task(s) whose record is gone: %d owed to another record of the person,"
             " %d with no record left",
