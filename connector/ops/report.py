@@ -868,7 +868,10 @@ def text_report(report: Report) -> str:
         )
         lines += [f"       {reason}" for reason in lead.reasons]
     if report.hot_total > 10:
-        lines.append(f"  … and {report.hot_total - 10} more (--json for the list)")
+        lines.append(
+            f"  … and {report.hot_total - 10} more (--json lists the first {len(report.hot)},"
+            " highest score first)"
+        )
     with_crm = report.trail_stages is not None
     lines += [""]
     if with_crm:
