@@ -164,7 +164,7 @@ def test_progress_never_breaks_a_run_when_usage_fails():
 
 def test_run_counts_are_a_sentence_main_counts_first():
     counts = {"tasks_created": 4, "read": 300, "fields_written": 120, "scored": 300}
-    counts |= {"read_errors": 0, "write_errors": 2}
+    counts |= {"read_errors": 0, "write_errors": 2, "stages_moving": 3, "stages_moved": 3}
     assert counts_sentence(counts) == (
         "read 300, scored 300, fields written 120, tasks created 4, write errors 2"
     )

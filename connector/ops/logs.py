@@ -75,6 +75,10 @@ COUNT_WORDS = {
     "fields_held_back": "held back",
 }
 """The counts a person reads first, in this order, and how a sentence names them."""
+IMPACT_COUNTS = frozenset(
+    {"stages_moving", "stages_moved", "temperatures_moving", "temperatures_moved"}
+)
+"""Counts the sync's own impact line gives ('moved: ...'), left out of the sentence."""
 
 
 def counts_sentence(counts: Mapping[str, int]) -> str:
@@ -88,7 +92,7 @@ def counts_sentence(counts: Mapping[str, int]) -> str:
     parts += [
         f"{key.replace('_', ' ')} {value:,}"
         for key, value in sorted(counts.items())
-        if key not in COUNT_WORDS and value
+        if key not in COUNT_WORDS and key not in IMPACT_COUNTS and value
     ]
     return ", ".join(parts)
 
