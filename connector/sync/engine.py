@@ -931,10 +931,7 @@ class SyncEngine:
         counts["fields_planned"] += sum(len(u.changes) for u in report.updates)
         counts["tasks_planned"] += len(report.tasks)
         counts["fields_held_back"] += len(report.skips)
-        for update in report.updates:
-            moved = {change.field for change in update.changes}
-            counts["stages_moving"] += "stage" in moved
-            counts["temperatures_moving"] += "temperature" in moved
+        _count_moves(counts, report.updates, "moving")
         if options.dry_run:
             return None
         if report.updates or report.tasks:
@@ -1156,10 +1153,7 @@ class SyncEngine:
             problems.add(key, result.retryable, result.field, result.error or "write failed")
         counts["records_written"] += len(report.written)
         counts["fields_written"] += sum(len(u.changes) for u in report.written)
-        for update in report.written:
-            moved = {change.field for change in update.changes}
-            counts["stages_moved"] += "stage" in moved
-            counts["temperatures_moved"] += "temperature" in moved
+        _count_moves(counts, report.written, "moved")
         return acked, outcomes
 
     def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
@@ -1365,6 +1359,15 @@ class SyncEngine:
         counts["records_needing_attention"] += len(problems.attention)
         clean = [k for k in batch if k not in troubled] if troubled else batch
         self.store.clear_retries(self.instance, clean)
+
+
+def _count_moves(counts: Counter[str], updates: Sequence[RecordUpdate], tense: str) -> None:
+    """Stages and temperatures among `updates`: `moving` when planned, `moved` when the CRM
+    acknowledged them (the sync's impact line)."""
+    for update in updates:
+        fields = {change.field for change in update.changes}
+        counts[f"stages_{tense}"] += "stage" in fields
+        counts[f"temperatures_{tense}"] += "temperature" in fields
 
 
 def _key(contact: Contact) -> tuple[str, str]:
