@@ -94,6 +94,13 @@ class MemoryAdapter:
         record.owned.update(owned)
         record.updated_at = self._tick()
 
+    def edit(self, contact_id: str, **profile: Any) -> None:
+        """A person changes the record's profile (email, name...) in the CRM UI."""
+        record = self.records[contact_id]
+        for name, value in profile.items():
+            setattr(record, name, value)
+        record.updated_at = self._tick()
+
     def check(self) -> list[CheckResult]:
         return [CheckResult("memory", True, "always reachable")]
 

@@ -274,3 +274,35 @@ def test_a_record_whose_write_was_in_flight_takes_its_persons_later_decision(tmp
     rerun = SyncEngine(adapter, Settings(), store).run(RunOptions(now=now))
     assert rerun.counts["fields_written"] == 0
     store.close()
+
+
+def test_a_record_left_behind_by_its_duplicate_is_decided_alone_in_the_same_run(tmp_path):
+    """Two records of one person (the same mailbox); a person edits the survivor into
+    someone else. The record left behind kept the group's flag, its group id and the group's
+    score until the next full read, and got no call of its own though it was hot alone."""
+    from crm_qualify.connector.settings import Settings
+    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+    from tests.memory_adapter import MemoryAdapter
+
+    now = T0 + timedelta(days=2)
+    a = person("A", days=0, email="kim@acme.com", first_name="Kim", last_name="Lee")
+    b = person("B", days=1, email="KIM@acme.com", first_name="Kim", last_name="Lee")
+    b.events = [EngagementEvent(type=EventType.DEMO_REQUEST, at=now - timedelta(hours=2))]
+    adapter = MemoryAdapter([a, b])
+    store = StateStore(tmp_path / "state.sqlite")
+    settings = Settings(fields={"duplicate": {"owned": True}, "duplicate_group": {"owned": True}})
+    assert SyncEngine(adapter, settings, store).run(RunOptions(now=now)).status == "ok"
+    assert adapter.records["B"].owned["duplicate"] is True
+    assert [t.contact_id for t in adapter.tasks.values() if t.kind == "hot_call"] == ["A"]
+
+    adapter.edit("A", email="zed@acme.com", first_name="Zed")
+    later = SyncEngine(adapter, settings, store).run(RunOptions(now=now + timedelta(minutes=2)))
+
+    assert later.status == "ok"
+    left = adapter.records["B"].owned
+    assert left["duplicate"] is False and not left.get("duplicate_group"), left
+    assert left["temperature"] == "hot"
+    calls = sorted(t.contact_id for t in adapter.tasks.values() if t.kind == "hot_call")
+    assert calls == ["A", "B"], "B, hot alone, gets its own call"
+    store.close()

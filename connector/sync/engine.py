@@ -976,9 +976,11 @@ class SyncEngine:
         are written with the batch when nothing of theirs is still in flight."""
         rules = self.settings.rules
         pairs = []
+        persons = self._persons(contacts)
+        contacts = contacts + self._left_behind(persons, contacts)
         for contact, decision in decide_persons(
             contacts,
-            self._persons(contacts),
+            persons,
             self._episodes,
             self._members,
             lambda person, hot_since: decide(person, rules, now, hot_since=hot_since),
@@ -1013,6 +1015,21 @@ class SyncEngine:
                 for key, person in stored.items()
             }
         return self.people.resolve(self.instance, contacts, persist=not self._dry_run)
+
+    def _left_behind(
+        self, persons: dict[tuple[str, str], Person], contacts: list[Contact]
+    ) -> list[Contact]:
+        """The records a contact of the batch left (its person changed): decided with the
+        batch from the mirror, alone or with their new group, as the docs promise that a
+        changed record brings its group into the run. One with a write in flight is decided
+        again once that is answered."""
+        given = {_key(contact) for contact in contacts}
+        left = [key for key in persons if key not in given]
+        if not left:
+            return []
+        members = self._members(left)
+        self._episodes.update((key, member.hot_since) for key, member in members.items())
+        return [member.contact for member in members.values() if member.writable]
 
     def _members(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:
         """A person's other records, as mirrored; one with writes in flight or open intents

@@ -145,10 +145,12 @@ class People:
     def resolve(
         self, instance: str, contacts: Sequence[Contact], *, persist: bool = True
     ) -> dict[Key, Person]:
-        """Each contact's person, with every record of it the mirror knows. Every record of
-        the blocks looked at is regrouped and its person stored, so a record that left a group
-        leaves its person too, and `stored` gives the next run the same answer without
-        comparing anything. `persist` False (a dry run) changes nothing stored."""
+        """Each contact's person, with every record of it the mirror knows; and the person of
+        each record left behind, that was one person with a contact and is no longer (the
+        contact changed): it is to be decided alone now. Every record of the blocks looked at
+        is regrouped and its person stored, so a record that left a group leaves its person
+        too, and `stored` gives the next run the same answer without comparing anything.
+        `persist` False (a dry run) changes nothing stored."""
         return self._resolve(instance, [(c.object_type, c.id) for c in contacts], persist)
 
     def regroup(self, instance: str) -> dict[str, DuplicateGroup]:
@@ -250,7 +252,15 @@ class People:
                     " WHERE instance = ? AND object_type = ? AND contact_id = ?",
                     changes,
                 )
-        return {key: resolved[key] for key in keys if key in resolved}
+        asked = {key: resolved[key] for key in keys if key in resolved}
+        before = {rows[key][_PERSON] for key in asked}
+        now = {person.key for person in asked.values()}
+        left = {
+            key: person
+            for key, person in resolved.items()
+            if key not in asked and rows[key][_PERSON] in before and person.key not in now
+        }
+        return asked | left
 
     def stored(self, instance: str, keys: Sequence[Key]) -> dict[Key, Person]:
         """The persons `resolve` last gave these records, with their other records: for
