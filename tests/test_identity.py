@@ -306,3 +306,27 @@ def test_a_record_left_behind_by_its_duplicate_is_decided_alone_in_the_same_run(
     calls = sorted(t.contact_id for t in adapter.tasks.values() if t.kind == "hot_call")
     assert calls == ["A", "B"], "B, hot alone, gets its own call"
     store.close()
+
+
+def test_an_older_record_joining_a_group_takes_the_groups_person(tmp_path):
+    """A trio's group id (its person) was renamed after an older record that joined it, in
+    every record's duplicate_group, while its tasks kept the old name."""
+    store = StateStore(tmp_path / "state.sqlite")
+    people = People(store, RULES)
+    trio = [
+        person(cid, days=days, email="ros@vantrell.example", first_name="Ros", last_name="A")
+        for cid, days in (("T1", 5), ("T2", 6), ("T3", 7))
+    ]
+    people.index("i", trio)
+    assert people.resolve("i", trio)[("contact", "T1")].key == "contact:T1"
+    older = person("OLD", days=0, email="someone@else.example", first_name="Ro", last_name="B")
+    people.index("i", [older])
+    people.resolve("i", [older])
+    joined = older.model_copy(
+        update={"email": "ros@vantrell.example", "first_name": "Ros", "last_name": "A"}
+    )
+    people.index("i", [joined])
+    resolved = people.resolve("i", [joined])[("contact", "OLD")]
+    assert resolved.key == "contact:T1" and len(resolved.members) == 4
+    assert resolved.survivor == ("contact", "OLD"), "the oldest record still survives"
+    store.close()

@@ -17,6 +17,7 @@ one whose tasks exist), so no key that was used is ever replaced by a new one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -421,10 +422,12 @@ def _inherited(contact: Contact, known: dict[Key, tuple]) -> str | None:
 
 
 def _person_of(members: list[tuple], block_persons: set[str]) -> str:
-    """A group's person: inherited from a merge if any (its tasks exist), else the oldest
-    person a member already had, counting only persons named after a record of this group
-    or after a record that is gone (merged away). A record that left a group does not take
-    the group's person with it."""
+    """A group's person: inherited from a merge if any (its tasks exist), else the person
+    most of its members already had (the oldest member's among equals), counting only
+    persons named after a record of this group or after a record that is gone (merged
+    away). A record joining a group takes the group's person, even an older record: the
+    group keeps its id in the CRM. A record that left a group does not take the group's
+    person with it."""
     inherited = sorted(row[_INHERITED] for row in members if row[_INHERITED])
     if inherited:
         return inherited[0]
@@ -434,7 +437,10 @@ def _person_of(members: list[tuple], block_persons: set[str]) -> str:
         for row in sorted(members, key=_oldest_first)
         if row[_PERSON] in keys or row[_PERSON] not in block_persons
     ]
-    return held[0] if held else person_key((members[0][0], members[0][1]))
+    if not held:
+        return person_key((members[0][0], members[0][1]))
+    shares = Counter(held)
+    return max(held, key=shares.__getitem__)
 
 
 def _oldest_first(row: tuple) -> tuple[bool, str, str, str]:
