@@ -14,8 +14,10 @@ from crm_qualify.connector.commands.common import (
 from crm_qualify.connector.ops.duplicates_report import (
     build_duplicates,
     html_report,
+    named_as_written,
     text_report,
 )
+from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.state import StateStore
 
 
@@ -43,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     state = state_or_empty(settings, quiet_stdout=args.json)
     store = StateStore(state)
     try:
-        report = build_duplicates(store.mirrored_contacts(settings.crm.instance), settings.identity)
+        instance = settings.crm.instance
+        report = build_duplicates(store.mirrored_contacts(instance), settings.identity)
+        members = [member for group in report.groups for member in group.members]
+        stored = People(store, settings.identity).stored(instance, members)
+        named_as_written(report, {key: person.key for key, person in stored.items()})
     finally:
         store.close()
     print(json.dumps(report.as_dict(), indent=2) if args.json else text_report(report))

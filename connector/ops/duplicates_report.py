@@ -8,7 +8,7 @@ suggested survivor (`[identity] survivor`) for a person to act on in the CRM.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -103,6 +103,17 @@ def build_duplicates(batches: Iterable[list[Contact]], rules: IdentityRules) -> 
         flagged=sorted(flagged),
         shown={key: value for key, value in shown.items() if key in keep},
     )
+
+
+def named_as_written(report: DuplicatesReport, persons: Mapping[Key, str]) -> None:
+    """Each group under the id crm-qualify writes to its records' `duplicate_group` (the
+    person most of its members have in the identity index), so a CRM list view filtered on
+    the id the report shows finds the group. A group none of whose records is indexed yet
+    keeps its oldest member's key."""
+    for group in report.groups:
+        held = Counter(persons[m] for m in group.members if m in persons)
+        if held:
+            group.id = max(held, key=held.__getitem__)
 
 
 def text_report(report: DuplicatesReport) -> str:
