@@ -13,21 +13,13 @@ import pytest
 from crm_qualify.adapters.salesforce import adapter as adapter_module
 from crm_qualify.adapters.salesforce.reader import child_sets
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.adapters.salesforce.simulator.org import ACTIVITY_LINKS
 from crm_qualify.adapters.salesforce.soql import engagement
 from crm_qualify.connector.model import Contact
 
 from tests.salesforce.conftest import make_adapter
 
 AGO = datetime.now(UTC) - timedelta(days=3)
-CHILDREN = {
-    "Lead": (("Task", "WhoId"), ("Event", "WhoId"), ("CampaignMember", "LeadId")),
-    "Contact": (
-        ("Task", "WhoId"),
-        ("Event", "WhoId"),
-        ("CampaignMember", "ContactId"),
-        ("OpportunityContactRole", "ContactId"),
-    ),
-}
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def org() -> Iterator[SalesforceSimulator]:
 def people(sim: SalesforceSimulator) -> dict[str, list[str]]:
     return {
         sobject: [r["Id"] for r in sim.org.live(sobject) if not r.get("IsConverted")]
-        for sobject in CHILDREN
+        for sobject in ACTIVITY_LINKS
     }
 
 
@@ -47,7 +39,10 @@ def rows(sim: SalesforceSimulator, sobject: str) -> int:
     """The person rows and child rows a full read of the object pages through."""
     ids = set(people(sim)[sobject])
     children = sum(
-        1 for child, link in CHILDREN[sobject] for r in sim.org.live(child) if r.get(link) in ids
+        1
+        for child, link in ACTIVITY_LINKS[sobject]
+        for r in sim.org.live(child)
+        if r.get(link) in ids
     )
     return len(ids) + children
 
