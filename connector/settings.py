@@ -7,6 +7,7 @@ with the dotted key that holds it, before any API call is made.
 
 Secret-looking adapter options (and everything read from a secret file) are held as `SecretStr`
 from validation on, so no repr, dump, log line or error message of the settings can show them.
+A URL option may hold a proxy's `user:password@`: the settings' reprs mask it (`masked_repr_str`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from crm_qualify.connector.decision.calibration.settings import CalibrateSetting
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import OPT_IN_FIELDS, OWNED_FIELDS
-from crm_qualify.connector.ops.logs import is_secret_key, mask_values
+from crm_qualify.connector.ops.logs import is_secret_key, mask_url_passwords, mask_values
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -48,6 +49,12 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "CRMQ_CONFIG"
 CONFIG_FILE_NAME = "crm-qualify.toml"
+
+
+def masked_repr_str(self: BaseModel, join_str: str) -> str:
+    """pydantic's repr and str of a settings model, with a URL's password masked (secrets are
+    `SecretStr` already): `__repr_str__ = masked_repr_str` in a model that holds URLs."""
+    return mask_url_passwords(BaseModel.__repr_str__(self, join_str))
 
 
 class _Section(BaseModel):
@@ -195,6 +202,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CRMQ_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
     )
+    __repr_str__ = masked_repr_str
 
     crm: CrmSettings = Field(default_factory=CrmSettings)
     adapters: dict[str, dict[str, Any]] = Field(

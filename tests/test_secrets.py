@@ -514,8 +514,9 @@ def test_a_secret_set_directly_wins_over_its_file_which_is_dropped_with_a_warnin
     )
 
 
-def test_an_adapter_and_its_client_never_show_a_url_password_in_their_repr(tmp_path):
-    """`HubSpotAdapter(base_url='http://apiuser:hunter2pw@…')` was what a log line showed."""
+def test_an_adapter_its_client_and_settings_never_show_a_url_password_in_their_repr(tmp_path):
+    """`HubSpotAdapter(base_url='http://apiuser:hunter2pw@…')` was what a log line showed, and
+    the settings' own reprs showed it until they masked it."""
     config = tmp_path / "crm-qualify.toml"
     for adapter, table in (
         ("hubspot", "base_url = 'http://apiuser:hunter2pw@127.0.0.1:9'\naccess_token = 'pat-x'"),
@@ -526,6 +527,8 @@ def test_an_adapter_and_its_client_never_show_a_url_password_in_their_repr(tmp_p
         ),
     ):
         config.write_text(f"[crm]\nadapter = '{adapter}'\n[adapters.{adapter}]\n{table}\n")
-        built = build_adapter(load_settings(config))
-        for text in (repr(built), repr(built.client)):
+        settings = load_settings(config)
+        built = build_adapter(settings)
+        shown = (repr(built), repr(built.client), repr(settings), str(settings))
+        for text in (*shown, repr(built.settings), str(built.settings)):
             assert "apiuser:***@" in text and "hunter2pw" not in text, text

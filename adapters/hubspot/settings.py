@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from crm_qualify.connector.api_hosts import endpoint_problem
 from crm_qualify.connector.ops.token_store import writable_location
-from crm_qualify.connector.settings import OptionalSecret
+from crm_qualify.connector.settings import OptionalSecret, masked_repr_str
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -26,6 +26,7 @@ sent nowhere else unless `allowed_domains` says so."""
 
 class HubSpotSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    __repr_str__ = masked_repr_str
 
     auth: Literal["private_app", "oauth"] = Field(
         default="private_app",

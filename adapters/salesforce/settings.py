@@ -7,7 +7,11 @@ from typing import Literal
 
 from crm_qualify.adapters.salesforce.auth import private_key
 from crm_qualify.connector.api_hosts import endpoint_problem, under_domains
-from crm_qualify.connector.settings import OptionalMultilineSecret, OptionalSecret
+from crm_qualify.connector.settings import (
+    OptionalMultilineSecret,
+    OptionalSecret,
+    masked_repr_str,
+)
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -48,6 +52,7 @@ may trust the integration's IP range instead)."""
 
 class SalesforceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    __repr_str__ = masked_repr_str
 
     auth: Literal["password", "client_credentials", "refresh_token", "jwt"] = Field(
         default="password",

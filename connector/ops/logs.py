@@ -116,8 +116,8 @@ _PATTERNS = [
         r"|session_?id)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}<]+"
     ),
     re.compile(r"(?i)(<(?:sessionId|password)>)[^<]+"),
-    re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)"),
 ]
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)")
 _secrets: set[str] = set()
 
 
@@ -171,11 +171,16 @@ def mask_secrets(text: str) -> str:
     return mask_values(text, _secrets)
 
 
+def mask_url_passwords(text: str) -> str:
+    """`scheme://user:password@host` as `scheme://user:***@host`, wherever it occurs."""
+    return _URL_PASSWORD.sub(r"\1***", text)
+
+
 def redact(text: str) -> str:
     text = mask_secrets(text)
     for pattern in _PATTERNS:
         text = pattern.sub(r"\1***", text)
-    return text
+    return mask_url_passwords(text)
 
 
 class RedactFilter(logging.Filter):
