@@ -58,7 +58,7 @@ def masked_repr_str(self: BaseModel, join_str: str) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class FieldPolicy(_Section):

@@ -43,6 +43,32 @@ def test_rules_errors_name_the_rules_key(tmp_path, capsys):
     assert "rules.no_such_rule" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("table", "key", "reason"),
+    [
+        ("[rules.weights]\ndemo_request = nan", "rules.weights.demo_request", "finite number"),
+        ("[rules.decay]\nhalf_life_days = inf", "rules.decay.half_life_days", "finite number"),
+        ("[rules.fit.industries]\nsoftware = inf", "rules.fit.industries.software", "finite"),
+        ("[sync]\nreconcile_every_days = inf", "sync.reconcile_every_days", "finite number"),
+        ("[rules.weights]\nemail_open = -2", "rules.weights", "must be 0 or more: email_open"),
+        ("[rules.caps]\nemail_open = -5", "rules.caps", "must be 0 or more: email_open"),
+        ("[rules.temperature]\nwarm = 80\nhot = 65", "rules.temperature", "hot must be at or"),
+        ("[rules.grades]\nfit_a = 5", "rules.grades", "fit_a >= fit_b >= fit_c must hold"),
+    ],
+)
+def test_rules_that_would_score_nonsense_are_refused_naming_the_key(
+    tmp_path, capsys, table, key, reason
+):
+    """`nan` and `inf` are valid TOML: a weight of nan passed `config check`, and the sync
+    wrote the new rules version to 294 contacts while failing 42 without naming the key. A
+    negative cap or weight, warm above hot and grade bands out of order passed too."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(table + "\n")
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: " in err and reason in err, err
+
+
 def test_toml_syntax_error_names_the_file(tmp_path, capsys):
     bad = tmp_path / "broken.toml"
     bad.write_text("[crm\nadapter = 'hubspot'\n")

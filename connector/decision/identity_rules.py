@@ -21,7 +21,7 @@ ROLE_MAILBOXES = frozenset(
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EmailRule(_Section):

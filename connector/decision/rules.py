@@ -26,7 +26,10 @@ from pydantic import (
 
 
 class _Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """`nan` and `inf` are valid TOML, and a point or a threshold of either would score
+    nonsense (or fail each record) after the configuration was called valid: refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 DEFAULT_WEIGHTS: dict[EventType, float] = {
@@ -286,6 +289,13 @@ class TemperatureRules(_Rules):
     )
     warm_within_days: float = Field(default=30, ge=0)
 
+    @model_validator(mode="after")
+    def _hot_above_warm(self) -> TemperatureRules:
+        """Warm below hot, or the warm band could never be reached."""
+        if self.hot < self.warm:
+            raise ValueError("hot must be at or above warm")
+        return self
+
 
 class GradeRules(_Rules):
     """Two axes as HubSpot and Breadcrumbs show them: fit letter x engagement level."""
@@ -296,6 +306,19 @@ class GradeRules(_Rules):
     engagement_1: float = 60
     engagement_2: float = 30
     engagement_3: float = 10
+
+    @model_validator(mode="after")
+    def _descending(self) -> GradeRules:
+        """A grade is the first band a part reaches, from the top: bands out of order would
+        make one unreachable."""
+        for axis in ("fit_a", "fit_b", "fit_c"), ("engagement_1", "engagement_2", "engagement_3"):
+            values = [getattr(self, name) for name in axis]
+            if values != sorted(values, reverse=True):
+                shown = ", ".join(
+                    f"{name} = {value:g}" for name, value in zip(axis, values, strict=True)
+                )
+                raise ValueError(f"{' >= '.join(axis)} must hold ({shown})")
+        return self
 
 
 class Qualification(_Rules):
@@ -371,6 +394,16 @@ class Rules(_Rules):
     @classmethod
     def _merge_caps(cls, value: Any) -> dict[EventType, float]:
         return _merge_signal_table(value, DEFAULT_CAPS)
+
+    @field_validator("weights", "caps")
+    @classmethod
+    def _not_negative(cls, value: dict[EventType, float]) -> dict[EventType, float]:
+        """Engagement and intent add up what a person did: a negative point belongs under
+        `[rules.negatives]`, which the reasons show as such."""
+        bad = sorted(kind.value for kind, points in value.items() if points < 0)
+        if bad:
+            raise ValueError(f"must be 0 or more: {', '.join(bad)} (see [rules.negatives])")
+        return value
 
 
 def rules_version(rules: Rules) -> str:

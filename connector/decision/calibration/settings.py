@@ -9,7 +9,7 @@ class CalibrateSettings(BaseModel):
     """Defaults follow Salesforce Einstein Lead Scoring's minimum (1,000 leads, 120
     conversions): a model of twenty-odd points fitted on less tells noise from signal badly."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     window_days: float = Field(
         default=730, gt=0, description="Outcomes this many days before --until (no --since)."
