@@ -248,7 +248,9 @@ class Adapter(Protocol):
     where `settings` is the validated `[adapters.<name>]` table and `mapping` the parsed
     mapping TOML for this CRM (`crm_qualify.connector.mapping.load_mapping`).
 
-    Optional: `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
+    Optional: `mapping_schema: type[pydantic.BaseModel]`, every key the mapping may hold
+    (`mapping.StrictTable`): a mistyped one is then a configuration error naming it;
+    `setup(self) -> list[CheckResult]` creates the custom fields the mapping needs
     where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created; and
     `writable_stages: frozenset[str]`, the canonical stages the CRM has a value for (HubSpot
     has none for `target`): the engine then never plans a stage write the CRM cannot take;

@@ -112,6 +112,51 @@ class MappingDocument(BaseModel):
     objects: dict[str, ObjectMapping]
 
 
+class StrictTable(BaseModel):
+    """A table of an adapter's `mapping_schema`: a key it does not know is an error naming
+    it. A mistyped `[objects.contacts.stagez]` was read as no stages at all, and the sync
+    created hand-offs for contacts already MQL; `emial = "email"` stopped reading emails."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProfileTable(StrictTable):
+    """Canonical profile field -> the CRM field that holds it."""
+
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    company: str | None = None
+    industry: str | None = None
+    employees: str | None = None
+    country: str | None = None
+    owner_id: str | None = None
+
+
+class FitTable(StrictTable):
+    """Canonical fit field -> the company record's field that holds it."""
+
+    company: str | None = None
+    industry: str | None = None
+    employees: str | None = None
+    country: str | None = None
+
+
+class CoreObjectTables(StrictTable):
+    """The tables of an `objects.<type>` section the core reads (`ObjectMapping`); an
+    adapter's schema adds its own."""
+
+    fields: dict[str, str] = {}
+    stages: dict[str, str] = {}
+    temperatures: dict[str, str] = {}
+    highest_stages: dict[str, str] = {}
+    customer_types: dict[str, str] = {}
+    stage_values: dict[str, str] = {}
+    qualification_values: dict[str, Any] = {}
+
+
 ADAPTER_GROUP = "crm_qualify.adapters"
 """The entry-point group of adapters (`plugins.py`): a plugin's mapping lies in its package."""
 
@@ -132,9 +177,12 @@ def _bundled_mapping(adapter: str) -> str:
     raise FileNotFoundError(adapter)
 
 
-def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
+def load_mapping(
+    adapter: str, path: Path | None = None, schema: type[BaseModel] | None = None
+) -> dict[str, Any]:
     """The validated mapping for `adapter`, from `path` or the one bundled with the adapter
-    (`_bundled_mapping`)."""
+    (`_bundled_mapping`); `schema` is the adapter's `mapping_schema`, when it has one: every
+    key of the document must be one it knows."""
     where = str(path) if path else f"bundled mappings/{adapter}.toml"
     try:
         if path is not None:
@@ -149,6 +197,8 @@ def load_mapping(adapter: str, path: Path | None = None) -> dict[str, Any]:
         raise ConfigurationError([f"crm.mapping_file: {where}: {exc}"]) from None
     try:
         MappingDocument.model_validate(document)
+        if schema is not None:
+            schema.model_validate(document)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
     return document

@@ -291,3 +291,44 @@ def test_a_mapping_section_the_adapter_cannot_use_is_a_configuration_error(tmp_p
     for command in (["config", "check", str(config)], ["sync", "--once", "--config", str(config)]):
         assert main(command) == 2
         assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("crm", "typo", "key"),
+    [
+        (
+            "hubspot",
+            ("[objects.contacts.stages]", "[objects.contacts.stagez]"),
+            "objects.contacts.stagez",
+        ),
+        ("hubspot", ('email = "email"', 'emial = "email"'), "objects.contacts.profile.emial"),
+        ("hubspot", ("[tasks]", "[task]"), "task"),
+        ("salesforce", ("[objects.Lead.stages]", "[objects.Lead.stagez]"), "objects.Lead.stagez"),
+        ("salesforce", ("match_leads = true", "match_lead = true"), "accounts.match_lead"),
+        ("salesforce", ('subtype = "Call"', 'sub_type = "Call"'), "engagement.tasks.0.sub_type"),
+    ],
+)
+def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, crm, typo, key):
+    """A mapping is a copy of the bundled one: `[objects.contacts.stagez]` was read as no
+    stages at all (config check and doctor passed, the sync created hand-offs for contacts
+    already MQL), and `emial = "email"` stopped reading emails and moved 67 temperatures."""
+    bundled = (Path(__file__).parents[1] / "mappings" / f"{crm}.toml").read_text()
+    assert typo[0] in bundled
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(bundled.replace(typo[0], typo[1], 1))
+    config = tmp_path / "crm-qualify.toml"
+    options = {
+        "hubspot": 'access_token = "x"',
+        "salesforce": 'client_id = "i"\nclient_secret = "s"\nusername = "u"\npassword = "p"',
+    }[crm]
+    config.write_text(
+        f'[crm]\nadapter = "{crm}"\nmapping_file = "{mapping}"\n[adapters.{crm}]\n{options}\n'
+        f'[sync]\nstate_path = "{tmp_path / "s.sqlite"}"\n'
+    )
+    expected = f"mapping {mapping}: {key}: Extra inputs are not permitted"
+    for command in (["config", "check", str(config)], ["sync", "--once", "--config", str(config)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count(expected) == 1, err
+    mapping.write_text(bundled)
+    assert main(["config", "check", str(config)]) == 0

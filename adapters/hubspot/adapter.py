@@ -29,6 +29,7 @@ from crm_qualify.adapters.hubspot.companies import COMPANIES, PRIMARY_V3, pick
 from crm_qualify.adapters.hubspot.company_match import DomainMatch, find_companies, linked
 from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
 from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
+from crm_qualify.adapters.hubspot.mapping_schema import HubSpotMapping
 from crm_qualify.adapters.hubspot.reader import (
     ChangeReader,
     Cursor,
@@ -107,6 +108,7 @@ TASK_PROPERTIES = [
 class HubSpotAdapter:
     name = "hubspot"
     settings_model = HubSpotSettings
+    mapping_schema = HubSpotMapping
 
     def __init__(
         self, settings: HubSpotSettings, mapping: dict[str, Any], client: HubSpotClient

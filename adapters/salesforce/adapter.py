@@ -49,6 +49,7 @@ from crm_qualify.adapters.salesforce.client import SalesforceCallError, Salesfor
 from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
 from crm_qualify.adapters.salesforce.history import field_sources
 from crm_qualify.adapters.salesforce.in_flight import finish_writes_in_flight
+from crm_qualify.adapters.salesforce.mapping_schema import SalesforceMapping
 from crm_qualify.adapters.salesforce.reader import (
     BATCH,
     Cursor,
@@ -111,6 +112,7 @@ def _refuse(field: str, message: str) -> Contact:
 class SalesforceAdapter:
     name = "salesforce"
     settings_model = SalesforceSettings
+    mapping_schema = SalesforceMapping
 
     def __init__(
         self, settings: SalesforceSettings, mapping: dict[str, Any], client: SalesforceClient

@@ -113,9 +113,13 @@ def check_configuration(path: Path | None) -> CheckOutcome:
         outcome.problems.append(str(exc) if "schedule.cron" in str(exc) else f"schedule: {exc}")
     _check_adapter(settings, outcome)
     try:
-        load_mapping(settings.crm.adapter, settings.crm.mapping_file)
+        schema = getattr(load_adapter_class(settings.crm.adapter), "mapping_schema", None)
+    except (ConfigurationError, PluginError):  # reported by `_check_adapter`
+        schema = None
+    try:
+        load_mapping(settings.crm.adapter, settings.crm.mapping_file, schema)
     except ConfigurationError as exc:
-        outcome.problems += exc.problems
+        outcome.problems += [p for p in exc.problems if p not in outcome.problems]
     outcome.summary = (
         f"configuration ok: adapter {settings.crm.adapter}, instance {settings.crm.instance},"
         f" rules version {rules_version(settings.rules)}"

@@ -1,0 +1,72 @@
+"""Every key the Salesforce mapping may hold (`mappings/salesforce.toml`), so a mistyped one is
+a configuration error naming it rather than a section silently read as empty. Values are
+checked where they are used (`translate.py`, `accounts.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_qualify.connector.mapping import CoreObjectTables, FitTable, ProfileTable, StrictTable
+
+
+class PersonObject(CoreObjectTables):
+    where: str = ""
+    profile: ProfileTable = ProfileTable()
+
+
+class People(StrictTable):
+    unsubscribed: str | None = None
+    hard_bounce: str | None = None
+    lead_source: str | None = None
+    inbound_sources: list[str] = []
+    outbound_sources: list[str] = []
+    qualification: dict[str, str] = {}
+    qualification_values: dict[str, Any] = {}
+
+
+class CampaignMemberRule(StrictTable):
+    event: str
+    type: str | None = None
+    status: str | None = None
+    name: str | None = None
+
+
+class TaskRule(StrictTable):
+    event: str
+    subtype: str | None = None
+    subject: str | None = None
+
+
+class EventRule(StrictTable):
+    event: str
+
+
+class Engagement(StrictTable):
+    campaign_members: list[CampaignMemberRule] = []
+    tasks: list[TaskRule] = []
+    events: EventRule | None = None
+
+
+class Deals(StrictTable):
+    recurring_types: str | None = None
+
+
+class Accounts(StrictTable):
+    match_leads: bool = False
+    name: str | None = None
+    website: str | None = None
+    profile: FitTable = FitTable()
+
+
+class Tasks(StrictTable):
+    key_field: str | None = None
+
+
+class SalesforceMapping(StrictTable):
+    crm: str
+    objects: dict[str, PersonObject]
+    people: People = People()
+    engagement: Engagement = Engagement()
+    deals: Deals = Deals()
+    accounts: Accounts = Accounts()
+    tasks: Tasks = Tasks()
