@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
@@ -46,6 +47,25 @@ def load_adapter_class(name: str) -> type:
     return adapter_class
 
 
+def mistyped_adapter_tables(settings: Settings) -> list[str]:
+    """`[adapters.<name>]` tables that name no installed adapter but nearly name one (the
+    configured adapter's options under `[adapters.hubspt]` left it on its defaults: its real
+    API host, without the admin's base_url). A table for an adapter not installed, named
+    unlike any, may be a plugin's kept for later: not an error."""
+    installed = sorted(available_adapters())
+    problems = []
+    for name, options in sorted(settings.adapters.items()):
+        if name in installed or not options:
+            continue
+        close = difflib.get_close_matches(name, installed, n=1)
+        if close:
+            problems.append(
+                f"adapters.{name}: no adapter of that name is installed; did you mean"
+                f" adapters.{close[0]}?"
+            )
+    return problems
+
+
 def adapter_settings(adapter_class: type, settings: Settings) -> BaseModel:
     """Validate the `[adapters.<name>]` table with the adapter's own settings model."""
     prefix = f"adapters.{settings.crm.adapter}."
@@ -75,6 +95,9 @@ def _as_declared(model: type[BaseModel], key: str, value: Any) -> Any:
 def build_adapter(settings: Settings, **overrides: Any) -> Adapter:
     """Load, validate and construct the configured adapter; no API call is made here."""
     adapter_class = load_adapter_class(settings.crm.adapter)
+    mistyped = mistyped_adapter_tables(settings)
+    if mistyped:
+        raise ConfigurationError(mistyped)
     options = adapter_settings(adapter_class, settings)
     if overrides:
         options = options.model_copy(update=overrides)

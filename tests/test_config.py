@@ -255,6 +255,29 @@ def test_a_table_for_an_adapter_that_is_not_installed_is_a_warning(tmp_path, mon
     )
 
 
+@pytest.mark.parametrize("where", ["file", "environment"])
+def test_a_table_nearly_naming_an_installed_adapter_stops_the_program(
+    tmp_path, monkeypatch, capsys, where
+):
+    """`[adapters.hubspt]` was only a warning in `config check`, none in sync or doctor: the
+    adapter ran on its defaults and sent its requests to api.hubapi.com, not the base_url."""
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
+    config = tmp_path / "c.toml"
+    config.write_text(f"[sync]\nstate_path = '{tmp_path / 's.sqlite'}'\n")
+    if where == "file":
+        config.write_text(
+            config.read_text() + "[adapters.hubspt]\nbase_url = 'http://127.0.0.1:9'\n"
+        )
+    else:
+        monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPT__BASE_URL", "http://127.0.0.1:9")
+    expected = (
+        "adapters.hubspt: no adapter of that name is installed; did you mean adapters.hubspot?"
+    )
+    for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
+        assert main([*command, str(config)]) == 2
+        assert expected in capsys.readouterr().err
+
+
 def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):
     """pydantic-settings skips a `CRMQ_X__Y` whose X is no section: a typo would leave the
     default in force without a word."""

@@ -26,6 +26,7 @@ from crm_qualify.connector.plugins import (
     available_adapters,
     construct,
     load_adapter_class,
+    mistyped_adapter_tables,
     reveal_plain_fields,
 )
 from crm_qualify.connector.settings import (
@@ -129,7 +130,11 @@ def check_configuration(path: Path | None) -> CheckOutcome:
 
 def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
     available = available_adapters()
+    mistyped = mistyped_adapter_tables(settings)
+    outcome.problems += mistyped
     for name in sorted(settings.adapters):
+        if any(problem.startswith(f"adapters.{name}:") for problem in mistyped):
+            continue
         if name not in available and settings.adapters[name]:
             known = ", ".join(sorted(available)) or "none installed"
             outcome.warnings.append(
