@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 from crm_qualify.adapters.salesforce.auth import private_key
 from crm_qualify.connector.api_hosts import endpoint_problem, under_domains
@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -72,16 +71,19 @@ class SalesforceSettings(BaseModel):
     )
     client_id: str = Field(description="The connected app's consumer key.")
     client_secret: OptionalSecret = Field(
-        default=None, description="The connected app's consumer secret (every flow but jwt)."
+        default=None,
+        validate_default=True,
+        description="The connected app's consumer secret (every flow but jwt).",
     )
-    username: str | None = None
-    password: OptionalSecret = None
+    username: str | None = Field(default=None, validate_default=True)
+    password: OptionalSecret = Field(default=None, validate_default=True)
     security_token: OptionalSecret = Field(
         default=None, description="Appended to the password for the username-password flow."
     )
-    refresh_token: OptionalSecret = None
+    refresh_token: OptionalSecret = Field(default=None, validate_default=True)
     private_key: OptionalMultilineSecret = Field(
         default=None,
+        validate_default=True,
         description="PEM RSA private key of the JWT bearer flow (auth = 'jwt'), from a file:"
         " private_key_file = '/run/secrets/sf_key.pem'.",
     )
@@ -132,15 +134,21 @@ class SalesforceSettings(BaseModel):
             raise PydanticCustomError("endpoint", "{problem}", {"problem": problem})
         return value
 
-    @model_validator(mode="after")
-    def _credentials_for_the_flow(self) -> SalesforceSettings:
-        missing = [name for name in FLOW_OPTIONS[self.auth] if not getattr(self, name)]
-        if missing:
-            names = ", ".join(f"adapters.salesforce.{name}" for name in missing)
-            raise ValueError(f"auth = {self.auth!r} needs {names}")
-        if self.auth == "jwt" and self.private_key is not None:
+    @field_validator("client_secret", "username", "password", "refresh_token", "private_key")
+    @classmethod
+    def _credentials_for_the_flow(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each missing option is named by its own key ("missing", as a required one is:
+        `config check` reports a secret not set yet as a warning, like HubSpot's token)."""
+        auth = info.data.get("auth")
+        if auth is None:  # auth itself is invalid, and named
+            return value
+        if not value and info.field_name in FLOW_OPTIONS[auth]:
+            raise PydanticCustomError("missing", "required with auth = '{auth}'", {"auth": auth})
+        if info.field_name == "private_key" and auth == "jwt" and value is not None:
             try:
-                private_key(self.private_key.get_secret_value())
+                private_key(value.get_secret_value())
             except ValueError as exc:
-                raise ValueError(f"adapters.salesforce.private_key: {exc}") from None
-        return self
+                raise PydanticCustomError(
+                    "private_key", "{problem}", {"problem": str(exc)}
+                ) from None
+        return value
