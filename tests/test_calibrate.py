@@ -207,6 +207,25 @@ def test_what_would_move_is_counted_per_person_as_a_run_decides(tmp_path):
     store.close()
 
 
+def test_a_proposal_deciding_a_lower_stage_counts_it_kept_not_moved():
+    """A run never moves a stage back: calibrate counted `mql -> lead` moves that the dry run
+    with the proposal (and the run) never made."""
+    from crm_qualify.connector.decision.calibration.impact import impact
+    from crm_qualify.connector.model import Contact, EngagementEvent
+
+    demo = [EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - timedelta(days=1))] * 2
+    person = Contact(id="A", email="kim@acme.example", events=demo)
+    lower = Rules().model_copy(
+        update={"thresholds": Rules().thresholds.model_copy(update={"mql": 30})}
+    )
+    higher = Rules().model_copy(
+        update={"thresholds": Rules().thresholds.model_copy(update={"mql": 90, "sql": 90})}
+    )
+    up, down = impact([(person, 1)], higher, lower, NOW), impact([(person, 1)], lower, higher, NOW)
+    assert (up.stage_changes, up.stages_kept, up.moves["lead -> mql"]) == (1, 0, 1), up
+    assert (down.stage_changes, down.stages_kept, down.moves["mql -> lead"]) == (0, 1, 0), down
+
+
 def test_a_lift_with_no_carrier_wins_lies_inside_its_interval():
     """The corrected interval of a signal no carrier won with ([0.135, 28.7] for 6
     carriers) left its lift of 0 outside, and the page drew the dot beside its bar."""

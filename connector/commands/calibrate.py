@@ -193,9 +193,14 @@ def text_summary(result: Calibration) -> str:
     moved = result.impact
     if moved is not None:
         top = ", ".join(f"{move} {n:,}" for move, n in moved.moves.most_common(4))
+        kept = f", {moved.stages_kept:,} would fall back a stage: kept" if moved.stages_kept else ""
         lines.append(
             f"if applied: {moved.stage_changes:,} of {moved.contacts:,} contacts change stage,"
-            f" {moved.temperature_changes:,} change temperature" + (f" ({top})" if top else "")
+            f" {moved.temperature_changes:,} change temperature"
+            + (f" ({top})" if top else "")
+            + kept
+            + "; values a person set are kept by the write policies: a dry run with the"
+            " proposal shows exactly what lands"
         )
     lines.append(
         f"proposal: {len(result.changes)} changed key(s) (--out writes them; --json lists them)"

@@ -165,8 +165,11 @@ def _impact(result: Calibration) -> str:
         f"{_card('change temperature', f'{moved.temperature_changes:,}')}"
         f"{_card('MQL or beyond', f'{before:,} → {after:,}', 'current → proposed rules')}</div>"
         f'{table}<p class="note">Every contact decided now with the current and the proposed'
-        " rules, as a run would (no write). `crm-qualify sync --dry-run` with the proposal"
-        " merged into a copy of the configuration shows the same moves against the CRM.</p>"
+        " rules, as a run would (no write). A run never moves a stage back"
+        f" ({moved.stages_kept:,} would fall back: kept, not counted) and keeps a value a"
+        " person set under a write policy (unless_edited, if_empty), which this does not see:"
+        " `crm-qualify sync --once --dry-run` with the proposal merged into a copy of the"
+        " configuration shows exactly what lands.</p>"
     )
 
 
