@@ -99,8 +99,8 @@ def trail(path) -> StateStore:
         [
             a_call,
             task("crmq:contact:a:hot_call:2026-W40:escalation", "escalation", T0 + 3 * day),
-            task(B_HANDOFF, "mql_handoff", T0 + 2 * day),
-            task(C_CALL, "hot_call", NOW + day),
+            task(B_HANDOFF, "mql_handoff", T0 + 4 * day),
+            task(C_CALL, "hot_call", NOW + 22 * HOUR),
         ],
     )
     created = [(t.key, f"T{n}") for n, t in enumerate(store.all_tasks("default"))]
@@ -150,6 +150,10 @@ def test_funnel_conversion_time_in_stage_scores_and_sla(tmp_path):
         "next_deadline": (NOW + 22 * HOUR).isoformat(), "escalated": 1, "not_yet_in_crm": 0,
         "closed_by_rollback": 0,
         "deleted_in_crm": 0,
+        "by_sla": [
+            {"hours": 24, "tasks": 3, "on_time": 0, "late": 1, "missed": 1, "pending": 1,
+             "first_created": T0.isoformat(), "last_created": (NOW - 2 * HOUR).isoformat()},
+        ],
     }  # fmt: skip
     assert report.sla["mql_handoff"]["on_time_rate"] == 1.0
     assert report.sla["mql_handoff"]["median_hours_to_done"] == 5.0
@@ -185,7 +189,7 @@ def test_a_missing_number_says_what_is_missing(tmp_path):
     assert "opportunity -> customer: no contact has reached opportunity yet" in text
     assert "no contact has left this stage yet" in html
     assert "–" not in html and " - " not in text.split("records needing attention")[0]
-    assert "What is measured" in html and "completed within the configured hours" in html
+    assert "What is measured" in html and "completed by the due time crm-qualify gave it" in html
 
 
 def test_tasks_closed_by_a_rollback_do_not_count_as_created(tmp_path):
@@ -359,15 +363,20 @@ def test_follow_up_sla_counts_done_within_the_configured_hours_of_creation():
     assert ignored["tasks"] == 6 and ignored["on_time"] == 0
 
 
-def test_the_report_measures_against_the_configured_hours(tmp_path, capsys):
+def test_the_configured_hours_are_new_tasks_sla_and_the_call_target(tmp_path, capsys):
+    """The tasks created keep the due time they were given; the configured hours label the
+    SLA new tasks get, the hot list's call target, and judge a task with no due time."""
     store = trail(tmp_path / "s.sqlite")
     relaxed = build_report(store, "default", NOW, followup=FollowUpRules(hot_call_hours=31))
     row = relaxed.sla["hot_call"]
-    assert (row["target_hours"], row["on_time"], row["missed"], row["pending"]) == (31, 1, 0, 2)
+    assert (row["target_hours"], row["late"], row["missed"], row["pending"]) == (31, 1, 0, 2)
+    assert [(g["hours"], g["tasks"]) for g in row["by_sla"]] == [(24, 2), (31, 1)]
     assert relaxed.call_hours == 31
-    assert "hot_call (within 31 h): 100% on time" in text_report(relaxed)
+    text = text_report(relaxed)
+    assert "hot_call (within their own SLA; new tasks get 31 h): 0% on time" in text
     html = html_report(relaxed)
-    assert "within 31 h" in html and "past the 31 h call target" in html
+    assert "within their own SLA; new tasks get 31 h" in html
+    assert "past the 31 h call target" in html
     store.close()
     config = tmp_path / "c.toml"
     config.write_text(
@@ -376,8 +385,10 @@ def test_the_report_measures_against_the_configured_hours(tmp_path, capsys):
     )
     assert main(["report", "--config", str(config), "--json"]) == 0
     sla = json.loads(capsys.readouterr().out)["follow_up_sla"]
-    assert sla["hot_call"]["target_hours"] == 31 and sla["hot_call"]["on_time"] == 1
-    assert sla["mql_handoff"]["target_hours"] == 3 and sla["mql_handoff"]["late"] == 1
+    assert sla["hot_call"]["target_hours"] == 31 and sla["hot_call"]["late"] == 1
+    handoff = sla["mql_handoff"]
+    assert handoff["target_hours"] == 3 and handoff["on_time"] == 1, "done in 5 h of its 48"
+    assert handoff["by_sla"][0]["hours"] == 48
 
 
 @pytest.mark.parametrize(
@@ -469,3 +480,79 @@ def test_a_follow_up_kind_with_no_task_yet_says_so_once(tmp_path):
         "  hot_call (within 24 h): no task created yet;"
         " measured from the first such follow-up crm-qualify creates"
     )
+
+
+def _handoffs_created_under_48_h(path) -> StateStore:
+    """Two hand-offs crm-qualify created when `mql_sla_hours` was 48 (due 48 h after their
+    creation): one done 30 h after it, one open for 30 h."""
+    store = StateStore(path)
+    run = store.start_run("default", mode="once", dry_run=False)
+    done, open_ = "crmq:contact:d:mql_handoff", "crmq:contact:o:mql_handoff"
+    created = NOW - 40 * HOUR
+    store.mark_tasks_pending(
+        "default",
+        run,
+        [
+            task(done, "mql_handoff", created + 48 * HOUR, "d"),
+            task(open_, "mql_handoff", NOW + 18 * HOUR, "o"),
+        ],
+    )
+    store.mark_tasks_created("default", [(done, "T1"), (open_, "T2")])
+    store.finish_run(run, "ok", {}, [])
+    mirror(
+        store,
+        [
+            Contact(id="d", tasks=[our_task(done, created, created + 30 * HOUR)]),
+            Contact(id="o", tasks=[our_task(open_, NOW - 30 * HOUR)]),
+        ],
+    )
+    return store
+
+
+def test_a_follow_up_is_judged_on_its_own_sla_not_the_one_configured_now(tmp_path):
+    """`mql_sla_hours` lowered from 48 to 24: the report re-judged every earlier hand-off
+    against 24 h, so one done in 30 h turned late and one open for 30 h (due in 18 h) missed,
+    and the share's denominator grew with them."""
+    store = _handoffs_created_under_48_h(tmp_path / "s.sqlite")
+    judged = {
+        hours: build_report(store, "default", NOW, followup=FollowUpRules(mql_sla_hours=hours))
+        for hours in (48, 24)
+    }
+    for hours, report in judged.items():
+        row = report.sla["mql_handoff"]
+        assert (row["on_time"], row["late"], row["missed"], row["pending"]) == (1, 0, 0, 1)
+        assert row["measured"] == 1 and row["target_hours"] == hours
+        assert row["by_sla"] == [
+            {"hours": 48, "tasks": 2, "on_time": 1, "late": 0, "missed": 0, "pending": 1,
+             "first_created": (NOW - 40 * HOUR).isoformat(),
+             "last_created": (NOW - 30 * HOUR).isoformat()},
+        ]  # fmt: skip
+    text = text_report(judged[24])
+    assert "mql_handoff (within 48 h; new tasks get 24 h): 100% on time;" in text
+    assert "1 of 1 done within 48 h of their creation" in text
+    assert "done within 48 h" in html_report(judged[24])
+    assert "1 of 1 done within 48 h of their creation" in text_report(judged[48])
+
+
+def test_tasks_of_different_slas_are_each_judged_on_theirs_and_the_report_says_so(tmp_path):
+    store = _handoffs_created_under_48_h(tmp_path / "s.sqlite")
+    run = store.start_run("default", mode="once", dry_run=False)
+    late = "crmq:contact:n:mql_handoff"
+    store.mark_tasks_pending("default", run, [task(late, "mql_handoff", NOW - 4 * HOUR, "n")])
+    store.mark_tasks_created("default", [(late, "T3")])
+    store.finish_run(run, "ok", {}, [])
+    mirror(store, [Contact(id="n", tasks=[our_task(late, NOW - 28 * HOUR)])])
+    report = build_report(store, "default", NOW, followup=FollowUpRules(mql_sla_hours=24))
+    row = report.sla["mql_handoff"]
+    assert (row["on_time"], row["missed"], row["pending"], row["measured"]) == (1, 1, 1, 2)
+    assert [(group["hours"], group["tasks"]) for group in row["by_sla"]] == [(48, 2), (24, 1)]
+    text = text_report(report)
+    assert "mql_handoff (within their own SLA; new tasks get 24 h): 50% on time;" in text
+    assert (
+        "1 of 2 done within their SLA (48 h for the 2 created 2026-11-20 to 2026-11-21:"
+        " 1 of 1; 24 h for the 1 created 2026-11-21: 0 of 1)"
+    ) in text
+    assert "1 still open past their due time (missed)" in text
+    html = html_report(report)
+    assert "within their own SLA" in html and "48 h for the 2 created" in html
+    assert report.as_dict()["follow_up_sla"]["mql_handoff"]["by_sla"][1]["missed"] == 1

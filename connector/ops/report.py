@@ -17,10 +17,12 @@ names the person).
 
 Follow-up SLA, measured for real from the CRM as `--from-crm` just read it, else from the
 **mirror** (every contact as the last read or our own task creation left it, no API call):
-each hot call and MQL hand-off crm-qualify created
-counts as on time when the CRM shows it completed within the configured hours of its creation
-(`rules.followup.hot_call_hours`, `mql_sla_hours`), late when completed after them, missed
-when still open past them; one still open within them is pending and left out of the share.
+each hot call and MQL hand-off crm-qualify created counts as on time when the CRM shows it
+completed by the due time crm-qualify gave it (the task ledger's: the configured
+`rules.followup.hot_call_hours` / `mql_sla_hours` as they were at its creation), late when
+completed after it, missed when still open past it; one still open before it is pending and
+left out of the share. A change of those hours applies to new tasks only: the report says
+which SLA each group of tasks had.
 The task ledger adds what the mirror cannot know: tasks owed but not in the CRM yet, tasks a
 rollback closed (not counted), and escalations.
 """
@@ -30,7 +32,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +41,7 @@ from crm_qualify.connector.decision.planning import (
     ESCALATION,
     KINDS,
     display_name,
+    follow_up_due,
     sla_hours,
     task_kind,
 )
@@ -66,10 +69,12 @@ NO_STAGE = "stage not written by crm-qualify"
 
 NO_STAGE_CRM = "no stage"
 SLA_MEASURE = (
-    "A follow-up crm-qualify created is on time when the CRM shows it completed within the"
-    " configured hours of its creation; completed later it is late, still open past them it"
-    " is missed; still open within them it is pending and left out of the share. Task states"
-    " are as crm-qualify last read them."
+    "A follow-up crm-qualify created is on time when the CRM shows it completed by the due"
+    " time crm-qualify gave it at its creation (the configured hours then: a change of them"
+    " applies to the tasks created after it, and a due date moved in the CRM does not move"
+    " the SLA); completed later it is late, still open past it it is missed; still open"
+    " before it it is pending and left out of the share. Task states are as crm-qualify last"
+    " read them."
 )
 
 
@@ -606,22 +611,28 @@ def follow_up_sla(
     now: datetime,
     *,
     ignore: Container[str] = (),
+    dues: Mapping[str, datetime] | None = None,
 ) -> dict[str, dict]:
-    """Per follow-up kind, how crm-qualify's tasks on these contacts met the configured
-    hours, measured from each task's creation in the CRM:
+    """Per follow-up kind, how crm-qualify's tasks on these contacts met their SLA, each
+    judged on its own due time (`task_deadline`): a change of `rules.followup` hours applies
+    to the tasks created after it, not to those already given theirs.
 
-    - `on_time`: completed within the hours; `late`: completed after them;
-    - `missed`: still open past them; `pending`: still open within them (not counted yet);
-    - `unmeasured`: neither a creation nor a due time, or completed with no completion time
-      (not counted);
-    - `on_time_rate`: on_time / (on_time + late + missed), None while none is measured.
+    - `on_time`: completed by it; `late`: completed after it;
+    - `missed`: still open past it; `pending`: still open before it (not counted yet);
+    - `unmeasured`: no due time to judge by, or completed with no completion time (not
+      counted);
+    - `on_time_rate`: on_time / (on_time + late + missed), None while none is measured;
+    - `target_hours`: the configured hours, the SLA of the tasks created from now on;
+    - `by_sla`: the same counts per SLA the tasks were given (`sla_of`), with when they were
+      created, oldest first.
 
-    A task whose creation time is not known yet (created by the engine, not read back since)
-    is measured against its due time, which crm-qualify set that many hours after creating
-    it. Tasks whose key is in `ignore` (closed by a rollback) are left out. Pure: no I/O."""
+    `dues`: the due time crm-qualify gave each task (the task ledger's), by key. Tasks whose
+    key is in `ignore` (closed by a rollback) are left out. Pure: no I/O."""
+    dues = dues or {}
     rows: dict[str, dict] = {}
     spans: dict[str, list[float]] = {kind: [] for kind in KINDS}
     deadlines: dict[str, list[datetime]] = {kind: [] for kind in KINDS}
+    groups: dict[str, dict[float | None, dict]] = {kind: {} for kind in KINDS}
     for kind in KINDS:
         rows[kind] = {
             "target_hours": sla_hours(kind, followup),
@@ -641,26 +652,22 @@ def follow_up_sla(
             seen.add(task.key)  # type: ignore[arg-type]
             row = rows[kind]
             row["tasks"] += 1
-            if task.created_at is not None:
-                deadline = task.created_at + timedelta(hours=row["target_hours"])
-            elif task.due is not None:
-                deadline = task.due
-            else:
+            deadline = task_deadline(task, followup, dues)
+            done_at = task.completed_at
+            if deadline is None or (not task.is_open and done_at is None):
                 row["unmeasured"] += 1
                 continue
-            if not task.is_open:
-                if task.completed_at is None:
-                    row["unmeasured"] += 1
-                    continue
-                row["on_time" if task.completed_at <= deadline else "late"] += 1
+            if done_at is not None:
+                outcome = "on_time" if done_at <= deadline else "late"
                 if task.created_at is not None:
-                    hours = (task.completed_at - task.created_at).total_seconds() / 3600
-                    spans[kind].append(hours)
+                    spans[kind].append((done_at - task.created_at).total_seconds() / 3600)
             elif now > deadline:
-                row["missed"] += 1
+                outcome = "missed"
             else:
-                row["pending"] += 1
+                outcome = "pending"
                 deadlines[kind].append(deadline)
+            row[outcome] += 1
+            _count_in_group(groups[kind], task, deadline, row["target_hours"], outcome)
     for kind, row in rows.items():
         measured = row["on_time"] + row["late"] + row["missed"]
         row["measured"] = measured
@@ -668,7 +675,72 @@ def follow_up_sla(
         done = spans[kind]
         row["median_hours_to_done"] = round(statistics.median(done), 1) if done else None
         row["next_deadline"] = min(deadlines[kind]).isoformat() if deadlines[kind] else None
+        row["by_sla"] = _by_sla(groups[kind])
     return rows
+
+
+def task_deadline(
+    task: ExistingTask, followup: FollowUpRules, dues: Mapping[str, datetime]
+) -> datetime | None:
+    """When a follow-up of ours was due: the due time crm-qualify gave it when it created it
+    (`dues`, the task ledger's: a due date a person moves in the CRM does not move the SLA),
+    else the CRM's (`follow_up_due`: a ledger rebuilt from the CRM keeps none), else the
+    configured hours after its creation."""
+    return dues.get(task.key or "") or follow_up_due(task, followup)
+
+
+def sla_of(deadline: datetime, created: datetime | None, configured: float) -> float | None:
+    """The SLA a task was given, in hours from its creation in the CRM to its due time: the
+    configured hours when within half an hour of them (a run creates its tasks some minutes
+    after it set their due times), else whole hours (tenths under 2 h), 0 for a task the CRM
+    got only at or after its due time (a creation that failed, retried by a later run). None
+    when its creation time is not known (created by the engine, not read back yet)."""
+    if created is None:
+        return None
+    hours = (deadline - created).total_seconds() / 3600
+    if abs(hours - configured) < 0.5:
+        return configured
+    return max(round(hours) if hours >= 2 else round(hours, 1), 0)
+
+
+def _count_in_group(
+    groups: dict[float | None, dict],
+    task: ExistingTask,
+    deadline: datetime,
+    configured: float,
+    outcome: str,
+) -> None:
+    hours = sla_of(deadline, task.created_at, configured)
+    group = groups.setdefault(
+        hours,
+        {"hours": hours, "tasks": 0, "on_time": 0, "late": 0, "missed": 0, "pending": 0,
+         "first_created": None, "last_created": None},
+    )  # fmt: skip
+    group["tasks"] += 1
+    group[outcome] += 1
+    created = task.created_at
+    if created is not None:
+        first, last = group["first_created"], group["last_created"]
+        group["first_created"] = min(first, created) if first else created
+        group["last_created"] = max(last, created) if last else created
+
+
+def _by_sla(groups: dict[float | None, dict]) -> list[dict]:
+    """The groups oldest first (those with no creation time last), times as ISO text."""
+    latest = datetime.max.replace(tzinfo=UTC)
+    ordered = sorted(groups.values(), key=lambda g: g["first_created"] or latest)
+    return [
+        {
+            **group,
+            "first_created": _iso(group["first_created"]),
+            "last_created": _iso(group["last_created"]),
+        }
+        for group in ordered
+    ]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _sla(
@@ -688,7 +760,8 @@ def _sla(
         if crm is not None
         else (c for chunk in store.mirrored_contacts(instance) for c in chunk)
     )
-    result = follow_up_sla(contacts, followup, now, ignore=closed)
+    dues = {t.key: _time(t.due) for t in ledger if t.due}
+    result = follow_up_sla(contacts, followup, now, ignore=closed, dues=dues)
     escalated = Counter(
         task_kind(t.key.removesuffix(f":{ESCALATION}"))
         for t in ledger
@@ -734,11 +807,49 @@ def sla_headline(row: dict) -> str:
     return "no task created yet"
 
 
+def _own_hours(row: dict) -> list[float]:
+    """The SLAs (hours) the row's tasks were given, oldest first."""
+    return [g["hours"] for g in row.get("by_sla", []) if g["hours"] is not None]
+
+
+def sla_within(row: dict) -> str:
+    """`within 48 h`, and the hours new tasks get when the row's tasks had another SLA."""
+    target = row["target_hours"]
+    own = set(_own_hours(row))
+    if not own or own == {target}:
+        return f"within {target:g} h"
+    judged = f"{own.pop():g} h" if len(own) == 1 else "their own SLA"
+    return f"within {judged}; new tasks get {target:g} h"
+
+
+def _sla_group(group: dict) -> str:
+    """`48 h for the 20 created 2026-11-20 to 2026-12-04: 8 of 12`."""
+    first, last = group["first_created"], group["last_created"]
+    if group["hours"] is None:
+        head = f"{group['tasks']} not read back from the CRM yet"
+    else:
+        span = f"{_time(first):%Y-%m-%d}"
+        if f"{_time(last):%Y-%m-%d}" != span:
+            span += f" to {_time(last):%Y-%m-%d}"
+        hours = f"{group['hours']:g} h" if group["hours"] else "no time"
+        head = f"{hours} for the {group['tasks']} created {span}"
+        if not group["hours"]:
+            head += " (in the CRM only at or after their due time)"
+    measured = group["on_time"] + group["late"] + group["missed"]
+    return f"{head}: " + (f"{group['on_time']} of {measured}" if measured else "none due yet")
+
+
 def sla_detail(row: dict) -> str:
     """What the SLA number counts, in one sentence."""
-    hours = f"{row['target_hours']:g} h"
+    own = set(_own_hours(row))
+    mixed = len(own) > 1
+    hours = "their due time" if mixed else f"{own.pop() if own else row['target_hours']:g} h"
     if row["measured"]:
-        text = f"{row['on_time']} of {row['measured']} done within {hours} of their creation"
+        if mixed:
+            groups = "; ".join(_sla_group(g) for g in row["by_sla"])
+            text = f"{row['on_time']} of {row['measured']} done within their SLA ({groups})"
+        else:
+            text = f"{row['on_time']} of {row['measured']} done within {hours} of their creation"
         parts = []
         if row["late"]:
             parts.append(f"{row['late']} done later")
@@ -749,7 +860,8 @@ def sla_detail(row: dict) -> str:
         text += "".join(f", {part}" for part in parts)
     elif row["pending"]:
         first = _time(str(row["next_deadline"])) if row.get("next_deadline") else None
-        text = f"{row['pending']} open, none past its {hours} yet" + (
+        limit = hours if mixed else f"its {hours}"
+        text = f"{row['pending']} open, none past {limit} yet" + (
             f" (the first deadline is {first:%Y-%m-%d %H:%M} UTC)" if first else ""
         )
     elif row["tasks"]:
@@ -760,7 +872,7 @@ def sla_detail(row: dict) -> str:
     if row.get("median_hours_to_done") is not None:
         extras.append(f"median {row['median_hours_to_done']:g} h to done")
     if row["measured"] and row["unmeasured"]:
-        extras.append(f"{row['unmeasured']} without a creation or completion time (not counted)")
+        extras.append(f"{row['unmeasured']} without a due or completion time (not counted)")
     if row.get("escalated"):
         extras.append(f"{row['escalated']} escalated")
     if row.get("not_yet_in_crm"):
@@ -910,11 +1022,9 @@ def text_report(report: Report) -> str:
     if report.no_temperature:
         temps.append(f"{no_temperature_label(report)} {report.no_temperature}")
     lines += ["", "temperature: " + ", ".join(temps)]
-    lines += ["", "follow-ups (within the configured hours of each task's creation):"]
+    lines += ["", "follow-ups (each judged on the SLA it was given when crm-qualify created it):"]
     for kind, row in report.sla.items():
-        lines.append(
-            f"  {kind} (within {row['target_hours']:g} h): {sla_headline(row)}; {sla_detail(row)}"
-        )
+        lines.append(f"  {kind} ({sla_within(row)}): {sla_headline(row)}; {sla_detail(row)}")
     lines.append(f"  what is measured: {SLA_MEASURE}")
     lines += ["", f"records needing attention: {len(report.attention)} (crm-qualify errors)"]
     for record in report.attention[:10]:

@@ -22,6 +22,7 @@ from crm_qualify.connector.ops.report import (
     plural,
     sla_detail,
     sla_headline,
+    sla_within,
     stage_rows,
     waited_text,
 )
@@ -250,7 +251,7 @@ def _no_stage_note(report: Report) -> str:
 
 
 def _sla_card(kind: str, row: dict) -> str:
-    title = f"{SLA_NAMES.get(kind, kind)} within {row['target_hours']:g} h"
+    title = f"{SLA_NAMES.get(kind, kind)} {sla_within(row)}"
     return _card(title, sla_headline(row), sla_detail(row))
 
 
@@ -303,7 +304,7 @@ def html_report(report: Report) -> str:
             _card(
                 "hot leads called on time",
                 sla_headline(hot_call),
-                f"done within {report.call_hours:g} h of the call task",
+                f"call tasks done {sla_within(hot_call)}",
             )
             if hot_call
             else "",
