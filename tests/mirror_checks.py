@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from crm_qualify.connector.commands.sync import impact
@@ -290,3 +291,39 @@ def check_a_follow_up_read_back_escalates_at_its_sla_time(
     run(engine, adapter, datetime.fromisoformat(call.due) + timedelta(minutes=1))
     escalation = f"{call.key}:escalation"
     assert escalation in store.tasks_by_key(settings.crm.instance, [escalation])
+
+
+OLD_ESCALATION_SUBJECT = "Overdue follow-up on Ben Olsen (Company 273)"
+"""An escalation's subject before it named the follow-up that is overdue."""
+
+
+def check_escalations_are_found_by_key_whatever_their_subject(
+    adapter: Any, store: StateStore, settings: Settings, retitle: Callable[[str], None], path: Path
+) -> None:
+    """The escalations already in a CRM carry the subject of an older version ("Overdue
+    follow-up on …", or whatever a person made of it): neither the run that made them nor a
+    new state file on the same CRM creates them again, as tasks are found by key alone."""
+    engine = SyncEngine(adapter, settings, store)
+    start = datetime.now(UTC)
+    run(engine, adapter, start)
+    overdue, _, _ = run(engine, adapter, start + timedelta(days=3))
+    escalations = [t for t in store.tasks_for_run(overdue.run_id) if t.kind == "escalation"]
+    assert escalations and all(t.crm_id for t in escalations)
+    for escalation in escalations:
+        retitle(str(escalation.crm_id))
+    again, _, _ = run(engine, adapter, start + timedelta(days=3, hours=1))
+    assert again.counts["tasks_created"] == 0
+    fresh = StateStore(path)
+    try:
+        rebuilt = SyncEngine(adapter, settings, fresh).run(
+            RunOptions(now=start + timedelta(days=3, hours=2))
+        )
+        assert rebuilt.status == "ok", rebuilt.errors
+        assert rebuilt.counts["tasks_created"] == 0, "no escalation made twice"
+        keys = [escalation.key for escalation in escalations]
+        found = fresh.tasks_by_key(settings.crm.instance, keys)
+        assert {key: (found[key].status, found[key].crm_id) for key in keys} == {
+            escalation.key: ("created", escalation.crm_id) for escalation in escalations
+        }, "each found in the CRM by its key"
+    finally:
+        fresh.close()

@@ -276,3 +276,33 @@ def test_a_due_date_read_back_from_a_crm_without_times_keeps_the_sla_time():
     assert [t.kind for t in decide(contact, Rules(), at).tasks] == ["escalation"]
     moved = read_back.model_copy(update={"due": end_of_due_date + 3 * DAY})
     assert decide(person(tasks=[moved]), Rules(), at).tasks == [], "a person moved the date"
+
+
+def test_an_escalation_names_the_follow_up_that_is_overdue():
+    """A Lead with a late hot call and a late hand-off got two open tasks both titled
+    "Overdue follow-up on Ben Olsen (Company 273)": a salesperson took them for duplicates."""
+    call = "crmq:Lead:00Q1:hot_call:20261118T0900"
+    handoff = "crmq:Lead:00Q1:mql_handoff"
+    late = [
+        ExistingTask(id="T1", key=call, due=SUNDAY - 3 * DAY, created_at=SUNDAY - 4 * DAY),
+        ExistingTask(id="T2", key=handoff, due=SUNDAY - 2 * DAY, created_at=SUNDAY - 4 * DAY),
+    ]
+    lead = Contact(
+        id="00Q1",
+        object_type="Lead",
+        origin=Origin.INBOUND,
+        email="b@o.example",
+        first_name="Ben",
+        last_name="Olsen",
+        company="Company 273",
+        tasks=late,
+    )
+    escalations = {t.key: t for t in decide(lead, Rules(), SUNDAY).tasks if t.kind == "escalation"}
+    assert {key: t.subject for key, t in escalations.items()} == {
+        f"{call}:escalation": "Overdue hot-lead call: Ben Olsen (Company 273)",
+        f"{handoff}:escalation": "Overdue MQL hand-off: Ben Olsen (Company 273)",
+    }
+    assert escalations[f"{call}:escalation"].body == (
+        "The hot-lead call task T1 was due 2026-11-19 20:00 UTC and is still open."
+    )
+    assert escalations[f"{handoff}:escalation"].body.startswith("The MQL hand-off task T2 was due")

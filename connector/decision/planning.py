@@ -50,6 +50,9 @@ REVIEW = "duplicate_review"
 """The reason of a duplicate review task's key."""
 ESCALATION = "escalation"
 """The kind of an escalation task, and the end of its key (`<the follow-up's key>:escalation`)."""
+OVERDUE_NAMES = {"hot_call": "hot-lead call", MQL_HANDOFF: "MQL hand-off"}
+"""What an escalation calls the follow-up it is about: a record with a late call and a late
+hand-off gets two escalations, which must not read as one task made twice."""
 STAGE_RANK = {stage: rank for rank, stage in enumerate(Stage)}
 """`Stage.rank` as a look-up: the hot path compares ranks for every contact."""
 _OPPORTUNITY = STAGE_RANK[Stage.OPPORTUNITY]
@@ -309,17 +312,18 @@ def _escalations(
     give is due its kind's SLA hours after its creation."""
     late = now - timedelta(hours=followup.escalate_after_hours)
     escalations = []
-    for existing, due in _latest_of_each_kind(contact, followup):
+    for kind, (existing, due) in _latest_of_each_kind(contact, followup).items():
         if not existing.is_open or due >= late:
             continue
+        overdue = OVERDUE_NAMES[kind]
         escalations.append(
             _task(
                 contact,
                 key=f"{existing.key}:{ESCALATION}",
                 kind=ESCALATION,
-                subject=f"Overdue follow-up on {_who(contact)}",
+                subject=f"Overdue {overdue}: {_who(contact)}",
                 body=(
-                    f"The follow-up task {existing.id} was due {due:%Y-%m-%d %H:%M} UTC"
+                    f"The {overdue} task {existing.id} was due {due:%Y-%m-%d %H:%M} UTC"
                     " and is still open."
                 ),
                 owner_id=followup.manager_owner_id or owner,
@@ -333,8 +337,8 @@ def _escalations(
 
 def _latest_of_each_kind(
     contact: Contact, followup: FollowUpRules
-) -> list[tuple[ExistingTask, datetime]]:
-    """Our follow-up due last of each kind on the record, with its due time."""
+) -> dict[str, tuple[ExistingTask, datetime]]:
+    """Our follow-up due last of each kind on the record, with its due time, by kind."""
     latest: dict[str, tuple[ExistingTask, datetime]] = {}
     for existing in contact.tasks:
         kind = task_kind(existing.key)
@@ -344,7 +348,7 @@ def _latest_of_each_kind(
         held = latest.get(kind)
         if held is None or (due, existing.key or "") > (held[1], held[0].key or ""):
             latest[kind] = (existing, due)
-    return list(latest.values())
+    return latest
 
 
 def sla_hours(kind: str, followup: FollowUpRules) -> float:

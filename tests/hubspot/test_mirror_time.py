@@ -5,12 +5,14 @@ from functools import partial
 import requests
 
 from tests.mirror_checks import (
+    OLD_ESCALATION_SUBJECT,
     TITLE,
     check_a_clock_ahead_of_the_crm_misses_no_edit,
     check_a_deleted_follow_up_is_not_escalated,
     check_a_follow_up_read_back_escalates_at_its_sla_time,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
     check_a_record_deleted_in_the_crm_leaves_the_mirror_when_written,
+    check_escalations_are_found_by_key_whatever_their_subject,
     check_every_follow_up_is_reviewed_by_its_due_time,
     check_time_reaches_untouched_contacts,
 )
@@ -65,4 +67,21 @@ def test_every_follow_up_is_reviewed_by_its_due_time(adapter, store, settings):
 def test_a_follow_up_read_back_escalates_at_its_sla_time(sim, adapter, store, settings):
     check_a_follow_up_read_back_escalates_at_its_sla_time(
         adapter, store, settings, lambda record: sim.touch(record, {"jobtitle": TITLE})
+    )
+
+
+def test_escalations_are_found_by_key_whatever_their_subject(
+    sim, adapter, store, settings, tmp_path
+):
+    def retitle(task_id: str) -> None:
+        answer = requests.patch(
+            f"{sim.base_url}/crm/v3/objects/tasks/{task_id}",
+            json={"properties": {"hs_task_subject": OLD_ESCALATION_SUBJECT}},
+            headers={"Authorization": f"Bearer {sim.token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+
+    check_escalations_are_found_by_key_whatever_their_subject(
+        adapter, store, settings, retitle, tmp_path / "fresh.sqlite"
     )
