@@ -556,3 +556,26 @@ def test_tasks_of_different_slas_are_each_judged_on_theirs_and_the_report_says_s
     html = html_report(report)
     assert "within their own SLA" in html and "48 h for the 2 created" in html
     assert report.as_dict()["follow_up_sla"]["mql_handoff"]["by_sla"][1]["missed"] == 1
+
+
+def test_the_report_counts_syncs_not_dry_runs_and_names_the_rules_that_decided(tmp_path):
+    """`12 runs` counted dry runs, and the report never said which rules decided its
+    stages and temperatures, though after a rules change they mix both rule sets."""
+    store = StateStore(tmp_path / "state.sqlite")
+    for dry, details in (
+        (False, {"rules_version": "87fe46e076"}),
+        (True, {"rules_version": "43d2659eaa", "previous_rules_version": "87fe46e076"}),
+        (False, {"rules_version": "43d2659eaa", "previous_rules_version": "87fe46e076"}),
+        (False, {"rules_version": "43d2659eaa"}),
+    ):
+        run = store.start_run("default", mode="once", dry_run=dry)
+        store.finish_run(run, "ok", {}, [], details)
+    (changed,) = [r for r in store.runs("default") if not r.dry_run and len(r.details) == 2]
+    report = build_report(store, "default")
+    assert (report.runs, report.rules) == (3, "43d2659eaa")
+    since = f"{changed.started_at[:16].replace('T', ' ')} UTC (before: 87fe46e076)"
+    assert report.rules_since == since
+    text = text_report(report)
+    assert "3 syncs" in text and f"rules 43d2659eaa since {since}" in text, text
+    assert f"rules 43d2659eaa since {since}" in html_report(report)
+    store.close()

@@ -56,6 +56,7 @@ from crm_qualify.connector.sync.state import (
     TASK_GONE,
     TASK_OWED,
     TASK_PENDING,
+    RunRecord,
     StateStore,
 )
 
@@ -127,6 +128,12 @@ class Report:
     call_hours: float = field(default_factory=lambda: FollowUpRules().hot_call_hours)
     """The configured hours a hot lead is to be called within (`rules.followup`)."""
     runs: int = 0
+    """Syncs that wrote (dry runs left out)."""
+    rules: str | None = None
+    """The rules version the last sync decided with, and since when: `rules_since`."""
+    rules_since: str | None = None
+    """When a sync first decided with `rules`, and with which version before (the report's
+    stages and temperatures mix what both decided until everyone was re-decided)."""
     source: str = "audit trail"
     attention: list[dict] = field(default_factory=list)
     """Records whose last error was not transient (`crm-qualify errors`)."""
@@ -159,6 +166,8 @@ class Report:
             "generated_at": self.generated_at.isoformat(),
             "contacts": self.contacts,
             "runs": self.runs,
+            "rules_version": self.rules,
+            "rules_since": self.rules_since,
             "source": self.source,
             "notes": self.notes,
             "stages": dict(self.stages),
@@ -370,7 +379,9 @@ def build_report(
     configured follow-up rules (`rules.followup`) the SLA is measured against."""
     now = now or datetime.now(UTC)
     followup = followup or FollowUpRules()
-    report = Report(instance, now, runs=len(store.runs(instance, limit=1_000_000)))
+    syncs = [run for run in store.runs(instance, limit=1_000_000) if not run.dry_run]
+    report = Report(instance, now, runs=len(syncs))
+    report.rules, report.rules_since = _rules_versions(syncs)
     report.call_hours = followup.hot_call_hours
     report.attention = [record.__dict__ for record in store.attention(instance)]
     trail = _read_trail(store, instance)
@@ -961,12 +972,34 @@ def stage_rows(report: Report) -> list[tuple[str, int, int | None, str]]:
     return rows
 
 
+def _rules_versions(syncs: list[RunRecord]) -> tuple[str | None, str | None]:
+    """The rules version of the newest sync that says, and when the newest rules change
+    (`previous_rules_version`) came, newest first as `store.runs` gives them."""
+    current = next(
+        (run.details["rules_version"] for run in syncs if "rules_version" in run.details), None
+    )
+    for run in syncs:
+        previous = run.details.get("previous_rules_version")
+        if previous and run.details.get("rules_version") == current:
+            return current, f"{run.started_at[:16].replace('T', ' ')} UTC (before: {previous})"
+    return current, None
+
+
+def rules_line(report: Report) -> str | None:
+    """`rules 43d2659eaa since 2026-12-01 19:25 UTC (before: 87fe46e076)`."""
+    if report.rules is None:
+        return None
+    return f"rules {report.rules}" + (f" since {report.rules_since}" if report.rules_since else "")
+
+
 def text_report(report: Report) -> str:
     now = report.generated_at
     lines = [
         f"crm-qualify report for {report.instance}, {now:%Y-%m-%d %H:%M} UTC:"
-        f" {report.contacts} contacts, {plural(report.runs, 'run')} (from the {report.source})",
+        f" {report.contacts} contacts, {plural(report.runs, 'sync')} (from the {report.source})",
     ]
+    rules = rules_line(report)
+    lines += [f"  {rules}"] if rules else []
     lines += [f"  {note}" for note in report.notes]
     lines += ["", f"hot leads to call now: {report.hot_total} (hot, not yet an opportunity)"]
     lines += [f"  ({note})" for note in hot_notes(report)]

@@ -20,6 +20,7 @@ from crm_qualify.connector.ops.report import (
     median_note,
     no_temperature_label,
     plural,
+    rules_line,
     sla_detail,
     sla_headline,
     sla_within,
@@ -323,6 +324,7 @@ def html_report(report: Report) -> str:
         if report.unscored
         else ""
     )
+    rules = f" · {escape(line)}" if (line := rules_line(report)) else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -330,7 +332,8 @@ def html_report(report: Report) -> str:
 <style>{STYLE}</style></head><body>
 <h1>Pipeline report</h1>
 <div class="sub">{escape(report.instance)} · {report.generated_at:%Y-%m-%d %H:%M} UTC ·
-{report.contacts:,} contacts · {plural(report.runs, "run")} · from the {escape(report.source)}</div>
+{report.contacts:,} contacts · {plural(report.runs, "sync")} ·
+from the {escape(report.source)}{rules}</div>
 {notes}
 <h2>Key numbers</h2><div class="grid">{kpis}</div>
 <h2 id="hot">Hot leads to call now: {report.hot_total:,}</h2>{_hot(report)}
