@@ -31,6 +31,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -240,7 +241,7 @@ class SalesforceAdapter:
                             unchanged.add(record["Id"])
                         first = not same and _first_read(seen[sobject], record)
                         pending.add(sobject, record if first else None, position)
-                    yield from self._batches(pending, BATCH)
+                    yield from self._batches(pending, BATCH, every_row)
                 pending.add(sobject, None, (when(self.client.crm_clock.bound(until)), ""))
             if sweep_from is not None:
                 touched = people_touched(
@@ -262,8 +263,8 @@ class SalesforceAdapter:
                         for record in records:
                             if _first_read(seen[sobject], record):
                                 pending.add(sobject, record, None)
-                        yield from self._batches(pending, BATCH)
-            yield from self._batches(pending, None)
+                        yield from self._batches(pending, BATCH, every_row)
+            yield from self._batches(pending, None, every_row)
         finally:
             self._candidates = None
             self._holding = None
@@ -275,16 +276,22 @@ class SalesforceAdapter:
         state.held = holding.cursor_rows(held)
         yield ContactBatch(cursor=state.dump())
 
-    def _batches(self, pending: Pending, size: int | None) -> Iterator[ContactBatch]:
-        """Batches of `size` people while that many are pending (None: whatever is left)."""
+    def _batches(self, pending: Pending, size: int | None, resumed: bool) -> Iterator[ContactBatch]:
+        """Batches of `size` people while that many are pending (None: whatever is left).
+        `resumed` (a read from stored positions): each carries the leads converted into its
+        Contacts, as gone (`_raw`). A read from nothing does not: a first read has no mirror
+        to drop them from, and a full read drops every record it does not meet (converted
+        leads are not read), without a line logged for each of the org's conversions."""
         while pending.entries and (size is None or pending.count >= size):
             taken = pending.take(size)
-            raw = [
-                r
-                for obj, rows in taken.items()
-                for r in self._raw(self.objects[obj], rows, self._candidates)
-            ]
-            yield ContactBatch(cursor=pending.state.dump(), raw=raw)
+            raw: list[RawContact] = []
+            gone: list[RecordError] = []
+            for obj, rows in taken.items():
+                people, converted = self._raw(self.objects[obj], rows, self._candidates)
+                raw += people
+                gone += converted
+            errors = gone if resumed else []
+            yield ContactBatch(cursor=pending.state.dump(), raw=raw, errors=errors)
             if size is None:
                 return
 
@@ -435,27 +442,31 @@ class SalesforceAdapter:
                 if i[:15] not in found
             ]
             records, followed = _converted_apart(records)
-            errors += [
-                RecordError(f"Lead/{lead}", "IsConverted", f"converted into Contact/{contact}:"
-                            " a converted lead is never written, its contact is read instead",
-                            key=("Lead", lead), gone=True)
-                for lead, contact in followed
-            ]  # fmt: skip
-            yield ContactBatch(raw=self._raw(mapping, records), errors=errors)
+            errors += [_converted(lead, contact) for lead, contact in followed]
+            raw, converted = self._raw(mapping, records)
+            yield ContactBatch(raw=raw, errors=errors + converted)
             contacts = [("Contact", contact) for _, contact in followed if is_id(contact)]
             if contacts and "Contact" in self.objects:
-                yield from self.read_contacts(contacts)
+                told = {("Lead", lead) for lead, _ in followed}  # each conversion said once
+                for batch in self.read_contacts(contacts):
+                    yield replace(batch, errors=[e for e in batch.errors if e.key not in told])
 
     def _raw(
         self,
         mapping: ObjectMapping,
         records: list[dict[str, Any]],
         candidates: Candidates | None = None,
-    ) -> list[RawContact]:
+    ) -> tuple[list[RawContact], list[RecordError]]:
         """The records as the core wants them: untranslated, each with its own translation.
         A record without a Salesforce id fails on its own; a second copy of one id in the
         same answer is the same record read twice and is left out. `candidates`: where the
-        read's Leads find their Accounts (None: a query for these)."""
+        read's Leads find their Accounts (None: a query for these).
+
+        And the leads these Contacts were converted from (read with them for their history),
+        each as gone: a converted lead takes no write again and is never read again (the
+        people query reads only leads not converted), so the read that learns of a conversion
+        is the one that tells the core, which drops the lead from the mirror as it drops a
+        record merged away; the person goes on as the Contact, which carries the lead's tasks."""
         sobject, usable, raw = mapping.sobject, {}, []
         for n, record in enumerate(records):
             record_id = record.get("Id")
@@ -468,11 +479,11 @@ class SalesforceAdapter:
                 RawContact(f"{sobject}/(row {n}, Id {shown})", partial(_refuse, "Id", message))
             )
         if not usable:
-            return raw
+            return raw, []
         linked = self._accounts(mapping, list(usable.values()), candidates)
         found = self._related(sobject, list(usable.values()))
         translate = partial(_translate, mapping, self.people, self.accounts)
-        return raw + [
+        people = [
             RawContact(
                 f"{sobject}/{record_id}",
                 partial(translate, record, found, linked.get(record_id)),
@@ -480,6 +491,12 @@ class SalesforceAdapter:
             )
             for record_id, record in usable.items()
         ]
+        converted = [
+            _converted(lead["Id"], contact)
+            for contact, lead in found.converted.items()
+            if contact in usable and is_id(lead.get("Id"))
+        ]
+        return raw + people, converted
 
     def _accounts(
         self,
@@ -725,6 +742,18 @@ def _by_contact(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for row in rows
         if isinstance(row.get("ConvertedContactId"), str)
     }
+
+
+def _converted(lead: str, contact: str) -> RecordError:
+    """A converted lead as the core is told of it: gone, its person carried by its contact."""
+    return RecordError(
+        f"Lead/{lead}",
+        "IsConverted",
+        f"converted into Contact/{contact}: a converted lead is never written, its contact is"
+        " read instead",
+        key=("Lead", lead),
+        gone=True,
+    )
 
 
 def _converted_apart(

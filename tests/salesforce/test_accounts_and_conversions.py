@@ -134,6 +134,8 @@ def test_a_converted_lead_fetched_by_id_is_followed_to_its_contact_and_never_wri
     assert person.stage is Stage.SQL  # the lead's stage: never moved back behind it
     assert person.qualification["need"].value == "met"
     assert [d.id for d in person.deals] == [deal["Id"]]  # converted into, without a role
+    _, told = contacts(adapter, [("Contact", contact_id)])
+    assert [(e.key, e.gone) for e in told] == [(("Lead", lead["Id"]), True)], "its contact says"
     writes = sim.stats.writes
     results = adapter.write_updates([_update(lead["Id"])])
     assert not results[0].ok and not results[0].retryable
