@@ -113,6 +113,25 @@ def test_bulk_updates_route_each_failure_to_its_record_and_field(org, clock):
     assert "PATCH composite/sobjects" not in adapter.usage().requests
 
 
+def test_a_bulk_update_of_a_lead_converted_since_it_was_read_comes_back_gone(org, clock):
+    """Salesforce refuses it (`CANNOT_UPDATE_CONVERTED_LEAD` in the job's failed results):
+    the record is gone to the core, as through REST, not a failure to retry."""
+    adapter = bulk_adapter(org, clock)
+    leads = [r["Id"] for r in org.org.live("Lead") if not r.get("IsConverted")][:60]
+    org.convert_lead(leads[5])
+    updates = [
+        RecordUpdate(contact_id=lead, object_type="Lead",
+                     changes=[FieldUpdate(field="score", new=64.0)])
+        for lead in leads
+    ]  # fmt: skip
+    results = adapter.write_updates(updates)
+    converted = results[5]
+    assert not converted.ok and converted.gone and not converted.retryable
+    assert converted.error.startswith("CANNOT_UPDATE_CONVERTED_LEAD: ")
+    assert all(r.ok and not r.gone for n, r in enumerate(results) if n != 5)
+    assert "PATCH composite/sobjects" not in adapter.usage().requests
+
+
 def test_an_objects_few_updates_beside_a_job_go_in_a_collection(org, clock):
     adapter = bulk_adapter(org, clock)
     leads = [r["Id"] for r in org.org.live("Lead") if not r.get("IsConverted")][60:120]
