@@ -164,6 +164,7 @@ def test_stage_rows_add_up_to_the_total_in_every_form(tmp_path):
     run = store.start_run("default", mode="once", dry_run=False)
     write(store, run, "d", "score", None, 10, T0)  # scored; its stage was already right
     write(store, run, "e", "stage", None, "subscriber", T0)
+    mirror(store, [Contact(id="d"), Contact(id="e")])  # written, so read: mirrored
     report = build_report(store, "default", NOW)
     assert report.contacts == 5 and report.no_stage == 1
     rows = stage_rows(report)
@@ -467,6 +468,7 @@ def test_a_contact_whose_temperature_was_never_written_is_not_called_without_one
     run = store.start_run("default", mode="once", dry_run=False)
     write(store, run, "d", "stage", None, "lead", T0)
     store.finish_run(run, "ok", {}, [])
+    mirror(store, [Contact(id="d")])
     report = build_report(store, "default", NOW)
     assert report.no_temperature == 1
     assert "temperature: hot 1, warm 1, cold 1, not written by crm-qualify 1" in text_report(report)
@@ -579,3 +581,20 @@ def test_the_report_counts_syncs_not_dry_runs_and_names_the_rules_that_decided(t
     assert "3 syncs" in text and f"rules 43d2659eaa since {since}" in text, text
     assert f"rules 43d2659eaa since {since}" in html_report(report)
     store.close()
+
+
+def test_records_the_crm_no_longer_holds_are_left_out_of_the_counts(tmp_path):
+    """A Salesforce lead converted into a contact, a record merged away or deleted leaves
+    the mirror, but the report counted every record ever written: 5,076 contacts for 5,029
+    in the CRM, a converted MQL twice (as its lead and its contact)."""
+    store = trail(tmp_path / "s.sqlite")
+    run = store.start_run("default", mode="once", dry_run=False)
+    write(store, run, "lead-1", "stage", None, "mql", T0)  # converted: the mirror let it go
+    write(store, run, "d", "stage", None, "mql", T0)
+    store.finish_run(run, "ok", {}, [])
+    mirror(store, [Contact(id="d")])
+    report = build_report(store, "default", NOW)
+    assert (report.contacts, report.written_gone, report.stages["mql"]) == (4, 1, 2)
+    assert report.reached["mql"] == 3  # a, b and d: lead-1 went on as another record
+    assert "1 record it wrote the CRM no longer holds" in text_report(report)
+    assert report.as_dict()["written_gone"] == 1

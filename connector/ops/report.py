@@ -129,6 +129,9 @@ class Report:
     """The configured hours a hot lead is to be called within (`rules.followup`)."""
     runs: int = 0
     """Syncs that wrote (dry runs left out)."""
+    written_gone: int = 0
+    """Without the CRM: records crm-qualify wrote that the CRM no longer holds (converted,
+    merged away, deleted: the mirror has let them go), left out of every count."""
     rules: str | None = None
     """The rules version the last sync decided with, and since when: `rules_since`."""
     rules_since: str | None = None
@@ -166,6 +169,7 @@ class Report:
             "generated_at": self.generated_at.isoformat(),
             "contacts": self.contacts,
             "runs": self.runs,
+            "written_gone": self.written_gone,
             "rules_version": self.rules,
             "rules_since": self.rules_since,
             "source": self.source,
@@ -388,6 +392,12 @@ def build_report(
     stage, score, temperature = trail.stage, trail.score, trail.temperature
     highest = dict(trail.highest)
     keys = set(stage) | set(score) | set(temperature)
+    if crm is None:
+        keys, report.written_gone = _still_in_crm(store, instance, keys)
+        stage, score, temperature, highest = (
+            {k: v for k, v in values.items() if k in keys}
+            for values in (stage, score, temperature, highest)
+        )
     if crm is not None:
         report.source = "CRM (current values) and audit trail (time in stage, follow-ups)"
         report.trail_stages = Counter(stage.values())
@@ -444,6 +454,20 @@ def build_report(
     return report
 
 
+def _still_in_crm(
+    store: StateStore, instance: str, written: set[tuple[str, str]]
+) -> tuple[set[tuple[str, str]], int]:
+    """The records crm-qualify wrote that the CRM still holds as the mirror (the last read)
+    knows it, and how many it no longer holds: a lead converted into a contact, a record
+    merged into another or deleted would count twice, or for someone who is gone. A state
+    file without a mirror keeps them all."""
+    mirrored = store.mirror.keys(instance)
+    if not mirrored:
+        return written, 0
+    kept = written & mirrored
+    return kept, len(written) - len(kept)
+
+
 def _reconcile(trail_stage: dict[tuple[str, str], str], crm: CrmSnapshot) -> dict[str, int]:
     """Why the CRM's stage counts differ from what crm-qualify wrote, contact by contact."""
     agree = changed = gone = 0
@@ -464,11 +488,18 @@ def _reconcile(trail_stage: dict[tuple[str, str], str], crm: CrmSnapshot) -> dic
 
 def _notes(report: Report, with_crm: bool) -> list[str]:
     if not with_crm:
+        gone = (
+            f" {plural(report.written_gone, 'record')} it wrote the CRM no longer holds"
+            " (a lead converted into a contact, merged into another record or deleted, as the"
+            " last read found) are left out."
+            if report.written_gone
+            else ""
+        )
         return [
             "Counted from the audit trail: the contacts crm-qualify changed. A contact's stage"
             " is known here only if crm-qualify wrote it; "
             f"{plural(report.no_stage, 'contact')} whose stage was already right are under"
-            f" '{NO_STAGE}'. `report --from-crm` counts every contact in the CRM instead.",
+            f" '{NO_STAGE}'.{gone} `report --from-crm` counts every contact in the CRM instead.",
         ]
     rec = report.reconciliation or {}
     notes = [

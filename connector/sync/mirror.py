@@ -500,6 +500,13 @@ class Mirror:
                     held = cursor.rowcount
         return held
 
+    def keys(self, instance: str) -> set[Key]:
+        """Every record the mirror holds: the CRM's records as the last read left them."""
+        rows = self._store._query(
+            "SELECT object_type, contact_id FROM mirror WHERE instance = ?", (instance,)
+        )
+        return {(row[0], row[1]) for row in rows}
+
     def count(self, instance: str) -> int:
         rows = self._store._query("SELECT COUNT(*) FROM mirror WHERE instance = ?", (instance,))
         return int(rows[0][0])
