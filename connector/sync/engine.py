@@ -175,6 +175,21 @@ class _Problems:
             self.attention.append((*key, field, why))
 
 
+Review = tuple[tuple[str, str], datetime | None, datetime | None]
+"""A decided record's key, hot episode start and next review moment (`_reviews`; None: due
+at the next run)."""
+
+
+@dataclass(eq=False)
+class _Planned(Outgoing):
+    """A batch's writes, and what its acknowledgement records besides their answers: should
+    a request fail as a whole and leave the batch open, its answered part is acknowledged
+    with them (`_landed`)."""
+
+    batch: list[tuple[str, str]] = field(default_factory=list)
+    decided: list[Review] = field(default_factory=list)
+
+
 @dataclass
 class _Landed:
     """Answers to one batch of task creations, before they are recorded."""
@@ -568,7 +583,7 @@ class SyncEngine:
         read only mirrors and indexes here (`_index_only`). Returns what is left of `limit`."""
         self._full_read_done = False
         remaining = options.limit
-        flight = self._flight()
+        flight = self._flight(summary, now)
         cursor = self._start_reading(options)
         again = self._to_read_again(options, now)
         first, reread = set(again), set[tuple[str, str]]()
@@ -666,7 +681,9 @@ class SyncEngine:
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
-            flight.add(Outgoing(report.updates, tasks, then, records=len(batch)))
+            flight.add(
+                _Planned(report.updates, tasks, then, len(batch), batch=batch, decided=decided)
+            )
         self._release_held_updates(flight, summary, now, rest=False)
         self._release_held_tasks(flight, summary, now, rest=False)
 
@@ -744,7 +761,7 @@ class SyncEngine:
         """A dry full read mirrors nothing: what it read is decided from memory, as the real
         run decides it from the mirror, once everyone is indexed."""
         read = list(self._dry_read.values())
-        flight = self._flight()
+        flight = self._flight(summary, now)
         self._decided_persons = set()
         try:
             for start in range(0, len(read), MIRROR_CHUNK):
@@ -802,7 +819,7 @@ class SyncEngine:
             self._held_tasks = {}
         if self.traffic.limits.bulk_from and not options.dry_run:
             self._held_updates = {}
-        flight = self._flight()
+        flight = self._flight(summary, now)
         try:
             self._decide_waiting(flight, options, now, summary)  # the read phase's: landed
             for chunk in self.store.mirror.chunks(
@@ -941,8 +958,8 @@ class SyncEngine:
     def _acknowledge(
         self,
         out: Outgoing,
-        batch: list[tuple[str, str]],
-        decided: list[tuple[tuple[str, str], datetime | None, datetime]],
+        batch: Sequence[tuple[str, str]],
+        decided: Sequence[Review],
         now: datetime,
         summary: RunSummary,
         report: BatchReport,
@@ -1104,10 +1121,10 @@ class SyncEngine:
         ]
 
     # writing --------------------------------------------------------------------------------
-    def _flight(self) -> Flight:
+    def _flight(self, summary: RunSummary, now: datetime) -> Flight:
         """Writes of one run phase, through the adapter's pool: each task key is marked
         `pending` just before its request leaves; if a request fails as a whole, what the
-        others acknowledged is recorded before the error ends the run."""
+        others acknowledged is recorded before the error ends the run (`_landed`)."""
         senders = Senders(
             self.adapter.write_updates,
             self.adapter.create_tasks,
@@ -1116,27 +1133,23 @@ class SyncEngine:
         # One request at a time: nothing to overlap, so each batch ends before the next one
         # is decided (a stop or an error lands where it did before concurrency).
         waiting = MAX_OPEN if self.traffic.limits.in_flight > 1 else 0
-        return Flight(self.traffic, senders, self._landed, max_open=waiting)
 
-    def _landed(self, batches: Sequence[Outgoing]) -> None:
-        """The answers that came back for batches a failure left open (the unanswered stay
-        intents, or pending tasks, for the next run to settle)."""
-        outcomes: list[tuple[RecordUpdate, str]] = []
-        landed = _Landed()
+        def landed(batches: Sequence[Outgoing]) -> None:
+            self._landed(batches, now, summary)
+
+        return Flight(self.traffic, senders, landed, max_open=waiting)
+
+    def _landed(self, batches: Sequence[Outgoing], now: datetime, summary: RunSummary) -> None:
+        """The answers that came back for batches a failure left open, acknowledged as a
+        complete batch's are: values on the mirror (else the next run, which knows those
+        versions as our own and need not read them, would decide from the old ones), audit
+        trail, counts, task results, hot episodes (a follow-up still owed keys its episode).
+        The unanswered stay intents, or pending tasks, for the next run to settle; no cursor
+        moves, and the batches' records are due again until their decisions land whole."""
         for out in batches:
-            for update, answer in zip(out.updates, out.update_answers, strict=True):
-                if answer is not None:
-                    outcomes.append((update, WRITE_ACKED if answer.result.ok else WRITE_FAILED))
-            for task, done in zip(out.tasks, out.task_answers, strict=True):
-                if done is None or done.result.uncertain:
-                    continue
-                if done.result.ok and done.result.crm_id:
-                    landed.created.append((task, done.result.crm_id))
-                else:
-                    landed.failed.append((task.key, done.result.error))
-        with self.store.transaction():
-            self.store.settle_writes(self._run_id, self.instance, outcomes)
-            self._record_task_results(landed, Counter())
+            batch, decided = (out.batch, out.decided) if isinstance(out, _Planned) else ([], [])
+            due = [(key, since, None) for key, since, _ in decided]
+            self._acknowledge_apart(_answered(out), now, summary, batch, due)
         self._unacked.clear()
 
     def _write(
@@ -1175,7 +1188,7 @@ class SyncEngine:
 
     def _create_owed(self, tasks: list[PlannedTask], summary: RunSummary, now: datetime) -> None:
         """Owed tasks left by earlier runs, created before anything new is planned."""
-        flight = self._flight()
+        flight = self._flight(summary, now)
         try:
             self._send_apart(flight, [], self._without_gone(tasks, summary), summary, now)
             flight.drain()
@@ -1263,14 +1276,26 @@ class SyncEngine:
         for the next run's look-up."""
 
         def then(out: Outgoing) -> None:
-            report, problems = BatchReport(updates=list(out.updates)), _Problems()
-            self._acknowledge(out, [], [], now, summary, report, problems)
-            summary.errors.extend(report.errors)
-            if self.on_batch:
-                self.on_batch(report)
+            self._acknowledge_apart(out, now, summary)
 
         if updates or tasks:
             flight.add(Outgoing(updates, tasks, then, whole=whole))
+
+    def _acknowledge_apart(
+        self,
+        out: Outgoing,
+        now: datetime,
+        summary: RunSummary,
+        batch: Sequence[tuple[str, str]] = (),
+        decided: Sequence[Review] = (),
+    ) -> None:
+        """Answered writes acknowledged apart from the batch's own `then` (no cursor moves):
+        the same mirror, audit trail and counts as a batch's."""
+        report, problems = BatchReport(updates=list(out.updates)), _Problems()
+        self._acknowledge(out, batch, decided, now, summary, report, problems)
+        summary.errors.extend(report.errors)
+        if self.on_batch:
+            self.on_batch(report)
 
     def _tasks_answered(
         self,
@@ -1352,7 +1377,7 @@ class SyncEngine:
 
     def _record_problems(
         self,
-        batch: list[tuple[str, str]],
+        batch: Sequence[tuple[str, str]],
         report: BatchReport,
         problems: _Problems,
         now: datetime,
@@ -1385,6 +1410,18 @@ def _count_moves(counts: Counter[str], updates: Sequence[RecordUpdate], tense: s
         fields = {change.field for change in update.changes}
         counts[f"stages_{tense}"] += "stage" in fields
         counts[f"temperatures_{tense}"] += "temperature" in fields
+
+
+def _answered(out: Outgoing) -> Outgoing:
+    """The items of a batch a failure left open that did get their answer."""
+    updates = [
+        (u, a) for u, a in zip(out.updates, out.update_answers, strict=True) if a is not None
+    ]
+    tasks = [(t, a) for t, a in zip(out.tasks, out.task_answers, strict=True) if a is not None]
+    part = replace(out, updates=[u for u, _ in updates], tasks=[t for t, _ in tasks])
+    part.update_answers = [a for _, a in updates]
+    part.task_answers = [a for _, a in tasks]
+    return part
 
 
 def _key(contact: Contact) -> tuple[str, str]:

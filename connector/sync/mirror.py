@@ -222,21 +222,22 @@ class Mirror:
         instance: str,
         writes: Sequence[AckedWrite],
         tasks: Sequence[tuple[PlannedTask, str]],
-        decided: Sequence[tuple[Key, datetime | None, datetime]],
+        decided: Sequence[tuple[Key, datetime | None, datetime | None]],
         now: datetime,
     ) -> None:
         """After a batch: acknowledged values become the CRM's values and our last written
         ones (`REMEMBER_WRITTEN`: the audit trail's `settle_writes(remember=False)` leaves
         them to this, so each row is written once), created tasks join their contact
         (created `now`, open), and each decided contact keeps its hot episode's start and
-        when its decision can next change (`decided`: key, hot_since, recheck_at; a row that
-        holds these already is left unwritten); one transaction. Each write's row is encoded
-        as the statement takes it, not all first: a bulk call acknowledges 10,000 at once.
+        when its decision can next change (`decided`: key, hot_since, recheck_at, None for
+        due now; a row that holds these already is left unwritten); one transaction. Each
+        write's row is encoded as the statement takes it, not all first: a bulk call
+        acknowledges 10,000 at once.
         Each moment is written as text once: a request's writes share their round trip, and
         many review moments are the same (the safety net's)."""
-        texts: dict[datetime, str | None] = {}
+        texts: dict[datetime | None, str | None] = {}
 
-        def text(moment: datetime) -> str | None:
+        def text(moment: datetime | None) -> str | None:
             found = texts.get(moment)
             if found is None:
                 found = texts[moment] = _iso(moment)

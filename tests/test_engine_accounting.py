@@ -1,0 +1,74 @@
+"""What a run counts and records: a failed run's acknowledged writes, the dry run's plan."""
+
+from __future__ import annotations
+
+import logging
+
+from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.settings import FieldPolicy, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.state import StateStore
+
+from tests.memory_adapter import MemoryAdapter
+from tests.test_engine import NOW, cold_contact, hot_contact
+
+KEY = ("contact", "hot-1")
+
+
+def _settings(**changes: object) -> Settings:
+    fields = {"temperature": FieldPolicy(policy="unless_edited")}
+    return Settings(sync={"lookup_delay_seconds": 0}, fields=fields, **changes)
+
+
+def _turns_hot(adapter: MemoryAdapter) -> None:
+    record = adapter.records["hot-1"]
+    record.events, record.title = hot_contact().events, "IT Director"
+    record.updated_at = adapter._tick()
+
+
+def test_a_failed_runs_acknowledged_writes_reach_the_mirror_and_its_counts(tmp_path, caplog):
+    """`create_tasks` fails as a whole after the batch's field writes were acknowledged: the
+    mirror takes those values and the batch's hot episode as after a successful run, so the
+    next run knows the record's new version as ours, and deciding it from the mirror later
+    neither rewrites its fields from empty nor calls it a second time; the run counts what
+    landed."""
+    adapter = MemoryAdapter([cold_contact("hot-1"), cold_contact("c1")])
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    _turns_hot(adapter)
+    adapter.crash_after_task_create = True
+
+    failed = SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW))
+
+    assert failed.status == "failed"
+    acked = store.writes_for_run(failed.run_id)
+    assert acked and not store.open_intents("default"), "every field write was acknowledged"
+    assert (
+        store.mirror.by_keys("default", [KEY])[KEY].contact.owned == adapter.records["hot-1"].owned
+    )
+    assert store.mirror.episodes("default", [KEY])[KEY] is not None, "its hot episode"
+    assert failed.counts["records_written"] == 1
+    assert failed.counts["fields_written"] == len(acked) == failed.counts["fields_planned"]
+    assert failed.counts["stages_moved"] == failed.counts["stages_moving"] == 1
+    assert failed.counts["temperatures_moved"] == failed.counts["temperatures_moving"] == 1
+
+    rerun = SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW))
+
+    assert rerun.status == "ok", rerun.errors
+    assert rerun.counts["read"] == 0, "our own write: known, not read"
+    assert rerun.counts["fields_written"] == 0
+    assert rerun.counts["tasks_recovered"] == 2 and len(adapter.tasks) == 2
+
+    rules = Rules.model_validate({"thresholds": {"mql": 1}})  # everyone decided again
+    with caplog.at_level(logging.INFO):
+        changed = SyncEngine(adapter, _settings(rules=rules), store).run(RunOptions(now=NOW))
+
+    assert changed.status == "ok", changed.errors
+    assert changed.counts["redecided"] == 2 and changed.counts["read"] == 0
+    calls = [task for task in adapter.tasks.values() if task.kind == "hot_call"]
+    assert len(calls) == 1, "the same hot episode: no second call"
+    assert adapter.records["hot-1"].owned["temperature"] == "hot"
+    rewritten = [w for w in store.writes_for_run(changed.run_id) if w.contact_id == "hot-1"]
+    assert all(w.old is not None for w in rewritten), rewritten
+    assert "cleared" not in caplog.text
+    store.close()
