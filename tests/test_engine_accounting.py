@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from crm_qualify.connector.contract import TaskResult, WriteResult
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
@@ -71,4 +72,27 @@ def test_a_failed_runs_acknowledged_writes_reach_the_mirror_and_its_counts(tmp_p
     rewritten = [w for w in store.writes_for_run(changed.run_id) if w.contact_id == "hot-1"]
     assert all(w.old is not None for w in rewritten), rewritten
     assert "cleared" not in caplog.text
+    store.close()
+
+
+class _Refusing(MemoryAdapter):
+    """A CRM whose refusals name the field in their text already, as the field's own."""
+
+    def write_updates(self, updates):
+        return [
+            WriteResult(u.contact_id, False, "score: value 30 not allowed", False, "score")
+            for u in updates
+        ]
+
+    def create_tasks(self, tasks):
+        return [TaskResult(t.key, False, error="owner: inactive", field="owner") for t in tasks]
+
+
+def test_a_refusal_names_its_field_once(tmp_path):
+    store = StateStore(tmp_path / "state.sqlite")
+
+    summary = SyncEngine(_Refusing([hot_contact()]), _settings(), store).run(RunOptions(now=NOW))
+
+    assert "contact/hot-1: score: value 30 not allowed" in summary.errors, summary.errors
+    assert "contact/hot-1: owner: inactive" in summary.errors, summary.errors
     store.close()

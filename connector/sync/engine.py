@@ -1175,10 +1175,9 @@ class SyncEngine:
             if result.gone:
                 problems.gone.append(key)
                 continue
+            label = f"{update.object_type}/{update.contact_id}"
             where = result.field or "write"
-            report.errors.append(
-                f"{update.object_type}/{update.contact_id}: {where}: {result.error}"
-            )
+            report.errors.append(str(RecordError(label, where, result.error or "write failed")))
             counts["write_errors"] += 1
             problems.add(key, result.retryable, result.field, result.error or "write failed")
         counts["records_written"] += len(report.written)
@@ -1371,7 +1370,8 @@ class SyncEngine:
         task: PlannedTask, result: TaskResult, report: BatchReport, problems: _Problems
     ) -> None:
         label = f"{task.object_type}/{task.contact_id}"
-        report.errors.append(f"{label}: {result.field or 'task'}: {result.error}")
+        where = result.field or "task"
+        report.errors.append(str(RecordError(label, where, result.error or "refused")))
         key = (task.object_type, task.contact_id)
         problems.add(key, result.retryable, result.field or "task", result.error or "refused")
 
