@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+import pytest
 from crm_qualify.connector.contract import TaskResult, WriteResult
 from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import Contact
 from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
@@ -95,4 +98,52 @@ def test_a_refusal_names_its_field_once(tmp_path):
 
     assert "contact/hot-1: score: value 30 not allowed" in summary.errors, summary.errors
     assert "contact/hot-1: owner: inactive" in summary.errors, summary.errors
+    store.close()
+
+
+def _twins() -> list[Contact]:
+    """Two records of one person (the same mailbox and name), and two people alone."""
+    twins = [
+        cold_contact(cid).model_copy(
+            update={"email": "kim@acme.example", "first_name": "Kim", "last_name": "Lee"}
+        )
+        for cid in ("A", "B")
+    ]
+    return [*twins, cold_contact("c1"), cold_contact("c2")]
+
+
+PLANNED = ("scored", "read", "redecided", "fields_planned", "tasks_planned")
+MOVING = ("stages_moving", "temperatures_moving")
+
+
+@pytest.mark.parametrize("later", [timedelta(hours=1), timedelta(days=200)])
+@pytest.mark.parametrize("rules_change", [False, True])
+def test_the_dry_run_plans_what_the_real_run_does_for_a_person_of_two_records(
+    tmp_path, later, rules_change
+):
+    """One record of a person changed, its duplicate did not: both are decided once, in the
+    read phase, by the dry run as by the real run (not again from the mirror)."""
+    adapter = MemoryAdapter(_twins())
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    now = NOW + later
+    adapter.edit("A", events=hot_contact().events, title="IT Director")
+    rules = Rules.model_validate({"thresholds": {"mql": 1}}) if rules_change else Rules()
+    engine = SyncEngine(adapter, _settings(rules=rules), store)
+
+    dry = engine.run(RunOptions(now=now, dry_run=True))
+    real = engine.run(RunOptions(now=now))
+
+    assert real.status == "ok", real.errors
+    assert {k: dry.counts[k] for k in PLANNED + MOVING} == {
+        k: real.counts[k] for k in PLANNED + MOVING
+    }
+    assert real.counts["fields_written"] == dry.counts["fields_planned"]
+    assert real.counts["tasks_created"] == dry.counts["tasks_planned"]
+    assert [real.counts[f"{k}_moved"] for k in ("stages", "temperatures")] == [
+        dry.counts[k] for k in MOVING
+    ]
+    everyone = rules_change or later >= timedelta(days=200)  # c1 and c2 due as well
+    assert real.counts["scored"] == (4 if everyone else 2), "each record decided once"
+    assert real.counts["read"] + real.counts["redecided"] == real.counts["scored"] - 1  # B
     store.close()

@@ -288,6 +288,12 @@ class SyncEngine:
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
         self._dry_merged_away: set[tuple[str, str]] = set()
+        self._decided_first: set[tuple[str, str]] = set()
+        """Mirrored records decided before the mirror phase with the records read (their
+        duplicates, or those a read record left): the mirror phase leaves them out, as it
+        leaves out those read. Decided there again, their person would be decided twice,
+        and a dry run, whose mirror still holds the old values, would plan its changes
+        twice."""
         self._follow_up_reviews: dict[tuple[str, str], datetime] = {}
         self._deferred.clear()
         self._held_tasks = None
@@ -800,13 +806,14 @@ class SyncEngine:
         remaining: int | None,
     ) -> None:
         """Phase two: every mirrored contact this run did not read (a full read: and every one
-        it read), decided again from the state store in chunks (`_chunk_sizes`); records
-        with a dead run's open intents or waiting for a re-read are left to the read that
-        settles them."""
+        it read) nor decide with one it read (`_decided_first`), decided again from the state
+        store in chunks (`_chunk_sizes`); records with a dead run's open intents or waiting
+        for a re-read are left to the read that settles them."""
         if remaining is not None and remaining <= 0:
             return
         # what a dry run read is decided from memory, not from the mirror it left unchanged
         exclude = set(self._open_intents) | self._dry_read.keys() | self._dry_merged_away
+        exclude |= self._decided_first
         decided_with = decision_fingerprint(self.settings)
         before = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
         everyone = before != decided_with
@@ -994,6 +1001,7 @@ class SyncEngine:
         rules = self.settings.rules
         pairs = []
         persons = self._persons(contacts)
+        taken = {_key(contact) for contact in contacts}
         contacts = contacts + self._left_behind(persons, contacts)
         for contact, decision in decide_persons(
             contacts,
@@ -1006,6 +1014,8 @@ class SyncEngine:
             if isinstance(decision, Waiting):  # decided with its survivor, once that landed
                 self._deferred[_key(contact)] = self._episodes.get(_key(contact))
                 continue
+            if not self._redeciding and _key(contact) not in taken:
+                self._decided_first.add(_key(contact))
             if isinstance(decision, Exception):
                 why = f"cannot score: {type(decision).__name__}: {decision}"
                 self._record_error(
