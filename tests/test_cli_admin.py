@@ -251,6 +251,18 @@ def test_runs_json_keeps_every_count(tmp_path, capsys):
     assert records[0]["counts"]["tasks_closed"] == 69
 
 
+def test_runs_show_task_creates_whose_outcome_is_unknown(tmp_path, capsys):
+    ids = seeded_runs(tmp_path / "crm-qualify.sqlite")
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    lost = store.start_run("default", mode="once", dry_run=False)
+    store.finish_run(lost, "ok", {"read": 5, "tasks_created": 1, "tasks_uncertain": 2}, [])
+    store.close()
+    assert main(["runs"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "1 created, 2 outcome unknown" in rows[lost]
+    assert "unknown" not in rows[ids["sync"]]
+
+
 # simulate -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("crm", "size"), [("hubspot", "--contacts"), ("salesforce", "--records")])
 def test_a_simulator_on_a_busy_port_says_so_in_one_line(crm, size):

@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Recent runs of this instance, newest first: when, mode (once: sync --once;"
             " scheduled: the daemon's; rollback of RUN), status, contacts read, fields"
             " written (planned, for a dry run), tasks created (closed, for a rollback) and"
+            " those whose answer was lost (outcome unknown: the next run looks them up),"
             " errors, with the first errors of each run. Reads the state store only; --json"
             " prints one object per run."
         ),
@@ -94,7 +95,7 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         tasks = (counts.get("tasks_closed", 0), "closed")
     else:
         fields = (counts.get("fields_written", 0), "written")
-        tasks = (counts.get("tasks_created", 0), "created")
+        tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts))
     return (
         record.id,
         record.started_at[:19].replace("T", " "),
@@ -105,6 +106,13 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         tasks,
         str(len(record.errors)),
     )
+
+
+def _uncertain(counts: dict[str, int]) -> str:
+    """Creates whose answer was lost (a timeout, a 5xx after sending): the next run looks
+    them up, so they may well exist; counted as created only by that run (`tasks_recovered`)."""
+    uncertain = counts.get("tasks_uncertain", 0)
+    return f", {uncertain:,} outcome unknown" if uncertain else ""
 
 
 def aligned(rows: list[tuple[Cell, ...]]) -> list[str]:
