@@ -6,10 +6,12 @@ import logging
 from datetime import timedelta
 
 import pytest
-from crm_qualify.connector.contract import TaskResult, WriteResult
+from crm_qualify.connector.commands.sync import impact
+from crm_qualify.connector.contract import AdapterError, TaskResult, WriteResult
 from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.settings import FieldPolicy, Settings
+from crm_qualify.connector.sync.concurrency import Limits, Traffic
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
@@ -75,6 +77,34 @@ def test_a_failed_runs_acknowledged_writes_reach_the_mirror_and_its_counts(tmp_p
     rewritten = [w for w in store.writes_for_run(changed.run_id) if w.contact_id == "hot-1"]
     assert all(w.old is not None for w in rewritten), rewritten
     assert "cleared" not in caplog.text
+    store.close()
+
+
+class _SecondCreateFails(MemoryAdapter):
+    """The second task request fails as a whole, the first one's task created."""
+
+    def create_tasks(self, tasks):
+        if self.calls.get("create_tasks", 0) == 1:
+            raise AdapterError("HTTP 502 after retries")
+        return super().create_tasks(tasks)
+
+
+def test_a_failed_run_counts_what_landed_as_a_successful_one_does(tmp_path):
+    adapter = _SecondCreateFails([cold_contact("hot-1"), cold_contact("c1")])
+    adapter.traffic = Traffic(Limits(write_batch=100, task_batch=1))  # a request per task
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    _turns_hot(adapter)
+
+    failed = SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW))
+
+    assert failed.status == "failed" and len(adapter.tasks) == 1
+    recorded = store.runs("default", limit=1)[0].counts
+    assert recorded["tasks_created"] == failed.counts["tasks_created"] == 1
+    assert recorded["fields_written"] == failed.counts["fields_planned"] > 0
+    assert recorded["records_written"] == 1 and recorded["stages_moved"] == 1
+    assert "moved: 1 stage(s), 1 temperature(s), 1 task(s)" in impact(failed)
+    assert "planned 1 stage(s), 1 temperature(s), 2 task(s)" in impact(failed)
     store.close()
 
 
