@@ -182,11 +182,10 @@ at the next run)."""
 
 @dataclass(eq=False)
 class _Planned(Outgoing):
-    """A batch's writes, and what its acknowledgement records besides their answers: should
-    a request fail as a whole and leave the batch open, its answered part is acknowledged
+    """A batch's writes, and its decided records' hot episodes and review moments: should a
+    request fail as a whole and leave the batch open, its answered part is acknowledged
     with them (`_landed`)."""
 
-    batch: list[tuple[str, str]] = field(default_factory=list)
     decided: list[Review] = field(default_factory=list)
 
 
@@ -687,9 +686,7 @@ class SyncEngine:
         if not planned:
             flight.add(Outgoing((), (), then, records=len(batch)))
         else:
-            flight.add(
-                _Planned(report.updates, tasks, then, len(batch), batch=batch, decided=decided)
-            )
+            flight.add(_Planned(report.updates, tasks, then, len(batch), decided=decided))
         self._release_held_updates(flight, summary, now, rest=False)
         self._release_held_tasks(flight, summary, now, rest=False)
 
@@ -965,7 +962,7 @@ class SyncEngine:
     def _acknowledge(
         self,
         out: Outgoing,
-        batch: Sequence[tuple[str, str]],
+        batch: list[tuple[str, str]],
         decided: Sequence[Review],
         now: datetime,
         summary: RunSummary,
@@ -1155,11 +1152,12 @@ class SyncEngine:
         versions as our own and need not read them, would decide from the old ones), audit
         trail, counts, task results, hot episodes (a follow-up still owed keys its episode).
         The unanswered stay intents, or pending tasks, for the next run to settle; no cursor
-        moves, and the batches' records are due again until their decisions land whole."""
+        moves, and the batches' records are due again until their decisions land whole
+        (and keep their retries: the batches' own per-record errors are not at hand here)."""
         for out in batches:
-            batch, decided = (out.batch, out.decided) if isinstance(out, _Planned) else ([], [])
+            decided = out.decided if isinstance(out, _Planned) else []
             due = [(key, since, None) for key, since, _ in decided]
-            self._acknowledge_apart(_answered(out), now, summary, batch, due)
+            self._acknowledge_apart(_answered(out), now, summary, due)
         self._unacked.clear()
 
     def _write(
@@ -1295,13 +1293,12 @@ class SyncEngine:
         out: Outgoing,
         now: datetime,
         summary: RunSummary,
-        batch: Sequence[tuple[str, str]] = (),
         decided: Sequence[Review] = (),
     ) -> None:
         """Answered writes acknowledged apart from the batch's own `then` (no cursor moves):
         the same mirror, audit trail and counts as a batch's."""
         report, problems = BatchReport(updates=list(out.updates)), _Problems()
-        self._acknowledge(out, batch, decided, now, summary, report, problems)
+        self._acknowledge(out, [], decided, now, summary, report, problems)
         summary.errors.extend(report.errors)
         if self.on_batch:
             self.on_batch(report)
@@ -1387,7 +1384,7 @@ class SyncEngine:
 
     def _record_problems(
         self,
-        batch: Sequence[tuple[str, str]],
+        batch: list[tuple[str, str]],
         report: BatchReport,
         problems: _Problems,
         now: datetime,
