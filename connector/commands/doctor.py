@@ -69,9 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def print_results(results: list[CheckResult]) -> bool:
+    """An adapter's details are its client's words, and may quote the URL it called (a
+    `?api_token=` in it): shown through `redact`, as log lines mask them."""
     for result in results:
         mark = "ok  " if result.ok else "FAIL"
-        print(f"[{mark}] {result.name}" + (f": {result.detail}" if result.detail else ""))
+        detail = f": {redact(result.detail)}" if result.detail else ""
+        print(f"[{mark}] {result.name}{detail}")
     return all(result.ok for result in results)
 
 
@@ -152,7 +155,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     try:
         return 0 if print_results(adapter.check()) else 1
     except AdapterError as exc:
-        print(f"[FAIL] {type(exc).__name__}: {exc}")
+        print(f"[FAIL] {type(exc).__name__}: {redact(str(exc))}")
     except Exception as exc:  # a library's network error that no adapter turned into ours
         if getattr(args, "debug", False) or not is_network_error(exc):
             raise
@@ -182,7 +185,7 @@ def run_setup(args: argparse.Namespace) -> int:
     try:
         return 0 if print_results(setup()) else 1
     except AdapterError as exc:
-        print(f"[FAIL] {type(exc).__name__}: {exc}")
+        print(f"[FAIL] {type(exc).__name__}: {redact(str(exc))}")
         return 1
 
 

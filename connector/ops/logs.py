@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -116,6 +117,9 @@ _PATTERNS = [
         r"|session_?id)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,}<]+"
     ),
     re.compile(r"(?i)(<(?:sessionId|password)>)[^<]+"),
+    re.compile(  # a query or form parameter whose name `is_secret_key`: ?api_token=, &apikey=
+        r"(?i)([?&](?![\w.-]*_file=)[\w.-]*(?:" + "|".join(SECRET_KEYS) + r")[\w.-]*=)[^&#\s\"'<>]+"
+    ),
 ]
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)")
 _secrets: set[str] = set()
@@ -145,13 +149,23 @@ def secret_values(options: dict[str, Any]) -> list[str]:
     return found
 
 
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+"""What `requests` leaves unquoted in a URL it is given whole (`requote_uri`)."""
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
 def quoted_forms(secret: str) -> set[str]:
     """`secret` as messages may quote it: as is, and escaped as `repr` of a str or of its
     bytes and JSON write it. `http.client` refuses a header with `Invalid header value
-    b'Bearer tok\\n'`: the escaped newline would keep the plain secret from matching."""
+    b'Bearer tok\\n'`: the escaped newline would keep the plain secret from matching. A client
+    error quotes the URL it sent, so also every way a URL or form body carries it:
+    percent-encoded as a query value (`quote_plus`, as `requests` encodes `params=`), a path
+    segment, or a URL built by hand, with upper- or lower-case escapes."""
     forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1]}
     for encoding in ("utf-8", "latin-1"):  # the body's, and the one http.client sends headers in
         forms.add(repr(secret.encode(encoding, "backslashreplace"))[2:-1])
+    encoded = {quote_plus(secret), quote(secret, safe=""), quote(secret), quote(secret, _URI_SAFE)}
+    forms |= encoded | {_PERCENT.sub(lambda m: m.group().lower(), form) for form in encoded}
     return forms
 
 
