@@ -2,24 +2,37 @@
 
 The one place a CRM value becomes canonical, for the engine, rollback and reports alike, so
 no adapter can crash a run with one value: any exception becomes a `RecordError` naming the
-record and, when the adapter said, the CRM field.
+record and, when the adapter said, the CRM field. A `TranslationError` is bad CRM data; any
+other exception is a bug in the adapter's code, so its error names the exception type and
+its traceback is logged (masked, as every log line is).
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
+
 from crm_qualify.connector.contract import ContactBatch, RecordError, TranslationError
 from crm_qualify.connector.model import Contact
+from crm_qualify.connector.ops.logs import redact
+
+log = logging.getLogger(__name__)
 
 
 def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordError]]:
     """The batch's contacts (a record read twice kept once) and its per-record errors."""
     errors = list(batch.errors)
     contacts: list[Contact] = []
+    crash_sites: set[tuple[str, str, int]] = set()
     for item in batch.raw:
         try:
             contacts.append(item.translate())
+        except TranslationError as exc:
+            reason = str(exc) or type(exc).__name__
+            errors.append(RecordError(item.record, exc.field, reason, key=item.key))
         except Exception as exc:
-            errors.append(_error(item.record, item.key, exc))
+            _log_crash(item.record, exc, crash_sites)
+            errors.append(_crash_error(item.record, item.key, exc))
     contacts.extend(batch.contacts)
     seen: set[tuple[str, str]] = set()
     unique = []
@@ -31,9 +44,26 @@ def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordErro
     return unique, errors
 
 
-def _error(record: str, key: tuple[str, str] | None, exc: Exception) -> RecordError:
-    field = exc.field if isinstance(exc, TranslationError) else None
-    reason = str(exc) or type(exc).__name__
-    if not isinstance(exc, ValueError | TypeError):
-        reason = f"{type(exc).__name__}: {reason}"
-    return RecordError(record, field, reason, key=key)
+def _crash_error(record: str, key: tuple[str, str] | None, exc: Exception) -> RecordError:
+    """`record: TypeError: …`: the type tells a bug from a CRM value; the text is a library's,
+    so it is masked."""
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return RecordError(record, None, redact(reason), key=key)
+
+
+def _log_crash(record: str, exc: Exception, seen: set[tuple[str, str, int]]) -> None:
+    """The traceback at error level once per exception type and raising line in a batch (a
+    bug hits every record alike), the repeats at debug level."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("", 0)
+    site = (type(exc).__name__, *where)
+    level = logging.DEBUG if site in seen else logging.ERROR
+    seen.add(site)
+    log.log(
+        level,
+        "%s: the adapter's translate raised %s, a bug in the adapter rather than bad CRM data;"
+        " the record is skipped",
+        record,
+        type(exc).__name__,
+        exc_info=exc,
+    )
