@@ -613,7 +613,7 @@ class SyncEngine:
                 if self._full_read:
                     self._index_only(contacts, now, options, summary, report, problems, cursor)
                 else:
-                    self._ingest(contacts, options)
+                    self._ingest(contacts, options, gone=problems.gone)
                     self._dispatch(
                         flight, contacts, now, options, summary, report, problems, cursor
                     )
@@ -750,7 +750,7 @@ class SyncEngine:
         """A full read's batch: mirrored and indexed, left due; it is grouped with everyone
         once the read is over (`People.regroup`) and decided from the mirror (phase two). The
         cursor moves at once: what it passes is in the mirror, due until decided."""
-        self._ingest(contacts, options, due=True)
+        self._ingest(contacts, options, due=True, gone=problems.gone)
         if not options.dry_run:
             with self.store.transaction():
                 self._record_problems([], report, problems, now, summary.counts)
@@ -777,10 +777,24 @@ class SyncEngine:
         finally:
             self._decided_persons = None
 
-    def _ingest(self, contacts: list[Contact], options: RunOptions, *, due: bool = False) -> None:
-        """Read records settle a dead run's intents and replace their mirrored facts."""
+    def _ingest(
+        self,
+        contacts: list[Contact],
+        options: RunOptions,
+        *,
+        due: bool = False,
+        gone: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Read records settle a dead run's intents and replace their mirrored facts. `gone`:
+        records the read found gone (a Salesforce lead converted into a contact of this
+        batch): they leave the identity index before the batch is decided, so no person
+        takes them in, and a dry run never decides them from the mirror it leaves as is."""
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
+        if gone:
+            self.people.forget(self.instance, list(gone))
+            if options.dry_run:
+                self._dry_merged_away.update(gone)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
         if merged_away:  # their person lives on in the record they were merged into
