@@ -182,6 +182,16 @@ def test_a_wrong_value_never_shows_the_canary_in_the_error(
     assert canary not in captured.out + captured.err
 
 
+def test_a_one_letter_secret_does_not_garble_the_error_it_is_in(tmp_path, capsys):
+    """`access_token = "x"` beside a misspelt key: `acess_token: E***tra inputs are not
+    permitted`; every x of the message was masked, showing where the value's letter was."""
+    config = tmp_path / "c.toml"
+    config.write_text("[adapters.hubspot]\naccess_token = 'x'\nacess_token = 'x'\n")
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "adapters.hubspot.acess_token: Extra inputs are not permitted" in err, err
+
+
 def test_a_validator_message_quoting_a_secret_is_masked(canary):
     class PluginSettings(BaseModel):
         api_token: str

@@ -123,11 +123,14 @@ _PATTERNS = [
 ]
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(?=@)")
 _secrets: set[str] = set()
+SHORTEST_SECRET = 4
+"""Shorter values are not masked: `x` as a token masked every x of a message (`E***tra
+inputs are not permitted`), which garbled it and showed where the value's letters were."""
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Values that must never be printed, whatever the message that carries them."""
-    _secrets.update(v for v in values if isinstance(v, str) and len(v) >= 4)
+    _secrets.update(v for v in values if isinstance(v, str) and len(v) >= SHORTEST_SECRET)
 
 
 def is_secret_key(key: str) -> bool:
@@ -172,8 +175,9 @@ def quoted_forms(secret: str) -> set[str]:
 def mask_values(text: str, secrets: Iterable[str]) -> str:
     """`text` with each of `secrets` (in any of its `quoted_forms`) as ***, longest first since
     one may contain another. A blank one (a secret set to spaces, refused as unset) would mask
-    every space: skipped."""
-    forms = {form for secret in set(secrets) for form in quoted_forms(secret)}
+    every space, and one under `SHORTEST_SECRET` characters every such letter: skipped."""
+    kept = {secret for secret in secrets if len(secret.strip()) >= SHORTEST_SECRET}
+    forms = {form for secret in kept for form in quoted_forms(secret)}
     for form in sorted(forms, key=len, reverse=True):
         if form.strip() and form in text:
             text = text.replace(form, "***")
