@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from crm_qualify.connector.commands.sync import impact
@@ -256,6 +256,51 @@ def test_one_bad_value_never_stops_the_batch(store):
     assert adapter.records["h1"].owned["stage"] == "mql"
     attention = {(a.contact_id, a.field) for a in store.attention("default")}
     assert attention == {("bad-1", "num_employees"), ("bug-1", None)}
+
+
+class UntranslatableRecord(MemoryAdapter):
+    """A record the CRM holds with a value no translation takes (`bad` in `self.bad`): read
+    by id (a retry) and among the changed records alike, until a person deletes it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bad = {"bad-1"}
+
+    def _raw(self, batch: ContactBatch) -> ContactBatch:
+        def bad() -> Contact:
+            raise TranslationError("num_employees", "'many' is not a number")
+
+        raw = [RawContact(f"contact/{i}", bad, ("contact", i)) for i in sorted(self.bad)]
+        return ContactBatch(contacts=batch.contacts, raw=raw, cursor=batch.cursor)
+
+    def read_changed(self, cursor, *, until, known=None):
+        for batch in super().read_changed(cursor, until=until, known=known):
+            yield self._raw(batch)
+
+    def read_contacts(self, ids):
+        for batch in super().read_contacts(ids):
+            yield self._raw(batch) if any(i in self.bad for _, i in ids) else batch
+
+
+def test_a_record_met_twice_in_a_run_is_reported_once_and_a_full_read_lets_it_go(store):
+    """Read again by id (its retry was due) and met among the changed records: each error
+    was reported and counted twice ("read errors 8, records needing attention 8" for 4). And
+    once deleted in the CRM, `errors` listed it for good: never translated, it was never in
+    the mirror a full read prunes."""
+    adapter = UntranslatableRecord([hot_contact("h1")], batch_size=10)
+    first = run(adapter, store)
+    assert first.counts["read_errors"] == first.counts["records_needing_attention"] == 1
+    retry_due = NOW + timedelta(hours=2)
+    engine = engine_for(adapter, store, sync={"lookup_delay_seconds": 0})
+    again = engine.run(RunOptions(now=retry_due))
+    assert adapter.calls["read_contacts"] == 1, "re-read by id: its retry was due"
+    assert again.errors == ["contact/bad-1: num_employees: 'many' is not a number"]
+    assert again.counts["read_errors"] == again.counts["records_needing_attention"] == 1
+    assert [a.contact_id for a in store.attention("default")] == ["bad-1"]
+
+    adapter.bad.clear()  # a person deleted it
+    engine.run(RunOptions(now=retry_due, full=True))
+    assert store.attention("default") == []
 
 
 class PicklistRefusal(MemoryAdapter):

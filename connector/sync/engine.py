@@ -294,6 +294,12 @@ class SyncEngine:
         and a dry run, whose mirror still holds the old values, would plan its changes
         twice."""
         self._follow_up_reviews: dict[tuple[str, str], datetime] = {}
+        self._errored: set[tuple[str, str]] = set()
+        """Records whose error this run reported: one read again by id first and met again
+        among the changed ones is reported (and counted) once."""
+        self._unmet_retries: set[tuple[str, str]] | None = None
+        """A full read begun in this run: the records with a retry or needing attention that
+        it has not met yet. Those it never meets are gone from the CRM (`_finish_full_read`)."""
         self._deferred.clear()
         self._held_tasks = None
         with run_context(run_id):
@@ -498,6 +504,7 @@ class SyncEngine:
                 self.store.set_meta(self.instance, READ_WITH_KEY, read_with)
             cursor = None
             log.info("full read: every record is read to reconcile the mirror")
+            self._unmet_retries = self.store.retry_keys(self.instance)
         self._full_read = datetime.fromisoformat(started) if started else None
         return cursor
 
@@ -574,6 +581,13 @@ class SyncEngine:
             self.instance, self.store.mirror.open_follow_ups(self.instance, unseen)
         )
         gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
+        if self._unmet_retries:  # never translated, so never mirrored: gone all the same
+            self.store.clear_retries(self.instance, list(self._unmet_retries))
+            log.info(
+                "full read done: %d record(s) with a retry or needing attention are no longer"
+                " in the CRM",
+                len(self._unmet_retries),
+            )
         self.people.prune(self.instance)
         self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
         self.store.delete_meta(self.instance, FULL_STARTED_KEY)
@@ -930,7 +944,14 @@ class SyncEngine:
     ) -> list[Contact]:
         contacts, errors = translate_batch(batch)
         for error in errors:
+            if error.key is not None and not error.gone:
+                if error.key in self._errored:
+                    continue
+                self._errored.add(error.key)
             self._record_error(report, problems, error)
+        if self._unmet_retries:
+            self._unmet_retries.difference_update(_key(c) for c in contacts)
+            self._unmet_retries.difference_update(e.key for e in errors if e.key)
         return contacts
 
     @staticmethod

@@ -980,6 +980,14 @@ class StateStore:
         )
         return [AttentionRecord(*row) for row in rows]
 
+    def retry_keys(self, instance: str) -> set[tuple[str, str]]:
+        """Every record with a retry or needing attention (at most `max_retry_records` a run
+        re-reads, a few thousand in a troubled org)."""
+        rows = self._query(
+            "SELECT object_type, contact_id FROM retries WHERE instance = ?", (instance,)
+        )
+        return {(row[0], row[1]) for row in rows}
+
     def clear_retries(self, instance: str, records: Sequence[tuple[str, str]]) -> None:
         with self._tx() as conn:
             if not conn.execute(
