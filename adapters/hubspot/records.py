@@ -15,6 +15,7 @@ beside the id in the next request's input), followed here to the end.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ SEARCH_BODY_LIMIT = 3000
 FILTER_VALUES = 100
 """Values in one IN / NOT_IN search filter."""
 NOT_FOUND = "OBJECT_NOT_FOUND"
+PROPERTY_LIST = "Property values were not valid: "
+"""How HubSpot's message on refused property values starts, a JSON list after it."""
+ERROR_TEXT = 300
+"""The longest error line kept (an option list can run to hundreds of values)."""
 NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 MERGED_IDS = "hs_merged_object_ids"
 PRIMARY = "Primary"
@@ -90,8 +95,57 @@ def next_after(page: dict[str, Any]) -> str | None:
     return str(after) if after not in (None, "") else None
 
 
-def error_text(error: dict[str, Any]) -> str:
-    return f"{error.get('category') or 'ERROR'}: {str(error.get('message') or '')[:300]}"
+def property_problems(error: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(property, code, message) of each property a HubSpot error names: a 400's
+    `errors[].context.propertyName`, else the JSON list its message embeds (a 207 row's only
+    account: "Property values were not valid: [{...}]")."""
+    problems = [
+        (name, str(detail.get("code") or ""), str(detail.get("message") or ""))
+        for detail in objects(error.get("errors"))
+        for name in context_ids(detail, "propertyName")
+    ]
+    if problems:
+        return list(dict.fromkeys(problems))
+    message = str(error.get("message") or "")
+    if PROPERTY_LIST not in message:
+        return []
+    try:
+        listed = json.loads(message.split(PROPERTY_LIST, 1)[1])
+    except ValueError:
+        return []
+    problems = [
+        (item["name"], str(item.get("error") or ""), str(item.get("message") or ""))
+        for item in objects(listed)
+        if isinstance(item.get("name"), str)
+    ]
+    return list(dict.fromkeys(problems))
+
+
+def error_text(error: dict[str, Any], field: str | None = None) -> str:
+    """A HubSpot error as one readable line: each property it names with its code and
+    HubSpot's message for it (`crmq_grade: PROPERTY_DOESNT_EXIST: Property "crmq_grade" does
+    not exist`), else the category and message; cut at a word past `ERROR_TEXT`, and a JSON
+    list that cannot be read is left out, never shown cut off. `field`: the property the
+    caller reports beside the text (a result's `field`), left out of it so it reads once."""
+    problems = property_problems(error)
+    if problems:
+        text = "; ".join(
+            ": ".join(part for part in (name if name != field else "", code, message) if part)
+            for name, code, message in problems
+        )
+    else:
+        message = str(error.get("message") or "")
+        if PROPERTY_LIST in message:
+            message = message.split(PROPERTY_LIST, 1)[0] + PROPERTY_LIST.rstrip(": ")
+        text = f"{error.get('category') or 'ERROR'}: {message}"
+    return _short(" ".join(text.split()))
+
+
+def _short(text: str) -> str:
+    if len(text) <= ERROR_TEXT:
+        return text
+    cut = text.rfind(" ", 0, ERROR_TEXT)
+    return text[: cut if cut > 0 else ERROR_TEXT] + " …"
 
 
 def context_ids(error: dict[str, Any], *names: str) -> list[str]:

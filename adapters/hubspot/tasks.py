@@ -211,12 +211,13 @@ class TaskWriter:
 
 def _refusal(key: str, error: dict[str, Any]) -> TaskResult:
     category = str(error.get("category") or "")
+    field = blamed_property(error)
     return TaskResult(
         key,
         False,
-        error=error_text(error),
+        error=error_text(error, field),
         retryable=category not in REFUSED,
-        field=blamed_property(error),
+        field=field,
     )
 
 

@@ -12,13 +12,18 @@ a dropped connection) is retryable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
-from crm_qualify.adapters.hubspot.records import BATCH, NOT_FOUND, context_ids, error_text
+from crm_qualify.adapters.hubspot.records import (
+    BATCH,
+    NOT_FOUND,
+    context_ids,
+    error_text,
+    property_problems,
+)
 from crm_qualify.adapters.hubspot.translate import ContactMapping, to_properties
 from crm_qualify.adapters.hubspot.typed import objects, parse_time
 from crm_qualify.connector.contract import TranslationError, WriteResult
@@ -26,35 +31,24 @@ from crm_qualify.connector.model import RecordUpdate
 
 REFUSED = frozenset({"VALIDATION_ERROR", NOT_FOUND, "CONFLICT"})
 """Categories of a refusal that repeating the same write will not change."""
-_PROPERTY_LIST = "Property values were not valid: "
 
 
 def blamed_property(error: dict[str, Any]) -> str | None:
-    """The property HubSpot blamed: `errors[].context.propertyName`, else the first `name`
-    in the JSON list its validation messages embed."""
-    for detail in objects(error.get("errors")):
-        named = context_ids(detail, "propertyName")
-        if named:
-            return named[0]
-    message = str(error.get("message") or "")
-    if _PROPERTY_LIST not in message:
-        return None
-    try:
-        problems = json.loads(message.split(_PROPERTY_LIST, 1)[1])
-    except ValueError:
-        return None
-    names = [p.get("name") for p in objects(problems) if isinstance(p.get("name"), str)]
-    return names[0] if names else None
+    """The property HubSpot blamed first (`records.property_problems`), reported as the
+    result's `field` (and so left out of its text)."""
+    problems = property_problems(error)
+    return problems[0][0] if problems else None
 
 
 def refusal(record: str, error: dict[str, Any]) -> WriteResult:
     category = str(error.get("category") or "")
+    field = blamed_property(error)
     return WriteResult(
         record,
         False,
-        error_text(error),
+        error_text(error, field),
         retryable=category not in REFUSED,
-        field=blamed_property(error),
+        field=field,
         gone=category == NOT_FOUND,
     )
 

@@ -92,7 +92,7 @@ def test_a_record_failing_in_a_batch_is_reported_the_rest_written(sim, adapter):
     results = adapter.write_updates(updates)
     assert [r.contact_id for r in results] == ids
     assert [r.ok for r in results] == [True, True, False, True, True]
-    assert "VALIDATION_ERROR" in results[2].error
+    assert results[2].error == f"INVALID_VALUE: Simulated validation failure for {ids[2]}"
     assert contact_props(sim, ids[0])["crmq_score"] == "42"
 
 
@@ -107,7 +107,8 @@ def test_an_invalid_value_fails_only_its_own_record(sim, adapter):
     )
     results = adapter.write_updates(updates)
     assert [r.ok for r in results] == [True, True, True, False, True, True]
-    assert "crmq_temperature" in results[3].error
+    assert results[3].field == "crmq_temperature"
+    assert results[3].error.startswith("INVALID_OPTION: lukewarm was not one of the allowed")
     assert contact_props(sim, ids[5])["crmq_temperature"] == "hot"
 
 

@@ -368,6 +368,36 @@ def test_unknown_property_fails_the_whole_batch(make_sim: MakeSim) -> None:
     assert [contacts(sim)[i] for i in ids] == before
 
 
+def test_refused_values_are_worded_as_hubspot_words_them(make_sim: MakeSim) -> None:
+    """The documented 400 (fixtures/hubspot/docs_error_400_validation.json): each refused
+    property in `errors[]` and in the JSON list the message embeds, with the same keys. An
+    option list is HubSpot's own order, as a recorded INVALID_OPTION shows ("reports was not
+    one of the allowed options: [PRODUCT_ISSUE, BILLING_ISSUE, FEATURE_REQUEST, ...]")."""
+    sim = make_sim(custom_properties=True)
+    record = sorted(sim.store.objects["contacts"])[0]
+    answer = Api(sim).post(
+        "/crm/v3/objects/contacts/batch/update",
+        {"inputs": [{"id": record, "properties": {"crmq_temperature": "tepid"}}]},
+    )
+    body, documented = answer.json(), fixture("docs_error_400_validation.json")
+    listed = json.loads(body["message"].split("Property values were not valid: ", 1)[1])
+    shown = documented["message"].replace("{HubId}", "0")
+    example = json.loads(shown.split("Property values were not valid: ", 1)[1])
+    assert answer.status_code == 400 and [set(p) for p in listed] == [set(example[0])]
+    options = sim.store.definitions["contacts"]["crmq_temperature"]["options"]
+    message = (
+        f"tepid was not one of the allowed options: [{', '.join(o['value'] for o in options)}]"
+    )
+    assert (listed[0]["error"], listed[0]["message"]) == ("INVALID_OPTION", message)
+    assert body["errors"] == [
+        {
+            "message": message,
+            "code": "INVALID_OPTION",
+            "context": {"propertyName": ["crmq_temperature"]},
+        }
+    ]
+
+
 def test_207_partial_failures(make_sim: MakeSim) -> None:
     sim = make_sim(custom_properties=True)
     ids = sorted(sim.store.objects["contacts"])[:3]

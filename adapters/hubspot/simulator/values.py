@@ -120,11 +120,11 @@ def _normalize_time(name: str, kind: str, value: str) -> tuple[str, PropertyProb
 
 
 def _normalize_option(definition: dict[str, Any], value: str) -> tuple[str, PropertyProblem | None]:
-    allowed = {opt["value"] for opt in definition.get("options", [])}
+    allowed = list(dict.fromkeys(opt["value"] for opt in definition.get("options", [])))
     parts = value.split(";") if definition.get("fieldType") == "checkbox" else [value]
     bad = [p for p in parts if p not in allowed]
     if bad:
-        listing = ", ".join(sorted(allowed))
+        listing = ", ".join(allowed)  # the property's own order, as HubSpot lists them
         return "", PropertyProblem(
             definition["name"],
             "INVALID_OPTION",
