@@ -31,6 +31,7 @@ SEARCH_BODY_LIMIT = 3000
 FILTER_VALUES = 100
 """Values in one IN / NOT_IN search filter."""
 NOT_FOUND = "OBJECT_NOT_FOUND"
+NO_SUCH_PROPERTY = "PROPERTY_DOESNT_EXIST"
 PROPERTY_LIST = "Property values were not valid: "
 """How HubSpot's message on refused property values starts, a JSON list after it."""
 ERROR_TEXT = 300
@@ -119,6 +120,12 @@ def property_problems(error: dict[str, Any]) -> list[tuple[str, str, str]]:
         if isinstance(item.get("name"), str)
     ]
     return list(dict.fromkeys(problems))
+
+
+def missing_properties(error: dict[str, Any]) -> list[str]:
+    """The properties a refusal says the portal does not have: no record's value is at fault,
+    every write carrying them is refused alike (`MissingProperties`)."""
+    return [name for name, code, _ in property_problems(error) if code == NO_SUCH_PROPERTY]
 
 
 def error_text(error: dict[str, Any], field: str | None = None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
 from crm_qualify.adapters.hubspot.translate import ContactMapping
-from crm_qualify.connector.contract import CheckResult, FieldInfo
+from crm_qualify.connector.contract import CheckResult, ConfigError, FieldInfo
 
 GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
 
@@ -186,3 +186,23 @@ def _created_already(error: HubSpotError) -> bool:
     own attempt whose answer was lost (the client sent the create again) or by another setup
     meanwhile; `doctor` checks its definition either way."""
     return error.status == 409 and error.category == "OBJECT_ALREADY_EXISTS"
+
+
+def missing_properties_error(owned: dict[str, str], missing: list[str]) -> ConfigError:
+    """A write refused because the portal lacks properties it carries (never set up, or one
+    deleted since): the run stops at that first refusal, naming each and the fix, instead of
+    splitting every batch down to each record (two requests a record, every record an
+    error). `owned`: canonical field -> property (the mapping's)."""
+    field_of = {prop: name for name, prop in owned.items()}
+    named = ", ".join(f"{p} (field {field_of[p]})" if p in field_of else p for p in missing)
+    fixes = []
+    if any(p in CONTACT_PROPERTIES or p not in field_of for p in missing):
+        fixes.append("run crm-qualify setup hubspot")
+    theirs = [p for p in missing if p in field_of and p not in CONTACT_PROPERTIES]
+    if theirs:
+        fixes.append(f"create {', '.join(theirs)} in HubSpot")
+    fixes += [f"set [fields.{field_of[p]}] owned = false" for p in missing if p in field_of]
+    return ConfigError(
+        f"HubSpot has no property {named}; the run stopped at the first write carrying it."
+        f" Fix: {' or '.join(fixes)}"
+    )

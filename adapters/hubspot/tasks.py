@@ -26,8 +26,10 @@ from crm_qualify.adapters.hubspot.records import (
     batch_read,
     context_ids,
     error_text,
+    missing_properties,
     next_after,
 )
+from crm_qualify.adapters.hubspot.setup import missing_properties_error
 from crm_qualify.adapters.hubspot.translate import task_input
 from crm_qualify.adapters.hubspot.typed import objects, record_id, text_value
 from crm_qualify.adapters.hubspot.writes import REFUSED, blamed_property
@@ -105,6 +107,9 @@ class TaskWriter:
         """Nothing was created: a 400 is split down to the refused task; a throttle or a
         refused connection that outlasted the retries can simply be tried again later."""
         if exc.status == 400:
+            missing = missing_properties(exc.body)
+            if missing:  # the task key property: every task alike, none created
+                raise missing_properties_error({}, missing)
             if len(chunk) > 1:
                 middle = len(chunk) // 2
                 return self._create(chunk[:middle]) | self._create(chunk[middle:])
@@ -122,6 +127,9 @@ class TaskWriter:
             if key in sent and crm_id is not None:
                 results[key] = TaskResult(key, True, crm_id=crm_id)
         for error in objects(answer.get("errors")):
+            missing = missing_properties(error)
+            if missing and not results:  # nothing created: no acknowledgement is lost
+                raise missing_properties_error({}, missing)
             for key in context_ids(error, "objectWriteTraceId"):
                 if key in sent and key not in results:
                     results[key] = _refusal(key, error)

@@ -22,8 +22,10 @@ from crm_qualify.adapters.hubspot.records import (
     NOT_FOUND,
     context_ids,
     error_text,
+    missing_properties,
     property_problems,
 )
+from crm_qualify.adapters.hubspot.setup import missing_properties_error
 from crm_qualify.adapters.hubspot.translate import ContactMapping, to_properties
 from crm_qualify.adapters.hubspot.typed import objects, parse_time
 from crm_qualify.connector.contract import TranslationError, WriteResult
@@ -106,14 +108,23 @@ class FieldWriter:
             if row.get("id") is not None
         }
         for error in objects(body.get("errors")):
+            if not results:  # nothing applied: no acknowledgement is lost by stopping
+                self._stop_if_properties_missing(error)
             for record in context_ids(error, "id", "ids"):
                 results[record] = refusal(record, error)
         return results
+
+    def _stop_if_properties_missing(self, error: dict[str, Any]) -> None:
+        """A property the portal lacks refuses every write carrying it: the run stops."""
+        missing = missing_properties(error)
+        if missing:
+            raise missing_properties_error(self.mapping.owned.fields, missing)
 
     def _failed_batch(
         self, inputs: list[dict[str, Any]], exc: HubSpotError
     ) -> dict[str, WriteResult]:
         if exc.status == 400 and not exc.garbled:
+            self._stop_if_properties_missing(exc.body)
             if len(inputs) == 1:
                 return {inputs[0]["id"]: refusal(inputs[0]["id"], exc.body)}
             middle = len(inputs) // 2

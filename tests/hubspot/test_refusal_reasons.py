@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from crm_qualify.adapters.hubspot.records import error_text
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.contract import ConfigError
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
@@ -52,15 +54,13 @@ def test_a_refused_value_reads_as_the_property_and_hubspots_message(sim, adapter
 
 
 def test_a_property_hubspot_lacks_is_named_from_a_400_and_from_a_207_row(sim, adapter):
+    """No record is at fault: the write stops, naming the property (`test_missing_properties`)."""
     del sim.store.definitions["contacts"]["crmq_grade"]
     update = RecordUpdate(
         contact_id=contact_ids(sim)[0], changes=[FieldUpdate(field="grade", new="A")]
     )
-    (missing,) = adapter.fields.write([update])  # past the run's properties check
-    assert (missing.field, missing.error) == (
-        "crmq_grade",
-        'PROPERTY_DOESNT_EXIST: Property "crmq_grade" does not exist',
-    )
+    with pytest.raises(ConfigError, match=r"no property crmq_grade \(field grade\)"):
+        adapter.fields.write([update])
 
     del sim.store.definitions["tasks"]["crmq_task_key"]
     task = PlannedTask(
@@ -70,11 +70,8 @@ def test_a_property_hubspot_lacks_is_named_from_a_400_and_from_a_207_row(sim, ad
         subject="Call",
         due=datetime.now(UTC) + timedelta(days=1),
     )
-    (row,) = adapter.tasks.create([task])  # a 207 row: its message is the only account
-    assert (row.field, row.error) == (
-        "crmq_task_key",
-        'PROPERTY_DOESNT_EXIST: Property "crmq_task_key" does not exist',
-    )
+    with pytest.raises(ConfigError, match="no property crmq_task_key;"):
+        adapter.tasks.create([task])  # a 207 row: its message is the only account
 
 
 def test_errors_lists_each_refusal_as_one_readable_line(sim, adapter, store, settings):

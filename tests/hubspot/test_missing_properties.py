@@ -1,0 +1,87 @@
+"""A portal that lacks a property crm-qualify writes (never set up, or one deleted since):
+HubSpot leaves it out of reads without a word and refuses every write carrying it. The run
+stops at the first refusal, naming the properties and the fix; it split every batch down to
+each record before (666 requests for 335 contacts, every record an error)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from crm_qualify.adapters.hubspot.endpoints import IN_FLIGHT
+from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.contract import ConfigError
+from crm_qualify.connector.mapping import load_mapping, owned_only
+from crm_qualify.connector.model import PlannedTask
+from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+from tests.hubspot.conftest import FAST, make_adapter
+
+UPDATES = "POST /crm/v3/objects/contacts/batch/update"
+CREATES = "POST /crm/v3/objects/tasks/batch/create"
+
+
+def test_a_portal_never_set_up_stops_the_run_at_its_first_write_until_set_up(store, settings):
+    with HubSpotSimulator(contacts=300, seed=3, **FAST) as bare:
+        adapter = make_adapter(bare, owned_only(load_mapping("hubspot"), settings.fields))
+        engine = SyncEngine(adapter, settings, store)
+        run = engine.run(RunOptions())
+        assert run.status == "failed"
+        (reason,) = run.errors
+        assert "HubSpot has no property " in reason and "crmq_score (field score)" in reason
+        assert "Fix: run crm-qualify setup hubspot" in reason
+        sent = bare.stats.by_endpoint[UPDATES] + bare.stats.by_endpoint[CREATES]
+        assert sent <= IN_FLIGHT, "stopped at the first refusals"
+        assert not store.attention("default"), "no record is at fault"
+
+        assert all(r.ok for r in adapter.setup())
+        fixed = engine.run(RunOptions())
+        assert fixed.status == "ok", fixed.errors
+        assert fixed.counts["fields_written"] > 0 and fixed.counts["tasks_created"] > 0
+
+
+def test_an_owned_property_deleted_after_setup_stops_the_next_run_until_given_up(
+    sim, adapter, store, settings
+):
+    assert SyncEngine(adapter, settings, store).run(RunOptions()).status == "ok"
+    del sim.store.definitions["contacts"]["crmq_grade"]
+    regraded = Settings(
+        crm=CrmSettings(adapter="hubspot"), rules={"grades": {"fit_a": 0, "fit_b": 0}}
+    )
+    sim.stats.reset()
+    run = SyncEngine(adapter, regraded, store).run(RunOptions())  # grades move: written
+    assert run.status == "failed"
+    assert "HubSpot has no property crmq_grade (field grade)" in run.errors[0]
+    assert run.errors[0].endswith(
+        "Fix: run crm-qualify setup hubspot or set [fields.grade] owned = false"
+    )
+    assert sim.stats.by_endpoint[UPDATES] <= IN_FLIGHT
+    assert not store.attention("default")
+
+    fields = {**settings.fields, "grade": FieldPolicy(owned=False)}
+    given_up = regraded.model_copy(update={"fields": fields})
+    mapping = owned_only(load_mapping("hubspot"), given_up.fields)
+    fixed = SyncEngine(make_adapter(sim, mapping), given_up, store).run(RunOptions())
+    assert fixed.status == "ok", fixed.errors
+    assert fixed.counts["fields_written"] > 0
+
+
+def test_a_missing_task_key_property_stops_task_creation_at_the_first_create(sim, adapter):
+    del sim.store.definitions["tasks"]["crmq_task_key"]
+    contacts = sorted(sim.store.objects["contacts"])[:150]
+    tasks = [
+        PlannedTask(
+            key=f"crmq:contacts:{contact}:hot_call:2026-W49",
+            contact_id=contact,
+            kind="hot_call",
+            subject="Call",
+            due=datetime.now(UTC) + timedelta(days=1),
+        )
+        for contact in contacts
+    ]
+    held = len(sim.store.objects["tasks"])
+    with pytest.raises(ConfigError, match="no property crmq_task_key; .* setup hubspot"):
+        adapter.create_tasks(tasks)
+    assert sim.stats.by_endpoint[CREATES] == 1, "not split task by task"
+    assert len(sim.store.objects["tasks"]) == held
