@@ -57,6 +57,7 @@ class MemoryAdapter:
         self.fail_tasks = False
         """Every task create fails for now (a transient error): the tasks stay owed."""
         self.closed_tasks: set[str] = set()
+        """Tasks removed by `close_tasks` (a rollback), or completed in the CRM."""
         self.completed_tasks: set[str] = set()
         """Tasks a salesperson completed in the CRM."""
         self.task_times: dict[str, tuple[datetime, datetime]] = {}
@@ -200,9 +201,14 @@ class MemoryAdapter:
         yield from ((t.key, crm_id) for crm_id, t in self.tasks.items())
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
+        """Removes them, as HubSpot's archive and Salesforce's delete do: no read or search
+        finds them again."""
         self._count("close_tasks")
         self.closed_tasks.update(crm_ids)
-        return [TaskResult(crm_id, crm_id in self.tasks, crm_id) for crm_id in crm_ids]
+        results = [TaskResult(crm_id, crm_id in self.tasks, crm_id) for crm_id in crm_ids]
+        for crm_id in crm_ids:
+            self.tasks.pop(crm_id, None)
+        return results
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
         for contact in self.records.values():

@@ -70,11 +70,11 @@ def test_memory_rollback_restores_exactly_the_prior_values(memory):
     assert adapter.records["a"].owned["stage"] == "mql", "a stage never moves backwards"
 
 
-def test_memory_rollback_keeps_a_persons_edit_and_closes_the_tasks(memory):
+def test_memory_rollback_keeps_a_persons_edit_and_removes_the_calls(memory):
     adapter, store, run_id, _ = memory
     adapter.human_edit("a", grade="Z9")
     adapter.human_edit("b", temperature="")
-    created = {t.crm_id for t in store.tasks_for_run(run_id)}
+    calls = {t.crm_id for t in store.tasks_for_run(run_id) if t.kind == "hot_call"}
     report = rollback(adapter, store, "default", run_id)
     assert adapter.records["a"].owned["grade"] == "Z9"
     held = {(record, name): why for record, name, why in report.held}
@@ -82,8 +82,9 @@ def test_memory_rollback_keeps_a_persons_edit_and_closes_the_tasks(memory):
     assert "now empty" in held[("contact/b", "temperature")]
     assert adapter.records["b"].owned["score"] == 12, "the other fields are restored"
     assert adapter.records["a"].owned.get("score") is None
-    assert adapter.closed_tasks == created and len(report.tasks_closed) == len(created)
-    assert {t.status for t in store.tasks_for_run(run_id)} == {TASK_CLOSED}
+    assert adapter.closed_tasks == calls and len(report.tasks_closed) == len(calls) == 3
+    statuses = {(t.kind, t.status) for t in store.tasks_for_run(run_id)}
+    assert statuses == {("hot_call", TASK_CLOSED), ("mql_handoff", "created")}
 
 
 def test_memory_rollback_never_lowers_the_highest_stage(memory):
@@ -97,31 +98,30 @@ def test_memory_rollback_never_lowers_the_highest_stage(memory):
 
 def test_memory_rollback_keeps_a_task_a_person_completed_or_changed_since(memory):
     adapter, store, run_id, _ = memory
-    created = sorted(t.crm_id for t in store.tasks_for_run(run_id))
+    created = sorted(t.crm_id for t in store.tasks_for_run(run_id) if t.kind == "hot_call")
     done, noted = created[:2]
     adapter.completed_tasks.add(done)
     adapter.edit_task(noted)
     report = rollback(adapter, store, "default", run_id)
     assert adapter.closed_tasks == set(created[2:])
     held = {name: why for _, name, why in report.held if name.startswith("task ")}
-    assert held == {
-        f"task {done}": "completed since the run: kept",
-        f"task {noted}": "changed in the CRM since the run: kept",
-    }
+    assert held[f"task {done}"] == "completed since the run: kept"
+    assert held[f"task {noted}"] == "changed in the CRM since the run: kept"
 
 
 def test_memory_rollback_leaves_a_task_a_person_deleted_uncounted(memory):
     """A task a salesperson had deleted was 'closed' and counted, in the rollback's output and
     as 'closed by a rollback' in the report."""
     adapter, store, run_id, _ = memory
-    created = sorted(t.crm_id for t in store.tasks_for_run(run_id))
+    created = sorted(t.crm_id for t in store.tasks_for_run(run_id) if t.kind == "hot_call")
     deleted = created[0]
     del adapter.tasks[deleted]
     report = rollback(adapter, store, "default", run_id)
     assert deleted not in adapter.closed_tasks and report.counts["tasks"] == len(created) - 1
     held = {name: why for _, name, why in report.held if name.startswith("task ")}
-    assert held == {f"task {deleted}": "no longer on its record (deleted or moved in the CRM):"
-                    " left alone"}  # fmt: skip
+    assert held[f"task {deleted}"] == (
+        "no longer on its record (deleted or moved in the CRM): left alone"
+    )
     closed = {t.crm_id for t in store.tasks_for_run(run_id) if t.status == TASK_CLOSED}
     assert closed == set(created[1:])
 
@@ -218,15 +218,16 @@ def test_memory_rollback_failing_part_way_is_recorded_and_resumes(memory, monkey
 def test_memory_after_a_rollback_the_next_runs_decide_from_what_it_left(
     memory, cursor_sees_our_writes
 ):
-    """The mirror holds what the rollback restored and closed. HubSpot's search returns the
+    """The mirror holds what the rollback restored and removed. HubSpot's search returns the
     rollback's writes (known as ours by their stamps: no read); Salesforce's incremental
     query leaves out the integration user's changes (modelled here by stamps the cursor has
     passed). Either way the next run decides the restored records again and writes them as
-    the rules say (the rollback's own note), and the closed tasks are never escalated."""
+    the rules say (the rollback's own note), calls the contacts it finds hot again in a new
+    episode, and never escalates a removed call."""
     adapter, store, run_id, _ = memory
     report = rollback(adapter, store, "default", run_id)
     restored = sum(len(update.changes) for update in report.restored)
-    assert restored and len(report.tasks_closed) == 6
+    assert restored and len(report.tasks_closed) == 3
     if not cursor_sees_our_writes:
         for record in adapter.records.values():
             record.updated_at = NOW - timedelta(days=1)
@@ -235,13 +236,14 @@ def test_memory_after_a_rollback_the_next_runs_decide_from_what_it_left(
     after = engine.run(RunOptions(now=NOW + timedelta(minutes=15)))
     assert after.counts["read"] == 0 and after.counts["redecided"] == 3
     assert after.counts["fields_written"] == restored
-    assert after.counts["tasks_created"] == 0, "the closed tasks are not created again"
+    calls = {t.key for t in adapter.tasks.values() if t.kind == "hot_call"}
+    assert after.counts["tasks_created"] == 3 and not calls & set(report.tasks_closed)
     assert adapter.records["a"].owned["score"] is not None
 
-    tasks = len(adapter.tasks)
     later = engine.run(RunOptions(now=NOW + timedelta(days=3)))
-    assert later.status == "ok" and later.counts["tasks_created"] == 0
-    assert len(adapter.tasks) == tasks, "no escalation of a follow-up the rollback closed"
+    assert later.status == "ok" and later.counts["tasks_created"] > 0
+    escalated = {t.key.removesuffix(":escalation") for t in adapter.tasks.values()}
+    assert not escalated & set(report.tasks_closed), "a removed call is never escalated"
 
 
 def snapshot(sim) -> dict[str, dict[str, str | None]]:
@@ -364,3 +366,77 @@ def test_the_rollback_prints_only_what_the_crm_acknowledged_and_how_to_finish(ca
     assert out.splitlines() == ["restored: contact/a score: '70' -> '12'"]
     assert "1 fields on 1 records restored" in err
     assert "run `crm-qualify rollback run-1` again" in err
+
+
+def open_follow_ups(adapter: MemoryAdapter) -> set[tuple[str, str]]:
+    """(record, kind) of the open tasks of ours the CRM holds."""
+    return {
+        (task.contact_id, task.kind)
+        for crm_id, task in adapter.tasks.items()
+        if crm_id not in adapter.closed_tasks and crm_id not in adapter.completed_tasks
+    }
+
+
+def test_memory_rollback_keeps_the_hand_off_of_a_stage_it_leaves_in_place(memory):
+    """A run moved contacts lead -> MQL and handed them over; its rollback removed the
+    hand-offs but kept the stages (a stage never moves backwards), and no later run planned a
+    hand-off for a record already at MQL: MQLs with no hand-off, for good."""
+    adapter, store, run_id, _ = memory
+    report = rollback(adapter, store, "default", run_id)
+    held = {(record, name): why for record, name, why in report.held}
+    handoffs = [t for t in store.tasks_for_run(run_id) if t.kind == "mql_handoff"]
+    assert len(handoffs) == 3
+    for task in handoffs:
+        why = held[(f"contact/{task.contact_id}", f"task {task.crm_id}")]
+        assert "hands over stage 'mql', which stays" in why
+    assert {(cid, "mql_handoff") for cid in "abc"} <= open_follow_ups(adapter)
+    for at in (NOW + timedelta(minutes=15), NOW + timedelta(days=1)):
+        SyncEngine(adapter, Settings(), store).run(RunOptions(now=at))
+        assert {(cid, "mql_handoff") for cid in "abc"} <= open_follow_ups(adapter)
+    assert all(record.owned["stage"] == "mql" for record in adapter.records.values())
+
+
+def test_memory_a_hot_call_the_rollback_removed_is_made_again_when_the_contact_is_hot_again(
+    memory,
+):
+    """The rollback put the temperature back and removed the hot-lead calls; the next run,
+    same rules, found the contacts hot again in the same episode, and the calls' keys were
+    taken: hot leads with no call."""
+    adapter, store, run_id, _ = memory
+    report = rollback(adapter, store, "default", run_id)
+    removed = {t.key for t in store.tasks_for_run(run_id) if t.kind == "hot_call"}
+    assert set(report.tasks_closed) == removed and len(removed) == 3
+    assert not any(kind == "hot_call" for _, kind in open_follow_ups(adapter))
+    assert adapter.records["b"].owned["temperature"] == "cold"
+    after = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=15)))
+    assert after.counts["tasks_created"] == 3
+    assert {(cid, "hot_call") for cid in "abc"} <= open_follow_ups(adapter)
+
+
+def test_memory_rollback_keeps_a_hot_call_while_the_contact_stays_hot(memory):
+    """A later run wrote the temperature too, so the rollback leaves it hot: the call that
+    serves it stays (removed, its key would never be planned again in this episode)."""
+    adapter, store, run_id, _ = memory
+    adapter.human_edit("a", temperature="warm")
+    SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=10)))
+    assert adapter.records["a"].owned["temperature"] == "hot"
+    report = rollback(adapter, store, "default", run_id)
+    calls = store.tasks_for_run(run_id)
+    call = next(t for t in calls if t.kind == "hot_call" and t.contact_id == "a")
+    held = {(record, name): why for record, name, why in report.held}
+    assert "the contact stays hot" in held[("contact/a", f"task {call.crm_id}")]
+    assert ("a", "hot_call") in open_follow_ups(adapter)
+
+
+def test_memory_rollback_keeps_an_escalation_while_its_follow_up_is_open(memory):
+    """Removed, the escalation of a follow-up still open and overdue would never be created
+    again: its key is that follow-up's, created once."""
+    adapter, store, _, _ = memory
+    later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(days=3)))
+    escalations = [t for t in store.tasks_for_run(later.run_id) if t.kind == "escalation"]
+    assert escalations
+    report = rollback(adapter, store, "default", later.run_id)
+    held = {name: why for _, name, why in report.held}
+    for task in escalations:
+        assert held[f"task {task.crm_id}"] == "kept: the follow-up it escalates is still open"
+    assert not set(report.tasks_closed) & {t.key for t in escalations}

@@ -299,25 +299,35 @@ class Mirror:
                 [(instance, *key) for key in keys],
             )
 
-    def close_tasks(self, instance: str, closed: Sequence[tuple[Key, str]], at: datetime) -> None:
-        """Tasks we closed (record, CRM task id): completed at `at` on their mirrored record,
-        as the CRM now holds them. Closing a task changes the task, not the record, so no
-        read of the record brings the change (and Salesforce's leaves out our own changes):
-        without this the mirror would hold them open, and escalate them once overdue."""
+    def remove_tasks(self, instance: str, removed: Sequence[tuple[Key, str]]) -> None:
+        """Tasks a rollback removed from the CRM (record, CRM task id) leave their mirrored
+        record, as a read would find it (HubSpot archives them, Salesforce deletes them).
+        Removing a task changes the task, not the record, so no read of the record brings the
+        change (and Salesforce's leaves out our own changes): without this the mirror would
+        hold them, and the next decision would take the slot they held as filled."""
         ids: dict[Key, set[str]] = {}
-        for key, crm_id in closed:
+        for key, crm_id in removed:
             ids.setdefault(key, set()).add(crm_id)
         with self._store._tx() as conn:
             for key, (text,) in list(self._rows(instance, list(ids), "contact")):
                 contact = Contact.model_validate_json(text)
-                for task in contact.tasks:
-                    if task.id in ids[key] and task.is_open:
-                        task.completed, task.completed_at = True, at
+                contact.tasks = [task for task in contact.tasks if task.id not in ids[key]]
                 conn.execute(
                     "UPDATE mirror SET contact = ?"
                     " WHERE instance = ? AND object_type = ? AND contact_id = ?",
                     (encode(contact), instance, *key),
                 )
+
+    def end_episodes(self, instance: str, keys: Sequence[Key]) -> None:
+        """A rollback put these contacts' temperature back and removed their hot-lead call:
+        their hot episode is over, so a run that finds them hot again starts a new one, and
+        its call is owed (the removed call's key, created once ever, cannot come back)."""
+        with self._store._tx() as conn:
+            conn.executemany(
+                "UPDATE mirror_review SET hot_since = NULL"
+                " WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                [(instance, *key) for key in keys],
+            )
 
     def episodes(self, instance: str, keys: Sequence[Key]) -> dict[Key, datetime | None]:
         """When each record's current hot episode began (absent: not mirrored yet)."""

@@ -1,14 +1,23 @@
-"""Undo a run: put back the values it overwrote and close the tasks it created.
+"""Undo a run: put back the values it overwrote and remove the tasks it created.
 
 Driven by the audit trail. A field is restored only while it still holds what the run wrote
 (re-read from the CRM now): a value a person, or a later run, changed since is reported and
 left alone, and so is a task completed or changed in the CRM since it was created. A stage
 is never moved backwards: HubSpot refuses it through the API unless the stage is cleared
 first, and the engine never does it either, so such fields are reported for a person to
-decide; the highest stage reached never goes down either. The rollback is itself a run in
-the audit trail (mode `rollback of …`), holds the portal's sync lease so no sync interleaves
-with it, and running it again changes nothing: restored fields already hold their old value,
-closed tasks are marked closed.
+decide; the highest stage reached never goes down either.
+
+A task is removed (HubSpot archives it, Salesforce deletes it) only with what it serves: a
+task key is created once, ever, so a task removed while a later decision still calls for it
+would be lost for good. A hand-off stays while its record stays at MQL or beyond (it always
+does, unless a person moved it back); a hot-lead call goes when the temperature is put back
+to something other than hot, and the hot episode ends with it (a later run that finds the
+contact hot again starts a new episode, with its own call), and stays while the contact
+stays hot; an escalation stays while its follow-up is open, a duplicate review always.
+
+The rollback is itself a run in the audit trail (mode `rollback of …`), holds the portal's
+sync lease so no sync interleaves with it, and running it again changes nothing: restored
+fields already hold their old value, removed tasks are marked closed in the task ledger.
 """
 
 from __future__ import annotations
@@ -21,7 +30,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
-from crm_qualify.connector.model import ExistingTask, FieldUpdate, RecordUpdate
+from crm_qualify.connector.decision.planning import ESCALATION, MQL_HANDOFF, REVIEW
+from crm_qualify.connector.model import (
+    Contact,
+    ExistingTask,
+    FieldUpdate,
+    RecordUpdate,
+    Stage,
+    Temperature,
+)
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.mirror import AckedWrite
@@ -40,8 +57,8 @@ from crm_qualify.connector.sync.state import (
 
 ProgressCallback = Callable[[str, int], None]
 """Told what a long rollback has done: ("read", n) per batch read back, ("planned", n) once
-the records to restore and tasks to close are known, ("restored", n) per chunk written,
-("closed", n) once tasks are closed."""
+the records to restore and tasks to remove are known, ("restored", n) per chunk written,
+("closed", n) once tasks are removed."""
 
 MODE_PREFIX = "rollback of "
 WRITE_CHUNK = 100
@@ -60,7 +77,9 @@ class RollbackReport:
     held: list[tuple[str, str, str]] = field(default_factory=list)
     """(record, field, why not restored)."""
     tasks_to_close: list[TaskRecord] = field(default_factory=list)
+    """The tasks the plan removes from the CRM."""
     tasks_closed: list[str] = field(default_factory=list)
+    """The keys of those the CRM acknowledged removing."""
     earlier_rollbacks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
@@ -101,6 +120,7 @@ def _restorable(
 class _Now:
     """What the CRM holds now for the records a rollback touches."""
 
+    contacts: dict[tuple[str, str], Contact] = field(default_factory=dict)
     owned: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     tasks: dict[str, ExistingTask] = field(default_factory=dict)
     """The tasks on those records, by CRM id."""
@@ -121,6 +141,7 @@ def _current_values(
     for batch in adapter.read_contacts(keys):
         contacts, errors = translate_batch(batch)
         for contact in contacts:
+            now.contacts[(contact.object_type, contact.id)] = contact
             now.owned[(contact.object_type, contact.id)] = contact.owned
             now.tasks.update((task.id, task) for task in contact.tasks)
         for error in errors:
@@ -131,6 +152,40 @@ def _current_values(
         if progress:
             progress("read", len(contacts))
     return now
+
+
+def _temperatures_after(
+    current: dict[tuple[str, str], dict[str, Any]], restored: list[RecordUpdate]
+) -> dict[tuple[str, str], Any]:
+    """Each record's temperature once the plan is carried out."""
+    after = {key: owned.get("temperature") for key, owned in current.items()}
+    for update in restored:
+        for change in update.changes:
+            if change.field == "temperature":
+                after[update.key] = change.new
+    return after
+
+
+def _serves(task: TaskRecord, record: Contact, temperature: Any) -> str | None:
+    """What a task the run created still serves once the rollback is done (None: nothing, it
+    is removed). A task key is created once, ever: removed while a later decision still calls
+    for it, a hand-off (planned as a record reaches MQL), a hot episode's call, a follow-up's
+    escalation or a person's review would be lost for good."""
+    if task.kind == MQL_HANDOFF:
+        stage = record.stage
+        if stage is not None and stage.rank >= Stage.MQL.rank:
+            stays = "which stays (a stage never moves backwards)"
+            return f"it hands over stage {stage.value!r}, {stays}"
+    elif task.kind == "hot_call":
+        if temperature == Temperature.HOT:
+            return "the contact stays hot (its temperature is not put back)"
+    elif task.kind == ESCALATION:
+        followup = task.key.removesuffix(f":{ESCALATION}")
+        if any(existing.key == followup and existing.is_open for existing in record.tasks):
+            return "the follow-up it escalates is still open"
+    elif task.kind == REVIEW:
+        return "a rollback does not undo who is one person"
+    return None
 
 
 def plan_rollback(
@@ -183,15 +238,22 @@ def plan_rollback(
             report.restored.append(
                 RecordUpdate(contact_id=key[1], object_type=key[0], changes=changes)
             )
+    temperatures = _temperatures_after(current, report.restored)
     for task in created:
+        key = (task.object_type, task.contact_id)
         seen = now.tasks.get(task.crm_id or "")
-        label = f"{task.object_type}/{task.contact_id}"
-        if seen is None and (task.object_type, task.contact_id) in current:
+        record = now.contacts.get(key)
+        label, name = f"{task.object_type}/{task.contact_id}", f"task {task.crm_id}"
+        if record is None and key not in gone:
+            report.held.append((label, name, "could not be read back from the CRM"))
+        elif seen is None and record is not None:
             why = "no longer on its record (deleted or moved in the CRM): left alone"
-            report.held.append((label, f"task {task.crm_id}", why))
+            report.held.append((label, name, why))
         elif seen is not None and (not seen.is_open or seen.changed_since_created):
             done = "completed" if not seen.is_open else "changed in the CRM"
-            report.held.append((label, f"task {task.crm_id}", f"{done} since the run: kept"))
+            report.held.append((label, name, f"{done} since the run: kept"))
+        elif record is not None and (serves := _serves(task, record, temperatures.get(key))):
+            report.held.append((label, name, f"kept: {serves}"))
         else:
             report.tasks_to_close.append(task)
     report.counts.update(
@@ -215,8 +277,8 @@ def rollback(
     clock: Callable[[], float] = time.time,
     progress: ProgressCallback | None = None,
 ) -> RollbackReport:
-    """Plan, then (unless `dry_run`) restore and close under the sync lease, recorded as a run.
-    A CRM failure part-way ends the rollback run as `failed`; running it again resumes.
+    """Plan, then (unless `dry_run`) restore and remove under the sync lease, recorded as a
+    run. A CRM failure part-way ends the rollback run as `failed`; running it again resumes.
     `progress`, when given, is told what is done as it goes (`ProgressCallback`)."""
     lease = Lease(store, instance, "rollback", clock=clock)
     if not dry_run:
@@ -233,7 +295,7 @@ def rollback(
         report.status = "ok"
         try:
             _restore(adapter, store, instance, report, written, clock, progress)
-            _close(adapter, store, instance, report, clock, progress)
+            _close(adapter, store, instance, report, _removable(report), progress)
         except AdapterError as exc:
             report.status = "failed"
             report.errors.append(f"{type(exc).__name__}: {exc}")
@@ -295,30 +357,46 @@ def _restore(
             progress("restored", len(chunk))
 
 
+def _removable(report: RollbackReport) -> list[TaskRecord]:
+    """The planned removals but the hot-lead calls of records whose temperature the CRM did
+    not take back (the contact is still hot: the call stays for the rerun to remove)."""
+    unwritten = {u.key for u in report.restored} - {u.key for u in report.written}
+    return [
+        task
+        for task in report.tasks_to_close
+        if task.kind != "hot_call" or (task.object_type, task.contact_id) not in unwritten
+    ]
+
+
 def _close(
     adapter: Adapter,
     store: StateStore,
     instance: str,
     report: RollbackReport,
-    clock: Callable[[], float],
+    tasks: list[TaskRecord],
     progress: ProgressCallback | None = None,
 ) -> None:
-    tasks = report.tasks_to_close
+    """Remove `tasks` from the CRM; each one removed is closed in the task ledger and leaves
+    its mirrored record, and a removed call ends its contact's hot episode in the mirror."""
     if not tasks:
         return
     results = adapter.close_tasks([t.crm_id for t in tasks if t.crm_id])
     if len(results) != len(tasks):
         raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
-    closed = []
-    for task, result in zip(tasks, results, strict=True):
-        if result.ok:
-            store.set_task_status(instance, task.key, TASK_CLOSED, None)
-            report.tasks_closed.append(task.key)
-            closed.append(((task.object_type, task.contact_id), task.crm_id or ""))
-        else:
-            label = f"{task.object_type}/{task.contact_id}"
-            report.errors.append(f"{label}: task {task.crm_id}: {result.error}")
-    store.mirror.close_tasks(instance, closed, _moment(clock))
+    removed, ended = [], []
+    with store.transaction():
+        for task, result in zip(tasks, results, strict=True):
+            key = (task.object_type, task.contact_id)
+            if result.ok:
+                store.set_task_status(instance, task.key, TASK_CLOSED, None)
+                report.tasks_closed.append(task.key)
+                removed.append((key, task.crm_id or ""))
+                if task.kind == "hot_call":
+                    ended.append(key)
+            else:
+                report.errors.append(f"{key[0]}/{key[1]}: task {task.crm_id}: {result.error}")
+        store.mirror.remove_tasks(instance, removed)
+        store.mirror.end_episodes(instance, ended)
     if progress:
         progress("closed", len(tasks))
 

@@ -143,7 +143,9 @@ TASK_PENDING = "pending"
 """Sent, outcome unknown: the key is looked up in the CRM before it is ever sent again."""
 TASK_CREATED = "created"
 TASK_CLOSED = "closed"
-"""Closed by a rollback."""
+"""Removed from the CRM by a rollback (HubSpot archives it, Salesforce deletes it): never
+created again, so a rollback removes only a task that no longer serves anything
+(`sync/rollback.py`)."""
 TASK_GONE = "gone"
 """No longer in the CRM (a person deleted it), or an escalation of such a follow-up: never
 created again, never escalated, not counted in the follow-up SLA."""
