@@ -428,6 +428,33 @@ def test_memory_rollback_keeps_a_hot_call_while_the_contact_stays_hot(memory):
     assert ("a", "hot_call") in open_follow_ups(adapter)
 
 
+@pytest.mark.parametrize("cursor_sees_our_writes", [True, False], ids=["hubspot", "salesforce"])
+def test_memory_the_mirror_takes_the_persons_value_a_rollback_kept(memory, cursor_sees_our_writes):
+    """A person set the score after the run; the rollback kept it and wrote the record's other
+    fields, so the next incremental read skipped the record as our own change, and the mirror
+    never took the person's value: the next run's audit said the score it replaced was the
+    rolled-back run's, and a rollback of that run would have put that back."""
+    adapter, store, run_id, _ = memory
+    adapter.human_edit("b", score=99)
+    report = rollback(adapter, store, "default", run_id)
+    held = {(record, name): why for record, name, why in report.held}
+    assert "a person's value is kept" in held[("contact/b", "score")]
+    assert any(u.contact_id == "b" for u in report.written)
+    mirrored = store.mirror.by_keys("default", [("contact", "b")])[("contact", "b")].contact
+    assert mirrored.owned["score"] == 99
+    if not cursor_sees_our_writes:
+        for record in adapter.records.values():
+            record.updated_at = NOW - timedelta(days=1)
+
+    after = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=15)))
+    assert after.counts["read"] == 0
+    trail = store.writes_for_run(after.run_id)
+    (score,) = [w for w in trail if (w.contact_id, w.field) == ("b", "score")]
+    assert score.old == 99 and adapter.records["b"].owned["score"] == score.new
+    again = rollback(adapter, store, "default", after.run_id)
+    assert again.status == "ok" and adapter.records["b"].owned["score"] == 99
+
+
 def test_memory_rollback_keeps_an_escalation_while_its_follow_up_is_open(memory):
     """Removed, the escalation of a follow-up still open and overdue would never be created
     again: its key is that follow-up's, created once."""

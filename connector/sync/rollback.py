@@ -17,7 +17,9 @@ stays hot; an escalation stays while its follow-up is open, a duplicate review a
 
 The rollback is itself a run in the audit trail (mode `rollback of …`), holds the portal's
 sync lease so no sync interleaves with it, and running it again changes nothing: restored
-fields already hold their old value, removed tasks are marked closed in the task ledger.
+fields already hold their old value, removed tasks are marked closed in the task ledger. The
+mirror takes what it read back (a person's values it keeps, so the next run diffs against
+them) and what it did, as a sync's reads and writes.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class RollbackReport:
     earlier_rollbacks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    read: list[Contact] = field(default_factory=list, repr=False)
+    """The records as read back, for the mirror."""
 
 
 class RollbackError(Exception):
@@ -256,6 +260,7 @@ def plan_rollback(
             report.held.append((label, name, f"kept: {serves}"))
         else:
             report.tasks_to_close.append(task)
+    report.read = list(now.contacts.values())
     report.counts.update(
         records=len(report.restored),
         fields=sum(len(u.changes) for u in report.restored),
@@ -278,7 +283,8 @@ def rollback(
     progress: ProgressCallback | None = None,
 ) -> RollbackReport:
     """Plan, then (unless `dry_run`) restore and remove under the sync lease, recorded as a
-    run. A CRM failure part-way ends the rollback run as `failed`; running it again resumes.
+    run; the mirror takes the records as read back first, then what the CRM acknowledged. A
+    CRM failure part-way ends the rollback run as `failed`; running it again resumes.
     `progress`, when given, is told what is done as it goes (`ProgressCallback`)."""
     lease = Lease(store, instance, "rollback", clock=clock)
     if not dry_run:
@@ -287,10 +293,13 @@ def rollback(
         except LeaseHeld as held:
             raise RollbackError(str(held)) from None
     try:
+        read_at = _moment(clock)
         report = plan_rollback(adapter, store, instance, run_id, progress)
         if dry_run:
             return report
         report.rollback_run_id = store.start_run(instance, mode=MODE_PREFIX + run_id, dry_run=False)
+        # as a sync's read: the next incremental read may skip these records as our own change
+        store.mirror.upsert(instance, report.read, read_at, due=True)
         written = report.written
         report.status = "ok"
         try:
