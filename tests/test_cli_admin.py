@@ -221,7 +221,7 @@ def seeded_runs(path: Path) -> dict[str, str]:
     return ids
 
 
-def test_runs_are_a_table_with_aligned_columns_and_a_rollback_shows_what_it_closed(
+def test_runs_are_a_table_with_aligned_columns_and_a_rollback_shows_what_it_removed(
     tmp_path, capsys
 ):
     ids = seeded_runs(tmp_path / "crm-qualify.sqlite")
@@ -237,7 +237,7 @@ def test_runs_are_a_table_with_aligned_columns_and_a_rollback_shows_what_it_clos
         end = header.index(column) + len(column)
         assert all(row[end - 1] != " " and row[end : end + 1] in ("", " ") for row in rows)
     rollback, sync, dry = rows
-    assert "69 closed" in rollback and "3,390 restored" in rollback
+    assert "69 removed" in rollback and "3,390 restored" in rollback
     assert "69 created" in sync and "3,400 written" in sync and "partial" in sync
     assert "69 planned" in dry and "(dry run)" in dry
     assert "    contacts/42 crmq_score: refused" in lines

@@ -148,7 +148,7 @@ def test_a_known_total_draws_a_bar_and_steps_restart_the_counts():
     progress.rollback_step("restored", 30)
     progress.rollback_step("closed", 10)
     assert progress.counts["read"] == 0 and progress.label == "rollback"
-    assert progress.line().startswith("restored 30 · tasks closed 10 · 40 of 40 · ")
+    assert progress.line().startswith("restored 30 · tasks removed 10 · 40 of 40 · ")
     assert "rollback" in screen(terminal.getvalue())[0]
     progress.finish()
 

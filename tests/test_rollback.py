@@ -455,6 +455,27 @@ def test_memory_the_mirror_takes_the_persons_value_a_rollback_kept(memory, curso
     assert again.status == "ok" and adapter.records["b"].owned["score"] == 99
 
 
+def test_the_rollback_says_it_removes_tasks_as_both_crms_do(memory, capsys):
+    """`rollback --help` and its tally said the run's tasks were closed; HubSpot archives them,
+    Salesforce deletes them: no CRM keeps them as closed tasks."""
+    from crm_qualify.connector.commands.runs import print_rollback
+
+    adapter, store, run_id, _ = memory
+    preview = rollback(adapter, store, "default", run_id, dry_run=True)
+    print_rollback(preview, dry_run=True)
+    assert "3 tasks to remove" in capsys.readouterr().err
+    report = rollback(adapter, store, "default", run_id)
+    print_rollback(report, dry_run=False)
+    out, err = capsys.readouterr()
+    assert "3 tasks removed" in err and "closed" not in err
+    assert "kept: it hands over stage 'mql'" in out
+    with pytest.raises(SystemExit):
+        main(["rollback", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Remove the tasks it created" in shown and "close" not in shown
+    assert "HubSpot archives them, Salesforce deletes them" in shown
+
+
 def test_memory_rollback_keeps_an_escalation_while_its_follow_up_is_open(memory):
     """Removed, the escalation of a follow-up still open and overdue would never be created
     again: its key is that follow-up's, created once."""

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Recent runs of this instance, newest first: when, mode (once: sync --once;"
             " scheduled: the daemon's; rollback of RUN), status, contacts read, fields"
-            " written (planned, for a dry run), tasks created (closed, for a rollback) and"
+            " written (planned, for a dry run), tasks created (removed, for a rollback) and"
             " those whose answer was lost (outcome unknown: the next run looks them up),"
             " errors, with the first errors of each run. Reads the state store only; --json"
             " prints one object per run."
@@ -41,10 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runs.set_defaults(handler=run_runs)
     undo = subparsers.add_parser(
         "rollback",
-        help="restore the values a run overwrote and close the tasks it created",
+        help="restore the values a run overwrote and remove the tasks it created",
         description=(
-            "Restore every field RUN_ID wrote to its previous value, unless a person changed"
-            " it since (reported, left alone); close the tasks it created. Try --dry-run first."
+            "Restore every field RUN_ID wrote to its previous value, unless a person or a"
+            " later run changed it since (reported, left alone; a stage never moves"
+            " backwards). Remove the tasks it created (HubSpot archives them, Salesforce"
+            " deletes them to its recycle bin), but those a person completed or changed and"
+            " those that still serve what stays: a hand-off while its record stays at MQL or"
+            " beyond, a hot-lead call while the contact stays hot, an escalation while its"
+            " follow-up is open, a duplicate review (reported, kept). A contact whose call is"
+            " removed and that a later run finds hot again gets a new call. Try --dry-run"
+            " first."
         ),
     )
     undo.add_argument("run_id", metavar="RUN_ID")
@@ -84,7 +91,7 @@ Cell = str | tuple[int, str]
 
 def run_row(record: RunRecord) -> tuple[Cell, ...]:
     """One line of `crm-qualify runs`: what a run did, in the words of its kind. A rollback
-    reports the fields it restored and the tasks it closed; a dry run what it planned."""
+    reports the fields it restored and the tasks it removed; a dry run what it planned."""
     counts = record.counts
     rollback_run = record.mode.startswith("rollback")
     if record.dry_run:
@@ -92,7 +99,7 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         tasks: Cell = (counts.get("tasks_planned", 0), "planned")
     elif rollback_run:
         fields = (counts.get("fields_written", 0), "restored")
-        tasks = (counts.get("tasks_closed", 0), "closed")
+        tasks = (counts.get("tasks_closed", 0), "removed")
     else:
         fields = (counts.get("fields_written", 0), "written")
         tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts))
@@ -190,7 +197,7 @@ def print_rollback(report: RollbackReport, dry_run: bool) -> None:
     print(
         f"{'dry run: ' if dry_run else ''}{fields} fields on"
         f" {len(done)} records {verb}, {report.counts['held']} left alone,"
-        f" {closed} tasks {'to close' if dry_run else 'closed'}"
+        f" {closed} tasks {'to remove' if dry_run else 'removed'}"
         + (
             f"; recorded as run {report.rollback_run_id} ({report.status})"
             if report.rollback_run_id

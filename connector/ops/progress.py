@@ -35,7 +35,7 @@ WORDS = {
     "tasks": "tasks",
     "restored": "restored",
     "held": "left alone",
-    "closed": "tasks closed",
+    "closed": "tasks removed",
 }
 """Counters a line can show, in the order it shows them."""
 SYNC_COUNTERS = ("read", "scored", "written", "tasks")
@@ -117,7 +117,7 @@ class Progress:
             self._plain(line)
 
     def rollback_step(self, step: str, count: int) -> None:
-        """`rollback(progress=...)`'s callback: reading back, then restoring and closing."""
+        """`rollback(progress=...)`'s callback: reading back, then restoring and removing."""
         if step == "planned":
             self.start("rollback", total=count, shown=("restored", "closed"))
         elif step == "read":
