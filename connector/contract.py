@@ -327,7 +327,9 @@ class Adapter(Protocol):
         ...
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
-        """Delete or close tasks we created (rollback); `key` of each result is the CRM id."""
+        """Remove tasks we created (rollback): delete or archive them, so that no read finds
+        them again (the core drops them from the mirror and may plan their follow-up anew);
+        `key` of each result is the CRM id."""
         ...
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:

@@ -70,7 +70,7 @@ COUNT_WORDS = {
     "fields_written": "fields written",
     "records_written": "records written",
     "tasks_created": "tasks created",
-    "tasks_closed": "tasks closed",
+    "tasks_closed": "tasks removed",
     "fields_planned": "fields planned",
     "tasks_planned": "tasks planned",
     "fields_held_back": "held back",
