@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from crm_qualify.connector.commands.sync import impact
@@ -411,6 +412,35 @@ def test_a_dead_holder_on_this_host_is_taken_over_at_once(store):
     assert store.acquire_lock(sync_lock_name("default"), f"{host}:{corpse.pid}:sync:x", 60, 0)
     with Lease(store, "default", "sync", clock=lambda: 1.0) as lease:
         assert store.lock_info(lease.name)[0] == lease.holder
+
+
+def test_a_lease_left_by_this_pids_earlier_process_is_taken_over_at_once(store):
+    """A container's process is pid 1 after every restart: the lease its killed predecessor
+    left (pid 1 on the same host) was taken for the restarted daemon's own, and its first
+    runs were skipped, "a daemon (pid 1 on vm) holds the sync lease"."""
+    earlier = f"{os.uname().nodename}:{os.getpid()}.0ld1ncar:daemon:abc"
+    assert store.acquire_lock(sync_lock_name("default"), earlier, 60, time.time())
+    with Lease(store, "default", "sync") as lease:
+        assert store.lock_info(lease.name)[0] == lease.holder
+    sibling = Lease(store, "default", "sync")
+    with Lease(store, "default", "rollback"), pytest.raises(LeaseHeld):
+        sibling.acquire()  # another lease of this very process still counts
+
+
+def test_a_zombie_holder_is_taken_over_at_once(store):
+    """Killed and not yet reaped by its parent: the pid still answers a signal."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.time() < deadline
+        time.sleep(0.01)
+    try:
+        holder = f"{os.uname().nodename}:{zombie.pid}.abcdef12:daemon:x"
+        assert store.acquire_lock(sync_lock_name("default"), holder, 60, time.time())
+        with Lease(store, "default", "sync") as lease:
+            assert store.lock_info(lease.name)[0] == lease.holder
+    finally:
+        zombie.wait()
 
 
 def test_a_live_holder_is_named_in_the_refusal(store):

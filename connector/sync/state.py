@@ -103,14 +103,19 @@ def sync_lock_name(instance: str) -> str:
     return f"sync:{instance}"
 
 
+INCARNATION = uuid.uuid4().hex[:8]
+"""This process among all that had its pid on this host: a container's process is pid 1
+after every restart, and a lease its killed predecessor left named pid 1 as well."""
+
+
 def lock_holder(role: str) -> str:
     """Who holds a lease: host, process and a random part, readable in the locks table."""
     return f"{process_id()}:{role}:{uuid.uuid4().hex[:8]}"
 
 
 def process_id() -> str:
-    """host:pid of this process, as leases and runs record their owner."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid.incarnation of this process, as leases and runs record their owner."""
+    return f"{socket.gethostname()}:{os.getpid()}.{INCARNATION}"
 
 
 def holder_parts(holder: str) -> tuple[str, int | None, str]:
@@ -118,23 +123,39 @@ def holder_parts(holder: str) -> tuple[str, int | None, str]:
     string was written by something else."""
     host, _, rest = holder.partition(":")
     pid_text, _, role = rest.partition(":")
+    pid_text = pid_text.partition(".")[0]
     pid = int(pid_text) if pid_text.isdigit() else None
     return host, pid, role.split(":", 1)[0]
 
 
 def process_alive(holder: str) -> bool:
-    """False only when `holder` (host:pid:...) names a process on this host that is gone;
-    a process on another host is presumed alive until its lease expires."""
+    """False only when `holder` (host:pid.incarnation:...) names a process on this host that
+    is gone: no such pid, a zombie (killed, not yet reaped), or this very pid in an earlier
+    incarnation (a restarted container's pid 1). A process on another host is presumed alive
+    until its lease expires."""
     host, pid, _ = holder_parts(holder)
     if host != socket.gethostname() or pid is None:
         return True
+    if pid == os.getpid():
+        incarnation = holder.partition(":")[2].partition(":")[0].partition(".")[2]
+        return incarnation in ("", INCARNATION)  # written before incarnations: cannot tell
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether `pid` has exited and waits to be reaped (state Z in /proc, where Linux has
+    it; elsewhere presumed not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 TASK_OWED = "owed"
