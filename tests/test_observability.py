@@ -148,3 +148,14 @@ def test_other_paths_are_404_with_a_hint(endpoint):
     status, _, body = get(base + "/")
     assert status == 404 and "/healthz" in body
     assert get(base + "/healthz?verbose=1")[0] == 200
+
+
+def test_health_counts_from_the_stored_success_across_a_restart():
+    """A restarted daemon said `seconds_since_success: 10.8` (its uptime) though the last
+    success was minutes before; a daemon killed mid-run over and over never turned 503."""
+    health = Health(max_age_seconds=600, started=10_000.0, last_success=9_000.0)
+    code, body = health.report(now=10_010.0)
+    assert body["seconds_since_success"] == 1_010
+    assert code == 200, "up for 10 s after a long stop: given time for its first run"
+    code, body = health.report(now=10_700.0)
+    assert (code, body["seconds_since_success"]) == (503, 1_700), "up for longer: judged"

@@ -65,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
     store = StateStore(settings.sync.state_path)
     metrics = Metrics(settings.crm.adapter)
     last_success = store.last_success(settings.crm.instance)
-    if last_success is not None:  # an alert on `time() - gauge` must not fire at each start
-        metrics.last_success.set(last_success.timestamp())
-    health = Health(max_age_seconds=max_age)
+    stored = last_success.timestamp() if last_success is not None else None
+    if stored is not None:  # an alert on `time() - gauge` must not fire at each start
+        metrics.last_success.set(stored)
+    health = Health(max_age_seconds=max_age, last_success=stored)
     engine = SyncEngine(adapter, settings, store)
     progress = Progress(sys.stderr, every_seconds=30.0, usage=adapter.usage)
     daemon = Daemon(engine, settings.schedule, metrics, health, progress)

@@ -130,7 +130,11 @@ class Metrics:
 @dataclass
 class Health:
     """Alive, and how the last run went. Unhealthy when the last run failed or when no run
-    succeeded for `max_age_seconds` (a stuck scheduler is as bad as a crash)."""
+    succeeded for `max_age_seconds` (a stuck scheduler is as bad as a crash). `last_success`
+    starts from the state store's, so `seconds_since_success` stays true across restarts;
+    a process up for less than `max_age_seconds` is not judged by it yet (a daemon restarted
+    after a long stop would otherwise be unhealthy, and restarted by its orchestrator, before
+    its first run could end)."""
 
     max_age_seconds: float
     started: float = field(default_factory=time.time)
@@ -148,9 +152,10 @@ class Health:
     def report(self, now: float | None = None) -> tuple[int, dict[str, Any]]:
         now = now or time.time()
         with self.lock:
-            reference = self.last_success or self.started
-            age = now - reference
-            healthy = self.last_status not in ("failed", "stopped") and age <= self.max_age_seconds
+            age = now - (self.last_success or self.started)
+            fresh = now - self.started <= self.max_age_seconds
+            on_time = age <= self.max_age_seconds or fresh
+            healthy = self.last_status not in ("failed", "stopped") and on_time
             return (200 if healthy else 503), {
                 "alive": True,
                 "healthy": healthy,
