@@ -5,12 +5,19 @@ the Accounts a REST read's Lead look-ups matched (`accounts.queried`)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from crm_qualify.connector.sync.state import INCARNATION, process_alive
+
+PREFIX = "crmq-bulk-"
+"""A staging folder's name: the prefix, its process (`pid.incarnation`), a random part."""
 STAGE_CHUNK = 500
 """Person ids per staged look-up (well under SQLite's 999 parameters)."""
 Row = dict[str, Any]
@@ -34,7 +41,8 @@ class Staging:
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="crmq-bulk-")
+            remove_abandoned()
+            self._folder = tempfile.TemporaryDirectory(prefix=f"{PREFIX}{_owner()}-")
             self._db = sqlite3.connect(Path(self._folder.name) / "children.sqlite")
             self._db.execute("CREATE TABLE child (kind TEXT, person TEXT, row TEXT)")
         return self._db
@@ -85,3 +93,19 @@ def _values(columns: dict[str, int], row: Row) -> list[Any]:
     for name, value in row.items():
         values[columns[name]] = value
     return values
+
+
+def _owner() -> str:
+    return f"{os.getpid()}.{INCARNATION}"
+
+
+def remove_abandoned(where: Path | None = None) -> None:
+    """Staging folders a killed process left (a Bulk read's child rows, megabytes of CRM data
+    each): `TemporaryDirectory` removes its folder only when its process ends cleanly. Each
+    folder names its process; one whose process is gone is removed by the next read."""
+    folder = where or Path(tempfile.gettempdir())
+    host = socket.gethostname()
+    for stale in folder.glob(f"{PREFIX}*.*-*"):
+        owner = stale.name.removeprefix(PREFIX).rpartition("-")[0]
+        if stale.is_dir() and not process_alive(f"{host}:{owner}:staging"):
+            shutil.rmtree(stale, ignore_errors=True)

@@ -6,6 +6,9 @@ child rows too) lose their `attributes` in place, not by copy. The figures are i
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -14,8 +17,9 @@ import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.bulk_writes import csv_data
-from crm_qualify.adapters.salesforce.staging import Staging
+from crm_qualify.adapters.salesforce.staging import PREFIX, Staging, remove_abandoned
 from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.sync.state import INCARNATION
 
 
 def test_staged_rows_come_back_whole_and_share_their_column_names():
@@ -174,3 +178,19 @@ def test_a_result_set_holding_other_than_it_announced_is_refused():
     api, _ = bulk_api([Results(["a", "b", "c"], "null", announced=4)])
     with pytest.raises(AdapterError, match="announced 4 records and held 3"):
         list(api.query("SELECT Id", 5, handed=2))
+
+
+def test_a_staging_folder_a_killed_process_left_is_removed_by_the_next_read(tmp_path):
+    """A SIGKILL during a Bulk read left `crmq-bulk-*/children.sqlite` (1.8 MB, 6,062 Task
+    rows) behind, and nothing ever removed it."""
+    corpse = subprocess.Popen([sys.executable, "-c", "pass"])
+    corpse.wait()
+    dead = tmp_path / f"{PREFIX}{corpse.pid}.abcdef12-x1y2"
+    earlier = tmp_path / f"{PREFIX}{os.getpid()}.0ld1ncar-z9_8"  # this pid, another process
+    ours = tmp_path / f"{PREFIX}{os.getpid()}.{INCARNATION}-q7r6"
+    unknown = tmp_path / f"{PREFIX}2d2msvm_"  # an older release's name: whose, unknown
+    for folder in (dead, earlier, ours, unknown):
+        folder.mkdir()
+        (folder / "children.sqlite").write_bytes(b"rows")
+    remove_abandoned(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours.name, unknown.name])
