@@ -4,6 +4,7 @@ person's edits, closes the run's tasks, is recorded as a run, and changes nothin
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -107,6 +108,19 @@ def test_memory_rollback_keeps_a_task_a_person_completed_or_changed_since(memory
     held = {name: why for _, name, why in report.held if name.startswith("task ")}
     assert held[f"task {done}"] == "completed since the run: kept"
     assert held[f"task {noted}"] == "changed in the CRM since the run: kept"
+
+
+def test_memory_rollback_keeps_a_task_a_person_rescheduled_within_a_minute(memory):
+    """Rescheduled 52 s after its creation, inside the minute a CRM's own stamps are allowed
+    (`EDIT_GRACE`), the task was taken as untouched and removed."""
+    adapter, store, run_id, _ = memory
+    call = sorted(t.crm_id for t in store.tasks_for_run(run_id) if t.kind == "hot_call")[0]
+    task = adapter.tasks[call]
+    adapter.tasks[call] = replace(task, due=task.due + timedelta(days=2))
+    report = rollback(adapter, store, "default", run_id)
+    assert call not in adapter.closed_tasks
+    held = {name: why for _, name, why in report.held if name.startswith("task ")}
+    assert held[f"task {call}"] == "changed in the CRM since the run: kept"
 
 
 def test_memory_rollback_leaves_a_task_a_person_deleted_uncounted(memory):
