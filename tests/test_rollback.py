@@ -147,9 +147,29 @@ def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):
     adapter.human_edit("c", grade="Z9")
     report = rollback(adapter, store, "default", run_id)
     held = {(record, name): why for record, name, why in report.held}
-    assert "written since by a later run" in held[("contact/a", "score")]
-    assert "a person's value is kept" in held[("contact/c", "grade")]
+    assert "a later run decided this record again" in held[("contact/a", "score")]
     assert adapter.records["a"].owned["score"] is not None, "the later run's value stays"
+    assert adapter.records["c"].owned["grade"] == "Z9", "a person's value stays"
+
+
+def test_memory_rollback_never_mixes_a_later_runs_decision_with_the_one_before(memory):
+    """A later run rewrote score and reasons of a record; the rollback kept those and put
+    back the record's rules_version, engagement score and grade: score 34 with the new
+    rules' reasons beside the old rules' version and engagement."""
+    adapter, store, run_id, _ = memory
+    adapter.records["a"].events.append(
+        EngagementEvent(type=EventType.MEETING_BOOKED, at=NOW + timedelta(minutes=5))
+    )
+    adapter.records["a"].updated_at = NOW + timedelta(minutes=5)
+    later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=10)))
+    assert {w.contact_id for w in store.writes_for_run(later.run_id)} == {"a"}
+    decided = dict(adapter.records["a"].owned)
+    report = rollback(adapter, store, "default", run_id)
+    assert adapter.records["a"].owned == decided, "the later run's decision stays whole"
+    held = {name: why for record, name, why in report.held if record == "contact/a"}
+    fields = {name: why for name, why in held.items() if not name.startswith("task ")}
+    assert fields and all("a later run decided this record again" in w for w in fields.values())
+    assert {u.contact_id for u in report.written} == {"b", "c"}
 
 
 def test_memory_rollback_keeps_the_same_value_a_later_run_wrote_again(memory):
@@ -162,7 +182,7 @@ def test_memory_rollback_keeps_the_same_value_a_later_run_wrote_again(memory):
     assert later.counts["fields_written"] > 0 and adapter.records["a"].owned["score"] == written
     report = rollback(adapter, store, "default", run_id)
     held = {(record, name): why for record, name, why in report.held}
-    assert "written since by a later run" in held[("contact/a", "score")]
+    assert "a later run decided this record again" in held[("contact/a", "score")]
     assert adapter.records["a"].owned["score"] == written, "the later run's value stays"
 
 

@@ -1,9 +1,10 @@
 """Undo a run: put back the values it overwrote and remove the tasks it created.
 
 Driven by the audit trail. A field is restored only while it still holds what the run wrote
-(re-read from the CRM now): a value a person, or a later run, changed since is reported and
-left alone, and so is a task completed or changed in the CRM since it was created. A stage
-is never moved backwards: HubSpot refuses it through the API unless the stage is cleared
+(re-read from the CRM now): a value a person changed since is reported and left alone, a
+record a later run wrote to is left whole (a record never mixes two runs' decisions), and so
+is a task completed or changed in the CRM since it was created. A stage is never moved
+backwards: HubSpot refuses it through the API unless the stage is cleared
 first, and the engine never does it either, so such fields are reported for a person to
 decide; the highest stage reached never goes down either.
 
@@ -242,10 +243,15 @@ def plan_rollback(
         if key not in current:
             report.held += [(label, name, "could not be read back from the CRM") for name in writes]
             continue
+        later = sorted(name for name in writes if (*key, name) in again)
+        if later:  # its decision is a later run's: restoring some fields would mix two
+            why = f"a later run decided this record again (it wrote {', '.join(later)}):"
+            report.held += [(label, name, f"{why} roll that run back first") for name in writes]
+            continue
         changes = []
         for name, write in writes.items():
             value = current[key].get(name)
-            why = _restorable(write, value, ours.get(key, {}), (*key, name) in again)
+            why = _restorable(write, value, ours.get(key, {}), written_again=False)
             if why:
                 report.held.append((label, name, why))
             else:
