@@ -94,12 +94,9 @@ class RollbackError(Exception):
     """The rollback cannot start (unknown run, dry run, a sync holding the lease)."""
 
 
-def _restorable(
-    write: AuditWrite, current: Any, ours: dict[str, Any], written_again: bool
-) -> str | None:
+def _restorable(write: AuditWrite, current: Any, ours: dict[str, Any]) -> str | None:
     """Why this field cannot be put back, or None when it can. `ours`: the values we last
-    wrote to the record, so a later run's value is not taken for a person's; `written_again`:
-    a later run wrote the field too, maybe the same value after a person changed it."""
+    wrote to the record, so a later run's value is not taken for a person's."""
     if same(current, write.old):
         return "already holds its value from before the run"
     shown = "empty" if current in (None, "") else repr(str(current)[:40])
@@ -108,8 +105,6 @@ def _restorable(
         if write.field in ours and same(current, ours[write.field]):
             return later
         return f"changed since the run (now {shown}): a person's value is kept"
-    if written_again:
-        return later
     before = "empty" if write.old in (None, "") else repr(write.old)
     if write.field == "stage":
         return (
@@ -251,7 +246,7 @@ def plan_rollback(
         changes = []
         for name, write in writes.items():
             value = current[key].get(name)
-            why = _restorable(write, value, ours.get(key, {}), written_again=False)
+            why = _restorable(write, value, ours.get(key, {}))
             if why:
                 report.held.append((label, name, why))
             else:
