@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.adapters.salesforce.client import SalesforceCallError, _classify
 from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin
 from crm_qualify.connector.ops.logs import (
     configure_logging,
@@ -26,6 +27,7 @@ from crm_qualify.connector.ops.logs import (
 from crm_qualify.connector.ops.scheduler import Daemon
 from crm_qualify.connector.settings import ScheduleSettings, Settings
 from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.retrying import call_with_retries
 from crm_qualify.connector.sync.state import StateStore
 from pydantic import SecretStr
 
@@ -228,3 +230,22 @@ def test_a_file_secret_never_reaches_any_output_even_on_errors(tmp_path, token_m
     assert CANARY not in json.dumps(run.errors)
     assert bool(run.errors) != token_matches
     store.close()
+
+
+def test_a_retry_names_its_request_and_a_failed_connection_as_such(caplog):
+    """Salesforce retries logged `transient http_None, retry 1 of 4`: no request named, and
+    a connection that failed before any answer shown as an HTTP status of None."""
+    reset = SalesforceCallError(
+        "GET query Lead", None, "", "reset", transient=True, unprocessed=True
+    )
+    failures = iter([reset])
+
+    def flaky() -> str:
+        failure = next(failures, None)
+        if failure:
+            raise failure
+        return "ok"
+
+    with caplog.at_level("WARNING"):
+        assert call_with_retries(flaky, _classify, max_wait=0, what="GET query Lead") == "ok"
+    assert "GET query Lead: transient connection, retry 1 of 5" in caplog.text

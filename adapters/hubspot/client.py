@@ -188,6 +188,7 @@ class HubSpotClient:
             attempts=self.settings.max_attempts,
             on_retry=on_retry,
             idempotent=idempotent,
+            what=endpoint,
         )
 
     def _send(

@@ -133,7 +133,10 @@ def user_from_identity_url(url: Any) -> str | None:
 
 def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, SalesforceCallError):
-        kind = exc.code.lower() if exc.code in TRANSIENT_CODES else f"http_{exc.status}"
+        if exc.code in TRANSIENT_CODES:
+            kind = exc.code.lower()
+        else:  # no status: the connection failed before an answer
+            kind = f"http_{exc.status}" if exc.status is not None else "connection"
         return Failure(exc.transient, kind=kind, unprocessed=exc.unprocessed)
     return Failure(transient=False)
 
@@ -343,6 +346,7 @@ class SalesforceClient:
             attempts=self.settings.max_attempts,
             on_retry=on_retry,
             idempotent=idempotent,
+            what=what,
         )
 
     def _observe(self) -> None:

@@ -67,14 +67,16 @@ def call_with_retries(
     max_wait: float = 30.0,
     on_retry: Callable[[Failure], None] | None = None,
     idempotent: bool = True,
+    what: str = "request",
 ) -> T:
     """Run `call`, retrying transient failures; the last failure is re-raised unchanged.
 
     With `idempotent=False`, only unprocessed failures are retried; a transient failure that
-    may have reached the CRM is raised as `OutcomeUnknown` (from the original error).
+    may have reached the CRM is raised as `OutcomeUnknown` (from the original error). `what`
+    names the request in the retry's log line (`POST tasks/batch/create`).
     """
     if not idempotent:
-        return _call_once_safely(call, classify, attempts, max_wait, on_retry)
+        return _call_once_safely(call, classify, attempts, max_wait, on_retry, what)
     backoff = wait_random_exponential(multiplier=0.5, max=max_wait)
 
     def wait(state: RetryCallState) -> float:
@@ -88,7 +90,11 @@ def call_with_retries(
         exc = state.outcome.exception() if state.outcome else None
         failure = classify(exc) if exc else Failure(transient=True)
         log.warning(
-            "transient %s, retry %d of %d", failure.kind, state.attempt_number, attempts - 1
+            "%s: transient %s, retry %d of %d",
+            what,
+            failure.kind,
+            state.attempt_number,
+            attempts - 1,
         )
         if on_retry:
             on_retry(failure)
@@ -109,6 +115,7 @@ def _call_once_safely(
     attempts: int,
     max_wait: float,
     on_retry: Callable[[Failure], None] | None,
+    what: str,
 ) -> T:
     """Retry only what certainly did not land; report the rest as an unknown outcome."""
     try:
@@ -118,6 +125,7 @@ def _call_once_safely(
             attempts=attempts,
             max_wait=max_wait,
             on_retry=on_retry,
+            what=what,
         )
     except OutcomeUnknown:
         raise
