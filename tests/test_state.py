@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
@@ -51,3 +54,19 @@ def test_lock_is_exclusive_until_released_or_expired(tmp_path):
     assert two.acquire_lock("sync:portal", "proc-2", ttl_seconds=60, now=1061.0)
     two.release_lock("sync:portal", "proc-2")
     assert one.acquire_lock("sync:portal", "proc-1", ttl_seconds=60, now=1062.0)
+
+
+def test_a_run_whose_process_is_gone_shows_as_crashed(tmp_path):
+    """After a second SIGTERM (the process ends at once), `crm-qualify runs` showed the dead
+    run as `running` until the next run started."""
+    store = StateStore(tmp_path / "s.sqlite")
+    corpse = subprocess.Popen([sys.executable, "-c", "pass"])
+    corpse.wait()
+    dead = store.start_run("default", mode="scheduled", dry_run=False)
+    store._conn.execute(
+        "UPDATE runs SET holder = ? WHERE id = ?", (f"{os.uname().nodename}:{corpse.pid}.x", dead)
+    )
+    alive = store.start_run("default", mode="once", dry_run=False)
+    shown = {run.id: run.status for run in store.runs("default")}
+    assert shown == {dead: "crashed", alive: "running"}
+    store.close()

@@ -458,10 +458,11 @@ class StateStore:
         run marks it crashed) or `crashed` shows what it has landed (`_with_landed`)."""
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
-            f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, id DESC LIMIT ?",
+            f"SELECT {RUN_COLUMNS}, holder FROM runs {where}"
+            " ORDER BY started_at DESC, id DESC LIMIT ?",
             [*params, limit],
         )
-        return [self._with_landed(_run_record(row)) for row in rows]
+        return [self._with_landed(_as_seen(_run_record(row), row[-1])) for row in rows]
 
     def _with_landed(self, record: RunRecord) -> RunRecord:
         """A run that did not end, with what the audit trail knows it landed now: a dead
@@ -1074,6 +1075,14 @@ def _explain(path: str, doing: str, exc: sqlite3.Error) -> str:
     else:
         hint = "check sync.state_path"
     return f"state store {path}: cannot {doing}: {text} ({hint})"
+
+
+def _as_seen(record: RunRecord, holder: str | None) -> RunRecord:
+    """A run still `running` whose process is gone shows as `crashed` (a second SIGTERM
+    ends a process at once): the next run's start records it so."""
+    if record.status == "running" and holder and not process_alive(holder):
+        return replace(record, status="crashed")
+    return record
 
 
 def _run_record(row: tuple[Any, ...]) -> RunRecord:
