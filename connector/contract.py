@@ -90,6 +90,13 @@ class CheckResult:
     name: str
     ok: bool
     detail: str = ""
+    fix: str = ""
+    """When it failed: what to change (`check adapters.hubspot.access_token`)."""
+
+    @classmethod
+    def refused(cls, name: str, exc: AuthError) -> CheckResult:
+        """A check the CRM refused our credentials for, naming the setting to fix."""
+        return cls(name, False, str(exc), f"check {exc.setting}" if exc.setting else "")
 
 
 @dataclass(frozen=True)

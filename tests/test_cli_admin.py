@@ -420,3 +420,15 @@ def test_the_cli_module_runs_as_a_script():
         timeout=60,
     )
     assert result.returncode == 0 and result.stdout.startswith("crm-qualify ")
+
+
+def test_doctor_names_the_setting_to_fix_when_the_token_is_refused(tmp_path, capsys):
+    """`[FAIL] credentials: HubSpot rejected the access token` said what, not where to fix."""
+    with HubSpotSimulator(contacts=5) as sim:
+        (tmp_path / "crm-qualify.toml").write_text(
+            f"[adapters.hubspot]\naccess_token = 'pat-wrong-token'\nbase_url = '{sim.base_url}'\n"
+        )
+        assert main(["doctor", "--config", str(tmp_path / "crm-qualify.toml")]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] credentials: HubSpot rejected the access token" in out
+    assert "fix: check adapters.hubspot.access_token" in out

@@ -160,7 +160,7 @@ class HubSpotAdapter:
         try:
             fields = self.describe_fields(self.object_type)
         except AuthError as exc:
-            return [CheckResult("credentials", False, str(exc))]
+            return [CheckResult.refused("credentials", exc)]
         except HubSpotError as exc:
             return [CheckResult("connectivity", False, str(exc))]
         results = [CheckResult("credentials", True, f"read {len(fields)} contact properties")]

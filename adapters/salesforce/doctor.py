@@ -60,7 +60,7 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
     try:
         adapter.client.login()
     except AuthError as exc:
-        return [CheckResult("login", False, str(exc))]
+        return [CheckResult.refused("login", exc)]
     results = [CheckResult("login", True, f"API v{adapter.settings.api_version}")]
     wanted: list[tuple[str, ObjectMapping | None, list[str]]] = [
         (sobject, mapping, adapter.people.read_fields(mapping))

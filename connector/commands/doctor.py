@@ -75,6 +75,8 @@ def print_results(results: list[CheckResult]) -> bool:
         mark = "ok  " if result.ok else "FAIL"
         detail = f": {redact(result.detail)}" if result.detail else ""
         print(f"[{mark}] {result.name}{detail}")
+        if result.fix and not result.ok:
+            print(f"fix: {result.fix}")
     return all(result.ok for result in results)
 
 
