@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from crm_qualify.connector.decision.duplicates import PROFILE_FIELDS
 from crm_qualify.connector.model import (
     CUSTOMER_TYPES,
     OWNED_FIELDS,
@@ -29,7 +30,7 @@ from crm_qualify.connector.settings import (
     FieldPolicy,
     describe_validation_error,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
 CONTEXT_FIELDS = frozenset({"stage"})
 """Owned fields the engine also reads as context (the current lifecycle stage decides what
@@ -120,19 +121,12 @@ class StrictTable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ProfileTable(StrictTable):
-    """Canonical profile field -> the CRM field that holds it."""
-
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    title: str | None = None
-    company: str | None = None
-    industry: str | None = None
-    employees: str | None = None
-    country: str | None = None
-    owner_id: str | None = None
+ProfileTable = create_model(
+    "ProfileTable",
+    __base__=StrictTable,
+    __doc__="Canonical profile field -> the CRM field that holds it.",
+    **{name: (str | None, None) for name in PROFILE_FIELDS},
+)
 
 
 class FitTable(StrictTable):

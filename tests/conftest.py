@@ -10,8 +10,10 @@ tmpfs (a container's default 64 MB) is left alone: the suite writes a few hundre
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,3 +34,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if "TMPDIR" not in os.environ and os.access(MEMORY, os.W_OK) and _roomy(MEMORY):
         os.environ["TMPDIR"] = MEMORY
         tempfile.tempdir = None  # gettempdir() may have cached /tmp already
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`main` and `configure_logging` put a handler (with its redacting filter) on the root
+    logger: later tests must neither write to a finished test's stream nor see its filter."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)

@@ -53,18 +53,6 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
-
-
 # the masking itself -------------------------------------------------------------------------
 def test_a_secret_in_a_requests_connection_error_is_masked_by_the_log_filter(token):
     register_secrets([token])

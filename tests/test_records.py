@@ -8,25 +8,11 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Iterator
 
-import pytest
 from crm_qualify.connector.contract import ContactBatch, RawContact, TranslationError
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.ops.logs import configure_logging, register_secrets
 from crm_qualify.connector.sync.records import translate_batch
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 def good(record_id: str) -> RawContact:
