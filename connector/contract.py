@@ -188,16 +188,22 @@ SourceQuestions = Sequence[tuple[tuple[str, str], Sequence[str]]]
 fields whose current value the core needs to know the setter of."""
 
 
-class KnownVersions(Protocol):
-    """The core's check, given changed-record hits ((object_type, id), CRM modification stamp),
-    of the ones whose version it already holds (read before, or our own acknowledged write):
-    an adapter need not read those. `by_others`: the CRM says someone else changed each of
-    these last (Salesforce's `LastModifiedById`), so none is our write, whatever its stamp:
-    only the version read counts."""
+Hit = tuple[tuple[str, str], datetime] | tuple[tuple[str, str], datetime, str | None]
+"""A changed-record hit: (object_type, id), CRM modification stamp, and optionally the digest
+of the fields it carries as `Contact.source_digest` holds it (None: not carried)."""
 
-    def __call__(
-        self, hits: Sequence[tuple[tuple[str, str], datetime]], *, by_others: bool = False
-    ) -> set[tuple[str, str]]: ...
+
+class KnownVersions(Protocol):
+    """The core's check, given changed-record hits (`Hit`), of the ones whose version it
+    already holds (read before, or our own acknowledged write): an adapter need not read
+    those. A stamp alone cannot tell our write from someone's change made after our read
+    and before our write (our write's stamp is the later one): a hit with a digest is known
+    only while it equals the one read (our writes change none of the fields it covers).
+    `by_others`: the CRM says someone else changed each of these last (Salesforce's
+    `LastModifiedById`), so none is our write, whatever its stamp: only the version read
+    counts."""
+
+    def __call__(self, hits: Sequence[Hit], *, by_others: bool = False) -> set[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -399,6 +405,7 @@ __all__ = [
     "ContactBatch",
     "DemoEnvironment",
     "FieldInfo",
+    "Hit",
     "KnownVersions",
     "Outcome",
     "OutcomeUnknown",

@@ -231,6 +231,13 @@ class Contact(_Model):
         description="Set on a person held by several records when their owner is to review"
         " them: planning gives it one review task, on the survivor.",
     )
+    source_digest: str | None = Field(
+        default=None,
+        description="An opaque digest of the CRM record's fields as read, those the connector"
+        " writes and the modification stamps left out (the adapter's, when it has one): a"
+        " changed-record hit stamped as our own write but with another digest was changed by"
+        " someone else too, and is read (`mirror.known_versions`).",
+    )
 
     @property
     def label(self) -> str:

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate
 from crm_qualify.connector.ops.report import build_report, sla_detail
 from crm_qualify.connector.settings import FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -341,3 +343,39 @@ def test_a_state_file_from_before_the_review_table_keeps_episodes_and_review_mom
         assert soon.counts["redecided"] == 0 and adapter.calls["create_tasks"] == 1
     finally:
         reopened.close()
+
+
+def test_a_stamp_of_our_write_is_ours_only_while_the_fields_we_never_write_are_as_read(store):
+    """A change by someone else between our read and our write leaves our write's stamp on
+    the record: the digest of the fields we never write (where the adapter gives one) tells
+    it from our write alone. Without one, the stamp decides as before."""
+    mirror, key = store.mirror, ("contact", "c1")
+    read = cold_contact("c1").model_copy(update={"updated_at": NOW, "source_digest": "as-read"})
+    mirror.upsert("default", [read], NOW)
+    update = RecordUpdate(contact_id="c1", changes=[FieldUpdate(field="score", new=50)])
+    ours = NOW + timedelta(minutes=5)
+    acked = AckedWrite(update, ours - timedelta(seconds=1), ours, stamp=ours)
+    mirror.record_batch("default", [acked], [], [], ours)
+
+    def known(*hit) -> bool:
+        return key in mirror.known_versions("default", [(key, *hit)])
+
+    assert known(ours, "as-read"), "our write alone"
+    assert not known(ours, "changed"), "someone's change, then our write"
+    assert known(ours) and known(ours, None), "no digest: the stamp decides"
+    assert known(NOW - timedelta(minutes=1), "older"), "a lagging index's older version"
+    assert not known(ours + timedelta(seconds=1), "as-read"), "a later change"
+
+
+def test_a_hit_stamped_by_our_write_on_a_row_mirrored_without_a_digest_is_read_once(store):
+    """Rows mirrored before digests were kept: a digest hit stamped by our write is read
+    (then its digest is kept); a hit at the version read is still known."""
+    mirror, key = store.mirror, ("contact", "c1")
+    mirror.upsert("default", [cold_contact("c1").model_copy(update={"updated_at": NOW})], NOW)
+    update = RecordUpdate(contact_id="c1", changes=[FieldUpdate(field="score", new=50)])
+    ours = NOW + timedelta(minutes=5)
+    mirror.record_batch("default", [AckedWrite(update, ours, ours, stamp=ours)], [], [], ours)
+
+    assert not mirror.known_versions("default", [(key, ours, "d")])
+    assert mirror.known_versions("default", [(key, NOW, "d")]) == {key}
+    assert mirror.known_versions("default", [(key, ours)]) == {key}

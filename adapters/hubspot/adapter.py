@@ -135,11 +135,12 @@ class HubSpotAdapter:
             self.object_type,
             int(settings.lookback_seconds * 1000),
             self.task_key_property,
-            properties=self.engagement.contacts.properties,
+            properties=self.contacts.properties,
             associations=self.linked,
             sweep_types=self.engagement.sweep_types,
             touched=self.engagement.touched,
             search_walk=search_walk_cheaper(len(self.linked), READ_BATCH),
+            digested=self.contacts.digested,
         )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
         self.source_kinds = SourceKinds.from_document(mapping)
@@ -203,7 +204,6 @@ class HubSpotAdapter:
             log.warning("the saved cursor is unreadable: walking the whole portal again")
             position = None
         self.engagement.prepare(rebuild=position is None)
-        self.reader.properties = self.engagement.contacts.properties  # a search body is short
         pending = _Pending()
         held = {to_type: Rows() for to_type in self.linked}
         sizes = _batch_sizes()
@@ -229,9 +229,10 @@ class HubSpotAdapter:
             return None
         object_type = self.object_type
 
-        def check(rows: list[tuple[str, int]]) -> set[str]:
+        def check(rows: list[tuple[str, int, str | None]]) -> set[str]:
             hits = [
-                ((object_type, oid), datetime.fromtimestamp(ms / 1000, UTC)) for oid, ms in rows
+                ((object_type, oid), datetime.fromtimestamp(ms / 1000, UTC), digest)
+                for oid, ms, digest in rows
             ]
             return {oid for _, oid in known(hits)}
 

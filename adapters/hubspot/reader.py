@@ -14,7 +14,11 @@ read (and, for a search, the window it belongs to).
 
 Pages carry the records themselves: list pages and searches ask for the mapped properties
 (and list pages for the deal and task links, `associations=`), and each step hands those rows
-on (`Hits.rows`) so the adapter reads none of these contacts again.
+on (`Hits.rows`) so the adapter reads none of these contacts again. They are every mapped
+property (the engagement sources' fallbacks too), so the core can tell our own write from
+someone else's change made between our read and our write, which our write's stamp covers:
+each hit goes to the core's check with the digest of the properties we do not write
+(`records.digest`, as `Contact.source_digest` holds it).
 
 Completing a task does not touch its contact's `lastmodifieddate`, so after the changed
 contacts an incremental run sweeps the tasks that carry our key property and changed in the
@@ -46,7 +50,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.records import SEARCH_BODY_LIMIT, associated, next_after
+from crm_qualify.adapters.hubspot.records import (
+    SEARCH_BODY_LIMIT,
+    associated,
+    digest,
+    next_after,
+)
 from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
 from crm_qualify.connector.contract import TranslationError
 
@@ -69,8 +78,9 @@ def search_walk_cheaper(link_types: int, read_batch: int) -> bool:
     return read_batch / SEARCH_PAGE + link_types <= read_batch / LIST_PAGE
 
 
-Known = Callable[[list[tuple[str, int]]], set[str]]
-"""Given search hits (id, lastmodifieddate ms), the ids whose version the core already holds."""
+Known = Callable[[list[tuple[str, int, str | None]]], set[str]]
+"""Given search hits (id, lastmodifieddate ms, digest of the row's properties when it carries
+them: `records.digest`), the ids whose version the core already holds."""
 
 
 class Hits(list[str]):
@@ -175,6 +185,7 @@ class ChangeReader:
         sweep_types: tuple[str, ...] = (),
         touched: Callable[[int, int], Iterable[str]] | None = None,
         search_walk: bool = False,
+        digested: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.object_type = object_type
@@ -194,6 +205,9 @@ class ChangeReader:
         """Contacts changed in [low, until) by what no search can find (participations)."""
         self.search_walk = search_walk
         """Whether a walk goes by search (when its rows fit a search body), not the list."""
+        self.digested = digested
+        """The properties a hit's digest covers (`ContactMapping.digested`, all among
+        `properties`); none: hits go without one."""
         self._known: Known | None = None
 
     def changed(
@@ -248,12 +262,19 @@ class ChangeReader:
             for start in range(0, len(fresh), LIST_PAGE):
                 yield fresh[start : start + LIST_PAGE]
 
-    def _unknown(self, rows: list[tuple[str, int | None]]) -> set[str]:
-        """Ids of `rows` whose version the core does not hold yet (a row whose stamp cannot
-        be read is always read)."""
-        ids = {oid for oid, _ in rows}
-        stamped = [(oid, ms) for oid, ms in rows if ms is not None]
+    def _unknown(self, page: _Page) -> set[str]:
+        """Ids of the page's hits whose version the core does not hold yet (a row whose
+        stamp cannot be read is always read). Each goes with the digest of its properties
+        when the page carries them: a hit stamped as our write but changed by someone else
+        too has another digest than the version read."""
+        ids = {oid for oid, _ in page.hits}
+        stamped = [
+            (oid, ms, self._digest(page.rows.get(oid))) for oid, ms in page.hits if ms is not None
+        ]
         return ids - self._known(stamped) if self._known and stamped else ids
+
+    def _digest(self, row: dict[str, Any] | None) -> str | None:
+        return digest(row, self.digested) if row is not None and self.digested else None
 
     @staticmethod
     def _hits(ids: list[str], rows: dict[str, dict[str, Any]]) -> Hits:
@@ -312,7 +333,7 @@ class ChangeReader:
         the next run's, so nothing is missed, and ids are unique, so no page overlaps the
         one before (as stamps shared by a whole update group or an import did)."""
         for page, left in self._spanned(_window(low, until_ms), span or (0, None)):
-            unknown = self._unknown(page.hits)
+            unknown = self._unknown(page)
             yield self._hits([oid for oid, _ in page.hits if oid in unknown], page.rows), left
 
     # reading an id span from both ends --------------------------------------------------------

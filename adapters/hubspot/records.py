@@ -15,6 +15,7 @@ beside the id in the next request's input), followed here to the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,6 +95,19 @@ def next_after(page: dict[str, Any]) -> str | None:
     following = paging.get("next") if isinstance(paging, dict) else None
     after = following.get("after") if isinstance(following, dict) else None
     return str(after) if after not in (None, "") else None
+
+
+def digest(row: Mapping[str, Any], names: Sequence[str]) -> str:
+    """A short digest of a record's `names` properties as a row carries them (search hit,
+    list page or batch read alike): an empty value counts as absent, as HubSpot leaves an
+    unset property out of one answer and sends it as null or "" in another."""
+    props = row.get("properties") if isinstance(row.get("properties"), dict) else {}
+    values = [
+        [name, value if isinstance(value, str) else json.dumps(value)]
+        for name in names
+        if (value := props.get(name)) not in (None, "")
+    ]
+    return hashlib.blake2b(json.dumps(values).encode(), digest_size=8).hexdigest()
 
 
 def property_problems(error: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -26,9 +26,10 @@ the CRM held.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from crm_qualify.adapters.hubspot.records import digest
 from crm_qualify.adapters.hubspot.typed import (
     company_size,
     counter,
@@ -60,6 +61,8 @@ from crm_qualify.connector.owned_values import OwnedFields, Spelling
 from pydantic import ValidationError
 
 REASONS_MAX = 65_000  # HubSpot text properties hold 65,536 characters
+STAMPS = ("lastmodifieddate", "hs_lastmodifieddate")
+"""What HubSpot moves on every change, ours included: left out of `Contact.source_digest`."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class ContactMapping:
     conversion_pairs: list[tuple[str, str]]
     conversion_rules: list[tuple[re.Pattern[str], EventType]]
     properties: list[str] = field(default_factory=list)
+    digested: tuple[str, ...] = ()
+    """What `Contact.source_digest` covers: every property the full mapping reads but the
+    owned ones and the stamps (`digested_properties`), the same in a mapping reduced for
+    the sources a run reads (`engagement.without_fallbacks`)."""
 
     @classmethod
     def from_document(cls, document: dict[str, Any], object_type: str) -> ContactMapping:
@@ -117,7 +124,7 @@ class ContactMapping:
             ],
         )
         mapping.properties.extend(mapping.read_properties())
-        return mapping
+        return replace(mapping, digested=mapping.digested_properties())
 
     def read_properties(self) -> list[str]:
         """Every contact property a read needs, once."""
@@ -134,6 +141,13 @@ class ContactMapping:
         names += [at for _, at in self.dates]
         names += [prop for pair in self.conversion_pairs for prop in pair]
         return list(dict.fromkeys(names))
+
+    def digested_properties(self) -> tuple[str, ...]:
+        """The properties read that only others change: our writes touch the owned ones
+        and the stamps alone, so a record whose others are as read holds no one else's
+        change, whatever its stamp says."""
+        ours = {*self.owned.fields.values(), *STAMPS}
+        return tuple(name for name in self.read_properties() if name not in ours)
 
     def property_of(self, canonical: str) -> str:
         """The HubSpot property behind a canonical contact field, for error messages."""
@@ -273,6 +287,7 @@ def to_contact(
             deals=deals,
             tasks=tasks,
             owned=mapping.owned.read(props),
+            source_digest=digest(record, mapping.digested),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -49,6 +49,7 @@ from crm_qualify.connector.contract import (
     AdapterError,
     BudgetExhausted,
     ContactBatch,
+    Hit,
     RecordError,
     TaskResult,
     WriteResult,
@@ -565,7 +566,7 @@ class SyncEngine:
         return datetime.now(UTC) - datetime.fromisoformat(done) >= timedelta(days=days)
 
     def _known_versions(
-        self, hits: Sequence[tuple[tuple[str, str], datetime]], *, by_others: bool = False
+        self, hits: Sequence[Hit], *, by_others: bool = False
     ) -> set[tuple[str, str]]:
         known = self.store.mirror.known_versions(self.instance, hits, by_others=by_others)
         return {key for key in known if key not in self._open_intents}

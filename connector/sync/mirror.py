@@ -13,9 +13,14 @@ The mirror is kept true by three things:
 
 Own writes are recognised without a read (`known_versions`): a changed-record hit whose CRM
 stamp is the version we last read, or the stamp of our own acknowledged write (exactly, when
-the CRM returned it; else any stamp inside our write's round trip), needs no batch read. What
-that rule cannot see, a person's change made between our read of a record and our write to
-it, is caught by the next full read (`sync.reconcile_every_days`).
+the CRM returned it; else any stamp inside our write's round trip), needs no batch read. A
+stamp alone cannot tell whether someone else changed the record between our read of it and
+our write (a form submitted, a rep's edit, while the run was under way: our write's stamp is
+the later one), so where the adapter gives a hit the digest of the fields our writes never
+change (`Contact.source_digest`, kept in the `digest` column), the hit is ours only while
+that digest is the one read. Without a digest (Salesforce, whose query leaves out records
+we changed last; plugins), such a change waits for the next full read
+(`sync.reconcile_every_days`).
 
 What each decision leaves for the next run (its hot episode's start, when it can next change)
 lives in a narrow table of its own, `mirror_review`, in key order: every run updates it for
@@ -33,6 +38,7 @@ from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from crm_qualify.connector.contract import Hit
 from crm_qualify.connector.decision.planning import task_kind
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 
@@ -70,8 +76,12 @@ class AckedWrite:
 
 
 def encode(contact: Contact) -> str:
-    """Defaults left out: half the bytes, and twice as fast to decode on every run."""
-    return contact.model_dump_json(exclude_defaults=True)
+    """Defaults left out: half the bytes, and twice as fast to decode on every run. The
+    source digest is kept in a column of its own (`known_versions` reads it per hit)."""
+    return contact.model_dump_json(exclude_defaults=True, exclude=_BESIDE)
+
+
+_BESIDE = {"source_digest"}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -199,15 +209,25 @@ class Mirror:
         `due`: the records are decided later, from here, so they are due until then (a run
         that stops first leaves them to the next one)."""
         rows = [
-            (instance, c.object_type, c.id, encode(c), _iso(c.updated_at), _iso(read_at))
+            (
+                instance,
+                c.object_type,
+                c.id,
+                encode(c),
+                _iso(c.updated_at),
+                _iso(read_at),
+                c.source_digest,
+            )
             for c in contacts
         ]
         with self._store._tx() as conn:
             conn.executemany(
-                "INSERT INTO mirror (instance, object_type, contact_id, contact, stamp, read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance, object_type, contact_id)"
+                "INSERT INTO mirror (instance, object_type, contact_id, contact, stamp, read_at,"
+                " digest) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (instance, object_type, contact_id)"
                 " DO UPDATE SET contact = excluded.contact, stamp = excluded.stamp,"
-                " read_at = excluded.read_at WHERE excluded.stamp IS NULL"
+                " read_at = excluded.read_at, digest = excluded.digest"
+                " WHERE excluded.stamp IS NULL"
                 " OR mirror.stamp IS NULL OR excluded.stamp >= mirror.stamp",
                 rows,
             )
@@ -343,17 +363,24 @@ class Mirror:
         }
 
     def known_versions(
-        self, instance: str, hits: Sequence[tuple[Key, datetime]], *, by_others: bool = False
+        self, instance: str, hits: Sequence[Hit], *, by_others: bool = False
     ) -> set[Key]:
-        """Hits (record, CRM modification stamp) whose version the mirror already holds: the
-        one we last read, or our own acknowledged write (`by_others`: the CRM says none is
-        ours, so only the one read)."""
-        stamps = dict(hits)
+        """Hits (record, CRM modification stamp, digest or none) whose version the mirror
+        already holds: the one we last read (or an older one), or our own acknowledged write
+        (`by_others`: the CRM says none is ours, so only the one read). A hit with a digest
+        is our write only while the digest is the one read: our writes leave the fields it
+        covers as they were, so another one is someone else's change too (`_own`)."""
+        stamps = {hit[0]: hit[1] for hit in hits}
+        digests = {hit[0]: hit[2] for hit in hits if len(hit) > 2 and hit[2] is not None}
         columns = "stamp" if by_others else "stamp, write_sent_at, write_acked_at, write_stamp"
         return {
             key
-            for key, times in self._rows(instance, list(stamps), columns)
-            if _own(stamps[key], *map(_moment, times))
+            for key, (held, *times) in self._rows(instance, list(stamps), f"digest, {columns}")
+            if _own(
+                stamps[key],
+                *map(_moment, times),
+                unchanged=key not in digests or digests[key] == held,
+            )
         }
 
     def _rows(
@@ -529,15 +556,24 @@ def _own(
     sent: datetime | None = None,
     acked: datetime | None = None,
     written: datetime | None = None,
+    *,
+    unchanged: bool = True,
 ) -> bool:
     """Whether a hit's stamp is a version we hold: the one read or our write's exact stamp, or
     an older one (a search index that lags its writes still serves versions before them), or
     (without our write's stamp) a stamp inside our write's round trip. A clock skew between
-    us and the CRM only makes a known version look new (a needless read); a change by someone
-    else stamped inside our write's round trip, a window of a second or so, waits for the
-    next full read."""
+    us and the CRM only makes a known version look new (a needless read). The stamp cannot
+    tell a change by someone else made after our read of the record and before our write
+    (the run's whole duration, not only the write's round trip): our write's stamp covers
+    it. So a stamp is taken as our write's only while the fields our writes never change
+    are as read (`unchanged`: the hit's digest, where the adapter gives one, is the one
+    read); without a digest such a change waits for the next full read. A stamp at or
+    before the version read is known whatever its digest: a lagging index's older version
+    is no news."""
     if read is not None and hit <= read:
         return True
+    if not unchanged:
+        return False
     if written is not None and hit <= written:
         return True
     return sent is not None and acked is not None and sent <= hit <= acked

@@ -84,7 +84,7 @@ COLUMNS = {
         "fingerprint": "TEXT",
     },
     "runs": {"holder": "TEXT", "details": "TEXT NOT NULL DEFAULT '{}'"},
-    "mirror": {"recheck_at": "TEXT", "written": "TEXT"},
+    "mirror": {"recheck_at": "TEXT", "written": "TEXT", "digest": "TEXT"},
 }
 """Columns added since the first release: older state files gain them on open."""
 

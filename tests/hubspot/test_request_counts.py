@@ -14,6 +14,7 @@ import pytest
 from crm_qualify.adapters.hubspot.adapter import FIRST_BATCH, READ_BATCH
 from crm_qualify.adapters.hubspot.reader import ChangeReader, Cursor, epoch_ms
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.contract import Hit
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 
 from tests.hubspot.conftest import FAST, make_adapter, translate_all
@@ -278,8 +279,8 @@ def test_batches_hold_1000_contacts_and_a_split_page_is_read_again_after_a_resta
         stamp_groups(wide, ids, 1, start)
         known = set(ids[::5])
 
-        def holds(hits: list[tuple[tuple[str, str], datetime]]) -> set[tuple[str, str]]:
-            return {key for key, _ in hits if key[1] in known}
+        def holds(hits: list[Hit]) -> set[tuple[str, str]]:
+            return {hit[0] for hit in hits if hit[0][1] in known}
 
         cursor = Cursor(since=start, activity=start).dump()
         batches = list(adapter.read_changed(cursor, until=datetime.now(UTC), known=holds))
