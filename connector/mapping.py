@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from crm_qualify.connector.decision.duplicates import PROFILE_FIELDS
+from crm_qualify.connector.decision.rules import CRITERIA
 from crm_qualify.connector.model import (
     CUSTOMER_TYPES,
     OWNED_FIELDS,
@@ -30,7 +31,14 @@ from crm_qualify.connector.settings import (
     FieldPolicy,
     describe_validation_error,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 CONTEXT_FIELDS = frozenset({"stage"})
 """Owned fields the engine also reads as context (the current lifecycle stage decides what
@@ -87,6 +95,13 @@ class ObjectMapping(BaseModel):
     qualification_values: dict[str, CriterionStatus | dict[str, CriterionStatus]] = {}
     """The CRM's own answer values -> canonical answer; a sub-table per criterion."""
 
+    @field_validator("qualification_values")
+    @classmethod
+    def _tables_per_criterion(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A sub-table is a criterion's own values: one under another name is a typo."""
+        _known_criteria({name: table for name, table in value.items() if isinstance(table, dict)})
+        return value
+
     @field_validator("customer_types")
     @classmethod
     def _customer_types(cls, value: dict[str, str]) -> dict[str, str]:
@@ -136,6 +151,18 @@ class FitTable(StrictTable):
     industry: str | None = None
     employees: str | None = None
     country: str | None = None
+
+
+def _known_criteria(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - CRITERIA)
+    if unknown:
+        known = ", ".join(sorted(CRITERIA))
+        raise ValueError(f"not a qualification criterion: {', '.join(unknown)}; known: {known}")
+    return value
+
+
+Criteria = Annotated[dict[str, str], AfterValidator(_known_criteria)]
+"""Criterion -> the CRM field holding its answer (a mapping's `qualification` table)."""
 
 
 class CoreObjectTables(StrictTable):

@@ -54,6 +54,11 @@ def test_rules_errors_name_the_rules_key(tmp_path, capsys):
         ("[rules.caps]\nemail_open = -5", "rules.caps", "must be 0 or more: email_open"),
         ("[rules.temperature]\nwarm = 80\nhot = 65", "rules.temperature", "hot must be at or"),
         ("[rules.grades]\nfit_a = 5", "rules.grades", "fit_a >= fit_b >= fit_c must hold"),
+        (
+            "[rules.qualification]\nminimum = { budgett = 'met' }",
+            "rules.qualification",
+            "minimum names budgett, not a criterion of bant",
+        ),
     ],
 )
 def test_rules_that_would_score_nonsense_are_refused_naming_the_key(
@@ -329,6 +334,16 @@ def test_a_mapping_section_the_adapter_cannot_use_is_a_configuration_error(tmp_p
         ("salesforce", ("[objects.Lead.stages]", "[objects.Lead.stagez]"), "objects.Lead.stagez"),
         ("salesforce", ("match_leads = true", "match_lead = true"), "accounts.match_lead"),
         ("salesforce", ('subtype = "Call"', 'sub_type = "Call"'), "engagement.tasks.0.sub_type"),
+        (
+            "hubspot",
+            ('need = "qualification_need"', 'nead = "qualification_need"'),
+            "objects.contacts.qualification",
+        ),
+        (
+            "salesforce",
+            ('need = "Qualification_Need__c"', 'nead = "Qualification_Need__c"'),
+            "people.qualification",
+        ),
     ],
 )
 def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, crm, typo, key):
@@ -348,7 +363,11 @@ def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, cr
         f'[crm]\nadapter = "{crm}"\nmapping_file = "{mapping}"\n[adapters.{crm}]\n{options}\n'
         f'[sync]\nstate_path = "{tmp_path / "s.sqlite"}"\n'
     )
-    expected = f"mapping {mapping}: {key}: Extra inputs are not permitted"
+    expected = f"mapping {mapping}: {key}: " + (
+        "Value error, not a qualification criterion: nead"
+        if key.endswith("qualification")
+        else "Extra inputs are not permitted"
+    )
     for command in (["config", "check", str(config)], ["sync", "--once", "--config", str(config)]):
         assert main(command) == 2
         err = capsys.readouterr().err

@@ -4,7 +4,13 @@ checked where they are used (`translate.py`, `engagement.py`, `companies.py`...)
 
 from __future__ import annotations
 
-from crm_qualify.connector.mapping import CoreObjectTables, FitTable, ProfileTable, StrictTable
+from crm_qualify.connector.mapping import (
+    CoreObjectTables,
+    Criteria,
+    FitTable,
+    ProfileTable,
+    StrictTable,
+)
 
 
 class ContactProfile(ProfileTable):
@@ -51,7 +57,7 @@ class ContactObject(CoreObjectTables):
     profile: ContactProfile = ContactProfile()
     origin: Origin = Origin()
     consent: Consent = Consent()
-    qualification: dict[str, str] = {}
+    qualification: Criteria = {}
     authority: Authority = Authority()
     counters: list[Counter] = []
     dates: list[DateSignal] = []

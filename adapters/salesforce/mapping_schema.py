@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_qualify.connector.mapping import CoreObjectTables, FitTable, ProfileTable, StrictTable
+from crm_qualify.connector.mapping import (
+    CoreObjectTables,
+    Criteria,
+    FitTable,
+    ProfileTable,
+    StrictTable,
+)
 
 
 class PersonObject(CoreObjectTables):
@@ -20,7 +26,7 @@ class People(StrictTable):
     lead_source: str | None = None
     inbound_sources: list[str] = []
     outbound_sources: list[str] = []
-    qualification: dict[str, str] = {}
+    qualification: Criteria = {}
     qualification_values: dict[str, Any] = {}
 
 

@@ -118,6 +118,9 @@ FRAMEWORK_CRITERIA["meddicc"] = {
     **FRAMEWORK_CRITERIA["meddic"],
     "competition": CriterionStatus.MET,
 }
+CRITERIA = frozenset(name for criteria in FRAMEWORK_CRITERIA.values() for name in criteria)
+"""Every criterion some framework asks about: a mapping or a minimum naming another is a
+typo (`nead`), which would leave a criterion unanswered and SQL out of reach."""
 
 
 def _merge_signal_table(value: Any, defaults: dict[EventType, float]) -> dict[EventType, float]:
@@ -327,6 +330,18 @@ class Qualification(_Rules):
         default_factory=dict,
         description="Override the least answer per criterion; 'not_met' makes one optional.",
     )
+
+    @model_validator(mode="after")
+    def _framework_criteria(self) -> Qualification:
+        """A criterion the framework does not ask about (`budgett`) would be required and
+        never answered: SQL out of reach without a word."""
+        unknown = sorted(set(self.minimum) - set(FRAMEWORK_CRITERIA[self.framework]))
+        if unknown:
+            known = ", ".join(FRAMEWORK_CRITERIA[self.framework])
+            raise ValueError(
+                f"minimum names {', '.join(unknown)}, not a criterion of {self.framework} ({known})"
+            )
+        return self
 
     @cached_property
     def required(self) -> tuple[tuple[str, CriterionStatus], ...]:
