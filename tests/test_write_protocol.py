@@ -304,6 +304,21 @@ def test_a_record_met_twice_in_a_run_is_reported_once_and_a_full_read_lets_it_go
     assert store.attention("default") == []
 
 
+def test_a_full_read_lets_go_of_a_deleted_record_that_needed_attention(store):
+    """Its error was cleared, but the mirror kept it: the full read's prune skips a record
+    waiting for a retry, and the retry was cleared only after it."""
+    adapter = MemoryAdapter([hot_contact("h1"), cold_contact("c1")])
+    adapter.refuse_write_ids.add("h1")
+    run(adapter, store)
+    assert [a.contact_id for a in store.attention("default")] == ["h1"]
+    adapter.delete("h1")
+    engine = engine_for(adapter, store, sync={"lookup_delay_seconds": 0})
+    summary = engine.run(RunOptions(now=NOW + timedelta(minutes=5), full=True))
+    assert store.attention("default") == []
+    assert store.mirror.keys("default") == {("contact", "c1")}
+    assert summary.counts["records_gone"] == 1
+
+
 class PicklistRefusal(MemoryAdapter):
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
         results = super().write_updates([u for u in updates if u.contact_id != "c1"])

@@ -581,14 +581,14 @@ class SyncEngine:
         self.store.to_recheck(
             self.instance, self.store.mirror.open_follow_ups(self.instance, unseen)
         )
-        gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
-        if self._unmet_retries:  # never translated, so never mirrored: gone all the same
+        if self._unmet_retries:  # first: a record waiting for a retry is never pruned
             self.store.clear_retries(self.instance, list(self._unmet_retries))
             log.info(
                 "full read done: %d record(s) with a retry or needing attention are no longer"
                 " in the CRM",
                 len(self._unmet_retries),
             )
+        gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
         self.people.prune(self.instance)
         self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
         self.store.delete_meta(self.instance, FULL_STARTED_KEY)
@@ -1432,10 +1432,12 @@ class SyncEngine:
         if problems.gone:
             held = self.store.mirror.open_follow_ups(self.instance, problems.gone)
             self.store.to_recheck(self.instance, held)
-            counts["records_gone"] += self.store.mirror.forget(self.instance, problems.gone)
+            left = self.store.mirror.forget(self.instance, problems.gone)
+            counts["records_gone"] += left
             self.people.forget(self.instance, problems.gone)
             self.store.clear_retries(self.instance, problems.gone)
-            log.info("%d record(s) no longer in the CRM left the mirror", len(problems.gone))
+            if left:  # a converted lead is named with its contact at every read of it
+                log.info("%d record(s) no longer in the CRM left the mirror", left)
         troubled = {(obj, cid) for obj, cid, _ in problems.retry}
         troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}
         self.store.add_retries(self.instance, problems.retry)
