@@ -131,6 +131,29 @@ def user_from_identity_url(url: Any) -> str | None:
     return None
 
 
+GRANT_SETTINGS = {
+    "password": "username, password and security_token",
+    "refresh_token": "refresh_token",
+    "jwt": "username, private_key_file (or private_key) and client_id",
+    "client_credentials": "client_id and client_secret",
+}
+"""What an `invalid_grant` refusal of each login flow points at."""
+
+
+def _refused_setting(error: Any, auth: str) -> str:
+    """The options a refused login names, from the OAuth error code: `invalid_client_id`,
+    `invalid_client` (the connected app's key or secret), `invalid_grant` (the flow's own
+    credentials: "authentication failure" for a password)."""
+    prefix = "adapters.salesforce."
+    if error == "invalid_client_id":
+        return prefix + "client_id"
+    if error == "invalid_client":
+        return prefix + "client_id and client_secret"
+    if error == "invalid_grant":
+        return prefix + GRANT_SETTINGS[auth]
+    return prefix.rstrip(".")
+
+
 def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, SalesforceCallError):
         if exc.code in TRANSIENT_CODES:
@@ -234,9 +257,10 @@ class SalesforceClient:
                 transient=True, unprocessed=answer.status_code == 429,
             )  # fmt: skip
         detail = body.get("error_description") if isinstance(body, dict) else None
+        error = body.get("error") if isinstance(body, dict) else None
         raise AuthError(
             f"Salesforce login refused ({answer.status_code}): {detail or excerpt(answer.text)}",
-            setting="adapters.salesforce",
+            setting=_refused_setting(error, self.settings.auth),
         )
 
     def _trusted_instance(self, instance_url: Any) -> str:

@@ -104,6 +104,28 @@ def test_a_refused_login_does_not_echo_the_password():
         client().login()
     assert "authentication failure" in str(caught.value)
     assert "pw-canary" not in str(caught.value) and "secret-xyz" not in str(caught.value)
+    assert caught.value.setting == "adapters.salesforce.username, password and security_token"
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("error", "setting"),
+    [
+        ("invalid_client_id", "adapters.salesforce.client_id"),
+        ("invalid_client", "adapters.salesforce.client_id and client_secret"),
+        ("unsupported_grant_type", "adapters.salesforce"),
+    ],
+)
+def test_a_refused_login_names_the_options_its_error_code_points_at(error, setting):
+    """`doctor` said `fix: check adapters.salesforce`: Salesforce's code tells the connected
+    app's key or secret from the user's credentials."""
+    responses.add(
+        responses.POST, f"{LOGIN}/services/oauth2/token", status=400,
+        json={"error": error, "error_description": "refused"},
+    )  # fmt: skip
+    with pytest.raises(AuthError) as caught:
+        client().login()
+    assert caught.value.setting == setting
 
 
 # classification: what is retried, and what a create may retry ---------------------------------
