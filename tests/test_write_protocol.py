@@ -176,6 +176,33 @@ def test_an_unknown_outcome_is_looked_up_never_resent(store):
     assert {t.status for t in store.all_tasks("default")} == {TASK_CREATED}
 
 
+class LostWithoutLanding(MemoryAdapter):
+    """The first create's answer is lost and the tasks never landed (a reset before HubSpot
+    or Salesforce acted): the look-up finds none, so they are owed again."""
+
+    lose = True
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        if self.lose:
+            self.lose = False
+            return [TaskResult(t.key, False, error="reset", uncertain=True) for t in tasks]
+        return super().create_tasks(tasks)
+
+
+def test_the_dry_run_lists_the_tasks_a_look_up_will_find_missing(store):
+    """147 creates of unknown outcome: the dry run planned 0 tasks, the real run right after
+    looked them up, found none and created 147."""
+    adapter = LostWithoutLanding([hot_contact("h1")])
+    assert run(adapter, store).counts["tasks_uncertain"] == 2
+    planned: list[str] = []
+    dry = engine_for(adapter, store, sync={"lookup_delay_seconds": 0})
+    dry.on_batch = lambda report: planned.extend(t.key for t in report.tasks)
+    assert dry.run(RunOptions(now=NOW, dry_run=True)).counts["tasks_planned"] == 2
+    assert {t.status for t in store.all_tasks("default")} == {TASK_PENDING}, "nothing recorded"
+    real = run(adapter, store)
+    assert real.counts["tasks_created"] == 2 and sorted(task_keys(adapter)) == sorted(planned)
+
+
 class RefuseTasks(MemoryAdapter):
     refuse = 1
 

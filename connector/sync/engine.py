@@ -373,6 +373,7 @@ class SyncEngine:
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
             # The real run would send these first; the dry run lists them, sends nothing.
+            owed += self._settle_pending_tasks(summary, dry_run=True)
             owed = without_gone_follow_ups(
                 owed, self.adapter, self.store, self.instance, summary.counts, dry_run=True
             )
@@ -446,10 +447,13 @@ class SyncEngine:
         if found:
             log.info("task ledger rebuilt from the CRM: %d task key(s) already there", found)
 
-    def _settle_pending_tasks(self, summary: RunSummary) -> None:
+    def _settle_pending_tasks(
+        self, summary: RunSummary, *, dry_run: bool = False
+    ) -> list[PlannedTask]:
         """Creations sent but never acknowledged: the CRM is asked, never blindly re-sent;
         only once `sync.lookup_delay_seconds` have passed, so a search index that lags the
-        write cannot make a landed task look missing."""
+        write cannot make a landed task look missing. Returns those it did not find, which
+        are owed again (a dry run asks as well, records nothing, and lists them)."""
         delay = timedelta(seconds=self.settings.sync.lookup_delay_seconds)
         pending = self.store.tasks_in(
             self.instance, TASK_PENDING, sent_before=datetime.now(UTC) - delay
@@ -458,12 +462,15 @@ class SyncEngine:
         if waiting:
             log.info("%d task creation(s) of unknown outcome wait for the look-up delay", waiting)
         if not pending:
-            return
+            return []
         keys = [task.key for task in pending]
         found = look_up(self.adapter, keys)
+        owed = [task for task in pending if task.key not in found]
+        if dry_run:
+            return owed
         self.store.mark_tasks_created(self.instance, list(found.items()))
-        missing = [(key, "not in the CRM after an unknown outcome") for key in keys]
-        self.store.mark_tasks_owed(self.instance, [m for m in missing if m[0] not in found])
+        why = "not in the CRM after an unknown outcome"
+        self.store.mark_tasks_owed(self.instance, [(task.key, why) for task in owed])
         summary.counts["tasks_recovered"] += len(found)
         log.info(
             "settled %d unacknowledged task creation(s): %d found in the CRM, %d owed",
@@ -471,6 +478,7 @@ class SyncEngine:
             len(found),
             len(pending) - len(found),
         )
+        return owed
 
     def _fingerprint(self, object_type: str) -> str:
         """What a record needing attention is retried on: the core configuration, the
