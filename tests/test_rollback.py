@@ -147,7 +147,7 @@ def test_memory_rollback_tells_a_later_runs_value_from_a_persons(memory):
     adapter.human_edit("c", grade="Z9")
     report = rollback(adapter, store, "default", run_id)
     held = {(record, name): why for record, name, why in report.held}
-    assert "a later run decided this record again" in held[("contact/a", "score")]
+    assert f"a later run ({later.run_id}) decided this record again" in held[("contact/a", "score")]
     assert adapter.records["a"].owned["score"] is not None, "the later run's value stays"
     assert adapter.records["c"].owned["grade"] == "Z9", "a person's value stays"
 
@@ -168,8 +168,23 @@ def test_memory_rollback_never_mixes_a_later_runs_decision_with_the_one_before(m
     assert adapter.records["a"].owned == decided, "the later run's decision stays whole"
     held = {name: why for record, name, why in report.held if record == "contact/a"}
     fields = {name: why for name, why in held.items() if not name.startswith("task ")}
-    assert fields and all("a later run decided this record again" in w for w in fields.values())
+    assert fields and all(f"a later run ({later.run_id}) decided" in w for w in fields.values())
     assert {u.contact_id for u in report.written} == {"b", "c"}
+
+
+def test_memory_after_the_later_run_is_rolled_back_the_earlier_one_can_be(memory):
+    """ "Roll that run back first" could not be satisfied: the rolled-back later run's writes
+    still counted, and the earlier run's rollback restored nothing."""
+    adapter, store, run_id, before = memory
+    adapter.records["a"].events.append(
+        EngagementEvent(type=EventType.MEETING_BOOKED, at=NOW + timedelta(minutes=5))
+    )
+    adapter.records["a"].updated_at = NOW + timedelta(minutes=5)
+    later = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=10)))
+    assert rollback(adapter, store, "default", later.run_id).status == "ok"
+    report = rollback(adapter, store, "default", run_id)
+    assert "a" in {u.contact_id for u in report.written}
+    assert adapter.records["a"].owned.get("score") == before["a"].get("score")
 
 
 def test_memory_rollback_keeps_the_same_value_a_later_run_wrote_again(memory):
@@ -182,7 +197,7 @@ def test_memory_rollback_keeps_the_same_value_a_later_run_wrote_again(memory):
     assert later.counts["fields_written"] > 0 and adapter.records["a"].owned["score"] == written
     report = rollback(adapter, store, "default", run_id)
     held = {(record, name): why for record, name, why in report.held}
-    assert "a later run decided this record again" in held[("contact/a", "score")]
+    assert f"a later run ({later.run_id}) decided this record again" in held[("contact/a", "score")]
     assert adapter.records["a"].owned["score"] == written, "the later run's value stays"
 
 

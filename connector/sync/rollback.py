@@ -238,10 +238,12 @@ def plan_rollback(
         if key not in current:
             report.held += [(label, name, "could not be read back from the CRM") for name in writes]
             continue
-        later = sorted(name for name in writes if (*key, name) in again)
+        later = {name: again[(*key, name)] for name in writes if (*key, name) in again}
         if later:  # its decision is a later run's: restoring some fields would mix two
-            why = f"a later run decided this record again (it wrote {', '.join(later)}):"
-            report.held += [(label, name, f"{why} roll that run back first") for name in writes]
+            runs = ", ".join(sorted(set(later.values())))
+            why = f"a later run ({runs}) decided this record again (it wrote"
+            why += f" {', '.join(sorted(later))}): roll that run back first"
+            report.held += [(label, name, why) for name in writes]
             continue
         changes = []
         for name, write in writes.items():

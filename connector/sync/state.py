@@ -693,21 +693,26 @@ class StateStore:
             for r in rows
         ]
 
-    def written_again(self, run_id: str) -> set[tuple[str, str, str]]:
+    def written_again(self, run_id: str) -> dict[tuple[str, str, str], str]:
         """(object_type, contact_id, field) this run wrote that a later sync wrote again and
-        the CRM acknowledged: a later run may write the very value this one did (after a
-        person cleared it), which the CRM's value alone cannot tell. A rollback's writes
-        restore earlier values and do not count."""
+        the CRM acknowledged, with the latest such run: a later run may write the very value
+        this one did (after a person cleared it), which the CRM's value alone cannot tell. A
+        rollback's writes restore earlier values and do not count, nor does a later write a
+        rollback of its own run put back (that run was rolled back first)."""
         rows = self._query(
-            "SELECT w.object_type, w.contact_id, w.field FROM field_writes w WHERE w.run_id = ?"
-            " AND EXISTS (SELECT 1 FROM field_writes l WHERE l.instance = w.instance"
-            " AND l.object_type = w.object_type AND l.contact_id = w.contact_id"
-            " AND l.field = w.field AND l.seq > w.seq AND l.status = 'acked'"
-            " AND l.run_id != w.run_id AND l.run_id NOT IN"
-            " (SELECT id FROM runs WHERE mode LIKE 'rollback of %'))",
+            "SELECT w.object_type, w.contact_id, w.field, l.run_id FROM field_writes w"
+            " JOIN field_writes l ON l.instance = w.instance AND l.object_type = w.object_type"
+            " AND l.contact_id = w.contact_id AND l.field = w.field AND l.seq > w.seq"
+            " WHERE w.run_id = ? AND l.status = 'acked' AND l.run_id != w.run_id"
+            " AND l.run_id NOT IN (SELECT id FROM runs WHERE mode LIKE 'rollback of %')"
+            " AND NOT EXISTS (SELECT 1 FROM field_writes r JOIN runs u ON u.id = r.run_id"
+            " WHERE u.mode = 'rollback of ' || l.run_id AND r.instance = l.instance"
+            " AND r.object_type = l.object_type AND r.contact_id = l.contact_id"
+            " AND r.field = l.field AND r.seq > l.seq AND r.status = 'acked')"
+            " ORDER BY l.seq",
             (run_id,),
         )
-        return {(r[0], r[1], r[2]) for r in rows}
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     def writes(self, instance: str, fields: Sequence[str]) -> Iterator[AuditWrite]:
         """Every write of these fields, oldest first, streamed (reports read the whole trail)."""
