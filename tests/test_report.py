@@ -580,6 +580,12 @@ def test_the_report_counts_syncs_not_dry_runs_and_names_the_rules_that_decided(t
     text = text_report(report)
     assert "3 syncs" in text and f"rules 43d2659eaa since {since}" in text, text
     assert f"rules 43d2659eaa since {since}" in html_report(report)
+
+    undo = store.start_run("default", mode=f"rollback of {changed.id}", dry_run=False)
+    store.finish_run(undo, "ok", {}, [])
+    report = build_report(store, "default")
+    assert report.runs == 3, "a rollback is no sync"
+    assert report.rules_since == since.removesuffix(")") + ", that run rolled back)"
     store.close()
 
 

@@ -50,6 +50,7 @@ from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stag
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.rollback import MODE_PREFIX as ROLLBACK_OF
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
     TASK_CREATED,
@@ -383,9 +384,11 @@ def build_report(
     configured follow-up rules (`rules.followup`) the SLA is measured against."""
     now = now or datetime.now(UTC)
     followup = followup or FollowUpRules()
-    syncs = [run for run in store.runs(instance, limit=1_000_000) if not run.dry_run]
+    runs = [run for run in store.runs(instance, limit=1_000_000) if not run.dry_run]
+    rolled_back = {run.mode.removeprefix(ROLLBACK_OF) for run in runs if _is_rollback(run)}
+    syncs = [run for run in runs if not _is_rollback(run)]
     report = Report(instance, now, runs=len(syncs))
-    report.rules, report.rules_since = _rules_versions(syncs)
+    report.rules, report.rules_since = _rules_versions(syncs, rolled_back)
     report.call_hours = followup.hot_call_hours
     report.attention = [record.__dict__ for record in store.attention(instance)]
     trail = _read_trail(store, instance)
@@ -1003,16 +1006,23 @@ def stage_rows(report: Report) -> list[tuple[str, int, int | None, str]]:
     return rows
 
 
-def _rules_versions(syncs: list[RunRecord]) -> tuple[str | None, str | None]:
+def _is_rollback(run: RunRecord) -> bool:
+    return run.mode.startswith(ROLLBACK_OF)
+
+
+def _rules_versions(syncs: list[RunRecord], rolled_back: set[str]) -> tuple[str | None, str | None]:
     """The rules version of the newest sync that says, and when the newest rules change
-    (`previous_rules_version`) came, newest first as `store.runs` gives them."""
+    (`previous_rules_version`) came, newest first as `store.runs` gives them; a change whose
+    run was rolled back says so (the records it wrote hold the version before)."""
     current = next(
         (run.details["rules_version"] for run in syncs if "rules_version" in run.details), None
     )
     for run in syncs:
         previous = run.details.get("previous_rules_version")
         if previous and run.details.get("rules_version") == current:
-            return current, f"{run.started_at[:16].replace('T', ' ')} UTC (before: {previous})"
+            undone = ", that run rolled back" if run.id in rolled_back else ""
+            when = run.started_at[:16].replace("T", " ")
+            return current, f"{when} UTC (before: {previous}{undone})"
     return current, None
 
 
