@@ -55,6 +55,11 @@ def test_rules_errors_name_the_rules_key(tmp_path, capsys):
         ("[rules.temperature]\nwarm = 80\nhot = 65", "rules.temperature", "hot must be at or"),
         ("[rules.grades]\nfit_a = 5", "rules.grades", "fit_a >= fit_b >= fit_c must hold"),
         (
+            "[[rules.fit.company_size]]\nmin = 5000\nmax = 50\npoints = 10",
+            "rules.fit.company_size.0",
+            "max (50) is below min (5000)",
+        ),
+        (
             "[rules.qualification]\nminimum = { budgett = 'met' }",
             "rules.qualification",
             "minimum names budgett, not a criterion of bant",

@@ -190,6 +190,13 @@ class SizeBand(_Rules):
     max: int | None = Field(default=None, ge=0)
     points: float
 
+    @model_validator(mode="after")
+    def _reachable(self) -> SizeBand:
+        """A band whose max is below its min matches no company: a typo, never meant."""
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min}): no size falls in it")
+        return self
+
 
 class FitRules(_Rules):
     """The ideal customer profile. Empty by default: fit depends on what you sell, so the
