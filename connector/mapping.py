@@ -165,17 +165,11 @@ Criteria = Annotated[dict[str, str], AfterValidator(_known_criteria)]
 """Criterion -> the CRM field holding its answer (a mapping's `qualification` table)."""
 
 
-class CoreObjectTables(StrictTable):
-    """The tables of an `objects.<type>` section the core reads (`ObjectMapping`); an
+class CoreObjectTables(ObjectMapping):
+    """The tables of an `objects.<type>` section the core reads, and nothing else: an
     adapter's schema adds its own."""
 
-    fields: dict[str, str] = {}
-    stages: dict[str, str] = {}
-    temperatures: dict[str, str] = {}
-    highest_stages: dict[str, str] = {}
-    customer_types: dict[str, str] = {}
-    stage_values: dict[str, str] = {}
-    qualification_values: dict[str, Any] = {}
+    model_config = ConfigDict(extra="forbid")
 
 
 ADAPTER_GROUP = "crm_qualify.adapters"
