@@ -227,6 +227,21 @@ def test_hot_leads_to_call_from_the_trail_and_the_task_ledger(tmp_path):
     assert hot["name"] == "Ada Lovelace" and hot["waited_hours"] == 52 * 24 + 3
 
 
+def test_a_hot_lead_is_red_past_its_call_tasks_due_not_todays_target(tmp_path):
+    """Calls created under a 24 h target were red 8 h later once `hot_call_hours` was set to
+    4, while the SLA section on the same page said they were within time."""
+    store = trail(tmp_path / "s.sqlite")
+    report = build_report(store, "default", NOW, followup=FollowUpRules(hot_call_hours=4))
+    (lead,) = report.hot
+    lead.waiting_since, lead.call_due = NOW - 8 * HOUR, NOW + 16 * HOUR
+    assert '<span class="late">' not in html_report(report), "its call is due in 16 h"
+    lead.call_due = NOW - HOUR
+    assert '<span class="late">8 h</span>' in html_report(report)
+    lead.call_due = None  # no call task yet: today's target
+    assert '<span class="late">8 h</span>' in html_report(report)
+    store.close()
+
+
 def test_html_report_is_one_self_contained_file(tmp_path, capsys):
     store = trail(tmp_path / "s.sqlite")
     store.close()

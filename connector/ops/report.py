@@ -641,7 +641,8 @@ def _hot_from_crm(crm: CrmSnapshot, trail: _Trail, call_hours: float) -> list[Ho
     for key, lead in crm.hot.items():
         since = trail.hot_since.get(key)
         if key in crm.open_call_due:
-            opened = crm.open_call_due[key] - timedelta(hours=call_hours)
+            lead.call_due = crm.open_call_due[key]
+            opened = lead.call_due - timedelta(hours=call_hours)
             since = max(since, opened) if since else opened
         lead.waiting_since = since
         if not lead.reasons:

@@ -157,7 +157,10 @@ def _attention(records: list[dict]) -> str:
 
 def _lead_row(rank: int, lead: HotLead, report: Report, call_hours: float) -> str:
     waited = lead.waited(report.generated_at)
-    late = waited is not None and waited.total_seconds() > call_hours * 3600
+    if lead.call_due is not None:  # its call's own target, as the SLA section judges it
+        late = report.generated_at > lead.call_due
+    else:
+        late = waited is not None and waited.total_seconds() > call_hours * 3600
     wait = escape(waited_text(waited))
     if late:
         wait = f'<span class="late">{wait}</span>'
@@ -207,7 +210,8 @@ def _hot(report: Report) -> str:
         f"{rows}</table>{more}"
         f'<p class="note">Hot and not yet an opportunity, highest score first. Waiting: since'
         f" the contact turned hot (crm-qualify's temperature write) or since its oldest call"
-        f" task still open; in red past the {call_hours:g} h call target."
+        f" task still open; in red past its call task's due time (a lead with no call task"
+        f" yet: past the {call_hours:g} h call target)."
         f"{'' if report.hot_called is not None else _NOT_MIRRORED}</p>{notes}"
     )
 
