@@ -512,12 +512,17 @@ def test_the_rollback_says_it_removes_tasks_as_both_crms_do(memory, capsys):
     adapter, store, run_id, _ = memory
     preview = rollback(adapter, store, "default", run_id, dry_run=True)
     print_rollback(preview, dry_run=True)
-    assert "3 tasks to remove" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "3 tasks to remove" in err
+    calls = [t for t in preview.tasks_to_close if t.kind == "hot_call"]  # each named
+    listed = [line for line in out.splitlines() if line.startswith("would remove: ")]
+    assert len(listed) == 3 and all(f"task {t.crm_id} (hot_call" in out for t in calls)
     report = rollback(adapter, store, "default", run_id)
     print_rollback(report, dry_run=False)
     out, err = capsys.readouterr()
     assert "3 tasks removed" in err and "closed" not in err
     assert "kept: it hands over stage 'mql'" in out
+    assert len([line for line in out.splitlines() if line.startswith("removed: ")]) == 3
     with pytest.raises(SystemExit):
         main(["rollback", "--help"])
     shown = " ".join(capsys.readouterr().out.split())

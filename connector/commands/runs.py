@@ -192,6 +192,13 @@ def print_rollback(report: RollbackReport, dry_run: bool) -> None:
             )
     for record, field, why in report.held:
         print(f"left alone: {record} {field}: {why}")
+    removed = set(report.tasks_closed)
+    for task in report.tasks_to_close:
+        if dry_run or task.key in removed:
+            print(
+                f"{'would remove' if dry_run else 'removed'}: {task.object_type}/"
+                f"{task.contact_id} task {task.crm_id} ({task.kind}, {task.key})"
+            )
     closed = len(report.tasks_to_close) if dry_run else len(report.tasks_closed)
     fields = sum(len(update.changes) for update in done)
     print(
