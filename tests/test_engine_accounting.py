@@ -177,3 +177,27 @@ def test_the_dry_run_plans_what_the_real_run_does_for_a_person_of_two_records(
     assert real.counts["scored"] == (4 if everyone else 2), "each record decided once"
     assert real.counts["read"] + real.counts["redecided"] == real.counts["scored"] - 1  # B
     store.close()
+
+
+def test_the_dry_run_plans_once_for_a_person_decided_in_two_batches(tmp_path):
+    """A person's two records read in two batches (one re-read by id for its failed write, the
+    other changed): the real run's second decision found the first one's writes landed and
+    wrote nothing; the dry run, whose writes never land, listed every change twice (3,800
+    planned against 3,740 written)."""
+    adapter = MemoryAdapter(_twins(), batch_size=1)
+    store = StateStore(tmp_path / "state.sqlite")
+    engine = SyncEngine(adapter, _settings(), store)
+    assert engine.run(RunOptions(now=NOW)).status == "ok"
+    adapter.fail_write_ids.add("A")
+    adapter.edit("A", events=hot_contact().events, title="IT Director")
+    assert engine.run(RunOptions(now=NOW)).counts["write_errors"]
+    adapter.fail_write_ids.clear()
+    adapter.edit("B", title="CTO")
+
+    dry = engine.run(RunOptions(now=NOW, dry_run=True))
+    real = engine.run(RunOptions(now=NOW))
+
+    assert real.status == "ok", real.errors
+    assert dry.counts["fields_planned"] == real.counts["fields_written"] > 0
+    assert dry.counts["tasks_planned"] == real.counts["tasks_created"]
+    store.close()

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from itertools import islice, repeat
+from typing import Any
 
 from crm_qualify.connector.contract import (
     Adapter,
@@ -59,7 +60,7 @@ from crm_qualify.connector.decision.duplicates import DuplicateGroup
 from crm_qualify.connector.decision.planning import MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
-from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate, Stage
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.adapter_state import hand_state
@@ -288,6 +289,11 @@ class SyncEngine:
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
         self._dry_merged_away: set[tuple[str, str]] = set()
+        self._dry_planned: dict[tuple[str, str], dict[str, Any]] = {}
+        """A dry run's planned values per record: they stand for the writes a real run's
+        later decisions in the same run find landed (`_as_planned`)."""
+        self._dry_tasks: set[str] = set()
+        """Task keys a dry run listed: a real run's ledger holds them once created."""
         self._decided_first: set[tuple[str, str]] = set()
         """Mirrored records decided before the mirror phase with the records read (their
         duplicates, or those a read record left): the mirror phase leaves them out, as it
@@ -713,6 +719,15 @@ class SyncEngine:
         self._release_held_updates(flight, summary, now, rest=False)
         self._release_held_tasks(flight, summary, now, rest=False)
 
+    def _as_planned(self, contact: Contact) -> None:
+        """A dry run's record as a real run would hold it now: with the values this run
+        planned for it, as if they had landed (`owned_patch`: a written stage is its stage)."""
+        values = self._dry_planned.get(_key(contact))
+        if values:
+            contact.owned.update(values)
+            if values.get("stage") is not None:
+                contact.stage = Stage(values["stage"])
+
     def _without_busy(self, contacts: list[Contact]) -> list[Contact]:
         """The contacts but those read again while our earlier write to them flies (a person's
         record read earlier in the run decided them with it). What was read of their owned
@@ -823,6 +838,8 @@ class SyncEngine:
         if merged_away:  # their person lives on in the record they were merged into
             self.people.forget(self.instance, merged_away)
         if options.dry_run:
+            for contact in contacts:
+                self._as_planned(contact)
             self._dry_read.update(zip(keys, contacts, strict=True))
             self._dry_merged_away.update(merged_away)  # left in the mirror, never decided
             return
@@ -1112,6 +1129,8 @@ class SyncEngine:
             if key in self._dry_read:
                 since = members[key].hot_since if key in members else None
                 members[key] = Member(self._dry_read[key], since, True)
+            if self._dry_run and key in members:
+                self._as_planned(members[key].contact)
         self._deferred.update(
             (key, member.hot_since)
             for key, member in members.items()
@@ -1169,7 +1188,12 @@ class SyncEngine:
             if (key not in known or known[key].status == TASK_OWED)
             and key not in held
             and _follow_up_of(key) not in listed
+            and key not in self._dry_tasks
         ]
+        if self._dry_run:  # what the real run's later decisions would find landed
+            self._dry_tasks.update(task.key for task in report.tasks)
+            for update in report.updates:
+                self._dry_planned.setdefault(update.key, {}).update(update.values())
 
     # writing --------------------------------------------------------------------------------
     def _flight(self, summary: RunSummary, now: datetime) -> Flight:
