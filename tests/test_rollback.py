@@ -462,6 +462,22 @@ def test_memory_a_hot_call_the_rollback_removed_is_made_again_when_the_contact_i
     assert {(cid, "hot_call") for cid in "abc"} <= open_follow_ups(adapter)
 
 
+def test_memory_a_contact_hot_again_in_the_minute_of_its_removed_call_is_called(memory):
+    """A call key names its episode's start to the minute: a sync right after the rollback,
+    in the same minute, started the new episode under the removed call's key, which was
+    never planned again, and the hot leads got no call."""
+    adapter, store, run_id, _ = memory
+    report = rollback(adapter, store, "default", run_id)
+    removed = {t.key for t in store.tasks_for_run(run_id) if t.kind == "hot_call"}
+    assert set(report.tasks_closed) == removed
+    after = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(seconds=20)))
+    assert after.counts["tasks_created"] == 3, after.counts
+    assert {(cid, "hot_call") for cid in "abc"} <= open_follow_ups(adapter)
+    again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(seconds=40)))
+    assert again.counts["tasks_created"] == 0, "created once"
+    assert len([t for t in adapter.tasks.values() if t.kind == "hot_call"]) == 3
+
+
 def test_memory_rollback_keeps_a_hot_call_while_the_contact_stays_hot(memory):
     """A later run wrote the temperature too, so the rollback leaves it hot: the call that
     serves it stays (removed, its key would never be planned again in this episode)."""

@@ -77,6 +77,7 @@ from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
     RECHECK_KEY,
+    TASK_CLOSED,
     TASK_CREATED,
     TASK_OWED,
     TASK_PENDING,
@@ -85,6 +86,7 @@ from crm_qualify.connector.sync.state import (
     AuditWrite,
     StateStore,
     StateStoreError,
+    TaskRecord,
 )
 from crm_qualify.connector.sync.task_lookups import look_up, without_gone_follow_ups
 
@@ -1185,7 +1187,7 @@ class SyncEngine:
         report.tasks = [
             task
             for key, task in planned.items()
-            if (key not in known or known[key].status == TASK_OWED)
+            if (key not in known or known[key].status == TASK_OWED or _anew(known[key]))
             and key not in held
             and _follow_up_of(key) not in listed
             and key not in self._dry_tasks
@@ -1487,6 +1489,13 @@ def _count_moves(counts: Counter[str], updates: Sequence[RecordUpdate], tense: s
         fields = {change.field for change in update.changes}
         counts[f"stages_{tense}"] += "stage" in fields
         counts[f"temperatures_{tense}"] += "temperature" in fields
+
+
+def _anew(task: TaskRecord) -> bool:
+    """A hot-lead call a rollback removed, planned again: its key names the start of its
+    episode to the minute, and a contact found hot again in that minute (a sync right after
+    the rollback, which ended the episode) starts its new episode under the same key."""
+    return task.status == TASK_CLOSED and task.kind == "hot_call"
 
 
 def _answered(out: Outgoing) -> Outgoing:

@@ -166,7 +166,8 @@ TASK_CREATED = "created"
 TASK_CLOSED = "closed"
 """Removed from the CRM by a rollback (HubSpot archives it, Salesforce deletes it): never
 created again, so a rollback removes only a task that no longer serves anything
-(`sync/rollback.py`)."""
+(`sync/rollback.py`); but a hot-lead call, whose key names its episode's start to the
+minute, is planned again when a new episode begins in that very minute."""
 TASK_GONE = "gone"
 """No longer in the CRM (a person deleted it), or an escalation of such a follow-up: never
 created again, never escalated, not counted in the follow-up SLA."""
@@ -770,13 +771,19 @@ class StateStore:
         status: str,
     ) -> None:
         """New keys get `status`; a key already known moves only owed -> pending (a created
-        or closed task is never owed again)."""
+        task is never owed again), or closed -> pending for a hot-lead call the engine plans
+        again (`SyncEngine._plan`: a rollback removed it, and a new episode began in its
+        minute), which then starts over: its old task is gone from the CRM."""
+        anew = "tasks.status = 'closed' AND excluded.status = 'pending'"
         conn.executemany(
             "INSERT INTO tasks (instance, key, run_id, object_type, contact_id, kind, status,"
             " crm_id, due, created_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
             " ON CONFLICT (instance, key) DO UPDATE SET run_id = excluded.run_id,"
-            " status = CASE WHEN tasks.status IN ('owed', 'pending') AND"
-            " excluded.status = 'pending' THEN 'pending' ELSE tasks.status END",
+            " status = CASE WHEN tasks.status IN ('owed', 'pending', 'closed') AND"
+            " excluded.status = 'pending' THEN 'pending' ELSE tasks.status END,"
+            f" crm_id = CASE WHEN {anew} THEN NULL ELSE tasks.crm_id END,"
+            f" due = CASE WHEN {anew} THEN excluded.due ELSE tasks.due END,"
+            f" payload = CASE WHEN {anew} THEN excluded.payload ELSE tasks.payload END",
             [
                 (
                     instance,
