@@ -14,6 +14,7 @@ from crm_qualify.connector.cli import main
 from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
 from crm_qualify.connector.settings import CrmSettings, Settings
+from crm_qualify.connector.sync.concurrency import Limits, Traffic
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.rollback import RollbackError, rollback
 from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore, sync_lock_name
@@ -462,11 +463,15 @@ def test_memory_a_hot_call_the_rollback_removed_is_made_again_when_the_contact_i
     assert {(cid, "hot_call") for cid in "abc"} <= open_follow_ups(adapter)
 
 
-def test_memory_a_contact_hot_again_in_the_minute_of_its_removed_call_is_called(memory):
+@pytest.mark.parametrize("task_batch", [None, 100])
+def test_memory_a_contact_hot_again_in_the_minute_of_its_removed_call_is_called(memory, task_batch):
     """A call key names its episode's start to the minute: a sync right after the rollback,
     in the same minute, started the new episode under the removed call's key, which was
-    never planned again, and the hot leads got no call."""
+    never planned again, and the hot leads got no call. `task_batch`: tasks held to fill a
+    call (HubSpot's 100), as owed in the ledger first."""
     adapter, store, run_id, _ = memory
+    if task_batch:
+        adapter.traffic = Traffic(Limits(task_batch=task_batch))
     report = rollback(adapter, store, "default", run_id)
     removed = {t.key for t in store.tasks_for_run(run_id) if t.kind == "hot_call"}
     assert set(report.tasks_closed) == removed

@@ -698,19 +698,20 @@ class StateStore:
         """(object_type, contact_id, field) this run wrote that a later sync wrote again and
         the CRM acknowledged, with the latest such run: a later run may write the very value
         this one did (after a person cleared it), which the CRM's value alone cannot tell. A
-        rollback's writes restore earlier values and do not count, nor does a later write a
-        rollback of its own run put back (that run was rolled back first)."""
+        rollback's writes restore earlier values and do not count, nor do the writes of a run
+        rolled back since (it was rolled back first, as asked: what its rollback could not
+        put back, a stage, stays whatever this rollback does)."""
+        rolled_back = (
+            "SELECT substr(mode, length('rollback of ') + 1) FROM runs"
+            " WHERE mode LIKE 'rollback of %' AND dry_run = 0"
+        )
         rows = self._query(
             "SELECT w.object_type, w.contact_id, w.field, l.run_id FROM field_writes w"
             " JOIN field_writes l ON l.instance = w.instance AND l.object_type = w.object_type"
             " AND l.contact_id = w.contact_id AND l.field = w.field AND l.seq > w.seq"
             " WHERE w.run_id = ? AND l.status = 'acked' AND l.run_id != w.run_id"
             " AND l.run_id NOT IN (SELECT id FROM runs WHERE mode LIKE 'rollback of %')"
-            " AND NOT EXISTS (SELECT 1 FROM field_writes r JOIN runs u ON u.id = r.run_id"
-            " WHERE u.mode = 'rollback of ' || l.run_id AND r.instance = l.instance"
-            " AND r.object_type = l.object_type AND r.contact_id = l.contact_id"
-            " AND r.field = l.field AND r.seq > l.seq AND r.status = 'acked')"
-            " ORDER BY l.seq",
+            f" AND l.run_id NOT IN ({rolled_back}) ORDER BY l.seq",
             (run_id,),
         )
         return {(r[0], r[1], r[2]): r[3] for r in rows}
@@ -771,16 +772,21 @@ class StateStore:
         status: str,
     ) -> None:
         """New keys get `status`; a key already known moves only owed -> pending (a created
-        task is never owed again), or closed -> pending for a hot-lead call the engine plans
-        again (`SyncEngine._plan`: a rollback removed it, and a new episode began in its
-        minute), which then starts over: its old task is gone from the CRM."""
-        anew = "tasks.status = 'closed' AND excluded.status = 'pending'"
+        task is never owed again), or from closed for a hot-lead call the engine plans again
+        (`SyncEngine._plan`: a rollback removed it, and a new episode began in its minute),
+        owed (held for a full call) or pending, which then starts over: its old task is gone
+        from the CRM."""
+        anew = (
+            "tasks.status = 'closed' AND tasks.kind = 'hot_call'"
+            " AND excluded.status IN ('owed', 'pending')"
+        )
         conn.executemany(
             "INSERT INTO tasks (instance, key, run_id, object_type, contact_id, kind, status,"
             " crm_id, due, created_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)"
             " ON CONFLICT (instance, key) DO UPDATE SET run_id = excluded.run_id,"
-            " status = CASE WHEN tasks.status IN ('owed', 'pending', 'closed') AND"
-            " excluded.status = 'pending' THEN 'pending' ELSE tasks.status END,"
+            f" status = CASE WHEN {anew} THEN excluded.status WHEN tasks.status IN"
+            " ('owed', 'pending') AND excluded.status = 'pending' THEN 'pending'"
+            " ELSE tasks.status END,"
             f" crm_id = CASE WHEN {anew} THEN NULL ELSE tasks.crm_id END,"
             f" due = CASE WHEN {anew} THEN excluded.due ELSE tasks.due END,"
             f" payload = CASE WHEN {anew} THEN excluded.payload ELSE tasks.payload END",
