@@ -50,8 +50,8 @@ from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stag
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
-from crm_qualify.connector.sync.rollback import MODE_PREFIX as ROLLBACK_OF
 from crm_qualify.connector.sync.state import (
+    ROLLBACK_MODE,
     TASK_CLOSED,
     TASK_CREATED,
     TASK_GONE,
@@ -385,7 +385,7 @@ def build_report(
     now = now or datetime.now(UTC)
     followup = followup or FollowUpRules()
     runs = [run for run in store.runs(instance, limit=1_000_000) if not run.dry_run]
-    rolled_back = {run.mode.removeprefix(ROLLBACK_OF) for run in runs if _is_rollback(run)}
+    rolled_back = {run.mode.removeprefix(ROLLBACK_MODE) for run in runs if _is_rollback(run)}
     syncs = [run for run in runs if not _is_rollback(run)]
     report = Report(instance, now, runs=len(syncs))
     report.rules, report.rules_since = _rules_versions(syncs, rolled_back)
@@ -1008,7 +1008,7 @@ def stage_rows(report: Report) -> list[tuple[str, int, int | None, str]]:
 
 
 def _is_rollback(run: RunRecord) -> bool:
-    return run.mode.startswith(ROLLBACK_OF)
+    return run.mode.startswith(ROLLBACK_MODE)
 
 
 def _rules_versions(syncs: list[RunRecord], rolled_back: set[str]) -> tuple[str | None, str | None]:

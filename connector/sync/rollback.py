@@ -48,6 +48,7 @@ from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.retention import missing_run
 from crm_qualify.connector.sync.state import (
+    ROLLBACK_MODE,
     TASK_CLOSED,
     TASK_CREATED,
     WRITE_ACKED,
@@ -63,7 +64,6 @@ ProgressCallback = Callable[[str, int], None]
 the records to restore and tasks to remove are known, ("restored", n) per chunk written,
 ("closed", n) once tasks are removed."""
 
-MODE_PREFIX = "rollback of "
 WRITE_CHUNK = 100
 """Updates per write call: each chunk's writes are in the audit trail before the next is sent."""
 
@@ -314,7 +314,9 @@ def rollback(
         report = plan_rollback(adapter, store, instance, run_id, progress)
         if dry_run:
             return report
-        report.rollback_run_id = store.start_run(instance, mode=MODE_PREFIX + run_id, dry_run=False)
+        report.rollback_run_id = store.start_run(
+            instance, mode=ROLLBACK_MODE + run_id, dry_run=False
+        )
         # as a sync's read: the next incremental read may skip these records as our own change
         store.mirror.upsert(instance, report.read, read_at, due=True)
         written = report.written

@@ -158,6 +158,9 @@ def _zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
+ROLLBACK_MODE = "rollback of "
+"""A rollback's run mode begins so, the run it undoes after it (`sync/rollback.py`)."""
+
 TASK_OWED = "owed"
 """A decision owes this task and the CRM does not have it yet (never sent, or refused)."""
 TASK_PENDING = "pending"
@@ -479,7 +482,7 @@ class StateStore:
         counted): the daemon's success gauge starts from it, not from zero."""
         rows = self._query(
             "SELECT MAX(ended_at) FROM runs WHERE instance = ? AND dry_run = 0"
-            " AND status IN ('ok', 'partial') AND mode NOT LIKE 'rollback of %'",
+            f" AND status IN ('ok', 'partial') AND mode NOT LIKE '{ROLLBACK_MODE}%'",
             (instance,),
         )
         return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
@@ -702,15 +705,15 @@ class StateStore:
         rolled back since (it was rolled back first, as asked: what its rollback could not
         put back, a stage, stays whatever this rollback does)."""
         rolled_back = (
-            "SELECT substr(mode, length('rollback of ') + 1) FROM runs"
-            " WHERE mode LIKE 'rollback of %' AND dry_run = 0"
+            f"SELECT substr(mode, {len(ROLLBACK_MODE) + 1}) FROM runs"
+            f" WHERE mode LIKE '{ROLLBACK_MODE}%' AND dry_run = 0"
         )
         rows = self._query(
             "SELECT w.object_type, w.contact_id, w.field, l.run_id FROM field_writes w"
             " JOIN field_writes l ON l.instance = w.instance AND l.object_type = w.object_type"
             " AND l.contact_id = w.contact_id AND l.field = w.field AND l.seq > w.seq"
             " WHERE w.run_id = ? AND l.status = 'acked' AND l.run_id != w.run_id"
-            " AND l.run_id NOT IN (SELECT id FROM runs WHERE mode LIKE 'rollback of %')"
+            f" AND l.run_id NOT IN (SELECT id FROM runs WHERE mode LIKE '{ROLLBACK_MODE}%')"
             f" AND l.run_id NOT IN ({rolled_back}) ORDER BY l.seq",
             (run_id,),
         )
@@ -1062,7 +1065,7 @@ class StateStore:
         """Ids of the (non-dry) rollbacks recorded for `run_id`, oldest first."""
         rows = self._query(
             "SELECT id FROM runs WHERE mode = ? AND dry_run = 0 ORDER BY started_at, id",
-            (f"rollback of {run_id}",),
+            (ROLLBACK_MODE + run_id,),
         )
         return [row[0] for row in rows]
 
