@@ -24,7 +24,7 @@ Rules every adapter follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -188,9 +188,14 @@ SourceQuestions = Sequence[tuple[tuple[str, str], Sequence[str]]]
 fields whose current value the core needs to know the setter of."""
 
 
-Hit = tuple[tuple[str, str], datetime] | tuple[tuple[str, str], datetime, str | None]
+Hit = (
+    tuple[tuple[str, str], datetime]
+    | tuple[tuple[str, str], datetime, str | None]
+    | tuple[tuple[str, str], datetime, str | None, Mapping[str, Any] | None]
+)
 """A changed-record hit: (object_type, id), CRM modification stamp, and optionally the digest
-of the fields it carries as `Contact.source_digest` holds it (None: not carried)."""
+of the fields it carries as `Contact.source_digest` holds it and the owned values it carries
+as `Contact.owned` holds them (None: not carried)."""
 
 
 class KnownVersions(Protocol):
@@ -198,7 +203,8 @@ class KnownVersions(Protocol):
     already holds (read before, or our own acknowledged write): an adapter need not read
     those. A stamp alone cannot tell our write from someone's change made after our read
     and before our write (our write's stamp is the later one): a hit with a digest is known
-    only while it equals the one read (our writes change none of the fields it covers).
+    only while it equals the one read (our writes change none of the fields it covers), and
+    a hit with owned values only while they are the ones the core holds after our write.
     `by_others`: the CRM says someone else changed each of these last (Salesforce's
     `LastModifiedById`), so none is our write, whatever its stamp: only the version read
     counts."""

@@ -367,6 +367,36 @@ def test_a_stamp_of_our_write_is_ours_only_while_the_fields_we_never_write_are_a
     assert not known(ours + timedelta(seconds=1), "as-read"), "a later change"
 
 
+def test_a_stamp_of_our_write_is_ours_only_while_the_owned_values_are_what_we_left(store):
+    """A rep's edit of a field we own, between our read and our write, leaves the fields we
+    never write as read: the owned values the hit carries tell it from our write, compared
+    as the diff compares them (the CRM's "50" is our 50; our passenger is not compared)."""
+    mirror, key = store.mirror, ("contact", "c1")
+    owned = {"stage": "lead", "score": 10, "temperature": "cold"}
+    read = cold_contact("c1").model_copy(
+        update={"updated_at": NOW, "source_digest": "as-read", "owned": owned}
+    )
+    mirror.upsert("default", [read], NOW)
+    changes = [FieldUpdate(field="score", new=50), FieldUpdate(field="scored_at", new="x")]
+    ours = NOW + timedelta(minutes=5)
+    update = RecordUpdate(contact_id="c1", changes=changes)
+    mirror.record_batch("default", [AckedWrite(update, ours, ours, stamp=ours)], [], [], ours)
+
+    def known(carried, stamp=ours) -> bool:
+        return key in mirror.known_versions("default", [(key, stamp, "as-read", carried)])
+
+    echoed = {"stage": "lead", "score": "50", "temperature": "cold", "scored_at": "x.000"}
+    assert known(echoed), "our write alone, in the CRM's spelling"
+    assert known(None), "no owned values: the digest and the stamp decide"
+    assert not known({**echoed, "stage": "sql"}), "a rep moved the stage on"
+    assert not known({**echoed, "temperature": "hot"}), "a rep set our field"
+    assert not known({k: v for k, v in echoed.items() if k != "temperature"}), "cleared"
+    assert known({**echoed, "stage": "sql"}, NOW), "the version read is known whatever it says"
+    earlier = {**echoed, "score": "10"}
+    assert known(earlier, ours - timedelta(seconds=30)), "a lagging index: our earlier values"
+    assert not mirror.known_versions("default", [(key, ours, None, echoed)], by_others=True)
+
+
 def test_a_hit_stamped_by_our_write_on_a_row_mirrored_without_a_digest_is_read_once(store):
     """Rows mirrored before digests were kept: a digest hit stamped by our write is read
     (then its digest is kept); a hit at the version read is still known."""

@@ -35,6 +35,7 @@ from crm_qualify.adapters.hubspot.reader import (
     Cursor,
     Hits,
     Known,
+    Stamped,
     epoch_ms,
     search_walk_cheaper,
 )
@@ -141,6 +142,7 @@ class HubSpotAdapter:
             touched=self.engagement.touched,
             search_walk=search_walk_cheaper(len(self.linked), READ_BATCH),
             digested=self.contacts.digested,
+            owned=self.contacts.owned,
         )
         self.fields = FieldWriter(client, self.contacts, self.object_type)
         self.source_kinds = SourceKinds.from_document(mapping)
@@ -229,10 +231,10 @@ class HubSpotAdapter:
             return None
         object_type = self.object_type
 
-        def check(rows: list[tuple[str, int, str | None]]) -> set[str]:
+        def check(rows: list[Stamped]) -> set[str]:
             hits = [
-                ((object_type, oid), datetime.fromtimestamp(ms / 1000, UTC), digest)
-                for oid, ms, digest in rows
+                ((object_type, oid), datetime.fromtimestamp(ms / 1000, UTC), digest, owned)
+                for oid, ms, digest, owned in rows
             ]
             return {oid for _, oid in known(hits)}
 

@@ -18,7 +18,11 @@ on (`Hits.rows`) so the adapter reads none of these contacts again. They are eve
 property (the engagement sources' fallbacks too), so the core can tell our own write from
 someone else's change made between our read and our write, which our write's stamp covers:
 each hit goes to the core's check with the digest of the properties we do not write
-(`records.digest`, as `Contact.source_digest` holds it).
+(`records.digest`, as `Contact.source_digest` holds it) and the owned values it carries,
+translated as `Contact.owned` holds them (a rep who set the lifecycle stage or one of our
+properties meanwhile): the core compares those with what our acknowledged writes left. A
+hit whose owned values cannot be translated is read (the record's own error then names the
+property).
 
 Completing a task does not touch its contact's `lastmodifieddate`, so after the changed
 contacts an incremental run sweeps the tasks that carry our key property and changed in the
@@ -56,8 +60,9 @@ from crm_qualify.adapters.hubspot.records import (
     digest,
     next_after,
 )
-from crm_qualify.adapters.hubspot.typed import objects, parse_time, record_id
+from crm_qualify.adapters.hubspot.typed import objects, parse_time, properties_of, record_id
 from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.owned_values import OwnedFields
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +83,11 @@ def search_walk_cheaper(link_types: int, read_batch: int) -> bool:
     return read_batch / SEARCH_PAGE + link_types <= read_batch / LIST_PAGE
 
 
-Known = Callable[[list[tuple[str, int, str | None]]], set[str]]
-"""Given search hits (id, lastmodifieddate ms, digest of the row's properties when it carries
-them: `records.digest`), the ids whose version the core already holds."""
+Stamped = tuple[str, int, str | None, dict[str, Any] | None]
+"""A search hit for the core's check: id, lastmodifieddate ms, and when the row carries the
+properties, their digest (`records.digest`) and the owned values (`OwnedFields.read`)."""
+Known = Callable[[list[Stamped]], set[str]]
+"""Given search hits (`Stamped`), the ids whose version the core already holds."""
 
 
 class Hits(list[str]):
@@ -186,6 +193,7 @@ class ChangeReader:
         touched: Callable[[int, int], Iterable[str]] | None = None,
         search_walk: bool = False,
         digested: tuple[str, ...] = (),
+        owned: OwnedFields | None = None,
     ) -> None:
         self.client = client
         self.object_type = object_type
@@ -208,6 +216,9 @@ class ChangeReader:
         self.digested = digested
         """The properties a hit's digest covers (`ContactMapping.digested`, all among
         `properties`); none: hits go without one."""
+        self.owned = owned
+        """The owned fields, to translate the values a hit carries (None: hits go without
+        them)."""
         self._known: Known | None = None
 
     def changed(
@@ -264,17 +275,27 @@ class ChangeReader:
 
     def _unknown(self, page: _Page) -> set[str]:
         """Ids of the page's hits whose version the core does not hold yet (a row whose
-        stamp cannot be read is always read). Each goes with the digest of its properties
-        when the page carries them: a hit stamped as our write but changed by someone else
-        too has another digest than the version read."""
+        stamp or owned values cannot be read is always read). Each goes with the digest of
+        its properties and its owned values when the page carries them: a hit stamped as
+        our write but changed by someone else too has another digest than the version read,
+        or other owned values than our write left."""
         ids = {oid for oid, _ in page.hits}
-        stamped = [
-            (oid, ms, self._digest(page.rows.get(oid))) for oid, ms in page.hits if ms is not None
-        ]
+        stamped: list[Stamped] = []
+        for oid, ms in page.hits:
+            if ms is None:
+                continue
+            row = page.rows.get(oid)
+            try:
+                stamped.append((oid, ms, self._digest(row), self._owned(row)))
+            except TranslationError:
+                continue
         return ids - self._known(stamped) if self._known and stamped else ids
 
     def _digest(self, row: dict[str, Any] | None) -> str | None:
         return digest(row, self.digested) if row is not None and self.digested else None
+
+    def _owned(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        return self.owned.read(properties_of(row)) if row is not None and self.owned else None
 
     @staticmethod
     def _hits(ids: list[str], rows: dict[str, dict[str, Any]]) -> Hits:

@@ -18,8 +18,12 @@ stamp alone cannot tell whether someone else changed the record between our read
 our write (a form submitted, a rep's edit, while the run was under way: our write's stamp is
 the later one), so where the adapter gives a hit the digest of the fields our writes never
 change (`Contact.source_digest`, kept in the `digest` column), the hit is ours only while
-that digest is the one read. Without a digest (Salesforce, whose query leaves out records
-we changed last; plugins), such a change waits for the next full read
+that digest is the one read; and where it gives the owned values the hit carries (as
+`Contact.owned` holds them), a hit at our write's own version only while they are the ones
+the mirror holds, our acknowledged writes applied, compared as the diff compares them
+(`same`): a rep who set the stage or one of our fields meanwhile is read, so the diff and
+the write policies see the rep's value. Without them (Salesforce, whose query leaves out
+records we changed last; plugins), such a change waits for the next full read
 (`sync.reconcile_every_days`).
 
 What each decision leaves for the next run (its hot episode's start, when it can next change)
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from crm_qualify.connector.contract import Hit
 from crm_qualify.connector.decision.planning import task_kind
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
+from crm_qualify.connector.sync.diff import PASSENGER_FIELDS, same
 
 if TYPE_CHECKING:
     from crm_qualify.connector.sync.state import StateStore
@@ -365,21 +370,28 @@ class Mirror:
     def known_versions(
         self, instance: str, hits: Sequence[Hit], *, by_others: bool = False
     ) -> set[Key]:
-        """Hits (record, CRM modification stamp, digest or none) whose version the mirror
-        already holds: the one we last read (or an older one), or our own acknowledged write
-        (`by_others`: the CRM says none is ours, so only the one read). A hit with a digest
-        is our write only while the digest is the one read: our writes leave the fields it
-        covers as they were, so another one is someone else's change too (`_own`)."""
+        """Hits (record, CRM modification stamp, digest and owned values, or none) whose
+        version the mirror already holds: the one we last read (or an older one), or our own
+        acknowledged write (`by_others`: the CRM says none is ours, so only the one read). A
+        hit with a digest is our write only while the digest is the one read: our writes
+        leave the fields it covers as they were, so another one is someone else's change
+        too; a hit at our write's version with owned values only while they are what our
+        writes left (`_own`).
+        The mirrored contact is decoded for its owned values only when a hit carries some."""
         stamps = {hit[0]: hit[1] for hit in hits}
         digests = {hit[0]: hit[2] for hit in hits if len(hit) > 2 and hit[2] is not None}
+        carried = {hit[0]: hit[3] for hit in hits if len(hit) > 3 and hit[3] is not None}
         columns = "stamp" if by_others else "stamp, write_sent_at, write_acked_at, write_stamp"
+        owned = "json_extract(contact, '$.owned')" if carried and not by_others else "NULL"
+        rows = self._rows(instance, list(stamps), f"digest, {owned}, {columns}")
         return {
             key
-            for key, (held, *times) in self._rows(instance, list(stamps), f"digest, {columns}")
+            for key, (digest, held, *times) in rows
             if _own(
                 stamps[key],
                 *map(_moment, times),
-                unchanged=key not in digests or digests[key] == held,
+                unchanged=key not in digests or digests[key] == digest,
+                as_left=key not in carried or _same_owned(carried[key], held),
             )
         }
 
@@ -558,6 +570,7 @@ def _own(
     written: datetime | None = None,
     *,
     unchanged: bool = True,
+    as_left: bool = True,
 ) -> bool:
     """Whether a hit's stamp is a version we hold: the one read or our write's exact stamp, or
     an older one (a search index that lags its writes still serves versions before them), or
@@ -567,16 +580,34 @@ def _own(
     (the run's whole duration, not only the write's round trip): our write's stamp covers
     it. So a stamp is taken as our write's only while the fields our writes never change
     are as read (`unchanged`: the hit's digest, where the adapter gives one, is the one
-    read); without a digest such a change waits for the next full read. A stamp at or
-    before the version read is known whatever its digest: a lagging index's older version
-    is no news."""
+    read), and our write's own version (its exact stamp, or inside its round trip) only
+    while the owned values it carries are the ones our writes left (`as_left`, where the
+    adapter gives them). A version older than our last write holds our earlier writes'
+    values, so it is not compared: a rep's owned-field edit that a lagging index serves
+    under its own, older stamp passes, and the next run, whose lookback window serves our
+    write's version, reads it. Without them such a change waits for the next full read. A
+    stamp at or before the version read is known whatever it carries: a lagging index's
+    older version is no news."""
     if read is not None and hit <= read:
         return True
     if not unchanged:
         return False
     if written is not None and hit <= written:
-        return True
-    return sent is not None and acked is not None and sent <= hit <= acked
+        return hit < written or as_left
+    return sent is not None and acked is not None and sent <= hit <= acked and as_left
+
+
+def _same_owned(carried: Mapping[str, Any], held: str | None) -> bool:
+    """Whether a hit's owned values are the mirror's (`held`: its `owned` as JSON), field by
+    field as the diff compares them, so what a CRM echoes of our write in its own spelling
+    ("6" for 6) is ours. A passenger (`scored_at`) is never compared by the diff, and a
+    CRM may echo a time at another precision: left out."""
+    mirrored = json.loads(held) if held else {}
+    return all(
+        same(carried.get(name), mirrored.get(name))
+        for name in carried.keys() | mirrored.keys()
+        if name not in PASSENGER_FIELDS
+    )
 
 
 def _task_json(task: PlannedTask, crm_id: str, created_at: datetime) -> str:

@@ -1,7 +1,8 @@
 """A change by someone else between a run's read of a contact and its write to it, over a
 real socket: the write bumps the contact's stamp again, so the next run's search hit carries
-our write's stamp; the hit's properties (a form's conversion, a rep's edit) still differ from
-the version the mirror holds, so the contact is read and decided, not taken as our own write."""
+our write's stamp; the hit's properties (a form's conversion, a rep's edit, a stage or one of
+our properties a rep set) still differ from the version the mirror holds after our write, so
+the contact is read and decided, not taken as our own write."""
 
 from __future__ import annotations
 
@@ -147,3 +148,41 @@ def test_our_own_write_alone_is_not_read_again(sim, store):
     assert SyncEngine(adapter, SETTINGS, store).run(RunOptions()).status == "ok"
 
     assert read == [], "a hit stamped by our write with the fields as read is ours"
+
+
+def test_a_reps_stage_edit_between_our_read_and_our_write_is_read_next_run(sim, store):
+    """A rep moves the lifecycle stage on while the run writes the score: our write's stamp
+    covers the edit and the fields we never write are as read, but the stage the hit
+    carries is not the one the mirror holds after our write, so the contact is read."""
+    moved_on = {"lifecyclestage": "salesqualifiedlead"}
+    target = race(sim, store, lambda lead: sim.touch(lead, moved_on))
+
+    adapter = make_adapter(sim)
+    read = reads(adapter)
+    assert SyncEngine(adapter, SETTINGS, store).run(RunOptions()).status == "ok"
+
+    assert target in read, "the rep's stage is read, not taken as our own write"
+    mirrored = store.mirror.by_keys("default", [("contacts", target)])[("contacts", target)]
+    assert mirrored.contact.owned["stage"] == "sql"
+    assert props(sim, target)["lifecyclestage"] == "salesqualifiedlead", "never moved back"
+    assert planned(sim, store, full=True).get(target) is None, "a full read finds nothing left"
+
+
+def test_a_reps_edit_of_our_property_under_unless_edited_is_kept(sim, store):
+    """A rep sets our temperature by hand while the run writes the score: the next run
+    reads the rep's value, and `unless_edited` keeps it from then on."""
+    settings = Settings.model_validate(
+        {"crm": {"adapter": "hubspot"}, "fields": {"temperature": {"policy": "unless_edited"}}}
+    )
+    target = race(sim, store, lambda lead: sim.touch(lead, {"crmq_temperature": "hot"}))
+
+    adapter = make_adapter(sim)
+    read = reads(adapter)
+    assert SyncEngine(adapter, settings, store).run(RunOptions()).status == "ok"
+
+    assert target in read
+    mirrored = store.mirror.by_keys("default", [("contacts", target)])[("contacts", target)]
+    assert mirrored.contact.owned["temperature"] == "hot"
+    engaged(sim, target)  # a new decision for the contact
+    assert SyncEngine(make_adapter(sim), settings, store).run(RunOptions()).status == "ok"
+    assert props(sim, target)["crmq_temperature"] == "hot", "the rep's value stays"
