@@ -346,9 +346,10 @@ class Adapter(Protocol):
         ...
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
-        """Remove tasks we created (rollback): delete or archive them, so that no read finds
-        them again (the core drops them from the mirror and may plan their follow-up anew);
-        `key` of each result is the CRM id."""
+        """Remove tasks we created (rollback, follow-ups a merge doubled): delete or archive
+        them, so that no read finds them again (the core drops them from the mirror and may
+        plan their follow-up anew); one removed already counts as removed; `key` of each
+        result is the CRM id."""
         ...
 
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:

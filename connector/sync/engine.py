@@ -74,6 +74,8 @@ from crm_qualify.connector.sync.people import People, Person, task_person
 from crm_qualify.connector.sync.person_decisions import Member, Waiting, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.redundant import close, plan_closing
+from crm_qualify.connector.sync.redundant import resume as resume_closing
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
     RECHECK_KEY,
@@ -394,6 +396,7 @@ class SyncEngine:
                     self.on_batch(report)
             return
         self._settle_pending_tasks(summary)
+        summary.errors += resume_closing(self.adapter, self.store, self.instance, summary.counts)
         self._owe_to_the_person(self._gone_with_their_record(), summary.counts)
         self.store.delete_meta(self.instance, RECHECK_KEY)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
@@ -1008,6 +1011,7 @@ class SyncEngine:
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
         self._plan(pairs, report)
+        self._close_redundant(pairs, options, counts, report)
         if self._held_tasks is None:  # else looked up as they leave, a full call at a time
             report.tasks = without_gone_follow_ups(
                 report.tasks, self.adapter, self.store, self.instance, counts, options.dry_run
@@ -1021,6 +1025,22 @@ class SyncEngine:
         if report.updates or report.tasks:
             self.store.record_intents(summary.run_id, self.instance, report.updates, report.tasks)
         return pairs
+
+    def _close_redundant(
+        self,
+        pairs: list[tuple[Contact, Decision]],
+        options: RunOptions,
+        counts: Counter[str],
+        report: BatchReport,
+    ) -> None:
+        """Follow-ups a merge in the CRM doubled on a decided record: all but one of each
+        kind removed (`sync/redundant.py`), before the batch's escalations are looked up, so
+        none is made for a follow-up just removed. A dry run counts them."""
+        closing = plan_closing([contact for contact, _ in pairs], self.store, self.instance)
+        if options.dry_run:
+            counts["tasks_to_close"] += len(closing)
+            return
+        report.errors += close(self.adapter, self.store, self.instance, closing, counts)
 
     def _acknowledge(
         self,

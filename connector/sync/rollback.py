@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
@@ -46,6 +46,7 @@ from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.mirror import AckedWrite
 from crm_qualify.connector.sync.records import translate_batch
+from crm_qualify.connector.sync.redundant import touched
 from crm_qualify.connector.sync.retention import missing_run
 from crm_qualify.connector.sync.state import (
     ROLLBACK_MODE,
@@ -154,18 +155,6 @@ def _current_values(
     return now
 
 
-def _due_moved(seen: ExistingTask, task: TaskRecord) -> bool:
-    """A due time other than the one we gave: a person rescheduled the task, however soon
-    after its creation (`changed_since_created` must allow a minute, in which HubSpot stamps
-    a new task again itself). Salesforce keeps the date only (`due_is_day`)."""
-    if seen.due is None or task.due is None:
-        return False
-    given = datetime.fromisoformat(task.due)
-    if seen.due_is_day:  # `due` is the end of that day: the next day's midnight
-        return (seen.due - timedelta(days=1)).date() != given.astimezone(UTC).date()
-    return abs((seen.due - given).total_seconds()) >= 1
-
-
 def _temperatures_after(
     current: dict[tuple[str, str], dict[str, Any]], restored: list[RecordUpdate]
 ) -> dict[tuple[str, str], Any]:
@@ -268,9 +257,7 @@ def plan_rollback(
         elif seen is None and record is not None:
             why = "no longer on its record (deleted or moved in the CRM): left alone"
             report.held.append((label, name, why))
-        elif seen is not None and (
-            not seen.is_open or seen.changed_since_created or _due_moved(seen, task)
-        ):
+        elif seen is not None and touched(seen, task):
             done = "completed" if not seen.is_open else "changed in the CRM"
             report.held.append((label, name, f"{done} since the run: kept"))
         elif record is not None and (serves := _serves(task, record, temperatures.get(key))):

@@ -166,11 +166,15 @@ TASK_OWED = "owed"
 TASK_PENDING = "pending"
 """Sent, outcome unknown: the key is looked up in the CRM before it is ever sent again."""
 TASK_CREATED = "created"
+TASK_CLOSING = "closing"
+"""A follow-up a merge in the CRM doubled, being removed (`sync/redundant.py`): sent again at
+the next run's start until the CRM acknowledges it, then `closed`."""
 TASK_CLOSED = "closed"
-"""Removed from the CRM by a rollback (HubSpot archives it, Salesforce deletes it): never
-created again, so a rollback removes only a task that no longer serves anything
-(`sync/rollback.py`); but a hot-lead call, whose key names its episode's start to the
-minute, is planned again when a new episode begins in that very minute."""
+"""Removed from the CRM by a rollback, or as a follow-up a merge doubled (HubSpot archives
+it, Salesforce deletes it): never created again, so a rollback removes only a task that no
+longer serves anything (`sync/rollback.py`); but a hot-lead call, whose key names its
+episode's start to the minute, is planned again when a new episode begins in that very
+minute."""
 TASK_GONE = "gone"
 """No longer in the CRM (a person deleted it), or an escalation of such a follow-up: never
 created again, never escalated, not counted in the follow-up SLA."""
@@ -866,6 +870,27 @@ class StateStore:
             "SELECT COUNT(*) FROM tasks WHERE instance = ? AND status = ?", (instance, status)
         )
         return rows[0][0]
+
+    def task_records_in(self, instance: str, status: str) -> list[TaskRecord]:
+        """The ledger's rows in one state (few: `closing` ones a dead run left)."""
+        rows = self._query(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE instance = ? AND status = ?"
+            " ORDER BY created_at, key",
+            (instance, status),
+        )
+        return [TaskRecord(*row) for row in rows]
+
+    def mark_tasks_closing(
+        self, instance: str, closing: Sequence[tuple[str, tuple[str, str], str]]
+    ) -> None:
+        """(key, record holding it now, CRM id) of created follow-ups about to be removed:
+        the intent, on disk before the CRM is asked (`sync/redundant.py`)."""
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE tasks SET status = 'closing', object_type = ?, contact_id = ?,"
+                " crm_id = ? WHERE instance = ? AND key = ? AND status IN ('created', 'closing')",
+                [(obj, cid, crm_id, instance, key) for key, (obj, cid), crm_id in closing],
+            )
 
     def mark_task_created(self, instance: str, key: str, crm_id: str) -> None:
         self.set_task_status(instance, key, TASK_CREATED, crm_id)
