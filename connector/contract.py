@@ -230,6 +230,10 @@ class TaskResult:
     retryable: bool = True
     field: str | None = None
     gone: bool = False
+    moved_to: tuple[str, str] | None = None
+    """With `gone`, where the CRM says the record lives on (a Salesforce lead converted into
+    a Contact since it was read): the task is owed to that record, which may not be mirrored
+    yet, instead of to another record of the person."""
 
 
 @dataclass(frozen=True)

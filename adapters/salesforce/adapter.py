@@ -616,8 +616,45 @@ class SalesforceAdapter:
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
         if self.bulk_writes.worth(len(tasks)):
-            return self.bulk_writes.create_tasks(tasks)
-        return self.writer.create_tasks(tasks)
+            results = self.bulk_writes.create_tasks(tasks)
+        else:
+            results = self.writer.create_tasks(tasks)
+        return self._onto_converted_contacts(tasks, results)
+
+    def _onto_converted_contacts(
+        self, tasks: Sequence[PlannedTask], results: list[TaskResult]
+    ) -> list[TaskResult]:
+        """Tasks refused because their Lead was converted since it was read (Salesforce
+        answers CANNOT_UPDATE_CONVERTED_LEAD: after a conversion only the Contact and Account
+        it became may be referenced): gone, and owed to that Contact (`moved_to`). A Lead
+        gone otherwise (deleted, merged), or a failed look-up, leaves them gone."""
+        leads = {
+            task.contact_id
+            for task, result in zip(tasks, results, strict=True)
+            if task.object_type == "Lead" and result.gone
+        }
+        if not leads:
+            return results
+        soql = "SELECT Id, ConvertedContactId FROM Lead WHERE IsConverted = true"
+        soql += " AND Id IN ({values})"
+        try:
+            rows = self._all("GET query Lead", soql, sorted(leads))
+        except AdapterError as exc:
+            log.warning("the Contacts of %d converted lead(s) not found: %s", len(leads), exc)
+            return results
+        into = {
+            row["Id"][:15]: row["ConvertedContactId"]
+            for row in rows
+            if is_id(row.get("Id")) and is_id(row.get("ConvertedContactId"))
+        }
+        return [
+            replace(result, moved_to=("Contact", contact))
+            if task.object_type == "Lead"
+            and result.gone
+            and (contact := into.get(task.contact_id[:15]))
+            else result
+            for task, result in zip(tasks, results, strict=True)
+        ]
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         key = self.people.task_key

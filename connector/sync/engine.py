@@ -203,6 +203,9 @@ class _Landed:
     failed: list[tuple[str, str | None]] = field(default_factory=list)
     dropped: list[PlannedTask] = field(default_factory=list)
     """Refused because their record is gone: owed to another record of the person."""
+    moved: list[PlannedTask] = field(default_factory=list)
+    """Refused because their record is gone, on the record the CRM says it lives on as
+    (`TaskResult.moved_to`): owed to that one."""
 
 
 class SyncEngine:
@@ -1062,7 +1065,7 @@ class SyncEngine:
             self._record_task_results(landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
             self._record_problems(batch, report, problems, now, counts)
-            self._owe_to_the_person(landed.dropped, counts)
+            self._owe_to_the_person(landed.dropped, counts, landed.moved)
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -1411,7 +1414,11 @@ class SyncEngine:
                 report.tasks_created.append(task)
             elif result.gone or (not result.uncertain and record in problems.gone):
                 # refused for a record the CRM no longer has (said so, or its write said so)
-                landed.dropped.append(task)
+                if result.moved_to is not None:
+                    kind, moved_to = result.moved_to
+                    landed.moved.append(replace(task, object_type=kind, contact_id=moved_to))
+                else:
+                    landed.dropped.append(task)
                 if record not in problems.gone:
                     problems.gone.append(record)
             elif result.uncertain:
@@ -1428,15 +1435,21 @@ class SyncEngine:
         self.store.mark_tasks_owed(self.instance, landed.failed)
         counts["tasks_created"] += len(created)
 
-    def _owe_to_the_person(self, dropped: list[PlannedTask], counts: Counter[str]) -> None:
+    def _owe_to_the_person(
+        self,
+        dropped: list[PlannedTask],
+        counts: Counter[str],
+        moved_on: Sequence[PlannedTask] = (),
+    ) -> None:
         """Tasks refused because their record is gone (deleted, merged or converted since it
         was read; it has left the mirror and the identity index): owed again, under the same
-        key, on the survivor among the person's records left, for the next run to create. Not
-        decided again: the same run may already have written the person's new stage to that
-        record, after which no hand-off would be due."""
-        if not dropped:
+        key, on the record the CRM said it lives on as (`moved_on`: a lead converted into a
+        Contact no run has read yet), else on the survivor among the person's records left,
+        for the next run to create. Not decided again: the same run may already have written
+        the person's new stage to that record, after which no hand-off would be due."""
+        if not dropped and not moved_on:
             return
-        moved = self._to_the_person(dropped)
+        moved = [*moved_on, *self._to_the_person(dropped)]
         self.store.retarget_tasks(self.instance, moved)
         orphans = {task.key for task in dropped} - {task.key for task in moved}
         self.store.forget_tasks(self.instance, sorted(orphans))
@@ -1445,7 +1458,7 @@ class SyncEngine:
         log.info(
             "%d task(s) whose record is gone: %d owed to another record of the person,"
             " %d with no record left",
-            len(dropped),
+            len(dropped) + len(moved_on),
             len(moved),
             len(orphans),
         )

@@ -30,8 +30,8 @@ Collections (POST / PATCH / DELETE, 200 records, `allOrNone`, per-record results
 their upsert by external id (PATCH `composite/sobjects/<type>/<field>`, results with
 `created`), single-record CRUD and upsert / lookup by external id, unique fields
 (DUPLICATE_VALUE), required fields (REQUIRED_FIELD_MISSING), create defaults (Lead Status,
-Task Status and Priority from their picklists; OwnerId the creator), converted
-leads refusing updates (CANNOT_UPDATE_CONVERTED_LEAD; `sim.convert_lead`), describe global,
+Task Status and Priority from their picklists; OwnerId the creator), converted leads
+refusing updates and tasks (CANNOT_UPDATE_CONVERTED_LEAD; `sim.convert_lead`), describe global,
 sObject basic information, `sobjects/<type>/describe` (with `externalId` / `unique`),
 `sobjects/<type>/updated` and `/deleted`, `/composite` (`resources.py`), `limits`,
 `Sforce-Limit-Info` on every answer, the daily allocation (403 REQUEST_LIMIT_EXCEEDED),

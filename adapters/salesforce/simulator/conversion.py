@@ -11,7 +11,7 @@ memberships stay, the member now naming the contact too (`ContactId` set, `LeadI
 Opportunity gets the contact as its primary contact role; converting into an existing one adds
 no role. The lead is then `IsConverted`, in a converted status, with `ConvertedContactId`,
 `ConvertedAccountId`, `ConvertedOpportunityId` and `ConvertedDate`, and can no longer be
-updated (CANNOT_UPDATE_CONVERTED_LEAD, `writes.py`).
+updated nor named by a task's `WhoId` (CANNOT_UPDATE_CONVERTED_LEAD, `writes.py`).
 """
 
 from __future__ import annotations

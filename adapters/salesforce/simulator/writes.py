@@ -6,10 +6,11 @@ on its own (`{"success": false, "errors": [{statusCode, message, fields}]}`) for
 read-only field, a value of the wrong type, a value outside a restricted picklist, a create
 without a required field or an update clearing one (REQUIRED_FIELD_MISSING), a value a
 unique field already holds on another live record (DUPLICATE_VALUE), an update of a converted
-lead (CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test configured (`refuse`). A record
-created without an owner is owned by the user creating it. Upsert answers carry `created`;
-the same external id twice in one request fails both records, and an id matching several
-records fails with DUPLICATE_EXTERNAL_ID (possible only when the field is not unique).
+lead or a task naming one as its `WhoId` (CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test
+configured (`refuse`). A record created without an owner is owned by the user creating it.
+Upsert answers carry `created`; the same external id twice in one request fails both
+records, and an id matching several records fails with DUPLICATE_EXTERNAL_ID (possible only
+when the field is not unique).
 """
 
 from __future__ import annotations
@@ -249,10 +250,17 @@ class Writes:
     def _reference_problem(
         self, sobject: str, clean: dict[str, Any], creating: bool
     ) -> dict[str, Any] | None:
+        """A task's `WhoId`: a record that exists, not in the recycle bin (on create), and
+        never a converted lead, on create or update: once converted, only the Contact and
+        Account it became may be referenced (Salesforce help 000384333)."""
         who = clean.get("WhoId")
-        if not (creating and sobject == "Task" and who):
+        if not (sobject == "Task" and who):
             return None
         found = self.org.find(str(who))
+        if found and found[1].get("IsConverted"):
+            return _error(CONVERTED, "cannot reference converted lead", ["WhoId"])
+        if not creating:
+            return None
         if not found:
             return _error("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["WhoId"])
         if found[1].get("IsDeleted"):  # a lookup to a record in the recycle bin

@@ -1,0 +1,92 @@
+"""A Lead converted between our read of it and our task create for it: Salesforce refuses a
+task on a converted Lead (CANNOT_UPDATE_CONVERTED_LEAD: after conversion only the Contact
+and Account it was converted into can be referenced), so the create comes back `gone`. The
+follow-up is owed to the person's record that is left, the Contact, which gets it exactly
+once; no run fails on it and none retries it against the Lead."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.model import PlannedTask
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+from tests.salesforce.conftest import make_adapter
+
+TASK_KEY = "CRMQ_Task_Key__c"
+
+
+def our_tasks(sim: SalesforceSimulator) -> dict[str, list[str]]:
+    """Our live tasks' keys, by the Lead or Contact each is about."""
+    found: dict[str, list[str]] = {}
+    with sim.org.lock:
+        for task in sim.org.live("Task"):
+            if task.get(TASK_KEY):
+                found.setdefault(task["WhoId"], []).append(task[TASK_KEY])
+    return found
+
+
+def alone(sim: SalesforceSimulator, lead: str) -> bool:
+    """No other record of the org has the lead's name: it is a person by itself, and once
+    converted its Contact is the person's only record."""
+    people = [r for s in ("Lead", "Contact") for r in sim.org.live(s)]
+    name = (
+        sim.org.records["Lead"][lead].get("FirstName"),
+        sim.org.records["Lead"][lead]["LastName"],
+    )
+    return sum((r.get("FirstName"), r.get("LastName")) == name for r in people) == 1
+
+
+def test_a_task_for_a_lead_converted_in_flight_goes_to_its_contact_once(sim, store, settings):
+    adapter = make_adapter(sim)
+    real = adapter.create_tasks
+    converted: list[str] = []
+
+    def convert_first(tasks):
+        """A salesperson converts the first Lead handed over, just before our create."""
+        if not converted:
+            lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
+                        and t.kind == "mql_handoff" and alone(sim, t.contact_id))  # fmt: skip
+            sim.convert_lead(lead)
+            converted.append(lead)
+        return real(tasks)
+
+    adapter.create_tasks = convert_first
+    first = SyncEngine(adapter, settings, store).run(RunOptions())
+
+    assert first.status == "ok" and first.errors == [], first.errors
+    [lead] = converted
+    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
+    assert lead not in our_tasks(sim), "no task on the converted Lead"
+    assert first.counts["tasks_planned_again"] == 1, "owed to the Contact, not failed"
+    assert store.retry_keys("default") == set(), "the Lead is not retried"
+    runs = [SyncEngine(make_adapter(sim), settings, store).run(RunOptions()) for _ in range(3)]
+    assert [run.errors for run in runs] == [[], [], []]
+    assert [run.counts["tasks_created"] for run in runs] == [1, 0, 0]
+    assert our_tasks(sim).get(contact) == [f"crmq:Lead:{lead}:mql_handoff"]
+    assert lead not in our_tasks(sim)
+
+
+def test_salesforce_refuses_a_task_on_a_converted_lead_and_names_its_contact(sim):
+    """The simulator answers as Salesforce does (help article 000384333); the adapter hands
+    the refusal on as gone, with the Contact the lead became."""
+    lead = next(i for i, r in sim.org.records["Lead"].items() if not r["IsConverted"])
+    contact = sim.convert_lead(lead)["ConvertedContactId"]
+    task = PlannedTask(
+        contact_id=lead,
+        object_type="Lead",
+        key=f"crmq:Lead:{lead}:mql_handoff",
+        kind="mql_handoff",
+        subject="New MQL: take over",
+        body="",
+        due=datetime.now(UTC) + timedelta(hours=24),
+    )
+
+    [result] = make_adapter(sim).create_tasks([task])
+
+    assert not result.ok and result.gone
+    assert (result.error or "").startswith("CANNOT_UPDATE_CONVERTED_LEAD")
+    assert result.field == "WhoId"
+    assert result.moved_to == ("Contact", contact)
+    assert lead not in our_tasks(sim) and contact not in our_tasks(sim)
