@@ -83,6 +83,15 @@ def diff_rows(report: BatchReport) -> list[dict[str, Any]]:
                 "due": task.due.isoformat(),
             }
         )
+    for closing in report.closing:
+        rows.append(
+            {
+                "kind": "task_removed",
+                "record": f"{closing.record[0]}/{closing.record[1]}",
+                "key": closing.key,
+                "crm_id": closing.crm_id,
+            }
+        )
     return rows
 
 
@@ -100,8 +109,11 @@ def print_diff(report: BatchReport, as_json: bool) -> None:
                 f"{row['record']:<28} {row['field']:<17} {_short(row['old']):>40} -> "
                 f"{_short(row['new'])}"
             )
-        else:
+        elif row["kind"] == "task":
             print(f"{row['record']:<28} {'task':<17} {row['subject']} (due {row['due'][:16]})")
+        else:
+            why = "a merge in the CRM doubled it"
+            print(f"{row['record']:<28} {'task removed':<17} {row['key']} ({why})")
 
 
 def impact(summary: RunSummary) -> str:

@@ -74,7 +74,7 @@ from crm_qualify.connector.sync.people import People, Person, task_person
 from crm_qualify.connector.sync.person_decisions import Member, Waiting, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
-from crm_qualify.connector.sync.redundant import close, plan_closing
+from crm_qualify.connector.sync.redundant import Closing, close, plan_closing
 from crm_qualify.connector.sync.redundant import resume as resume_closing
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
@@ -148,6 +148,8 @@ class BatchReport:
     errors: list[str] = field(default_factory=list)
     written: list[RecordUpdate] = field(default_factory=list)
     tasks_created: list[PlannedTask] = field(default_factory=list)
+    closing: list[Closing] = field(default_factory=list)
+    """Follow-ups a merge in the CRM doubled, removed (or, dry, to remove) with the batch."""
 
 
 @dataclass
@@ -1038,8 +1040,9 @@ class SyncEngine:
     ) -> None:
         """Follow-ups a merge in the CRM doubled on a decided record: all but one of each
         kind removed (`sync/redundant.py`), before the batch's escalations are looked up, so
-        none is made for a follow-up just removed. A dry run counts them."""
+        none is made for a follow-up just removed. A dry run lists and counts them."""
         closing = plan_closing([contact for contact, _ in pairs], self.store, self.instance)
+        report.closing = closing
         if options.dry_run:
             counts["tasks_to_close"] += len(closing)
             return

@@ -5,6 +5,7 @@ one nobody touched, through the write protocol, and creates none."""
 from __future__ import annotations
 
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector.commands.sync import diff_rows
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
 from tests.hubspot.conftest import make_adapter
@@ -31,11 +32,23 @@ def test_a_merge_of_two_handed_over_contacts_leaves_one_open_hand_off(sim, store
     first, second = sorted(c for c, tasks in handoffs(sim).items() if len(tasks) == 1)[:2]
     merged = sim.merge_contacts(first, second)
     assert len(handoffs(sim)[merged]) == 2, "the merge moved both hand-offs"
+    listed: list[dict] = []
+    dry = SyncEngine(
+        make_adapter(sim), settings, store, on_batch=lambda r: listed.extend(diff_rows(r))
+    )
+    dry_run = dry.run(RunOptions(dry_run=True))
+    removals = [row for row in listed if row["kind"] == "task_removed"]
+    assert dry_run.counts["tasks_to_close"] == len(removals)
+    [removal] = [row for row in removals if row["key"].endswith(":mql_handoff")]
+    assert removal["record"] == f"contacts/{merged}" and removal["crm_id"] in handoffs(sim)[merged]
+    assert len(handoffs(sim)[merged]) == 2, "a dry run removes nothing"
 
     run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions())
 
     assert run.status == "ok", run.errors
     assert len(handoffs(sim)[merged]) == 1, "one hand-off left on the merged contact"
+    assert removal["crm_id"] not in handoffs(sim)[merged], "the one the dry run listed"
+    assert run.counts["tasks_closed"] == len(removals), "its hot-lead calls too"
     assert run.counts["tasks_created"] == 0
     again = SyncEngine(make_adapter(sim), settings, store).run(RunOptions())
     assert again.status == "ok", again.errors
