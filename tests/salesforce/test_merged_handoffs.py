@@ -4,9 +4,10 @@ nobody touched, through the write protocol, and creates none."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.adapters.salesforce.simulator.org import iso
 from crm_qualify.connector.contract import OutcomeUnknown
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CLOSING, StateStore
@@ -112,3 +113,19 @@ def test_a_removal_whose_answer_is_lost_is_sent_again_by_the_next_run(sim, store
     assert len(handoffs(sim)[master]) == 1
     mirrored = store.mirror.by_keys("default", [("Lead", master)])[("Lead", master)].contact
     assert [t.key for t in mirrored.tasks if t.key == left.key] == [], "gone from the mirror"
+
+
+def test_a_hand_off_the_merge_restamped_is_kept_and_the_masters_own_goes(sim, store, settings):
+    """Salesforce stamps each task a merge reparents: an older hand-off moved from the victim
+    reads as changed since its creation, as a person's would, so it is the one kept."""
+    master, victim = handed_over_pair(sim, store, settings)
+    [moved] = handoffs(sim)[victim]
+    with sim.org.lock:  # created an hour before the merge
+        moved["CreatedDate"] = iso(datetime.now(UTC) - timedelta(hours=1))
+    sim.merge(master, [victim])
+
+    run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions())
+
+    assert run.status == "ok", run.errors
+    assert [task["Id"] for task in handoffs(sim)[master]] == [moved["Id"]]
+    assert run.counts["tasks_closed"] == 1 and run.counts["tasks_created"] == 0
