@@ -24,9 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from crm_qualify.connector.contract import Adapter, AdapterError, RecordError
+from crm_qualify.connector.contract import (
+    Adapter,
+    AdapterError,
+    AuthError,
+    BudgetExhausted,
+    RecordError,
+)
 from crm_qualify.connector.decision.planning import ESCALATION, KEY_PREFIX, task_kind
 from crm_qualify.connector.model import Contact, ExistingTask
+from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
     TASK_CLOSING,
@@ -153,7 +160,14 @@ def close(
     if not closing:
         return []
     store.mark_tasks_closing(instance, [(c.key, c.record, c.crm_id) for c in closing])
-    results = adapter.close_tasks([c.crm_id for c in closing])
+    try:
+        results = adapter.close_tasks([c.crm_id for c in closing])
+    except (AuthError, BudgetExhausted):
+        raise
+    except AdapterError as exc:  # left `closing`: the next run sends them again
+        why = redact(str(exc))[:200]
+        log.warning("%d doubled follow-up(s) not removed this run: %s", len(closing), why)
+        return [f"{len(closing)} doubled follow-up(s) not removed, sent again next run: {why}"]
     if len(results) != len(closing):
         raise AdapterError(f"adapter returned {len(results)} results for {len(closing)} tasks")
     errors: list[str] = []
