@@ -23,11 +23,36 @@ def available_adapters() -> dict[str, EntryPoint]:
     return {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
 
 
+def close_match(name: str, known: list[str]) -> str | None:
+    """The known name `name` nearly spells (a typo, a letter's case), or None."""
+    by_lower = {candidate.lower(): candidate for candidate in known}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
+
+
+def unknown_adapter(name: str) -> list[str]:
+    """`crm.adapter = name` when no installed adapter has that name, with the close match."""
+    installed = sorted(available_adapters())
+    if name in installed:
+        return []
+    close = close_match(name, installed)
+    hint = f"; did you mean {close!r}?" if close else ""
+    known = ", ".join(installed) or "none installed"
+    return [f"crm.adapter: unknown adapter {name!r}{hint} (available: {known})"]
+
+
+def adapter_name_problems(settings: Settings) -> list[str]:
+    """The adapter names a configuration holds that name no adapter, checked without loading
+    any adapter code (`crm.adapter`, then the `[adapters.<name>]` tables): every command stops
+    on them, not only those that load the adapter, so `runs` or `score` never reads the state
+    or rules of a configuration that could not sync."""
+    return unknown_adapter(settings.crm.adapter) + mistyped_adapter_tables(settings)
+
+
 def load_adapter_class(name: str) -> type:
     points = available_adapters()
     if name not in points:
-        known = ", ".join(sorted(points)) or "none installed"
-        raise ConfigurationError([f"crm.adapter: unknown adapter {name!r} (available: {known})"])
+        raise ConfigurationError(unknown_adapter(name))
     point = points[name]
     try:
         adapter_class = point.load()
@@ -57,11 +82,11 @@ def mistyped_adapter_tables(settings: Settings) -> list[str]:
     for name, options in sorted(settings.adapters.items()):
         if name in installed or not options:
             continue
-        close = difflib.get_close_matches(name, installed, n=1)
+        close = close_match(name, installed)
         if close:
             problems.append(
                 f"adapters.{name}: no adapter of that name is installed; did you mean"
-                f" adapters.{close[0]}?"
+                f" adapters.{close}?"
             )
     return problems
 

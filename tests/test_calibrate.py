@@ -136,15 +136,17 @@ def test_the_proposal_file_holds_the_changed_keys_with_evidence_and_applies(resu
 
 
 def test_calibrate_from_the_mirror_makes_no_api_call_and_writes_its_outputs(
-    contacts, tmp_path, capsys
+    contacts, tmp_path, capsys, monkeypatch
 ):
+    """HubSpot without a token: building the adapter would stop the command (exit 2)."""
+    monkeypatch.delenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", raising=False)
     state = tmp_path / "state.sqlite"
     store = StateStore(state)
     store.mirror.upsert("default", contacts[:1500], NOW)
     store.close()
     config = tmp_path / "c.toml"
     config.write_text(
-        f'[crm]\nadapter = "no-such-adapter"\n[sync]\nstate_path = "{state}"\n'
+        f'[crm]\nadapter = "hubspot"\n[sync]\nstate_path = "{state}"\n'
         "[calibrate]\nmin_people = 500\nmin_conversions = 60\n"
     )
     out, html = tmp_path / "p.toml", tmp_path / "r.html"

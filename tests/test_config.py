@@ -12,6 +12,8 @@ from crm_qualify.connector.ops import logs
 from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
 from pydantic import SecretStr
 
+from tests.test_secrets import record_network
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.toml"
 
@@ -96,6 +98,42 @@ def test_unknown_adapter_is_named(tmp_path, capsys):
     config.write_text("[crm]\nadapter = 'pipedrive'\n")
     assert main(["config", "check", str(config)]) == 2
     assert "crm.adapter: unknown adapter 'pipedrive'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["file", "environment"])
+@pytest.mark.parametrize(
+    ("typo", "close"),
+    [("hubspott", "hubspot"), ("HubSpot", "hubspot"), ("salesforse", "salesforce")],
+)
+def test_a_misspelt_crm_stops_every_command_naming_the_key_and_the_close_match(
+    tmp_path, monkeypatch, capsys, where, typo, close
+):
+    """`[crm] adapter = "hubspott"` gave no close match, `config check` blamed a bundled
+    mapping that does not exist, and `runs` or `score` went on with a CRM that cannot sync."""
+    connects, _ = record_network(monkeypatch)
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
+    config = tmp_path / "c.toml"
+    config.write_text(f"[sync]\nstate_path = '{tmp_path / 's.sqlite'}'\n")
+    if where == "file":
+        config.write_text(f"[crm]\nadapter = '{typo}'\n" + config.read_text())
+    else:
+        monkeypatch.setenv("CRMQ_CRM__ADAPTER", typo)
+    expected = (
+        f"crm.adapter: unknown adapter {typo!r}; did you mean {close!r}?"
+        " (available: hubspot, salesforce)"
+    )
+    contacts = str(ROOT / "examples" / "contacts.jsonl")
+    for command in (
+        ["config", "check", str(config)],
+        ["doctor", "--config", str(config)],
+        ["sync", "--once", "--config", str(config)],
+        ["runs", "--config", str(config)],
+        ["score", contacts, "--config", str(config)],
+    ):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err == f"configuration error:\n  {expected}\n", (command, err)
+    assert connects == []
 
 
 def test_environment_overrides_the_file_with_nested_keys(tmp_path, monkeypatch):

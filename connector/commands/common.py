@@ -11,7 +11,12 @@ from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.ops.logs import configure_logging, register_secrets, secret_values
-from crm_qualify.connector.plugins import PluginError, build_adapter, load_adapter_class
+from crm_qualify.connector.plugins import (
+    PluginError,
+    adapter_name_problems,
+    build_adapter,
+    load_adapter_class,
+)
 from crm_qualify.connector.settings import (
     CONFIG_ENV,
     CONFIG_FILE_NAME,
@@ -66,10 +71,14 @@ def state_or_empty(settings: Settings, *, quiet_stdout: bool = False) -> str:
 
 
 def settings_or_exit(args: argparse.Namespace) -> Settings:
-    """Load configuration or print every problem and exit 2, before any API call. Logging is
-    configured from it, with every secret it holds registered for masking."""
+    """Load configuration or print every problem and exit 2, before any API call; adapter
+    names included, for the commands that never load the adapter too. Logging is configured
+    from it, with every secret it holds registered for masking."""
     try:
         settings = load_settings(config_path(args))
+        problems = adapter_name_problems(settings)
+        if problems:
+            raise ConfigurationError(problems)
     except ConfigurationError as exc:
         print_problems(exc.problems)
         raise SystemExit(2) from None

@@ -118,7 +118,8 @@ def check_configuration(path: Path | None) -> CheckOutcome:
     except (ConfigurationError, PluginError):  # reported by `_check_adapter`
         schema = None
     try:
-        load_mapping(settings.crm.adapter, settings.crm.mapping_file, schema)
+        if settings.crm.adapter in available_adapters() or settings.crm.mapping_file:
+            load_mapping(settings.crm.adapter, settings.crm.mapping_file, schema)
     except ConfigurationError as exc:
         outcome.problems += [p for p in exc.problems if p not in outcome.problems]
     outcome.summary = (
