@@ -76,11 +76,13 @@ def mistyped_adapter_tables(settings: Settings) -> list[str]:
     """`[adapters.<name>]` tables that name no installed adapter but nearly name one (the
     configured adapter's options under `[adapters.hubspt]` left it on its defaults: its real
     API host, without the admin's base_url). A table for an adapter not installed, named
-    unlike any, may be a plugin's kept for later: not an error."""
+    unlike any, may be a plugin's kept for later: not an error. The table of the configured
+    adapter is never a near-miss: a plugin may be named close to a built-in
+    (`salesforce_cpq`), and when it is not installed `crm.adapter` says so."""
     installed = sorted(available_adapters())
     problems = []
     for name, options in sorted(settings.adapters.items()):
-        if name in installed or not options:
+        if name in installed or name == settings.crm.adapter or not options:
             continue
         close = close_match(name, installed)
         if close:

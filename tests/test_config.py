@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
+from crm_qualify.connector import plugins
 from crm_qualify.connector.cli import main
+from crm_qualify.connector.commands import config as config_command
+from crm_qualify.connector.mapping import ADAPTER_GROUP
 from crm_qualify.connector.ops import logs
 from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
 from pydantic import SecretStr
@@ -324,6 +328,50 @@ def test_a_table_nearly_naming_an_installed_adapter_stops_the_program(
     for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
         assert main([*command, str(config)]) == 2
         assert expected in capsys.readouterr().err
+
+
+SALESFORCE_OPTIONS = 'client_id = "i"\nclient_secret = "s"\nusername = "u"\npassword = "p"\n'
+
+
+@pytest.mark.parametrize(("crm", "mapping"), [("salesforce_cpq", "salesforce"), ("hubspot",) * 2])
+def test_a_plugin_named_close_to_a_built_in_is_no_near_miss_once_installed(
+    tmp_path, monkeypatch, capsys, crm, mapping
+):
+    """`[adapters.salesforce_cpq]` is a plugin's table, not a misspelt `[adapters.salesforce]`,
+    whether the plugin is the configured adapter or one kept for later."""
+    installed = plugins.available_adapters()
+    point = EntryPoint(
+        "salesforce_cpq", "crm_qualify.adapters.salesforce:SalesforceAdapter", ADAPTER_GROUP
+    )
+    adapters = {**installed, "salesforce_cpq": point}
+    monkeypatch.setattr(plugins, "available_adapters", lambda: adapters)
+    monkeypatch.setattr(config_command, "available_adapters", lambda: adapters)
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"[crm]\nadapter = '{crm}'\nmapping_file = '{ROOT / 'mappings' / mapping}.toml'\n"
+        f"[adapters.salesforce_cpq]\n{SALESFORCE_OPTIONS}"
+    )
+    assert main(["config", "check", str(config)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().err == ""
+
+
+def test_the_configured_plugins_table_is_no_near_miss_when_it_is_not_installed(tmp_path, capsys):
+    """The configured plugin not installed: `crm.adapter` says so, once; its table was also
+    refused as a misspelt `[adapters.salesforce]`."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[crm]\nadapter = 'salesforce_cpq'\n"
+        f"[adapters.salesforce_cpq]\n{SALESFORCE_OPTIONS}"
+        f"[sync]\nstate_path = '{tmp_path / 's.sqlite'}'\n"
+    )
+    expected = (
+        "configuration error:\n  crm.adapter: unknown adapter 'salesforce_cpq'; did you mean"
+        " 'salesforce'? (available: hubspot, salesforce)\n"
+    )
+    for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
+        assert main([*command, str(config)]) == 2
+        assert capsys.readouterr().err == expected, command
 
 
 def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):

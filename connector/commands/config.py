@@ -136,7 +136,7 @@ def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
     for name in sorted(settings.adapters):
         if any(problem.startswith(f"adapters.{name}:") for problem in mistyped):
             continue
-        if name not in available and settings.adapters[name]:
+        if name not in available and name != settings.crm.adapter and settings.adapters[name]:
             known = ", ".join(sorted(available)) or "none installed"
             outcome.warnings.append(
                 f"adapters.{name}: no adapter of that name is installed (available: {known});"
