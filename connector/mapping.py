@@ -10,7 +10,7 @@ in `mappings/`. Fields the configuration does not own are taken out of the docum
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import entry_points
@@ -172,6 +172,27 @@ class CoreObjectTables(ObjectMapping):
     model_config = ConfigDict(extra="forbid")
 
 
+def check_object_tables(
+    tables: Mapping[str, Any], known: Collection[str], read: Collection[str], setting: str
+) -> None:
+    """An adapter schema's check of `objects`: each table names an object the adapter reads
+    (`known`), and each object its settings read (`read`, the option `setting`) has its table.
+    `[objects.leads]` in a HubSpot mapping was read by nothing, without a word, and a missing
+    table was a bare KeyError."""
+    unknown = [f"[objects.{name}]" for name in tables if name not in known]
+    missing = [f"[objects.{name}]" for name in read if name not in tables]
+    problems = []
+    if unknown:
+        problems.append(
+            f"{', '.join(unknown)}: not an object this adapter reads"
+            f" ({setting}: {', '.join(known)})"
+        )
+    if missing:
+        problems.append(f"no {', '.join(missing)} table, which {setting} reads")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 ADAPTER_GROUP = "crm_qualify.adapters"
 """The entry-point group of adapters (`plugins.py`): a plugin's mapping lies in its package."""
 
@@ -193,11 +214,15 @@ def _bundled_mapping(adapter: str) -> str:
 
 
 def load_mapping(
-    adapter: str, path: Path | None = None, schema: type[BaseModel] | None = None
+    adapter: str,
+    path: Path | None = None,
+    schema: type[BaseModel] | None = None,
+    options: BaseModel | None = None,
 ) -> dict[str, Any]:
     """The validated mapping for `adapter`, from `path` or the one bundled with the adapter
     (`_bundled_mapping`); `schema` is the adapter's `mapping_schema`, when it has one: every
-    key of the document must be one it knows."""
+    key of the document must be one it knows. `options`, the adapter's validated settings,
+    are the schema's validation context: which object tables are read depends on them."""
     where = str(path) if path else f"bundled mappings/{adapter}.toml"
     try:
         if path is not None:
@@ -213,7 +238,7 @@ def load_mapping(
     try:
         MappingDocument.model_validate(document)
         if schema is not None:
-            schema.model_validate(document)
+            schema.model_validate(document, context=options)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
     return document

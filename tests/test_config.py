@@ -465,3 +465,72 @@ def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, cr
         assert err.count(expected) == 1, err
     mapping.write_text(bundled)
     assert main(["config", "check", str(config)]) == 0
+
+
+def _mapping_config(tmp_path: Path, crm: str, mapping_text: str, extra: str = "") -> Path:
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(mapping_text)
+    options = {"hubspot": 'access_token = "x"\n', "salesforce": SALESFORCE_OPTIONS}[crm]
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(
+        f'[crm]\nadapter = "{crm}"\nmapping_file = "{mapping}"\n[adapters.{crm}]\n{options}'
+        f'{extra}[sync]\nstate_path = "{tmp_path / "s.sqlite"}"\n'
+    )
+    return config
+
+
+def _without(text: str, start: str, end: str) -> str:
+    return text[: text.index(start)] + text[text.index(end) :]
+
+
+@pytest.mark.parametrize(
+    ("crm", "edit", "extra", "problem"),
+    [
+        (
+            "hubspot",
+            lambda text: text + '\n[objects.leads.fields]\nscore = "crmq_score"\n',
+            "",
+            "[objects.leads]: not an object this adapter reads"
+            " (adapters.hubspot.object_type: contacts)",
+        ),
+        (
+            "hubspot",
+            lambda text: text,
+            'object_type = "p_people"\n',
+            "[objects.contacts]: not an object this adapter reads"
+            " (adapters.hubspot.object_type: p_people); no [objects.p_people] table, which"
+            " adapters.hubspot.object_type reads",
+        ),
+        (
+            "salesforce",
+            lambda text: text + '\n[objects.Account.fields]\nscore = "CRMQ_Score__c"\n',
+            "",
+            "[objects.Account]: not an object this adapter reads"
+            " (adapters.salesforce.objects: Lead, Contact)",
+        ),
+        (
+            "salesforce",
+            lambda text: _without(text, "[objects.Contact]", "[people]"),
+            "",
+            "no [objects.Contact] table, which adapters.salesforce.objects reads",
+        ),
+    ],
+)
+def test_an_object_table_the_adapter_does_not_read_stops_the_program_naming_it(
+    tmp_path, capsys, crm, edit, extra, problem
+):
+    """`[objects.leads]` in a HubSpot mapping was accepted and read by nothing; a table the
+    settings read but the mapping lacks was `KeyError: 'Contact'`."""
+    bundled = (ROOT / "mappings" / f"{crm}.toml").read_text()
+    config = _mapping_config(tmp_path, crm, edit(bundled), extra)
+    expected = f"mapping {tmp_path / 'mapping.toml'}: objects: Value error, {problem}"
+    for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
+        assert main([*command, str(config)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"configuration error:\n  {expected}\n", (command, err)
+
+
+def test_a_salesforce_mapping_may_keep_the_table_of_an_object_not_read(tmp_path, capsys):
+    bundled = (ROOT / "mappings" / "salesforce.toml").read_text()
+    config = _mapping_config(tmp_path, "salesforce", bundled, 'objects = ["Lead"]\n')
+    assert main(["config", "check", str(config)]) == 0, capsys.readouterr().err

@@ -10,7 +10,9 @@ from crm_qualify.connector.mapping import (
     FitTable,
     ProfileTable,
     StrictTable,
+    check_object_tables,
 )
+from pydantic import ValidationInfo, field_validator
 
 
 class ContactProfile(ProfileTable):
@@ -118,3 +120,15 @@ class HubSpotMapping(StrictTable):
     sources: Sources = Sources()
     deals: Deals = Deals()
     tasks: Tasks = Tasks()
+
+    @field_validator("objects")
+    @classmethod
+    def _the_object_read(
+        cls, value: dict[str, ContactObject], info: ValidationInfo
+    ) -> dict[str, ContactObject]:
+        """One object holds people, `object_type`'s (contacts): known once the adapter's
+        options are (the validation context)."""
+        read = getattr(info.context, "object_type", None)
+        if read is not None:
+            check_object_tables(value, [read], [read], "adapters.hubspot.object_type")
+        return value

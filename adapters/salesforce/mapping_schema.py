@@ -12,7 +12,11 @@ from crm_qualify.connector.mapping import (
     FitTable,
     ProfileTable,
     StrictTable,
+    check_object_tables,
 )
+from pydantic import ValidationInfo, field_validator
+
+PERSON_OBJECTS = ("Lead", "Contact")
 
 
 class PersonObject(CoreObjectTables):
@@ -76,3 +80,14 @@ class SalesforceMapping(StrictTable):
     deals: Deals = Deals()
     accounts: Accounts = Accounts()
     tasks: Tasks = Tasks()
+
+    @field_validator("objects")
+    @classmethod
+    def _objects_read(
+        cls, value: dict[str, PersonObject], info: ValidationInfo
+    ) -> dict[str, PersonObject]:
+        """Leads and Contacts hold people; the adapter's `objects` option (the validation
+        context, once known) says which are read, and each of those needs its table."""
+        read = getattr(info.context, "objects", [])
+        check_object_tables(value, PERSON_OBJECTS, read, "adapters.salesforce.objects")
+        return value
