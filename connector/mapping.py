@@ -9,6 +9,7 @@ in `mappings/`. Fields the configuration does not own are taken out of the docum
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -92,14 +93,23 @@ class ObjectMapping(BaseModel):
     customer_types: dict[str, str] = {}
     stage_values: dict[str, Stage] = {}
     """The CRM's own stage values that mean a canonical stage when read (custom stages)."""
-    qualification_values: dict[str, CriterionStatus | dict[str, CriterionStatus]] = {}
+    qualification_values: dict[str, Any] = {}
     """The CRM's own answer values -> canonical answer; a sub-table per criterion."""
 
     @field_validator("qualification_values")
     @classmethod
     def _tables_per_criterion(cls, value: dict[str, Any]) -> dict[str, Any]:
-        """A sub-table is a criterion's own values: one under another name is a typo."""
-        _known_criteria({name: table for name, table in value.items() if isinstance(table, dict)})
+        """A sub-table is a criterion's own values: one under another name is a typo. Each
+        answer is checked here, not by a union type, whose errors named pydantic's types
+        instead of the key."""
+        tables = {name: table for name, table in value.items() if isinstance(table, dict)}
+        _known_criteria(tables)
+        answers = {k: v for k, v in value.items() if k not in tables}
+        answers |= {f"{name}.{k}": v for name, table in tables.items() for k, v in table.items()}
+        wrong = [f"{key} = {answer!r}" for key, answer in answers.items() if not _answer(answer)]
+        if wrong:
+            known = ", ".join(CriterionStatus)
+            raise ValueError(f"not an answer: {', '.join(wrong)}; answers: {known}")
         return value
 
     @field_validator("customer_types")
@@ -117,8 +127,15 @@ class ObjectMapping(BaseModel):
     def _owned_names(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(OWNED_FIELDS))
         if unknown:
-            raise ValueError(f"not an owned canonical field: {', '.join(unknown)}")
+            raise ValueError(
+                f"not an owned canonical field: {', '.join(unknown)};"
+                f" known: {', '.join(OWNED_FIELDS)}"
+            )
         return value
+
+
+def _answer(value: Any) -> bool:
+    return isinstance(value, str) and value in set(CriterionStatus)
 
 
 class MappingDocument(BaseModel):
@@ -142,6 +159,19 @@ ProfileTable = create_model(
     __doc__="Canonical profile field -> the CRM field that holds it.",
     **{name: (str | None, None) for name in PROFILE_FIELDS},
 )
+
+
+def _compiles(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return text
+
+
+Pattern = Annotated[str, AfterValidator(_compiles)]
+"""A mapping's regular expression, checked where the mapping is loaded: one that does not
+compile is named by its key, not by the adapter's `re.error` once it is constructed."""
 
 
 class FitTable(StrictTable):

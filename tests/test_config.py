@@ -12,6 +12,7 @@ from crm_qualify.connector import plugins
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.commands import config as config_command
 from crm_qualify.connector.mapping import ADAPTER_GROUP
+from crm_qualify.connector.model import OWNED_FIELDS, EventType
 from crm_qualify.connector.ops import logs
 from crm_qualify.connector.settings import ConfigurationError, load_settings, resolve_secret_files
 from pydantic import SecretStr
@@ -395,21 +396,114 @@ def test_a_variable_naming_no_section_is_an_error_naming_it(monkeypatch):
     ]
 
 
-def test_a_mapping_section_the_adapter_cannot_use_is_a_configuration_error(tmp_path, capsys):
-    """`config check` passed a mapping naming no signal, and sync then failed with an
-    unexpected ValueError: both now name crm.mapping_file and what is wrong, and exit 2."""
-    bundled = (Path(__file__).parents[1] / "mappings" / "hubspot.toml").read_text()
-    mapping = tmp_path / "mapping.toml"
-    mapping.write_text(bundled.replace('event = "meeting_booked"', 'event = "pageview"', 1))
-    config = tmp_path / "crm-qualify.toml"
-    config.write_text(
-        f'[crm]\nadapter = "hubspot"\nmapping_file = "{mapping}"\n'
-        f'[adapters.hubspot]\naccess_token = "x"\n[sync]\nstate_path = "{tmp_path / "s.sqlite"}"\n'
-    )
-    expected = f"crm.mapping_file: {mapping}: the hubspot adapter cannot use it: ValueError:"
-    for command in (["config", "check", str(config)], ["sync", "--once", "--config", str(config)]):
-        assert main(command) == 2
-        assert expected in capsys.readouterr().err
+def _choices(values) -> str:
+    quoted = [f"'{value}'" for value in values]
+    return f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+EVENTS = _choices(EventType)
+
+
+@pytest.mark.parametrize(
+    ("crm", "typo", "problem"),
+    [
+        (
+            "hubspot",
+            ('event = "call"', 'event = "cal"'),
+            f"engagement.activities.0.event: {EVENTS}",
+        ),
+        (
+            "hubspot",
+            ('event = "meeting_booked"', 'event = "pageview"'),
+            f"objects.contacts.dates.1.event: {EVENTS}",
+        ),
+        (
+            "hubspot",
+            ('["demo", "demo_request"]', '["demo", "demo_requests"]'),
+            f"objects.contacts.conversions.rules.0.1: {EVENTS}",
+        ),
+        (
+            "hubspot",
+            ('forms_default = "form_submission"', 'forms_default = "form"'),
+            f"engagement.forms_default: {EVENTS}",
+        ),
+        (
+            "hubspot",
+            ('object = "calls"', 'object = "call"'),
+            "engagement.activities.0.object: "
+            + _choices(["calls", "meetings", "emails", "notes", "communications"]),
+        ),
+        (
+            "hubspot",
+            ('fallback_for = "emails"', 'fallback_for = "email"'),
+            "objects.contacts.dates.0.fallback_for: "
+            + _choices(
+                [
+                    "calls",
+                    "meetings",
+                    "emails",
+                    "notes",
+                    "communications",
+                    "forms",
+                    "marketing_events",
+                ]
+            ),  # fmt: skip
+        ),
+        (
+            "hubspot",
+            ('form = "demo"', 'form = "demo("'),
+            "engagement.forms.0.form: Value error, not a regular expression: missing ),"
+            " unterminated subpattern at position 4",
+        ),
+        (
+            "hubspot",
+            ('"Yes" = "met"', '"Yes" = "yes"'),
+            "objects.contacts.qualification_values: Value error, not an answer: Yes = 'yes';"
+            " answers: met, in_progress, not_met",
+        ),
+        (
+            "hubspot",
+            ('score = "crmq_score"', 'scor = "crmq_score"'),
+            "objects.contacts.fields: Value error, not an owned canonical field: scor; known: "
+            + ", ".join(OWNED_FIELDS),
+        ),
+        (
+            "salesforce",
+            ('event = "trial_start"', 'event = "trial"'),
+            f"engagement.campaign_members.2.event: {EVENTS}",
+        ),
+        (
+            "salesforce",
+            ('event = "meeting_booked"', 'event = "meeting"'),
+            f"engagement.events.event: {EVENTS}",
+        ),
+        (
+            "salesforce",
+            ('"Met" = "met"', '"Met" = "yes"'),
+            "people.qualification_values.Met: " + _choices(["met", "in_progress", "not_met"]),
+        ),
+        (
+            "salesforce",
+            ('recurring_types = "Renewal|Subscription"', 'recurring_types = "Renewal|*"'),
+            "deals.recurring_types: Value error, not a regular expression: nothing to repeat at"
+            " position 8",
+        ),
+    ],
+)
+def test_a_mapping_value_the_adapter_cannot_use_names_its_key_and_the_valid_values(
+    tmp_path, capsys, crm, typo, problem
+):
+    """An unknown event type was `crm.mapping_file: …: the hubspot adapter cannot use it:
+    ValueError: 'cal' is not a valid EventType`, naming neither the key nor the valid values;
+    a bad regular expression or answer, likewise; a bad answer in HubSpot's
+    qualification_values named pydantic's union types, an unknown field no known one."""
+    bundled = (ROOT / "mappings" / f"{crm}.toml").read_text()
+    assert typo[0] in bundled
+    config = _mapping_config(tmp_path, crm, bundled.replace(*typo, 1))
+    expected = f"configuration error:\n  mapping {tmp_path / 'mapping.toml'}: {problem}\n"
+    for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
+        assert main([*command, str(config)]) == 2
+        assert capsys.readouterr().err == expected, command
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,14 @@ class DocumentedAdapter(LenientAdapter):
     settings_model = Documented
 
 
+class UnusableMappingAdapter(LenientAdapter):
+    """A plugin without a mapping schema, whose `from_config` refuses the mapping."""
+
+    @classmethod
+    def from_config(cls, settings, mapping):
+        raise ValueError("'pageview' is not a valid EventType")
+
+
 @pytest.fixture(autouse=True)
 def no_registered_secrets(monkeypatch):
     monkeypatch.setattr(logs, "_secrets", set())
@@ -123,6 +131,21 @@ def test_the_documented_credential_is_not_set_yet_for_check_and_stops_sync_and_d
         assert main([*command, "--config", str(config)]) == 2
         assert "adapters.mycrm.api_token: required: the API token" in capsys.readouterr().err
     assert connects == [], "stopped before any API call"
+
+
+def test_a_mapping_a_plugin_without_a_schema_cannot_use_is_named_by_its_file(
+    tmp_path, monkeypatch, capsys
+):
+    """The adapter's own error can name no key: the file it came from is named."""
+    install(monkeypatch, "UnusableMappingAdapter")
+    config = write_config(tmp_path)
+    expected = (
+        f"crm.mapping_file: {MAPPING}: the mycrm adapter cannot use it: ValueError:"
+        " 'pageview' is not a valid EventType"
+    )
+    for command in (["config", "check"], ["sync", "--once", "--config"]):
+        assert main([*command, str(config)]) == 2
+        assert expected in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["sync", "--once"], ["doctor"]])

@@ -1,18 +1,29 @@
 """Every key the HubSpot mapping may hold (`mappings/hubspot.toml`), so a mistyped one is a
-configuration error naming it rather than a section silently read as empty. Values are
-checked where they are used (`translate.py`, `engagement.py`, `companies.py`...)."""
+configuration error naming it rather than a section silently read as empty. Event types,
+activity objects, sources and regular expressions are checked here too, so a wrong one is
+named by its key with the valid values; property names are checked against the portal
+(`doctor`)."""
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from crm_qualify.adapters.hubspot.engagement import ACTIVITY_TYPES, FORMS, MARKETING_EVENTS
 from crm_qualify.connector.mapping import (
     CoreObjectTables,
     Criteria,
     FitTable,
+    Pattern,
     ProfileTable,
     StrictTable,
     check_object_tables,
 )
-from pydantic import ValidationInfo, field_validator
+from crm_qualify.connector.model import EventType
+from pydantic import BeforeValidator, ValidationInfo, field_validator
+
+ActivityObject = Literal[ACTIVITY_TYPES]  # type: ignore[valid-type]
+Source = Literal[(*ACTIVITY_TYPES, FORMS, MARKETING_EVENTS)]  # type: ignore[valid-type]
+"""What `fallback_for` names: a source of `[engagement]` whose reading replaces a summary."""
 
 
 class ContactProfile(ProfileTable):
@@ -37,22 +48,22 @@ class Authority(StrictTable):
 
 
 class Counter(StrictTable):
-    event: str
+    event: EventType
     count: str
     at: str
-    fallback_for: str | None = None
+    fallback_for: Source | None = None
 
 
 class DateSignal(StrictTable):
-    event: str
+    event: EventType
     at: str
-    fallback_for: str | None = None
+    fallback_for: Source | None = None
 
 
 class Conversions(StrictTable):
-    fallback_for: str | None = None
-    pairs: list[list[str]] = []
-    rules: list[list[str]] = []
+    fallback_for: Source | None = None
+    pairs: list[tuple[str, str]] = []
+    rules: list[tuple[Pattern, EventType]] = []
 
 
 class ContactObject(CoreObjectTables):
@@ -67,25 +78,26 @@ class ContactObject(CoreObjectTables):
 
 
 class Activity(StrictTable):
-    object: str
-    event: str
+    object: ActivityObject
+    event: EventType
     at: str | None = None
-    where: dict[str, str] = {}
+    where: dict[str, Pattern] = {}
 
 
 class FormRule(StrictTable):
-    form: str
-    event: str
+    form: Pattern
+    event: EventType
 
 
 class MarketingEventRule(StrictTable):
-    event: str
-    type: str | None = None
-    state: str | None = None
+    event: EventType
+    type: Pattern | None = None
+    state: Pattern | None = None
 
 
 class Engagement(StrictTable):
-    forms_default: str | None = None
+    forms_default: Annotated[EventType | None, BeforeValidator(lambda text: text or None)] = None
+    """The event of forms no rule names; "" leaves them out."""
     activities: list[Activity] = []
     forms: list[FormRule] = []
     marketing_events: list[MarketingEventRule] = []

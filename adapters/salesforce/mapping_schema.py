@@ -1,19 +1,20 @@
 """Every key the Salesforce mapping may hold (`mappings/salesforce.toml`), so a mistyped one is
-a configuration error naming it rather than a section silently read as empty. Values are
-checked where they are used (`translate.py`, `accounts.py`)."""
+a configuration error naming it rather than a section silently read as empty. Event types,
+answers and regular expressions are checked here too, so a wrong one is named by its key with
+the valid values; field names are checked against the org (`doctor`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from crm_qualify.connector.mapping import (
     CoreObjectTables,
     Criteria,
     FitTable,
+    Pattern,
     ProfileTable,
     StrictTable,
     check_object_tables,
 )
+from crm_qualify.connector.model import CriterionStatus, EventType
 from pydantic import ValidationInfo, field_validator
 
 PERSON_OBJECTS = ("Lead", "Contact")
@@ -31,24 +32,24 @@ class People(StrictTable):
     inbound_sources: list[str] = []
     outbound_sources: list[str] = []
     qualification: Criteria = {}
-    qualification_values: dict[str, Any] = {}
+    qualification_values: dict[str, CriterionStatus] = {}
 
 
 class CampaignMemberRule(StrictTable):
-    event: str
-    type: str | None = None
-    status: str | None = None
-    name: str | None = None
+    event: EventType
+    type: Pattern | None = None
+    status: Pattern | None = None
+    name: Pattern | None = None
 
 
 class TaskRule(StrictTable):
-    event: str
+    event: EventType
     subtype: str | None = None
-    subject: str | None = None
+    subject: Pattern | None = None
 
 
 class EventRule(StrictTable):
-    event: str
+    event: EventType
 
 
 class Engagement(StrictTable):
@@ -58,7 +59,7 @@ class Engagement(StrictTable):
 
 
 class Deals(StrictTable):
-    recurring_types: str | None = None
+    recurring_types: Pattern | None = None
 
 
 class Accounts(StrictTable):
