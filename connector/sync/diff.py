@@ -96,11 +96,30 @@ def _stage(value: Any) -> Stage | None:
 _STAGES = {stage.value: stage for stage in Stage}
 
 
+Candidate = tuple[str, Any, Any, FieldPolicy]
+"""(field, CRM value, decided value, policy) of an owned field whose value differs."""
+
+
+def candidates(
+    contact: Contact, decision: Decision, policies: Mapping[str, FieldPolicy]
+) -> list[Candidate]:
+    """The owned fields whose decided value differs from the CRM's, before any policy: the
+    engine finds them once per record for the questions, the look-up of our last writes and
+    the plan (`plan_update`, `source_questions`)."""
+    return _candidates(contact, decision.field_values(), policies)
+
+
+def hinges_on_our_writes(found: Collection[Candidate]) -> bool:
+    """Whether holding any of these changes back depends on our last acknowledged writes:
+    a field under `unless_edited`, or the stage (moved back since our write). Only for these
+    records does the engine look our last writes up."""
+    return any(field == "stage" or policy.policy == "unless_edited" for field, *_, policy in found)
+
+
 def _candidates(
     contact: Contact, values: Mapping[str, Any], policies: Mapping[str, FieldPolicy]
-) -> list[tuple[str, Any, Any, FieldPolicy]]:
-    """(field, CRM value, decided value, policy) of the owned fields whose value differs;
-    `values`: the decision's `field_values()`."""
+) -> list[Candidate]:
+    """`candidates`, from the decision's `field_values()`."""
     found = []
     owned = contact.owned
     for field, new in values.items():
@@ -124,15 +143,17 @@ def plan_update(
     last_written: Mapping[str, Any],
     writable_stages: Collection[str] | None = None,
     unsure: Mapping[str, str] | None = None,
+    found: list[Candidate] | None = None,
 ) -> tuple[RecordUpdate | None, list[Skip]]:
     """The fields to write for one contact (None when nothing changes) and what was held back.
     `writable_stages`: the canonical stages the CRM has a value for (None: all). `unsure`:
     fields whose setter was asked and could not be learned this run, with why: held back
-    until it can be."""
+    until it can be. `found`: the record's `candidates`, when the caller has them."""
     changes: list[FieldUpdate] = []
     skips: list[Skip] = []
-    values = decision.field_values()
-    for field, old, new, policy in _candidates(contact, values, policies):
+    if found is None:
+        found = candidates(contact, decision, policies)
+    for field, old, new, policy in found:
         held = _held_back(field, old, new, policy, last_written, contact, writable_stages)
         if held is None and unsure and field in unsure:
             held = Skip(field, f"who set it could not be checked ({unsure[field]}); next run")
@@ -142,6 +163,7 @@ def plan_update(
         changes.append(FieldUpdate(field=field, old=old, new=new))
     if not changes:
         return None, skips
+    values = decision.field_values()
     for field in sorted(PASSENGER_FIELDS):
         policy = policies.get(field)
         if policy is not None and policy.owned:
@@ -158,6 +180,7 @@ def source_questions(
     policies: Mapping[str, FieldPolicy],
     last_written: Mapping[str, Any],
     writable_stages: Collection[str] | None = None,
+    found: list[Candidate] | None = None,
 ) -> list[str]:
     """The fields a write would replace whose setter the plan needs and the contact does not
     carry: a value under `unless_edited` we have no acknowledged write for (its history also
@@ -165,7 +188,9 @@ def source_questions(
     back (the log names who). Everything else is decided without asking the CRM, so a first
     sync under the default policies reads no history at all."""
     wanted = []
-    for field, old, new, policy in _candidates(contact, decision.field_values(), policies):
+    if found is None:
+        found = candidates(contact, decision, policies)
+    for field, old, new, policy in found:
         if normalise(old) is None or _source(field, old, contact):
             continue
         held = _held_back(field, old, new, policy, last_written, contact, writable_stages)

@@ -66,7 +66,13 @@ from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.bulk_calls import bulk_calls
 from crm_qualify.connector.sync.concurrency import traffic_of
-from crm_qualify.connector.sync.diff import Skip, plan_update, same
+from crm_qualify.connector.sync.diff import (
+    Skip,
+    candidates,
+    hinges_on_our_writes,
+    plan_update,
+    same,
+)
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
 from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
@@ -1167,9 +1173,15 @@ class SyncEngine:
         return members
 
     def _plan(self, pairs: list[tuple[Contact, Decision]], report: BatchReport) -> None:
+        policies = self.settings.fields
+        found = {
+            _key(contact): candidates(contact, decision, policies) for contact, decision in pairs
+        }
+        # our last writes, for the records whose changes may be held back on them
+        hinging = [key for key, changes in found.items() if hinges_on_our_writes(changes)]
         last_written = (
-            self.store.last_written(self.instance, [_key(c) for c, _ in pairs])
-            if self._unless_edited
+            self.store.last_written(self.instance, hinging)
+            if self._unless_edited and hinging
             else {}
         )
         stages = getattr(self.adapter, "writable_stages", None)
@@ -1178,10 +1190,11 @@ class SyncEngine:
             self.store,
             self.instance,
             pairs,
-            self.settings.fields,
+            policies,
             last_written,
             stages,
             complete=self._unless_edited,
+            changes=found,
         )
         planned: dict[str, PlannedTask] = {}
         for contact, decision in pairs:
@@ -1189,10 +1202,11 @@ class SyncEngine:
             update, skips = plan_update(
                 contact,
                 decision,
-                self.settings.fields,
+                policies,
                 last_written.get(key, {}),
                 stages,
                 unsure.get(key),
+                found[key],
             )
             if update:
                 report.updates.append(update)

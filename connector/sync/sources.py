@@ -22,7 +22,7 @@ from crm_qualify.connector.contract import AdapterError, AuthError, BudgetExhaus
 from crm_qualify.connector.model import Contact, Decision, FieldSource
 from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.settings import FieldPolicy
-from crm_qualify.connector.sync.diff import source_questions
+from crm_qualify.connector.sync.diff import Candidate, source_questions
 
 if TYPE_CHECKING:
     from crm_qualify.connector.sync.state import StateStore
@@ -54,12 +54,14 @@ def learn_sources(
     writable_stages: Collection[str] | None,
     *,
     complete: bool,
+    changes: Mapping[Key, list[Candidate]] | None = None,
 ) -> dict[Key, dict[str, str]]:
     """Ask who set the values these plans hinge on, put the answers on the contacts and in
     the mirror. `last_written`: our last acknowledged writes by record; unless `complete`,
     those of the records with a question are looked up and added to it first (a value that
     is our own write needs no question). Returns, per record, the fields that could not be
-    checked and why (the adapter's call failed): the diff holds them back until a run can."""
+    checked and why (the adapter's call failed): the diff holds them back until a run can.
+    `changes`: each record's `diff.candidates`, when the caller has them."""
     ask = getattr(adapter, "field_sources", None)
     if ask is None:
         return {}
@@ -69,7 +71,12 @@ def learn_sources(
         for contact, decision in candidates:
             key = (contact.object_type, contact.id)
             fields = source_questions(
-                contact, decision, policies, last_written.get(key, {}), writable_stages
+                contact,
+                decision,
+                policies,
+                last_written.get(key, {}),
+                writable_stages,
+                changes.get(key) if changes is not None else None,
             )
             if fields:
                 found.append(Question(key, contact, decision, fields))
