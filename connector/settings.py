@@ -73,7 +73,8 @@ class FieldPolicy(_Section):
     policy: WritePolicy = Field(
         default="always",
         description="always; if_empty (only fill a blank); unless_edited (keep a value a person"
-        " set, before our first write too, or changed since our last write, cleared included).",
+        " set, before our first write too, or changed since our last write, cleared included)."
+        " Default: always, but unless_edited for temperature (a Rating a rep sets by hand).",
     )
 
 
@@ -118,15 +119,31 @@ OptionalMultilineSecret = Annotated[SecretStr | None, BeforeValidator(_secret_te
 surrounding whitespace removed, unset when blank."""
 
 
+DEFAULT_POLICIES: dict[str, WritePolicy] = {"temperature": "unless_edited"}
+"""Fields people set by hand (Salesforce's standard Lead `Rating` holds the temperature):
+what a person set is kept unless the configuration says otherwise. Every other field is
+`always` by default: crm-qualify's own properties, and the stage, which has rules of its own
+(never backwards, a stage a person moved back stays)."""
+
+
 def _default_fields() -> dict[str, FieldPolicy]:
-    return {name: FieldPolicy(owned=name not in OPT_IN_FIELDS) for name in OWNED_FIELDS}
+    return {
+        name: FieldPolicy(
+            owned=name not in OPT_IN_FIELDS, policy=DEFAULT_POLICIES.get(name, "always")
+        )
+        for name in OWNED_FIELDS
+    }
 
 
 def _opt_in(name: str, policy: FieldPolicy) -> FieldPolicy:
-    """An optional field stays off until `owned = true` is said, even with a policy set."""
+    """An optional field stays off until `owned = true` is said, even with a policy set; a
+    field keeps its default policy until one is said."""
+    update: dict[str, Any] = {}
     if name in OPT_IN_FIELDS and "owned" not in policy.model_fields_set:
-        return policy.model_copy(update={"owned": False})
-    return policy
+        update["owned"] = False
+    if "policy" not in policy.model_fields_set:
+        update["policy"] = DEFAULT_POLICIES.get(name, "always")
+    return policy.model_copy(update=update) if update else policy
 
 
 class CrmSettings(_Section):

@@ -242,7 +242,11 @@ def test_a_stage_someone_cleared_stays_empty_until_the_contact_goes_past_it():
 def test_history_is_asked_for_only_where_the_plan_hinges_on_it():
     lead = sourced(stage=Stage.LEAD, temperature="cold")
     lead.owned["stage"] = "lead"
-    assert source_questions(lead, decision(), Settings().fields, {}) == []
+    always = {**Settings().fields, "temperature": FieldPolicy(policy="always")}
+    assert source_questions(lead, decision(), always, {}) == []
+    assert source_questions(lead, decision(), Settings().fields, {}) == ["temperature"], (
+        "by default a temperature (a rep's Rating) is kept if a person set it: who did?"
+    )
     policies = {
         **Settings().fields,
         "stage": FieldPolicy(policy="unless_edited"),

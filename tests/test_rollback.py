@@ -488,7 +488,8 @@ def test_memory_rollback_keeps_a_hot_call_while_the_contact_stays_hot(memory):
     serves it stays (removed, its key would never be planned again in this episode)."""
     adapter, store, run_id, _ = memory
     adapter.human_edit("a", temperature="warm")
-    SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(minutes=10)))
+    always = Settings.model_validate({"fields": {"temperature": {"policy": "always"}}})
+    SyncEngine(adapter, always, store).run(RunOptions(now=NOW + timedelta(minutes=10)))
     assert adapter.records["a"].owned["temperature"] == "hot"
     report = rollback(adapter, store, "default", run_id)
     calls = store.tasks_for_run(run_id)
