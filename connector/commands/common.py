@@ -70,13 +70,13 @@ def state_or_empty(settings: Settings, *, quiet_stdout: bool = False) -> str:
     return settings.sync.state_path
 
 
-def settings_or_exit(args: argparse.Namespace) -> Settings:
+def settings_or_exit(args: argparse.Namespace, *, adapter_names: bool = True) -> Settings:
     """Load configuration or print every problem and exit 2, before any API call; adapter
-    names included, for the commands that never load the adapter too. Logging is configured
-    from it, with every secret it holds registered for masking."""
+    names included (`adapter_names`), for the commands that never load the adapter too.
+    Logging is configured from it, with every secret it holds registered for masking."""
     try:
         settings = load_settings(config_path(args))
-        problems = adapter_name_problems(settings)
+        problems = adapter_name_problems(settings) if adapter_names else []
         if problems:
             raise ConfigurationError(problems)
     except ConfigurationError as exc:

@@ -205,8 +205,10 @@ def health_url(settings: Settings) -> str | None:
 
 
 def run_healthcheck(args: argparse.Namespace) -> int:
+    """Asks the running daemon, which checked its own configuration at start: the adapter
+    need not be importable here (a probe runs in the daemon's image, not its process)."""
     try:
-        settings = settings_or_exit(args)
+        settings = settings_or_exit(args, adapter_names=False)
     except SystemExit:  # the problems are printed; Docker reserves exit code 2
         return 1
     if not settings.server.enabled:
