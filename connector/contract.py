@@ -46,7 +46,9 @@ class AuthError(AdapterError):
 
 
 class ConfigError(AdapterError):
-    """The CRM disagrees with our configuration (missing field, unknown stage value…)."""
+    """The CRM disagrees with our configuration (missing field, unknown stage value…). From
+    `create_tasks` it means the CRM created none of the call's tasks: the core owes them
+    again instead of looking them up."""
 
 
 class BudgetExhausted(AdapterError):

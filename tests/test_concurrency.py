@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 
 import pytest
-from crm_qualify.connector.contract import AdapterError, TaskResult, WriteResult
+from crm_qualify.connector.contract import AdapterError, ConfigError, TaskResult, WriteResult
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.concurrency import EndpointClass, Limits, Traffic
 from crm_qualify.connector.sync.flight import Flight, Outgoing, Senders
@@ -150,8 +150,11 @@ def task(key: str) -> PlannedTask:
     )
 
 
-def flight_for(traffic: Traffic, landed: list, pending: list) -> Flight:
-    senders = Senders(lambda u: [], lambda t: [], pending.extend)
+def flight_for(
+    traffic: Traffic, landed: list, pending: list, refused: list | None = None
+) -> Flight:
+    refuse = (lambda t, e: refused.extend(t)) if refused is not None else (lambda t, e: None)
+    senders = Senders(lambda u: [], lambda t: [], pending.extend, refuse)
     return Flight(traffic, senders, landed.extend)
 
 
@@ -284,6 +287,21 @@ def test_a_failed_request_records_what_landed_and_stops_sending():
     assert open_b.task_answers[0].result.crm_id == "T-k2", "b's task landed: recorded"
     assert open_c.update_answers == [None]
     assert len(traffic.sent) == 3, "c's update was never sent"
+
+
+def test_tasks_of_a_create_refused_for_our_configuration_are_handed_back_as_unsent():
+    """A `ConfigError` created none of the request's tasks; any other error may have."""
+    traffic, acked, landed, pending, refused = ManualTraffic(None, 2), [], [], [], []
+    flight = flight_for(traffic, landed, pending, refused)
+    flight.add(batch("a", [], [task("k1"), task("k2")], acked))
+    flight.add(batch("b", [], [task("k3")], acked))
+    flight.add(batch("c", [], [], acked))
+    traffic.sent[0][1].set_exception(AdapterError("HTTP 500 storm"))
+    traffic.sent[1][1].set_exception(ConfigError("HubSpot has no property crmq_task_key"))
+    with pytest.raises(AdapterError):
+        flight.drain()
+    assert [t.key for t in pending] == ["k1", "k2", "k3"]
+    assert [t.key for t in refused] == ["k3"], "k1 and k2 stay pending: they may have landed"
 
 
 # ----- the engine, with several requests in flight --------------------------------------------

@@ -33,7 +33,7 @@ from crm_qualify.adapters.hubspot.setup import missing_properties_error
 from crm_qualify.adapters.hubspot.translate import task_input
 from crm_qualify.adapters.hubspot.typed import objects, record_id, text_value
 from crm_qualify.adapters.hubspot.writes import REFUSED, blamed_property
-from crm_qualify.connector.contract import OutcomeUnknown, TaskResult
+from crm_qualify.connector.contract import ConfigError, OutcomeUnknown, TaskResult
 from crm_qualify.connector.model import PlannedTask
 
 SEARCH_PAGE = 200
@@ -50,16 +50,33 @@ class TaskWriter:
 
     # creation --------------------------------------------------------------------------------
     def create(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        """Raises `ConfigError` (the portal lacks the key property) only while none of the
+        call's tasks was or may have been created: the core then owes them all again."""
         unique = list({task.key: task for task in tasks}.values())
-        results: dict[str, TaskResult] = {}
-        for start in range(0, len(unique), BATCH):
-            results.update(self._create(unique[start : start + BATCH]))
+        results = self._in_parts(
+            [unique[start : start + BATCH] for start in range(0, len(unique), BATCH)]
+        )
         self._mark_gone(unique, results)
         return [
             results.get(t.key)
             or TaskResult(t.key, False, error="HubSpot's answer left this task out", uncertain=True)
             for t in tasks
         ]
+
+    def _in_parts(self, parts: list[list[PlannedTask]]) -> dict[str, TaskResult]:
+        """Parts created one request after the other. A `ConfigError` once a task is created,
+        or of unknown outcome, would lose that: the part refused and those after it come back
+        refused instead (owed, the next request stops the run)."""
+        results: dict[str, TaskResult] = {}
+        for done, part in enumerate(parts):
+            try:
+                results.update(self._create(part))
+            except ConfigError as exc:
+                if all(not (r.ok or r.uncertain) for r in results.values()):
+                    raise
+                rest = [task for later in parts[done:] for task in later]
+                return results | {t.key: TaskResult(t.key, False, error=str(exc)) for t in rest}
+        return results
 
     def _create(self, chunk: list[PlannedTask]) -> dict[str, TaskResult]:
         inputs = [task_input(t, self.key_property, self.association_type) for t in chunk]
@@ -112,7 +129,7 @@ class TaskWriter:
                 raise missing_properties_error({}, missing)
             if len(chunk) > 1:
                 middle = len(chunk) // 2
-                return self._create(chunk[:middle]) | self._create(chunk[middle:])
+                return self._in_parts([chunk[:middle], chunk[middle:]])
             return {chunk[0].key: _refusal(chunk[0].key, exc.body)}
         retryable = classify(exc).transient
         return {t.key: TaskResult(t.key, False, error=str(exc), retryable=retryable) for t in chunk}

@@ -49,6 +49,7 @@ from crm_qualify.connector.contract import (
     Adapter,
     AdapterError,
     BudgetExhausted,
+    ConfigError,
     ContactBatch,
     Hit,
     RecordError,
@@ -1246,6 +1247,7 @@ class SyncEngine:
             self.adapter.write_updates,
             self.adapter.create_tasks,
             lambda tasks: self.store.mark_tasks_pending(self.instance, self._run_id, tasks),
+            self._tasks_refused,
         )
         # One request at a time: nothing to overlap, so each batch ends before the next one
         # is decided (a stop or an error lands where it did before concurrency).
@@ -1255,6 +1257,13 @@ class SyncEngine:
             self._landed(batches, now, summary)
 
         return Flight(self.traffic, senders, landed, max_open=waiting)
+
+    def _tasks_refused(self, tasks: Sequence[PlannedTask], error: ConfigError) -> None:
+        """A create refused as a whole for our configuration created none of its tasks: owed
+        again, not an attempt of theirs, so the run after the fix (`setup`) creates them at its
+        start; left `pending`, they would wait `sync.lookup_delay_seconds` to be looked up."""
+        failed = [(task.key, redact(str(error))) for task in tasks]
+        self.store.mark_tasks_owed(self.instance, failed, attempt=False)
 
     def _landed(self, batches: Sequence[Outgoing], now: datetime, summary: RunSummary) -> None:
         """The answers that came back for batches a failure left open, acknowledged as a

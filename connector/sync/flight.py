@@ -26,7 +26,10 @@ at once and the run waits for their answers.
 A request that fails as a whole (the adapter raised) stops the sending. Once the requests in
 flight have ended, `landed` records what did come back, for every batch still open, and the
 error is raised: unsent updates stay intents and unsent tasks stay owed, for the next run to
-settle, as after a crash.
+settle, as after a crash. The tasks of a request that failed stay `pending` (it may have
+created them), except those of a request refused for our configuration (`ConfigError`: it
+created none), which are owed again (`Senders.refused_tasks`): the next run creates them at
+its start, without waiting to look them up.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from crm_qualify.connector.contract import AdapterError, TaskResult, WriteResult
+from crm_qualify.connector.contract import AdapterError, ConfigError, TaskResult, WriteResult
 from crm_qualify.connector.model import PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.concurrency import Traffic
 
@@ -89,11 +92,13 @@ Slot = tuple[Outgoing, int]
 
 @dataclass(frozen=True)
 class Senders:
-    """The adapter's two write calls, and what the run records just before tasks leave."""
+    """The adapter's two write calls, what the run records just before tasks leave, and what
+    it records for tasks the CRM refused as a whole for our configuration (none created)."""
 
     updates: Callable[[Sequence[RecordUpdate]], list[WriteResult]]
     tasks: Callable[[Sequence[PlannedTask]], list[TaskResult]]
     before_tasks: Callable[[Sequence[PlannedTask]], None]
+    refused_tasks: Callable[[Sequence[PlannedTask], ConfigError], None]
 
 
 class Flight:
@@ -256,6 +261,8 @@ class Flight:
                     f"adapter returned {len(results)} results for {len(chunk)} {kind}"
                 )
         if error is not None:
+            if kind == "tasks" and isinstance(error, ConfigError):
+                self.senders.refused_tasks([batch.tasks[i] for batch, i in chunk], error)
             self._error = self._error or error
             return
         for (batch, i), result in zip(chunk, results, strict=True):

@@ -926,13 +926,17 @@ class StateStore:
                 [(instance, key) for key in keys],
             )
 
-    def mark_tasks_owed(self, instance: str, failed: Sequence[tuple[str, str | None]]) -> None:
-        """(key, error) of creations that certainly did not land: still owed, tried again."""
+    def mark_tasks_owed(
+        self, instance: str, failed: Sequence[tuple[str, str | None]], *, attempt: bool = True
+    ) -> None:
+        """(key, error) of creations that certainly did not land: still owed, tried again.
+        `attempt`: the refusal counts against the task (not when the CRM refused the whole
+        call for our configuration: the task is not at fault)."""
         with self._tx() as conn:
             conn.executemany(
-                "UPDATE tasks SET status = 'owed', attempts = attempts + 1, last_error = ?"
+                "UPDATE tasks SET status = 'owed', attempts = attempts + ?, last_error = ?"
                 " WHERE instance = ? AND key = ? AND status IN ('owed', 'pending')",
-                [(error, instance, key) for key, error in failed],
+                [(int(attempt), error, instance, key) for key, error in failed],
             )
 
     def record_existing_tasks(self, instance: str, found: Iterable[tuple[str, str]]) -> int:

@@ -85,3 +85,60 @@ def test_a_missing_task_key_property_stops_task_creation_at_the_first_create(sim
         adapter.create_tasks(tasks)
     assert sim.stats.by_endpoint[CREATES] == 1, "not split task by task"
     assert len(sim.store.objects["tasks"]) == held
+
+
+def test_a_task_key_property_deleted_within_a_create_loses_no_acknowledgement(
+    sim, adapter, monkeypatch
+):
+    """`ConfigError` tells the core that none of the call's tasks was created: once one was,
+    the refused ones come back refused, each, and the created ones acknowledged."""
+    tasks = [
+        PlannedTask(
+            key=f"crmq:contacts:{contact}:hot_call:2026-W49",
+            contact_id=contact,
+            kind="hot_call",
+            subject="Call",
+            due=datetime.now(UTC) + timedelta(days=1),
+        )
+        for contact in sorted(sim.store.objects["contacts"])[:150]
+    ]
+    writer, create = adapter.tasks, adapter.tasks._create
+
+    def then_deleted(chunk: list[PlannedTask]) -> dict:
+        try:
+            return create(chunk)
+        finally:
+            sim.store.definitions["tasks"].pop("crmq_task_key", None)
+
+    monkeypatch.setattr(writer, "_create", then_deleted)
+    results = adapter.create_tasks(tasks)
+    assert [r.ok for r in results] == [True] * 100 + [False] * 50
+    assert not any(r.uncertain for r in results)
+    assert "no property crmq_task_key" in (results[-1].error or "")
+
+
+def test_tasks_refused_for_a_missing_task_key_property_are_created_right_after_setup(
+    sim, adapter, store, settings
+):
+    """HubSpot created none of them: owed again, not left `pending` for the look-up delay."""
+    definition = sim.store.definitions["tasks"].pop("crmq_task_key")
+    held = set(sim.store.objects["tasks"])
+    run = SyncEngine(adapter, settings, store).run(RunOptions())
+    assert run.status == "failed"
+    assert "HubSpot has no property crmq_task_key;" in run.errors[0]
+    assert "Fix: run crm-qualify setup hubspot" in run.errors[0]
+    assert set(sim.store.objects["tasks"]) == held
+    assert store.count_tasks("default", "pending") == 0
+    owed = store.tasks_in("default", "owed")
+    assert owed and store.tasks_in("default", "owed", below_attempts=1) == owed, "no attempt"
+
+    sim.store.definitions["tasks"]["crmq_task_key"] = definition  # what setup creates
+    fixed = SyncEngine(adapter, settings, store).run(RunOptions())
+    assert fixed.status == "ok", fixed.errors
+    assert fixed.counts["tasks_created"] == len(owed)
+    keys = [
+        task["properties"].get("crmq_task_key")
+        for tid, task in sim.store.objects["tasks"].items()
+        if tid not in held
+    ]
+    assert sorted(keys) == sorted(task.key for task in owed), "each once, none left waiting"
