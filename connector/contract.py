@@ -103,13 +103,20 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class FieldInfo:
-    """A CRM field as `describe_fields` reports it (for doctor and setup)."""
+    """A CRM field as `describe_fields` reports it (for doctor, setup, and the check of
+    owned fields a sync makes before its first field write: `field_fit.py`)."""
 
     name: str
     type: str
+    """The CRM's own name of the field's type (`enumeration`, `picklist`)."""
     label: str = ""
     writable: bool = True
     options: tuple[str, ...] = ()
+    """The values a choice takes (those it can be set to)."""
+    kind: str = ""
+    """What it holds, in canonical terms: `text` (any text: a restricted choice is not),
+    `number`, `choice` (only its `options`), `flag` (yes / no), `datetime`, `date`; "" when
+    none of these (a lookup, an id): then only `writable` is judged."""
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,11 @@ class Adapter(Protocol):
     where the CRM's API allows it (`crm-qualify setup <crm>`), reporting what it created; and
     `writable_stages: frozenset[str]`, the canonical stages the CRM has a value for (HubSpot
     has none for `target`): the engine then never plans a stage write the CRM cannot take;
+    `owned_fields: Mapping[str, owned_values.OwnedFields]`, the owned fields of each object
+    type it writes people to, as its mapping says: before its first field write, a run
+    checks them against `describe_fields` (`field_fit.py`) and stops, naming each, if one
+    cannot hold what crm-qualify writes (read-only, of another kind, a choice without our
+    values; describe fields in canonical terms, `FieldInfo.kind`);
     and `field_sources(self, wanted: SourceQuestions) -> dict[(object_type, id), dict[str,
     FieldSource]]`: who set the current value of these owned fields (canonical names) of
     these records, and when (`model.FieldSource`: person, connector, automation, unknown,

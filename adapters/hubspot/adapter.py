@@ -52,7 +52,12 @@ from crm_qualify.adapters.hubspot.records import (
     read_linked,
 )
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
-from crm_qualify.adapters.hubspot.setup import create_properties, property_checks, task_checks
+from crm_qualify.adapters.hubspot.setup import (
+    create_properties,
+    field_info,
+    property_checks,
+    task_checks,
+)
 from crm_qualify.adapters.hubspot.tasks import TaskWriter
 from crm_qualify.adapters.hubspot.translate import (
     ContactMapping,
@@ -122,6 +127,8 @@ class HubSpotAdapter:
         self.object_type = settings.object_type
         self.contacts = ContactMapping.from_document(mapping, self.object_type)
         self.writable_stages = frozenset(self.contacts.owned.stages)
+        self.owned_fields = {self.object_type: self.contacts.owned}
+        """What the engine checks against the properties before it writes."""
         tasks = mapping.get("tasks", {})
         self.task_key_property = tasks.get("key_property", "crmq_task_key")
         deals = mapping.get("deals", {})
@@ -184,17 +191,7 @@ class HubSpotAdapter:
         _, body = self.client.call(
             "GET properties", self.client.properties.get_all, object_type, archived=False
         )
-        fields = {}
-        for row in objects(body.get("results")):
-            meta = row.get("modificationMetadata") or {}
-            fields[str(row.get("name"))] = FieldInfo(
-                name=str(row.get("name")),
-                label=str(row.get("label") or ""),
-                type=str(row.get("type") or ""),
-                writable=not meta.get("readOnlyValue", False),
-                options=tuple(str(o.get("value")) for o in objects(row.get("options"))),
-            )
-        return fields
+        return {info.name: info for info in map(field_info, objects(body.get("results")))}
 
     # reads -----------------------------------------------------------------------------------
     def read_changed(

@@ -8,7 +8,9 @@ from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
 from crm_qualify.adapters.hubspot.translate import ContactMapping
+from crm_qualify.adapters.hubspot.typed import objects
 from crm_qualify.connector.contract import CheckResult, ConfigError, FieldInfo
+from crm_qualify.connector.field_fit import fit_checks
 
 GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
 
@@ -72,9 +74,36 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
 }
 
 
+KINDS = {
+    "string": "text",
+    "phone_number": "text",
+    "number": "number",
+    "enumeration": "choice",
+    "bool": "flag",
+    "datetime": "datetime",
+    "date": "date",
+}
+"""HubSpot property types in canonical terms (`FieldInfo.kind`)."""
+
+
+def field_info(row: dict[str, Any]) -> FieldInfo:
+    """One property definition as the contract describes a field: a calculated property, or
+    one HubSpot marks read-only, cannot be written."""
+    meta = row.get("modificationMetadata") or {}
+    hubspot_type = str(row.get("type") or "")
+    return FieldInfo(
+        name=str(row.get("name")),
+        label=str(row.get("label") or ""),
+        type=hubspot_type,
+        writable=not (meta.get("readOnlyValue", False) or row.get("calculated", False)),
+        options=tuple(str(o.get("value")) for o in objects(row.get("options"))),
+        kind=KINDS.get(hubspot_type, ""),
+    )
+
+
 def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> list[CheckResult]:
-    """Every mapped property exists and the owned ones are writable; stage values are known,
-    and so are the options of the owned enumerations."""
+    """Every mapped property exists, and each owned one can hold what crm-qualify writes
+    (`field_fit`: writable, of the right type, our values among its options)."""
     missing = [p for p in mapping.properties if p not in fields]
     results = [
         CheckResult(
@@ -83,36 +112,7 @@ def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> li
             "all present" if not missing else _missing_detail(mapping, missing),
         )
     ]
-    read_only = [p for p in mapping.owned.fields.values() if p in fields and not fields[p].writable]
-    results.append(
-        CheckResult(
-            "owned properties writable",
-            not read_only,
-            "all writable" if not read_only else f"read-only: {', '.join(read_only)}",
-        )
-    )
-    stage_prop = mapping.owned.fields.get("stage")
-    if stage_prop in fields:
-        unknown = [v for v in mapping.owned.stages.values() if v not in fields[stage_prop].options]
-        results.append(
-            CheckResult(
-                "stage values",
-                not unknown,
-                "all known" if not unknown else f"not in {stage_prop}: {', '.join(unknown)}",
-            )
-        )
-    for name, values in mapping.owned.options.to_crm.items():
-        prop = mapping.owned.fields.get(name)
-        if prop in fields and fields[prop].options:
-            unknown = [v for v in values.values() if v not in fields[prop].options]
-            results.append(
-                CheckResult(
-                    f"{prop} options",
-                    not unknown,
-                    "all known" if not unknown else f"not an option: {', '.join(unknown)}",
-                )
-            )
-    return results
+    return results + fit_checks(mapping.object_type, mapping.owned, fields)
 
 
 def _missing_detail(mapping: ContactMapping, missing: list[str]) -> str:
@@ -147,8 +147,10 @@ def create_properties(
     client: HubSpotClient, mapping: ContactMapping, task_key: str
 ) -> list[CheckResult]:
     """Create the group and the properties the mapping owns that do not exist yet (a field
-    given up, `owned = false`, is not created); never changes existing ones."""
-    results = []
+    given up, `owned = false`, is not created); never changes existing ones, but names each
+    existing one that cannot hold what crm-qualify writes (`field_fit`), with its fix."""
+    results: list[CheckResult] = []
+    misfits: list[CheckResult] = []
     owned = {
         p: CONTACT_PROPERTIES[p] for p in mapping.owned.fields.values() if p in CONTACT_PROPERTIES
     }
@@ -158,6 +160,9 @@ def create_properties(
     ):
         _, existing = client.call("GET properties", client.properties.get_all, target)
         names = {row["name"] for row in existing.get("results", [])}
+        if target == mapping.object_type:
+            described = {i.name: i for i in map(field_info, objects(existing.get("results")))}
+            misfits = [c for c in fit_checks(target, mapping.owned, described) if not c.ok]
         _, groups = client.call("GET property groups", client.groups.get_all, target)
         if GROUP["name"] not in {g["name"] for g in groups.get("results", [])}:
             try:
@@ -178,7 +183,7 @@ def create_properties(
                     results.append(CheckResult(f"{target}.{name}", True, "created"))
                 else:
                     results.append(CheckResult(f"{target}.{name}", False, str(exc)))
-    return results
+    return results + misfits
 
 
 def _created_already(error: HubSpotError) -> bool:

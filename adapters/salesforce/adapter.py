@@ -127,6 +127,8 @@ class SalesforceAdapter:
         self.accounts = AccountMapping.from_document(mapping)
         stages = [set(m.owned.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
+        self.owned_fields = {sobject: m.owned for sobject, m in self.objects.items()}
+        """What the engine checks against the describe answers before it writes."""
         self.writer = Writer(client, self.objects, self.people.task_key)
         self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds)
         self.bulk_reads = BulkReads(self.bulk_api, settings.bulk_threshold)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
 from crm_qualify.connector.contract import AuthError, CheckResult, FieldInfo
+from crm_qualify.connector.field_fit import fit_checks
 
 if TYPE_CHECKING:
     from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
@@ -89,7 +90,7 @@ def run_checks(adapter: SalesforceAdapter) -> list[CheckResult]:
         detail = "missing or hidden: " + "; ".join(_missing(f, owned.get(f)) for f in missing)
         results.append(CheckResult(f"{sobject} fields", not missing, detail if missing else "ok"))
         if mapping is not None:
-            results += _owned_checks(sobject, mapping, fields)
+            results += fit_checks(sobject, mapping.owned, fields)
         if sobject == "Task" and adapter.people.task_key in described:
             results.append(_task_key_check(described[adapter.people.task_key]))
     limits = adapter.client.call("GET limits", lambda sf: sf.limits())
@@ -131,14 +132,32 @@ def _missing(field: str, canonical: str | None) -> str:
     return f"{field} ({kind}) for field {canonical}: {fix}"
 
 
+KINDS = {
+    **dict.fromkeys(("string", "textarea", "phone", "encryptedstring"), "text"),
+    **dict.fromkeys(("double", "int", "long", "percent", "currency"), "number"),
+    **dict.fromkeys(("picklist", "multipicklist"), "choice"),
+    "boolean": "flag",
+    "datetime": "datetime",
+    "date": "date",
+}
+"""Salesforce field types in canonical terms (`FieldInfo.kind`)."""
+
+
 def field_info(field: dict[str, Any]) -> FieldInfo:
-    """One field of a describe answer, as the contract reports it."""
+    """One field of a describe answer, as the contract reports it: a picklist that is not
+    restricted takes any text; an inactive value is no option."""
+    kind = KINDS.get(field["type"], "")
+    if kind == "choice" and not field.get("restrictedPicklist"):
+        kind = "text"
     return FieldInfo(
         name=field["name"],
         type=field["type"],
         label=field.get("label", ""),
         writable=bool(field.get("updateable")),
-        options=tuple(p["value"] for p in field.get("picklistValues") or []),
+        options=tuple(
+            p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)
+        ),
+        kind=kind,
     )
 
 
@@ -157,30 +176,3 @@ def _task_key_check(field: dict[str, Any]) -> CheckResult:
         else "External ID, Unique"
     )
     return CheckResult(f"Task.{name} key", not missing, detail)
-
-
-def _owned_checks(
-    sobject: str, mapping: ObjectMapping, fields: dict[str, FieldInfo]
-) -> list[CheckResult]:
-    read_only = [f for f in mapping.owned.fields.values() if f in fields and not fields[f].writable]
-    results = [
-        CheckResult(
-            f"{sobject} owned fields writable",
-            not read_only,
-            "read-only for the integration user: " + ", ".join(read_only)
-            if read_only
-            else "all writable",
-        )
-    ]
-    for name, values in (("stage", mapping.owned.stages), *mapping.owned.options.to_crm.items()):
-        field = mapping.owned.fields.get(name)
-        if field in fields and fields[field].options:
-            absent = [v for v in values.values() if v not in fields[field].options]
-            results.append(
-                CheckResult(
-                    f"{sobject}.{field} picklist",
-                    not absent,
-                    "missing values: " + ", ".join(absent) if absent else "all values present",
-                )
-            )
-    return results

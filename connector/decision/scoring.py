@@ -470,6 +470,10 @@ def _day_text(ordinal: int) -> str:
     return date.fromordinal(ordinal).isoformat()
 
 
+GRADES: tuple[str, ...] = tuple(f"{letter}{level}" for letter in "ABCD" for level in "1234")
+"""Every grade `_grade` gives: a fit letter and an engagement level."""
+
+
 def _grade(fit: int, activity: int, grades: tuple[float, ...], disqualified: bool) -> str:
     fit_a, fit_b, fit_c, engagement_1, engagement_2, engagement_3 = grades
     if disqualified:

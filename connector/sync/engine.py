@@ -38,7 +38,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -51,6 +51,7 @@ from crm_qualify.connector.contract import (
     BudgetExhausted,
     ConfigError,
     ContactBatch,
+    FieldInfo,
     Hit,
     RecordError,
     TaskResult,
@@ -61,8 +62,10 @@ from crm_qualify.connector.decision.duplicates import DuplicateGroup
 from crm_qualify.connector.decision.planning import MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
+from crm_qualify.connector.field_fit import misfit_error, misfits
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate, Stage
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
+from crm_qualify.connector.owned_values import OwnedFields
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.bulk_calls import bulk_calls
@@ -280,6 +283,9 @@ class SyncEngine:
         the end of the run."""
         self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
         self._fingerprints: dict[str, str] = {}
+        self._fields: dict[str, dict[str, FieldInfo]] = {}
+        """The CRM's description of each object type, once a run (`_described`)."""
+        self._fit_checked = False
         self._config_hash = ""
         self._run_id = ""
         self._episodes: dict[tuple[str, str], datetime | None] = {}
@@ -376,6 +382,8 @@ class SyncEngine:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
         self._fingerprints = {}
+        self._fields = {}
+        self._fit_checked = False
         self._owed_listed = frozenset()
         self._config_hash = config_fingerprint(self.settings)
         self._groups = {}
@@ -503,15 +511,40 @@ class SyncEngine:
         )
         return owed
 
+    def _described(self, object_type: str) -> dict[str, FieldInfo]:
+        """The CRM's description of one object type, asked once a run ({} if that fails)."""
+        if object_type not in self._fields:
+            try:
+                self._fields[object_type] = self.adapter.describe_fields(object_type)
+            except AdapterError:
+                self._fields[object_type] = {}
+        return self._fields[object_type]
+
+    def _check_fit(self) -> None:
+        """Before the run's first field write is intended (a dry run's planned): each field
+        the configuration owns can hold what we write there (`field_fit`), else the run stops
+        with one error naming each, instead of every record's write being refused apart. A
+        run that writes no field asks nothing. Checked for adapters that say which fields
+        they write on each object (`owned_fields`)."""
+        if self._fit_checked:
+            return
+        self._fit_checked = True
+        owned_fields: Mapping[str, OwnedFields] = getattr(self.adapter, "owned_fields", {})
+        names = {name for name, policy in self.settings.fields.items() if policy.owned}
+        found = [
+            misfit
+            for object_type, owned in owned_fields.items()
+            for misfit in misfits(object_type, owned, self._described(object_type), names)
+        ]
+        if found:
+            raise misfit_error(found)
+
     def _fingerprint(self, object_type: str) -> str:
         """What a record needing attention is retried on: the core configuration, the
         mapping, and the CRM's description of its object type (one look-up per type)."""
         if object_type not in self._fingerprints:
             digest = hashlib.sha256(self._config_hash.encode())
-            try:
-                fields = self.adapter.describe_fields(object_type)
-            except AdapterError:
-                fields = {}
+            fields = self._described(object_type)
             for name in sorted(fields):
                 info = fields[name]
                 digest.update(f"{name}:{info.type}:{info.writable}:{info.options}".encode())
@@ -1023,6 +1056,8 @@ class SyncEngine:
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
         self._plan(pairs, report)
+        if report.updates:
+            self._check_fit()
         self._close_redundant(pairs, options, counts, report)
         if self._held_tasks is None:  # else looked up as they leave, a full call at a time
             report.tasks = without_gone_follow_ups(

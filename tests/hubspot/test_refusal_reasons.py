@@ -74,9 +74,17 @@ def test_a_property_hubspot_lacks_is_named_from_a_400_and_from_a_207_row(sim, ad
         adapter.tasks.create([task])  # a 207 row: its message is the only account
 
 
-def test_errors_lists_each_refusal_as_one_readable_line(sim, adapter, store, settings):
-    hot = definition(sim, "crmq_temperature")
-    hot["options"] = [o for o in hot["options"] if o["value"] != "hot"]
+def test_errors_lists_each_refusal_as_one_readable_line(sim, adapter, store, settings, monkeypatch):
+    """The option goes once the run has checked the properties (`field_fit`): as a person
+    may delete it while a run writes."""
+    hot, describe = definition(sim, "crmq_temperature"), adapter.describe_fields
+
+    def described_then_deleted(object_type: str) -> dict:
+        fields = describe(object_type)
+        hot["options"] = [o for o in hot["options"] if o["value"] != "hot"]
+        return fields
+
+    monkeypatch.setattr(adapter, "describe_fields", described_then_deleted)
     run = SyncEngine(adapter, settings, store).run(RunOptions())
     assert run.status == "partial" and run.errors
     for line in run.errors:

@@ -145,7 +145,7 @@ def test_doctor_checks_fields_picklists_and_limits(adapter):
     results = {c.name: c for c in adapter.check()}
     assert results["login"].ok
     assert results["Lead fields"].ok and results["Task fields"].ok
-    assert results["Lead.Rating picklist"].ok
+    assert results["Lead owned fields fit"].ok and results["Contact owned fields fit"].ok
     assert "left" in results["daily API"].detail
 
 

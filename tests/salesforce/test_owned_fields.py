@@ -126,3 +126,31 @@ def test_an_org_without_the_fields_is_told_how_to_fix_it(sim, adapter, store):
     finally:
         for sobject, spec in removed.items():
             schema.OBJECTS[sobject]["CRMQ_Customer_Type__c"] = spec
+
+
+def test_a_field_that_cannot_hold_our_values_stops_the_sync_before_any_write(sim, adapter, store):
+    """A restricted picklist without our values, a read-only field: one configuration error
+    naming each, from the same rule as HubSpot's (`field_fit`), not a refusal per record."""
+    rating, grade = schema.OBJECTS["Lead"]["Rating"], schema.OBJECTS["Contact"]["CRMQ_Grade__c"]
+    saved = (list(rating["picklist"]), grade["updateable"])
+    rating["picklist"], grade["updateable"] = ["A", "B", "C"], False
+    try:
+        checks = {c.name: c for c in adapter.check()}
+        lead = checks["objects.Lead.fields.temperature = Rating"]
+        assert not lead.ok and lead.detail == (
+            "picklist with options A, B, C; crm-qualify writes one of Cold, Warm, Hot"
+            " (Cold, Warm, Hot: no option)"
+        )
+        assert "add the option(s) Cold, Warm, Hot to Rating" in lead.fix
+        contact = checks["objects.Contact.fields.grade = CRMQ_Grade__c"]
+        assert not contact.ok and contact.detail.startswith("string, read-only;")
+        sim.stats.reset()
+        run = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store).run(
+            RunOptions()
+        )
+        assert run.status == "failed" and len(run.errors) == 1
+        assert "objects.Lead.fields.temperature = Rating" in run.errors[0]
+        assert "objects.Contact.fields.grade = CRMQ_Grade__c" in run.errors[0]
+        assert sim.stats.writes == 0
+    finally:
+        rating["picklist"], grade["updateable"] = saved

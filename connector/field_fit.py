@@ -1,0 +1,160 @@
+"""Whether each CRM field the mapping points an owned field at can hold what crm-qualify
+writes there: checked by `doctor` and `setup`, and by a sync before its first field write.
+
+An adapter describes its fields in canonical terms (`FieldInfo.kind`, `writable`,
+`options`); the rule is the core's, the same for every CRM. A field that cannot hold our
+values (a read-only one, a choice without our values, a number field for text) would refuse
+every record's write one by one: one configuration error says it once, before any write.
+Only certain misfits are named: a field of a kind the adapter could not name (`kind` "") is
+judged on `writable` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from crm_qualify.connector.contract import CheckResult, ConfigError, FieldInfo
+from crm_qualify.connector.decision.scoring import GRADES
+from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES
+from crm_qualify.connector.model import CUSTOMER_TYPES, Stage, Temperature
+from crm_qualify.connector.owned_values import OwnedFields
+
+CANONICAL_VALUES: dict[str, tuple[str, ...]] = {
+    "temperature": tuple(Temperature),
+    "highest_stage": tuple(Stage),
+    "customer_type": CUSTOMER_TYPES,
+    "grade": GRADES,
+}
+"""The canonical values of the owned fields that take few, besides `stage` and the flags."""
+WRITES = {
+    **dict.fromkeys(NUMBER_FIELDS, "number"),
+    **dict.fromkeys(FLAG_FIELDS, "flag"),
+    "scored_at": "datetime",
+}
+"""The kind of value written to each owned field; any other is text."""
+KIND_WORDS = {"number": "number", "flag": "yes/no", "datetime": "date and time", "text": "text"}
+TABLES = {"stage": "stages", **OPTION_TABLES}
+"""The mapping table that spells the values of a field that has one."""
+SHOWN_OPTIONS = 12
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """An owned field mapped to a CRM field that cannot hold what crm-qualify writes."""
+
+    key: str
+    """The mapping key: `objects.<object>.fields.<name>`."""
+    name: str
+    field: str
+    holds: str
+    writes: str
+    fix: str
+
+    @property
+    def mapped(self) -> str:
+        return f"{self.key} = {self.field}"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.holds}; crm-qualify writes {self.writes}"
+
+    def line(self) -> str:
+        return f"{self.mapped}: {self.detail}"
+
+
+def misfits(
+    object_type: str,
+    owned: OwnedFields,
+    fields: Mapping[str, FieldInfo],
+    names: Collection[str] | None = None,
+) -> list[Misfit]:
+    """The owned fields of `object_type` (only `names`, when given: those the configuration
+    owns) whose CRM field, as `fields` describes it, cannot hold our values. A field the CRM
+    lacks is not judged here (`doctor` names it; a write stops on it)."""
+    found = []
+    for name, field in owned.fields.items():
+        info = fields.get(field)
+        if info is None or (names is not None and name not in names):
+            continue
+        misfit = _misfit(object_type, name, info, written_values(name, owned))
+        if misfit is not None:
+            found.append(misfit)
+    return found
+
+
+def written_values(name: str, owned: OwnedFields) -> tuple[str, ...] | None:
+    """Every value crm-qualify can write to the field of `name`, as the CRM spells it; None
+    when they are not few (numbers, text, times)."""
+    if name == "stage":
+        return tuple(owned.stages.values())
+    if name in FLAG_FIELDS:
+        return tuple(str(owned.spelling.write_flag(flag)) for flag in (True, False))
+    values = CANONICAL_VALUES.get(name)
+    if values is None:
+        return None
+    if name in OPTION_TABLES:
+        return tuple(dict.fromkeys(owned.options.crm(name, str(value)) for value in values))
+    return values
+
+
+def _misfit(
+    object_type: str, name: str, info: FieldInfo, values: tuple[str, ...] | None
+) -> Misfit | None:
+    writes = WRITES.get(name, "text")
+    key = f"objects.{object_type}.fields.{name}"
+    give_up = f"set [fields.{name}] owned = false"
+    what = f"one of {', '.join(values)}" if values is not None else KIND_WORDS[writes]
+    holds = _holds(info)
+    if not info.writable:
+        fix = f"map {name} to a field crm-qualify can write, or {give_up}"
+        return Misfit(key, name, info.name, holds, what, fix)
+    if info.kind == "choice":
+        absent = [v for v in values or () if v not in info.options]
+        if values is not None and not absent:
+            return None
+        if values is None:
+            fix = f"map {name} to a {KIND_WORDS[writes]} field, or {give_up}"
+        else:
+            what += f" ({', '.join(absent)}: no option)"
+            table = TABLES.get(name)
+            change = f", change [objects.{object_type}.{table}]" if table else ""
+            fix = (
+                f"add the option(s) {', '.join(absent)} to {info.name}{change}, map {name}"
+                f" to another field, or {give_up}"
+            )
+        return Misfit(key, name, info.name, holds, what, fix)
+    if info.kind in ("", "text") or info.kind == writes:
+        return None
+    fix = f"map {name} to a {KIND_WORDS[writes]} field, or {give_up}"
+    return Misfit(key, name, info.name, holds, what, fix)
+
+
+def _holds(info: FieldInfo) -> str:
+    """The CRM field as its CRM names it: type, read-only, options."""
+    text = f"{info.type or 'a field'}{'' if info.writable else ', read-only'}"
+    if info.kind == "choice":
+        shown = ", ".join(info.options[:SHOWN_OPTIONS])
+        hidden = len(info.options) - SHOWN_OPTIONS
+        more = f" and {hidden} more" if hidden > 0 else ""
+        text += f" with options {shown}{more}" if info.options else " with no option"
+    return text
+
+
+def fit_checks(
+    object_type: str, owned: OwnedFields, fields: Mapping[str, FieldInfo]
+) -> list[CheckResult]:
+    """`doctor`'s and `setup`'s lines: one per misfit, with its fix, or one that all fit."""
+    found = misfits(object_type, owned, fields)
+    if not found:
+        return [CheckResult(f"{object_type} owned fields fit", True, "all can hold our values")]
+    return [CheckResult(m.mapped, False, m.detail, m.fix) for m in found]
+
+
+def misfit_error(found: list[Misfit]) -> ConfigError:
+    """The sync's stop before any write: each misfit with its fix."""
+    lines = "; ".join(f"{m.line()} (fix: {m.fix})" for m in found)
+    return ConfigError(
+        f"mapped field(s) that cannot hold what crm-qualify writes, so nothing was written: "
+        f"{lines}; `crm-qualify doctor` lists them"
+    )
