@@ -520,7 +520,10 @@ def test_errors_lists_records_needing_attention_and_runs_shows_crashed(tmp_path,
     assert "1 record(s) need attention" in out
     assert "contact/c1" in out and "Rating" in out and "restricted picklist" in out
     assert main(["runs", "--config", str(config)]) == 0
-    assert "crashed" in capsys.readouterr().out
+    (crashed,) = [line for line in capsys.readouterr().out.splitlines() if "crashed" in line]
+    assert " ? " in crashed, "what a dead run read is not known: not shown as 0"
+    dead = next(r for r in StateStore(path).runs() if r.status == "crashed")
+    assert dead.details.get("rules_version"), "the rules it wrote with, kept from its start"
 
 
 def test_a_state_file_from_the_first_release_gains_the_new_columns(tmp_path):

@@ -108,11 +108,19 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         record.started_at[:19].replace("T", " "),
         record.mode + (" (dry run)" if record.dry_run else ""),
         record.status,
-        "-" if rollback_run else f"{counts.get('read', 0):,}",
+        "-" if rollback_run else _read(record),
         fields,
         tasks,
         str(len(record.errors)),
     )
+
+
+def _read(record: RunRecord) -> str:
+    """Contacts read: counted at a run's end, so one that did not end shows '?' (what it
+    landed comes from the audit trail, what it read from nowhere)."""
+    if "read" not in record.counts and record.status in ("running", "crashed"):
+        return "?"
+    return f"{record.counts.get('read', 0):,}"
 
 
 def _uncertain(counts: dict[str, int]) -> str:

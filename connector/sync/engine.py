@@ -466,6 +466,7 @@ class SyncEngine:
             log.info(
                 "rules changed (%s -> %s): every mirrored contact is re-decided", previous, version
             )
+        self.store.note_run_details(summary.run_id, summary.details)
 
     def _rebuild_ledger(self, summary: RunSummary) -> None:
         """A new or emptied state store learns which task keys the CRM already carries, so a

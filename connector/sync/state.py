@@ -438,6 +438,14 @@ class StateStore:
         ).fetchone()
         return {"fields_written": fields, "records_written": records, "tasks_created": tasks}
 
+    def note_run_details(self, run_id: str, details: Mapping[str, Any]) -> None:
+        """What a reader of a run needs (its rules versions), kept from its start: a run that
+        dies says which rules it wrote with, for whoever decides whether to roll it back."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE runs SET details = ? WHERE id = ?", (json.dumps(dict(details)), run_id)
+            )
+
     def finish_run(
         self,
         run_id: str,
