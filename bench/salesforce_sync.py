@@ -27,6 +27,7 @@ from urllib.parse import quote, quote_plus
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.accounts import AccountMapping, business_domain, statements
 from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
+from crm_qualify.adapters.salesforce.history import SETTERS
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
 from crm_qualify.adapters.salesforce.simulator.org import ACTIVITY_LINKS
 from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, converted_leads, in_chunks
@@ -62,7 +63,7 @@ CHILDREN = ACTIVITY_LINKS
 page like its parent)."""
 
 FORMULA = """\
-minimum = L + K + R + A + V + S + E + W(U) + W(T)
+minimum = L + K + R + A + V + S + Q + E + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
   R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
      people of the object to read (all on a full read; those changed outside since the last
@@ -94,6 +95,10 @@ minimum = L + K + R + A + V + S + E + W(U) + W(T)
      (successfulResults: each task's id); a remainder below bulk_threshold (beside full
      jobs, or an object's few records beside another's job) in collections where they are
      fewer
+  Q: the setter queries (CreatedById, LastModifiedById) of the records whose plan hinges on
+     who set a value the run would replace (a temperature, under the default unless_edited,
+     that crm-qualify never wrote: a rep's Rating is kept), per decided batch as few IN lists
+     as fit the query URI; each record asked once, its answer kept in the mirror
   E: the Task queries that look up the keys of the late follow-ups escalated, each first (a
      follow-up a person deleted is not escalated): ceil(their encoded characters / 12,000),
      the query URI (about 190 of ours a query)
@@ -330,6 +335,28 @@ def minimum(
         return dict(minimum_reads(sim, since, started, first_run, threshold, mapping))
 
 
+def watch_setters(adapter: SalesforceAdapter) -> Counter[str]:
+    """Q: the setter queries the run's questions need, per decided batch as few as fit the
+    URI (`in_chunks`), counted as the adapter is asked; the questions themselves are the
+    core's (records whose plan hinges on who set a value, each asked once)."""
+    needed: Counter[str] = Counter()
+    ask = adapter.field_sources
+
+    def field_sources(wanted: Any) -> Any:
+        by_object: dict[str, list[str]] = {}
+        for (sobject, record), _ in wanted:
+            by_object.setdefault(sobject, []).append(record)
+        for sobject, ids in by_object.items():
+            template = SETTERS.format(sobject=sobject)
+            needed[f"GET query {sobject} (last modifier)"] += sum(
+                1 for _ in in_chunks(template, ids)
+            )
+        return ask(wanted)
+
+    adapter.field_sources = field_sources  # type: ignore[method-assign]
+    return needed
+
+
 def run_size(records: int, latency: float, args: Any) -> list[Row]:
     options = ["--records", str(records), "--seed", str(args.seed), "--latency-ms",
                str(latency), "--daily-limit", str(10**9)]  # fmt: skip
@@ -337,6 +364,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
     with Simulator("salesforce", options) as sim:
         settings = SalesforceSettings(**sim.call("info"))
         adapter = SalesforceAdapter.from_config(settings, mapping_for("salesforce", args.core_only))
+        setters = watch_setters(adapter)
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "state.sqlite"
             store = StateStore(path)
@@ -360,6 +388,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                         args.core_only,
                     )
                 )  # the same reads with Bulk API off: REST pages only
+                setters.clear()
                 before_usage = Counter(adapter.usage().requests)
                 before = sim.call("stats", True)
                 started = datetime.now(UTC)
@@ -379,6 +408,8 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 lookups = sim.call("salesforce_sync:key_queries", run_started)
                 reads["GET query Task"] += lookups
                 rest_reads["GET query Task"] += lookups
+                reads += setters
+                rest_reads += setters
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
                 rest_floor = sum((rest_reads + minimum_writes(counts, by_object, 0)).values())
                 used = Counter(adapter.usage().requests)

@@ -27,6 +27,12 @@ from crm_qualify.adapters.salesforce.values import parse_time
 from crm_qualify.connector.contract import SourceQuestions, TranslationError
 from crm_qualify.connector.model import FieldSource
 
+SETTERS = (
+    "SELECT Id, CreatedById, LastModifiedById, LastModifiedDate FROM {sobject}"
+    " WHERE Id IN ({{values}})"
+)
+"""Who set a record's values, per object: one query per IN list of ids."""
+
 Rows = Callable[[str, str, Sequence[str]], list[dict[str, Any]]]
 """(what, SOQL template with `{values}`, ids) -> rows: the adapter's IN-list query."""
 
@@ -41,10 +47,7 @@ def field_sources(
             asked.setdefault(sobject, {})[record] = fields
     found: dict[tuple[str, str], dict[str, FieldSource]] = {}
     for sobject, records in asked.items():
-        soql = (
-            "SELECT Id, CreatedById, LastModifiedById, LastModifiedDate"
-            f" FROM {sobject} WHERE Id IN ({{values}})"
-        )
+        soql = SETTERS.format(sobject=sobject)
         for row in rows_of(f"GET query {sobject} (last modifier)", soql, list(records)):
             record = row.get("Id")
             if record not in records:

@@ -107,6 +107,9 @@ log = logging.getLogger(__name__)
 CONTACTS_STREAM = "contacts"
 LEDGER_KEY = "task_ledger_rebuilt_at"
 RULES_KEY = "rules_version"
+FIT_CHECKED_KEY = "owned_fields_fit_with"
+"""The configuration and mapping (`decision_fingerprint`) whose owned fields a run last found
+able to hold what it writes (`_check_fit`)."""
 FULL_STARTED_KEY = "full_read_started_at"
 """Set while a full read is under way (it may span runs); pruning waits for its end."""
 FULL_DONE_KEY = "full_read_done_at"
@@ -525,11 +528,18 @@ class SyncEngine:
         """Before the run's first field write is intended (a dry run's planned): each field
         the configuration owns can hold what we write there (`field_fit`), else the run stops
         with one error naming each, instead of every record's write being refused apart. A
-        run that writes no field asks nothing. Checked for adapters that say which fields
-        they write on each object (`owned_fields`)."""
+        run that writes no field asks nothing, and neither does one whose configuration and
+        mapping were found to fit before (`FIT_CHECKED_KEY`): the describes would cost every
+        incremental run two requests. A field changed in the CRM after that check fails
+        record by record, each error naming it (`crm-qualify doctor` checks every time).
+        Checked for adapters that say which fields they write on each object
+        (`owned_fields`)."""
         if self._fit_checked:
             return
         self._fit_checked = True
+        checked_with = decision_fingerprint(self.settings)
+        if self.store.get_meta(self.instance, FIT_CHECKED_KEY) == checked_with:
+            return
         owned_fields: Mapping[str, OwnedFields] = getattr(self.adapter, "owned_fields", {})
         names = {name for name, policy in self.settings.fields.items() if policy.owned}
         found = [
@@ -539,6 +549,8 @@ class SyncEngine:
         ]
         if found:
             raise misfit_error(found)
+        if owned_fields and not self._dry_run:
+            self.store.set_meta(self.instance, FIT_CHECKED_KEY, checked_with)
 
     def _fingerprint(self, object_type: str) -> str:
         """What a record needing attention is retried on: the core configuration, the

@@ -4,6 +4,8 @@ refused by a restricted picklist, and named by doctor when an org lacks them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.simulator import schema
 from crm_qualify.connector.mapping import load_mapping, owned_only
@@ -154,3 +156,28 @@ def test_a_field_that_cannot_hold_our_values_stops_the_sync_before_any_write(sim
         assert sim.stats.writes == 0
     finally:
         rating["picklist"], grade["updateable"] = saved
+
+
+def test_the_fields_fit_is_checked_once_per_configuration_not_every_run(sim, adapter, store):
+    """The check describes each object: once a configuration's fields fit, a later run that
+    writes asks nothing more (two requests saved on every incremental run); another
+    configuration is checked again."""
+    settings = Settings(crm=CrmSettings(adapter="salesforce"))
+
+    def describes(run_with: Settings, days: int) -> tuple[int, int]:
+        before = dict(adapter.usage().requests)
+        run = SyncEngine(adapter, run_with, store).run(
+            RunOptions(now=datetime.now(UTC) + timedelta(days=days))
+        )
+        assert run.status == "ok", run.errors
+        used = {k: n - before.get(k, 0) for k, n in adapter.usage().requests.items()}
+        asked = sum(n for k, n in used.items() if k.startswith("GET describe"))
+        return asked, run.counts["fields_written"]
+
+    assert describes(settings, 0)[0] == 2, "Lead and Contact, before the first write"
+    asked, written = describes(settings, 40)
+    assert written > 0 and asked == 0, "the same configuration: not again"
+    other = Settings.model_validate(
+        {"crm": {"adapter": "salesforce"}, "fields": {"grade": {"owned": False}}}
+    )
+    assert describes(other, 80)[0] == 2, "another configuration: checked again"
