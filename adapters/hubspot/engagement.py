@@ -9,7 +9,10 @@ Sources and their rules:
   property (`hs_timestamp` by default). No rule matches: no event (an outgoing sales email
   is the rep's action, not the contact's).
 - `forms`: each submission gives the event of the first rule whose `form` pattern matches the
-  form's name (or equals its id); `forms_default` for the rest ("" leaves them out).
+  form's name (or equals its id); `forms_default` for the rest ("" leaves them out). A
+  contact's submissions are those under its email or an additional email; its first and
+  recent conversion (its own properties) that none of them matches were sent from an address
+  it no longer has, and count as submissions of a form by that name (`proven_conversions`).
 - `marketing_events`: each participation gives the event of the first rule whose `type`
   (the event's type) and `state` (its attendance state) patterns match: one event per
   participation, so an attendee counts as attended, not also as registered.
@@ -33,6 +36,9 @@ from crm_qualify.connector.model import EngagementEvent, EventType
 ACTIVITY_TYPES = ("calls", "meetings", "emails", "notes", "communications")
 FORMS, MARKETING_EVENTS = "forms", "marketing_events"
 DETAIL_MAX = 200
+SAME_SUBMISSION_MS = 60_000
+"""A conversion property dated this close to a submission found is that submission: HubSpot
+stamps both from it (a slack for clocks that differ; a person sends one form at a time)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,25 @@ class Submission:
     form_id: str
     form_name: str
     at_ms: int
+
+
+def proven_conversions(
+    pairs: list[tuple[str, str]], props: dict[str, Any], found: list[Submission]
+) -> list[Submission]:
+    """The conversions a contact's own properties show (`pairs`: name and date properties)
+    that no submission `found` under its addresses is: sent from an address it had then (its
+    email changed since), they are its all the same. A malformed value fails the contact,
+    naming the property, as when these properties stand in for the forms."""
+    proven: dict[int, Submission] = {}
+    for name_prop, at_prop in pairs:
+        name = text_value(props.get(name_prop), name_prop)
+        at = parse_time(props.get(at_prop), at_prop)
+        if not name or at is None:
+            continue
+        at_ms = int(at.timestamp() * 1000)
+        if not any(abs(item.at_ms - at_ms) <= SAME_SUBMISSION_MS for item in found):
+            proven[at_ms] = Submission("", name, at_ms)
+    return list(proven.values())
 
 
 def form_events(mapping: EngagementMapping, found: list[Submission]) -> list[EngagementEvent]:

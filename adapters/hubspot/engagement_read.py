@@ -21,10 +21,12 @@ unstored: the next read reads the rest again (writing a row twice is harmless). 
 its contacts up in two queries (`lookup`); nothing but the form and event marks is held in
 memory, and an event's participations while it is read.
 
-A new submission updates its contact's conversion properties (its `lastmodifieddate`), so the
-contact search finds it; a participation does not touch the contact, so `touched` hands the
-reader the contacts with a participation dated in the window (from the index: a read that
-stored one and then failed still brings its contact in next time).
+A contact's submissions are those under its email and its additional emails (a merge keeps
+the merged record's email there): the index is keyed by the address typed, as HubSpot lists
+them. A new submission updates its contact's conversion properties (its `lastmodifieddate`),
+so the contact search finds it; a participation does not touch the contact, so `touched`
+hands the reader the contacts with a participation dated in the window (from the index: a
+read that stored one and then failed still brings its contact in next time).
 
 A portal that refuses a stream (403, scope missing) is noted once: that source is then
 `unavailable` (doctor shows why) and the contact's own summaries stand in for it
@@ -149,11 +151,12 @@ class BatchStreams:
     by_email: dict[str, list[Submission]]
     by_contact: dict[str, list[Participation]]
 
-    def submissions(self, email: str | None) -> list[Submission]:
-        key = normal_email(email)
-        if key in self.by_email:
-            return self.by_email[key]
-        return self.streams.lookup([key], []).by_email.get(key, [])
+    def submissions(self, emails: Iterable[str]) -> list[Submission]:
+        """A contact's submissions under any of its addresses."""
+        keys = list(dict.fromkeys(filter(None, map(normal_email, emails))))
+        missing = [k for k in keys if k not in self.by_email]
+        more = self.streams.lookup(missing, []).by_email if missing else {}
+        return [item for k in keys for item in self.by_email.get(k, more.get(k, []))]
 
     def participations(self, contact_id: str) -> list[Participation]:
         if contact_id in self.by_contact:

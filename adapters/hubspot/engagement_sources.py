@@ -30,11 +30,13 @@ from crm_qualify.adapters.hubspot.engagement import (
     activity_events,
     form_events,
     participation_events,
+    proven_conversions,
     without_fallbacks,
 )
 from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams, refused
 from crm_qualify.adapters.hubspot.records import Links, inline_primary
 from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
+from crm_qualify.adapters.hubspot.typed import properties_of
 from crm_qualify.connector.contract import AuthError, CheckResult
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.sync.adapter_state import AdapterState
@@ -93,9 +95,17 @@ class EngagementSources:
 
     def lookup(self, rows: Mapping[str, dict[str, Any]]) -> BatchStreams:
         """The stream rows of a batch's contacts (id -> contact row), looked up together."""
-        prop = self.full_contacts.profile.get("email", "email")
-        emails = [text_of(row, prop) for row in rows.values()]
+        emails = [email for row in rows.values() for email in self.emails(row)]
         return self.streams.lookup(emails, list(rows))
+
+    def emails(self, row: dict[str, Any]) -> list[str]:
+        """Every address a contact row has: its email, then its additional emails (the
+        mapping's `additional_emails`, `;`-separated)."""
+        profile = self.full_contacts.profile
+        found = [text_of(row, profile.get("email", "email")) or ""]
+        if "additional_emails" in profile:
+            found += (text_of(row, profile["additional_emails"]) or "").split(";")
+        return [email for email in found if email.strip()]
 
     def properties(self, to_type: str) -> list[str]:
         if to_type == COMPANIES:
@@ -122,7 +132,8 @@ class EngagementSources:
         streams: BatchStreams,
     ) -> Contact:
         """The contact with its deals and tasks (`translate_contact`), plus its activities,
-        form submissions and participations (`streams`: its batch's, from the index) and
+        form submissions (under any of its addresses, and the conversions its own properties
+        prove beyond them) and participations (`streams`: its batch's, from the index) and
         company firmographics."""
         contact = translate_contact(self.contacts, record, related)
         events = activity_events(
@@ -130,7 +141,10 @@ class EngagementSources:
         )
         available = self.streams.available()
         if FORMS in available:
-            events += form_events(self.mapping, streams.submissions(contact.email))
+            submitted = streams.submissions(self.emails(record))
+            pairs = self.full_contacts.conversion_pairs
+            submitted += proven_conversions(pairs, properties_of(record), submitted)
+            events += form_events(self.mapping, submitted)
         if MARKETING_EVENTS in available:
             found = streams.participations(contact.id)
             events += participation_events(self.mapping.participations, found)

@@ -29,6 +29,9 @@ Source = Literal[(*ACTIVITY_TYPES, FORMS, MARKETING_EVENTS)]  # type: ignore[val
 class ContactProfile(ProfileTable):
     merged_ids: str | None = None
     """The ids HubSpot merged into a contact (`hs_merged_object_ids`)."""
+    additional_emails: str | None = None
+    """The contact's other addresses (`hs_additional_emails`): its form submissions under
+    them are its own."""
 
 
 class Origin(StrictTable):
