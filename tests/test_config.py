@@ -278,6 +278,16 @@ def test_config_check_rejects_a_bad_cron_naming_the_key_and_reason(tmp_path, cap
     assert f"schedule.cron: '{cron}'" in err and reason in err
 
 
+def test_config_check_refuses_a_phone_region_numbers_cannot_be_read_in(tmp_path, capsys):
+    """`default_region = "ZZ"` passed `config check` and switched national-number matching
+    off without a word."""
+    config = tmp_path / "c.toml"
+    config.write_text("[identity.phone]\ndefault_region = 'ZZ'\n")
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "identity.phone.default_region: 'ZZ'" in err and "ZA" in err, err
+
+
 def test_the_examples_own_cron_is_accepted(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-x")
     (cron,) = re.findall(r'^# cron = "(.+)"$', EXAMPLE.read_text(), re.M)

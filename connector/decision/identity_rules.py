@@ -6,9 +6,11 @@ regroups people, changing `[rules]` rescores them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from crm_qualify.connector.decision.regions import phone_region
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 ROLE_MAILBOXES = frozenset(
     {
@@ -74,14 +76,22 @@ class NameRule(_Section):
     )
 
 
+def _default_region(text: str) -> str:
+    """`regions.phone_region`, its refusal as the configuration error's own words."""
+    try:
+        return phone_region(text)
+    except ValueError as exc:
+        raise PydanticCustomError("phone_region", "{reason}", {"reason": str(exc)}) from None
+
+
 class PhoneRule(_Section):
     enabled: bool = Field(default=True, description="Same phone number (E.164) = same person.")
-    default_region: str = Field(
+    default_region: Annotated[str, AfterValidator(_default_region)] = Field(
         default="US",
-        min_length=2,
-        max_length=2,
         description="Region for numbers written without a country code, when the record's"
-        " country does not say (ISO 3166 alpha-2).",
+        " country does not say: ISO 3166 alpha-2, or as a record's country may write it (UK,"
+        " GBR, United Kingdom), kept as alpha-2; one phone numbers cannot be read in is"
+        " refused.",
     )
 
 
