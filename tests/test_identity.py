@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_qualify.connector.decision.duplicates import find_groups
+from crm_qualify.connector.decision.duplicates import find_groups, name_similarity
 from crm_qualify.connector.decision.identity_keys import normalise_email, normalise_phone
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.person import merge_person, share_decision
@@ -363,3 +363,191 @@ def test_the_duplicates_report_names_a_group_as_its_records_carry_it():
     named_as_written(report, {("contact", "A"): "contact:B", ("contact", "B"): "contact:B"})
     assert report.groups[0].id == "contact:B"
     assert "contact:B" in text_report(report)
+
+
+CORVANA_SWITCHBOARD = "+1 415 555 0100"
+
+
+def corvana(cid: str, first: str | None, last: str | None, **fields) -> Contact:
+    email = f"{first}.{last}@corvana.com".lower() if first and last else None
+    return person(cid, email=email, first_name=first, last_name=last, company="Corvana", **fields)
+
+
+def test_a_nameless_record_on_a_switchboard_joins_no_one():
+    """Alice and Bob share the switchboard and stay apart; a record with no name and the same
+    number matched each of them equally (phone, 0.70) and joined all three into one group."""
+    alice = corvana("A", "Alice", "Brown", phone=CORVANA_SWITCHBOARD)
+    bob = corvana("B", "Bob", "Stone", phone=CORVANA_SWITCHBOARD)
+    nameless = person("N", phone="(415) 555-0100", company="Corvana")
+    assert find_groups([alice, bob, nameless], RULES) == []
+    [alone] = find_groups([alice, nameless], RULES)  # one person on the number: the docs' rule
+    assert alone.rules == ["phone"] and alone.confidence == 0.7
+    mailbox = nameless.model_copy(update={"email": "ALICE.BROWN@corvana.com"})
+    [group] = find_groups([alice, bob, mailbox], RULES)  # the stronger match decides
+    assert group.members == [("contact", "A"), ("contact", "N")] and group.confidence == 0.99
+
+
+def test_a_name_that_only_adds_letters_to_another_is_another_person():
+    """Daniel and Daniela Meyer at one employer were one person (ratio 92): one hot call."""
+    contacts = [
+        person("1", email="daniel.meyer@halvorsen.no", first_name="Daniel", last_name="Meyer"),
+        person("2", email="daniela.meyer@halvorsen.no", first_name="Daniela", last_name="Meyer"),
+        person("3", email="paul.ng@halvorsen.no", first_name="Paul", last_name="Ng"),
+        person("4", email="paula.ng@halvorsen.no", first_name="Paula", last_name="Ng"),
+    ]
+    assert find_groups(contacts, RULES) == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("jonathan smith", "jonathon smith", True),  # a typo
+        ("garcia sofia", "garcia sofia", True),
+        ("brien liam o", "liam obrien", True),  # O'Brien / OBrien
+        ("john smith", "john michael smith", True),  # a middle name
+        ("daniel meyer", "daniela meyer", False),
+        ("meyer paul", "meyer paula", False),
+        ("alice brown", "alicia brown", False),
+        ("ann lee", "lee mary", False),
+        ("lee mary", "ann lee maryanne", False),  # the extra word is not the missing one
+    ],
+)
+def test_names_agree_word_by_word(a, b, same):
+    assert (name_similarity(a, b) >= RULES.name.threshold) is same
+    assert name_similarity(a, b) == name_similarity(b, a)
+
+
+def test_a_record_matching_two_people_apart_joins_neither():
+    """Ann Lee and Mary Lee at one employer are two people; Mary Ann Lee matched both (the
+    shorter names' words are all hers) and chained the three into one group."""
+    ann = person("1", email="ann.lee@quillstone.com", first_name="Ann", last_name="Lee")
+    mary_ann = person(
+        "2", email="maryann.lee@quillstone.com", first_name="Mary Ann", last_name="Lee"
+    )
+    mary = person("3", email="mary.lee@quillstone.com", first_name="Mary", last_name="Lee")
+    assert find_groups([ann, mary_ann, mary], RULES) == []
+    [middle_name] = find_groups([mary_ann, mary], RULES)  # alone, a middle name still groups
+    assert middle_name.members == [("contact", "2"), ("contact", "3")]
+    again = person("4", email="mlee@quillstone.com", first_name="Mary", last_name="Lee")
+    [pair] = find_groups([ann, mary_ann, mary, again], RULES)  # the unambiguous pair stays
+    assert pair.members == [("contact", "3"), ("contact", "4")]
+
+
+def test_a_group_never_holds_two_records_the_names_tell_apart():
+    """A nameless record with Alice's mailbox and Bob's direct number: it is Alice (the
+    stronger match), and Bob, whose name is not hers, stays out of the group."""
+    alice = person("A", email="alice@gmail.com", first_name="Alice", last_name="Brown")
+    bob = person("B", phone="+1 650 555 0123", first_name="Bob", last_name="Stone")
+    bridge = person("N", email="Alice@gmail.com", phone="(650) 555-0123")
+    [group] = find_groups([alice, bob, bridge], RULES)
+    assert group.members == [("contact", "A"), ("contact", "N")] and group.rules == ["email"]
+
+
+def test_what_the_docs_promise_to_group_still_groups():
+    """The user's checks on the HubSpot simulator: mailbox variants, UK numbers written three
+    ways, accents, a personal address beside a work one; and what stays apart."""
+    contacts = [
+        person("A1", first_name="Hannah", last_name="Okafor", email="h.okafor@gmail.com",
+               company="Tidewell Analytics"),
+        person("A2", first_name="Hannah", last_name="Okafor",
+               email="hannahokafor+events@gmail.com", company="Tidewell Analytics"),
+        person("A3", first_name="Hannah", last_name="Okafor",
+               email=" Hannah.Okafor@GoogleMail.com ", company="Tidewell Analytics"),
+        person("B1", first_name="Liam", last_name="O'Brien", email="liam.obrien@brightwave.co.uk",
+               phone="+44 20 7946 0958", country="United Kingdom", company="Brightwave Ltd"),
+        person("B2", first_name="Liam", last_name="O'Brien", email="lobrien77@hotmail.com",
+               phone="020 7946 0958 ext. 204", country="United Kingdom", company="Brightwave"),
+        person("B3", first_name="Liam", last_name="OBrien", phone="(020) 7946-0958",
+               country="UK"),
+        person("C1", first_name="Sofía", last_name="García", email="sofia.garcia@nordlicht.de",
+               company="Nordlicht GmbH"),
+        person("C2", first_name="Sofia", last_name="Garcia", email="s.garcia@nordlicht.de",
+               company="Nordlicht"),
+        person("D1", first_name="Marcus", last_name="Chen", email="marcus.chen@quantix.io",
+               company="Quantix Inc"),
+        person("D2", first_name="Marcus", last_name="Chen", email="marcus.chen.home@yahoo.com",
+               company="Quantix"),
+        corvana("E1", "Alice", "Brown", phone=CORVANA_SWITCHBOARD),
+        corvana("E2", "Bob", "Stone", phone=CORVANA_SWITCHBOARD),
+        corvana("E3", "Alicia", "Brown"),
+        person("F1", first_name="John", last_name="Smith", email="john.smith@gmail.com",
+               company="Fernhill Co"),
+        person("F2", first_name="John", last_name="Smith", email="jsmith@outlook.com",
+               company="Pelican Partners"),
+        person("G1", first_name="Anna", last_name="Bell", email="a.bell@outlook.com",
+               company="Orbix"),
+        person("G2", first_name="Annette", last_name="Bell", email="abell@outlook.com",
+               company="Kestrel"),
+    ]  # fmt: skip
+    groups = {tuple(cid for _, cid in group.members) for group in find_groups(contacts, RULES)}
+    assert groups == {("A1", "A2", "A3"), ("B1", "B2", "B3"), ("C1", "C2"), ("D1", "D2")}
+
+
+def test_each_person_on_a_shared_number_or_with_a_close_name_gets_its_own_hot_call(tmp_path):
+    """The user's three cases in one sync: every record that asked for a demo is a person of
+    its own, decided alone, with its own call (the chained groups gave one call to each)."""
+    from crm_qualify.connector.settings import Settings
+    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+    from tests.memory_adapter import MemoryAdapter
+
+    now = T0 + timedelta(days=2)
+    demo = [EngagementEvent(type=EventType.DEMO_REQUEST, at=now - timedelta(hours=2))]
+    hot = {"events": demo}
+    contacts = [
+        corvana("E1", "Alice", "Brown", phone=CORVANA_SWITCHBOARD, **hot),
+        corvana("E2", "Bob", "Stone", phone=CORVANA_SWITCHBOARD, **hot),
+        person("E4", days=1, phone="(415) 555-0100", company="Corvana"),
+        person("K1", email="daniel.meyer@halvorsen.no", first_name="Daniel", last_name="Meyer",
+               company="Halvorsen AS", **hot),
+        person("K2", email="daniela.meyer@halvorsen.no", first_name="Daniela",
+               last_name="Meyer", company="Halvorsen AS", **hot),
+        person("L1", email="ann.lee@quillstone.com", first_name="Ann", last_name="Lee",
+               company="Quillstone", **hot),
+        person("L2", email="maryann.lee@quillstone.com", first_name="Mary Ann",
+               last_name="Lee", company="Quillstone"),
+        person("L3", email="mary.lee@quillstone.com", first_name="Mary", last_name="Lee",
+               company="Quillstone", **hot),
+    ]  # fmt: skip
+    adapter = MemoryAdapter(contacts)
+    store = StateStore(tmp_path / "state.sqlite")
+    settings = Settings(
+        fields={"duplicate": {"owned": True}, "duplicate_group": {"owned": True}},
+        identity={"review_task": True},
+    )
+    assert SyncEngine(adapter, settings, store).run(RunOptions(now=now)).status == "ok"
+    calls = sorted(t.contact_id for t in adapter.tasks.values() if t.kind == "hot_call")
+    assert calls == ["E1", "E2", "K1", "K2", "L1", "L3"]
+    assert not [t for t in adapter.tasks.values() if t.kind == "duplicate_review"]
+    assert not any(record.owned.get("duplicate") for record in adapter.records.values())
+    store.close()
+
+
+def test_a_record_that_makes_a_group_a_guess_splits_it_in_the_same_run(tmp_path):
+    """Alice and a nameless record on her number were one person; Bob, read later on the same
+    number, makes the nameless record a guess. Alice and the nameless record kept the group's
+    flag (and its shared decision) until a full read: neither was read, so neither was
+    decided again."""
+    from crm_qualify.connector.settings import Settings
+    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+    from tests.memory_adapter import MemoryAdapter
+
+    now = T0 + timedelta(days=2)
+    alice = corvana("E1", "Alice", "Brown", phone=CORVANA_SWITCHBOARD)
+    nameless = person("E4", days=1, phone="(415) 555-0100", company="Corvana")
+    adapter = MemoryAdapter([alice, nameless])
+    store = StateStore(tmp_path / "state.sqlite")
+    settings = Settings(fields={"duplicate": {"owned": True}, "duplicate_group": {"owned": True}})
+    assert SyncEngine(adapter, settings, store).run(RunOptions(now=now)).status == "ok"
+    assert adapter.records["E4"].owned["duplicate_group"] == "contact:E1"
+
+    bob = corvana("E2", "Bob", "Stone", phone=CORVANA_SWITCHBOARD)
+    adapter.records["E2"] = bob.model_copy(update={"updated_at": now + timedelta(minutes=1)})
+    later = SyncEngine(adapter, settings, store).run(RunOptions(now=now + timedelta(minutes=2)))
+
+    assert later.status == "ok"
+    for cid in ("E1", "E2", "E4"):
+        owned = adapter.records[cid].owned
+        assert owned["duplicate"] is False and not owned.get("duplicate_group"), (cid, owned)
+    store.close()

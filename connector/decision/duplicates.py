@@ -6,6 +6,11 @@ Edges are joined strongest first, so a group's confidence is that of its weakest
 link (the bottleneck of a maximum spanning tree): a chain of a strong email match and a weak
 name match is reported at the weak match's confidence, with both rules.
 
+A chain must not make one person of two the rules tell apart: a group never holds two
+records whose names disagree (unless they share a mailbox), and a record that matches two
+such records equally strongly (a nameless record on a switchboard's number) joins neither,
+since which one it is would be a guess.
+
 The connector never merges records: a group suggests a survivor, the person's decision is
 shared, and its follow-up tasks go to the survivor only.
 """
@@ -17,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import combinations, groupby
 from typing import Generic, TypeVar
 
 from crm_qualify.connector.decision.identity_keys import (
@@ -24,18 +30,24 @@ from crm_qualify.connector.decision.identity_keys import (
     identity_keys,
     normalise_company,
 )
-from crm_qualify.connector.decision.identity_rules import IdentityRules
+from crm_qualify.connector.decision.identity_rules import NAME_THRESHOLD_FLOOR, IdentityRules
 from crm_qualify.connector.model import Contact
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 K = TypeVar("K")
 
 RecordKey = tuple[str, str]
+Named = tuple[str | None, str]
+"""A record's mailbox (if any) and name: all that tells it apart from another."""
 
 EMAIL_CONFIDENCE = 0.99
 PHONE_AND_NAME_CONFIDENCE = 0.95
 PHONE_ONLY_CONFIDENCE = 0.7
 SAME_NAME_RELATED_COMPANY_CONFIDENCE = 0.85
+GROUPING_VERSION = 2
+"""Raised when a code change moves who is one person (2: names one letter longer and records
+that match two people told apart no longer group): persons are made as records are read, so
+the next run reads and regroups every record, as for a changed `[identity]` setting."""
 PROFILE_FIELDS = (
     "email",
     "phone",
@@ -135,25 +147,90 @@ def find_groups(contacts: Iterable[Contact], rules: IdentityRules) -> list[Dupli
 
 def group_candidates(candidates: Sequence[Candidate], rules: IdentityRules) -> list[DuplicateGroup]:
     by_key = {candidate.key: candidate for candidate in candidates}
-    matches = sorted(_matches(candidates, rules), key=lambda m: -m.confidence)
-    sets = DisjointSets[RecordKey]()  # only the keys a match names: most are alone
-    joined = [match for match in matches if sets.join(match.a, match.b)]
+    matches = sorted(find_matches(candidates, rules), key=lambda m: -m.confidence)
+    joiner = _Joiner(by_key, rules.name.threshold)
+    for _, tier in groupby(matches, key=lambda m: m.confidence):
+        joiner.join_tier(list(tier))
+    sets = joiner.sets
     members: dict[RecordKey, list[RecordKey]] = defaultdict(list)
     for key in by_key:  # a group's members in the candidates' order
         if key in sets:
             members[sets.root(key)].append(key)
     links: dict[RecordKey, list[Match]] = defaultdict(list)
-    for match in joined:
+    for match in joiner.joined:
         links[sets.root(match.a)].append(match)
     rules_seen: dict[RecordKey, set[str]] = defaultdict(set)
     for match in matches:
-        rules_seen[sets.root(match.a)].add(match.rule)
+        if (top := sets.root(match.a)) == sets.root(match.b):
+            rules_seen[top].add(match.rule)
     groups = [
         _group([by_key[key] for key in keys], links[top], rules_seen[top], rules)
         for top, keys in members.items()
         if len(keys) > 1
     ]
     return sorted(groups, key=lambda group: (-group.confidence, group.id))
+
+
+class _Joiner:
+    """Joins matches into groups, strongest first, keeping apart the records the rules tell
+    apart however many matches chain them. A group is known here by the mailboxes and names
+    its records carry (`Named`): whether two records are told apart depends on nothing else,
+    and a mailbox shared by thousands of records carries a few dozen names."""
+
+    def __init__(self, by_key: dict[RecordKey, Candidate], threshold: float) -> None:
+        self.sets = DisjointSets[RecordKey]()
+        self.joined: list[Match] = []
+        self._by_key = by_key
+        self._threshold = threshold
+        self._named: dict[RecordKey, frozenset[Named]] = {}
+
+    def join_tier(self, tier: list[Match]) -> None:
+        """Join the matches of one confidence. A group that matches two groups told apart
+        joins neither (which one it is would be a guess); a match that would put two records
+        told apart in one group is left out."""
+        root = self.sets.root
+        links = [m for m in tier if root(m.a) != root(m.b)]
+        ambiguous = self._ambiguous(links)
+        for match in links:
+            a, b = root(match.a), root(match.b)
+            if a in ambiguous or b in ambiguous or a == b:
+                continue
+            if self._apart(self._names(a), self._names(b)):
+                continue
+            self._named[a] = self._names(a) | self._names(b)
+            self._named.pop(b, None)
+            self.sets.join(a, b)
+            self.joined.append(match)
+
+    def _ambiguous(self, links: list[Match]) -> set[RecordKey]:
+        neighbours: dict[RecordKey, set[RecordKey]] = defaultdict(set)
+        for match in links:
+            a, b = self.sets.root(match.a), self.sets.root(match.b)
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        ambiguous = set()
+        for top, others in neighbours.items():
+            named = {self._names(other) for other in others}
+            if any(self._apart(x, y) for x, y in combinations(named, 2)):
+                ambiguous.add(top)
+        return ambiguous
+
+    def _names(self, top: RecordKey) -> frozenset[Named]:
+        if top not in self._named:
+            keys = self._by_key[top].keys
+            self._named[top] = frozenset([(keys.email, keys.name)] if keys.name else [])
+        return self._named[top]
+
+    def _apart(self, a: frozenset[Named], b: frozenset[Named]) -> bool:
+        return any(_told_apart(x, y, self._threshold) for x in a for y in b)
+
+
+def _told_apart(a: Named, b: Named, threshold: float) -> bool:
+    """Two records whose names disagree are two people (a switchboard's Alice and Bob, Alice
+    and Alicia at one employer), unless one mailbox holds both (a changed name, an initial)."""
+    if a[0] is not None and a[0] == b[0]:
+        return False
+    return name_similarity(a[1], b[1]) < threshold
 
 
 def _group(
@@ -182,7 +259,9 @@ def _age(candidate: Candidate) -> tuple[bool, datetime | str, RecordKey]:
     return (created is None, created.isoformat() if created else "", candidate.key)
 
 
-def _matches(candidates: Sequence[Candidate], rules: IdentityRules) -> Iterable[Match]:
+def find_matches(candidates: Sequence[Candidate], rules: IdentityRules) -> Iterable[Match]:
+    """Every pair of records a rule matches, before grouping keeps anyone apart: the records
+    they connect are all a group of theirs can be decided from."""
     yield from _same_value(candidates, lambda c: c.keys.email, "email", EMAIL_CONFIDENCE)
     yield from _same_phone(candidates, rules)
     yield from _same_organisation_similar_name(candidates, rules)
@@ -206,7 +285,8 @@ def _same_value(candidates, value, rule: str, confidence: float) -> Iterable[Mat
 
 def _same_phone(candidates: Sequence[Candidate], rules: IdentityRules) -> Iterable[Match]:
     """A shared number is one person only if the names agree: a switchboard is not a person.
-    With a name missing on either side it is a weaker match."""
+    With a name missing on either side it is a weaker match, which joins no one on a number
+    that people told apart share (`_Joiner`)."""
     for block in _blocks(candidates, lambda c: c.keys.phone):
         for i, a in enumerate(block):
             for b in block[i + 1 :]:
@@ -277,14 +357,27 @@ _DIGIT = re.compile(r"\d").search
 def name_similarity(a: str, b: str) -> float:
     """How alike two names are (0-100), word by word: the least alike word decides, so
     Alice and Alicia Brown stay two people while a typo (`Jonathon`/`Jonathan`) or the order
-    of the words does not part one. Names of different lengths (a middle name) compare by
-    their shared words; names with digits (`Ada0001`) only match exactly."""
+    of the words does not part one; a word that only adds letters to the end of the other is
+    another name (`Daniel`/`Daniela`, `Paul`/`Paula`), however close `fuzz.ratio` finds them.
+    Names of different lengths (a middle name) compare each word of the shorter with its
+    closest word in the longer; names with digits (`Ada0001`) only match exactly."""
     words_a, words_b = a.split(), b.split()
     if _DIGIT(a) or _DIGIT(b):
         return 100.0 if sorted(words_a) == sorted(words_b) else 0.0  # `Ada0001`: not a name
-    if len(words_a) != len(words_b):
-        return fuzz.token_set_ratio(a, b)
-    return min(fuzz.ratio(x, y) for x, y in zip(words_a, words_b, strict=True))
+    if len(words_a) > len(words_b):
+        words_a, words_b = words_b, words_a
+    if not words_a:
+        return 0.0
+    if len(words_a) < len(words_b):  # each word's counterpart: its closest in the longer
+        words_b = [process.extractOne(x, words_b, scorer=fuzz.ratio)[0] for x in words_a]
+    similarity = min(map(fuzz.ratio, words_a, words_b))
+    if similarity >= NAME_THRESHOLD_FLOOR and any(map(_extends, words_a, words_b)):
+        return 0.0  # looked for only where a threshold can match: most pairs are far apart
+    return similarity
+
+
+def _extends(a: str, b: str) -> bool:
+    return a != b and (a.startswith(b) or b.startswith(a))
 
 
 def _name_confidence(similarity: float) -> float:

@@ -20,6 +20,8 @@ ROLE_MAILBOXES = frozenset(
     }
 )  # fmt: skip
 """Mailbox names that reach a function, not a person (scoring's `role_address` negative)."""
+NAME_THRESHOLD_FLOOR = 50.0
+"""The lowest `[identity.name] threshold`: names less alike never match."""
 
 
 class _Section(BaseModel):
@@ -63,10 +65,11 @@ class NameRule(_Section):
     )
     threshold: float = Field(
         default=85.0,
-        ge=50,
+        ge=NAME_THRESHOLD_FLOOR,
         le=100,
         description="Similarity (0-100, rapidfuzz) each word of two names needs to match:"
-        " 85 takes a typo (Jonathon/Jonathan) and parts Alice from Alicia.",
+        " 85 takes a typo (Jonathon/Jonathan) and parts Alice from Alicia. A word that only"
+        " adds letters to the other's end (Daniel/Daniela) never matches.",
     )
     company_threshold: float = Field(
         default=92.0,

@@ -58,7 +58,7 @@ from crm_qualify.connector.contract import (
     WriteResult,
 )
 from crm_qualify.connector.decision.decide import decide
-from crm_qualify.connector.decision.duplicates import DuplicateGroup
+from crm_qualify.connector.decision.duplicates import GROUPING_VERSION, DuplicateGroup
 from crm_qualify.connector.decision.planning import MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
@@ -1666,13 +1666,14 @@ def decision_fingerprint(settings: Settings) -> str:
 def read_fingerprint(settings: Settings) -> str:
     """What the mirrored facts, and the persons made of them, depend on: the mapping, which
     fields are owned (an adapter reads no other, `mapping.owned_only`), and the identity
-    rules that group records (all but `review_task`, which only decides). The mirror holds no
-    CRM value of a field it did not read, so deciding a newly owned field from it would take
-    the CRM's value for empty and overwrite it, whatever its policy; facts translated under
-    another mapping are stale; and persons are regrouped only as their records are read (a
-    full read indexes every record under the rules it reads with, then groups everyone)."""
+    rules that group records (all but `review_task`, which only decides; and the code's own,
+    `GROUPING_VERSION`). The mirror holds no CRM value of a field it did not read, so
+    deciding a newly owned field from it would take the CRM's value for empty and overwrite
+    it, whatever its policy; facts translated under another mapping are stale; and persons
+    are regrouped only as their records are read (a full read indexes every record under the
+    rules it reads with, then groups everyone)."""
     owned = sorted(name for name, policy in settings.fields.items() if policy.owned)
-    grouping = settings.identity.model_dump_json(exclude={"review_task"})
+    grouping = settings.identity.model_dump_json(exclude={"review_task"}) + str(GROUPING_VERSION)
     text = str(owned) + grouping + _mapping_text(settings)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -27,6 +27,7 @@ from crm_qualify.connector.decision.duplicates import (
     Candidate,
     DisjointSets,
     DuplicateGroup,
+    find_matches,
     group_candidates,
 )
 from crm_qualify.connector.decision.identity_keys import IdentityKeys
@@ -148,10 +149,12 @@ class People:
     ) -> dict[Key, Person]:
         """Each contact's person, with every record of it the mirror knows; and the person of
         each record left behind, that was one person with a contact and is no longer (the
-        contact changed): it is to be decided alone now. Every record of the blocks looked at
-        is regrouped and its person stored, so a record that left a group leaves its person
-        too, and `stored` gives the next run the same answer without comparing anything.
-        `persist` False (a dry run) changes nothing stored."""
+        contact changed), or whose group a contact split (its nameless record matches the
+        contact's switchboard number too: it is now a guess): it is to be decided again now,
+        alone or with its new group. Every record of the blocks looked at is regrouped and
+        its person stored, so a record that left a group leaves its person too, and `stored`
+        gives the next run the same answer without comparing anything. `persist` False (a
+        dry run) changes nothing stored."""
         return self._resolve(instance, [(c.object_type, c.id) for c in contacts], persist)
 
     def regroup(self, instance: str) -> dict[str, DuplicateGroup]:
@@ -161,15 +164,16 @@ class People:
         so grouping each batch (`resolve`) compared every block it touched again, and each
         block got touched by ever more batches as the read grew. Here each block (records
         sharing a mailbox, phone, organisation or name; see `MAX_BLOCK`) is compared once,
-        whole, and a group is every record its blocks' matches join."""
+        whole; the records its matches connect, across blocks, are then grouped together.
+        The matches, not a block's groups, connect them: whether a record joins a group
+        (or, matching two people told apart, neither) depends on every record it matches."""
         if not self.rules.enabled:
             return {}
         joined = DisjointSets[Key]()
         for column, _, limit in _BLOCKS:
             for rows in self._blocks_of(instance, column, limit):
-                for group in group_candidates([_candidate(row) for row in rows], self.rules):
-                    for member in group.members[1:]:
-                        joined.join(group.members[0], member)
+                for match in find_matches([_candidate(row) for row in rows], self.rules):
+                    joined.join(match.a, match.b)
         components = joined.groups()
         rows = dict(self._rows(instance, [key for keys in components for key in keys]))
         rows.update(
@@ -256,10 +260,16 @@ class People:
         asked = {key: resolved[key] for key in keys if key in resolved}
         before = {rows[key][_PERSON] for key in asked}
         now = {person.key for person in asked.values()}
+        moved = {
+            rows[key][_PERSON]
+            for key, person in resolved.items()
+            if rows[key][_PERSON] != person.key
+        }
+        lost = before | moved  # persons a record left: what stays of them is decided again
         left = {
             key: person
             for key, person in resolved.items()
-            if key not in asked and rows[key][_PERSON] in before and person.key not in now
+            if key not in asked and rows[key][_PERSON] in lost and person.key not in now
         }
         return asked | left
 
