@@ -141,7 +141,7 @@ def test_a_follow_up_a_person_deleted_is_not_escalated_and_not_looked_up_again(s
     assert len([t for t in adapter.tasks.values() if t.kind == "escalation"]) == 1
 
     sla = build_report(store, "default", late).sla["hot_call"]
-    assert sla["deleted_in_crm"] == 1 and sla["closed_by_rollback"] == 0 and sla["tasks"] == 0
+    assert sla["deleted_in_crm"] == 1 and sla["removed_by_us"] == 0 and sla["tasks"] == 0
     assert "1 deleted in the CRM (not counted)" in sla_detail(sla)
 
 

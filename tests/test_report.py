@@ -148,7 +148,7 @@ def test_funnel_conversion_time_in_stage_scores_and_sla(tmp_path):
         "target_hours": 24, "tasks": 3, "on_time": 0, "late": 1, "missed": 1, "pending": 1,
         "unmeasured": 0, "measured": 2, "on_time_rate": 0.0, "median_hours_to_done": 30.0,
         "next_deadline": (NOW + 22 * HOUR).isoformat(), "escalated": 1, "not_yet_in_crm": 0,
-        "closed_by_rollback": 0,
+        "removed_by_us": 0,
         "deleted_in_crm": 0,
         "by_sla": [
             {"hours": 24, "tasks": 3, "on_time": 0, "late": 1, "missed": 1, "pending": 1,
@@ -197,14 +197,14 @@ def test_tasks_closed_by_a_rollback_do_not_count_as_created(tmp_path):
     store = trail(tmp_path / "s.sqlite")
     store.set_task_status("default", A_CALL, TASK_CLOSED, None)
     row = build_report(store, "default", NOW).sla["hot_call"]
-    assert row["tasks"] == 2 and row["closed_by_rollback"] == 1
+    assert row["tasks"] == 2 and row["removed_by_us"] == 1
     assert (row["late"], row["missed"], row["on_time_rate"]) == (0, 1, 0.0)
     text = text_report(build_report(store, "default", NOW))
     assert (
         "hot_call (within 24 h): 0% on time; 0 of 1 done within 24 h of their creation,"
         " 1 still open past 24 h (missed), 1 open and still within time (not counted yet)"
     ) in text
-    assert "1 closed by a rollback (not counted)" in text
+    assert "1 removed by crm-qualify (by a rollback, or doubled by a merge" in text
 
 
 def test_hot_leads_to_call_from_the_trail_and_the_task_ledger(tmp_path):

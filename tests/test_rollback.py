@@ -126,7 +126,7 @@ def test_memory_rollback_keeps_a_task_a_person_rescheduled_within_a_minute(memor
 
 def test_memory_rollback_leaves_a_task_a_person_deleted_uncounted(memory):
     """A task a salesperson had deleted was 'closed' and counted, in the rollback's output and
-    as 'closed by a rollback' in the report."""
+    as 'removed by crm-qualify' in the report."""
     adapter, store, run_id, _ = memory
     created = sorted(t.crm_id for t in store.tasks_for_run(run_id) if t.kind == "hot_call")
     deleted = created[0]

@@ -817,7 +817,7 @@ def _sla(
         planned = [t for t in ledger if t.kind == kind]
         row["escalated"] = escalated[kind]
         row["not_yet_in_crm"] = sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING))
-        row["closed_by_rollback"] = sum(1 for t in planned if t.status == TASK_CLOSED)
+        row["removed_by_us"] = sum(1 for t in planned if t.status == TASK_CLOSED)
         row["deleted_in_crm"] = sum(1 for t in planned if t.status == TASK_GONE)
     return result
 
@@ -923,8 +923,11 @@ def sla_detail(row: dict) -> str:
         extras.append(f"{row['escalated']} escalated")
     if row.get("not_yet_in_crm"):
         extras.append(f"{row['not_yet_in_crm']} owed (not in the CRM yet)")
-    if row.get("closed_by_rollback"):
-        extras.append(f"{row['closed_by_rollback']} closed by a rollback (not counted)")
+    if row.get("removed_by_us"):
+        extras.append(
+            f"{row['removed_by_us']} removed by crm-qualify (by a rollback, or doubled by a"
+            " merge in the CRM; not counted)"
+        )
     if row.get("deleted_in_crm"):
         extras.append(f"{row['deleted_in_crm']} deleted in the CRM (not counted)")
     return text + ("; " + ", ".join(extras) if extras else "")
