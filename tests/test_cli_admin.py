@@ -263,6 +263,17 @@ def test_runs_show_task_creates_whose_outcome_is_unknown(tmp_path, capsys):
     assert "unknown" not in rows[ids["sync"]]
 
 
+def test_runs_show_the_follow_ups_a_sync_removed(tmp_path, capsys):
+    seeded_runs(tmp_path / "crm-qualify.sqlite")
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    merged = store.start_run("default", mode="once", dry_run=False)
+    store.finish_run(merged, "ok", {"read": 5, "tasks_created": 0, "tasks_closed": 2}, [])
+    store.close()
+    assert main(["runs"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "0 created, 2 removed" in rows[merged], "doubled by a merge in the CRM"
+
+
 # simulate -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("crm", "size"), [("hubspot", "--contacts"), ("salesforce", "--records")])
 def test_a_simulator_on_a_busy_port_says_so_in_one_line(crm, size):

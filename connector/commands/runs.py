@@ -102,7 +102,7 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         tasks = (counts.get("tasks_closed", 0), "removed")
     else:
         fields = (counts.get("fields_written", 0), "written")
-        tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts))
+        tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts) + _removed(counts))
     return (
         record.id,
         record.started_at[:19].replace("T", " "),
@@ -121,6 +121,12 @@ def _read(record: RunRecord) -> str:
     if "read" not in record.counts and record.status in ("running", "crashed"):
         return "?"
     return f"{record.counts.get('read', 0):,}"
+
+
+def _removed(counts: dict[str, int]) -> str:
+    """Follow-ups a merge in the CRM doubled that the run removed."""
+    removed = counts.get("tasks_closed", 0)
+    return f", {removed:,} removed" if removed else ""
 
 
 def _uncertain(counts: dict[str, int]) -> str:

@@ -84,7 +84,7 @@ from crm_qualify.connector.sync.people import People, Person, task_person
 from crm_qualify.connector.sync.person_decisions import Member, Waiting, decide_persons
 from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
-from crm_qualify.connector.sync.redundant import Closing, close, plan_closing
+from crm_qualify.connector.sync.redundant import Closing, close, left_closing, plan_closing
 from crm_qualify.connector.sync.redundant import resume as resume_closing
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
@@ -411,8 +411,10 @@ class SyncEngine:
                 owed, self.adapter, self.store, self.instance, summary.counts, dry_run=True
             )
             owed += self._to_the_person(self._gone_with_their_record())
-            if owed:
-                report = BatchReport(tasks=owed)
+            left = left_closing(self.store, self.instance)  # the real run sends them again
+            summary.counts["tasks_to_close"] += len(left)
+            if owed or left:
+                report = BatchReport(tasks=owed, closing=left)
                 summary.counts["tasks_planned"] += len(owed)
                 self._owed_listed = frozenset(_follow_up_of(task.key) for task in owed)
                 if self.on_batch:

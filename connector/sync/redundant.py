@@ -144,7 +144,27 @@ def plan_closing(contacts: Sequence[Contact], store: StateStore, instance: str) 
     return [
         Closing(record, task.key or "", task.id)
         for record, tasks in found.items()
-        for task in redundant(tasks, ledger)
+        for task in redundant(_not_closing(tasks, ledger), ledger)
+    ]
+
+
+def _not_closing(
+    tasks: Sequence[ExistingTask], ledger: Mapping[str, TaskRecord]
+) -> list[ExistingTask]:
+    """The tasks but those a removal left `closing` (its answer lost, or refused for now):
+    they are on their way out, sent again at each run's start, so they are neither kept nor
+    counted as the one of their kind a record keeps. Ranked among the rest, such a task was
+    taken for a person's and the record's other follow-up was removed instead: both went,
+    and the MQL lost its hand-off."""
+    return [t for t in tasks if (r := ledger.get(t.key or "")) is None or r.status != TASK_CLOSING]
+
+
+def left_closing(store: StateStore, instance: str) -> list[Closing]:
+    """Removals a dead or failed run intended and never saw acknowledged."""
+    return [
+        Closing((task.object_type, task.contact_id), task.key, task.crm_id)
+        for task in store.task_records_in(instance, TASK_CLOSING)
+        if task.crm_id
     ]
 
 
@@ -177,7 +197,8 @@ def close(
             removed.append(task)
             continue
         label = f"{task.record[0]}/{task.record[1]}"
-        errors.append(str(RecordError(label, "task", f"{task.crm_id}: {result.error}")))
+        after = "; sent again next run" if result.retryable else "; left in place"
+        errors.append(str(RecordError(label, "task", f"{task.crm_id}: {result.error}{after}")))
         if not result.retryable:
             refused.append(task.key)
     with store.transaction():
@@ -195,9 +216,4 @@ def close(
 def resume(adapter: Adapter, store: StateStore, instance: str, counts: Counter[str]) -> list[str]:
     """Removals a dead run intended and never acknowledged, sent again (a task removed
     already counts as removed)."""
-    left = [
-        Closing((task.object_type, task.contact_id), task.key, task.crm_id)
-        for task in store.task_records_in(instance, TASK_CLOSING)
-        if task.crm_id
-    ]
-    return close(adapter, store, instance, left, counts)
+    return close(adapter, store, instance, left_closing(store, instance), counts)

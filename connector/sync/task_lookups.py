@@ -10,7 +10,8 @@ no archived task, and Salesforce's queries leave out deleted ones. So before an 
 is created, its follow-up's key is looked up, with the batch that planned it or, held for a
 full call, as that call leaves (so the keys of a call are asked together). A follow-up not
 found is `gone` in the task ledger, so it is never escalated nor looked up again; one the
-ledger holds closed (a rollback closed it) or gone already is not looked up.
+ledger holds closed (a rollback closed it) or gone already is not looked up, nor one being
+removed (`closing`: a follow-up a merge doubled), whose escalation waits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.decision.planning import ESCALATION
 from crm_qualify.connector.model import PlannedTask
-from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_GONE, StateStore
+from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CLOSING, TASK_GONE, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,11 @@ def look_up(adapter: Adapter, keys: Sequence[str]) -> dict[str, str]:
 
 def followup_of(escalation: PlannedTask) -> str:
     """The key of the follow-up an escalation is about (`<its key>:escalation`)."""
-    return escalation.key.removesuffix(f":{ESCALATION}")
+    return followup_of_key(escalation.key)
+
+
+def followup_of_key(key: str) -> str:
+    return key.removesuffix(f":{ESCALATION}")
 
 
 def without_gone_follow_ups(
@@ -61,21 +66,23 @@ def without_gone_follow_ups(
     closed = {
         key for key in followups if key in ledger and ledger[key].status in (TASK_CLOSED, TASK_GONE)
     }
-    asked = [key for key in followups if key not in closed]
+    closing = {key for key in followups if key in ledger and ledger[key].status == TASK_CLOSING}
+    asked = [key for key in followups if key not in closed and key not in closing]
     found = look_up(adapter, asked) if asked else {}
     gone = [key for key in asked if key not in found]
     counts["follow_ups_looked_up"] += len(asked)
     counts["follow_ups_gone"] += len(gone)
     if gone:
         log.info("%d overdue follow-up(s) no longer in the CRM: not escalated", len(gone))
-    dropped = closed | set(gone)
+    dropped = closed | closing | set(gone)
     kept, escalations = [], []
     for task in tasks:
         if task.kind == ESCALATION and followup_of(task) in dropped:
             escalations.append(task.key)
         else:
             kept.append(task)
-    if not dry_run:
-        for key in [*gone, *escalations]:
+    if not dry_run:  # one of a follow-up being removed is not made, nor marked gone
+        later = [key for key in escalations if followup_of_key(key) not in closing]
+        for key in [*gone, *later]:
             store.set_task_status(instance, key, TASK_GONE, None)
     return kept

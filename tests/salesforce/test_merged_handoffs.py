@@ -131,3 +131,38 @@ def test_a_hand_off_the_merge_restamped_is_kept_and_the_masters_own_goes(sim, st
     assert run.status == "ok", run.errors
     assert [task["Id"] for task in handoffs(sim)[master]] == [moved["Id"]]
     assert run.counts["tasks_closed"] == 1 and run.counts["tasks_created"] == 0
+
+
+def test_removals_failing_in_two_runs_running_never_take_the_follow_up_kept(sim, store, settings):
+    """An outage longer than the schedule's gap: the removal fails in two runs. The task it
+    left `closing` is on its way out, not the one its record keeps: the master's own hand-off
+    stays (it was removed too, and the MQL was left with none), and the follow-up being
+    removed gets no escalation once it is overdue."""
+    master, victim = handed_over_pair(sim, store, settings)
+    sim.merge(master, [victim])
+    sim.faults.add("503", times=10_000, request="delete")
+    later = datetime.now(UTC) + timedelta(days=3)  # every hand-off overdue: escalations due
+    for now in (datetime.now(UTC), later):
+        run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions(now=now))
+        assert run.status == "partial", run.errors
+    closing = {t.key for t in store.task_records_in("default", TASK_CLOSING)}
+    assert len(closing) == 1 and len(handoffs(sim)[master]) == 2
+    sim.faults.queue.clear()
+    listed = []
+    engine = SyncEngine(make_adapter(sim), settings, store, on_batch=listed.append)
+    dry = engine.run(RunOptions(now=later, dry_run=True))
+    assert dry.counts["tasks_to_close"] == 1, "the dry run lists what the real run resends"
+    assert [c.key for report in listed for c in report.closing] == sorted(closing)
+
+    run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions(now=later))
+
+    assert run.status == "ok", run.errors
+    [kept] = handoffs(sim)[master]
+    assert kept[TASK_KEY] not in closing, "the one kept is the master's own"
+    with sim.org.lock:
+        escalated = {
+            task[TASK_KEY].removesuffix(":escalation")
+            for task in sim.org.live("Task")
+            if (task.get(TASK_KEY) or "").endswith(":escalation")
+        }
+    assert not escalated & closing, "no escalation of a follow-up removed"
