@@ -59,7 +59,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.duplicates import GROUPING_VERSION, DuplicateGroup
-from crm_qualify.connector.decision.planning import MQL_HANDOFF, task_kind
+from crm_qualify.connector.decision.planning import KINDS, MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.field_fit import misfit_error, misfits
@@ -1283,10 +1283,36 @@ class SyncEngine:
             and _follow_up_of(key) not in listed
             and key not in self._dry_tasks
         ]
+        report.tasks = self._not_waiting(report.tasks, known)
         if self._dry_run:  # what the real run's later decisions would find landed
             self._dry_tasks.update(task.key for task in report.tasks)
             for update in report.updates:
                 self._dry_planned.setdefault(update.key, {}).update(update.values())
+
+    def _not_waiting(
+        self, tasks: list[PlannedTask], known: Mapping[str, TaskRecord]
+    ) -> list[PlannedTask]:
+        """The tasks but new follow-ups of a kind their record already has on its way under
+        another key (owed, or sent with its answer lost): a task owed to a Contact its Lead
+        was converted into carries the Lead's key, and the Contact's own decision, keyed by
+        the Contact, planned a second call beside it."""
+        new = [t for t in tasks if t.key not in known and t.kind in KINDS]
+        if not new:
+            return tasks
+        waiting = self.store.waiting_follow_ups(
+            self.instance, [(t.object_type, t.contact_id) for t in new]
+        )
+        doubled = {
+            t.key
+            for t in new
+            if any(
+                kind == t.kind and key != t.key
+                for kind, key in waiting.get((t.object_type, t.contact_id), ())
+            )
+        }
+        if doubled:
+            log.info("%d follow-up(s) left out: their record has one on its way", len(doubled))
+        return [t for t in tasks if t.key not in doubled]
 
     # writing --------------------------------------------------------------------------------
     def _flight(self, summary: RunSummary, now: datetime) -> Flight:

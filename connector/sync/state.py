@@ -879,6 +879,24 @@ class StateStore:
         )
         return rows[0][0]
 
+    def waiting_follow_ups(
+        self, instance: str, records: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """(kind, key) of the tasks owed or pending on each of these records: on their way
+        to the CRM, not yet seen on the record."""
+        found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for object_type, ids in by_type(records).items():
+            for chunk in _chunks(sorted(set(ids))):
+                rows = self._query(
+                    "SELECT contact_id, kind, key FROM tasks WHERE instance = ?"
+                    " AND status IN ('owed', 'pending') AND object_type = ?"
+                    f" AND contact_id IN ({','.join('?' * len(chunk))})",
+                    [instance, object_type, *chunk],
+                )
+                for contact_id, kind, key in rows:
+                    found.setdefault((object_type, contact_id), []).append((kind, key))
+        return found
+
     def task_records_in(self, instance: str, status: str) -> list[TaskRecord]:
         """The ledger's rows in one state (few: `closing` ones a dead run left)."""
         rows = self._query(

@@ -90,3 +90,38 @@ def test_salesforce_refuses_a_task_on_a_converted_lead_and_names_its_contact(sim
     assert result.field == "WhoId"
     assert result.moved_to == ("Contact", contact)
     assert lead not in our_tasks(sim) and contact not in our_tasks(sim)
+
+
+def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
+    sim, store, settings
+):
+    """The next run's create of the owed hot call fails: the Contact, read in that run
+    without it, must not plan one of its own under its own key (the person got two calls
+    once the look-ups settled)."""
+    adapter = make_adapter(sim)
+    real = adapter.create_tasks
+    converted: list[str] = []
+
+    def convert_first(tasks):
+        if not converted:
+            lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
+                        and t.kind == "hot_call" and alone(sim, t.contact_id))  # fmt: skip
+            sim.convert_lead(lead)
+            converted.append(lead)
+        return real(tasks)
+
+    adapter.create_tasks = convert_first
+    quick = settings.model_copy(
+        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
+    )
+    assert SyncEngine(adapter, quick, store).run(RunOptions()).status == "ok"
+    [lead] = converted
+    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
+    sim.faults.add("503", times=2, request="upsert")  # the next runs' creates
+
+    for _ in range(5):  # the faults spent (one a run), then the look-ups settled
+        SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
+    assert sim.faults.injected["503"] == 2
+
+    calls = [k for k in our_tasks(sim).get(contact, []) if ":hot_call:" in k]
+    assert len(calls) == 1 and calls[0].startswith(f"crmq:Lead:{lead}:"), "one call, the one owed"
