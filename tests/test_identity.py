@@ -63,6 +63,11 @@ def test_the_default_region_reads_as_a_records_country_does(written):
     assert national == normalise_phone("+44 20 7946 0958", None, "US") == "+442079460958"
 
 
+def test_a_region_phonenumbers_knows_and_iso_lacks_is_a_region():
+    rules = IdentityRules.model_validate({"phone": {"default_region": "XK"}})
+    assert rules.phone.default_region == "XK", "Kosovo: refused, with XK as its close match"
+
+
 @pytest.mark.parametrize(("written", "close"), [("ZZ", "ZA"), ("Untied Kingdom", "GB")])
 def test_an_unknown_default_region_is_refused_with_its_close_matches(written, close):
     with pytest.raises(ValueError, match="default_region") as refused:

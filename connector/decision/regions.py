@@ -27,8 +27,8 @@ def region_of(country: str | None) -> str | None:
         return _COUNTRY_ALIASES[text.upper()]
     try:
         return pycountry.countries.lookup(text).alpha_2
-    except LookupError:
-        return None
+    except LookupError:  # a region phonenumbers knows and ISO 3166 does not yet (XK, Kosovo)
+        return text.upper() if text.upper() in phonenumbers.SUPPORTED_REGIONS else None
 
 
 def phone_region(text: str) -> str:
