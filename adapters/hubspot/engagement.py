@@ -37,8 +37,8 @@ ACTIVITY_TYPES = ("calls", "meetings", "emails", "notes", "communications")
 FORMS, MARKETING_EVENTS = "forms", "marketing_events"
 DETAIL_MAX = 200
 SAME_SUBMISSION_MS = 60_000
-"""A conversion property dated this close to a submission found is that submission: HubSpot
-stamps both from it (a slack for clocks that differ; a person sends one form at a time)."""
+"""A conversion property dated this close to a submission of its form found is that
+submission: HubSpot stamps both from it (a slack for clocks that differ)."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,17 @@ def proven_conversions(
         if not name or at is None:
             continue
         at_ms = int(at.timestamp() * 1000)
-        if not any(abs(item.at_ms - at_ms) <= SAME_SUBMISSION_MS for item in found):
+        if not any(_same_submission(item, name, at_ms) for item in found):
             proven[at_ms] = Submission("", name, at_ms)
     return list(proven.values())
+
+
+def _same_submission(item: Submission, name: str, at_ms: int) -> bool:
+    """A conversion is a submission found when both are of one form (the conversion's name
+    holds the form's: HubSpot may prefix it with the page's) and close in time: another form
+    sent within the minute from the contact's new address is another conversion."""
+    form = item.form_name.casefold()
+    return abs(item.at_ms - at_ms) <= SAME_SUBMISSION_MS and bool(form) and form in name.casefold()
 
 
 def form_events(mapping: EngagementMapping, found: list[Submission]) -> list[EngagementEvent]:

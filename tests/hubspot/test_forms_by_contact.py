@@ -145,3 +145,22 @@ def test_a_conversion_only_the_contacts_properties_show_is_counted_once(sim):
             ("demo_request", datetime.fromtimestamp((now - 3_600_000) / 1000, UTC)),
         ]
     ), "the first conversion from the properties, the recent one found once"
+
+
+def test_another_form_sent_within_the_minute_does_not_hide_a_conversion(sim):
+    """A demo requested from the old address, the email changed, and a newsletter signup
+    from the new one 30 s later: the demo (the first conversion) is no submission found, and
+    counts; the newsletter is found once."""
+    contact = new_contact(sim, email="old@gmail.com")
+    now = now_ms()
+    sim.submit_form("Request a demo", contact, at=now - 30_000)
+    with sim.store.lock:
+        sim.store.update("contacts", contact, {"email": "new@corp.io"}, now_ms(), human=True)
+    sim.submit_form("Newsletter signup", contact, at=now)
+    adapter = make_adapter(sim)
+    (read,), errors = translate_all(adapter.read_contacts([("contacts", contact)]))
+    assert not errors
+    assert sorted(e.type.value for e in read.events if e.detail) == [
+        "demo_request",
+        "newsletter_signup",
+    ]
