@@ -131,6 +131,15 @@ class ObjectMapping(BaseModel):
                 f"not an owned canonical field: {', '.join(unknown)};"
                 f" known: {', '.join(OWNED_FIELDS)}"
             )
+        by_property: dict[str, list[str]] = {}
+        for name, crm_field in value.items():
+            by_property.setdefault(crm_field.casefold(), []).append(name)
+        shared = [names for names in by_property.values() if len(names) > 1]
+        if shared:  # each run would write one over the other, and rewrite both every run
+            raise ValueError(
+                "one CRM field for several owned fields: "
+                + "; ".join(f"{' and '.join(names)} = {value[names[0]]!r}" for names in shared)
+            )
         return value
 
 

@@ -478,6 +478,12 @@ EVENTS = _choices(EventType)
             + ", ".join(OWNED_FIELDS),
         ),
         (
+            "hubspot",
+            ('fit_score = "crmq_fit_score"', 'fit_score = "crmq_score"'),
+            "objects.contacts.fields: Value error, one CRM field for several owned fields:"
+            " score and fit_score = 'crmq_score'",
+        ),
+        (
             "salesforce",
             ('event = "trial_start"', 'event = "trial"'),
             f"engagement.campaign_members.2.event: {EVENTS}",
