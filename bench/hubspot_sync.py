@@ -90,8 +90,8 @@ full (walk of N contacts; D, K: distinct deals and tasks linked to them):
     companies of the contacts read, each read once a run)
   + ceil(W/100) batch updates + ceil(C/100) task creates (W records written, C tasks)
   + 1 pipelines read per process + task-ledger search pages on a new state store
-  + 1 contact property describe before the first write with a new configuration or mapping
-    (the owned fields' fit)
+  + 1 contact property describe on the first run with a configuration and mapping (the
+    owned fields' fit)
 incremental (H contact hits in the window, T task hits; R contacts to read, D and K their
 distinct deals and tasks):
   max(1, ceil(H/200)) searches + max(1, ceil(T/200)) task searches
@@ -220,7 +220,7 @@ def minimum(
         floor[PIPELINES] = 1
     if first_run:
         floor[TASK_SEARCH] += max(1, math.ceil((keyed - created) / SEARCH))
-        floor[DESCRIBE] = 1 if written else 0
+        floor[DESCRIBE] = 1
     floor[TASK_SEARCH] += key_searches(sim, began_ms)
     floor[UPDATE] = math.ceil(written / BATCH)
     floor[CREATE] = math.ceil(created / BATCH)

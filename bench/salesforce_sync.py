@@ -65,8 +65,8 @@ page like its parent)."""
 FORMULA = """\
 minimum = L + K + R + A + V + S + Q + E + W(U) + W(T)
   L: 1 login per process; K: on a new state store, max(1, ceil(keyed tasks / 2,000)) ledger pages
-     (and, before the first write with a new configuration or mapping, 1 describe per object:
-     the owned fields' fit)
+     (and, on the first run with a configuration and mapping, 1 describe per object: the
+     owned fields' fit)
   R, people read over REST: sum over Lead, Contact of max(1, ceil((P + M + C) / 2,000)); P:
      people of the object to read (all on a full read; those changed outside since the last
      run on an incremental one), M: on an incremental run (queryAll), the records merged away
@@ -412,7 +412,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 rest_reads["GET query Task"] += lookups
                 reads += setters
                 rest_reads += setters
-                if number == 0 and counts["records_written"]:  # the owned fields' fit
+                if number == 0:  # the owned fields' fit
                     for sobject in CHILDREN:
                         reads[f"GET describe {sobject}"] = rest_reads[f"GET describe {sobject}"] = 1
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))

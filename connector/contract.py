@@ -104,7 +104,7 @@ class CheckResult:
 @dataclass(frozen=True)
 class FieldInfo:
     """A CRM field as `describe_fields` reports it (for doctor, setup, and the check of
-    owned fields a sync makes before its first field write: `field_fit.py`)."""
+    owned fields a sync makes before it reads: `field_fit.py`)."""
 
     name: str
     type: str
@@ -287,7 +287,7 @@ class Adapter(Protocol):
     `writable_stages: frozenset[str]`, the canonical stages the CRM has a value for (HubSpot
     has none for `target`): the engine then never plans a stage write the CRM cannot take;
     `owned_fields: Mapping[str, owned_values.OwnedFields]`, the owned fields of each object
-    type it writes people to, as its mapping says: before its first field write, a run
+    type it writes people to, as its mapping says: before it reads, a run
     checks them against `describe_fields` (`field_fit.py`) and stops, naming each, if one
     cannot hold what crm-qualify writes (read-only, of another kind, a choice without our
     values; describe fields in canonical terms, `FieldInfo.kind`);

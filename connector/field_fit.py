@@ -1,5 +1,5 @@
 """Whether each CRM field the mapping points an owned field at can hold what crm-qualify
-writes there: checked by `doctor` and `setup`, and by a sync before its first field write.
+writes there: checked by `doctor` and `setup`, and by a sync before it reads (once a configuration).
 
 An adapter describes its fields in canonical terms (`FieldInfo.kind`, `writable`,
 `options`); the rule is the core's, the same for every CRM. A field that cannot hold our

@@ -288,7 +288,6 @@ class SyncEngine:
         self._fingerprints: dict[str, str] = {}
         self._fields: dict[str, dict[str, FieldInfo]] = {}
         """The CRM's description of each object type, once a run (`_described`)."""
-        self._fit_checked = False
         self._config_hash = ""
         self._run_id = ""
         self._episodes: dict[tuple[str, str], datetime | None] = {}
@@ -386,11 +385,11 @@ class SyncEngine:
         dead run left in flight settled."""
         self._fingerprints = {}
         self._fields = {}
-        self._fit_checked = False
         self._owed_listed = frozenset()
         self._config_hash = config_fingerprint(self.settings)
         self._groups = {}
         self._note_rules_version(summary)
+        self._check_fit()
         if not options.dry_run:
             crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
             if crashed:
@@ -527,18 +526,15 @@ class SyncEngine:
         return self._fields[object_type]
 
     def _check_fit(self) -> None:
-        """Before the run's first field write is intended (a dry run's planned): each field
-        the configuration owns can hold what we write there (`field_fit`), else the run stops
-        with one error naming each, instead of every record's write being refused apart. A
-        run that writes no field asks nothing, and neither does one whose configuration and
-        mapping were found to fit before (`FIT_CHECKED_KEY`): the describes would cost every
-        incremental run two requests. A field changed in the CRM after that check fails
+        """Before the run reads (a field that cannot hold what we write there often cannot
+        be read as ours either: every record failed its read, and the one error that said
+        why came last): each field the configuration owns can hold what we write there
+        (`field_fit`), else the run stops with one error naming each. Asked on the first run
+        with a configuration and mapping only (`FIT_CHECKED_KEY`): the describes would cost
+        every incremental run two requests. A field changed in the CRM after that check fails
         record by record, each error naming it (`crm-qualify doctor` checks every time).
         Checked for adapters that say which fields they write on each object
         (`owned_fields`)."""
-        if self._fit_checked:
-            return
-        self._fit_checked = True
         checked_with = decision_fingerprint(self.settings)
         if self.store.get_meta(self.instance, FIT_CHECKED_KEY) == checked_with:
             return
@@ -551,7 +547,8 @@ class SyncEngine:
         ]
         if found:
             raise misfit_error(found)
-        if owned_fields and not self._dry_run:
+        described = all(self._described(object_type) for object_type in owned_fields)
+        if owned_fields and described and not self._dry_run:  # a failed describe: next run
             self.store.set_meta(self.instance, FIT_CHECKED_KEY, checked_with)
 
     def _fingerprint(self, object_type: str) -> str:
@@ -1071,8 +1068,6 @@ class SyncEngine:
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)
         self._plan(pairs, report)
-        if report.updates:
-            self._check_fit()
         self._close_redundant(pairs, options, counts, report)
         if self._held_tasks is None:  # else looked up as they leave, a full call at a time
             report.tasks = without_gone_follow_ups(

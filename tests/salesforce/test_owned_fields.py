@@ -181,3 +181,22 @@ def test_the_fields_fit_is_checked_once_per_configuration_not_every_run(sim, ada
         {"crm": {"adapter": "salesforce"}, "fields": {"grade": {"owned": False}}}
     )
     assert describes(other, 80)[0] == 2, "another configuration: checked again"
+
+
+def test_a_field_of_another_kind_stops_the_run_before_it_reads(sim, adapter, store):
+    """Reasons (text) mapped to a number field: its values cannot be read as ours either, and
+    every Lead failed its read, each one needing attention, with the one error that said why
+    last. The check comes first: one error, nothing read, no record needing attention."""
+    reasons = schema.OBJECTS["Lead"]["CRMQ_Reasons__c"]
+    saved = dict(reasons)
+    reasons.update(type="double", precision=18, scale=0)
+    try:
+        run = SyncEngine(adapter, Settings(crm=CrmSettings(adapter="salesforce")), store).run(
+            RunOptions()
+        )
+        assert run.status == "failed" and len(run.errors) == 1, run.errors
+        assert "objects.Lead.fields.reasons = CRMQ_Reasons__c" in run.errors[0]
+        assert run.counts["read"] == 0 and store.attention("default") == []
+    finally:
+        reasons.clear()
+        reasons.update(saved)
