@@ -85,19 +85,14 @@ def _group(key: str) -> str | None:
 
 def doubled(contact: Contact) -> list[ExistingTask]:
     """The record's open follow-ups of ours that share their kind with another (cheap: most
-    records carry none, and the ledger is asked only for these)."""
-    groups = Counter(
-        _group(t.key) for t in contact.tasks if t.key and t.key.startswith(KEY_PREFIX) and t.is_open
-    )
-    return [
-        t
-        for t in contact.tasks
-        if t.key
-        and t.is_open
-        and t.key.startswith(KEY_PREFIX)
-        and groups[_group(t.key)] > 1
-        and _group(t.key) is not None
-    ]
+    records carry fewer than two, and the ledger is asked only for these)."""
+    if len(contact.tasks) < 2:
+        return []
+    ours = [t for t in contact.tasks if t.is_open and t.key and t.key.startswith(KEY_PREFIX)]
+    if len(ours) < 2:
+        return []
+    groups = Counter(_group(t.key or "") for t in ours)
+    return [t for t in ours if (group := _group(t.key or "")) is not None and groups[group] > 1]
 
 
 def _removable(task: ExistingTask, ledger: Mapping[str, TaskRecord]) -> bool:
