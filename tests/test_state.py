@@ -46,6 +46,31 @@ def test_task_keys_move_from_pending_to_created(tmp_path):
     assert [t.key for t in store.tasks_for_run("run-1")] == [task.key]
 
 
+def test_a_follow_up_on_its_way_is_waiting_until_it_is_no_longer_resent(tmp_path):
+    """Pending, or owed and still resent: a new one of its kind waits for it. One owed that
+    failed too often is resent only with its own key's plan: it holds nothing back."""
+    store = StateStore(tmp_path / "s.sqlite")
+    task = PlannedTask(
+        key="crmq:Lead:1:hot_call:20261123T0900",
+        object_type="Contact",
+        contact_id="9",
+        kind="hot_call",
+        subject="Call",
+        due=datetime(2026, 11, 23, tzinfo=UTC),
+    )
+    store.mark_tasks_pending("p", "run-1", [task])
+    record = ("Contact", "9")
+    assert store.waiting_follow_ups("p", [record], below_attempts=2) == {
+        record: [("hot_call", task.key)]
+    }
+    store.mark_tasks_owed("p", [(task.key, "HTTP 503")])
+    assert store.waiting_follow_ups("p", [record], below_attempts=2) == {
+        record: [("hot_call", task.key)]
+    }
+    store.mark_tasks_owed("p", [(task.key, "HTTP 503")])
+    assert store.waiting_follow_ups("p", [record], below_attempts=2) == {}
+
+
 def test_lock_is_exclusive_until_released_or_expired(tmp_path):
     path = tmp_path / "s.sqlite"
     one, two = StateStore(path), StateStore(path)

@@ -1295,7 +1295,9 @@ class SyncEngine:
         if not new:
             return tasks
         waiting = self.store.waiting_follow_ups(
-            self.instance, [(t.object_type, t.contact_id) for t in new]
+            self.instance,
+            [(t.object_type, t.contact_id) for t in new],
+            below_attempts=OWED_RETRY_ATTEMPTS,  # one no longer resent holds nothing back
         )
         doubled = {
             t.key

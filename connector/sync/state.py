@@ -880,18 +880,19 @@ class StateStore:
         return rows[0][0]
 
     def waiting_follow_ups(
-        self, instance: str, records: Sequence[tuple[str, str]]
+        self, instance: str, records: Sequence[tuple[str, str]], *, below_attempts: int
     ) -> dict[tuple[str, str], list[tuple[str, str]]]:
-        """(kind, key) of the tasks owed or pending on each of these records: on their way
-        to the CRM, not yet seen on the record."""
+        """(kind, key) of the tasks on their way to each of these records, not yet seen on
+        it: pending (sent, answer lost), or owed and still resent (fewer failures than
+        `below_attempts`)."""
         found: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for object_type, ids in by_type(records).items():
             for chunk in _chunks(sorted(set(ids))):
                 rows = self._query(
                     "SELECT contact_id, kind, key FROM tasks WHERE instance = ?"
-                    " AND status IN ('owed', 'pending') AND object_type = ?"
-                    f" AND contact_id IN ({','.join('?' * len(chunk))})",
-                    [instance, object_type, *chunk],
+                    " AND (status = 'pending' OR (status = 'owed' AND attempts < ?))"
+                    f" AND object_type = ? AND contact_id IN ({','.join('?' * len(chunk))})",
+                    [instance, below_attempts, object_type, *chunk],
                 )
                 for contact_id, kind, key in rows:
                     found.setdefault((object_type, contact_id), []).append((kind, key))
