@@ -130,8 +130,11 @@ that reads nothing (30 days later, a rules change) is CPU-bound, and its first w
 once 200 contacts are decided instead of 2,000, so requests fly while the rest is decided (a
 read's first batch is short for the same reason: the HubSpot adapter's `FIRST_BATCH`)."""
 OWED_RETRY_ATTEMPTS = 5
-"""Owed tasks are resent at each run start until this many failures; after that only when
-their contact is decided again (a configuration change or the attention backoff)."""
+"""Owed tasks are resent at each run start until the CRM has refused them this many times;
+after that only when their contact is decided again (a configuration change or the attention
+backoff). An outage counts no refusal (an unknown outcome, a 503, a lock): an owed task is
+resent after any outage, however long (five runs of one left a converted Lead's follow-ups
+unsent, a re-test)."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,10 @@ class _Landed:
 
     created: list[tuple[PlannedTask, str]] = field(default_factory=list)
     failed: list[tuple[str, str | None]] = field(default_factory=list)
+    """Refused by the CRM: owed, one attempt more (after `OWED_RETRY_ATTEMPTS` they are sent
+    only with their record's next plan)."""
+    failed_for_now: list[tuple[str, str | None]] = field(default_factory=list)
+    """Failed for a reason that passes (an outage, a lock): owed, no attempt counted."""
     dropped: list[PlannedTask] = field(default_factory=list)
     """Refused because their record is gone: owed to another record of the person."""
     moved: list[PlannedTask] = field(default_factory=list)
@@ -505,8 +512,8 @@ class SyncEngine:
         if dry_run:
             return owed
         self.store.mark_tasks_created(self.instance, list(found.items()))
-        why = "not in the CRM after an unknown outcome"
-        self.store.mark_tasks_owed(self.instance, [(task.key, why) for task in owed])
+        why = "not in the CRM after an unknown outcome"  # the CRM refused nothing: no attempt
+        self.store.mark_tasks_owed(self.instance, [(task.key, why) for task in owed], attempt=False)
         summary.counts["tasks_recovered"] += len(found)
         log.info(
             "settled %d unacknowledged task creation(s): %d found in the CRM, %d owed",
@@ -1523,7 +1530,8 @@ class SyncEngine:
             elif result.uncertain:
                 counts["tasks_uncertain"] += 1
             else:
-                landed.failed.append((task.key, result.error))
+                failed = landed.failed_for_now if result.retryable else landed.failed
+                failed.append((task.key, result.error))
                 self._task_failed(task, result, report, problems)
                 counts["task_errors"] += 1
         return landed
@@ -1532,6 +1540,7 @@ class SyncEngine:
         created = [(task.key, crm_id) for task, crm_id in landed.created]
         self.store.mark_tasks_created(self.instance, created)
         self.store.mark_tasks_owed(self.instance, landed.failed)
+        self.store.mark_tasks_owed(self.instance, landed.failed_for_now, attempt=False)
         counts["tasks_created"] += len(created)
 
     def _owe_to_the_person(

@@ -125,3 +125,38 @@ def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
 
     calls = [k for k in our_tasks(sim).get(contact, []) if ":hot_call:" in k]
     assert len(calls) == 1 and calls[0].startswith(f"crmq:Lead:{lead}:"), "one call, the one owed"
+
+
+def test_a_follow_up_owed_through_a_long_outage_is_sent_once_it_ends(sim, store, settings):
+    """Creates failing for more runs than an owed task is resent after refusals: an outage
+    refuses nothing, so once it ends the owed hot call lands on the Contact, once (it stayed
+    owed and unsent, and the person got no call until the Contact was decided again)."""
+    adapter = make_adapter(sim)
+    real = adapter.create_tasks
+    converted: list[str] = []
+
+    def convert_first(tasks):
+        if not converted:
+            lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
+                        and t.kind == "hot_call" and alone(sim, t.contact_id))  # fmt: skip
+            sim.convert_lead(lead)
+            converted.append(lead)
+        return real(tasks)
+
+    adapter.create_tasks = convert_first
+    quick = settings.model_copy(
+        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
+    )
+    assert SyncEngine(adapter, quick, store).run(RunOptions()).status == "ok"
+    [lead] = converted
+    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
+    sim.faults.add("503", times=1_000, request="upsert")
+    for _ in range(7):  # more runs than OWED_RETRY_ATTEMPTS
+        SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
+    sim.faults.queue.clear()
+
+    run = SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
+
+    assert run.counts["tasks_created"] >= 1, run.counts
+    calls = [k for k in our_tasks(sim).get(contact, []) if ":hot_call:" in k]
+    assert len(calls) == 1 and calls[0].startswith(f"crmq:Lead:{lead}:")
