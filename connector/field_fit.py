@@ -57,7 +57,7 @@ class Misfit:
 
     @property
     def detail(self) -> str:
-        return f"{self.holds}; crm-qualify writes {self.writes}"
+        return f"{self.holds}; crm-qualify writes {self.writes}" if self.writes else self.holds
 
     def line(self) -> str:
         return f"{self.mapped}: {self.detail}"
@@ -68,19 +68,34 @@ def misfits(
     owned: OwnedFields,
     fields: Mapping[str, FieldInfo],
     names: Collection[str] | None = None,
+    *,
+    missing: bool = False,
 ) -> list[Misfit]:
     """The owned fields of `object_type` (only `names`, when given: those the configuration
-    owns) whose CRM field, as `fields` describes it, cannot hold our values. A field the CRM
-    lacks is not judged here (`doctor` names it; a write stops on it)."""
+    owns) whose CRM field, as `fields` describes it, cannot hold our values; with `missing`,
+    those the CRM lacks too (a sync's check: a query naming one fails whole, naming no key;
+    `doctor` lists them apart)."""
     found = []
     for name, field in owned.fields.items():
+        if names is not None and name not in names:
+            continue
         info = fields.get(field)
-        if info is None or (names is not None and name not in names):
+        if info is None:
+            if missing:
+                found.append(_missing(object_type, name, field))
             continue
         misfit = _misfit(object_type, name, info, written_values(name, owned))
         if misfit is not None:
             found.append(misfit)
     return found
+
+
+def _missing(object_type: str, name: str, field: str) -> Misfit:
+    fix = (
+        f"create it (`crm-qualify setup hubspot` creates ours; on Salesforce an admin does),"
+        f" map {name} to a field that exists, or set [fields.{name}] owned = false"
+    )
+    return Misfit(f"objects.{object_type}.fields.{name}", name, field, "no such field", "", fix)
 
 
 def written_values(name: str, owned: OwnedFields) -> tuple[str, ...] | None:
@@ -155,6 +170,7 @@ def misfit_error(found: list[Misfit]) -> ConfigError:
     """The sync's stop before any write: each misfit with its fix."""
     lines = "; ".join(f"{m.line()} (fix: {m.fix})" for m in found)
     return ConfigError(
-        f"mapped field(s) that cannot hold what crm-qualify writes, so nothing was written: "
+        f"mapped field(s) the CRM lacks or that cannot hold what crm-qualify writes, so"
+        f" nothing was read or written: "
         f"{lines}; `crm-qualify doctor` lists them"
     )

@@ -59,7 +59,7 @@ def test_a_read_only_field_and_one_of_another_kind_are_named():
     assert found["reasons"].fix.startswith("map reasons to a text field")
     assert found["scored_at"].writes == "date and time"
     error = str(misfit_error(list(found.values())))
-    assert "nothing was written" in error and "objects.contacts.fields.reasons" in error
+    assert "nothing was read or written" in error and "objects.contacts.fields.reasons" in error
 
 
 def test_text_holds_any_value_and_a_choice_holds_the_values_it_lists():

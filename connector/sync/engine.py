@@ -547,10 +547,11 @@ class SyncEngine:
             return
         owned_fields: Mapping[str, OwnedFields] = getattr(self.adapter, "owned_fields", {})
         names = {name for name, policy in self.settings.fields.items() if policy.owned}
-        found = [
+        found = [  # an object whose describe failed is judged by the next run
             misfit
             for object_type, owned in owned_fields.items()
-            for misfit in misfits(object_type, owned, self._described(object_type), names)
+            if (fields := self._described(object_type))
+            for misfit in misfits(object_type, owned, fields, names, missing=True)
         ]
         if found:
             raise misfit_error(found)

@@ -14,7 +14,12 @@ from crm_qualify.connector.contract import ConfigError
 from crm_qualify.connector.mapping import load_mapping, owned_only
 from crm_qualify.connector.model import PlannedTask
 from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
-from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.engine import (
+    FIT_CHECKED_KEY,
+    RunOptions,
+    SyncEngine,
+    decision_fingerprint,
+)
 
 from tests.hubspot.conftest import FAST, make_adapter
 
@@ -22,17 +27,19 @@ UPDATES = "POST /crm/v3/objects/contacts/batch/update"
 CREATES = "POST /crm/v3/objects/tasks/batch/create"
 
 
-def test_a_portal_never_set_up_stops_the_run_at_its_first_write_until_set_up(store, settings):
+def test_a_portal_never_set_up_stops_the_run_before_it_reads_until_set_up(store, settings):
+    """The owned fields' check, before the run reads, finds our properties missing: one
+    error naming each mapping key and the fix, nothing read or written."""
     with HubSpotSimulator(contacts=300, seed=3, **FAST) as bare:
         adapter = make_adapter(bare, owned_only(load_mapping("hubspot"), settings.fields))
         engine = SyncEngine(adapter, settings, store)
         run = engine.run(RunOptions())
         assert run.status == "failed"
         (reason,) = run.errors
-        assert "HubSpot has no property " in reason and "crmq_score (field score)" in reason
-        assert "Fix: run crm-qualify setup hubspot" in reason
+        assert "objects.contacts.fields.score = crmq_score: no such field" in reason
+        assert "crm-qualify setup hubspot" in reason
         sent = bare.stats.by_endpoint[UPDATES] + bare.stats.by_endpoint[CREATES]
-        assert sent <= IN_FLIGHT, "stopped at the first refusals"
+        assert sent == 0 and run.counts["read"] == 0, "stopped before reading"
         assert not store.attention("default"), "no record is at fault"
 
         assert all(r.ok for r in adapter.setup())
@@ -49,6 +56,9 @@ def test_an_owned_property_deleted_after_setup_stops_the_next_run_until_given_up
     regraded = Settings(
         crm=CrmSettings(adapter="hubspot"), rules={"grades": {"fit_a": 0, "fit_b": 0}}
     )
+    # as if a run had found this configuration's fields fit before the property went: the
+    # check (before reading) is not asked again, and the first refused write says it
+    store.set_meta("default", FIT_CHECKED_KEY, decision_fingerprint(regraded))
     sim.stats.reset()
     run = SyncEngine(adapter, regraded, store).run(RunOptions())  # grades move: written
     assert run.status == "failed"
@@ -142,3 +152,21 @@ def test_tasks_refused_for_a_missing_task_key_property_are_created_right_after_s
         if tid not in held
     ]
     assert sorted(keys) == sorted(task.key for task in owed), "each once, none left waiting"
+
+
+def test_an_owned_property_deleted_before_a_configuration_change_stops_it_before_reading(
+    sim, adapter, store, settings
+):
+    """A new configuration is checked before the run reads: a property deleted since is
+    named by its mapping key at once, nothing read, nothing written."""
+    assert SyncEngine(adapter, settings, store).run(RunOptions()).status == "ok"
+    del sim.store.definitions["contacts"]["crmq_grade"]
+    regraded = Settings(
+        crm=CrmSettings(adapter="hubspot"), rules={"grades": {"fit_a": 0, "fit_b": 0}}
+    )
+    sim.stats.reset()
+    run = SyncEngine(adapter, regraded, store).run(RunOptions())
+    assert run.status == "failed" and run.counts["read"] == 0
+    assert "objects.contacts.fields.grade = crmq_grade: no such field" in run.errors[0]
+    assert "set [fields.grade] owned = false" in run.errors[0]
+    assert sim.stats.by_endpoint[UPDATES] == 0

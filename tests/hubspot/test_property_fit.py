@@ -61,7 +61,10 @@ def test_doctor_setup_and_sync_name_each_misfit_and_the_sync_writes_nothing(sim,
     sim.stats.reset()
     assert main(["sync", "--once", "--config", config]) != 0
     err = capsys.readouterr().err
-    assert "ConfigError: mapped field(s) that cannot hold what crm-qualify writes" in err
+    assert (
+        "ConfigError: mapped field(s) the CRM lacks or that cannot hold what crm-qualify writes"
+        in err
+    )
     assert all(line in err for line in MISFITS)
     assert sim.stats.writes == 0, "stopped before any write"
     assert main(["sync", "--once", "--dry-run", "--config", config]) != 0
