@@ -162,7 +162,8 @@ def fit_checks(
     """`doctor`'s and `setup`'s lines: one per misfit, with its fix, or one that all fit."""
     found = misfits(object_type, owned, fields)
     if not found:
-        return [CheckResult(f"{object_type} owned fields fit", True, "all can hold our values")]
+        detail = "each one the CRM has can hold our values"  # a missing one: its own check
+        return [CheckResult(f"{object_type} owned fields fit", True, detail)]
     return [CheckResult(m.mapped, False, m.detail, m.fix) for m in found]
 
 
