@@ -92,12 +92,10 @@ def test_salesforce_refuses_a_task_on_a_converted_lead_and_names_its_contact(sim
     assert lead not in our_tasks(sim) and contact not in our_tasks(sim)
 
 
-def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
-    sim, store, settings
-):
-    """The next run's create of the owed hot call fails: the Contact, read in that run
-    without it, must not plan one of its own under its own key (the person got two calls
-    once the look-ups settled)."""
+def converted_in_flight(sim, store, settings, kind: str):
+    """A first sync during which a salesperson converts the first Lead alone that gets a
+    follow-up of `kind`, just before our create: (lead, its Contact, settings whose look-ups
+    wait for no delay)."""
     adapter = make_adapter(sim)
     real = adapter.create_tasks
     converted: list[str] = []
@@ -105,7 +103,7 @@ def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
     def convert_first(tasks):
         if not converted:
             lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
-                        and t.kind == "hot_call" and alone(sim, t.contact_id))  # fmt: skip
+                        and t.kind == kind and alone(sim, t.contact_id))  # fmt: skip
             sim.convert_lead(lead)
             converted.append(lead)
         return real(tasks)
@@ -116,14 +114,27 @@ def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
     )
     assert SyncEngine(adapter, quick, store).run(RunOptions()).status == "ok"
     [lead] = converted
-    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
+    return lead, sim.org.records["Lead"][lead]["ConvertedContactId"], quick
+
+
+def hot_calls(sim: SalesforceSimulator, record: str) -> list[str]:
+    return [key for key in our_tasks(sim).get(record, []) if ":hot_call:" in key]
+
+
+def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
+    sim, store, settings
+):
+    """The next run's create of the owed hot call fails: the Contact, read in that run
+    without it, must not plan one of its own under its own key (the person got two calls
+    once the look-ups settled)."""
+    lead, contact, quick = converted_in_flight(sim, store, settings, "hot_call")
     sim.faults.add("503", times=2, request="upsert")  # the next runs' creates
 
     for _ in range(5):  # the faults spent (one a run), then the look-ups settled
         SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
     assert sim.faults.injected["503"] == 2
 
-    calls = [k for k in our_tasks(sim).get(contact, []) if ":hot_call:" in k]
+    calls = hot_calls(sim, contact)
     assert len(calls) == 1 and calls[0].startswith(f"crmq:Lead:{lead}:"), "one call, the one owed"
 
 
@@ -131,25 +142,7 @@ def test_a_follow_up_owed_through_a_long_outage_is_sent_once_it_ends(sim, store,
     """Creates failing for more runs than an owed task is resent after refusals: an outage
     refuses nothing, so once it ends the owed hot call lands on the Contact, once (it stayed
     owed and unsent, and the person got no call until the Contact was decided again)."""
-    adapter = make_adapter(sim)
-    real = adapter.create_tasks
-    converted: list[str] = []
-
-    def convert_first(tasks):
-        if not converted:
-            lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
-                        and t.kind == "hot_call" and alone(sim, t.contact_id))  # fmt: skip
-            sim.convert_lead(lead)
-            converted.append(lead)
-        return real(tasks)
-
-    adapter.create_tasks = convert_first
-    quick = settings.model_copy(
-        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
-    )
-    assert SyncEngine(adapter, quick, store).run(RunOptions()).status == "ok"
-    [lead] = converted
-    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
+    lead, contact, quick = converted_in_flight(sim, store, settings, "hot_call")
     sim.faults.add("503", times=1_000, request="upsert")
     for _ in range(7):  # more runs than OWED_RETRY_ATTEMPTS
         SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
@@ -158,5 +151,5 @@ def test_a_follow_up_owed_through_a_long_outage_is_sent_once_it_ends(sim, store,
     run = SyncEngine(make_adapter(sim), quick, store).run(RunOptions())
 
     assert run.counts["tasks_created"] >= 1, run.counts
-    calls = [k for k in our_tasks(sim).get(contact, []) if ":hot_call:" in k]
+    calls = hot_calls(sim, contact)
     assert len(calls) == 1 and calls[0].startswith(f"crmq:Lead:{lead}:")
