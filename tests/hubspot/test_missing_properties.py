@@ -77,10 +77,9 @@ def test_an_owned_property_deleted_after_setup_stops_the_next_run_until_given_up
     assert fixed.counts["fields_written"] > 0
 
 
-def test_a_missing_task_key_property_stops_task_creation_at_the_first_create(sim, adapter):
-    del sim.store.definitions["tasks"]["crmq_task_key"]
-    contacts = sorted(sim.store.objects["contacts"])[:150]
-    tasks = [
+def hot_calls(sim, count: int) -> list[PlannedTask]:
+    """A hot call planned for each of the portal's first `count` contacts."""
+    return [
         PlannedTask(
             key=f"crmq:contacts:{contact}:hot_call:2026-W49",
             contact_id=contact,
@@ -88,8 +87,13 @@ def test_a_missing_task_key_property_stops_task_creation_at_the_first_create(sim
             subject="Call",
             due=datetime.now(UTC) + timedelta(days=1),
         )
-        for contact in contacts
+        for contact in sorted(sim.store.objects["contacts"])[:count]
     ]
+
+
+def test_a_missing_task_key_property_stops_task_creation_at_the_first_create(sim, adapter):
+    del sim.store.definitions["tasks"]["crmq_task_key"]
+    tasks = hot_calls(sim, 150)
     held = len(sim.store.objects["tasks"])
     with pytest.raises(ConfigError, match="no property crmq_task_key; .* setup hubspot"):
         adapter.create_tasks(tasks)
@@ -102,16 +106,7 @@ def test_a_task_key_property_deleted_within_a_create_loses_no_acknowledgement(
 ):
     """`ConfigError` tells the core that none of the call's tasks was created: once one was,
     the refused ones come back refused, each, and the created ones acknowledged."""
-    tasks = [
-        PlannedTask(
-            key=f"crmq:contacts:{contact}:hot_call:2026-W49",
-            contact_id=contact,
-            kind="hot_call",
-            subject="Call",
-            due=datetime.now(UTC) + timedelta(days=1),
-        )
-        for contact in sorted(sim.store.objects["contacts"])[:150]
-    ]
+    tasks = hot_calls(sim, 150)
     writer, create = adapter.tasks, adapter.tasks._create
 
     def then_deleted(chunk: list[PlannedTask]) -> dict:

@@ -44,3 +44,17 @@ def store(tmp_path) -> Iterator[StateStore]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(crm=CrmSettings(adapter="salesforce"))
+
+
+TASK_KEY = "CRMQ_Task_Key__c"
+"""The external id field our tasks carry in the simulated org."""
+
+
+def crmq_tasks(sim: SalesforceSimulator) -> dict[str, list[str]]:
+    """crm-qualify's live tasks (their keys) by the Lead or Contact each is about."""
+    found: dict[str, list[str]] = {}
+    with sim.org.lock:
+        for task in sim.org.live("Task"):
+            if task.get(TASK_KEY):
+                found.setdefault(task["WhoId"], []).append(task[TASK_KEY])
+    return found

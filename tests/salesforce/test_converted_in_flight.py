@@ -10,21 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.model import PlannedTask
-from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import RunOptions, RunSummary, SyncEngine
 
-from tests.salesforce.conftest import make_adapter
-
-TASK_KEY = "CRMQ_Task_Key__c"
-
-
-def our_tasks(sim: SalesforceSimulator) -> dict[str, list[str]]:
-    """Our live tasks' keys, by the Lead or Contact each is about."""
-    found: dict[str, list[str]] = {}
-    with sim.org.lock:
-        for task in sim.org.live("Task"):
-            if task.get(TASK_KEY):
-                found.setdefault(task["WhoId"], []).append(task[TASK_KEY])
-    return found
+from tests.salesforce.conftest import crmq_tasks, make_adapter
 
 
 def alone(sim: SalesforceSimulator, lead: str) -> bool:
@@ -38,34 +27,45 @@ def alone(sim: SalesforceSimulator, lead: str) -> bool:
     return sum((r.get("FirstName"), r.get("LastName")) == name for r in people) == 1
 
 
-def test_a_task_for_a_lead_converted_in_flight_goes_to_its_contact_once(sim, store, settings):
+def converted_in_flight(sim, store, run_with: Settings, kind: str) -> tuple[RunSummary, str, str]:
+    """A first sync during which a salesperson converts the first Lead alone that gets a
+    follow-up of `kind`, just before our create: (that run, the lead, its Contact)."""
     adapter = make_adapter(sim)
     real = adapter.create_tasks
     converted: list[str] = []
 
     def convert_first(tasks):
-        """A salesperson converts the first Lead handed over, just before our create."""
         if not converted:
             lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
-                        and t.kind == "mql_handoff" and alone(sim, t.contact_id))  # fmt: skip
+                        and t.kind == kind and alone(sim, t.contact_id))  # fmt: skip
             sim.convert_lead(lead)
             converted.append(lead)
         return real(tasks)
 
     adapter.create_tasks = convert_first
-    first = SyncEngine(adapter, settings, store).run(RunOptions())
+    first = SyncEngine(adapter, run_with, store).run(RunOptions())
+    [lead] = converted
+    return first, lead, sim.org.records["Lead"][lead]["ConvertedContactId"]
+
+
+def without_lookup_delay(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
+    )
+
+
+def test_a_task_for_a_lead_converted_in_flight_goes_to_its_contact_once(sim, store, settings):
+    first, lead, contact = converted_in_flight(sim, store, settings, "mql_handoff")
 
     assert first.status == "ok" and first.errors == [], first.errors
-    [lead] = converted
-    contact = sim.org.records["Lead"][lead]["ConvertedContactId"]
-    assert lead not in our_tasks(sim), "no task on the converted Lead"
+    assert lead not in crmq_tasks(sim), "no task on the converted Lead"
     assert first.counts["tasks_planned_again"] == 1, "owed to the Contact, not failed"
     assert store.retry_keys("default") == set(), "the Lead is not retried"
     runs = [SyncEngine(make_adapter(sim), settings, store).run(RunOptions()) for _ in range(3)]
     assert [run.errors for run in runs] == [[], [], []]
     assert [run.counts["tasks_created"] for run in runs] == [1, 0, 0]
-    assert our_tasks(sim).get(contact) == [f"crmq:Lead:{lead}:mql_handoff"]
-    assert lead not in our_tasks(sim)
+    assert crmq_tasks(sim).get(contact) == [f"crmq:Lead:{lead}:mql_handoff"]
+    assert lead not in crmq_tasks(sim)
 
 
 def test_salesforce_refuses_a_task_on_a_converted_lead_and_names_its_contact(sim):
@@ -89,36 +89,11 @@ def test_salesforce_refuses_a_task_on_a_converted_lead_and_names_its_contact(sim
     assert (result.error or "").startswith("CANNOT_UPDATE_CONVERTED_LEAD")
     assert result.field == "WhoId"
     assert result.moved_to == ("Contact", contact)
-    assert lead not in our_tasks(sim) and contact not in our_tasks(sim)
-
-
-def converted_in_flight(sim, store, settings, kind: str):
-    """A first sync during which a salesperson converts the first Lead alone that gets a
-    follow-up of `kind`, just before our create: (lead, its Contact, settings whose look-ups
-    wait for no delay)."""
-    adapter = make_adapter(sim)
-    real = adapter.create_tasks
-    converted: list[str] = []
-
-    def convert_first(tasks):
-        if not converted:
-            lead = next(t.contact_id for t in tasks if t.object_type == "Lead"
-                        and t.kind == kind and alone(sim, t.contact_id))  # fmt: skip
-            sim.convert_lead(lead)
-            converted.append(lead)
-        return real(tasks)
-
-    adapter.create_tasks = convert_first
-    quick = settings.model_copy(
-        update={"sync": settings.sync.model_copy(update={"lookup_delay_seconds": 0})}
-    )
-    assert SyncEngine(adapter, quick, store).run(RunOptions()).status == "ok"
-    [lead] = converted
-    return lead, sim.org.records["Lead"][lead]["ConvertedContactId"], quick
+    assert lead not in crmq_tasks(sim) and contact not in crmq_tasks(sim)
 
 
 def hot_calls(sim: SalesforceSimulator, record: str) -> list[str]:
-    return [key for key in our_tasks(sim).get(record, []) if ":hot_call:" in key]
+    return [key for key in crmq_tasks(sim).get(record, []) if ":hot_call:" in key]
 
 
 def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
@@ -127,7 +102,9 @@ def test_a_follow_up_owed_to_the_contact_is_not_doubled_when_its_create_is_lost(
     """The next run's create of the owed hot call fails: the Contact, read in that run
     without it, must not plan one of its own under its own key (the person got two calls
     once the look-ups settled)."""
-    lead, contact, quick = converted_in_flight(sim, store, settings, "hot_call")
+    quick = without_lookup_delay(settings)
+    first, lead, contact = converted_in_flight(sim, store, quick, "hot_call")
+    assert first.status == "ok", first.errors
     sim.faults.add("503", times=2, request="upsert")  # the next runs' creates
 
     for _ in range(5):  # the faults spent (one a run), then the look-ups settled
@@ -142,7 +119,9 @@ def test_a_follow_up_owed_through_a_long_outage_is_sent_once_it_ends(sim, store,
     """Creates failing for more runs than an owed task is resent after refusals: an outage
     refuses nothing, so once it ends the owed hot call lands on the Contact, once (it stayed
     owed and unsent, and the person got no call until the Contact was decided again)."""
-    lead, contact, quick = converted_in_flight(sim, store, settings, "hot_call")
+    quick = without_lookup_delay(settings)
+    first, lead, contact = converted_in_flight(sim, store, quick, "hot_call")
+    assert first.status == "ok", first.errors
     sim.faults.add("503", times=1_000, request="upsert")
     for _ in range(7):  # more runs than OWED_RETRY_ATTEMPTS
         SyncEngine(make_adapter(sim), quick, store).run(RunOptions())

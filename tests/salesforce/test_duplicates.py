@@ -19,9 +19,9 @@ from crm_qualify.adapters.seeded_people import seeded_people
 from crm_qualify.connector.cli import main
 
 from tests.duplicates_checks import check_report, duplicates_json, merged_ids, person_of
+from tests.salesforce.conftest import crmq_tasks
 
 SEED = seeded_people("salesforce")
-TASK_KEY = "CRMQ_Task_Key__c"
 
 
 @dataclass
@@ -46,16 +46,6 @@ def synced(tmp_path_factory) -> Iterator[Synced]:
         )
         assert main(["sync", "--once", "--config", str(config)]) == 0
         yield Synced(sim, str(config), duplicates_json(str(config)), crmq_tasks(sim))
-
-
-def crmq_tasks(sim: SalesforceSimulator) -> dict[str, list[str]]:
-    """crm-qualify's live tasks (their keys) by the Lead or Contact each is about."""
-    found: dict[str, list[str]] = {}
-    with sim.org.lock:
-        for task in sim.org.live("Task"):
-            if task.get(TASK_KEY):
-                found.setdefault(task["WhoId"], []).append(task[TASK_KEY])
-    return found
 
 
 def test_the_report_finds_the_seeded_groups_and_leaves_the_near_misses_apart(synced):
