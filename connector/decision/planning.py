@@ -75,6 +75,12 @@ def task_kind(key: str | None) -> str | None:
     return next((part for part in parts[3:] if part in KINDS), None)
 
 
+def escalated(key: str) -> str:
+    """The key of the follow-up an escalation's key is about (`<that key>:escalation`); any
+    other key as it is."""
+    return key.removesuffix(f":{ESCALATION}")
+
+
 def _calls(contact: Contact) -> list[ExistingTask]:
     return [task for task in contact.tasks if task_kind(task.key) == "hot_call"]
 

@@ -41,6 +41,7 @@ from crm_qualify.connector.decision.planning import (
     ESCALATION,
     KINDS,
     display_name,
+    escalated,
     follow_up_due,
     sla_hours,
     task_kind,
@@ -808,14 +809,14 @@ def _sla(
     )
     dues = {t.key: _time(t.due) for t in ledger if t.due}
     result = follow_up_sla(contacts, followup, now, ignore=closed, dues=dues)
-    escalated = Counter(
-        task_kind(t.key.removesuffix(f":{ESCALATION}"))
+    escalations = Counter(
+        task_kind(escalated(t.key))
         for t in ledger
         if t.kind == ESCALATION and t.status not in (TASK_CLOSED, TASK_GONE)
     )
     for kind, row in result.items():
         planned = [t for t in ledger if t.kind == kind]
-        row["escalated"] = escalated[kind]
+        row["escalated"] = escalations[kind]
         row["not_yet_in_crm"] = sum(1 for t in planned if t.status in (TASK_OWED, TASK_PENDING))
         row["removed_by_us"] = sum(1 for t in planned if t.status == TASK_CLOSED)
         row["deleted_in_crm"] = sum(1 for t in planned if t.status == TASK_GONE)

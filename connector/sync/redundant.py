@@ -31,7 +31,7 @@ from crm_qualify.connector.contract import (
     BudgetExhausted,
     RecordError,
 )
-from crm_qualify.connector.decision.planning import ESCALATION, KEY_PREFIX, task_kind
+from crm_qualify.connector.decision.planning import ESCALATION, KEY_PREFIX, escalated, task_kind
 from crm_qualify.connector.model import Contact, ExistingTask
 from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.state import (
@@ -78,7 +78,7 @@ def _group(key: str) -> str | None:
     """What makes two of our follow-ups one too many: the same kind, and for an escalation
     the kind of the follow-up it escalates."""
     if key.endswith(f":{ESCALATION}"):
-        kind = task_kind(key.removesuffix(f":{ESCALATION}"))
+        kind = task_kind(escalated(key))
         return f"{ESCALATION}:{kind}" if kind else None
     return task_kind(key)
 
@@ -116,7 +116,7 @@ def redundant(
             by_group[group],
             key=lambda task: (
                 _removable(task, ledger),
-                (task.key or "").removesuffix(f":{ESCALATION}") not in kept,
+                escalated(task.key or "") not in kept,
                 task.created_at or datetime.max.replace(tzinfo=UTC),
                 task.key or "",
             ),

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
-from crm_qualify.connector.decision.planning import ESCALATION, MQL_HANDOFF, REVIEW
+from crm_qualify.connector.decision.planning import ESCALATION, MQL_HANDOFF, REVIEW, escalated
 from crm_qualify.connector.model import (
     Contact,
     ExistingTask,
@@ -181,7 +181,7 @@ def _serves(task: TaskRecord, record: Contact, temperature: Any) -> str | None:
         if temperature == Temperature.HOT:
             return "the contact stays hot (its temperature is not put back)"
     elif task.kind == ESCALATION:
-        followup = task.key.removesuffix(f":{ESCALATION}")
+        followup = escalated(task.key)
         if any(existing.key == followup and existing.is_open for existing in record.tasks):
             return "the follow-up it escalates is still open"
     elif task.kind == REVIEW:

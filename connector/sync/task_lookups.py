@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.decision.planning import ESCALATION
+from crm_qualify.connector.decision.planning import ESCALATION, escalated
 from crm_qualify.connector.model import PlannedTask
 from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CLOSING, TASK_GONE, StateStore
 
@@ -40,11 +40,7 @@ def look_up(adapter: Adapter, keys: Sequence[str]) -> dict[str, str]:
 
 def followup_of(escalation: PlannedTask) -> str:
     """The key of the follow-up an escalation is about (`<its key>:escalation`)."""
-    return followup_of_key(escalation.key)
-
-
-def followup_of_key(key: str) -> str:
-    return key.removesuffix(f":{ESCALATION}")
+    return escalated(escalation.key)
 
 
 def without_gone_follow_ups(
@@ -82,7 +78,7 @@ def without_gone_follow_ups(
         else:
             kept.append(task)
     if not dry_run:  # one of a follow-up being removed is not made, nor marked gone
-        later = [key for key in escalations if followup_of_key(key) not in closing]
+        later = [key for key in escalations if escalated(key) not in closing]
         for key in [*gone, *later]:
             store.set_task_status(instance, key, TASK_GONE, None)
     return kept
