@@ -106,20 +106,7 @@ def candidates(
     """The owned fields whose decided value differs from the CRM's, before any policy: the
     engine finds them once per record for the questions, the look-up of our last writes and
     the plan (`plan_update`, `source_questions`)."""
-    return _candidates(contact, decision.field_values(), policies)
-
-
-def hinges_on_our_writes(found: Collection[Candidate]) -> bool:
-    """Whether holding any of these changes back depends on our last acknowledged writes:
-    a field under `unless_edited`, or the stage (moved back since our write). Only for these
-    records does the engine look our last writes up."""
-    return any(field == "stage" or policy.policy == "unless_edited" for field, *_, policy in found)
-
-
-def _candidates(
-    contact: Contact, values: Mapping[str, Any], policies: Mapping[str, FieldPolicy]
-) -> list[Candidate]:
-    """`candidates`, from the decision's `field_values()`."""
+    values = decision.field_values()
     found = []
     owned = contact.owned
     for field, new in values.items():
@@ -134,6 +121,13 @@ def _candidates(
         if (type(old) is not type(new) or old != new) and not same(old, new):
             found.append((field, old, new, policy))
     return found
+
+
+def hinges_on_our_writes(found: Collection[Candidate]) -> bool:
+    """Whether holding any of these changes back depends on our last acknowledged writes:
+    a field under `unless_edited`, or the stage (moved back since our write). Only for these
+    records does the engine look our last writes up."""
+    return any(field == "stage" or policy.policy == "unless_edited" for field, *_, policy in found)
 
 
 def plan_update(
