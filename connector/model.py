@@ -226,6 +226,12 @@ class Contact(_Model):
         description="Who set the current value of owned fields, by canonical name, where it"
         " was asked (`Adapter.field_sources`): the write policies keep what people set.",
     )
+    last_change: FieldSource | None = Field(
+        default=None,
+        description="Who last changed the record as read, where the CRM names it per record"
+        " (Salesforce's `LastModifiedById`, `CreatedById`) and not per field: answers who set"
+        " its owned values without asking (`sync/sources.py`).",
+    )
     duplicate_review: DuplicateReview | None = Field(
         default=None,
         description="Set on a person held by several records when their owner is to review"

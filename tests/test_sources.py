@@ -71,3 +71,28 @@ def test_a_failed_call_holds_those_fields_for_the_run(tmp_path):
     assert "HTTP 502" in unsure[("contact", "1")]["temperature"]
     assert contacts[0].owned_sources == {}
     store.close()
+
+
+def test_a_record_read_with_its_last_change_is_answered_without_asking(tmp_path):
+    """Salesforce names the last change per record: read with the record, it answers every
+    question about the record's values, stamped with each; the mirror keeps it with the
+    contact, so a later run answers from it again. A record mirrored without it is asked."""
+    store = StateStore(tmp_path / "state.sqlite")
+    by_rep = FieldSource(by="person", at=NOW)
+    read = Contact(id="1", stage=Stage.LEAD, owned={"temperature": "cold"}, last_change=by_rep)
+    older = Contact(id="2", stage=Stage.LEAD, owned={"temperature": "cold"})
+    store.mirror.upsert("default", [read, older], NOW)
+    adapter = Asked()
+    pairs = [(c, decision()) for c in (read, older)]
+    learn_sources(adapter, store, "default", pairs, POLICIES, {}, None, complete=True)
+    assert adapter.asked == [[(("contact", "2"), ["temperature"])]]
+    source = read.owned_sources["temperature"]
+    assert (source.by, source.at, source.value) == ("person", NOW, "cold")
+    (mirrored,) = [c for chunk in store.mirror.contacts("default") for c in chunk if c.id == "1"]
+    assert mirrored.last_change == by_rep and mirrored.owned_sources == {}
+    again = Asked()
+    learn_sources(
+        again, store, "default", [(mirrored, decision())], POLICIES, {}, None, complete=True
+    )
+    assert again.asked == [] and mirrored.owned_sources["temperature"].by == "person"
+    store.close()

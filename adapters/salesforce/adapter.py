@@ -484,7 +484,8 @@ class SalesforceAdapter:
             return raw, []
         linked = self._accounts(mapping, list(usable.values()), candidates)
         found = self._related(sobject, list(usable.values()))
-        translate = partial(_translate, mapping, self.people, self.accounts)
+        ours = self.client.integration_user()
+        translate = partial(_translate, mapping, self.people, self.accounts, ours)
         people = [
             RawContact(
                 f"{sobject}/{record_id}",
@@ -766,12 +767,13 @@ def _translate(
     mapping: ObjectMapping,
     people: PeopleMapping,
     accounts: AccountMapping,
+    ours: str | None,
     record: dict[str, Any],
     found: Related,
     account: Account | None,
 ) -> Contact:
     """One person translated, and linked to the Account matched to it, if any."""
-    contact = to_contact(mapping, people, record, found)
+    contact = to_contact(mapping, people, record, found, ours)
     return with_account(contact, account, accounts, people.recurring) if account else contact
 
 

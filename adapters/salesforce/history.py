@@ -15,7 +15,9 @@ so a value asked about was set before or beside our writes, and is read as:
 Field history (`LeadHistory`, `ContactHistory`) would name the setter per field and the value
 before it, for the fields an admin tracks (20 per object at most); it is not read yet, so a
 stage moved back before crm-qualify's first write is not seen here (one moved back after it
-is: the core compares with its own writes). One query per IN list of ids.
+is: the core compares with its own writes). The people query selects these fields, so the
+answer comes with each read (`last_change`, kept on the mirrored contact); a record mirrored
+without it is asked by one query per IN list of ids.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from crm_qualify.adapters.salesforce.values import parse_time
 from crm_qualify.connector.contract import SourceQuestions, TranslationError
 from crm_qualify.connector.model import FieldSource
 
-SETTERS = (
-    "SELECT Id, CreatedById, LastModifiedById, LastModifiedDate FROM {sobject}"
-    " WHERE Id IN ({{values}})"
-)
-"""Who set a record's values, per object: one query per IN list of ids."""
+LAST_CHANGE = ("CreatedById", "LastModifiedById", "LastModifiedDate")
+"""Selected with every person read (`last_change`): three columns instead of a query."""
+SETTERS = f"SELECT Id, {', '.join(LAST_CHANGE)} FROM {{sobject}} WHERE Id IN ({{{{values}}}})"
+"""Who set a record's values, per object: one query per IN list of ids, for people mirrored
+before their reads carried `LAST_CHANGE`."""
 
 Rows = Callable[[str, str, Sequence[str]], list[dict[str, Any]]]
 """(what, SOQL template with `{values}`, ids) -> rows: the adapter's IN-list query."""
@@ -55,6 +57,12 @@ def field_sources(
             source = _setter(row, ours)
             found[(sobject, record)] = dict.fromkeys(records[record], source)
     return found
+
+
+def last_change(row: dict[str, Any], ours: str | None) -> FieldSource | None:
+    """Who last changed a person's record as read (`LAST_CHANGE` selected with it), so the
+    core asks no question about it; None for a row read without those fields."""
+    return _setter(row, ours) if "LastModifiedById" in row else None
 
 
 def _setter(row: dict[str, Any], ours: str | None) -> FieldSource:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_qualify.adapters.salesforce.history import LAST_CHANGE, last_change
 from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
 from crm_qualify.connector.contract import TranslationError
 from crm_qualify.connector.model import (
@@ -133,6 +134,7 @@ class PeopleMapping:
             "Id",
             "CreatedDate",
             "SystemModstamp",
+            *LAST_CHANGE,
             *mapping.owned.fields.values(),
             *mapping.profile.values(),
             *self.qualification.values(),
@@ -305,10 +307,15 @@ def _answers(people: PeopleMapping, record: dict[str, Any]) -> dict[str, Criteri
 
 
 def to_contact(
-    mapping: ObjectMapping, people: PeopleMapping, record: dict[str, Any], related: Related
+    mapping: ObjectMapping,
+    people: PeopleMapping,
+    record: dict[str, Any],
+    related: Related,
+    ours: str | None = None,
 ) -> Contact:
     """One Lead or Contact row and its related rows -> a canonical Contact; the first value
-    that cannot be read raises `TranslationError` naming its Salesforce field."""
+    that cannot be read raises `TranslationError` naming its Salesforce field. `ours`: the
+    integration user, who the record's last change is told apart from (`last_change`)."""
     profile = mapping.profile
     person_id = text(record, "Id")
     if not person_id:
@@ -341,6 +348,7 @@ def to_contact(
             deals=_deals(people, person_id, related),
             tasks=_our_tasks(people, person_id, related),
             owned=mapping.owned.read(record),
+            last_change=last_change(record, ours),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -2,8 +2,10 @@
 
 The write policies keep what people set (`sync/diff.py`), so where a plan hinges on who set a
 CRM value (`diff.source_questions`) the adapter is asked (`Adapter.field_sources`; HubSpot
-reads property history, Salesforce the record's creator and last modifier). Only those
-records are asked, in chunks, and each answer is stamped with the value it describes and kept
+reads property history). A record whose CRM names its last change per record, not per field
+(Salesforce's creator and last modifier), carries that answer from its read
+(`Contact.last_change`), and is answered from it without a request. The others are asked, in
+chunks, and each answer is stamped with the value it describes and kept
 on the mirrored contact (`owned_sources`): later runs decide on it without asking again, and
 an answer about a value since replaced is never applied to the new one. A read of the record
 replaces its facts, answers included. A field asked about and not answered is kept as
@@ -88,6 +90,9 @@ def learn_sources(
         asked = questions([(q.contact, q.decision) for q in asked])
     answered: dict[Key, dict[str, FieldSource]] = {}
     unsure: dict[Key, dict[str, str]] = {}
+    for q in (q for q in asked if q.contact.last_change is not None):
+        _apply({}, q, dict.fromkeys(q.fields, q.contact.last_change))  # mirrored as read
+    asked = [q for q in asked if q.contact.last_change is None]
     for start in range(0, len(asked), CHUNK):
         chunk = asked[start : start + CHUNK]
         try:
@@ -100,13 +105,19 @@ def learn_sources(
             unsure.update((q.key, dict.fromkeys(q.fields, why)) for q in chunk)
             continue
         for q in chunk:
-            found = answers.get(q.key, {})
-            answered[q.key] = {
-                field: _stamped(found.get(field), q.contact.owned.get(field)) for field in q.fields
-            }
-            q.contact.owned_sources.update(answered[q.key])
+            _apply(answered, q, answers.get(q.key, {}))
     _remember(store, instance, answered)
     return unsure
+
+
+def _apply(
+    answered: dict[Key, dict[str, FieldSource]], q: Question, found: Mapping[str, FieldSource]
+) -> None:
+    """An answer onto its contact, each field's stamped with the value it describes."""
+    answered[q.key] = {
+        field: _stamped(found.get(field), q.contact.owned.get(field)) for field in q.fields
+    }
+    q.contact.owned_sources.update(answered[q.key])
 
 
 def _stamped(source: FieldSource | None, value: Any) -> FieldSource:

@@ -36,10 +36,11 @@ def test_a_rating_a_person_set_before_the_first_sync_is_kept(sim, store):
     before = {i: r.get("Rating") for i, r in leads(sim).items()}
     rated = {i for i, rating in before.items() if rating}
     assert rated and len(rated) < len(before)
-    run = SyncEngine(make_adapter(sim), settings(temperature="unless_edited"), store).run(
-        RunOptions()
-    )
+    adapter = make_adapter(sim)
+    run = SyncEngine(adapter, settings(temperature="unless_edited"), store).run(RunOptions())
     assert run.status == "ok", run.errors
+    asked = [w for w in adapter.usage().requests if "(last modifier)" in w]
+    assert asked == [], "the setter came with the people query"
     after = {i: r.get("Rating") for i, r in leads(sim).items()}
     assert {i: after[i] for i in rated} == {i: before[i] for i in rated}
     assert all(after[i] in ("Hot", "Warm", "Cold") for i in before if i not in rated)
