@@ -70,11 +70,13 @@ def misfits(
     names: Collection[str] | None = None,
     *,
     missing: bool = False,
+    setup: str | None = None,
 ) -> list[Misfit]:
     """The owned fields of `object_type` (only `names`, when given: those the configuration
     owns) whose CRM field, as `fields` describes it, cannot hold our values; with `missing`,
     those the CRM lacks too (a sync's check: a query naming one fails whole, naming no key;
-    `doctor` lists them apart)."""
+    `doctor` lists them apart). `setup`: the adapter's name when `crm-qualify setup` can
+    create its fields, for the fix a missing one names."""
     found = []
     for name, field in owned.fields.items():
         if names is not None and name not in names:
@@ -82,7 +84,7 @@ def misfits(
         info = fields.get(field)
         if info is None:
             if missing:
-                found.append(_missing(object_type, name, field))
+                found.append(_missing(object_type, name, field, setup))
             continue
         misfit = _misfit(object_type, name, info, written_values(name, owned))
         if misfit is not None:
@@ -90,10 +92,11 @@ def misfits(
     return found
 
 
-def _missing(object_type: str, name: str, field: str) -> Misfit:
+def _missing(object_type: str, name: str, field: str, setup: str | None) -> Misfit:
+    creator = f"`crm-qualify setup {setup}` creates ours" if setup else "a CRM admin does"
     fix = (
-        f"create it (`crm-qualify setup hubspot` creates ours; on Salesforce an admin does),"
-        f" map {name} to a field that exists, or set [fields.{name}] owned = false"
+        f"create it ({creator}), map {name} to a field that exists,"
+        f" or set [fields.{name}] owned = false"
     )
     return Misfit(f"objects.{object_type}.fields.{name}", name, field, "no such field", "", fix)
 

@@ -547,11 +547,12 @@ class SyncEngine:
             return
         owned_fields: Mapping[str, OwnedFields] = getattr(self.adapter, "owned_fields", {})
         names = {name for name, policy in self.settings.fields.items() if policy.owned}
+        setup = self.adapter.name if callable(getattr(self.adapter, "setup", None)) else None
         found = [  # an object whose describe failed is judged by the next run
             misfit
             for object_type, owned in owned_fields.items()
             if (fields := self._described(object_type))
-            for misfit in misfits(object_type, owned, fields, names, missing=True)
+            for misfit in misfits(object_type, owned, fields, names, missing=True, setup=setup)
         ]
         if found:
             raise misfit_error(found)

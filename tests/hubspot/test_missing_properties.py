@@ -164,4 +164,5 @@ def test_an_owned_property_deleted_before_a_configuration_change_stops_it_before
     assert run.status == "failed" and run.counts["read"] == 0
     assert "objects.contacts.fields.grade = crmq_grade: no such field" in run.errors[0]
     assert "set [fields.grade] owned = false" in run.errors[0]
+    assert "`crm-qualify setup hubspot` creates ours" in run.errors[0]
     assert sim.stats.by_endpoint[UPDATES] == 0
