@@ -99,7 +99,8 @@ minimum = L + K + R + A + V + S + Q + E + W(U) + W(T)
      fewer
   Q: the setter queries (CreatedById, LastModifiedById) of the records whose plan hinges on
      who set a value the run would replace (a temperature, under the default unless_edited,
-     that crm-qualify never wrote: a rep's Rating is kept), per decided batch as few IN lists
+     that crm-qualify never wrote: a rep's Rating is kept) and that were mirrored without
+     those fields (people read now carry them: no query), per decided batch as few IN lists
      as fit the query URI; each record asked once, its answer kept in the mirror
   E: the Task queries that look up the keys of the late follow-ups escalated, each first (a
      follow-up a person deleted is not escalated): ceil(their encoded characters / 12,000),
