@@ -22,10 +22,13 @@ from crm_qualify.connector import plugins
 from crm_qualify.connector.cli import build_parser, main
 from crm_qualify.connector.commands import doctor, schema
 from crm_qualify.connector.ops import logs
+from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from tests.memory_adapter import MemoryAdapter
+from tests.test_daemon import contacts
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPING = ROOT / "mappings" / "hubspot.toml"
@@ -272,6 +275,31 @@ def test_runs_show_the_follow_ups_a_sync_removed(tmp_path, capsys):
     assert main(["runs"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "0 created, 2 removed" in rows[merged], "doubled by a merge in the CRM"
+
+
+def test_runs_name_a_full_read(tmp_path, capsys):
+    """`--full` and an incremental run are both `sync --once`: the mode says which read all."""
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    engine = SyncEngine(MemoryAdapter(contacts(3)), Settings(), store)
+    first = engine.run(RunOptions())  # no cursor yet: everyone is read
+    again = engine.run(RunOptions())
+    full = engine.run(RunOptions(full=True))
+    store.close()
+    assert main(["runs"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "once, full" in rows[first.run_id] and "once, full" in rows[full.run_id]
+    assert "once" in rows[again.run_id] and "full" not in rows[again.run_id]
+
+
+def test_runs_show_the_fields_the_policies_held_back(tmp_path, capsys):
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    kept = store.start_run("default", mode="once", dry_run=False)
+    counts = {"read": 5, "fields_written": 12, "fields_held_back": 3}
+    store.finish_run(kept, "ok", counts, [])
+    store.close()
+    assert main(["runs"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "12 written, 3 held back" in rows[kept]
 
 
 # simulate -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from crm_qualify.connector.commands.common import (
     state_missing,
 )
 from crm_qualify.connector.ops.progress import Progress
+from crm_qualify.connector.sync.engine import READ_KEY
 from crm_qualify.connector.sync.rollback import RollbackError, RollbackReport, rollback
 from crm_qualify.connector.sync.state import RunRecord, StateStore
 
@@ -28,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list recent runs with their counts and errors",
         description=(
             "Recent runs of this instance, newest first: when, mode (once: sync --once;"
-            " scheduled: the daemon's; rollback of RUN), status, contacts read, fields"
-            " written (planned, for a dry run), tasks created (removed, for a rollback) and"
+            " scheduled: the daemon's; ', full' where the run read every record; rollback of"
+            " RUN), status, contacts read, fields written (planned, for a dry run; with those"
+            " the write policies held back), tasks created (removed, for a rollback) and"
             " those whose answer was lost (outcome unknown: the next run looks them up),"
             " errors, with the first errors of each run. Reads the state store only; --json"
             " prints one object per run."
@@ -95,18 +97,18 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
     counts = record.counts
     rollback_run = record.mode.startswith("rollback")
     if record.dry_run:
-        fields: Cell = (counts.get("fields_planned", 0), "planned")
+        fields: Cell = (counts.get("fields_planned", 0), "planned" + _held(counts))
         tasks: Cell = (counts.get("tasks_planned", 0), "planned")
     elif rollback_run:
-        fields = (counts.get("fields_written", 0), "restored")
+        fields = (counts.get("fields_written", 0), "restored" + _held(counts))
         tasks = (counts.get("tasks_closed", 0), "removed")
     else:
-        fields = (counts.get("fields_written", 0), "written")
+        fields = (counts.get("fields_written", 0), "written" + _held(counts))
         tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts) + _removed(counts))
     return (
         record.id,
         record.started_at[:19].replace("T", " "),
-        record.mode + (" (dry run)" if record.dry_run else ""),
+        record.mode + _full(record) + (" (dry run)" if record.dry_run else ""),
         record.status,
         "-" if rollback_run else _read(record),
         fields,
@@ -115,12 +117,24 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
     )
 
 
+def _full(record: RunRecord) -> str:
+    """A full read (`--full`, or reconciliation's schedule) is named: it reads everyone."""
+    return ", full" if record.details.get(READ_KEY) == "full" else ""
+
+
 def _read(record: RunRecord) -> str:
     """Contacts read: counted at a run's end, so one that did not end shows '?' (what it
     landed comes from the audit trail, what it read from nowhere)."""
     if "read" not in record.counts and record.status in ("running", "crashed"):
         return "?"
     return f"{record.counts.get('read', 0):,}"
+
+
+def _held(counts: dict[str, int]) -> str:
+    """Fields the write policies kept as the CRM holds them (a person's value, a stage
+    moved back): the log names each."""
+    held = counts.get("fields_held_back", 0)
+    return f", {held:,} held back" if held else ""
 
 
 def _removed(counts: dict[str, int]) -> str:

@@ -113,6 +113,8 @@ able to hold what it writes (`_check_fit`)."""
 FULL_STARTED_KEY = "full_read_started_at"
 """Set while a full read is under way (it may span runs); pruning waits for its end."""
 FULL_DONE_KEY = "full_read_done_at"
+READ_KEY = "read"
+"""A run's detail: "full" for a run that reads (or goes on reading) every record."""
 DEFERRED_PASSES = 3
 """Rounds of re-deciding records whose person moved while their own write was in flight."""
 DECIDED_WITH_KEY = "mirror_decided_with"
@@ -690,6 +692,9 @@ class SyncEngine:
         remaining = options.limit
         flight = self._flight(summary, now)
         cursor = self._start_reading(options)
+        if self._full_read:
+            summary.details[READ_KEY] = "full"  # `crm-qualify runs` tells it from incremental
+            self.store.note_run_details(summary.run_id, summary.details)
         again = self._to_read_again(options, now)
         first, reread = set(again), set[tuple[str, str]]()
         batches = read_ahead(self._batches(options, now, cursor, again))
