@@ -7,6 +7,9 @@ import json
 import pytest
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
+from crm_qualify.connector.commands.sync import print_diff
+from crm_qualify.connector.model import FieldUpdate, RecordUpdate
+from crm_qualify.connector.sync.engine import BatchReport
 
 
 def test_demo_runs_end_to_end_and_prints_a_summary(capsys):
@@ -84,3 +87,26 @@ def test_sync_waits_its_turn_while_the_daemon_or_a_rollback_holds_the_lease(
         store.close()
         assert main(["sync", "--once", "--config", config]) == 0
         assert sim.stats.writes > 0
+
+
+def test_the_dry_runs_diff_shows_where_two_long_values_differ(capsys):
+    """A CRM's number field comes back as 66.0 for the 66 written, and two reasons that share
+    their first lines are shown from a little before their first difference, not cut to look
+    alike."""
+    shared = "+40 demo request 2026-11-25\n+22 quote request 2026-11-20\n"
+    report = BatchReport()
+    report.updates.append(
+        RecordUpdate(
+            contact_id="00Q1",
+            object_type="Lead",
+            changes=[
+                FieldUpdate(field="score", old=66.0, new=87),
+                FieldUpdate(field="reasons", old=shared + "+14 email reply", new=shared + "+10 x"),
+            ],
+        )
+    )
+    print_diff(report, as_json=False)
+    score, reasons = capsys.readouterr().out.splitlines()
+    assert score.split()[-3:] == ["66", "->", "87"]
+    old, new = reasons.split(" -> ")
+    assert "+14 email reply" in old and "+10 x" in new

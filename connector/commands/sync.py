@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -95,8 +96,26 @@ def diff_rows(report: BatchReport) -> list[dict[str, Any]]:
     return rows
 
 
-def _short(value: Any, width: int = 40) -> str:
-    text = "" if value is None else str(value).replace("\n", " | ")
+def _text(value: Any) -> str:
+    """A value as one line; a whole float as the whole number it is (a CRM's number fields
+    come back as 66.0 for the 66 we wrote)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return "" if value is None else str(value).replace("\n", " | ")
+
+
+def _shortened(old: Any, new: Any, width: int = 40) -> tuple[str, str]:
+    """Both values in `width` characters each, from a little before where they first
+    differ: two long reasons that share their first lines still show what changes."""
+    before, after = _text(old), _text(new)
+    same = len(os.path.commonprefix([before, after]))
+    start = max(0, same - 10) if same > width - 10 else 0
+    return _cut(before, start, width), _cut(after, start, width)
+
+
+def _cut(text: str, start: int, width: int) -> str:
+    if start:
+        text = "…" + text[start + 1 :]
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -105,10 +124,8 @@ def print_diff(report: BatchReport, as_json: bool) -> None:
         if as_json:
             print(json.dumps(row, ensure_ascii=False, default=str))
         elif row["kind"] == "field":
-            print(
-                f"{row['record']:<28} {row['field']:<17} {_short(row['old']):>40} -> "
-                f"{_short(row['new'])}"
-            )
+            old, new = _shortened(row["old"], row["new"])
+            print(f"{row['record']:<28} {row['field']:<17} {old:>40} -> {new}")
         elif row["kind"] == "task":
             print(f"{row['record']:<28} {'task':<17} {row['subject']} (due {row['due'][:16]})")
         else:
