@@ -301,14 +301,25 @@ def _conceal(value: Any, secret: bool) -> Any:
     return value
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+def describe_validation_error(
+    error: ValidationError, prefix: str = "", *, environment: bool = False
+) -> list[str]:
     """`key.path: message` lines a person can act on, never echoing the input value: pydantic
-    leaves the input out of `msg`, but a validator's own message may quote it."""
+    leaves the input out of `msg`, but a validator's own message may quote it. With
+    `environment`, a key a `CRMQ_` variable set says so: it is not in the file."""
     problems = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}")
+        line = f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}"
+        variable = _variable_of(item["loc"]) if environment else None
+        problems.append(f"{line} (from the environment variable {variable})" if variable else line)
     return problems
+
+
+def _variable_of(loc: tuple[int | str, ...]) -> str | None:
+    """The `CRMQ_` variable that sets the key at `loc`, if one is set."""
+    wanted = ("CRMQ_" + "__".join(str(part) for part in loc)).upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
 
 
 def _input_secrets(item: ErrorDetails) -> list[str]:
@@ -364,7 +375,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc)) from None
+        raise ConfigurationError(describe_validation_error(exc, environment=True)) from None
     except SettingsError as exc:  # an environment value that is not valid JSON for its table
         raise ConfigurationError([str(exc)]) from None
     finally:

@@ -644,3 +644,19 @@ def test_a_salesforce_mapping_may_keep_the_table_of_an_object_not_read(tmp_path,
     bundled = (ROOT / "mappings" / "salesforce.toml").read_text()
     config = _mapping_config(tmp_path, "salesforce", bundled, 'objects = ["Lead"]\n')
     assert main(["config", "check", str(config)]) == 0, capsys.readouterr().err
+
+
+def test_a_mistake_in_an_environment_variable_names_the_variable(tmp_path, monkeypatch):
+    """The file has no such key: the error says where the key came from."""
+    config = tmp_path / "c.toml"
+    config.write_text("[rules.thresholds]\nmql = 50\nmqll = 60\n")
+    monkeypatch.setenv("CRMQ_RULES__THRESHOLDS__SQLL", "70")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(config)
+    problems = caught.value.problems
+    assert any(
+        p.startswith("rules.thresholds.sqll:")
+        and p.endswith("(from the environment variable CRMQ_RULES__THRESHOLDS__SQLL)")
+        for p in problems
+    ), problems
+    assert any(p.startswith("rules.thresholds.mqll:") and "environment" not in p for p in problems)
