@@ -88,7 +88,11 @@ def _default_region(text: str) -> str:
 
 
 class PhoneRule(_Section):
-    enabled: bool = Field(default=True, description="Same phone number (E.164) = same person.")
+    enabled: bool = Field(
+        default=True,
+        description="Same phone number (E.164) = same person, when the names agree or one"
+        " record has none (docs/identity.md).",
+    )
     default_region: Annotated[str, AfterValidator(_default_region)] = Field(
         default="US",
         description="Region for numbers written without a country code, when the record's"
