@@ -438,9 +438,10 @@ def build_report(
     report.temperatures = Counter(temperature.values())
     report.no_temperature = len(keys - set(temperature))
     report.sla = _sla(store, instance, now, followup, crm)
-    ledger = _ledger(store, instance)
     if crm is None:
-        written = _hot_from_trail(trail, ledger, followup.hot_call_hours)
+        ledger = _ledger(store, instance)
+        carried = _carried(store, instance, trail)
+        written = _hot_from_trail(trail, ledger, carried, followup.hot_call_hours)
         report.hot_unplaced = sum(1 for v in trail.temperature.values() if v == "hot")
         report.hot_unplaced -= len(written)
         hot, report.hot_gone = _still_hot_as_last_read(store, instance, written)
@@ -519,26 +520,57 @@ def _notes(report: Report, with_crm: bool) -> list[str]:
     return notes
 
 
-def _ledger(store: StateStore, instance: str) -> dict[tuple[str, str], list[PlannedTask]]:
-    """Our follow-up tasks not closed by a rollback, by contact, from the task ledger."""
-    found: dict[tuple[str, str], list[PlannedTask]] = {}
+@dataclass
+class _Ledger:
+    """Our follow-up tasks not closed by a rollback, from the task ledger."""
+
+    by_record: dict[tuple[str, str], list[PlannedTask]] = field(default_factory=dict)
+    """By the record each was planned for."""
+    by_key: dict[str, PlannedTask] = field(default_factory=dict)
+
+    def of(self, record: tuple[str, str], carried: Iterable[str]) -> list[PlannedTask]:
+        """The record's follow-ups, earliest due first: those planned for it, and those it
+        carries as the CRM was last read (`carried`: their keys). A merge in the CRM moves
+        every task onto the merged record, where the engine finds the person's follow-ups."""
+        tasks = {task.key: task for task in self.by_record.get(record, [])}
+        tasks.update((key, self.by_key[key]) for key in carried if key in self.by_key)
+        return sorted(tasks.values(), key=lambda t: t.due)
+
+
+def _ledger(store: StateStore, instance: str) -> _Ledger:
+    ledger = _Ledger()
     for status in (TASK_CREATED, TASK_OWED, TASK_PENDING):
         for task in store.tasks_in(instance, status):
-            found.setdefault((task.object_type, task.contact_id), []).append(task)
-    return found
+            ledger.by_record.setdefault((task.object_type, task.contact_id), []).append(task)
+            ledger.by_key[task.key] = task
+    return ledger
+
+
+def _carried(store: StateStore, instance: str, trail: _Trail) -> dict[tuple[str, str], list[str]]:
+    """The keys of our tasks each record the trail wrote hot carries in the mirror (the CRM
+    as the last run read it, with the tasks it created since)."""
+    hot = [key for key, heat in trail.temperature.items() if heat == "hot"]
+    return {
+        key: [task.key for task in entry.contact.tasks if task.key]
+        for key, entry in store.mirror.by_keys(instance, hot).items()
+    }
 
 
 def _hot_from_trail(
-    trail: _Trail, ledger: dict[tuple[str, str], list[PlannedTask]], call_hours: float
+    trail: _Trail,
+    ledger: _Ledger,
+    carried: Mapping[tuple[str, str], list[str]],
+    call_hours: float,
 ) -> list[HotLead]:
     """Hot contacts the trail places in the funnel: a stage crm-qualify wrote before
-    opportunity, or a call task it planned (it plans none past the funnel). A hot contact
-    with neither is probably an opportunity already: the trail cannot tell, `--from-crm` can."""
+    opportunity, or a call task it planned that the record holds (it plans none past the
+    funnel). A hot contact with neither is probably an opportunity already: the trail cannot
+    tell, `--from-crm` can."""
     hot = []
     for key, heat in trail.temperature.items():
         if heat != "hot":
             continue
-        tasks = sorted(ledger.get(key, []), key=lambda t: t.due)
+        tasks = ledger.of(key, carried.get(key, []))
         calls = [t for t in tasks if t.kind == "hot_call"]
         known = trail.stage.get(key)
         if not _in_funnel(known) or (known is None and not calls):
@@ -582,18 +614,20 @@ def _still_hot_as_last_read(
             else:
                 kept.append(lead)
         elif not _moved_on(entry.contact):
-            _named_as_last_read(lead, entry.contact)
+            _as_last_read(lead, entry.contact)
             kept.append(lead)
     return kept, gone
 
 
-def _named_as_last_read(lead: HotLead, contact: Contact) -> None:
-    """The name and company the CRM held at the last read, over those our call task's subject
-    kept from its creation: a person renamed since shows renamed. A record read with neither
-    name nor email keeps the subject's."""
+def _as_last_read(lead: HotLead, contact: Contact) -> None:
+    """The name, company and owner the CRM held at the last read, over those our call task
+    kept from its creation: a person renamed or reassigned since shows so, and a record a
+    merge made shows its own owner (as `--from-crm` does). A record read with neither name
+    nor email keeps the subject's name, one read without an owner the task's."""
     name = display_name(contact)
     if name != contact.label:
         lead.name, lead.company = name, contact.company
+    lead.owner = contact.owner_id or lead.owner
 
 
 def _keys_of(leads: list[HotLead]) -> list[tuple[str, str]]:
