@@ -74,3 +74,42 @@ def test_score_reads_a_csv_export_by_its_documented_columns(tmp_path, capsys):
     assert any("free-mail" in r["why"] for r in decisions["c2"]["reasons"])
     assert "line 4: contact c3: demo_request_at" in captured.err
     assert "ignored column(s): Notes" in captured.err
+
+
+EXPORT_HEADER = (
+    "id,email,industry,Demo Request At,email_reply_at,email_reply_count,meeting_booked_at,"
+    "employees,origin\n"
+)
+
+
+def test_a_compare_where_every_row_is_rejected_says_none_was_scored(tmp_path, capsys):
+    """It printed 'compared 0 contact(s)' and 'the others were scored' with none scored."""
+    rules = write(tmp_path, "a.toml", "")
+    rows = "c1,a@acme.example,,not a date,,,,,\nc2,b@acme.example,,,x,,,,\n"
+    export = write(tmp_path, "s.csv", EXPORT_HEADER + rows)
+    for argv in (["--compare", str(rules), str(rules)], []):
+        code = main(["score", *argv, str(export), "--now", NOW])
+        captured = capsys.readouterr()
+        assert code == 1
+        assert "no record could be scored: all 2 rejected" in captured.err
+        assert "the others were scored" not in captured.err
+        assert "compared 0 contact" not in captured.out
+
+
+def test_a_date_alone_in_a_csv_export_is_that_day_at_midnight_utc(tmp_path, capsys):
+    row = "c1,a@acme.example,Technology,2026-11-18,2026-11-16,2,,120,inbound\n"
+    export = write(tmp_path, "s.csv", EXPORT_HEADER + row)
+    assert main(["score", str(export), "--now", NOW]) == 0
+    [decision] = map(json.loads, capsys.readouterr().out.splitlines())
+    reasons = [r["why"] for r in decision["reasons"]]
+    assert "+40 demo request 2026-11-18" in reasons
+    assert "+20 email reply x2, last 2026-11-16" in reasons
+
+
+def test_a_time_without_a_zone_in_a_csv_export_is_refused_saying_how_to_fix_it(tmp_path, capsys):
+    row = "c1,a@acme.example,Technology,2026-11-18 09:00,,,,120,inbound\n"
+    export = write(tmp_path, "s.csv", EXPORT_HEADER + row)
+    assert main(["score", str(export), "--now", NOW]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: contact c1: demo_request_at/_count: a date and time without a time zone" in err
+    assert "2026-11-18T09:00:00Z" in err

@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score canonical contact documents offline and print the decisions",
         description=(
             "Read canonical contacts (JSON Lines, or a CSV export: see docs/calibration.md for"
-            " its columns; '-' for stdin) and print one JSON decision per line. Nothing is read"
-            " from or written to a CRM: try new weights here first."
+            " its columns, whose dates alone are read as 00:00 UTC; '-' for stdin) and print one"
+            " JSON decision per line. Nothing is read from or written to a CRM: try new weights"
+            " here first."
         ),
     )
     parser.add_argument(
@@ -282,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    rejected = 0
+    rejected = scored = 0
     if comparison is not None and not args.json:
         print(f"{'record':<28} {'A: score stage temp':<26} | B: score stage temp")
     with stream:
@@ -290,7 +291,9 @@ def run(args: argparse.Namespace) -> int:
             if contact is None:
                 rejected += 1
                 print(f"rejected: {error}", file=sys.stderr)
-            elif comparison is not None:
+                continue
+            scored += 1
+            if comparison is not None:
                 _compare_one(comparison, contact, args.json)
             else:
                 decision = decide(contact, settings.rules, now)
@@ -298,14 +301,23 @@ def run(args: argparse.Namespace) -> int:
                     print(explain(decision))
                 else:
                     print(json.dumps(decision_document(decision), ensure_ascii=False))
-    if comparison is not None:
-        if args.json:
-            print(json.dumps({"summary": comparison.summary()}))
-        else:
-            print(comparison.sentence())
-    if rejected:
+    if comparison is not None and args.json:
+        print(json.dumps({"summary": comparison.summary()}))
+    elif comparison is not None and (scored or not rejected):  # else `_rejections` says why
+        print(comparison.sentence())
+    return _rejections(rejected, scored)
+
+
+def _rejections(rejected: int, scored: int) -> int:
+    """The exit status, and on stderr how many records were rejected: 1 when any was (and
+    plainly when no record could be scored at all), else 0."""
+    if not rejected:
+        return 0
+    if scored:
         print(f"{rejected} record(s) rejected; the others were scored", file=sys.stderr)
-    return 1 if rejected else 0
+    else:
+        print(f"no record could be scored: all {rejected} rejected", file=sys.stderr)
+    return 1
 
 
 def _compare_one(comparison: Comparison, contact: Contact, as_json: bool) -> None:

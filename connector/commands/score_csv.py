@@ -10,12 +10,18 @@ Headers are matched case-insensitively, spaces taken as underscores. Columns:
 - qualification: `qualification_<criterion>` = met / in_progress / not_met;
 - one deal: `deal_status` (open / won / lost), `deal_closed_at`.
 Any other column is ignored and named once on stderr. Empty cells are unknown.
+
+Times are ISO 8601 with their zone (`2026-11-30T09:00:00Z`, `...+01:00`). A date alone
+(`2026-11-30`), as many exports give it, is that day at 00:00 UTC; a date and time without a
+zone is refused, saying so: the hour it names could be any of a day's.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import IO, Any
 
 from crm_qualify.connector.model import Contact, EventType
@@ -27,6 +33,7 @@ PROFILE = ("id", "object_type", "email", "first_name", "last_name", "title", "co
 DEAL = ("deal_status", "deal_closed_at")
 _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
 SIGNALS = {kind.value for kind in EventType}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def not_utf8(text: str) -> str | None:
@@ -88,14 +95,34 @@ def read_csv_contacts(
             yield number, Contact.model_validate(document), None
         except ValidationError as exc:
             problems = "; ".join(
-                f"{_source(item['loc'], sources)}: {item['msg']}" for item in exc.errors()
+                f"{_source(item['loc'], sources)}: {_message(item)}" for item in exc.errors()
             )
             yield number, None, f"line {number}: contact {record}: {problems}"
+
+
+def _moment(value: str) -> str:
+    """A date alone (a common export) as that day at 00:00 UTC; anything else as given."""
+    return f"{value}T00:00:00Z" if _DAY.fullmatch(value) else value
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, or how to fix a time given without its zone."""
+    if error["type"] != "timezone_aware":
+        return error["msg"]
+    given = error["input"]
+    utc = f"{given.isoformat() if isinstance(given, datetime) else given}Z"
+    return (
+        f"a date and time without a time zone: add it ({utc} for UTC, or an offset such as"
+        " +01:00), or give the date alone (read as 00:00 UTC)"
+    )
 
 
 def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The canonical document of one row, and the column behind each event (for errors)."""
     document: dict[str, Any] = {c: v for c, v in cells.items() if c in PROFILE}
+    for moment in ("created_at", "updated_at"):
+        if moment in document:
+            document[moment] = _moment(document[moment])
     for flag in ("unsubscribed", "hard_bounced"):
         if flag in document:
             value = document[flag].casefold()
@@ -105,7 +132,11 @@ def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
         at = cells.get(f"{kind.value}_at")
         if at:
             events.append(
-                {"type": kind.value, "at": at, "count": cells.get(f"{kind.value}_count", 1)}
+                {
+                    "type": kind.value,
+                    "at": _moment(at),
+                    "count": cells.get(f"{kind.value}_count", 1),
+                }
             )
             sources.append(f"{kind.value}_at/_count")
     if events:
@@ -120,7 +151,7 @@ def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     if "deal_status" in cells:
         deal = {"id": f"{cells.get('id', 'row')}-deal", "status": cells["deal_status"]}
         if "deal_closed_at" in cells:
-            deal["closed_at"] = cells["deal_closed_at"]
+            deal["closed_at"] = _moment(cells["deal_closed_at"])
         document["deals"] = [deal]
     return document, sources
 
