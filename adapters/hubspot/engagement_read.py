@@ -158,10 +158,18 @@ class BatchStreams:
         more = self.streams.lookup(missing, []).by_email if missing else {}
         return [item for k in keys for item in self.by_email.get(k, more.get(k, []))]
 
-    def participations(self, contact_id: str) -> list[Participation]:
-        if contact_id in self.by_contact:
-            return self.by_contact[contact_id]
-        return self.streams.lookup([], [contact_id]).by_contact.get(contact_id, [])
+    def participations(self, contact_ids: Iterable[str]) -> list[Participation]:
+        """A contact's participations under any of its ids (its own, then those merged into
+        it), one per event: the latest, as HubSpot keeps one per contact and event."""
+        ids = list(dict.fromkeys(contact_ids))
+        missing = [i for i in ids if i not in self.by_contact]
+        more = self.streams.lookup([], missing).by_contact if missing else {}
+        latest: dict[str, Participation] = {}
+        for item in (item for i in ids for item in self.by_contact.get(i, more.get(i, []))):
+            held = latest.get(item.event_id)
+            if held is None or item.at_ms > held.at_ms:
+                latest[item.event_id] = item
+        return list(latest.values())
 
 
 class Streams:

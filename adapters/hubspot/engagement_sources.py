@@ -34,7 +34,7 @@ from crm_qualify.adapters.hubspot.engagement import (
     without_fallbacks,
 )
 from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams, refused
-from crm_qualify.adapters.hubspot.records import Links, inline_primary
+from crm_qualify.adapters.hubspot.records import MERGED_IDS, Links, inline_primary
 from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
 from crm_qualify.adapters.hubspot.typed import properties_of
 from crm_qualify.connector.contract import AuthError, CheckResult
@@ -96,7 +96,16 @@ class EngagementSources:
     def lookup(self, rows: Mapping[str, dict[str, Any]]) -> BatchStreams:
         """The stream rows of a batch's contacts (id -> contact row), looked up together."""
         emails = [email for row in rows.values() for email in self.emails(row)]
-        return self.streams.lookup(emails, list(rows))
+        ids = [i for record, row in rows.items() for i in self.contact_ids(record, row)]
+        return self.streams.lookup(emails, ids)
+
+    def contact_ids(self, record: str, row: dict[str, Any]) -> list[str]:
+        """The contact's id, then the ids HubSpot merged into it (the mapping's
+        `merged_ids`, `;`-separated): a participation stays under the id it was recorded
+        for, and whether a merge moves it to the merged contact is not documented."""
+        prop = self.full_contacts.profile.get("merged_ids", MERGED_IDS)
+        merged = (part.strip() for part in (text_of(row, prop) or "").split(";"))
+        return list(dict.fromkeys([record, *filter(None, merged)]))
 
     def emails(self, row: dict[str, Any]) -> list[str]:
         """Every address a contact row has: its email, then its additional emails (the
@@ -146,7 +155,7 @@ class EngagementSources:
             submitted += proven_conversions(pairs, properties_of(record), submitted)
             events += form_events(self.mapping, submitted)
         if MARKETING_EVENTS in available:
-            found = streams.participations(contact.id)
+            found = streams.participations(self.contact_ids(contact.id, record))
             events += participation_events(self.mapping.participations, found)
         companies = others.get(COMPANIES) or [None]
         update: dict[str, Any] = fill(self.companies, contact, companies[0], self.labels.get())
