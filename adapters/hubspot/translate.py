@@ -10,8 +10,9 @@ tests/hubspot/test_malformed.py):
   true/false is expected is its value, and "TRUE" / "False" are read in any case;
 - an integer where a datetime is expected is epoch milliseconds; a datetime without a zone
   is UTC;
-- a `numemployees` bucket is its lower bound ("100-500" -> 100); one that starts with no
-  digits ("lots") is no company size;
+- a `numemployees` bucket is its lower bound ("100-500" -> 100, "1000+" -> 1000); any
+  other text ("lots", a count too large to be one) fails the record (taken for unknown,
+  the company's size would silently stand in for it);
 - a negative engagement counter is 0; any value of the hard-bounce property is a bounce;
 - stage, temperature, highest-stage, customer-type, source and buying-role values the
   mapping does not list are kept as the CRM's text or ignored, as for any custom value (the

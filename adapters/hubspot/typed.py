@@ -13,7 +13,11 @@ from crm_qualify.connector.contract import TranslationError, plausible_time
 
 MAX_COUNT = 10**9
 """An engagement counter above this is corrupt data, not engagement."""
-_BUCKET = re.compile(r"\s*(\d[\d,]{0,18})")
+MAX_COMPANY_SIZE = 10**9
+"""A company size above this is corrupt data (the largest employers have a few million)."""
+_WHOLE = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_BUCKET = re.compile(rf"\s*({_WHOLE})\s*(?:-\s*{_WHOLE}|\+)?\s*")
+"""A count ("250"), or a `numemployees` bucket: a range ("1,000-5,000") or open ("1000+")."""
 
 
 def fail(prop: str, problem: str, value: Any) -> TranslationError:
@@ -111,16 +115,22 @@ def flag(value: Any, prop: str) -> bool:
 
 
 def company_size(value: Any, prop: str) -> int | None:
-    """`numemployees` is a bucket ("100-500", "1000+"): the lower bound."""
+    """`numemployees` is a bucket ("100-500", "1000+"): the lower bound; a count is itself.
+    Anything else (text that is no size, a size too large to be one) is refused, never
+    taken for unknown or cut to the digits that fit."""
     if empty(value):
         return None
-    if isinstance(value, str):
-        match = _BUCKET.match(value)
-        return int(match.group(1).replace(",", "")) if match else None
-    number = finite_number(value, prop)
-    if number < 0 or not number.is_integer():
-        raise fail(prop, "not a company size", value)
-    return int(number)
+    match = _BUCKET.fullmatch(value) if isinstance(value, str) else None
+    if match is not None:
+        size = int(match.group(1).replace(",", ""))
+    else:
+        number = finite_number(value, prop)
+        if number < 0 or not number.is_integer():
+            raise fail(prop, "not a company size", value)
+        size = int(number)
+    if size > MAX_COMPANY_SIZE:
+        raise fail(prop, "implausibly large company size", value)
+    return size
 
 
 def lenient(read: Any, value: Any, prop: str) -> Any:
