@@ -8,7 +8,10 @@ merge (or records joining one person) makes such a pair. A run that decides the 
 one of each kind and removes the others nobody touched, by the rule a rollback removes a task
 by (`touched`): one completed, changed since its creation (reassigned, edited) or rescheduled
 is a person's and stays. Kept first: one a person touched, then (for escalations) the one
-about the follow-up kept, then the oldest.
+about the follow-up kept, then the oldest. A person gets one hand-off, ever, so one a person
+completed is the one kept, and an open hand-off the merge brought beside it goes; a hot-lead
+call comes again with each episode, so a completed one (maybe of an episode long over)
+stands for no open one.
 
 Written as every CRM write is: intended (the ledger marks each key `closing`, on the record
 that holds it now), sent (`Adapter.close_tasks`: Salesforce deletes, HubSpot archives; one
@@ -31,7 +34,13 @@ from crm_qualify.connector.contract import (
     BudgetExhausted,
     RecordError,
 )
-from crm_qualify.connector.decision.planning import ESCALATION, KEY_PREFIX, escalated, task_kind
+from crm_qualify.connector.decision.planning import (
+    ESCALATION,
+    KEY_PREFIX,
+    MQL_HANDOFF,
+    escalated,
+    task_kind,
+)
 from crm_qualify.connector.model import Contact, ExistingTask
 from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.sync.state import (
@@ -83,16 +92,31 @@ def _group(key: str) -> str | None:
     return task_kind(key)
 
 
+def _counted(task: ExistingTask) -> bool:
+    """One of ours that holds its group's place: an open one, or a hand-off a person
+    completed (a person gets one hand-off, ever; a hot-lead call comes again with each
+    episode and recall slot, and an escalation is about its own follow-up)."""
+    if not task.key or not task.key.startswith(KEY_PREFIX):
+        return False
+    return task.is_open or task_kind(task.key) == MQL_HANDOFF
+
+
 def doubled(contact: Contact) -> list[ExistingTask]:
-    """The record's open follow-ups of ours that share their kind with another (cheap: most
-    records carry fewer than two, and the ledger is asked only for these)."""
+    """The record's follow-ups of ours that share their group with another, where one of them
+    is open (cheap: most records carry fewer than two, and the ledger is asked only for
+    these): open ones, and completed hand-offs (`_counted`)."""
     if len(contact.tasks) < 2:
         return []
-    ours = [t for t in contact.tasks if t.is_open and t.key and t.key.startswith(KEY_PREFIX)]
+    ours = [t for t in contact.tasks if _counted(t)]
     if len(ours) < 2:
         return []
     groups = Counter(_group(t.key or "") for t in ours)
-    return [t for t in ours if (group := _group(t.key or "")) is not None and groups[group] > 1]
+    open_groups = {_group(t.key or "") for t in ours if t.is_open}
+    return [
+        t
+        for t in ours
+        if (group := _group(t.key or "")) is not None and groups[group] > 1 and group in open_groups
+    ]
 
 
 def _removable(task: ExistingTask, ledger: Mapping[str, TaskRecord]) -> bool:

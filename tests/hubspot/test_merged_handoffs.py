@@ -54,3 +54,27 @@ def test_a_merge_of_two_handed_over_contacts_leaves_one_open_hand_off(sim, store
     assert again.status == "ok", again.errors
     assert len(handoffs(sim)[merged]) == 1
     assert again.counts["tasks_created"] == 0 and again.counts["tasks_closed"] == 0
+
+
+def test_a_hand_off_merged_beside_one_a_person_completed_goes(sim, store, settings):
+    """The first contact's hand-off done before the merge: the person is handed over, and
+    the open hand-off the merge brought along (nobody touched it) is one too many."""
+    assert SyncEngine(make_adapter(sim), settings, store).run(RunOptions()).status == "ok"
+    first, second = sorted(c for c, tasks in handoffs(sim).items() if len(tasks) == 1)[:2]
+    [done], [moved] = handoffs(sim)[first], handoffs(sim)[second]
+    sim.complete_task(done)
+    merged = sim.merge_contacts(first, second)
+
+    run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions())
+
+    assert run.status == "ok", run.errors
+    assert merged not in handoffs(sim), "no open hand-off left beside the completed one"
+    with sim.store.lock:
+        tasks = sim.store.objects["tasks"]
+        assert not tasks[done]["archived"], "a person's stays"
+        assert tasks[moved]["archived"]
+    assert run.counts["tasks_created"] == 0
+    again = SyncEngine(make_adapter(sim), settings, store).run(RunOptions(full=True))
+    assert again.status == "ok", again.errors
+    assert merged not in handoffs(sim)
+    assert again.counts["tasks_created"] == 0 and again.counts["tasks_closed"] == 0

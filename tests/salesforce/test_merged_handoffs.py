@@ -166,3 +166,32 @@ def test_removals_failing_in_two_runs_running_never_take_the_follow_up_kept(sim,
             if (task.get(TASK_KEY) or "").endswith(":escalation")
         }
     assert not escalated & closing, "no escalation of a follow-up removed"
+
+
+def complete(sim: SalesforceSimulator, task: dict) -> None:
+    """A salesperson marks a hand-off Completed in the UI."""
+    with sim.org.lock:
+        sim.org.update("Task", task["Id"], {"Status": "Completed"}, datetime.now(UTC))
+
+
+def test_a_hand_off_merged_beside_one_a_person_completed_goes(sim, store, settings):
+    """The master's hand-off done before the merge: the person is handed over, and the open
+    hand-off the merge brought along (nobody touched it) is one too many."""
+    master, victim = handed_over_pair(sim, store, settings)
+    [done] = handoffs(sim)[master]
+    [moved] = handoffs(sim)[victim]
+    complete(sim, done)
+    sim.merge(master, [victim])
+
+    run = SyncEngine(make_adapter(sim), settings, store).run(RunOptions())
+
+    assert run.status == "ok", run.errors
+    assert master not in handoffs(sim), "no open hand-off left beside the completed one"
+    with sim.org.lock:
+        assert sim.org.records["Task"][done["Id"]]["IsDeleted"] is False, "a person's stays"
+        assert sim.org.records["Task"][moved["Id"]]["IsDeleted"] is True
+    assert run.counts["tasks_created"] == 0
+    again = SyncEngine(make_adapter(sim), settings, store).run(RunOptions(full=True))
+    assert again.status == "ok", again.errors
+    assert master not in handoffs(sim)
+    assert again.counts["tasks_created"] == 0 and again.counts["tasks_closed"] == 0
