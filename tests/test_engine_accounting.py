@@ -201,3 +201,49 @@ def test_the_dry_run_plans_once_for_a_person_decided_in_two_batches(tmp_path):
     assert dry.counts["fields_planned"] == real.counts["fields_written"] > 0
     assert dry.counts["tasks_planned"] == real.counts["tasks_created"]
     store.close()
+
+
+def _person_of_two() -> list[Contact]:
+    """A Lead (the survivor) and its duplicate Contact, read apart: one record a batch."""
+    return [
+        Contact(
+            id=cid,
+            object_type=object_type,
+            created_at=NOW - timedelta(days=days),
+            updated_at=NOW - timedelta(days=2),
+            email="kim@acme.example",
+            first_name="Kim",
+            last_name="Lee",
+            events=events,
+        )
+        for cid, object_type, days, events in (
+            ("L1", "Lead", 30, hot_contact().events[:2]),
+            ("C1", "Contact", 29, []),
+        )
+    ]
+
+
+def test_a_field_held_back_counts_and_logs_once_for_a_record_decided_twice(tmp_path, caplog):
+    """A person set the Contact's temperature; the Contact changes, then the Lead: the
+    person is decided with each, the Contact's temperature held back each time. The run
+    counts it once (it had counted and logged it twice, and the dry run differed)."""
+    adapter = MemoryAdapter(_person_of_two(), batch_size=1)
+    adapter.traffic = Traffic(Limits(in_flight=2, write_batch=100, task_batch=100))
+    store = StateStore(tmp_path / "state.sqlite")
+    assert SyncEngine(adapter, _settings(), store).run(RunOptions(now=NOW)).status == "ok"
+    adapter.human_edit("C1", temperature="cold")
+    adapter.edit("C1", events=hot_contact().events)
+    adapter.edit("L1", title="CTO")
+    runs = {}
+    for dry_run in (True, False):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            runs[dry_run] = SyncEngine(adapter, _settings(), store).run(
+                RunOptions(now=NOW, dry_run=dry_run)
+            )
+        assert runs[dry_run].status == "ok", runs[dry_run].errors
+        assert caplog.text.count("Contact/C1: temperature kept") == 1, caplog.text
+
+    assert runs[True].counts["fields_held_back"] == runs[False].counts["fields_held_back"] == 1
+    assert adapter.records["C1"].owned["temperature"] == "cold"
+    store.close()

@@ -337,6 +337,10 @@ class SyncEngine:
         self._errored: set[tuple[str, str]] = set()
         """Records whose error this run reported: one read again by id first and met again
         among the changed ones is reported (and counted) once."""
+        self._held_back: set[tuple[tuple[str, str], str]] = set()
+        """(record, field) of the changes this run held back: a record decided twice in a run
+        (with its person's other record, again once its own write landed) has each counted
+        and logged once, or the count would depend on how the run's batches fell."""
         self._unmet_retries: set[tuple[str, str]] | None = None
         """A full read begun in this run: the records with a retry or needing attention that
         it has not met yet. Those it never meets are gone from the CRM (`_finish_full_read`)."""
@@ -1270,13 +1274,11 @@ class SyncEngine:
             )
             if update:
                 report.updates.append(update)
-            report.skips.extend((contact.label, skip) for skip in skips)
+            report.skips.extend((contact.label, skip) for skip in self._first_held(contact, skips))
             tasks = decision.tasks
-            for skip in skips:
-                if skip.kept:
-                    log.info("%s: %s kept: %s", contact.label, skip.field, skip.reason)
-                    if skip.field == "stage":  # kept where someone moved it back: no hand-off
-                        tasks = [task for task in tasks if task.kind != MQL_HANDOFF]
+            if any(skip.kept and skip.field == "stage" for skip in skips):
+                # kept where someone moved it back: no hand-off
+                tasks = [task for task in tasks if task.kind != MQL_HANDOFF]
             planned.update((task.key, task) for task in tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
         held = self._held_tasks or {}
@@ -1297,6 +1299,17 @@ class SyncEngine:
             self._dry_tasks.update(task.key for task in report.tasks)
             for update in report.updates:
                 self._dry_planned.setdefault(update.key, {}).update(update.values())
+
+    def _first_held(self, contact: Contact, skips: list[Skip]) -> list[Skip]:
+        """The record's changes held back that this run has not reported yet (`_held_back`);
+        a value someone else chose is logged with why it is kept."""
+        key = _key(contact)
+        first = [skip for skip in skips if (key, skip.field) not in self._held_back]
+        for skip in first:
+            self._held_back.add((key, skip.field))
+            if skip.kept:
+                log.info("%s: %s kept: %s", contact.label, skip.field, skip.reason)
+        return first
 
     def _not_waiting(
         self, tasks: list[PlannedTask], known: Mapping[str, TaskRecord]
