@@ -124,12 +124,16 @@ class RawContact:
     """One CRM record, not yet translated: the core calls `translate` inside its own guard.
 
     `record` names it in errors ("contact/123"); `key` is its (object_type, id) when the raw
-    record has a usable id, so a failure can be retried by re-reading it.
+    record has a usable id, so a failure can be retried by re-reading it. `stamp`: its CRM
+    modification stamp as read (`Contact.updated_at` once translated), when the raw record
+    has one: a record that fails at a version the core already holds as needing attention
+    (a lookback meeting it again) is no new error.
     """
 
     record: str
     translate: Callable[[], Contact]
     key: tuple[str, str] | None = None
+    stamp: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ class RecordError:
     batch goes on. `key` (object_type, id), when known, lets the core re-read it next run;
     `transient` says whether that is likely to help (a 207 row on a batch read) or whether
     it needs attention (a value the mapping cannot translate). `gone`: the CRM no longer has
-    the record (deleted or merged): it leaves the mirror and is not asked for again."""
+    the record (deleted or merged): it leaves the mirror and is not asked for again. `stamp`:
+    the version that failed (`RawContact.stamp`), when known."""
 
     record: str
     field: str | None
@@ -162,6 +167,7 @@ class RecordError:
     key: tuple[str, str] | None = None
     transient: bool = False
     gone: bool = False
+    stamp: datetime | None = None
 
     def __str__(self) -> str:
         """How runs, logs and rollbacks list it: record, CRM field, what is wrong (a message

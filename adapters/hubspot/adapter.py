@@ -291,7 +291,7 @@ class HubSpotAdapter:
                 translate = partial(self.engagement.translate, row, related, others, streams)
                 if company:
                     translate = partial(linked, translate, str(record_id(company)))
-                raw.append(RawContact(label, translate, key))
+                raw.append(RawContact(label, translate, key, _stamp(row)))
         return ContactBatch(cursor=ahead.settle(), errors=errors, raw=raw)
 
     def _read(
@@ -468,6 +468,13 @@ class HubSpotAdapter:
 
     def usage(self) -> ApiUsage:
         return self.client.usage()
+
+
+def _stamp(row: dict[str, Any]) -> datetime | None:
+    """The contact's `lastmodifieddate` as read (`RawContact.stamp`); None when unreadable."""
+    props = row.get("properties")
+    value = props.get("lastmodifieddate") if isinstance(props, dict) else None
+    return lenient(parse_time, value, "lastmodifieddate")
 
 
 def _batch_sizes() -> Iterator[int]:

@@ -491,6 +491,7 @@ class SalesforceAdapter:
                 f"{sobject}/{record_id}",
                 partial(translate, record, found, linked.get(record_id)),
                 (sobject, record_id),
+                _stamp(record),
             )
             for record_id, record in usable.items()
         ]
@@ -843,6 +844,14 @@ def _master_of(record: dict[str, Any]) -> str | None:
     return master if merged else None
 
 
+def _stamp(record: dict[str, Any]) -> datetime | None:
+    """The record's `SystemModstamp` as read (`RawContact.stamp`); None when unreadable."""
+    try:
+        return parse_time(record.get("SystemModstamp"), "SystemModstamp")
+    except TranslationError:
+        return None
+
+
 def _known_ids(
     sobject: str, records: list[dict[str, Any]], known: KnownVersions | None, by_others: bool
 ) -> set[str]:
@@ -855,10 +864,7 @@ def _known_ids(
         return set()
     hits = []
     for record in records:
-        try:
-            stamp = parse_time(record.get("SystemModstamp"), "SystemModstamp")
-        except TranslationError:
-            continue
+        stamp = _stamp(record)
         if stamp is not None and is_id(record.get("Id")):
             hits.append(((sobject, record["Id"]), stamp))
     return {record_id for _, record_id in known(hits, by_others=by_others)} if hits else set()

@@ -29,7 +29,9 @@ the run before its next CRM call, so nothing reaches the CRM that the audit trai
 
 The engine also owns per-record isolation: it translates each raw record and decides each
 contact inside its own guard, so one bad value becomes a per-record error naming the record
-and CRM field, and the batch goes on.
+and CRM field, and the batch goes on. A record that then needs attention is reported once per
+version: met again at the one it failed at (the lookback's overlap), it is not read or counted
+again until it changes or its retry is due (`_failed_versions`).
 """
 
 from __future__ import annotations
@@ -186,6 +188,8 @@ class _Problems:
 
     retry: list[tuple[str, str, str]] = field(default_factory=list)
     attention: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    versions: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """The CRM stamp each record of `attention` failed at, where known (`RecordError.stamp`)."""
     gone: list[tuple[str, str]] = field(default_factory=list)
     """Records the CRM no longer has (a read or a write answered `gone`): they leave the
     mirror and the retry lists."""
@@ -341,6 +345,9 @@ class SyncEngine:
         """(record, field) of the changes this run held back: a record decided twice in a run
         (with its person's other record, again once its own write landed) has each counted
         and logged once, or the count would depend on how the run's batches fell."""
+        self._failed_at: dict[tuple[str, str], datetime] = {}
+        """Records needing attention whose retry is not due, by the CRM stamp they failed at
+        (`_failed_versions`)."""
         self._unmet_retries: set[tuple[str, str]] | None = None
         """A full read begun in this run: the records with a retry or needing attention that
         it has not met yet. Those it never meets are gone from the CRM (`_finish_full_read`)."""
@@ -609,8 +616,17 @@ class SyncEngine:
         types = {record.object_type for record in self.store.attention(self.instance)}
         fingerprints = {object_type: self._fingerprint(object_type) for object_type in types}
         retries = self.store.retries(self.instance, fingerprints=fingerprints, now=now)
+        self._failed_at = self._failed_versions(set(retries))
         again += [key for key in retries if key not in self._open_intents]
         return again[: self.settings.sync.max_retry_records]
+
+    def _failed_versions(self, due: set[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """Records needing attention, not `due` for their retry, by the version they failed
+        at. Met again at it (a lookback's overlap, a sweep, a full read), a record is not read
+        again and its error is no new one: it stays listed with its retry, and no run reports
+        or counts it until someone changes it or its retry is due (an attempt)."""
+        versions = self.store.failed_versions(self.instance)
+        return {key: stamp for key, stamp in versions.items() if key not in due}
 
     def _batches(
         self,
@@ -660,6 +676,7 @@ class SyncEngine:
         self, hits: Sequence[Hit], *, by_others: bool = False
     ) -> set[tuple[str, str]]:
         known = self.store.mirror.known_versions(self.instance, hits, by_others=by_others)
+        known |= {hit[0] for hit in hits if self._failed_at.get(hit[0]) == hit[1]}
         return {key for key in known if key not in self._open_intents}
 
     def _finish_full_read(self, options: RunOptions, summary: RunSummary) -> None:
@@ -1050,6 +1067,8 @@ class SyncEngine:
     ) -> list[Contact]:
         contacts, errors = translate_batch(batch)
         for error in errors:
+            if self._failing_as_before(error):
+                continue  # needing attention at this very version: no new error
             if error.key is not None and not error.gone:
                 if error.key in self._errored:
                     continue
@@ -1059,6 +1078,13 @@ class SyncEngine:
             self._unmet_retries.difference_update(_key(c) for c in contacts)
             self._unmet_retries.difference_update(e.key for e in errors if e.key)
         return contacts
+
+    def _failing_as_before(self, error: RecordError) -> bool:
+        """Whether `error` is a record needing attention met again at the version it failed
+        at (`_failed_versions`)."""
+        if error.key is None or error.stamp is None:
+            return False
+        return self._failed_at.get(error.key) == error.stamp
 
     @staticmethod
     def _record_error(report: BatchReport, problems: _Problems, error: RecordError) -> None:
@@ -1070,6 +1096,8 @@ class SyncEngine:
             return
         report.errors.append(str(error))
         problems.add(error.key, error.transient, error.field, error.message)
+        if error.key is not None and error.stamp is not None and not error.transient:
+            problems.versions[error.key] = error.stamp
 
     # one batch -----------------------------------------------------------------------------
     def _plan_batch(
@@ -1637,7 +1665,9 @@ class SyncEngine:
         troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}
         self.store.add_retries(self.instance, problems.retry)
         fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
-        self.store.add_attention(self.instance, problems.attention, fingerprints, now)
+        self.store.add_attention(
+            self.instance, problems.attention, fingerprints, now, problems.versions
+        )
         counts["records_needing_attention"] += len(problems.attention)
         clean = [k for k in batch if k not in troubled] if troubled else batch
         self.store.clear_retries(self.instance, clean)

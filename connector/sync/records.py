@@ -12,7 +12,12 @@ from __future__ import annotations
 import logging
 import traceback
 
-from crm_qualify.connector.contract import ContactBatch, RecordError, TranslationError
+from crm_qualify.connector.contract import (
+    ContactBatch,
+    RawContact,
+    RecordError,
+    TranslationError,
+)
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.ops.logs import redact
 
@@ -29,10 +34,12 @@ def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordErro
             contacts.append(item.translate())
         except TranslationError as exc:
             reason = str(exc) or type(exc).__name__
-            errors.append(RecordError(item.record, exc.field, reason, key=item.key))
+            errors.append(
+                RecordError(item.record, exc.field, reason, key=item.key, stamp=item.stamp)
+            )
         except Exception as exc:
             _log_crash(item.record, exc, crash_sites)
-            errors.append(_crash_error(item.record, item.key, exc))
+            errors.append(_crash_error(item, exc))
     contacts.extend(batch.contacts)
     seen: set[tuple[str, str]] = set()
     unique = []
@@ -44,11 +51,11 @@ def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordErro
     return unique, errors
 
 
-def _crash_error(record: str, key: tuple[str, str] | None, exc: Exception) -> RecordError:
+def _crash_error(item: RawContact, exc: Exception) -> RecordError:
     """`record: TypeError: …`: the type tells a bug from a CRM value; the text is a library's,
     so it is masked."""
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return RecordError(record, None, redact(reason), key=key)
+    return RecordError(item.record, None, redact(reason), key=item.key, stamp=item.stamp)
 
 
 def _log_crash(record: str, exc: Exception, seen: set[tuple[str, str, int]]) -> None:

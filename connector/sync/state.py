@@ -82,6 +82,7 @@ COLUMNS = {
         "attempts": "INTEGER NOT NULL DEFAULT 0",
         "next_at": "TEXT",
         "fingerprint": "TEXT",
+        "stamp": "TEXT",
     },
     "runs": {"holder": "TEXT", "details": "TEXT NOT NULL DEFAULT '{}'"},
     "mirror": {"recheck_at": "TEXT", "written": "TEXT", "digest": "TEXT"},
@@ -1011,10 +1012,12 @@ class StateStore:
         records: Sequence[tuple[str, str, str | None, str]],
         fingerprints: Mapping[str, str],
         now: datetime,
+        versions: Mapping[tuple[str, str], datetime] | None = None,
     ) -> None:
         """(object_type, contact_id, CRM field, reason) of records whose error is not
         transient. Retried after a configuration or schema change (`fingerprints`, per object
-        type), and on a backoff that doubles from one hour to a week.
+        type), and on a backoff that doubles from one hour to a week. `versions`: the CRM
+        stamp each failed at, where known (`failed_versions`).
 
         Only a retry counts as an attempt: met again before its backoff is over, under the
         same configuration (the read's look-back window, or a person's edit that left the
@@ -1037,17 +1040,32 @@ class StateStore:
                 tries += 1
                 wait = min(3600 * 2 ** (tries - 1), 7 * 86400)
                 next_at = _text(datetime.fromtimestamp(now.timestamp() + wait, UTC))
-            values.append((instance, obj, cid, reason, _now(), field, tries, next_at, fingerprint))
+            stamp = (versions or {}).get((obj, cid))
+            version = _text(stamp.astimezone(UTC)) if stamp else None
+            values.append(
+                (instance, obj, cid, reason, _now(), field, tries, next_at, fingerprint, version)
+            )
         with self._tx() as conn:
             conn.executemany(
                 "INSERT INTO retries (instance, object_type, contact_id, reason, since,"
-                " transient, field, attempts, next_at, fingerprint)"
-                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT"
+                " transient, field, attempts, next_at, fingerprint, stamp)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT"
                 " (instance, object_type, contact_id) DO UPDATE SET reason = excluded.reason,"
                 " transient = 0, field = excluded.field, attempts = excluded.attempts,"
-                " next_at = excluded.next_at, fingerprint = excluded.fingerprint",
+                " next_at = excluded.next_at, fingerprint = excluded.fingerprint,"
+                " stamp = excluded.stamp",
                 values,
             )
+
+    def failed_versions(self, instance: str) -> dict[tuple[str, str], datetime]:
+        """The CRM stamp of the version each record needing attention failed at, where the
+        adapter gave one: met again at it, the record has not changed since."""
+        rows = self._query(
+            "SELECT object_type, contact_id, stamp FROM retries"
+            " WHERE instance = ? AND transient = 0 AND stamp IS NOT NULL",
+            (instance,),
+        )
+        return {(obj, cid): datetime.fromisoformat(stamp) for obj, cid, stamp in rows}
 
     def retries(
         self,
