@@ -110,6 +110,10 @@ class EngagementEvent(_Model):
     at: Moment
     count: int = Field(default=1, ge=1)
     detail: str | None = None
+    source_id: str | None = None
+    """The CRM activity this event is (a HubSpot engagement, a Salesforce Task), where the
+    CRM names one: one activity on several records of a person counts once for it
+    (`decision/person.py`). None for counters and summaries."""
 
 
 class Deal(_Model):

@@ -184,6 +184,25 @@ def test_a_person_is_decided_on_the_union_of_its_records():
     assert merged.created_at == T0 and [t.id for t in merged.tasks] == ["t1"]
 
 
+def test_an_activity_counts_once_per_person_and_two_at_one_second_count_twice():
+    """Events were merged on what they say (type, time, detail, count): two calls logged at
+    the same second on one record counted once in a group, twice alone. An activity the CRM
+    names (`source_id`) counts once however many records carry it; events it does not name
+    count as often as the record that has most of them has them."""
+    call = EngagementEvent(type=EventType.CALL, at=T0, detail="call")
+    twice = [call.model_copy(update={"source_id": f"calls/{n}"}) for n in (1, 2)]
+    shared = EngagementEvent(type=EventType.MEETING_BOOKED, at=T0, source_id="meetings/7")
+    visits = EngagementEvent(type=EventType.PAGE_VIEW, at=T0, count=3)
+    a = person("A", events=[*twice, shared, visits, call, call])
+    b = person("B", days=1, events=[shared, twice[0], visits, call])
+    merged = merge_person("contact:A", [b, a], ("contact", "A"))
+    assert sorted(e.source_id or "-" for e in merged.events) == [
+        "-", "-", "-", "calls/1", "calls/2", "meetings/7"
+    ]  # fmt: skip
+    alone = merge_person("contact:Z", [a], ("contact", "A"))
+    assert alone.events == a.events, "a record's own events are all its own"
+
+
 def test_people_keep_their_person_through_a_merge_in_the_crm(tmp_path):
     store = StateStore(tmp_path / "state.sqlite")
     people = People(store, RULES)

@@ -161,7 +161,10 @@ def activity_events(
                 continue
             at = lenient(parse_time, props.get(rule.at), rule.at)
             if at is not None:
-                events.append(EngagementEvent(type=rule.event, at=at, detail=kind[:-1]))
+                source = f"{kind}/{row['id']}" if row.get("id") else None
+                events.append(
+                    EngagementEvent(type=rule.event, at=at, detail=kind[:-1], source_id=source)
+                )
     return events
 
 
@@ -170,6 +173,9 @@ class Submission:
     form_id: str
     form_name: str
     at_ms: int
+    submission_id: str = ""
+    """Its conversion id (or form and time) in the index; "" for a conversion that only the
+    contact's own properties show."""
 
 
 def proven_conversions(
@@ -213,7 +219,10 @@ def form_events(mapping: EngagementMapping, found: list[Submission]) -> list[Eng
         if kind is not None:
             events.append(
                 EngagementEvent(
-                    type=kind, at=_moment(item.at_ms), detail=item.form_name[:DETAIL_MAX]
+                    type=kind,
+                    at=_moment(item.at_ms),
+                    detail=item.form_name[:DETAIL_MAX],
+                    source_id=f"{FORMS}/{item.submission_id}" if item.submission_id else None,
                 )
             )
     return events

@@ -318,7 +318,7 @@ class Streams:
 
     def _as_submission(self, row: Row) -> Submission:
         form_id, at = row.value
-        return Submission(form_id, self._form_names.get(form_id, form_id), at)
+        return Submission(form_id, self._form_names.get(form_id, form_id), at, row.item)
 
     # ----- marketing events ------------------------------------------------------------------
     def _top_up_events(self) -> None:

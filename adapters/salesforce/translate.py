@@ -178,7 +178,8 @@ def _member_events(
         for kinds, statuses, names, event in people.member_rules:
             if _matches(kinds, kind) and _matches(statuses, status) and _matches(names, name):
                 if at:
-                    events.append(EngagementEvent(type=event, at=at, detail=name))
+                    source = text(member, "Id", "CampaignMember")
+                    events.append(EngagementEvent(type=event, at=at, detail=name, source_id=source))
                 break
     return events
 
@@ -195,7 +196,10 @@ def _activity_events(
         for subtype, subjects, event in people.task_rules:
             if (not subtype or task.get("TaskSubtype") == subtype) and _matches(subjects, subject):
                 if at:
-                    events.append(EngagementEvent(type=event, at=at, detail=subject))
+                    source = text(task, "Id", "Task")
+                    events.append(
+                        EngagementEvent(type=event, at=at, detail=subject, source_id=source)
+                    )
                 break
     if people.event_type:
         for meeting in related.events.get(person_id, []):
@@ -203,7 +207,10 @@ def _activity_events(
             at = parse_time(when, "Event.ActivityDateTime")
             if at:
                 detail = text(meeting, "Subject", "Event")
-                events.append(EngagementEvent(type=people.event_type, at=at, detail=detail))
+                source = text(meeting, "Id", "Event")
+                events.append(
+                    EngagementEvent(type=people.event_type, at=at, detail=detail, source_id=source)
+                )
     return events
 
 

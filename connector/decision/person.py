@@ -10,11 +10,18 @@ id; the survivor alone gets the tasks, a review of the group among them when ask
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
 from crm_qualify.connector.decision.duplicates import PROFILE_FIELDS
-from crm_qualify.connector.model import Contact, CriterionStatus, Decision, DuplicateReview
+from crm_qualify.connector.model import (
+    Contact,
+    CriterionStatus,
+    Decision,
+    DuplicateReview,
+    EngagementEvent,
+)
 
 _ANSWER_RANK = {CriterionStatus.NOT_MET: 0, CriterionStatus.IN_PROGRESS: 1, CriterionStatus.MET: 2}
 
@@ -51,7 +58,7 @@ def merge_person(
             "stage": max(stages, key=lambda stage: stage.rank) if stages else None,
             "unsubscribed": any(c.unsubscribed for c in ordered),
             "qualification": answers,
-            "events": _union(ordered, "events", lambda e: (e.type, e.at, e.detail, e.count)),
+            "events": _events(ordered),
             "deals": _union(ordered, "deals", lambda d: d.id),
             "tasks": _union(ordered, "tasks", lambda t: t.id),
             "merged_ids": [],
@@ -80,6 +87,32 @@ def share_decision(
         if is_survivor
         else [],
     )
+
+
+def _events(contacts: Sequence[Contact]) -> list[EngagementEvent]:
+    """Each activity of the person once, however many of its records carry it: by the CRM's
+    id where it names one (an engagement associated with two records, one moved onto a
+    merged record). An event it does not name (a counter, a conversion the record's own
+    properties show) may be one thing two records both show: it counts as often as the
+    record that has it most, so two calls at one second on one record stay two."""
+    named: set[str] = set()
+    most: Counter = Counter()
+    kept = []
+    for contact in contacts:
+        here: Counter = Counter()
+        for event in contact.events:
+            if event.source_id is not None:
+                if event.source_id in named:
+                    continue
+                named.add(event.source_id)
+            else:
+                key = (event.type, event.at, event.detail, event.count)
+                here[key] += 1
+                if here[key] <= most[key]:
+                    continue
+                most[key] = here[key]
+            kept.append(event)
+    return kept
 
 
 def _union(contacts: Sequence[Contact], attribute: str, identity) -> list:

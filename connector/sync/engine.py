@@ -125,6 +125,10 @@ is decided again; otherwise only those whose decision can have moved (`next_revi
 READ_WITH_KEY = "mirror_read_with"
 """What the last full read (or the one under way) read with (`read_fingerprint`): when it
 changes, the next run reads every record again, whatever `reconcile_every_days` says."""
+FACTS_VERSION = 1
+"""Raised when a code change moves what a read puts in the mirror (1: events carry the id of
+the CRM activity they are, `EngagementEvent.source_id`): the next run reads every record
+again, so no person is made of records read before and after the change."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 2000
@@ -658,7 +662,9 @@ class SyncEngine:
                 return False
         elif read_with == now_with:
             return False
-        log.info("mirror read with another mapping, owned fields or identity rules: reading all")
+        log.info(
+            "mirror read with another mapping, owned fields, identity rules or version: reading all"
+        )
         return True
 
     def _full_read_due(self, options: RunOptions) -> bool:
@@ -1751,14 +1757,14 @@ def read_fingerprint(settings: Settings) -> str:
     """What the mirrored facts, and the persons made of them, depend on: the mapping, which
     fields are owned (an adapter reads no other, `mapping.owned_only`), and the identity
     rules that group records (all but `review_task`, which only decides; and the code's own,
-    `GROUPING_VERSION`). The mirror holds no CRM value of a field it did not read, so
-    deciding a newly owned field from it would take the CRM's value for empty and overwrite
-    it, whatever its policy; facts translated under another mapping are stale; and persons
-    are regrouped only as their records are read (a full read indexes every record under the
-    rules it reads with, then groups everyone)."""
+    `GROUPING_VERSION`, `FACTS_VERSION`). The mirror holds no CRM value of a field it did not
+    read, so deciding a newly owned field from it would take the CRM's value for empty and
+    overwrite it, whatever its policy; facts translated under another mapping are stale; and
+    persons are regrouped only as their records are read (a full read indexes every record
+    under the rules it reads with, then groups everyone)."""
     owned = sorted(name for name, policy in settings.fields.items() if policy.owned)
     grouping = settings.identity.model_dump_json(exclude={"review_task"}) + str(GROUPING_VERSION)
-    text = str(owned) + grouping + _mapping_text(settings)
+    text = str(owned) + grouping + f"facts {FACTS_VERSION}" + _mapping_text(settings)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
