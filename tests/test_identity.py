@@ -203,6 +203,19 @@ def test_an_activity_counts_once_per_person_and_two_at_one_second_count_twice():
     assert alone.events == a.events, "a record's own events are all its own"
 
 
+def test_a_campaign_two_records_responded_to_counts_once_dated_by_the_latest():
+    """Salesforce names a membership per record: the person's Lead and Contact in one
+    campaign are one response of a kind (`Campaign/<id>/<signal>`), whichever comes first."""
+    earlier = EngagementEvent(
+        type=EventType.WEBINAR_ATTENDED, at=T0, source_id="Campaign/7/webinar_attended"
+    )
+    later = earlier.model_copy(update={"at": T0 + timedelta(days=3)})
+    lead, contact = person("L", events=[earlier]), person("C", days=1, events=[later])
+    for order in ([lead, contact], [contact, lead]):
+        merged = merge_person("Lead:L", order, ("Lead", "L"))
+        assert [e.at for e in merged.events] == [later.at]
+
+
 def test_people_keep_their_person_through_a_merge_in_the_crm(tmp_path):
     store = StateStore(tmp_path / "state.sqlite")
     people = People(store, RULES)

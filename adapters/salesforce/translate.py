@@ -178,7 +178,9 @@ def _member_events(
         for kinds, statuses, names, event in people.member_rules:
             if _matches(kinds, kind) and _matches(statuses, status) and _matches(names, name):
                 if at:
-                    source = text(member, "Id", "CampaignMember")
+                    # A record is a campaign's member once: a person's records in one
+                    # campaign are one response of a kind (`decision/person.py`: the latest).
+                    source = f"Campaign/{campaign_id}/{event.value}" if campaign_id else None
                     events.append(EngagementEvent(type=event, at=at, detail=name, source_id=source))
                 break
     return events

@@ -92,19 +92,23 @@ def share_decision(
 def _events(contacts: Sequence[Contact]) -> list[EngagementEvent]:
     """Each activity of the person once, however many of its records carry it: by the CRM's
     id where it names one (an engagement associated with two records, one moved onto a
-    merged record). An event it does not name (a counter, a conversion the record's own
-    properties show) may be one thing two records both show: it counts as often as the
-    record that has it most, so two calls at one second on one record stay two."""
-    named: set[str] = set()
+    merged record; a campaign its records responded to alike, dated by the latest response).
+    An event it does not name (a counter, a conversion the record's own properties show) may
+    be one thing two records both show: it counts as often as the record that has it most, so
+    two calls at one second on one record stay two."""
+    named: dict[str, int] = {}
     most: Counter = Counter()
-    kept = []
+    kept: list[EngagementEvent] = []
     for contact in contacts:
         here: Counter = Counter()
         for event in contact.events:
             if event.source_id is not None:
-                if event.source_id in named:
+                index = named.get(event.source_id)
+                if index is not None:
+                    if event.at > kept[index].at:
+                        kept[index] = event
                     continue
-                named.add(event.source_id)
+                named[event.source_id] = len(kept)
             else:
                 key = (event.type, event.at, event.detail, event.count)
                 here[key] += 1
