@@ -10,7 +10,8 @@ holds, so only real changes are written. A full read every `sync.reconcile_every
 incremental reads could not see.
 
 A full read decides nothing while it reads: it mirrors and indexes every record first, and
-its records are decided with the rest of the mirror once all are in. A record decided as
+its records are decided with the rest of the mirror once all are in and those it did not
+meet (deleted or merged in the CRM) have left the mirror and the index. A record decided as
 its batch came in would be decided without a duplicate that sits in a later batch (the CRM
 orders a full read as it likes; Salesforce reads Leads before Contacts and Bulk results
 come unordered), and the stage it wrote would stay, since stages only move forward. An
@@ -264,6 +265,10 @@ class SyncEngine:
         """Deciding mirrored records nobody changed: their persons are as last resolved."""
         self._decided_persons: set[str] | None = None
         """Persons of several records decided in this pass over the mirror (`decide_persons`)."""
+        self._bereft: list[tuple[str, str]] = []
+        """Records of persons a record of the batch being read was (one the read found gone,
+        or merged into a record read): regrouped and decided with the batch, without it
+        (`_persons`). Kept until the next full read, their decision went on counting it."""
         self._persons_to_look_up: list[tuple[str, str]] = []
         """The records of the mirror chunk being decided that are not their own person alone:
         only their persons are looked up (`_persons`)."""
@@ -354,8 +359,9 @@ class SyncEngine:
         (`_failed_versions`)."""
         self._unmet_retries: set[tuple[str, str]] | None = None
         """A full read begun in this run: the records with a retry or needing attention that
-        it has not met yet. Those it never meets are gone from the CRM (`_finish_full_read`)."""
+        it has not met yet. Those it never meets are gone from the CRM (`_drop_unseen`)."""
         self._deferred.clear()
+        self._bereft = []
         self._held_tasks = None
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
@@ -368,7 +374,7 @@ class SyncEngine:
                         if self._full_read and options.dry_run:
                             self._decide_dry_read(options, now, summary)
                         self._redecide_mirror(options, now, summary, read_before, remaining)
-                self._finish_full_read(options, summary)
+                self._finish_full_read(options)
             except BudgetExhausted as exc:
                 self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")
             except (AdapterError, StateStoreError) as exc:
@@ -685,13 +691,21 @@ class SyncEngine:
         known |= {hit[0] for hit in hits if self._failed_at.get(hit[0]) == hit[1]}
         return {key for key in known if key not in self._open_intents}
 
-    def _finish_full_read(self, options: RunOptions, summary: RunSummary) -> None:
-        """A full read that reached its end: what it did not return is gone from the CRM."""
-        if not self._full_read_done or self._full_read is None or options.dry_run:
+    def _ended_full_read(self, options: RunOptions) -> datetime | None:
+        """When this run's full read began, if it reached its end in this run (no `limit`, no
+        stop, not dry); else None."""
+        ended = self._full_read_done and options.limit is None and not options.dry_run
+        return self._full_read if ended and not self.stop.is_set() else None
+
+    def _drop_unseen(self, options: RunOptions, summary: RunSummary) -> None:
+        """A full read that reached its end: what it did not return is gone from the CRM. It
+        leaves the mirror and the identity index before anyone is grouped and decided: kept
+        until after phase two, a deleted duplicate was grouped with its person's records left
+        and its activity decided with them, which stayed so until the next full read."""
+        started = self._ended_full_read(options)
+        if started is None:
             return
-        if options.limit is not None or self.stop.is_set():
-            return
-        unseen = self.store.mirror.unseen(self.instance, self._full_read)
+        unseen = self.store.mirror.unseen(self.instance, started)
         self.store.to_recheck(
             self.instance, self.store.mirror.open_follow_ups(self.instance, unseen)
         )
@@ -702,13 +716,18 @@ class SyncEngine:
                 " in the CRM",
                 len(self._unmet_retries),
             )
-        gone = self.store.mirror.prune_unseen(self.instance, self._full_read)
+        gone = self.store.mirror.prune_unseen(self.instance, started)
         self.people.prune(self.instance)
-        self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
-        self.store.delete_meta(self.instance, FULL_STARTED_KEY)
         summary.counts["records_gone"] += gone
         if gone:
             log.info("full read done: %d record(s) no longer in the CRM left the mirror", gone)
+
+    def _finish_full_read(self, options: RunOptions) -> None:
+        """A full read whose records are all decided too is done: the next is due
+        `sync.reconcile_every_days` from now. One stopped while deciding goes on next run."""
+        if self._ended_full_read(options) is not None:
+            self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
+            self.store.delete_meta(self.instance, FULL_STARTED_KEY)
 
     def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> int | None:
         """Phase one: the records the CRM reports changed. Later batches are read while a
@@ -745,7 +764,7 @@ class SyncEngine:
                 if self._full_read:
                     self._index_only(contacts, now, options, summary, report, problems, cursor)
                 else:
-                    self._ingest(contacts, options, gone=problems.gone)
+                    self._bereft = self._ingest(contacts, options, gone=problems.gone)
                     self._dispatch(
                         flight, contacts, now, options, summary, report, problems, cursor
                     )
@@ -763,6 +782,7 @@ class SyncEngine:
             batches.close()
         if self._full_read and not options.dry_run:
             if not self.stop.is_set():  # grouped once everyone is indexed (`People.regroup`)
+                self._drop_unseen(options, summary)  # and no one gone is
                 self._groups = self.people.regroup(self.instance)
             return options.limit  # what a full read took in is decided in phase two
         return remaining
@@ -925,31 +945,35 @@ class SyncEngine:
         *,
         due: bool = False,
         gone: Sequence[tuple[str, str]] = (),
-    ) -> None:
+    ) -> list[tuple[str, str]]:
         """Read records settle a dead run's intents and replace their mirrored facts. `gone`:
-        records the read found gone (a Salesforce lead converted into a contact of this
-        batch): they leave the identity index before the batch is decided, so no person
-        takes them in, and a dry run never decides them from the mirror it leaves as is."""
+        records the read found gone (deleted, or a Salesforce lead converted into a contact
+        of this batch): they leave the identity index before the batch is decided, so no
+        person takes them in, and a dry run never decides them from the mirror it leaves as
+        is; so do the records merged into one read. Returns the other records of the persons
+        those were (`People.forget`): grouped and decided again without them."""
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
+        left: list[tuple[str, str]] = []
         if gone:
-            self.people.forget(self.instance, list(gone))
+            left += self.people.forget(self.instance, list(gone))
             if options.dry_run:
                 self._dry_merged_away.update(gone)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
         if merged_away:  # their person lives on in the record they were merged into
-            self.people.forget(self.instance, merged_away)
+            left += self.people.forget(self.instance, merged_away)
         if options.dry_run:
             for contact in contacts:
                 self._as_planned(contact)
             self._dry_read.update(zip(keys, contacts, strict=True))
             self._dry_merged_away.update(merged_away)  # left in the mirror, never decided
-            return
+            return left
         self._settle_intents(contacts)
         self.store.mirror.upsert(self.instance, contacts, datetime.now(UTC), due=due)
         if merged_away:
             self.store.mirror.forget(self.instance, merged_away)
+        return left
 
     def _redecide_mirror(
         self,
@@ -1219,9 +1243,10 @@ class SyncEngine:
         return pairs
 
     def _persons(self, contacts: list[Contact]) -> dict[tuple[str, str], Person]:
-        """Records read now are regrouped; mirrored records keep the persons last resolved
-        (their groups change only when one of their records does, which is read). A record
-        that is its own person alone is left out: `decide_persons` decides it by itself."""
+        """Records read now are regrouped, and so are the records of persons the read found
+        a record of gone (`_bereft`); mirrored records keep the persons last resolved (their
+        groups change only when one of their records does, which is read). A record that is
+        its own person alone is left out: `decide_persons` decides it by itself."""
         if self._redeciding:
             keys = self._persons_to_look_up
             stored = self.people.stored(self.instance, keys) if keys else {}
@@ -1231,7 +1256,8 @@ class SyncEngine:
                 key: replace(person, group=self._groups.get(person.key))
                 for key, person in stored.items()
             }
-        return self.people.resolve(self.instance, contacts, persist=not self._dry_run)
+        bereft, self._bereft = self._bereft, []
+        return self.people.resolve(self.instance, contacts, persist=not self._dry_run, also=bereft)
 
     def _left_behind(
         self, persons: dict[tuple[str, str], Person], contacts: list[Contact]

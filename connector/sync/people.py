@@ -145,7 +145,12 @@ class People:
             )
 
     def resolve(
-        self, instance: str, contacts: Sequence[Contact], *, persist: bool = True
+        self,
+        instance: str,
+        contacts: Sequence[Contact],
+        *,
+        persist: bool = True,
+        also: Sequence[Key] = (),
     ) -> dict[Key, Person]:
         """Each contact's person, with every record of it the mirror knows; and the person of
         each record left behind, that was one person with a contact and is no longer (the
@@ -154,8 +159,10 @@ class People:
         alone or with its new group. Every record of the blocks looked at is regrouped and
         its person stored, so a record that left a group leaves its person too, and `stored`
         gives the next run the same answer without comparing anything. `persist` False (a
-        dry run) changes nothing stored."""
-        return self._resolve(instance, [(c.object_type, c.id) for c in contacts], persist)
+        dry run) changes nothing stored. `also`: mirrored records resolved with them (those
+        a record gone from the CRM left, `forget`)."""
+        keys = dict.fromkeys([*((c.object_type, c.id) for c in contacts), *also])
+        return self._resolve(instance, list(keys), persist)
 
     def regroup(self, instance: str) -> dict[str, DuplicateGroup]:
         """After a full read: every record of the index grouped again, each person's stored,
@@ -389,12 +396,18 @@ class People:
             )
         return [(row[0], row[1]) for row in found]
 
-    def forget(self, instance: str, keys: Iterable[Key]) -> None:
+    def forget(self, instance: str, keys: Iterable[Key]) -> list[Key]:
+        """Records gone from the CRM (deleted, merged away) leave the index. Returns the other
+        records of the persons they were: one person with them no more, to be grouped and
+        decided again without them."""
+        keys = list(keys)
+        persons = {row[_PERSON] for _, row in self._rows(instance, keys)}
         with self._store._tx() as conn:
             conn.executemany(
                 "DELETE FROM people WHERE instance = ? AND object_type = ? AND contact_id = ?",
                 [(instance, *key) for key in keys],
             )
+        return self.members(instance, persons) if persons else []
 
 
 def _keys_named(persons: Iterable[str]) -> list[Key]:
