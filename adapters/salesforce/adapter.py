@@ -8,11 +8,12 @@ the engine's mirror holds what we wrote) leaves out records whose last change is
 (`LastModifiedById != <integration user>`); a full read (no position, or no `known`) reads
 everyone. The lookback before a stored position (`lookback_seconds`, for rows that commit
 late) costs no reads: a person whose stamp the mirror holds is left out of the page that
-brings it back, and the activity sweep leaves out the rows the last run handed on with their
-person (`reader.Holding`), so an idle rerun reads nothing but its empty query pages. Missed
-until the next full read: a person's edit between our read of a record and our write to it
-that touches no activity object (the sweep reads those people anyway), and changes made as
-the integration user by anything else (a flow our write fires, another tool sharing the
+brings it back, the activity sweep leaves out the rows the last run handed on with their
+person, and a record merged away that the last run handed on with its master does not bring
+the master back (`reader.Holding`), so an idle rerun reads nothing but its empty query pages.
+Missed until the next full read: a person's edit between our read of a record and our write
+to it that touches no activity object (the sweep reads those people anyway), and changes made
+as the integration user by anything else (a flow our write fires, another tool sharing the
 user).
 
 Their engagement (Tasks, Events, campaign responses with their campaign) and deals
@@ -147,7 +148,8 @@ class SalesforceAdapter:
         """Where a read's Leads find their Accounts: staged by a Bulk read, else asked over
         REST, each domain and company name once a read (`accounts.queried`)."""
         self._holding: Holding | None = None
-        """While `read_changed` lasts: the activity rows handed on with their people."""
+        """While `read_changed` lasts: the activity rows handed on with their people, and
+        the records merged away handed on with their master."""
         self.kinds = {
             sobject: engagement(sobject, self.people.task_key, settings.api_version)
             for sobject in self.objects
@@ -217,7 +219,7 @@ class SalesforceAdapter:
         seen: dict[str, set[str]] = {sobject: set() for sobject in self.objects}
         ours = self.client.integration_user() if state.positions and known else None
         held, state.held = state.held, {}  # a cursor saved before the end holds none
-        holding = self._holding = Holding(until - lookback)
+        holding = self._holding = Holding(until - lookback, held)
         pending = Pending(state)
         staging = Staging()
         self._candidates = queried(self._query, self.accounts, staging)
@@ -229,7 +231,7 @@ class SalesforceAdapter:
                 resumed = known if sobject in state.positions else None
                 people = self._people(mapping, where, known is None, staging, every_row)
                 for records, ordered in people:
-                    again = self._merges(mapping, records, seen[sobject], pending)
+                    again = self._merges(mapping, records, seen[sobject], pending, holding)
                     mirrored = _known_ids(sobject, records, resumed, ours is not None)
                     for record in records:
                         position = _position([record]) if ordered else None
@@ -275,7 +277,7 @@ class SalesforceAdapter:
             self._many_contacts = False
             staging.close()
         state.activity = when(self.client.crm_clock.bound(until))
-        state.held = holding.cursor_rows(held)
+        state.held = holding.cursor_rows()
         yield ContactBatch(cursor=state.dump())
 
     def _batches(self, pending: Pending, size: int | None, resumed: bool) -> Iterator[ContactBatch]:
@@ -539,14 +541,18 @@ class SalesforceAdapter:
         records: list[dict[str, Any]],
         seen: set[str],
         pending: Pending,
+        holding: Holding,
     ) -> dict[str, dict[str, Any]]:
         """Notes the records merged away on this page in the read's trail (its master takes
         them when its batch is made), and returns, read again by id, the masters already
-        handed on before their victim came: a batch cut between the two, or a Bulk page."""
+        handed on before their victim came: a batch cut between the two, or a Bulk page. A
+        record the last complete run handed on with its master, met again in the lookback at
+        the same stamp, is no news: its master is not read again for it."""
         late: set[str] = set()
         for record in records:
-            if (master := _master_of(record)) is None:
+            if (master := _master_of(record)) is None or holding.held_before(record):
                 continue
+            holding.hold(record)
             victims = self._trail[mapping.sobject].setdefault(master, [])
             if record["Id"] not in victims:
                 victims.append(record["Id"])

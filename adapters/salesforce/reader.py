@@ -11,10 +11,11 @@ interrupted during the sweep sweeps again.
 Both the people query and the sweep start `lookback_seconds` before where the last run ended,
 because a row may commit with a stamp older than the moment it became visible. So that this
 overlap costs no reads, what the last run already holds is left out: people whose stamp is the
-version the core mirrors (`known`, in the adapter) and activity rows (by Id and stamp) that the
-last complete run handed on inside their person's own row (`Cursor.held`, kept for the rows
-stamped in its last `lookback_seconds`). An Opportunity names no single person, so its rows are
-never held: one changed in that window has its contacts read again by the next run.
+version the core mirrors (`known`, in the adapter), activity rows (by Id and stamp) that the
+last complete run handed on inside their person's own row, and records merged away that it
+handed on with their master (`Cursor.held`, kept for the rows stamped in its last
+`lookback_seconds`). An Opportunity names no single person, so its rows are never held: one
+changed in that window has its contacts read again by the next run.
 
 A person's engagement comes in its own row, one child set per relationship subquery: null
 when there is none, `done: true` with every row, or `done: false` when Salesforce cut the set
@@ -53,9 +54,9 @@ _MISSING = object()
 @dataclass
 class Cursor:
     """Per object the last (SystemModstamp, Id) read, the stamp up to which the activity
-    objects were swept (None before the first complete run), and the activity rows the run
-    that swept them handed on with their person, stamped inside the next sweep's lookback
-    (`held`: Id -> SystemModstamp)."""
+    objects were swept (None before the first complete run), and the activity rows and
+    records merged away the run that swept them handed on with their person, stamped inside
+    the next run's lookback (`held`: Id -> SystemModstamp)."""
 
     positions: dict[str, tuple[str, str]] = field(default_factory=dict)
     activity: str | None = None
@@ -199,27 +200,41 @@ def _held(row: dict[str, Any], held: dict[str, datetime]) -> bool:
 
 @dataclass
 class Holding:
-    """The activity rows a read hands on inside their person's row (`HELD`), stamped after
-    `since`: the next sweep's lookback meets them again, and need not read their people."""
+    """The rows a read hands on with their person, stamped after `since`: activity rows inside
+    the person's row (`HELD`), and records merged away, with their master (`merged_ids`). The
+    next run's lookback meets them again, and need not read their people for them. `before`:
+    what the last complete run held."""
 
     since: datetime
+    before: dict[str, datetime] = field(default_factory=dict)
     rows: dict[str, datetime] = field(default_factory=dict)
+    _floor: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._floor = when(self.since)[:19]  # compared as text first: most rows are far older
 
     def add(self, found: dict[str, Rows]) -> None:
-        floor = when(self.since)[:19]  # the text first: most rows are far older
         for relationship in HELD:
             for person_rows in found.get(relationship, {}).values():
                 for row in person_rows:
-                    text, row_id = row.get("SystemModstamp"), row.get("Id")
-                    if not (isinstance(text, str) and isinstance(row_id, str)):
-                        continue
-                    if text[:19] >= floor and (stamp := _stamp(text)) and stamp > self.since:
-                        self.rows[row_id] = stamp
+                    self.hold(row)
 
-    def cursor_rows(self, before: dict[str, datetime]) -> dict[str, datetime]:
+    def hold(self, row: dict[str, Any]) -> None:
+        """One row handed on with its person, if stamped inside the next run's lookback."""
+        text, row_id = row.get("SystemModstamp"), row.get("Id")
+        if not (isinstance(text, str) and isinstance(row_id, str)) or text[:19] < self._floor:
+            return
+        if (stamp := _stamp(text)) and stamp > self.since:
+            self.rows[row_id] = stamp
+
+    def held_before(self, row: dict[str, Any]) -> bool:
+        """Whether the last complete run handed this row on, at its current stamp."""
+        return _held(row, self.before)
+
+    def cursor_rows(self) -> dict[str, datetime]:
         """What the next run's cursor holds: these rows and those the last run held, still
-        inside the next sweep's lookback (a held row stays held until its stamp moves)."""
-        rows = {k: v for k, v in before.items() if v > self.since}
+        inside the next run's lookback (a held row stays held until its stamp moves)."""
+        rows = {k: v for k, v in self.before.items() if v > self.since}
         rows.update(self.rows)
         return rows
 

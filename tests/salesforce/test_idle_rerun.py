@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.adapters.salesforce.simulator.merge import merge
 from crm_qualify.adapters.salesforce.simulator.org import iso
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
+from tests.salesforce.conftest import TASK_KEY as KEY
 from tests.salesforce.conftest import make_adapter
 
 CHANGE_PAGES = Counter(
@@ -125,3 +127,33 @@ def test_a_row_visible_only_after_the_last_run_looked_is_read(org, engine):
     read, used, _ = _run(engine)
     assert read == 1 and used["GET queryAll Contact"] == used["GET query Contact"] == 1
     assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["our follow-up", "their own task"])
+def test_a_task_a_person_closes_is_read_once_and_not_again_in_the_lookback(org, engine, ours):
+    if ours:
+        task = next(t for t in org.org.live("Task") if t.get(KEY) and not t["IsClosed"])
+    else:
+        lead = _open_leads(org)[-3]
+        long_ago = datetime.now(UTC) - timedelta(days=2)
+        task = org.org.insert("Task", {"WhoId": lead, "Subject": "Call"}, long_ago)
+    org.touch(task["Id"], {"Status": "Completed"})
+    assert _run(engine)[0] == 1
+    assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["in the UI", "as our user"])
+def test_a_merge_is_read_once_and_not_again_in_the_lookback(org, engine, script):
+    """The run after a merge reads the master with the id merged into it. The next meets the
+    merged record again in its lookback, at the stamp that run handed on with its master:
+    no news, and the master is not read again."""
+    master, victim = _open_leads(org)[-2:] if script else _open_leads(org)[-5:-3]
+    by = org.org.integration_user if script else org.org.ui_user
+    with org.org.lock:
+        merge(org.org, master, [victim], datetime.now(UTC), by)
+    assert _run(engine)[0] == 1
+    assert _run(engine) == (0, CHANGE_PAGES, 0)
+
+
+def _open_leads(org) -> list[str]:
+    return sorted(r["Id"] for r in org.org.live("Lead") if not r["IsConverted"])
