@@ -18,6 +18,10 @@ from crm_qualify.connector.contract import TranslationError, plausible_time
 
 TEXT_MAX = 131_072
 """Salesforce's longest text field (Long Text Area): a longer value came from no field."""
+DIGITS = {"NumberOfEmployees": 8}
+"""Standard whole-number fields a mapping reads whose size Salesforce fixes (Lead and Account
+`NumberOfEmployees`, Number(8, 0) in the field reference; the API refuses a longer value with
+NUMBER_OUTSIDE_VALID_RANGE): a longer value came from no such field."""
 
 
 def value_at(row: dict[str, Any], field: str | None) -> Any:
@@ -71,8 +75,8 @@ def number(row: dict[str, Any], field: str, where: str | None = None) -> float |
 
 
 def whole(row: dict[str, Any], field: str) -> int | None:
-    """A count (NumberOfEmployees): a number with no fraction, not negative; integers are
-    taken exactly, however large."""
+    """A count (NumberOfEmployees): a number with no fraction, not negative, and no longer
+    than the field can hold (`DIGITS`); integers are taken exactly."""
     value = value_at(row, field)
     exact = isinstance(value, int) and not isinstance(value, bool)
     result = value if exact else number(row, field)
@@ -80,6 +84,11 @@ def whole(row: dict[str, Any], field: str) -> int | None:
         return None
     if result < 0 or not (exact or float(result).is_integer()):
         raise TranslationError(field, f"{field}: not a whole number: {str(value)[:40]!r}")
+    digits = DIGITS.get(field.rsplit(".", 1)[-1])
+    if digits and result >= 10**digits:
+        shown = str(value)[:40]
+        message = f"{field}: {shown} has more digits than the field's {digits}"
+        raise TranslationError(field, message)
     return int(result)
 
 

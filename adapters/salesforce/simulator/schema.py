@@ -14,6 +14,13 @@ path (`Opportunity.IsWon` on OpportunityContactRole) follows a lookup with one t
 polymorphic one (`Who`, `What`, a Lead's `Owner`) is listed but not followed by the simulator.
 `CHILD_RELATIONSHIPS` names the parent-to-child relationships a subquery can select (`Tasks`
 on Lead and Contact...): describe lists them under `childRelationships`.
+
+A number field holds so many digits before the point: an `int` its `digits` (Lead and Account
+`NumberOfEmployees`, Number(8, 0)), a double, currency or percent its `precision` less its
+`scale` (our scores, Number(3, 0) as the adapter's README has them created; Opportunity
+`Amount`, 18 and 2), as describe reports them (Salesforce's field reference gives each standard
+field's digits, precision and scale: developer.salesforce.com/docs/platform/field-reference).
+`label` is a field's label where it is not its name (`Employees`).
 """
 
 from __future__ import annotations
@@ -70,10 +77,10 @@ PERSON = {
     ]),
 }  # fmt: skip
 CRMQ = {
-    "CRMQ_Score__c": _f("double", custom=True),
-    "CRMQ_Fit_Score__c": _f("double", custom=True),
-    "CRMQ_Engagement_Score__c": _f("double", custom=True),
-    "CRMQ_Intent_Score__c": _f("double", custom=True),
+    "CRMQ_Score__c": _f("double", custom=True, precision=3, scale=0),
+    "CRMQ_Fit_Score__c": _f("double", custom=True, precision=3, scale=0),
+    "CRMQ_Engagement_Score__c": _f("double", custom=True, precision=3, scale=0),
+    "CRMQ_Intent_Score__c": _f("double", custom=True, precision=3, scale=0),
     "CRMQ_Temperature__c": _f("picklist", custom=True, picklist=["Hot", "Warm", "Cold"]),
     "CRMQ_Grade__c": _f("string", custom=True, length=4),
     "CRMQ_Reasons__c": _f("textarea", custom=True, length=32_768),
@@ -96,11 +103,12 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
     "User": {**SYSTEM, "Name": _f("string", False), "Email": _f("email", False),
              "IsActive": _f("boolean", False)},
     "Account": {**SYSTEM, "Name": _f("string", required=True), "Industry": _f("picklist"),
-                "NumberOfEmployees": _f("int"), "BillingCountry": _f("string"),
+                "NumberOfEmployees": _f("int", digits=8, label="Employees"),
+                "BillingCountry": _f("string"),
                 "Website": _f("url"), "MasterRecordId": _ref(["Account"], "MasterRecord", False)},
     "Lead": {**SYSTEM, **PERSON, **CRMQ, "Company": _f("string", required=True),
              "Industry": _f("picklist"),
-             "NumberOfEmployees": _f("int"), "Country": _f("string"),
+             "NumberOfEmployees": _f("int", digits=8, label="Employees"), "Country": _f("string"),
              "Status": _f("picklist", picklist=LEAD_STATUS, default=LEAD_STATUS[0],
                           required=True),
              "Rating": _f("picklist", picklist=["Hot", "Warm", "Cold"]),
@@ -134,7 +142,8 @@ OBJECTS: dict[str, dict[str, dict[str, Any]]] = {
                     "AccountId": _ref(["Account"], "Account"),
                     "StageName": _f("picklist", required=True), "IsClosed": _f("boolean", False),
                     "IsWon": _f("boolean", False), "CloseDate": _f("date", required=True),
-                    "Amount": _f("currency"), "LeadSource": PERSON["LeadSource"],
+                    "Amount": _f("currency", precision=18, scale=2),
+                    "LeadSource": PERSON["LeadSource"],
                     "Type": _f("picklist", picklist=[
                         "New Business", "Existing Business", "Renewal", "Subscription"])},
     "OpportunityContactRole": {**SYSTEM,
@@ -225,18 +234,26 @@ def basic_info(sobject: str, version: str) -> dict[str, Any]:
     return {"objectDescribe": _object_summary(sobject, version), "recentItems": []}
 
 
+def label(name: str, spec: dict[str, Any]) -> str:
+    """A field's label, as describe and error messages give it."""
+    return spec.get("label") or name.removesuffix("__c").replace("_", " ")
+
+
 def describe(sobject: str, version: str) -> dict[str, Any]:
     fields = []
     for name, spec in OBJECTS[sobject].items():
         fields.append(
             {
                 "name": name,
-                "label": name.removesuffix("__c").replace("_", " "),
+                "label": label(name, spec),
                 "type": spec["type"],
                 "updateable": spec["updateable"],
                 "createable": spec["createable"],
                 "custom": spec["custom"],
                 "length": spec.get("length", 255 if spec["type"] == "string" else 0),
+                "digits": spec.get("digits", 0),
+                "precision": spec.get("precision", 0),
+                "scale": spec.get("scale", 0),
                 "nillable": not spec.get("required") and spec["type"] not in ("id", "boolean"),
                 "externalId": spec.get("externalId", False),
                 "unique": spec.get("unique", False),

@@ -3,14 +3,15 @@
 sObject Collections create (POST), update (PATCH) and upsert by external id (PATCH
 `composite/sobjects/<type>/<field>`), delete, and single-record CRUD. Each record is refused
 on its own (`{"success": false, "errors": [{statusCode, message, fields}]}`) for an unknown or
-read-only field, a value of the wrong type, a value outside a restricted picklist, a create
-without a required field or an update clearing one (REQUIRED_FIELD_MISSING), a value a
-unique field already holds on another live record (DUPLICATE_VALUE), an update of a converted
-lead or a task naming one as its `WhoId` (CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test
-configured (`refuse`). A record created without an owner is owned by the user creating it.
-Upsert answers carry `created`; the same external id twice in one request fails both
-records, and an id matching several records fails with DUPLICATE_EXTERNAL_ID (possible only
-when the field is not unique).
+read-only field, a value of the wrong type, a number with more digits before the point than
+its field holds (NUMBER_OUTSIDE_VALID_RANGE, see `schema`), a value outside a restricted
+picklist, a create without a required field or an update clearing one
+(REQUIRED_FIELD_MISSING), a value a unique field already holds on another live record
+(DUPLICATE_VALUE), an update of a converted lead or a task naming one as its `WhoId`
+(CANNOT_UPDATE_CONVERTED_LEAD), or a refusal a test configured (`refuse`). A record
+created without an owner is owned by the user creating it. Upsert answers carry `created`;
+the same external id twice in one request fails both records, and an id matching several
+records fails with DUPLICATE_EXTERNAL_ID (possible only when the field is not unique).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import soql
 from .errors import ApiError
-from .schema import OBJECTS
+from .schema import OBJECTS, label
 
 if TYPE_CHECKING:
     from .org import Org
@@ -31,6 +32,7 @@ RESTRICTED = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
 VALIDATION = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 LOCKED = "unable to obtain exclusive access to this record"
 CONVERTED = "CANNOT_UPDATE_CONVERTED_LEAD"
+NUMBERS = ("double", "currency", "percent", "int")
 Checked = tuple[dict[str, Any] | None, dict[str, Any] | None]
 NO_ATTRIBUTES = {
     "statusCode": "JSON_PARSER_ERROR",
@@ -418,10 +420,11 @@ def _value_problem(name: str, spec: dict[str, Any], value: Any) -> dict[str, Any
     if kind == "picklist" and spec.get("picklist") and value not in spec["picklist"]:
         message = f"{name}: bad value for restricted picklist field: {value}"
         return _error(RESTRICTED, message, [name])
-    if kind in ("double", "currency", "int") and (
-        isinstance(value, bool) or not isinstance(value, int | float)
-    ):
+    if kind in NUMBERS and (isinstance(value, bool) or not isinstance(value, int | float)):
         return wrong
+    if kind in NUMBERS and not _fits(spec, value):
+        message = f"{label(name, spec)}: value outside of valid range on numeric field: {value}"
+        return _error("NUMBER_OUTSIDE_VALID_RANGE", message, [name])
     if kind == "boolean" and not isinstance(value, bool):
         return wrong
     if kind in ("string", "textarea") and len(str(value)) > spec.get("length", 255):
@@ -434,3 +437,20 @@ def _value_problem(name: str, spec: dict[str, Any], value: Any) -> dict[str, Any
                 "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{name}: value not of required type", [name]
             )
     return None
+
+
+def _fits(spec: dict[str, Any], value: float) -> bool:
+    """Whether a number has no more digits before the point than its field holds: `digits` for
+    an int, `precision - scale` otherwise (more decimals than the scale are not refused).
+
+    The error's wording is a real org's, as a Bulk API job reported it (Salesforce developer
+    forums, "Why does one get NUMBER_OUTSIDE_VALID_RANGE errors?", a Number(10, 8) field):
+    `NUMBER_OUTSIDE_VALID_RANGE:Normalized Score: value outside of valid range on numeric
+    field: 100.0:normalized_score__c --`."""
+    if "digits" in spec:
+        room = spec["digits"]
+    elif "precision" in spec:
+        room = spec["precision"] - spec.get("scale", 0)
+    else:
+        return True
+    return abs(value) < 10**room
