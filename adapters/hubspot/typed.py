@@ -125,8 +125,10 @@ def company_size(value: Any, prop: str) -> int | None:
         size = int(match.group(1).replace(",", ""))
     else:
         number = finite_number(value, prop)
-        if number < 0 or not number.is_integer():
-            raise fail(prop, "not a company size", value)
+        if not number.is_integer():
+            raise fail(prop, "not a whole number", value)
+        if number < 0:
+            raise fail(prop, "a company size cannot be negative", value)
         size = int(number)
     if size > MAX_COMPANY_SIZE:
         raise fail(prop, "implausibly large company size", value)

@@ -76,17 +76,21 @@ def number(row: dict[str, Any], field: str, where: str | None = None) -> float |
 
 def whole(row: dict[str, Any], field: str) -> int | None:
     """A count (NumberOfEmployees): a number with no fraction, not negative, and no longer
-    than the field can hold (`DIGITS`); integers are taken exactly."""
+    than the field can hold (`DIGITS`); integers are taken exactly. A refusal says which of
+    these the value is not, and shows a number as a number (text, as a formula field holds
+    it, quoted)."""
     value = value_at(row, field)
     exact = isinstance(value, int) and not isinstance(value, bool)
     result = value if exact else number(row, field)
     if result is None:
         return None
-    if result < 0 or not (exact or float(result).is_integer()):
-        raise TranslationError(field, f"{field}: not a whole number: {str(value)[:40]!r}")
+    shown = repr(value[:40]) if isinstance(value, str) else str(value)[:40]
+    if not (exact or float(result).is_integer()):
+        raise TranslationError(field, f"{field}: not a whole number: {shown}")
+    if result < 0:
+        raise TranslationError(field, f"{field}: a count cannot be negative: {shown}")
     digits = DIGITS.get(field.rsplit(".", 1)[-1])
     if digits and result >= 10**digits:
-        shown = str(value)[:40]
         message = f"{field}: {shown} has more digits than the field's {digits}"
         raise TranslationError(field, message)
     return int(result)

@@ -302,3 +302,14 @@ def test_odd_rows_in_a_search_page_never_stop_or_rewind_the_reader():
     until_ms = epoch_ms(datetime(2026, 1, 1, tzinfo=UTC))
     assert first == (["11", "12", "13"], Cursor(since=until_ms, activity=0))
     assert last[0] == [] and last[1].since > WHEN_MS
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [(-40, "a company size cannot be negative: -40"), (12.5, "not a whole number: 12.5")],
+)
+def test_a_bad_company_size_says_what_is_wrong_with_it(portal, value, says):
+    sim, adapter, ids = portal
+    reset(sim, ids[10], numemployees=value)
+    _, (error,) = read(adapter, [ids[10]])
+    assert (error.field, error.message) == ("numemployees", f"numemployees: {says}")

@@ -119,3 +119,22 @@ def test_a_headcount_an_org_holds_beyond_its_digits_is_a_record_error_not_a_scor
     assert org.org.records["Lead"][other]["CRMQ_Score__c"] is not None
     (attention,) = [a for a in store.attention("default") if a.contact_id == lead]
     assert attention.field == "NumberOfEmployees"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [(-40, "a count cannot be negative: -40"), (12.5, "not a whole number: 12.5")],
+)
+def test_a_bad_headcount_is_reported_as_what_is_wrong_with_it(
+    org, sf, store, settings, value, says
+):
+    """The simulator takes both as sent (the field has no sign rule of its own): the run
+    names the record, the field and what is wrong with the value."""
+    lead = open_leads(org)[0]
+    assert sf.Lead.update(lead, {"NumberOfEmployees": value}) == 204
+    SyncEngine(make_adapter(org), settings, store).run(RunOptions())
+    (attention,) = [a for a in store.attention("default") if a.contact_id == lead]
+    assert (attention.field, attention.reason) == (
+        "NumberOfEmployees",
+        f"NumberOfEmployees: {says}",
+    )
