@@ -10,6 +10,7 @@ from crm_qualify.connector.model import (
     Contact,
     EngagementEvent,
     EventType,
+    FieldSource,
     FieldUpdate,
     Origin,
     RecordUpdate,
@@ -337,6 +338,35 @@ def test_a_stage_a_person_cleared_is_neither_refilled_nor_handed_over(tmp_path):
     assert again.status == "ok"
     assert adapter.records["a"].owned["stage"] is None, "left as the person put it"
     assert not [t for t in adapter.tasks.values() if t.kind == "mql_handoff"]
+
+
+def test_a_temperature_kept_under_unless_edited_gets_no_hot_call(tmp_path):
+    """A Rating a person set (before our first write, or since our last one) is kept: a
+    call task for a lead the CRM shows warm or cold contradicted the record, and the report's
+    hot leads. The hand-off stays; the dry run plans what the real run creates."""
+    rated = hot_contact("rated")
+    rated.owned = {"temperature": "cold"}
+    by_rep = FieldSource(by="person", at=NOW - timedelta(days=3), value="cold")
+    rated.owned_sources = {"temperature": by_rep}
+    adapter = MemoryAdapter([rated, hot_contact("plain"), cold_contact("edited")])
+    store = StateStore(tmp_path / "state.sqlite")
+    planned = []
+    dry = SyncEngine(adapter, Settings(), store, on_batch=planned.append)
+    assert dry.run(RunOptions(now=NOW, dry_run=True)).status == "ok"
+    first = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+
+    assert first.status == "ok", first.errors
+    assert adapter.records["rated"].owned["temperature"] == "cold"
+    made = sorted((t.contact_id, t.kind) for t in adapter.tasks.values())
+    assert made == [("plain", "hot_call"), ("plain", "mql_handoff"), ("rated", "mql_handoff")]
+    assert sorted((t.contact_id, t.kind) for r in planned for t in r.tasks) == made
+    adapter.human_edit("edited", temperature="warm")
+    adapter.records["edited"].events = hot_contact().events
+    again = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW + timedelta(hours=1)))
+    assert again.status == "ok", again.errors
+    assert adapter.records["edited"].owned["temperature"] == "warm"
+    assert {t.kind for t in adapter.tasks.values() if t.contact_id == "edited"} == {"mql_handoff"}
+    store.close()
 
 
 def test_a_follow_up_refused_for_a_record_deleted_since_goes_to_the_persons_other_record(

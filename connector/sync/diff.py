@@ -15,7 +15,9 @@ our last acknowledged write is ours, whatever else is said. Then:
 - a stage moved back (or cleared) by anyone but us (we never move one back) stays where it
   was put, until the decision goes past the stage it was moved back from: the furthest of our
   last written stage, the stage before the move (history) and `highest_stage`. The engine
-  plans no hand-off for a stage kept so.
+  plans no hand-off for a stage kept so, and no hot-lead call (so no escalation of one) for
+  a temperature kept under `unless_edited`: the value kept is not the hot one decided, and
+  a call would contradict it.
 Automation's values (workflows, calculations, other integrations) are not a person's: under
 `unless_edited` they are overwritten unless they changed since our last write.
 """

@@ -1336,9 +1336,11 @@ class SyncEngine:
                 report.updates.append(update)
             report.skips.extend((contact.label, skip) for skip in self._first_held(contact, skips))
             tasks = decision.tasks
-            if any(skip.kept and skip.field == "stage" for skip in skips):
-                # kept where someone moved it back: no hand-off
+            kept = {skip.field for skip in skips if skip.kept}
+            if "stage" in kept:  # kept where someone moved it back: no hand-off
                 tasks = [task for task in tasks if task.kind != MQL_HANDOFF]
+            if "temperature" in kept:  # kept, so not the hot one decided: no call
+                tasks = [task for task in tasks if task.kind != "hot_call"]
             planned.update((task.key, task) for task in tasks)
         known = self.store.tasks_by_key(self.instance, list(planned))
         held = self._held_tasks or {}

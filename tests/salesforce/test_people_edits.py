@@ -5,16 +5,18 @@ our write, with the reason logged."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
+from crm_qualify.connector.ops.report import build_report
 from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
-from tests.salesforce.conftest import make_adapter
+from tests.salesforce.conftest import TASK_KEY, make_adapter
 
 
 @pytest.fixture
@@ -44,6 +46,43 @@ def test_a_rating_a_person_set_before_the_first_sync_is_kept(sim, store):
     after = {i: r.get("Rating") for i, r in leads(sim).items()}
     assert {i: after[i] for i in rated} == {i: before[i] for i in rated}
     assert all(after[i] in ("Hot", "Warm", "Cold") for i in before if i not in rated)
+
+
+def test_a_lead_whose_cold_rating_is_kept_gets_no_hot_call(sim, store):
+    """The report's case: a person rated a Lead Cold before the first sync, then it asked for
+    a demo and a quote. The Rating is kept (default `unless_edited`), so no "Call hot lead"
+    task contradicts it; its twin without a Rating is rated Hot and called, both are handed
+    over. The dry run plans the same tasks, and the report lists as hot leads to call the
+    records that got a call."""
+    now = datetime.now(UTC)
+    person = {"LastName": "Rossi", "Company": "Initech", "Title": "CTO",
+              "Status": "Open - Not Contacted"}  # fmt: skip
+    asked = [c for c in sim.org.live("Campaign") if c["Name"] in DEMO_AND_QUOTE]
+    with sim.org.lock:
+        rated = sim.org.insert("Lead", {**person, "FirstName": "Farid", "Rating": "Cold",
+                                        "Email": "farid@initech.example"}, now)["Id"]  # fmt: skip
+        plain = sim.org.insert("Lead", {**person, "FirstName": "Lina",
+                                        "Email": "lina@initech.example"}, now)["Id"]  # fmt: skip
+        for lead, campaign in itertools.product((rated, plain), asked):
+            sim.org.insert("CampaignMember", {"CampaignId": campaign["Id"], "LeadId": lead,
+                                              "Status": "Responded", "HasResponded": True,
+                                              "FirstRespondedDate": now.date().isoformat()},
+                           now)  # fmt: skip
+    planned = []
+    dry = SyncEngine(make_adapter(sim), settings(), store, on_batch=planned.append)
+    assert dry.run(RunOptions(dry_run=True)).status == "ok"
+
+    run = SyncEngine(make_adapter(sim), settings(), store).run(RunOptions())
+
+    assert run.status == "ok", run.errors
+    assert (leads(sim)[rated]["Rating"], leads(sim)[plain]["Rating"]) == ("Cold", "Hot")
+    keys = [t[TASK_KEY].split(":") for t in sim.org.live("Task") if t.get(TASK_KEY)]
+    kinds = {(who, kind) for _, _, who, kind, *_ in keys}
+    assert {(who, kind) for who, kind in kinds if who in (rated, plain)} == {
+        (rated, "mql_handoff"), (plain, "hot_call"), (plain, "mql_handoff")}  # fmt: skip
+    assert {(t.contact_id, t.kind) for r in planned for t in r.tasks} == kinds
+    called = {f"{sobject}/{who}" for _, sobject, who, kind, *_ in keys if kind == "hot_call"}
+    assert {lead.record for lead in build_report(store, "default").hot} == called
 
 
 def test_a_stage_a_person_moved_back_is_not_promoted_again(sim, store, caplog):
