@@ -362,6 +362,7 @@ class SyncEngine:
         it has not met yet. Those it never meets are gone from the CRM (`_drop_unseen`)."""
         self._deferred.clear()
         self._bereft = []
+        self.people.hidden = frozenset()
         self._held_tasks = None
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
@@ -722,6 +723,25 @@ class SyncEngine:
         if gone:
             log.info("full read done: %d record(s) no longer in the CRM left the mirror", gone)
 
+    def _hide_unseen(self, options: RunOptions, summary: RunSummary) -> None:
+        """A dry full read that reached its end finds gone what the real run would drop
+        (`_drop_unseen`), and changes neither the mirror nor the index: those records are left
+        out of every group while it decides (`People.hidden`) and out of its mirror phase,
+        and counted as the real run counts them, so it plans what the real run writes."""
+        ended = self._full_read_done and options.limit is None and not self.stop.is_set()
+        if not ended or self._full_read is None:
+            return
+        unseen = set(self.store.mirror.unseen(self.instance, self._full_read))
+        unseen -= self._dry_read.keys() | self._dry_merged_away
+        self.people.hidden |= unseen
+        self._dry_merged_away |= unseen
+        summary.counts["records_gone"] += len(unseen)
+        if unseen:
+            log.info(
+                "dry full read: %d record(s) no longer in the CRM would leave the mirror",
+                len(unseen),
+            )
+
     def _finish_full_read(self, options: RunOptions) -> None:
         """A full read whose records are all decided too is done: the next is due
         `sync.reconcile_every_days` from now. One stopped while deciding goes on next run."""
@@ -785,6 +805,8 @@ class SyncEngine:
                 self._drop_unseen(options, summary)  # and no one gone is
                 self._groups = self.people.regroup(self.instance)
             return options.limit  # what a full read took in is decided in phase two
+        if self._full_read:
+            self._hide_unseen(options, summary)
         return remaining
 
     def _dispatch(
@@ -955,14 +977,15 @@ class SyncEngine:
         keys = [_key(c) for c in contacts]
         self._episodes = self.store.mirror.episodes(self.instance, keys)
         left: list[tuple[str, str]] = []
+        dry = options.dry_run  # forgets nothing: the real run after it must find whose they were
         if gone:
-            left += self.people.forget(self.instance, list(gone))
+            left += self.people.forget(self.instance, list(gone), persist=not dry)
             if options.dry_run:
                 self._dry_merged_away.update(gone)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
         if merged_away:  # their person lives on in the record they were merged into
-            left += self.people.forget(self.instance, merged_away)
+            left += self.people.forget(self.instance, merged_away, persist=not dry)
         if options.dry_run:
             for contact in contacts:
                 self._as_planned(contact)

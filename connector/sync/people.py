@@ -106,6 +106,9 @@ class People:
     def __init__(self, store: StateStore, rules: IdentityRules | None = None) -> None:
         self._store = store
         self.rules = rules or IdentityRules()
+        self.hidden: frozenset[Key] = frozenset()
+        """Records a dry full read found gone: in no group while it decides, as after the real
+        run's `forget`, the index itself untouched."""
 
     def index(self, instance: str, contacts: Sequence[Contact]) -> None:
         """Record each contact's matching keys; a record seen for the first time is its own
@@ -243,6 +246,8 @@ class People:
         if not self.rules.enabled:
             return {key: Person(_own(row), (key,), key) for key, row in self._rows(instance, keys)}
         rows = self._block(instance, keys)
+        if self.hidden:
+            rows = {key: row for key, row in rows.items() if key not in self.hidden}
         groups = group_candidates([_candidate(row) for row in rows.values()], self.rules)
         grouped = {member for group in groups for member in group.members}
         people = [(tuple(g.members), g.survivor, g) for g in groups] + [
@@ -396,18 +401,23 @@ class People:
             )
         return [(row[0], row[1]) for row in found]
 
-    def forget(self, instance: str, keys: Iterable[Key]) -> list[Key]:
+    def forget(self, instance: str, keys: Iterable[Key], *, persist: bool = True) -> list[Key]:
         """Records gone from the CRM (deleted, merged away) leave the index. Returns the other
         records of the persons they were: one person with them no more, to be grouped and
-        decided again without them."""
+        decided again without them. `persist` False (a dry run): they are only `hidden`, so
+        the real run after it still finds whose they were."""
         keys = list(keys)
         persons = {row[_PERSON] for _, row in self._rows(instance, keys)}
-        with self._store._tx() as conn:
-            conn.executemany(
-                "DELETE FROM people WHERE instance = ? AND object_type = ? AND contact_id = ?",
-                [(instance, *key) for key in keys],
-            )
-        return self.members(instance, persons) if persons else []
+        if persist:
+            with self._store._tx() as conn:
+                conn.executemany(
+                    "DELETE FROM people WHERE instance = ? AND object_type = ? AND contact_id = ?",
+                    [(instance, *key) for key in keys],
+                )
+        else:
+            self.hidden |= set(keys)
+        left = self.members(instance, persons) if persons else []
+        return [key for key in left if key not in self.hidden]
 
 
 def _keys_named(persons: Iterable[str]) -> list[Key]:

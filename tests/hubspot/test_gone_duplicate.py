@@ -4,6 +4,7 @@ contact left without it, in that run (its form no longer counts)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import requests
@@ -56,10 +57,14 @@ def test_a_deleted_duplicates_demo_request_leaves_the_score_of_the_contact_left(
     delete(sim, asked)
     by_id = RunOptions(contact_ids=[("contacts", asked)])
     options = RunOptions(full=True) if learnt_by == "full read" else by_id
+    dry = SyncEngine(make_adapter(sim), settings, store).run(replace(options, dry_run=True))
     run = SyncEngine(make_adapter(sim), settings, store).run(options)
 
     assert run.status == "ok", run.errors
     assert run.counts["records_gone"] == 1
+    assert dry.counts["fields_planned"] == run.counts["fields_written"] > 0, "a dry run plans it"
+    if learnt_by == "full read":  # a dry read by id does not count what it finds gone (yet)
+        assert dry.counts["records_gone"] == 1
     props = sim.store.objects["contacts"][kept]["properties"]
     assert "demo request" not in props.get("crmq_reasons", ""), props
     assert int(props["crmq_score"]) < with_demo

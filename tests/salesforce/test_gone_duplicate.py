@@ -75,11 +75,14 @@ def test_a_full_read_decides_what_is_left_of_a_person_without_its_deleted_record
     with sim.org.lock:
         sim.org.delete("Lead", gone, datetime.now(UTC))
 
+    dry = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True, dry_run=True))
     full = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True))
 
     assert full.status == "ok", full.errors
     assert full.counts["records_gone"] == 1
     check_left(sim, left, before)
+    assert dry.counts["records_gone"] == 1, "the dry run is the real run minus the writes"
+    assert dry.counts["fields_planned"] == full.counts["fields_written"] > 0
 
 
 def test_a_read_by_id_that_finds_a_record_gone_decides_the_persons_other_record(sim, store):
