@@ -107,15 +107,13 @@ def doubled(contact: Contact) -> list[ExistingTask]:
     these): open ones, and completed hand-offs (`_counted`)."""
     if len(contact.tasks) < 2:
         return []
-    ours = [t for t in contact.tasks if _counted(t)]
+    ours = [(t, _group(t.key or "")) for t in contact.tasks if _counted(t)]
     if len(ours) < 2:
         return []
-    groups = Counter(_group(t.key or "") for t in ours)
-    open_groups = {_group(t.key or "") for t in ours if t.is_open}
+    counts = Counter(group for _, group in ours)
+    open_groups = {group for t, group in ours if t.is_open}
     return [
-        t
-        for t in ours
-        if (group := _group(t.key or "")) is not None and groups[group] > 1 and group in open_groups
+        t for t, group in ours if group is not None and counts[group] > 1 and group in open_groups
     ]
 
 
