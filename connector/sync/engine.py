@@ -694,9 +694,9 @@ class SyncEngine:
 
     def _ended_full_read(self, options: RunOptions) -> datetime | None:
         """When this run's full read began, if it reached its end in this run (no `limit`, no
-        stop, not dry); else None."""
-        ended = self._full_read_done and options.limit is None and not options.dry_run
-        return self._full_read if ended and not self.stop.is_set() else None
+        stop); else None."""
+        ended = self._full_read_done and options.limit is None and not self.stop.is_set()
+        return self._full_read if ended else None
 
     def _drop_unseen(self, options: RunOptions, summary: RunSummary) -> None:
         """A full read that reached its end: what it did not return is gone from the CRM. It
@@ -728,10 +728,10 @@ class SyncEngine:
         (`_drop_unseen`), and changes neither the mirror nor the index: those records are left
         out of every group while it decides (`People.hidden`) and out of its mirror phase,
         and counted as the real run counts them, so it plans what the real run writes."""
-        ended = self._full_read_done and options.limit is None and not self.stop.is_set()
-        if not ended or self._full_read is None:
+        started = self._ended_full_read(options)
+        if started is None:
             return
-        unseen = set(self.store.mirror.unseen(self.instance, self._full_read))
+        unseen = set(self.store.mirror.unseen(self.instance, started))
         unseen -= self._dry_read.keys() | self._dry_merged_away
         self.people.hidden |= unseen
         self._dry_merged_away |= unseen
@@ -745,7 +745,7 @@ class SyncEngine:
     def _finish_full_read(self, options: RunOptions) -> None:
         """A full read whose records are all decided too is done: the next is due
         `sync.reconcile_every_days` from now. One stopped while deciding goes on next run."""
-        if self._ended_full_read(options) is not None:
+        if not options.dry_run and self._ended_full_read(options) is not None:
             self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
             self.store.delete_meta(self.instance, FULL_STARTED_KEY)
 
@@ -980,7 +980,7 @@ class SyncEngine:
         dry = options.dry_run  # forgets nothing: the real run after it must find whose they were
         if gone:
             left += self.people.forget(self.instance, list(gone), persist=not dry)
-            if options.dry_run:
+            if dry:
                 self._dry_merged_away.update(gone)
         self.people.index(self.instance, contacts)  # derived, no CRM fact: a dry run too
         merged_away = [(c.object_type, gone) for c in contacts for gone in c.merged_ids]
