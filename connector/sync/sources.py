@@ -91,7 +91,7 @@ def learn_sources(
     answered: dict[Key, dict[str, FieldSource]] = {}
     unsure: dict[Key, dict[str, str]] = {}
     for q in (q for q in asked if q.contact.last_change is not None):
-        _apply({}, q, dict.fromkeys(q.fields, q.contact.last_change))  # mirrored as read
+        _apply(q, dict.fromkeys(q.fields, q.contact.last_change))  # mirrored as read
     asked = [q for q in asked if q.contact.last_change is None]
     for start in range(0, len(asked), CHUNK):
         chunk = asked[start : start + CHUNK]
@@ -105,19 +105,16 @@ def learn_sources(
             unsure.update((q.key, dict.fromkeys(q.fields, why)) for q in chunk)
             continue
         for q in chunk:
-            _apply(answered, q, answers.get(q.key, {}))
+            answered[q.key] = _apply(q, answers.get(q.key, {}))
     _remember(store, instance, answered)
     return unsure
 
 
-def _apply(
-    answered: dict[Key, dict[str, FieldSource]], q: Question, found: Mapping[str, FieldSource]
-) -> None:
+def _apply(q: Question, found: Mapping[str, FieldSource]) -> dict[str, FieldSource]:
     """An answer onto its contact, each field's stamped with the value it describes."""
-    answered[q.key] = {
-        field: _stamped(found.get(field), q.contact.owned.get(field)) for field in q.fields
-    }
-    q.contact.owned_sources.update(answered[q.key])
+    stamped = {field: _stamped(found.get(field), q.contact.owned.get(field)) for field in q.fields}
+    q.contact.owned_sources.update(stamped)
+    return stamped
 
 
 def _stamped(source: FieldSource | None, value: Any) -> FieldSource:
