@@ -335,6 +335,12 @@ class SyncEngine:
         self._dry_run = options.dry_run
         self._dry_read: dict[tuple[str, str], Contact] = {}
         self._dry_merged_away: set[tuple[str, str]] = set()
+        self._dry_failed: set[tuple[str, str]] = set()
+        """Records a dry run failed to read or decide: the real run keeps them (retried or
+        needing attention), so a dry full read does not find them gone."""
+        self._dry_gone: set[tuple[str, str]] = set()
+        """Records a dry run's reads or answers found gone: counted once, as the real run's
+        mirror forgets them once."""
         self._dry_planned: dict[tuple[str, str], dict[str, Any]] = {}
         """A dry run's planned values per record: they stand for the writes a real run's
         later decisions in the same run find landed (`_as_planned`)."""
@@ -732,7 +738,7 @@ class SyncEngine:
         if started is None:
             return
         unseen = set(self.store.mirror.unseen(self.instance, started))
-        unseen -= self._dry_read.keys() | self._dry_merged_away
+        unseen -= self._dry_read.keys() | self._dry_merged_away | self._dry_failed
         self.people.hidden |= unseen
         self._dry_merged_away |= unseen
         summary.counts["records_gone"] += len(unseen)
@@ -741,6 +747,18 @@ class SyncEngine:
                 "dry full read: %d record(s) no longer in the CRM would leave the mirror",
                 len(unseen),
             )
+
+    def _count_dry_problems(self, problems: _Problems, counts: Counter[str]) -> None:
+        """A dry run's batch failures, counted as the real run counts them when it records
+        them (`_record_problems`), which a dry run does not: records needing attention, and
+        records found gone that the mirror holds, each once."""
+        counts["records_needing_attention"] += len(problems.attention)
+        self._dry_failed.update((obj, cid) for obj, cid, *_ in problems.attention)
+        self._dry_failed.update((obj, cid) for obj, cid, _ in problems.retry)
+        gone = [key for key in dict.fromkeys(problems.gone) if key not in self._dry_gone]
+        if gone:
+            self._dry_gone.update(gone)
+            counts["records_gone"] += len(self.store.mirror.held(self.instance, gone))
 
     def _finish_full_read(self, options: RunOptions) -> None:
         """A full read whose records are all decided too is done: the next is due
@@ -841,6 +859,8 @@ class SyncEngine:
         def then(out: Outgoing) -> None:
             if planned:
                 self._acknowledge(out, batch, decided, now, summary, report, problems)
+            else:
+                self._count_dry_problems(problems, summary.counts)
             self._unacked -= keys
             if cursor is not None:
                 self.store.set_cursor(self.instance, CONTACTS_STREAM, cursor)
@@ -934,7 +954,9 @@ class SyncEngine:
         once the read is over (`People.regroup`) and decided from the mirror (phase two). The
         cursor moves at once: what it passes is in the mirror, due until decided."""
         self._ingest(contacts, options, due=True, gone=problems.gone)
-        if not options.dry_run:
+        if options.dry_run:
+            self._count_dry_problems(problems, summary.counts)
+        else:
             with self.store.transaction():
                 self._record_problems([], report, problems, now, summary.counts)
                 if cursor is not None:

@@ -550,6 +550,10 @@ class Mirror:
                     held = cursor.rowcount
         return held
 
+    def held(self, instance: str, keys: Sequence[Key]) -> set[Key]:
+        """Those of `keys` the mirror holds."""
+        return {key for key, _ in self._rows(instance, keys, "1")}
+
     def keys(self, instance: str) -> set[Key]:
         """Every record the mirror holds: the CRM's records as the last read left them."""
         rows = self._store._query(

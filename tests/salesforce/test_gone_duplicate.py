@@ -93,8 +93,35 @@ def test_a_read_by_id_that_finds_a_record_gone_decides_the_persons_other_record(
     with sim.org.lock:
         sim.org.delete("Lead", gone, datetime.now(UTC))
 
-    run = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(contact_ids=[("Lead", gone)]))
+    by_id = [("Lead", gone)]
+    dry = SyncEngine(make_adapter(sim), CONFIG, store).run(
+        RunOptions(contact_ids=by_id, dry_run=True)
+    )
+    run = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(contact_ids=by_id))
 
     assert run.status == "ok", run.errors
     assert run.counts["records_gone"] == 1
+    assert dry.counts["records_gone"] == 1, "the dry run is the real run minus the writes"
     check_left(sim, left, before)
+
+
+def test_a_dry_full_read_finds_a_record_it_cannot_translate_needing_attention_not_gone(sim, store):
+    """A Lead whose Task carries a date out of range fails its read: the real run keeps it
+    (needing attention) and so must the dry run before it, which found it 'no longer in the
+    CRM' (it only missed it among the records it translated)."""
+    assert SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions()).status == "ok"
+    lead = next(iter(sim.org.live("Lead")))["Id"]
+    with sim.org.lock:
+        sim.org.insert("Task", {"WhoId": lead, "Subject": "Call", "TaskSubtype": "Call",
+                                "Status": "Completed", "ActivityDate": "9999-12-31"},
+                       datetime.now(UTC))  # fmt: skip
+
+    dry = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True, dry_run=True))
+    full = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True))
+
+    assert any(f"Lead/{lead}" in error for error in full.errors), full.errors
+    assert full.counts["records_gone"] == 0
+    assert full.counts["records_needing_attention"] == 1
+    assert dry.counts["records_gone"] == 0, "the dry run is the real run minus the writes"
+    assert dry.counts["records_needing_attention"] == 1
+    assert ("Lead", lead) in store.mirror.keys("default")
