@@ -11,7 +11,8 @@ import pytest
 import requests
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
-from crm_qualify.connector.contract import AdapterError
+from crm_qualify.connector.contract import AdapterError, TaskResult
+from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Origin, Stage
 from crm_qualify.connector.settings import CrmSettings, Settings
 from crm_qualify.connector.sync.concurrency import Limits, Traffic
@@ -564,3 +565,42 @@ def test_memory_rollback_keeps_an_escalation_while_its_follow_up_is_open(memory)
     for task in escalations:
         assert held[f"task {task.crm_id}"] == "kept: the follow-up it escalates is still open"
     assert not set(report.tasks_closed) & {t.key for t in escalations}
+
+
+def test_memory_rollback_removes_the_tasks_of_creates_whose_answer_never_came(tmp_path):
+    """A run killed in its task creation (or whose answer was lost) leaves them pending; a
+    rollback before a sync settled them removed none. It waits for the look-up delay, then
+    asks the CRM and removes those it finds, as it removes the run's other calls."""
+
+    class LostAnswer(MemoryAdapter):
+        def create_tasks(self, tasks):
+            super().create_tasks(tasks)
+            return [TaskResult(t.key, False, error="timeout", uncertain=True) for t in tasks]
+
+    adapter = LostAnswer([hot("a"), hot("b")])
+    store = StateStore(tmp_path / "state.sqlite")
+    run_id = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW)).run_id
+    calls = {crm_id for crm_id, task in adapter.tasks.items() if task.kind == "hot_call"}
+    assert len(calls) == 2 and {t.status for t in store.tasks_for_run(run_id)} == {"pending"}
+
+    with pytest.raises(RollbackError, match="sent and never answered"):
+        rollback(adapter, store, "default", run_id, lookup_delay=timedelta(minutes=2))
+    assert adapter.records["a"].owned["temperature"] == "hot", "nothing restored meanwhile"
+
+    report = rollback(adapter, store, "default", run_id, lookup_delay=timedelta(0))
+    assert adapter.closed_tasks == calls and len(report.tasks_closed) == 2
+    statuses = {(t.kind, t.status) for t in store.tasks_for_run(run_id)}
+    assert statuses == {("hot_call", TASK_CLOSED), ("mql_handoff", "created")}
+    store.close()
+
+
+def test_runs_counts_a_dead_runs_creates_of_unknown_outcome(tmp_path):
+    """A killed run's counts come from the ledger: its sent, never answered creations are
+    shown as of unknown outcome, not as none."""
+    store = StateStore(tmp_path / "state.sqlite")
+    run_id = store.start_run("default", mode="once", dry_run=False)
+    planned = decide(hot("a"), Settings().rules, NOW).tasks
+    store.mark_tasks_pending("default", run_id, planned)
+    record = store.run(run_id)
+    assert record is not None and record.counts["tasks_uncertain"] == len(planned) > 0
+    store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from crm_qualify.connector.commands.common import (
@@ -191,6 +192,7 @@ def run_rollback(args: argparse.Namespace) -> int:
             args.run_id,
             dry_run=args.dry_run,
             progress=progress.rollback_step,
+            lookup_delay=timedelta(seconds=settings.sync.lookup_delay_seconds),
         )
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)

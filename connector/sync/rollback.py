@@ -28,8 +28,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_qualify.connector.contract import Adapter, AdapterError
@@ -52,6 +52,7 @@ from crm_qualify.connector.sync.state import (
     ROLLBACK_MODE,
     TASK_CLOSED,
     TASK_CREATED,
+    TASK_PENDING,
     WRITE_ACKED,
     WRITE_FAILED,
     WRITE_INTENDED,
@@ -59,6 +60,7 @@ from crm_qualify.connector.sync.state import (
     StateStore,
     TaskRecord,
 )
+from crm_qualify.connector.sync.task_lookups import look_up
 
 ProgressCallback = Callable[[str, int], None]
 """Told what a long rollback has done: ("read", n) per batch read back, ("planned", n) once
@@ -89,6 +91,9 @@ class RollbackReport:
     counts: Counter[str] = field(default_factory=Counter)
     read: list[Contact] = field(default_factory=list, repr=False)
     """The records as read back, for the mirror."""
+    settled: list[tuple[str, str]] = field(default_factory=list)
+    """(key, CRM id) of the run's creations of unknown outcome found in the CRM: the rollback
+    records them created before it removes them."""
 
 
 class RollbackError(Exception):
@@ -189,14 +194,51 @@ def _serves(task: TaskRecord, record: Contact, temperature: Any) -> str | None:
     return None
 
 
+def _found_pending(
+    adapter: Adapter,
+    store: StateStore,
+    run_id: str,
+    tasks: list[TaskRecord],
+    lookup_delay: timedelta,
+    report: RollbackReport,
+) -> list[TaskRecord]:
+    """The run's task creations sent and never answered (the run was killed in the call, or
+    the answer lost) that the CRM holds: removed like the others, else a rollback in the
+    window before a sync settles them left them in the CRM. They are asked for once
+    `lookup_delay` has passed since they were sent, as a sync asks (a search index that lags
+    the write would make a landed task look missing, and it would stay); before that the
+    rollback cannot start. Those not found stay pending, for the next sync to settle."""
+    pending = [task for task in tasks if task.status == TASK_PENDING]
+    if not pending:
+        return []
+    sent = store.last_sent_pending(run_id) or datetime.now(UTC)
+    ready = sent + lookup_delay
+    if ready > datetime.now(UTC):
+        raise RollbackError(
+            f"{len(pending)} task creation(s) of run {run_id} were sent and never answered"
+            " (the run was killed, or the answer lost); the CRM can be asked for them from"
+            f" {ready:%Y-%m-%d %H:%M:%S} UTC (sync.lookup_delay_seconds): roll back then, so"
+            " that those it created are removed with the rest"
+        )
+    found = look_up(adapter, [task.key for task in pending])
+    report.settled = [(task.key, found[task.key]) for task in pending if task.key in found]
+    return [
+        replace(task, status=TASK_CREATED, crm_id=found[task.key])
+        for task in pending
+        if task.key in found
+    ]
+
+
 def plan_rollback(
     adapter: Adapter,
     store: StateStore,
     instance: str,
     run_id: str,
     progress: ProgressCallback | None = None,
+    lookup_delay: timedelta = timedelta(0),
 ) -> RollbackReport:
-    """What a rollback would restore, hold back and close; reads the CRM, writes nothing."""
+    """What a rollback would restore, hold back and close; reads the CRM, writes nothing.
+    `lookup_delay`: `sync.lookup_delay_seconds` (see `_found_pending`)."""
     run = store.run(run_id)
     if run is None:
         raise RollbackError(missing_run(store, instance, run_id))
@@ -211,7 +253,9 @@ def plan_rollback(
         by_record.setdefault((write.object_type, write.contact_id), {}).setdefault(
             write.field, write
         )
-    created = [t for t in store.tasks_for_run(run_id) if t.status == TASK_CREATED and t.crm_id]
+    tasks = store.tasks_for_run(run_id)
+    created = [t for t in tasks if t.status == TASK_CREATED and t.crm_id]
+    created += _found_pending(adapter, store, run_id, tasks, lookup_delay, report)
     keys = list(dict.fromkeys([*by_record, *((t.object_type, t.contact_id) for t in created)]))
     now = _current_values(adapter, keys, report, progress)
     current, gone = now.owned, now.gone
@@ -285,6 +329,7 @@ def rollback(
     dry_run: bool = False,
     clock: Callable[[], float] = time.time,
     progress: ProgressCallback | None = None,
+    lookup_delay: timedelta = timedelta(0),
 ) -> RollbackReport:
     """Plan, then (unless `dry_run`) restore and remove under the sync lease, recorded as a
     run; the mirror takes the records as read back first, then what the CRM acknowledged. A
@@ -298,9 +343,10 @@ def rollback(
             raise RollbackError(str(held)) from None
     try:
         read_at = _moment(clock)
-        report = plan_rollback(adapter, store, instance, run_id, progress)
+        report = plan_rollback(adapter, store, instance, run_id, progress, lookup_delay)
         if dry_run:
             return report
+        store.mark_tasks_created(instance, report.settled)
         report.rollback_run_id = store.start_run(
             instance, mode=ROLLBACK_MODE + run_id, dry_run=False
         )

@@ -428,16 +428,24 @@ class StateStore:
     @staticmethod
     def _landed_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
         """What a run that did not end has landed, from the audit trail and the task ledger
-        (its own counts are written only at its end): so `runs` does not show it 0 written."""
+        (its own counts are written only at its end): so `runs` does not show it 0 written,
+        nor its creations sent and never answered (a kill in the call) as none."""
         fields, records = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT object_type || '/' || contact_id) FROM field_writes"
             " WHERE run_id = ? AND status = 'acked'",
             (run_id,),
         ).fetchone()
-        (tasks,) = conn.execute(
-            "SELECT COUNT(*) FROM tasks WHERE run_id = ? AND status = 'created'", (run_id,)
+        tasks, uncertain = conn.execute(
+            "SELECT COUNT(*) FILTER (WHERE status = 'created'),"
+            " COUNT(*) FILTER (WHERE status = 'pending') FROM tasks WHERE run_id = ?",
+            (run_id,),
         ).fetchone()
-        return {"fields_written": fields, "records_written": records, "tasks_created": tasks}
+        return {
+            "fields_written": fields,
+            "records_written": records,
+            "tasks_created": tasks,
+            "tasks_uncertain": uncertain,
+        }
 
     def note_run_details(self, run_id: str, details: Mapping[str, Any]) -> None:
         """What a reader of a run needs (its rules versions), kept from its start: a run that
@@ -768,6 +776,14 @@ class StateStore:
             (run_id,),
         )
         return [TaskRecord(*row) for row in rows]
+
+    def last_sent_pending(self, run_id: str) -> datetime | None:
+        """When the last of a run's task creations sent and never answered was sent."""
+        rows = self._query(
+            "SELECT MAX(sent_at) FROM tasks WHERE run_id = ? AND status = ?",
+            (run_id, TASK_PENDING),
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
 
     def mark_tasks_pending(self, instance: str, run_id: str, tasks: Sequence[PlannedTask]) -> None:
         """Recorded just before the create call: a crash after it leaves the key `pending`,
