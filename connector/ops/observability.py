@@ -134,7 +134,8 @@ class Health:
     starts from the state store's, so `seconds_since_success` stays true across restarts;
     a process up for less than `max_age_seconds` is not judged by it yet (a daemon restarted
     after a long stop would otherwise be unhealthy, and restarted by its orchestrator, before
-    its first run could end)."""
+    its first run could end). With no success in the state store it is None: the time since
+    the start would read as a recent success to whoever watches it."""
 
     max_age_seconds: float
     started: float = field(default_factory=time.time)
@@ -163,7 +164,9 @@ class Health:
                 "last_run_age_seconds": (
                     None if self.last_finished is None else round(now - self.last_finished, 1)
                 ),
-                "seconds_since_success": round(age, 1),
+                "seconds_since_success": (
+                    None if self.last_success is None else round(now - self.last_success, 1)
+                ),
             }
 
 
