@@ -225,6 +225,9 @@ def test_a_file_secret_never_reaches_any_output_even_on_errors(tmp_path, token_m
     output = result.stdout + result.stderr
     assert "run_id" in output, "logs were captured"
     assert CANARY not in output
+    if token_matches:  # DEBUG shows every request (one user saw no line more than at INFO)
+        debug = [json.loads(line) for line in result.stderr.splitlines() if '"DEBUG"' in line]
+        assert any(line["message"].endswith(" ms") for line in debug), result.stderr[-2000:]
     store = StateStore(tmp_path / "state.sqlite")
     (run,) = store.runs()
     assert CANARY not in json.dumps(run.errors)

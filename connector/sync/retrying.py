@@ -14,6 +14,7 @@ the CRM before sending again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -77,6 +78,8 @@ def call_with_retries(
     """
     if not idempotent:
         return _call_once_safely(call, classify, attempts, max_wait, on_retry, what)
+    if log.isEnabledFor(logging.DEBUG):
+        call = _timed(call, what)
     backoff = wait_random_exponential(multiplier=0.5, max=max_wait)
 
     def wait(state: RetryCallState) -> float:
@@ -107,6 +110,25 @@ def call_with_retries(
         reraise=True,
     )
     return retrying(call)
+
+
+def _timed(call: Callable[[], T], what: str) -> Callable[[], T]:
+    """`call`, each attempt's outcome and time logged at DEBUG: what `[logging] level =
+    "DEBUG"` is for, every request a run makes (the vendors' clients log nothing of theirs
+    through it: hubspot-api-client sets urllib3's logger to WARNING)."""
+
+    def timed() -> T:
+        started = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:
+            took = (time.perf_counter() - started) * 1000
+            log.debug("%s: %s after %.0f ms", what, type(exc).__name__, took)
+            raise
+        log.debug("%s: answered in %.0f ms", what, (time.perf_counter() - started) * 1000)
+        return result
+
+    return timed
 
 
 def _call_once_safely(
