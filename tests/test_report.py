@@ -73,6 +73,8 @@ def our_task(key: str, created: datetime, done: datetime | None = None) -> Exist
     )
 
 
+HOT = {"temperature": "hot"}
+"""A's temperature as crm-qualify wrote it: the mirror holds our acknowledged writes."""
 A_REASONS = "+40 demo request 2026-09-30\n+20 webinar attended 2026-09-20\n+10 email reply\n+5 x"
 
 
@@ -114,6 +116,7 @@ def trail(path) -> StateStore:
         [
             Contact(
                 id="a",
+                owned=HOT,
                 tasks=[
                     our_task(A_CALL, T0, T0 + 30 * HOUR),
                     our_task(A_RECALL, NOW - 30 * HOUR),
@@ -411,8 +414,9 @@ def test_the_configured_hours_are_new_tasks_sla_and_the_call_target(tmp_path, ca
     "as_read",
     [
         {"owned": {"temperature": "cold"}},  # a person cooled the lead
-        {"stage": Stage.OPPORTUNITY},  # a person moved it on
-        {"tasks": [our_task(A_RECALL, NOW - 30 * HOUR, NOW - 2 * HOUR)]},  # the call is done
+        {"owned": {}},  # a person cleared its temperature (kept under unless_edited)
+        {"owned": HOT, "stage": Stage.OPPORTUNITY},  # a person moved it on
+        {"owned": HOT, "tasks": [our_task(A_RECALL, NOW - 30 * HOUR, NOW - 2 * HOUR)]},  # done
     ],
 )
 def test_a_hot_lead_the_crm_shows_otherwise_as_last_read_is_not_listed(tmp_path, as_read):
@@ -453,7 +457,7 @@ def test_a_hot_lead_is_named_as_the_crm_showed_it_at_the_last_read(tmp_path):
     name, and a company with brackets ("Acme (UK) Ltd") was lost into the name."""
     store = trail(tmp_path / "s.sqlite")
     renamed = Contact(
-        id="a", first_name="Ada", last_name="King", company="Acme (UK) Ltd",
+        id="a", first_name="Ada", last_name="King", company="Acme (UK) Ltd", owned=HOT,
         tasks=[our_task(A_RECALL, NOW - 30 * HOUR)],
     )  # fmt: skip
     mirror(store, [renamed])

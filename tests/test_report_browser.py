@@ -22,7 +22,7 @@ from crm_qualify.connector.ops.duplicates_report import html_report as duplicate
 from crm_qualify.connector.ops.report import build_report
 from crm_qualify.connector.ops.report_html import html_report
 
-from tests.test_report import NOW, mirror, trail
+from tests.test_report import HOT, NOW, mirror, trail
 
 CHROMIUM = next(
     (
@@ -140,7 +140,7 @@ def test_long_unbroken_names_wrap_on_a_phone_and_a_desktop(tmp_path):
     store = trail(tmp_path / "s.sqlite")
     mirror(
         store,
-        [Contact(id="a", first_name=long_name, last_name="Weber", company=long_company)],
+        [Contact(id="a", first_name=long_name, last_name="Weber", company=long_company, owned=HOT)],
     )
     report = html_report(build_report(store, "default", NOW))
     store.close()

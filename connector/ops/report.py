@@ -11,9 +11,9 @@ Two sources, and the report says which one counts what:
   our follow-up tasks is done. The stage table then shows both columns and why they differ.
 
 Hot leads to call: hot, not yet an opportunity, and no call task done; from the trail, less
-the leads the mirror (the CRM as the last run read it) shows cooled, moved on or called. Names,
-company and owner come from the CRM, or from the call task crm-qualify created (its subject
-names the person).
+the leads the mirror (the CRM as the last run read it) shows cooled or cleared, moved on or
+called. Names, company and owner come from the CRM, or from the call task crm-qualify created
+(its subject names the person).
 
 Follow-up SLA, measured for real from the CRM as `--from-crm` just read it, else from the
 **mirror** (every contact as the last read or our own task creation left it, no API call):
@@ -155,9 +155,11 @@ class Report:
     """Hot records left off as other records of a listed person (they share its decision;
     the follow-ups go to one record)."""
     hot_changed: int = 0
-    hot_gone: int = 0
     """Without the CRM: hot leads as written, left off because the CRM as last read (the
-    mirror) says otherwise: a person cooled them, moved them on, or the call is done."""
+    mirror) says otherwise: a person cooled them or cleared their temperature, moved them on,
+    or the call is done."""
+    hot_gone: int = 0
+    """Without the CRM: hot leads as written that the CRM as last read no longer holds."""
     trail_stages: Counter[str] | None = None
     """With the CRM: the stages as crm-qualify last wrote them, for the side-by-side column."""
     trail_no_stage: int = 0
@@ -638,8 +640,11 @@ def _keys_of(leads: list[HotLead]) -> list[tuple[str, str]]:
 
 
 def _moved_on(contact: Contact) -> bool:
-    heat = contact.owned.get("temperature")
-    if heat and str(heat) != "hot":
+    """Whether a lead the trail wrote hot is no longer one to call, as the CRM was last read.
+    The mirror holds our acknowledged writes, so a temperature other than hot, or none (an
+    empty field is left out of `owned`), was set since by someone else: a cleared one is a
+    person's value too, kept under `unless_edited`, and the engine plans no call for it."""
+    if str(contact.owned.get("temperature")) != "hot":
         return True
     if contact.stage is not None and not _in_funnel(contact.stage.value):
         return True
