@@ -110,7 +110,7 @@ def settled(store: StateStore) -> bool:
 def sync_until_settled(sim: HubSpotSimulator, state: Path) -> list[str]:
     """Runs (at least two: the second reads by search) until one ends ok with nothing left
     in flight; returns the runs' statuses."""
-    adapter = make_adapter(sim, timeout_seconds=0.3, max_attempts=3)
+    adapter = make_adapter(sim, timeout_seconds=1.0, max_attempts=3)
     store = StateStore(state)
     engine = SyncEngine(
         adapter, Settings(crm=CrmSettings(adapter="hubspot"), sync=IMMEDIATE_LOOKUP), store
@@ -161,7 +161,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]
 def test_one_fault_then_syncs_end_as_a_clean_sync(clean, tmp_path, kind, request_kind):
     sim = portal()
     try:
-        sim.faults.add(kind, request=request_kind, delay=0.6)
+        sim.faults.add(kind, request=request_kind, delay=1.5)
         sync_until_settled(sim, tmp_path / "state.sqlite")
         assert sim.faults.pending() == 0, "the fault met its request"
         owned, tasks = outcome(sim)

@@ -3,7 +3,8 @@
 Creates are never resent blindly: a create that may have landed comes back `uncertain`, and
 `find_tasks` before a resend leaves exactly one task per key. Idempotent requests (field
 updates, reads, look-ups, archives) ride out every transient fault with retries. One
-simulator serves the whole module; the client's timeout is tiny so `timeout` faults are quick.
+simulator serves the whole module; the client's timeout is short so `timeout` faults are
+quick, and long enough (1 s) that a loaded machine does not time out an answered request.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 
 from tests.hubspot.conftest import FAST, make_adapter, translate_all
 
-TIMEOUT = 0.3
-DELAY = 0.6  # how long a `timeout` fault holds the answer: past the client's timeout
+TIMEOUT = 1.0
+DELAY = 1.5  # how long a `timeout` fault holds the answer: past the client's timeout
 NOT_SERVED = ["429", "500", "502", "503", "reset", "drop"]
 SERVED = ["lost", "timeout"]
 TRANSIENT = NOT_SERVED + SERVED
@@ -172,7 +173,7 @@ def test_a_failed_row_of_a_batch_update_names_its_record(sim, adapter):
 @pytest.mark.parametrize("kind", TRANSIENT)
 def test_key_lookups_and_archives_ride_out_every_transient_fault(sim, adapter, kind):
     tasks = [planned(i, f"lookup-{kind}") for i in contact_ids(sim)[21:23]]
-    created = make_adapter(sim).create_tasks(tasks)  # set-up: not under the tiny timeout
+    created = make_adapter(sim).create_tasks(tasks)  # set-up: not under the short timeout
     sim.faults.add(kind, request="tasks.search", delay=DELAY)
     found = adapter.find_tasks([t.key for t in tasks])
     assert found == {t.key: r.crm_id for t, r in zip(tasks, created, strict=True)}

@@ -41,7 +41,7 @@ IMMEDIATE_LOOKUP = SyncSettings(lookup_delay_seconds=0)
 def org() -> SalesforceSimulator:
     sim = SalesforceSimulator(records=RECORDS, seed=SEED, anchor=NOW.date())
     sim.page_size = 5
-    sim.faults.delay = 0.5
+    sim.faults.delay = 1.5
     return sim
 
 
@@ -69,7 +69,7 @@ def sync_until_settled(sim: SalesforceSimulator, tmp_path, runs: int = 4) -> lis
     statuses: list[str] = []
     try:
         for _ in range(runs):
-            adapter = make_adapter(sim, timeout_seconds=0.3, max_attempts=4)
+            adapter = make_adapter(sim, timeout_seconds=1.0, max_attempts=4)
             summary = SyncEngine(adapter, settings, store).run(RunOptions(now=NOW))
             statuses.append(summary.status)
             unsettled = store.tasks_in("default", TASK_PENDING) + store.tasks_in(

@@ -29,14 +29,14 @@ APPLIED = {"lost", "timeout"}
 @pytest.fixture
 def org() -> Iterator[SalesforceSimulator]:
     with SalesforceSimulator(records=30, seed=9) as simulator:
-        simulator.faults.delay = 0.6
+        simulator.faults.delay = 1.5
         yield simulator
         assert simulator.faults.queue == [], "every queued fault struck"
 
 
 @pytest.fixture
 def adapter(org) -> SalesforceAdapter:
-    adapter = make_adapter(org, timeout_seconds=0.3, max_attempts=4)
+    adapter = make_adapter(org, timeout_seconds=1.0, max_attempts=4)
     adapter.client.login()
     return adapter
 
