@@ -484,6 +484,29 @@ def test_memory_a_contact_hot_again_in_the_minute_of_its_removed_call_is_called(
     assert len([t for t in adapter.tasks.values() if t.kind == "hot_call"]) == 3
 
 
+def test_memory_a_person_of_several_records_hot_again_after_a_rollback_gets_a_new_call(tmp_path):
+    """One person held by two records (the same mailbox): the rollback removed its call and
+    ended the episode on the record holding it only; the next run took the person's episode
+    from the other record, still the old one, and created the removed key again."""
+    kim = {"first_name": "Kim", "last_name": "Lee"}
+    a = hot("a").model_copy(update={"email": "kim@acme.com", **kim})
+    b = hot("b").model_copy(update={"email": "KIM@acme.com", **kim})
+    adapter = MemoryAdapter([a, b])
+    store = StateStore(tmp_path / "state.sqlite")
+    run = SyncEngine(adapter, Settings(), store).run(RunOptions(now=NOW))
+    (call,) = [t for t in store.tasks_for_run(run.run_id) if t.kind == "hot_call"]
+    report = rollback(adapter, store, "default", run.run_id)
+    assert report.tasks_closed == [call.key]
+    assert {record.owned.get("temperature") for record in adapter.records.values()} == {None}
+
+    later = NOW + timedelta(minutes=7)
+    after = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later))
+    calls = [t.key for t in adapter.tasks.values() if t.kind == "hot_call"]
+    assert after.counts["tasks_created"] == 1
+    assert calls == [f"crmq:contact:a:hot_call:{later:%Y%m%dT%H%M}"], "a new episode's call"
+    store.close()
+
+
 def test_memory_rollback_keeps_a_hot_call_while_the_contact_stays_hot(memory):
     """A later run wrote the temperature too, so the rollback leaves it hot: the call that
     serves it stays (removed, its key would never be planned again in this episode)."""

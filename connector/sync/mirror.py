@@ -344,9 +344,10 @@ class Mirror:
                 )
 
     def end_episodes(self, instance: str, keys: Sequence[Key]) -> None:
-        """A rollback put these contacts' temperature back and removed their hot-lead call:
-        their hot episode is over, so a run that finds them hot again starts a new one, and
-        its call is owed (the removed call's key, created once ever, cannot come back)."""
+        """A rollback put these contacts' temperature back and removed their person's
+        hot-lead call: their hot episode is over, so a run that finds them hot again starts a
+        new one, and its call is owed (the removed call's key, created once ever, cannot come
+        back)."""
         with self._store._tx() as conn:
             conn.executemany(
                 "UPDATE mirror_review SET hot_since = NULL"

@@ -12,9 +12,10 @@ A task is removed (HubSpot archives it, Salesforce deletes it) only with what it
 task key is created once, ever, so a task removed while a later decision still calls for it
 would be lost for good. A hand-off stays while its record stays at MQL or beyond (it always
 does, unless a person moved it back); a hot-lead call goes when the temperature is put back
-to something other than hot, and the hot episode ends with it (a later run that finds the
-contact hot again starts a new episode, with its own call), and stays while the contact
-stays hot; an escalation stays while its follow-up is open, a duplicate review always.
+to something other than hot, and the hot episode ends with it, on every record of its person
+(a later run that finds the contact hot again starts a new episode, with its own call), and
+stays while the contact stays hot; an escalation stays while its follow-up is open, a
+duplicate review always.
 
 The rollback is itself a run in the audit trail (mode `rollback of …`), holds the portal's
 sync lease so no sync interleaves with it, and running it again changes nothing: restored
@@ -44,7 +45,8 @@ from crm_qualify.connector.model import (
 )
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
-from crm_qualify.connector.sync.mirror import AckedWrite
+from crm_qualify.connector.sync.mirror import AckedWrite, Key
+from crm_qualify.connector.sync.people import People, task_person
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.redundant import touched
 from crm_qualify.connector.sync.retention import missing_run
@@ -438,7 +440,7 @@ def _close(
     progress: ProgressCallback | None = None,
 ) -> None:
     """Remove `tasks` from the CRM; each one removed is closed in the task ledger and leaves
-    its mirrored record, and a removed call ends its contact's hot episode in the mirror."""
+    its mirrored record, and a removed call ends its person's hot episode in the mirror."""
     if not tasks:
         return
     results = adapter.close_tasks([t.crm_id for t in tasks if t.crm_id])
@@ -453,13 +455,23 @@ def _close(
                 report.tasks_closed.append(task.key)
                 removed.append((key, task.crm_id or ""))
                 if task.kind == "hot_call":
-                    ended.append(key)
+                    ended.append(task)
             else:
                 report.errors.append(f"{key[0]}/{key[1]}: task {task.crm_id}: {result.error}")
         store.mirror.remove_tasks(instance, removed)
-        store.mirror.end_episodes(instance, ended)
+        store.mirror.end_episodes(instance, _episode_holders(store, instance, ended))
     if progress:
         progress("closed", len(tasks))
+
+
+def _episode_holders(store: StateStore, instance: str, calls: list[TaskRecord]) -> list[Key]:
+    """The records whose hot episode removing these calls ends: each call's record and every
+    other record of the person its key names. A person's episode is the earliest of its
+    records' (`person_decisions`), so one record left with it would bring the removed call's
+    episode, and its key, back."""
+    persons = {person for call in calls if (person := task_person(call.key))}
+    members = People(store).members(instance, persons) if persons else []
+    return list(dict.fromkeys([*((call.object_type, call.contact_id) for call in calls), *members]))
 
 
 def _moment(clock: Callable[[], float]) -> datetime:
