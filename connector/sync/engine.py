@@ -1261,7 +1261,7 @@ class SyncEngine:
         pairs = []
         persons = self._persons(contacts)
         taken = {_key(contact) for contact in contacts}
-        contacts = contacts + self._left_behind(persons, contacts)
+        contacts = contacts + self._left_behind(persons, taken)
         for contact, decision in decide_persons(
             contacts,
             persons,
@@ -1305,13 +1305,12 @@ class SyncEngine:
         return self.people.resolve(self.instance, contacts, persist=not self._dry_run, also=bereft)
 
     def _left_behind(
-        self, persons: dict[tuple[str, str], Person], contacts: list[Contact]
+        self, persons: dict[tuple[str, str], Person], given: set[tuple[str, str]]
     ) -> list[Contact]:
         """The records a contact of the batch left (its person changed): decided with the
         batch from the mirror, alone or with their new group, as the docs promise that a
         changed record brings its group into the run. One with a write in flight is decided
-        again once that is answered."""
-        given = {_key(contact) for contact in contacts}
+        again once that is answered. `given`: the batch's own records."""
         left = [key for key in persons if key not in given]
         if not left:
             return []
