@@ -365,6 +365,11 @@ def test_a_refused_value_needs_attention_until_the_configuration_changes(store):
     assert adapter.calls.get("read_contacts", 0) == 0, (
         "on backoff: not re-read while nothing changed"
     )
+    operations = {"logging": {"level": "DEBUG"}, "server": {"port": 9200}}
+    engine_for(adapter, store, sync={"lookup_delay_seconds": 0}, **operations).run(
+        RunOptions(now=NOW)
+    )
+    assert adapter.calls.get("read_contacts", 0) == 0, "logs and the server change no outcome"
     settings = Settings(rules={"thresholds": {"mql": 55}}, sync={"lookup_delay_seconds": 0})
     changed = SyncEngine(adapter, settings, store)
     changed.run(RunOptions(now=NOW))

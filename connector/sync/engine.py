@@ -1036,6 +1036,7 @@ class SyncEngine:
             return
         # what a dry run read is decided from memory, not from the mirror it left unchanged
         exclude = set(self._open_intents) | self._dry_read.keys() | self._dry_merged_away
+        exclude |= self._dry_failed  # as the real run leaves its failed records to a retry
         exclude |= self._decided_first
         decided_with = decision_fingerprint(self.settings)
         before = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
@@ -1812,8 +1813,12 @@ def _chunk_sizes() -> Iterator[int]:
 
 
 def config_fingerprint(settings: Settings) -> str:
-    """The configuration and mapping a decision depends on (adapter options left out)."""
-    config = settings.model_dump_json(exclude={"adapters"}) + _mapping_text(settings)
+    """The configuration and mapping a record's outcome depends on: what a record needing
+    attention is retried on. Adapter options are left out, and so is what only runs the
+    program (schedule, logs, the server, calibration): turning on DEBUG to look into an
+    error would re-read and report it again."""
+    operations = {"adapters", "schedule", "logging", "server", "calibrate"}
+    config = settings.model_dump_json(exclude=operations) + _mapping_text(settings)
     return hashlib.sha256(config.encode()).hexdigest()
 
 

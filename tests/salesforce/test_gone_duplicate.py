@@ -105,20 +105,31 @@ def test_a_read_by_id_that_finds_a_record_gone_decides_the_persons_other_record(
     check_left(sim, left, before)
 
 
-def test_a_dry_full_read_finds_a_record_it_cannot_translate_needing_attention_not_gone(sim, store):
+@pytest.mark.parametrize("rules", [{}, {"thresholds": {"mql": 50}}], ids=["same", "changed"])
+def test_a_dry_full_read_finds_a_record_it_cannot_translate_needing_attention_not_gone(
+    sim, store, rules
+):
     """A Lead whose Task carries a date out of range fails its read: the real run keeps it
     (needing attention) and so must the dry run before it, which found it 'no longer in the
-    CRM' (it only missed it among the records it translated)."""
+    CRM' (it only missed it among the records it translated); and with the rules changed, it
+    planned that Lead's new rules version from the mirror, where the real run leaves it to
+    its retry."""
     assert SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions()).status == "ok"
+    config = CONFIG.model_copy(update={"rules": Settings(rules=rules).rules})
     lead = next(iter(sim.org.live("Lead")))["Id"]
     with sim.org.lock:
         sim.org.insert("Task", {"WhoId": lead, "Subject": "Call", "TaskSubtype": "Call",
                                 "Status": "Completed", "ActivityDate": "9999-12-31"},
                        datetime.now(UTC))  # fmt: skip
 
-    dry = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True, dry_run=True))
-    full = SyncEngine(make_adapter(sim), CONFIG, store).run(RunOptions(full=True))
+    planned: set[str] = set()
+    dry = SyncEngine(make_adapter(sim), config, store)
+    dry.on_batch = lambda report: planned.update(u.contact_id for u in report.updates)
+    dry = dry.run(RunOptions(full=True, dry_run=True))
+    full = SyncEngine(make_adapter(sim), config, store).run(RunOptions(full=True))
 
+    assert lead not in planned
+    assert dry.counts["fields_planned"] == full.counts["fields_written"]
     assert any(f"Lead/{lead}" in error for error in full.errors), full.errors
     assert full.counts["records_gone"] == 0
     assert full.counts["records_needing_attention"] == 1
