@@ -23,7 +23,15 @@ from crm_qualify.connector.contract import (
     TranslationError,
     WriteResult,
 )
-from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate, Stage
+from crm_qualify.connector.decision.decide import decide
+from crm_qualify.connector.model import (
+    Contact,
+    EngagementEvent,
+    EventType,
+    PlannedTask,
+    RecordUpdate,
+    Stage,
+)
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
@@ -590,3 +598,26 @@ def test_a_task_refused_again_at_run_start_is_listed_as_needing_attention(store)
     again = run(adapter, store)
     assert any("owner inactive" in error for error in again.errors)
     assert [(a.contact_id, a.field) for a in store.attention("default")] == [("h1", "task")]
+
+
+def test_a_record_a_write_finds_gone_leaves_its_persons_decision_by_the_next_run(store):
+    """One person of two records, hot by b's activity. b is deleted in the CRM while a gets
+    a page view: the run reads a, decides the person with b's mirrored facts, and its write
+    to b is answered 'gone', so b leaves the mirror. a's written score still counted b's
+    activity, until the next full read; the next run decides a again without it."""
+    a = cold_contact("a").model_copy(update={"email": "kim@acme.example"})
+    b = hot_contact("b").model_copy(update={"email": "kim@acme.example"})
+    adapter = MemoryAdapter([a, b])
+    assert run(adapter, store).status == "ok"
+    with_b = adapter.records["a"].owned["score"]
+    adapter.delete("b")
+    viewed = EngagementEvent(type=EventType.PAGE_VIEW, at=NOW - timedelta(hours=1))
+    adapter.edit("a", events=[*adapter.records["a"].events, viewed])
+    second = run(adapter, store)
+    assert second.counts["records_gone"] == 1, (second.errors, dict(second.counts))
+    assert adapter.records["a"].owned["score"] >= with_b, "decided with b's facts this run"
+
+    later = engine_for(adapter, store, sync={"lookup_delay_seconds": 0})
+    assert later.run(RunOptions(now=NOW + timedelta(minutes=5))).status == "ok"
+    alone = decide(adapter.records["a"], Settings().rules, NOW + timedelta(minutes=5))
+    assert adapter.records["a"].owned["score"] == alone.score.total < with_b

@@ -1730,13 +1730,17 @@ class SyncEngine:
     ) -> None:
         """Transient failures are re-read next run; the others need attention; every record
         that went through cleanly leaves both lists, and a record the CRM no longer has
-        leaves the mirror and the identity index too (a full read would drop it)."""
+        leaves the mirror and the identity index too (a full read would drop it); the other
+        records of its person are due, to be decided without it by the next run."""
         if problems.gone:
             held = self.store.mirror.open_follow_ups(self.instance, problems.gone)
             self.store.to_recheck(self.instance, held)
             left = self.store.mirror.forget(self.instance, problems.gone)
             counts["records_gone"] += left
-            self.people.forget(self.instance, problems.gone)
+            # their persons were decided with the gone records' facts: again by the next run
+            self.store.mirror.mark_due(
+                self.instance, self.people.forget(self.instance, problems.gone)
+            )
             self.store.clear_retries(self.instance, problems.gone)
             if left:  # a converted lead is named with its contact at every read of it
                 log.info("%d record(s) no longer in the CRM left the mirror", left)
