@@ -342,3 +342,14 @@ def test_unknown_signal_in_weights_is_rejected_naming_it():
         rules(weights={"telepathy": 3})
     with pytest.raises(ValidationError, match="sql must be at or above mql"):
         rules(thresholds={"mql": 80, "sql": 70})
+
+
+@pytest.mark.parametrize(
+    ("email", "invalid"),
+    [("li@例え.jp", False), ("li@xn--r8jz45g.jp", False), ("李@例え.jp", False), ("li@例え", True)],
+)
+def test_an_internationalised_address_is_read_as_email_validator_reads_it(email, invalid):
+    """'li@例え.jp' was scored -20 "invalid email address" (and written so to the CRM) where
+    the same address in punycode, and the duplicates check, found it valid."""
+    decision = decide(contact(event(EventType.WEBINAR_ATTENDED), email=email), Rules(), NOW)
+    assert ("-20 invalid email address" in [r.why for r in decision.score.reasons]) is invalid
