@@ -100,7 +100,8 @@ def adapter_settings(adapter_class: type, settings: Settings) -> BaseModel:
     try:
         return model.model_validate(reveal_plain_fields(settings.adapter_options(), model))
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc, prefix)) from None
+        problems = describe_validation_error(exc, prefix, environment=True)
+        raise ConfigurationError(problems) from None
 
 
 def reveal_plain_fields(options: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:

@@ -306,12 +306,14 @@ def describe_validation_error(
 ) -> list[str]:
     """`key.path: message` lines a person can act on, never echoing the input value: pydantic
     leaves the input out of `msg`, but a validator's own message may quote it. With
-    `environment`, a key a `CRMQ_` variable set says so: it is not in the file."""
+    `environment`, a key a `CRMQ_` variable set says so: it is not in the file (`prefix`,
+    a dotted key such as `adapters.hubspot.`, is part of the variable's name)."""
     problems = []
+    within = tuple(part for part in prefix.split(".") if part)
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         line = f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}"
-        variable = _variable_of(item["loc"]) if environment else None
+        variable = _variable_of((*within, *item["loc"])) if environment else None
         problems.append(f"{line} (from the environment variable {variable})" if variable else line)
     return problems
 

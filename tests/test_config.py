@@ -660,3 +660,22 @@ def test_a_mistake_in_an_environment_variable_names_the_variable(tmp_path, monke
         for p in problems
     ), problems
     assert any(p.startswith("rules.thresholds.mqll:") and "environment" not in p for p in problems)
+
+
+def test_a_mistake_in_an_adapter_option_set_by_a_variable_names_the_variable(
+    tmp_path, monkeypatch, capsys
+):
+    """`CRMQ_ADAPTERS__HUBSPOT__ACCES_TOKEN` was reported as `adapters.hubspot.acces_token`
+    alone, and a user looked for it in the file (the value is never shown)."""
+    config = tmp_path / "c.toml"
+    config.write_text("[crm]\nadapter = 'hubspot'\n")
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCES_TOKEN", "secret-value-123")
+    assert main(["config", "check", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "adapters.hubspot.acces_token:" in err
+    assert "(from the environment variable CRMQ_ADAPTERS__HUBSPOT__ACCES_TOKEN)" in err
+    assert "secret-value-123" not in err
+    settings = load_settings(config)
+    with pytest.raises(ConfigurationError) as caught:
+        plugins.adapter_settings(plugins.load_adapter_class("hubspot"), settings)
+    assert any("CRMQ_ADAPTERS__HUBSPOT__ACCES_TOKEN" in p for p in caught.value.problems)

@@ -176,7 +176,9 @@ def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
         # A secret the adapter requires only in some setups (HubSpot's OAuth keys) is
         # reported "missing" by its validator: not set yet, like a required one.
         unset, problems = [], len(outcome.problems)
-        for error, line in zip(exc.errors(), describe_validation_error(exc, prefix), strict=True):
+        for error, line in zip(
+            exc.errors(), describe_validation_error(exc, prefix, environment=True), strict=True
+        ):
             key = str(error["loc"][0]) if error["loc"] else ""
             field = model.model_fields.get(key)
             if error["type"] == "missing" and field and _holds_a_secret(field.annotation):
