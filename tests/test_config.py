@@ -679,3 +679,22 @@ def test_a_mistake_in_an_adapter_option_set_by_a_variable_names_the_variable(
     with pytest.raises(ConfigurationError) as caught:
         plugins.adapter_settings(plugins.load_adapter_class("hubspot"), settings)
     assert any("CRMQ_ADAPTERS__HUBSPOT__ACCES_TOKEN" in p for p in caught.value.problems)
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["sync", "--once", "--dry-run"], ["runs"]])
+def test_a_command_lists_every_problem_config_check_finds(tmp_path, capsys, command):
+    """`doctor` and `sync` named 5 of the 8 problems `config check` named (the schedule, the
+    adapter's options and the mapping file were left out): a user who fixed them met new
+    ones. A configuration that does not load is reported as `config check` reports it."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[crm]\nadapter = 'hubspot'\nmapping_file = '/nonexistent/map.toml'\n"
+        "[adapters.hubspot]\nacess_token = 'x'\n[sync]\nmax_retry_records = 'lots'\n"
+        "[schedule]\ncron = '61 * * * *'\n"
+    )
+    assert main(["config", "check", str(config)]) == 2
+    checked = capsys.readouterr().err
+    assert main([*command, "--config", str(config)]) == 2
+    said = capsys.readouterr().err
+    for key in ("crm.mapping_file", "adapters.hubspot.acess_token", "max_retry_records", "cron"):
+        assert key in checked and key in said, (key, said)

@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter
-from crm_qualify.connector.ops.logs import configure_logging, register_secrets, secret_values
+from crm_qualify.connector.ops.logs import (
+    configure_logging,
+    mask_secrets,
+    register_secrets,
+    secret_values,
+)
 from crm_qualify.connector.plugins import (
     PluginError,
     adapter_name_problems,
@@ -80,11 +85,22 @@ def settings_or_exit(args: argparse.Namespace, *, adapter_names: bool = True) ->
         if problems:
             raise ConfigurationError(problems)
     except ConfigurationError as exc:
-        print_problems(exc.problems)
+        print_problems(_every_problem(args, exc.problems))
         raise SystemExit(2) from None
     register_secrets(secret_values(settings.adapters))
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
+
+
+def _every_problem(args: argparse.Namespace, found: list[str]) -> list[str]:
+    """A configuration that does not load: every problem `config check` finds in it (the
+    schedule, the adapter's options, the mapping), not only the first section's, so that a
+    user who fixes what `doctor` or `sync` lists is not met by new errors after."""
+    from crm_qualify.connector.commands.config import check_configuration  # imports this
+
+    every = check_configuration(config_path(args)).problems
+    merged = [*every, *(problem for problem in found if problem not in every)]
+    return [mask_secrets(problem) for problem in merged]  # a plugin's text too
 
 
 def adapter_or_exit(settings: Settings) -> Adapter:
