@@ -111,5 +111,42 @@ def test_a_time_without_a_zone_in_a_csv_export_is_refused_saying_how_to_fix_it(t
     export = write(tmp_path, "s.csv", EXPORT_HEADER + row)
     assert main(["score", str(export), "--now", NOW]) == 1
     err = capsys.readouterr().err
-    assert "line 2: contact c1: demo_request_at/_count: a date and time without a time zone" in err
+    assert "line 2: contact c1: demo_request_at: a date and time without a time zone" in err
     assert "2026-11-18T09:00:00Z" in err
+
+
+def test_a_count_without_its_date_and_any_unreadable_date_are_rejected_naming_the_column(
+    tmp_path, capsys
+):
+    """Both rows scored 0, exit 0, without a word: the count and the deal's date were dropped."""
+    rows = (
+        "id,demo_request_count,email_open_count,deal_closed_at\n"
+        "r1,,0,\nr2,3,,\nr3,,,not-a-date\nr4,,,2026-11-01\n"
+    )
+    export = write(tmp_path, "c.csv", rows)
+    assert main(["score", str(export), "--explain", "--now", NOW]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("contact/r1: "), "a count of 0 without a date is none"
+    assert "contact/r2" not in captured.out and "contact/r3" not in captured.out
+    assert "line 3: contact r2: demo_request_at: required with demo_request_count" in captured.err
+    [r3] = [line for line in captured.err.splitlines() if "line 4: contact r3: " in line]
+    assert "deal_closed_at: Input should be a valid datetime" in r3
+    assert "line 5: contact r4: deal_status: required with deal_closed_at" in captured.err
+    assert "3 record(s) rejected; the others were scored" in captured.err
+
+
+def test_a_csv_export_without_rows_says_none_was_scored(tmp_path, capsys):
+    for text in ("", "id,email\n"):
+        export = write(tmp_path, "s.csv", text)
+        assert main(["score", str(export), "--now", NOW]) == 1
+        captured = capsys.readouterr()
+        assert "no record could be scored: the file holds none" in captured.err
+        assert captured.out == ""
+
+
+def test_a_row_repeating_an_id_is_scored_with_a_warning_naming_both_lines(tmp_path, capsys):
+    export = write(tmp_path, "s.csv", "id,email\nr1,a@acme.example\nr2,\nr1,b@acme.example\n")
+    assert main(["score", str(export), "--now", NOW]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3
+    assert "line 4: contact/r1 repeats the id of line 2" in captured.err

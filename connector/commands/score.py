@@ -284,15 +284,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     rejected = scored = 0
+    lines: dict[str, int] = {}
     if comparison is not None and not args.json:
         print(f"{'record':<28} {'A: score stage temp':<26} | B: score stage temp")
     with stream:
-        for _, contact, error in contacts_from(stream, csv_format):
+        for number, contact, error in contacts_from(stream, csv_format):
             if contact is None:
                 rejected += 1
                 print(f"rejected: {error}", file=sys.stderr)
                 continue
             scored += 1
+            _warn_if_repeated(lines, contact, number)
             if comparison is not None:
                 _compare_one(comparison, contact, args.json)
             else:
@@ -303,14 +305,27 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(decision_document(decision), ensure_ascii=False))
     if comparison is not None and args.json:
         print(json.dumps({"summary": comparison.summary()}))
-    elif comparison is not None and (scored or not rejected):  # else `_rejections` says why
+    elif comparison is not None and scored:  # else `_rejections` says why
         print(comparison.sentence())
     return _rejections(rejected, scored)
 
 
+def _warn_if_repeated(lines: dict[str, int], contact: Contact, number: int) -> None:
+    """Both records are scored, but a CRM holds one per id: the export likely repeats a row."""
+    first = lines.setdefault(contact.label, number)
+    if first != number:
+        print(
+            f"warning: line {number}: {contact.label} repeats the id of line {first}",
+            file=sys.stderr,
+        )
+
+
 def _rejections(rejected: int, scored: int) -> int:
-    """The exit status, and on stderr how many records were rejected: 1 when any was (and
-    plainly when no record could be scored at all), else 0."""
+    """The exit status, and on stderr how many records were rejected: 1 when any was, or when
+    the file held none (plainly when no record could be scored at all), else 0."""
+    if not rejected and not scored:
+        print("no record could be scored: the file holds none", file=sys.stderr)
+        return 1
     if not rejected:
         return 0
     if scored:

@@ -6,9 +6,9 @@ Headers are matched case-insensitively, spaces taken as underscores. Columns:
   `created_at`, `updated_at`, `stage`, `unsubscribed`, `hard_bounced` (true / false);
 - signals: `<signal>_at`, the date of its last occurrence, and `<signal>_count`, how many
   there were (1 when left out), e.g. `demo_request_at`, `email_open_count`: one event each,
-  as CRMs that keep counters report them;
+  as CRMs that keep counters report them; a count needs its date (0 with none is no event);
 - qualification: `qualification_<criterion>` = met / in_progress / not_met;
-- one deal: `deal_status` (open / won / lost), `deal_closed_at`.
+- one deal: `deal_status` (open / won / lost), `deal_closed_at` (needs the status).
 Any other column is ignored and named once on stderr. Empty cells are unknown.
 
 Times are ISO 8601 with their zone (`2026-11-30T09:00:00Z`, `...+01:00`). A date alone
@@ -95,7 +95,9 @@ def read_csv_contacts(
             yield number, Contact.model_validate(document), None
         except ValidationError as exc:
             problems = "; ".join(
-                f"{_source(item['loc'], sources)}: {_message(item)}" for item in exc.errors()
+                f"{column}: {_message(item, column)}"
+                for item in exc.errors()
+                for column in [_source(item["loc"], sources)]
             )
             yield number, None, f"line {number}: contact {record}: {problems}"
 
@@ -105,8 +107,13 @@ def _moment(value: str) -> str:
     return f"{value}T00:00:00Z" if _DAY.fullmatch(value) else value
 
 
-def _message(error: Any) -> str:
-    """Pydantic's message, or how to fix a time given without its zone."""
+def _message(error: Any, column: str) -> str:
+    """Pydantic's message, or which column a missing one goes with, or how to fix a time given
+    without its zone."""
+    if error["type"] == "missing" and column.endswith("_at"):
+        return f"required with {column.removesuffix('_at')}_count: the date of its last occurrence"
+    if error["type"] == "missing" and column == "deal_status":
+        return "required with deal_closed_at: open / won / lost"
     if error["type"] != "timezone_aware":
         return error["msg"]
     given = error["input"]
@@ -118,7 +125,9 @@ def _message(error: Any) -> str:
 
 
 def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """The canonical document of one row, and the column behind each event (for errors)."""
+    """The canonical document of one row, and the signal behind each event (for errors). A
+    count without its date, or a deal's date without its status, is kept for validation to
+    refuse: dropping it would score the row as if it were not there. A count of 0 is none."""
     document: dict[str, Any] = {c: v for c, v in cells.items() if c in PROFILE}
     for moment in ("created_at", "updated_at"):
         if moment in document:
@@ -129,16 +138,13 @@ def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
             document[flag] = True if value in _TRUE else False if value in _FALSE else value
     events, sources = [], []
     for kind in EventType:
-        at = cells.get(f"{kind.value}_at")
-        if at:
-            events.append(
-                {
-                    "type": kind.value,
-                    "at": _moment(at),
-                    "count": cells.get(f"{kind.value}_count", 1),
-                }
-            )
-            sources.append(f"{kind.value}_at/_count")
+        at, count = cells.get(f"{kind.value}_at"), cells.get(f"{kind.value}_count")
+        if at or (count and count != "0"):
+            event = {"type": kind.value, "count": count or 1}
+            if at:
+                event["at"] = _moment(at)
+            events.append(event)
+            sources.append(kind.value)
     if events:
         document["events"] = events
     answers = {
@@ -148,8 +154,10 @@ def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     }
     if answers:
         document["qualification"] = answers
-    if "deal_status" in cells:
-        deal = {"id": f"{cells.get('id', 'row')}-deal", "status": cells["deal_status"]}
+    if "deal_status" in cells or "deal_closed_at" in cells:
+        deal = {"id": f"{cells.get('id', 'row')}-deal"}
+        if "deal_status" in cells:
+            deal["status"] = cells["deal_status"]
         if "deal_closed_at" in cells:
             deal["closed_at"] = _moment(cells["deal_closed_at"])
         document["deals"] = [deal]
@@ -159,7 +167,8 @@ def _document(cells: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
 def _source(loc: tuple[Any, ...], sources: list[str]) -> str:
     """The CSV column an error is about."""
     if loc and loc[0] == "events" and len(loc) > 1 and isinstance(loc[1], int):
-        return sources[loc[1]]
+        field = loc[2] if len(loc) > 2 and loc[2] in ("at", "count") else "at/_count"
+        return f"{sources[loc[1]]}_{field}"
     if loc and loc[0] == "qualification" and len(loc) > 1:
         return f"qualification_{loc[1]}"
     if loc and loc[0] == "deals":
