@@ -588,3 +588,67 @@ def test_a_record_that_makes_a_group_a_guess_splits_it_in_the_same_run(tmp_path)
         owned = adapter.records[cid].owned
         assert owned["duplicate"] is False and not owned.get("duplicate_group"), (cid, owned)
     store.close()
+
+
+ZELTWERK_INFO = "info@zeltwerk.example"
+
+
+def zeltwerk(cid: str, first: str, last: str, email: str = ZELTWERK_INFO, **fields) -> Contact:
+    return person(
+        cid, email=email, first_name=first, last_name=last, company="Zeltwerk GmbH", **fields
+    )
+
+
+def test_a_role_mailbox_is_no_evidence_of_one_person():
+    """Anna Schmidt and Peter Braun both wrote info@: the email rule made one person of them
+    (0.99) although their names disagree. A role mailbox (`+tag` or not) joins no one; the
+    same name at the same company still does."""
+    anna = zeltwerk("1", "Anna", "Schmidt")
+    peter = zeltwerk("2", "Peter", "Braun", days=1)
+    lena = person("3", email="office+de@gmail.com", first_name="Lena", last_name="Vogel")
+    tim = person("4", email="Office@gmail.com", first_name="Tim", last_name="Roth")
+    assert find_groups([anna, peter, lena, tim], RULES) == []
+    again = zeltwerk("5", "Anna", "Schmidt", days=2)
+    [group] = find_groups([anna, peter, again], RULES)
+    assert group.members == [("contact", "1"), ("contact", "5")]
+    assert group.rules == ["name+company"] and group.confidence < 0.99
+    report = build_duplicates([[anna, peter]], RULES)
+    assert report.summary()["groups"] == 0
+    assert report.summary()["flagged_by_rule"] == {"role_address": 2}
+
+
+def test_the_role_mailboxes_are_those_configured():
+    rules = IdentityRules.model_validate({"validity": {"role_mailboxes": ["kontakt"]}})
+    anna = zeltwerk("1", "Anna", "Schmidt", email="kontakt@zeltwerk.example")
+    peter = zeltwerk("2", "Peter", "Braun", email="Kontakt@Zeltwerk.example")
+    assert find_groups([anna, peter], rules) == []
+    info = [zeltwerk("3", "Anna", "Schmidt"), zeltwerk("4", "A", "Schmidt")]
+    [mailbox] = find_groups(info, rules)
+    assert mailbox.rules == ["email"], "info@ is a person's mailbox where it is not a role"
+
+
+def test_people_sharing_a_role_mailbox_are_each_decided_alone(tmp_path):
+    """The user's check on the Salesforce simulator: Anna's demo request made Peter, who shares
+    info@ with her, hot; the call went to him alone, both were flagged duplicates and the owner
+    was told to merge them."""
+    from crm_qualify.connector.settings import Settings
+    from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+
+    from tests.memory_adapter import MemoryAdapter
+
+    now = T0 + timedelta(days=2)
+    demo = [EngagementEvent(type=EventType.DEMO_REQUEST, at=now - timedelta(hours=2))]
+    peter = zeltwerk("P", "Peter", "Braun", object_type="Lead")
+    anna = zeltwerk("A", "Anna", "Schmidt", object_type="Lead", days=1, events=demo)
+    adapter = MemoryAdapter([peter, anna])
+    store = StateStore(tmp_path / "state.sqlite")
+    settings = Settings(
+        fields={"duplicate": {"owned": True}, "duplicate_group": {"owned": True}},
+        identity={"review_task": True},
+    )
+    assert SyncEngine(adapter, settings, store).run(RunOptions(now=now)).status == "ok"
+    calls = [t.contact_id for t in adapter.tasks.values() if t.kind == "hot_call"]
+    assert calls == ["A"]
+    assert not [t for t in adapter.tasks.values() if t.kind == "duplicate_review"]
+    assert not any(record.owned.get("duplicate") for record in adapter.records.values())
+    store.close()

@@ -44,10 +44,11 @@ EMAIL_CONFIDENCE = 0.99
 PHONE_AND_NAME_CONFIDENCE = 0.95
 PHONE_ONLY_CONFIDENCE = 0.7
 SAME_NAME_RELATED_COMPANY_CONFIDENCE = 0.85
-GROUPING_VERSION = 2
+GROUPING_VERSION = 3
 """Raised when a code change moves who is one person (2: names one letter longer and records
-that match two people told apart no longer group): persons are made as records are read, so
-the next run reads and regroups every record, as for a changed `[identity]` setting."""
+that match two people told apart no longer group; 3: a role mailbox matches no one by
+mailbox): persons are made as records are read, so the next run reads and regroups every
+record, as for a changed `[identity]` setting."""
 PROFILE_FIELDS = (
     "email",
     "phone",

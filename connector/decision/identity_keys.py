@@ -3,6 +3,7 @@
 Normalising is where duplicate detection is won or lost, so each rule is explicit:
 - a mailbox is case-insensitive; `+tag` and dots are dropped only at providers known to
   ignore them (elsewhere they may name distinct mailboxes); alias domains fold together;
+  a role mailbox (`info@`, `[identity.validity] role_mailboxes`) is no key: people share it;
 - a phone number is its E.164 form (`phonenumbers`), read in the record's own country;
 - an organisation is a business email domain, else the company name (lower-cased, legal
   suffixes dropped). Free-mail domains say nothing about the employer.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import phonenumbers
@@ -69,6 +71,23 @@ def email_domain(email: str | None) -> str | None:
     if not email or "@" not in email:
         return None
     return email.rsplit("@", 1)[1].strip().lower() or None
+
+
+def is_role_address(email: str | None, role_mailboxes: Collection[str]) -> bool:
+    """`info@`, `sales+eu@`: a mailbox named after a function, whatever the domain does with
+    a `+tag`."""
+    if not email or "@" not in email:
+        return False
+    local = email.strip().lower().rpartition("@")[0]
+    return local.split("+", 1)[0] in role_mailboxes
+
+
+def person_mailbox(email: str | None, rules: IdentityRules) -> str | None:
+    """The mailbox as a key that tells a person, None for a role address: colleagues share
+    `info@`, so it says nothing about who wrote from it."""
+    if is_role_address(email, rules.validity.role_mailboxes):
+        return None
+    return normalise_email(email, rules)
 
 
 def normalise_email(email: str | None, rules: IdentityRules) -> str | None:
@@ -133,7 +152,7 @@ def organisation(contact: Contact) -> str | None:
 
 def identity_keys(contact: Contact, rules: IdentityRules) -> IdentityKeys:
     return IdentityKeys(
-        email=normalise_email(contact.email, rules) if rules.email.enabled else None,
+        email=person_mailbox(contact.email, rules) if rules.email.enabled else None,
         phone=(
             normalise_phone(contact.phone, contact.country, rules.phone.default_region)
             if rules.phone.enabled

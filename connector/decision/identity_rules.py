@@ -29,7 +29,11 @@ class _Section(BaseModel):
 
 
 class EmailRule(_Section):
-    enabled: bool = Field(default=True, description="Same normalised email = same person.")
+    enabled: bool = Field(
+        default=True,
+        description="Same normalised email = same person; a role mailbox"
+        " (`[identity.validity] role_mailboxes`) matches no one.",
+    )
     plus_addressing_domains: list[str] = Field(
         default_factory=lambda: [
             "gmail.com",
@@ -108,7 +112,8 @@ class ValidityRules(_Section):
     )
     role_mailboxes: list[str] = Field(
         default_factory=lambda: sorted(ROLE_MAILBOXES),
-        description="Mailbox names that reach a function, not a person.",
+        description="Mailbox names that reach a function, not a person: flagged, and never"
+        " taken as one person's mailbox by the email rule (`name+tag@` too).",
     )
     extra_disposable_domains: list[str] = Field(
         default_factory=list,

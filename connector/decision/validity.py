@@ -14,7 +14,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from crm_qualify.connector.decision.identity_keys import email_domain, is_free_mail
+from crm_qualify.connector.decision.identity_keys import (
+    email_domain,
+    is_free_mail,
+    is_role_address,
+)
 from crm_qualify.connector.decision.identity_rules import ValidityRules
 from crm_qualify.connector.model import Contact
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
@@ -76,7 +80,7 @@ def _email_flags(email: str | None, rules: ValidityRules) -> list[ValidityFlag]:
     flags = []
     if domain in DISPOSABLE_DOMAINS or domain in rules.extra_disposable_domains:
         flags.append(ValidityFlag("disposable", f"throw-away email domain {domain}"))
-    if local.split("+", 1)[0] in rules.role_mailboxes:
+    if is_role_address(email, rules.role_mailboxes):
         flags.append(ValidityFlag("role_address", f"role address {local}@ reaches no person"))
     return flags
 
