@@ -213,9 +213,8 @@ def _found_pending(
     pending = [task for task in tasks if task.status == TASK_PENDING]
     if not pending:
         return []
-    sent = store.last_sent_pending(run_id) or datetime.now(UTC)
-    ready = sent + lookup_delay
-    if ready > datetime.now(UTC):
+    sent = store.last_sent_pending(run_id)  # None: sent long ago, as a sync reads it
+    if sent is not None and (ready := sent + lookup_delay) > datetime.now(UTC):
         raise RollbackError(
             f"{len(pending)} task creation(s) of run {run_id} were sent and never answered"
             " (the run was killed, or the answer lost); the CRM can be asked for them from"
