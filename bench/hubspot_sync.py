@@ -31,7 +31,6 @@ from crm_qualify.adapters.hubspot import HubSpotAdapter
 from crm_qualify.adapters.hubspot.reader import Cursor, _worked_on, epoch_ms
 from crm_qualify.adapters.hubspot.records import FILTER_VALUES, SEARCH_BODY_LIMIT
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
-from crm_qualify.adapters.hubspot.simulator.values import parse_ms
 from crm_qualify.connector.contract import ContactBatch
 from crm_qualify.connector.ops.allocator import tune_malloc
 from crm_qualify.connector.settings import CrmSettings, Settings
@@ -55,6 +54,16 @@ BATCH, PAGE, SEARCH, LINKS, INLINE = 100, 100, 200, 1000, 100
 read; links a list-page row carries inline."""
 READ_BATCH = 1000
 """Contacts one read batch holds (the engine keeps one batch in memory)."""
+
+
+def parse_ms(value: str | None) -> int | None:
+    """The portal's time in epoch ms, as the simulator parses it. Called in the simulator's
+    process only, and imported there: the simulator's modules in the connector's process
+    would count as the connector's RSS."""
+    from crm_qualify.adapters.hubspot.simulator.values import parse_ms as parse
+
+    return parse(value)
+
 
 V3 = "/crm/v3/objects"
 LIST, SEARCH_CONTACTS = f"GET {V3}/contacts", f"POST {V3}/contacts/search"

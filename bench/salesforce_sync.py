@@ -29,7 +29,6 @@ from crm_qualify.adapters.salesforce.accounts import AccountMapping, business_do
 from crm_qualify.adapters.salesforce.adapter import CONVERTED_SCAN
 from crm_qualify.adapters.salesforce.history import SETTERS
 from crm_qualify.adapters.salesforce.settings import SalesforceSettings
-from crm_qualify.adapters.salesforce.simulator.org import ACTIVITY_LINKS
 from crm_qualify.adapters.salesforce.soql import MAX_QUERY_URI, converted_leads, in_chunks
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, PeopleMapping
 from crm_qualify.connector.ops.allocator import tune_malloc
@@ -58,9 +57,18 @@ UPSERTED = "GET jobs/ingest/{id}/successfulResults"
 (rollback deletes by it) and no other request of the run brings back."""
 KEY = "CRMQ_Task_Key__c"
 SWEPT = ("Task", "Event", "CampaignMember", "OpportunityContactRole", "Opportunity")
-CHILDREN = ACTIVITY_LINKS
-"""What is read with each person, the org's rows naming them (a child row counts toward the
-page like its parent)."""
+PEOPLE = ("Lead", "Contact")
+"""The objects a run reads people from."""
+
+
+def children() -> dict[str, tuple[tuple[str, str], ...]]:
+    """What is read with each person, the org's rows naming them (a child row counts toward
+    the page like its parent). Imported in the simulator's process only, where it is called:
+    the simulator's modules in the connector's process would count as the connector's RSS."""
+    from crm_qualify.adapters.salesforce.simulator.org import ACTIVITY_LINKS
+
+    return ACTIVITY_LINKS
+
 
 FORMULA = """\
 minimum = L + K + R + A + V + S + Q + E + W(U) + W(T)
@@ -120,7 +128,7 @@ def people(sim: Any, since: str | None) -> dict[str, list[str]]:
     change in the second `since` names counts: the bench's engagement often follows the
     previous run's start within it (strictly later, it was left out of the minimum)."""
     wanted: dict[str, list[str]] = {}
-    for sobject in CHILDREN:
+    for sobject in PEOPLE:
         for record in sim.org.live(sobject):
             if record.get("IsConverted"):
                 continue
@@ -149,7 +157,7 @@ def child_rows(sim: Any, sobject: str, ids: list[str]) -> int:
     wanted = set(ids)
     return sum(
         1
-        for child, link in CHILDREN[sobject]
+        for child, link in children()[sobject]
         for row in sim.org.live(child)
         if row.get(link) in wanted
     )
@@ -199,7 +207,7 @@ def conversion_lookups(sim: Any, contacts: list[str], mapping: dict[str, Any]) -
 def bulk_jobs(sim: Any, objects: list[str], wanted: dict[str, list[str]], match: bool) -> Counter:
     """The query jobs of a full read through Bulk of `objects` (R, Bulk)."""
     rows = [len(wanted.get(sobject, [])) for sobject in objects]
-    kinds = {kind for sobject in objects for kind in CHILDREN[sobject]}
+    kinds = {kind for sobject in objects for kind in children()[sobject]}
     rows += [sum(1 for r in sim.org.live(child) if r.get(link)) for child, link in sorted(kinds)]
     if "Lead" in objects and match:
         rows.append(sum(1 for _ in sim.org.live("Account")))
@@ -233,12 +241,12 @@ def minimum_reads(
     changed = people(sim, started)
     bulk = [
         sobject
-        for sobject in CHILDREN
+        for sobject in PEOPLE
         if since is None and threshold and len(wanted.get(sobject, [])) >= threshold
     ]
     floor += bulk_jobs(sim, bulk, wanted, AccountMapping.from_document(mapping).match_leads)
     resource = "query" if since is None else "queryAll"  # an incremental read: queryAll
-    for sobject in CHILDREN:
+    for sobject in PEOPLE:
         if sobject in bulk:  # the REST page that tells its size
             floor[f"GET query {sobject}"] += 1
             continue
@@ -284,7 +292,7 @@ def written(sim: Any, since: str) -> dict[str, int]:
                 if record["SystemModstamp"] >= since
                 and record["LastModifiedById"] == sim.org.integration_user
             )
-            for sobject in CHILDREN
+            for sobject in PEOPLE
         }
 
 
@@ -414,7 +422,7 @@ def run_size(records: int, latency: float, args: Any) -> list[Row]:
                 reads += setters
                 rest_reads += setters
                 if number == 0:  # the owned fields' fit
-                    for sobject in CHILDREN:
+                    for sobject in PEOPLE:
                         reads[f"GET describe {sobject}"] = rest_reads[f"GET describe {sobject}"] = 1
                 floor = +(reads + minimum_writes(counts, by_object, settings.bulk_threshold))
                 rest_floor = sum((rest_reads + minimum_writes(counts, by_object, 0)).values())
