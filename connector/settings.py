@@ -26,6 +26,7 @@ from crm_qualify.connector.decision.rules import Rules
 from crm_qualify.connector.model import OPT_IN_FIELDS, OWNED_FIELDS
 from crm_qualify.connector.ops.logs import is_secret_key, mask_url_passwords, mask_values
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -135,6 +136,21 @@ def _default_fields() -> dict[str, FieldPolicy]:
     }
 
 
+def _known_field(name: str) -> str:
+    """A `[fields.X]` name checked as a key, so that its error comes in the same pass as
+    those of every field's policy."""
+    if name not in OWNED_FIELDS:
+        raise PydanticCustomError(
+            "unknown_field",
+            "unknown field {name}; known: {known}",
+            {"name": name, "known": ", ".join(OWNED_FIELDS)},
+        )
+    return name
+
+
+FieldName = Annotated[str, AfterValidator(_known_field)]
+
+
 def _opt_in(name: str, policy: FieldPolicy) -> FieldPolicy:
     """An optional field stays off until `owned = true` is said, even with a policy set; a
     field keeps its default policy until one is said."""
@@ -225,7 +241,7 @@ class Settings(BaseSettings):
     adapters: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Options per adapter name, validated by the adapter."
     )
-    fields: dict[str, FieldPolicy] = Field(default_factory=_default_fields)
+    fields: dict[FieldName, FieldPolicy] = Field(default_factory=_default_fields)
     rules: Rules = Field(default_factory=Rules)
     identity: IdentityRules = Field(default_factory=IdentityRules)
     sync: SyncSettings = Field(default_factory=SyncSettings)
@@ -236,12 +252,7 @@ class Settings(BaseSettings):
 
     @field_validator("fields")
     @classmethod
-    def _known_fields(cls, value: dict[str, FieldPolicy]) -> dict[str, FieldPolicy]:
-        unknown = sorted(set(value) - set(OWNED_FIELDS))
-        if unknown:
-            raise ValueError(
-                f"unknown field {', '.join(unknown)}; known: {', '.join(OWNED_FIELDS)}"
-            )
+    def _every_field(cls, value: dict[str, FieldPolicy]) -> dict[str, FieldPolicy]:
         return {**_default_fields(), **{name: _opt_in(name, p) for name, p in value.items()}}
 
     @field_validator("adapters")
@@ -311,17 +322,25 @@ def describe_validation_error(
     problems = []
     within = tuple(part for part in prefix.split(".") if part)
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = tuple(part for part in item["loc"] if part != "[key]")  # a bad key names itself
+        key = ".".join(str(part) for part in loc) or "(top level)"
         line = f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}"
-        variable = _variable_of((*within, *item["loc"])) if environment else None
+        variable = _variable_of((*within, *loc)) if environment else None
         problems.append(f"{line} (from the environment variable {variable})" if variable else line)
     return problems
 
 
 def _variable_of(loc: tuple[int | str, ...]) -> str | None:
-    """The `CRMQ_` variable that sets the key at `loc`, if one is set."""
+    """The `CRMQ_` variable that sets the key at `loc`, or a key within it, if one is set."""
     wanted = ("CRMQ_" + "__".join(str(part) for part in loc)).upper()
-    return next((name for name in os.environ if name.upper() == wanted), None)
+    return next(
+        (
+            name
+            for name in os.environ
+            if name.upper() == wanted or name.upper().startswith(wanted + "__")
+        ),
+        None,
+    )
 
 
 def _input_secrets(item: ErrorDetails) -> list[str]:

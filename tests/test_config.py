@@ -43,6 +43,17 @@ def test_every_problem_is_reported_with_its_key(tmp_path, capsys):
         assert key in err, err
 
 
+def test_a_misspelled_field_is_named_beside_another_fields_error(tmp_path, capsys):
+    """`[fields.scroe]` was reported only once a bad policy in `[fields.stage]` was fixed:
+    the unknown name is now named in the same pass, with the names that are known."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fields.scroe]\npolicy = 'always'\n[fields.stage]\npolicy = 'sometimes'\n")
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "fields.stage.policy: Input should be" in err, err
+    assert "fields.scroe: unknown field scroe; known: stage, " in err, err
+
+
 def test_rules_errors_name_the_rules_key(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[rules]\nno_such_rule = 1\n")
