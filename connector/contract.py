@@ -319,6 +319,11 @@ class Adapter(Protocol):
     waited for; raises `AdapterError` if some are still being applied when its patience ends.
     The engine calls it before anything else when a run died with writes open: a job landing
     after the rerun had read and written the record would put back the older values.
+
+    Optional: `clock_offset(self) -> float | None`, the seconds the CRM's clock is ahead of
+    ours (negative: behind) by its latest answer (`connector.crm_clock.CrmClock.offset`), None
+    before any. Before deciding, a run that does not say its moment logs an offset over a
+    minute and stops beyond `sync.max_clock_offset_minutes`. Without it, no check.
     """
 
     name: str

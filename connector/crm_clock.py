@@ -8,6 +8,10 @@ minutes ahead, a salesperson's edit made a minute after a run was missed until t
 read). Adapters feed every answer's `Date` to a `CrmClock` and bound the positions they keep
 by it. A clock behind the CRM's needs nothing: its positions are early, and the next run reads
 from them again.
+
+Decisions are another matter: they judge the CRM's times (an event's age, a follow-up's due
+time) against our now, so a run stops before deciding when the two clocks are far apart
+(`check_offset`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ class CrmClock:
             return
         self._offset = theirs.timestamp() - self.ours()
 
+    @property
+    def offset(self) -> float | None:
+        """Seconds the CRM's clock is ahead of ours (negative: behind), from the latest
+        answer; None before one said."""
+        return self._offset
+
     def bound(self, moment: datetime) -> datetime:
         """`moment`, or the CRM's now if that is earlier and its clock is behind ours by more
         than a `Date` header can tell."""
@@ -50,3 +60,34 @@ class CrmClock:
             return moment
         theirs = datetime.fromtimestamp(self.ours() + self._offset, UTC)
         return min(moment, theirs)
+
+
+class ClockOffsetError(Exception):
+    """Our clock is too far from the CRM's to decide on."""
+
+
+NOTED_SECONDS = 60.0
+"""An offset beyond this is logged: decisions are a minute or more off the CRM's time."""
+
+
+def check_offset(offset: float | None, limit_minutes: float) -> str | None:
+    """None when the clocks agree (or nothing said); a warning to log when they differ by more
+    than a minute. Raises `ClockOffsetError` beyond `limit_minutes` (0: no limit).
+
+    Decisions are made on our clock and judged against the CRM's times (an event's age, a
+    follow-up's due time, the SLA from a task's creation): days apart, a run would escalate
+    follow-ups not yet due, cool hot leads and flag re-nurture early, and once the clock was
+    set right, re-heat them and call again. Nothing written then can be taken back."""
+    if offset is None or abs(offset) <= NOTED_SECONDS:
+        return None
+    hours = abs(offset) / 3600
+    said = (
+        f"our clock is {hours:.1f} hours {'behind' if offset > 0 else 'ahead of'} the CRM's"
+        " (its Date header)"
+    )
+    if limit_minutes and abs(offset) > limit_minutes * 60:
+        raise ClockOffsetError(
+            f"{said}, more than sync.max_clock_offset_minutes ({limit_minutes:g}): nothing was"
+            " decided or written; set the host's time right (NTP)"
+        )
+    return f"{said}: decisions are that far off the CRM's time; set the host's time right (NTP)"

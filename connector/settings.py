@@ -195,6 +195,13 @@ class SyncSettings(_Section):
         " the CRM leave it, and changes the incremental reads could not see are caught."
         " 0 turns it off (`sync --full` still does one).",
     )
+    max_clock_offset_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="A run whose clock is further than this from the CRM's (its answers' Date"
+        " header) stops before deciding anything: ages, due times and SLAs would be judged on"
+        " the wrong day. 0 turns the check off.",
+    )
     keep_runs_days: float = Field(
         default=90.0,
         ge=0,

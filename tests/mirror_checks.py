@@ -245,6 +245,30 @@ def check_a_clock_ahead_of_the_crm_misses_no_edit(
     assert store.mirror.by_keys(settings.crm.instance, [key])[key].contact.title == TITLE
 
 
+def check_a_clock_far_from_the_crm_s_decides_nothing(
+    adapter: Any, store: StateStore, settings: Settings
+) -> None:
+    """Our clock three days ahead of the CRM's (a host whose time sync failed; a user test
+    ran the connector under faketime): runs decided and wrote on our clock, so follow-ups
+    fell overdue and were escalated, scores decayed and hot leads cooled days early, and
+    once the clock was set right the next run re-heated them and called a hot lead again
+    whose call had been made. A run whose clock is further from the CRM's than
+    `sync.max_clock_offset_minutes` now stops before deciding anything, naming both."""
+    real = adapter.client.crm_clock.ours
+    adapter.client.crm_clock.ours = lambda: time.time() + 3 * 86400
+    engine = SyncEngine(adapter, settings, store)
+    refused = engine.run(RunOptions())
+    assert refused.status == "failed"
+    assert "our clock is 72.0 hours ahead of the CRM's" in " ".join(refused.errors)
+    assert "max_clock_offset_minutes" in " ".join(refused.errors)
+    assert refused.counts["fields_written"] == 0 and refused.counts["tasks_created"] == 0
+    assert not store.tasks_for_run(refused.run_id)
+    adapter.client.crm_clock.ours = real
+    first = engine.run(RunOptions())
+    assert first.status == "ok", first.errors
+    assert first.counts["fields_written"] > 0 and store.tasks_for_run(first.run_id)
+
+
 def check_a_follow_up_a_person_rescheduled_is_not_escalated(
     adapter: Any, store: StateStore, settings: Settings, reschedule: Callable[[str], None]
 ) -> None:

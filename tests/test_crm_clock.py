@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from crm_qualify.connector.crm_clock import CrmClock
+import pytest
+from crm_qualify.connector.crm_clock import ClockOffsetError, CrmClock, check_offset
 
 OURS = datetime(2026, 12, 1, 18, 6, 50, tzinfo=UTC)
 
@@ -32,3 +33,16 @@ def test_an_unreadable_date_is_ignored():
     for header in ("", "yesterday", "Tue, 01 Dec 2026 18:00:50"):
         clock.observe(header)
     assert clock.bound(OURS) == OURS - timedelta(minutes=6), "the last readable answer holds"
+
+
+def test_an_offset_over_a_minute_is_said_and_one_over_the_limit_stops_the_run():
+    assert check_offset(None, 60) is None
+    assert check_offset(-45.0, 60) is None
+    assert check_offset(-360.0, 60) == (
+        "our clock is 0.1 hours ahead of the CRM's (its Date header): decisions are that far"
+        " off the CRM's time; set the host's time right (NTP)"
+    )
+    assert "2.0 hours behind the CRM's" in (check_offset(7200.0, 180) or "")
+    with pytest.raises(ClockOffsetError, match=r"2\.0 hours behind .*max_clock_offset_minutes"):
+        check_offset(7200.0, 60)
+    assert check_offset(-86400.0 * 100, 0), "0: no limit, still said"

@@ -469,6 +469,9 @@ class HubSpotAdapter:
     def usage(self) -> ApiUsage:
         return self.client.usage()
 
+    def clock_offset(self) -> float | None:
+        return self.client.crm_clock.offset
+
 
 def _stamp(row: dict[str, Any]) -> datetime | None:
     """The contact's `lastmodifieddate` as read (`RawContact.stamp`); None when unreadable."""

@@ -751,6 +751,9 @@ class SalesforceAdapter:
     def usage(self) -> ApiUsage:
         return self.client.usage()
 
+    def clock_offset(self) -> float | None:
+        return self.client.crm_clock.offset
+
 
 class Page(list[dict[str, Any]]):
     """A page of query results, and `total`: how many records the whole query selects."""

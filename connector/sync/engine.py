@@ -60,6 +60,7 @@ from crm_qualify.connector.contract import (
     TaskResult,
     WriteResult,
 )
+from crm_qualify.connector.crm_clock import ClockOffsetError, check_offset
 from crm_qualify.connector.decision.decide import decide
 from crm_qualify.connector.decision.duplicates import GROUPING_VERSION, DuplicateGroup
 from crm_qualify.connector.decision.planning import KINDS, MQL_HANDOFF, task_kind
@@ -370,6 +371,7 @@ class SyncEngine:
         self._bereft = []
         self.people.hidden = frozenset()
         self._held_tasks = None
+        self._clock_checked = False
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -384,7 +386,7 @@ class SyncEngine:
                 self._finish_full_read(options)
             except BudgetExhausted as exc:
                 self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")
-            except (AdapterError, StateStoreError) as exc:
+            except (AdapterError, StateStoreError, ClockOffsetError) as exc:
                 self._end(summary, "failed", f"{type(exc).__name__}: {exc}")
             except Exception as exc:
                 log.exception("run failed on an unexpected error")
@@ -965,9 +967,23 @@ class SyncEngine:
         if self.on_batch:
             self.on_batch(report)
 
+    def _check_clock(self, options: RunOptions) -> None:
+        """Before the run's first decision, once its reads have heard the CRM's clock: a run
+        that does not say its moment (`RunOptions.now`) decides on ours (`check_offset`)."""
+        if self._clock_checked or options.now is not None:
+            return
+        offset = getattr(self.adapter, "clock_offset", lambda: None)()
+        if offset is None:
+            return
+        self._clock_checked = True
+        warning = check_offset(offset, self.settings.sync.max_clock_offset_minutes)
+        if warning:
+            log.warning(warning)
+
     def _decide_dry_read(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
         """A dry full read mirrors nothing: what it read is decided from memory, as the real
         run decides it from the mirror, once everyone is indexed."""
+        self._check_clock(options)
         read = list(self._dry_read.values())
         flight = self._flight(summary, now)
         self._decided_persons = set()
@@ -1034,6 +1050,7 @@ class SyncEngine:
         for a re-read are left to the read that settles them."""
         if remaining is not None and remaining <= 0:
             return
+        self._check_clock(options)
         # what a dry run read is decided from memory, not from the mirror it left unchanged
         exclude = set(self._open_intents) | self._dry_read.keys() | self._dry_merged_away
         exclude |= self._dry_failed  # as the real run leaves its failed records to a retry
@@ -1186,6 +1203,7 @@ class SyncEngine:
         problems: _Problems,
     ) -> list[tuple[Contact, Decision]] | None:
         """Decide and diff one batch and record its intents; None on a dry run."""
+        self._check_clock(options)
         counts = summary.counts
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)

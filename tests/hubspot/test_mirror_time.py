@@ -8,6 +8,7 @@ from tests.mirror_checks import (
     OLD_ESCALATION_SUBJECT,
     TITLE,
     check_a_clock_ahead_of_the_crm_misses_no_edit,
+    check_a_clock_far_from_the_crm_s_decides_nothing,
     check_a_deleted_follow_up_is_not_escalated,
     check_a_follow_up_read_back_escalates_at_its_sla_time,
     check_a_late_follow_up_of_a_deleted_record_goes_with_it,
@@ -85,3 +86,7 @@ def test_escalations_are_found_by_key_whatever_their_subject(
     check_escalations_are_found_by_key_whatever_their_subject(
         adapter, store, settings, retitle, tmp_path / "fresh.sqlite"
     )
+
+
+def test_a_clock_days_from_the_portal_s_decides_nothing(adapter, store, settings):
+    check_a_clock_far_from_the_crm_s_decides_nothing(adapter, store, settings)

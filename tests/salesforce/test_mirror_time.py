@@ -10,6 +10,7 @@ from tests.mirror_checks import (
     OLD_ESCALATION_SUBJECT,
     TITLE,
     check_a_clock_ahead_of_the_crm_misses_no_edit,
+    check_a_clock_far_from_the_crm_s_decides_nothing,
     check_a_deleted_follow_up_is_not_escalated,
     check_a_follow_up_a_person_rescheduled_is_not_escalated,
     check_a_follow_up_read_back_escalates_at_its_sla_time,
@@ -92,3 +93,7 @@ def test_escalations_are_found_by_key_whatever_their_subject(
         lambda task_id: sim.touch(task_id, {"Subject": OLD_ESCALATION_SUBJECT}),
         tmp_path / "fresh.sqlite",
     )
+
+
+def test_a_clock_days_from_the_org_s_decides_nothing(adapter, store, settings):
+    check_a_clock_far_from_the_crm_s_decides_nothing(adapter, store, settings)
