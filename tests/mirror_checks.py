@@ -263,6 +263,7 @@ def check_a_clock_far_from_the_crm_s_decides_nothing(
     assert "max_clock_offset_minutes" in " ".join(refused.errors)
     assert refused.counts["fields_written"] == 0 and refused.counts["tasks_created"] == 0
     assert not store.tasks_for_run(refused.run_id)
+    assert "across 0 contact(s) decided" in impact(refused), "read is not decided"
     adapter.client.crm_clock.ours = real
     first = engine.run(RunOptions())
     assert first.status == "ok", first.errors

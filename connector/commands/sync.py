@@ -146,10 +146,12 @@ def impact(summary: RunSummary) -> str:
     if not summary.dry_run:
         landed = [counts.get(name, 0) for name in ("stages_moved", "temperatures_moved")]
         landed.append(counts.get("tasks_created", 0))
+    # a run stopped before deciding (read, then refused) scored no one
+    decided = counts.get("read", 0) + counts.get("redecided", 0) if counts.get("scored") else 0
     line = (
         f"{'would move' if summary.dry_run else 'moved'}: {landed[0]:,} stage(s),"
         f" {landed[1]:,} temperature(s), {landed[2]:,} task(s), across"
-        f" {counts.get('read', 0) + counts.get('redecided', 0):,} contact(s) decided; {change}"
+        f" {decided:,} contact(s) decided; {change}"
     )
     if any(done < wanted for done, wanted in zip(landed, planned, strict=True)):
         line += (
