@@ -2,9 +2,11 @@
 
 The one place a CRM value becomes canonical, for the engine, rollback and reports alike, so
 no adapter can crash a run with one value: any exception becomes a `RecordError` naming the
-record and, when the adapter said, the CRM field. A `TranslationError` is bad CRM data; any
-other exception is a bug in the adapter's code, so its error names the exception type and
-its traceback is logged (masked, as every log line is).
+record and, when the adapter said, the CRM field. A `TranslationError` is bad CRM data, and
+so is a value the canonical model refuses (a pydantic `ValidationError` building the
+`Contact`: its error names the canonical field); any other exception, or a translation that
+returns no `Contact`, is a bug in the adapter's code, so its error names the exception type
+(or what came back) and it is logged (masked, as every log line is).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.ops.logs import redact
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +33,11 @@ def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordErro
     contacts: list[Contact] = []
     crash_sites: set[tuple[str, str, int]] = set()
     for item in batch.raw:
-        try:
-            contacts.append(item.translate())
-        except TranslationError as exc:
-            reason = str(exc) or type(exc).__name__
-            errors.append(
-                RecordError(item.record, exc.field, reason, key=item.key, stamp=item.stamp)
-            )
-        except Exception as exc:
-            _log_crash(item.record, exc, crash_sites)
-            errors.append(_crash_error(item, exc))
+        outcome = _translate(item, crash_sites)
+        if isinstance(outcome, Contact):
+            contacts.append(outcome)
+        else:
+            errors.append(outcome)
     contacts.extend(batch.contacts)
     seen: set[tuple[str, str]] = set()
     unique = []
@@ -49,6 +47,54 @@ def translate_batch(batch: ContactBatch) -> tuple[list[Contact], list[RecordErro
             seen.add(key)
             unique.append(contact)
     return unique, errors
+
+
+def _translate(item: RawContact, crash_sites: set[tuple[str, str, int]]) -> Contact | RecordError:
+    """One record's contact, or its error."""
+    try:
+        contact = item.translate()
+    except TranslationError as exc:
+        reason = str(exc) or type(exc).__name__
+        return RecordError(item.record, exc.field, reason, key=item.key, stamp=item.stamp)
+    except ValidationError as exc:
+        return _refused_value(item, exc)
+    except Exception as exc:
+        _log_crash(item.record, exc, crash_sites)
+        return _crash_error(item, exc)
+    if isinstance(contact, Contact):
+        return contact
+    return _not_a_contact(item, type(contact).__name__, crash_sites)
+
+
+def _refused_value(item: RawContact, exc: ValidationError) -> RecordError:
+    """`employees: Input should be greater than or equal to 0`: a CRM value the canonical
+    model refuses is bad data, named by the field pydantic names (another model's prefixed
+    with it); the text is pydantic's, so it is masked."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "record"
+        if exc.title != Contact.__name__:
+            where = f"{exc.title}.{where}"
+        problems.append((where, error["msg"]))
+    reason = "; ".join(f"{where}: {msg}" for where, msg in problems)
+    return RecordError(item.record, problems[0][0], redact(reason), key=item.key, stamp=item.stamp)
+
+
+def _not_a_contact(item: RawContact, kind: str, seen: set[tuple[str, str, int]]) -> RecordError:
+    """`record: translate returned NoneType, not a Contact`: a bug in the adapter (a "skip
+    this one" `None`, a dict), logged at error level once per kind in a batch."""
+    site = ("returned", kind, 0)
+    level = logging.DEBUG if site in seen else logging.ERROR
+    seen.add(site)
+    log.log(
+        level,
+        "%s: the adapter's translate returned %s, not a Contact, a bug in the adapter;"
+        " the record is skipped",
+        item.record,
+        kind,
+    )
+    reason = f"translate returned {kind}, not a Contact"
+    return RecordError(item.record, None, reason, key=item.key, stamp=item.stamp)
 
 
 def _crash_error(item: RawContact, exc: Exception) -> RecordError:
