@@ -357,11 +357,13 @@ class Adapter(Protocol):
 
     def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
         """Write canonical field values (the adapter maps names and values); one result per
-        update, in order."""
+        update, in order, with its update's `contact_id` (the core refuses the call's answer
+        otherwise: `sync/boundary.py`)."""
         ...
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
-        """Create tasks carrying their idempotency key; one result per task, in order."""
+        """Create tasks carrying their idempotency key; one result per task, in order, with
+        its task's `key` (the core refuses the call's answer otherwise)."""
         ...
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:

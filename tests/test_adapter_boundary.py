@@ -12,10 +12,15 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pytest
-from crm_qualify.connector.contract import ContactBatch, RawContact
-from crm_qualify.connector.model import Contact
+from crm_qualify.connector.contract import (
+    ContactBatch,
+    RawContact,
+    TaskResult,
+    WriteResult,
+)
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 from crm_qualify.connector.settings import Settings
-from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
+from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -84,3 +89,129 @@ def test_a_value_the_canonical_model_refuses_is_bad_data_naming_its_field(store,
     (record,) = store.attention("default")
     assert (record.contact_id, record.field) == ("neg", "employees")
     assert not caplog.records, "bad data, not a bug: no traceback"
+
+
+# ----- write answers paired by record and key, not by position alone --------------------------
+class Shuffled(MemoryAdapter):
+    """Answers in an order of its own (a CRM answering rows in id order): `reverse` names the
+    calls whose results come back reversed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reverse: set[str] = set()
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        results = super().write_updates(updates)
+        return results[::-1] if "updates" in self.reverse else results
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        results = super().create_tasks(tasks)
+        return results[::-1] if "tasks" in self.reverse else results
+
+
+def acked(store: StateStore) -> list[tuple]:
+    return store._query("SELECT seq FROM field_writes WHERE status = 'acked' ORDER BY seq")
+
+
+def test_write_results_in_another_order_are_refused_not_recorded_crosswise(store):
+    """A refused write was recorded as acknowledged and a written one as failed."""
+    adapter = Shuffled([hot_contact("h1"), hot_contact("h2")])
+    assert run(adapter, store).status == "ok"
+    cursor, written = store.get_cursor("default", CONTACTS_STREAM), acked(store)
+    for record in ("h1", "h2"):
+        adapter.human_edit(record, score=3)
+    adapter.refuse_write_ids.add("h1")
+    adapter.reverse = {"updates"}
+    summary = run(adapter, store)
+    assert summary.status == "failed"
+    assert summary.errors == [
+        "AdapterError: adapter memory: write_updates result 0 is for record 'h2', not 'h1';"
+        " expected one result per update, in order"
+    ]
+    assert acked(store) == written, "nothing recorded against the wrong record"
+    assert store.get_cursor("default", CONTACTS_STREAM) == cursor
+    assert {cid for _, cid in store.open_intents("default")} == {"h1", "h2"}
+
+    adapter.reverse.clear()
+    again = run(adapter, store)
+    assert again.errors == ["contact/h1: score: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: bad value"]
+    assert [a.contact_id for a in store.attention("default")] == ["h1"]
+    assert adapter.records["h2"].owned["score"] != 3 and adapter.records["h1"].owned["score"] == 3
+
+
+def test_task_results_in_another_order_store_no_id_under_another_key(store):
+    """Task ids were stored against the wrong keys, so a rollback removed nothing."""
+    adapter = Shuffled([hot_contact("h1"), hot_contact("h2")])
+    adapter.reverse = {"tasks"}
+    summary = run(adapter, store)
+    assert summary.status == "failed"
+    (error,) = summary.errors
+    assert error.startswith("AdapterError: adapter memory: create_tasks result 0 is for key ")
+    assert all(t.crm_id is None for t in store.all_tasks("default")), "left pending"
+
+    adapter.reverse.clear()
+    assert run(adapter, store).status == "ok"
+    ids = {t.key: t.crm_id for t in store.all_tasks("default")}
+    assert ids == {t.key: crm_id for crm_id, t in adapter.tasks.items()}, "each under its key"
+    assert len(adapter.tasks) == len(ids), "looked up, not created twice"
+
+
+# ----- answers of the wrong shape ----------------------------------------------------------------
+class Misshapen(Translating):
+    """One of the shapes a consultant's adapter got wrong, in place of the contract's."""
+
+    def __init__(self, contacts: Sequence[Contact], mistake: str) -> None:
+        super().__init__(contacts)
+        self.mistake = mistake
+
+    def read_changed(
+        self, cursor: str | None, *, until: datetime, known: object = None
+    ) -> Iterator[ContactBatch]:
+        for batch in super().read_changed(cursor, until=until):
+            if self.mistake == "yield_list":
+                yield list(batch.raw)  # type: ignore[misc]
+            elif self.mistake == "contacts_raw":
+                yield ContactBatch(contacts=batch.raw, cursor=batch.cursor)  # type: ignore[arg-type]
+            elif self.mistake == "raw_contacts":
+                raw = [item.translate() for item in batch.raw]
+                yield ContactBatch(raw=raw, cursor=batch.cursor)  # type: ignore[arg-type]
+            else:
+                yield batch
+
+    def write_updates(self, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+        results = super().write_updates(updates)
+        if self.mistake == "str_results":
+            return [r.contact_id for r in results]  # type: ignore[misc]
+        if self.mistake == "dict_results":
+            return {r.contact_id: r for r in results}  # type: ignore[return-value]
+        return results
+
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        results = super().create_tasks(tasks)
+        return None if self.mistake == "tasks_none" else results  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("mistake", "message"),
+    [
+        ("str_results", "write_updates returned str items; expected WriteResult"),
+        ("dict_results", "write_updates returned dict; expected a list of WriteResult"),
+        ("tasks_none", "create_tasks returned NoneType; expected a list of TaskResult"),
+        ("yield_list", "read_changed yielded list; expected ContactBatch"),
+        (
+            "contacts_raw",
+            "read_changed yielded a ContactBatch whose contacts holds RawContact; expected Contact",
+        ),
+        (
+            "raw_contacts",
+            "read_changed yielded a ContactBatch whose raw holds Contact; expected RawContact",
+        ),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_names_the_method_and_the_type_expected(
+    store, mistake, message
+):
+    adapter = Misshapen([hot_contact("h1"), cold_contact("c1")], mistake)
+    summary = run(adapter, store)
+    assert summary.status == "failed"
+    assert summary.errors == [f"AdapterError: adapter memory: {message}"]

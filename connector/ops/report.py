@@ -48,6 +48,7 @@ from crm_qualify.connector.decision.planning import (
 )
 from crm_qualify.connector.decision.rules import FollowUpRules
 from crm_qualify.connector.model import Contact, ExistingTask, PlannedTask, Stage
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.diff import normalise
 from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
@@ -294,7 +295,7 @@ def crm_snapshot(
     """One full read of the CRM (it costs what a full sync's reads cost); `progress` is told
     how many contacts each batch brought."""
     snapshot = CrmSnapshot()
-    for batch in adapter.read_changed(None, until=now):
+    for batch in boundary.read_changed(adapter, None, until=now):
         contacts = translate_batch(batch)[0]
         snapshot.add(contacts)
         if progress:

@@ -37,6 +37,7 @@ again until it changes or its retry is due (`_failed_versions`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -71,6 +72,7 @@ from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUp
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.owned_values import OwnedFields
 from crm_qualify.connector.settings import Settings
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.bulk_calls import bulk_calls
 from crm_qualify.connector.sync.concurrency import traffic_of
@@ -655,13 +657,13 @@ class SyncEngine:
         again: list[tuple[str, str]],
     ) -> Iterator[ContactBatch]:
         if options.contact_ids is not None:
-            yield from self.adapter.read_contacts(options.contact_ids)
+            yield from boundary.read_contacts(self.adapter, options.contact_ids)
             return
         if again:
             log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
-            yield from self.adapter.read_contacts(again)
+            yield from boundary.read_contacts(self.adapter, again)
         known = None if self._full_read else self._known_versions
-        yield from self.adapter.read_changed(cursor, until=now, known=known)
+        yield from boundary.read_changed(self.adapter, cursor, until=now, known=known)
         self._full_read_done = self._full_read is not None
 
     def _read_with_other_settings(self, options: RunOptions, now_with: str) -> bool:
@@ -1466,11 +1468,12 @@ class SyncEngine:
     # writing --------------------------------------------------------------------------------
     def _flight(self, summary: RunSummary, now: datetime) -> Flight:
         """Writes of one run phase, through the adapter's pool: each task key is marked
-        `pending` just before its request leaves; if a request fails as a whole, what the
-        others acknowledged is recorded before the error ends the run (`_landed`)."""
+        `pending` just before its request leaves; if a request fails as a whole (or its
+        answer is not one result per item, in order: `boundary`), what the others
+        acknowledged is recorded before the error ends the run (`_landed`)."""
         senders = Senders(
-            self.adapter.write_updates,
-            self.adapter.create_tasks,
+            functools.partial(boundary.write_updates, self.adapter),
+            functools.partial(boundary.create_tasks, self.adapter),
             lambda tasks: self.store.mark_tasks_pending(self.instance, self._run_id, tasks),
             self._tasks_refused,
         )

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from crm_qualify.connector.contract import AdapterError, ConfigError, TaskResult, WriteResult
+from crm_qualify.connector.contract import ConfigError, TaskResult, WriteResult
 from crm_qualify.connector.model import PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.concurrency import Traffic
 
@@ -92,8 +92,10 @@ Slot = tuple[Outgoing, int]
 
 @dataclass(frozen=True)
 class Senders:
-    """The adapter's two write calls, what the run records just before tasks leave, and what
-    it records for tasks the CRM refused as a whole for our configuration (none created)."""
+    """The adapter's two write calls, each answering one result per item, in order (the
+    engine checks that as answers come in: `boundary`), what the run records just before
+    tasks leave, and what it records for tasks the CRM refused as a whole for our
+    configuration (none created)."""
 
     updates: Callable[[Sequence[RecordUpdate]], list[WriteResult]]
     tasks: Callable[[Sequence[PlannedTask]], list[TaskResult]]
@@ -254,17 +256,12 @@ class Flight:
     def _answer(self, future: Future[tuple[list[Any], datetime, datetime]]) -> None:
         kind, chunk = self._flying.pop(future)
         error = future.exception()
-        if error is None:
-            results, sent_at, acked_at = future.result()
-            if len(results) != len(chunk):
-                error = AdapterError(
-                    f"adapter returned {len(results)} results for {len(chunk)} {kind}"
-                )
         if error is not None:
             if kind == "tasks" and isinstance(error, ConfigError):
                 self.senders.refused_tasks([batch.tasks[i] for batch, i in chunk], error)
             self._error = self._error or error
             return
+        results, sent_at, acked_at = future.result()
         for (batch, i), result in zip(chunk, results, strict=True):
             answers: list[Any] = batch.update_answers if kind == "updates" else batch.task_answers
             answers[i] = Answer(result, sent_at, acked_at)

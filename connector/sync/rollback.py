@@ -43,6 +43,7 @@ from crm_qualify.connector.model import (
     Stage,
     Temperature,
 )
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.diff import same
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.mirror import AckedWrite, Key
@@ -146,7 +147,7 @@ def _current_values(
     now = _Now()
     if not keys:
         return now
-    for batch in adapter.read_contacts(keys):
+    for batch in boundary.read_contacts(adapter, keys):
         contacts, errors = translate_batch(batch)
         for contact in contacts:
             now.contacts[(contact.object_type, contact.id)] = contact
@@ -396,10 +397,8 @@ def _restore(
         chunk = report.restored[start : start + WRITE_CHUNK]
         store.record_writes(report.rollback_run_id, instance, chunk, WRITE_INTENDED)
         sent_at = _moment(clock)
-        results = adapter.write_updates(chunk)
+        results = boundary.write_updates(adapter, chunk)
         acked_at = _moment(clock)
-        if len(results) != len(chunk):
-            raise AdapterError(f"adapter returned {len(results)} results for {len(chunk)} updates")
         acked = []
         for update, result in zip(chunk, results, strict=True):
             if result.ok:

@@ -20,6 +20,7 @@ from crm_qualify.connector.decision.calibration.settings import CalibrateSetting
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.person import merge_person
 from crm_qualify.connector.model import Contact
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.state import StateStore
@@ -74,7 +75,7 @@ def read_everyone(
     """Every person in the CRM (a full read), and how many could not be read."""
     contacts: list[Contact] = []
     unreadable = 0
-    for batch in adapter.read_changed(None, until=until):
+    for batch in boundary.read_changed(adapter, None, until=until):
         found, errors = translate_batch(batch)
         contacts += found
         unreadable += len(errors)

@@ -1,0 +1,139 @@
+"""What an adapter hands the core, checked as it comes in.
+
+An adapter is a plugin the core did not write. An answer of the wrong type fails far from
+its cause (`'str' object has no attribute 'ok'`), and a result for another record than the
+item at its position would be recorded against the wrong one: a refused write taken as
+acknowledged, a task's CRM id stored under another key. So every read batch and write answer
+is checked here, an `isinstance` and a comparison per item (nothing next to the request that
+brought it). A wrong one is an `AdapterError` naming the adapter and its method: the call
+fails as a whole, as one that raised does, so nothing of it is recorded and no cursor moves
+past its records (unanswered updates stay intents, unanswered tasks pending, for the next run
+to settle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from crm_qualify.connector.contract import (
+    Adapter,
+    AdapterError,
+    ContactBatch,
+    KnownVersions,
+    RawContact,
+    RecordError,
+    TaskResult,
+    WriteResult,
+)
+from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
+
+R = TypeVar("R", WriteResult, TaskResult)
+
+
+def read_changed(
+    adapter: Adapter, cursor: str | None, *, until: datetime, known: KnownVersions | None = None
+) -> Iterator[ContactBatch]:
+    """`adapter.read_changed`, each batch checked."""
+    read = adapter.read_changed(cursor, until=until, known=known)
+    yield from _batches(adapter.name, "read_changed", read)
+
+
+def read_contacts(adapter: Adapter, ids: Iterable[tuple[str, str]]) -> Iterator[ContactBatch]:
+    """`adapter.read_contacts`, each batch checked."""
+    yield from _batches(adapter.name, "read_contacts", adapter.read_contacts(ids))
+
+
+def write_updates(adapter: Adapter, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
+    """`adapter.write_updates`: one `WriteResult` per update, in order, for its record."""
+    results = _results(adapter.name, "write_updates", adapter.write_updates(updates), WriteResult)
+    _paired(
+        adapter.name,
+        ("write_updates", "update", "record"),
+        [u.contact_id for u in updates],
+        [r.contact_id for r in results],
+    )
+    return results
+
+
+def create_tasks(adapter: Adapter, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+    """`adapter.create_tasks`: one `TaskResult` per task, in order, under its key."""
+    results = _results(adapter.name, "create_tasks", adapter.create_tasks(tasks), TaskResult)
+    _paired(
+        adapter.name,
+        ("create_tasks", "task", "key"),
+        [t.key for t in tasks],
+        [r.key for r in results],
+    )
+    return results
+
+
+def _batches(name: str, method: str, read: Any) -> Iterator[ContactBatch]:
+    """Each batch checked; the adapter's generator closed with this one (`read_ahead` closes
+    it when a run stops early), as `yield from` would."""
+    if not isinstance(read, Iterable):
+        raise AdapterError(
+            f"adapter {name}: {method} returned {type(read).__name__};"
+            " expected an iterator of ContactBatch"
+        )
+    try:
+        for batch in read:
+            yield _batch(name, method, batch)
+    finally:
+        close = getattr(read, "close", None)
+        if callable(close):
+            close()
+
+
+def _batch(name: str, method: str, batch: Any) -> ContactBatch:
+    if not isinstance(batch, ContactBatch):
+        raise AdapterError(
+            f"adapter {name}: {method} yielded {type(batch).__name__}; expected ContactBatch"
+        )
+    _holding(name, method, "contacts", batch.contacts, Contact)
+    _holding(name, method, "raw", batch.raw, RawContact)
+    _holding(name, method, "errors", batch.errors, RecordError)
+    return batch
+
+
+def _holding(name: str, method: str, part: str, items: Iterable[Any], kind: type) -> None:
+    wrong = next((item for item in items if not isinstance(item, kind)), None)
+    if wrong is not None:
+        raise AdapterError(
+            f"adapter {name}: {method} yielded a ContactBatch whose {part} holds"
+            f" {type(wrong).__name__}; expected {kind.__name__}"
+        )
+
+
+def _results(name: str, method: str, results: Any, kind: type[R]) -> list[R]:
+    if not isinstance(results, list | tuple):
+        raise AdapterError(
+            f"adapter {name}: {method} returned {type(results).__name__};"
+            f" expected a list of {kind.__name__}"
+        )
+    wrong = next((result for result in results if not isinstance(result, kind)), None)
+    if wrong is not None:
+        raise AdapterError(
+            f"adapter {name}: {method} returned {type(wrong).__name__} items;"
+            f" expected {kind.__name__}"
+        )
+    return list(results)
+
+
+def _paired(
+    name: str, call: tuple[str, str, str], wanted: Sequence[str], answered: Sequence[str]
+) -> None:
+    """One answer per item, in order: the count, then each answer's id against its item's.
+    `call`: the method, what it takes (`update`) and what names one (`record`)."""
+    method, item, ident = call
+    if len(answered) != len(wanted):
+        raise AdapterError(
+            f"adapter {name}: {method} returned {len(answered)} results for {len(wanted)} {item}s"
+        )
+    for position, (want, got) in enumerate(zip(wanted, answered, strict=True)):
+        if got != want:
+            raise AdapterError(
+                f"adapter {name}: {method} result {position} is for {ident} {got!r}, not"
+                f" {want!r}; expected one result per {item}, in order"
+            )
