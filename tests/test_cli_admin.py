@@ -398,6 +398,46 @@ def test_network_cause_finds_the_innermost_reason():
     assert cause == "ConnectionRefusedError: [Errno 111] Connection refused"
 
 
+@pytest.fixture
+def memory_adapter(monkeypatch, tmp_path) -> Path:
+    """`crm.adapter = 'memory'`: a CRM that cannot say who set a value (no `field_sources`)."""
+    known = plugins.available_adapters()
+    where = "tests.memory_adapter:MemoryAdapter"
+    monkeypatch.setattr(
+        plugins,
+        "available_adapters",
+        lambda: {**known, "memory": EntryPoint("memory", where, "x")},
+    )
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(f"[crm]\nadapter = 'memory'\nmapping_file = '{MAPPING}'\n")
+    return config
+
+
+def test_doctor_warns_that_unless_edited_cannot_keep_edits_made_before_the_first_write(
+    memory_adapter, capsys
+):
+    assert main(["doctor"]) == 0, "a warning, not a failure"
+    out = capsys.readouterr().out
+    assert (
+        "[warn] who set a value: adapter memory has no field_sources, so unless_edited"
+        " (temperature) keeps only what a person changed after crm-qualify's first write to"
+        " the field, not a value set before it" in out
+    )
+
+
+def test_doctor_does_not_warn_without_an_unless_edited_field(memory_adapter, capsys):
+    with memory_adapter.open("a") as config:
+        config.write("[fields.temperature]\npolicy = 'always'\n")
+    assert main(["doctor"]) == 0
+    assert "[warn]" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["hubspot", "salesforce"])
+def test_the_built_in_adapters_answer_who_set_a_value(name):
+    adapter = plugins.load_adapter_class(name)
+    assert doctor.unkept_edits(Settings(crm={"adapter": name}), adapter) is None
+
+
 def salesforce_config(tmp_path: Path, **options: str) -> None:
     lines = [
         "[crm]",

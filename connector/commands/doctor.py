@@ -146,6 +146,9 @@ def run_doctor(args: argparse.Namespace) -> int:
         f"doctor: adapter {settings.crm.adapter}, instance {settings.crm.instance},"
         f" configuration {where or 'none (defaults and CRMQ_* variables)'}"
     )
+    warning = unkept_edits(settings, adapter)
+    if warning:
+        print(f"[warn] {warning}")
     urls = endpoints(settings)
     for key, url in urls:
         why = unreachable(url)
@@ -164,6 +167,27 @@ def run_doctor(args: argparse.Namespace) -> int:
         target = ", ".join(redact(url) for _, url in urls) or f"the {settings.crm.adapter} API"
         print(f"[FAIL] calling {target}: {network_cause(exc)}")
     return 1
+
+
+def unkept_edits(settings: Settings, adapter: Adapter | type) -> str | None:
+    """Why `unless_edited` cannot keep a value a person set before crm-qualify's first write
+    to the field, when it cannot: the adapter cannot say who set a value (no `field_sources`),
+    so every setter is unknown and only a change since that write is kept. A warning, not a
+    failure: the policy still keeps later edits."""
+    if callable(getattr(adapter, "field_sources", None)):
+        return None
+    fields = [
+        name
+        for name, field in settings.fields.items()
+        if field.owned and field.policy == "unless_edited"
+    ]
+    if not fields:
+        return None
+    return (
+        f"who set a value: adapter {settings.crm.adapter} has no field_sources, so"
+        f" unless_edited ({', '.join(sorted(fields))}) keeps only what a person changed after"
+        " crm-qualify's first write to the field, not a value set before it"
+    )
 
 
 def is_network_error(exc: BaseException) -> bool:
