@@ -21,6 +21,7 @@ from crm_qualify.connector.contract import (
 from crm_qualify.connector.model import Contact, PlannedTask, RecordUpdate
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
+from crm_qualify.connector.sync.rollback import rollback
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
@@ -108,6 +109,10 @@ class Shuffled(MemoryAdapter):
         results = super().create_tasks(tasks)
         return results[::-1] if "tasks" in self.reverse else results
 
+    def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
+        results = super().close_tasks(crm_ids)
+        return results[::-1] if "close" in self.reverse else results
+
 
 def acked(store: StateStore) -> list[tuple]:
     return store._query("SELECT seq FROM field_writes WHERE status = 'acked' ORDER BY seq")
@@ -154,6 +159,19 @@ def test_task_results_in_another_order_store_no_id_under_another_key(store):
     ids = {t.key: t.crm_id for t in store.all_tasks("default")}
     assert ids == {t.key: crm_id for crm_id, t in adapter.tasks.items()}, "each under its key"
     assert len(adapter.tasks) == len(ids), "looked up, not created twice"
+
+
+def test_removal_results_in_another_order_close_nothing_against_another_task(store):
+    """A rollback paired `close_tasks` results with its tasks by position only."""
+    adapter = Shuffled([hot_contact("h1"), hot_contact("h2")])
+    first = run(adapter, store)
+    assert first.status == "ok" and len(adapter.tasks) > 1
+    adapter.reverse = {"close"}
+    report = rollback(adapter, store, "default", first.run_id)
+    assert report.status == "failed" and not report.tasks_closed
+    (error,) = report.errors
+    assert error.startswith("AdapterError: adapter memory: close_tasks result 0 is for CRM id")
+    assert not any(t.status == "closed" for t in store.all_tasks("default"))
 
 
 # ----- answers of the wrong shape ----------------------------------------------------------------

@@ -69,6 +69,15 @@ def create_tasks(adapter: Adapter, tasks: Sequence[PlannedTask]) -> list[TaskRes
     return results
 
 
+def close_tasks(adapter: Adapter, crm_ids: Sequence[str]) -> list[TaskResult]:
+    """`adapter.close_tasks`: one `TaskResult` per task, in order, keyed by its CRM id."""
+    results = _results(adapter.name, "close_tasks", adapter.close_tasks(crm_ids), TaskResult)
+    _paired(
+        adapter.name, ("close_tasks", "task", "CRM id"), list(crm_ids), [r.key for r in results]
+    )
+    return results
+
+
 def _batches(name: str, method: str, read: Any) -> Iterator[ContactBatch]:
     """Each batch checked; the adapter's generator closed with this one (`read_ahead` closes
     it when a run stops early), as `yield from` would."""

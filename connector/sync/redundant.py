@@ -43,6 +43,7 @@ from crm_qualify.connector.decision.planning import (
 )
 from crm_qualify.connector.model import Contact, ExistingTask
 from crm_qualify.connector.ops.logs import redact
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.state import (
     TASK_CLOSED,
     TASK_CLOSING,
@@ -198,15 +199,13 @@ def close(
         return []
     store.mark_tasks_closing(instance, [(c.key, c.record, c.crm_id) for c in closing])
     try:
-        results = adapter.close_tasks([c.crm_id for c in closing])
+        results = boundary.close_tasks(adapter, [c.crm_id for c in closing])
     except (AuthError, BudgetExhausted):
         raise
     except AdapterError as exc:  # left `closing`: the next run sends them again
         why = redact(str(exc))[:200]
         log.warning("%d doubled follow-up(s) not removed this run: %s", len(closing), why)
         return [f"{len(closing)} doubled follow-up(s) not removed, sent again next run: {why}"]
-    if len(results) != len(closing):
-        raise AdapterError(f"adapter returned {len(results)} results for {len(closing)} tasks")
     errors: list[str] = []
     removed, refused = [], []
     for task, result in zip(closing, results, strict=True):

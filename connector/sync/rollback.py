@@ -441,12 +441,15 @@ def _close(
     its mirrored record, and a removed call ends its person's hot episode in the mirror."""
     if not tasks:
         return
-    results = adapter.close_tasks([t.crm_id for t in tasks if t.crm_id])
-    if len(results) != len(tasks):
-        raise AdapterError(f"adapter returned {len(results)} results for {len(tasks)} tasks")
+    sent = [t for t in tasks if t.crm_id]
+    for task in tasks:
+        if not task.crm_id:
+            label = f"{task.object_type}/{task.contact_id}"
+            report.held.append((label, f"task {task.key}", "its CRM id is not known: left alone"))
+    results = boundary.close_tasks(adapter, [t.crm_id or "" for t in sent])
     removed, ended = [], []
     with store.transaction():
-        for task, result in zip(tasks, results, strict=True):
+        for task, result in zip(sent, results, strict=True):
             key = (task.object_type, task.contact_id)
             if result.ok:
                 store.set_task_status(instance, task.key, TASK_CLOSED, None)
