@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter, missing_methods
 from crm_qualify.connector.mapping import ADAPTER_GROUP, load_mapping, owned_only
-from crm_qualify.connector.ops.logs import register_secrets, secret_values
+from crm_qualify.connector.ops.logs import register_secrets, secret_values, without_secrets
 from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -47,6 +48,25 @@ def adapter_name_problems(settings: Settings) -> list[str]:
     on them, not only those that load the adapter, so `runs` or `score` never reads the state
     or rules of a configuration that could not sync."""
     return unknown_adapter(settings.crm.adapter) + mistyped_adapter_tables(settings)
+
+
+def adapter_identity(settings: Settings) -> str:
+    """The configured adapter's package version and non-secret options, as text: a fix to
+    the adapter comes as an upgrade of the package that provides it (crm-qualify itself for
+    a built-in one) or a change of an `[adapters.<name>]` option, never as a rotated token.
+    Left out: secret-looking options (`without_secrets`) and those the adapter declares as
+    `SecretStr`."""
+    name = settings.crm.adapter
+    point = available_adapters().get(name)
+    model = getattr(point.load(), "settings_model", None) if point else None
+    fields = getattr(model, "model_fields", {})
+    options = {
+        key: value
+        for key, value in without_secrets(settings.adapters.get(name, {})).items()
+        if key not in fields or not _secret_type(fields[key].annotation)
+    }
+    version = point.dist.version if point and point.dist else None
+    return json.dumps([name, version, options], sort_keys=True, default=str)
 
 
 def load_adapter_class(name: str) -> type:
@@ -115,9 +135,12 @@ def _as_declared(model: type[BaseModel], key: str, value: Any) -> Any:
     field = model.model_fields.get(key)
     if field is None or not isinstance(value, SecretStr):
         return value
-    annotation = field.annotation
-    declared_secret = annotation is SecretStr or SecretStr in get_args(annotation)
-    return value if declared_secret else value.get_secret_value()
+    return value if _secret_type(field.annotation) else value.get_secret_value()
+
+
+def _secret_type(annotation: Any) -> bool:
+    """An option declared `SecretStr` (or `SecretStr | None`)."""
+    return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
 def build_adapter(settings: Settings, **overrides: Any) -> Adapter:

@@ -152,6 +152,17 @@ def secret_values(options: dict[str, Any]) -> list[str]:
     return found
 
 
+def without_secrets(options: dict[str, Any]) -> dict[str, Any]:
+    """A settings table less its secrets, nested: each secret-looking option or `SecretStr`
+    value, and each `X_file` (where a secret is read from). What a fingerprint may depend on:
+    a rotated token is no change, and no secret, not even hashed, reaches the state store."""
+    return {
+        key: without_secrets(value) if isinstance(value, dict) else value
+        for key, value in options.items()
+        if not (is_secret_key(key) or key.lower().endswith("_file") or isinstance(value, SecretStr))
+    }
+
+
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
 """What `requests` leaves unquoted in a URL it is given whole (`requote_uri`)."""
 _PERCENT = re.compile(r"%[0-9A-F]{2}")

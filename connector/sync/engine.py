@@ -71,6 +71,7 @@ from crm_qualify.connector.field_fit import misfit_error, misfits
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate, Stage
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.owned_values import OwnedFields
+from crm_qualify.connector.plugins import adapter_identity
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.adapter_state import hand_state
@@ -1838,12 +1839,14 @@ def _chunk_sizes() -> Iterator[int]:
 
 
 def config_fingerprint(settings: Settings) -> str:
-    """The configuration and mapping a record's outcome depends on: what a record needing
-    attention is retried on. Adapter options are left out, and so is what only runs the
-    program (schedule, logs, the server, calibration): turning on DEBUG to look into an
-    error would re-read and report it again."""
+    """The configuration, mapping and adapter a record's outcome depends on: what a record
+    needing attention is retried on. The adapter counts by its package's version and its
+    non-secret options (`adapter_identity`: a rotated token is no fix); what only runs the
+    program (schedule, logs, the server, calibration) is left out: turning on DEBUG to look
+    into an error would re-read and report it again."""
     operations = {"adapters", "schedule", "logging", "server", "calibrate"}
     config = settings.model_dump_json(exclude=operations) + _mapping_text(settings)
+    config += adapter_identity(settings)
     return hashlib.sha256(config.encode()).hexdigest()
 
 
