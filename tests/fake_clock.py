@@ -7,11 +7,13 @@ tests/hubspot/conftest.py and tests/salesforce/conftest.py."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta, tzinfo
 from types import SimpleNamespace
 
 import pytest
 import tenacity.nap
 from crm_qualify.adapters.hubspot.client import HubSpotClient
+from crm_qualify.connector.sync import state
 from crm_qualify.connector.sync.concurrency import Traffic
 
 
@@ -46,3 +48,15 @@ def backoff_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
         monkeypatch.setitem(built.__kwdefaults__, "clock", clock)
         monkeypatch.setitem(built.__kwdefaults__, "sleep", clock.sleep)
     return clock
+
+
+def set_state_clock(monkeypatch: pytest.MonkeyPatch, off_by: timedelta) -> None:
+    """The state store's wall clock `off_by` from the real one (a host clock set wrong, then
+    corrected with `timedelta(0)`): what it stamps runs with, and their ids."""
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + off_by
+
+    monkeypatch.setattr(state, "datetime", Skewed)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import EntryPoint, version
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from tests.fake_clock import set_state_clock
 from tests.memory_adapter import MemoryAdapter
 from tests.test_daemon import contacts
 
@@ -289,6 +291,26 @@ def test_runs_name_a_full_read(tmp_path, capsys):
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "once, full" in rows[first.run_id] and "once, full" in rows[full.run_id]
     assert "once" in rows[again.run_id] and "full" not in rows[again.run_id]
+
+
+def test_runs_are_newest_first_as_recorded_though_the_clock_was_set_back(
+    tmp_path, capsys, monkeypatch
+):
+    """Ordered by start time, a run made while the clock was 100 days ahead stayed on top,
+    and each run after the clock was corrected went below it (off the default --limit)."""
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    engine = SyncEngine(MemoryAdapter(contacts(3)), Settings(), store)
+    ids = [engine.run(RunOptions()).run_id]
+    set_state_clock(monkeypatch, timedelta(days=100))
+    ids.append(engine.run(RunOptions()).run_id)
+    set_state_clock(monkeypatch, timedelta(0))
+    ids += [engine.run(RunOptions()).run_id for _ in range(2)]
+    store.close()
+    assert main(["runs", "--limit", "3"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [row[0] for row in rows] == ids[:0:-1], "newest first, in the order recorded"
+    ahead = datetime.now(UTC) + timedelta(days=100)
+    assert rows[2][1] == f"{ahead:%Y-%m-%d}", "each shows its start time as stamped"
 
 
 def test_runs_show_the_fields_the_policies_held_back(tmp_path, capsys):

@@ -28,6 +28,7 @@ from crm_qualify.connector.settings import ScheduleSettings, Settings
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
+from tests.fake_clock import set_state_clock
 from tests.memory_adapter import MemoryAdapter
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -227,6 +228,19 @@ def test_the_success_gauge_starts_from_the_last_success_the_state_store_records(
         ended[(mode, dry_run, status)] = store.run(run_id).ended_at
     last = store.last_success("default")
     assert last is not None and last.isoformat() == ended[("scheduled", False, "partial")]
+
+
+def test_the_last_success_is_the_latest_recorded_though_the_clock_was_set_back(store, monkeypatch):
+    """The latest end time was a run's made while the clock was 100 days ahead: the daemon
+    took it for its last success, and an alert on it stayed quiet for 100 days."""
+    ended = []
+    for ahead in (100, 0):
+        set_state_clock(monkeypatch, timedelta(days=ahead))
+        run_id = store.start_run("default", mode="scheduled", dry_run=False)
+        store.finish_run(run_id, "ok", {}, [])
+        ended.append(store.run(run_id).ended_at)
+    last = store.last_success("default")
+    assert last is not None and last.isoformat() == ended[-1]
 
 
 def test_a_crashed_run_shows_what_it_had_written(store):

@@ -32,6 +32,7 @@ from crm_qualify.connector.ops.report_html import TEMPERATURE_COLORS, html_repor
 from crm_qualify.connector.sync.people import People
 from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore
 
+from tests.fake_clock import set_state_clock
 from tests.memory_adapter import MemoryAdapter
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
@@ -605,6 +606,25 @@ def test_the_report_counts_syncs_not_dry_runs_and_names_the_rules_that_decided(t
     report = build_report(store, "default")
     assert report.runs == 3, "a rollback is no sync"
     assert report.rules_since == since.removesuffix(")") + ", that run rolled back)"
+    store.close()
+
+
+def test_the_rules_are_the_latest_recorded_syncs_though_the_clock_was_set_back(
+    tmp_path, monkeypatch
+):
+    """A sync made while the clock was 100 days ahead named the rules of the report, though
+    the syncs recorded after it, with the clock corrected, decided with newer ones."""
+    store = StateStore(tmp_path / "state.sqlite")
+    for ahead, details in (
+        (100, {"rules_version": "87fe46e076"}),
+        (0, {"rules_version": "43d2659eaa", "previous_rules_version": "87fe46e076"}),
+    ):
+        set_state_clock(monkeypatch, timedelta(days=ahead))
+        run = store.start_run("default", mode="once", dry_run=False)
+        store.finish_run(run, "ok", {}, [], details)
+    report = build_report(store, "default")
+    assert report.rules == "43d2659eaa"
+    assert report.rules_since and report.rules_since.endswith("UTC (before: 87fe46e076)")
     store.close()
 
 

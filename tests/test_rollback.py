@@ -20,6 +20,7 @@ from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.rollback import RollbackError, rollback
 from crm_qualify.connector.sync.state import TASK_CLOSED, StateStore, sync_lock_name
 
+from tests.fake_clock import set_state_clock
 from tests.hubspot.conftest import FAST, make_adapter
 from tests.memory_adapter import MemoryAdapter
 
@@ -223,6 +224,16 @@ def test_memory_rollback_is_a_run_in_the_audit_trail_and_rerunning_changes_nothi
     assert again.restored == [] and again.tasks_to_close == []
     assert again.earlier_rollbacks == [report.rollback_run_id]
     assert adapter.calls["write_updates"] == writes and adapter.calls["close_tasks"] == closes
+
+
+def test_earlier_rollbacks_are_named_as_recorded_though_the_clock_was_set_back(memory, monkeypatch):
+    adapter, store, run_id, _ = memory
+    set_state_clock(monkeypatch, timedelta(days=100))
+    first = rollback(adapter, store, "default", run_id)
+    set_state_clock(monkeypatch, timedelta(0))
+    second = rollback(adapter, store, "default", run_id)
+    third = rollback(adapter, store, "default", run_id, dry_run=True)
+    assert third.earlier_rollbacks == [first.rollback_run_id, second.rollback_run_id]
 
 
 def test_memory_rollback_waits_for_a_running_sync(memory):

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runs",
         help="list recent runs with their counts and errors",
         description=(
-            "Recent runs of this instance, newest first: when, mode (once: sync --once;"
+            "Recent runs of this instance, newest first in the order they were recorded"
+            " (whatever the clock said): when, mode (once: sync --once;"
             " scheduled: the daemon's; ', full' where the run read every record; rollback of"
             " RUN), status, contacts read, fields written (planned, for a dry run; with those"
             " the write policies held back), tasks created (removed, for a rollback) and"

@@ -479,12 +479,13 @@ class StateStore:
             )
 
     def runs(self, instance: str | None = None, limit: int = 20) -> list[RunRecord]:
-        """The latest runs, newest first. A run still `running` (or killed, until the next
-        run marks it crashed) or `crashed` shows what it has landed (`_with_landed`)."""
+        """The latest runs, newest first as recorded (`rowid`), not by their start time: a
+        host clock set back would put the runs after it below the one made before. A run
+        still `running` (or killed, until the next run marks it crashed) or `crashed` shows
+        what it has landed (`_with_landed`)."""
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
-            f"SELECT {RUN_COLUMNS}, holder FROM runs {where}"
-            " ORDER BY started_at DESC, id DESC LIMIT ?",
+            f"SELECT {RUN_COLUMNS}, holder FROM runs {where} ORDER BY rowid DESC LIMIT ?",
             [*params, limit],
         )
         return [self._with_landed(_as_seen(_run_record(row), row[-1])) for row in rows]
@@ -500,10 +501,13 @@ class StateStore:
 
     def last_success(self, instance: str) -> datetime | None:
         """When the last sync that ended `ok` or `partial` ended (dry runs and rollbacks not
-        counted): the daemon's success gauge starts from it, not from zero."""
+        counted): the daemon's success gauge starts from it, not from zero. The last recorded,
+        not the latest end time: one stamped while the clock was ahead would hold the gauge
+        fresh until the clock caught up."""
         rows = self._query(
-            "SELECT MAX(ended_at) FROM runs WHERE instance = ? AND dry_run = 0"
-            f" AND status IN ('ok', 'partial') AND mode NOT LIKE '{ROLLBACK_MODE}%'",
+            "SELECT ended_at FROM runs WHERE instance = ? AND dry_run = 0"
+            f" AND status IN ('ok', 'partial') AND mode NOT LIKE '{ROLLBACK_MODE}%'"
+            " ORDER BY rowid DESC LIMIT 1",
             (instance,),
         )
         return datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
@@ -1152,9 +1156,9 @@ class StateStore:
             return True
 
     def rollbacks_of(self, run_id: str) -> list[str]:
-        """Ids of the (non-dry) rollbacks recorded for `run_id`, oldest first."""
+        """Ids of the (non-dry) rollbacks recorded for `run_id`, oldest first as recorded."""
         rows = self._query(
-            "SELECT id FROM runs WHERE mode = ? AND dry_run = 0 ORDER BY started_at, id",
+            "SELECT id FROM runs WHERE mode = ? AND dry_run = 0 ORDER BY rowid",
             (ROLLBACK_MODE + run_id,),
         )
         return [row[0] for row in rows]
