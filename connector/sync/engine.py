@@ -596,8 +596,9 @@ class SyncEngine:
             self.store.set_meta(self.instance, FIT_CHECKED_KEY, checked_with)
 
     def _fingerprint(self, object_type: str) -> str:
-        """What a record needing attention is retried on: the core configuration, the
-        mapping, and the CRM's description of its object type (one look-up per type)."""
+        """What a record needing attention is retried on: the configuration, the mapping
+        and the adapter (`config_fingerprint`), and the CRM's description of its object type
+        (one look-up per type)."""
         if object_type not in self._fingerprints:
             digest = hashlib.sha256(self._config_hash.encode())
             fields = self._described(object_type)
