@@ -8,6 +8,7 @@ import json
 import random
 import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from crm_qualify.adapters.true_outcomes import STRONG, WEAK, as_contact, draw_people
@@ -160,6 +161,61 @@ def test_calibrate_from_the_mirror_makes_no_api_call_and_writes_its_outputs(
     assert report["evaluation"]["proposal_ranks_better"] in (True, False)
     assert tomllib.loads(out.read_text())["rules"]["weights"]
     assert "<svg" in html.read_text() and "Lift per signal" in html.read_text()
+
+
+def mirrored_config(contacts, tmp_path, name: str) -> Path:
+    """A configuration over a mirror large enough for a proposal, as the user keeps it."""
+    state = tmp_path / "state.sqlite"
+    store = StateStore(state)
+    store.mirror.upsert("default", contacts[:1500], NOW)
+    store.close()
+    config = tmp_path / name
+    config.write_text(
+        f'[sync]\nstate_path = "{state}"\n[schedule]\ninterval_minutes = 30\n'
+        "[calibrate]\nmin_people = 500\nmin_conversions = 60\n"
+    )
+    return config
+
+
+@pytest.mark.parametrize("found", ["--config", "CRMQ_CONFIG", "./crm-qualify.toml"])
+def test_the_proposal_is_never_written_over_the_configuration_it_read(
+    found, contacts, tmp_path, capsys, monkeypatch
+):
+    """`--out` naming the configuration replaced it with the proposal's [rules] keys alone
+    (the schedule and the rest lost) while saying nothing was applied."""
+    config = mirrored_config(contacts, tmp_path, "crm-qualify.toml")
+    before = config.read_text()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRMQ_CONFIG", raising=False)
+    args = ["calibrate", "--until", NOW.isoformat(), "--out", str(tmp_path / "." / config.name)]
+    if found == "--config":
+        args += ["--config", config.name]
+    elif found == "CRMQ_CONFIG":
+        monkeypatch.setenv("CRMQ_CONFIG", str(config))
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 2 and config.read_text() == before
+    assert "calibrate:" not in captured.out, "refused before reading any contact"
+    assert f"--out {tmp_path / '.' / config.name}" in captured.err
+    assert f"({config})" in captured.err or f"({config.name})" in captured.err
+
+
+def test_the_report_page_is_never_written_over_the_configuration_either(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text("[schedule]\ninterval_minutes = 30\n")
+    code = main(["calibrate", "--config", str(config), "--html", str(config)])
+    assert code == 2 and config.read_text() == "[schedule]\ninterval_minutes = 30\n"
+    assert f"--html {config} is the configuration file" in capsys.readouterr().err
+
+
+def test_an_earlier_proposal_file_is_overwritten(contacts, tmp_path, capsys):
+    config = mirrored_config(contacts, tmp_path, "c.toml")
+    out = tmp_path / "p.toml"
+    out.write_text("# last quarter's proposal\n")
+    code = main(["calibrate", "--config", str(config), "--until", NOW.isoformat(),
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0 and tomllib.loads(out.read_text())["rules"]["weights"]
+    assert "nothing was applied" in capsys.readouterr().out
 
 
 def test_too_little_data_exits_3_and_writes_no_proposal(contacts, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from crm_qualify.connector.commands.common import (
     adapter_or_exit,
     add_config_argument,
+    config_path,
     parse_now,
     settings_or_exit,
 )
@@ -64,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
+    clash = _over_configuration(args)
+    if clash:
+        print(clash, file=sys.stderr)
+        return 2
     try:
         until = parse_now(args.until).replace(microsecond=0)
         since = (
@@ -95,6 +101,25 @@ def run(args: argparse.Namespace) -> int:
         args.html.write_text(calibrate_html(result, now), encoding="utf-8")
         print(f"wrote {args.html}", file=say)
     return WITHHELD if result.withheld else 0
+
+
+def _over_configuration(args: argparse.Namespace) -> str | None:
+    """Why an output would replace the configuration this run read (found by --config,
+    $CRMQ_CONFIG or ./crm-qualify.toml), or None: written there, the proposal would apply
+    itself and drop every key it does not hold, while the run says nothing was applied."""
+    config = config_path(args)
+    if config is None:
+        return None
+    for option, path, example in (
+        ("--out", args.out, "proposal.toml"),
+        ("--html", args.html, "calibration.html"),
+    ):
+        if path is not None and path.exists() and os.path.samefile(path, config):
+            return (
+                f"error: {option} {path} is the configuration file calibrate reads ({config});"
+                f" writing there would replace it. Choose another file, e.g. {option} {example}"
+            )
+    return None
 
 
 def _date(text: str, option: str) -> datetime:
