@@ -284,6 +284,30 @@ def test_a_proposal_deciding_a_lower_stage_counts_it_kept_not_moved():
     assert (down.stage_changes, down.stages_kept, down.moves["mql -> lead"]) == (0, 1, 0), down
 
 
+def test_mql_or_beyond_under_the_proposal_keeps_the_stages_a_run_keeps():
+    """'MQL or beyond' counted the proposal's decisions, stage fall-backs included: 404 -> 401
+    beside '1 lead -> mql, 4 kept', where a run leaves 405 at MQL or beyond."""
+    from crm_qualify.connector.decision.calibration.impact import impact
+    from crm_qualify.connector.model import Contact, EngagementEvent
+
+    def person(cid: str, signal: EventType) -> Contact:
+        events = [EngagementEvent(type=signal, at=NOW - timedelta(days=1))]
+        return Contact(id=cid, email=f"{cid}@acme.example", events=events)
+
+    def mql_at(points: int, download: int) -> Rules:
+        return Rules.model_validate(
+            {"thresholds": {"mql": points}, "weights": {"content_download": download},
+             "caps": {"content_download": download}}
+        )  # fmt: skip
+
+    kept = person("kept", EventType.DEMO_REQUEST)
+    promoted = person("new", EventType.CONTENT_DOWNLOAD)
+    moved = impact([(kept, 4), (promoted, 1)], mql_at(35, 10), mql_at(45, 50), NOW)
+    assert (moved.stage_changes, moved.stages_kept, moved.moves["lead -> mql"]) == (1, 4, 1)
+    assert moved.mql_or_above == (4, 5), "the 4 fall-backs stay MQL, 1 is promoted"
+    assert moved.as_dict()["mql_or_above"] == {"current": 4, "proposed": 5}
+
+
 def test_a_lift_with_no_carrier_wins_lies_inside_its_interval():
     """The corrected interval of a signal no carrier won with ([0.135, 28.7] for 6
     carriers) left its lift of 0 outside, and the page drew the dot beside its bar."""

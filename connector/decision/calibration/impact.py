@@ -29,7 +29,8 @@ class Impact:
     moves: Counter[str] = field(default_factory=Counter)
     """'lead -> mql': how many contacts each stage or temperature move concerns."""
     mql_or_above: tuple[int, int] = (0, 0)
-    """Contacts at MQL or beyond: current rules, proposed rules."""
+    """Contacts at MQL or beyond: current rules, then proposed rules as a run applies them
+    (a stage kept, never moved back)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +53,7 @@ def impact(
         before, after = decide(contact, current, now), decide(contact, proposed, now)
         result.contacts += records
         above[0] += records * (before.stage.rank >= Stage.MQL.rank)
-        above[1] += records * (after.stage.rank >= Stage.MQL.rank)
+        above[1] += records * (max(before.stage.rank, after.stage.rank) >= Stage.MQL.rank)
         if after.stage.rank < before.stage.rank:
             result.stages_kept += records
         elif before.stage is not after.stage:
