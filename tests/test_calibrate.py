@@ -218,6 +218,48 @@ def test_an_earlier_proposal_file_is_overwritten(contacts, tmp_path, capsys):
     assert "nothing was applied" in capsys.readouterr().out
 
 
+def test_a_handful_of_people_is_fitted_with_fewer_folds(tmp_path, capsys):
+    """Six people, four of them to learn from: choosing the penalty on 4 earlier-to-later
+    folds needs 5 people, and calibrate stopped with scikit-learn's ValueError (exit 1)."""
+    state = tmp_path / "state.sqlite"
+    store = StateStore(state)
+    store.mirror.upsert(
+        "default", [as_contact(p) for p in draw_people(random.Random(0), 20, NOW)], NOW
+    )
+    store.close()
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[sync]\nstate_path = "{state}"\n[calibrate]\nhorizon_days = 100000\nmin_people = 1\n'
+        "min_conversions = 1\nmin_holdout_conversions = 1\nmin_carriers = 1\n"
+        "min_carrier_conversions = 1\n"
+    )
+    code = main(["calibrate", "--config", str(config), "--until", NOW.isoformat(), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert (report["people"], report["evaluation"]["train_people"]) == (6, 4)
+    assert report["evaluation"]["regularisation_c"] == 1.0, "no fold to compare: the default"
+
+
+@pytest.mark.parametrize("won", [True, False])
+def test_people_to_learn_from_of_one_outcome_withhold_the_proposal(won, contacts):
+    """Seven earlier people who all won stopped the fit (a regression needs both outcomes);
+    who all lost, they made a 'proposal' that had learnt nothing."""
+    import dataclasses
+
+    found = dataset(contacts)
+    earlier, later = found.examples[:1000], found.examples[1000:]
+    head = [e for e in earlier if e.won is won][:7]
+    tail = [next(e for e in later if e.won), *[e for e in later if not e.won][:2]]
+    few = dataclasses.replace(found, examples=head + sorted(tail, key=lambda e: e.outcome_at))
+    lowered = CalibrateSettings(min_people=1, min_conversions=1, min_holdout_conversions=1,
+                                min_carriers=1, min_carrier_conversions=1)  # fmt: skip
+    result = calibrate(few, RULES, lowered)
+    assert result.withheld and "the earlier 7 people" in result.withheld, result.withheld
+    assert f"{7 if won else 0} conversion(s)" in result.withheld
+    assert result.proposed is None and result.changes == [] and result.ranked()
+
+
 def test_too_little_data_exits_3_and_writes_no_proposal(contacts, tmp_path, capsys):
     state = tmp_path / "state.sqlite"
     store = StateStore(state)

@@ -129,13 +129,8 @@ def calibrate(dataset: Dataset, rules: Rules, settings: CalibrateSettings) -> Ca
     if result.withheld:
         return result
     split = int(round(len(examples) * (1 - settings.holdout_share)))
-    test_wins = int(won[split:].sum())
-    if test_wins < settings.min_holdout_conversions or test_wins == len(examples) - split:
-        result.withheld = (
-            f"proposal withheld: the latest {len(examples) - split:,} people (held out to"
-            f" judge it) hold {test_wins} conversion(s); calibrate.min_holdout_conversions"
-            f" asks for {settings.min_holdout_conversions} and some losses"
-        )
+    result.withheld = _one_sided(won, split, settings)
+    if result.withheld:
         return result
     fitted, strength = fit_points(features, x[:split], won[:split], settings)
     for number, (report, one) in enumerate(zip(reports, fitted, strict=True)):
@@ -174,6 +169,27 @@ def _too_little(dataset: Dataset, settings: CalibrateSettings) -> str | None:
         " The lifts below are descriptive only; widen the window (--since) or wait for more"
         " closed deals"
     )
+
+
+def _one_sided(won: np.ndarray, split: int, settings: CalibrateSettings) -> str | None:
+    """Why the people before `split` cannot teach a proposal or those after cannot judge it:
+    a regression needs wins and losses to learn from, a ranking both to be measured. Only
+    lowered minimums leave this to chance (the defaults ask for 120 wins)."""
+    test_wins = int(won[split:].sum())
+    if test_wins < settings.min_holdout_conversions or test_wins == len(won) - split:
+        return (
+            f"proposal withheld: the latest {len(won) - split:,} people (held out to"
+            f" judge it) hold {test_wins} conversion(s); calibrate.min_holdout_conversions"
+            f" asks for {settings.min_holdout_conversions} and some losses"
+        )
+    train_wins = int(won[:split].sum())
+    if train_wins in (0, split):
+        return (
+            f"proposal withheld: the earlier {split:,} people (to learn from) hold"
+            f" {train_wins} conversion(s) of {split:,}; a fit needs wins and losses among"
+            " them: widen the window (--since) or wait for more closed deals"
+        )
+    return None
 
 
 def _scores(examples: list[Example], rules: Rules) -> np.ndarray:

@@ -36,6 +36,8 @@ Status = Literal[
     "fitted", "too little data", "no effect", "kept: data disagrees", "not significant"
 ]
 C_GRID = np.logspace(-2, 2, 5)
+FOLDS = 4
+"""Earlier-to-later folds the penalty is chosen on; fewer when fewer people allow it."""
 SOLVER = "newton-cholesky"
 """Newton steps on the few columns we have: exact and fast when people far outnumber them."""
 
@@ -134,10 +136,14 @@ def _fit(x: np.ndarray, won: np.ndarray, strength: float) -> LogisticRegression:
 
 def _choose_c(x: np.ndarray, won: np.ndarray) -> float:
     """The penalty that ranks later people best when fitted on earlier ones (mean AUC over
-    earlier-to-later folds; the strongest penalty on a tie)."""
+    earlier-to-later folds; the strongest penalty on a tie). With no fold holding wins and
+    losses on both sides, or too few people for two folds, scikit-learn's default: 1."""
+    splits = min(FOLDS, len(x) - 1)  # k folds need k + 1 people
+    if splits < 2:
+        return 1.0
     folds = [
         (train, test)
-        for train, test in TimeSeriesSplit(n_splits=4).split(x)
+        for train, test in TimeSeriesSplit(n_splits=splits).split(x)
         if won[train].any() and not won[train].all() and won[test].any() and not won[test].all()
     ]
     if not folds:
