@@ -38,11 +38,19 @@ class AdapterError(Exception):
 
 class AuthError(AdapterError):
     """Credentials are wrong, expired beyond refresh, or lack a permission; `setting` names the
-    configuration key to fix."""
+    configuration key to fix. The text names it too, so every place that prints the error (a
+    run's log line and record, `runs`, a command's one-line error) tells the admin what to fix;
+    `reason` is the text without it."""
 
     def __init__(self, message: str, setting: str | None = None) -> None:
         super().__init__(message)
+        self.reason = message
         self.setting = setting
+
+    def __str__(self) -> str:
+        if self.setting is None or self.setting in self.reason:
+            return self.reason
+        return f"{self.reason} (check {self.setting})"
 
 
 class ConfigError(AdapterError):
@@ -98,7 +106,7 @@ class CheckResult:
     @classmethod
     def refused(cls, name: str, exc: AuthError) -> CheckResult:
         """A check the CRM refused our credentials for, naming the setting to fix."""
-        return cls(name, False, str(exc), f"check {exc.setting}" if exc.setting else "")
+        return cls(name, False, exc.reason, f"check {exc.setting}" if exc.setting else "")
 
 
 @dataclass(frozen=True)

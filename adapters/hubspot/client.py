@@ -100,6 +100,11 @@ class TokenRejected(AuthError):
     """A 401: the access token sent was refused (an OAuth app may renew it once)."""
 
 
+class ScopeRefused(AuthError):
+    """A 403: the token is good but may not make this call (a scope the app lacks). Only this
+    lets an optional source be given up; a rejected token or a refused refresh fails the run."""
+
+
 class HubSpotClient:
     """One portal. The API objects are built once: each `.batch_api` access would build a new
     ApiClient (and a new connection pool). `clock` and `sleep` drive the rate budgets and the
@@ -250,7 +255,7 @@ class HubSpotClient:
                 f"HubSpot rejected the access token ({error.category or 'HTTP 401'})", setting
             )
         if status == 403:
-            return AuthError(
+            return ScopeRefused(
                 f"HubSpot refused {endpoint}: {body.get('message', 'missing scope')}", setting
             )
         return error

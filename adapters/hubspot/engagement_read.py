@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from crm_qualify.adapters.hubspot.client import HubSpotClient
+from crm_qualify.adapters.hubspot.client import HubSpotClient, ScopeRefused
 from crm_qualify.adapters.hubspot.engagement import (
     FORMS,
     MARKETING_EVENTS,
@@ -50,7 +50,6 @@ from crm_qualify.adapters.hubspot.engagement import (
 )
 from crm_qualify.adapters.hubspot.records import next_after
 from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
-from crm_qualify.connector.contract import AuthError
 from crm_qualify.connector.sync.adapter_state import AdapterState, Changes, Row
 
 log = logging.getLogger(__name__)
@@ -106,11 +105,6 @@ def pages(
         after = next_after(page)
         if not after:
             return
-
-
-def refused(exc: AuthError) -> bool:
-    """A 403 (a scope the app lacks), as opposed to a token HubSpot rejects (401)."""
-    return "refused" in str(exc)
 
 
 @dataclass(frozen=True)
@@ -208,9 +202,7 @@ class Streams:
                 continue
             try:
                 top_up()
-            except AuthError as exc:
-                if not refused(exc):
-                    raise
+            except ScopeRefused as exc:
                 self.unavailable[source] = f"needs the {SCOPES[source]} scope ({exc})"
                 log.warning(
                     "HubSpot refused %s: read without it (the contact's own summaries stand in)"
@@ -238,9 +230,7 @@ class Streams:
                 get(self.client, page, child, {"limit": 1}, formGuid=form_id)
             elif listed and (event_id := str(listed[0].get("objectId") or "")):
                 get(self.client, page, child, {"limit": 1}, marketingEventId=event_id)
-        except AuthError as exc:
-            if not refused(exc):
-                raise
+        except ScopeRefused as exc:
             return f"needs the {SCOPES[source]} scope ({exc})"
         return None
 

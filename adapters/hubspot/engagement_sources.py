@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, ScopeRefused
 from crm_qualify.adapters.hubspot.companies import (
     COMPANIES,
     PRIMARY_V3,
@@ -33,11 +33,11 @@ from crm_qualify.adapters.hubspot.engagement import (
     proven_conversions,
     without_fallbacks,
 )
-from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams, refused
+from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams
 from crm_qualify.adapters.hubspot.records import MERGED_IDS, Links, inline_primary
 from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
 from crm_qualify.adapters.hubspot.typed import properties_of
-from crm_qualify.connector.contract import AuthError, CheckResult
+from crm_qualify.connector.contract import CheckResult
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.sync.adapter_state import AdapterState
 
@@ -189,9 +189,7 @@ class EngagementSources:
             self.client.call("GET objects/list", self.client.basic.get_page, kind, limit=1)
             if kind == COMPANIES:
                 self.labels.get()
-        except AuthError as exc:
-            if not refused(exc):
-                raise
+        except ScopeRefused as exc:
             scope = "crm.objects.companies.read" if kind == COMPANIES else ACTIVITY_SCOPE
             return CheckResult(f"source {kind}", False, f"needs the {scope} scope ({exc})")
         except HubSpotError as exc:

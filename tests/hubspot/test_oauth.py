@@ -165,6 +165,34 @@ def test_a_refused_refresh_names_the_key_to_fix(
     assert "BAD_REFRESH_TOKEN" in str(revoked.value) and "re-authorise" in str(revoked.value)
 
 
+def test_a_revoked_refresh_token_fails_the_run_naming_the_key_not_a_scope(
+    portal: HubSpotSimulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused refresh is no missing scope: the forms and events are not given up for it,
+    and the run's error (logged, and kept for `runs`) names the key to fix."""
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__CLIENT_SECRET", "sim-secret")
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__REFRESH_TOKEN", SEED)
+    store_file = tmp_path / "hubspot-oauth.json"
+    table = f"auth = 'oauth'\nclient_id = 'sim-client'\ncredentials_store = '{store_file}'\n"
+    config = write_config(tmp_path, portal, table)
+    assert main(["sync", "--once", "--config", config]) == 0
+    revoke = f"{portal.base_url}/oauth/v1/refresh-tokens/{stored_token(store_file)}"
+    assert requests.delete(revoke, timeout=5).ok
+    capsys.readouterr()
+
+    assert main(["sync", "--once", "--config", config]) == 1
+    err = capsys.readouterr().err
+    assert "scope" not in err, "the app's scopes are fine"
+    assert "BAD_REFRESH_TOKEN" in err and "adapters.hubspot.refresh_token" in err
+    assert main(["runs", "--json", "--config", config]) == 0
+    last = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert last["status"] == "failed"
+    assert "adapters.hubspot.refresh_token" in last["errors"][0]
+
+
 def test_two_processes_share_one_rotating_chain(
     portal: HubSpotSimulator, clock: FakeClock, tmp_path: Path
 ) -> None:
