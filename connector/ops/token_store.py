@@ -84,10 +84,14 @@ class TokenStore:
             raise TokenStoreError(f"{self.path}: cannot write it ({exc.strerror})") from None
         _fsync_directory(directory)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the chain's lock across read, refresh and save (other processes wait)."""
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        lock_path = self.lock_path
         try:
             descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -120,7 +124,9 @@ class TokenStore:
 
 
 def writable_location(path: Path) -> str | None:
-    """Why `path` cannot hold a token store (checked with the configuration); None if it can."""
+    """Why `path` cannot hold a token store (checked with the configuration); None if it can.
+    The directory and existing files are tried as the store uses them, not asked with
+    access(2), which says yes to root where the file system says no (read-only, /sys)."""
     directory = path.parent
     if path.is_dir():
         return f"{path}: is a directory, not a file"
@@ -128,8 +134,39 @@ def writable_location(path: Path) -> str | None:
         return f"{path}: group or others may read it (chmod 600 {path})"
     if not directory.is_dir():
         return f"{directory}: no such directory"
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"{directory}: not writable (the store is replaced by a rename there)"
+    return _uncreatable(path) or _unreadable(path) or _unlockable(TokenStore(path).lock_path)
+
+
+def _uncreatable(path: Path) -> str | None:
+    """Why a save's temporary file cannot be created beside `path` (created and removed)."""
+    try:
+        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent):
+            return None
+    except OSError as exc:
+        return f"{path.parent}: cannot create a file there ({exc.strerror})"
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why an existing store cannot be read (another user's file)."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror})"
+
+
+def _unlockable(lock_path: Path) -> str | None:
+    """Why an existing lock file cannot be opened as a renewal opens it (one left by another
+    user); a missing one is created then."""
+    try:
+        descriptor = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{lock_path}: cannot open it ({exc.strerror})"
+    os.close(descriptor)
     return None
 
 

@@ -295,6 +295,61 @@ def test_the_complete_oauth_set_syncs_from_the_command_line(
     assert stored_token(tmp_path / "hubspot-oauth.json") == portal.auth.refresh_token
 
 
+OAUTH_SET = "auth = 'oauth'\nclient_id = 'sim-client'\nclient_secret = 's'\nrefresh_token = 'r'\n"
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["sync", "--once", "--config"]])
+def test_a_store_where_nothing_can_be_written_is_a_configuration_error(
+    portal: HubSpotSimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """/sys refuses new files even to root, for whom access(2) says yes: the store's place is
+    tried, as the store itself will use it."""
+    config = write_config(tmp_path, portal, OAUTH_SET + "credentials_store = '/sys/o.json'\n")
+    assert main([*command, config]) == 2
+    err = capsys.readouterr().err
+    assert "adapters.hubspot.credentials_store:" in err and "/sys" in err
+    assert sum(portal.stats.by_endpoint.values()) == 0
+
+
+def test_a_store_that_cannot_be_read_is_a_configuration_error(
+    portal: HubSpotSimulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store_file = tmp_path / "oauth.json"
+    store_file.write_text("{}")
+    store_file.chmod(0o600)
+    config = write_config(tmp_path, portal, OAUTH_SET + f"credentials_store = '{store_file}'\n")
+    real_open = Path.open
+
+    def unreadable(path: Path, *args, **kwargs):  # as for a file another user owns
+        if path == store_file:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    assert main(["config", "check", config]) == 2
+    err = capsys.readouterr().err
+    assert "adapters.hubspot.credentials_store:" in err and "cannot read it" in err
+
+
+def test_a_store_that_becomes_unwritable_fails_the_run_naming_the_key(
+    portal: HubSpotSimulator, clock: FakeClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writable when the configuration was loaded, not when the token is renewed."""
+    adapter = oauth_adapter(portal, tmp_path / "oauth.json", clock)
+    monkeypatch.setattr(
+        "crm_qualify.connector.ops.token_store.os.open",
+        lambda *_args, **_kwargs: (_ for _ in ()).throw(PermissionError(13, "Permission denied")),
+    )
+    with pytest.raises(AuthError) as caught:
+        adapter.describe_fields("contacts")
+    assert caught.value.setting == "adapters.hubspot.credentials_store"
+    assert "Permission denied" in str(caught.value)
+    assert "adapters.hubspot.credentials_store" in str(caught.value)
+
+
 # ----- the token endpoint against HubSpot's spec --------------------------------------------
 def test_the_token_endpoint_answers_as_the_oauth_spec_says(portal: HubSpotSimulator) -> None:
     spec = OpenAPI.from_dict(json.loads((SPEC / "auth-oauth-v1.json").read_text()))
