@@ -80,10 +80,10 @@ def check_offset(offset: float | None, limit_minutes: float) -> str | None:
     set right, re-heat them and call again. Nothing written then can be taken back."""
     if offset is None or abs(offset) <= NOTED_SECONDS:
         return None
-    hours = abs(offset) / 3600
+    minutes = abs(offset) / 60
+    span = f"{minutes:.0f} minutes" if minutes < 120 else f"{minutes / 60:.1f} hours"
     said = (
-        f"our clock is {hours:.1f} hours {'behind' if offset > 0 else 'ahead of'} the CRM's"
-        " (its Date header)"
+        f"our clock is {span} {'behind' if offset > 0 else 'ahead of'} the CRM's (its Date header)"
     )
     if limit_minutes and abs(offset) > limit_minutes * 60:
         raise ClockOffsetError(

@@ -264,10 +264,12 @@ def check_a_clock_far_from_the_crm_s_decides_nothing(
     assert refused.counts["fields_written"] == 0 and refused.counts["tasks_created"] == 0
     assert not store.tasks_for_run(refused.run_id)
     assert "across 0 contact(s) decided" in impact(refused), "read is not decided"
+    assert not store.mirror.count(settings.crm.instance), "nothing read was kept"
     adapter.client.crm_clock.ours = real
     first = engine.run(RunOptions())
     assert first.status == "ok", first.errors
     assert first.counts["fields_written"] > 0 and store.tasks_for_run(first.run_id)
+    assert first.counts["records_gone"] == 0, "the refused run's clock started no full read"
 
 
 def check_a_follow_up_a_person_rescheduled_is_not_escalated(

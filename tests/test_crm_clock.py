@@ -39,7 +39,7 @@ def test_an_offset_over_a_minute_is_said_and_one_over_the_limit_stops_the_run():
     assert check_offset(None, 60) is None
     assert check_offset(-45.0, 60) is None
     assert check_offset(-360.0, 60) == (
-        "our clock is 0.1 hours ahead of the CRM's (its Date header): decisions are that far"
+        "our clock is 6 minutes ahead of the CRM's (its Date header): decisions are that far"
         " off the CRM's time; set the host's time right (NTP)"
     )
     assert "2.0 hours behind the CRM's" in (check_offset(7200.0, 180) or "")

@@ -375,6 +375,7 @@ class SyncEngine:
         self.people.hidden = frozenset()
         self._held_tasks = None
         self._clock_checked = False
+        self._full_start_before: dict[str, str | None] | None = None
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -613,6 +614,7 @@ class SyncEngine:
         """The cursor to read from, after deciding whether this run reads everyone (a full
         read may span runs: one that stopped goes on from its cursor)."""
         self._full_read = None
+        self._full_start_before = None
         if options.contact_ids is not None:
             return None
         cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
@@ -622,6 +624,10 @@ class SyncEngine:
         if reread or (started is None and (cursor is None or self._full_read_due(options))):
             started = datetime.now(UTC).isoformat()
             if not options.dry_run:
+                self._full_start_before = {
+                    key: self.store.get_meta(self.instance, key)
+                    for key in (FULL_STARTED_KEY, READ_WITH_KEY)
+                }
                 self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
                 self.store.set_meta(self.instance, READ_WITH_KEY, read_with)
             cursor = None
@@ -790,6 +796,7 @@ class SyncEngine:
         batches = read_ahead(self._batches(options, now, cursor, again))
         try:
             for batch in batches:
+                self._check_clock(options)  # before anything read is kept
                 report = BatchReport()
                 problems = _Problems()
                 contacts = self._translate(batch, report, problems)
@@ -980,9 +987,23 @@ class SyncEngine:
         if offset is None:
             return
         self._clock_checked = True
-        warning = check_offset(offset, self.settings.sync.max_clock_offset_minutes)
+        try:
+            warning = check_offset(offset, self.settings.sync.max_clock_offset_minutes)
+        except ClockOffsetError:
+            self._forget_full_start()
+            raise
         if warning:
             log.warning(warning)
+
+    def _forget_full_start(self) -> None:
+        """A full read this run began on a clock found wrong is not begun: its start (our
+        clock's, days off) would resume with the next run and prune every record read on the
+        right one as unseen since."""
+        for key, value in (self._full_start_before or {}).items():
+            if value is None:
+                self.store.delete_meta(self.instance, key)
+            else:
+                self.store.set_meta(self.instance, key, value)
 
     def _decide_dry_read(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
         """A dry full read mirrors nothing: what it read is decided from memory, as the real
