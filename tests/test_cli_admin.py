@@ -451,13 +451,24 @@ def test_doctor_does_not_warn_without_an_unless_edited_field(memory_adapter, cap
     with memory_adapter.open("a") as config:
         config.write("[fields.temperature]\npolicy = 'always'\n")
     assert main(["doctor"]) == 0
-    assert "[warn]" not in capsys.readouterr().out
+    assert "[warn] who set a value" not in capsys.readouterr().out
+
+
+def test_doctor_warns_that_the_clock_is_not_checked_without_clock_offset(memory_adapter, capsys):
+    """A consultant's adapter without the optional `clock_offset` ran under a clock 30 days
+    ahead and wrote on it: nothing said the check did not apply."""
+    assert main(["doctor"]) == 0
+    assert (
+        "[warn] the clock: adapter memory has no clock_offset, so a run cannot tell this host's"
+        " clock from the CRM's and sync.max_clock_offset_minutes is not applied"
+    ) in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", ["hubspot", "salesforce"])
 def test_the_built_in_adapters_answer_who_set_a_value(name):
     adapter = plugins.load_adapter_class(name)
     assert doctor.unkept_edits(Settings(crm={"adapter": name}), adapter) is None
+    assert doctor.unchecked_clock(Settings(crm={"adapter": name}), adapter) is None
 
 
 def salesforce_config(tmp_path: Path, **options: str) -> None:

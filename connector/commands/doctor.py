@@ -146,9 +146,9 @@ def run_doctor(args: argparse.Namespace) -> int:
         f"doctor: adapter {settings.crm.adapter}, instance {settings.crm.instance},"
         f" configuration {where or 'none (defaults and CRMQ_* variables)'}"
     )
-    warning = unkept_edits(settings, adapter)
-    if warning:
-        print(f"[warn] {warning}")
+    for warning in (unkept_edits(settings, adapter), unchecked_clock(settings, adapter)):
+        if warning:
+            print(f"[warn] {warning}")
     urls = endpoints(settings)
     for key, url in urls:
         why = unreachable(url)
@@ -187,6 +187,19 @@ def unkept_edits(settings: Settings, adapter: Adapter | type) -> str | None:
         f"who set a value: adapter {settings.crm.adapter} has no field_sources, so"
         f" unless_edited ({', '.join(sorted(fields))}) keeps only what a person changed after"
         " crm-qualify's first write to the field, not a value set before it"
+    )
+
+
+def unchecked_clock(settings: Settings, adapter: Adapter | type) -> str | None:
+    """Why a run cannot stop on a host clock far from the CRM's, when it cannot: the adapter
+    does not say the offset its answers' `Date` headers show (no `clock_offset`)."""
+    if callable(getattr(adapter, "clock_offset", None)):
+        return None
+    if not settings.sync.max_clock_offset_minutes:
+        return None
+    return (
+        f"the clock: adapter {settings.crm.adapter} has no clock_offset, so a run cannot tell"
+        " this host's clock from the CRM's and sync.max_clock_offset_minutes is not applied"
     )
 
 
