@@ -142,6 +142,10 @@ def test_write_results_in_another_order_are_refused_not_recorded_crosswise(store
     assert again.errors == ["contact/h1: score: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST: bad value"]
     assert [a.contact_id for a in store.attention("default")] == ["h1"]
     assert adapter.records["h2"].owned["score"] != 3 and adapter.records["h1"].owned["score"] == 3
+    landed = store.run(summary.run_id).counts
+    assert landed["fields_written"] > 0 and landed["records_written"] > 0, (
+        "runs shows what the failed run's writes landed once the next run settled them"
+    )
 
 
 def test_task_results_in_another_order_store_no_id_under_another_key(store):

@@ -427,8 +427,8 @@ class StateStore:
 
     @staticmethod
     def _landed_counts(conn: sqlite3.Connection, run_id: str) -> dict[str, int]:
-        """What a run that did not end has landed, from the audit trail and the task ledger
-        (its own counts are written only at its end): so `runs` does not show it 0 written,
+        """What a run that did not end well has landed, from the audit trail and the task
+        ledger (its own counts are written at its end): so `runs` does not show it 0 written,
         nor its creations sent and never answered (a kill in the call) as none."""
         fields, records = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT object_type || '/' || contact_id) FROM field_writes"
@@ -491,9 +491,10 @@ class StateStore:
         return [self._with_landed(_as_seen(_run_record(row), row[-1])) for row in rows]
 
     def _with_landed(self, record: RunRecord) -> RunRecord:
-        """A run that did not end, with what the audit trail knows it landed now: a dead
-        run's writes in flight are settled by the next run, after it marked the run crashed."""
-        if record.status not in ("running", "crashed") or record.dry_run:
+        """A run that did not end well, with what the audit trail knows it landed now: the
+        writes a dead, failed or stopped run left in flight are settled by the next run (a
+        failed one's counts were taken at its end, before that)."""
+        if record.status in ("ok", "partial") or record.dry_run:
             return record
         with self._lock, self._errors("read"):
             landed = self._landed_counts(self._conn, record.id)
