@@ -979,8 +979,9 @@ class SyncEngine:
             self.on_batch(report)
 
     def _check_clock(self, options: RunOptions) -> None:
-        """Before the run's first decision, once its reads have heard the CRM's clock: a run
-        that does not say its moment (`RunOptions.now`) decides on ours (`check_offset`)."""
+        """Before anything the run read is kept or decided, once its reads have heard the
+        CRM's clock: a run that does not say its moment (`RunOptions.now`) decides on ours
+        (`check_offset`)."""
         if self._clock_checked or options.now is not None:
             return
         offset = getattr(self.adapter, "clock_offset", lambda: None)()
