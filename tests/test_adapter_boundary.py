@@ -13,6 +13,7 @@ from datetime import datetime
 
 import pytest
 from crm_qualify.connector.contract import (
+    AdapterError,
     ContactBatch,
     RawContact,
     TaskResult,
@@ -23,6 +24,7 @@ from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync.engine import CONTACTS_STREAM, RunOptions, SyncEngine
 from crm_qualify.connector.sync.rollback import rollback
 from crm_qualify.connector.sync.state import StateStore
+from crm_qualify.connector.sync.task_lookups import look_up
 
 from tests.memory_adapter import MemoryAdapter
 from tests.test_engine import NOW, cold_contact, hot_contact
@@ -237,3 +239,41 @@ def test_an_answer_of_the_wrong_shape_names_the_method_and_the_type_expected(
     summary = run(adapter, store)
     assert summary.status == "failed"
     assert summary.errors == [f"AdapterError: adapter memory: {message}"]
+
+
+class LooksUpWrong(MemoryAdapter):
+    """Task look-ups of the wrong shape: `existing` pairs as lists, `found` a key not asked."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.wrong: set[str] = set()
+
+    def existing_task_keys(self) -> Iterator[tuple[str, str]]:
+        for key, crm_id in super().existing_task_keys():
+            yield [key, crm_id] if "existing" in self.wrong else (key, crm_id)  # type: ignore[misc]
+
+    def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        found = super().find_tasks(keys)
+        return {**found, "crmq:not-asked": "T999"} if "found" in self.wrong else found
+
+
+def test_task_look_ups_of_the_wrong_shape_name_the_method(tmp_path):
+    """The ledger rebuilt from `existing_task_keys` and the keys `find_tasks` answered were
+    taken as they came: a list for a pair, or a key no one asked about, went to the ledger."""
+    adapter = LooksUpWrong([hot_contact("h1")])
+    first = StateStore(tmp_path / "first.sqlite")
+    assert run(adapter, first).status == "ok" and adapter.tasks
+    adapter.wrong = {"existing"}
+    fresh = StateStore(tmp_path / "fresh.sqlite")
+    summary = run(adapter, fresh)
+    assert summary.status == "failed"
+    assert summary.errors == [
+        "AdapterError: adapter memory: existing_task_keys yielded list; expected a (key, CRM id)"
+        " tuple of two str"
+    ]
+    adapter.wrong = {"found"}
+    keys = [task.key for task in adapter.tasks.values()]
+    with pytest.raises(AdapterError, match="find_tasks answered key 'crmq:not-asked', not asked"):
+        look_up(adapter, keys)
+    first.close()
+    fresh.close()

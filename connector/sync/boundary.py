@@ -78,6 +78,43 @@ def close_tasks(adapter: Adapter, crm_ids: Sequence[str]) -> list[TaskResult]:
     return results
 
 
+def find_tasks(adapter: Adapter, keys: Sequence[str]) -> dict[str, str]:
+    """`adapter.find_tasks`: a CRM id (str) for some of the keys asked, none other."""
+    found = adapter.find_tasks(keys)
+    if not isinstance(found, dict):
+        raise AdapterError(
+            f"adapter {adapter.name}: find_tasks returned {type(found).__name__};"
+            " expected a dict of key -> CRM id"
+        )
+    asked = set(keys)
+    for key, crm_id in found.items():
+        if key not in asked:
+            raise AdapterError(
+                f"adapter {adapter.name}: find_tasks answered key {key!r}, not asked"
+            )
+        if not isinstance(crm_id, str) or not crm_id:
+            raise AdapterError(
+                f"adapter {adapter.name}: find_tasks answered {type(crm_id).__name__} for key"
+                f" {key!r}; expected its CRM id (str)"
+            )
+    return found
+
+
+def existing_task_keys(adapter: Adapter) -> Iterator[tuple[str, str]]:
+    """`adapter.existing_task_keys`: (key, CRM id) pairs of str."""
+    for pair in adapter.existing_task_keys():
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(map(_is_str, pair))):
+            raise AdapterError(
+                f"adapter {adapter.name}: existing_task_keys yielded {type(pair).__name__};"
+                " expected a (key, CRM id) tuple of two str"
+            )
+        yield pair
+
+
+def _is_str(value: object) -> bool:
+    return isinstance(value, str)
+
+
 def _batches(name: str, method: str, read: Any) -> Iterator[ContactBatch]:
     """Each batch checked; the adapter's generator closed with this one (`read_ahead` closes
     it when a run stops early), as `yield from` would."""

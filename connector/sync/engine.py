@@ -520,7 +520,8 @@ class SyncEngine:
         second state file on the same portal creates no duplicate."""
         if self.store.get_meta(self.instance, LEDGER_KEY):
             return
-        found = self.store.record_existing_tasks(self.instance, self.adapter.existing_task_keys())
+        existing = boundary.existing_task_keys(self.adapter)
+        found = self.store.record_existing_tasks(self.instance, existing)
         self.store.set_meta(self.instance, LEDGER_KEY, datetime.now(UTC).isoformat())
         summary.counts["tasks_found_in_crm"] += found
         if found:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from crm_qualify.connector.contract import Adapter
 from crm_qualify.connector.decision.planning import ESCALATION, escalated
 from crm_qualify.connector.model import PlannedTask
+from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.state import TASK_CLOSED, TASK_CLOSING, TASK_GONE, StateStore
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def look_up(adapter: Adapter, keys: Sequence[str]) -> dict[str, str]:
     """The CRM id of each key's task, for the keys a task in the CRM carries."""
     found: dict[str, str] = {}
     for start in range(0, len(keys), LOOKUP_CHUNK):
-        found.update(adapter.find_tasks(keys[start : start + LOOKUP_CHUNK]))
+        found.update(boundary.find_tasks(adapter, keys[start : start + LOOKUP_CHUNK]))
     return found
 
 
