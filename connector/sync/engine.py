@@ -982,7 +982,8 @@ class SyncEngine:
     def _check_clock(self, options: RunOptions) -> None:
         """Before anything the run read is kept or decided, once its reads have heard the
         CRM's clock: a run that does not say its moment (`RunOptions.now`) decides on ours
-        (`check_offset`)."""
+        (`check_offset`). Called as each read batch arrives and before the mirror phase:
+        every decision comes after one of the two."""
         if self._clock_checked or options.now is not None:
             return
         offset = getattr(self.adapter, "clock_offset", lambda: None)()
@@ -1010,7 +1011,6 @@ class SyncEngine:
     def _decide_dry_read(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
         """A dry full read mirrors nothing: what it read is decided from memory, as the real
         run decides it from the mirror, once everyone is indexed."""
-        self._check_clock(options)
         read = list(self._dry_read.values())
         flight = self._flight(summary, now)
         self._decided_persons = set()
@@ -1230,7 +1230,6 @@ class SyncEngine:
         problems: _Problems,
     ) -> list[tuple[Contact, Decision]] | None:
         """Decide and diff one batch and record its intents; None on a dry run."""
-        self._check_clock(options)
         counts = summary.counts
         pairs = self._decide_all(contacts, now, report, problems)
         counts["scored"] += len(pairs)

@@ -481,7 +481,7 @@ class StateStore:
     def runs(self, instance: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first as recorded (`rowid`), not by their start time: a
         host clock set back would put the runs after it below the one made before. A run
-        still `running` (or killed, until the next run marks it crashed) or `crashed` shows
+        that did not end `ok` or `partial` (still running, killed, failed, stopped) shows
         what it has landed (`_with_landed`)."""
         where, params = ("WHERE instance = ?", [instance]) if instance else ("", [])
         rows = self._query(
