@@ -20,7 +20,7 @@ Their engagement (Tasks, Events, campaign responses with their campaign) and dea
 (OpportunityContactRole with its Opportunity) come in the same rows, through relationship
 subqueries: one request per page (child rows count toward a page's 2,000). Only the people
 whose child set Salesforce cut short are read again, by IN list, never one query per record.
-People go to the core in batches of 2,000 (`reader.BATCH`: whole collections of writes),
+People go to the core in batches of 1,000 (`reader.BATCH`: whole collections of writes),
 untranslated (`RawContact`), so one bad value fails one record. Field writes go through
 sObject Collections, 200 records per call; tasks are upserted by their key, an External ID +
 Unique field, so Salesforce itself never holds two tasks with one key (see `writer.py`).

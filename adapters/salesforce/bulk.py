@@ -47,6 +47,7 @@ from crm_qualify.adapters.salesforce.accounts import (
     staged_accounts,
 )
 from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
+from crm_qualify.adapters.salesforce.reader import BATCH
 from crm_qualify.adapters.salesforce.soql import Engagement
 from crm_qualify.adapters.salesforce.staging import Row, Staging
 from crm_qualify.connector.contract import AdapterError
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 RESULT_SET = 10_000
 """Rows asked for per results request (`maxRecords`): a set of child rows is staged before
 the next is fetched."""
-PEOPLE_SET = 2_000
+PEOPLE_SET = BATCH
 """People handed on at a time: one batch for the core (`reader.BATCH`), so no more people
 wait in memory, with their child rows attached, than the core works on. They are asked
 `RESULT_SET` at a time all the same (parsing a whole set of 10,000 at once held the connector

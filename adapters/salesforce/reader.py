@@ -45,9 +45,13 @@ PREFIXES = {"00Q": "Lead", "003": "Contact"}
 Pages = Callable[[str, str], Iterator[list[dict[str, Any]]]]
 Rows = dict[str, list[dict[str, Any]]]
 """Related rows by person id."""
-BATCH = 2_000
+BATCH = 1_000
 """People per batch handed to the core: a multiple of the 200 records one collection writes,
-so that a batch's updates fill whole collections (pages with subqueries carry fewer people)."""
+so that a batch's updates fill whole collections (pages with subqueries carry fewer people).
+Half a query page: a batch with its engagement rows is what the core holds while the next one
+is read, and 1,000 instead of 2,000 took the connector's peak RSS from 170 to 159 MB on an
+incremental run reading 10,000 of 100,000 people, and from 136 to 122 MB on a full read of
+10,000 through Bulk, for the same requests (`bench/salesforce_sync.py`)."""
 _MISSING = object()
 
 
