@@ -257,11 +257,14 @@ def load_mapping(
     path: Path | None = None,
     schema: type[BaseModel] | None = None,
     options: BaseModel | None = None,
+    policies: Mapping[str, FieldPolicy] | None = None,
 ) -> dict[str, Any]:
     """The validated mapping for `adapter`, from `path` or the one bundled with the adapter
     (`_bundled_mapping`); `schema` is the adapter's `mapping_schema`, when it has one: every
     key of the document must be one it knows. `options`, the adapter's validated settings,
-    are the schema's validation context: which object tables are read depends on them."""
+    are the schema's validation context: which object tables are read depends on them.
+    `policies` (`[fields]`): no field they own is one the adapter reads a fact from
+    (`written_facts`)."""
     where = str(path) if path else f"bundled mappings/{adapter}.toml"
     try:
         if path is not None:
@@ -276,11 +279,52 @@ def load_mapping(
         raise ConfigurationError([f"crm.mapping_file: {where}: {exc}"]) from None
     try:
         MappingDocument.model_validate(document)
-        if schema is not None:
-            schema.model_validate(document, context=options)
+        validated = schema.model_validate(document, context=options) if schema else None
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
+    if validated is not None and policies is not None:
+        clashes = written_facts(validated, owned_only(document, policies))
+        if clashes:
+            raise ConfigurationError([f"mapping {where}: {clash}" for clash in clashes])
     return document
+
+
+def written_facts(schema: BaseModel, document: Mapping[str, Any]) -> list[str]:
+    """Owned fields mapped onto a CRM field the adapter reads a fact from (a profile field, a
+    qualification answer, consent, an engagement counter), each named by both keys. Each run
+    would overwrite the CRM's own data with ours and then read our value back as the fact:
+    `fit_score = "NumberOfEmployees"` wrote a fit score over 110 Leads' employee counts,
+    passed `config check` and `doctor`, and the negative counts stopped those Leads from
+    being read. An adapter's schema says what it reads by `facts_read()` (object -> key ->
+    CRM field); one without it is not checked."""
+    facts_read = getattr(schema, "facts_read", None)
+    if facts_read is None:
+        return []
+    clashes = []
+    for name, read in facts_read().items():
+        by_field: dict[str, list[str]] = {}
+        for key, crm_field in read.items():
+            by_field.setdefault(crm_field.casefold(), []).append(key)
+        written = document.get("objects", {}).get(name, {}).get("fields", {})
+        for field_name, crm_field in written.items():
+            if field_name in CONTEXT_FIELDS or crm_field.casefold() not in by_field:
+                continue
+            clashes.append(
+                f"objects.{name}.fields.{field_name} = {crm_field!r} is also read as"
+                f" {' and '.join(by_field[crm_field.casefold()])}: crm-qualify would write"
+                " over the CRM's own data there; map the owned field to a field of its own"
+            )
+    return clashes
+
+
+def named_fields(table: BaseModel, prefix: str) -> dict[str, str]:
+    """A mapping table's CRM field names by key (`prefix.key`), those set: what a schema's
+    `facts_read` is made of."""
+    return {
+        f"{prefix}.{key}": value
+        for key, value in table.model_dump().items()
+        if isinstance(value, str) and value
+    }
 
 
 def owned_only(document: dict[str, Any], policies: Mapping[str, FieldPolicy]) -> dict[str, Any]:

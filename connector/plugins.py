@@ -161,7 +161,8 @@ def construct(adapter_class: type, options: BaseModel, settings: Settings) -> Ad
     (an event name that is no signal, a missing key) is the configuration error it is, named
     by `crm.mapping_file`, not a crash. `from_config` makes no API call."""
     name, path = settings.crm.adapter, settings.crm.mapping_file
-    mapping = load_mapping(name, path, getattr(adapter_class, "mapping_schema", None), options)
+    schema = getattr(adapter_class, "mapping_schema", None)
+    mapping = load_mapping(name, path, schema, options, settings.fields)
     try:
         return adapter_class.from_config(options, owned_only(mapping, settings.fields))
     except (KeyError, ValueError, TypeError, re.error) as exc:

@@ -588,6 +588,57 @@ def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, cr
     assert main(["config", "check", str(config)]) == 0
 
 
+@pytest.mark.parametrize(
+    ("crm", "owned", "read"),
+    [
+        (
+            "salesforce",
+            ('fit_score = "CRMQ_Fit_Score__c"', 'fit_score = "NumberOfEmployees"'),
+            "objects.Lead.fields.fit_score = 'NumberOfEmployees' is also read as"
+            " objects.Lead.profile.employees",
+        ),
+        (
+            "salesforce",
+            ('grade = "CRMQ_Grade__c"', 'grade = "qualification_budget__c"'),
+            "objects.Lead.fields.grade = 'qualification_budget__c' is also read as"
+            " people.qualification.budget",
+        ),
+        (
+            "hubspot",
+            ('grade = "crmq_grade"', 'grade = "country"'),
+            "objects.contacts.fields.grade = 'country' is also read as"
+            " objects.contacts.profile.country",
+        ),
+        (
+            "hubspot",
+            ('grade = "crmq_grade"', 'grade = "hs_email_open"'),
+            "objects.contacts.fields.grade = 'hs_email_open' is also read as"
+            " objects.contacts.counters[1].count",
+        ),
+    ],
+)
+def test_an_owned_field_on_a_field_read_as_a_fact_stops_the_program_naming_both_keys(
+    tmp_path, capsys, crm, owned, read
+):
+    """`fit_score = "NumberOfEmployees"` passed config check and doctor; the run wrote fit
+    scores over 110 Leads' employee counts (2500 -> 0), and the negative ones then failed
+    those Leads' reads, so rollback could not restore them. Not owned, it is never written:
+    no problem."""
+    bundled = (ROOT / "mappings" / f"{crm}.toml").read_text()
+    assert owned[0] in bundled
+    config = _mapping_config(tmp_path, crm, bundled.replace(*owned, 1))
+    problem = (
+        f"mapping {tmp_path / 'mapping.toml'}: {read}: crm-qualify would write over the CRM's"
+        " own data there; map the owned field to a field of its own"
+    )
+    for command in (["config", "check"], ["sync", "--once", "--config"], ["doctor", "--config"]):
+        assert main([*command, str(config)]) == 2
+        assert capsys.readouterr().err == f"configuration error:\n  {problem}\n", command
+    name = owned[1].split(" =")[0]
+    config.write_text(config.read_text() + f"[fields.{name}]\nowned = false\n")
+    assert main(["config", "check", str(config)]) == 0
+
+
 def _mapping_config(tmp_path: Path, crm: str, mapping_text: str, extra: str = "") -> Path:
     mapping = tmp_path / "mapping.toml"
     mapping.write_text(mapping_text)

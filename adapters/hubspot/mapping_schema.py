@@ -17,6 +17,7 @@ from crm_qualify.connector.mapping import (
     ProfileTable,
     StrictTable,
     check_object_tables,
+    named_fields,
 )
 from crm_qualify.connector.model import EventType
 from pydantic import BeforeValidator, ValidationInfo, field_validator
@@ -78,6 +79,22 @@ class ContactObject(CoreObjectTables):
     counters: list[Counter] = []
     dates: list[DateSignal] = []
     conversions: Conversions = Conversions()
+
+    def facts_read(self, prefix: str) -> dict[str, str]:
+        """Every contact property read as a fact, by its key (`prefix.profile.email`)."""
+        read = named_fields(self.profile, f"{prefix}.profile")
+        read |= named_fields(self.consent, f"{prefix}.consent")
+        read |= {f"{prefix}.qualification.{k}": v for k, v in self.qualification.items()}
+        for key, table in (("origin", self.origin), ("authority", self.authority)):
+            if table.property:
+                read[f"{prefix}.{key}.property"] = table.property
+        for n, counter in enumerate(self.counters):
+            read |= {f"{prefix}.counters[{n}].count": counter.count}
+            read |= {f"{prefix}.counters[{n}].at": counter.at}
+        read |= {f"{prefix}.dates[{n}].at": date.at for n, date in enumerate(self.dates)}
+        for n, pair in enumerate(self.conversions.pairs):
+            read |= {f"{prefix}.conversions.pairs[{n}]": name for name in pair}
+        return read
 
 
 class Activity(StrictTable):
@@ -147,3 +164,7 @@ class HubSpotMapping(StrictTable):
         if read is not None:
             check_object_tables(value, [read], [read], "adapters.hubspot.object_type")
         return value
+
+    def facts_read(self) -> dict[str, dict[str, str]]:
+        """Per object, the properties read as facts (`connector.mapping.written_facts`)."""
+        return {name: table.facts_read(f"objects.{name}") for name, table in self.objects.items()}

@@ -13,6 +13,7 @@ from crm_qualify.connector.mapping import (
     ProfileTable,
     StrictTable,
     check_object_tables,
+    named_fields,
 )
 from crm_qualify.connector.model import CriterionStatus, EventType
 from pydantic import ValidationInfo, field_validator
@@ -92,3 +93,13 @@ class SalesforceMapping(StrictTable):
         read = getattr(info.context, "objects", [])
         check_object_tables(value, PERSON_OBJECTS, read, "adapters.salesforce.objects")
         return value
+
+    def facts_read(self) -> dict[str, dict[str, str]]:
+        """Per object, the fields read as facts (`connector.mapping.written_facts`): its
+        profile and what `[people]` reads from Leads and Contacts alike."""
+        people = named_fields(self.people, "people")
+        people |= {f"people.qualification.{k}": v for k, v in self.people.qualification.items()}
+        return {
+            name: named_fields(table.profile, f"objects.{name}.profile") | people
+            for name, table in self.objects.items()
+        }

@@ -119,7 +119,9 @@ def check_configuration(path: Path | None) -> CheckOutcome:
         schema = None
     try:
         if settings.crm.adapter in available_adapters() or settings.crm.mapping_file:
-            load_mapping(settings.crm.adapter, settings.crm.mapping_file, schema)
+            load_mapping(
+                settings.crm.adapter, settings.crm.mapping_file, schema, None, settings.fields
+            )
     except ConfigurationError as exc:
         outcome.problems += [p for p in exc.problems if p not in outcome.problems]
     outcome.summary = (
