@@ -350,6 +350,12 @@ class SyncEngine:
         later decisions in the same run find landed (`_as_planned`)."""
         self._dry_tasks: set[str] = set()
         """Task keys a dry run listed: a real run's ledger holds them once created."""
+        self._not_landed: dict[tuple[str, str], dict[str, Any]] = {}
+        """A real run's planned values per record that the CRM did not take (refused, or
+        failed for now): a later decision of the record in the run is diffed against them,
+        as a dry run's against all it planned (`_as_planned`). From the mirror, which holds
+        only what landed, it would plan, send and count the refused changes again, and the
+        real run's planned counts would leave the dry run's."""
         self._decided_first: set[tuple[str, str]] = set()
         """Mirrored records decided before the mirror phase with the records read (their
         duplicates, or those a read record left): the mirror phase leaves them out, as it
@@ -359,7 +365,9 @@ class SyncEngine:
         self._follow_up_reviews: dict[tuple[str, str], datetime] = {}
         self._errored: set[tuple[str, str]] = set()
         """Records whose error this run reported: one read again by id first and met again
-        among the changed ones is reported (and counted) once."""
+        among the changed ones is reported (and counted) once, and so is one whose write is
+        refused again after a later decision in the run; no later batch of the run finds
+        them clean (`_record_problems`)."""
         self._held_back: set[tuple[tuple[str, str], str]] = set()
         """(record, field) of the changes this run held back: a record decided twice in a run
         (with its person's other record, again once its own write landed) has each counted
@@ -900,8 +908,11 @@ class SyncEngine:
 
     def _as_planned(self, contact: Contact) -> None:
         """A dry run's record as a real run would hold it now: with the values this run
-        planned for it, as if they had landed (`owned_patch`: a written stage is its stage)."""
-        values = self._dry_planned.get(_key(contact))
+        planned for it, as if they had landed (`owned_patch`: a written stage is its stage).
+        A real run's record: with those of its values this run planned and the CRM did not
+        take (`_not_landed`), so it is planned and counted once, as in the dry run."""
+        planned = self._dry_planned if self._dry_run else self._not_landed
+        values = planned.get(_key(contact))
         if values:
             contact.owned.update(values)
             if values.get("stage") is not None:
@@ -1304,6 +1315,9 @@ class SyncEngine:
         are written with the batch when nothing of theirs is still in flight."""
         rules = self.settings.rules
         pairs = []
+        if self._not_landed and not self._dry_run:  # a dry run's read ones are (`_ingest`)
+            for contact in contacts:
+                self._as_planned(contact)
         persons = self._persons(contacts)
         taken = {_key(contact) for contact in contacts}
         contacts = contacts + self._left_behind(persons, taken)
@@ -1376,7 +1390,7 @@ class SyncEngine:
             if key in self._dry_read:
                 since = members[key].hot_since if key in members else None
                 members[key] = Member(self._dry_read[key], since, True)
-            if self._dry_run and key in members:
+            if key in members:
                 self._as_planned(members[key].contact)
         self._deferred.update(
             (key, member.hot_since)
@@ -1546,14 +1560,21 @@ class SyncEngine:
             assert answer is not None, "a batch is acknowledged only once fully answered"
             result = answer.result
             outcomes.append((update, WRITE_ACKED if result.ok else WRITE_FAILED))
+            key = update.key
             if result.ok:
                 report.written.append(update)
                 acked.append(AckedWrite(update, answer.sent_at, answer.acked_at, result.stamp))
+                if key in self._not_landed:  # the mirror holds these now
+                    for name in update.values():
+                        self._not_landed[key].pop(name, None)
                 continue
-            key = update.key
             if result.gone:
                 problems.gone.append(key)
                 continue
+            self._not_landed.setdefault(key, {}).update(update.values())
+            if key in self._errored:  # reported with its first refusal in this run
+                continue
+            self._errored.add(key)
             label = f"{update.object_type}/{update.contact_id}"
             where = result.field or "write"
             report.errors.append(str(RecordError(label, where, result.error or "write failed")))
@@ -1797,7 +1818,8 @@ class SyncEngine:
             self.instance, problems.attention, fingerprints, now, problems.versions
         )
         counts["records_needing_attention"] += len(problems.attention)
-        clean = [k for k in batch if k not in troubled] if troubled else batch
+        troubled |= self._errored  # failed earlier in the run: not cleared by a later batch
+        clean = [k for k in batch if k not in troubled]
         self.store.clear_retries(self.instance, clean)
 
 
