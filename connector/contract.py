@@ -102,6 +102,8 @@ class CheckResult:
     detail: str = ""
     fix: str = ""
     """When it failed: what to change (`check adapters.hubspot.access_token`)."""
+    warn: bool = False
+    """Passed, with something an admin should know (a text that will be cut): `[warn]`."""
 
     @classmethod
     def refused(cls, name: str, exc: AuthError) -> CheckResult:
@@ -125,6 +127,9 @@ class FieldInfo:
     """What it holds, in canonical terms: `text` (any text: a restricted choice is not),
     `number`, `choice` (only its `options`), `flag` (yes / no), `datetime`, `date`; "" when
     none of these (a lookup, an id): then only `writable` is judged."""
+    length: int | None = None
+    """The most characters a text field takes, where the CRM says (Salesforce's describe
+    `length`); None when it does not. Longer text is cut to it (`OwnedFields.write`)."""
 
 
 @dataclass(frozen=True)
@@ -304,7 +309,9 @@ class Adapter(Protocol):
     type it writes people to, as its mapping says: before it reads, a run
     checks them against `describe_fields` (`field_fit.py`) and stops, naming each, if one
     cannot hold what crm-qualify writes (read-only, of another kind, a choice without our
-    values; describe fields in canonical terms, `FieldInfo.kind`);
+    values; describe fields in canonical terms, `FieldInfo.kind`, and a text field's
+    `FieldInfo.length` where the CRM has one: `OwnedFields.learn` takes it, and a longer
+    text is written cut to it, `field_fit.learn_lengths`);
     and `field_sources(self, wanted: SourceQuestions) -> dict[(object_type, id), dict[str,
     FieldSource]]`: who set the current value of these owned fields (canonical names) of
     these records, and when (`model.FieldSource`: person, connector, automation, unknown,

@@ -11,14 +11,16 @@ judged on `writable` alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from crm_qualify.connector.contract import CheckResult, ConfigError, FieldInfo
+from crm_qualify.connector.contract import AdapterError, CheckResult, ConfigError, FieldInfo
 from crm_qualify.connector.decision.scoring import GRADES
 from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES
 from crm_qualify.connector.model import CUSTOMER_TYPES, Stage, Temperature
-from crm_qualify.connector.owned_values import OwnedFields
+from crm_qualify.connector.owned_values import ELLIPSIS, OwnedFields, is_text
 
 CANONICAL_VALUES: dict[str, tuple[str, ...]] = {
     "temperature": tuple(Temperature),
@@ -37,6 +39,10 @@ KIND_WORDS = {"number": "number", "flag": "yes/no", "datetime": "date and time",
 TABLES = {"stage": "stages", **OPTION_TABLES}
 """The mapping table that spells the values of a field that has one."""
 SHOWN_OPTIONS = 12
+log = logging.getLogger(__name__)
+LONGEST_TEXT = {"grade": max(map(len, GRADES)), "rules_version": 10, "duplicate_group": 40}
+"""The longest text written to each owned text field but reasons (`reasons_max`): a rules
+version is a 10-character hash, a duplicate group `<object>:<id>`."""
 
 
 @dataclass(frozen=True)
@@ -159,15 +165,56 @@ def _holds(info: FieldInfo) -> str:
     return text
 
 
+def cut_notes(
+    object_type: str, owned: OwnedFields, fields: Mapping[str, FieldInfo]
+) -> list[CheckResult]:
+    """A warning (the write lands) for each owned text field shorter than what crm-qualify
+    may write there: longer texts are cut to its length, ending in "…" (`OwnedFields.write`)."""
+    notes = []
+    for name, field in owned.fields.items():
+        info = fields.get(field)
+        if not is_text(name) or info is None or not info.length or not info.writable:
+            continue
+        longest = owned.spelling.reasons_max if name == "reasons" else LONGEST_TEXT.get(name)
+        if longest is None or info.length >= longest:
+            continue
+        detail = (
+            f"{_holds(info)} of {info.length} characters: a longer {name} text is cut to"
+            f" {info.length} characters, ending in {ELLIPSIS}"
+        )
+        fix = f"map {name} to a longer field, or widen {field}, to keep whole texts"
+        notes.append(
+            CheckResult(f"objects.{object_type}.fields.{name} = {field}", True, detail, fix, True)
+        )
+    return notes
+
+
+def learn_lengths(adapter: Any, object_types: Collection[str] | None = None) -> None:
+    """The length of each owned text field (`OwnedFields.learn`) of the adapter's objects
+    (`owned_fields`; only `object_types`, when given) not described yet in this process: one
+    `describe_fields` each. Text longer than its field is then cut (`OwnedFields.write`) and
+    a dry run shows it cut. A failed describe leaves that object's texts whole (logged)."""
+    owned_fields: Mapping[str, OwnedFields] = getattr(adapter, "owned_fields", {})
+    for object_type, owned in owned_fields.items():
+        if owned.lengths.known or (object_types is not None and object_type not in object_types):
+            continue
+        try:
+            owned.learn(adapter.describe_fields(object_type))
+        except AdapterError as exc:
+            log.warning("%s: text lengths not known, texts written whole: %s", object_type, exc)
+
+
 def fit_checks(
     object_type: str, owned: OwnedFields, fields: Mapping[str, FieldInfo]
 ) -> list[CheckResult]:
-    """`doctor`'s and `setup`'s lines: one per misfit, with its fix, or one that all fit."""
+    """`doctor`'s and `setup`'s lines: one per misfit, with its fix, or one that all fit;
+    and a warning per text field that will cut longer texts (`cut_notes`)."""
     found = misfits(object_type, owned, fields)
+    notes = cut_notes(object_type, owned, fields)
     if not found:
         detail = "each one the CRM has can hold our values"  # a missing one: its own check
-        return [CheckResult(f"{object_type} owned fields fit", True, detail)]
-    return [CheckResult(m.mapped, False, m.detail, m.fix) for m in found]
+        return [CheckResult(f"{object_type} owned fields fit", True, detail), *notes]
+    return [CheckResult(m.mapped, False, m.detail, m.fix) for m in found] + notes
 
 
 def misfit_error(found: list[Misfit]) -> ConfigError:

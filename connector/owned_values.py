@@ -9,12 +9,50 @@ equal (`diff.normalise`) with what it wrote, or every run writes it again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.contract import FieldInfo, TranslationError
 from crm_qualify.connector.mapping import FLAG_FIELDS, NUMBER_FIELDS, OPTION_TABLES, OptionValues
 from crm_qualify.connector.model import Stage
+
+ELLIPSIS = "…"
+"""What ends a text cut to its field's length."""
+
+
+def cut(text: str, most: int | None) -> str:
+    """`text` in at most `most` characters: a longer one keeps its start and ends in "…"."""
+    if most is None or len(text) <= most:
+        return text
+    return text[: max(most - 1, 0)] + ELLIPSIS
+
+
+def is_cut_of(short: str, full: str) -> bool:
+    """Whether `short` is `full` cut to the length of `short` (`cut`): what a CRM holds after
+    we wrote `full` to a field that takes fewer characters. Writing `full` again would write
+    `short` again."""
+    return len(full) > len(short) and short.endswith(ELLIPSIS) and full.startswith(short[:-1])
+
+
+def is_text(name: str) -> bool:
+    """Whether the owned field `name` is written as free text (reasons, grade, rules version,
+    duplicate group): cut to its CRM field's length."""
+    return not (
+        name in ("stage", "scored_at")
+        or name in OPTION_TABLES
+        or name in NUMBER_FIELDS
+        or name in FLAG_FIELDS
+    )
+
+
+@dataclass
+class TextLengths:
+    """The most characters each text field takes, by CRM field, as the CRM describes it
+    (`FieldInfo.length`); `known` once an object's describe was seen (`OwnedFields.learn`)."""
+
+    by_field: dict[str, int] = field(default_factory=dict)
+    known: bool = False
+
 
 Reader = Callable[[Any, str], Any]
 """(the record as the CRM sent it, field name) -> the value, refused naming the field."""
@@ -52,6 +90,8 @@ class OwnedFields:
     """The CRM's values read as a canonical stage."""
     options: OptionValues
     spelling: Spelling
+    lengths: TextLengths = field(default_factory=TextLengths, compare=False)
+    """Learnt from the CRM's describe (`learn`): text longer than its field takes is cut."""
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], spelling: Spelling) -> OwnedFields:
@@ -68,6 +108,32 @@ class OwnedFields:
             options=OptionValues.from_section(section),
             spelling=spelling,
         )
+
+    def learn(self, fields: Mapping[str, FieldInfo]) -> None:
+        """The length of each owned text field, from the CRM's description of the object
+        (`describe_fields`); a field without one (or missing) is cut at `reasons_max` only."""
+        self.lengths.by_field = {
+            crm: info.length
+            for name, crm in self.fields.items()
+            if is_text(name) and (info := fields.get(crm)) is not None and info.length
+        }
+        self.lengths.known = True
+
+    def most(self, name: str) -> int | None:
+        """The most characters written to the owned text field `name`: its CRM field's
+        length, and for reasons `reasons_max` at most."""
+        lengths = [self.lengths.by_field.get(self.fields.get(name, ""))]
+        if name == "reasons":
+            lengths.append(self.spelling.reasons_max)
+        known = [n for n in lengths if n]
+        return min(known) if known else None
+
+    def as_written(self, name: str, value: Any) -> Any:
+        """A canonical value as `write` sends it, where it differs: text cut to its field
+        (what a dry run shows)."""
+        if isinstance(value, str) and is_text(name):
+            return cut(value, self.most(name))
+        return value
 
     def read(self, record: Any) -> dict[str, Any]:
         """The current values of the owned fields in `record`, by canonical name. A stage
@@ -118,9 +184,10 @@ class OwnedFields:
                 written[field] = spelling.write_number(value, field)
             elif name in FLAG_FIELDS:
                 written[field] = spelling.write_flag(value)
-            elif name == "reasons":
-                text, most = str(value), spelling.reasons_max
-                written[field] = text if len(text) <= most else text[: most - 1] + "…"
+            elif name == "scored_at":
+                written[field] = value
+            elif name == "reasons" or isinstance(value, str):  # text: cut to its field
+                written[field] = cut(str(value), self.most(name))
             else:
                 written[field] = value
         return written

@@ -12,8 +12,15 @@ from crm_qualify.connector.model import (
     Stage,
     Temperature,
 )
+from crm_qualify.connector.owned_values import cut
 from crm_qualify.connector.settings import FieldPolicy, Settings
-from crm_qualify.connector.sync.diff import Skip, normalise, plan_update, source_questions
+from crm_qualify.connector.sync.diff import (
+    Skip,
+    normalise,
+    plan_update,
+    same,
+    source_questions,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -268,3 +275,12 @@ def test_a_value_whose_setter_could_not_be_checked_waits():
     )
     assert "temperature" not in update.values()
     assert skips[0].reason == "who set it could not be checked (HTTP 502); next run"
+
+
+def test_a_text_the_crm_holds_cut_to_its_field_is_the_text_we_decided():
+    """We wrote the whole text, the CRM holds it cut to its field's length ("…" last):
+    writing it again would write the same characters, so it is no change (and still ours)."""
+    whole = "+40 demo request 2026-11-21\n+15 meeting booked " + "x" * 100
+    assert same(cut(whole, 80), whole) and same(whole, cut(whole, 80))
+    assert not same(cut(whole, 80), "+40 demo request 2026-11-22" + "x" * 100)
+    assert not same("+40 demo…", "+40 demo"), "not longer: not cut from it"

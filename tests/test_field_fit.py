@@ -88,3 +88,32 @@ def test_a_salesforce_picklist_that_is_not_restricted_takes_any_text():
     assert salesforce_field(field).kind == "text"
     restricted = salesforce_field({**field, "restrictedPicklist": True})
     assert (restricted.kind, restricted.options) == ("choice", ("Hot",))
+
+
+def test_a_text_field_shorter_than_our_text_is_a_warning_naming_key_field_and_length():
+    """The write lands, cut to the field's length (Salesforce's describe `length`): doctor
+    warns, the sync does not stop; a field long enough, or of unknown length, says nothing."""
+    short = salesforce_field(
+        {"name": "crmq_reasons", "type": "textarea", "length": 80, "updateable": True}
+    )
+    assert short.length == 80 and short.kind == "text"
+    assert misfits("contacts", OWNED, portal(r=short)) == []
+    checks = fit_checks("contacts", OWNED, portal(r=short))
+    assert [c.ok for c in checks] == [True, True]
+    note = checks[1]
+    assert note.warn and note.name == "objects.contacts.fields.reasons = crmq_reasons"
+    assert note.detail == (
+        "textarea of 80 characters: a longer reasons text is cut to 80 characters, ending in …"
+    )
+    grade = salesforce_field(
+        {"name": "crmq_grade", "type": "string", "length": 4, "updateable": True}
+    )
+    assert len(fit_checks("contacts", OWNED, portal(g=grade))) == 1, "grades fit in 4"
+
+
+def test_text_is_written_cut_to_its_field_length_ending_in_an_ellipsis():
+    owned = ContactMapping.from_document(load_mapping("hubspot"), "contacts").owned
+    owned.learn(portal(r=FieldInfo("crmq_reasons", "string", kind="text", length=10)))
+    written = owned.write({"reasons": "x" * 40, "grade": "A1"}, "HubSpot property")
+    assert written["crmq_reasons"] == "x" * 9 + "…" and written["crmq_grade"] == "A1"
+    assert owned.write({"reasons": "short"}, "p")["crmq_reasons"] == "short"

@@ -95,6 +95,7 @@ from crm_qualify.connector.contract import (
     TaskResult,
     WriteResult,
 )
+from crm_qualify.connector.field_fit import learn_lengths
 from crm_qualify.connector.model import Contact, FieldSource, PlannedTask, RecordUpdate
 from crm_qualify.connector.ops.logs import redact
 
@@ -607,6 +608,9 @@ class SalesforceAdapter:
         """An ingest job takes one object: in a call worth Bulk, an object with fewer updates
         than `bulk_threshold`, so few that sObject Collections take fewer requests than a job
         (the few Leads decided with a batch of Contacts), goes in collections."""
+        # Salesforce refuses a whole record for a text longer than its field (STRING_TOO_LONG):
+        # each text field's length, once a process (the fit check's describe may have told)
+        learn_lengths(self, {update.object_type for update in updates})
         if not self.bulk_writes.worth(len(updates)):
             return self.writer.write_updates(updates)
         counts = Counter(update.object_type for update in updates)
@@ -743,7 +747,12 @@ class SalesforceAdapter:
         }
 
     def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
-        return {name: field_info(f) for name, f in self.describe(object_type).items()}
+        """Also tells the object's owned fields their text lengths (`OwnedFields.learn`)."""
+        fields = {name: field_info(f) for name, f in self.describe(object_type).items()}
+        mapping = self.objects.get(object_type)
+        if mapping is not None:
+            mapping.owned.learn(fields)
+        return fields
 
     def check(self) -> list[CheckResult]:
         return run_checks(self)

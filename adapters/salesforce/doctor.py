@@ -145,10 +145,13 @@ KINDS = {
 
 def field_info(field: dict[str, Any]) -> FieldInfo:
     """One field of a describe answer, as the contract reports it: a picklist that is not
-    restricted takes any text; an inactive value is no option."""
+    restricted takes any text; an inactive value is no option; a text field's `length` is
+    the most characters it takes (Salesforce refuses the whole record, STRING_TOO_LONG, for
+    a longer value: the core cuts it, `OwnedFields.write`)."""
     kind = KINDS.get(field["type"], "")
     if kind == "choice" and not field.get("restrictedPicklist"):
         kind = "text"
+    length = field.get("length")
     return FieldInfo(
         name=field["name"],
         type=field["type"],
@@ -158,6 +161,7 @@ def field_info(field: dict[str, Any]) -> FieldInfo:
             p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)
         ),
         kind=kind,
+        length=length if kind == "text" and isinstance(length, int) and length > 0 else None,
     )
 
 

@@ -72,10 +72,10 @@ def print_results(results: list[CheckResult]) -> bool:
     """An adapter's details are its client's words, and may quote the URL it called (a
     `?api_token=` in it): shown through `redact`, as log lines mask them."""
     for result in results:
-        mark = "ok  " if result.ok else "FAIL"
+        mark = ("warn" if result.warn else "ok  ") if result.ok else "FAIL"
         detail = f": {redact(result.detail)}" if result.detail else ""
         print(f"[{mark}] {result.name}{detail}")
-        if result.fix and not result.ok:
+        if result.fix and (result.warn or not result.ok):
             print(f"fix: {result.fix}")
     return all(result.ok for result in results)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from crm_qualify.connector.commands.common import (
@@ -14,8 +15,10 @@ from crm_qualify.connector.commands.common import (
     positive_int,
     settings_or_exit,
 )
+from crm_qualify.connector.field_fit import learn_lengths
 from crm_qualify.connector.ops.logs import counts_sentence
 from crm_qualify.connector.ops.progress import Progress
+from crm_qualify.connector.owned_values import OwnedFields
 from crm_qualify.connector.sync.engine import BatchReport, RunOptions, RunSummary, SyncEngine
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.state import StateStore
@@ -60,17 +63,23 @@ def parse_contact(value: str) -> tuple[str, str]:
     return object_type, record_id
 
 
-def diff_rows(report: BatchReport) -> list[dict[str, Any]]:
+def diff_rows(
+    report: BatchReport, owned_fields: Mapping[str, OwnedFields] | None = None
+) -> list[dict[str, Any]]:
+    """The report's changes and tasks; with the adapter's `owned_fields`, each new value as
+    the write sends it (a text cut to its field's length, `OwnedFields.as_written`)."""
     rows: list[dict[str, Any]] = []
     for update in report.updates:
+        owned = (owned_fields or {}).get(update.object_type)
         for change in update.changes:
+            new = owned.as_written(change.field, change.new) if owned else change.new
             rows.append(
                 {
                     "kind": "field",
                     "record": f"{update.object_type}/{update.contact_id}",
                     "field": change.field,
                     "old": change.old,
-                    "new": change.new,
+                    "new": new,
                 }
             )
     for task in report.tasks:
@@ -119,8 +128,10 @@ def _cut(text: str, start: int, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_diff(report: BatchReport, as_json: bool) -> None:
-    for row in diff_rows(report):
+def print_diff(
+    report: BatchReport, as_json: bool, owned_fields: Mapping[str, OwnedFields] | None = None
+) -> None:
+    for row in diff_rows(report, owned_fields):
         if as_json:
             print(json.dumps(row, ensure_ascii=False, default=str))
         elif row["kind"] == "field":
@@ -176,9 +187,13 @@ def run(args: argparse.Namespace) -> int:
             print(held, file=sys.stderr)
             return 1
 
+    owned_fields: Mapping[str, OwnedFields] = getattr(adapter, "owned_fields", {})
+    if args.dry_run:  # shown as the real run writes them: texts cut to their field's length
+        learn_lengths(adapter)
+
     def on_batch(report: BatchReport) -> None:
         if args.dry_run:
-            print_diff(report, args.json)
+            print_diff(report, args.json, owned_fields)
         progress.batch(report)
 
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)

@@ -36,6 +36,7 @@ from crm_qualify.connector.model import (
     RecordUpdate,
     Stage,
 )
+from crm_qualify.connector.owned_values import is_cut_of
 from crm_qualify.connector.settings import FieldPolicy
 
 PASSENGER_FIELDS = frozenset({"scored_at"})
@@ -79,9 +80,15 @@ def normalise(value: Any) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
+    """Whether two values are one as the CRM holds them: equal once normalised, or one text
+    the other cut to its field's length (`owned_values.cut`: the CRM holds the cut text we
+    wrote, our records the whole; writing it again would write the same characters)."""
     if type(a) is type(b) and a == b:
         return True  # the common case (the mirror echoes what we wrote): no normalising
-    return normalise(a) == normalise(b)
+    a, b = normalise(a), normalise(b)
+    if a == b:
+        return True
+    return type(a) is str and type(b) is str and (is_cut_of(a, b) or is_cut_of(b, a))
 
 
 def highest(old: Any, new: str) -> str:
