@@ -335,6 +335,12 @@ class Adapter(Protocol):
     The engine calls it before anything else when a run died with writes open: a job landing
     after the rerun had read and written the record would put back the older values.
 
+    Optional: `answered_criteria: frozenset[str]`, the qualification criteria the mapping
+    lets the adapter read an answer for, and `criteria_table: str`, the mapping table that
+    maps a criterion to its field (`people.qualification`): `config check` and `doctor` then
+    warn when the configured framework needs a criterion it does not answer (SQL out of reach
+    by the framework; `commands.doctor.unanswered_criteria`).
+
     Optional: `clock_offset(self) -> float | None`, the seconds the CRM's clock is ahead of
     ours (negative: behind) by its latest answer (`connector.crm_clock.CrmClock.offset`), None
     before any. Before deciding, a run that does not say its moment logs an offset over a

@@ -11,6 +11,7 @@ from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector import plugins
 from crm_qualify.connector.cli import main
 from crm_qualify.connector.commands import config as config_command
+from crm_qualify.connector.commands.doctor import unanswered_criteria
 from crm_qualify.connector.mapping import ADAPTER_GROUP
 from crm_qualify.connector.model import OWNED_FIELDS, EventType
 from crm_qualify.connector.ops import logs
@@ -760,3 +761,79 @@ def test_a_command_lists_every_problem_config_check_finds(tmp_path, capsys, comm
     said = capsys.readouterr().err
     for key in ("crm.mapping_file", "adapters.hubspot.acess_token", "max_retry_records", "cron"):
         assert key in checked and key in said, (key, said)
+
+
+# a framework whose criteria the mapping does not map ----------------------------------------
+def framework_config(tmp_path: Path, adapter: str, framework: str, extra: str = "") -> Path:
+    config = tmp_path / "crm-qualify.toml"
+    options = (
+        "[adapters.salesforce]\nclient_id = 'id'\nusername = 'sync@example.com'\n"
+        if adapter == "salesforce"
+        else ""
+    )
+    config.write_text(
+        f"[crm]\nadapter = '{adapter}'\n{options}"
+        f"[rules.qualification]\nframework = '{framework}'\n{extra}"
+    )
+    return config
+
+
+@pytest.mark.parametrize(
+    ("adapter", "framework", "lacking", "table"),
+    [
+        (
+            "salesforce",
+            "meddic",
+            "metrics, economic_buyer, decision_criteria, decision_process, identify_pain, champion",
+            "[people.qualification]",
+        ),
+        (
+            "hubspot",
+            "champ",
+            "challenges, money, prioritization",
+            "[objects.contacts.qualification]",
+        ),
+    ],
+)
+def test_config_check_warns_of_a_framework_the_mapping_leaves_unanswered(
+    tmp_path, capsys, adapter, framework, lacking, table
+):
+    """The bundled mappings answer BANT's criteria only: with MEDDIC or CHAMP no one became
+    SQL by the framework, and nothing said so. A warning (SQL by score may be the plan)."""
+    config = framework_config(tmp_path, adapter, framework)
+    assert main(["config", "check", str(config)]) == 0, "a warning, not a problem"
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"rules.qualification: framework {framework} needs {lacking}" in err
+    assert "no answer in the mapping" in err
+    assert f"add each to {table} of bundled mappings/{adapter}.toml" in err
+    assert "no one becomes SQL by the framework" in err
+
+
+def test_no_warning_when_the_mapping_answers_every_criterion_or_one_is_left_out(tmp_path, capsys):
+    for adapter in ("salesforce", "hubspot"):
+        assert main(["config", "check", str(framework_config(tmp_path, adapter, "bant"))]) == 0
+        assert "rules.qualification" not in capsys.readouterr().err
+    optional = "".join(
+        f"minimum.{name} = 'not_met'\n" for name in ("challenges", "money", "prioritization")
+    )
+    assert (
+        main(["config", "check", str(framework_config(tmp_path, "hubspot", "champ", optional))])
+        == 0
+    )
+    assert "rules.qualification" not in capsys.readouterr().err
+
+
+def test_doctor_warns_of_the_unanswered_criteria_too(tmp_path, monkeypatch):
+    """`doctor` runs the same check (`unanswered_criteria`) on the adapter it built."""
+    monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", "pat-na1-example")
+    settings = load_settings(
+        framework_config(tmp_path, "hubspot", "meddic", "[rules.thresholds]\nsql_by_score = true\n")
+    )
+    adapter = plugins.construct(
+        plugins.load_adapter_class("hubspot"),
+        plugins.adapter_settings(plugins.load_adapter_class("hubspot"), settings),
+        settings,
+    )
+    warning = unanswered_criteria(settings, adapter)
+    assert warning is not None and "framework meddic needs metrics" in warning
+    assert "SQL comes by score only (sql_by_score)" in warning

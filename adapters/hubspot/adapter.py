@@ -128,6 +128,11 @@ class HubSpotAdapter:
         self.contacts = ContactMapping.from_document(mapping, self.object_type)
         self.writable_stages = frozenset(self.contacts.owned.stages)
         self.owned_fields = {self.object_type: self.contacts.owned}
+        self.answered_criteria = frozenset(self.contacts.qualification) | (
+            {"authority"} if self.contacts.authority_property else set()
+        )
+        """The qualification criteria the mapping answers (a buying role answers authority)."""
+        self.criteria_table = f"objects.{self.object_type}.qualification"
         """What the engine checks against the properties before it writes."""
         tasks = mapping.get("tasks", {})
         self.task_key_property = tasks.get("key_property", "crmq_task_key")

@@ -126,6 +126,9 @@ class SalesforceAdapter:
         """The core's requests in flight (`endpoints.py`); the engine writes through it."""
         self.objects = {s: ObjectMapping.from_document(mapping, s) for s in settings.objects}
         self.people = PeopleMapping.from_document(mapping)
+        self.answered_criteria = frozenset(self.people.qualification)
+        """The qualification criteria the mapping answers (`doctor.unanswered_criteria`)."""
+        self.criteria_table = "people.qualification"
         self.accounts = AccountMapping.from_document(mapping)
         stages = [set(m.owned.stages) for m in self.objects.values()]
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))

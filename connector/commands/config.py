@@ -16,6 +16,7 @@ from crm_qualify.connector.commands.common import (
     config_path,
     print_problems,
 )
+from crm_qualify.connector.commands.doctor import unanswered_criteria
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import rules_version
@@ -197,9 +198,13 @@ def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
         except ValidationError:
             return
     try:  # the adapter's own mapping sections, as sync would construct it (no API call)
-        construct(adapter_class, validated, settings)
+        adapter = construct(adapter_class, validated, settings)
     except ConfigurationError as exc:
         outcome.problems += [p for p in exc.problems if p not in outcome.problems]
+        return
+    unanswered = unanswered_criteria(settings, adapter)
+    if unanswered:
+        outcome.warnings.append(unanswered)
 
 
 def _not_set_yet(adapter: str, key: str) -> str:

@@ -146,7 +146,12 @@ def run_doctor(args: argparse.Namespace) -> int:
         f"doctor: adapter {settings.crm.adapter}, instance {settings.crm.instance},"
         f" configuration {where or 'none (defaults and CRMQ_* variables)'}"
     )
-    for warning in (unkept_edits(settings, adapter), unchecked_clock(settings, adapter)):
+    warnings = (
+        unkept_edits(settings, adapter),
+        unchecked_clock(settings, adapter),
+        unanswered_criteria(settings, adapter),
+    )
+    for warning in warnings:
         if warning:
             print(f"[warn] {warning}")
     urls = endpoints(settings)
@@ -200,6 +205,38 @@ def unchecked_clock(settings: Settings, adapter: Adapter | type) -> str | None:
     return (
         f"the clock: adapter {settings.crm.adapter} has no clock_offset, so a run cannot tell"
         " this host's clock from the CRM's and sync.max_clock_offset_minutes is not applied"
+    )
+
+
+def unanswered_criteria(settings: Settings, adapter: Adapter | type) -> str | None:
+    """Why no one can become SQL by the configured framework, when no one can: it requires
+    criteria the mapping gives no answer for (the adapter's `answered_criteria`; a misspelt
+    criterion is a configuration error, `mapping.Criteria`, a missing one is this). A warning,
+    not a failure: SQL by score (`sql_by_score`) may be the intended path. An adapter that
+    does not say which criteria it answers is not judged. `config check` and `doctor`."""
+    answered = getattr(adapter, "answered_criteria", None)
+    if answered is None:
+        return None
+    qualification = settings.rules.qualification
+    lacking = [name for name, _ in qualification.required if name not in answered]
+    if not lacking:
+        return None
+    table = getattr(adapter, "criteria_table", "qualification")
+    mapping = settings.crm.mapping_file
+    where = str(mapping) if mapping else f"bundled mappings/{settings.crm.adapter}.toml"
+    copy = "" if mapping else " (copy it and set crm.mapping_file)"
+    score = (
+        "; SQL comes by score only (sql_by_score)"
+        if settings.rules.thresholds.sql_by_score
+        else ", nor by score (rules.thresholds.sql_by_score is off)"
+    )
+    return (
+        f"rules.qualification: framework {qualification.framework} needs"
+        f" {', '.join(lacking)}, with no answer in the mapping (it answers"
+        f" {', '.join(sorted(answered)) or 'none'}), so no one becomes SQL by the"
+        f" framework{score}. Map each criterion to the CRM field that holds its answer: add"
+        f" each to [{table}] of {where}{copy}, or leave one out with [rules.qualification]"
+        ' minimum.<criterion> = "not_met" (docs/scoring.md)'
     )
 
 
