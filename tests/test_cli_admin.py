@@ -268,6 +268,17 @@ def test_runs_show_task_creates_whose_outcome_is_unknown(tmp_path, capsys):
     assert "unknown" not in rows[ids["sync"]]
 
 
+def test_runs_count_the_tasks_a_run_found_after_an_unknown_outcome_as_created(tmp_path, capsys):
+    """The run that settles lost answers showed "0 created" though it found 39 tasks."""
+    store = StateStore(tmp_path / "crm-qualify.sqlite")
+    settling = store.start_run("default", mode="once", dry_run=False)
+    store.finish_run(settling, "ok", {"read": 5, "tasks_created": 3, "tasks_recovered": 39}, [])
+    store.close()
+    assert main(["runs"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "42 created (39 found after an unknown outcome)" in row
+
+
 def test_runs_show_the_follow_ups_a_sync_removed(tmp_path, capsys):
     seeded_runs(tmp_path / "crm-qualify.sqlite")
     store = StateStore(tmp_path / "crm-qualify.sqlite")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from crm_qualify.connector.model import Contact, EngagementEvent, EventType, Ori
 from crm_qualify.connector.ops.observability import Health, Metrics, serve
 from crm_qualify.connector.ops.scheduler import Daemon
 from crm_qualify.connector.settings import ScheduleSettings, Settings
-from crm_qualify.connector.sync.engine import SyncEngine
+from crm_qualify.connector.sync.engine import RunSummary, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -90,6 +91,17 @@ def test_metrics_count_a_run_its_errors_and_the_crm_api_use(endpoint, tmp_path):
     assert not any(name == "crmq_api_daily_remaining" for name, _ in found), "unknown: absent"
     assert found[("crmq_last_success_timestamp_seconds", ())] > 0
     assert found[("crmq_last_run_duration_seconds", ())] >= 0
+
+
+def test_tasks_found_after_an_unknown_outcome_count_as_created(endpoint):
+    """A creation whose answer was lost is created once the next run finds it in the CRM:
+    `crmq_tasks_created_total` stayed at 0 through a portal's 39 such tasks."""
+    base, metrics, _ = endpoint
+    counts = {"tasks_created": 1, "tasks_uncertain": 2}
+    metrics.observe(RunSummary("r1", "ok", False, Counter(counts)), ApiUsage(), 1.0)
+    settled = RunSummary("r2", "ok", False, Counter({"tasks_recovered": 2}))
+    metrics.observe(settled, ApiUsage(), 1.0)
+    assert samples(get(base + "/metrics")[2])[("crmq_tasks_created_total", ())] == 3
 
 
 def test_api_usage_and_budget_show_while_a_run_is_still_going(endpoint):

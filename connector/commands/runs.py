@@ -106,7 +106,8 @@ def run_row(record: RunRecord) -> tuple[Cell, ...]:
         tasks = (counts.get("tasks_closed", 0), "removed")
     else:
         fields = (counts.get("fields_written", 0), "written" + _held(counts))
-        tasks = (counts.get("tasks_created", 0), "created" + _uncertain(counts) + _removed(counts))
+        created = counts.get("tasks_created", 0) + counts.get("tasks_recovered", 0)
+        tasks = (created, "created" + _found(counts) + _uncertain(counts) + _removed(counts))
     return (
         record.id,
         record.started_at[:19].replace("T", " "),
@@ -145,9 +146,16 @@ def _removed(counts: dict[str, int]) -> str:
     return f", {removed:,} removed" if removed else ""
 
 
+def _found(counts: dict[str, int]) -> str:
+    """Of the tasks created, those an earlier run sent whose answer was lost, found in the
+    CRM by this run's look-up (`tasks_recovered`): counted here, as created, once known."""
+    found = counts.get("tasks_recovered", 0)
+    return f" ({found:,} found after an unknown outcome)" if found else ""
+
+
 def _uncertain(counts: dict[str, int]) -> str:
     """Creates whose answer was lost (a timeout, a 5xx after sending): the next run looks
-    them up, so they may well exist; counted as created only by that run (`tasks_recovered`)."""
+    them up, so they may well exist; counted as created only by that run (`_found`)."""
     uncertain = counts.get("tasks_uncertain", 0)
     return f", {uncertain:,} outcome unknown" if uncertain else ""
 

@@ -100,7 +100,8 @@ class Metrics:
         self.runs.labels(summary.status).inc()
         self.contacts.inc(counts["scored"])
         self.fields.inc(counts["fields_written"])
-        self.tasks.inc(counts["tasks_created"])
+        # a creation whose answer was lost counts once a later run finds it in the CRM
+        self.tasks.inc(counts["tasks_created"] + counts["tasks_recovered"])
         for key, kind in ERROR_COUNTS.items():
             if counts[key]:
                 self.errors.labels(kind).inc(counts[key])
