@@ -211,6 +211,38 @@ def test_the_daemon_process_serves_health_and_exits_0_on_sigterm(tmp_path):
         assert any(record["run_id"] != "-" for record in records)
 
 
+def test_sighup_during_a_run_stops_the_daemon_cleanly(tmp_path):
+    """A closed terminal or a service manager's reload sends SIGHUP: it killed the daemon
+    mid-run (exit 129, the run left `crashed`). It stops as SIGTERM does."""
+    with HubSpotSimulator(contacts=300, seed=4, custom_properties=True) as sim:
+        config = tmp_path / "crm-qualify.toml"
+        config.write_text(
+            f"[crm]\nadapter = 'hubspot'\n[adapters.hubspot]\nbase_url = '{sim.base_url}'\n"
+            f"[sync]\nstate_path = '{tmp_path / 'state.sqlite'}'\n"
+            "[schedule]\ninterval_minutes = 60\njitter_seconds = 0\n[server]\nenabled = false\n"
+        )
+        env = {**os.environ, "CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN": sim.token}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crm_qualify.connector.cli", "run", "--config", str(config)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines = []
+        while line := process.stderr.readline():
+            lines.append(line)
+            if "run started" in line:
+                break
+        process.send_signal(signal.SIGHUP)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, "".join(lines) + err[-2000:]
+        assert "SIGHUP received: finishing the batch in flight" in err
+    store = StateStore(tmp_path / "state.sqlite")
+    statuses = [run.status for run in store.runs("default")]
+    store.close()
+    assert statuses and "crashed" not in statuses and "running" not in statuses, statuses
+
+
 def test_the_success_gauge_starts_from_the_last_success_the_state_store_records(store):
     """A restarted daemon's `crmq_last_success_timestamp_seconds` started at 0, so an alert on
     `time() - gauge` fired at every start until a run ended."""

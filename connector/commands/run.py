@@ -29,14 +29,19 @@ thread blocked in an untimed wait then never learns of it (the daemon ignored SI
 about one start in three once a run had its read-ahead and write threads)."""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Each stops the daemon cleanly: the batch in flight finishes and is checkpointed."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="the daemon: sync on a schedule, serve /healthz and /metrics",
         description=(
             "Sync on [schedule] (interval or cron, with jitter), one run at a time per portal"
-            " even across processes sharing the state store. SIGTERM or Ctrl-C: the batch in"
-            " flight finishes and is checkpointed, then the process exits 0."
+            " even across processes sharing the state store. SIGTERM, SIGHUP or Ctrl-C: the batch"
+            " in flight finishes and is checkpointed, then the process exits 0 (a second one:"
+            " at once, 130)."
         ),
     )
     add_config_argument(parser)
@@ -55,6 +60,21 @@ def run(args: argparse.Namespace) -> int:
     from crm_qualify.connector.ops.observability import Health, Metrics, serve
     from crm_qualify.connector.ops.scheduler import Daemon, health_max_age
 
+    stopping = threading.Event()
+
+    def on_signal(number: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(number).name
+        if stopping.is_set():
+            log.warning("%s again: exiting now; the next start settles the batch in flight", name)
+            os._exit(130)
+        log.info("%s received: finishing the batch in flight", name)
+        stopping.set()
+
+    # Before anything else: a stop asked while the daemon starts (a slow start under load)
+    # ended it with no line logged. SIGHUP too: a closed terminal or a service manager's
+    # reload killed it mid-run, leaving the run `crashed`.
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, on_signal)
     settings = settings_or_exit(args)
     try:
         max_age = health_max_age(settings.schedule)
@@ -83,18 +103,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         host, port = server.server_address[:2]
         log.info("health and metrics on http://%s:%s/healthz and /metrics", host, port)
-    stopping = threading.Event()
-
-    def on_signal(number: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(number).name
-        if stopping.is_set():
-            log.warning("%s again: exiting now; the next start settles the batch in flight", name)
-            os._exit(130)
-        log.info("%s received: finishing the batch in flight", name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if stopping.is_set():
+        log.info("asked to stop while starting: no run begun")
+        if server:
+            server.shutdown()
+        store.close()
+        return 0
     daemon.start()
     while not stopping.wait(SIGNAL_POLL_SECONDS):
         pass  # a timed wait: see SIGNAL_POLL_SECONDS
