@@ -6,8 +6,12 @@ rows); `org` is a fresh small org for each test that writes or exhausts somethin
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -128,7 +132,6 @@ def test_describe_lists_custom_fields_and_picklists(sim):
 
 def test_error_shapes_match_recorded_salesforce_answers(sim):
     import json
-    from pathlib import Path
 
     fixtures = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "salesforce"
     recorded_401 = json.loads((fixtures / "error_401_invalid_session_id.json").read_text())
@@ -570,3 +573,26 @@ def test_faults_strike_only_their_request_kind(org):
         sf.query("SELECT Id FROM Lead LIMIT 1")
     assert gateway.value.status == 502 and "Bad Gateway" in gateway.value.content
     assert org.faults.queue == []
+
+
+def test_the_cli_removes_its_certificate_and_key_on_sigterm() -> None:
+    """`simulate salesforce` stopped by SIGTERM (a service manager, `kill`) left its folder,
+    with the TLS certificate and the JWT private key, in /tmp for good."""
+    from pathlib import Path
+
+    code = (
+        "import sys; from crm_qualify.adapters.salesforce.simulator import main; sys.exit(main())"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--records", "20", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline() for _ in range(4)]
+        ca_bundle = Path(lines[3].split('"')[1])
+        assert lines[3].startswith("ca_bundle") and ca_bundle.exists(), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert not ca_bundle.parent.exists()

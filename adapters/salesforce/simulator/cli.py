@@ -1,8 +1,10 @@
-"""`crm-qualify simulate salesforce`: serve a seeded org on loopback until Ctrl-C."""
+"""`crm-qualify simulate salesforce`: serve a seeded org on loopback until Ctrl-C or SIGTERM,
+then remove its folder (the TLS certificate and the JWT key it printed the paths of)."""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -53,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--fault-kinds: {exc}", file=sys.stderr)
         return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     sim.start(port=args.port)
     print(f"Salesforce simulator at {sim.instance_url} ({args.records} records)")
     print("[adapters.salesforce]")
@@ -68,10 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("# or the JWT bearer flow (the simulator holds this key's certificate):")
     print('# auth = "jwt"')
     print(f'# private_key_file = "{sim.jwt_key_path}"')
+    sys.stdout.flush()
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5):  # timed: a signal's handler runs between waits
+            pass
     finally:
         sim.stop()
     return 0
