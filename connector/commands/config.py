@@ -81,8 +81,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reference = actions.add_parser(
         "reference",
         help="print the configuration reference (Markdown) from the settings model",
-        description="Print every configuration key with its type, default and meaning, as"
-        " Markdown, generated from the settings models of the core and installed adapters.",
+        description="Print every configuration key but the scoring rules with its type, default"
+        " and meaning, as Markdown, generated from the settings models of the core and installed"
+        " adapters. The [rules] keys, whose defaults are whole tables, are in docs/admin.md"
+        " (Scoring rules) and config.example.toml.",
     )
     reference.set_defaults(handler=run_reference)
 
