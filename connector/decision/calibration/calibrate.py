@@ -166,7 +166,7 @@ def _too_little(dataset: Dataset, settings: CalibrateSettings) -> str | None:
         f"proposal withheld: {people:,} people with an outcome, {wins:,} of them won;"
         f" a proposal needs at least {settings.min_people:,} people and"
         f" {settings.min_conversions:,} wins (calibrate.min_people, calibrate.min_conversions)."
-        " The lifts below are descriptive only; widen the window (--since) or wait for more"
+        " The lifts shown are descriptive only; widen the window (--since) or wait for more"
         " closed deals"
     )
 
