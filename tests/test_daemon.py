@@ -89,7 +89,8 @@ def test_the_daemon_waits_when_another_process_applied_other_rules(store, caplog
 
     assert runner.sync_once() is None
     assert adapter.write_calls() == writes, "nothing undone"
-    assert runner.health.last_status == "failed"
+    assert runner.health.last_status == "paused" and runner.health.report()[0] == 503
+    assert runner.metrics.registry.get_sample_value("crmq_errors_total", {"kind": "paused"}) == 1
     assert "restart the daemon with the configuration that should hold" in caplog.text
     restarted = Daemon(
         SyncEngine(adapter, other, store), ScheduleSettings(interval_minutes=60, jitter_seconds=0)

@@ -128,6 +128,11 @@ class Metrics:
         self.usage.update(usage)
 
 
+UNHEALTHY = frozenset({"failed", "stopped", "paused"})
+"""Last statuses that make /healthz answer 503 (`paused`: runs wait for a restart, as
+another process decided the contacts with another configuration)."""
+
+
 @dataclass
 class Health:
     """Alive, and how the last run went. Unhealthy when the last run failed or when no run
@@ -157,7 +162,7 @@ class Health:
             age = now - (self.last_success or self.started)
             fresh = now - self.started <= self.max_age_seconds
             on_time = age <= self.max_age_seconds or fresh
-            healthy = self.last_status not in ("failed", "stopped") and on_time
+            healthy = self.last_status not in UNHEALTHY and on_time
             return (200 if healthy else 503), {
                 "alive": True,
                 "healthy": healthy,

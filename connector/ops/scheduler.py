@@ -155,8 +155,10 @@ class Daemon:
             return None
         if self._rules_changed_elsewhere():
             lease.release()
-            if self.health:
-                self.health.record("failed")
+            if self.health:  # no run failed: `runs` has none to show
+                self.health.record("paused")
+            if self.metrics:
+                self.metrics.errors.labels("paused").inc()
             return None
         self.idle.clear()
         started = time.perf_counter()
@@ -197,10 +199,11 @@ class Daemon:
         if seen is None or found in (seen, decision_fingerprint(self.engine.settings)):
             return False
         log.error(
-            "the contacts were decided with other rules (%s) since this daemon's last run:"
-            " another process ran with another configuration. Runs are paused so as not to"
-            " undo it; restart the daemon with the configuration that should hold.",
-            found,
+            "the contacts were decided with another configuration (%s, `crm-qualify runs`"
+            " shows its rules version) since this daemon's last run: another process ran"
+            " with it. Runs are paused so as not to undo it; restart the daemon with the"
+            " configuration that should hold.",
+            f"fingerprint {found[:10]}" if found else "none recorded",
         )
         return True
 
