@@ -23,7 +23,9 @@ from tests.memory_adapter import MemoryAdapter
 NOW = datetime(2026, 3, 3, 9, tzinfo=UTC)
 
 
-def _record(cid: str, object_type: str, days: int, events: list[EngagementEvent]) -> Contact:
+def person_record(cid: str, object_type: str, days: int, events: list[EngagementEvent]) -> Contact:
+    """One person's records (the same email, name and company): the oldest (days=0) is the
+    survivor."""
     return Contact(
         id=cid,
         object_type=object_type,
@@ -41,7 +43,10 @@ def test_a_person_becoming_mql_while_its_survivors_write_flies_gets_its_handoff(
     demo = EngagementEvent(type=EventType.DEMO_REQUEST, at=NOW - timedelta(hours=3))
     webinar = EngagementEvent(type=EventType.WEBINAR_ATTENDED, at=NOW - timedelta(hours=2))
     # the survivor (oldest) alone is a lead; with its duplicate's webinar the person is an MQL
-    survivor, twin = _record("L1", "Lead", 0, [demo]), _record("C1", "Contact", 1, [webinar])
+    survivor, twin = (
+        person_record("L1", "Lead", 0, [demo]),
+        person_record("C1", "Contact", 1, [webinar]),
+    )
     adapter = MemoryAdapter([survivor, twin], batch_size=1)
     # L1's write waits for the next batch's, so it is in flight while C1's batch is decided
     adapter.traffic = Traffic(Limits(in_flight=2, write_batch=100, task_batch=100))

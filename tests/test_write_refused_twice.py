@@ -13,10 +13,10 @@ run, for what it planned and did not land.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from crm_qualify.connector.model import Contact, EngagementEvent, EventType
+from crm_qualify.connector.model import EngagementEvent, EventType
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync import engine
 from crm_qualify.connector.sync.concurrency import Limits, Traffic
@@ -24,24 +24,10 @@ from crm_qualify.connector.sync.engine import RunOptions, RunSummary, SyncEngine
 from crm_qualify.connector.sync.state import StateStore
 
 from tests.memory_adapter import MemoryAdapter
+from tests.test_person_in_flight import NOW
+from tests.test_person_in_flight import person_record as _record
 
-NOW = datetime(2026, 3, 3, 9, tzinfo=UTC)
 PLANNED = ("fields_planned", "stages_moving", "temperatures_moving", "tasks_planned")
-
-
-def _record(cid: str, object_type: str, days: int, events: list[EngagementEvent]) -> Contact:
-    """One person's records: the oldest (days=0) is the survivor."""
-    return Contact(
-        id=cid,
-        object_type=object_type,
-        created_at=NOW - timedelta(days=30 - days),
-        updated_at=NOW - timedelta(hours=5 - days),
-        email="kim@acme.com",
-        first_name="Kim",
-        last_name="Lee",
-        company="Acme",
-        events=events,
-    )
 
 
 def _planned(summary: RunSummary) -> dict[str, int]:
