@@ -612,6 +612,12 @@ def test_a_mistyped_mapping_key_stops_the_program_naming_it(tmp_path, capsys, cr
         ),
         (
             "hubspot",
+            ('grade = "crmq_grade"', 'grade = "first_conversion_event_name"'),
+            "objects.contacts.fields.grade = 'first_conversion_event_name' is also read as"
+            " objects.contacts.conversions.pairs[0][0]",
+        ),
+        (
+            "hubspot",
             ('grade = "crmq_grade"', 'grade = "hs_email_open"'),
             "objects.contacts.fields.grade = 'hs_email_open' is also read as"
             " objects.contacts.counters[1].count",

@@ -93,7 +93,7 @@ class ContactObject(CoreObjectTables):
             read |= {f"{prefix}.counters[{n}].at": counter.at}
         read |= {f"{prefix}.dates[{n}].at": date.at for n, date in enumerate(self.dates)}
         for n, pair in enumerate(self.conversions.pairs):
-            read |= {f"{prefix}.conversions.pairs[{n}]": name for name in pair}
+            read |= {f"{prefix}.conversions.pairs[{n}][{i}]": name for i, name in enumerate(pair)}
         return read
 
 

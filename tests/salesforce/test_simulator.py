@@ -575,7 +575,8 @@ def test_faults_strike_only_their_request_kind(org):
     assert org.faults.queue == []
 
 
-def test_the_cli_removes_its_certificate_and_key_on_sigterm() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_the_cli_removes_its_certificate_and_key_on_sigterm(stop: signal.Signals) -> None:
     """`simulate salesforce` stopped by SIGTERM (a service manager, `kill`) left its folder,
     with the TLS certificate and the JWT private key, in /tmp for good."""
     from pathlib import Path
@@ -593,6 +594,6 @@ def test_the_cli_removes_its_certificate_and_key_on_sigterm() -> None:
         ca_bundle = Path(lines[3].split('"')[1])
         assert lines[3].startswith("ca_bundle") and ca_bundle.exists(), lines
     finally:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
     assert proc.wait(timeout=10) == 0
     assert not ca_bundle.parent.exists()

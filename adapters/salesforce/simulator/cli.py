@@ -1,5 +1,5 @@
-"""`crm-qualify simulate salesforce`: serve a seeded org on loopback until Ctrl-C or SIGTERM,
-then remove its folder (the TLS certificate and the JWT key it printed the paths of)."""
+"""`crm-qualify simulate salesforce`: serve a seeded org on loopback until Ctrl-C, SIGTERM or
+SIGHUP, then remove its folder (the TLS certificate and the JWT key it printed the paths of)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"--fault-kinds: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: stop.set())
     sim.start(port=args.port)
     print(f"Salesforce simulator at {sim.instance_url} ({args.records} records)")
