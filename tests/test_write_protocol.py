@@ -225,10 +225,26 @@ def test_a_refused_task_stays_owed_and_is_created_next_run(store):
     adapter = RefuseTasks([hot_contact("h1")])
     first = run(adapter, store)
     assert first.status == "partial" and first.counts["task_errors"] == 2
-    assert "contact/h1: task: owner locked" in first.errors
+    # each refused task named, the record needing attention counted once
+    assert "contact/h1: task hot_call: owner locked" in first.errors
+    assert "contact/h1: task mql_handoff: owner locked" in first.errors
     assert {t.status for t in store.all_tasks("default")} == {TASK_OWED}
     assert run(adapter, store).status == "ok"
     assert sorted(task_keys(adapter).values()) == [1, 1]
+
+
+class RefuseTasksForGood(RefuseTasks):
+    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
+        return [TaskResult(t.key, False, error="no such owner", retryable=False) for t in tasks]
+
+
+def test_a_record_whose_two_tasks_are_refused_needs_attention_once(store):
+    """A hot MQL's call and hand-off refused for good (an owner that does not exist): the
+    run said 'records needing attention 4' for 2 records and listed each twice alike."""
+    first = run(RefuseTasksForGood([hot_contact("h1")]), store)
+    assert first.counts["task_errors"] == 2 and first.counts["records_needing_attention"] == 1
+    assert len(store.attention("default")) == 1
+    assert len(set(first.errors)) == len(first.errors) == 2
 
 
 def test_the_run_says_what_landed_not_what_it_planned(store):

@@ -209,8 +209,9 @@ class _Problems:
         if key is None:
             return
         if transient:
-            self.retry.append((*key, why))
-        else:
+            if all(entry[:2] != key for entry in self.retry):  # one per record (two tasks)
+                self.retry.append((*key, why))
+        elif all(entry[:2] != key for entry in self.attention):
             self.attention.append((*key, field, why))
 
 
@@ -1781,10 +1782,10 @@ class SyncEngine:
         task: PlannedTask, result: TaskResult, report: BatchReport, problems: _Problems
     ) -> None:
         label = f"{task.object_type}/{task.contact_id}"
-        where = result.field or "task"
+        where = result.field or f"task {task.kind}"  # a record's two refused tasks told apart
         report.errors.append(str(RecordError(label, where, result.error or "refused")))
         key = (task.object_type, task.contact_id)
-        problems.add(key, result.retryable, result.field or "task", result.error or "refused")
+        problems.add(key, result.retryable, where, result.error or "refused")
 
     def _record_problems(
         self,
