@@ -131,15 +131,6 @@ class ObjectMapping(BaseModel):
                 f"not an owned canonical field: {', '.join(unknown)};"
                 f" known: {', '.join(OWNED_FIELDS)}"
             )
-        by_property: dict[str, list[str]] = {}
-        for name, crm_field in value.items():
-            by_property.setdefault(crm_field.casefold(), []).append(name)
-        shared = [names for names in by_property.values() if len(names) > 1]
-        if shared:  # each run would write one over the other, and rewrite both every run
-            raise ValueError(
-                "one CRM field for several owned fields: "
-                + "; ".join(f"{' and '.join(names)} = {value[names[0]]!r}" for names in shared)
-            )
         return value
 
 
@@ -282,11 +273,32 @@ def load_mapping(
         validated = schema.model_validate(document, context=options) if schema else None
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
-    if validated is not None and policies is not None:
-        clashes = written_facts(validated, owned_only(document, policies))
+    if policies is not None:
+        owned = owned_only(document, policies)
+        clashes = shared_fields(owned)
+        clashes += written_facts(validated, owned) if validated is not None else []
         if clashes:
             raise ConfigurationError([f"mapping {where}: {clash}" for clash in clashes])
     return document
+
+
+def shared_fields(document: Mapping[str, Any]) -> list[str]:
+    """One CRM field mapped for several owned fields, per object: each run would write one
+    over the other, and rewrite both every run. Fields not owned are left out (`owned_only`):
+    `duplicate_group`, not owned by default, sharing the field of `reasons` is never written."""
+    clashes = []
+    for name, section in document.get("objects", {}).items():
+        fields = section.get("fields", {})
+        by_field: dict[str, list[str]] = {}
+        for owned, crm_field in fields.items():
+            by_field.setdefault(str(crm_field).casefold(), []).append(owned)
+        shared = [names for names in by_field.values() if len(names) > 1]
+        if shared:
+            clashes.append(
+                f"objects.{name}.fields: one CRM field for several owned fields: "
+                + "; ".join(f"{' and '.join(names)} = {fields[names[0]]!r}" for names in shared)
+            )
+    return clashes
 
 
 def written_facts(schema: BaseModel, document: Mapping[str, Any]) -> list[str]:

@@ -492,7 +492,7 @@ EVENTS = _choices(EventType)
         (
             "hubspot",
             ('fit_score = "crmq_fit_score"', 'fit_score = "crmq_score"'),
-            "objects.contacts.fields: Value error, one CRM field for several owned fields:"
+            "objects.contacts.fields: one CRM field for several owned fields:"
             " score and fit_score = 'crmq_score'",
         ),
         (
@@ -644,6 +644,23 @@ def test_an_owned_field_on_a_field_read_as_a_fact_stops_the_program_naming_both_
     name = owned[1].split(" =")[0]
     config.write_text(config.read_text() + f"[fields.{name}]\nowned = false\n")
     assert main(["config", "check", str(config)]) == 0
+
+
+def test_a_field_not_owned_may_share_its_crm_field(tmp_path, capsys):
+    """Reasons mapped onto the field of `duplicate_group`, which is not owned by default (so
+    never written), stopped the program: 'one CRM field for several owned fields'."""
+    bundled = (ROOT / "mappings" / "salesforce.toml").read_text()
+    reasons = 'reasons = "CRMQ_Reasons__c"'
+    assert reasons in bundled
+    text = bundled.replace(reasons, 'reasons = "CRMQ_Duplicate_Group__c"', 1)
+    config = _mapping_config(tmp_path, "salesforce", text)
+    assert main(["config", "check", str(config)]) == 0
+    config.write_text(config.read_text() + "[fields.duplicate_group]\nowned = true\n")
+    assert main(["config", "check", str(config)]) == 2
+    assert (
+        "objects.Lead.fields: one CRM field for several owned fields:"
+        " reasons and duplicate_group = 'CRMQ_Duplicate_Group__c'" in capsys.readouterr().err
+    )
 
 
 def _mapping_config(tmp_path: Path, crm: str, mapping_text: str, extra: str = "") -> Path:
