@@ -233,15 +233,10 @@ def test_a_refused_task_stays_owed_and_is_created_next_run(store):
     assert sorted(task_keys(adapter).values()) == [1, 1]
 
 
-class RefuseTasksForGood(RefuseTasks):
-    def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
-        return [TaskResult(t.key, False, error="no such owner", retryable=False) for t in tasks]
-
-
 def test_a_record_whose_two_tasks_are_refused_needs_attention_once(store):
     """A hot MQL's call and hand-off refused for good (an owner that does not exist): the
     run said 'records needing attention 4' for 2 records and listed each twice alike."""
-    first = run(RefuseTasksForGood([hot_contact("h1")]), store)
+    first = run(RefuseOwner([hot_contact("h1")]), store)
     assert first.counts["task_errors"] == 2 and first.counts["records_needing_attention"] == 1
     assert len(store.attention("default")) == 1
     assert len(set(first.errors)) == len(first.errors) == 2
@@ -613,7 +608,8 @@ def test_a_task_refused_again_at_run_start_is_listed_as_needing_attention(store)
     store.clear_retries("default", [("contact", "h1")])
     again = run(adapter, store)
     assert any("owner inactive" in error for error in again.errors)
-    assert [(a.contact_id, a.field) for a in store.attention("default")] == [("h1", "task")]
+    attention = [(a.contact_id, a.field) for a in store.attention("default")]
+    assert attention == [("h1", "task hot_call")]  # the first refused, by its kind
 
 
 def test_a_record_a_write_finds_gone_leaves_its_persons_decision_by_the_next_run(store):
