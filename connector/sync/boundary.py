@@ -47,35 +47,26 @@ def read_contacts(adapter: Adapter, ids: Iterable[tuple[str, str]]) -> Iterator[
 
 def write_updates(adapter: Adapter, updates: Sequence[RecordUpdate]) -> list[WriteResult]:
     """`adapter.write_updates`: one `WriteResult` per update, in order, for its record."""
-    results = _results(adapter.name, "write_updates", adapter.write_updates(updates), WriteResult)
-    _paired(
+    return _answers(
         adapter.name,
         ("write_updates", "update", "record"),
+        adapter.write_updates(updates),
+        WriteResult,
         [u.contact_id for u in updates],
-        [r.contact_id for r in results],
     )
-    return results
 
 
 def create_tasks(adapter: Adapter, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
     """`adapter.create_tasks`: one `TaskResult` per task, in order, under its key."""
-    results = _results(adapter.name, "create_tasks", adapter.create_tasks(tasks), TaskResult)
-    _paired(
-        adapter.name,
-        ("create_tasks", "task", "key"),
-        [t.key for t in tasks],
-        [r.key for r in results],
-    )
-    return results
+    asked = [t.key for t in tasks]
+    call = ("create_tasks", "task", "key")
+    return _answers(adapter.name, call, adapter.create_tasks(tasks), TaskResult, asked)
 
 
 def close_tasks(adapter: Adapter, crm_ids: Sequence[str]) -> list[TaskResult]:
     """`adapter.close_tasks`: one `TaskResult` per task, in order, keyed by its CRM id."""
-    results = _results(adapter.name, "close_tasks", adapter.close_tasks(crm_ids), TaskResult)
-    _paired(
-        adapter.name, ("close_tasks", "task", "CRM id"), list(crm_ids), [r.key for r in results]
-    )
-    return results
+    call = ("close_tasks", "task", "CRM id")
+    return _answers(adapter.name, call, adapter.close_tasks(crm_ids), TaskResult, list(crm_ids))
 
 
 def find_tasks(adapter: Adapter, keys: Sequence[str]) -> dict[str, str]:
@@ -152,7 +143,13 @@ def _holding(name: str, method: str, part: str, items: Iterable[Any], kind: type
         )
 
 
-def _results(name: str, method: str, results: Any, kind: type[R]) -> list[R]:
+def _answers(
+    name: str, call: tuple[str, str, str], results: Any, kind: type[R], wanted: Sequence[str]
+) -> list[R]:
+    """A write call's answer: a list of `kind`, one per item, in order, each naming its item
+    (a `WriteResult` its record, a `TaskResult` its key or CRM id) as `wanted` does. `call`:
+    the method, what it takes (`update`) and what names one (`record`)."""
+    method, item, ident = call
     if not isinstance(results, list | tuple):
         raise AdapterError(
             f"adapter {name}: {method} returned {type(results).__name__};"
@@ -164,22 +161,15 @@ def _results(name: str, method: str, results: Any, kind: type[R]) -> list[R]:
             f"adapter {name}: {method} returned {type(wrong).__name__} items;"
             f" expected {kind.__name__}"
         )
-    return list(results)
-
-
-def _paired(
-    name: str, call: tuple[str, str, str], wanted: Sequence[str], answered: Sequence[str]
-) -> None:
-    """One answer per item, in order: the count, then each answer's id against its item's.
-    `call`: the method, what it takes (`update`) and what names one (`record`)."""
-    method, item, ident = call
-    if len(answered) != len(wanted):
+    if len(results) != len(wanted):
         raise AdapterError(
-            f"adapter {name}: {method} returned {len(answered)} results for {len(wanted)} {item}s"
+            f"adapter {name}: {method} returned {len(results)} results for {len(wanted)} {item}s"
         )
-    for position, (want, got) in enumerate(zip(wanted, answered, strict=True)):
+    for position, (want, result) in enumerate(zip(wanted, results, strict=True)):
+        got = result.contact_id if isinstance(result, WriteResult) else result.key
         if got != want:
             raise AdapterError(
                 f"adapter {name}: {method} result {position} is for {ident} {got!r}, not"
                 f" {want!r}; expected one result per {item}, in order"
             )
+    return list(results)
