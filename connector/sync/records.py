@@ -83,11 +83,8 @@ def _refused_value(item: RawContact, exc: ValidationError) -> RecordError:
 def _not_a_contact(item: RawContact, kind: str, seen: set[tuple[str, str, int]]) -> RecordError:
     """`record: translate returned NoneType, not a Contact`: a bug in the adapter (a "skip
     this one" `None`, a dict), logged at error level once per kind in a batch."""
-    site = ("returned", kind, 0)
-    level = logging.DEBUG if site in seen else logging.ERROR
-    seen.add(site)
     log.log(
-        level,
+        _first_at_error(("returned", kind, 0), seen),
         "%s: the adapter's translate returned %s, not a Contact, a bug in the adapter;"
         " the record is skipped",
         item.record,
@@ -109,14 +106,19 @@ def _log_crash(record: str, exc: Exception, seen: set[tuple[str, str, int]]) -> 
     bug hits every record alike), the repeats at debug level."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = (frames[-1].filename, frames[-1].lineno or 0) if frames else ("", 0)
-    site = (type(exc).__name__, *where)
-    level = logging.DEBUG if site in seen else logging.ERROR
-    seen.add(site)
     log.log(
-        level,
+        _first_at_error((type(exc).__name__, *where), seen),
         "%s: the adapter's translate raised %s, a bug in the adapter rather than bad CRM data;"
         " the record is skipped",
         record,
         type(exc).__name__,
         exc_info=exc,
     )
+
+
+def _first_at_error(site: tuple[str, str, int], seen: set[tuple[str, str, int]]) -> int:
+    """Error level the first time a batch meets `site` (a bug hits every record alike), debug
+    level for the repeats."""
+    level = logging.DEBUG if site in seen else logging.ERROR
+    seen.add(site)
+    return level
