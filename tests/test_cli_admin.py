@@ -396,18 +396,23 @@ class UnreachableAdapter(MemoryAdapter):
         raise MaxRetryError(None, "/crm/v3/properties/contacts", reason)
 
 
-@pytest.fixture
-def unreachable_adapter(monkeypatch, tmp_path):
+def as_memory_adapter(monkeypatch, tmp_path, where: str) -> Path:
+    """The adapter class at `where` installed as `memory`, configured in the current
+    directory's crm-qualify.toml (returned)."""
     known = plugins.available_adapters()
-    where = "tests.test_cli_admin:UnreachableAdapter"
     monkeypatch.setattr(
         plugins,
         "available_adapters",
         lambda: {**known, "memory": EntryPoint("memory", where, "x")},
     )
-    (tmp_path / "crm-qualify.toml").write_text(
-        f"[crm]\nadapter = 'memory'\nmapping_file = '{MAPPING}'\n"
-    )
+    config = tmp_path / "crm-qualify.toml"
+    config.write_text(f"[crm]\nadapter = 'memory'\nmapping_file = '{MAPPING}'\n")
+    return config
+
+
+@pytest.fixture
+def unreachable_adapter(monkeypatch, tmp_path):
+    as_memory_adapter(monkeypatch, tmp_path, "tests.test_cli_admin:UnreachableAdapter")
 
 
 def test_doctor_reports_a_library_network_error_as_one_line(unreachable_adapter, capsys):
@@ -434,16 +439,7 @@ def test_network_cause_finds_the_innermost_reason():
 @pytest.fixture
 def memory_adapter(monkeypatch, tmp_path) -> Path:
     """`crm.adapter = 'memory'`: a CRM that cannot say who set a value (no `field_sources`)."""
-    known = plugins.available_adapters()
-    where = "tests.memory_adapter:MemoryAdapter"
-    monkeypatch.setattr(
-        plugins,
-        "available_adapters",
-        lambda: {**known, "memory": EntryPoint("memory", where, "x")},
-    )
-    config = tmp_path / "crm-qualify.toml"
-    config.write_text(f"[crm]\nadapter = 'memory'\nmapping_file = '{MAPPING}'\n")
-    return config
+    return as_memory_adapter(monkeypatch, tmp_path, "tests.memory_adapter:MemoryAdapter")
 
 
 def test_doctor_warns_that_unless_edited_cannot_keep_edits_made_before_the_first_write(
