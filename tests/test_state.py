@@ -95,3 +95,33 @@ def test_a_run_whose_process_is_gone_shows_as_crashed(tmp_path):
     shown = {run.id: run.status for run in store.runs("default")}
     assert shown == {dead: "crashed", alive: "running"}
     store.close()
+
+
+def test_intended_updates_read_back_share_short_values_but_never_mutable_ones(tmp_path):
+    """A bulk call's 10,000 updates are read back from the audit trail: one string per
+    repeated stage, not one per record; a list is each record's own."""
+    store = StateStore(tmp_path / "s.sqlite")
+    run_id = store.start_run("portal", mode="once", dry_run=False)
+    updates = [
+        RecordUpdate(
+            contact_id=str(n),
+            changes=[
+                FieldUpdate(field="stage", old=None, new="marketingqualifiedlead"),
+                FieldUpdate(field="score", old=n, new=1_000 + n % 2),
+                FieldUpdate(field="tags", old=None, new=["hot"]),
+                FieldUpdate(field="reasons", old=None, new="x" * 100),
+            ],
+        )
+        for n in range(3)
+    ]
+    store.record_intents(run_id, "portal", updates, [])
+
+    back = store.intended_updates(run_id, "portal", [("contact", str(n)) for n in range(3)])
+
+    assert back == updates
+    stages = [update.changes[0].new for update in back]
+    assert stages[0] is stages[1] is stages[2]
+    tags = [update.changes[2].new for update in back]
+    assert tags[0] is not tags[1] and tags[0] == tags[1] == ["hot"]
+    reasons = [update.changes[3].new for update in back]
+    assert reasons[0] is not reasons[1]  # long texts are not kept: most are each record's own

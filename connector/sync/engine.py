@@ -136,11 +136,17 @@ the CRM activity they are, `EngagementEvent.source_id`): the next run reads ever
 again, so no person is made of records read before and after the change."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
-MIRROR_CHUNK = 2000
+MIRROR_CHUNK = 500
+"""Mirrored contacts decided at a time. A chunk's contacts and decisions are the mirror phase's
+working set (about 5 KB a contact, and the flight keeps up to `MAX_OPEN` chunks), and the
+arenas they fill stay partly pinned after they go: at 100,000 Salesforce records a full sync
+peaked at 159 MB with chunks of 2,000 and 147 MB with 500, the same 128 requests; the
+rules-change rescore at 50,000 took the same CPU (189-201 µs a contact against 192-193)
+and 66 MB against 81 (docs/performance.md, "Mirror chunks of 500")."""
 MIRROR_FIRST_CHUNK = 200
 """The mirror phase's first chunk, each next one twice as large up to `MIRROR_CHUNK`: a run
 that reads nothing (30 days later, a rules change) is CPU-bound, and its first writes leave
-once 200 contacts are decided instead of 2,000, so requests fly while the rest is decided (a
+once 200 contacts are decided instead of 500, so requests fly while the rest is decided (a
 read's first batch is short for the same reason: the HubSpot adapter's `FIRST_BATCH`)."""
 OWED_RETRY_ATTEMPTS = 5
 """Owed tasks are resent at each run start until the CRM has refused them this many times;

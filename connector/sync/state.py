@@ -247,6 +247,27 @@ def _text(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
+class _SharedValues:
+    """JSON values decoded once per text: a bulk call's updates read back from the audit
+    trail (10,000 records, about ten fields each) repeat a few stages, temperatures, grades
+    and versions, which would otherwise each be a string of their own. Only short texts of
+    immutable values are shared, so no caller can change another's value."""
+
+    SHORT = 64
+
+    def __init__(self) -> None:
+        self._known: dict[str, Any] = {}
+
+    def decode(self, text: str) -> Any:
+        known = self._known
+        if text in known:
+            return known[text]
+        value = json.loads(text)
+        if len(text) <= self.SHORT and isinstance(value, str | int | float | bool | None):
+            known[text] = value
+        return value
+
+
 def _json_value(value: Any) -> str:
     """`json.dumps(value)`, with the common field values (null, text, whole numbers) encoded
     directly: a full sync records two of these per field written, 240,000 for 10,000
@@ -607,6 +628,7 @@ class StateStore:
         which would walk every field this run wrote (a million in a full sync) per query."""
         changes: dict[tuple[str, str], list[FieldUpdate]] = {}
         names: dict[str, str] = {}  # one string per field name, not one per row
+        decode = _SharedValues().decode
         for object_type, ids in by_type(keys).items():
             for chunk in _chunks(ids):
                 rows = self._query(
@@ -617,7 +639,7 @@ class StateStore:
                 )
                 for contact_id, field, old, new in rows:
                     name = names.setdefault(field, field)
-                    change = FieldUpdate(field=name, old=json.loads(old), new=json.loads(new))
+                    change = FieldUpdate(field=name, old=decode(old), new=decode(new))
                     changes.setdefault((object_type, contact_id), []).append(change)
         return [
             RecordUpdate(contact_id=key[1], object_type=key[0], changes=changes[key])
