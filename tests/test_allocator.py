@@ -88,3 +88,28 @@ def test_an_mmap_threshold_in_the_environment_wins():
     env = {"PATH": "/usr/bin:/bin", "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
     fixed, mapped, _ = freeing_a_large_block(True, env)
     assert (fixed, mapped) == ("False", "False")
+
+
+TRIMMED = """
+import os
+from crm_qualify.connector.ops.allocator import fix_mmap_threshold, give_back_free_memory
+fix_mmap_threshold()
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+blocks = [bytearray(4096) for _ in range(10_000)]  # 40 MB of the heap, not of pymalloc
+last = bytearray(4096)  # survives, above the rest: the heap's top cannot shrink past it
+del blocks
+before = resident()
+print(give_back_free_memory())
+print(round((before - resident()) / (1 << 20)))
+"""
+
+
+def test_a_trim_gives_back_the_free_pages_below_what_survives():
+    done = subprocess.run(
+        [sys.executable, "-c", TRIMMED],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True,
+    )  # fmt: skip
+    trimmed, returned = done.stdout.split()
+    assert trimmed == "True"
+    assert int(returned) >= 30

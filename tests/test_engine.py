@@ -520,3 +520,22 @@ def test_open_follow_ups_that_went_with_a_deleted_record_are_owed_to_the_person(
         assert on_b == {} and again.counts["tasks_created"] == 0
     last = SyncEngine(adapter, Settings(), store).run(RunOptions(now=later + timedelta(hours=2)))
     assert last.counts["tasks_created"] == 0
+
+
+def test_every_run_gives_its_freed_memory_back_at_its_end(store, monkeypatch):
+    """Failed or not: the daemon waits for its next run at the level the run left."""
+    from crm_qualify.connector.sync import engine as engine_module
+
+    trims: list[int] = []
+    monkeypatch.setattr(engine_module, "give_back_free_memory", lambda: trims.append(1))
+    adapter = MemoryAdapter([hot_contact()])
+    engine = make_engine(adapter, store)
+    assert run(engine).status == "ok"
+    assert trims == [1]
+
+    def down(*args, **kwargs):
+        raise AdapterError("portal down")
+
+    monkeypatch.setattr(adapter, "read_changed", down)
+    assert run(engine).status == "failed"
+    assert trims == [1, 1]

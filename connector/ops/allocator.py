@@ -1,4 +1,5 @@
-"""Two glibc malloc settings that keep a sync's freed memory from staying resident.
+"""Two glibc malloc settings, and a trim after each run, that keep a sync's freed memory from
+staying resident.
 
 Fewer arenas, so memory freed by one thread is reused by the others. glibc gives each thread
 that allocates its own arena, up to 8 per core, and an arena keeps what was freed in it. A
@@ -50,6 +51,21 @@ def tune_malloc() -> None:
     """Both settings, before any thread starts (the CLI's first step)."""
     limit_malloc_arenas()
     fix_mmap_threshold()
+
+
+def give_back_free_memory() -> bool:
+    """glibc's `malloc_trim(0)`: every free page inside the heap goes back to the system, not
+    only a free top. A run frees most of what it made, but what survives it (a cache entry, a
+    connection's buffer) sits between pages that are now free, and glibc keeps them: at
+    100,000 Salesforce records the process ended its runs 10 to 17 MB lower with this after
+    each, and the next runs peaked up to 13 MB lower (`bench/salesforce_sync.py`, side by
+    side). A few milliseconds; whether anything was given back. Elsewhere than glibc:
+    nothing."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(trim(0))
 
 
 def _mallopt_unless_set(parameter: int, value: int, variable: str) -> bool:

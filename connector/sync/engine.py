@@ -69,6 +69,7 @@ from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
 from crm_qualify.connector.field_fit import misfit_error, misfits
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate, Stage
+from crm_qualify.connector.ops.allocator import give_back_free_memory
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.owned_values import OwnedFields
 from crm_qualify.connector.plugins import adapter_identity
@@ -137,12 +138,16 @@ again, so no person is made of records read before and after the change."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 500
-"""Mirrored contacts decided at a time. A chunk's contacts and decisions are the mirror phase's
-working set (about 5 KB a contact, and the flight keeps up to `MAX_OPEN` chunks), and the
-arenas they fill stay partly pinned after they go: at 100,000 Salesforce records a full sync
+"""Mirrored contacts decided at a time. Deciding a chunk is the mirror phase's working set
+(about 5 KB a contact: mirror rows, contacts, decisions, plans), and the arenas it fills
+stay partly pinned after it goes: at 100,000 Salesforce records a full sync
 peaked at 159 MB with chunks of 2,000 and 147 MB with 500, the same 128 requests; the
 rules-change rescore at 50,000 took the same CPU (189-201 µs a contact against 192-193)
 and 66 MB against 81 (docs/performance.md, "Mirror chunks of 500")."""
+MIRROR_OPEN = MAX_OPEN * 4
+"""The mirror phase's chunks waiting for answers: as many contacts as three chunks of 2,000.
+With three of 500 the oldest chunk fell due before later ones had filled its last request,
+which left short (HubSpot 30 days later, 10,000 contacts: 58 updates where 56 do)."""
 MIRROR_FIRST_CHUNK = 200
 """The mirror phase's first chunk, each next one twice as large up to `MIRROR_CHUNK`: a run
 that reads nothing (30 days later, a rules change) is CPU-bound, and its first writes leave
@@ -430,6 +435,7 @@ class SyncEngine:
                 counts_sentence(summary.counts),
                 extra={"status": summary.status, "counts": dict(summary.counts)},
             )
+        give_back_free_memory()  # the next run, or the daemon's wait, starts lower
         return summary
 
     @staticmethod
@@ -1112,7 +1118,7 @@ class SyncEngine:
             self._held_tasks = {}
         if self.traffic.limits.bulk_from and not options.dry_run:
             self._held_updates = {}
-        flight = self._flight(summary, now)
+        flight = self._flight(summary, now, MIRROR_OPEN)
         try:
             self._decide_waiting(flight, options, now, summary)  # the read phase's: landed
             for chunk in self.store.mirror.chunks(
@@ -1511,7 +1517,7 @@ class SyncEngine:
         return [t for t in tasks if t.key not in doubled]
 
     # writing --------------------------------------------------------------------------------
-    def _flight(self, summary: RunSummary, now: datetime) -> Flight:
+    def _flight(self, summary: RunSummary, now: datetime, open_batches: int = MAX_OPEN) -> Flight:
         """Writes of one run phase, through the adapter's pool: each task key is marked
         `pending` just before its request leaves; if a request fails as a whole (or its
         answer is not one result per item, in order: `boundary`), what the others
@@ -1524,7 +1530,7 @@ class SyncEngine:
         )
         # One request at a time: nothing to overlap, so each batch ends before the next one
         # is decided (a stop or an error lands where it did before concurrency).
-        waiting = MAX_OPEN if self.traffic.limits.in_flight > 1 else 0
+        waiting = open_batches if self.traffic.limits.in_flight > 1 else 0
 
         def landed(batches: Sequence[Outgoing]) -> None:
             self._landed(batches, now, summary)
