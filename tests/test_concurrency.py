@@ -168,7 +168,7 @@ def batch(
     return Outgoing(updates, tasks, lambda out: acked.append((name, out)), records=records)
 
 
-def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
+def test_writes_coalesce_across_batches_and_wait_for_the_next_batch_of_their_kind():
     traffic, acked, landed, pending = ManualTraffic(write_batch=3, task_batch=3), [], [], []
     flight = flight_for(traffic, landed, pending)
     flight.add(batch("a", [update("1"), update("2")], [task("k1")], acked))
@@ -180,14 +180,31 @@ def test_writes_coalesce_across_batches_and_wait_one_batch_at_most():
     traffic.answer(0)
     traffic.answer(1)
     flight.add(batch("c", [], [], acked))
-    assert [len(items) for items, _ in traffic.sent] == [3, 2, 1], "b's last update leaves"
+    assert [len(items) for items, _ in traffic.sent] == [3, 2], "c has no update to fill it up"
     assert [name for name, _ in acked] == ["a"], "b waits for its last update's answer"
+    flight.add(batch("d", [update("5")], [], acked))
+    assert [len(items) for items, _ in traffic.sent] == [3, 2, 2], "b's last leaves with d's"
     traffic.answer(2)
     flight.drain()
-    assert [name for name, _ in acked] == ["a", "b", "c"]
+    assert [name for name, _ in acked] == ["a", "b", "c", "d"]
     a = acked[0][1]
     assert [answer.result.ok for answer in a.update_answers] == [True, True]
     assert a.task_answers[0].result.crm_id == "T-k1"
+
+
+def test_items_waiting_for_their_kind_leave_short_once_their_batch_falls_due():
+    """Three batches open at most: the fourth makes the first due, and its update leaves
+    alone rather than wait longer (acknowledgements lag three batches at most)."""
+    traffic, acked, landed, pending = ManualTraffic(write_batch=3), [], [], []
+    traffic.auto = True
+    flight = flight_for(traffic, landed, pending)
+    flight.add(batch("a", [update("1")], [], acked))
+    for name in "bc":
+        flight.add(batch(name, [], [], acked))
+    assert traffic.sent == []
+    flight.add(batch("d", [], [], acked))
+    assert [len(items) for items, _ in traffic.sent] == [1]
+    assert [name for name, _ in acked][:1] == ["a"]
 
 
 def test_with_a_bulk_api_writes_gather_into_one_large_call():
@@ -295,13 +312,13 @@ def test_tasks_of_a_create_refused_for_our_configuration_are_handed_back_as_unse
     flight = flight_for(traffic, landed, pending, refused)
     flight.add(batch("a", [], [task("k1"), task("k2")], acked))
     flight.add(batch("b", [], [task("k3")], acked))
-    flight.add(batch("c", [], [], acked))
+    flight.add(batch("c", [], [task("k4")], acked))
     traffic.sent[0][1].set_exception(AdapterError("HTTP 500 storm"))
     traffic.sent[1][1].set_exception(ConfigError("HubSpot has no property crmq_task_key"))
     with pytest.raises(AdapterError):
         flight.drain()
-    assert [t.key for t in pending] == ["k1", "k2", "k3"]
-    assert [t.key for t in refused] == ["k3"], "k1 and k2 stay pending: they may have landed"
+    assert [t.key for t in pending] == ["k1", "k2", "k3", "k4"]
+    assert [t.key for t in refused] == ["k3", "k4"], "k1, k2 stay pending: they may have landed"
 
 
 # ----- the engine, with several requests in flight --------------------------------------------

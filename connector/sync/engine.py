@@ -146,8 +146,9 @@ rules-change rescore at 50,000 took the same CPU (189-201 µs a contact against 
 and 66 MB against 81 (docs/performance.md, "Mirror chunks of 500")."""
 MIRROR_OPEN = MAX_OPEN * 4
 """The mirror phase's chunks waiting for answers: as many contacts as three chunks of 2,000.
-With three of 500 the oldest chunk fell due before later ones had filled its last request,
-which left short (HubSpot 30 days later, 10,000 contacts: 58 updates where 56 do)."""
+With three of 500 the oldest chunk falls due before later ones have filled its last request,
+which leaves short (HubSpot 30 days later, 10,000 contacts: 58 contact updates with three
+open, 56 with twelve, the minimum; docs/performance.md, "Mirror chunks of 500")."""
 MIRROR_FIRST_CHUNK = 200
 """The mirror phase's first chunk, each next one twice as large up to `MIRROR_CHUNK`: a run
 that reads nothing (30 days later, a rules change) is CPU-bound, and its first writes leave

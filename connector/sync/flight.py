@@ -198,10 +198,12 @@ class Flight:
         """How many waiting items leave in the next request; 0: they wait for the next batch.
         `must`: the batches whose items have to leave now (None: all of them).
 
-        Without a bulk API items wait one batch at most: only the newest batch's, while they
-        fill no request and no batch is due. With one they wait until `bulk_batch` gather or
-        their batch is due, and then leave in one bulk call once `bulk_from` have gathered,
-        else in requests of `size`, as many as cover the due batches' items."""
+        Without a bulk API items wait while they are all one batch's, fill no request and no
+        batch is due: a batch with none of their kind (a chunk that plans no task) does not
+        send them short, and the due rule bounds the wait to `max_open` batches. With a bulk
+        API they wait until `bulk_batch` gather or their batch is due, and then leave in one
+        bulk call once `bulk_from` have gathered, else in requests of `size`, as many as
+        cover the due batches' items."""
         limits = self.traffic.limits
         bulk_from = limits.bulk_from or 0
         bulk = limits.bulk_batch if bulk_from else None
@@ -215,9 +217,8 @@ class Flight:
         if bulk and len(waiting) >= bulk:
             return bulk
         if not bulk:
-            newest = self._open[-1] if self._open else None
-            if must is not None and not must and oldest is newest and len(waiting) < size:
-                return 0
+            if must is not None and not must and oldest is waiting[-1][0] and len(waiting) < size:
+                return 0  # one batch's: the next batch with items of this kind fills it up
             return size
         if must is not None and oldest not in must:
             return 0
