@@ -140,8 +140,8 @@ PEOPLE_INDEXED_KEY = "people_indexed_at"
 MIRROR_CHUNK = 500
 """Mirrored contacts decided at a time. Deciding a chunk is the mirror phase's working set
 (about 5 KB a contact: mirror rows, contacts, decisions, plans), and the arenas it fills
-stay partly pinned after it goes: at 100,000 Salesforce records a full sync
-peaked at 159 MB with chunks of 2,000 and 147 MB with 500, the same 128 requests; the
+stay partly pinned after it goes: at 100,000 Salesforce records a full sync peaked at
+159-161 MB with chunks of 2,000 and 146-147 MB with 500, the same 128 requests; the
 rules-change rescore at 50,000 took the same CPU (189-201 µs a contact against 192-193)
 and 66 MB against 81 (docs/performance.md, "Mirror chunks of 500")."""
 MIRROR_OPEN = MAX_OPEN * 4
