@@ -195,7 +195,7 @@ class Flight:
                 self._launch(kind, chunk)
 
     def _count(self, waiting: list[Slot], size: int | None, must: set[Outgoing] | None) -> int:
-        """How many waiting items leave in the next request; 0: they wait for the next batch.
+        """How many waiting items leave in the next request; 0: they wait for a later batch.
         `must`: the batches whose items have to leave now (None: all of them).
 
         Without a bulk API items wait while they are all one batch's, fill no request and no
