@@ -124,8 +124,11 @@ def _readable(
 
 
 def _missing(field: str, canonical: str | None) -> str:
-    """A missing field with its type; for an owned one, the two ways to fix it."""
-    kind = EXPECTED_TYPES.get(field, "standard field")
+    """A missing field with its type (or whether it is a custom field, named `__c`, or a
+    standard one); for an owned one, the two ways to fix it."""
+    kind = EXPECTED_TYPES.get(field) or (
+        "custom field" if field.endswith("__c") else "standard field"
+    )
     if canonical is None:
         return f"{field} ({kind})"
     fix = f"create it, or set [fields.{canonical}] owned = false"

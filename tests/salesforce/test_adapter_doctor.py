@@ -62,3 +62,11 @@ def test_a_describe_answer_without_fields_is_a_failed_check_naming_it(adapter, m
     check = results["Lead access"]
     assert not check.ok and "no 'fields' list" in check.detail
     assert "GET describe Lead" in check.detail
+
+
+def test_a_missing_field_is_called_custom_or_standard_by_its_name():
+    from crm_qualify.adapters.salesforce.doctor import _missing
+
+    assert _missing("Budget_Status__c", None) == "Budget_Status__c (custom field)"
+    assert _missing("Rating", None) == "Rating (standard field)"
+    assert _missing("CRMQ_Grade__c", "grade").startswith("CRMQ_Grade__c (Text(4)) for field grade")
