@@ -47,6 +47,30 @@ def test_the_mirror_phase_decides_a_short_first_chunk_then_doubles_up_to_the_chu
     assert [n for n in sizes if n] == [2, 4, 8, 7], "phase one's batches were empty"
 
 
+def test_the_mirror_phase_gives_freed_memory_back_every_few_chunks(store, monkeypatch):
+    """Between chunks, not only at the run's end: a long phase would otherwise hold every
+    page its chunks freed between objects that outlive them."""
+    monkeypatch.setattr(engine, "MIRROR_FIRST_CHUNK", 2)
+    monkeypatch.setattr(engine, "MIRROR_CHUNK", 2)
+    monkeypatch.setattr(engine, "TRIM_EVERY_CHUNKS", 3)
+    trims: list[int] = []
+    decided: list[int] = []
+    monkeypatch.setattr(engine, "give_back_free_memory", lambda: trims.append(sum(decided)))
+    contacts = [cold_contact(f"c{n:02}") for n in range(15)]
+    sync = SyncEngine(
+        MemoryAdapter(contacts), Settings(), store, on_read=lambda c: decided.append(len(c))
+    )
+    assert sync.run(RunOptions(now=NOW)).status == "ok"
+    store.delete_meta("default", DECIDED_WITH_KEY)  # as after a rules change: everyone
+    trims.clear()
+    decided.clear()
+
+    again = sync.run(RunOptions(now=NOW + timedelta(days=1)))
+
+    assert again.counts["redecided"] == 15, "8 chunks of 2 (the last of 1)"
+    assert trims == [6, 12, 15], "after the 3rd and 6th chunk, and at the run's end"
+
+
 def test_each_acknowledged_write_updates_its_mirror_row_once(store):
     adapter = MemoryAdapter([hot_contact(), cold_contact("c1"), cold_contact("c2")])
     sync = SyncEngine(adapter, Settings(), store)

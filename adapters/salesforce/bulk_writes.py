@@ -18,10 +18,11 @@ ID + Unique field, never makes a second task whatever happens in between.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,16 +57,20 @@ def fewer_in_collections(records: int) -> bool:
     return math.ceil(records / COLLECTION) < JOB_REQUESTS
 
 
-def csv_data(records: list[dict[str, Any]]) -> bytes:
+Records = Callable[[], Iterable[dict[str, Any]]]
+"""A job's records, made anew for each pass over them (its keys, its columns, its rows)."""
+
+
+def csv_data(records: Records) -> bytes:
     """Records as one ingest CSV, encoded as it is uploaded (written straight to bytes: a job
     of 10,000 records is megabytes, better not held twice): a column per field any record
     sets; a record without it leaves it alone (empty), a None clears it (`#N/A`)."""
-    columns = list(dict.fromkeys(name for record in records for name in record))
+    columns = list(dict.fromkeys(name for record in records() for name in record))
     buffer = io.BytesIO()
     with io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True) as text:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
-        for record in records:
+        for record in records():
             writer.writerow([_cell(record, name) for name in columns])
         return buffer.getvalue()
 
@@ -101,7 +106,8 @@ class Ingest:
     sobject: str
     operation: str
     key: str
-    records: list[dict[str, Any]]
+    records: Records
+    """Made for each pass: a job's tasks are not held again as 10,000 dicts beside them."""
     external_id: str | None = None
 
     def keyed(self, value: str) -> str:
@@ -124,7 +130,8 @@ class BulkWrites:
             fields["Id"] = update.contact_id  # the translation is ours: no copy of 10,000
             by_object.setdefault(update.object_type, []).append((position, fields))
         for sobject, entries in by_object.items():
-            job = Ingest(sobject, "update", "Id", [record for _, record in entries])
+            records = [record for _, record in entries]
+            job = Ingest(sobject, "update", "Id", functools.partial(iter, records))
             rows = self.run(job)
             for position, record in entries:
                 row = rows[record["Id"]]
@@ -135,20 +142,26 @@ class BulkWrites:
         return [results[position] for position in range(len(updates))]
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
-        """Upsert by key in one job; a key planned twice is sent once, both get its result."""
-        records: dict[str, dict[str, Any]] = {}
+        """Upsert by key in one job; a key planned twice is sent once, both get its result.
+        Each task's record is made as it is written out (`Ingest.records`)."""
+        first: dict[str, PlannedTask] = {}
         for task in tasks:
-            record = task_record(task, self.task_key)
-            record.pop("attributes")
-            records.setdefault(task.key.casefold(), record)
-        job = Ingest("Task", "upsert", self.task_key, list(records.values()), self.task_key)
+            first.setdefault(task.key.casefold(), task)
+
+        def records() -> Iterator[dict[str, Any]]:
+            for task in first.values():
+                record = task_record(task, self.task_key)
+                del record["attributes"]
+                yield record
+
+        job = Ingest("Task", "upsert", self.task_key, records, self.task_key)
         rows = self.run(job)
         return [_task_result(task.key, rows[task.key.casefold()]) for task in tasks]
 
     # one job ---------------------------------------------------------------------------------
     def run(self, job: Ingest) -> dict[str, Row]:
         """The row of every record of `job`, by key."""
-        keys = [job.keyed(str(record[job.key])) for record in job.records]
+        keys = [job.keyed(str(record[job.key])) for record in job.records()]
         body = {"object": job.sobject, "operation": job.operation, "contentType": "CSV",
                 "lineEnding": "LF", "columnDelimiter": "COMMA"}  # fmt: skip
         if job.external_id:

@@ -6,6 +6,7 @@ outcome."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -177,6 +178,21 @@ def test_bulk_task_upserts_never_make_a_second_task(org, clock):
     assert adapter.find_tasks([t.key for t in tasks]) == {
         t.key: r.crm_id for t, r in zip(tasks, first, strict=True)
     }
+
+
+def test_a_key_planned_twice_in_one_job_is_sent_once_and_both_get_its_task(org, clock):
+    """The external id is compared case-insensitively: a second row of the same key in one
+    job would fail as a duplicate (or make a second task); the first planned goes out."""
+    adapter = bulk_adapter(org, clock)
+    tasks = planned(org, 60, "bulk-twice")
+    twin = replace(tasks[0], key=tasks[0].key.upper(), subject="Second plan")
+    results = adapter.create_tasks([*tasks, twin])
+    assert all(r.ok and r.crm_id for r in results)
+    assert results[-1].crm_id == results[0].crm_id
+    held = [t for t in org.org.live("Task") if (t.get(KEY) or "").casefold().startswith(
+        "crmq:bulk-twice:")]  # fmt: skip
+    assert len(held) == 60
+    assert {t["Subject"] for t in held} == {"Follow up"}
 
 
 def test_a_job_past_its_timeout_is_aborted_and_its_records_retried(org, clock):

@@ -65,7 +65,8 @@ def _querying(answer: dict[str, Any]) -> SalesforceAdapter:
 
 
 def test_ingest_data_is_the_csv_in_utf8():
-    data = csv_data([{"Id": "001", "Name": "Zoë, Ltd", "Flag": True}, {"Id": "002", "Name": None}])
+    records = [{"Id": "001", "Name": "Zoë, Ltd", "Flag": True}, {"Id": "002", "Name": None}]
+    data = csv_data(lambda: iter(records))
     assert data == 'Id,Name,Flag\n001,"Zoë, Ltd",true\n002,#N/A,\n'.encode()
 
 
