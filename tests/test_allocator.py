@@ -1,10 +1,25 @@
 """The malloc settings the CLI makes before any thread starts (`ops/allocator.py`): the arena
-cap and the fixed mmap threshold."""
+cap and the fixed mmap threshold; and the trim that gives freed heap pages back."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+CLEAN = {"PATH": "/usr/bin:/bin"}
+RESIDENT = """
+import os
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+"""
+
+
+def snippet(code: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter: glibc's settings hold for a process from its start."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=True
+    )
+
 
 PROBE = """
 import ctypes, threading
@@ -26,25 +41,22 @@ ctypes.CDLL(None).malloc_stats()
 def arenas_after_threads(env: dict[str, str]) -> tuple[str, int]:
     """Whether the cap was set, and how many arenas glibc's `malloc_stats` lists once six
     threads have allocated (without the cap: one per thread, up to 8 per core)."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
+    done = snippet(PROBE, env=env)
     return done.stdout.split()[0], done.stderr.count("Arena ")
 
 
 def test_the_cap_keeps_threads_to_two_arenas():
-    capped, arenas = arenas_after_threads({"PATH": "/usr/bin:/bin"})
+    capped, arenas = arenas_after_threads(CLEAN)
     assert capped == "True" and arenas == 2
 
 
 def test_an_arena_limit_in_the_environment_wins():
-    capped, arenas = arenas_after_threads({"PATH": "/usr/bin:/bin", "MALLOC_ARENA_MAX": "3"})
+    capped, arenas = arenas_after_threads({**CLEAN, "MALLOC_ARENA_MAX": "3"})
     assert capped == "False" and arenas == 3
 
 
-FREED = """
-import ctypes, os, sys
+FREED = f"""{RESIDENT}
+import ctypes, sys
 from crm_qualify.connector.ops.allocator import fix_mmap_threshold
 print(fix_mmap_threshold() if sys.argv[1] == "fix" else "-")
 class Mallinfo2(ctypes.Structure):
@@ -53,8 +65,6 @@ class Mallinfo2(ctypes.Structure):
         "fordblks", "keepcost")]
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = Mallinfo2
-def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 block = b"x" * (8 << 20)
 del block  # glibc's own rule would now serve the next 8 MB from the heap, and keep it
 mapped_before = mallinfo2().hblkhd
@@ -69,33 +79,27 @@ print(round((before - resident()) / (1 << 20)))  # a page or two may be touched 
 def freeing_a_large_block(fix: bool, env: dict[str, str]) -> tuple[str, str, int]:
     """Whether the threshold was fixed, whether a second 8 MB block was mapped on its own
     (glibc's `mallinfo2`), and how many MB it gives back to the system when it is freed."""
-    done = subprocess.run(
-        [sys.executable, "-c", FREED, "fix" if fix else "leave"],
-        capture_output=True, text=True, env=env, check=True,
-    )  # fmt: skip
+    done = snippet(FREED, "fix" if fix else "leave", env=env)
     fixed, mapped, returned = done.stdout.split()
     return fixed, mapped, int(returned)
 
 
 def test_a_fixed_mmap_threshold_gives_a_freed_large_block_back():
-    assert freeing_a_large_block(True, {"PATH": "/usr/bin:/bin"}) == ("True", "True", 8)
-    assert freeing_a_large_block(False, {"PATH": "/usr/bin:/bin"}) == ("-", "False", 0)
+    assert freeing_a_large_block(True, CLEAN) == ("True", "True", 8)
+    assert freeing_a_large_block(False, CLEAN) == ("-", "False", 0)
 
 
 def test_an_mmap_threshold_in_the_environment_wins():
     """The variable's 64 MB threshold holds: the block comes from the heap. (Whether the heap
     then gives it back depends on what lies above it, so only the mapping is asserted.)"""
-    env = {"PATH": "/usr/bin:/bin", "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
+    env = {**CLEAN, "MALLOC_MMAP_THRESHOLD_": str(64 << 20)}
     fixed, mapped, _ = freeing_a_large_block(True, env)
     assert (fixed, mapped) == ("False", "False")
 
 
-TRIMMED = """
-import os
+TRIMMED = f"""{RESIDENT}
 from crm_qualify.connector.ops.allocator import fix_mmap_threshold, give_back_free_memory
 fix_mmap_threshold()
-def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 blocks = [bytearray(4096) for _ in range(10_000)]  # 40 MB of the heap, not of pymalloc
 last = bytearray(4096)  # survives, above the rest: the heap's top cannot shrink past it
 del blocks
@@ -106,10 +110,6 @@ print(round((before - resident()) / (1 << 20)))
 
 
 def test_a_trim_gives_back_the_free_pages_below_what_survives():
-    done = subprocess.run(
-        [sys.executable, "-c", TRIMMED],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, check=True,
-    )  # fmt: skip
-    trimmed, returned = done.stdout.split()
+    trimmed, returned = snippet(TRIMMED, env=CLEAN).stdout.split()
     assert trimmed == "True"
     assert int(returned) >= 30
