@@ -303,6 +303,24 @@ def test_unless_edited_keeps_a_person_s_value_with_history_from_before_the_mirro
     assert json.loads(written)["score"] == [70], "seeded from the audit trail, then patched"
 
 
+def test_a_record_read_again_after_leaving_the_mirror_starts_its_writes_from_the_trail(store):
+    """A new mirror row starts with nothing written only for a record the audit trail has
+    never seen; one we wrote before (deleted and restored in the CRM) starts from the trail."""
+    settings = Settings(fields={"score": FieldPolicy(policy="unless_edited")})
+    adapter, engine = synced(store, settings)
+    fresh = store._query("SELECT contact_id, written FROM mirror ORDER BY contact_id")
+    assert all(written is not None for _, written in fresh), "every first write was patched"
+    with store._tx() as conn:
+        conn.execute("DELETE FROM mirror WHERE contact_id = 'hot-1'")
+    adapter.human_edit("hot-1", score=1)  # read again as changed: a new mirror row
+
+    engine.run(RunOptions(now=NOW + timedelta(days=200)))
+
+    assert adapter.records["hot-1"].owned["score"] == 1, "the person's value is kept"
+    (written,) = store._query("SELECT written FROM mirror WHERE contact_id = 'hot-1'")[0]
+    assert json.loads(written)["score"] == [70], "seeded from the audit trail"
+
+
 def test_review_moments_in_another_offset_are_compared_as_the_same_instant(store):
     """Event times can carry any UTC offset; the mirror compares review moments as text."""
     from datetime import timezone

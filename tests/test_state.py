@@ -7,7 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
+from crm_qualify.connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync.state import TASK_CREATED, TASK_PENDING, StateStore
 
 
@@ -27,6 +27,25 @@ def test_state_survives_reopening(tmp_path):
     (write,) = reopened.writes_for_run(run_id)
     assert (write.field, write.old, write.new) == ("score", None, 70)
     assert reopened.run(run_id).counts == {"read": 1}
+
+
+def test_writes_recorded_as_acknowledged_are_kept_on_a_mirrored_record_too(tmp_path):
+    """Acknowledged however they reach the trail: a record mirrored with nothing written yet
+    answers its last writes from the mirror, as the trail does."""
+    store = StateStore(tmp_path / "s.sqlite")
+    store.mirror.upsert("portal", [Contact(id="9")], datetime(2026, 11, 20, tzinfo=UTC))
+    run_id = store.start_run("portal", mode="once", dry_run=False)
+    update = RecordUpdate(contact_id="9", changes=[FieldUpdate(field="score", old=None, new=70)])
+    store.record_writes(run_id, "portal", [update])
+
+    from_mirror = store.last_written("portal", [("contact", "9")])
+    with store._tx() as conn:
+        conn.execute("UPDATE mirror SET written = NULL")
+    assert (
+        from_mirror
+        == store.last_written("portal", [("contact", "9")])
+        == {("contact", "9"): {"score": 70}}
+    )
 
 
 def test_task_keys_move_from_pending_to_created(tmp_path):

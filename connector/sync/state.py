@@ -547,9 +547,13 @@ class StateStore:
         status: str = WRITE_ACKED,
     ) -> None:
         """Add field changes to the audit trail: `intended` before they are sent, or
-        `acked` for writes known to have landed."""
+        `acked` for writes known to have landed (kept on their mirror rows too, as every
+        acknowledgement is: `mirror.REMEMBER_WRITTEN`)."""
         with self._tx() as conn:
             self._insert_writes(conn, run_id, instance, updates, status)
+            if status == WRITE_ACKED:
+                acked = [(u.object_type, u.contact_id, u.values()) for u in updates]
+                self._remember_written(conn, instance, acked)
 
     def record_intents(
         self,
