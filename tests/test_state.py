@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from crm_qualify.connector.model import Contact, FieldUpdate, PlannedTask, RecordUpdate
@@ -63,6 +64,26 @@ def test_task_keys_move_from_pending_to_created(tmp_path):
     record = store.tasks_by_key("p", [task.key])[task.key]
     assert (record.status, record.crm_id) == (TASK_CREATED, "T-1")
     assert [t.key for t in store.tasks_for_run("run-1")] == [task.key]
+
+
+def test_an_owed_task_comes_back_from_the_ledger_as_it_was_planned(tmp_path):
+    store = StateStore(tmp_path / "s.sqlite")
+    task = PlannedTask(
+        key="crmq:Lead:7:mql_handoff",
+        object_type="Lead",
+        contact_id="7",
+        kind="mql_handoff",
+        subject="Take over",
+        body="Why: +40 demo request",
+        owner_id="005A",
+        due=datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        priority="high",
+        task_type="call",
+    )
+    store.record_intents("run-1", "p", [], [task])
+
+    assert store.owed_tasks("p", [task.key]) == [task]
+    assert list(task.to_json()) == [f.name for f in fields(PlannedTask)]
 
 
 def test_a_follow_up_on_its_way_is_waiting_until_it_is_no_longer_resent(tmp_path):
