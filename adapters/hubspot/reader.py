@@ -94,17 +94,21 @@ class Hits(list[str]):
     """Contact ids, and what the pages that found them already carried: `rows` by id (the
     mapped properties: no batch read needed) and `inline` by id (the association types whose
     links the row carries, asked with `associations=` on list pages). Ids without a row are
-    read by the adapter."""
+    read by the adapter. `search_done`: the step after the search's last page, before the
+    sweeps search: the contacts found so far need not wait for the sweeps' contacts."""
 
     def __init__(
         self,
         ids: list[str] | None = None,
         rows: dict[str, dict[str, Any]] | None = None,
         inline: dict[str, tuple[str, ...]] | None = None,
+        *,
+        search_done: bool = False,
     ) -> None:
         super().__init__(ids or [])
         self.rows = rows or {}
         self.inline = inline or {}
+        self.search_done = search_done
 
 
 @dataclass
@@ -245,6 +249,8 @@ class ChangeReader:
                 yield ids, searching if left else kept
         swept = self._kept(until_ms)
         sweeping = Cursor(since=swept, activity=sweep_from)
+        if self.task_key or self.sweep_types or self.touched is not None:
+            yield Hits(search_done=True), sweeping
         low = max(0, sweep_from - self.lookback_ms)
         for ids in self._sweeps(low, until_ms, read):
             if ids is None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+from crm_qualify.adapters.hubspot import adapter as adapter_module
 from crm_qualify.adapters.hubspot import reader
 from crm_qualify.adapters.hubspot.client import HubSpotError
 from crm_qualify.adapters.hubspot.reader import Cursor
@@ -128,6 +129,33 @@ def test_a_contact_changed_and_swept_in_one_run_is_read_once(sim, adapter):
     sim.store.update("contacts", contact_id, {"firstname": "Ada"}, start + 100 * SECOND)
     ids, _ = incremental(adapter, last.cursor, start + 120 * SECOND)
     assert ids.count(contact_id) == 1
+
+
+@pytest.mark.parametrize("leave_at", [1, 3])
+def test_the_search_s_contacts_leave_before_the_sweeps_search(sim, adapter, monkeypatch, leave_at):
+    """Enough contacts found by the search (`LEAVE_AT_SEARCH_END`) are handed over (read,
+    decided and written by the core) while the sweeps search, and a contact only a sweep finds
+    comes in a batch of its own; fewer wait for the sweeps' contacts to join them."""
+    monkeypatch.setattr(adapter_module, "LEAVE_AT_SEARCH_END", leave_at)
+    start = ms(datetime.now(UTC))
+    *_, last = adapter.read_changed(None, until=at(start))
+    edited, worked_on = sorted(sim.store.objects["contacts"])[17:19]
+    task_id = create(adapter, worked_on)
+    sim.complete_task(task_id, at=start + 100 * SECOND)
+    sim.store.update("contacts", edited, {"firstname": "Ada"}, start + 100 * SECOND)
+    task_searches = "POST /crm/v3/objects/tasks/search"
+    before = sim.stats.by_endpoint[task_searches]
+
+    handed = []
+    for batch in adapter.read_changed(last.cursor, until=at(start + 120 * SECOND)):
+        ids = [item.key[1] for item in batch.raw]
+        handed.append((ids, sim.stats.by_endpoint[task_searches] - before))
+
+    found = [(ids, searched) for ids, searched in handed if ids]
+    if leave_at == 1:
+        assert found == [([edited], 0), ([worked_on], 1)], "the search's batch before any sweep"
+    else:
+        assert found == [([edited, worked_on], 1)], "one batch, after the sweep"
 
 
 def test_the_sweep_position_is_saved_only_once_the_sweep_is_done(sim, adapter):
