@@ -18,7 +18,6 @@ ID + Unique field, never makes a second task whatever happens in between.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import logging
 import math
@@ -130,8 +129,7 @@ class BulkWrites:
             fields["Id"] = update.contact_id  # the translation is ours: no copy of 10,000
             by_object.setdefault(update.object_type, []).append((position, fields))
         for sobject, entries in by_object.items():
-            records = [record for _, record in entries]
-            job = Ingest(sobject, "update", "Id", functools.partial(iter, records))
+            job = Ingest(sobject, "update", "Id", lambda e=entries: (r for _, r in e))
             rows = self.run(job)
             for position, record in entries:
                 row = rows[record["Id"]]
