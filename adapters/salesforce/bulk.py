@@ -147,10 +147,13 @@ class BulkApi:
     def request(
         self, what: str, method: str, path: str, *, idempotent: bool = True, **kwargs: Any
     ) -> requests.Response:
-        """One request to `jobs/<path>` on the instance, through the client."""
+        """One request to `jobs/<path>` on the instance, through the client. A file to
+        upload (`data`) is sent from its start at every attempt (a retry, a new login)."""
 
         def send(sf: Salesforce) -> requests.Response:
             url = f"{sf.base_url}jobs/{path}"
+            if hasattr(kwargs.get("data"), "seek"):
+                kwargs["data"].seek(0)
             return sf._call_salesforce(method, url, name=what, **kwargs)
 
         return self.client.call(what, send, idempotent=idempotent)

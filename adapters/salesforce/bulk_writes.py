@@ -21,9 +21,11 @@ import csv
 import io
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
@@ -60,18 +62,24 @@ Records = Callable[[], Iterable[dict[str, Any]]]
 """A job's records, made anew for each pass over them (its keys, its columns, its rows)."""
 
 
-def csv_data(records: Records) -> bytes:
-    """Records as one ingest CSV, encoded as it is uploaded (written straight to bytes: a job
-    of 10,000 records is megabytes, better not held twice): a column per field any record
+@contextmanager
+def csv_file(records: Records) -> Iterator[BinaryIO]:
+    """Records as one ingest CSV in UTF-8, in an anonymous temporary file read from the start
+    (it streams to the upload with its length, and is gone when closed or the process dies):
+    a job of 10,000 updates with their reasons is 12 MB, which held in memory was the largest
+    block of a 100,000-record run (`docs/performance.md`). A column per field any record
     sets; a record without it leaves it alone (empty), a None clears it (`#N/A`)."""
     columns = list(dict.fromkeys(name for record in records() for name in record))
-    buffer = io.BytesIO()
-    with io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=True) as text:
+    with tempfile.TemporaryFile() as spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(columns)
         for record in records():
             writer.writerow([_cell(record, name) for name in columns])
-        return buffer.getvalue()
+        text.flush()
+        text.detach()
+        spool.seek(0)
+        yield spool
 
 
 def _cell(record: dict[str, Any], name: str) -> str:
@@ -165,9 +173,10 @@ class BulkWrites:
         if job.external_id:
             body["externalIdFieldName"] = job.external_id
         try:
-            created = self.api.create("ingest", body)
-            self._upload(created.id, csv_data(job.records))
-        except AdapterError as exc:
+            with csv_file(job.records) as data:  # first: a disk that fails leaves no open job
+                created = self.api.create("ingest", body)
+                self._upload(created.id, data)
+        except (AdapterError, OSError) as exc:
             unsent = Row(False, f"not sent: {exc}", retryable=True)
             return dict.fromkeys(keys, unsent)
         try:
@@ -179,7 +188,7 @@ class BulkWrites:
         self.api.jobs["batches"] += max(1, -(-len(keys) // 10_000))
         return self._outcome(job, keys, ended)
 
-    def _upload(self, job_id: str, data: bytes) -> None:
+    def _upload(self, job_id: str, data: BinaryIO) -> None:
         """Upload the data; if the upload may have failed half-way, the job is aborted (and
         an open job is never processed anyway), so nothing of it can land."""
         try:

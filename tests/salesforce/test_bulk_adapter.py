@@ -216,6 +216,37 @@ def test_a_lost_upload_answer_aborts_the_job_and_nothing_lands(org, clock):
     assert list(org.bulk.jobs.values())[-1].state == "Aborted"
 
 
+@pytest.mark.parametrize("fault", ["INVALID_SESSION_ID", "429"])
+def test_an_upload_sent_again_sends_the_whole_csv_again(org, clock, fault):
+    """The CSV is uploaded from a temporary file: a second attempt (after a new login, or a
+    refusal before processing) must send it from its start, not from where the first left."""
+    adapter = bulk_adapter(org, clock)
+    org.faults.add(fault, path_contains="/batches")
+    tasks = planned(org, 53, f"bulk-again-{fault}")
+    results = adapter.create_tasks(tasks)
+    assert all(r.ok for r in results), results[0]
+    prefix = f"crmq:bulk-again-{fault}:"
+    landed = [t for t in org.org.live("Task") if (t.get(KEY) or "").startswith(prefix)]
+    assert len(landed) == 53
+    assert adapter.usage().requests["PUT jobs/ingest/{id}/batches"] == 2
+
+
+def test_a_disk_that_cannot_hold_the_csv_leaves_the_records_unsent_and_no_job(
+    org, clock, monkeypatch
+):
+    adapter = bulk_adapter(org, clock)
+
+    def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("crm_qualify.adapters.salesforce.bulk_writes.tempfile.TemporaryFile", full)
+    jobs_before = len(org.bulk.jobs)
+    results = adapter.create_tasks(planned(org, 52, "bulk-disk"))
+    assert all(not r.ok and r.retryable and not r.uncertain for r in results)
+    assert "No space left" in results[0].error
+    assert len(org.bulk.jobs) == jobs_before, "no job was opened for data never written"
+
+
 def test_a_job_that_cannot_be_followed_leaves_its_tasks_uncertain(org, clock, monkeypatch):
     adapter = bulk_adapter(org, clock, max_attempts=1)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from crm_qualify.adapters.salesforce.adapter import SalesforceAdapter
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
-from crm_qualify.adapters.salesforce.bulk_writes import csv_data
+from crm_qualify.adapters.salesforce.bulk_writes import csv_file
 from crm_qualify.adapters.salesforce.staging import PREFIX, Staging, remove_abandoned
 from crm_qualify.connector.contract import AdapterError
 from crm_qualify.connector.sync.state import INCARNATION
@@ -64,10 +64,10 @@ def _querying(answer: dict[str, Any]) -> SalesforceAdapter:
     return adapter
 
 
-def test_ingest_data_is_the_csv_in_utf8():
+def test_ingest_data_is_the_csv_in_utf8_in_a_file_of_its_own():
     records = [{"Id": "001", "Name": "Zoë, Ltd", "Flag": True}, {"Id": "002", "Name": None}]
-    data = csv_data(lambda: iter(records))
-    assert data == 'Id,Name,Flag\n001,"Zoë, Ltd",true\n002,#N/A,\n'.encode()
+    with csv_file(lambda: iter(records)) as data:
+        assert data.read() == 'Id,Name,Flag\n001,"Zoë, Ltd",true\n002,#N/A,\n'.encode()
 
 
 class Answer(dict):
