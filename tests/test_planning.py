@@ -3,6 +3,7 @@ start, and escalations only for follow-ups that are really overdue and open."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from crm_qualify.connector.decision.decide import decide
@@ -15,8 +16,10 @@ from crm_qualify.connector.model import (
     EventType,
     ExistingTask,
     Origin,
+    PlannedTask,
     Stage,
     Temperature,
+    format_reasons,
 )
 
 SUNDAY = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)  # ISO week 47; Monday 23 starts week 48
@@ -306,3 +309,19 @@ def test_an_escalation_names_the_follow_up_that_is_overdue():
         "The hot-lead call task T1 was due 2026-11-19 20:00 UTC and is still open."
     )
     assert escalations[f"{handoff}:escalation"].body.startswith("The MQL hand-off task T2 was due")
+
+
+def test_a_follow_ups_body_is_its_decisions_reasons_written_when_first_read():
+    """Planning hands a call or hand-off its decision's reasons, written to text only when
+    the body is read (most planned follow-ups exist already and are never sent); what is
+    read, saved in the ledger and compared is that text."""
+    decision = decide(person(SUNDAY - 2 * HOUR), Rules(), SUNDAY)
+    assert [task.kind for task in decision.tasks] == ["hot_call"]
+    text = format_reasons(decision.score.reasons)
+    assert "demo request" in text
+    for task in decision.tasks:
+        assert task.body == text
+        assert task.to_json()["body"] == text
+        assert PlannedTask.from_json(task.to_json()) == task
+        assert replace(task, contact_id="43").body == text
+    assert PlannedTask(key="k", contact_id="1", kind="hot_call", subject="s", due=SUNDAY).body == ""

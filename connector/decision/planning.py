@@ -36,7 +36,6 @@ from crm_qualify.connector.model import (
     Reason,
     Stage,
     Temperature,
-    format_reasons,
 )
 
 KEY_PREFIX = "crmq:"
@@ -222,9 +221,8 @@ def plan_tasks(
     if review is not None and not _review_due(contact):
         review = None
     if not (hot_call or handoff or escalate or review is not None):
-        return []  # the common case: skip owner and body, which only tasks need
+        return []  # the common case: skip the owner, which only tasks need
     owner = assign_owner(contact, followup)
-    body = format_reasons(reasons)
     who = _who(contact) if hot_call or handoff else ""
     tasks = []
     if hot_call:
@@ -234,7 +232,7 @@ def plan_tasks(
                 key=task_key(contact, "hot_call", call_period),
                 kind="hot_call",
                 subject=f"Call hot lead {who} within {followup.hot_call_hours:g} h",
-                body=body,
+                body=reasons,  # written when read: most planned tasks exist already
                 owner_id=owner,
                 due=now + timedelta(hours=followup.hot_call_hours),
                 priority="high",
@@ -248,7 +246,7 @@ def plan_tasks(
                 key=task_key(contact, MQL_HANDOFF),
                 kind=MQL_HANDOFF,
                 subject=f"New {stage.upper()}: take over {who}",
-                body=body,
+                body=reasons,
                 owner_id=owner,
                 due=now + timedelta(hours=followup.mql_sla_hours),
                 priority="high" if temperature is Temperature.HOT else "medium",
