@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from crm_qualify.adapters.hubspot.endpoints import API, SEARCH, limits
+from crm_qualify.adapters.hubspot.endpoints import API, IN_FLIGHT, SEARCH, limits
 from crm_qualify.adapters.hubspot.oauth import credentials
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
@@ -118,7 +118,11 @@ class HubSpotClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        hubspot = HubSpot(host=settings.base_url.rstrip("/"), retry=Retry(total=0, redirect=False))
+        hubspot = HubSpot(
+            host=settings.base_url.rstrip("/"),
+            retry=Retry(total=0, redirect=False),
+            connection_pool_maxsize=IN_FLIGHT,  # not the SDK's 5 per CPU: one per request flying
+        )
         crm = hubspot.crm
         self.basic = crm.objects.basic_api
         self.batch = crm.objects.batch_api

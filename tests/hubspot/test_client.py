@@ -4,9 +4,12 @@ not an object, redirects, refused connections. A scripted server answers over a 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 from crm_qualify.adapters.hubspot import HubSpotAdapter
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError, classify
+from crm_qualify.adapters.hubspot.endpoints import IN_FLIGHT
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.mapping import load_mapping
 from crm_qualify.connector.model import PlannedTask
@@ -30,10 +34,20 @@ class Scripted:
     def __init__(self) -> None:
         self.answers: list[tuple[int, dict[str, str], bytes]] = []
         self.seen: list[tuple[str, str | None]] = []
+        self.delay = 0.0
+        """Seconds each answer waits, so that requests sent together are in flight together."""
+        self.connections = 0
+        """Connections clients opened (a handler serves one connection)."""
+        counting = threading.Lock()
         scripted = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with counting:
+                    scripted.connections += 1
 
             def log_message(self, *args: Any) -> None:
                 """Quiet."""
@@ -41,6 +55,7 @@ class Scripted:
             def do_GET(self) -> None:  # noqa: N802 - stdlib naming
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
+                time.sleep(scripted.delay)
                 scripted.seen.append((self.path, self.headers.get("Authorization")))
                 status, headers, body = (
                     scripted.answers.pop(0) if scripted.answers else (200, {}, PROPERTIES)
@@ -158,3 +173,22 @@ def test_error_bodies_as_bytes_or_text_never_crash():
     for body in (b'{"category": "X", "message": "m"}', '{"category": "X"}', b"", None, "<p>"):
         error = HubSpotError("GET x", 500, body)
         assert error.status == 500 and isinstance(str(error), str)
+
+
+def test_a_connection_is_kept_for_each_request_in_flight_whatever_the_cpus(
+    scripted, monkeypatch, caplog
+):
+    """hubspot-api-client keeps 5 connections per CPU in each API's pool: on a machine of one
+    CPU, 5 for the 14 requests the core lets fly at once, so every wave of requests opened
+    new connections (a TLS handshake each, against HubSpot) and urllib3 logged "Connection
+    pool is full, discarding connection" for each one left over."""
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 1)
+    client = client_for(scripted.url)
+    scripted.delay = 0.2
+    for _ in range(2):
+        with ThreadPoolExecutor(IN_FLIGHT) as pool:
+            answers = list(pool.map(lambda _: properties(client), range(IN_FLIGHT)))
+        assert {status for status, _ in answers} == {200}
+    assert len(scripted.seen) == 2 * IN_FLIGHT
+    assert scripted.connections == IN_FLIGHT, "the second wave reuses the first one's"
+    assert "Connection pool is full" not in caplog.text
