@@ -296,19 +296,19 @@ class _WrittenOnRead:
     through it (Python's "descriptor-typed fields")."""
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self._slot = f"_{name}"
+        self._stored = f"_{name}"
 
     def __get__(self, task: object, owner: type | None = None) -> str:
         if task is None:
             return ""  # the field's default
-        body = getattr(task, self._slot)
+        body = getattr(task, self._stored)
         if not isinstance(body, str):
             body = format_reasons(body)
-            setattr(task, self._slot, body)
+            setattr(task, self._stored, body)
         return body
 
     def __set__(self, task: object, body: str | Sequence[Reason]) -> None:
-        setattr(task, self._slot, body)
+        setattr(task, self._stored, body)
 
 
 @dataclass(kw_only=True)
