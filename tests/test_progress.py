@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 
 import pytest
 from crm_qualify.connector.contract import ApiUsage
@@ -179,3 +180,57 @@ def test_json_logs_on_a_terminal_also_go_above_the_live_line(logs):
     progress.finish()
     (row,) = [row for row in screen(terminal.getvalue()) if row.strip()]
     assert json.loads(row)["message"] == "[bold]not markup[/bold] " + "x" * 120
+
+
+def wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_a_step_that_adds_nothing_still_shows_its_line_until_it_ends():
+    """A first sync reads a portal's forms, events and activities, or waits for a Bulk job,
+    for minutes before its first batch of contacts: its line, with the API requests made so
+    far, still comes every `every_seconds`, and no more once the step has ended."""
+    lines: list[str] = []
+    made = iter(range(1, 1_000))
+    progress = Progress(
+        io.StringIO(),
+        every_seconds=0.02,
+        usage=lambda: ApiUsage(requests={"GET forms": next(made)}),
+        sink=lines.append,
+    )
+    wait_for(lambda: len(lines) >= 3)
+    progress.finish()
+    assert len(lines) >= 3
+    assert all(line.startswith("sync: read 0 · ") for line in lines)
+    requests = [int(re.search(r"API (\d+) requests", line)[1]) for line in lines]
+    assert requests == sorted(requests) and requests[0] < requests[-1]
+    shown = len(lines)
+    time.sleep(0.1)
+    assert len(lines) == shown
+
+
+def test_the_daemons_progress_shows_nothing_between_its_runs():
+    lines: list[str] = []
+    progress = Progress(io.StringIO(), every_seconds=0.02, sink=lines.append, begun=False)
+    time.sleep(0.1)
+    assert lines == []
+    progress.start()
+    wait_for(lambda: bool(lines))
+    progress.finish()
+    shown = len(lines)
+    time.sleep(0.1)
+    assert shown >= 1 and len(lines) == shown
+
+
+def test_on_a_terminal_a_quiet_step_shows_its_live_line_timed_from_its_start():
+    clock = Clock()
+    terminal = Terminal()
+    progress = Progress(terminal, every_seconds=0.02, clock=clock)
+    clock.now += 7  # a step reading forms for 7 s, nothing added yet
+    wait_for(lambda: "0:00:07" in terminal.getvalue())
+    progress.finish()
+    drawn = re.split(r"[\r\n]", CSI.sub("", terminal.getvalue()))
+    assert any("sync read 0 · scored 0" in row and "0:00:07" in row for row in drawn)
+    assert not any(screen(terminal.getvalue())), "the live line goes with its step"

@@ -156,7 +156,9 @@ def run_demo(env: DemoEnvironment, state_path: Path) -> tuple[Tally, list, dict[
     store = StateStore(settings.sync.state_path)
     tally = Tally()
     adapter = build_adapter(settings)
-    progress = Progress(sys.stderr, usage=getattr(adapter, "usage", None), sink=_to_stderr)
+    progress = Progress(
+        sys.stderr, usage=getattr(adapter, "usage", None), sink=_to_stderr, begun=False
+    )
 
     def on_batch(report: BatchReport) -> None:
         tally.batch(report)

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         metrics.last_success.set(stored)
     health = Health(max_age_seconds=max_age, last_success=stored)
     engine = SyncEngine(adapter, settings, store)
-    progress = Progress(sys.stderr, every_seconds=30.0, usage=adapter.usage)
+    progress = Progress(sys.stderr, every_seconds=30.0, usage=adapter.usage, begun=False)
     daemon = Daemon(engine, settings.schedule, metrics, health, progress)
     server = None
     if settings.server.enabled:

@@ -176,8 +176,6 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_or_exit(args)
     adapter = adapter_or_exit(settings)
     store = StateStore(settings.sync.state_path)
-    label = "dry run" if args.dry_run else "sync"
-    progress = Progress(sys.stderr, label=label, usage=adapter.usage)
     lease = Lease(store, settings.crm.instance, "sync")
     if not args.dry_run:
         try:
@@ -198,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
 
     engine = SyncEngine(adapter, settings, store, on_batch=on_batch)
     contacts = [parse_contact(value) for value in args.contact] if args.contact else None
+    progress = Progress(
+        sys.stderr, label="dry run" if args.dry_run else "sync", usage=adapter.usage
+    )
     try:
         options = RunOptions(
             dry_run=args.dry_run, limit=args.limit, contact_ids=contacts, full=args.full

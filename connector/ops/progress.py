@@ -6,13 +6,17 @@ and neither overwrites the other. Piped, or under a log shipper, a `progress: â€
 every `every_seconds` instead, its numbers as JSON fields in JSON mode.
 
 Fed by the engine's `on_batch` hook (`batch`), or by any long step through `add` (rollback,
-`report --from-crm`). The API budget comes from the adapter's `usage()` when given.
+`report --from-crm`). The API budget comes from the adapter's `usage()` when given. A step
+that adds nothing for `every_seconds` still shows its line, with the API requests made so far
+(`_beat`): a first sync reads a portal's forms, events and activities, or waits for a Bulk
+job, for minutes before its first batch of contacts, and it showed nothing meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,9 +60,12 @@ class Progress:
         sink: Callable[[str], None] | None = None,
         shown: tuple[str, ...] = SYNC_COUNTERS,
         clock: Callable[[], float] = time.monotonic,
+        begun: bool = True,
     ) -> None:
         """`sink`: where plain lines go when `stream` is not a terminal (default: the log,
-        at INFO). `shown`: the counters always on the line (others show once non-zero)."""
+        at INFO). `shown`: the counters always on the line (others show once non-zero).
+        `begun=False`: no step runs until `start` (the daemon's, once per run: between runs
+        nothing is shown)."""
         self.stream = stream
         self.interactive = stream.isatty()
         self.every = every_seconds
@@ -69,7 +76,13 @@ class Progress:
         self.clock = clock
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
-        self.start()
+        self._lock = threading.Lock()
+        """`add` (the run's thread) and `_beat` (its own) show lines one at a time."""
+        self._beats: threading.Event | None = None
+        """Set when the step ends: its `_beat` thread stops."""
+        self._shown = 0
+        """Lines shown in this step: `_beat` shows one only when none came since its last."""
+        self.start(beat=begun)
 
     # a step --------------------------------------------------------------------------------
     def start(
@@ -77,8 +90,11 @@ class Progress:
         label: str | None = None,
         total: int | None = None,
         shown: tuple[str, ...] | None = None,
+        *,
+        beat: bool = True,
     ) -> None:
-        """A new step: counts and rate from zero. `total`, when known, draws a bar."""
+        """A new step: counts and rate from zero. `total`, when known, draws a bar. `beat`:
+        its line is shown every `every_seconds` even when nothing is added (`_beat`)."""
         self.finish()
         if label:
             self.label = label
@@ -88,6 +104,11 @@ class Progress:
         self.started = self.clock()
         self.last_line: float | None = None
         self.counts: Counter[str] = Counter()
+        if beat:
+            self._beats = threading.Event()
+            threading.Thread(
+                target=self._beat, args=(self._beats,), name="progress", daemon=True
+            ).start()
 
     @property
     def read(self) -> int:
@@ -105,16 +126,34 @@ class Progress:
 
     def add(self, done: int = 0, **counts: int) -> None:
         """Add to the counters; `done` advances the bar when a total is known."""
-        self.counts.update(counts)
-        self.counts["done"] += done
-        now = self.clock()
+        with self._lock:
+            self.counts.update(counts)
+            self.counts["done"] += done
+            now = self.clock()
+            if self.interactive or self.last_line is None or now - self.last_line >= self.every:
+                self._show(now)
+
+    def _show(self, now: float) -> None:
         line = self.line(now)
+        self.last_line = now
+        self._shown += 1
         if self.interactive:
             self._draw(line)
-            self.last_line = now
-        elif self.last_line is None or now - self.last_line >= self.every:
-            self.last_line = now
+        else:
             self._plain(line)
+
+    def _beat(self, ended: threading.Event) -> None:
+        """The step's line every `every_seconds` in which nothing else showed it (a live line
+        within a second), until the step ends."""
+        seen = self._shown
+        every = min(self.every, 1.0) if self.interactive else self.every  # a live line: soon
+        while not ended.wait(every):
+            with self._lock:
+                if ended.is_set():
+                    return
+                if self._shown == seen:
+                    self._show(self.clock())
+                seen = self._shown
 
     def rollback_step(self, step: str, count: int) -> None:
         """`rollback(progress=...)`'s callback: reading back, then restoring and removing."""
@@ -126,11 +165,16 @@ class Progress:
             self.add(done=count, **{step: count})
 
     def finish(self) -> None:
-        """End of the step: the live line is removed so nothing else lands on it."""
-        bar, self._bar = self._bar, None
-        if bar is not None:
-            bar.stop()
-        self._task = None
+        """End of the step: its beat stops, and the live line is removed so nothing else
+        lands on it."""
+        if self._beats is not None:
+            self._beats.set()
+            self._beats = None
+        with self._lock:
+            bar, self._bar = self._bar, None
+            if bar is not None:
+                bar.stop()
+            self._task = None
 
     def __enter__(self) -> Progress:
         return self
@@ -223,9 +267,11 @@ class Progress:
                 # `sync --dry-run > diff.txt` keeps its diff in the file
                 redirect_stdout=_is_terminal(sys.stdout),
                 redirect_stderr=_is_terminal(sys.stderr),
+                get_time=self.clock,
             )
             self._bar.start()
             self._task = self._bar.add_task(line, total=self.total, label=self.label)
+            self._bar.tasks[-1].start_time = self.started  # elapsed since the step began
         assert self._task is not None
         self._bar.update(self._task, description=line, completed=self.counts["done"], refresh=True)
 
