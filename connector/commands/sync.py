@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from crm_qualify.connector.commands.common import (
@@ -203,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
         options = RunOptions(
             dry_run=args.dry_run, limit=args.limit, contact_ids=contacts, full=args.full
         )
-        summary = engine.run(options)
+        with interrupt_stops(engine.stop):
+            summary = engine.run(options)
     finally:
         progress.finish()
         if not args.dry_run:
@@ -222,4 +227,38 @@ def run(args: argparse.Namespace) -> int:
         print(f"  error: {error}", file=sys.stderr)
     if len(summary.errors) > 20:
         print(f"  … and {len(summary.errors) - 20} more (crm-qualify runs)", file=sys.stderr)
+    if engine.stop.is_set():
+        print(
+            "  stopped: what was written is recorded; the next run goes on from there",
+            file=sys.stderr,
+        )
+        return 130
     return 0 if summary.status in ("ok", "partial") else 1
+
+
+@contextmanager
+def interrupt_stops(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C stops the run as a signal stops the daemon's: the writes in flight are
+    answered and recorded, the read under way is given up, and the run ends `interrupted`
+    (it waited for that read to end, over a minute into a first sync). A second Ctrl-C
+    quits at once; the next run settles what was in flight. Left alone where SIGINT is
+    ignored (a background job) or off the main thread."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(_number: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print(
+            "interrupted: finishing the writes in flight (Ctrl-C again to quit at once)",
+            file=sys.stderr,
+        )
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -21,6 +21,12 @@ instead of waiting on its own pool.
 `interleave` runs independent chains of reads (each step depends on the one before, as
 keyset pages do) side by side: a chain is advanced one step per task, never by a worker that
 waits on the consumer, so a batch's own reads (`together`) always find a worker free.
+
+A run that stops (a signal, Ctrl-C) gives up the read it is waiting for (`abandon_reads`):
+until that read's thread has ended, every request but a write worker's raises
+`ReadAbandoned` before it leaves, so the read ends at its next request instead of after its
+last (a first HubSpot sync reads forms and activities for minutes before its first batch).
+The writes in flight go on and are acknowledged.
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ from typing import Any, TypeVar
 from crm_qualify.connector.sync.ratelimit import RateBudget
 
 T = TypeVar("T")
+
+
+class ReadAbandoned(BaseException):  # noqa: N818 - not an error: a read given up on purpose
+    """Raised by `Traffic.request` in a read the run gave up (`abandon_reads`). Not an
+    `Exception`: no adapter handles it as a CRM failure, and no retry policy retries it."""
+
 
 FAN_OUT = 4
 """Workers for the adapters' fan-out reads: a batch's linked types at once, and the chains
@@ -109,6 +121,8 @@ class Traffic:
         self._local = threading.local()
         self._writers: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
+        self._abandoned = threading.Event()
+        """Set while a stopped run waits for the read it gave up to end (`abandon_reads`)."""
         self.peak_in_flight = 0
         self._in_flight = 0
 
@@ -127,7 +141,9 @@ class Traffic:
         if spec is None and self.limits.classes:
             raise ValueError(f"endpoint class {kind!r} is not declared in the adapter's limits")
         budget = self.budgets.get(kind)
+        self._check_abandoned()
         with self._slots:
+            self._check_abandoned()  # the wait for a slot may have been long
             self._wait_out_pause()
             spent = budget.spend(spec.weight) if budget and spec else nullcontext(_unbudgeted)
             with spent as answered:
@@ -139,6 +155,20 @@ class Traffic:
                 finally:
                     with self._lock:
                         self._in_flight -= 1
+
+    @contextmanager
+    def abandon_reads(self) -> Iterator[None]:
+        """While the caller waits for a read it gave up to end: no request leaves but a
+        write worker's (`ReadAbandoned`)."""
+        self._abandoned.set()
+        try:
+            yield
+        finally:
+            self._abandoned.clear()
+
+    def _check_abandoned(self) -> None:
+        if self._abandoned.is_set() and not getattr(self._local, "writes", False):
+            raise ReadAbandoned("the run stopped: its read is given up")
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds`: the CRM throttled one of us. The budgets pause too, so
@@ -161,7 +191,7 @@ class Traffic:
         """Run `call(*args)` on a write worker (at most `writers` at once)."""
         with self._lock:
             if self._writers is None:
-                self._writers = self._pool(self.writers, "crmq-write")
+                self._writers = self._pool(self.writers, "crmq-write", writes=True)
             pool = self._writers
         return pool.submit(call, *args)
 
@@ -201,9 +231,10 @@ class Traffic:
                 self._readers = self._pool(FAN_OUT, "crmq-fan-out")
             return self._readers
 
-    def _pool(self, workers: int, name: str) -> ThreadPoolExecutor:
+    def _pool(self, workers: int, name: str, *, writes: bool = False) -> ThreadPoolExecutor:
         def mark() -> None:
             self._local.worker = True
+            self._local.writes = writes
 
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name, initializer=mark)
 

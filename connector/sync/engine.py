@@ -822,7 +822,11 @@ class SyncEngine:
             self.store.note_run_details(summary.run_id, summary.details)
         again = self._to_read_again(options, now)
         first, reread = set(again), set[tuple[str, str]]()
-        batches = read_ahead(self._batches(options, now, cursor, again))
+        batches = read_ahead(
+            self._batches(options, now, cursor, again),
+            until=self.stop,  # a stop gives up the read under way: it is not kept
+            abandon=self.traffic.abandon_reads,
+        )
         try:
             for batch in batches:
                 self._check_clock(options)  # before anything read is kept

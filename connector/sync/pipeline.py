@@ -10,13 +10,19 @@ may hand it on, and neither thread keeps a batch once it has handed it on, so th
 drop a batch's raw records as soon as they are translated. The cursor rule is
 untouched: reading ahead moves no cursor (a batch's cursor is saved only after its own writes
 are acknowledged). Errors of a read surface where the batch would have been, in order.
+
+A run asked to stop (`until`) stops waiting for the batch being read, and a consumer that
+leaves early does not wait for that read to finish: it ends at its next request
+(`abandon`, the core's `Traffic.abandon_reads`). Nothing read is lost by it: only batches
+decided and written move the cursor.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -27,6 +33,7 @@ the engine works on another already keeps both busy (a raw batch of 2,000 Salesf
 with their engagement is about 12 MB, so each one waiting costs that much of peak memory: one
 held the connector 10 MB higher in a 20,000-record Salesforce sync, REST and Bulk alike)."""
 _END = object()
+_STOPPED = object()
 
 
 class _Failed:
@@ -34,9 +41,17 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
+def read_ahead(
+    batches: Iterator[T],
+    depth: int = DEPTH,
+    *,
+    until: threading.Event | None = None,
+    abandon: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Iterator[T]:
     """The items of `batches`, read by one worker thread: the next one while the caller
-    works on one, and up to `depth` more waiting."""
+    works on one, and up to `depth` more waiting. No more once `until` is set. Left early,
+    the read in progress is given up under `abandon` (it raises at its next request) and
+    waited for."""
     if depth < 0:
         raise ValueError("depth must be at least 0")
     ready: queue.Queue[object] = queue.Queue(maxsize=depth + 1)
@@ -75,7 +90,9 @@ def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
     held: list[object] = []
     try:
         while True:
-            held.append(ready.get())
+            held.append(_next_or_stop(ready, until))  # no name of its own: not kept past yield
+            if held[0] is _STOPPED:
+                return
             room.release()
             if held[0] is _END:
                 return
@@ -84,4 +101,18 @@ def read_ahead(batches: Iterator[T], depth: int = DEPTH) -> Iterator[T]:
             yield held.pop()  # type: ignore[misc]  # not kept here while the engine has it
     finally:
         stop.set()
-        reader.join()
+        if reader.is_alive():
+            with abandon():
+                reader.join()
+
+
+def _next_or_stop(ready: queue.Queue[object], until: threading.Event | None) -> object:
+    """The next item read, or `_STOPPED` once `until` is set while waiting for it."""
+    if until is None:
+        return ready.get()
+    while not until.is_set():
+        try:
+            return ready.get(timeout=0.05)
+        except queue.Empty:
+            continue
+    return _STOPPED
