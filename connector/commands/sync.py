@@ -251,11 +251,10 @@ def interrupt_stops(stop: threading.Event) -> Iterator[None]:
     def on_interrupt(_number: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        print(
-            "interrupted: finishing the writes in flight (Ctrl-C again to quit at once)",
-            file=sys.stderr,
-        )
         stop.set()
+        # Straight to the descriptor: print() here may land inside a write to stderr the
+        # signal interrupted, and a buffered stream refuses a reentrant call.
+        os.write(2, b"interrupted: finishing the writes in flight (Ctrl-C again to quit)\n")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
