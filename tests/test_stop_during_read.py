@@ -126,3 +126,46 @@ def test_ctrl_c_asks_the_run_to_stop_and_a_second_one_quits_at_once():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(WAIT)  # the second one interrupts this
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_read_waiting_out_a_retry_backoff_is_given_up_and_a_writes_is_not():
+    lanes = traffic()
+    outcome: list[BaseException | None] = []
+
+    def read_retrying() -> None:
+        try:
+            lanes.backoff(30.0)  # a 503's backoff, before the read's next attempt
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the thread ended on
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read_retrying)
+    reader.start()
+    time.sleep(0.05)
+    with lanes.abandon_reads():
+        reader.join(WAIT)
+        assert not reader.is_alive(), "the backoff ended at its next slice, not after 30 s"
+        assert isinstance(outcome[0], ReadAbandoned)
+        assert lanes.submit(lanes.backoff, 0.2).result(timeout=WAIT) is None
+    lanes.close()
+
+
+def test_a_read_waiting_out_a_pause_after_a_429_is_given_up():
+    lanes = traffic()
+    lanes.pause(30.0)  # HubSpot pauses the pool for its 10 s window; a long one here
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            with lanes.request("api"):
+                outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the thread ended on
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.05)
+    with lanes.abandon_reads():
+        reader.join(WAIT)
+        assert not reader.is_alive() and isinstance(outcome[0], ReadAbandoned)
+    lanes.close()

@@ -198,6 +198,7 @@ class HubSpotClient:
             on_retry=on_retry,
             idempotent=idempotent,
             what=endpoint,
+            sleep=self.traffic.backoff,
         )
 
     def _send(

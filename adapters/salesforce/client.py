@@ -371,6 +371,7 @@ class SalesforceClient:
             on_retry=on_retry,
             idempotent=idempotent,
             what=what,
+            sleep=self.traffic.backoff,
         )
 
     def _observe(self) -> None:

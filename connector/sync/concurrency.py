@@ -24,9 +24,10 @@ waits on the consumer, so a batch's own reads (`together`) always find a worker 
 
 A run that stops (a signal, Ctrl-C) gives up the read it is waiting for (`abandon_reads`):
 until that read's thread has ended, every request but a write worker's raises
-`ReadAbandoned` before it leaves, so the read ends at its next request instead of after its
-last (a first HubSpot sync reads forms and activities for minutes before its first batch).
-The writes in flight go on and are acknowledged.
+`ReadAbandoned` before it leaves, and every wait of it (a retry's backoff, a pause, a budget)
+ends at once or within `BACKOFF_SLICE`, so the read ends instead of going on to its last
+request (a first HubSpot sync reads forms and activities for minutes before its first
+batch). The writes in flight go on, wait as before, and are acknowledged.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import tenacity.nap
 from crm_qualify.connector.sync.ratelimit import RateBudget
 
 T = TypeVar("T")
@@ -53,6 +55,8 @@ class ReadAbandoned(BaseException):  # noqa: N818 - not an error: a read given u
 FAN_OUT = 4
 """Workers for the adapters' fan-out reads: a batch's linked types at once, and the chains
 of pages `interleave` keeps going meanwhile."""
+BACKOFF_SLICE = 0.1
+"""Seconds a read's retry backoff sleeps between looks at whether the run gave the read up."""
 AHEAD = 4
 """Steps of one chain `interleave` may have done before the consumer takes them."""
 _DONE = object()
@@ -109,7 +113,7 @@ class Traffic:
         self.limits = limits
         self.budgets = {
             name: RateBudget(
-                spec.limit, spec.window, ceiling=spec.ceiling, clock=clock, sleep=sleep
+                spec.limit, spec.window, ceiling=spec.ceiling, clock=clock, sleep=self._nap
             )
             for name, spec in limits.classes.items()
             if spec.limit is not None
@@ -166,6 +170,21 @@ class Traffic:
         finally:
             self._abandoned.clear()
 
+    def backoff(self, seconds: float) -> None:
+        """A retry's wait in the calling thread (`call_with_retries(sleep=...)`): a write
+        worker's in one go; any other's in slices, so a read given up meanwhile ends within
+        `BACKOFF_SLICE` (`ReadAbandoned`) instead of after up to 30 s of backoff."""
+        if getattr(self._local, "writes", False):
+            tenacity.nap.sleep(seconds)
+            return
+        left = seconds
+        while left > 0:
+            self._check_abandoned()
+            step = min(left, BACKOFF_SLICE)
+            tenacity.nap.sleep(step)
+            left -= step
+        self._check_abandoned()
+
     def _check_abandoned(self) -> None:
         if self._abandoned.is_set() and not getattr(self._local, "writes", False):
             raise ReadAbandoned("the run stopped: its read is given up")
@@ -184,7 +203,22 @@ class Traffic:
                 wait = self._paused_until - self._clock()
             if wait <= 0:
                 return
-            self._sleep(wait)
+            self._nap(wait)
+
+    def _nap(self, seconds: float) -> None:
+        """How this traffic's waits sleep (the pause after a 429, room in a budget). A write
+        worker's as asked; any other's, when real, on the flag a given-up read raises, so it
+        ends at once (a HubSpot pause lasts 10 s). An injected sleep (a test's clock) is
+        called as asked."""
+        if getattr(self._local, "writes", False):
+            self._sleep(seconds)
+            return
+        self._check_abandoned()
+        if self._sleep is time.sleep:
+            self._abandoned.wait(seconds)
+        else:
+            self._sleep(seconds)
+        self._check_abandoned()
 
     # pools ----------------------------------------------------------------------------------
     def submit(self, call: Callable[..., T], *args: Any) -> Future[T]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import tenacity.nap
 from crm_qualify.connector.contract import OutcomeUnknown
 from tenacity import (
     RetryCallState,
@@ -69,15 +70,17 @@ def call_with_retries(
     on_retry: Callable[[Failure], None] | None = None,
     idempotent: bool = True,
     what: str = "request",
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """Run `call`, retrying transient failures; the last failure is re-raised unchanged.
 
     With `idempotent=False`, only unprocessed failures are retried; a transient failure that
     may have reached the CRM is raised as `OutcomeUnknown` (from the original error). `what`
-    names the request in the retry's log line (`POST tasks/batch/create`).
+    names the request in the retry's log line (`POST tasks/batch/create`). `sleep` waits
+    out each backoff (tenacity's own by default; `Traffic.backoff` ends a given-up read's).
     """
     if not idempotent:
-        return _call_once_safely(call, classify, attempts, max_wait, on_retry, what)
+        return _call_once_safely(call, classify, attempts, max_wait, on_retry, what, sleep)
     if log.isEnabledFor(logging.DEBUG):
         call = _timed(call, what)
     backoff = wait_random_exponential(multiplier=0.5, max=max_wait)
@@ -103,6 +106,7 @@ def call_with_retries(
             on_retry(failure)
 
     retrying = Retrying(
+        sleep=sleep or tenacity.nap.sleep,
         retry=retry_if_exception(lambda exc: classify(exc).transient),
         stop=stop_after_attempt(attempts),
         wait=wait,
@@ -138,6 +142,7 @@ def _call_once_safely(
     max_wait: float,
     on_retry: Callable[[Failure], None] | None,
     what: str,
+    sleep: Callable[[float], None] | None,
 ) -> T:
     """Retry only what certainly did not land; report the rest as an unknown outcome."""
     try:
@@ -148,6 +153,7 @@ def _call_once_safely(
             max_wait=max_wait,
             on_retry=on_retry,
             what=what,
+            sleep=sleep,
         )
     except OutcomeUnknown:
         raise
