@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -128,20 +128,27 @@ def test_ctrl_c_asks_the_run_to_stop_and_a_second_one_quits_at_once():
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_a_read_waiting_out_a_retry_backoff_is_given_up_and_a_writes_is_not():
-    lanes = traffic()
+def started(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException | None]]:
+    """Run `call` in a thread that records what it ended on: None, or what it raised."""
     outcome: list[BaseException | None] = []
 
-    def read_retrying() -> None:
+    def run() -> None:
         try:
-            lanes.backoff(30.0)  # a 503's backoff, before the read's next attempt
+            call()
             outcome.append(None)
         except BaseException as exc:  # noqa: BLE001 - what the thread ended on
             outcome.append(exc)
 
-    reader = threading.Thread(target=read_retrying)
-    reader.start()
+    thread = threading.Thread(target=run)
+    thread.start()
     time.sleep(0.05)
+    return thread, outcome
+
+
+def test_a_read_waiting_out_a_retry_backoff_is_given_up_and_a_writes_is_not():
+    lanes = traffic()
+    # a 503's backoff, before the read's next attempt
+    reader, outcome = started(lambda: lanes.backoff(30.0))
     with lanes.abandon_reads():
         reader.join(WAIT)
         assert not reader.is_alive(), "the backoff ended at its next slice, not after 30 s"
@@ -153,18 +160,12 @@ def test_a_read_waiting_out_a_retry_backoff_is_given_up_and_a_writes_is_not():
 def test_a_read_waiting_out_a_pause_after_a_429_is_given_up():
     lanes = traffic()
     lanes.pause(30.0)  # HubSpot pauses the pool for its 10 s window; a long one here
-    outcome: list[BaseException | None] = []
 
     def read() -> None:
-        try:
-            with lanes.request("api"):
-                outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - what the thread ended on
-            outcome.append(exc)
+        with lanes.request("api"):
+            pass
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    time.sleep(0.05)
+    reader, outcome = started(read)
     with lanes.abandon_reads():
         reader.join(WAIT)
         assert not reader.is_alive() and isinstance(outcome[0], ReadAbandoned)
