@@ -135,7 +135,8 @@ class SalesforceAdapter:
         self.owned_fields = {sobject: m.owned for sobject, m in self.objects.items()}
         """What the engine checks against the describe answers before it writes."""
         self.writer = Writer(client, self.objects, self.people.task_key)
-        self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds)
+        self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds, sleep=self.traffic.backoff)
+        """Its polls wait as a retry's backoff does: a read given up by a stop ends at once."""
         self.bulk_reads = BulkReads(self.bulk_api, settings.bulk_threshold)
         self.bulk_writes = BulkWrites(
             self.bulk_api, self.objects, self.people.task_key, settings.bulk_threshold

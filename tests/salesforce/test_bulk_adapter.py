@@ -5,17 +5,21 @@ outcome."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from crm_qualify.adapters.salesforce import bulk as bulk_module
 from crm_qualify.adapters.salesforce import endpoints
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
 from crm_qualify.adapters.salesforce.reader import Cursor
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 from crm_qualify.connector.sync import engine as engine_module
+from crm_qualify.connector.sync.concurrency import ReadAbandoned
 from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 
 from tests.fake_clock import FakeClock
@@ -399,3 +403,31 @@ def test_held_updates_of_a_stopped_run_are_settled_by_the_next(
         assert mirrored.contact.owned.get("score") == row.get("CRMQ_Score__c")
     idle = engine.run(RunOptions())
     assert idle.counts["records_written"] == 0 and idle.counts["tasks_created"] == 0
+
+
+def test_a_bulk_querys_poll_wait_ends_when_the_read_is_given_up(fresh_org, monkeypatch):
+    """Ctrl-C during a first sync's Bulk query: the poll's wait (up to `POLL_MAX`) ends at
+    once, as a retry's backoff does, instead of when the next poll is due. The job never
+    ends here: the simulator's bulk clock stands still."""
+    org, _ = fresh_org
+    monkeypatch.setattr(bulk_module, "POLL_FIRST", 30.0)
+    adapter = make_adapter(org, bulk_threshold=50)
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            contacts(adapter)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the reader ended on
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not adapter.bulk_api.jobs["query"] and time.monotonic() < deadline:
+        time.sleep(0.02)  # the query job is created; its first poll waits 30 s
+    assert adapter.bulk_api.jobs["query"] == 1
+    with adapter.traffic.abandon_reads():
+        reader.join(2.0)
+        assert not reader.is_alive(), "the poll's 30 s wait was not cut short"
+    assert isinstance(outcome[0], ReadAbandoned)
