@@ -3,9 +3,9 @@ described in canonical terms (`FieldInfo.kind`); the same for every adapter."""
 
 from __future__ import annotations
 
-from crm_qualify.adapters.hubspot.setup import CONTACT_PROPERTIES, field_info
-from crm_qualify.adapters.hubspot.translate import ContactMapping
-from crm_qualify.adapters.salesforce.doctor import field_info as salesforce_field
+from crm_qualify.adapters.hubspot.setup import CONTACT_PROPERTIES
+from crm_qualify.adapters.hubspot.translate import ContactMapping, field_info
+from crm_qualify.adapters.salesforce.translate import field_info as salesforce_field
 from crm_qualify.connector.contract import FieldInfo
 from crm_qualify.connector.decision.scoring import GRADES
 from crm_qualify.connector.field_fit import fit_checks, misfit_error, misfits

@@ -24,9 +24,10 @@ from functools import partial
 from itertools import repeat
 from typing import Any, TypeVar
 
-from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
+from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.companies import COMPANIES, PRIMARY_V3, pick
 from crm_qualify.adapters.hubspot.company_match import DomainMatch, find_companies, linked
+from crm_qualify.adapters.hubspot.doctor import run_checks
 from crm_qualify.adapters.hubspot.engagement_sources import EngagementSources
 from crm_qualify.adapters.hubspot.history import SourceKinds, field_sources
 from crm_qualify.adapters.hubspot.mapping_schema import HubSpotMapping
@@ -52,24 +53,19 @@ from crm_qualify.adapters.hubspot.records import (
     read_linked,
 )
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
-from crm_qualify.adapters.hubspot.setup import (
-    create_properties,
-    field_info,
-    property_checks,
-    task_checks,
-)
+from crm_qualify.adapters.hubspot.setup import create_properties
 from crm_qualify.adapters.hubspot.tasks import TaskWriter
 from crm_qualify.adapters.hubspot.translate import (
     ContactMapping,
     Related,
     deal_stages,
+    field_info,
     to_deal,
 )
-from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
+from crm_qualify.adapters.hubspot.values import lenient, objects, parse_time, record_id
 from crm_qualify.adapters.hubspot.writes import FieldWriter
 from crm_qualify.connector.contract import (
     ApiUsage,
-    AuthError,
     CheckResult,
     ContactBatch,
     FieldInfo,
@@ -180,22 +176,7 @@ class HubSpotAdapter:
 
     # checks and schema -----------------------------------------------------------------------
     def check(self) -> list[CheckResult]:
-        try:
-            fields = self.describe_fields(self.object_type)
-        except AuthError as exc:
-            return [CheckResult.refused("credentials", exc)]
-        except HubSpotError as exc:
-            return [CheckResult("connectivity", False, str(exc))]
-        results = [CheckResult("credentials", True, f"read {len(fields)} contact properties")]
-        results += property_checks(self.contacts, fields)
-        try:
-            results += task_checks(self.describe_fields("tasks"), self.task_key_property)
-            self._stages()
-            results.append(CheckResult("deal pipelines", True, "closed and won stages known"))
-        except (AuthError, HubSpotError) as exc:
-            results.append(CheckResult("tasks and deal pipelines", False, str(exc)))
-        results += self.engagement.checks()
-        return results
+        return run_checks(self)
 
     def setup(self) -> list[CheckResult]:
         return create_properties(self.client, self.contacts, self.task_key_property)
@@ -274,7 +255,7 @@ class HubSpotAdapter:
             return ContactBatch(cursor=ahead.settle())
         read, waiting = self._read(ids, hits, ahead, held or {t: Rows() for t in self.linked})
         ids = [i for i in ids if i not in waiting]
-        stages = self._stages() if read.deals.found else {}
+        stages = self.pipeline_stages() if read.deals.found else {}
         matched = find_companies(
             self.client,
             self.company_match,
@@ -417,7 +398,8 @@ class HubSpotAdapter:
             keep=object_type == COMPANIES,
         )
 
-    def _stages(self) -> dict[str, tuple[bool, bool]]:
+    def pipeline_stages(self) -> dict[str, tuple[bool, bool]]:
+        """Each deal stage of every pipeline: (closed, won), read once."""
         if self._deal_stages is None:
             _, body = self.client.call(
                 "GET pipelines/deals", self.client.pipelines.get_all, "deals"
@@ -449,7 +431,7 @@ class HubSpotAdapter:
 
     # outcomes --------------------------------------------------------------------------------
     def fetch_outcomes(self, since: datetime) -> Iterator[Outcome]:
-        stages = self._stages()
+        stages = self.pipeline_stages()
         closed_ids = [s for s, (closed, _) in stages.items() if closed]
         if not closed_ids:
             return

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from crm_qualify.adapters.hubspot.auth import credentials
 from crm_qualify.adapters.hubspot.endpoints import API, IN_FLIGHT, SEARCH, limits
-from crm_qualify.adapters.hubspot.oauth import credentials
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.connector.contract import AdapterError, ApiUsage, AuthError
 from crm_qualify.connector.crm_clock import CrmClock

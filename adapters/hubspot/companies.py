@@ -16,7 +16,7 @@ from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.records import Links
-from crm_qualify.adapters.hubspot.typed import (
+from crm_qualify.adapters.hubspot.values import (
     company_size,
     lenient,
     objects,

@@ -31,7 +31,7 @@ from crm_qualify.adapters.hubspot.records import (
     ContactRows,
     next_after,
 )
-from crm_qualify.adapters.hubspot.typed import objects, properties_of, record_id
+from crm_qualify.adapters.hubspot.values import objects, properties_of, record_id
 from crm_qualify.connector.decision.identity_keys import email_domain, is_free_mail
 from crm_qualify.connector.model import Contact
 

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_qualify.adapters.hubspot.translate import ContactMapping
-from crm_qualify.adapters.hubspot.typed import lenient, parse_time, properties_of, text_value
+from crm_qualify.adapters.hubspot.values import lenient, parse_time, properties_of, text_value
 from crm_qualify.connector.model import EngagementEvent, EventType
 
 ACTIVITY_TYPES = ("calls", "meetings", "emails", "notes", "communications")

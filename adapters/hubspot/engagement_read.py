@@ -49,7 +49,7 @@ from crm_qualify.adapters.hubspot.engagement import (
     Submission,
 )
 from crm_qualify.adapters.hubspot.records import next_after
-from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
+from crm_qualify.adapters.hubspot.values import lenient, objects, parse_time, record_id
 from crm_qualify.connector.sync.adapter_state import AdapterState, Changes, Row
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from crm_qualify.adapters.hubspot.engagement import (
 from crm_qualify.adapters.hubspot.engagement_read import SCOPES, BatchStreams, Streams
 from crm_qualify.adapters.hubspot.records import MERGED_IDS, Links, inline_primary
 from crm_qualify.adapters.hubspot.translate import ContactMapping, Related, translate_contact
-from crm_qualify.adapters.hubspot.typed import properties_of
+from crm_qualify.adapters.hubspot.values import properties_of
 from crm_qualify.connector.contract import CheckResult
 from crm_qualify.connector.model import Contact
 from crm_qualify.connector.sync.adapter_state import AdapterState

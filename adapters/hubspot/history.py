@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.translate import ContactMapping, owned_value
-from crm_qualify.adapters.hubspot.typed import lenient, objects, parse_time, record_id
+from crm_qualify.adapters.hubspot.values import lenient, objects, parse_time, record_id
 from crm_qualify.connector.contract import SourceQuestions, TranslationError
 from crm_qualify.connector.model import FieldSource
 

@@ -60,7 +60,7 @@ from crm_qualify.adapters.hubspot.records import (
     digest,
     next_after,
 )
-from crm_qualify.adapters.hubspot.typed import objects, parse_time, properties_of, record_id
+from crm_qualify.adapters.hubspot.values import objects, parse_time, properties_of, record_id
 from crm_qualify.connector.contract import TranslationError
 from crm_qualify.connector.owned_values import OwnedFields
 

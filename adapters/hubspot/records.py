@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.typed import objects, record_id
+from crm_qualify.adapters.hubspot.values import objects, record_id
 
 BATCH = 100
 ASSOCIATION_BATCH = 1000

@@ -1,4 +1,5 @@
-"""The custom properties crm-qualify writes: checked by `doctor`, created by `setup`.
+"""The custom properties crm-qualify writes, created by `crm-qualify setup hubspot` (checked by
+`doctor.py`).
 
 Option lists carry `hidden`, which the properties spec's `OptionInput` requires."""
 
@@ -7,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from crm_qualify.adapters.hubspot.client import HubSpotClient, HubSpotError
-from crm_qualify.adapters.hubspot.translate import ContactMapping
-from crm_qualify.adapters.hubspot.typed import objects
-from crm_qualify.connector.contract import CheckResult, ConfigError, FieldInfo
+from crm_qualify.adapters.hubspot.translate import ContactMapping, field_info
+from crm_qualify.adapters.hubspot.values import objects
+from crm_qualify.connector.contract import CheckResult, ConfigError
 from crm_qualify.connector.field_fit import fit_checks
 
 GROUP = {"name": "crm_qualify", "label": "crm-qualify", "displayOrder": -1}
@@ -72,75 +73,6 @@ CONTACT_PROPERTIES: dict[str, dict[str, Any]] = {
     "crmq_duplicate": {"label": "crm-qualify duplicate", **_CHECKBOX},
     "crmq_duplicate_group": {"label": "crm-qualify duplicate group", **_TEXT},
 }
-
-
-KINDS = {
-    "string": "text",
-    "phone_number": "text",
-    "number": "number",
-    "enumeration": "choice",
-    "bool": "flag",
-    "datetime": "datetime",
-    "date": "date",
-}
-"""HubSpot property types in canonical terms (`FieldInfo.kind`)."""
-
-
-def field_info(row: dict[str, Any]) -> FieldInfo:
-    """One property definition as the contract describes a field: a calculated property, or
-    one HubSpot marks read-only, cannot be written."""
-    meta = row.get("modificationMetadata") or {}
-    hubspot_type = str(row.get("type") or "")
-    return FieldInfo(
-        name=str(row.get("name")),
-        label=str(row.get("label") or ""),
-        type=hubspot_type,
-        writable=not (meta.get("readOnlyValue", False) or row.get("calculated", False)),
-        options=tuple(str(o.get("value")) for o in objects(row.get("options"))),
-        kind=KINDS.get(hubspot_type, ""),
-    )
-
-
-def property_checks(mapping: ContactMapping, fields: dict[str, FieldInfo]) -> list[CheckResult]:
-    """Every mapped property exists, and each owned one can hold what crm-qualify writes
-    (`field_fit`: writable, of the right type, our values among its options)."""
-    missing = [p for p in mapping.properties if p not in fields]
-    results = [
-        CheckResult(
-            "mapped properties",
-            not missing,
-            "all present" if not missing else _missing_detail(mapping, missing),
-        )
-    ]
-    return results + fit_checks(mapping.object_type, mapping.owned, fields)
-
-
-def _missing_detail(mapping: ContactMapping, missing: list[str]) -> str:
-    """What is missing and how to fix it: an owned property is created by `setup` (or made by
-    hand when it is not ours) or given up in the configuration; the portal's other mapped
-    properties are its own to create."""
-    owned = {prop: name for name, prop in mapping.owned.fields.items()}
-    parts = []
-    for prop in missing:
-        name = owned.get(prop)
-        if name is None:
-            parts.append(prop)
-            continue
-        create = "run crm-qualify setup hubspot" if prop in CONTACT_PROPERTIES else "create it"
-        parts.append(f"{prop} for field {name}: {create}, or set [fields.{name}] owned = false")
-    return "missing: " + "; ".join(parts)
-
-
-def task_checks(fields: dict[str, FieldInfo], key_property: str) -> list[CheckResult]:
-    """The task key property exists and is text, so `find_tasks` can search it."""
-    found = fields.get(key_property)
-    if found is None:
-        detail = f"missing: tasks.{key_property} (crm-qualify setup)"
-    elif found.type != "string":
-        detail = f"tasks.{key_property} is {found.type}, expected string"
-    else:
-        detail = f"tasks.{key_property} present"
-    return [CheckResult("task key property", found is not None and found.type == "string", detail)]
 
 
 def create_properties(

@@ -31,7 +31,7 @@ from crm_qualify.adapters.hubspot.records import (
 )
 from crm_qualify.adapters.hubspot.setup import missing_properties_error
 from crm_qualify.adapters.hubspot.translate import task_input
-from crm_qualify.adapters.hubspot.typed import objects, record_id, text_value
+from crm_qualify.adapters.hubspot.values import objects, record_id, text_value
 from crm_qualify.adapters.hubspot.writes import REFUSED, blamed_property
 from crm_qualify.connector.contract import ConfigError, OutcomeUnknown, TaskResult
 from crm_qualify.connector.model import PlannedTask

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crm_qualify.adapters.hubspot.records import digest
-from crm_qualify.adapters.hubspot.typed import (
+from crm_qualify.adapters.hubspot.values import (
     company_size,
     counter,
     empty,
@@ -47,7 +47,7 @@ from crm_qualify.adapters.hubspot.typed import (
     render_number,
     text_value,
 )
-from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.contract import FieldInfo, TranslationError
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -407,4 +407,31 @@ def to_task(row: dict[str, Any], key_property: str) -> ExistingTask:
         created_at=lenient(parse_time, props.get("hs_createdate"), "hs_createdate"),
         completed_at=lenient(parse_time, done_at, "hs_task_completion_date"),
         modified_at=lenient(parse_time, props.get("hs_lastmodifieddate"), "hs_lastmodifieddate"),
+    )
+
+
+FIELD_KINDS = {
+    "string": "text",
+    "phone_number": "text",
+    "number": "number",
+    "enumeration": "choice",
+    "bool": "flag",
+    "datetime": "datetime",
+    "date": "date",
+}
+"""HubSpot property types in canonical terms (`FieldInfo.kind`)."""
+
+
+def field_info(row: dict[str, Any]) -> FieldInfo:
+    """One property definition as the contract describes a field: a calculated property, or
+    one HubSpot marks read-only, cannot be written."""
+    meta = row.get("modificationMetadata") or {}
+    hubspot_type = str(row.get("type") or "")
+    return FieldInfo(
+        name=str(row.get("name")),
+        label=str(row.get("label") or ""),
+        type=hubspot_type,
+        writable=not (meta.get("readOnlyValue", False) or row.get("calculated", False)),
+        options=tuple(str(o.get("value")) for o in objects(row.get("options"))),
+        kind=FIELD_KINDS.get(hubspot_type, ""),
     )

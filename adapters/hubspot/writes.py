@@ -27,7 +27,7 @@ from crm_qualify.adapters.hubspot.records import (
 )
 from crm_qualify.adapters.hubspot.setup import missing_properties_error
 from crm_qualify.adapters.hubspot.translate import ContactMapping, to_properties
-from crm_qualify.adapters.hubspot.typed import objects, parse_time
+from crm_qualify.adapters.hubspot.values import objects, parse_time
 from crm_qualify.connector.contract import TranslationError, WriteResult
 from crm_qualify.connector.model import RecordUpdate
 

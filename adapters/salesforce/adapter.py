@@ -23,7 +23,7 @@ whose child set Salesforce cut short are read again, by IN list, never one query
 People go to the core in batches of 1,000 (`reader.BATCH`: whole collections of writes),
 untranslated (`RawContact`), so one bad value fails one record. Field writes go through
 sObject Collections, 200 records per call; tasks are upserted by their key, an External ID +
-Unique field, so Salesforce itself never holds two tasks with one key (see `writer.py`).
+Unique field, so Salesforce itself never holds two tasks with one key (see `tasks.py`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from crm_qualify.adapters.salesforce.accounts import (
 from crm_qualify.adapters.salesforce.bulk import BulkApi, BulkReads
 from crm_qualify.adapters.salesforce.bulk_writes import BulkWrites, fewer_in_collections
 from crm_qualify.adapters.salesforce.client import SalesforceCallError, SalesforceClient
-from crm_qualify.adapters.salesforce.doctor import field_info, run_checks
+from crm_qualify.adapters.salesforce.doctor import run_checks
 from crm_qualify.adapters.salesforce.history import field_sources
 from crm_qualify.adapters.salesforce.in_flight import finish_writes_in_flight
 from crm_qualify.adapters.salesforce.mapping_schema import SalesforceMapping
@@ -71,16 +71,19 @@ from crm_qualify.adapters.salesforce.soql import (
     when,
 )
 from crm_qualify.adapters.salesforce.staging import Staging
+from crm_qualify.adapters.salesforce.tasks import TaskWriter
 from crm_qualify.adapters.salesforce.translate import (
     ObjectMapping,
     PeopleMapping,
     Related,
     TranslationError,
+    field_info,
     number,
     parse_time,
     to_contact,
 )
-from crm_qualify.adapters.salesforce.writer import Writer
+from crm_qualify.adapters.salesforce.values import is_id
+from crm_qualify.adapters.salesforce.writes import FieldWriter
 from crm_qualify.connector.contract import (
     AdapterError,
     ApiUsage,
@@ -100,12 +103,7 @@ from crm_qualify.connector.model import Contact, FieldSource, PlannedTask, Recor
 from crm_qualify.connector.ops.logs import redact
 
 log = logging.getLogger(__name__)
-SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 NEXT_PAGE = re.compile(r"/services/data/v[\d.]+/query(?:All)?/[\w-]+")
-
-
-def is_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(SALESFORCE_ID.fullmatch(value))
 
 
 def _refuse(field: str, message: str) -> Contact:
@@ -134,7 +132,8 @@ class SalesforceAdapter:
         self.writable_stages = frozenset.intersection(*map(frozenset, stages))
         self.owned_fields = {sobject: m.owned for sobject, m in self.objects.items()}
         """What the engine checks against the describe answers before it writes."""
-        self.writer = Writer(client, self.objects, self.people.task_key)
+        self.fields = FieldWriter(client, self.objects)
+        self.tasks = TaskWriter(client, self.people.task_key, self._query, self._all)
         self.bulk_api = BulkApi(client, settings.bulk_timeout_seconds, sleep=self.traffic.backoff)
         """Its polls wait as a retry's backoff does: a read given up by a stop ends at once."""
         self.bulk_reads = BulkReads(self.bulk_api, settings.bulk_threshold)
@@ -616,27 +615,25 @@ class SalesforceAdapter:
         # each text field's length, once a process (the fit check's describe may have told)
         learn_lengths(self, {update.object_type for update in updates})
         if not self.bulk_writes.worth(len(updates)):
-            return self.writer.write_updates(updates)
+            return self.fields.write(updates)
         counts = Counter(update.object_type for update in updates)
         bulk = {
             sobject: self.bulk_writes.worth(n) or not fewer_in_collections(n)
             for sobject, n in counts.items()
         }
         if not any(bulk.values()):
-            return self.writer.write_updates(updates)
+            return self.fields.write(updates)
         if all(bulk.values()):
             return self.bulk_writes.write_updates(updates)
         jobs = iter(self.bulk_writes.write_updates([u for u in updates if bulk[u.object_type]]))
-        collections = iter(
-            self.writer.write_updates([u for u in updates if not bulk[u.object_type]])
-        )
+        collections = iter(self.fields.write([u for u in updates if not bulk[u.object_type]]))
         return [next(jobs) if bulk[u.object_type] else next(collections) for u in updates]
 
     def create_tasks(self, tasks: Sequence[PlannedTask]) -> list[TaskResult]:
         if self.bulk_writes.worth(len(tasks)):
             results = self.bulk_writes.create_tasks(tasks)
         else:
-            results = self.writer.create_tasks(tasks)
+            results = self.tasks.create(tasks)
         return self._onto_converted_contacts(tasks, results)
 
     def _onto_converted_contacts(
@@ -675,29 +672,13 @@ class SalesforceAdapter:
         ]
 
     def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
-        key = self.people.task_key
-        wanted = {k.casefold(): k for k in keys}
-        rows = self._all(
-            "GET query Task", f"SELECT Id, {key} FROM Task WHERE {key} IN ({{values}})", list(keys)
-        )
-        return {
-            wanted[row[key].casefold()]: row["Id"]
-            for row in rows
-            if isinstance(row.get(key), str)
-            and row[key].casefold() in wanted
-            and is_id(row.get("Id"))
-        }
+        return self.tasks.find(keys)
 
     def existing_task_keys(self) -> Iterator[tuple[str, str]]:
-        key = self.people.task_key
-        soql = f"SELECT Id, {key} FROM Task WHERE {key} != null ORDER BY Id"
-        for page in self._query("GET query Task", soql):
-            for row in page:
-                if isinstance(row.get(key), str) and is_id(row.get("Id")):
-                    yield row[key], row["Id"]
+        return self.tasks.existing()
 
     def close_tasks(self, crm_ids: Sequence[str]) -> list[TaskResult]:
-        return self.writer.delete_tasks(crm_ids)
+        return self.tasks.close(crm_ids)
 
     def finish_writes_in_flight(self) -> int:
         """The Bulk ingest jobs a dead run closed on our objects, waited for (`in_flight.py`)."""

@@ -1,5 +1,6 @@
 """Large write sets through Bulk API 2.0 ingest jobs: field updates by record id, follow-up
-tasks upserted by their key, one result per record as the REST writer gives them.
+tasks upserted by their key, one result per record as the REST collections give them
+(`writes.py`, `tasks.py`).
 
 A job's life: create, upload the CSV, close (`UploadComplete`), poll until it ends, then read
 back `failedResults` (`sf__Error`: `CODE:message:fields --`, routed like a REST record error,
@@ -29,12 +30,12 @@ from typing import Any, BinaryIO
 
 from crm_qualify.adapters.salesforce.bulk import BulkApi, JobState, csv_rows
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
+from crm_qualify.adapters.salesforce.tasks import task_result
 from crm_qualify.adapters.salesforce.translate import ObjectMapping, task_record
-from crm_qualify.adapters.salesforce.writer import (
+from crm_qualify.adapters.salesforce.writes import (
     COLLECTION,
     RETRYABLE_CODES,
     Row,
-    _task_result,
     translate_updates,
 )
 from crm_qualify.connector.contract import (
@@ -94,7 +95,7 @@ def _cell(record: dict[str, Any], name: str) -> str:
 
 
 def failure(error: str | None) -> Row:
-    """A `sf__Error` as a REST writer row: code, message and the first field it names."""
+    """A `sf__Error` as a REST collection row: code, message and the first field it names."""
     text = (error or "UNKNOWN:no error given").removesuffix(" --").removesuffix("--")
     code, _, rest = text.partition(":")
     message, _, fields = rest.rpartition(":")
@@ -162,7 +163,7 @@ class BulkWrites:
 
         job = Ingest("Task", "upsert", self.task_key, records, self.task_key)
         rows = self.run(job)
-        return [_task_result(task.key, rows[task.key.casefold()]) for task in tasks]
+        return [task_result(task.key, rows[task.key.casefold()]) for task in tasks]
 
     # one job ---------------------------------------------------------------------------------
     def run(self, job: Ingest) -> dict[str, Row]:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from crm_qualify.adapters.salesforce.client import SalesforceCallError
-from crm_qualify.connector.contract import AuthError, CheckResult, FieldInfo
+from crm_qualify.adapters.salesforce.translate import field_info
+from crm_qualify.connector.contract import AuthError, CheckResult
 from crm_qualify.connector.field_fit import fit_checks
 
 if TYPE_CHECKING:
@@ -133,39 +134,6 @@ def _missing(field: str, canonical: str | None) -> str:
         return f"{field} ({kind})"
     fix = f"create it, or set [fields.{canonical}] owned = false"
     return f"{field} ({kind}) for field {canonical}: {fix}"
-
-
-KINDS = {
-    **dict.fromkeys(("string", "textarea", "phone", "encryptedstring"), "text"),
-    **dict.fromkeys(("double", "int", "long", "percent", "currency"), "number"),
-    **dict.fromkeys(("picklist", "multipicklist"), "choice"),
-    "boolean": "flag",
-    "datetime": "datetime",
-    "date": "date",
-}
-"""Salesforce field types in canonical terms (`FieldInfo.kind`)."""
-
-
-def field_info(field: dict[str, Any]) -> FieldInfo:
-    """One field of a describe answer, as the contract reports it: a picklist that is not
-    restricted takes any text; an inactive value is no option; a text field's `length` is
-    the most characters it takes (Salesforce refuses the whole record, STRING_TOO_LONG, for
-    a longer value: the core cuts it, `OwnedFields.write`)."""
-    kind = KINDS.get(field["type"], "")
-    if kind == "choice" and not field.get("restrictedPicklist"):
-        kind = "text"
-    length = field.get("length")
-    return FieldInfo(
-        name=field["name"],
-        type=field["type"],
-        label=field.get("label", ""),
-        writable=bool(field.get("updateable")),
-        options=tuple(
-            p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)
-        ),
-        kind=kind,
-        length=length if kind == "text" and isinstance(length, int) and length > 0 else None,
-    )
 
 
 def _task_key_check(field: dict[str, Any]) -> CheckResult:

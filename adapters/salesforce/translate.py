@@ -20,7 +20,7 @@ from typing import Any
 
 from crm_qualify.adapters.salesforce.history import LAST_CHANGE, last_change
 from crm_qualify.adapters.salesforce.values import flag, number, parse_time, text, whole
-from crm_qualify.connector.contract import TranslationError
+from crm_qualify.connector.contract import FieldInfo, TranslationError
 from crm_qualify.connector.model import (
     Contact,
     CriterionStatus,
@@ -394,3 +394,36 @@ def task_record(task: PlannedTask, key_field: str) -> dict[str, Any]:
     if task.owner_id and task.owner_id.startswith("005"):
         record["OwnerId"] = task.owner_id
     return record
+
+
+FIELD_KINDS = {
+    **dict.fromkeys(("string", "textarea", "phone", "encryptedstring"), "text"),
+    **dict.fromkeys(("double", "int", "long", "percent", "currency"), "number"),
+    **dict.fromkeys(("picklist", "multipicklist"), "choice"),
+    "boolean": "flag",
+    "datetime": "datetime",
+    "date": "date",
+}
+"""Salesforce field types in canonical terms (`FieldInfo.kind`)."""
+
+
+def field_info(field: dict[str, Any]) -> FieldInfo:
+    """One field of a describe answer, as the contract reports it: a picklist that is not
+    restricted takes any text; an inactive value is no option; a text field's `length` is
+    the most characters it takes (Salesforce refuses the whole record, STRING_TOO_LONG, for
+    a longer value: the core cuts it, `OwnedFields.write`)."""
+    kind = FIELD_KINDS.get(field["type"], "")
+    if kind == "choice" and not field.get("restrictedPicklist"):
+        kind = "text"
+    length = field.get("length")
+    return FieldInfo(
+        name=field["name"],
+        type=field["type"],
+        label=field.get("label", ""),
+        writable=bool(field.get("updateable")),
+        options=tuple(
+            p["value"] for p in field.get("picklistValues") or [] if p.get("active", True)
+        ),
+        kind=kind,
+        length=length if kind == "text" and isinstance(length, int) and length > 0 else None,
+    )

@@ -22,6 +22,12 @@ DIGITS = {"NumberOfEmployees": 8}
 """Standard whole-number fields a mapping reads whose size Salesforce fixes (Lead and Account
 `NumberOfEmployees`, Number(8, 0) in the field reference; the API refuses a longer value with
 NUMBER_OUTSIDE_VALID_RANGE): a longer value came from no such field."""
+SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def is_id(value: Any) -> bool:
+    """A record id as Salesforce writes them: 15 or 18 letters and digits."""
+    return isinstance(value, str) and bool(SALESFORCE_ID.fullmatch(value))
 
 
 def value_at(row: dict[str, Any], field: str | None) -> Any:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crm_qualify.adapters.salesforce import SalesforceAdapter
 from crm_qualify.adapters.salesforce.simulator import SalesforceSimulator
-from crm_qualify.adapters.salesforce.writer import Writer
+from crm_qualify.adapters.salesforce.tasks import TaskWriter
 from crm_qualify.connector.contract import TaskResult
 from crm_qualify.connector.model import FieldUpdate, PlannedTask, RecordUpdate
 
@@ -151,16 +151,21 @@ def _lone_task() -> PlannedTask:
     )  # fmt: skip
 
 
+def _writer(client) -> TaskWriter:
+    """Task writes only: these tests never query."""
+    return TaskWriter(client, KEY, query=None, query_in=None)  # type: ignore[arg-type]
+
+
 def test_a_key_held_by_a_racing_upsert_is_looked_up_not_reported():
     held = {"success": False, "created": False, "errors": [{
         "statusCode": "DUPLICATE_VALUE", "fields": [],
         "message": f"duplicate value found: {KEY} duplicates value on record with id: 00T1",
     }]}  # fmt: skip
-    (result,) = Writer(_Answering([held]), {}, KEY).create_tasks([_lone_task()])
+    (result,) = _writer(_Answering([held])).create([_lone_task()])
     assert result.uncertain and not result.ok
 
 
 @pytest.mark.parametrize("answer", [[], {"id": "00T1"}, None, ["not a row"]])
 def test_an_answer_of_the_wrong_shape_leaves_the_tasks_uncertain(answer):
-    (result,) = Writer(_Answering(answer), {}, KEY).create_tasks([_lone_task()])
+    (result,) = _writer(_Answering(answer)).create([_lone_task()])
     assert result.uncertain and not result.ok

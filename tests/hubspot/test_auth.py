@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import requests
 from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.auth import OAuthApp
 from crm_qualify.adapters.hubspot.client import HubSpotClient
-from crm_qualify.adapters.hubspot.oauth import OAuthApp
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
 from crm_qualify.connector.cli import main
