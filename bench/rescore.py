@@ -49,8 +49,8 @@ from crm_qualify.connector.sync.engine import (  # noqa: E402
     PEOPLE_INDEXED_KEY,
     RunOptions,
     SyncEngine,
-    decision_fingerprint,
 )
+from crm_qualify.connector.sync.fingerprints import decision_fingerprint  # noqa: E402
 from crm_qualify.connector.sync.mirror import AckedWrite  # noqa: E402
 from crm_qualify.connector.sync.people import People  # noqa: E402
 from crm_qualify.connector.sync.state import StateStore  # noqa: E402

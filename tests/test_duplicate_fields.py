@@ -224,14 +224,14 @@ def test_grouping_rules_an_upgrade_changes_read_and_regroup_everyone_once(store,
     """Persons are made as records are read: a release that changes who is one person (Daniel
     and Daniela Meyer were one) left the persons made before it until each record changed or
     the weekly full read came, and one of two hot leads got no call meanwhile."""
-    from crm_qualify.connector.sync import engine as engine_module
+    from crm_qualify.connector.sync import fingerprints
 
     adapter = crm()
     assert engine(adapter, store, turned_on()).run(RunOptions(now=NOW)).counts["read"] == 3
     later = NOW + timedelta(minutes=5)
     assert engine(adapter, store, turned_on()).run(RunOptions(now=later)).counts["read"] == 0
 
-    monkeypatch.setattr(engine_module, "GROUPING_VERSION", engine_module.GROUPING_VERSION + 1)
+    monkeypatch.setattr(fingerprints, "GROUPING_VERSION", fingerprints.GROUPING_VERSION + 1)
     upgraded = engine(adapter, store, turned_on()).run(RunOptions(now=later + timedelta(1)))
     assert upgraded.counts["read"] == 3, "a full read indexes and regroups every record"
     again = engine(adapter, store, turned_on()).run(RunOptions(now=later + timedelta(2)))

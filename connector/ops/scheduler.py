@@ -31,8 +31,8 @@ from crm_qualify.connector.sync.engine import (
     RunOptions,
     RunSummary,
     SyncEngine,
-    decision_fingerprint,
 )
+from crm_qualify.connector.sync.fingerprints import decision_fingerprint
 from crm_qualify.connector.sync.lease import Lease, LeaseHeld
 from crm_qualify.connector.sync.state import (
     TASK_OWED,

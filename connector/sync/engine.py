@@ -45,7 +45,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from itertools import islice, repeat
 from typing import Any
 
@@ -63,7 +62,7 @@ from crm_qualify.connector.contract import (
 )
 from crm_qualify.connector.crm_clock import ClockOffsetError, check_offset
 from crm_qualify.connector.decision.decide import decide
-from crm_qualify.connector.decision.duplicates import GROUPING_VERSION, DuplicateGroup
+from crm_qualify.connector.decision.duplicates import DuplicateGroup
 from crm_qualify.connector.decision.planning import KINDS, MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
@@ -72,7 +71,6 @@ from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUp
 from crm_qualify.connector.ops.allocator import give_back_free_memory
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
 from crm_qualify.connector.owned_values import OwnedFields
-from crm_qualify.connector.plugins import adapter_identity
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.adapter_state import hand_state
@@ -84,6 +82,11 @@ from crm_qualify.connector.sync.diff import (
     hinges_on_our_writes,
     plan_update,
     same,
+)
+from crm_qualify.connector.sync.fingerprints import (
+    config_fingerprint,
+    decision_fingerprint,
+    read_fingerprint,
 )
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
 from crm_qualify.connector.sync.gc_pause import fewer_collections
@@ -131,10 +134,6 @@ is decided again; otherwise only those whose decision can have moved (`next_revi
 READ_WITH_KEY = "mirror_read_with"
 """What the last full read (or the one under way) read with (`read_fingerprint`): when it
 changes, the next run reads every record again, whatever `reconcile_every_days` says."""
-FACTS_VERSION = 1
-"""Raised when a code change moves what a read puts in the mirror (1: events carry the id of
-the CRM activity they are, `EngagementEvent.source_id`): the next run reads every record
-again, so no person is made of records read before and after the change."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 500
@@ -1908,52 +1907,6 @@ def _chunk_sizes() -> Iterator[int]:
         yield size
         size *= 2
     yield from repeat(MIRROR_CHUNK)
-
-
-def config_fingerprint(settings: Settings) -> str:
-    """The configuration, mapping and adapter a record's outcome depends on: what a record
-    needing attention is retried on. The adapter counts by its package's version and its
-    non-secret options (`adapter_identity`: a rotated token is no fix); what only runs the
-    program (schedule, logs, the server, calibration) is left out: turning on DEBUG to look
-    into an error would re-read and report it again."""
-    operations = {"adapters", "schedule", "logging", "server", "calibrate"}
-    config = settings.model_dump_json(exclude=operations) + _mapping_text(settings)
-    config += adapter_identity(settings)
-    return hashlib.sha256(config.encode()).hexdigest()
-
-
-def decision_fingerprint(settings: Settings) -> str:
-    """What a decision and its diff depend on: the rules, who is one person (`[identity]`:
-    its review task too), the field policies, the mapping."""
-    config = settings.rules.model_dump_json() + settings.identity.model_dump_json()
-    config += str(sorted(settings.fields.items()))
-    return hashlib.sha256((config + _mapping_text(settings)).encode()).hexdigest()
-
-
-def read_fingerprint(settings: Settings) -> str:
-    """What the mirrored facts, and the persons made of them, depend on: the mapping, which
-    fields are owned (an adapter reads no other, `mapping.owned_only`), and the identity
-    rules that group records (all but `review_task`, which only decides; and the code's own,
-    `GROUPING_VERSION`, `FACTS_VERSION`). The mirror holds no CRM value of a field it did not
-    read, so deciding a newly owned field from it would take the CRM's value for empty and
-    overwrite it, whatever its policy; facts translated under another mapping are stale; and
-    persons are regrouped only as their records are read (a full read indexes every record
-    under the rules it reads with, then groups everyone)."""
-    owned = sorted(name for name, policy in settings.fields.items() if policy.owned)
-    grouping = settings.identity.model_dump_json(exclude={"review_task"}) + str(GROUPING_VERSION)
-    text = str(owned) + grouping + f"facts {FACTS_VERSION}" + _mapping_text(settings)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _mapping_text(settings: Settings) -> str:
-    """The mapping file's text (configured or bundled), or "" for an adapter without one."""
-    try:
-        if settings.crm.mapping_file:
-            return settings.crm.mapping_file.read_text("utf-8")
-        bundled = resources.files("crm_qualify.mappings").joinpath(f"{settings.crm.adapter}.toml")
-        return bundled.read_text("utf-8") if bundled.is_file() else ""
-    except OSError:
-        return ""
 
 
 __all__ = ["BatchReport", "RunOptions", "RunSummary", "SyncEngine"]

@@ -18,8 +18,8 @@ from crm_qualify.connector.sync.engine import (
     FIT_CHECKED_KEY,
     RunOptions,
     SyncEngine,
-    decision_fingerprint,
 )
+from crm_qualify.connector.sync.fingerprints import decision_fingerprint
 
 from tests.hubspot.conftest import FAST, make_adapter
 
