@@ -28,7 +28,7 @@ from crm_qualify.connector.ops.scheduler import (
 )
 from crm_qualify.connector.settings import ScheduleSettings, Settings
 from crm_qualify.connector.sync.engine import SyncEngine
-from crm_qualify.connector.sync.state import StateStore
+from crm_qualify.connector.sync.state import StateStore, StateStoreError
 
 from tests.memory_adapter import MemoryAdapter
 
@@ -169,6 +169,37 @@ def test_a_crashed_run_is_recorded_failed_and_the_next_one_resumes(tmp_path, cap
     assert "pat-canary-0042" not in crashed.errors[0]
     assert runner.health.report()[0] == 503
     assert runner.metrics.errors.labels("run")._value.get() == 1
+    assert store.acquire_lock(runner.lock_name, "someone-else", 60, time.time()), "released"
+    store.release_lock(runner.lock_name, "someone-else")
+    assert runner.sync_once().status == "ok"
+    assert runner.health.report()[0] == 200
+    store.close()
+
+
+def test_a_run_the_state_store_cannot_start_is_a_crash_and_the_schedule_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    """The state store fails as a run starts (a full disk, a locked file): the engine has no
+    run to record it in, so the daemon logs the crash (without the secret), counts it and
+    turns /healthz 503, is idle again, and the next scheduled run goes on."""
+    runner = daemon(tmp_path / "state.sqlite", MemoryAdapter(contacts(4)))
+    store = runner.engine.store
+    start_run, failures = store.start_run, []
+
+    def full_disk_once(*args, **kwargs):
+        if not failures:
+            failures.append(args)
+            raise StateStoreError("state store: cannot write: disk full (access_token=pat-x42)")
+        return start_run(*args, **kwargs)
+
+    monkeypatch.setattr(store, "start_run", full_disk_once)
+    assert runner.sync_once() is None
+    assert "run crashed" in caplog.text and "disk full" in caplog.text
+    assert "pat-x42" not in caplog.text
+    assert store.runs() == []
+    assert runner.health.report()[0] == 503
+    assert runner.metrics.errors.labels("crash")._value.get() == 1
+    assert runner.idle.is_set(), "idle again: a stop need not wait"
     assert store.acquire_lock(runner.lock_name, "someone-else", 60, time.time()), "released"
     store.release_lock(runner.lock_name, "someone-else")
     assert runner.sync_once().status == "ok"

@@ -160,6 +160,23 @@ def test_a_refused_value_is_not_retryable_and_names_the_property(sim, adapter):
     assert (results[1].retryable, results[1].field) == (False, "crmq_temperature")
 
 
+def test_a_value_the_mapping_cannot_write_is_refused_before_sending_and_names_the_property(
+    sim, adapter
+):
+    """`target` has no lifecyclestage value: that record's update is refused by name, not
+    sent, and the other records of the call land."""
+    ids = contact_ids(sim)[24:27]
+    updates = [RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=9)]) for i in ids]
+    updates[1] = RecordUpdate(contact_id=ids[1], changes=[FieldUpdate(field="stage", new="target")])
+    before = sim.store.objects["contacts"][ids[1]]["properties"].get("lifecyclestage")
+    results = adapter.write_updates(updates)
+    assert [r.ok for r in results] == [True, False, True]
+    assert (results[1].retryable, results[1].field) == (False, "lifecyclestage")
+    assert "target" in (results[1].error or "")
+    assert sim.store.objects["contacts"][ids[1]]["properties"].get("lifecyclestage") == before
+    assert sim.store.objects["contacts"][ids[0]]["properties"]["crmq_score"] == "9"
+
+
 def test_a_failed_row_of_a_batch_update_names_its_record(sim, adapter):
     ids = contact_ids(sim)[18:21]
     sim.faults.add("207", ids=[ids[0]], request="contacts.batch_update")
