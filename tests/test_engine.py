@@ -539,3 +539,45 @@ def test_every_run_gives_its_freed_memory_back_at_its_end(store, monkeypatch):
     monkeypatch.setattr(adapter, "read_changed", down)
     assert run(engine).status == "failed"
     assert trims == [1, 1]
+
+
+def test_a_contact_the_rules_cannot_decide_is_reported_by_name_and_the_run_goes_on(
+    store, monkeypatch
+):
+    """A decision that raises (a rule meeting data it was not written for) is that record's
+    error, named, and the record needs attention (`crm-qualify errors`); the other records
+    are written. Nothing is retried at the same version: once the record changes, it is
+    decided again."""
+    from crm_qualify.connector.sync import engine as engine_module
+
+    real_decide = engine_module.decide
+
+    def decide_or_fail(contact, rules, now, *, hot_since=None):
+        if contact.id == "c1" and contact.title is None:
+            raise OverflowError("date value out of range")
+        return real_decide(contact, rules, now, hot_since=hot_since)
+
+    adapter = MemoryAdapter([hot_contact(), cold_contact("c1"), cold_contact("c2")])
+    engine = make_engine(adapter, store)
+    monkeypatch.setattr(engine_module, "decide", decide_or_fail)
+    summary = run(engine)
+
+    assert summary.status == "partial"
+    (error,) = summary.errors
+    assert "c1" in error and "cannot score: OverflowError: date value out of range" in error
+    assert adapter.records["hot-1"].owned["stage"] == "mql"
+    assert adapter.records["c2"].owned.get("score") is not None
+    assert not adapter.records["c1"].owned
+    assert summary.counts["scored"] == 2
+    (attention,) = store.attention("default")
+    assert attention.contact_id == "c1" and "OverflowError" in attention.reason
+
+    later = NOW + timedelta(minutes=5)
+    same = engine.run(RunOptions(now=later))
+    assert same.status == "ok" and same.counts["read"] == 0 and not same.errors
+
+    adapter.edit("c1", title="Buyer")
+    fixed = engine.run(RunOptions(now=later + timedelta(minutes=5)))
+    assert fixed.status == "ok", fixed.errors
+    assert adapter.records["c1"].owned.get("score") is not None
+    assert store.attention("default") == []
