@@ -137,6 +137,23 @@ def test_field_updates_ride_out_every_transient_fault(sim, adapter, kind):
     }
 
 
+def test_an_update_that_fails_every_attempt_is_retryable_for_each_record(sim, adapter):
+    """503 on every attempt (max_attempts=3): nothing was applied, and every record of the
+    call comes back failed for now, so the engine keeps its intent and the next run sends
+    it again; the call does not raise."""
+    ids = contact_ids(sim)[27:29]
+    before = [sim.store.objects["contacts"][i]["properties"].get("crmq_score") for i in ids]
+    sim.faults.add("503", times=3, request="contacts.batch_update")
+    results = adapter.write_updates(
+        [RecordUpdate(contact_id=i, changes=[FieldUpdate(field="score", new=77)]) for i in ids]
+    )
+    assert sim.faults.pending() == 0
+    assert [(r.ok, r.retryable) for r in results] == [(False, True)] * 2
+    assert all("503" in (r.error or "") for r in results)
+    after = [sim.store.objects["contacts"][i]["properties"].get("crmq_score") for i in ids]
+    assert after == before
+
+
 def test_an_expired_token_on_an_update_stops_the_call(sim, adapter):
     contact_id = contact_ids(sim)[14]
     sim.faults.add("401", request="contacts.batch_update")
