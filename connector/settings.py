@@ -401,13 +401,37 @@ def load_settings(path: Path | str | None = None) -> Settings:
         raise ConfigurationError(unknown)
     token = _toml_path.set(toml_path)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, environment=True)) from None
     except SettingsError as exc:  # an environment value that is not valid JSON for its table
         raise ConfigurationError([str(exc)]) from None
     finally:
         _toml_path.reset(token)
+    astray = _state_astray(settings.sync.state_path, toml_path)
+    if astray:
+        raise ConfigurationError([astray])
+    return settings
+
+
+def _state_astray(state_path: Path, toml_path: Path | None, cwd: Path | None = None) -> str | None:
+    """A relative `sync.state_path` is taken from the working directory. Run from another
+    folder than the configuration file's (cron, a service manager), it would start a second
+    state file there, silently: a full read, a run history without the first, and a lock the
+    daemon beside the first one does not see. Refused when the working directory has no such
+    file and the configuration file's folder has one."""
+    if state_path.is_absolute() or toml_path is None:
+        return None
+    here = (cwd or Path.cwd()) / state_path
+    beside = toml_path.resolve().parent / state_path
+    if here.exists() or not beside.exists() or here.resolve() == beside.resolve():
+        return None
+    return (
+        f"sync.state_path: {state_path} is taken from the working directory"
+        f" ({here.parent.resolve()}), which has no such file, but {beside} beside the"
+        " configuration file is one: run from that folder or give an absolute path"
+        " (a new state file would start over with a full read)"
+    )
 
 
 def _unknown_sections() -> list[str]:

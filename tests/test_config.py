@@ -860,3 +860,40 @@ def test_doctor_warns_of_the_unanswered_criteria_too(tmp_path, monkeypatch):
     warning = unanswered_criteria(settings, adapter)
     assert warning is not None and "framework meddic needs metrics" in warning
     assert "SQL comes by score only (sql_by_score)" in warning
+
+
+def test_a_relative_state_path_that_would_start_a_second_state_file_is_refused(
+    tmp_path, monkeypatch, capsys
+):
+    """cron runs `--config /etc/.../crm-qualify.toml` from another folder: the relative
+    state_path would open a new, empty state file there, beside none, while the one in use
+    sits beside the configuration. Refused, naming the key and both places; from the
+    configuration's folder, or once the path is absolute, it loads."""
+    home, elsewhere = tmp_path / "etc", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = home / "crm-qualify.toml"
+    config.write_text("[sync]\nstate_path = 'state.sqlite'\n")
+    (home / "state.sqlite").write_bytes(b"")
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(config)
+    (problem,) = refused.value.problems
+    assert problem.startswith("sync.state_path: state.sqlite") and str(home) in problem
+    assert main(["runs", "--config", str(config)]) == 2
+    assert "sync.state_path:" in capsys.readouterr().err
+    assert not (elsewhere / "state.sqlite").exists(), "no second state file"
+
+    monkeypatch.chdir(home)
+    assert load_settings(config).sync.state_path == Path("state.sqlite")
+    monkeypatch.chdir(elsewhere)
+    config.write_text(f"[sync]\nstate_path = '{home / 'state.sqlite'}'\n")
+    assert load_settings(config).sync.state_path == home / "state.sqlite"
+
+
+def test_a_relative_state_path_with_no_state_file_anywhere_is_a_first_run(tmp_path, monkeypatch):
+    config = tmp_path / "etc" / "crm-qualify.toml"
+    config.parent.mkdir()
+    config.write_text("[sync]\nstate_path = 'state.sqlite'\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(config).sync.state_path == Path("state.sqlite")
