@@ -414,7 +414,7 @@ def load_settings(path: Path | str | None = None) -> Settings:
     return settings
 
 
-def _state_astray(state_path: Path, toml_path: Path | None, cwd: Path | None = None) -> str | None:
+def _state_astray(state_path: Path, toml_path: Path | None) -> str | None:
     """A relative `sync.state_path` is taken from the working directory. Run from another
     folder than the configuration file's (cron, a service manager), it would start a second
     state file there, silently: a full read, a run history without the first, and a lock the
@@ -422,13 +422,13 @@ def _state_astray(state_path: Path, toml_path: Path | None, cwd: Path | None = N
     file and the configuration file's folder has one."""
     if state_path.is_absolute() or toml_path is None:
         return None
-    here = (cwd or Path.cwd()) / state_path
-    beside = toml_path.resolve().parent / state_path
-    if here.exists() or not beside.exists() or here.resolve() == beside.resolve():
+    cwd = Path.cwd()
+    here, beside = cwd / state_path, toml_path.resolve().parent / state_path
+    if here.exists() or not beside.exists():
         return None
     return (
         f"sync.state_path: {state_path} is taken from the working directory"
-        f" ({here.parent.resolve()}), which has no such file, but {beside} beside the"
+        f" ({cwd}), which has no such file, but {beside} beside the"
         " configuration file is one: run from that folder or give an absolute path"
         " (a new state file would start over with a full read)"
     )
