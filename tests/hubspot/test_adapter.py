@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_qualify.adapters.hubspot import HubSpotAdapter
+from crm_qualify.adapters.hubspot.client import HubSpotClient
 from crm_qualify.adapters.hubspot.reader import Cursor
 from crm_qualify.adapters.hubspot.settings import HubSpotSettings
 from crm_qualify.adapters.hubspot.simulator import HubSpotSimulator
@@ -285,6 +286,27 @@ def test_doctor_checks_the_task_key_property(sim, adapter):
     checks = {c.name: c for c in adapter.check()}
     assert not checks["task key property"].ok
     assert "crm-qualify setup" in checks["task key property"].detail
+
+
+def test_doctor_names_a_missing_read_property_and_a_task_key_of_the_wrong_type(sim, adapter):
+    """A property the mapping reads is the portal's to create (no `setup` fix offered); a
+    task key property that is not text cannot be searched by key."""
+    del sim.store.definitions["contacts"]["jobtitle"]
+    sim.store.definitions["tasks"]["crmq_task_key"]["type"] = "number"
+    checks = {c.name: c for c in adapter.check()}
+    mapped = checks["mapped properties"]
+    assert not mapped.ok and mapped.detail == "missing: jobtitle"
+    key = checks["task key property"]
+    assert not key.ok and key.detail == "tasks.crmq_task_key is number, expected string"
+
+
+def test_doctor_stops_at_a_refused_token(sim):
+    settings = HubSpotSettings(access_token="pat-not-this-portal", base_url=sim.base_url)
+    checks = HubSpotAdapter(settings, load_mapping("hubspot"), HubSpotClient(settings)).check()
+    assert [(c.name, c.ok) for c in checks] == [("credentials", False)]
+    (refused,) = checks
+    assert refused.fix == "check adapters.hubspot.access_token"
+    assert "pat-not-this-portal" not in f"{refused.detail} {refused.fix}"
 
 
 def test_outcomes_are_the_closed_deals_with_their_contacts(sim, adapter):
