@@ -551,3 +551,38 @@ def test_doctor_names_the_setting_to_fix_when_the_token_is_refused(tmp_path, cap
     out = capsys.readouterr().out
     assert "[FAIL] credentials: HubSpot rejected the access token" in out
     assert "fix: check adapters.hubspot.access_token" in out
+
+
+def test_doctor_says_where_the_state_store_is_and_whether_a_sync_can_write_it(
+    memory_adapter, capsys, tmp_path
+):
+    """An admin learns before the first sync where the state file will be (a relative
+    path is the working directory's) and that its place takes it: a missing folder, a
+    read-only mount (tried, not asked: root passes access(2)) and a directory in its place
+    fail, naming the path and the key; doctor creates no state file."""
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    state = Path.cwd() / "crm-qualify.sqlite"
+    assert f"[ok  ] state store: {state}: none yet, the first sync creates it" in out
+    assert not state.exists()
+
+    for place, problem in (
+        (tmp_path / "no-such" / "s.sqlite", f"{tmp_path / 'no-such'}: no such folder"),
+        (Path("/proc/s.sqlite"), "/proc: cannot create a file there"),
+        (tmp_path, f"{tmp_path}: not a file"),
+    ):
+        with memory_adapter.open("a") as config:
+            config.write(f"[sync]\nstate_path = '{place}'\n")
+        assert main(["doctor"]) == 1, place
+        out = capsys.readouterr().out
+        assert f"[FAIL] state store: {problem}" in out, out
+        assert "fix: set sync.state_path (CRMQ_SYNC__STATE_PATH)" in out
+        memory_adapter.write_text(
+            memory_adapter.read_text().replace(f"[sync]\nstate_path = '{place}'\n", "")
+        )
+
+    (tmp_path / "kept.sqlite").write_bytes(b"x" * 2_000_000)
+    with memory_adapter.open("a") as config:
+        config.write(f"[sync]\nstate_path = '{tmp_path / 'kept.sqlite'}'\n")
+    assert main(["doctor"]) == 0
+    assert f"[ok  ] state store: {tmp_path / 'kept.sqlite'} (2.0 MB)" in capsys.readouterr().out

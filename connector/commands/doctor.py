@@ -9,6 +9,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from crm_qualify.connector.commands.common import (
@@ -18,6 +19,7 @@ from crm_qualify.connector.commands.common import (
     settings_or_exit,
 )
 from crm_qualify.connector.contract import Adapter, AdapterError, CheckResult
+from crm_qualify.connector.ops.file_rights import uncreatable, unwritable
 from crm_qualify.connector.ops.logs import redact
 from crm_qualify.connector.plugins import adapter_settings, load_adapter_class
 from crm_qualify.connector.settings import Settings
@@ -154,6 +156,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     for warning in warnings:
         if warning:
             print(f"[warn] {warning}")
+    state_ok = print_results([state_check(Path(settings.sync.state_path))])
     urls = endpoints(settings)
     for key, url in urls:
         why = unreachable(url)
@@ -163,7 +166,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             return 1
         print(f"[ok  ] reach {redact(url)}")
     try:
-        return 0 if print_results(adapter.check()) else 1
+        return 0 if print_results(adapter.check()) and state_ok else 1
     except AdapterError as exc:
         print(f"[FAIL] {type(exc).__name__}: {redact(str(exc))}")
     except Exception as exc:  # a library's network error that no adapter turned into ours
@@ -172,6 +175,26 @@ def run_doctor(args: argparse.Namespace) -> int:
         target = ", ".join(redact(url) for _, url in urls) or f"the {settings.crm.adapter} API"
         print(f"[FAIL] calling {target}: {network_cause(exc)}")
     return 1
+
+
+def state_check(path: Path) -> CheckResult:
+    """Where the state store is (`sync.state_path`, relative to the working directory) and
+    whether a sync can write it there: SQLite creates its journal files beside it, so its
+    folder must take new files too. A probe file is created and removed; the store itself is
+    not opened."""
+    where = path.absolute()
+    if not where.parent.is_dir():
+        problem: str | None = f"{where.parent}: no such folder"
+    elif where.exists() and not where.is_file():
+        problem = f"{where}: not a file"
+    else:
+        problem = uncreatable(where) or (unwritable(where) if where.exists() else None)
+    if problem:
+        fix = "set sync.state_path (CRMQ_SYNC__STATE_PATH) to a writable place, or fix its rights"
+        return CheckResult("state store", False, problem, fix=fix)
+    if not where.exists():
+        return CheckResult("state store", True, f"{where}: none yet, the first sync creates it")
+    return CheckResult("state store", True, f"{where} ({where.stat().st_size / 1e6:,.1f} MB)")
 
 
 def unkept_edits(settings: Settings, adapter: Adapter | type) -> str | None:

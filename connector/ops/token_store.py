@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crm_qualify.connector.ops.file_rights import uncreatable
+
 FORMAT = 1
 
 
@@ -134,16 +136,7 @@ def writable_location(path: Path) -> str | None:
         return f"{path}: group or others may read it (chmod 600 {path})"
     if not directory.is_dir():
         return f"{directory}: no such directory"
-    return _uncreatable(path) or _unreadable(path) or _unlockable(TokenStore(path).lock_path)
-
-
-def _uncreatable(path: Path) -> str | None:
-    """Why a save's temporary file cannot be created beside `path` (created and removed)."""
-    try:
-        with tempfile.NamedTemporaryFile(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent):
-            return None
-    except OSError as exc:
-        return f"{path.parent}: cannot create a file there ({exc.strerror})"
+    return uncreatable(path) or _unreadable(path) or _unlockable(TokenStore(path).lock_path)
 
 
 def _unreadable(path: Path) -> str | None:
