@@ -40,6 +40,8 @@ TABLES = {"stage": "stages", **OPTION_TABLES}
 """The mapping table that spells the values of a field that has one."""
 SHOWN_OPTIONS = 12
 log = logging.getLogger(__name__)
+MISSING = "no such field"
+"""What a misfit the CRM lacks holds (`Misfit.holds`)."""
 LONGEST_TEXT = {"grade": max(map(len, GRADES)), "rules_version": 10, "duplicate_group": 40}
 """The longest text written to each owned text field but reasons (`reasons_max`): a rules
 version is a 10-character hash, a duplicate group `<object>:<id>`."""
@@ -56,6 +58,8 @@ class Misfit:
     holds: str
     writes: str
     fix: str
+    creator: str = ""
+    """Of a missing field: who can create it (the fix of several missing at once)."""
 
     @property
     def mapped(self) -> str:
@@ -104,7 +108,8 @@ def _missing(object_type: str, name: str, field: str, setup: str | None) -> Misf
         f"create it ({creator}), map {name} to a field that exists,"
         f" or set [fields.{name}] owned = false"
     )
-    return Misfit(f"objects.{object_type}.fields.{name}", name, field, "no such field", "", fix)
+    key = f"objects.{object_type}.fields.{name}"
+    return Misfit(key, name, field, MISSING, "", fix, creator)
 
 
 def written_values(name: str, owned: OwnedFields) -> tuple[str, ...] | None:
@@ -218,10 +223,19 @@ def fit_checks(
 
 
 def misfit_error(found: list[Misfit]) -> ConfigError:
-    """The sync's stop before any write: each misfit with its fix."""
-    lines = "; ".join(f"{m.line()} (fix: {m.fix})" for m in found)
+    """The sync's stop before any write: each misfit with its fix. Fields the CRM lacks are
+    named together with one fix: before `setup`, every owned field is missing, and thirteen
+    copies of the same fix hid what to do."""
+    missing = [m for m in found if m.holds == MISSING]
+    lines = [f"{m.line()} (fix: {m.fix})" for m in found if len(missing) < 2 or m not in missing]
+    if len(missing) > 1:
+        fix = (
+            f"create them ({missing[0].creator}), map each to a field that exists, or set"
+            " [fields.<name>] owned = false for those crm-qualify should not write"
+        )
+        lines.insert(0, f"{MISSING}: {', '.join(m.mapped for m in missing)} (fix: {fix})")
     return ConfigError(
         f"mapped field(s) the CRM lacks or that cannot hold what crm-qualify writes, so"
         f" nothing was read or written: "
-        f"{lines}; `crm-qualify doctor` lists them"
+        f"{'; '.join(lines)}; `crm-qualify doctor` lists them"
     )

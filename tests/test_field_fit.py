@@ -117,3 +117,29 @@ def test_text_is_written_cut_to_its_field_length_ending_in_an_ellipsis():
     written = owned.write({"reasons": "x" * 40, "grade": "A1"}, "HubSpot property")
     assert written["crmq_reasons"] == "x" * 9 + "…" and written["crmq_grade"] == "A1"
     assert owned.write({"reasons": "short"}, "p")["crmq_reasons"] == "short"
+
+
+def test_fields_the_crm_lacks_are_named_together_with_one_fix():
+    """Before `setup` every owned field is missing: the stop names each with its mapping key
+    and says the fix once, beside the misfits that have fixes of their own."""
+    fields = portal(t=FieldInfo("crmq_score", "string", writable=False, kind="text"))
+    for gone in ("crmq_grade", "crmq_reasons", "crmq_renurture"):
+        del fields[gone]
+    found = misfits("contacts", OWNED, fields, missing=True, setup="hubspot")
+    error = str(misfit_error(found))
+    assert (
+        "no such field: objects.contacts.fields.grade = crmq_grade,"
+        " objects.contacts.fields.reasons = crmq_reasons,"
+        " objects.contacts.fields.renurture = crmq_renurture (fix: create them"
+        " (`crm-qualify setup hubspot` creates ours)"
+    ) in error
+    assert error.count("creates ours") == 1 and error.count("no such field") == 1
+    assert "objects.contacts.fields.score = crmq_score: string, read-only" in error
+    assert "(fix: map score to a field crm-qualify can write" in error
+
+    fields = portal()
+    del fields["crmq_grade"]
+    (alone,) = misfits("contacts", OWNED, fields, missing=True)
+    assert "objects.contacts.fields.grade = crmq_grade: no such field (fix: create it (a CRM" in (
+        str(misfit_error([alone]))
+    )

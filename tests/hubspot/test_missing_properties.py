@@ -36,8 +36,14 @@ def test_a_portal_never_set_up_stops_the_run_before_it_reads_until_set_up(store,
         run = engine.run(RunOptions())
         assert run.status == "failed"
         (reason,) = run.errors
-        assert "objects.contacts.fields.score = crmq_score: no such field" in reason
-        assert "crm-qualify setup hubspot" in reason
+        missing = reason.split("no such field: ", 1)[1].split(" (fix: ", 1)[0].split(", ")
+        assert "objects.contacts.fields.score = crmq_score" in missing
+        ours = adapter.owned_fields["contacts"].fields
+        lacking = {
+            f"objects.contacts.fields.{n} = {f}" for n, f in ours.items() if f != "lifecyclestage"
+        }
+        assert set(missing) == lacking, "every one the portal lacks, HubSpot's own stage not"
+        assert reason.count("crm-qualify setup hubspot") == 1, "one fix for them all"
         sent = bare.stats.by_endpoint[UPDATES] + bare.stats.by_endpoint[CREATES]
         assert sent == 0 and run.counts["read"] == 0, "stopped before reading"
         assert not store.attention("default"), "no record is at fault"
