@@ -268,11 +268,12 @@ def load_mapping(
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError([f"crm.mapping_file: {where}: {exc}"]) from None
-    try:
-        MappingDocument.model_validate(document)
-        validated = schema.model_validate(document, context=options) if schema else None
-    except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc, f"mapping {where}: ")) from None
+    for model in (MappingDocument, schema):
+        try:
+            validated = model.model_validate(document, context=options) if model else None
+        except ValidationError as exc:
+            problems = describe_validation_error(exc, f"mapping {where}: ", model=model)
+            raise ConfigurationError(problems) from None
     if policies is not None:
         owned = owned_only(document, policies)
         clashes = shared_fields(owned)

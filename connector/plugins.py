@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, get_args
 
 from crm_qualify.connector.contract import Adapter, missing_methods
+from crm_qualify.connector.key_hints import close_match
 from crm_qualify.connector.mapping import ADAPTER_GROUP, load_mapping, owned_only
 from crm_qualify.connector.ops.logs import register_secrets, secret_values, without_secrets
 from crm_qualify.connector.settings import ConfigurationError, Settings, describe_validation_error
@@ -22,13 +22,6 @@ class PluginError(Exception):
 
 def available_adapters() -> dict[str, EntryPoint]:
     return {point.name: point for point in entry_points(group=ADAPTER_GROUP)}
-
-
-def close_match(name: str, known: list[str]) -> str | None:
-    """The known name `name` nearly spells (a typo, a letter's case), or None."""
-    by_lower = {candidate.lower(): candidate for candidate in known}
-    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
-    return by_lower[close[0]] if close else None
 
 
 def unknown_adapter(name: str) -> list[str]:
@@ -120,7 +113,7 @@ def adapter_settings(adapter_class: type, settings: Settings) -> BaseModel:
     try:
         return model.model_validate(reveal_plain_fields(settings.adapter_options(), model))
     except ValidationError as exc:
-        problems = describe_validation_error(exc, prefix, environment=True)
+        problems = describe_validation_error(exc, prefix, environment=True, model=model)
         raise ConfigurationError(problems) from None
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from crm_qualify.connector.decision.calibration.settings import CalibrateSettings
 from crm_qualify.connector.decision.identity_rules import IdentityRules
 from crm_qualify.connector.decision.rules import Rules
+from crm_qualify.connector.key_hints import unknown_key_hint
 from crm_qualify.connector.model import OPT_IN_FIELDS, OWNED_FIELDS
 from crm_qualify.connector.ops.logs import is_secret_key, mask_url_passwords, mask_values
 from pydantic import (
@@ -320,18 +321,26 @@ def _conceal(value: Any, secret: bool) -> Any:
 
 
 def describe_validation_error(
-    error: ValidationError, prefix: str = "", *, environment: bool = False
+    error: ValidationError,
+    prefix: str = "",
+    *,
+    environment: bool = False,
+    model: type[BaseModel] | None = None,
 ) -> list[str]:
     """`key.path: message` lines a person can act on, never echoing the input value: pydantic
     leaves the input out of `msg`, but a validator's own message may quote it. With
     `environment`, a key a `CRMQ_` variable set says so: it is not in the file (`prefix`,
-    a dotted key such as `adapters.hubspot.`, is part of the variable's name)."""
+    a dotted key such as `adapters.hubspot.`, is part of the variable's name). With the
+    `model` validated, an unknown key says the key it nearly spells or the table it belongs
+    in (`key_hints`)."""
     problems = []
     within = tuple(part for part in prefix.split(".") if part)
     for item in error.errors():
         loc = tuple(part for part in item["loc"] if part != "[key]")  # a bad key names itself
         key = ".".join(str(part) for part in loc) or "(top level)"
         line = f"{prefix}{key}: {mask_values(item['msg'], _input_secrets(item))}"
+        if item["type"] == "extra_forbidden" and model is not None and loc:
+            line += unknown_key_hint(model, loc, prefix if prefix.endswith(".") else "")
         variable = _variable_of((*within, *loc)) if environment else None
         problems.append(f"{line} (from the environment variable {variable})" if variable else line)
     return problems
@@ -403,7 +412,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(exc, environment=True)) from None
+        problems = describe_validation_error(exc, environment=True, model=Settings)
+        raise ConfigurationError(problems) from None
     except SettingsError as exc:  # an environment value that is not valid JSON for its table
         raise ConfigurationError([str(exc)]) from None
     finally:

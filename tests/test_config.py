@@ -44,6 +44,53 @@ def test_every_problem_is_reported_with_its_key(tmp_path, capsys):
         assert key in err, err
 
 
+def test_an_unknown_key_says_what_it_nearly_spells_or_which_table_has_it(tmp_path, capsys):
+    """pydantic names an unknown key but not the one meant: a key in the wrong table read as
+    a typo (`interval_minutes` under `[sync]`, where `[schedule]` has it)."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        "[crm]\nadapter = 'hubspot'\n[sync]\ninterval_minutes = 15\nreconcile_every_day = 3\n"
+        "[rules.decay]\nfresh_day = 10\n[fields.stage]\npolcy = 'always'\n"
+        "[adapters.hubspot]\naccess_token = 'pat-1'\nbase_ulr = 'http://127.0.0.1:1'\n"
+    )
+    for command in (["config", "check", str(bad)], ["sync", "--once", "--config", str(bad)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        for line in (
+            "sync.interval_minutes: Extra inputs are not permitted; it is a key of [schedule]",
+            "sync.reconcile_every_day: Extra inputs are not permitted; did you mean"
+            " sync.reconcile_every_days?",
+            "rules.decay.fresh_day: Extra inputs are not permitted; did you mean"
+            " rules.decay.fresh_days?",
+            "fields.stage.polcy: Extra inputs are not permitted; did you mean fields.stage.policy?",
+        ):
+            assert line in err, err
+    bad.write_text(
+        "[crm]\nadapter = 'hubspot'\n"
+        "[adapters.hubspot]\naccess_token = 'pat-1'\nbase_ulr = 'http://127.0.0.1:1'\n"
+    )
+    assert main(["sync", "--once", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "adapters.hubspot.base_ulr: Extra inputs are not permitted; did you mean"
+        " adapters.hubspot.base_url?"
+    ) in err, err
+    assert "pat-1" not in err
+
+    mapping = tmp_path / "mapping.toml"
+    bundled = (Path(__file__).parents[1] / "mappings" / "hubspot.toml").read_text()
+    mapping.write_text(bundled.replace("[objects.contacts.fields]", "[objects.contacts.feilds]"))
+    bad.write_text(
+        f"[crm]\nadapter = 'hubspot'\nmapping_file = '{mapping}'\n"
+        "[adapters.hubspot]\naccess_token = 'pat-1'\n"
+    )
+    assert main(["config", "check", str(bad)]) == 2
+    assert (
+        f"mapping {mapping}: objects.contacts.feilds: Extra inputs are not permitted; did you"
+        " mean objects.contacts.fields?"
+    ) in capsys.readouterr().err
+
+
 def test_a_misspelled_field_is_named_beside_another_fields_error(tmp_path, capsys):
     """`[fields.scroe]` was reported only once a bad policy in `[fields.stage]` was fixed:
     the unknown name is now named in the same pass, with the names that are known."""

@@ -182,7 +182,9 @@ def _check_adapter(settings: Settings, outcome: CheckOutcome) -> None:
         # reported "missing" by its validator: not set yet, like a required one.
         unset, problems = [], len(outcome.problems)
         for error, line in zip(
-            exc.errors(), describe_validation_error(exc, prefix, environment=True), strict=True
+            exc.errors(),
+            describe_validation_error(exc, prefix, environment=True, model=model),
+            strict=True,
         ):
             key = str(error["loc"][0]) if error["loc"] else ""
             field = model.model_fields.get(key)

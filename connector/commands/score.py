@@ -159,7 +159,7 @@ def layered_rules(path: Path, base: Rules) -> Rules:
     try:
         return Rules.model_validate(merged)
     except ValidationError as exc:
-        problems = describe_validation_error(exc, prefix="rules.")
+        problems = describe_validation_error(exc, prefix="rules.", model=Rules)
         raise ValueError(f"{path}: " + "; ".join(problems)) from None
 
 
