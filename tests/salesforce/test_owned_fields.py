@@ -117,7 +117,7 @@ def test_an_org_without_the_fields_is_told_how_to_fix_it(sim, adapter, store):
         settings = Settings(crm=CrmSettings(adapter="salesforce"))
         failed = SyncEngine(adapter, settings, store).run(RunOptions())
         assert failed.status == "failed" and "CRMQ_Customer_Type__c" in " ".join(failed.errors)
-        assert "create it (a CRM admin does)" in " ".join(failed.errors), "no setup command"
+        assert "create them (a CRM admin does)" in " ".join(failed.errors), "no setup command"
 
         settings.fields["customer_type"] = FieldPolicy(owned=False)
         mapping = owned_only(load_mapping("salesforce"), settings.fields)
