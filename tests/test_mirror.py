@@ -163,7 +163,7 @@ def test_a_full_read_drops_deleted_records_from_the_mirror(store):
 
 
 def test_a_reconciliation_is_due_after_the_configured_days(store):
-    from crm_qualify.connector.sync.engine import FULL_DONE_KEY
+    from crm_qualify.connector.sync.full_read import FULL_DONE_KEY
 
     adapter, engine = synced(store)
     reads_before = adapter.calls["read_changed"]
@@ -180,7 +180,7 @@ def test_a_reconciliation_is_due_after_the_configured_days(store):
 
 
 def test_other_owned_fields_read_everyone_again_once_an_older_state_file_only_if_changed(store):
-    from crm_qualify.connector.sync.engine import READ_WITH_KEY
+    from crm_qualify.connector.sync.fingerprints import READ_WITH_KEY
 
     adapter, engine = synced(store)
     store.delete_meta("default", READ_WITH_KEY)  # as a state file from before the key

@@ -84,11 +84,12 @@ from crm_qualify.connector.sync.diff import (
     same,
 )
 from crm_qualify.connector.sync.fingerprints import (
+    DECIDED_WITH_KEY,
     config_fingerprint,
     decision_fingerprint,
-    read_fingerprint,
 )
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
+from crm_qualify.connector.sync.full_read import CONTACTS_STREAM, FullRead
 from crm_qualify.connector.sync.gc_pause import fewer_collections
 from crm_qualify.connector.sync.mirror import AckedWrite, Mirrored
 from crm_qualify.connector.sync.people import People, Person, task_person
@@ -115,25 +116,15 @@ from crm_qualify.connector.sync.task_lookups import look_up, without_gone_follow
 
 log = logging.getLogger(__name__)
 
-CONTACTS_STREAM = "contacts"
 LEDGER_KEY = "task_ledger_rebuilt_at"
 RULES_KEY = "rules_version"
 FIT_CHECKED_KEY = "owned_fields_fit_with"
 """The configuration and mapping (`decision_fingerprint`) whose owned fields a run last found
 able to hold what it writes (`_check_fit`)."""
-FULL_STARTED_KEY = "full_read_started_at"
-"""Set while a full read is under way (it may span runs); pruning waits for its end."""
-FULL_DONE_KEY = "full_read_done_at"
 READ_KEY = "read"
 """A run's detail: "full" for a run that reads (or goes on reading) every record."""
 DEFERRED_PASSES = 3
 """Rounds of re-deciding records whose person moved while their own write was in flight."""
-DECIDED_WITH_KEY = "mirror_decided_with"
-"""The configuration every mirrored contact was last decided with: when it changes, everyone
-is decided again; otherwise only those whose decision can have moved (`next_review`)."""
-READ_WITH_KEY = "mirror_read_with"
-"""What the last full read (or the one under way) read with (`read_fingerprint`): when it
-changes, the next run reads every record again, whatever `reconcile_every_days` says."""
 PEOPLE_INDEXED_KEY = "people_indexed_at"
 """Set once every mirrored record is in the identity index (state files older than it)."""
 MIRROR_CHUNK = 500
@@ -335,8 +326,9 @@ class SyncEngine:
         self._config_hash = ""
         self._run_id = ""
         self._episodes: dict[tuple[str, str], datetime | None] = {}
-        self._full_read: datetime | None = None
-        self._full_read_done = False
+        self.full_read = FullRead(store, self.instance, settings)
+        """This run's view of the full read (made anew by each run): whether it reads
+        everyone, since when, and what it found gone (`sync/full_read.py`)."""
         self._unless_edited = any(
             policy.owned and policy.policy == "unless_edited" for policy in settings.fields.values()
         )
@@ -393,15 +385,12 @@ class SyncEngine:
         self._failed_at: dict[tuple[str, str], datetime] = {}
         """Records needing attention whose retry is not due, by the CRM stamp they failed at
         (`_failed_versions`)."""
-        self._unmet_retries: set[tuple[str, str]] | None = None
-        """A full read begun in this run: the records with a retry or needing attention that
-        it has not met yet. Those it never meets are gone from the CRM (`_drop_unseen`)."""
         self._deferred.clear()
         self._bereft = []
         self.people.hidden = frozenset()
         self._held_tasks = None
         self._clock_checked = False
-        self._full_start_before: dict[str, str | None] | None = None
+        self.full_read = FullRead(self.store, self.instance, self.settings)
         with run_context(run_id):
             log.info("run started (%s%s)", options.mode, ", dry run" if options.dry_run else "")
             try:
@@ -410,10 +399,10 @@ class SyncEngine:
                 with fewer_collections():  # both phases: a batch's objects are acyclic too
                     remaining = self._run_batches(options, now, summary)
                     if options.contact_ids is None and not self.stop.is_set():
-                        if self._full_read and options.dry_run:
+                        if self.full_read.started and options.dry_run:
                             self._decide_dry_read(options, now, summary)
                         self._redecide_mirror(options, now, summary, read_before, remaining)
-                self._finish_full_read(options)
+                self.full_read.finish(whole=self._read_whole(options), dry_run=options.dry_run)
             except BudgetExhausted as exc:
                 self._end(summary, "stopped", f"{type(exc).__name__}: {exc}")
             except (AdapterError, StateStoreError, ClockOffsetError) as exc:
@@ -638,32 +627,6 @@ class SyncEngine:
         return self._fingerprints[object_type]
 
     # reading ------------------------------------------------------------------------------
-    def _start_reading(self, options: RunOptions) -> str | None:
-        """The cursor to read from, after deciding whether this run reads everyone (a full
-        read may span runs: one that stopped goes on from its cursor)."""
-        self._full_read = None
-        self._full_start_before = None
-        if options.contact_ids is not None:
-            return None
-        cursor = self.store.get_cursor(self.instance, CONTACTS_STREAM)
-        started = self.store.get_meta(self.instance, FULL_STARTED_KEY)
-        read_with = read_fingerprint(self.settings)
-        reread = self._read_with_other_settings(options, read_with)
-        if reread or (started is None and (cursor is None or self._full_read_due(options))):
-            started = datetime.now(UTC).isoformat()
-            if not options.dry_run:
-                self._full_start_before = {
-                    key: self.store.get_meta(self.instance, key)
-                    for key in (FULL_STARTED_KEY, READ_WITH_KEY)
-                }
-                self.store.set_meta(self.instance, FULL_STARTED_KEY, started)
-                self.store.set_meta(self.instance, READ_WITH_KEY, read_with)
-            cursor = None
-            log.info("full read: every record is read to reconcile the mirror")
-            self._unmet_retries = self.store.retry_keys(self.instance)
-        self._full_read = datetime.fromisoformat(started) if started else None
-        return cursor
-
     def _to_read_again(self, options: RunOptions, now: datetime) -> list[tuple[str, str]]:
         """Records read by id before the changed ones: a dead run's open intents, failed
         writes, records needing attention whose retry is due."""
@@ -698,38 +661,9 @@ class SyncEngine:
         if again:
             log.info("re-reading %d record(s): failed writes, open intents, attention", len(again))
             yield from boundary.read_contacts(self.adapter, again)
-        known = None if self._full_read else self._known_versions
+        known = None if self.full_read.started else self._known_versions
         yield from boundary.read_changed(self.adapter, cursor, until=now, known=known)
-        self._full_read_done = self._full_read is not None
-
-    def _read_with_other_settings(self, options: RunOptions, now_with: str) -> bool:
-        """Whether the mirror was read, or its full read under way began, with settings other
-        than `now_with` (`read_fingerprint`: mapping, owned fields, identity rules): a full
-        read (again) then brings and groups every record as it reads now."""
-        read_with = self.store.get_meta(self.instance, READ_WITH_KEY)
-        if read_with is None:  # a state file from before the key: unchanged if nothing is
-            decided_with = self.store.get_meta(self.instance, DECIDED_WITH_KEY)
-            if decided_with in (None, decision_fingerprint(self.settings)):
-                if not options.dry_run:
-                    self.store.set_meta(self.instance, READ_WITH_KEY, now_with)
-                return False
-        elif read_with == now_with:
-            return False
-        log.info(
-            "mirror read with another mapping, owned fields, identity rules or version: reading all"
-        )
-        return True
-
-    def _full_read_due(self, options: RunOptions) -> bool:
-        if options.full:
-            return True
-        days = self.settings.sync.reconcile_every_days
-        done = self.store.get_meta(self.instance, FULL_DONE_KEY)
-        if days <= 0:
-            return False
-        if done is None:
-            return True  # a state file from before the mirror: fill it once
-        return datetime.now(UTC) - datetime.fromisoformat(done) >= timedelta(days=days)
+        self.full_read.read_to_end = True
 
     def _known_versions(
         self, hits: Sequence[Hit], *, by_others: bool = False
@@ -738,46 +672,17 @@ class SyncEngine:
         known |= {hit[0] for hit in hits if self._failed_at.get(hit[0]) == hit[1]}
         return {key for key in known if key not in self._open_intents}
 
-    def _ended_full_read(self, options: RunOptions) -> datetime | None:
-        """When this run's full read began, if it reached its end in this run (no `limit`, no
-        stop); else None."""
-        ended = self._full_read_done and options.limit is None and not self.stop.is_set()
-        return self._full_read if ended else None
-
-    def _drop_unseen(self, options: RunOptions, summary: RunSummary) -> None:
-        """A full read that reached its end: what it did not return is gone from the CRM. It
-        leaves the mirror and the identity index before anyone is grouped and decided: kept
-        until after phase two, a deleted duplicate was grouped with its person's records left
-        and its activity decided with them, which stayed so until the next full read."""
-        started = self._ended_full_read(options)
-        if started is None:
-            return
-        unseen = self.store.mirror.unseen(self.instance, started)
-        self.store.to_recheck(
-            self.instance, self.store.mirror.open_follow_ups(self.instance, unseen)
-        )
-        if self._unmet_retries:  # first: a record waiting for a retry is never pruned
-            self.store.clear_retries(self.instance, list(self._unmet_retries))
-            log.info(
-                "full read done: %d record(s) with a retry or needing attention are no longer"
-                " in the CRM",
-                len(self._unmet_retries),
-            )
-        gone = self.store.mirror.prune_unseen(self.instance, started)
-        self.people.prune(self.instance)
-        summary.counts["records_gone"] += gone
-        if gone:
-            log.info("full read done: %d record(s) no longer in the CRM left the mirror", gone)
+    def _read_whole(self, options: RunOptions) -> bool:
+        """Whether this run's read could reach its end: no `limit`, no stop."""
+        return options.limit is None and not self.stop.is_set()
 
     def _hide_unseen(self, options: RunOptions, summary: RunSummary) -> None:
         """A dry full read that reached its end finds gone what the real run would drop
-        (`_drop_unseen`), and changes neither the mirror nor the index: those records are left
-        out of every group while it decides (`People.hidden`) and out of its mirror phase,
-        and counted as the real run counts them, so it plans what the real run writes."""
-        started = self._ended_full_read(options)
-        if started is None:
-            return
-        unseen = set(self.store.mirror.unseen(self.instance, started))
+        (`FullRead.drop_unseen`), and changes neither the mirror nor the index: those records
+        are left out of every group while it decides (`People.hidden`) and out of its mirror
+        phase, and counted as the real run counts them, so it plans what the real run
+        writes."""
+        unseen = self.full_read.unseen(whole=self._read_whole(options))
         unseen -= self._dry_read.keys() | self._dry_merged_away | self._dry_failed
         self.people.hidden |= unseen
         self._dry_merged_away |= unseen
@@ -800,23 +705,17 @@ class SyncEngine:
             self._dry_gone.update(gone)
             counts["records_gone"] += len(self.store.mirror.held(self.instance, gone))
 
-    def _finish_full_read(self, options: RunOptions) -> None:
-        """A full read whose records are all decided too is done: the next is due
-        `sync.reconcile_every_days` from now. One stopped while deciding goes on next run."""
-        if not options.dry_run and self._ended_full_read(options) is not None:
-            self.store.set_meta(self.instance, FULL_DONE_KEY, datetime.now(UTC).isoformat())
-            self.store.delete_meta(self.instance, FULL_STARTED_KEY)
-
     def _run_batches(self, options: RunOptions, now: datetime, summary: RunSummary) -> int | None:
         """Phase one: the records the CRM reports changed. Later batches are read while a
         batch is decided, and its writes fly while the next ones are (`Flight`); a batch's
         cursor is saved once its writes and every earlier batch's are acknowledged. A full
         read only mirrors and indexes here (`_index_only`). Returns what is left of `limit`."""
-        self._full_read_done = False
         remaining = options.limit
         flight = self._flight(summary, now)
-        cursor = self._start_reading(options)
-        if self._full_read:
+        cursor = None
+        if options.contact_ids is None:
+            cursor = self.full_read.start(full=options.full, dry_run=options.dry_run)
+        if self.full_read.started:
             summary.details[READ_KEY] = "full"  # `crm-qualify runs` tells it from incremental
             self.store.note_run_details(summary.run_id, summary.details)
         again = self._to_read_again(options, now)
@@ -844,7 +743,7 @@ class SyncEngine:
                 summary.counts["read_errors"] += len(report.errors)
                 saves = read_cursor is not None and options.limit is None and not options.dry_run
                 cursor = read_cursor if saves else None
-                if self._full_read:
+                if self.full_read.started:
                     self._index_only(contacts, now, options, summary, report, problems, cursor)
                 else:
                     self._bereft = self._ingest(contacts, options, gone=problems.gone)
@@ -863,12 +762,13 @@ class SyncEngine:
             raise
         finally:
             batches.close()
-        if self._full_read and not options.dry_run:
+        if self.full_read.started and not options.dry_run:
             if not self.stop.is_set():  # grouped once everyone is indexed (`People.regroup`)
-                self._drop_unseen(options, summary)  # and no one gone is
+                gone = self.full_read.drop_unseen(self.people, whole=self._read_whole(options))
+                summary.counts["records_gone"] += gone  # and no one gone is
                 self._groups = self.people.regroup(self.instance)
             return options.limit  # what a full read took in is decided in phase two
-        if self._full_read:
+        if self.full_read.started:
             self._hide_unseen(options, summary)
         return remaining
 
@@ -1027,20 +927,10 @@ class SyncEngine:
         try:
             warning = check_offset(offset, self.settings.sync.max_clock_offset_minutes)
         except ClockOffsetError:
-            self._forget_full_start()
+            self.full_read.forget_start()
             raise
         if warning:
             log.warning(warning)
-
-    def _forget_full_start(self) -> None:
-        """A full read this run began on a clock found wrong is not begun: its start (our
-        clock's, days off) would resume with the next run and prune every record read on the
-        right one as unseen since."""
-        for key, value in (self._full_start_before or {}).items():
-            if value is None:
-                self.store.delete_meta(self.instance, key)
-            else:
-                self.store.set_meta(self.instance, key, value)
 
     def _decide_dry_read(self, options: RunOptions, now: datetime, summary: RunSummary) -> None:
         """A dry full read mirrors nothing: what it read is decided from memory, as the real
@@ -1137,7 +1027,7 @@ class SyncEngine:
                 exclude=exclude,
                 due_by=None if everyone else now,
                 size=_chunk_sizes(),
-                read_now=self._full_read is not None and not options.dry_run,
+                read_now=self.full_read.started is not None and not options.dry_run,
             )
             for number, chunk in enumerate(chunks, start=1):
                 if remaining is not None:
@@ -1231,9 +1121,7 @@ class SyncEngine:
                     continue
                 self._errored.add(error.key)
             self._record_error(report, problems, error)
-        if self._unmet_retries:
-            self._unmet_retries.difference_update(_key(c) for c in contacts)
-            self._unmet_retries.difference_update(e.key for e in errors if e.key)
+        self.full_read.met(map(_key, contacts), (error.key for error in errors))
         return contacts
 
     def _failing_as_before(self, error: RecordError) -> bool:

@@ -11,6 +11,13 @@ from crm_qualify.connector.decision.duplicates import GROUPING_VERSION
 from crm_qualify.connector.plugins import adapter_identity
 from crm_qualify.connector.settings import Settings
 
+DECIDED_WITH_KEY = "mirror_decided_with"
+"""Where `decision_fingerprint` of the configuration every mirrored contact was last decided
+with is kept: when it changes, everyone is decided again; otherwise only those whose
+decision can have moved (`next_review`)."""
+READ_WITH_KEY = "mirror_read_with"
+"""Where `read_fingerprint` of the last full read (or the one under way) is kept: when it
+changes, the next run reads every record again, whatever `reconcile_every_days` says."""
 FACTS_VERSION = 1
 """Raised when a code change moves what a read puts in the mirror (1: events carry the id of
 the CRM activity they are, `EngagementEvent.source_id`): the next run reads every record
