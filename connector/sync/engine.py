@@ -98,11 +98,16 @@ from crm_qualify.connector.sync.pipeline import read_ahead
 from crm_qualify.connector.sync.records import translate_batch
 from crm_qualify.connector.sync.redundant import Closing, close, left_closing, plan_closing
 from crm_qualify.connector.sync.redundant import resume as resume_closing
+from crm_qualify.connector.sync.settle import (
+    finish_writes_in_flight,
+    gone_with_their_record,
+    rebuild_ledger,
+    settle_pending_tasks,
+)
 from crm_qualify.connector.sync.sources import learn_sources
 from crm_qualify.connector.sync.state import (
     RECHECK_KEY,
     TASK_CLOSED,
-    TASK_CREATED,
     TASK_OWED,
     TASK_PENDING,
     WRITE_ACKED,
@@ -112,11 +117,10 @@ from crm_qualify.connector.sync.state import (
     StateStoreError,
     TaskRecord,
 )
-from crm_qualify.connector.sync.task_lookups import look_up, without_gone_follow_ups
+from crm_qualify.connector.sync.task_lookups import without_gone_follow_ups
 
 log = logging.getLogger(__name__)
 
-LEDGER_KEY = "task_ledger_rebuilt_at"
 RULES_KEY = "rules_version"
 FIT_CHECKED_KEY = "owned_fields_fit_with"
 """The configuration and mapping (`decision_fingerprint`) whose owned fields a run last found
@@ -442,6 +446,8 @@ class SyncEngine:
     def _prepare(self, options: RunOptions, summary: RunSummary, now: datetime) -> None:
         """Before planning anything new: crashed runs named, the task ledger known, what a
         dead run left in flight settled."""
+        here = (self.adapter, self.store, self.instance)
+        delay = timedelta(seconds=self.settings.sync.lookup_delay_seconds)
         self._fingerprints = {}
         self._fields = {}
         self._owed_listed = frozenset()
@@ -455,20 +461,18 @@ class SyncEngine:
                 log.warning(
                     "marked %d run(s) left running by a dead process as crashed", len(crashed)
                 )
-        self._rebuild_ledger(summary)
+        rebuild_ledger(*here, summary.counts)
         self._index_people()
         self._open_intents = self.store.open_intents(self.instance)
         dead_run_writes = self._open_intents or self.store.count_tasks(self.instance, TASK_PENDING)
         if dead_run_writes and not options.dry_run:
-            self._finish_writes_in_flight(summary)
+            finish_writes_in_flight(self.adapter, summary.counts)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if options.dry_run:
             # The real run would send these first; the dry run lists them, sends nothing.
-            owed += self._settle_pending_tasks(summary, dry_run=True)
-            owed = without_gone_follow_ups(
-                owed, self.adapter, self.store, self.instance, summary.counts, dry_run=True
-            )
-            owed += self._to_the_person(self._gone_with_their_record())
+            owed += settle_pending_tasks(*here, delay, summary.counts, dry_run=True)
+            owed = without_gone_follow_ups(owed, *here, summary.counts, dry_run=True)
+            owed += self._to_the_person(gone_with_their_record(*here))
             left = left_closing(self.store, self.instance)  # the real run sends them again
             summary.counts["tasks_to_close"] += len(left)
             if owed or left:
@@ -478,37 +482,14 @@ class SyncEngine:
                 if self.on_batch:
                     self.on_batch(report)
             return
-        self._settle_pending_tasks(summary)
-        summary.errors += resume_closing(self.adapter, self.store, self.instance, summary.counts)
-        self._owe_to_the_person(self._gone_with_their_record(), summary.counts)
+        settle_pending_tasks(*here, delay, summary.counts)
+        summary.errors += resume_closing(*here, summary.counts)
+        self._owe_to_the_person(gone_with_their_record(*here), summary.counts)
         self.store.delete_meta(self.instance, RECHECK_KEY)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
             log.info("creating %d owed task(s) left by earlier runs", len(owed))
             self._create_owed(owed, summary, now)
-
-    def _gone_with_their_record(self) -> list[PlannedTask]:
-        """Open follow-ups of records that left the mirror as deleted (`StateStore.rechecks`)
-        that the CRM no longer has: they went with their record (Salesforce deletes a record's
-        tasks; HubSpot keeps them)."""
-        keys = self.store.rechecks(self.instance)
-        if not keys:
-            return []
-        found = look_up(self.adapter, keys)
-        vanished = [key for key in keys if key not in found]
-        return self.store.owed_tasks(self.instance, vanished, TASK_CREATED)
-
-    def _finish_writes_in_flight(self, summary: RunSummary) -> None:
-        """A dead run's writes that the CRM accepted but applies later land before its open
-        intents are settled by a read: settled earlier, a late one would put back the older
-        values over this run's. An adapter that cannot say raises, and the run ends."""
-        finish = getattr(self.adapter, "finish_writes_in_flight", None)
-        if finish is None:
-            return
-        waited = finish()
-        summary.counts["writes_waited_for"] += waited
-        if waited:
-            log.info("waited for %d write(s) a dead run left in flight at the CRM", waited)
 
     def _index_people(self) -> None:
         """Once per state file: records mirrored before the identity index existed join it."""
@@ -530,51 +511,6 @@ class SyncEngine:
                 "rules changed (%s -> %s): every mirrored contact is re-decided", previous, version
             )
         self.store.note_run_details(summary.run_id, summary.details)
-
-    def _rebuild_ledger(self, summary: RunSummary) -> None:
-        """A new or emptied state store learns which task keys the CRM already carries, so a
-        second state file on the same portal creates no duplicate."""
-        if self.store.get_meta(self.instance, LEDGER_KEY):
-            return
-        existing = boundary.existing_task_keys(self.adapter)
-        found = self.store.record_existing_tasks(self.instance, existing)
-        self.store.set_meta(self.instance, LEDGER_KEY, datetime.now(UTC).isoformat())
-        summary.counts["tasks_found_in_crm"] += found
-        if found:
-            log.info("task ledger rebuilt from the CRM: %d task key(s) already there", found)
-
-    def _settle_pending_tasks(
-        self, summary: RunSummary, *, dry_run: bool = False
-    ) -> list[PlannedTask]:
-        """Creations sent but never acknowledged: the CRM is asked, never blindly re-sent;
-        only once `sync.lookup_delay_seconds` have passed, so a search index that lags the
-        write cannot make a landed task look missing. Returns those it did not find, which
-        are owed again (a dry run asks as well, records nothing, and lists them)."""
-        delay = timedelta(seconds=self.settings.sync.lookup_delay_seconds)
-        pending = self.store.tasks_in(
-            self.instance, TASK_PENDING, sent_before=datetime.now(UTC) - delay
-        )
-        waiting = self.store.count_tasks(self.instance, TASK_PENDING) - len(pending)
-        if waiting:
-            log.info("%d task creation(s) of unknown outcome wait for the look-up delay", waiting)
-        if not pending:
-            return []
-        keys = [task.key for task in pending]
-        found = look_up(self.adapter, keys)
-        owed = [task for task in pending if task.key not in found]
-        if dry_run:
-            return owed
-        self.store.mark_tasks_created(self.instance, list(found.items()))
-        why = "not in the CRM after an unknown outcome"  # the CRM refused nothing: no attempt
-        self.store.mark_tasks_owed(self.instance, [(task.key, why) for task in owed], attempt=False)
-        summary.counts["tasks_recovered"] += len(found)
-        log.info(
-            "settled %d unacknowledged task creation(s): %d found in the CRM, %d owed",
-            len(pending),
-            len(found),
-            len(pending) - len(found),
-        )
-        return owed
 
     def _described(self, object_type: str) -> dict[str, FieldInfo]:
         """The CRM's description of one object type, asked once a run ({} if that fails)."""
