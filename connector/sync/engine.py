@@ -38,7 +38,6 @@ again until it changes or its retry is due (`_failed_versions`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 from collections import Counter
@@ -54,7 +53,6 @@ from crm_qualify.connector.contract import (
     BudgetExhausted,
     ConfigError,
     ContactBatch,
-    FieldInfo,
     Hit,
     RecordError,
     TaskResult,
@@ -66,16 +64,15 @@ from crm_qualify.connector.decision.duplicates import DuplicateGroup
 from crm_qualify.connector.decision.planning import KINDS, MQL_HANDOFF, task_kind
 from crm_qualify.connector.decision.review import next_review
 from crm_qualify.connector.decision.scoring import compile_rules
-from crm_qualify.connector.field_fit import misfit_error, misfits
 from crm_qualify.connector.model import Contact, Decision, PlannedTask, RecordUpdate, Stage
 from crm_qualify.connector.ops.allocator import give_back_free_memory
 from crm_qualify.connector.ops.logs import counts_sentence, redact, run_context
-from crm_qualify.connector.owned_values import OwnedFields
 from crm_qualify.connector.settings import Settings
 from crm_qualify.connector.sync import boundary
 from crm_qualify.connector.sync.adapter_state import hand_state
 from crm_qualify.connector.sync.bulk_calls import bulk_calls
 from crm_qualify.connector.sync.concurrency import traffic_of
+from crm_qualify.connector.sync.described import Described, check_fit
 from crm_qualify.connector.sync.diff import (
     Skip,
     candidates,
@@ -85,7 +82,6 @@ from crm_qualify.connector.sync.diff import (
 )
 from crm_qualify.connector.sync.fingerprints import (
     DECIDED_WITH_KEY,
-    config_fingerprint,
     decision_fingerprint,
 )
 from crm_qualify.connector.sync.flight import MAX_OPEN, Answer, Flight, Outgoing, Senders
@@ -122,9 +118,6 @@ from crm_qualify.connector.sync.task_lookups import without_gone_follow_ups
 log = logging.getLogger(__name__)
 
 RULES_KEY = "rules_version"
-FIT_CHECKED_KEY = "owned_fields_fit_with"
-"""The configuration and mapping (`decision_fingerprint`) whose owned fields a run last found
-able to hold what it writes (`_check_fit`)."""
 READ_KEY = "read"
 """A run's detail: "full" for a run that reads (or goes on reading) every record."""
 DEFERRED_PASSES = 3
@@ -324,10 +317,8 @@ class SyncEngine:
         its survivor's (with their hot episode start): decided again once it has landed, at
         the end of the run."""
         self._open_intents: dict[tuple[str, str], list[AuditWrite]] = {}
-        self._fingerprints: dict[str, str] = {}
-        self._fields: dict[str, dict[str, FieldInfo]] = {}
-        """The CRM's description of each object type, once a run (`_described`)."""
-        self._config_hash = ""
+        self.described = Described(adapter, settings)
+        """The CRM's description of each object type, asked once a run (made anew by each)."""
         self._run_id = ""
         self._episodes: dict[tuple[str, str], datetime | None] = {}
         self.full_read = FullRead(store, self.instance, settings)
@@ -448,13 +439,11 @@ class SyncEngine:
         dead run left in flight settled."""
         here = (self.adapter, self.store, self.instance)
         delay = timedelta(seconds=self.settings.sync.lookup_delay_seconds)
-        self._fingerprints = {}
-        self._fields = {}
+        self.described = Described(self.adapter, self.settings)
         self._owed_listed = frozenset()
-        self._config_hash = config_fingerprint(self.settings)
         self._groups = {}
         self._note_rules_version(summary)
-        self._check_fit()
+        check_fit(self.described, self.store, self.instance, self.settings, dry_run=self._dry_run)
         if not options.dry_run:
             crashed = self.store.mark_crashed_runs(self.instance, except_run=summary.run_id)
             if crashed:
@@ -512,56 +501,6 @@ class SyncEngine:
             )
         self.store.note_run_details(summary.run_id, summary.details)
 
-    def _described(self, object_type: str) -> dict[str, FieldInfo]:
-        """The CRM's description of one object type, asked once a run ({} if that fails)."""
-        if object_type not in self._fields:
-            try:
-                self._fields[object_type] = self.adapter.describe_fields(object_type)
-            except AdapterError:
-                self._fields[object_type] = {}
-        return self._fields[object_type]
-
-    def _check_fit(self) -> None:
-        """Before the run reads (a field that cannot hold what we write there often cannot
-        be read as ours either: every record failed its read, and the one error that said
-        why came last): each field the configuration owns can hold what we write there
-        (`field_fit`), else the run stops with one error naming each. Asked on the first run
-        with a configuration and mapping only (`FIT_CHECKED_KEY`): the describes would cost
-        every incremental run two requests. A field changed in the CRM after that check fails
-        record by record, each error naming it (`crm-qualify doctor` checks every time).
-        Checked for adapters that say which fields they write on each object
-        (`owned_fields`)."""
-        checked_with = decision_fingerprint(self.settings)
-        if self.store.get_meta(self.instance, FIT_CHECKED_KEY) == checked_with:
-            return
-        owned_fields: Mapping[str, OwnedFields] = getattr(self.adapter, "owned_fields", {})
-        names = {name for name, policy in self.settings.fields.items() if policy.owned}
-        setup = self.adapter.name if callable(getattr(self.adapter, "setup", None)) else None
-        found = [  # an object whose describe failed is judged by the next run
-            misfit
-            for object_type, owned in owned_fields.items()
-            if (fields := self._described(object_type))
-            for misfit in misfits(object_type, owned, fields, names, missing=True, setup=setup)
-        ]
-        if found:
-            raise misfit_error(found)
-        described = all(self._described(object_type) for object_type in owned_fields)
-        if owned_fields and described and not self._dry_run:  # a failed describe: next run
-            self.store.set_meta(self.instance, FIT_CHECKED_KEY, checked_with)
-
-    def _fingerprint(self, object_type: str) -> str:
-        """What a record needing attention is retried on: the configuration, the mapping
-        and the adapter (`config_fingerprint`), and the CRM's description of its object type
-        (one look-up per type)."""
-        if object_type not in self._fingerprints:
-            digest = hashlib.sha256(self._config_hash.encode())
-            fields = self._described(object_type)
-            for name in sorted(fields):
-                info = fields[name]
-                digest.update(f"{name}:{info.type}:{info.writable}:{info.options}".encode())
-            self._fingerprints[object_type] = digest.hexdigest()[:16]
-        return self._fingerprints[object_type]
-
     # reading ------------------------------------------------------------------------------
     def _to_read_again(self, options: RunOptions, now: datetime) -> list[tuple[str, str]]:
         """Records read by id before the changed ones: a dead run's open intents, failed
@@ -570,7 +509,9 @@ class SyncEngine:
             return []
         again = list(self._open_intents)
         types = {record.object_type for record in self.store.attention(self.instance)}
-        fingerprints = {object_type: self._fingerprint(object_type) for object_type in types}
+        fingerprints = {
+            object_type: self.described.fingerprint(object_type) for object_type in types
+        }
         retries = self.store.retries(self.instance, fingerprints=fingerprints, now=now)
         self._failed_at = self._failed_versions(set(retries))
         again += [key for key in retries if key not in self._open_intents]
@@ -1663,7 +1604,7 @@ class SyncEngine:
         troubled = {(obj, cid) for obj, cid, _ in problems.retry}
         troubled |= {(obj, cid) for obj, cid, _, _ in problems.attention}
         self.store.add_retries(self.instance, problems.retry)
-        fingerprints = {obj: self._fingerprint(obj) for obj, *_ in problems.attention}
+        fingerprints = {obj: self.described.fingerprint(obj) for obj, *_ in problems.attention}
         self.store.add_attention(
             self.instance, problems.attention, fingerprints, now, problems.versions
         )

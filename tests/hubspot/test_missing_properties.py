@@ -14,11 +14,8 @@ from crm_qualify.connector.contract import ConfigError
 from crm_qualify.connector.mapping import load_mapping, owned_only
 from crm_qualify.connector.model import PlannedTask
 from crm_qualify.connector.settings import CrmSettings, FieldPolicy, Settings
-from crm_qualify.connector.sync.engine import (
-    FIT_CHECKED_KEY,
-    RunOptions,
-    SyncEngine,
-)
+from crm_qualify.connector.sync.described import FIT_CHECKED_KEY
+from crm_qualify.connector.sync.engine import RunOptions, SyncEngine
 from crm_qualify.connector.sync.fingerprints import decision_fingerprint
 
 from tests.hubspot.conftest import FAST, make_adapter
