@@ -4,10 +4,12 @@
 
 Builds (once, untimed, in its own process) a state store whose mirror holds N contacts, each
 with the CRM values of yesterday's decision, as after a real sync. Then, in a fresh process,
-runs the engine against a CRM in which nothing changed, in three scenarios: 15 minutes later
+runs the engine against a CRM in which nothing changed, in four scenarios: 15 minutes later
 (the next scheduled run) and a day later (only contacts whose decision can have moved are
-decided, `decision/review.py`), and a rules change (all N). It reads
-nothing and writes only what moved. Prints wall time, CPU time
+decided, `decision/review.py`), a rules change that moves no value (all N decided, as after
+a configuration change), and a real one (`NEW_WEIGHTS`: all N decided, the values that move
+written to a CRM that answers at once). It reads nothing and writes only what moved. Prints
+wall time, CPU time
 and the peak RSS of that process alone. Targets (issue 9): 1,000,000 contacts under 20 s and
 under 300 MB. Each measure runs on a copy of the built state, so runs compare.
 """
@@ -98,8 +100,15 @@ class QuietCrm:
         return ApiUsage()
 
 
-def settings(state: Path) -> Settings:
-    return Settings.model_validate({"sync": {"state_path": str(state), "reconcile_every_days": 0}})
+NEW_WEIGHTS = {"content_download": 12, "webinar_attended": 15, "demo_request": 35}
+"""The weights a real rules change sets (`--new-weights`): values move, so they are written."""
+
+
+def settings(state: Path, weights: dict[str, float] | None = None) -> Settings:
+    document: dict[str, Any] = {"sync": {"state_path": str(state), "reconcile_every_days": 0}}
+    if weights:
+        document["rules"] = {"weights": weights}
+    return Settings.model_validate(document)
 
 
 def build(state: Path, count: int) -> None:
@@ -147,20 +156,25 @@ def build(state: Path, count: int) -> None:
     store.close()
 
 
-def measure(state: Path, days: float, rules_change: bool) -> None:
+def measure(state: Path, days: float, rules_change: bool, new_weights: bool = False) -> None:
     """The timed part, alone in its process so RSS is the engine's own. `rules_change`: the
-    configuration differs from the one the mirror was decided with, so everyone is decided."""
+    configuration differs from the one the mirror was decided with, so everyone is decided;
+    `new_weights`: and it is a real change (`NEW_WEIGHTS`), so the values that move are
+    written through the write protocol (to a CRM that answers at once)."""
     store = StateStore(state)
     if rules_change:
         store.delete_meta(INSTANCE, DECIDED_WITH_KEY)
     crm = QuietCrm()
-    engine = SyncEngine(crm, settings(state), store)  # type: ignore[arg-type]
+    weights = {**settings(state).rules.weights, **NEW_WEIGHTS} if new_weights else None
+    configured = settings(state, weights)
+    engine = SyncEngine(crm, configured, store)  # type: ignore[arg-type]
     wall, cpu = time.perf_counter(), time.process_time()
     summary = engine.run(RunOptions(now=NOW + timedelta(days=days)))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     decided = summary.counts["redecided"]
     what = "rules change" if rules_change else f"{days * 24:.2f} h later"
+    what = f"rules change, new weights {NEW_WEIGHTS}" if new_weights else what
     print(f"{what}: {summary.status}; re-decided {decided:,} contacts, read 0")
     print(f"fields written: {crm.fields_written:,}, tasks created: {crm.tasks_created:,}")
     print(f"wall: {wall:.2f} s, cpu: {cpu:.2f} s, {decided / wall:,.0f} contacts/s")
@@ -177,10 +191,11 @@ def main() -> None:
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rules-change", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--new-weights", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     state = args.state or Path(f"/tmp/crmq-rescore-{args.contacts}.sqlite")
     if args.measure:
-        measure(state, args.days, args.rules_change)
+        measure(state, args.days, args.rules_change, args.new_weights)
         return
     if args.build:
         build(state, args.contacts)
@@ -195,7 +210,12 @@ def main() -> None:
         print(f"built {state} ({size:,.0f} MB) in {time.perf_counter() - started:.0f} s")
     else:
         print(f"using {state} (delete it to rebuild)")
-    scenarios = [["--days", "0.010417"], ["--days", "1"], ["--days", "0", "--rules-change"]]
+    scenarios = [
+        ["--days", "0.010417"],
+        ["--days", "1"],
+        ["--days", "0", "--rules-change"],
+        ["--days", "0", "--rules-change", "--new-weights"],
+    ]
     if args.days is not None:
         scenarios = [["--days", str(args.days)]]
     for scenario in scenarios:
