@@ -25,6 +25,8 @@ class Described:
     def __init__(self, adapter: Adapter, settings: Settings) -> None:
         self.adapter = adapter
         self.settings = settings
+        self._config_hash: str | None = None
+        """`config_fingerprint`, taken when a fingerprint is first asked for."""
         self._fields: dict[str, dict[str, FieldInfo]] = {}
         self._fingerprints: dict[str, str] = {}
 
@@ -42,7 +44,9 @@ class Described:
         and the adapter (`config_fingerprint`), and the CRM's description of its object type
         (one look-up per type)."""
         if object_type not in self._fingerprints:
-            digest = hashlib.sha256(config_fingerprint(self.settings).encode())
+            if self._config_hash is None:
+                self._config_hash = config_fingerprint(self.settings)
+            digest = hashlib.sha256(self._config_hash.encode())
             fields = self.fields(object_type)
             for name in sorted(fields):
                 info = fields[name]
