@@ -113,6 +113,12 @@ from crm_qualify.connector.sync.state import (
     StateStoreError,
     TaskRecord,
 )
+from crm_qualify.connector.sync.task_answers import (
+    owe_to_the_person,
+    record_answers,
+    sort_answers,
+    to_the_person,
+)
 from crm_qualify.connector.sync.task_lookups import without_gone_follow_ups
 
 log = logging.getLogger(__name__)
@@ -232,23 +238,6 @@ class _Planned(Outgoing):
     with them (`_landed`)."""
 
     decided: list[Review] = field(default_factory=list)
-
-
-@dataclass
-class _Landed:
-    """Answers to one batch of task creations, before they are recorded."""
-
-    created: list[tuple[PlannedTask, str]] = field(default_factory=list)
-    failed: list[tuple[str, str | None]] = field(default_factory=list)
-    """Refused by the CRM: owed, one attempt more (after `OWED_RETRY_ATTEMPTS` they are sent
-    only with their record's next plan)."""
-    failed_for_now: list[tuple[str, str | None]] = field(default_factory=list)
-    """Failed for a reason that passes (an outage, a lock): owed, no attempt counted."""
-    dropped: list[PlannedTask] = field(default_factory=list)
-    """Refused because their record is gone: owed to another record of the person."""
-    moved: list[PlannedTask] = field(default_factory=list)
-    """Refused because their record is gone, on the record the CRM says it lives on as
-    (`TaskResult.moved_to`): owed to that one."""
 
 
 class SyncEngine:
@@ -461,7 +450,7 @@ class SyncEngine:
             # The real run would send these first; the dry run lists them, sends nothing.
             owed += settle_pending_tasks(*here, delay, summary.counts, dry_run=True)
             owed = without_gone_follow_ups(owed, *here, summary.counts, dry_run=True)
-            owed += self._to_the_person(gone_with_their_record(*here))
+            owed += to_the_person(self.people, self.instance, gone_with_their_record(*here))
             left = left_closing(self.store, self.instance)  # the real run sends them again
             summary.counts["tasks_to_close"] += len(left)
             if owed or left:
@@ -473,7 +462,9 @@ class SyncEngine:
             return
         settle_pending_tasks(*here, delay, summary.counts)
         summary.errors += resume_closing(*here, summary.counts)
-        self._owe_to_the_person(gone_with_their_record(*here), summary.counts)
+        owe_to_the_person(
+            self.store, self.people, self.instance, gone_with_their_record(*here), summary.counts
+        )
         self.store.delete_meta(self.instance, RECHECK_KEY)
         owed = self.store.tasks_in(self.instance, TASK_OWED, below_attempts=OWED_RETRY_ATTEMPTS)
         if owed:
@@ -1082,13 +1073,21 @@ class SyncEngine:
         `decided`: each decided record's key, hot episode start and next review moment."""
         counts = summary.counts
         acked, outcomes = self._write(report, out.update_answers, counts, problems)
-        landed = self._tasks_answered(out.tasks, out.task_answers, report, counts, problems)
+        landed = sort_answers(out.tasks, out.task_answers, problems.gone)
+        report.tasks_created += [task for task, _ in landed.created]
+        for task, result in landed.refused:
+            self._task_failed(task, result, report, problems)
+        problems.gone += landed.gone
+        counts["tasks_uncertain"] += landed.uncertain
+        counts["task_errors"] += len(landed.refused)
         with self.store.transaction():  # each acknowledged record's mirror row: once
             self.store.settle_writes(summary.run_id, self.instance, outcomes, remember=False)
-            self._record_task_results(landed, counts)
+            record_answers(self.store, self.instance, landed, counts)
             self.store.mirror.record_batch(self.instance, acked, landed.created, decided, now)
             self._record_problems(batch, report, problems, now, counts)
-            self._owe_to_the_person(landed.dropped, counts, landed.moved)
+            owe_to_the_person(
+                self.store, self.people, self.instance, landed.dropped, counts, landed.moved
+            )
 
     def _settle_intents(self, contacts: list[Contact]) -> None:
         """A dead run's field intents for these records: landed if the CRM holds the value."""
@@ -1485,87 +1484,6 @@ class SyncEngine:
         summary.errors.extend(report.errors)
         if self.on_batch:
             self.on_batch(report)
-
-    def _tasks_answered(
-        self,
-        tasks: Sequence[PlannedTask],
-        answers: Sequence[Answer[TaskResult] | None],
-        report: BatchReport,
-        counts: Counter[str],
-        problems: _Problems,
-    ) -> _Landed:
-        landed = _Landed()
-        for task, answer in zip(tasks, answers, strict=True):
-            assert answer is not None, "a batch is acknowledged only once fully answered"
-            result = answer.result
-            record = (task.object_type, task.contact_id)
-            if result.ok and result.crm_id:
-                landed.created.append((task, result.crm_id))
-                report.tasks_created.append(task)
-            elif result.gone or (not result.uncertain and record in problems.gone):
-                # refused for a record the CRM no longer has (said so, or its write said so)
-                if result.moved_to is not None:
-                    kind, moved_to = result.moved_to
-                    landed.moved.append(replace(task, object_type=kind, contact_id=moved_to))
-                else:
-                    landed.dropped.append(task)
-                if record not in problems.gone:
-                    problems.gone.append(record)
-            elif result.uncertain:
-                counts["tasks_uncertain"] += 1
-            else:
-                failed = landed.failed_for_now if result.retryable else landed.failed
-                failed.append((task.key, result.error))
-                self._task_failed(task, result, report, problems)
-                counts["task_errors"] += 1
-        return landed
-
-    def _record_task_results(self, landed: _Landed, counts: Counter[str]) -> None:
-        created = [(task.key, crm_id) for task, crm_id in landed.created]
-        self.store.mark_tasks_created(self.instance, created)
-        self.store.mark_tasks_owed(self.instance, landed.failed)
-        self.store.mark_tasks_owed(self.instance, landed.failed_for_now, attempt=False)
-        counts["tasks_created"] += len(created)
-
-    def _owe_to_the_person(
-        self,
-        dropped: list[PlannedTask],
-        counts: Counter[str],
-        moved_on: Sequence[PlannedTask] = (),
-    ) -> None:
-        """Tasks refused because their record is gone (deleted, merged or converted since it
-        was read; it has left the mirror and the identity index): owed again, under the same
-        key, on the record the CRM said it lives on as (`moved_on`: a lead converted into a
-        Contact no run has read yet), else on the survivor among the person's records left,
-        for the next run to create. Not decided again: the same run may already have written
-        the person's new stage to that record, after which no hand-off would be due."""
-        if not dropped and not moved_on:
-            return
-        moved = [*moved_on, *self._to_the_person(dropped)]
-        self.store.retarget_tasks(self.instance, moved)
-        orphans = {task.key for task in dropped} - {task.key for task in moved}
-        self.store.forget_tasks(self.instance, sorted(orphans))
-        counts["tasks_planned_again"] += len(moved)
-        counts["tasks_gone_with_their_record"] += len(orphans)
-        log.info(
-            "%d task(s) whose record is gone: %d owed to another record of the person,"
-            " %d with no record left",
-            len(dropped) + len(moved_on),
-            len(moved),
-            len(orphans),
-        )
-
-    def _to_the_person(self, tasks: list[PlannedTask]) -> list[PlannedTask]:
-        """Copies of `tasks` on the survivor of their person's records in the identity index
-        (those of a person with no record left are left out)."""
-        persons = {person for task in tasks if (person := task_person(task.key))}
-        left = self.people.stored(self.instance, self.people.members(self.instance, persons))
-        survivors = {person.key: person.survivor for person in left.values()}
-        return [
-            replace(task, object_type=survivor[0], contact_id=survivor[1])
-            for task in tasks
-            if (survivor := survivors.get(task_person(task.key) or "")) is not None
-        ]
 
     @staticmethod
     def _task_failed(
