@@ -110,3 +110,42 @@ def test_the_dry_runs_diff_shows_where_two_long_values_differ(capsys):
     assert score.split()[-3:] == ["66", "->", "87"]
     old, new = reasons.split(" -> ")
     assert "+14 email reply" in old and "+10 x" in new
+
+
+def _moves(err: str, field: str) -> dict[str, int]:
+    """The moves a `sync` names under its impact line for `field` ('stages')."""
+    line = next((line for line in err.splitlines() if line.startswith(f"  {field}: ")), "")
+    moves = {}
+    for item in line.removeprefix(f"  {field}: ").split(", ") if line else []:
+        move, _, count = item.rpartition(" ")
+        moves[move] = int(count.replace(",", ""))
+    return moves
+
+
+def test_a_rules_change_s_dry_run_names_where_stages_and_temperatures_move(
+    tmp_path, capsys, monkeypatch
+):
+    """The impact line's totals (17 stages) do not say whether leads became MQLs or MQLs were
+    held back: the moves from where to where are listed under it, the dry run's as planned
+    and the real run's as the CRM took them."""
+    import re
+
+    with HubSpotSimulator(contacts=150, seed=4, custom_properties=True) as sim:
+        monkeypatch.setenv("CRMQ_ADAPTERS__HUBSPOT__ACCESS_TOKEN", sim.token)
+        config = _config(tmp_path, sim)
+        assert main(["sync", "--once", "--config", config]) == 0
+        first = capsys.readouterr().err
+        moved = int(re.search(r"moved: ([\d,]+) stage", first)[1].replace(",", ""))
+        assert sum(_moves(first, "stages").values()) == moved > 0
+        with open(config, "a") as file:
+            file.write("[rules.thresholds]\nmql = 25\n")
+
+        assert main(["sync", "--once", "--dry-run", "--config", config]) == 0
+        dry = capsys.readouterr().err
+        would = int(re.search(r"would move: ([\d,]+) stage", dry)[1].replace(",", ""))
+        planned = _moves(dry, "stages")
+        assert sum(planned.values()) == would > 0
+        assert planned.get("lead -> mql", 0) > 0, planned
+
+        assert main(["sync", "--once", "--config", config]) == 0
+        assert _moves(capsys.readouterr().err, "stages") == planned
